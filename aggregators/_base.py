@@ -1,0 +1,176 @@
+"""The aggregator contract: ``aggregator(results_by_name) -> GraderScore | GraderError``.
+
+An aggregator combines some components of one record into one result. Every aggregator has an
+explicit failure policy, ``on_error``, for components that came back unscored:
+
+* ``"unscored"`` (default): the aggregate is unscored too, and says which components failed.
+* ``"skip"``: drop the failed components, combine the survivors (a weighted sum renormalises its
+  weights over them), and list the skipped names in ``metadata["skipped"]``. If every component
+  failed, the aggregate is unscored: never a made-up 0.
+* a float in ``[0, 1]``: use that value for each failed component, listed in
+  ``metadata["substituted"]``. An explicit, visible choice.
+
+Aggregators run after the graders, in order, and each sees the graders' results plus those of the
+aggregators before it, so a gate can wrap a weighted sum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderError, GraderResult, GraderScore
+
+__all__ = ["BaseAggregator", "FunctionAggregator", "OnError", "as_aggregator"]
+
+OnError = Literal["unscored", "skip"] | float
+
+
+def _check_on_error(on_error: OnError) -> OnError:
+    if on_error in ("unscored", "skip"):
+        return on_error
+    if (
+        isinstance(on_error, int | float)
+        and not isinstance(on_error, bool)
+        and math.isfinite(on_error)
+        and 0.0 <= on_error <= 1.0
+    ):
+        return float(on_error)
+    raise ConfigError(f"on_error must be 'unscored', 'skip' or a float in [0, 1], got {on_error!r}")
+
+
+class BaseAggregator:
+    """Base for aggregators: component selection and the ``on_error`` policy in one place.
+
+    Subclasses implement :meth:`combine`, which receives only scored values (after the policy has
+    dropped or substituted failures) and returns a float in ``[0, 1]`` or a ``(score, reason)``
+    pair, or raises ``ValueError`` for "cannot combine these".
+
+    Args:
+        name: the result name, e.g. ``"reward"``.
+        components: the names this aggregator reads; ``None`` means every grader.
+        on_error: the failure policy (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        components: Sequence[str] | None = None,
+        on_error: OnError = "unscored",
+    ) -> None:
+        if not name:
+            raise ConfigError(f"{type(self).__name__} needs a name")
+        self.name = name
+        self.components: tuple[str, ...] | None = tuple(components) if components else None
+        self.on_error = _check_on_error(on_error)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, on_error={self.on_error!r})"
+
+    @property
+    def __name__(self) -> str:  # OpenJudge keys aggregate results by ``__name__``
+        return self.name
+
+    def bind(self, available: Sequence[str]) -> None:
+        """Resolve ``components=None`` and check names against what will exist; raise early."""
+        if self.components is None:
+            self.components = tuple(available)
+            return
+        unknown = [c for c in self.components if c not in available]
+        if unknown:
+            raise ConfigError(
+                f"aggregator {self.name!r} reads unknown component(s) {unknown}; "
+                f"available: {list(available)}"
+            )
+
+    def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult:
+        names = self.components if self.components is not None else tuple(results)
+        values: dict[str, float] = {}
+        failed: dict[str, GraderError] = {}
+        for n in names:
+            r = results.get(n)
+            if isinstance(r, GraderScore):
+                values[n] = r.score
+            elif isinstance(r, GraderError):
+                failed[n] = r
+            else:
+                failed[n] = GraderError(name=n, error="component missing", kind="internal")
+        metadata: dict[str, Any] = {}
+        if failed:
+            if self.on_error == "unscored":
+                return self._unscored(failed)
+            if self.on_error == "skip":
+                metadata["skipped"] = sorted(failed)
+            else:
+                values.update(dict.fromkeys(failed, self.on_error))
+                metadata["substituted"] = sorted(failed)
+        if not values:
+            return self._unscored(failed)
+        try:
+            out = self.combine(values)
+        except (ValueError, ArithmeticError) as exc:
+            return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
+        reason = ""
+        if isinstance(out, tuple):
+            out, reason = out
+        if not (math.isfinite(out) and 0.0 <= out <= 1.0):
+            return GraderError(
+                name=self.name, error=f"aggregate {out!r} is not in [0, 1]", kind="internal"
+            )
+        return GraderScore(name=self.name, score=out, reason=reason, metadata=metadata)
+
+    def combine(self, values: Mapping[str, float]) -> float | tuple[float, str]:
+        raise NotImplementedError
+
+    def _unscored(self, failed: Mapping[str, GraderError]) -> GraderError:
+        kinds = {n: e.kind for n, e in failed.items()}
+        first = next(iter(failed.values()))
+        detail = "; ".join(f"{n}: {e.kind}: {e.error}" for n, e in failed.items())
+        return GraderError(
+            name=self.name,
+            error=f"unscored component(s): {detail}",
+            kind=first.kind,
+            metadata={"unscored_components": kinds},
+        )
+
+
+class FunctionAggregator:
+    """Wrap ``f(results_by_name) -> GraderScore | GraderError | float`` as an aggregator.
+
+    The function sees every result (errors included) and owns its failure handling; an exception
+    or an out-of-range value becomes an unscored ``internal`` error, never a number.
+    """
+
+    def __init__(self, func: Callable[[Mapping[str, GraderResult]], Any], name: str | None = None):
+        self.func = func
+        self.name = name or getattr(func, "__name__", None) or "aggregate"
+
+    @property
+    def __name__(self) -> str:
+        return self.name
+
+    def bind(self, available: Sequence[str]) -> None:
+        return None
+
+    def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult:
+        try:
+            out = self.func(results)
+        except Exception as exc:
+            return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(out, GraderScore | GraderError):
+            return out if out.name == self.name else out.model_copy(update={"name": self.name})
+        if isinstance(out, int | float) and math.isfinite(out) and 0.0 <= out <= 1.0:
+            return GraderScore(name=self.name, score=float(out))
+        return GraderError(name=self.name, error=f"aggregator returned {out!r}, not in [0, 1]")
+
+
+def as_aggregator(obj: Any) -> BaseAggregator | FunctionAggregator:
+    """Accept an aggregator instance or a plain callable; reject anything else early."""
+    if isinstance(obj, BaseAggregator | FunctionAggregator):
+        return obj
+    if callable(obj):
+        return FunctionAggregator(obj)
+    raise ConfigError(f"not an aggregator: {obj!r}")
