@@ -1,0 +1,138 @@
+"""Reward configs: YAML validated by pydantic, built into a :class:`GradingRunner`.
+
+A config names graders by registry name (or ``"module:attr"``), says how to map record fields,
+and lists aggregators::
+
+    graders:
+      correct:
+        type: math
+        mapper: {reference_response: ground_truth}
+      format:
+        type: format
+        mode: think_answer          # any other key is a parameter of the grader
+    aggregators:
+      - type: weighted_sum
+        name: reward
+        weights: {correct: 0.8, format: 0.2}
+        on_error: skip
+    max_concurrency: 64
+
+Every error names the file and the field (``reward.yaml: graders.correct.type: ...``), and is
+raised at load time, before any record is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rm_service._exceptions import ConfigError, RMServiceError
+from rm_service._mapper import GraderConfig
+from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
+
+__all__ = ["AggregatorSpec", "GraderSpec", "RewardConfig", "build_runner", "load_config"]
+
+
+class GraderSpec(BaseModel):
+    """One grader: ``type`` plus its parameters; ``mapper`` and ``call_timeout`` are ours."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1)
+    mapper: dict[str, str] | None = None
+    call_timeout: float | None = Field(default=None, gt=0)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class AggregatorSpec(BaseModel):
+    """One aggregator: ``type`` (``weighted_sum``, ``min``, ``gate``, ``formula``, ...), a
+    ``name`` for its result, and its parameters (``weights``, ``on_error``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1)
+    name: str = Field(default="reward", min_length=1)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RewardConfig(BaseModel):
+    """A whole reward: graders, aggregators, and how to run them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graders: dict[str, GraderSpec] = Field(min_length=1)
+    aggregators: list[AggregatorSpec] = Field(default_factory=list)
+    reward: str | None = None
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
+    call_timeout: float | None = Field(default=None, gt=0)
+    id_field: str = "id"
+
+
+def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
+    """Read and validate a reward config from a YAML file (or an already-parsed dict).
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, or a field that fails validation; the message
+            names the file and the field's dotted location.
+    """
+    label = str(source) if not isinstance(source, dict) else "<config>"
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        try:
+            data = yaml.safe_load(Path(source).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        cfg = RewardConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ConfigError(f"{label}: " + "; ".join(lines)) from None
+    try:
+        build_runner(cfg)  # fail at load time, not at the first record
+    except RMServiceError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    return cfg
+
+
+def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
+    """Build the runner a config describes. ``overrides`` go to :class:`GradingRunner`."""
+    from aggregators import get_aggregator
+    from graders import get_grader
+
+    configs: dict[str, GraderConfig] = {}
+    for name, spec in cfg.graders.items():
+        try:
+            grader = get_grader(spec.type, **spec.params())
+            configs[name] = GraderConfig(
+                grader=grader, mapper=spec.mapper, call_timeout=spec.call_timeout
+            )
+        except RMServiceError as exc:
+            raise ConfigError(f"graders.{name}: {exc}") from None
+    aggs = []
+    for i, spec in enumerate(cfg.aggregators):
+        try:
+            aggs.append(get_aggregator(spec.type, name=spec.name, **spec.params()))
+        except RMServiceError as exc:
+            raise ConfigError(f"aggregators[{i}] ({spec.name}): {exc}") from None
+    kwargs: dict[str, Any] = {
+        "max_concurrency": cfg.max_concurrency,
+        "call_timeout": cfg.call_timeout,
+        "reward": cfg.reward,
+        "id_field": cfg.id_field,
+        **overrides,
+    }
+    return GradingRunner(configs, aggregators=aggs, **kwargs)

@@ -1,0 +1,155 @@
+"""The ``rm-service`` command line: a thin layer over the library.
+
+It catches only :class:`RMServiceError` (one line on stderr, exit 1); anything else is a bug and
+shows its traceback. ``RM_SERVICE_CONFIG`` and ``RM_SERVICE_MAX_CONCURRENCY`` (environment or a
+``.env`` file) supply defaults for ``--config`` and ``--max-concurrency``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from rm_service._exceptions import InputError, RMServiceError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rm-service", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade a JSONL file with a reward config")
+    g.add_argument("input", type=Path, help="input JSONL, one record (JSON object) per line")
+    g.add_argument("-c", "--config", default=os.environ.get("RM_SERVICE_CONFIG"),
+                   help="reward config YAML (env RM_SERVICE_CONFIG)")
+    g.add_argument("-o", "--output", type=Path,
+                   help="output JSONL (default: INPUT with .graded.jsonl)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: skip lines already in OUTPUT")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    g.add_argument("--skip-invalid", action="store_true",
+                   help="send malformed lines to the errors file and go on")
+    g.add_argument("--errors", type=Path, help="errors file (default: OUTPUT.errors.jsonl)")
+    g.add_argument("--report", type=Path, help="HTML report (default: OUTPUT.report.html)")
+    g.add_argument("--max-concurrency", type=int,
+                   default=_env_int("RM_SERVICE_MAX_CONCURRENCY"),
+                   help="grader calls in flight (default: the config's)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("check", help="validate a reward config (and a file's first record)")
+    c.add_argument("-c", "--config", default=os.environ.get("RM_SERVICE_CONFIG"))
+    c.add_argument("input", type=Path, nargs="?", help="optional JSONL to check the first record")
+
+    sub.add_parser("graders", help="list the registered grader and aggregator types")
+    return p
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    from dotenv import load_dotenv
+
+    load_dotenv(override=False)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "check":
+            return _check(args)
+        return _list()
+    except RMServiceError as exc:
+        print(f"rm-service: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _runner_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from rm_service._config import build_runner, load_config
+
+    if not args.config:
+        raise RMServiceError("no reward config: pass --config FILE or set RM_SERVICE_CONFIG")
+    cfg = load_config(args.config)
+    overrides = {}
+    if getattr(args, "max_concurrency", None):
+        overrides["max_concurrency"] = args.max_concurrency
+    return build_runner(cfg, **overrides)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from rm_service._offline import agrade_file
+
+    runner = _runner_from(args)
+    output = args.output or args.input.with_name(args.input.stem + ".graded.jsonl")
+    try:
+        result = asyncio.run(
+            agrade_file(
+                runner,
+                args.input,
+                output,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                skip_invalid=args.skip_invalid,
+                errors_path=args.errors,
+                report_path=args.report,
+                progress=not args.no_progress,
+            )
+        )
+    except InputError as exc:
+        if exc.line is not None:
+            raise InputError(
+                f"{args.input}: {exc}. Records graded so far are saved in {output}; fix the line "
+                "and rerun with --resume, or pass --skip-invalid"
+            ) from None
+        raise
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished records are in {output}; rerun with --resume",
+              file=sys.stderr)
+        return 130
+    print(result.summary.table())
+    print(f"\ngraded {result.graded} record(s) this run", end="")
+    if result.skipped_done:
+        print(f", {result.skipped_done} already done", end="")
+    if result.invalid:
+        print(f", {result.invalid} invalid line(s) -> {result.errors}", end="")
+    print(f"\noutput: {result.output}\nreport: {result.report}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import json
+
+    runner = _runner_from(args)
+    print(f"config ok: graders {list(runner.grader_configs)}, "
+          f"aggregators {[a.name for a in runner.aggregators]}, reward = {runner.reward_name!r}")
+    if args.input:
+        with args.input.open("rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                if raw.strip():
+                    try:
+                        record = json.loads(raw)
+                    except ValueError as exc:
+                        raise InputError(f"invalid JSON: {exc}", line=lineno) from None
+                    runner.check(record, 0)
+                    print(f"first record (line {lineno}) fits every grader")
+                    break
+    return 0
+
+
+def _list() -> int:
+    from aggregators import list_aggregators
+    from graders import list_graders
+
+    print("graders:     " + ", ".join(list_graders()))
+    print("aggregators: " + ", ".join(list_aggregators()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
