@@ -54,7 +54,7 @@ class Grader(Protocol):
     async def aevaluate(self, **fields: Any) -> GraderResult: ...
 
 
-class Unscored(Exception):  # noqa: N818  (a signal, not an error condition)
+class Unscored(Exception):
     """Raise inside a grader to return ``GraderError(kind=kind, error=reason)``.
 
     It lets deep helper code say "this record cannot be scored" without threading a result type
@@ -293,4 +293,3 @@ def _import(spec: str) -> Any:
             partial(obj, **params) if params else obj, name=name
         )
     return obj
-

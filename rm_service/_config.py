@@ -93,7 +93,9 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{label}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         cfg = RewardConfig.model_validate(data)
     except ValidationError as exc:

@@ -159,7 +159,10 @@ class GraderConfig:
             ) from exc
         if not isinstance(mapped, Mapping):
             raise MappingError(
-                f"mapper returned {type(mapped).__name__}, not a dict", index=index, path="", field=""
+                f"mapper returned {type(mapped).__name__}, not a dict",
+                index=index,
+                path="",
+                field="",
             )
         out.update(mapped)
         return out

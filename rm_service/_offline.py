@@ -74,7 +74,9 @@ def _scan_done(path: Path, done: _Done) -> None:
             try:
                 line = json.loads(raw)["line"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"{path}: not an rm-service output line ({exc}); cannot resume") from None
+                raise InputError(
+                    f"{path}: not an rm-service output line ({exc}); cannot resume"
+                ) from None
             done.add(int(line))
             good_end += len(raw)
         f.truncate(good_end)
@@ -116,7 +118,9 @@ class _Reader:
                     raise InputError(f"invalid record: {exc}", line=lineno) from None
                 self.invalid += 1
                 text = raw[:200].decode("utf-8", "replace")
-                self.errors_out.write(json.dumps({"line": lineno, "error": str(exc), "text": text}) + "\n")
+                self.errors_out.write(
+                    json.dumps({"line": lineno, "error": str(exc), "text": text}) + "\n"
+                )
                 self.errors_out.flush()
                 continue
             self.lines[self.index] = lineno
@@ -226,9 +230,10 @@ async def _pump(
     return graded
 
 
-def grade_file(runner: GradingRunner, input_path: str | Path, output_path: str | Path, **kwargs: Any) -> GradeFileResult:
+def grade_file(
+    runner: GradingRunner, input_path: str | Path, output_path: str | Path, **kwargs: Any
+) -> GradeFileResult:
     """Synchronous :func:`agrade_file`."""
     import asyncio
 
     return asyncio.run(agrade_file(runner, input_path, output_path, **kwargs))
-

@@ -27,8 +27,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Seq
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from aggregators._base import FunctionAggregator, as_aggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
+from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._mapper import GraderConfig
@@ -127,7 +127,8 @@ class GradingRunner:
         self.id_field = id_field
         self.show_progress = show_progress
         self._jobs = [
-            (name, cfg, cfg.call_timeout or call_timeout) for name, cfg in self.grader_configs.items()
+            (name, cfg, cfg.call_timeout or call_timeout)
+            for name, cfg in self.grader_configs.items()
         ]
         self._semaphores: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             WeakKeyDictionary()
@@ -369,17 +370,17 @@ _END = object()
 
 
 async def _call(
-    cfg: GraderConfig, name: str, fields: dict[str, Any], timeout: float | None
+    cfg: GraderConfig, name: str, fields: dict[str, Any], deadline: float | None
 ) -> GraderResult:
     """One grader call under its deadline; anything but a result becomes an ``internal`` error."""
     try:
-        if timeout is None:
+        if deadline is None:
             result = await cfg.grader.aevaluate(**fields)
         else:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(deadline):
                 result = await cfg.grader.aevaluate(**fields)
     except TimeoutError:
-        return GraderError(name=name, error=f"grader call exceeded {timeout} s", kind="timeout")
+        return GraderError(name=name, error=f"grader call exceeded {deadline} s", kind="timeout")
     except Exception as exc:
         return GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
     if isinstance(result, GraderScore | GraderError):

@@ -78,7 +78,10 @@ class RunSummary:
 
     def table(self) -> str:
         """A fixed-width text table for the terminal."""
-        head = f"{'component':<24} {'mean':>7} {'std':>7} {'min':>7} {'max':>7} {'n':>8} {'unscored':>9}"
+        cols = ("mean", "std", "min", "max")
+        head = (
+            f"{'component':<24} " + " ".join(f"{c:>7}" for c in cols) + f" {'n':>8} {'unscored':>9}"
+        )
         rows = [head, "-" * len(head)]
         for s in self.components.values():
             if s.n:
@@ -86,12 +89,16 @@ class RunSummary:
             else:
                 nums = f"{'-':>7} {'-':>7} {'-':>7} {'-':>7}"
             rows.append(f"{s.name:<24} {nums} {s.n:>8} {s.n_unscored:>9}")
-        rows.append(f"records: {self.records}, reward scored: {self.ok}, unscored: {self.records - self.ok}")
+        rows.append(
+            f"records: {self.records}, reward scored: {self.ok}, unscored: {self.records - self.ok}"
+        )
         kinds = Counter[str]()
         for s in self.components.values():
             kinds.update(s.unscored)
         if kinds:
-            rows.append("unscored by kind: " + ", ".join(f"{k}={v}" for k, v in kinds.most_common()))
+            rows.append(
+                "unscored by kind: " + ", ".join(f"{k}={v}" for k, v in kinds.most_common())
+            )
         return "\n".join(rows)
 
     def write_html(self, path: str | Path, title: str = "rm-service report") -> None:

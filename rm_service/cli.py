@@ -24,20 +24,34 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="grade a JSONL file with a reward config")
     g.add_argument("input", type=Path, help="input JSONL, one record (JSON object) per line")
-    g.add_argument("-c", "--config", default=os.environ.get("RM_SERVICE_CONFIG"),
-                   help="reward config YAML (env RM_SERVICE_CONFIG)")
-    g.add_argument("-o", "--output", type=Path,
-                   help="output JSONL (default: INPUT with .graded.jsonl)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run: skip lines already in OUTPUT")
+    g.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("RM_SERVICE_CONFIG"),
+        help="reward config YAML (env RM_SERVICE_CONFIG)",
+    )
+    g.add_argument(
+        "-o", "--output", type=Path, help="output JSONL (default: INPUT with .graded.jsonl)"
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run: skip lines already in OUTPUT",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
-    g.add_argument("--skip-invalid", action="store_true",
-                   help="send malformed lines to the errors file and go on")
+    g.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="send malformed lines to the errors file and go on",
+    )
     g.add_argument("--errors", type=Path, help="errors file (default: OUTPUT.errors.jsonl)")
     g.add_argument("--report", type=Path, help="HTML report (default: OUTPUT.report.html)")
-    g.add_argument("--max-concurrency", type=int,
-                   default=_env_int("RM_SERVICE_MAX_CONCURRENCY"),
-                   help="grader calls in flight (default: the config's)")
+    g.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=_env_int("RM_SERVICE_MAX_CONCURRENCY"),
+        help="grader calls in flight (default: the config's)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     c = sub.add_parser("check", help="validate a reward config (and a file's first record)")
@@ -109,8 +123,9 @@ def _grade(args: argparse.Namespace) -> int:
             ) from None
         raise
     except KeyboardInterrupt:
-        print(f"\ninterrupted; finished records are in {output}; rerun with --resume",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted; finished records are in {output}; rerun with --resume", file=sys.stderr
+        )
         return 130
     print(result.summary.table())
     print(f"\ngraded {result.graded} record(s) this run", end="")
@@ -126,8 +141,10 @@ def _check(args: argparse.Namespace) -> int:
     import json
 
     runner = _runner_from(args)
-    print(f"config ok: graders {list(runner.grader_configs)}, "
-          f"aggregators {[a.name for a in runner.aggregators]}, reward = {runner.reward_name!r}")
+    print(
+        f"config ok: graders {list(runner.grader_configs)}, "
+        f"aggregators {[a.name for a in runner.aggregators]}, reward = {runner.reward_name!r}"
+    )
     if args.input:
         with args.input.open("rb") as f:
             for lineno, raw in enumerate(f, start=1):

@@ -26,7 +26,7 @@ class InFlight:
         self.peak = 0
         self.calls = 0
 
-    async def aevaluate(self, **fields: object):  # noqa: ANN201
+    async def aevaluate(self, **fields: object):
         from rm_service import GraderScore
 
         self.now += 1

@@ -45,8 +45,13 @@ def test_dict_mapper_merges_over_the_record() -> None:
     cfg = GraderConfig(has_digit, mapper={"response": "out.text", "reference_response": "gt"})
     fields = cfg.fields({"out": {"text": "r"}, "gt": "7", "query": "q"}, 0)
     # mapped fields are laid over the record; unmapped ones (query, out, gt) pass through
-    assert fields == {"out": {"text": "r"}, "gt": "7", "query": "q", "response": "r",
-                      "reference_response": "7"}
+    assert fields == {
+        "out": {"text": "r"},
+        "gt": "7",
+        "query": "q",
+        "response": "r",
+        "reference_response": "7",
+    }
 
 
 def test_null_value_is_kept_not_confused_with_missing_path() -> None:

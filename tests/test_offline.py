@@ -40,8 +40,9 @@ def _write(path: Path, rows: list) -> Path:
 
 
 def _rows(n: int) -> list[dict]:
-    return [{"id": f"q{i}", "output": {"text": "answer " + "x" * (i % 15) + str(i)}}
-            for i in range(n)]
+    return [
+        {"id": f"q{i}", "output": {"text": "answer " + "x" * (i % 15) + str(i)}} for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -66,8 +67,11 @@ async def test_grades_every_line_once_with_ids_and_summary(tmp_path: Path, confi
     assert {r["id"] for r in rows} == {f"q{i}" for i in range(30)}
     r0 = next(r for r in rows if r["id"] == "q0")
     length = min(1.0, len("answer 0") / 20)
-    assert r0["scores"] == {"length": length, "digit": 1.0,
-                            "reward": pytest.approx(0.75 * length + 0.25)}
+    assert r0["scores"] == {
+        "length": length,
+        "digit": 1.0,
+        "reward": pytest.approx(0.75 * length + 0.25),
+    }
     assert r0["status"] == "ok" and r0["errors"] == {}
     assert res.summary.records == 30 and res.summary.components["digit"].mean == 1.0
     html = res.report.read_text()
@@ -97,8 +101,9 @@ async def test_skip_invalid_sends_bad_lines_to_errors_file(tmp_path: Path, confi
     rows = [*_rows(3), "not json", "[1, 2]", *_rows(2)]
     src = _write(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    res = await agrade_file(build_runner(load_config(config)), src, out, skip_invalid=True,
-                            progress=False)
+    res = await agrade_file(
+        build_runner(load_config(config)), src, out, skip_invalid=True, progress=False
+    )
     assert res.graded == 5 and res.invalid == 2
     errs = _read(res.errors)
     assert [e["line"] for e in errs] == [4, 5]
@@ -128,8 +133,18 @@ def test_sigkill_then_resume_grades_every_line_exactly_once(tmp_path: Path, conf
     src = _write(tmp_path / "in.jsonl", _rows(n))
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "RM_TEST_DELAY": "0.02", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "rm_service.cli", "grade", str(src), "-c", str(config),
-           "-o", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rm_service.cli",
+        "grade",
+        str(src),
+        "-c",
+        str(config),
+        "-o",
+        str(out),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # kill mid-run, once some output exists
@@ -143,8 +158,7 @@ def test_sigkill_then_resume_grades_every_line_exactly_once(tmp_path: Path, conf
     # simulate a torn final write, as a kill during write() could leave
     with out.open("a") as f:
         f.write('{"id": "q99", "line": 100, "rew')
-    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = [r["line"] for r in _read(out)]
     assert sorted(lines) == list(range(1, n + 1))  # every input exactly once
@@ -161,8 +175,9 @@ def test_cli_grade_prints_summary_and_errors_cleanly(
     assert "component" in text and "digit" in text and "records: 10" in text
     # bad line: one clear line on stderr with the line number, exit 1
     _write(src, [*_rows(2), "{oops"])
-    code = main(["grade", str(src), "-c", str(config), "-o", str(out), "--overwrite",
-                 "--no-progress"])
+    code = main(
+        ["grade", str(src), "-c", str(config), "-o", str(out), "--overwrite", "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "line 3" in err and "--resume" in err and "Traceback" not in err
 
@@ -174,7 +189,7 @@ def test_cli_bad_config_names_file_and_field(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "graders.m.type" in err
     p.write_text("graders:\n  m:\n    type: no_such_grader\n")
-    with pytest.raises(ConfigError, match="graders.m: unknown grader 'no_such_grader'"):
+    with pytest.raises(ConfigError, match=r"graders\.m: unknown grader 'no_such_grader'"):
         load_config(p)
     p.write_text(CONFIG.replace("length: 3", "lenght: 3"))
     with pytest.raises(ConfigError, match="lenght"):

@@ -6,7 +6,6 @@ import asyncio
 import threading
 
 import pytest
-from tests.support import InFlight, has_digit
 
 from graders import FunctionGrader
 from rm_service import (
@@ -17,6 +16,7 @@ from rm_service import (
     GradingRunner,
     MappingError,
 )
+from tests.support import InFlight, has_digit
 
 
 def _records(n: int) -> list[dict]:
@@ -138,9 +138,7 @@ async def test_run_inside_a_running_loop_is_refused() -> None:
 
 
 async def test_mapper_path_error_is_invalid_input_naming_index_and_path() -> None:
-    runner = GradingRunner(
-        {"digit": GraderConfig(has_digit, mapper={"response": "output.text"})}
-    )
+    runner = GradingRunner({"digit": GraderConfig(has_digit, mapper={"response": "output.text"})})
     data = [{"output": {"text": "a1"}}, {"output": {"txt": "b2"}}, {"output": ["c3"]}]
     out = (await runner.arun(data))["digit"]
     assert isinstance(out[0], GraderScore) and out[0].score == 1.0
@@ -180,7 +178,7 @@ async def test_grader_failures_become_errors_with_kinds() -> None:
     class Junk:
         name = "junk"
 
-        async def aevaluate(self, **fields):  # noqa: ANN201
+        async def aevaluate(self, **fields):
             return 0.7  # not a result object
 
     def out_of_range(response: str) -> float:
