@@ -10,6 +10,9 @@ explicit failure policy, ``on_error``, for components that came back unscored:
 * a float in ``[0, 1]``: use that value for each failed component, listed in
   ``metadata["substituted"]``. An explicit, visible choice.
 
+Under every policy, a record whose components *all* failed is unscored: with no real score left
+there is nothing to reward, and a substitute alone would be a made-up number.
+
 Aggregators run after the graders, in order, and each sees the graders' results plus those of the
 aggregators before it, so a gate can wrap a weighted sum.
 """
@@ -63,8 +66,14 @@ class BaseAggregator:
     ) -> None:
         if not name:
             raise ConfigError(f"{type(self).__name__} needs a name")
+        if isinstance(components, str):
+            raise ConfigError(f"{name}: components must be a list of names, not a string")
         self.name = name
-        self.components: tuple[str, ...] | None = tuple(components) if components else None
+        self.components: tuple[str, ...] | None = (
+            tuple(components) if components is not None else None
+        )
+        if self.components == ():
+            raise ConfigError(f"{name}: components is empty")
         self.on_error = _check_on_error(on_error)
 
     def __repr__(self) -> str:
@@ -77,6 +86,8 @@ class BaseAggregator:
     def bind(self, available: Sequence[str]) -> None:
         """Resolve ``components=None`` and check names against what will exist; raise early."""
         if self.components is None:
+            if not available:
+                raise ConfigError(f"aggregator {self.name!r} has no components to read")
             self.components = tuple(available)
             return
         unknown = [c for c in self.components if c not in available]
@@ -100,7 +111,7 @@ class BaseAggregator:
                 failed[n] = GraderError(name=n, error="component missing", kind="internal")
         metadata: dict[str, Any] = {}
         if failed:
-            if self.on_error == "unscored":
+            if self.on_error == "unscored" or not values:
                 return self._unscored(failed)
             if self.on_error == "skip":
                 metadata["skipped"] = sorted(failed)
@@ -108,21 +119,28 @@ class BaseAggregator:
                 values.update(dict.fromkeys(failed, self.on_error))
                 metadata["substituted"] = sorted(failed)
         if not values:
-            return self._unscored(failed)
+            return GraderError(name=self.name, error="no components to combine", kind="internal")
         try:
             out = self.combine(values)
         except (ValueError, ArithmeticError) as exc:
             return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
+        except Exception as exc:  # a bug in a subclass: unscored and named, never a number
+            return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
         reason = ""
         if isinstance(out, tuple):
-            out, reason = out
+            out, reason, *extra = out
+            if extra:
+                metadata.update(extra[0])
         if not (math.isfinite(out) and 0.0 <= out <= 1.0):
             return GraderError(
                 name=self.name, error=f"aggregate {out!r} is not in [0, 1]", kind="internal"
             )
         return GraderScore(name=self.name, score=out, reason=reason, metadata=metadata)
 
-    def combine(self, values: Mapping[str, float]) -> float | tuple[float, str]:
+    def combine(
+        self, values: Mapping[str, float]
+    ) -> float | tuple[float, str] | tuple[float, str, dict[str, Any]]:
+        """Return a float, ``(score, reason)`` or ``(score, reason, metadata)``."""
         raise NotImplementedError
 
     def _unscored(self, failed: Mapping[str, GraderError]) -> GraderError:
@@ -162,7 +180,12 @@ class FunctionAggregator:
             return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
         if isinstance(out, GraderScore | GraderError):
             return out if out.name == self.name else out.model_copy(update={"name": self.name})
-        if isinstance(out, int | float) and math.isfinite(out) and 0.0 <= out <= 1.0:
+        if (
+            isinstance(out, int | float)
+            and not isinstance(out, bool)
+            and math.isfinite(out)
+            and 0.0 <= out <= 1.0
+        ):
             return GraderScore(name=self.name, score=float(out))
         return GraderError(name=self.name, error=f"aggregator returned {out!r}, not in [0, 1]")
 

@@ -74,8 +74,8 @@ class RecordResult(BaseModel):
     """Everything known about one record once all its graders and aggregators have run.
 
     ``components`` holds every grader's and every aggregator's result by name. ``reward`` is the
-    result named ``reward_name`` (the first aggregator, or the only grader) as a float, or ``None``
-    when that result is unscored.
+    result named ``reward_name`` (see ``GradingRunner``'s ``reward``) as a float, or ``None`` when
+    that result is unscored.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -21,6 +21,7 @@ How it schedules, and why:
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
@@ -75,8 +76,9 @@ class GradingRunner:
         max_concurrency: the most grader calls in flight at once (per event loop).
         call_timeout: default per-call deadline in seconds (a ``GraderConfig`` may override it);
             a call past it is unscored with ``kind="timeout"``.
-        reward: which result is a record's ``reward``; defaults to the first aggregator, else the
-            only grader. With several graders and no aggregator, an equal-weight
+        reward: which result is a record's ``reward``. Default: the aggregator named ``reward``,
+            else the last aggregator (later ones may wrap earlier ones), else the only grader.
+            With several graders and no aggregator, an equal-weight
             ``WeightedSumAggregator("reward")`` is added.
         id_field: the record key copied into ``RecordResult.id``.
         show_progress: show a tqdm bar in ``arun``.
@@ -118,7 +120,7 @@ class GradingRunner:
         self.aggregators: list[Aggregator] = self._bind_aggregators(aggregators, reward)
         names = [*self.grader_configs, *(a.name for a in self.aggregators)]
         if reward is None:
-            reward = self.aggregators[0].name if self.aggregators else names[0]
+            reward = _default_reward(self.aggregators, names)
         if reward not in names:
             raise ConfigError(f"reward {reward!r} is not a grader or aggregator: {names}")
         self.reward_name = reward
@@ -149,10 +151,13 @@ class GradingRunner:
 
             items = [WeightedSumAggregator("reward")]
         for item in items:
-            agg = as_aggregator(item)
+            # A copy: binding resolves components, and the caller's instance may serve elsewhere.
+            agg = copy.copy(as_aggregator(item))
             if agg.name in available:
                 raise ConfigError(f"aggregator name {agg.name!r} clashes with another result")
-            agg.bind(list(self.grader_configs) if isinstance(agg, _BaseAggregator) else available)
+            # "Every component" means every grader; named components may be earlier aggregates.
+            every = isinstance(agg, _BaseAggregator) and agg.components is None
+            agg.bind(list(self.grader_configs) if every else available)
             bound.append(agg)
             available.append(agg.name)
         return bound
@@ -390,9 +395,14 @@ async def _call(
     )
 
 
-def _renamed(cfg: GraderConfig, name: str) -> GraderConfig:
-    import copy
+def _default_reward(aggregators: Sequence[Aggregator], names: Sequence[str]) -> str:
+    agg_names = [a.name for a in aggregators]
+    if "reward" in agg_names:
+        return "reward"
+    return agg_names[-1] if agg_names else names[0]
 
+
+def _renamed(cfg: GraderConfig, name: str) -> GraderConfig:
     grader = copy.copy(cfg.grader)
     grader.name = name
     return GraderConfig(grader=grader, mapper=cfg.mapper, call_timeout=cfg.call_timeout)

@@ -270,3 +270,21 @@ async def test_results_carry_the_config_name() -> None:
     (rec,) = await runner.agrade([{"response": "1"}])
     assert rec.components["renamed"].name == "renamed"
     assert g.name == "original"  # the shared grader itself is untouched
+
+
+async def test_gate_can_wrap_an_earlier_aggregate_and_instances_are_reusable() -> None:
+    from aggregators import GateAggregator, WeightedSumAggregator
+
+    quality = WeightedSumAggregator("quality", {"len": 1, "digit": 1})
+    gate = GateAggregator("reward", gate="digit", threshold=1.0, inner="quality", penalty=0.0)
+
+    def length(response: str) -> float:
+        return min(1.0, len(response) / 4)
+
+    graders = {"len": length, "digit": has_digit}
+    for _ in range(2):  # the same aggregator instances serve a second runner
+        runner = GradingRunner(graders, aggregators=[quality, gate])
+        got = await runner.agrade([{"response": "ab12"}, {"response": "abcd"}])
+        assert got[0].reward == 1.0 and got[0].components["reward"].metadata["gated"] is False
+        assert got[1].reward == 0.0 and got[1].components["reward"].metadata["gated"] is True
+    assert quality.components == ("len", "digit")

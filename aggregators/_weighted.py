@@ -1,0 +1,199 @@
+"""Weighted sum, min and max: the plain ways to turn several rewards into one.
+
+All three keep the result a reward in ``[0, 1]`` by construction (a convex combination, a min, a
+max of values in ``[0, 1]``), so they never need clamping, and all three honour the base's
+``on_error`` policy: an unscored component makes the aggregate unscored unless the config says
+otherwise, and a record whose components all failed is unscored under every policy, never 0.
+
+Unlike OpenJudge's ``WeightedSumAggregator``, renormalising over the survivors of a failure happens
+only when asked for (``on_error="skip"``), and the skipped names are listed in the result's
+metadata, so a reward whose meaning changed for one record says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from aggregators._base import BaseAggregator, OnError
+from rm_service._exceptions import ConfigError
+
+__all__ = ["MaxAggregator", "MinAggregator", "WeightedSumAggregator"]
+
+
+def _check_names(owner: str, names: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Reject a bare string (``tuple("ab")`` would silently read components ``a`` and ``b``)."""
+    if names is None:
+        return None
+    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{owner}: components must be a list of non-empty names, got {names!r}")
+    if not names:
+        raise ConfigError(f"{owner}: components is empty; pass None to read every component")
+    return tuple(dict.fromkeys(names))
+
+
+def _check_resolved(agg: BaseAggregator) -> None:
+    if not agg.components:
+        raise ConfigError(f"aggregator {agg.name!r} has no components to combine")
+
+
+class WeightedSumAggregator(BaseAggregator):
+    """A weighted mean of components: ``sum(w_i * score_i)`` with the weights normalised to sum 1.
+
+    Normalising at construction keeps the result in ``[0, 1]`` whatever scale the config's weights
+    use (``{"correct": 3, "format": 1}`` is the same as ``{"correct": 0.75, "format": 0.25}``).
+    A component with weight 0 cannot move the reward, so it is not read at all: its failure does
+    not make the aggregate unscored (its name is still checked in :meth:`bind`).
+
+    Args:
+        name: the result name, e.g. ``"reward"``.
+        weights: component name to a weight ``>= 0``; at least one must be positive. ``None``
+            means equal weights over every component, resolved in :meth:`bind` (before binding,
+            the mean of whatever components arrive).
+        on_error: ``"unscored"`` (default), ``"skip"`` (renormalise the weights over the components
+            that scored; the skipped names land in ``metadata["skipped"]``), or a float in
+            ``[0, 1]`` substituted for each failed component.
+
+    Raises:
+        ConfigError: a negative, non-finite or non-numeric weight, all weights zero, an empty
+            mapping, or a bad ``on_error``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        weights: Mapping[str, float] | None = None,
+        *,
+        on_error: OnError = "unscored",
+    ) -> None:
+        self._zero: tuple[str, ...] = ()
+        self._weights: dict[str, float] | None = None
+        self._labels: dict[str, str] = {}
+        if weights is None:
+            super().__init__(name, components=None, on_error=on_error)
+            return
+        owner = f"WeightedSumAggregator {name!r}"
+        if not isinstance(weights, Mapping) or not weights:
+            raise ConfigError(
+                f"{owner}: weights must be a non-empty mapping of component name to weight "
+                f"(or None for equal weights), got {weights!r}"
+            )
+        for k, w in weights.items():
+            if not isinstance(k, str) or not k:
+                raise ConfigError(f"{owner}: weight keys must be component names, got {k!r}")
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+                raise ConfigError(f"{owner}: weight for {k!r} must be a finite number, got {w!r}")
+            if w < 0:
+                raise ConfigError(
+                    f"{owner}: weight for {k!r} is {w!r}; weights must be >= 0 (a negative weight "
+                    "would push the reward outside [0, 1]; use a formula aggregator for penalties)"
+                )
+        total = math.fsum(float(w) for w in weights.values())
+        if total <= 0:
+            raise ConfigError(f"{owner}: all weights are zero; at least one must be positive")
+        self._weights = {k: float(w) / total for k, w in weights.items() if w > 0}
+        self._labels = {k: f"{w:.3g}*{k}" for k, w in self._weights.items()}
+        self._zero = tuple(k for k, w in weights.items() if w == 0)
+        super().__init__(name, components=tuple(self._weights), on_error=on_error)
+
+    @property
+    def weights(self) -> dict[str, float] | None:
+        """The normalised weights (a copy), or ``None`` while equal weights are not yet bound."""
+        return dict(self._weights) if self._weights is not None else None
+
+    def __repr__(self) -> str:
+        return (
+            f"WeightedSumAggregator(name={self.name!r}, weights={self._weights!r}, "
+            f"on_error={self.on_error!r})"
+        )
+
+    def bind(self, available: Sequence[str]) -> None:
+        """Check names (zero-weight ones too) and resolve equal weights over every component."""
+        unknown = [k for k in self._zero if k not in available]
+        if unknown:
+            raise ConfigError(
+                f"aggregator {self.name!r} weights unknown component(s) {unknown}; "
+                f"available: {list(available)}"
+            )
+        super().bind(available)
+        _check_resolved(self)
+        if self._weights is None:
+            assert self.components is not None
+            self._weights = dict.fromkeys(self.components, 1.0 / len(self.components))
+            self._labels = {k: f"{w:.3g}*{k}" for k, w in self._weights.items()}
+
+    def combine(self, values: Mapping[str, float]) -> tuple[float, str]:
+        w = self._weights
+        if w is not None and len(values) == len(w):
+            # The common case: nothing skipped (no failure, or failures substituted). The weight
+            # labels of the reason were formatted once, at construction or bind.
+            s = math.fsum([wk * values[k] for k, wk in w.items()])
+            reason = " + ".join([f"{lab}({values[k]:.3g})" for k, lab in self._labels.items()])
+        else:
+            if w is None:  # unbound equal weights: the mean of what arrived
+                share = 1.0 / len(values)
+                items = [(k, share) for k in values]
+            else:  # on_error="skip": renormalise over the survivors
+                total = math.fsum([wk for k, wk in w.items() if k in values])
+                if total <= 0:
+                    raise ValueError("every component that scored has weight 0")
+                items = [(k, wk / total) for k, wk in w.items() if k in values]
+            s = math.fsum([wk * values[k] for k, wk in items])
+            reason = " + ".join([f"{wk:.3g}*{k}({values[k]:.3g})" for k, wk in items])
+        # A convex combination of values in [0, 1] is in [0, 1]; clip only float rounding
+        # (e.g. 1.0000000000000002), which the base would otherwise reject as out of range.
+        return (0.0 if s < 0.0 else 1.0 if s > 1.0 else s), reason
+
+
+class _Extremum(BaseAggregator):
+    _pick = staticmethod(min)
+    _word = ""
+
+    def __init__(
+        self,
+        name: str,
+        components: Sequence[str] | None = None,
+        *,
+        on_error: OnError = "unscored",
+    ) -> None:
+        names = _check_names(f"{type(self).__name__} {name!r}", components)
+        super().__init__(name, components=names, on_error=on_error)
+
+    def bind(self, available: Sequence[str]) -> None:
+        """Check the names, or resolve ``components=None`` to every available component."""
+        super().bind(available)
+        _check_resolved(self)
+
+    def combine(self, values: Mapping[str, float]) -> tuple[float, str]:
+        k = self._pick(values, key=values.__getitem__)
+        v = values[k]
+        return v, f"{self._word} is {k} ({v:.3g}) of {len(values)}"
+
+
+class MinAggregator(_Extremum):
+    """The lowest component: every requirement must hold for a high reward (a soft AND).
+
+    Args:
+        name: the result name.
+        components: the names to read; ``None`` means every component (resolved in ``bind``).
+        on_error: ``"unscored"`` (default), ``"skip"`` (the min of the components that scored),
+            or a float in ``[0, 1]`` substituted for each failed component. Note that under
+            ``"skip"`` a failed component can only raise the min: choose it knowingly.
+    """
+
+    _pick = staticmethod(min)
+    _word = "min"
+
+
+class MaxAggregator(_Extremum):
+    """The highest component: any one route to a good answer earns the reward (a soft OR).
+
+    Args:
+        name: the result name.
+        components: the names to read; ``None`` means every component (resolved in ``bind``).
+        on_error: ``"unscored"`` (default), ``"skip"`` (the max of the components that scored),
+            or a float in ``[0, 1]`` substituted for each failed component.
+    """
+
+    _pick = staticmethod(max)
+    _word = "max"
