@@ -194,16 +194,26 @@ class GradingRunner:
                     field=missing[0],
                 )
 
-    async def astream(self, records: Records, *, start: int = 0) -> AsyncIterator[RecordResult]:
+    async def astream(
+        self, records: Records, *, start: int = 0, deadline: float | None = None
+    ) -> AsyncIterator[RecordResult]:
         """Yield a :class:`RecordResult` per record as it completes (about input order).
 
         ``records`` may be any iterable or async iterable and is consumed lazily. ``start`` is the
         index given to the first record. If the input raises, the records already in flight are
         finished and yielded, then the exception is re-raised.
+
+        ``deadline`` is an overall budget in seconds for the whole batch: once it has passed,
+        calls in flight are cancelled and calls not yet started are skipped, each coming back
+        unscored with ``kind="timeout"``, so every record still gets a result and nothing hangs.
         """
+        if deadline is not None and not deadline > 0:
+            raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
         sem = self._semaphore()
         out: asyncio.Queue[RecordResult | _Done] = asyncio.Queue(maxsize=2 * self.max_concurrency)
+        loop = asyncio.get_running_loop()
         source = _JobSource(self, records, start)
+        source.deadline_at = None if deadline is None else loop.time() + deadline
         supervisor = asyncio.ensure_future(self._supervise(source, sem, out))
         try:
             while True:
@@ -218,9 +228,11 @@ class GradingRunner:
                 supervisor.cancel()
                 await asyncio.gather(supervisor, return_exceptions=True)
 
-    async def agrade(self, records: Records) -> list[RecordResult]:
-        """All records' results, in input order."""
-        results = [r async for r in self.astream(records)]
+    async def agrade(
+        self, records: Records, *, deadline: float | None = None
+    ) -> list[RecordResult]:
+        """All records' results, in input order (``deadline``: see :meth:`astream`)."""
+        results = [r async for r in self.astream(records, deadline=deadline)]
         results.sort(key=lambda r: r.index)
         return results
 
@@ -291,7 +303,7 @@ class GradingRunner:
                 result: GraderResult = GraderError(name=name, error=str(exc), kind="invalid_input")
             else:
                 async with sem:
-                    result = await _call(cfg, name, fields, timeout)
+                    result = await _call(cfg, name, fields, timeout, source.deadline_at)
             pend.results[name] = result
             pend.remaining -= 1
             if pend.remaining == 0:
@@ -321,6 +333,7 @@ class _JobSource:
         self.buf: deque[tuple[_Pending, str, GraderConfig, float | None]] = deque()
         self.error: BaseException | None = None
         self.done = False
+        self.deadline_at: float | None = None
         if isinstance(records, AsyncIterable):
             self.aiter: AsyncIterator[Any] | None = aiter(records)
             self.iter = None
@@ -375,17 +388,40 @@ _END = object()
 
 
 async def _call(
-    cfg: GraderConfig, name: str, fields: dict[str, Any], deadline: float | None
+    cfg: GraderConfig,
+    name: str,
+    fields: dict[str, Any],
+    call_timeout: float | None,
+    deadline_at: float | None,
 ) -> GraderResult:
-    """One grader call under its deadline; anything but a result becomes an ``internal`` error."""
+    """One grader call under its deadlines; anything but a result becomes an ``internal`` error.
+
+    ``call_timeout`` bounds this call (seconds); ``deadline_at`` is the batch's absolute
+    deadline on the loop's clock. Whichever comes first ends the call as ``kind="timeout"``.
+    """
+    if deadline_at is None and call_timeout is None:
+        when = None
+    else:
+        now = asyncio.get_running_loop().time()
+        own = now + call_timeout if call_timeout is not None else None
+        when = min(t for t in (own, deadline_at) if t is not None)
+        if when <= now:
+            return GraderError(
+                name=name, error="batch deadline passed before the call", kind="timeout"
+            )
     try:
-        if deadline is None:
+        if when is None:
             result = await cfg.grader.aevaluate(**fields)
         else:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout_at(when):
                 result = await cfg.grader.aevaluate(**fields)
     except TimeoutError:
-        return GraderError(name=name, error=f"grader call exceeded {deadline} s", kind="timeout")
+        which = (
+            f"grader call exceeded {call_timeout} s"
+            if deadline_at is None or (call_timeout is not None and when < deadline_at)
+            else "batch deadline passed during the call"
+        )
+        return GraderError(name=name, error=which, kind="timeout")
     except Exception as exc:
         return GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
     if isinstance(result, GraderScore | GraderError):

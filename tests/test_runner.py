@@ -288,3 +288,22 @@ async def test_gate_can_wrap_an_earlier_aggregate_and_instances_are_reusable() -
         assert got[0].reward == 1.0 and got[0].components["reward"].metadata["gated"] is False
         assert got[1].reward == 0.0 and got[1].components["reward"].metadata["gated"] is True
     assert quality.components == ("len", "digit")
+
+
+async def test_batch_deadline_unscores_the_rest_instead_of_hanging() -> None:
+    async def slow(response: str) -> float:
+        await asyncio.sleep(0.2 if response.endswith("7") else 0.001)
+        return 1.0
+
+    runner = GradingRunner({"slow": slow, "digit": has_digit}, max_concurrency=2)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    got = await runner.agrade(_records(40), deadline=0.1)
+    assert loop.time() - t0 < 0.5
+    assert len(got) == 40  # every record still has a result
+    timed_out = [r for r in got if "slow" in r.errors]
+    assert timed_out, "some calls must have hit the deadline"
+    for r in timed_out:
+        assert r.errors["slow"].kind == "timeout" and "batch deadline" in r.errors["slow"].error
+        assert r.reward is None
+    assert all(r.components["slow"].score == 1.0 for r in got[:7])  # early, fast ones scored
