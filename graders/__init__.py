@@ -15,15 +15,18 @@ from graders._base import (
     register_grader,
     reward,
 )
+from graders._math import MathGrader, shutdown_math_pool
 
 __all__ = [
     "BaseGrader",
     "FunctionGrader",
     "Grader",
+    "MathGrader",
     "Unscored",
     "get_grader",
     "grader",
     "list_graders",
     "register_grader",
     "reward",
+    "shutdown_math_pool",
 ]

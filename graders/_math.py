@@ -1,0 +1,411 @@
+"""``MathGrader``: is the response's final answer equivalent to the gold answer? (math-verify).
+
+math-verify bounds its own work with ``signal.alarm``, which only works on a process's main thread
+and raises a ``BaseException`` that ``except Exception`` lets through. A reward service runs on
+event loops and worker threads, so the work goes to a process pool instead:
+
+* **Workers** (:mod:`graders._math_worker`) run each check on their main thread under a
+  ``SIGALRM`` interval timer, catch everything, and answer over a pipe. They are started with the
+  ``forkserver`` method (``spawn`` where that is missing), never ``fork``: the parent has threads
+  (TRL's event-loop thread, our feeder threads), and forking a threaded process can deadlock.
+* **Feeder threads** in the parent, one per worker, take jobs from a shared queue, send each to
+  their worker and wait for the reply with an outer deadline. A worker that misses it (stuck in C
+  code, where the timer cannot interrupt it) is killed and replaced; the other workers keep going,
+  and the queue never hands work to a stuck process. The deadline runs from when the job reaches a
+  worker, so a long queue under load is not mistaken for a hang.
+* **Callers** get a ``concurrent.futures.Future`` and await it with ``asyncio.wrap_future``, which
+  works from any event loop in any thread. Nothing is bound to a loop: the pool is process-wide,
+  created lazily under a lock, and survives ``asyncio.run`` calls coming and going.
+
+As with any ``forkserver``/``spawn`` multiprocessing, the main module is imported again in the
+helper process: a script that grades must guard its entry point with
+``if __name__ == "__main__":``, or its top-level code runs twice and a crash there stops the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import math
+import multiprocessing
+import multiprocessing.util  # imported before our atexit hook so that the hook runs first
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from graders._base import BaseGrader, Unscored, grader
+from graders._math_worker import check_equivalence, worker_main
+from rm_service._result import GraderScore
+
+__all__ = ["MathGrader", "shutdown_math_pool"]
+
+_START_TIMEOUT = 60.0
+"""Seconds a new worker may take to import math-verify and say it is ready."""
+
+Reply = tuple[str, Any]
+"""A worker's answer: ``("ok", value)``, ``("error", message)`` or ``("timeout", message)``."""
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _grace(timeout: float) -> float:
+    """How long past a job's own timeout the parent waits before killing the worker.
+
+    The worker's timer normally answers at ``timeout``; the grace covers the reply's trip and a
+    timer delayed by C code that finishes soon after.
+    """
+    return min(2.0, max(0.25, 0.25 * timeout))
+
+
+class _Worker:
+    """One worker process and the parent's end of its pipe. Used by one feeder thread only."""
+
+    def __init__(self, ctx: Any) -> None:
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=worker_main, args=(child_conn,), name="rm-service-math", daemon=True
+        )
+        self.process.start()
+        child_conn.close()
+        self.conn = parent_conn
+        try:
+            ready = parent_conn.poll(_START_TIMEOUT) and parent_conn.recv()
+        except (EOFError, OSError):
+            ready = None
+        if not (isinstance(ready, tuple) and ready[:1] == ("ready",)):
+            self.kill()
+            raise RuntimeError(
+                f"math worker did not start (exit code {self.process.exitcode}, waited up to "
+                f"{_START_TIMEOUT:g}s); a script that uses this grader must guard its entry point "
+                "with `if __name__ == '__main__':`, as multiprocessing requires"
+            )
+
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Reply | None:
+        """Run one job; ``None`` when the worker missed the deadline or died (then kill it)."""
+        try:
+            self.conn.send((func, args, timeout))
+            if self.conn.poll(timeout + _grace(timeout)):
+                reply = self.conn.recv()
+                if isinstance(reply, tuple) and len(reply) == 2:
+                    return reply
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+            self.process.join(5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+class _PoolClosed(RuntimeError):
+    """The pool was shut down between looking it up and submitting to it."""
+
+
+class _Job:
+    __slots__ = ("args", "func", "future", "timeout")
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float,
+        future: concurrent.futures.Future[Reply],
+    ) -> None:
+        self.func = func
+        self.args = args
+        self.timeout = timeout
+        self.future = future
+
+
+class _MathPool:
+    """Worker processes fed from one queue by one thread each; see the module docstring."""
+
+    def __init__(self, size: int) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        self._ctx = multiprocessing.get_context(
+            "forkserver" if "forkserver" in methods else "spawn"
+        )
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._workers: set[_Worker] = set()
+        self._closed = False
+        self.pid = os.getpid()
+        self.replaced = 0
+        """Workers killed and replaced after missing a deadline or dying (for logs and tests)."""
+        self.grow(size)
+
+    @property
+    def size(self) -> int:
+        return len(self._threads)
+
+    def grow(self, size: int) -> None:
+        """Add feeder threads (and so workers) until there are ``size``; never shrinks."""
+        with self._lock:
+            while len(self._threads) < size:
+                t = threading.Thread(
+                    target=self._feed, name=f"rm-service-math-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(t)
+                t.start()
+
+    def submit(
+        self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float
+    ) -> concurrent.futures.Future[Reply]:
+        """Queue ``func(*args)`` for a worker; the future's result is a :data:`Reply`."""
+        future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise _PoolClosed("the math worker pool is shut down")
+            self._jobs.put(_Job(func, args, timeout, future))
+        return future
+
+    def shutdown(self) -> None:
+        """Stop the feeders and kill the workers; queued jobs get an error reply."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+            workers = list(self._workers)
+        for _ in threads:
+            self._jobs.put(None)
+        for w in workers:
+            w.kill()
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_result(("error", "the math worker pool was shut down"))
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self._ctx)
+        with self._lock:
+            self._workers.add(worker)
+            closed = self._closed
+        if closed:
+            self._retire(worker)
+            raise RuntimeError("the math worker pool is shut down")
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._workers.discard(worker)
+
+    def _feed(self) -> None:
+        """Feeder loop: keep one warm worker, hand it one job at a time, police its deadline."""
+        worker: _Worker | None = None
+        start_error = ""
+        retry_at = 0.0  # a worker that fails to start is retried at most every few seconds
+        while True:
+            if worker is None and not self._closed and time.monotonic() >= retry_at:
+                worker, start_error = self._try_start()
+                if worker is None:
+                    retry_at = time.monotonic() + 2.0
+            job = self._jobs.get()
+            if job is None:
+                break
+            if not job.future.set_running_or_notify_cancel():
+                continue  # the caller gave up while the job was queued
+            if worker is not None and not worker.process.is_alive():
+                # Died while idle (OOM killer, a stray signal): not this job's fault, start afresh.
+                self._retire(worker)
+                worker, start_error = self._try_start()
+            if worker is None:
+                job.future.set_result(("error", start_error or "math worker unavailable"))
+                continue
+            reply = worker.call(job.func, job.args, job.timeout)
+            if reply is None:
+                alive = worker.process.is_alive()
+                self._retire(worker)
+                worker = None
+                with self._lock:
+                    self.replaced += 1
+                reply = (
+                    ("timeout", f"no result within {job.timeout:g}s; worker killed and replaced")
+                    if alive
+                    else ("error", "math worker died; replaced")
+                )
+            job.future.set_result(reply)
+        if worker is not None:
+            self._retire(worker)
+
+    def _try_start(self) -> tuple[_Worker | None, str]:
+        try:
+            return self._start_worker(), ""
+        except Exception as exc:
+            return None, f"math worker could not start: {exc}"
+
+
+# --- the process-wide pool -----------------------------------------------------------------------
+
+_pool: _MathPool | None = None
+_pool_lock = threading.Lock()
+
+
+def _get_pool(workers: int | None) -> _MathPool:
+    """The process-wide pool, created on first use and grown to the largest size asked for."""
+    global _pool
+    size = workers or _default_workers()
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():
+            _pool = _MathPool(size)
+        elif _pool.size < size:
+            _pool.grow(size)
+        return _pool
+
+
+def shutdown_math_pool() -> None:
+    """Kill the math worker processes now; the next math check starts a fresh pool.
+
+    Called at interpreter exit. Call it yourself to free the workers' memory early.
+    """
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None and pool.pid == os.getpid():
+        pool.shutdown()
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked child inherits the holder but not the feeder threads: start over there.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+atexit.register(shutdown_math_pool)
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+async def _run_in_pool(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    *,
+    limit: float,
+    workers: int | None = None,
+    queue_limit: float | None = None,
+) -> Reply:
+    """Run ``func(*args)`` in a math worker; ``limit`` (seconds) bounds the run once it starts.
+
+    ``func`` must be importable by name (a module-level function). ``queue_limit`` bounds the wait
+    for a free worker on top of that; ``None`` waits as long as it takes. Safe from any event
+    loop in any thread: the result arrives through ``asyncio.wrap_future``.
+    """
+    try:
+        future = _get_pool(workers).submit(func, args, limit)
+    except _PoolClosed:  # shut down under our feet: the next lookup builds a fresh pool
+        future = _get_pool(workers).submit(func, args, limit)
+    wrapped = asyncio.wrap_future(future)
+    if queue_limit is None:
+        return await wrapped
+    try:
+        return await asyncio.wait_for(wrapped, limit + _grace(limit) + queue_limit)
+    except TimeoutError:
+        return ("timeout", f"no math worker free within {queue_limit:g}s")
+
+
+# --- the grader ----------------------------------------------------------------------------------
+
+
+def _as_text(value: Any, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # GSM8K-style integer golds
+    if isinstance(value, float) and math.isfinite(value):
+        return format(Decimal(repr(value)), "f")  # 1e-05 -> "0.00001", which parses as a number
+    raise Unscored(f"{field} must be a string, got {type(value).__name__}", kind="invalid_input")
+
+
+@grader
+class MathGrader(BaseGrader):
+    """1.0 when the response's final answer is mathematically equivalent to the gold, else 0.0.
+
+    The final answer is the last ``\\boxed{}``, else an "answer is ..." statement, else the last
+    math expression or number; text inside an unfinished ``<think>`` block is not an answer, and
+    only the text after ``</think>`` counts. Equivalence is decided by math-verify, gold first (it
+    is not symmetric: an inequality gold accepts an interval prediction, not the other way round).
+    Golds may be bare LaTeX (``\\frac{1}{2}``), delimited (``$x^2$``), boxed, or plain numbers.
+
+    Outcomes: a gold with no readable answer is unscored (``invalid_input``); a response with no
+    extractable answer scores 0.0; a check that runs past ``timeout`` is unscored (``timeout``);
+    any other failure is unscored (``internal``). An error is never a 1.0.
+
+    Args:
+        name: result name (default ``"math"``).
+        timeout: seconds one check may run in a worker (parse and verify); past it the result is
+            unscored and a worker that does not stop is killed and replaced.
+        workers: size of the process-wide worker pool (default ``min(4, cpu_count)``); the pool
+            is shared by all math graders and grows to the largest size asked for.
+        queue_timeout: seconds a check may wait for a free worker before it is unscored
+            (``timeout``); ``None`` waits as long as it takes.
+    """
+
+    required_fields = ("response", "reference_response")
+    default_name = "math"
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        timeout: float = 5.0,
+        workers: int | None = None,
+        queue_timeout: float | None = 300.0,
+    ) -> None:
+        super().__init__(name=name)
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if queue_timeout is not None and queue_timeout < 0:
+            raise ValueError(f"queue_timeout must be >= 0 or None, got {queue_timeout!r}")
+        self.timeout = float(timeout)
+        self.workers = workers
+        self.queue_timeout = queue_timeout
+
+    def __repr__(self) -> str:
+        return f"MathGrader(name={self.name!r}, timeout={self.timeout:g})"
+
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        response = _as_text(fields["response"], "response")
+        gold = _as_text(fields["reference_response"], "reference_response")
+        status, value = await _run_in_pool(
+            check_equivalence,
+            (gold, response),
+            limit=self.timeout,
+            workers=self.workers,
+            queue_limit=self.queue_timeout,
+        )
+        if status == "timeout":
+            raise Unscored(f"math check timed out: {value}", kind="timeout")
+        if status != "ok" or not isinstance(value, dict):
+            raise Unscored(f"math check failed: {value}", kind="internal")
+        meta = {"gold": value.get("gold", ""), "pred": value.get("pred", "")}
+        outcome = value.get("status")
+        if outcome == "invalid_gold":
+            raise Unscored("the gold answer holds no readable math", kind="invalid_input")
+        if outcome == "no_answer":
+            return self._score(0.0, f"no answer found in the response: {value.get('detail')}", meta)
+        if outcome == "equal":
+            return self._score(1.0, f"{meta['pred']!r} is equivalent to {meta['gold']!r}", meta)
+        if outcome == "not_equal":
+            return self._score(0.0, f"{meta['pred']!r} is not equivalent to {meta['gold']!r}", meta)
+        raise Unscored(f"math check returned an unknown outcome {outcome!r}", kind="internal")
+
+    def _score(self, score: float, reason: str, meta: dict[str, str]) -> GraderScore:
+        return GraderScore(name=self.name, score=score, reason=reason, metadata=meta)

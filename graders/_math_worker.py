@@ -1,0 +1,394 @@
+"""Code that runs inside the math worker processes: answer normalisation, math-verify, deadlines.
+
+This module is imported by the worker processes of :mod:`graders._math` (and by nothing that runs
+on an event loop). It keeps its imports light at module level so that importing it in the parent
+is cheap; ``math_verify`` and sympy are imported in the worker, at start-up (:func:`worker_main`).
+
+Two things live here:
+
+* :func:`check_equivalence`, the grading logic. math-verify does the parsing and the comparison;
+  the code around it fixes the inputs math-verify misreads, each fix backed by cases in
+  ``tests/data/math_equiv.jsonl``: bare LaTeX golds and predictions (wrapped in ``$...$``), plain
+  numbers with separators (kept away from the LaTeX parser, which reads ``1,000`` as a set),
+  sentence punctuation inside math delimiters, mixed numbers (``4 4/9``), answers inside an
+  unfinished ``<think>`` block, and trailing variables that math-verify's unit stripping deletes
+  (``x + 3c`` read as ``x + 3``).
+* :func:`worker_main`, the worker loop: it answers jobs over a pipe and bounds each one with a
+  ``SIGALRM`` interval timer. Workers run jobs on their main thread, where signals work, so the
+  timer can interrupt sympy's pure-Python loops; a job stuck in C code ignores it, and the parent's
+  own deadline then kills the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import signal
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["check_equivalence", "worker_main"]
+
+# --- result vocabulary (plain types only: results cross a pipe) ---------------------------------
+
+EQUAL = "equal"
+NOT_EQUAL = "not_equal"
+NO_ANSWER = "no_answer"
+INVALID_GOLD = "invalid_gold"
+
+_MAX_SHOWN = 200
+"""Longest extracted string put in a result's metadata."""
+
+# --- text helpers --------------------------------------------------------------------------------
+
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+_ESCAPED_DOLLAR = re.compile(r"(?<!\\)\\\$")
+_MATH_SPAN = re.compile(
+    r"(?<!\\)\$\$(?P<dd>.+?)(?<!\\)\$\$"
+    r"|(?<!\\)\$(?P<d>[^$\n]+?)(?<!\\)\$"
+    r"|\\\[(?P<b>.+?)\\\]"
+    r"|\\\((?P<p>.+?)\\\)",
+    re.DOTALL,
+)
+# A plain number as math-verify's expression extractor reads it: thousands separators, a decimal
+# point or comma, an optional percent sign. Such golds go to the expression parser, not LaTeX.
+_PLAIN_NUMBER = re.compile(
+    r"[+-]?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)\s*(?:%|\\%|percent)?"
+)
+_LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
+_TEXT_BLOCK = re.compile(
+    r"\\(?:text|textbf|textit|textnormal|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
+)
+_WORD = re.compile(r"[A-Za-z]{3,}")
+# Words of 3+ letters that do not make an undelimited answer prose (function names and the like).
+_MATH_WORDS = frozenset(
+    {
+        *("sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan"),
+        *("sinh", "cosh", "tanh", "log", "exp", "sqrt", "frac", "dfrac", "tfrac"),
+        *("pmatrix", "bmatrix", "matrix", "begin", "end", "left", "right", "cdot", "times"),
+        *("div", "infty", "inf", "and", "min", "max", "gcd", "lcm", "mod", "deg", "det"),
+        *("cup", "cap", "emptyset", "circ"),
+    }
+)
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+_CJK_BEFORE = re.compile(r"([\u3000-\u303f\u3400-\u9fff\uff00-\uffef])(?=[-+\d$\\.(])")
+_MIXED_NUMBER = re.compile(
+    r"(?<![\d./,\w])(?P<sign>[-+]?)(?P<whole>\d{1,3}(?: \d{3})+|\d+) (?P<num>\d+)/(?P<den>\d+)"
+    r"(?![\d/.]\d)(?P<pct>\s*(?:%|percentage|percent|pct))?"
+)
+# Inline math broken across lines ("Answer $ \n 9 \n $") is not math for math-verify's LaTeX
+# extractor; without this its plain-number fallback would still read the 9 out of it.
+_BROKEN_INLINE = re.compile(
+    r"(?<![\\$])\$(?!\$)[ \t]*\n[^$]*?\n[ \t]*(?<!\\)\$(?!\$)|\\\([ \t]*\n.*?\n[ \t]*\\\)",
+    re.DOTALL,
+)
+# Answer anchors in other languages, mapped to the English word math-verify anchors on.
+_ANSWER_WORDS = re.compile(r"(?i)\b(?:réponse|respuesta|resposta|antwort|risposta)\b|答案")
+# A single letter set upright (``\mathrm{e}``) is a symbol unless it follows a number, where it is a
+# unit (``5\,\mathrm{m}``). Left as text, math-verify's unit stripping can delete it together with
+# a closing brace: ``1 - \frac{1}{\mathrm{e}}`` became ``1 - \frac{1}{`` and matched ``1 + ...``.
+_SINGLE_LETTER_TEXT = re.compile(
+    r"(?<![\d\s])\\(?:text|mathrm|mathit|textnormal|rm)\s*\{\s*([A-Za-z])\s*\}"
+)
+_TRAILING_PUNCT = re.compile(r"(?<![.\s\\])\s*[.,;:]\s*$")
+# A trailing variable right after a digit or a brace ("3c", "2ab", "\frac{1}{2}m") whose name is
+# also in latex2sympy's unit list: its unit stripping deletes it, turning ``x + 3c`` into ``x + 3``
+# (a false "equivalent"). Bracing the variable keeps it. Units written with a space ("5 m") or as
+# text ("5\text{ m}"), the usual forms in answers, are still stripped.
+_TRAILING_VARIABLE = re.compile(r"(?<=[\d}])([cdghlmost]|ab|bc|st)\s*$")
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+_SPAN_DELIMITERS = {"dd": ("$$", "$$"), "d": ("$", "$"), "b": ("\\[", "\\]"), "p": ("\\(", "\\)")}
+
+
+def _map_math(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the content of every math span (``$``, ``$$``, ``\\[``, ``\\(``)."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.lastgroup or "d"
+        open_, close = _SPAN_DELIMITERS[name]
+        return f"{open_}{fn(m.group(name))}{close}"
+
+    return _MATH_SPAN.sub(sub, text)
+
+
+def _map_plain(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the text outside math spans."""
+    out: list[str] = []
+    pos = 0
+    for m in _MATH_SPAN.finditer(text):
+        out.append(fn(text[pos : m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(fn(text[pos:]))
+    return "".join(out)
+
+
+def _map_boxed(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the content of every ``\\boxed{...}`` (brace-matched)."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        i = text.find("\\boxed{", pos)
+        if i < 0:
+            break
+        start = i + len("\\boxed{")
+        depth, j = 1, start
+        while j < len(text) and depth:
+            if text[j] == "{" and text[j - 1] != "\\":
+                depth += 1
+            elif text[j] == "}" and text[j - 1] != "\\":
+                depth -= 1
+            j += 1
+        if depth:
+            break
+        out.append(text[pos:start])
+        out.append(fn(text[start : j - 1]))
+        out.append("}")
+        pos = j
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _fix_math_content(content: str) -> str:
+    """Repairs applied inside every math span and box, before math-verify normalises it."""
+    content = _SINGLE_LETTER_TEXT.sub(r"\1", content)
+    content = _TRAILING_PUNCT.sub("", content)
+
+    return _TRAILING_VARIABLE.sub(r"{\1}", content)
+
+
+def _fix_mixed_numbers(text: str) -> str:
+    """``4 4/9`` -> ``$\\frac{40}{9}$``; an improper or zero-denominator one becomes opaque text."""
+
+    def sub(m: re.Match[str]) -> str:
+        whole = int(m.group("whole").replace(" ", ""))
+        num, den = int(m.group("num")), int(m.group("den"))
+        if den == 0 or num >= den:
+            # "11 6/6" is neither 11, 12 nor 1: make sure no part of it reads as a number.
+            return "\\text{" + m.group(0).strip().replace("%", "") + "}"
+        value = whole * den + num
+        sign = "-" if m.group("sign") == "-" else ""
+        if m.group("pct"):
+            den *= 100  # "4 4/9%" is 40/900 (math-verify would equate 40/9% with 40/9)
+        return f"${sign}\\frac{{{value}}}{{{den}}}$"
+
+    return _MIXED_NUMBER.sub(sub, text)
+
+
+def _is_delimited(text: str) -> bool:
+    return bool(
+        _UNESCAPED_DOLLAR.search(text) or "\\[" in text or "\\(" in text or "\\boxed" in text
+    )
+
+
+def _is_bare_math(text: str) -> bool:
+    """True for a short undelimited answer written as math (``\\frac{x}{7}+1``, ``(1,2]``).
+
+    Such text has to be wrapped in ``$...$`` for math-verify to read it as LaTeX; prose must not
+    be, or "Answer is forty two" becomes a product of symbols.
+    """
+    if not text or len(text) > 300 or "\n" in text or _is_delimited(text):
+        return False
+    stripped = _LATEX_COMMAND.sub(" ", _TEXT_BLOCK.sub(" ", text))
+    if _CJK.search(text):
+        return False
+    return all(w.lower() in _MATH_WORDS for w in _WORD.findall(stripped))
+
+
+def _wrap(text: str) -> str:
+    return "$" + re.sub(r"(?<!\\)%", r"\\%", text) + "$"
+
+
+# --- the check -----------------------------------------------------------------------------------
+
+_CONFIGS: dict[str, Any] = {}
+
+
+def _configs() -> dict[str, Any]:
+    """Extraction configs, built once per process (math-verify caches its regexes per config).
+
+    Golds and predictions share one config: LaTeX first with ``\\boxed`` at top priority (the
+    README's advice for rewards), then plain numbers and expressions. Unlike the README's reward
+    settings, the shorthand fixes stay on (``malformed_operators``, ``nits``): ``\\frac13`` and
+    ``\\sqrt3`` are valid TeX that models write; turning the fixes off for predictions cost 10
+    correct cases of the labelled set and removed no false "equivalent".
+    """
+    if not _CONFIGS:
+        from latex2sympy2_extended import NormalizationConfig
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+        norm = NormalizationConfig(
+            basic_latex=True,
+            units=True,
+            malformed_operators=True,
+            nits=True,
+            boxed="all",
+            equations=False,
+        )
+        latex = LatexExtractionConfig(boxed_match_priority=0, normalization_config=norm)
+        _CONFIGS["answer"] = [latex, ExprExtractionConfig()]
+        _CONFIGS["number"] = [ExprExtractionConfig()]
+    return _CONFIGS
+
+
+def _parse(text: str, config: str) -> list[Any]:
+    from math_verify import parse
+
+    return list(parse(text, _configs()[config], parsing_timeout=None))
+
+
+def _prepare_text(text: str) -> str:
+    """Text-level repairs, applied before deciding how to read the text."""
+    text = _ESCAPED_DOLLAR.sub("", text.strip())  # "\$5.40" is currency: math-verify drops it too
+    text = _BROKEN_INLINE.sub(" ", text)
+    text = _map_plain(text, _fix_mixed_numbers)
+    text = _ANSWER_WORDS.sub(" answer", text)
+    return _CJK_BEFORE.sub(r"\1 ", text).strip()
+
+
+def _fix_spans(text: str) -> str:
+    return _map_boxed(_map_math(text, _fix_math_content), _fix_math_content)
+
+
+def _parse_answer(text: str) -> list[Any]:
+    """Parse a gold or a prediction, choosing how to read it from its shape."""
+    text = _prepare_text(text)
+    if _PLAIN_NUMBER.fullmatch(text):
+        return _parse(text.replace("\\%", "%"), "number")
+    if _is_bare_math(text):
+        parsed = _parse(_fix_spans(_wrap(text)), "answer")
+        if parsed:
+            return parsed
+    return _parse(_fix_spans(text), "answer")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_gold(gold: str) -> tuple[Any, ...]:
+    # A GRPO group grades many responses against one gold: parse it once per worker.
+    return tuple(_parse_answer(gold))
+
+
+def _final_part(response: str) -> str | None:
+    """The part of a response that holds its final answer; ``None`` when reasoning never ended."""
+    if "</think>" in response:
+        return response.rsplit("</think>", 1)[1]
+    if "<think>" in response:
+        return None
+    return response
+
+
+def _decimals(text: str) -> int:
+    return max((len(m) for m in re.findall(r"\d\.(\d+)", text)), default=0)
+
+
+def check_equivalence(gold: str, response: str) -> dict[str, Any]:
+    """Compare the final answer in ``response`` with ``gold``; math-verify decides equality.
+
+    Returns a dict of plain values: ``status`` (``equal``, ``not_equal``, ``no_answer`` or
+    ``invalid_gold``), the extracted ``gold`` and ``pred`` strings (shortened), and ``detail``.
+    """
+    from math_verify import verify
+
+    gold_parsed = list(_parse_gold(gold))
+    if not gold_parsed:
+        return {"status": INVALID_GOLD, "gold": "", "pred": "", "detail": "no answer in gold"}
+    shown_gold = _short(gold_parsed[-1] if isinstance(gold_parsed[-1], str) else gold_parsed[0])
+    final = _final_part(response)
+    if final is None:
+        return {
+            "status": NO_ANSWER,
+            "gold": shown_gold,
+            "pred": "",
+            "detail": "reasoning never ended (<think> without </think>)",
+        }
+    pred_parsed = _parse_answer(final)
+    if not pred_parsed:
+        return {"status": NO_ANSWER, "gold": shown_gold, "pred": "", "detail": "no answer found"}
+    shown_pred = _short(pred_parsed[-1] if isinstance(pred_parsed[-1], str) else pred_parsed[0])
+    equal = verify(gold_parsed, pred_parsed, timeout_seconds=None)
+    if not equal:
+        # A prediction written with 4-5 decimals is compared at the precision it was written in
+        # ("0.3333" for 1/3); fewer decimals stay a mismatch, so "0.33" is not rewarded.
+        pred_text = next((p for p in pred_parsed if isinstance(p, str)), "")
+        digits = _decimals(pred_text)
+        if 4 <= digits < 6:
+            equal = verify(gold_parsed, pred_parsed, float_rounding=digits, timeout_seconds=None)
+    return {
+        "status": EQUAL if equal else NOT_EQUAL,
+        "gold": shown_gold,
+        "pred": shown_pred,
+        "detail": "",
+    }
+
+
+# --- the worker process --------------------------------------------------------------------------
+
+
+class _Deadline(BaseException):
+    """Raised by the SIGALRM handler when a job runs past its deadline.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that the ``except Exception`` blocks
+    inside math-verify and sympy cannot swallow it and carry on.
+    """
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Deadline
+
+
+def _run_job(func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
+    """Run one job under an interval timer; never raise (the worker must survive every job)."""
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
+        try:
+            try:
+                return ("ok", func(*args))
+            except Exception as exc:
+                # Described while the timer still runs: str() of a sympy object can be slow.
+                return ("error", _describe(exc))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Deadline:
+        return ("timeout", f"no result within {timeout:g}s")
+    except BaseException as exc:  # math-verify's TimeoutException, KeyboardInterrupt, SystemExit
+        return ("error", _describe(exc))
+
+
+def worker_main(conn: Any) -> None:
+    """Entry point of a worker process: pre-import math-verify, then answer jobs until EOF.
+
+    A job is ``(func, args, timeout)``; the reply is ``(status, value)`` with status ``ok``,
+    ``error`` or ``timeout``. The first message sent is ``("ready", pid)``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGALRM, _on_alarm)
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    # Pre-import and warm up (regex compilation, the ANTLR parser) so the first job is fast.
+    check_equivalence("$\\frac{1}{2}$", "The answer is $\\boxed{0.5}$.")
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        func, args, timeout = job
+        reply = _run_job(func, args, timeout)
+        try:
+            conn.send(reply)
+        except Exception as exc:  # an unpicklable result
+            conn.send(("error", "result could not be sent back: " + _describe(exc)))

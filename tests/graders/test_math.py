@@ -1,0 +1,209 @@
+"""MathGrader: outcomes, deadlines, worker replacement, loop independence and accuracy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graders import get_grader
+from graders._math import MathGrader, _get_pool, _run_in_pool, shutdown_math_pool
+from rm_service import GraderError, GraderScore
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "math_equiv.jsonl"
+
+# A prediction whose evaluation never ends in pure Python: the worker's own timer interrupts it.
+SLOW = r"The answer is $\boxed{9^{9^{9^{9}}}}$."
+
+
+async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | GraderError:
+    return await grader.aevaluate(response=response, reference_response=gold)
+
+
+@pytest.mark.parametrize(
+    ("gold", "response", "expected"),
+    [
+        # equivalent
+        (r"\frac{63}{400}", r"\boxed{\frac{63}{400}}", 1.0),
+        ("0.5", r"So the answer is $\frac{1}{2}$.", 1.0),
+        ("1/3", r"The final answer is $0.3333$.", 1.0),
+        (r"$28\%$", "The answer is 28 percent.", 1.0),
+        (r"x \leq 5", r"Therefore $5 \geq x$.", 1.0),
+        (
+            r"\begin{pmatrix}1 & 2 \\ 3 & 4\end{pmatrix}",
+            r"$\begin{bmatrix}1&2\\3&4\end{bmatrix}$",
+            1.0,
+        ),
+        (r"[-1, 0) \cup (0, \infty)", r"$x \in \boxed{[-1,0)\cup(0,\infty)}$", 1.0),
+        ("7,425,000", "It costs 7425000 dollars.", 1.0),
+        ("40/9", "The answer is 4 4/9.", 1.0),
+        (r"\boxed{14{,}916}", r"Final Answer: $\boxed{14916}$", 1.0),
+        (7, r"\boxed{7}", 1.0),  # GSM8K-style integer gold
+        (1e-05, "The answer is 0.00001.", 1.0),
+        (r"\frac{1}{2}", r"<think>maybe 1/3</think> The answer is $\boxed{\frac12}$", 1.0),
+        # not equivalent
+        (r"\frac{63}{400}", r"\boxed{\frac{64}{400}}", 0.0),
+        ("1/3", r"The final answer is $0.33$.", 0.0),  # two decimals are not 1/3
+        ("x+3c", r"$\boxed{x+3}$", 0.0),  # a trailing variable is not a unit
+        (r"1 - \frac{1}{\mathrm{e}}", r"$1 + \frac{1}{\mathrm{e}}$", 0.0),
+        ("$[0,1)$", "$[0,1]$", 0.0),
+        ("5", r"\boxed{5} is wrong; the answer is \boxed{6}", 0.0),
+        ("9", "Answer $ \n 9 \n $", 0.0),  # inline math cannot span lines
+        # no extractable answer: a genuine 0, not an error
+        ("42", "I don't know.", 0.0),
+        (r"\frac{1}{2}", r"<think>It is \boxed{\frac{1}{2}}", 0.0),  # reasoning never ended
+        # unreadable gold: unscored
+        ("forty two", r"\boxed{42}", "invalid_input"),
+        ("Answer is forty two.", "Answer is forty two.", "invalid_input"),
+        ("", "3", "invalid_input"),
+        ("3", ["not", "text"], "invalid_input"),
+    ],
+)
+async def test_outcomes(gold: Any, response: Any, expected: float | str) -> None:
+    result = await grade(MathGrader(), gold, response)
+    if isinstance(expected, str):
+        assert isinstance(result, GraderError), result
+        assert result.kind == expected
+    else:
+        assert isinstance(result, GraderScore), result
+        assert result.score == expected
+        assert result.reason
+
+
+async def test_result_carries_extracted_answers() -> None:
+    result = await grade(MathGrader(name="acc"), r"\dfrac{1}{2}", r"Thus $\boxed{0.5}$.")
+    assert isinstance(result, GraderScore)
+    assert result.name == "acc"
+    assert result.metadata == {"gold": r"\frac{1}{2}", "pred": r"\frac{1}{2}"}
+    missing = await grade(MathGrader(), "42", "no idea")
+    assert isinstance(missing, GraderScore)
+    assert missing.score == 0.0
+    assert "no answer" in missing.reason
+
+
+def test_registered_for_configs() -> None:
+    built = get_grader("math", timeout=2)
+    assert isinstance(built, MathGrader)
+    assert (built.name, built.timeout) == ("math", 2.0)
+    assert MathGrader.required_fields == ("response", "reference_response")
+    with pytest.raises(ValueError):
+        MathGrader(timeout=0)
+
+
+async def test_timeout_is_unscored_and_the_next_call_works() -> None:
+    result = await grade(MathGrader(timeout=0.5), "5", SLOW)
+    assert isinstance(result, GraderError)
+    assert result.kind == "timeout"
+    ok = await grade(MathGrader(timeout=0.5), "2", r"\boxed{2}")
+    assert isinstance(ok, GraderScore)
+    assert ok.score == 1.0
+
+
+async def test_stuck_worker_is_killed_and_replaced() -> None:
+    # sum() over a huge range is one C call: the worker's timer cannot interrupt it, so only the
+    # parent's outer deadline ends it, by killing the process.
+    pool = _get_pool(None)
+    before = pool.replaced
+    status, message = await _run_in_pool(sum, (range(10**13),), limit=0.2)
+    assert status == "timeout"
+    assert "killed" in message
+    assert pool.replaced == before + 1
+    grader = MathGrader()
+    results = await asyncio.gather(*(grade(grader, str(i), rf"\boxed{{{i}}}") for i in range(8)))
+    assert [r.score for r in results if isinstance(r, GraderScore)] == [1.0] * 8
+
+
+async def test_worker_that_died_while_idle_is_replaced() -> None:
+    grader = MathGrader()
+    assert isinstance(await grade(grader, "1", r"\boxed{1}"), GraderScore)
+    pool = _get_pool(None)
+    for worker in list(pool._workers):
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.join(5)
+    results = await asyncio.gather(*(grade(grader, str(i), rf"\boxed{{{i}}}") for i in range(4)))
+    assert [r.score for r in results if isinstance(r, GraderScore)] == [1.0] * 4
+
+
+async def test_exceptions_never_score_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inside a worker, even a BaseException comes back as an error and the worker lives on.
+    status, message = await _run_in_pool(sys.exit, (3,), limit=5)
+    assert (status, message) == ("error", "SystemExit: 3")
+    status, _ = await _run_in_pool(int, ("x",), limit=5)
+    assert status == "error"
+    # Whatever the pool answers, only a verified "equal" is a 1.0.
+    for reply in [("error", "boom"), ("ok", "not a dict"), ("ok", {"status": "odd"})]:
+
+        async def fake(*args: Any, reply: Any = reply, **kwargs: Any) -> Any:
+            return reply
+
+        monkeypatch.setattr("graders._math._run_in_pool", fake)
+        result = await grade(MathGrader(), "1", r"\boxed{1}")
+        assert isinstance(result, GraderError)
+        assert result.kind == "internal"
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("pool exploded")
+
+    monkeypatch.setattr("graders._math._run_in_pool", broken)
+    result = await grade(MathGrader(), "1", r"\boxed{1}")
+    assert isinstance(result, GraderError)
+    assert result.kind == "internal"
+
+
+def test_pool_is_created_once_from_many_threads() -> None:
+    shutdown_math_pool()
+    grader = MathGrader()
+    results: list[Any] = []
+    pools: list[Any] = []
+
+    def in_thread(i: int) -> None:
+        results.append(asyncio.run(grade(grader, str(i), rf"\boxed{{{i}}}")))
+        pools.append(_get_pool(None))
+
+    threads = [threading.Thread(target=in_thread, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.score for r in results if isinstance(r, GraderScore)] == [1.0] * 6
+    assert len({id(p) for p in pools}) == 1
+
+
+def test_one_instance_across_event_loops_and_threads() -> None:
+    grader = MathGrader()
+    first = asyncio.run(grade(grader, "3", r"\boxed{3}"))
+    second = asyncio.run(grade(grader, "3", r"\boxed{4}"))
+    from_thread: list[Any] = []
+
+    def in_thread() -> None:
+        from_thread.append(asyncio.run(grade(grader, r"\sqrt{2}", r"$\boxed{\sqrt 2}$")))
+
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join(60)
+    scores = [r.score for r in (first, second, *from_thread) if isinstance(r, GraderScore)]
+    assert scores == [1.0, 0.0, 1.0]
+
+
+async def test_accuracy_on_labelled_cases() -> None:
+    """The labelled set (tests/data/math_equiv.jsonl): see bench/math_accuracy.py for figures."""
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) >= 400
+    grader = MathGrader()
+    results = await asyncio.gather(*(grade(grader, r["gold"], r["pred"]) for r in rows))
+    said = [isinstance(r, GraderScore) and r.score == 1.0 for r in results]
+    truth = [bool(r["label"]) for r in rows]
+    tp = sum(s and t for s, t in zip(said, truth, strict=True))
+    fp = sum(s and not t for s, t in zip(said, truth, strict=True))
+    accuracy = sum(s == t for s, t in zip(said, truth, strict=True)) / len(rows)
+    precision = tp / (tp + fp)
+    assert not [r for r in results if isinstance(r, GraderError) and r.kind == "timeout"]
+    assert accuracy >= 0.98, accuracy
+    assert precision >= 0.99, precision
