@@ -15,13 +15,21 @@ from graders._base import (
     register_grader,
     reward,
 )
+from graders._format import FormatGrader
+from graders._length import LengthPenalty
 from graders._math import MathGrader, shutdown_math_pool
+from graders._number import NumberGrader
+from graders._string import StringMatchGrader
 
 __all__ = [
     "BaseGrader",
+    "FormatGrader",
     "FunctionGrader",
     "Grader",
+    "LengthPenalty",
     "MathGrader",
+    "NumberGrader",
+    "StringMatchGrader",
     "Unscored",
     "get_grader",
     "grader",

@@ -1,0 +1,197 @@
+"""``NumberGrader``: is the response's final number the reference's, exactly or nearly?
+
+The rule-based accuracy reward of the GSM8K-style GRPO recipes (Unsloth's / the DeepSeek-R1
+notebooks' ``check_numbers``), with the extraction written down instead of implied by a regex:
+which numbers were found on each side, which one was taken as the answer and why, and which
+response numbers equal the reference all go into ``metadata``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from graders._base import BaseGrader, Unscored, grader
+from graders._text import (
+    METADATA_LIST_LIMIT,
+    Number,
+    as_text,
+    jsonable_number,
+    select_answer_number,
+)
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
+
+__all__ = ["NumberComparison", "NumberGrader", "compare_numbers"]
+
+_EXACT_REL_TOL = 1e-9
+"""Relative difference still called *exact*: absorbs float noise (``3/4`` vs ``0.75``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NumberComparison:
+    """How close a predicted number is to a gold one.
+
+    Attributes:
+        exact: equal up to float noise (relative difference ≤ 1e-9).
+        within_tolerance: ``|pred − gold| ≤ max(rel_tol·|gold|, abs_tol)``.
+        relative_error: ``|pred − gold| / |gold|`` (``inf`` when gold is 0 and pred is not).
+    """
+
+    exact: bool
+    within_tolerance: bool
+    relative_error: float
+
+
+def compare_numbers(
+    pred: Number, gold: Number, *, rel_tol: float, abs_tol: float = 0.0
+) -> NumberComparison:
+    """Compare two numbers, trying each reading of a percentage (see ``Number.candidates``).
+
+    The tolerance is relative to the *gold* value, not symmetric like ``math.isclose``: "within
+    10%" should mean 10% of the right answer, whatever the model said. The boundary is inclusive.
+    """
+    best_err = math.inf
+    exact = within = False
+    for p in pred.candidates():
+        for g in gold.candidates():
+            diff = abs(p - g)
+            exact = exact or math.isclose(p, g, rel_tol=_EXACT_REL_TOL, abs_tol=0.0)
+            # The tiny slack keeps a response exactly on the boundary (1.1 vs 1.0 at 10%) inside
+            # despite binary rounding of the bound itself.
+            within = within or diff <= max(rel_tol * abs(g), abs_tol) * (1 + 1e-9)
+            err = diff / abs(g) if g else (0.0 if diff == 0 else math.inf)
+            best_err = min(best_err, err)
+    return NumberComparison(exact=exact, within_tolerance=exact or within, relative_error=best_err)
+
+
+def _texts(numbers: list[Number]) -> list[str]:
+    return [n.text for n in numbers[-METADATA_LIST_LIMIT:]]
+
+
+def grade_number(
+    response: str,
+    reference: str,
+    *,
+    rel_tol: float,
+    abs_tol: float,
+    partial_credit: float,
+) -> tuple[float, str, dict[str, Any]]:
+    """The pure logic of :class:`NumberGrader`: ``(score, reason, metadata)``.
+
+    Raises:
+        Unscored: the reference has no number to compare against (``invalid_input``).
+    """
+    gold, gold_source, gold_all = select_answer_number(reference)
+    if gold is None:
+        raise Unscored(
+            f"no number in the reference (looked in: {gold_source})",
+            kind="invalid_input",
+            reference_numbers=_texts(gold_all),
+        )
+    pred, pred_source, pred_all = select_answer_number(response)
+    metadata: dict[str, Any] = {
+        "reference_answer": gold.text,
+        "reference_value": jsonable_number(gold.value),
+        "reference_source": gold_source,
+        "reference_numbers": _texts(gold_all),
+        "response_source": pred_source,
+        "response_numbers": _texts(pred_all),
+        "response_number_count": len(pred_all),
+        "matched_numbers": _texts(
+            [n for n in pred_all if compare_numbers(n, gold, rel_tol=0.0).exact]
+        ),
+    }
+    if pred is None:
+        where = "response" if pred_source == "last_number" else f"response's {pred_source} answer"
+        return 0.0, f"no number in the {where}", metadata
+    cmp = compare_numbers(pred, gold, rel_tol=rel_tol, abs_tol=abs_tol)
+    metadata["response_answer"] = pred.text
+    metadata["response_value"] = jsonable_number(pred.value)
+    metadata["relative_error"] = cmp.relative_error if math.isfinite(cmp.relative_error) else None
+    if cmp.exact:
+        return 1.0, f"{pred.text} equals the reference {gold.text}", metadata
+    if cmp.within_tolerance:
+        return (
+            partial_credit,
+            f"{pred.text} is within tolerance of the reference {gold.text} "
+            f"(relative error {cmp.relative_error:.3g})",
+            metadata,
+        )
+    return 0.0, f"{pred.text} does not match the reference {gold.text}", metadata
+
+
+def _check_fraction(value: Any, what: str, *, upper: float | None = None) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (upper is not None and value > upper)
+    ):
+        bound = f"in [0, {upper:g}]" if upper is not None else "≥ 0"
+        raise ConfigError(f"{what} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+@grader
+class NumberGrader(BaseGrader):
+    """1.0 if the response's answer number equals the reference's, partial credit if close, else 0.
+
+    Which number is compared, on *both* sides (so a GSM8K reference ``"… #### 72"`` and a MATH
+    reference ``"… \\boxed{72}"`` work as they are): the last ``\\boxed{}``'s last number, else the
+    last ``<answer>`` block's last number, else the first number after the last "answer is" /
+    "answer:" / ``####``, else the last number. A marked answer with no number in it is *no*
+    number (see :func:`graders._text.select_answer_number` for why and what counts as a number).
+
+    Scoring:
+
+    * 1.0: equal (up to float noise of 1e-9 relative; ``3/4`` = ``0.75`` = ``75%``),
+    * ``partial_credit`` (0.5): ``|pred − gold| ≤ max(rel_tol·|gold|, abs_tol)``, inclusive,
+    * 0.0: otherwise, or the response has no number (a wrong answer, not a failure).
+
+    A percentage equals both its value and its value / 100 (``25%`` matches ``25`` and ``0.25``).
+    A reference without a number cannot be graded and is unscored (``invalid_input``).
+
+    Metadata (``check_numbers``-style): ``response_numbers`` / ``reference_numbers`` (every number
+    found, as written; the last 100), ``response_answer`` / ``reference_answer`` and their values,
+    ``*_source`` (which rule picked them), ``matched_numbers`` (response numbers exactly equal to
+    the reference answer: shows "right number, wrong place") and ``relative_error``.
+
+    Args:
+        rel_tol: relative tolerance for partial credit (0 turns partial credit off).
+        abs_tol: absolute tolerance for partial credit; useful when the reference can be 0, where
+            no relative tolerance ever applies.
+        partial_credit: the score for a near miss, in [0, 1].
+        name: the result name.
+    """
+
+    required_fields = ("response", "reference_response")
+    default_name = "number"
+
+    def __init__(
+        self,
+        *,
+        rel_tol: float = 0.1,
+        abs_tol: float = 0.0,
+        partial_credit: float = 0.5,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.rel_tol = _check_fraction(rel_tol, "rel_tol")
+        self.abs_tol = _check_fraction(abs_tol, "abs_tol")
+        self.partial_credit = _check_fraction(partial_credit, "partial_credit", upper=1.0)
+
+    def __repr__(self) -> str:
+        return f"NumberGrader(name={self.name!r}, rel_tol={self.rel_tol:g})"
+
+    async def _aevaluate(self, response: Any, reference_response: Any) -> GraderScore:
+        score, reason, metadata = grade_number(
+            as_text(response, "response"),
+            as_text(reference_response, "reference_response"),
+            rel_tol=self.rel_tol,
+            abs_tol=self.abs_tol,
+            partial_credit=self.partial_credit,
+        )
+        return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)

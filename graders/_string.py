@@ -1,0 +1,195 @@
+"""``StringMatchGrader``: the response against a reference string, four ways.
+
+The deterministic comparisons every eval stack ships (OpenAI ``string_check``'s ``eq``/``like``/
+``ilike``, Inspect's ``match``/``includes``/``pattern``, SQuAD's exact match), as one grader with a
+``mode``. Each mode is a small pure function; the grader only picks one and builds the result.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Literal, get_args
+
+from graders._base import BaseGrader, Unscored, grader
+from graders._text import as_text, clip, compile_regex
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
+
+__all__ = ["StringMatchGrader", "StringMatchMode", "match_string", "normalize_answer"]
+
+StringMatchMode = Literal["exact", "normalized", "normalised", "contains", "regex"]
+RegexMatch = Literal["search", "fullmatch"]
+
+_PUNCT_RE = re.compile(r"[^\w\s]|_")
+_ARTICLES_RE = re.compile(r"\b(?:a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style answer normalisation, made Unicode-aware.
+
+    In order: Unicode NFKC (full-width ``４２`` → ``42``, ligatures), ``casefold`` (a stronger
+    ``lower``: ``ß`` → ``ss``), delete every character that is neither a letter, a digit nor
+    whitespace (SQuAD deletes ASCII punctuation; this also deletes ``“”—…`` and symbols, and, as
+    in SQuAD, deletes rather than replaces, so ``don't`` → ``dont`` and ``3.14`` → ``314``), drop
+    the English articles ``a``/``an``/``the`` as whole words, collapse whitespace runs to one
+    space and strip.
+    """
+    t = unicodedata.normalize("NFKC", text).casefold()
+    t = _PUNCT_RE.sub("", t)
+    t = _ARTICLES_RE.sub(" ", t)
+    return " ".join(t.split())
+
+
+def match_string(
+    response: str,
+    reference: str | re.Pattern[str],
+    *,
+    mode: Literal["exact", "normalized", "contains", "regex"],
+    ignore_case: bool = False,
+    match: RegexMatch = "search",
+) -> tuple[bool, dict[str, Any]]:
+    """Whether ``response`` matches ``reference`` under ``mode``, plus what to put in metadata.
+
+    * ``exact``: equal after stripping surrounding whitespace on both sides.
+    * ``normalized``: equal after :func:`normalize_answer` on both sides.
+    * ``contains``: the (stripped) reference is a substring of the response.
+    * ``regex``: ``reference`` (a compiled pattern) searches / fullmatches the response.
+
+    ``ignore_case`` applies ``casefold`` to both sides in ``exact`` and ``contains`` (the regex is
+    compiled with it by the caller). ``normalized`` always ignores case.
+
+    Raises:
+        Unscored: the reference is empty (after stripping or normalising): an empty reference
+            would match every response in ``contains`` mode and every blank one otherwise.
+    """
+    if isinstance(reference, re.Pattern):
+        m = reference.fullmatch(response) if match == "fullmatch" else reference.search(response)
+        meta: dict[str, Any] = {"pattern": reference.pattern}
+        if m is not None:
+            meta["matched"] = clip(m.group(0))
+            if reference.groups:
+                meta["groups"] = [None if g is None else clip(g) for g in m.groups()]
+        return m is not None, meta
+    if mode == "normalized":
+        resp, ref = normalize_answer(response), normalize_answer(reference)
+        meta = {"response_normalized": clip(resp), "reference_normalized": clip(ref)}
+    else:
+        resp, ref = response.strip(), reference.strip()
+        if ignore_case:
+            resp, ref = resp.casefold(), ref.casefold()
+        meta = {}
+    if not ref:
+        raise Unscored(
+            f"the reference is empty{' after normalisation' if mode == 'normalized' else ''}",
+            kind="invalid_input",
+        )
+    return (ref in resp if mode == "contains" else resp == ref), meta
+
+
+@grader
+class StringMatchGrader(BaseGrader):
+    """1.0 if the response matches the reference string, else 0.0.
+
+    Modes (see :func:`match_string` for the precise rules):
+
+    * ``exact`` (default): equal up to surrounding whitespace (OpenAI ``eq``).
+    * ``normalized`` (alias ``normalised``): SQuAD exact match, see :func:`normalize_answer`.
+    * ``contains``: the reference occurs in the response (OpenAI ``like``; with
+      ``ignore_case=True``, ``ilike``). Note ``"4"`` is contained in ``"42"``: use ``regex`` with
+      ``\\b`` for whole words.
+    * ``regex``: a regex searches (default) or fullmatches the response. The pattern is the
+      record's ``reference_response``, or ``pattern=`` given at construction. A record whose
+      pattern does not compile is unscored (``invalid_input``).
+
+    The reference comes from the record's ``reference_response`` unless fixed at construction
+    (``reference=`` for the string modes, ``pattern=`` for ``regex``); then only ``response`` is
+    required, e.g. a "refuses politely" check with ``mode="contains", reference="I can't"``.
+
+    Metadata: the normalised strings (``normalized`` mode) or the matched text and groups
+    (``regex`` mode).
+
+    Args:
+        mode: the comparison.
+        reference: a fixed reference string (string modes only).
+        pattern: a fixed regex (``regex`` mode only), compiled once here.
+        ignore_case: case-insensitive ``exact``/``contains``/``regex``.
+        match: ``"search"`` (default) or ``"fullmatch"`` (``regex`` mode only).
+        name: the result name.
+
+    Raises:
+        ConfigError: unknown mode, an invalid or misplaced ``pattern``/``reference``/``match``.
+    """
+
+    required_fields = ("response", "reference_response")
+    default_name = "string_match"
+
+    def __init__(
+        self,
+        *,
+        mode: StringMatchMode = "exact",
+        reference: str | None = None,
+        pattern: str | None = None,
+        ignore_case: bool = False,
+        match: RegexMatch | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if mode not in get_args(StringMatchMode):
+            raise ConfigError(
+                f"string_match mode must be one of {get_args(StringMatchMode)}, got {mode!r}"
+            )
+        self.mode: Literal["exact", "normalized", "contains", "regex"] = (
+            "normalized" if mode == "normalised" else mode
+        )
+        self.ignore_case = bool(ignore_case)
+        self._flags = re.IGNORECASE if ignore_case else 0
+        if self.mode == "regex":
+            if reference is not None:
+                raise ConfigError("string_match regex mode takes pattern=, not reference=")
+            if match not in (None, *get_args(RegexMatch)):
+                raise ConfigError(f"match must be 'search' or 'fullmatch', got {match!r}")
+        else:
+            if pattern is not None or match is not None:
+                raise ConfigError(f"pattern= and match= apply to regex mode, not {mode!r}")
+            if reference is not None and not isinstance(reference, str):
+                raise ConfigError(f"reference must be a string, got {type(reference).__name__}")
+            if reference is not None and not (
+                normalize_answer(reference) if self.mode == "normalized" else reference.strip()
+            ):
+                raise ConfigError(f"reference {reference!r} is empty for mode {mode!r}")
+        self.match: RegexMatch = match or "search"
+        self._fixed: str | re.Pattern[str] | None = (
+            compile_regex(pattern, self._flags, what="string_match pattern")
+            if pattern is not None
+            else reference
+        )
+        if self._fixed is not None:
+            # A fixed reference makes the record's one irrelevant: do not require it.
+            self.required_fields = ("response",)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"StringMatchGrader(name={self.name!r}, mode={self.mode!r})"
+
+    async def _aevaluate(self, response: Any, reference_response: Any = None) -> GraderScore:
+        text = as_text(response, "response")
+        ref = self._fixed
+        if ref is None:
+            ref = as_text(reference_response, "reference_response")
+            if self.mode == "regex":
+                ref = _compile_record_pattern(ref, self._flags)
+        ok, metadata = match_string(
+            text, ref, mode=self.mode, ignore_case=self.ignore_case, match=self.match
+        )
+        reason = f"{self.mode}: {'match' if ok else 'no match'}"
+        return GraderScore(name=self.name, score=float(ok), reason=reason, metadata=metadata)
+
+
+def _compile_record_pattern(pattern: str, flags: int) -> re.Pattern[str]:
+    """Compile a per-record pattern (``re`` caches compiled patterns); bad data is unscored."""
+    if not pattern:
+        raise Unscored("the reference pattern is empty", kind="invalid_input")
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise Unscored(f"invalid reference regex {pattern!r}: {exc}", kind="invalid_input") from exc

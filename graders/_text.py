@@ -1,0 +1,249 @@
+"""Small pure text helpers shared by the rule-based graders.
+
+Kept here, not in each grader, so that "what counts as a number" and "which number is the answer"
+have exactly one definition: :class:`~graders._number.NumberGrader` and the ``[NUM]`` placeholder of
+:class:`~graders._format.FormatGrader` must never disagree about whether ``1,234`` is one number.
+
+Everything here is synchronous, allocation-light and regex-precompiled at import: graders call it
+inline on the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from graders._base import Unscored
+from rm_service._exceptions import ConfigError
+
+__all__ = [
+    "METADATA_LIST_LIMIT",
+    "METADATA_TEXT_LIMIT",
+    "NUMBER_CORE",
+    "NUMBER_PATTERN",
+    "AnswerSource",
+    "Number",
+    "as_text",
+    "clip",
+    "compile_regex",
+    "find_numbers",
+    "jsonable_number",
+    "parse_number",
+    "select_answer_number",
+]
+
+METADATA_TEXT_LIMIT = 1000
+"""Longest text (in characters) copied into result metadata; longer text is clipped with ``…``.
+
+Metadata is written to every output line, and a copied 30k-character reasoning trace per record
+would dwarf the scores it explains.
+"""
+
+METADATA_LIST_LIMIT = 100
+"""Most list items copied into metadata; the *last* ones are kept, since answers sit at the end."""
+
+# --- numbers -------------------------------------------------------------------------------------
+
+NUMBER_CORE = (
+    r"[-+\u2212]?"  # optional sign; U+2212 is the typographic minus
+    r"(?:"
+    r"\\[dt]?frac\{\s*\d+\s*\}\{\s*\d+\s*\}"  # \frac{3}{4}, \dfrac, \tfrac
+    r"|\d+/\d+(?![\d/])"  # 3/4, but not a date such as 1/2/2024
+    r"|(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"  # 1,234.5  12  1.5e-3
+    r"|\.\d+(?:[eE][-+]?\d+)?"  # .5
+    r")"
+    r"(?:\s?\\?%)?"  # 25%  25 %  25\%
+)
+"""A number, as a regex with no capturing groups (so it can be embedded several times)."""
+
+NUMBER_PATTERN = r"(?<![0-9A-Za-z_./])" + NUMBER_CORE
+""":data:`NUMBER_CORE` not glued to a word or another number.
+
+The look-behind keeps ``2`` out of ``x2``/``H2O``, the minor parts out of ``v1.2.3`` and ``1/2/3``,
+and makes ``2-3`` read as ``2`` and ``3`` rather than ``2`` and ``-3``. It is ASCII-only on
+purpose, so a number right after CJK text (``答案是42``) is still found.
+"""
+
+_NUMBER_RE = re.compile(NUMBER_PATTERN)
+_DIGITS_RE = re.compile(r"\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A number found in text.
+
+    Attributes:
+        text: the text as written, e.g. ``"1,234"``, ``"3/4"``, ``"25%"``.
+        value: its value, with a percentage *not* divided by 100 (``25%`` → 25.0).
+        percent: whether it carried a ``%``; such a number equals both ``value`` and
+            ``value / 100`` (see :meth:`candidates`).
+    """
+
+    text: str
+    value: float
+    percent: bool = False
+
+    def candidates(self) -> tuple[float, ...]:
+        """The values this number may stand for.
+
+        ``25%`` is both 25 and 0.25, because references write it both ways: ``25`` for "what
+        percent…", ``0.25`` for a proportion. A bare number stands only for itself.
+        """
+        return (self.value, self.value / 100.0) if self.percent else (self.value,)
+
+
+def parse_number(text: str) -> Number | None:
+    """Parse one number span (as matched by :data:`NUMBER_CORE`) into a :class:`Number`.
+
+    Returns ``None`` for a zero denominator or a value that overflows a float: neither is a number
+    that can be compared, and a made-up value would be worse than none.
+    """
+    s = text.strip()
+    percent = s.endswith("%")
+    if percent:
+        s = s[:-1].rstrip().removesuffix("\\").rstrip()
+    sign = 1.0
+    if s[:1] in ("-", "+", "\u2212"):
+        sign = -1.0 if s[0] != "+" else 1.0
+        s = s[1:]
+    try:
+        if s.startswith("\\"):
+            num, den = _DIGITS_RE.findall(s)
+            value = float(num) / float(den)
+        elif "/" in s:
+            num, _, den = s.partition("/")
+            value = float(num) / float(den)
+        else:
+            value = float(s.replace(",", ""))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    value *= sign
+    if not math.isfinite(value):
+        return None
+    return Number(text=text, value=value, percent=percent)
+
+
+def find_numbers(text: str) -> list[Number]:
+    """Every number in ``text``, in order of appearance.
+
+    Recognised: integers, decimals (``3.14``, ``.5``), signs (``-``, ``+``, ``−``), comma
+    thousands separators in groups of exactly three (``1,234,567``; ``1,23`` is two numbers),
+    scientific notation (``1.5e-3``), simple fractions (``3/4``, ``\\frac{3}{4}``) and percentages
+    (``25%``). Not recognised: number words, space or dot thousands separators, decimal commas
+    (``3,5`` is two numbers), ``× 10^n``.
+    """
+    out = []
+    for m in _NUMBER_RE.finditer(text):
+        n = parse_number(m.group(0))
+        if n is not None:
+            out.append(n)
+    return out
+
+
+AnswerSource = Literal["boxed", "answer_tag", "answer_phrase", "last_number"]
+
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+_ANSWER_PHRASE_RE = re.compile(
+    r"\banswer\s*(?:is\b|:|=)|####",  # "the answer is", "Final answer:", GSM8K's "####"
+    re.IGNORECASE,
+)
+
+
+def _last_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
+    last = None
+    for last in regex.finditer(text):  # noqa: B007  (only the last one is wanted)
+        pass
+    return last
+
+
+def _last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{…}`` (braces balanced; unclosed runs to the end)."""
+    last = _last_match(_BOXED_RE, text)
+    if last is None:
+        return None
+    depth, start = 1, last.end()
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return text[start:]
+
+
+def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
+    """Pick the number that is *the answer* of ``text``; the first rule that applies wins.
+
+    1. ``boxed``: the last ``\\boxed{…}`` (or ``\\fbox{…}``); its *last* number (``x = 5`` → 5).
+    2. ``answer_tag``: the last ``<answer>…</answer>`` block; its *last* number.
+    3. ``answer_phrase``: the *first* number after the last "answer is" / "answer:" /
+       "answer =" / ``####``, so commentary after the stated answer does not override it.
+    4. ``last_number``: the last number anywhere.
+
+    Why strict: once the text marks its answer (rules 1–3), that region alone is used, and a
+    marked answer with no number in it gives ``None`` instead of falling back to a number from the
+    reasoning. Otherwise "\\boxed{x}" after a stray "42" in the working would score as 42.
+
+    Returns:
+        ``(answer or None, the rule used, every number in text)``.
+    """
+    everything = find_numbers(text)
+    boxed = _last_boxed(text)
+    if boxed is not None:
+        nums = find_numbers(boxed)
+        return (nums[-1] if nums else None), "boxed", everything
+    tag = _last_match(_ANSWER_TAG_RE, text)
+    if tag is not None:
+        nums = find_numbers(tag.group(1))
+        return (nums[-1] if nums else None), "answer_tag", everything
+    phrase = _last_match(_ANSWER_PHRASE_RE, text)
+    if phrase is not None:
+        m = _NUMBER_RE.search(text, phrase.end())
+        n = parse_number(m.group(0)) if m else None
+        return n, "answer_phrase", everything
+    return (everything[-1] if everything else None), "last_number", everything
+
+
+def jsonable_number(value: float) -> int | float:
+    """``42.0`` → ``42`` for readable metadata; other values unchanged."""
+    if value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+# --- misc ----------------------------------------------------------------------------------------
+
+
+def as_text(value: Any, field: str) -> str:
+    """Return ``value`` as text, or raise ``Unscored(kind="invalid_input")``.
+
+    A JSON number (``"answer": 42``) is accepted and turned into text; anything else that is not a
+    string (a message list, a dict, a bool) is the data's fault and must not score 0.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise Unscored(
+        f"field {field!r} must be a string, got {type(value).__name__}", kind="invalid_input"
+    )
+
+
+def compile_regex(pattern: Any, flags: int = 0, *, what: str) -> re.Pattern[str]:
+    """Compile a construction-time regex, raising :class:`ConfigError` (naming ``what``) if bad."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ConfigError(f"{what} must be a non-empty regex string, got {pattern!r}")
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise ConfigError(f"{what}: invalid regex {pattern!r}: {exc}") from exc
+
+
+def clip(text: str, limit: int = METADATA_TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters (marked with ``…``), for metadata."""
+    return text if len(text) <= limit else text[:limit] + "…"

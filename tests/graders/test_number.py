@@ -1,0 +1,213 @@
+"""NumberGrader and the shared number extraction it is built on."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+import graders._number  # noqa: F401  (registers "number")
+from graders._base import get_grader
+from graders._number import NumberGrader
+from graders._text import find_numbers, select_answer_number
+from rm_service import ConfigError, GraderError, GraderScore
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1,234 and 1,234,567.5", [1234, 1234567.5]),  # thousands separators
+        ("1,23", [1, 23]),  # not a group of three: two numbers
+        ("-5, +6 and −7", [-5, 6, -7]),  # signs, typographic minus
+        ("2-3", [2, 3]),  # a range, not 2 and -3
+        ("3.14 .5 42.", [3.14, 0.5, 42]),  # decimals; a sentence's final dot is not one
+        ("1.5e-3 and 2E4", [0.0015, 20000]),  # scientific notation
+        (r"3/4 and \frac{1}{2} and \dfrac{3}{8}", [0.75, 0.5, 0.375]),  # fractions
+        ("1/0 then 5", [5]),  # a zero denominator is not a number
+        ("x2 H2O v1.2", []),  # glued to a word: not a number
+        ("version 1.2.3", [1.2]),  # the tail of a dotted version is not another number
+        ("1/2/2024", [1]),  # a date does not become the fraction 2/2024
+        ("答案是42", [42]),  # CJK right before a number does not hide it
+        ("25% and 30 %", [25, 30]),  # percentages keep their value (see candidates)
+        ("no digits", []),
+    ],
+)
+def test_find_numbers(text: str, expected: list[float]) -> None:
+    assert [n.value for n in find_numbers(text)] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "source"),
+    [
+        (r"5 then \boxed{x = 7} then 9", 7, "boxed"),  # boxed wins; its last number
+        (r"\boxed{\frac{3}{4}}", 0.75, "boxed"),  # nested braces
+        ("<answer>2 + 3 = 5</answer> 8", 5, "answer_tag"),  # answer block's last number
+        ("The answer is 42. Check: 6*7 = 42, and 40 + 2", 42, "answer_phrase"),  # first after
+        ("Final answer: -3", -3, "answer_phrase"),
+        ("48/2 = 24 clips.\n#### 72", 72, "answer_phrase"),  # GSM8K reference format
+        ("answer is x2 = 8", 8, "answer_phrase"),  # "x2" is not a number
+        ("1 then 2 then 3", 3, "last_number"),
+        (r"42 but \boxed{x}", None, "boxed"),  # a marked answer with no number: none
+        ("the answer is unknown", None, "answer_phrase"),
+        ("", None, "last_number"),
+    ],
+)
+def test_select_answer_number(text: str, value: float | None, source: str) -> None:
+    n, got_source, _ = select_answer_number(text)
+    assert got_source == source
+    assert (n.value if n else None) == value
+
+
+GRADE_CASES = [
+    # (response, reference, score, why)
+    ("42", "42", 1.0, "plain equality"),
+    ("The total is 1,234.", "1234", 1.0, "thousands separator"),
+    ("It is 0.75", "3/4", 1.0, "decimal equals fraction"),
+    (r"So \boxed{\frac{3}{4}}.", "0.75", 1.0, "latex fraction in boxed"),
+    ("1.5e3 meters", "1500", 1.0, "scientific notation"),
+    ("−7", "-7", 1.0, "typographic minus"),
+    ("25%", "0.25", 1.0, "a percentage is also its value / 100"),
+    ("25%", "25", 1.0, "... and its value"),
+    ("0.25", "25%", 1.0, "reference percentage, same rule"),
+    ("25", "0.25", 0.0, "bare numbers are not percentages"),
+    ("The answer is 42. Check: 40 + 2", "42", 1.0, "first number after 'answer is'"),
+    ("<answer>x = 2 + 3 = 5</answer> so 7", "5", 1.0, "last number of the answer block"),
+    ("Natalia sold 72 clips.", "48/2 = 24 in May.\n#### 72", 1.0, "GSM8K reference"),
+    ("72", r"so the total is $\boxed{72}$.", 1.0, "MATH reference"),
+    ("I first thought 42 but \\boxed{7}", "42", 0.0, "the boxed answer is compared"),
+    ("110", "100", 0.5, "exactly +10%: tolerance boundary is inclusive"),
+    ("90", "100", 0.5, "exactly -10%"),
+    ("1.1", "1", 0.5, "boundary despite float rounding of 0.1"),
+    ("110.01", "100", 0.0, "just outside 10%"),
+    ("-100", "100", 0.0, "sign matters"),
+    ("0", "0", 1.0, "zero equals zero"),
+    ("0.001", "0", 0.0, "no relative tolerance around 0"),
+    ("I don't know", "42", 0.0, "no number in the response"),
+    ("", "42", 0.0, "empty response"),
+    (r"42, so \boxed{x}", "42", 0.0, "marked answer without a number; no fallback"),
+]
+
+
+@pytest.mark.parametrize(("response", "reference", "expected", "why"), GRADE_CASES)
+async def test_number_grading(response: str, reference: str, expected: float, why: str) -> None:
+    result = await NumberGrader().aevaluate(response=response, reference_response=reference)
+    assert isinstance(result, GraderScore), why
+    assert result.score == expected, why
+
+
+async def test_no_number_in_response_says_so() -> None:
+    result = await NumberGrader().aevaluate(response="no idea", reference_response="4")
+    assert result.score == 0.0 and "no number in the response" in result.reason
+    boxed = await NumberGrader().aevaluate(response=r"\boxed{x}", reference_response="4")
+    assert "no number in the response's boxed answer" in boxed.reason
+
+
+async def test_check_numbers_metadata() -> None:
+    result = await NumberGrader().aevaluate(
+        response=r"40 + 2 = 42, so \boxed{42}", reference_response="Add them.\n#### 42"
+    )
+    assert result.score == 1.0
+    assert result.metadata == {
+        "reference_answer": "42",
+        "reference_value": 42,
+        "reference_source": "answer_phrase",
+        "reference_numbers": ["42"],
+        "response_source": "boxed",
+        "response_numbers": ["40", "2", "42", "42"],
+        "response_number_count": 4,
+        "matched_numbers": ["42", "42"],
+        "response_answer": "42",
+        "response_value": 42,
+        "relative_error": 0.0,
+    }
+
+
+async def test_near_miss_reports_relative_error_and_right_number_wrong_place() -> None:
+    result = await NumberGrader().aevaluate(
+        response="I had 100 at first; answer: 105", reference_response="100"
+    )
+    assert result.score == 0.5
+    assert result.metadata["relative_error"] == pytest.approx(0.05)
+    assert result.metadata["matched_numbers"] == ["100"]  # right number, wrong place
+    assert "within tolerance" in result.reason
+
+
+async def test_metadata_lists_are_capped_keeping_the_last() -> None:
+    response = " ".join(str(i) for i in range(500))
+    result = await NumberGrader().aevaluate(response=response, reference_response="499")
+    assert result.score == 1.0
+    assert len(result.metadata["response_numbers"]) == 100
+    assert result.metadata["response_numbers"][-1] == "499"
+    assert result.metadata["response_number_count"] == 500
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "response", "expected"),
+    [
+        ({"rel_tol": 0.0}, "101", 0.0),  # tolerance off: only exact counts
+        ({"rel_tol": 0.05}, "105", 0.5),
+        ({"rel_tol": 0.05}, "106", 0.0),
+        ({"partial_credit": 0.25}, "105", 0.25),
+        ({"partial_credit": 0.0}, "105", 0.0),
+    ],
+)
+async def test_tolerance_config(kwargs: dict, response: str, expected: float) -> None:
+    result = await NumberGrader(**kwargs).aevaluate(response=response, reference_response="100")
+    assert result.score == expected
+
+
+async def test_abs_tol_covers_a_zero_reference() -> None:
+    g = NumberGrader(abs_tol=0.01)
+    assert (await g.aevaluate(response="0.005", reference_response="0")).score == 0.5
+    assert (await g.aevaluate(response="0.02", reference_response="0")).score == 0.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"response": "42"}, "missing required field(s) 'reference_response'"),
+        ({"response": "42", "reference_response": None}, "missing required field"),
+        ({"response": "42", "reference_response": "forty-two"}, "no number in the reference"),
+        ({"response": "42", "reference_response": r"\boxed{x}"}, "no number in the reference"),
+        ({"response": "42", "reference_response": True}, "must be a string"),
+        ({"response": ["42"], "reference_response": "42"}, "must be a string"),
+    ],
+)
+async def test_unscored_inputs(fields: dict, message: str) -> None:
+    result = await NumberGrader().aevaluate(**fields)
+    assert isinstance(result, GraderError)
+    assert result.kind == "invalid_input"
+    assert message in result.error
+
+
+async def test_numeric_reference_and_extra_fields() -> None:
+    g = NumberGrader()
+    # A JSON number in the record ("answer": 42) is fine, and unrelated fields are ignored.
+    result = await g.aevaluate(response="so 42", reference_response=42, unrelated=1, query="q")
+    assert isinstance(result, GraderScore) and result.score == 1.0
+    assert (await g.aevaluate(response="0.5", reference_response=0.5)).score == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rel_tol": -0.1}, "rel_tol"),
+        ({"rel_tol": math.nan}, "rel_tol"),
+        ({"rel_tol": "0.1"}, "rel_tol"),
+        ({"abs_tol": -1}, "abs_tol"),
+        ({"partial_credit": 1.5}, "partial_credit"),
+        ({"partial_credit": True}, "partial_credit"),
+    ],
+)
+def test_config_errors_at_construction(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        NumberGrader(**kwargs)
+
+
+async def test_constructible_by_name() -> None:
+    g = get_grader("number", rel_tol=0.2, name="acc")
+    assert isinstance(g, NumberGrader) and g.name == "acc" and g.rel_tol == 0.2
+    assert (await g.aevaluate(response="118", reference_response="100")).score == 0.5
+    with pytest.raises(ConfigError):
+        get_grader("number", tolerance=0.1)  # unknown parameter
