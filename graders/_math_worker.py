@@ -281,12 +281,25 @@ def _parse_gold(gold: str) -> tuple[Any, ...]:
     return tuple(_parse_answer(gold))
 
 
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
 def _final_part(response: str) -> str | None:
-    """The part of a response that holds its final answer; ``None`` when reasoning never ended."""
+    """The part of a response that holds its final answer; ``None`` when reasoning never ended.
+
+    Reasoning (``<think>...</think>``) never counts. In the R1 format the answer is the last
+    ``<answer>...</answer>`` block (an unclosed one runs to the end); whether the format itself is
+    right is the format grader's business, not this one's.
+    """
     if "</think>" in response:
-        return response.rsplit("</think>", 1)[1]
-    if "<think>" in response:
+        response = response.rsplit("</think>", 1)[1]
+    elif "<think>" in response:
         return None
+    blocks = _ANSWER_BLOCK.findall(response)
+    if blocks:
+        return blocks[-1]
+    if "<answer>" in response:
+        return response.rsplit("<answer>", 1)[1]
     return response
 
 

@@ -97,7 +97,8 @@ class RunSummary:
             kinds.update(s.unscored)
         if kinds:
             rows.append(
-                "unscored by kind: " + ", ".join(f"{k}={v}" for k, v in kinds.most_common())
+                "unscored components by kind: "
+                + ", ".join(f"{k}={v}" for k, v in kinds.most_common())
             )
         return "\n".join(rows)
 

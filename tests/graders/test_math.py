@@ -48,6 +48,16 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         (7, r"\boxed{7}", 1.0),  # GSM8K-style integer gold
         (1e-05, "The answer is 0.00001.", 1.0),
         (r"\frac{1}{2}", r"<think>maybe 1/3</think> The answer is $\boxed{\frac12}$", 1.0),
+        # the R1 format: the answer is the last <answer> block, reasoning never counts
+        ("56", "<think>7*8 = 56.</think>\n<answer>56</answer>", 1.0),
+        ("3/4", "<think>halve</think><answer>0.75</answer>", 1.0),
+        (r"50\%", r"<think>half</think><answer>50\%</answer>", 1.0),
+        ("3", "<think>t</think><answer>3</answer> I hope that helps!", 1.0),
+        ("-2", "<answer>-2</answer>", 1.0),  # no think block at all
+        ("19", "<think>is it 19?</think><answer>19", 1.0),  # unclosed answer runs to the end
+        ("3", "<think>3</think><answer>4</answer>", 0.0),  # the right number only in reasoning
+        ("6", "<think>6</think><answer></answer>", 0.0),  # empty answer block
+        ("2", "<answer>1</answer> draft <answer>2</answer>", 1.0),  # the last block wins
         # not equivalent
         (r"\frac{63}{400}", r"\boxed{\frac{64}{400}}", 0.0),
         ("1/3", r"The final answer is $0.33$.", 0.0),  # two decimals are not 1/3
