@@ -20,7 +20,6 @@ raised when the config is built, before any record is graded.
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 from collections.abc import Callable
 from functools import partial
@@ -31,6 +30,7 @@ from aggregators._formula import FormulaAggregator
 from aggregators._gate import GateAggregator
 from aggregators._weighted import MaxAggregator, MinAggregator, WeightedSumAggregator
 from rm_service._exceptions import ConfigError
+from rm_service._importer import import_from_string
 
 __all__ = ["get_aggregator", "list_aggregators", "register_aggregator"]
 
@@ -179,15 +179,4 @@ def _check_params(spec: str, factory: Callable[..., Any], params: dict[str, Any]
 
 
 def _import(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"bad aggregator import string {spec!r}; expected 'package.module:attr'")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"cannot import aggregator {spec!r} (expected 'package.module:attr'): {exc}"
-        ) from exc
-    return obj
+    return import_from_string(spec, "aggregator")

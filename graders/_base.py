@@ -20,7 +20,6 @@ Writing a grader takes a few lines::
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import math
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from rm_service._exceptions import ConfigError
+from rm_service._importer import import_from_string
 from rm_service._result import ErrorKind, GraderError, GraderResult, GraderScore
 
 __all__ = [
@@ -278,15 +278,7 @@ def list_graders() -> list[str]:
 
 
 def _import(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"cannot import {spec!r} (expected 'package.module:attribute'): {exc}"
-        ) from exc
+    obj = import_from_string(spec, "grader")
     if not isinstance(obj, Grader) and callable(obj) and not inspect.isclass(obj):
         # A plain function named by import string: its parameters are bound like @grader's.
         return lambda *, name=None, **params: FunctionGrader(

@@ -11,16 +11,7 @@ import pytest
 
 from aggregators._formula import FORMULA_FUNCTIONS, FormulaAggregator
 from rm_service import ConfigError, GraderError, GraderScore
-
-
-def results(**scores: float | str) -> dict[str, GraderScore | GraderError]:
-    """``a=0.5`` is a score; ``a="timeout"`` is an error of that kind."""
-    return {
-        k: GraderError(name=k, error="boom", kind=v)  # type: ignore[arg-type]
-        if isinstance(v, str)
-        else GraderScore(name=k, score=v)
-        for k, v in scores.items()
-    }
+from tests.support import results
 
 
 def value(formula: str, **scores: float) -> float:

@@ -9,16 +9,7 @@ import pytest
 from aggregators._gate import GateAggregator
 from aggregators._weighted import WeightedSumAggregator
 from rm_service import ConfigError, GraderError, GraderScore
-
-
-def results(**scores: float | str) -> dict[str, GraderScore | GraderError]:
-    """``a=0.5`` is a score; ``a="timeout"`` is an error of that kind."""
-    return {
-        k: GraderError(name=k, error="boom", kind=v)  # type: ignore[arg-type]
-        if isinstance(v, str)
-        else GraderScore(name=k, score=v)
-        for k, v in scores.items()
-    }
+from tests.support import results
 
 
 def gate(**kw: Any) -> GateAggregator:

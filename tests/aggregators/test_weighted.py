@@ -9,18 +9,8 @@ from __future__ import annotations
 import pytest
 
 from aggregators._weighted import MaxAggregator, MinAggregator, WeightedSumAggregator
-from rm_service import ConfigError, GraderError, GraderScore
-
-
-def results(**scores: float | str) -> dict[str, GraderScore | GraderError]:
-    """``a=0.5`` is a score; ``a="timeout"`` is an error of that kind."""
-    return {
-        k: GraderError(name=k, error="boom", kind=v)  # type: ignore[arg-type]
-        if isinstance(v, str)
-        else GraderScore(name=k, score=v)
-        for k, v in scores.items()
-    }
-
+from rm_service import ConfigError, GraderScore
+from tests.support import results
 
 # --- weighted sum: arithmetic -------------------------------------------------------------------
 
