@@ -37,6 +37,7 @@ __all__ = [
     "Unscored",
     "get_grader",
     "grader",
+    "grader_parameters",
     "list_graders",
     "register_grader",
     "reward",
@@ -270,6 +271,22 @@ def get_grader(spec: str, **params: Any) -> Grader:
             return FunctionGrader(built)
         raise ConfigError(f"{spec!r} did not build a grader (got {type(built).__name__})")
     return built
+
+
+def grader_parameters(spec: str) -> frozenset[str]:
+    """The keyword parameters the grader named ``spec`` accepts (empty if it takes none).
+
+    Lets a config layer inject shared resources (a judge ``model``, a ``cache``) only into the
+    graders that take them.
+    """
+    factory = _REGISTRY.get(spec) or (_import(spec) if ":" in spec else None)
+    if factory is None or (isinstance(factory, Grader) and not inspect.isclass(factory)):
+        return frozenset()
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def list_graders() -> list[str]:

@@ -3,6 +3,9 @@
 A config names graders by registry name (or ``"module:attr"``), says how to map record fields,
 and lists aggregators::
 
+    judge:                          # optional: the backend of every LLM judge (see models)
+      backend: openai
+      model: gpt-4o-mini
     graders:
       correct:
         type: math
@@ -10,6 +13,8 @@ and lists aggregators::
       format:
         type: format
         mode: think_answer          # any other key is a parameter of the grader
+      harmless:
+        type: harmfulness           # an LLM judge: gets the shared judge backend
     aggregators:
       - type: weighted_sum
         name: reward
@@ -32,8 +37,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rm_service._exceptions import ConfigError, RMServiceError
 from rm_service._mapper import GraderConfig
 from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
+from rm_service.models._factory import JudgeSpec, judge_factory
 
-__all__ = ["AggregatorSpec", "GraderSpec", "RewardConfig", "build_runner", "load_config"]
+__all__ = [
+    "AggregatorSpec",
+    "CacheSpec",
+    "GraderSpec",
+    "RewardConfig",
+    "build_runner",
+    "load_config",
+]
 
 
 class GraderSpec(BaseModel):
@@ -44,9 +57,19 @@ class GraderSpec(BaseModel):
     type: str = Field(min_length=1)
     mapper: dict[str, str] | None = None
     call_timeout: float | None = Field(default=None, gt=0)
+    judge: JudgeSpec | None = None
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class CacheSpec(BaseModel):
+    """The judge cache: in memory, plus a SQLite file when ``path`` is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    max_entries: int = Field(default=100_000, ge=1)
 
 
 class AggregatorSpec(BaseModel):
@@ -69,6 +92,8 @@ class RewardConfig(BaseModel):
 
     graders: dict[str, GraderSpec] = Field(min_length=1)
     aggregators: list[AggregatorSpec] = Field(default_factory=list)
+    judge: JudgeSpec | None = None
+    cache: CacheSpec | None = None
     reward: str | None = None
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
     call_timeout: float | None = Field(default=None, gt=0)
@@ -113,12 +138,26 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
 def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     """Build the runner a config describes. ``overrides`` go to :class:`GradingRunner`."""
     from aggregators import get_aggregator
-    from graders import get_grader
+    from graders import get_grader, grader_parameters
 
+    cache = None
+    if cfg.cache is not None:
+        from rm_service.models._cache import JudgeCache
+
+        cache = JudgeCache(max_entries=cfg.cache.max_entries, path=cfg.cache.path)
     configs: dict[str, GraderConfig] = {}
     for name, spec in cfg.graders.items():
         try:
-            grader = get_grader(spec.type, **spec.params())
+            params = spec.params()
+            accepts = grader_parameters(spec.type)
+            if "model" in accepts and "model" not in params:
+                # Shared and lazy: one backend per distinct spec, built on the first judge call.
+                params["model"] = judge_factory(spec.judge or cfg.judge)
+            elif spec.judge is not None:
+                raise ConfigError(f"grader type {spec.type!r} takes no judge")
+            if cache is not None and "cache" in accepts and "cache" not in params:
+                params["cache"] = cache
+            grader = get_grader(spec.type, **params)
             configs[name] = GraderConfig(
                 grader=grader, mapper=spec.mapper, call_timeout=spec.call_timeout
             )

@@ -1,0 +1,105 @@
+"""Build a judge backend from a config block or the environment.
+
+The rule, so one config runs both offline and against a real endpoint with no other change:
+
+* a ``judge:`` block with ``backend: openai`` (or a ``base_url``) → :class:`OpenAIChatModel`;
+* a ``judge:`` block with ``backend: local`` → the embedded :class:`LocalChatModel`;
+* no ``backend``: ``OPENAI_BASE_URL`` set in the environment (or ``.env``) → OpenAI-compatible
+  endpoint, else the embedded local model (offline, no API key).
+
+The model name for an endpoint comes from ``judge.model``, else ``RM_SERVICE_JUDGE_MODEL``, else
+``gpt-4o-mini``. Backends are built lazily (the local model loads on the first judge call, not at
+config load) and once per distinct spec, so every judge grader of a runner shares one client
+pool or one loaded model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rm_service.models._base import ChatModel
+
+__all__ = ["DEFAULT_ENDPOINT_MODEL", "JudgeSpec", "build_judge", "judge_factory"]
+
+DEFAULT_ENDPOINT_MODEL = "gpt-4o-mini"
+
+
+class JudgeSpec(BaseModel):
+    """The ``judge:`` block of a reward config (top level, or per grader to override it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["openai", "local"] | None = None
+    model: str | None = Field(
+        default=None,
+        description="endpoint model name, or for 'local' a GGUF file or model directory",
+    )
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    max_concurrency: int = Field(default=64, ge=1)
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+    transport: Literal["aiohttp", "httpx"] | None = None
+
+    def resolved_backend(self) -> Literal["openai", "local"]:
+        if self.backend is not None:
+            return self.backend
+        if self.base_url or os.environ.get("OPENAI_BASE_URL"):
+            return "openai"
+        return "local"
+
+
+def build_judge(spec: JudgeSpec | dict[str, Any] | None = None) -> ChatModel:
+    """Build the backend ``spec`` describes (see the module docstring for the rule)."""
+    spec = _as_spec(spec)
+    if spec.resolved_backend() == "local":
+        from rm_service.models._local import LocalChatModel
+
+        return LocalChatModel(spec.model) if spec.model else LocalChatModel()
+    from rm_service.models._openai import OpenAIChatModel
+
+    kwargs: dict[str, Any] = {
+        "base_url": spec.base_url,
+        "api_key": os.environ.get(spec.api_key_env),
+        "timeout": spec.timeout,
+        "max_retries": spec.max_retries,
+        "max_concurrency": spec.max_concurrency,
+        "rpm": spec.rpm,
+        "tpm": spec.tpm,
+    }
+    if spec.transport:
+        kwargs["transport"] = spec.transport
+    model = spec.model or os.environ.get("RM_SERVICE_JUDGE_MODEL") or DEFAULT_ENDPOINT_MODEL
+    return OpenAIChatModel(model, **kwargs)
+
+
+_SHARED: dict[JudgeSpec, ChatModel] = {}
+_LOCK = threading.Lock()
+
+
+def judge_factory(spec: JudgeSpec | dict[str, Any] | None = None) -> Callable[[], ChatModel]:
+    """A zero-argument callable returning the backend for ``spec``, built on first call and
+    shared process-wide by every caller with an equal spec (one pool, one loaded model)."""
+    spec = _as_spec(spec)
+
+    def get() -> ChatModel:
+        with _LOCK:
+            model = _SHARED.get(spec)
+            if model is None:
+                model = _SHARED[spec] = build_judge(spec)
+            return model
+
+    return get
+
+
+def _as_spec(spec: JudgeSpec | dict[str, Any] | None) -> JudgeSpec:
+    if isinstance(spec, JudgeSpec):
+        return spec
+    return JudgeSpec.model_validate(spec or {})
