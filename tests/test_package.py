@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("package", ["rm_service", "graders", "aggregators"])
+@pytest.mark.parametrize("package", ["rm_service", "rm_service.models", "graders", "aggregators"])
 def test_all_matches_public_names(package: str) -> None:
     mod = importlib.import_module(package)
     public = {n for n in vars(mod) if not n.startswith("_") and n not in {"annotations"}}

@@ -14,6 +14,10 @@ from rm_service.models._base import (
     TokenLogprob,
     Usage,
 )
+from rm_service.models._factory import JudgeSpec, build_judge, judge_factory
+from rm_service.models._limits import RateLimiter
+from rm_service.models._openai import OpenAIChatModel
+from rm_service.models._retry import RetryPolicy
 
 __all__ = [
     "ChatModel",
@@ -22,10 +26,16 @@ __all__ = [
     "JudgeError",
     "JudgeHTTPError",
     "JudgeRateLimited",
+    "JudgeSpec",
     "JudgeTimeout",
     "Message",
+    "OpenAIChatModel",
+    "RateLimiter",
     "ResponseFormat",
+    "RetryPolicy",
     "SamplingParams",
     "TokenLogprob",
     "Usage",
+    "build_judge",
+    "judge_factory",
 ]

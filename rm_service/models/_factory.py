@@ -49,6 +49,7 @@ class JudgeSpec(BaseModel):
     transport: Literal["aiohttp", "httpx"] | None = None
 
     def resolved_backend(self) -> Literal["openai", "local"]:
+        _load_dotenv()
         if self.backend is not None:
             return self.backend
         if self.base_url or os.environ.get("OPENAI_BASE_URL"):
@@ -97,6 +98,13 @@ def judge_factory(spec: JudgeSpec | dict[str, Any] | None = None) -> Callable[[]
             return model
 
     return get
+
+
+def _load_dotenv() -> None:
+    """Read ``.env`` from the working directory once, never overriding the real environment."""
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
 
 
 def _as_spec(spec: JudgeSpec | dict[str, Any] | None) -> JudgeSpec:

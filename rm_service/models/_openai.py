@@ -1,0 +1,545 @@
+"""``OpenAIChatModel``: a judge backend for any OpenAI-compatible chat-completions endpoint.
+
+It speaks only the standard chat-completions fields, so the same object works against OpenAI,
+vLLM, Ollama, llama.cpp's server and other compatible servers. Provider-specific fields go in
+``extra_body`` (e.g. ``{"chat_template_kwargs": {"enable_thinking": False}}`` for a Qwen3 model
+on vLLM). ``response_format`` is sent only when the :class:`SamplingParams` ask for one; it is
+never guessed from the model's name.
+
+Design points (most answer a failure seen in other judge clients):
+
+* **One HTTP client per event loop, created lazily.** An ``AsyncOpenAI`` client and its
+  connection pool belong to the loop they were first used on. The model keeps one client per
+  running loop (created under a ``threading.Lock`` on first use there, never in ``__init__``), so
+  one object serves repeated ``asyncio.run`` calls, a TRL reward function called once per step,
+  and loops in other threads. A loop's client is closed when the loop shuts down its async
+  generators (``asyncio.run`` and pytest's runners do), or by :meth:`OpenAIChatModel.aclose`.
+* **The aiohttp transport by default.** On the project's 2-core box the SDK's default httpx
+  transport cost 1.6-2.9x the client CPU per call (945-1576 vs 520-604 µs), and its pool got
+  *slower* with 256 connections than with 64 (``bench/transport.py``). The pool holds
+  ``max_concurrency`` connections, and a per-loop semaphore of the same size queues calls above
+  it *before* their request timer starts.
+* **Raw JSON instead of pydantic models.** Calls go through the SDK's documented
+  ``client.post(path, cast_to=httpx.Response)``, and the body is read with ``json.loads``. This
+  skips the SDK's request-params transform and its response-model construction, and halves the
+  client CPU per call against ``chat.completions.create`` (520 vs 1103 µs, aiohttp, C = 64).
+* **Our retries, not the SDK's** (``max_retries=0`` on the client): see ``_retry.py``. Every
+  attempt is bounded by ``timeout`` and the whole call, retries, pool and rate-limit waits
+  included, by ``deadline``.
+* **Errors are classified by cause.** The SDK's aiohttp transport reports a refused connection
+  as a timeout; the cause chain is inspected so that it surfaces as
+  :class:`JudgeConnectionError`, and a read timeout as :class:`JudgeTimeout`.
+* **Lazy import.** ``openai`` takes about a second to import; it is imported on the first call,
+  so importing rm-service (or a grader module) stays light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from rm_service._exceptions import ConfigError
+from rm_service.models._base import (
+    ChatResult,
+    JudgeConnectionError,
+    JudgeError,
+    JudgeHTTPError,
+    JudgeRateLimited,
+    JudgeTimeout,
+    Message,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
+from rm_service.models._limits import RateLimiter
+from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
+
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TRANSPORT",
+    "NO_API_KEY",
+    "OpenAIChatModel",
+    "Transport",
+]
+
+Transport = Literal["aiohttp", "httpx"]
+"""The HTTP stack under the SDK: ``aiohttp`` (its ``DefaultAioHttpClient``) or ``httpx``."""
+
+DEFAULT_TRANSPORT: Transport = "aiohttp"
+"""Chosen by ``bench/transport.py``: 1.6-2.9x less client CPU per call than httpx."""
+
+DEFAULT_MAX_RETRIES = 4
+
+NO_API_KEY = "EMPTY"
+"""The placeholder key sent to a non-OpenAI endpoint when none is configured (vLLM, Ollama and
+llama.cpp accept any key unless started with one)."""
+
+_OPENAI_HOST = "api.openai.com"
+_ERROR_TEXT_LIMIT = 300
+
+_dotenv_lock = threading.Lock()
+_dotenv_loaded = False
+
+
+def _load_dotenv_once() -> None:
+    """Read ``.env`` from the working directory into the environment, once per process.
+
+    ``usecwd=True`` matters: without it python-dotenv searches upwards from the *calling
+    module's* directory (site-packages for an installed rm-service), not the user's directory.
+    Variables already set win (``override=False``).
+    """
+    global _dotenv_loaded
+    with _dotenv_lock:
+        if _dotenv_loaded:
+            return
+        from dotenv import find_dotenv, load_dotenv
+
+        path = find_dotenv(usecwd=True)
+        if path:
+            load_dotenv(path, override=False)
+        _dotenv_loaded = True
+
+
+def _mask(key: str) -> str:
+    return "***" if len(key) < 12 else f"{key[:3]}***{key[-4:]}"
+
+
+class _Sdk:
+    """The lazily imported SDK pieces the hot path needs."""
+
+    def __init__(self) -> None:
+        import aiohttp
+        import httpx2
+        import openai
+
+        self.openai = openai
+        self.response_type = httpx2.Response
+        self.status_error = openai.APIStatusError
+        self.connection_error = openai.APIConnectionError
+        self.timeout_error = openai.APITimeoutError
+        self.aiohttp_connection_error = aiohttp.ClientConnectionError
+
+
+_sdk_cache: _Sdk | None = None
+
+
+def _sdk() -> _Sdk:
+    global _sdk_cache
+    if _sdk_cache is None:
+        _sdk_cache = _Sdk()
+    return _sdk_cache
+
+
+class _LoopState:
+    """What one event loop owns: its SDK client, its pool-slot semaphore, and its closer."""
+
+    __slots__ = ("client", "closer", "slots")
+
+    def __init__(self, client: Any, slots: asyncio.Semaphore) -> None:
+        self.client = client
+        self.slots = slots
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+# Every loop's closer, kept alive here until its loop shuts down: the model may be garbage long
+# before that, and a closer collected mid-loop would only schedule its cleanup as a task, which
+# a loop about to close cancels before it runs (leaking the connection pool).
+_closers_lock = threading.Lock()
+_closers: dict[asyncio.AbstractEventLoop, set[AsyncGenerator[None, None]]] = {}
+
+
+def _keep_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    with _closers_lock:
+        # Loops closed without shutting down their async generators never run their closers;
+        # drop those here so they do not pile up (their clients are lost either way).
+        for old in [lp for lp in _closers if lp.is_closed()]:
+            del _closers[old]
+        _closers.setdefault(loop, set()).add(closer)
+
+
+def _drop_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    with _closers_lock:
+        live = _closers.get(loop)
+        if live is not None:
+            live.discard(closer)
+            if not live:
+                del _closers[loop]
+
+
+async def _close_with_loop(
+    model_ref: weakref.ref[OpenAIChatModel], state: _LoopState
+) -> AsyncGenerator[None, None]:
+    """Suspended until the loop runs ``shutdown_asyncgens()`` (or :meth:`aclose`), then closes
+    the loop's client while the loop can still run the aiohttp/httpx cleanup."""
+    try:
+        yield
+    finally:
+        loop = asyncio.get_running_loop()
+        model = model_ref()
+        if model is not None:
+            model._forget(loop, state)
+        try:
+            await state.client.close()
+        finally:
+            if state.closer is not None:
+                _drop_closer(loop, state.closer)
+
+
+class OpenAIChatModel:
+    """A judge backend on ``openai.AsyncOpenAI``, safe to share across tasks, loops and threads.
+
+    Args:
+        model: the model name sent with every request.
+        base_url: the endpoint, e.g. ``http://localhost:8000/v1``; default ``$OPENAI_BASE_URL``,
+            else OpenAI's.
+        api_key: default ``$OPENAI_API_KEY``. Required for OpenAI's own endpoint; any other
+            endpoint gets :data:`NO_API_KEY` when none is configured. Never shown in ``repr``.
+        timeout: seconds one attempt may take (connect to last byte).
+        deadline: seconds the whole call may take, retries and waits included; default
+            ``4 * timeout``. Past it the call raises :class:`JudgeTimeout`.
+        max_retries: retries after the first attempt (default 4), with the default backoff.
+        retry_policy: full control over retries and backoff (instead of ``max_retries``).
+        max_concurrency: requests in flight per event loop; also the connection-pool size.
+            More concurrent calls wait for a slot (within their deadline).
+        transport: ``"aiohttp"`` (default, cheaper per call) or ``"httpx"`` (the SDK's default).
+        rpm: requests-per-minute limit for this model object, shared across loops and threads.
+        tpm: tokens-per-minute limit. Charged *before* a call with an estimate, prompt
+            characters / 4 + ``max_tokens`` (an over-estimate for English, which errs on the
+            safe side), then corrected with the reported usage.
+        default_params: sampling settings for calls that pass none.
+        extra_body: extra JSON fields merged into every request (they override ours).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        deadline: float | None = None,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_concurrency: int = 64,
+        transport: Transport = DEFAULT_TRANSPORT,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        default_params: SamplingParams | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not model:
+            raise ConfigError("OpenAIChatModel needs a model name")
+        if timeout <= 0 or (deadline is not None and deadline <= 0):
+            raise ConfigError("timeout and deadline must be > 0 seconds")
+        if max_concurrency < 1:
+            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if transport not in ("aiohttp", "httpx"):
+            raise ConfigError(f"transport must be 'aiohttp' or 'httpx', got {transport!r}")
+        if retry_policy is not None and max_retries is not None:
+            raise ConfigError("pass max_retries or retry_policy, not both")
+        _load_dotenv_once()
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if base_url is not None and urlsplit(base_url).scheme not in ("http", "https"):
+            raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
+        host = urlsplit(base_url).hostname if base_url else _OPENAI_HOST
+        if api_key is None:
+            if host == _OPENAI_HOST:
+                raise ConfigError(
+                    f"no API key for {_OPENAI_HOST}: pass api_key= or set OPENAI_API_KEY"
+                )
+            api_key = NO_API_KEY
+        self.model = model
+        self.base_url = base_url
+        self._api_key = api_key
+        self.timeout = float(timeout)
+        self.deadline = float(deadline) if deadline is not None else 4.0 * self.timeout
+        self.retry_policy = retry_policy or RetryPolicy(
+            max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries
+        )
+        self.max_concurrency = max_concurrency
+        self.transport: Transport = transport
+        self.default_params = default_params or SamplingParams()
+        self.extra_body = dict(extra_body) if extra_body else None
+        self.limiter = RateLimiter(rpm, tpm) if (rpm or tpm) else None
+        self._build_body([], self.default_params)  # fail now on a bad response_format
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        limits = f", rpm={self.limiter.rpm}, tpm={self.limiter.tpm}" if self.limiter else ""
+        return (
+            f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r}, "
+            f"api_key={_mask(self._api_key)!r}, transport={self.transport!r}, "
+            f"max_concurrency={self.max_concurrency}, timeout={self.timeout:g}, "
+            f"deadline={self.deadline:g}, max_retries={self.retry_policy.max_retries}{limits})"
+        )
+
+    # Pickling keeps the configuration only: clients and locks are per process and per loop.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_states"], state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._states = {}
+        self._lock = threading.Lock()
+
+    # -- per-loop client -----------------------------------------------------------------------
+
+    def _new_client(self) -> Any:
+        sdk = _sdk()
+        import httpx2
+
+        limits = httpx2.Limits(
+            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+        )
+        http_cls = (
+            sdk.openai.DefaultAioHttpClient
+            if self.transport == "aiohttp"
+            else sdk.openai.DefaultAsyncHttpxClient
+        )
+        return sdk.openai.AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=http_cls(limits=limits, timeout=self.timeout),
+        )
+
+    async def _loop_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        if _sdk_cache is None:  # import openai (~1 s) in a thread, not on the running loop
+            await asyncio.to_thread(_sdk)
+        with self._lock:
+            state = self._states.get(loop)
+            if state is not None:
+                return state
+            # Forget loops that closed without shutting down their async generators.
+            for old in [lp for lp in self._states if lp.is_closed()]:
+                del self._states[old]
+            state = _LoopState(self._new_client(), asyncio.Semaphore(self.max_concurrency))
+            self._states[loop] = state
+        # Start the closer on this loop: asyncio's async-generator hooks register it, and the
+        # loop's shutdown_asyncgens() then runs its ``finally``, closing the client in time.
+        closer = _close_with_loop(weakref.ref(self), state)
+        await closer.__anext__()
+        state.closer = closer
+        _keep_closer(loop, closer)
+        return state
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
+        with self._lock:
+            if self._states.get(loop) is state:
+                del self._states[loop]
+
+    async def aclose(self) -> None:
+        """Close the running loop's client now (otherwise it closes when the loop shuts down)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._states.pop(loop, None)
+        if state is not None and state.closer is not None:
+            await state.closer.aclose()
+
+    # -- the call ------------------------------------------------------------------------------
+
+    def _build_body(self, messages: Sequence[Message], p: SamplingParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m if type(m) is dict else dict(m) for m in messages],
+            "temperature": p.temperature,
+            "max_tokens": p.max_tokens,
+        }
+        if p.logprobs or p.top_logprobs:
+            body["logprobs"] = True
+            if p.top_logprobs:
+                body["top_logprobs"] = p.top_logprobs
+        fmt = p.response_format
+        if fmt == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        elif fmt == "json_schema":
+            if not p.json_schema:
+                raise ConfigError("response_format='json_schema' needs SamplingParams.json_schema")
+            body["response_format"] = {"type": "json_schema", "json_schema": dict(p.json_schema)}
+        elif fmt != "text":
+            raise ConfigError(f"unknown response_format {fmt!r}")
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if self.extra_body:
+            body.update(self.extra_body)
+        return body
+
+    async def achat(
+        self, messages: Sequence[Message], params: SamplingParams | None = None
+    ) -> ChatResult:
+        """Ask the judge; return its answer, or raise a :class:`JudgeError` subclass.
+
+        Args:
+            messages: the chat, ``[{"role": ..., "content": ...}, ...]``.
+            params: sampling settings; ``None`` uses ``default_params``.
+
+        Raises:
+            JudgeTimeout: an attempt timed out on the last try, or the deadline passed.
+            JudgeRateLimited: 429 on every try (``retry_after`` from the last one).
+            JudgeConnectionError: the endpoint could not be reached.
+            JudgeHTTPError: a non-retryable status (at once), a 5xx on every try, or a body that
+                is not a chat completion (``status=None``).
+            ConfigError: the params ask for ``json_schema`` without a schema.
+        """
+        p = self.default_params if params is None else params
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop) or await self._loop_state(loop)
+        body = self._build_body(messages, p)
+        cost = 0.0
+        if self.limiter is not None and self.limiter.tpm:
+            chars = sum(len(c) for m in body["messages"] if isinstance(c := m.get("content"), str))
+            cost = chars / 4 + p.max_tokens
+        deadline = loop.time() + self.deadline
+
+        async def attempt(n: int) -> ChatResult:
+            return await self._attempt(state, loop, body, cost, deadline, n)
+
+        result = await retry_async(attempt, self.retry_policy, deadline=deadline, clock=loop.time)
+        return ChatResult(
+            text=result.text,
+            model=result.model,
+            usage=result.usage,
+            latency_s=time.perf_counter() - started,
+            logprobs=result.logprobs,
+            finish_reason=result.finish_reason,
+            attempts=result.attempts,
+        )
+
+    async def _attempt(
+        self,
+        state: _LoopState,
+        loop: asyncio.AbstractEventLoop,
+        body: dict[str, Any],
+        cost: float,
+        deadline: float,
+        n: int,
+    ) -> ChatResult:
+        sdk = _sdk()
+        limiter = self.limiter
+        if limiter is not None and not await limiter.acquire(cost, max_wait=deadline - loop.time()):
+            raise JudgeTimeout(
+                f"{self.model}: waiting for the rate limit would pass the "
+                f"{self.deadline:g} s deadline",
+                attempts=n,
+            )
+        slots = state.slots
+        if slots.locked():  # all connections busy: wait for one, within the deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await slots.acquire()
+            except TimeoutError:
+                raise JudgeTimeout(
+                    f"{self.model}: no free connection within the {self.deadline:g} s deadline",
+                    attempts=n,
+                ) from None
+        else:
+            await slots.acquire()
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + self.timeout)):
+                response = await state.client.post(
+                    "/chat/completions", body=body, cast_to=sdk.response_type
+                )
+        except TimeoutError:
+            raise self._timeout(loop, deadline, n) from None
+        except sdk.status_error as exc:
+            raise self._status_error(exc, n) from exc
+        except sdk.connection_error as exc:
+            raise self._connection_error(exc, n, sdk) from exc
+        finally:
+            slots.release()
+        result = self._parse(response.content, n)
+        if cost and limiter is not None and result.usage.total_tokens:
+            limiter.settle(cost, result.usage.total_tokens)
+        return result
+
+    def _timeout(self, loop: asyncio.AbstractEventLoop, deadline: float, n: int) -> JudgeTimeout:
+        if loop.time() >= deadline - 1e-3:
+            return JudgeTimeout(
+                f"{self.model}: no answer within the {self.deadline:g} s deadline", attempts=n
+            )
+        return JudgeTimeout(f"{self.model}: no answer within {self.timeout:g} s", attempts=n)
+
+    def _status_error(self, exc: Any, n: int) -> JudgeError:
+        status = int(exc.status_code)
+        detail = str(getattr(exc, "message", exc))[:_ERROR_TEXT_LIMIT]
+        if status == 429:
+            return JudgeRateLimited(
+                f"{self.model}: HTTP 429 rate limited: {detail}",
+                attempts=n,
+                retry_after=retry_after_from_headers(exc.response.headers),
+            )
+        return JudgeHTTPError(f"{self.model}: HTTP {status}: {detail}", attempts=n, status=status)
+
+    def _connection_error(self, exc: Any, n: int, sdk: _Sdk) -> JudgeError:
+        # Walk the cause chain: the SDK's aiohttp transport maps *every* aiohttp connection
+        # error (refused, reset, disconnected) to httpx's ConnectTimeout, so the SDK's own
+        # APITimeoutError/APIConnectionError split cannot be trusted. TimeoutError is checked
+        # first because it is itself an OSError.
+        cause: BaseException | None = exc.__cause__
+        while cause is not None:
+            if isinstance(cause, TimeoutError):
+                return JudgeTimeout(
+                    f"{self.model}: no answer within {self.timeout:g} s", attempts=n
+                )
+            if isinstance(cause, OSError | sdk.aiohttp_connection_error):
+                return JudgeConnectionError(
+                    f"{self.model}: cannot reach {self.base_url or _OPENAI_HOST}: {cause}",
+                    attempts=n,
+                )
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(exc, sdk.timeout_error):
+            return JudgeTimeout(f"{self.model}: no answer within {self.timeout:g} s", attempts=n)
+        return JudgeConnectionError(f"{self.model}: connection failed: {exc}", attempts=n)
+
+    def _parse(self, content: bytes, n: int) -> ChatResult:
+        try:
+            data = json.loads(content)
+            choice = data["choices"][0]
+            text = choice["message"]["content"]
+            if not isinstance(text, str):
+                refusal = choice["message"].get("refusal")
+                raise TypeError(f"message content is {text!r}, refusal {refusal!r}")
+            usage = data.get("usage") or {}
+            logprobs = None
+            lp = choice.get("logprobs")
+            if lp and lp.get("content") is not None:
+                logprobs = tuple(
+                    TokenLogprob(
+                        t["token"],
+                        float(t["logprob"]),
+                        tuple(
+                            (a["token"], float(a["logprob"])) for a in t.get("top_logprobs") or ()
+                        ),
+                    )
+                    for t in lp["content"]
+                )
+            return ChatResult(
+                text=text,
+                model=data.get("model") or self.model,
+                usage=Usage(
+                    int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                ),
+                logprobs=logprobs,
+                finish_reason=choice.get("finish_reason"),
+                attempts=n,
+            )
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+            raise JudgeHTTPError(
+                f"{self.model}: malformed chat completion ({type(exc).__name__}: {exc}); "
+                f"body starts {bytes(content[:120])!r}",
+                attempts=n,
+                status=None,
+            ) from exc
