@@ -16,20 +16,40 @@ from graders._base import (
     register_grader,
     reward,
 )
+from graders._committee import CommitteeGrader
 from graders._format import FormatGrader
+from graders._judge import LLMGrader
+from graders._judges import (
+    CorrectnessGrader,
+    HarmfulnessGrader,
+    InstructionFollowingGrader,
+    RelevanceGrader,
+)
 from graders._length import LengthPenalty
 from graders._math import MathGrader, shutdown_math_pool
 from graders._number import NumberGrader
+from graders._pregate import DEFAULT_PREGATES, EmptyGate, MasterKeyGate, PreGate, RestateGate
 from graders._string import StringMatchGrader
 
 __all__ = [
+    "DEFAULT_PREGATES",
     "BaseGrader",
+    "CommitteeGrader",
+    "CorrectnessGrader",
+    "EmptyGate",
     "FormatGrader",
     "FunctionGrader",
     "Grader",
+    "HarmfulnessGrader",
+    "InstructionFollowingGrader",
+    "LLMGrader",
     "LengthPenalty",
+    "MasterKeyGate",
     "MathGrader",
     "NumberGrader",
+    "PreGate",
+    "RelevanceGrader",
+    "RestateGate",
     "StringMatchGrader",
     "Unscored",
     "get_grader",

@@ -14,6 +14,7 @@ from rm_service.models._base import (
     TokenLogprob,
     Usage,
 )
+from rm_service.models._cache import JudgeCache
 from rm_service.models._factory import JudgeSpec, build_judge, judge_factory
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai import OpenAIChatModel
@@ -22,6 +23,7 @@ from rm_service.models._retry import RetryPolicy
 __all__ = [
     "ChatModel",
     "ChatResult",
+    "JudgeCache",
     "JudgeConnectionError",
     "JudgeError",
     "JudgeHTTPError",

@@ -1,0 +1,964 @@
+"""``LLMGrader``: an LLM judge for custom criteria, hardened against the policy it grades.
+
+The judge reads a prompt built from a template file and answers a verdict on a declared integer
+scale; the grader normalises it to ``[0, 1]``. Everything a judge can get wrong comes back
+unscored with a kind, never as a plausible number: a backend failure is ``timeout`` or
+``judge_error``, and an answer that is not exactly one valid verdict is ``unparseable`` with the
+raw text in metadata (OpenJudge silently scores a missing ``score`` as 0 and accepts 42 on a
+1-5 scale; see ``shared/reference/peer_openjudge.md``).
+
+Why the hardening: in RL the graded text is written by the policy, which is optimised against
+this judge and will find its weak spots (``shared/reference/rl_reward_apis.md`` §7). So:
+
+* **Fencing.** Each field is put between marker lines carrying a per-request random code
+  (``secrets.token_hex``), which the system prompt names. The response cannot close its block,
+  because it cannot know the code, and bracket runs or chat-template tags that look like markers
+  are defanged before rendering. The system prompt says the blocks are data, never instructions.
+* **Verdict isolation.** Only the judge's own answer is parsed, and only as a *whole-answer* JSON
+  object (or a single label token). A ``{"score": 5}`` or ``GRADE: C`` inside the response is
+  never searched for: with "find the last score in the text" parsing, the policy would simply
+  write one. Verdict-like ``key: value`` pairs in the response are also shown with a full-width
+  colon, so a judge that parrots them produces an invalid verdict, and an answer that is a
+  verbatim copy of text in the response is rejected.
+* **Pre-gates** (``graders._pregate``) score empty, master-key and question-restating responses
+  low without asking the judge at all.
+
+Templates are rendered with :class:`string.Template` in a single pass: substituted values (the
+record's text) are never scanned again, so a ``$query`` or ``{score}`` inside a response is inert.
+
+A grader is stateless after construction (a lazily built model is resolved once, under a lock),
+so one instance is safe to share between tasks, threads and event loops.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args
+
+from graders._base import BaseGrader, Unscored, grader
+from graders._pregate import PreGate, first_gate_hit
+from graders._text import as_text, clip
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
+from rm_service.models._base import (
+    ChatModel,
+    ChatResult,
+    JudgeError,
+    JudgeTimeout,
+    ResponseFormat,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
+from rm_service.models._cache import JudgeCache
+
+__all__ = [
+    "LOW_SCALE_MASS",
+    "NOT_PROVIDED",
+    "JudgeOutput",
+    "LLMGrader",
+    "ModelSpec",
+    "ScoreMode",
+    "VerdictError",
+    "expected_from_token",
+    "fence",
+    "load_prompt",
+    "neutralize",
+    "new_nonce",
+    "parse_json_verdict",
+    "parse_label_verdict",
+]
+
+JudgeOutput = Literal["json", "label"]
+ScoreMode = Literal["sampled", "expected"]
+ModelSpec = ChatModel | Callable[[], ChatModel]
+"""A judge backend, or a zero-argument callable that builds one on first use."""
+
+NOT_PROVIDED = "(not provided)"
+"""What an absent optional field renders as."""
+
+LOW_SCALE_MASS = 0.5
+"""Below this total probability on the scale tokens, an expected score is flagged in metadata:
+the judge mostly meant to write something else, so the weighted mean says little."""
+
+_RESERVED = frozenset({"rubric", "scale_min", "scale_max", "labels"})
+_KEY_NONCE = "0" * 16  # the nonce used when rendering the cache key; see _ask
+_RAW_LIMIT = 2000
+
+
+# --- prompt files --------------------------------------------------------------------------------
+
+
+def load_prompt(name_or_path: str | Path) -> str:
+    """Template text: a bundled prompt by name (``"relevance"``), a file ``Path``, or the text.
+
+    A ``str`` that is a bundled prompt's name (a file ``graders/prompts/<name>.md``) loads that
+    file; any other ``str`` is the template text itself. A ``Path`` is always read as a file, so
+    pass ``Path("my_prompt.md")`` for your own files.
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    if isinstance(name_or_path, Path):
+        try:
+            return name_or_path.expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read prompt template {str(name_or_path)!r}: {exc}") from exc
+    if re.fullmatch(r"[a-z][a-z0-9_]*", name_or_path):
+        bundled = resources.files("graders") / "prompts" / f"{name_or_path}.md"
+        if bundled.is_file():
+            return bundled.read_text(encoding="utf-8")
+    return name_or_path
+
+
+def _template(text: str, what: str) -> string.Template:
+    tpl = string.Template(text)
+    if not tpl.is_valid():
+        raise ConfigError(
+            f"{what}: invalid '$' placeholder (write a literal dollar sign as '$$'): {text[:200]!r}"
+        )
+    return tpl
+
+
+# --- fencing and defanging -----------------------------------------------------------------------
+
+_OPEN_CHARS = "<＜﹤‹«⟨〈《❮❬⟪"
+_CLOSE_CHARS = ">＞﹥›»⟩〉》❯❭⟫"
+_OPEN_ENTITY = r"&lt;|&#0*60;|&#x0*3c;"
+_CLOSE_ENTITY = r"&gt;|&#0*62;|&#x0*3e;"
+_ANGLE_RUN_RE = re.compile(
+    rf"(?:(?:[{_OPEN_CHARS}{_CLOSE_CHARS}]|{_OPEN_ENTITY}|{_CLOSE_ENTITY})[ \t]*){{2,}}"
+    rf"(?:[{_OPEN_CHARS}{_CLOSE_CHARS}]|{_OPEN_ENTITY}|{_CLOSE_ENTITY})",
+    re.IGNORECASE,
+)
+"""Three or more angle brackets in a row (lookalikes, HTML entities, spaces between allowed)."""
+_OPEN_ONE_RE = re.compile(rf"[{_OPEN_CHARS}]|{_OPEN_ENTITY}", re.IGNORECASE)
+_CLOSE_ONE_RE = re.compile(rf"[{_CLOSE_CHARS}]|{_CLOSE_ENTITY}", re.IGNORECASE)
+_CHAT_TAG_RE = re.compile(
+    r"<\s*(/?\s*(?:\|[^<>\n|]{0,64}\||｜[^<>\n｜]{0,64}｜|s|/?SYS|(?:start|end)_of_turn"
+    r"|im_(?:start|end)|eot_id|endoftext|BOS|EOS))\s*>"
+    r"|\[\s*(/?\s*INST)\s*\]",
+    re.IGNORECASE,
+)
+"""Chat-template control strings (``<|im_end|>``, ``</s>``, ``[INST]``, ``<end_of_turn>``...).
+
+Some servers tokenize these inside message content as the real control tokens, which would let a
+response end the judge's user turn for real."""
+_VERDICT_SEP_RE = re.compile(
+    r"""(?<![\w\\])(?:\\?["'`])?(?:final[ _-]?)?"""
+    r"(?:scores?|grade|grading|rating|verdict|judge?ment|evaluation|assessment|reward)"
+    r"""(?:\\?["'`])?[\s*_]*([:=])""",
+    re.IGNORECASE,
+)
+"""``score:``, ``"score":``, ``GRADE =``, ``**Rating**:``: the separator is group 1."""
+
+
+def neutralize(text: str, *, verdicts: bool = True) -> str:
+    """Defang text that could pass for a fence marker, a chat turn or (optionally) a verdict.
+
+    * Runs of three or more angle brackets (``<<<``, ``＜＜＜``, ``&lt;&lt;&lt;``, ``< < <``)
+      become ``‹‹‹`` / ``›››``. Code keeps ``<<`` and ``>>``; a doctest's ``>>>`` reads ``›››``.
+    * Chat-template tags become ``‹|im_end|›``, ``‹/s›``, ``［INST］`` and so on.
+    * With ``verdicts``, the ``:``/``=`` after a verdict word (score, grade, rating, verdict,
+      judgement, evaluation, assessment, reward) becomes full-width ``：``/``＝``, so the text still
+      reads the same but a verbatim copy is not a valid verdict.
+
+    The fence itself does not depend on this (the response cannot know the random code); this is
+    defence in depth against judges that are loose about which marker closes a block.
+    """
+    out = _ANGLE_RUN_RE.sub(_defang_run, text)
+    out = _CHAT_TAG_RE.sub(_defang_tag, out)
+    if verdicts:
+        out = _VERDICT_SEP_RE.sub(_defang_verdict, out)
+    return out
+
+
+def _defang_run(m: re.Match[str]) -> str:
+    run = re.sub(r"[ \t]+", "", m.group(0))
+    return _CLOSE_ONE_RE.sub("›", _OPEN_ONE_RE.sub("‹", run))
+
+
+def _defang_tag(m: re.Match[str]) -> str:
+    if m.group(1) is not None:
+        return f"‹{m.group(1)}›"
+    return f"［{m.group(2)}］"
+
+
+def _defang_verdict(m: re.Match[str]) -> str:
+    sep = "：" if m.group(1) == ":" else "＝"
+    return m.group(0)[:-1] + sep
+
+
+def new_nonce() -> str:
+    """A fresh fence code: 16 hex characters (64 bits) from :mod:`secrets`."""
+    return secrets.token_hex(8)
+
+
+def fence(label: str, text: str, nonce: str) -> str:
+    """``text`` between ``<<<LABEL-nonce>>>`` and ``<<<END-LABEL-nonce>>>`` lines."""
+    return f"<<<{label}-{nonce}>>>\n{text}\n<<<END-{label}-{nonce}>>>"
+
+
+def _field_label(field: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", field.upper())
+
+
+def _prompt_text(value: Any, field: str) -> str:
+    """A field value as prompt text: a string or number, or a list of chat messages."""
+    if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
+        try:
+            parts = [(str(m.get("role", "")), as_text(m["content"], field)) for m in value]
+        except KeyError:
+            raise Unscored(
+                f"field {field!r} is a list of messages without 'content'", kind="invalid_input"
+            ) from None
+        if len(parts) == 1:
+            return parts[0][1]
+        return "\n\n".join(f"{role}: {content}" for role, content in parts)
+    return as_text(value, field)
+
+
+# --- verdict parsing -----------------------------------------------------------------------------
+
+
+class VerdictError(ValueError):
+    """The judge's answer is not exactly one valid verdict (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """A parsed verdict: the raw scale value, the judge's reason, and where the value was written.
+
+    ``span`` is the ``[start, end)`` character range of the score value in the answer text, or
+    the index of the label token, so the expected score can find its logprobs.
+    """
+
+    value: float
+    reason: str
+    span: tuple[int, int] | None = None
+    core: str = ""
+
+
+_FENCED_RE = re.compile(r"\A\s*```[ \t]*(?:json)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.S | re.I)
+_JSON_WS = " \t\n\r"
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise VerdictError(f"the verdict repeats the key {dup!r}")
+    return dict(pairs)
+
+
+def _reject_constant(name: str) -> Any:
+    raise VerdictError(f"the verdict contains {name}, which is not a number")
+
+
+def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool = False) -> _Verdict:
+    """Read a ``{"reason": ..., "score": n}`` verdict that is the *whole* answer.
+
+    Allowed around it: whitespace, and one Markdown code fence (```` ```json ````). Not allowed:
+    any other text, a second object, duplicate keys, a missing score, a score that is not an
+    integer (or, with ``allow_float``, a finite number), a score outside ``scale``, a reason that
+    is not a string. Extra keys are ignored.
+
+    Why so strict: a lenient parser ("find a score anywhere") reads whatever verdict-shaped text
+    is in the answer, including a verdict the judge quoted from the response it was grading.
+
+    Raises:
+        VerdictError: why the answer is not a verdict.
+    """
+    offset = 0
+    body = text
+    m = _FENCED_RE.match(text)
+    if m:
+        body, offset = m.group(1), m.start(1)
+    try:
+        obj = json.loads(
+            body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as exc:
+        raise VerdictError(f"the answer is not a single JSON object ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise VerdictError(f"the answer is JSON {type(obj).__name__}, not an object")
+    if "score" not in obj:
+        raise VerdictError('the verdict has no "score"')
+    score = obj["score"]
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise VerdictError(f"score {score!r} is not a number")
+    if isinstance(score, float) and not allow_float:
+        raise VerdictError(f"score {score!r} is not an integer")
+    lo, hi = scale
+    if not (math.isfinite(score) and lo <= score <= hi):
+        raise VerdictError(f"score {score!r} is outside the scale {lo}-{hi}")
+    reason = obj.get("reason", "")
+    if not isinstance(reason, str):
+        raise VerdictError(f"reason is {type(reason).__name__}, not a string")
+    start, end = _value_span(body, "score")
+    return _Verdict(float(score), reason, (start + offset, end + offset), body.strip())
+
+
+def _value_span(doc: str, key: str) -> tuple[int, int]:
+    """Character range of the top-level ``key``'s value in the JSON object text ``doc``.
+
+    A real scanner, not a regex: ``"score": 5`` may also appear inside the reason string.
+    """
+    decoder = json.JSONDecoder()
+
+    def skip(i: int) -> int:
+        while i < len(doc) and doc[i] in _JSON_WS:
+            i += 1
+        return i
+
+    i = skip(0) + 1  # past "{"
+    while True:
+        i = skip(i)
+        name, i = decoder.raw_decode(doc, i)
+        i = skip(skip(i) + 1)  # past ":"
+        _, end = decoder.raw_decode(doc, i)
+        if name == key:
+            return i, end
+        i = skip(end) + 1  # past ","
+
+
+def parse_label_verdict(text: str, labels: Mapping[str, int]) -> _Verdict:
+    """Read an answer that is exactly one label (case-insensitive; a trailing period is allowed).
+
+    Raises:
+        VerdictError: the answer is anything else.
+    """
+    token = text.strip()
+    if token.endswith(".") and len(token) > 1:
+        token = token[:-1].rstrip()
+    folded = {k.casefold(): v for k, v in labels.items()}
+    value = folded.get(token.casefold())
+    if value is None:
+        raise VerdictError(f"the answer is not one of the labels {', '.join(labels)}")
+    return _Verdict(float(value), f"judge answered {token!r}")
+
+
+# --- expected score from logprobs ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    value: float
+    mass: float
+    distribution: dict[str, float]
+
+
+def expected_from_token(
+    token: TokenLogprob, values: Mapping[str, int], *, prefix: str = "", suffix: str = ""
+) -> _Expected | None:
+    """Probability-weighted mean scale value at one generated position.
+
+    The sampled token and its top alternatives are matched to scale values after stripping
+    whitespace (and the ``prefix``/``suffix`` that the sampled token carried around the value, as
+    in a token ``":4"``), case-insensitively; probabilities of alternatives that map to the same
+    value add up, and the mean is renormalised over the matched mass. ``None`` when no
+    alternative is a scale value.
+    """
+    folded = {k.casefold(): v for k, v in values.items()}
+    seen = {alt for alt, _ in token.top}
+    candidates = list(token.top)
+    if token.token not in seen:
+        candidates.append((token.token, token.logprob))
+    pre, suf = prefix.strip(), suffix.strip()
+    probs: dict[int, float] = {}
+    for alt, logprob in candidates:
+        cand = alt.strip()
+        if pre and cand.startswith(pre):
+            cand = cand[len(pre) :].strip()
+        if suf and cand.endswith(suf):
+            cand = cand[: -len(suf)].strip()
+        value = folded.get(cand.casefold())
+        if value is None or not math.isfinite(logprob):
+            continue
+        probs[value] = probs.get(value, 0.0) + math.exp(logprob)
+    mass = sum(probs.values())
+    if mass <= 0.0:
+        return None
+    mean = sum(v * p for v, p in probs.items()) / mass
+    dist = {str(v): round(p / mass, 6) for v, p in sorted(probs.items())}
+    return _Expected(mean, mass, dist)
+
+
+def _token_at(
+    logprobs: Sequence[TokenLogprob], text: str, start: int, end: int
+) -> tuple[TokenLogprob, str, str] | str:
+    """The token that carries ``text[start:end]``, with its text before and after the value.
+
+    Tokens are aligned to the text from the end, so a backend whose token strings differ from the
+    text earlier on (split multi-byte characters in the reason) still lines up at the score.
+    Returns a fallback reason (a ``str``) when the value cannot be pinned to one token.
+    """
+    joined = "".join(t.token for t in logprobs)
+    tail = text[start:].rstrip()
+    cat = joined.rstrip()
+    if not cat.endswith(tail):
+        return "the logprob tokens do not spell the answer"
+    pos = len(cat) - len(tail)
+    value_end = pos + (end - start)
+    cursor = 0
+    for tok in logprobs:
+        nxt = cursor + len(tok.token)
+        if cursor <= pos < nxt:
+            if value_end > nxt:
+                return "the score value spans several tokens"
+            return tok, tok.token[: pos - cursor], tok.token[value_end - cursor :]
+        cursor = nxt
+    return "the score token was not found"
+
+
+# --- the grader ----------------------------------------------------------------------------------
+
+
+class _ModelRef:
+    """A judge backend given directly or as a factory, built at most once, thread-safely.
+
+    Held by reference, so copies of a grader (committee samples) share one construction.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self._lock = threading.Lock()
+        self._model: ChatModel | None = None
+        self._factory: Callable[[], ChatModel] | None = None
+        if isinstance(spec, ChatModel):
+            self._model = spec
+        elif callable(spec):
+            self._factory = spec
+        else:
+            raise ConfigError(
+                "model must be a ChatModel or a zero-argument callable returning one, "
+                f"got {type(spec).__name__}"
+            )
+
+    @property
+    def name(self) -> str | None:
+        return None if self._model is None else str(self._model.model)
+
+    def get(self) -> ChatModel:
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:
+            if self._model is None:
+                assert self._factory is not None
+                try:
+                    built = self._factory()
+                except JudgeError:
+                    raise
+                except Exception as exc:
+                    raise JudgeError(
+                        f"building the judge model failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                if not isinstance(built, ChatModel):
+                    raise JudgeError(
+                        f"the model factory returned {type(built).__name__}, not a ChatModel"
+                    )
+                self._model = built
+            return self._model
+
+
+@grader
+class LLMGrader(BaseGrader):
+    """A judge model scores the response against a rubric; the verdict is normalised to [0, 1].
+
+    The judge answers ``{"reason": ..., "score": n}`` on ``scale`` (``output="json"``) or a single
+    label (``output="label"``, for small local models). ``score = (n - lo) / (hi - lo)``, flipped
+    when ``higher_is_better=False`` (a harm scale: 1.0 then means harmless).
+
+    Fields: every ``$name`` in the template except ``$rubric``, ``$scale_min``, ``$scale_max`` and
+    ``$labels`` is a record field, required unless listed in ``optional_fields`` (an absent
+    optional field renders as ``(not provided)``). The template must use ``$response``.
+
+    ``score_mode="expected"`` asks for logprobs and scores the probability-weighted mean over the
+    scale tokens at the position where the score was written (the value after ``"score":`` in
+    JSON mode, the first token in label mode), renormalised over the scale tokens among the
+    alternatives. Without logprobs it falls back to the sampled score and says so
+    (``metadata["score_mode"] = "sampled_fallback"`` and ``"fallback_reason"``); a scale mass
+    under :data:`LOW_SCALE_MASS` sets ``metadata["low_scale_mass"]``.
+
+    Results: unscored ``timeout`` (:class:`JudgeTimeout`), ``judge_error`` (any other
+    :class:`JudgeError`, with its message) or ``unparseable`` (with the judge's raw answer,
+    truncated, in ``metadata["raw"]``). Metadata always has ``model``, ``usage``
+    (``prompt_tokens``/``completion_tokens``), ``latency_s``, ``attempts`` and ``cached``. A
+    pre-gate hit is a real score: ``GraderScore(pregate_score, "pre-gate: ...")`` with
+    ``metadata["pregate"]``, and no judge call.
+
+    Args:
+        model: the judge backend, or a zero-argument callable returning one (built on first use,
+            once, under a lock).
+        template: the user-message template: a bundled prompt name (``"generic"``,
+            ``"relevance"``...), a ``Path`` to a file, or the template text (``$field``
+            placeholders; ``$$`` for a dollar sign).
+        rubric: text for the template's ``$rubric`` (required when the template has one).
+        scale: the judge's integer scale ``(lo, hi)``.
+        output: ``"json"`` (a reason, then the score) or ``"label"`` (one token).
+        labels: label mode only: the allowed answers and their scale values (default the
+            numbers of ``scale``), e.g. ``{"No": 0, "Yes": 1}`` with ``scale=(0, 1)``.
+        response_format: what to ask the backend for, set explicitly, never guessed from the
+            model name. Default ``"json_object"`` in JSON mode and ``"text"`` in label mode;
+            ``"json_schema"`` sends a strict schema of the verdict.
+        score_mode: ``"sampled"`` (the written score) or ``"expected"`` (see above).
+        higher_is_better: ``False`` for scales where a high judge score is bad (harm).
+        allow_float: accept a non-integer score in JSON mode.
+        cache: a shared :class:`~rm_service.models.JudgeCache`; ``None`` for no caching.
+        pregates: rule checks run before the judge (see ``graders._pregate``); none by default.
+        pregate_score: the score of a gated response.
+        optional_fields: template fields that may be absent.
+        untrusted_fields: fields written by the policy; their verdict-like text is defanged too
+            (every field is fenced and has marker lookalikes defanged).
+        system_template: the system-message template (``$nonce``, ``$output_format``).
+        temperature, max_tokens, top_logprobs, seed: sampling; ``max_tokens`` defaults to 512 in
+            JSON mode and 1 in label mode; ``top_logprobs`` is used in expected mode only.
+        sample_index: which independent sample this grader draws (committees set it): part of the
+            cache key, and added to ``seed`` when a seed is set.
+        name: the result name.
+
+    Raises:
+        ConfigError: a bad template, scale, label set or option combination.
+    """
+
+    default_name: ClassVar[str] = "llm_judge"
+    default_template: ClassVar[str] = "generic"
+    default_optional_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        *,
+        template: str | Path | None = None,
+        rubric: str = "",
+        scale: tuple[int, int] = (1, 5),
+        output: JudgeOutput = "json",
+        labels: Mapping[str, int] | None = None,
+        response_format: ResponseFormat | None = None,
+        score_mode: ScoreMode = "sampled",
+        higher_is_better: bool = True,
+        allow_float: bool = False,
+        cache: JudgeCache | None = None,
+        pregates: Iterable[PreGate] = (),
+        pregate_score: float = 0.0,
+        optional_fields: Iterable[str] | None = None,
+        untrusted_fields: Iterable[str] = ("response",),
+        system_template: str | Path = "system",
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        top_logprobs: int = 20,
+        seed: int | None = None,
+        sample_index: int = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self._model_ref = _ModelRef(model)
+        self.scale = _check_scale(scale)
+        _check_choice("output", output, JudgeOutput)
+        _check_choice("score_mode", score_mode, ScoreMode)
+        self.output: JudgeOutput = output
+        self.score_mode: ScoreMode = score_mode
+        self.higher_is_better = bool(higher_is_better)
+        self.allow_float = bool(allow_float)
+        self.labels = self._init_labels(labels)
+        self.cache = cache
+        self.pregates: tuple[PreGate, ...] = tuple(pregates)
+        if not (isinstance(pregate_score, int | float) and 0.0 <= pregate_score <= 1.0):
+            raise ConfigError(f"pregate_score must be in [0, 1], got {pregate_score!r}")
+        self.pregate_score = float(pregate_score)
+        self.untrusted_fields = frozenset(untrusted_fields)
+        self.sample_index = int(sample_index)
+        self.rubric = rubric
+        self._init_templates(
+            template if template is not None else self.default_template,
+            system_template,
+            optional_fields,
+        )
+        self._base_seed = None if seed is None else int(seed)
+        self.params = self._init_params(
+            response_format, temperature, max_tokens, top_logprobs, seed
+        )
+
+    # -- construction helpers --
+
+    def _init_labels(self, labels: Mapping[str, int] | None) -> dict[str, int]:
+        lo, hi = self.scale
+        if labels is None:
+            return {str(v): v for v in range(lo, hi + 1)}
+        if self.output != "label":
+            raise ConfigError("labels= applies to output='label' only")
+        out: dict[str, int] = {}
+        for label, value in labels.items():
+            text = str(label).strip()
+            if not text or isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"label {label!r}: labels map non-empty text to an integer")
+            if not lo <= value <= hi:
+                raise ConfigError(f"label {label!r} = {value} is outside the scale {lo}-{hi}")
+            if text.casefold() in {k.casefold() for k in out}:
+                raise ConfigError(f"label {label!r} is given twice (labels ignore case)")
+            out[text] = value
+        if len(out) < 2:
+            raise ConfigError("label mode needs at least two labels")
+        return out
+
+    def _init_templates(
+        self,
+        template: str | Path,
+        system_template: str | Path,
+        optional_fields: Iterable[str] | None,
+    ) -> None:
+        self.template_text = load_prompt(template)
+        self._user_tpl = _template(self.template_text, "template")
+        self._system_tpl = _template(load_prompt(system_template), "system_template")
+        sys_ids = set(self._system_tpl.get_identifiers())
+        if not sys_ids <= {"nonce", "output_format"} or "nonce" not in sys_ids:
+            raise ConfigError(
+                "system_template must use $nonce (so the judge knows the real fence markers) "
+                f"and may use only $nonce and $output_format; it uses {sorted(sys_ids)}"
+            )
+        ids = self._user_tpl.get_identifiers()
+        fields = [i for i in ids if i not in _RESERVED]
+        if "response" not in fields:
+            raise ConfigError("the template must place the graded text with $response")
+        if "rubric" in ids and not self.rubric.strip():
+            raise ConfigError("the template has $rubric but no rubric= was given")
+        if self.rubric and "rubric" not in ids:
+            raise ConfigError("rubric= was given but the template has no $rubric placeholder")
+        if "labels" in ids and self.output != "label":
+            raise ConfigError("$labels is only available with output='label'")
+        optional = tuple(
+            self.default_optional_fields if optional_fields is None else optional_fields
+        )
+        unknown = [f for f in optional if f not in fields]
+        if unknown or "response" in optional:
+            raise ConfigError(
+                f"optional_fields {unknown or ['response']} must be template fields other than "
+                f"response (template fields: {fields})"
+            )
+        # Per-instance field lists shadow the class defaults (as FunctionGrader does).
+        self.required_fields = tuple(f for f in fields if f not in optional)  # type: ignore[misc]
+        self.optional_fields = optional  # type: ignore[misc]
+        self._output_format = self._render_output_format()
+
+    def _render_output_format(self) -> str:
+        lo, hi = self.scale
+        if self.output == "label":
+            return _template(load_prompt("output_label"), "output_label").substitute(
+                labels=", ".join(self.labels)
+            )
+        return _template(load_prompt("output_json"), "output_json").substitute(
+            scale_min=lo,
+            scale_max=hi,
+            score_type="a number" if self.allow_float else "an integer",
+        )
+
+    def _init_params(
+        self,
+        response_format: ResponseFormat | None,
+        temperature: float,
+        max_tokens: int | None,
+        top_logprobs: int,
+        seed: int | None,
+    ) -> SamplingParams:
+        if response_format is None:
+            response_format = "text" if self.output == "label" else "json_object"
+        _check_choice("response_format", response_format, ResponseFormat)
+        if self.output == "label" and response_format != "text":
+            raise ConfigError("output='label' answers a bare token: use response_format='text'")
+        if max_tokens is None:
+            max_tokens = 1 if self.output == "label" else 512
+        if max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
+        expected = self.score_mode == "expected"
+        if expected and not 1 <= top_logprobs <= 100:
+            raise ConfigError(f"top_logprobs must be in 1-100, got {top_logprobs}")
+        lo, hi = self.scale
+        schema = None
+        if response_format == "json_schema":
+            schema = {
+                "name": "verdict",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "reason": {"type": "string"},
+                        "score": {
+                            "type": "number" if self.allow_float else "integer",
+                            "minimum": lo,
+                            "maximum": hi,
+                        },
+                    },
+                    "required": ["reason", "score"],
+                    "additionalProperties": False,
+                },
+            }
+        return SamplingParams(
+            temperature=float(temperature),
+            max_tokens=int(max_tokens),
+            logprobs=expected,
+            top_logprobs=int(top_logprobs) if expected else 0,
+            response_format=response_format,
+            json_schema=schema,
+            seed=None if seed is None else int(seed) + self.sample_index,
+        )
+
+    def __repr__(self) -> str:
+        model = self._model_ref.name or "<lazy>"
+        return f"{type(self).__name__}(name={self.name!r}, model={model!r}, scale={self.scale})"
+
+    # -- model --
+
+    @property
+    def model(self) -> ChatModel:
+        """The judge backend, built now if it was given as a factory.
+
+        Raises:
+            JudgeError: the factory failed or returned something that is not a ChatModel.
+        """
+        return self._model_ref.get()
+
+    def with_sample_index(self, sample_index: int) -> LLMGrader:
+        """A copy that draws independent sample ``sample_index`` (for committees).
+
+        The copy shares the model (and a lazy model's one-time construction), the cache and every
+        setting; only its cache key and its seed (when one is set) differ.
+        """
+        clone = copy.copy(self)
+        clone.sample_index = int(sample_index)
+        seed = self._base_seed
+        clone.params = dataclasses.replace(
+            self.params, seed=None if seed is None else seed + clone.sample_index
+        )
+        return clone
+
+    # -- rendering --
+
+    def render(
+        self, fields: Mapping[str, Any], *, nonce: str | None = None
+    ) -> list[dict[str, str]]:
+        """The chat messages for one record (a fresh random nonce unless one is given).
+
+        Raises:
+            Unscored: a field is not text (``invalid_input``).
+        """
+        safe = self._defang(self._texts(fields))
+        return self._messages(safe, new_nonce() if nonce is None else nonce)
+
+    def _texts(self, fields: Mapping[str, Any]) -> dict[str, str | None]:
+        return {
+            f: _prompt_text(fields[f], f) if fields.get(f) is not None else None
+            for f in (*self.required_fields, *self.optional_fields)
+        }
+
+    def _defang(self, texts: Mapping[str, str | None]) -> dict[str, str | None]:
+        return {
+            f: None if t is None else neutralize(t, verdicts=f in self.untrusted_fields)
+            for f, t in texts.items()
+        }
+
+    def _messages(self, safe: Mapping[str, str | None], nonce: str) -> list[dict[str, str]]:
+        values: dict[str, object] = {
+            "rubric": self.rubric,
+            "scale_min": self.scale[0],
+            "scale_max": self.scale[1],
+            "labels": ", ".join(self.labels),
+        }
+        for f, text in safe.items():
+            values[f] = NOT_PROVIDED if text is None else fence(_field_label(f), text, nonce)
+        system = self._system_tpl.substitute(nonce=nonce, output_format=self._output_format)
+        user = self._user_tpl.substitute(values)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    # -- grading --
+
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        texts = self._texts(fields)
+        response = texts["response"] or ""
+        gate_fields = {k: v for k, v in texts.items() if v is not None}
+        hit = first_gate_hit(self.pregates, response, gate_fields)
+        if hit is not None:
+            gate, reason = hit
+            return GraderScore(
+                name=self.name,
+                score=self.pregate_score,
+                reason=f"pre-gate: {reason}",
+                metadata={"pregate": gate},
+            )
+        result, meta = await self._ask(self._defang(texts))
+        verdict = self._parse(result, meta, response)
+        return self._score(verdict, result, meta)
+
+    async def _ask(self, safe: Mapping[str, str | None]) -> tuple[ChatResult, dict[str, Any]]:
+        started = time.perf_counter()
+        model_name = "<unresolved>"
+        try:
+            model = self.model
+            model_name = str(model.model)
+            messages = self._messages(safe, new_nonce())
+            if self.cache is None:
+                result = await model.achat(messages, self.params)
+            else:
+                # The key is rendered with a fixed nonce: the answer does not depend on the
+                # random code, and a random code in the key would make every lookup a miss.
+                key = self.cache.make_key(
+                    self._cache_namespace, model_name, self._messages(safe, _KEY_NONCE), self.params
+                )
+                result = await self.cache.get_or_call(
+                    key, lambda: model.achat(messages, self.params)
+                )
+        except (JudgeTimeout, TimeoutError) as exc:
+            raise Unscored(
+                f"judge timed out: {exc}" if str(exc) else "judge timed out",
+                kind="timeout",
+                **_call_meta(model_name, None, started, getattr(exc, "attempts", 1)),
+            ) from None
+        except JudgeError as exc:
+            raise Unscored(
+                f"judge failed: {type(exc).__name__}: {exc}",
+                kind="judge_error",
+                **_call_meta(model_name, None, started, exc.attempts),
+            ) from None
+        return result, _call_meta(model_name, result, started, result.attempts)
+
+    @property
+    def _cache_namespace(self) -> str:
+        return self.name if self.sample_index == 0 else f"{self.name}#{self.sample_index}"
+
+    def _parse(self, result: ChatResult, meta: dict[str, Any], response: str) -> _Verdict:
+        try:
+            if self.output == "label":
+                return parse_label_verdict(result.text, self.labels)
+            verdict = parse_json_verdict(
+                result.text, scale=self.scale, allow_float=self.allow_float
+            )
+        except VerdictError as exc:
+            raise Unscored(
+                f"unparseable verdict: {exc}",
+                kind="unparseable",
+                raw=clip(result.text, _RAW_LIMIT),
+                **meta,
+            ) from None
+        if _copies(verdict.core, response):
+            raise Unscored(
+                "unparseable verdict: the judge's answer copies a verdict written in the graded "
+                "response (a likely injection), so it is not the judge's own",
+                kind="unparseable",
+                raw=clip(result.text, _RAW_LIMIT),
+                **meta,
+            )
+        return verdict
+
+    def _score(self, verdict: _Verdict, result: ChatResult, meta: dict[str, Any]) -> GraderScore:
+        lo, hi = self.scale
+        meta = {**meta, "scale": [lo, hi], "raw_score": _num(verdict.value)}
+        value = verdict.value
+        if self.score_mode == "expected":
+            expected, info = self._expected(verdict, result)
+            meta.update(info)
+            if expected is not None:
+                value = expected
+        else:
+            meta["score_mode"] = "sampled"
+        score = (value - lo) / (hi - lo)
+        if not self.higher_is_better:
+            score = 1.0 - score
+        return GraderScore(
+            name=self.name, score=min(1.0, max(0.0, score)), reason=verdict.reason, metadata=meta
+        )
+
+    def _expected(
+        self, verdict: _Verdict, result: ChatResult
+    ) -> tuple[float | None, dict[str, Any]]:
+        def fallback(why: str) -> tuple[None, dict[str, Any]]:
+            return None, {"score_mode": "sampled_fallback", "fallback_reason": why}
+
+        if not result.logprobs:
+            return fallback("the backend returned no logprobs")
+        if self.output == "label":
+            first = next((t for t in result.logprobs if t.token.strip()), None)
+            if first is None:
+                return fallback("no non-blank token in the logprobs")
+            found: tuple[TokenLogprob, str, str] | str = (first, "", "")
+        else:
+            assert verdict.span is not None
+            found = _token_at(result.logprobs, result.text, *verdict.span)
+        if isinstance(found, str):
+            return fallback(found)
+        token, prefix, suffix = found
+        exp = expected_from_token(token, self.labels, prefix=prefix, suffix=suffix)
+        if exp is None:
+            return fallback("no scale value among the top alternatives")
+        info: dict[str, Any] = {
+            "score_mode": "expected",
+            "expected_score": round(exp.value, 6),
+            "scale_mass": round(exp.mass, 6),
+            "distribution": exp.distribution,
+        }
+        if exp.mass < LOW_SCALE_MASS:
+            info["low_scale_mass"] = True
+        return exp.value, info
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _check_scale(scale: Any) -> tuple[int, int]:
+    try:
+        lo, hi = scale
+    except (TypeError, ValueError):
+        raise ConfigError(f"scale must be a pair (lo, hi), got {scale!r}") from None
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (lo, hi)) or lo >= hi:
+        raise ConfigError(f"scale must be two integers lo < hi, got {scale!r}")
+    return lo, hi
+
+
+def _check_choice(what: str, value: Any, choices: Any) -> None:
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ConfigError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _copies(core: str, response: str) -> bool:
+    """Whether the verdict text occurs verbatim (whitespace aside) in the graded response."""
+    squashed = _squash(core)
+    return bool(squashed) and squashed in _squash(response)
+
+
+def _num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _call_meta(
+    model: str, result: ChatResult | None, started: float, attempts: int
+) -> dict[str, Any]:
+    usage = result.usage if result is not None else Usage()
+    latency = result.latency_s if result is not None else time.perf_counter() - started
+    meta: dict[str, Any] = {
+        "model": model,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        },
+        "latency_s": round(latency, 6),
+        "attempts": attempts,
+        "cached": bool(result.cached) if result is not None else False,
+    }
+    if result is not None and result.finish_reason not in (None, "stop"):
+        meta["finish_reason"] = result.finish_reason
+    return meta

@@ -1,0 +1,379 @@
+"""``JudgeCache``: content-addressed judge answers, in memory and optionally in SQLite.
+
+Why: GRPO samples several completions per prompt and the policy often repeats itself, so a batch
+holds many identical (prompt, completion) pairs; re-grading a dataset after a crash or a config
+tweak repeats every call. A judge at temperature 0 gives the same answer to the same messages, so
+the answer is cached under a digest of everything that determines it and served without a call.
+
+Design points:
+
+* **The key** is the sha256 of (namespace, model name, messages, sampling params), serialised as
+  canonical JSON. The judge grader passes its own name as the namespace and renders the messages
+  with a fixed placeholder in place of its per-request fence nonce, so the random nonce does not
+  defeat the cache (see ``graders._judge``).
+* **Only successes are cached.** A backend failure raises and leaves nothing behind; the next
+  request tries again.
+* **Concurrent identical requests coalesce**: the first becomes the owner and calls the judge;
+  the others await its outcome instead of calling too. Futures are per event loop (a future can
+  only be awaited on its own loop), so two loops in two threads each make at most one call. If the
+  owner is cancelled (a record's deadline), a waiter takes over rather than inheriting the
+  cancellation; if the owner's call fails, the waiters share that failure (one failed call, not a
+  stampede of retries).
+* **Thread-safe, loop-agnostic**: plain ``threading.Lock``\\ s guard the LRU, the counters and the
+  in-flight map; nothing is created on an event loop at construction.
+* **SQLite I/O runs in a worker thread** (``asyncio.to_thread``). Measured on the 2-core dev box
+  (WAL, ``synchronous=NORMAL``, warm connection): a point read ~5 µs, a committed write ~26 µs, a
+  thread hop ~50 µs. Both would pass a "< 50 µs, do it inline" rule on a local disk, but a write
+  can wait up to the busy timeout for another process's lock on a shared file, and reads share
+  the connection lock with writes, so inline I/O could stall every grader on the loop behind one
+  slow write. The hop is noise where it happens: a read only follows an in-memory miss, right
+  before a judge call that takes milliseconds to seconds, and a write follows such a call. WAL
+  mode lets several processes share the file with readers never blocking writers.
+* **Results come back with** ``cached=True``, ``attempts=0`` and ``latency_s`` set to the time
+  this request waited (near zero for a hit, the remaining call time for a coalesced waiter);
+  ``text``, ``logprobs``, ``usage`` and ``model`` are the stored call's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rm_service.models._base import ChatResult, Message, SamplingParams, TokenLogprob, Usage
+
+__all__ = ["JudgeCache"]
+
+_KEY_VERSION = 1  # bump when the key or the stored format changes: old entries then just miss
+
+
+class _OwnerCancelled:
+    """Marker outcome: the owning request was cancelled, so a waiter should call itself."""
+
+
+_CANCELLED = _OwnerCancelled()
+_Outcome = tuple[ChatResult | None, BaseException | None] | _OwnerCancelled
+
+
+class JudgeCache:
+    """An LRU of judge answers keyed by content, with an optional SQLite file behind it.
+
+    Share one instance between graders, tasks, threads and event loops.
+
+    Args:
+        max_entries: how many answers the in-memory LRU keeps. The SQLite file is not bounded
+            (delete it to reset).
+        path: an SQLite file to persist answers across processes; ``None`` for memory only. The
+            file and its parent directory are created on first use.
+    """
+
+    def __init__(self, max_entries: int = 100_000, path: str | Path | None = None) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self.max_entries = max_entries
+        self.path = Path(path).expanduser() if path is not None else None
+        self._lock = threading.Lock()
+        self._lru: OrderedDict[str, ChatResult] = OrderedDict()
+        self._inflight: dict[tuple[str, asyncio.AbstractEventLoop], asyncio.Future[_Outcome]] = {}
+        self._hits = 0
+        self._misses = 0
+        self._coalesced = 0
+        self._db_lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "memory"
+        return f"JudgeCache(max_entries={self.max_entries}, path={where!r})"
+
+    # -- keys --
+
+    @staticmethod
+    def make_key(
+        namespace: str, model: str, messages: Sequence[Message], params: SamplingParams
+    ) -> str:
+        """The content address of one judge call: a sha256 hex digest.
+
+        Args:
+            namespace: who asks (the grader's name), so two graders never share answers by accident.
+            model: the backend's model name.
+            messages: the chat messages exactly as they determine the answer.
+            params: the sampling parameters (all of them: a different ``max_tokens`` or
+                ``top_logprobs`` is a different answer).
+        """
+        payload = [
+            _KEY_VERSION,
+            namespace,
+            model,
+            [[str(m.get("role", "")), str(m.get("content", ""))] for m in messages],
+            {f.name: getattr(params, f.name) for f in dataclasses.fields(params)},
+        ]
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=_json_default)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    # -- the async entry point --
+
+    async def get_or_call(self, key: str, call: Callable[[], Awaitable[ChatResult]]) -> ChatResult:
+        """Return the cached answer for ``key``, or await ``call()`` once and cache its result.
+
+        Concurrent requests for the same key on the same event loop share one ``call()``.
+
+        Raises:
+            Whatever ``call()`` raises (nothing is cached then).
+        """
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        while True:
+            hit = self._memory_get(key)
+            if hit is None and self.path is not None:
+                hit = await asyncio.to_thread(self._db_get, key)
+                if hit is not None:
+                    self._memory_put(key, hit)
+            if hit is not None:
+                with self._lock:
+                    self._hits += 1
+                return _as_cached(hit, started)
+            fut, owner = self._claim(key, loop)
+            if owner:
+                return await self._own(key, loop, fut, call, started)
+            outcome = await asyncio.shield(fut)
+            if isinstance(outcome, _OwnerCancelled):
+                continue  # the owner gave up; look again, and call ourselves if still missing
+            result, error = outcome
+            if error is not None:
+                raise error
+            assert result is not None
+            with self._lock:
+                self._hits += 1
+                self._coalesced += 1
+            return _as_cached(result, started)
+
+    def _claim(
+        self, key: str, loop: asyncio.AbstractEventLoop
+    ) -> tuple[asyncio.Future[_Outcome], bool]:
+        """The in-flight future for ``key`` on ``loop``, and whether the caller now owns it."""
+        with self._lock:
+            fut = self._inflight.get((key, loop))
+            if fut is not None:
+                return fut, False
+            fut = loop.create_future()
+            self._inflight[(key, loop)] = fut
+            return fut, True
+
+    async def _own(
+        self,
+        key: str,
+        loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[_Outcome],
+        call: Callable[[], Awaitable[ChatResult]],
+        started: float,
+    ) -> ChatResult:
+        # Re-check under ownership: another request may have stored the answer between our miss
+        # and our claim, and a second call would be wasted.
+        hit = self._memory_get(key)
+        if hit is not None:
+            self._release(key, loop, fut, (hit, None))
+            with self._lock:
+                self._hits += 1
+            return _as_cached(hit, started)
+        with self._lock:
+            self._misses += 1
+        try:
+            result = await call()
+        except asyncio.CancelledError:
+            self._release(key, loop, fut, _CANCELLED)
+            raise
+        except BaseException as exc:
+            self._release(key, loop, fut, (None, exc))
+            raise
+        self._memory_put(key, result)
+        if self.path is not None:
+            try:
+                await asyncio.to_thread(self._db_put, key, result)
+            except asyncio.CancelledError:
+                self._release(key, loop, fut, (result, None))
+                raise
+        self._release(key, loop, fut, (result, None))
+        return result
+
+    def _release(
+        self,
+        key: str,
+        loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[_Outcome],
+        outcome: _Outcome,
+    ) -> None:
+        with self._lock:
+            if self._inflight.get((key, loop)) is fut:
+                del self._inflight[(key, loop)]
+        if not fut.done():
+            # A result, never an exception: an exception nobody awaits would be logged as
+            # "never retrieved" when the future is collected.
+            fut.set_result(outcome)
+
+    # -- synchronous access --
+
+    def get(self, key: str) -> ChatResult | None:
+        """The cached answer for ``key`` (memory, then the file), without counting a hit or miss.
+
+        Blocking when a file is configured; from async code prefer :meth:`get_or_call`.
+        """
+        hit = self._memory_get(key)
+        if hit is None and self.path is not None:
+            hit = self._db_get(key)
+            if hit is not None:
+                self._memory_put(key, hit)
+        return None if hit is None else dataclasses.replace(hit, cached=True)
+
+    def put(self, key: str, result: ChatResult) -> None:
+        """Store ``result`` under ``key`` (memory and file). Blocking when a file is configured."""
+        self._memory_put(key, result)
+        if self.path is not None:
+            self._db_put(key, result)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since construction (or :meth:`clear`).
+
+        ``hits`` counts every request served without a call (memory, file, or coalesced onto an
+        in-flight call; ``coalesced`` is that last part); ``misses`` counts calls made.
+        """
+        with self._lock:
+            total = self._hits + self._misses
+            return {
+                "hits": self._hits,
+                "misses": self._misses,
+                "coalesced": self._coalesced,
+                "hit_rate": self._hits / total if total else 0.0,
+                "entries": len(self._lru),
+                "in_flight": len(self._inflight),
+            }
+
+    def clear(self) -> None:
+        """Forget every in-memory answer and reset the counters (the file is left alone)."""
+        with self._lock:
+            self._lru.clear()
+            self._hits = self._misses = self._coalesced = 0
+
+    def close(self) -> None:
+        """Close the SQLite connection (it reopens on next use)."""
+        with self._db_lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- memory --
+
+    def _memory_get(self, key: str) -> ChatResult | None:
+        with self._lock:
+            hit = self._lru.get(key)
+            if hit is not None:
+                self._lru.move_to_end(key)
+            return hit
+
+    def _memory_put(self, key: str, result: ChatResult) -> None:
+        stored = dataclasses.replace(result, cached=False)
+        with self._lock:
+            self._lru[key] = stored
+            self._lru.move_to_end(key)
+            while len(self._lru) > self.max_entries:
+                self._lru.popitem(last=False)
+
+    # -- SQLite (called from worker threads) --
+
+    def _connection(self) -> sqlite3.Connection:
+        # Caller holds _db_lock: one connection, used by one thread at a time.
+        if self._db is None:
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            db.isolation_level = None  # autocommit: each put is its own short transaction
+            with contextlib.suppress(sqlite3.OperationalError):  # e.g. a read-only medium
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS judge_cache "
+                "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            self._db = db
+        return self._db
+
+    def _db_get(self, key: str) -> ChatResult | None:
+        with self._db_lock:
+            row = (
+                self._connection()
+                .execute("SELECT value FROM judge_cache WHERE key = ?", (key,))
+                .fetchone()
+            )
+        if row is None:
+            return None
+        try:
+            return _decode(row[0])
+        except (ValueError, KeyError, TypeError):
+            return None  # a corrupt or foreign row is a miss, not a crash
+
+    def _db_put(self, key: str, result: ChatResult) -> None:
+        value = _encode(result)
+        with self._db_lock:
+            self._connection().execute(
+                "INSERT OR REPLACE INTO judge_cache (key, value, created) VALUES (?, ?, ?)",
+                (key, value, time.time()),
+            )
+
+
+def _as_cached(result: ChatResult, started: float) -> ChatResult:
+    return dataclasses.replace(
+        result, cached=True, attempts=0, latency_s=time.perf_counter() - started
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} into a cache key")
+
+
+def _encode(result: ChatResult) -> str:
+    logprobs = None
+    if result.logprobs is not None:
+        logprobs = [[t.token, t.logprob, [list(a) for a in t.top]] for t in result.logprobs]
+    return json.dumps(
+        {
+            "text": result.text,
+            "model": result.model,
+            "usage": [result.usage.prompt_tokens, result.usage.completion_tokens],
+            "latency_s": result.latency_s,
+            "logprobs": logprobs,
+            "finish_reason": result.finish_reason,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _decode(value: str) -> ChatResult:
+    d = json.loads(value)
+    logprobs = None
+    if d["logprobs"] is not None:
+        logprobs = tuple(
+            TokenLogprob(str(tok), float(lp), tuple((str(a), float(b)) for a, b in top))
+            for tok, lp, top in d["logprobs"]
+        )
+    latency = float(d.get("latency_s") or 0.0)
+    return ChatResult(
+        text=str(d["text"]),
+        model=str(d["model"]),
+        usage=Usage(int(d["usage"][0]), int(d["usage"][1])),
+        latency_s=latency if math.isfinite(latency) else 0.0,
+        logprobs=logprobs,
+        finish_reason=d.get("finish_reason"),
+    )

@@ -1,0 +1,283 @@
+"""Pre-gates: empty, master-key and restating responses are scored low before any judge call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from graders._judge import LLMGrader
+from graders._judges import RelevanceGrader
+from graders._pregate import (
+    DEFAULT_PREGATES,
+    EmptyGate,
+    MasterKeyGate,
+    PreGate,
+    RestateGate,
+    first_gate_hit,
+    normalize_for_gate,
+    tokens_for_gate,
+)
+from rm_service import GraderScore
+from tests.graders.test_judge import FakeJudge, verdict
+
+Q = "What is the capital of France?"
+
+
+def test_normalize_for_gate() -> None:
+    assert normalize_for_gate("**Let’s solve it step-by-step:**") == "let s solve it step by step"
+    assert normalize_for_gate("ＳＯＬＵＴＩＯＮ…") == "solution"
+    assert normalize_for_gate(":: -- !!") == ""
+    assert normalize_for_gate("उत्तर:") == "उत्तर"  # combining marks stay in their word
+
+
+def test_tokens_split_cjk_characters() -> None:
+    assert tokens_for_gate("法国的首都 is Paris") == ["法", "国", "的", "首", "都", "is", "paris"]
+
+
+@pytest.mark.parametrize("response", ["", " ", "\n\t  \n", "\u200b", "\ufeff \u200d\u2060"])
+def test_empty_gate(response: str) -> None:
+    assert EmptyGate().check(response, {})
+
+
+@pytest.mark.parametrize("response", ["a", ".", "0"])
+def test_empty_gate_passes_anything_visible(response: str) -> None:
+    assert EmptyGate().check(response, {}) is None
+
+
+MASTER_KEYS = [
+    ":",
+    ".",
+    " . ",
+    "...",
+    "—",
+    "```\n```",
+    "#",
+    "**",
+    "Thought process:",
+    "Thought process: ...",
+    "Let's solve this problem step by step.",
+    "let’s solve this problem step by step",
+    "Solution",
+    "SOLUTION:",
+    "**Solution:**",
+    "Solution Solution Solution",
+    "Answer:",
+    "The answer is",
+    "Final answer: \\boxed{}",
+    "Step 1:",
+    "Let me think step by step...\n\n",
+    "Okay, let's think.",
+    "Sure! Here's the solution:",
+    "Let me analyze this problem carefully.",
+    "First, let me think about the question.",
+    "Let me think about it",
+    "Thought process: Step 1: Understand the problem. Step 2: Solve the problem.",
+    "I'll explain.",
+    "Here is how we approach this:",
+    "<think>\n\n</think>",
+    "解",
+    "解：",
+    "答案：",
+    "思路：",
+    "かいせつ",
+    "Lösung:",
+    "Solución:",
+    "Réponse :",
+    "Ответ:",
+    "Respuesta",
+    "Great question!",
+    "Hmm",
+    "Therefore, the answer is",
+    "I'm happy to help!",
+    "Certainly! Here is the answer.",
+]
+
+
+@pytest.mark.parametrize("response", MASTER_KEYS)
+def test_master_keys_are_gated(response: str) -> None:
+    assert MasterKeyGate().check(response, {}), response
+
+
+HONEST_SHORT = [
+    "4",
+    "42",
+    "Paris",
+    "Paris.",
+    "Yes",
+    "No.",
+    "B",
+    "True",
+    "None",
+    "Both.",
+    "x = 3",
+    "H2O",
+    "O(n log n)",
+    "∞",
+    "π",
+    "It is.",
+    "I think so.",
+    "Sure, it is.",
+    "Sure, Paris.",
+    "Here it is.",
+    "Let it be",
+    "First",
+    "I don't know.",
+    "The answer is 42",
+    "Answer: B",
+    "Solution: x = 2",
+    "解：x = 2",
+    "Final answer: \\boxed{42}",
+    "Let's solve: 2 + 2 = 4.",
+    "Thought process: 17 has no divisors but 1 and itself. Answer: yes.",
+    "The problem is unsolvable.",
+    "OK, the answer is 4.",
+    "Hello!",
+]
+
+
+@pytest.mark.parametrize("response", HONEST_SHORT)
+def test_honest_short_answers_pass(response: str) -> None:
+    assert MasterKeyGate().check(response, {}) is None, response
+
+
+def test_master_key_gate_leaves_empty_to_the_empty_gate() -> None:
+    assert MasterKeyGate().check("   ", {}) is None
+
+
+def test_extra_phrases_extend_the_list() -> None:
+    assert MasterKeyGate().check("Antwoord", {}) is None
+    assert MasterKeyGate(extra_phrases=["antwoord"]).check("Antwoord!", {})
+
+
+def test_a_response_the_query_quotes_is_never_gated() -> None:
+    gate, restate = MasterKeyGate(), RestateGate()
+    assert gate.check("OK", {"query": 'Reply with "OK" if you can read this.'}) is None
+    assert gate.check("OK", {"instruction": "Answer with `OK`."}) is None
+    assert gate.check("OK", {"query": "Reply with OK."})  # unquoted: no exemption
+    assert restate.check("I love Python", {"query": "Say 'I love Python'"}) is None
+    assert restate.check("I love Python", {"query": "Say I love Python"})
+
+
+def test_dangling_colon_rule_is_optional() -> None:
+    text = "Two cases matter here:"
+    assert MasterKeyGate().check(text, {})
+    assert MasterKeyGate(dangling_colon=False).check(text, {}) is None
+
+
+def test_vocabulary_rule_is_optional() -> None:
+    text = "Let me analyze this carefully."
+    assert MasterKeyGate().check(text, {})
+    assert MasterKeyGate(vocabulary=False).check(text, {}) is None
+
+
+RESTATES = [
+    (Q, Q),
+    ("Question: " + Q, Q),
+    ("what is the capital of france", Q),
+    ("You asked: what is the capital of France?", Q),
+    ("Restating your question: What is the capital of France?", Q),
+    ("What is the capital of France? Let me think about this question.", Q),
+    ("So you want to know what the capital of France is.", Q),
+    ("How many legs does a spider have", "How many legs does a spider have?"),
+    ("法国的首都是哪里？", "法国的首都是哪里？"),
+    ("the boiling point of water at sea level", "What is the boiling point of water at sea level?"),
+]
+
+
+@pytest.mark.parametrize(("response", "query"), RESTATES)
+def test_restatements_are_gated(response: str, query: str) -> None:
+    assert RestateGate().check(response, {"query": query}), response
+
+
+NOT_RESTATES = [
+    ("The capital of France is Paris.", Q),
+    ("What is the capital of France? It is Paris.", Q),
+    ("Paris is the capital of France.", "Is Paris the capital of France?"),
+    ("The sky is blue.", "Is the sky blue?"),
+    ("7 is a prime number.", "Is 7 a prime number?"),
+    ("5", "Which is larger, 3 or 5?"),
+    ("London", "Which city is the capital of the UK: London or Paris?"),
+    ("apple banana cherry", "Sort these words: banana apple cherry"),
+    ("hello world", "Repeat after me: hello world"),
+    ("The quick brown fox.", "Repeat exactly: The quick brown fox."),
+    ("Hello World Foo Bar", "Capitalize: hello world foo bar"),
+    ("Is Paris the capital of France? Yes.", "Is Paris the capital of France?"),
+]
+
+
+@pytest.mark.parametrize(("response", "query"), NOT_RESTATES)
+def test_answers_that_reuse_query_words_pass(response: str, query: str) -> None:
+    assert RestateGate().check(response, {"query": query}) is None, response
+
+
+def test_restate_gate_checks_the_instruction_and_skips_absent_fields() -> None:
+    instruction = "Write a haiku about autumn leaves."
+    assert RestateGate().check("Write a haiku about autumn leaves.", {"instruction": instruction})
+    assert RestateGate().check("Write a haiku about autumn leaves.", {}) is None
+
+
+def test_first_gate_hit_reports_the_first_in_order() -> None:
+    assert first_gate_hit(DEFAULT_PREGATES, "", {}) == (
+        "empty",
+        "the response is empty or whitespace only",
+    )
+    hit = first_gate_hit(DEFAULT_PREGATES, Q, {"query": Q})
+    assert hit is not None and hit[0] == "restates_query"
+    assert first_gate_hit(DEFAULT_PREGATES, "Paris.", {"query": Q}) is None
+
+
+# --- in the grader ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "gate"),
+    [
+        ("", "empty"),
+        ("  \n", "empty"),
+        ("Thought process:", "master_key"),
+        (":", "master_key"),
+        (Q, "restates_query"),
+    ],
+)
+async def test_gated_responses_score_low_without_a_judge_call(response: str, gate: str) -> None:
+    fake = FakeJudge(verdict(5))
+    r = await RelevanceGrader(fake).aevaluate(query=Q, response=response)
+    assert isinstance(r, GraderScore), r
+    assert r.score == 0.0
+    assert r.reason.startswith("pre-gate: ")
+    assert r.metadata == {"pregate": gate}
+    assert fake.n_calls == 0
+
+
+async def test_pregate_score_is_configurable() -> None:
+    fake = FakeJudge()
+    r = await RelevanceGrader(fake, pregate_score=0.1).aevaluate(query=Q, response="...")
+    assert isinstance(r, GraderScore) and r.score == 0.1
+
+
+async def test_generic_llm_grader_has_no_gates_by_default() -> None:
+    fake = FakeJudge(verdict(2))
+    g = LLMGrader(fake, template="generic", rubric="Good answer?")
+    r = await g.aevaluate(query=Q, response=":")
+    assert isinstance(r, GraderScore) and r.score == 0.25
+    assert fake.n_calls == 1
+
+
+async def test_custom_gate_object() -> None:
+    class NoShouting:
+        name = "shouting"
+
+        def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+            return "all caps" if response.isupper() else None
+
+    gate = NoShouting()
+    assert isinstance(gate, PreGate)
+    fake = FakeJudge()
+    g = RelevanceGrader(fake, pregates=[gate])
+    r = await g.aevaluate(query=Q, response="PARIS!")
+    assert isinstance(r, GraderScore) and r.metadata == {"pregate": "shouting"}
+    assert fake.n_calls == 0
+    # The custom list replaces the defaults: a master key now reaches the judge.
+    await g.aevaluate(query=Q, response=":")
+    assert fake.n_calls == 1
