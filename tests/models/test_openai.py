@@ -6,6 +6,7 @@ import asyncio
 import math
 import pickle
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -47,8 +48,18 @@ def server() -> Iterator[JudgeServer]:
         yield srv
 
 
+TRANSPORT = "direct"
+
+
+@pytest.fixture(autouse=True, params=["direct", "aiohttp"])
+def _each_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every behaviour test runs on the no-SDK path and through the real openai client."""
+    monkeypatch.setattr(sys.modules[__name__], "TRANSPORT", request.param)
+
+
 def make(srv: JudgeServer, **kw: Any) -> OpenAIChatModel:
     kw.setdefault("timeout", 2.0)
+    kw.setdefault("transport", TRANSPORT)
     if "max_retries" not in kw:
         kw.setdefault("retry_policy", FAST_RETRY)
     return OpenAIChatModel("judge", base_url=srv.base_url, api_key="sk-test-1234567890", **kw)
@@ -231,7 +242,7 @@ async def test_garbage_once_then_answer(server: JudgeServer) -> None:
     assert (await make(server).achat(ASK)).attempts == 2
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["direct", "aiohttp", "httpx"])
 async def test_connection_refused(transport: Any) -> None:
     model = OpenAIChatModel(
         "m",
