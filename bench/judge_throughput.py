@@ -169,8 +169,9 @@ def main() -> None:
             label = "GRPO-like, 30% dup, cache" if grpo else "distinct"
             print(
                 f"| {r['n']} | {r['conc']} | {r['transport']} | {label} | {r['wall']:.2f} | "
-                f"{r['bound']:.2f} | {r['wall'] / r['bound']:.2f} | {r['rps']:.0f} | {r['cpu_us']:.0f} | "
-                f"{r['peak_mib']:.0f} | {r['ok']} | {r['unscored']} | {cache_txt} |"
+                f"{r['bound']:.2f} | {r['wall'] / r['bound']:.2f} | {r['rps']:.0f} | "
+                f"{r['cpu_us']:.0f} | {r['peak_mib']:.0f} | {r['ok']} | {r['unscored']} | "
+                f"{cache_txt} |"
             )
     finally:
         server.stdin.close()  # type: ignore[union-attr]
