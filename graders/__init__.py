@@ -29,6 +29,7 @@ from graders._length import LengthPenalty
 from graders._math import MathGrader, shutdown_math_pool
 from graders._number import NumberGrader
 from graders._pregate import DEFAULT_PREGATES, EmptyGate, MasterKeyGate, PreGate, RestateGate
+from graders._similarity import EmbeddingRelevanceGrader, SimilarityGrader
 from graders._string import StringMatchGrader
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "BaseGrader",
     "CommitteeGrader",
     "CorrectnessGrader",
+    "EmbeddingRelevanceGrader",
     "EmptyGate",
     "FormatGrader",
     "FunctionGrader",
@@ -50,6 +52,7 @@ __all__ = [
     "PreGate",
     "RelevanceGrader",
     "RestateGate",
+    "SimilarityGrader",
     "StringMatchGrader",
     "Unscored",
     "get_grader",

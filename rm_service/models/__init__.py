@@ -15,14 +15,18 @@ from rm_service.models._base import (
     Usage,
 )
 from rm_service.models._cache import JudgeCache
+from rm_service.models._embed import Embedder, EmbedderUnavailable, cosine
 from rm_service.models._factory import JudgeSpec, build_judge, judge_factory
 from rm_service.models._limits import RateLimiter
+from rm_service.models._local import LocalChatModel, LocalModelUnavailable, cache_dir
 from rm_service.models._openai import OpenAIChatModel
 from rm_service.models._retry import RetryPolicy
 
 __all__ = [
     "ChatModel",
     "ChatResult",
+    "Embedder",
+    "EmbedderUnavailable",
     "JudgeCache",
     "JudgeConnectionError",
     "JudgeError",
@@ -30,6 +34,8 @@ __all__ = [
     "JudgeRateLimited",
     "JudgeSpec",
     "JudgeTimeout",
+    "LocalChatModel",
+    "LocalModelUnavailable",
     "Message",
     "OpenAIChatModel",
     "RateLimiter",
@@ -39,5 +45,7 @@ __all__ = [
     "TokenLogprob",
     "Usage",
     "build_judge",
+    "cache_dir",
+    "cosine",
     "judge_factory",
 ]

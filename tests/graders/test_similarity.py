@@ -1,0 +1,182 @@
+"""Embedder, SimilarityGrader and EmbeddingRelevanceGrader on the packaged all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a hub
+
+from graders._base import get_grader
+from graders._similarity import (
+    RELEVANCE_HIGH,
+    RELEVANCE_LOW,
+    EmbeddingRelevanceGrader,
+    SimilarityGrader,
+    cosine_to_score,
+)
+from rm_service import ConfigError, GraderError, GraderScore
+from rm_service.models import _embed
+from rm_service.models._embed import Embedder, EmbedderUnavailable, cosine
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "judge_labelled.jsonl"
+
+
+def _missing() -> str | None:
+    try:
+        _embed.default_model_path()
+    except EmbedderUnavailable as exc:
+        return str(exc)
+    return None
+
+
+_MISSING = _missing()
+needs_model = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
+
+
+# --- pure parts ----------------------------------------------------------------------------------
+
+
+def test_cosine_helper() -> None:
+    assert cosine([1.0, 0.0], [2.0, 0.0]) == pytest.approx(1.0)
+    assert cosine([1.0, 0.0], [0.0, 3.0]) == pytest.approx(0.0)
+    assert cosine([1.0, 1.0], [-1.0, -1.0]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="length"):
+        cosine([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="zero vector"):
+        cosine([0.0, 0.0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("cos", "expected"),
+    [(-0.3, 0.0), (0.15, 0.0), (0.30, 0.5), (0.45, 1.0), (0.9, 1.0)],
+)
+def test_piecewise_mapping(cos: float, expected: float) -> None:
+    assert cosine_to_score(cos, 0.15, 0.45) == pytest.approx(expected)
+
+
+def test_bad_ramp_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="low < high"):
+        SimilarityGrader(low=0.5, high=0.5)
+    with pytest.raises(ConfigError, match="low < high"):
+        EmbeddingRelevanceGrader(low=-2.0)
+
+
+def test_missing_model_package_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_embed, "_DEFAULT_PACKAGE", "no_such_package_for_rm_service")
+    with pytest.raises(ConfigError, match=r"rm-service\[local\]"):
+        SimilarityGrader()
+
+
+async def test_missing_model_directory_is_unscored(tmp_path: Path) -> None:
+    g = SimilarityGrader(model=tmp_path / "nope")
+    r = await g.aevaluate(response="a", reference_response="b")
+    assert isinstance(r, GraderError) and r.kind == "internal"
+    assert "no sentence-transformers model directory" in r.error
+    with pytest.raises(EmbedderUnavailable):
+        Embedder(tmp_path / "nope").embed(["x"])
+
+
+@needs_model
+def test_registered_by_name() -> None:
+    assert isinstance(get_grader("similarity"), SimilarityGrader)
+    rel = get_grader("relevance_embedding", low=0.2, high=0.6)
+    assert isinstance(rel, EmbeddingRelevanceGrader)
+    assert (rel.low, rel.high, rel.name) == (0.2, 0.6, "relevance_embedding")
+    assert (EmbeddingRelevanceGrader().low, 0.45) == (RELEVANCE_LOW, RELEVANCE_HIGH)
+
+
+@needs_model
+async def test_missing_and_bad_fields() -> None:
+    sim, rel = SimilarityGrader(), EmbeddingRelevanceGrader()
+    r = await sim.aevaluate(response="x")
+    assert isinstance(r, GraderError) and r.kind == "invalid_input"
+    assert "reference_response" in r.error
+    r = await rel.aevaluate(response="x", query=None)
+    assert isinstance(r, GraderError) and r.kind == "invalid_input"
+    r = await rel.aevaluate(query=["not", "text"], response="x")
+    assert isinstance(r, GraderError) and r.kind == "invalid_input"
+    r = await rel.aevaluate(query="  ", response="x")  # nothing to compare against
+    assert isinstance(r, GraderError) and r.kind == "invalid_input"
+    # An empty answer is a verdict (it relates to nothing), scored without the model.
+    r = await rel.aevaluate(query="Why is the sky blue?", response="")
+    assert isinstance(r, GraderScore) and r.score == 0.0 and "empty" in r.reason
+
+
+# --- with the packaged MiniLM --------------------------------------------------------------------
+
+
+@needs_model
+async def test_embedder_vectors() -> None:
+    e = Embedder()
+    vecs = await e.aembed(["The cat sat on the mat.", "A cat is sitting on a mat.", "Tax law"])
+    assert len(vecs) == 3 and all(len(v) == 384 for v in vecs)
+    assert all(math.isclose(math.hypot(*v), 1.0, abs_tol=1e-4) for v in vecs)  # normalised
+    assert cosine(vecs[0], vecs[1]) > 0.7 > 0.2 > cosine(vecs[0], vecs[2])
+    again = e.embed(["Tax law"])  # the LRU and a fresh encode agree
+    assert again[0] == pytest.approx(vecs[2], abs=1e-5)
+    assert await e.aembed([]) == []
+    assert await e.asimilarity("same text", "same text") == pytest.approx(1.0, abs=1e-5)
+
+
+@needs_model
+async def test_similarity_grader_on_clear_pairs() -> None:
+    g = SimilarityGrader()
+    same = await g.aevaluate(
+        response="Canberra is the capital of Australia.",
+        reference_response="The capital of Australia is Canberra.",
+    )
+    other = await g.aevaluate(
+        response="Cats sleep most of the day.",
+        reference_response="The capital of Australia is Canberra.",
+    )
+    assert isinstance(same, GraderScore) and isinstance(other, GraderScore)
+    assert same.score > 0.85 and other.score < 0.15
+    assert same.score == pytest.approx(max(0.0, same.metadata["cosine"]), abs=1e-6)
+    assert same.metadata["model"] == "all-MiniLM-L6-v2"
+    assert same.name == "similarity" and "cosine" in same.reason
+
+
+@needs_model
+async def test_relevance_grader_separates_the_labelled_pairs() -> None:
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    rows = [r for r in rows if r["criterion"] == "relevance"]
+    assert len(rows) == 20
+    g = EmbeddingRelevanceGrader()
+    results = await asyncio.gather(*(g.aevaluate(**r) for r in rows))
+    for row, result in zip(rows, results, strict=True):
+        assert isinstance(result, GraderScore), result
+        expected = 1.0 if row["label"] == "relevant" else 0.0
+        assert result.score == expected, (row["id"], result.metadata["cosine"])
+
+
+@needs_model
+async def test_concurrent_calls_match_sequential_ones() -> None:
+    # Concurrent calls are combined into shared encode batches; padding inside a batch must not
+    # change the vectors beyond float noise. Texts are fresh and the LRU is cleared in between, so
+    # both passes really encode.
+    g = EmbeddingRelevanceGrader()
+    pairs = [
+        (f"How do I cook dish {i}?", f"Simmer dish {i} for {i * 7} minutes.") for i in range(12)
+    ]
+    sequential = [await g.aevaluate(query=q, response=r) for q, r in pairs]
+    for shared in _embed._MODELS.values():
+        shared.lru.clear()
+    concurrent = await asyncio.gather(*(g.aevaluate(query=q, response=r) for q, r in pairs))
+    for a, b in zip(concurrent, sequential, strict=True):
+        assert isinstance(a, GraderScore) and isinstance(b, GraderScore)
+        assert a.metadata["cosine"] == pytest.approx(b.metadata["cosine"], abs=1e-5)
+
+
+@needs_model
+def test_usable_across_event_loops() -> None:
+    g = SimilarityGrader()
+    kwargs = {"response": "Paris is in France.", "reference_response": "Paris, France"}
+    a = asyncio.run(g.aevaluate(**kwargs))
+    b = asyncio.run(g.aevaluate(**kwargs))
+    assert isinstance(a, GraderScore) and a == b
