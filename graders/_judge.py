@@ -516,6 +516,11 @@ class LLMGrader(BaseGrader):
         score_mode: ``"sampled"`` (the written score) or ``"expected"`` (see above).
         higher_is_better: ``False`` for scales where a high judge score is bad (harm).
         allow_float: accept a non-integer score in JSON mode.
+        min_label_mass: label mode with ``score_mode="expected"`` only: when the sampled token is
+            not a label, the verdict is read from the probabilities of the labels at that
+            position if together they carry at least this much mass (a small local model often
+            puts its top token elsewhere while still ranking the labels); below it the answer
+            is unparseable, never a number.
         cache: a shared :class:`~rm_service.models.JudgeCache`; ``None`` for no caching.
         pregates: rule checks run before the judge (see ``graders._pregate``); none by default.
         pregate_score: the score of a gated response.
@@ -550,6 +555,7 @@ class LLMGrader(BaseGrader):
         score_mode: ScoreMode = "sampled",
         higher_is_better: bool = True,
         allow_float: bool = False,
+        min_label_mass: float = LOW_SCALE_MASS,
         cache: JudgeCache | None = None,
         pregates: Iterable[PreGate] = (),
         pregate_score: float = 0.0,
@@ -572,6 +578,9 @@ class LLMGrader(BaseGrader):
         self.score_mode: ScoreMode = score_mode
         self.higher_is_better = bool(higher_is_better)
         self.allow_float = bool(allow_float)
+        if not 0.0 < min_label_mass <= 1.0:
+            raise ConfigError(f"min_label_mass must be in (0, 1], got {min_label_mass!r}")
+        self.min_label_mass = float(min_label_mass)
         self.labels = self._init_labels(labels)
         self.cache = cache
         self.pregates: tuple[PreGate, ...] = tuple(pregates)
@@ -844,8 +853,11 @@ class LLMGrader(BaseGrader):
                 result.text, scale=self.scale, allow_float=self.allow_float
             )
         except VerdictError as exc:
+            from_dist = self._label_distribution_verdict(result)
+            if isinstance(from_dist, _Verdict):
+                return from_dist
             raise Unscored(
-                f"unparseable verdict: {exc}",
+                f"unparseable verdict: {exc}{from_dist}",
                 kind="unparseable",
                 raw=clip(result.text, _RAW_LIMIT),
                 **meta,
@@ -859,6 +871,18 @@ class LLMGrader(BaseGrader):
                 **meta,
             )
         return verdict
+
+    def _label_distribution_verdict(self, result: ChatResult) -> _Verdict | str:
+        """In label + expected mode, a verdict from the labels' probabilities at the first token,
+        or a note (appended to the error) saying why there is none."""
+        if self.output != "label" or self.score_mode != "expected" or not result.logprobs:
+            return ""
+        first = next((t for t in result.logprobs if t.token.strip()), None)
+        exp = expected_from_token(first, self.labels) if first is not None else None
+        mass = exp.mass if exp is not None else 0.0
+        if exp is None or mass < self.min_label_mass:
+            return f"; the labels carry {mass:.3f} of the probability (< {self.min_label_mass})"
+        return _Verdict(value=exp.value, reason=f"read from the label probabilities ({mass:.2f})")
 
     def _score(self, verdict: _Verdict, result: ChatResult, meta: dict[str, Any]) -> GraderScore:
         lo, hi = self.scale

@@ -363,6 +363,28 @@ async def test_expected_score_label_mode_uses_the_first_token() -> None:
     assert r.metadata["distribution"] == {"2": 0.5, "3": 0.5}
 
 
+async def test_label_mode_reads_the_distribution_when_the_top_token_is_not_a_label() -> None:
+    # A small local model's top token is often elsewhere ("<<") while it still ranks the labels.
+    lp = tokens(("<<", {"<<": 0.3, "4": 0.49, "5": 0.21}))
+    g = judge(FakeJudge("<<", logprobs=lp), output="label", score_mode="expected")
+    r = await g.aevaluate(**RECORD)
+    assert isinstance(r, GraderScore)
+    assert r.score == pytest.approx((4.3 - 1) / 4)
+    assert "label probabilities" in r.reason
+
+
+async def test_label_mode_with_too_little_label_mass_is_unparseable_not_a_number() -> None:
+    lp = tokens(("<<", {"<<": 0.97, "1": 0.03}))
+    for mode in ("expected", "sampled"):
+        g = judge(FakeJudge("<<", logprobs=lp), output="label", score_mode=mode)
+        r = await g.aevaluate(**RECORD)
+        assert isinstance(r, GraderError) and r.kind == "unparseable"
+    r = await judge(FakeJudge("<<", logprobs=lp), output="label", score_mode="expected").aevaluate(
+        **RECORD
+    )
+    assert isinstance(r, GraderError) and "0.030 of the probability (< 0.5)" in r.error
+
+
 async def test_expected_score_falls_back_without_logprobs() -> None:
     r = await judge(FakeJudge(verdict(4)), score_mode="expected").aevaluate(**RECORD)
     assert isinstance(r, GraderScore)
