@@ -37,6 +37,7 @@ __all__ = [
     "Unscored",
     "get_grader",
     "grader",
+    "grader_factory",
     "grader_parameters",
     "list_graders",
     "register_grader",
@@ -273,13 +274,15 @@ def get_grader(spec: str, **params: Any) -> Grader:
     return built
 
 
-def grader_parameters(spec: str) -> frozenset[str]:
-    """The keyword parameters the grader named ``spec`` accepts (empty if it takes none).
+def grader_factory(spec: str) -> Any:
+    """The class or factory a config's ``type`` names (registered name or import string), or
+    ``None`` if unknown. Lets a config layer see what a grader takes before building it."""
+    return _REGISTRY.get(spec) or (_import(spec) if ":" in spec else None)
 
-    Lets a config layer inject shared resources (a judge ``model``, a ``cache``) only into the
-    graders that take them.
-    """
-    factory = _REGISTRY.get(spec) or (_import(spec) if ":" in spec else None)
+
+def grader_parameters(spec: str) -> frozenset[str]:
+    """The keyword parameters the grader named ``spec`` accepts (empty if it takes none)."""
+    factory = grader_factory(spec)
     if factory is None or (isinstance(factory, Grader) and not inspect.isclass(factory)):
         return frozenset()
     try:

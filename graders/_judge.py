@@ -539,6 +539,8 @@ class LLMGrader(BaseGrader):
     """
 
     default_name: ClassVar[str] = "llm_judge"
+    takes_judge: ClassVar[bool] = True
+    """Its ``model`` is a judge backend: a reward config hands it the shared one."""
     default_template: ClassVar[str] = "generic"
     default_optional_fields: ClassVar[tuple[str, ...]] = ()
 

@@ -138,7 +138,7 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
 def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     """Build the runner a config describes. ``overrides`` go to :class:`GradingRunner`."""
     from aggregators import get_aggregator
-    from graders import get_grader, grader_parameters
+    from graders import get_grader, grader_factory, grader_parameters
 
     cache = None
     if cfg.cache is not None:
@@ -150,9 +150,10 @@ def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
         try:
             params = spec.params()
             accepts = grader_parameters(spec.type)
-            if "model" in accepts and "model" not in params:
-                # Shared and lazy: one backend per distinct spec, built on the first judge call.
-                params["model"] = judge_factory(spec.judge or cfg.judge)
+            if getattr(grader_factory(spec.type), "takes_judge", False):
+                if "model" not in params:
+                    # Shared and lazy: one backend per distinct spec, built on the first call.
+                    params["model"] = judge_factory(spec.judge or cfg.judge)
             elif spec.judge is not None:
                 raise ConfigError(f"grader type {spec.type!r} takes no judge")
             if cache is not None and "cache" in accepts and "cache" not in params:

@@ -124,6 +124,7 @@ class GradingRunner:
         if reward not in names:
             raise ConfigError(f"reward {reward!r} is not a grader or aggregator: {names}")
         self.reward_name = reward
+        self._names = names
         self.max_concurrency = max_concurrency
         self.call_timeout = call_timeout
         self.id_field = id_field
@@ -318,9 +319,11 @@ class GradingRunner:
                 results[agg.name] = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"
                 )
-        # Components were validated as they were built; skip re-validating the container.
+        # Config order, not completion order; components were validated as they were built, so
+        # skip re-validating the container.
+        ordered = {n: results[n] for n in self._names}
         return RecordResult.model_construct(
-            index=pend.index, id=pend.id, reward_name=self.reward_name, components=results
+            index=pend.index, id=pend.id, reward_name=self.reward_name, components=ordered
         )
 
 

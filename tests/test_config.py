@@ -1,0 +1,48 @@
+"""Reward configs: judges get one shared backend from the judge: block; other graders don't."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rm_service import ConfigError, build_runner, load_config
+from tests.judge_server import JudgeServer, Reply
+
+
+def test_llm_judges_in_yaml_share_one_endpoint_backend(judge_server: JudgeServer) -> None:
+    judge_server.responder = lambda body: Reply(json.dumps({"reason": "ok", "score": 5}))
+    cfg = load_config(
+        {
+            "judge": {"backend": "openai", "base_url": judge_server.base_url, "model": "m"},
+            "graders": {
+                "rel": {"type": "relevance"},
+                "corr": {"type": "correctness", "mapper": {"reference_response": "gt"}},
+                "sim": {"type": "similarity", "mapper": {"reference_response": "gt"}},
+            },
+            "aggregators": [{"type": "min", "name": "reward", "components": ["rel", "corr"]}],
+        }
+    )
+    runner = build_runner(cfg)
+    rel, corr = runner.grader_configs["rel"].grader, runner.grader_configs["corr"].grader
+    assert rel.model is corr.model  # one backend (one connection pool) for every judge
+    rec = {"query": "Capital of France?", "response": "Paris is the capital.", "gt": "Paris"}
+    (got,) = runner.grade([rec])
+    assert got.scores()["rel"] == 1.0 and got.scores()["corr"] == 1.0 and got.reward == 1.0
+    assert judge_server.stats.requests == 2
+    assert list(got.components) == ["rel", "corr", "sim", "reward"]  # config order
+
+
+def test_judge_block_on_a_rule_grader_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"graders\.f: grader type 'format' takes no judge"):
+        load_config({"graders": {"f": {"type": "format", "judge": {"backend": "local"}}}})
+
+
+def test_offline_default_is_the_local_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rm_service.models import JudgeSpec
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert JudgeSpec().resolved_backend() == "local"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert JudgeSpec().resolved_backend() == "openai"  # the env var alone switches it
+    assert JudgeSpec(backend="local").resolved_backend() == "local"
