@@ -38,7 +38,6 @@ __all__ = [
     "get_grader",
     "grader",
     "grader_factory",
-    "grader_parameters",
     "list_graders",
     "register_grader",
     "reward",
@@ -278,18 +277,6 @@ def grader_factory(spec: str) -> Any:
     """The class or factory a config's ``type`` names (registered name or import string), or
     ``None`` if unknown. Lets a config layer see what a grader takes before building it."""
     return _REGISTRY.get(spec) or (_import(spec) if ":" in spec else None)
-
-
-def grader_parameters(spec: str) -> frozenset[str]:
-    """The keyword parameters the grader named ``spec`` accepts (empty if it takes none)."""
-    factory = grader_factory(spec)
-    if factory is None or (isinstance(factory, Grader) and not inspect.isclass(factory)):
-        return frozenset()
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return frozenset()
-    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def list_graders() -> list[str]:

@@ -138,7 +138,7 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
 def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     """Build the runner a config describes. ``overrides`` go to :class:`GradingRunner`."""
     from aggregators import get_aggregator
-    from graders import get_grader, grader_factory, grader_parameters
+    from graders import get_grader, grader_factory
 
     cache = None
     if cfg.cache is not None:
@@ -149,15 +149,13 @@ def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     for name, spec in cfg.graders.items():
         try:
             params = spec.params()
-            accepts = grader_parameters(spec.type)
             if getattr(grader_factory(spec.type), "takes_judge", False):
-                if "model" not in params:
-                    # Shared and lazy: one backend per distinct spec, built on the first call.
-                    params["model"] = judge_factory(spec.judge or cfg.judge)
+                # Shared and lazy: one backend per distinct spec, built on the first call.
+                params.setdefault("model", judge_factory(spec.judge or cfg.judge))
+                if cache is not None:
+                    params.setdefault("cache", cache)
             elif spec.judge is not None:
                 raise ConfigError(f"grader type {spec.type!r} takes no judge")
-            if cache is not None and "cache" in accepts and "cache" not in params:
-                params["cache"] = cache
             grader = get_grader(spec.type, **params)
             configs[name] = GraderConfig(
                 grader=grader, mapper=spec.mapper, call_timeout=spec.call_timeout

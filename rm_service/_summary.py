@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ComponentStats", "RunSummary", "summarize_jsonl"]
+__all__ = ["ComponentStats", "JudgeTotals", "RunSummary", "summarize_jsonl"]
 
 BINS = 20
 
@@ -56,6 +56,38 @@ class ComponentStats:
 
 
 @dataclass
+class JudgeTotals:
+    """What the judge calls of a run cost: calls, cache hits, tokens, time."""
+
+    calls: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add(self, meta: Mapping[str, Any]) -> None:
+        usage = meta.get("usage")
+        if not isinstance(usage, Mapping):
+            return  # not a judge call (rule grader, pre-gate)
+        if meta.get("cached"):
+            self.cached += 1
+        else:
+            self.calls += 1
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.latency_s += float(meta.get("latency_s") or 0.0)
+
+    def line(self) -> str:
+        n = self.calls + self.cached
+        mean = self.latency_s / n if n else 0.0
+        return (
+            f"judge calls: {self.calls} (+{self.cached} served from cache), tokens: "
+            f"{self.prompt_tokens} prompt + {self.completion_tokens} completion, "
+            f"mean latency {mean:.3f} s"
+        )
+
+
+@dataclass
 class RunSummary:
     """Statistics over a set of graded records, one :class:`ComponentStats` per component."""
 
@@ -63,6 +95,7 @@ class RunSummary:
     ok: int = 0
     components: dict[str, ComponentStats] = field(default_factory=dict)
     reward_name: str | None = None
+    judge: JudgeTotals = field(default_factory=JudgeTotals)
 
     def add(self, line: Mapping[str, Any]) -> None:
         """Fold in one output line (the JSON shape of ``RecordResult.to_json_dict``)."""
@@ -75,6 +108,9 @@ class RunSummary:
                 stats = self.components[name] = ComponentStats(name)
             kind = errors.get(name, {}).get("kind") if score is None else None
             stats.add(score, kind)
+        for meta in (line.get("metadata") or {}).values():
+            if isinstance(meta, Mapping):
+                self.judge.add(meta)
 
     def table(self) -> str:
         """A fixed-width text table for the terminal."""
@@ -95,6 +131,8 @@ class RunSummary:
         kinds = Counter[str]()
         for s in self.components.values():
             kinds.update(s.unscored)
+        if self.judge.calls or self.judge.cached:
+            rows.append(self.judge.line())
         if kinds:
             rows.append(
                 "unscored components by kind: "

@@ -46,3 +46,29 @@ def test_offline_default_is_the_local_backend(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     assert JudgeSpec().resolved_backend() == "openai"  # the env var alone switches it
     assert JudgeSpec(backend="local").resolved_backend() == "local"
+
+
+async def test_run_summary_totals_judge_calls_and_tokens(
+    judge_server: JudgeServer, tmp_path
+) -> None:
+    from rm_service import agrade_file
+
+    judge_server.responder = lambda body: Reply(json.dumps({"reason": "ok", "score": 4}))
+    cfg = load_config(
+        {
+            "judge": {"backend": "openai", "base_url": judge_server.base_url, "model": "m"},
+            "cache": {},
+            "graders": {"rel": {"type": "relevance"}},
+        }
+    )
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {"query": "Capital of France?", "response": f"Paris, answer {i % 3}."} for i in range(9)
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = await agrade_file(build_runner(cfg), src, tmp_path / "out.jsonl", progress=False)
+    totals = res.summary.judge
+    assert totals.calls == judge_server.stats.requests == 3  # 3 distinct responses
+    assert totals.cached == 6  # the other 6 came from the cache (coalesced or stored)
+    assert totals.prompt_tokens > 0 and totals.completion_tokens > 0
+    assert "judge calls: 3 (+6 served from cache)" in res.summary.table()
