@@ -168,6 +168,11 @@ def _svg_histogram(s: ComponentStats, width: int = 360, height: int = 160) -> st
             f'<rect x="{i * bar_w:.1f}" y="{height - 20 - h:.1f}" width="{bar_w - 1:.1f}" '
             f'height="{h:.1f}" fill="#4a7bd0"><title>[{lo:.2f}, {hi:.2f}): {count}</title></rect>'
         )
+        if count:
+            bars.append(
+                f'<text x="{(i + 0.5) * bar_w:.1f}" y="{max(10.0, height - 23 - h):.1f}" '
+                f'font-size="9" text-anchor="middle">{count}</text>'
+            )
     caption = f"{html.escape(s.name)}: n={s.n}, unscored={s.n_unscored}"
     if s.n:
         caption += f", mean={s.mean:.3f}"
