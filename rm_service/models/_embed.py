@@ -212,8 +212,13 @@ class Embedder:
                         f"embeddings need sentence-transformers ({exc.name} is missing); "
                         f"install `{_INSTALL}`"
                     ) from exc
+                import transformers
+
+                from rm_service.models._local import _quiet_progress
+
                 try:
-                    st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                    with _quiet_progress(transformers):
+                        st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
                 except Exception as exc:
                     raise EmbedderUnavailable(
                         f"cannot load the embedding model at {path}: {exc}"
