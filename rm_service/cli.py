@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("input", type=Path, nargs="?", help="optional JSONL to check the first record")
 
     sub.add_parser("graders", help="list the registered grader and aggregator types")
+
+    from rm_service._serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(sub.add_parser("serve", help="serve the HTTP API under uvicorn"))
     return p
 
 
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "serve":
+            from rm_service._serve import serve_args
+
+            return serve_args(args)
         return _list()
     except RMServiceError as exc:
         print(f"rm-service: error: {exc}", file=sys.stderr)

@@ -1,0 +1,293 @@
+"""Pure ASGI middleware (auth, body size, request metrics) and admission control.
+
+Why pure ASGI and not ``BaseHTTPMiddleware``: the latter runs the app in a separate task and
+buffers through memory streams, which breaks disconnect detection (a client that goes away must
+cancel its grading) and costs a task per request. Each class here takes ``app`` first and wraps
+``receive``/``send`` only where it must.
+
+Admission control (:class:`Admission`) bounds the *records* in flight across all requests, the
+unit that maps to grader work. A request that does not fit waits in a bounded FIFO queue; when
+the queue is full too it is refused at once (429 with ``Retry-After``) instead of queueing without
+limit, so an overloaded service answers fast and the trainer backs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+__all__ = [
+    "Admission",
+    "BearerAuthMiddleware",
+    "BodyLimitMiddleware",
+    "Overloaded",
+    "RequestMetricsMiddleware",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def send_json(
+    send: Send, status: int, body: Any, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Send a complete JSON response (used where a middleware answers by itself)."""
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BearerAuthMiddleware:
+    """Require ``Authorization: Bearer <api_key>`` on every HTTP path but ``exempt``.
+
+    The key is compared with :func:`hmac.compare_digest` (constant time), so response timing does
+    not leak how much of a guessed key was right.
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str, exempt: Iterable[str] = ("/healthz",)) -> None:
+        if not api_key:
+            raise ValueError("api_key must be a non-empty string")
+        self.app = app
+        self._expected = f"Bearer {api_key}".encode()
+        self._exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._exempt:
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for key, value in scope.get("headers", ()):
+            if key == b"authorization":
+                given = value
+                break
+        if not hmac.compare_digest(given, self._expected):
+            detail = "missing bearer token" if not given else "invalid bearer token"
+            await send_json(
+                send,
+                401,
+                {"detail": f"{detail}: send 'Authorization: Bearer <RM_SERVICE_API_KEY>'"},
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413, before they are parsed.
+
+    A declared ``Content-Length`` over the limit is refused without reading anything; a chunked
+    body is counted as it streams and refused once it crosses the limit, so memory stays bounded
+    either way.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _detail(self, size: str) -> dict[str, str]:
+        return {
+            "detail": f"request body is {size} bytes; the limit is max_body_bytes="
+            f"{self.max_bytes} bytes: send fewer or smaller records per request"
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_json(send, 400, {"detail": "invalid Content-Length header"})
+                    return
+                if declared > self.max_bytes:
+                    await send_json(send, 413, self._detail(str(declared)))
+                    return
+        seen = 0
+        started = False  # the app began its response
+        refused = False  # we answered 413 ourselves
+
+        async def limited_receive() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Answer now and tell the app the client is gone: raising here would be
+                    # caught by the framework's body parsing and turned into a 400.
+                    if not started:
+                        refused = True
+                        await send_json(send, 413, self._detail(f"more than {self.max_bytes}"))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the app's reply to the "disconnect"; the client already has its 413
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+
+class RequestMetricsMiddleware:
+    """Count requests and time them by endpoint and status.
+
+    Only the app's own paths are labels (others count as ``other``), so a scanner probing random
+    URLs cannot blow up the metric cardinality.
+    """
+
+    def __init__(
+        self, app: ASGIApp, observe: Callable[[str, int, float], None], paths: Iterable[str]
+    ) -> None:
+        self.app = app
+        self.observe = observe
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = scope["path"] if scope["path"] in self.paths else "other"
+        status = 500
+        start = time.perf_counter()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self.observe(endpoint, status, time.perf_counter() - start)
+
+
+class Overloaded(Exception):
+    """Admission refused: too many records in flight and queued. ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Admission:
+    """A global bound on records in flight, with a bounded FIFO queue in front of it.
+
+    ``acquire(n)`` admits ``n`` records at once (a request is all or nothing, so a batch never
+    holds half its slots while waiting for the rest, which could deadlock two big batches).
+    Waiters are served in arrival order; a small batch does not overtake a big one waiting at the
+    head, so big batches cannot starve.
+
+    State is made lazily on the running loop, so one instance serves one event loop (one uvicorn
+    worker); every worker process has its own.
+    """
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_queue: int,
+        retry_after: int = 1,
+        on_change: Callable[[int, int], None] | None = None,
+    ) -> None:
+        if max_in_flight < 1 or max_queue < 0:
+            raise ValueError("max_in_flight must be >= 1 and max_queue >= 0")
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue
+        self.retry_after = retry_after
+        self.in_flight = 0
+        self.queued = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._on_change = on_change
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.in_flight, self.queued)
+
+    async def acquire(self, n: int, max_wait: float | None = None) -> None:
+        """Admit ``n`` records, waiting in the queue up to ``max_wait`` seconds.
+
+        Raises:
+            Overloaded: the queue is full, or the wait timed out.
+        """
+        if n > self.max_in_flight:
+            raise ValueError(f"{n} records can never fit max_in_flight={self.max_in_flight}")
+        if not self._waiters and self.in_flight + n <= self.max_in_flight:
+            self.in_flight += n
+            self._changed()
+            return
+        if self.queued + n > self.max_queue:
+            raise Overloaded(
+                f"overloaded: {self.in_flight} records in flight (max_in_flight="
+                f"{self.max_in_flight}) and {self.queued} queued (max_queue={self.max_queue}); "
+                f"this request has {n}; retry later",
+                self.retry_after,
+            )
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (n, fut)
+        self._waiters.append(entry)
+        self.queued += n
+        self._changed()
+        try:
+            async with asyncio.timeout(max_wait):
+                await fut
+        except BaseException as exc:
+            if fut.done() and not fut.cancelled():
+                # Admitted just as we gave up: hand the slots back.
+                self.release(n)
+            else:
+                with contextlib.suppress(ValueError):  # _wake may have dropped it already
+                    self._waiters.remove(entry)
+                self.queued -= n
+                self._changed()
+                self._wake()
+            if isinstance(exc, TimeoutError):
+                raise Overloaded(
+                    f"overloaded: waited {max_wait} s in the admission queue without a slot; "
+                    "retry later",
+                    self.retry_after,
+                ) from None
+            raise
+
+    def release(self, n: int) -> None:
+        """Give back ``n`` admitted records' slots and admit waiters that now fit."""
+        self.in_flight -= n
+        self._changed()
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            n, fut = self._waiters[0]
+            if fut.done():  # cancelled; its waiter fixes the counts when it wakes
+                self._waiters.popleft()
+                continue
+            if self.in_flight + n > self.max_in_flight:
+                break
+            self._waiters.popleft()
+            self.queued -= n
+            self.in_flight += n
+            fut.set_result(None)
+        self._changed()

@@ -1,0 +1,273 @@
+"""Request/response models and settings of the HTTP service, and the result shaping they share.
+
+Kept apart from ``rm_service.app`` so they can be imported (and unit-tested) without FastAPI.
+
+The ``/grade`` record shape follows the OpenAI graders ``run`` response: ``reward``,
+``sub_rewards`` and errors, plus our ``status`` and reasons. A failure is never a number on this
+face: an unscored reward or component is ``null`` with its error. Only ``/get_reward`` (OpenRLHF's
+protocol, whose client needs numbers) substitutes a fallback value, and flags it ``rm_error=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rm_service._result import GraderScore, RecordResult
+
+__all__ = [
+    "DEFAULT_STRIP_PATTERNS",
+    "GetRewardRequest",
+    "GradeRequest",
+    "GradeResponse",
+    "GradeSummary",
+    "RecordOut",
+    "ServiceSettings",
+    "Usage",
+    "record_out",
+    "record_status",
+    "split_query",
+    "summarize",
+]
+
+DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
+    r"<\|im_end\|>",
+    r"<\|endoftext\|>",
+    r"<\|eot_id\|>",
+    r"<\|end_of_text\|>",
+    r"<\|end\|>",
+    r"</s>",
+    r"<pad>",
+)
+"""Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the common chat
+templates (ChatML/Qwen, Llama 3, Phi, Llama 2/Mistral)."""
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Limits and protocol knobs of one app instance.
+
+    Attributes:
+        api_key: when set, every endpoint but ``/healthz`` needs ``Authorization: Bearer <key>``.
+        max_records: records per request; more is a 413.
+        max_body_bytes: request body size; more is a 413 before parsing.
+        max_in_flight: records being graded at once across all requests (admission control).
+        max_queue: records allowed to wait for admission; beyond it, 429 with ``Retry-After``.
+        queue_timeout: seconds a request may wait in the queue before a 429.
+        retry_after: the ``Retry-After`` seconds sent with a 429.
+        deadline: the per-request grading deadline in seconds (a request may ask for less);
+            components unfinished at the deadline come back unscored with kind ``timeout``.
+        unscored_fallback: the number ``/get_reward`` reports for an unscored reward or component
+            (its clients need numbers); each such record also gets ``rm_error=1``.
+        label_field: the record field ``/get_reward`` puts each label in (map it in the config,
+            e.g. ``mapper: {reference_response: label}``).
+        strip_patterns: regexes removed from ``/get_reward`` queries and prompts (chat special
+            tokens).
+        ready_timeout: seconds per judge endpoint probe in ``/readyz``.
+    """
+
+    api_key: str | None = None
+    max_records: int = 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_in_flight: int = 4096
+    max_queue: int = 8192
+    queue_timeout: float = 30.0
+    retry_after: int = 1
+    deadline: float | None = 300.0
+    unscored_fallback: float = 0.0
+    label_field: str = "label"
+    strip_patterns: Sequence[str] = DEFAULT_STRIP_PATTERNS
+    ready_timeout: float = 2.0
+    _strip: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_records < 1 or self.max_in_flight < self.max_records:
+            raise ValueError(
+                f"need 1 <= max_records ({self.max_records}) <= max_in_flight "
+                f"({self.max_in_flight}): a full request must be able to fit"
+            )
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {self.deadline!r}")
+        patterns = [p for p in self.strip_patterns if p]
+        compiled = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        object.__setattr__(self, "_strip", compiled)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServiceSettings:
+        """Settings with ``api_key`` from ``RM_SERVICE_API_KEY`` (environment, else ``.env`` in the
+        working directory); ``overrides`` win."""
+        from dotenv import find_dotenv, load_dotenv
+
+        load_dotenv(find_dotenv(usecwd=True), override=False)
+        overrides.setdefault("api_key", os.environ.get("RM_SERVICE_API_KEY") or None)
+        return cls(**overrides)
+
+    def strip(self, text: str) -> str:
+        """``text`` without the chat special tokens."""
+        return self._strip.sub("", text) if self._strip is not None else text
+
+
+# --- /grade -------------------------------------------------------------------------------------
+
+
+class GradeRequest(BaseModel):
+    """A batch of records to grade with one configured reward."""
+
+    records: list[dict[str, Any]] = Field(
+        description="the records, JSON objects with the fields the reward's graders read"
+    )
+    reward: str | None = Field(default=None, description="a configured reward; default: the first")
+    deadline: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds; components unfinished by then are unscored (kind 'timeout'). "
+        "Capped by the server's deadline.",
+    )
+
+
+class Usage(BaseModel):
+    """Judge tokens spent on a record (cache hits cost nothing)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_calls: int = 0
+
+
+class RecordOut(BaseModel):
+    """One record's grade. ``status``: ``ok`` (the reward is a number), ``error`` (unscored
+    because the record itself is invalid: a missing field, a mapper path that does not resolve),
+    ``unscored`` (unscored for any other reason: timeout, judge failure)."""
+
+    index: int
+    id: str | int | None = None
+    reward: float | None
+    sub_rewards: dict[str, float | None]
+    status: Literal["ok", "unscored", "error"]
+    errors: dict[str, str] = Field(description="component -> '<kind>: <reason>'")
+    error_kinds: dict[str, str] = Field(description="component -> error kind")
+    explanations: dict[str, str]
+    usage: Usage
+
+
+class GradeSummary(BaseModel):
+    """What the batch came to."""
+
+    n: int
+    ok: int
+    unscored: int
+    error: int
+    means: dict[str, float | None] = Field(description="per component, over scored records")
+    unscored_by_kind: dict[str, int]
+    usage: Usage
+    latency_s: float
+
+
+class GradeResponse(BaseModel):
+    reward: str
+    results: list[RecordOut]
+    summary: GradeSummary
+
+
+def record_status(rec: RecordResult) -> Literal["ok", "unscored", "error"]:
+    """``ok``/``unscored``/``error`` of a record (see :class:`RecordOut`)."""
+    if rec.reward is not None:
+        return "ok"
+    if any(e.kind == "invalid_input" for e in rec.errors.values()):
+        return "error"
+    return "unscored"
+
+
+def _usage(rec: RecordResult) -> Usage:
+    out = Usage()
+    for comp in rec.components.values():
+        usage = comp.metadata.get("usage")
+        if not isinstance(usage, dict):
+            continue
+        if comp.metadata.get("cached"):
+            out.cached_calls += 1
+        else:
+            out.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            out.completion_tokens += int(usage.get("completion_tokens") or 0)
+    return out
+
+
+def record_out(rec: RecordResult) -> RecordOut:
+    return RecordOut(
+        index=rec.index,
+        id=rec.id,
+        reward=rec.reward,
+        sub_rewards=rec.scores(),
+        status=record_status(rec),
+        errors={k: f"{v.kind}: {v.error}" for k, v in rec.errors.items()},
+        error_kinds={k: v.kind for k, v in rec.errors.items()},
+        explanations={
+            k: v.reason
+            for k, v in rec.components.items()
+            if isinstance(v, GraderScore) and v.reason
+        },
+        usage=_usage(rec),
+    )
+
+
+def summarize(records: Sequence[RecordOut], names: Sequence[str], latency_s: float) -> GradeSummary:
+    counts = {"ok": 0, "unscored": 0, "error": 0}
+    sums = dict.fromkeys(names, 0.0)
+    ns = dict.fromkeys(names, 0)
+    kinds: dict[str, int] = {}
+    usage = Usage()
+    for rec in records:
+        counts[rec.status] += 1
+        for name, score in rec.sub_rewards.items():
+            if score is not None:
+                sums[name] += score
+                ns[name] += 1
+        for kind in rec.error_kinds.values():
+            kinds[kind] = kinds.get(kind, 0) + 1
+        usage.prompt_tokens += rec.usage.prompt_tokens
+        usage.completion_tokens += rec.usage.completion_tokens
+        usage.cached_calls += rec.usage.cached_calls
+    return GradeSummary(
+        n=len(records),
+        **counts,
+        means={n: (sums[n] / ns[n] if ns[n] else None) for n in names},
+        unscored_by_kind=kinds,
+        usage=usage,
+        latency_s=round(latency_s, 6),
+    )
+
+
+# --- /get_reward (OpenRLHF) ---------------------------------------------------------------------
+
+
+class GetRewardRequest(BaseModel):
+    """OpenRLHF's remote reward request. ``query[i]`` is prompt + response as the policy saw it;
+    ``prompts`` and ``labels``, when sent, are as long as ``query``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    query: list[str]
+    prompts: list[str] | None = None
+    labels: list[Any] | None = None
+    reward: str | None = Field(default=None, description="a configured reward; default: first")
+
+
+def split_query(query: str, prompt: str | None, settings: ServiceSettings) -> tuple[str, str]:
+    """``(prompt, response)`` of an OpenRLHF query, both without chat special tokens.
+
+    The response is ``query[len(prompt):]`` when the query starts with the prompt (raw, or once
+    both are stripped); otherwise the whole stripped query, since guessing a cut could grade
+    half a prompt as the answer.
+    """
+    if prompt is not None:
+        if query.startswith(prompt):
+            return settings.strip(prompt), settings.strip(query[len(prompt) :])
+        q, p = settings.strip(query), settings.strip(prompt)
+        if q.startswith(p):
+            return p, q[len(p) :]
+        return p, q
+    return "", settings.strip(query)

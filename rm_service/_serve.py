@@ -1,0 +1,164 @@
+"""``rm-service serve``: run the HTTP service under uvicorn.
+
+::
+
+    rm-service serve --config reward.yaml [--config chat=judges.yaml ...] [--host 127.0.0.1]
+                     [--port 8000] [--workers N]
+
+Every config is loaded and validated before uvicorn starts, so a bad one fails start-up with a
+message naming the file and the field, and exit status 1. The first config is the default reward;
+an unnamed one is named after its file's stem. The default bind is 127.0.0.1: exposing the
+service is a decision (``--host 0.0.0.0``), ideally with ``RM_SERVICE_API_KEY`` set.
+
+With ``--workers N > 1`` uvicorn starts N processes, each building the app from
+``RM_SERVICE_SERVE_SPEC`` (set here); admission limits and ``/metrics`` are then per worker.
+
+This module imports neither FastAPI nor uvicorn at import time, so ``rm-service --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rm_service._exceptions import ConfigError, RMServiceError
+
+__all__ = ["SPEC_ENV", "add_arguments", "app_from_env", "parse_configs", "serve", "serve_args"]
+
+SPEC_ENV = "RM_SERVICE_SERVE_SPEC"
+
+_SETTING_ARGS = {
+    "max_records": "max_records",
+    "max_body_bytes": "max_body_bytes",
+    "max_in_flight": "max_in_flight",
+    "max_queue": "max_queue",
+    "deadline": "deadline",
+    "unscored_fallback": "unscored_fallback",
+    "label_field": "label_field",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` options to ``p`` (the CLI's subparser, or a standalone parser)."""
+    p.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        metavar="[NAME=]FILE",
+        help="a reward config; repeat for several, NAME=FILE to name one; the first is the "
+        "default (env RM_SERVICE_CONFIG)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--log-level", default="info", help="uvicorn log level")
+    p.add_argument("--max-records", type=int, help="records per request (default 1024)")
+    p.add_argument("--max-body-bytes", type=int, help="request body size (default 16 MiB)")
+    p.add_argument("--max-in-flight", type=int, help="records graded at once (default 4096)")
+    p.add_argument("--max-queue", type=int, help="records waiting before 429 (default 8192)")
+    p.add_argument("--deadline", type=float, help="per-request deadline, seconds (default 300)")
+    p.add_argument(
+        "--unscored-fallback",
+        type=float,
+        help="/get_reward value for an unscored record, flagged rm_error=1 (default 0.0)",
+    )
+    p.add_argument("--label-field", help="record field /get_reward labels go to (default label)")
+
+
+def parse_configs(values: list[str] | None) -> dict[str, str]:
+    """``["reward.yaml", "chat=judges.yaml"]`` → ``{"reward": "/abs/reward.yaml", "chat": ...}``.
+
+    ``NAME=FILE`` names a config unless the whole value is an existing file (paths may contain
+    ``=``).
+
+    Raises:
+        ConfigError: no config, or two configs with the same name.
+    """
+    if not values:
+        env = os.environ.get("RM_SERVICE_CONFIG")
+        values = [env] if env else []
+    if not values:
+        raise ConfigError("no reward config: pass --config FILE or set RM_SERVICE_CONFIG")
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or Path(value).exists():
+            name, path = Path(value).stem, value
+        if name in out:
+            raise ConfigError(f"--config {value}: reward name {name!r} is used twice")
+        out[name] = str(Path(path).resolve())
+    return out
+
+
+def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        key: getattr(args, attr)
+        for attr, key in _SETTING_ARGS.items()
+        if getattr(args, attr, None) is not None
+    }
+
+
+def serve_args(args: argparse.Namespace) -> int:
+    """Validate the configs, then run uvicorn until it stops; returns the exit status.
+
+    Raises:
+        ConfigError: a bad config (names the file and field) or bad settings.
+    """
+    import uvicorn
+
+    from rm_service._http_schemas import ServiceSettings
+    from rm_service.app import create_app, load_rewards
+
+    configs = parse_configs(args.config)
+    overrides = _settings_overrides(args)
+    try:
+        settings = ServiceSettings.from_env(**overrides)
+    except ValueError as exc:
+        raise ConfigError(f"serve settings: {exc}") from None
+    if args.workers > 1:
+        load_rewards(configs)  # fail here, once, not in every worker
+        os.environ[SPEC_ENV] = json.dumps({"configs": configs, "settings": overrides})
+        uvicorn.run(
+            "rm_service._serve:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+    else:
+        app = create_app(configs, settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def app_from_env() -> Any:
+    """The app a uvicorn worker builds from ``RM_SERVICE_SERVE_SPEC`` (``--workers N``)."""
+    from rm_service._http_schemas import ServiceSettings
+    from rm_service.app import create_app
+
+    spec = json.loads(os.environ[SPEC_ENV])
+    return create_app(spec["configs"], ServiceSettings.from_env(**spec["settings"]))
+
+
+def serve(argv: list[str] | None = None) -> int:
+    """``rm-service serve`` as a standalone entry point; errors are one line on stderr, exit 1."""
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    parser = argparse.ArgumentParser(prog="rm-service serve", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve_args(args)
+    except RMServiceError as exc:
+        print(f"rm-service: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

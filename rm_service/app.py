@@ -1,0 +1,405 @@
+"""The HTTP face of the grading engine: a FastAPI app over one or more named reward configs.
+
+Endpoints: ``POST /grade`` (our shape, modelled on the OpenAI graders ``run`` response),
+``POST /get_reward`` (OpenRLHF's remote reward protocol, old and new forms), ``GET /graders``,
+``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus) and the OpenAPI docs.
+
+Why it is built this way:
+
+* **One engine.** Every request goes through ``GradingRunner.agrade``; the HTTP layer only
+  validates, admits, and reshapes. Unscored stays ``null`` with its reason on ``/grade``.
+* **Admission, not an unbounded queue.** Records in flight across all requests are bounded
+  (:class:`~rm_service._http_middleware.Admission`); past a bounded queue a request gets 429 with
+  ``Retry-After`` at once, so an overloaded service sheds load instead of timing everyone out.
+* **Nothing hangs.** Each request has a deadline (the runner returns unfinished components as
+  unscored ``timeout``), and a client that disconnects cancels its grading.
+* **Light import.** Only this module imports FastAPI; ``import rm_service`` does not import it.
+
+Usage::
+
+    app = create_app({"math": "reward.yaml", "chat": "judges.yaml"})   # or rm-service serve
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from rm_service._config import RewardConfig, build_runner, load_config
+from rm_service._http_middleware import (
+    Admission,
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    Overloaded,
+    RequestMetricsMiddleware,
+)
+from rm_service._http_schemas import (
+    GetRewardRequest,
+    GradeRequest,
+    GradeResponse,
+    ServiceSettings,
+    record_out,
+    record_status,
+    split_query,
+    summarize,
+)
+from rm_service._mapper import GraderConfig
+from rm_service._metrics import CONTENT_TYPE_LATEST, ServiceMetrics, TimedGrader
+from rm_service._result import GraderScore, RecordResult
+from rm_service._runner import GradingRunner
+
+__all__ = ["RewardEntry", "create_app", "load_rewards"]
+
+RewardSource = RewardConfig | GradingRunner | str | Path | dict[str, Any]
+T = TypeVar("T")
+
+_PATHS = ("/grade", "/get_reward", "/graders", "/healthz", "/readyz", "/metrics")
+
+
+@dataclass(frozen=True)
+class RewardEntry:
+    """A configured reward: its runner, and its config when it came from one."""
+
+    name: str
+    runner: GradingRunner
+    config: RewardConfig | None = None
+    source: str = "<runner>"
+
+
+def load_rewards(rewards: Mapping[str, RewardSource] | RewardSource) -> dict[str, RewardEntry]:
+    """Load and validate every reward; the first is the default.
+
+    A single unnamed source is named after its file's stem (``default`` for a dict or runner).
+
+    Raises:
+        ConfigError: a config is invalid; the message names the file and the field.
+    """
+    if not isinstance(rewards, Mapping) or _is_config_dict(rewards):
+        rewards = {_default_name(rewards): rewards}  # type: ignore[dict-item]
+    if not rewards:
+        raise ValueError("at least one reward config is needed")
+    out: dict[str, RewardEntry] = {}
+    for name, src in rewards.items():
+        if isinstance(src, GradingRunner):
+            out[name] = RewardEntry(name, src)
+            continue
+        cfg = src if isinstance(src, RewardConfig) else load_config(src)
+        label = str(src) if isinstance(src, str | Path) else "<config>"
+        out[name] = RewardEntry(name, build_runner(cfg), cfg, label)
+    return out
+
+
+def _is_config_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and "graders" in obj
+
+
+def _default_name(src: Any) -> str:
+    return Path(src).stem if isinstance(src, str | Path) else "default"
+
+
+def _instrument(runner: GradingRunner, metrics: ServiceMetrics) -> GradingRunner:
+    """The same runner with every grader wrapped in a :class:`TimedGrader`."""
+    configs = {
+        name: GraderConfig(
+            grader=TimedGrader(cfg.grader, metrics),  # type: ignore[arg-type]
+            mapper=cfg.mapper,
+            call_timeout=cfg.call_timeout,
+        )
+        for name, cfg in runner.grader_configs.items()
+    }
+    return GradingRunner(
+        configs,
+        aggregators=runner.aggregators,
+        max_concurrency=runner.max_concurrency,
+        call_timeout=runner.call_timeout,
+        reward=runner.reward_name,
+        id_field=runner.id_field,
+    )
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first.
+
+    The body has been read by the time an endpoint runs, so the next ``receive()`` only returns
+    when the connection closes (``http.disconnect``).
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and not watcher.cancelled() and watcher.exception() is not None:
+            await asyncio.wait({task})  # cannot watch this server's receive(); just finish
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(watcher, return_exceptions=True)
+    if task.cancelled():
+        raise _ClientGone
+    return task.result()
+
+
+def create_app(
+    rewards: Mapping[str, RewardSource] | RewardSource,
+    settings: ServiceSettings | None = None,
+) -> FastAPI:
+    """Build the service over ``rewards`` (name → config file, dict, ``RewardConfig`` or runner).
+
+    ``settings`` defaults to :meth:`ServiceSettings.from_env` (the API key from
+    ``RM_SERVICE_API_KEY``). Every config is loaded and validated here, so a bad one fails
+    start-up, not the first request.
+    """
+    settings = settings if settings is not None else ServiceSettings.from_env()
+    metrics = ServiceMetrics()
+    entries = {
+        name: RewardEntry(e.name, _instrument(e.runner, metrics), e.config, e.source)
+        for name, e in load_rewards(rewards).items()
+    }
+    default = next(iter(entries))
+
+    def on_admission(in_flight: int, queued: int) -> None:
+        metrics.records_in_flight.set(in_flight)
+        metrics.records_queued.set(queued)
+
+    admission = Admission(
+        settings.max_in_flight, settings.max_queue, settings.retry_after, on_admission
+    )
+
+    app = FastAPI(
+        title="rm-service",
+        summary="Reward signals for LLM post-training",
+        description=__doc__.split("\n\n")[0],
+        version="0.1.0",
+    )
+    app.state.rewards = entries
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.admission = admission
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_key:
+        app.add_middleware(BearerAuthMiddleware, api_key=settings.api_key)
+    app.add_middleware(
+        RequestMetricsMiddleware,
+        observe=metrics.observe_request,
+        paths=(*_PATHS, "/docs", "/openapi.json"),
+    )
+
+    def entry_for(name: str | None) -> RewardEntry:
+        key = name or default
+        if key not in entries:
+            raise HTTPException(
+                422, f"field 'reward': {key!r} is not a configured reward; have {list(entries)}"
+            )
+        return entries[key]
+
+    async def run(
+        request: Request,
+        entry: RewardEntry,
+        records: list[dict[str, Any]],
+        deadline: float | None,
+        field: str,
+    ) -> list[RecordResult]:
+        n = len(records)
+        if n > settings.max_records:
+            raise HTTPException(
+                413,
+                f"{n} records in field {field!r}; the limit is max_records="
+                f"{settings.max_records} per request: split the batch",
+            )
+        if n == 0:
+            return []
+        if deadline is None or (settings.deadline is not None and deadline > settings.deadline):
+            deadline = settings.deadline
+        try:
+            await admission.acquire(n, max_wait=settings.queue_timeout)
+        except Overloaded as exc:
+            metrics.rejected.inc()
+            raise HTTPException(
+                429, str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        try:
+            results = await _unless_disconnected(
+                request, entry.runner.agrade(records, deadline=deadline)
+            )
+        finally:
+            admission.release(n)
+        metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
+        return results
+
+    @app.post("/grade", response_model=GradeResponse)
+    async def grade(body: GradeRequest, request: Request) -> Any:
+        """Grade a batch of records; results come back in input order."""
+        entry = entry_for(body.reward)
+        start = time.perf_counter()
+        try:
+            results = await run(request, entry, body.records, body.deadline, "records")
+        except _ClientGone:
+            return Response(status_code=499)
+        out = [record_out(r) for r in results]
+        summary = summarize(out, entry.runner.names, time.perf_counter() - start)
+        return GradeResponse(reward=entry.name, results=out, summary=summary)
+
+    @app.post("/get_reward")
+    async def get_reward(body: GetRewardRequest, request: Request) -> Any:
+        """OpenRLHF's remote reward: ``{"query", "prompts", "labels"}`` →
+        ``{"rewards", "scores", "extra_logs"}``; the old ``{"query"}`` form also gets ``score``.
+
+        An unscored record's reward and score are ``unscored_fallback`` (the client needs
+        numbers) and its ``extra_logs.rm_error`` is 1, so a trainer can mask it; scored
+        records have ``rm_error`` 0.
+        """
+        entry = entry_for(body.reward)
+        n = len(body.query)
+        for fld in ("prompts", "labels"):
+            got = getattr(body, fld)
+            if got is not None and len(got) != n:
+                raise HTTPException(
+                    422, f"field {fld!r} has {len(got)} item(s); 'query' has {n}: they must match"
+                )
+        records = []
+        for i, q in enumerate(body.query):
+            prompt, response = split_query(q, body.prompts[i] if body.prompts else None, settings)
+            rec: dict[str, Any] = {"id": i, "query": prompt, "prompt": prompt, "response": response}
+            if body.labels is not None:
+                rec[settings.label_field] = body.labels[i]
+            records.append(rec)
+        try:
+            results = await run(request, entry, records, None, "query")
+        except _ClientGone:
+            return Response(status_code=499)
+        fallback = settings.unscored_fallback
+        rewards = [r.reward if r.reward is not None else fallback for r in results]
+        logs: dict[str, list[float]] = {name: [] for name in entry.runner.names}
+        for r in results:
+            for name, comp in r.components.items():
+                logs[name].append(comp.score if isinstance(comp, GraderScore) else fallback)
+        logs["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
+        out: dict[str, Any] = {
+            "rewards": rewards,
+            "scores": [min(1.0, max(0.0, x)) for x in rewards],
+            "extra_logs": logs,
+        }
+        if body.prompts is None and body.labels is None:
+            out["score"] = rewards
+        return out
+
+    @app.get("/graders")
+    async def graders() -> dict[str, Any]:
+        """The configured rewards: graders, required fields, mappers, aggregators, weights."""
+        return {"default": default, "rewards": {n: _describe(e) for n, e in entries.items()}}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive (no checks, no auth)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Configs loaded, and every endpoint judge reachable (``GET {base_url}/models``)."""
+        judges = await _probe_judges(entries.values(), settings.ready_timeout)
+        ready = all(j["ok"] for j in judges.values())
+        body = {"ready": ready, "rewards": list(entries), "judges": judges}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        """Prometheus metrics of this app instance."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _describe(entry: RewardEntry) -> dict[str, Any]:
+    runner = entry.runner
+    graders: dict[str, Any] = {}
+    for name, gc in runner.grader_configs.items():
+        spec = entry.config.graders.get(name) if entry.config else None
+        graders[name] = {
+            "type": spec.type if spec else type(getattr(gc.grader, "_inner", gc.grader)).__name__,
+            "required_fields": list(getattr(gc.grader, "required_fields", ())),
+            "mapper": dict(gc.mapper) if isinstance(gc.mapper, Mapping) else None,
+            "call_timeout": gc.call_timeout or runner.call_timeout,
+        }
+    aggregators = []
+    weights: dict[str, float] | None = None
+    for i, agg in enumerate(runner.aggregators):
+        spec_a = entry.config.aggregators[i] if entry.config else None
+        params = spec_a.params() if spec_a else {}
+        aggregators.append(
+            {
+                "name": agg.name,
+                "type": spec_a.type if spec_a else type(agg).__name__,
+                "components": list(getattr(agg, "components", None) or []),
+                **params,
+            }
+        )
+        if agg.name == runner.reward_name and isinstance(params.get("weights"), Mapping):
+            weights = dict(params["weights"])
+    return {
+        "reward": runner.reward_name,
+        "source": entry.source,
+        "graders": graders,
+        "aggregators": aggregators,
+        "weights": weights,
+    }
+
+
+def _judge_endpoints(entries: Any) -> dict[str, str | None]:
+    """``{base_url: api key or None}`` of every endpoint-backed judge in the configs."""
+    import os
+
+    from graders import grader_factory
+    from rm_service.models._factory import JudgeSpec
+
+    found: dict[str, str | None] = {}
+    for entry in entries:
+        cfg = entry.config
+        if cfg is None:
+            continue
+        for spec in cfg.graders.values():
+            if not getattr(grader_factory(spec.type), "takes_judge", False):
+                continue
+            js = spec.judge or cfg.judge or JudgeSpec()
+            if js.resolved_backend() != "openai":
+                continue  # the embedded model: nothing to reach
+            base = js.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+            found.setdefault(base.rstrip("/"), os.environ.get(js.api_key_env))
+    return found
+
+
+async def _probe_judges(entries: Any, probe_timeout: float) -> dict[str, dict[str, Any]]:
+    endpoints = _judge_endpoints(entries)
+    if not endpoints:
+        return {}
+
+    async def probe(client: httpx.AsyncClient, base: str, key: str | None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            resp = await client.get(f"{base}/models", headers=headers)
+        except httpx.HTTPError as exc:
+            return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+        ok = resp.status_code < 400
+        return {"ok": ok, "detail": f"GET /models -> {resp.status_code}"}
+
+    async with httpx.AsyncClient(timeout=probe_timeout) as client:
+        got = await asyncio.gather(*(probe(client, b, k) for b, k in endpoints.items()))
+    return dict(zip(endpoints, got, strict=True))

@@ -1,0 +1,158 @@
+"""``POST /grade``: order, statuses, nulls with reasons, deadlines, rewards, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.app import MATH_CFG, SLOW_CFG, client, make_app
+
+GOOD = "<think>hm</think><answer>42</answer>"
+
+
+async def test_results_come_back_in_input_order_with_summary() -> None:
+    app = make_app()
+    # Lengths 1..40: slow_len scores len/20 (capped at 1), so each result shows its record.
+    records = [{"id": f"r{i}", "response": "x" * (i + 1)} for i in range(40)]
+    async with client(app) as c:
+        resp = await c.post("/grade", json={"records": records})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["reward"] == "main"
+    results = body["results"]
+    assert [r["index"] for r in results] == list(range(40))
+    assert [r["id"] for r in results] == [f"r{i}" for i in range(40)]
+    assert [r["sub_rewards"]["slow"] for r in results] == [
+        min(1.0, (i + 1) / 20) for i in range(40)
+    ]
+    # No think/answer tags: fmt scores 0 (a real score, with a reason), the record is ok.
+    assert all(r["status"] == "ok" and r["sub_rewards"]["fmt"] == 0.0 for r in results)
+    assert results[0]["explanations"]["fmt"]
+    summary = body["summary"]
+    assert (summary["n"], summary["ok"], summary["unscored"], summary["error"]) == (40, 40, 0, 0)
+    assert summary["means"]["fmt"] == 0.0
+    assert summary["means"]["slow"] == pytest.approx(
+        sum(min(1, (i + 1) / 20) for i in range(40)) / 40
+    )
+    assert summary["latency_s"] > 0
+
+
+async def test_invalid_record_is_status_error_with_null_and_the_field_named() -> None:
+    app = make_app()
+    async with client(app) as c:
+        resp = await c.post("/grade", json={"records": [{"response": GOOD}, {"answer": GOOD}]})
+    ok, bad = resp.json()["results"]
+    assert ok["status"] == "ok" and ok["reward"] == pytest.approx(1.0)
+    assert bad["status"] == "error"
+    assert bad["reward"] is None  # never a plausible number
+    assert bad["sub_rewards"] == {"fmt": None, "slow": None, "reward": None}
+    assert "'response'" in bad["errors"]["fmt"] and bad["error_kinds"]["fmt"] == "invalid_input"
+    assert resp.json()["summary"]["error"] == 1
+
+
+async def test_a_record_that_is_not_an_object_is_a_422_naming_it() -> None:
+    app = make_app()
+    async with client(app) as c:
+        resp = await c.post("/grade", json={"records": [{"response": "a"}, "oops"]})
+    assert resp.status_code == 422
+    (err,) = resp.json()["detail"]
+    assert err["loc"] == ["body", "records", 1]
+
+
+async def test_request_deadline_returns_unscored_timeout_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RM_TEST_DELAY", "5")
+    app = make_app()
+    start = time.perf_counter()
+    async with client(app) as c:
+        resp = await c.post("/grade", json={"records": [{"response": GOOD}] * 3, "deadline": 0.2})
+    assert time.perf_counter() - start < 2
+    results = resp.json()["results"]
+    for r in results:
+        assert r["status"] == "unscored" and r["reward"] is None
+        assert r["error_kinds"]["slow"] == "timeout"
+        assert r["sub_rewards"]["fmt"] == 1.0  # the finished component keeps its score
+    assert resp.json()["summary"]["unscored_by_kind"]["timeout"] >= 3
+
+
+async def test_server_deadline_caps_the_request_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RM_TEST_DELAY", "5")
+    app = make_app(deadline=0.2)
+    start = time.perf_counter()
+    async with client(app) as c:
+        resp = await c.post("/grade", json={"records": [{"response": GOOD}], "deadline": 60})
+    assert time.perf_counter() - start < 2
+    assert resp.json()["results"][0]["error_kinds"]["slow"] == "timeout"
+
+
+async def test_named_rewards_and_an_unknown_one() -> None:
+    app = make_app({"main": SLOW_CFG, "math": MATH_CFG})
+    async with client(app) as c:
+        resp = await c.post(
+            "/grade",
+            json={"reward": "math", "records": [{"response": "so 7", "label": "7"}]},
+        )
+        assert resp.json()["reward"] == "math"
+        assert resp.json()["results"][0]["reward"] == 1.0
+        resp = await c.post("/grade", json={"reward": "nope", "records": []})
+    assert resp.status_code == 422
+    assert "'nope'" in resp.json()["detail"] and "'reward'" in resp.json()["detail"]
+
+
+async def test_empty_batch_is_fine() -> None:
+    async with client(make_app()) as c:
+        resp = await c.post("/grade", json={"records": []})
+    assert resp.status_code == 200 and resp.json()["results"] == []
+
+
+async def test_client_disconnect_cancels_its_grading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RM_TEST_DELAY", "30")
+    app = make_app()
+    body = json.dumps({"records": [{"response": "x"}, {"response": "y"}]}).encode()
+    gone = asyncio.Event()
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/grade",
+        "raw_path": b"/grade",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("rm", 80),
+    }
+    task = asyncio.ensure_future(app(scope, receive, send))
+    admission, metrics = app.state.admission, app.state.metrics
+    for _ in range(300):
+        if metrics.registry.get_sample_value("rm_grader_calls_in_flight") == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert admission.in_flight == 2
+    gone.set()
+    await asyncio.wait_for(task, 5)  # not 30 s: the grading was cancelled
+    assert admission.in_flight == 0
+    assert metrics.registry.get_sample_value("rm_grader_calls_in_flight") == 0
+    assert sent[0]["status"] == 499
