@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rm_service._result import GraderScore, RecordResult
 
@@ -128,6 +128,19 @@ class GradeRequest(BaseModel):
         description="seconds; components unfinished by then are unscored (kind 'timeout'). "
         "Capped by the server's deadline.",
     )
+
+    @field_validator("records")
+    @classmethod
+    def _ids_are_scalars(cls, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Checked before any grading: an id the response cannot carry is the caller's mistake.
+        for i, rec in enumerate(records):
+            rid = rec.get("id")
+            if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
+                raise ValueError(
+                    f"records[{i}].id must be a string, an integer or null, "
+                    f"got {type(rid).__name__} {str(rid)[:40]!r}"
+                )
+        return records
 
 
 class Usage(BaseModel):

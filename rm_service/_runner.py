@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
@@ -380,7 +381,7 @@ class _JobSource:
             self.done = True
             return None
         jobs = self.runner._jobs
-        id_ = record.get(self.runner.id_field) if isinstance(record, Mapping) else None
+        id_ = _record_id(record.get(self.runner.id_field)) if isinstance(record, Mapping) else None
         pend = _Pending(self.index, record, len(jobs), id_)
         self.index += 1
         self.buf.extend((pend, *job) for job in jobs)
@@ -388,6 +389,18 @@ class _JobSource:
 
 
 _END = object()
+
+
+def _record_id(value: Any) -> str | int | None:
+    """A record's id as ``RecordResult`` declares it: strings and integers pass; any other JSON
+    value (a float, a list, ``true``) is kept as its JSON text rather than dropped."""
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    ):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 async def _call(
