@@ -22,6 +22,7 @@ from rm_service._result import GraderScore, RecordResult
 
 __all__ = [
     "DEFAULT_STRIP_PATTERNS",
+    "ErrorBody",
     "GetRewardRequest",
     "GradeRequest",
     "GradeResponse",
@@ -29,6 +30,7 @@ __all__ = [
     "RecordOut",
     "ServiceSettings",
     "Usage",
+    "field_error",
     "record_out",
     "record_status",
     "split_query",
@@ -141,6 +143,17 @@ class GradeRequest(BaseModel):
                     f"got {type(rid).__name__} {str(rid)[:40]!r}"
                 )
         return records
+
+
+class ErrorBody(BaseModel):
+    """The body of a 400, 401, 413 or 429: one sentence naming the limit or the problem."""
+
+    detail: str
+
+
+def field_error(loc: Sequence[str | int], msg: str) -> list[dict[str, Any]]:
+    """A 422 ``detail`` in FastAPI's own list shape, so every 422 reads the same way."""
+    return [{"loc": ["body", *loc], "msg": msg, "type": "value_error"}]
 
 
 class Usage(BaseModel):

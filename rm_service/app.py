@@ -42,10 +42,12 @@ from rm_service._http_middleware import (
     RequestMetricsMiddleware,
 )
 from rm_service._http_schemas import (
+    ErrorBody,
     GetRewardRequest,
     GradeRequest,
     GradeResponse,
     ServiceSettings,
+    field_error,
     record_out,
     record_status,
     split_query,
@@ -207,7 +209,10 @@ def create_app(
         key = name or default
         if key not in entries:
             raise HTTPException(
-                422, f"field 'reward': {key!r} is not a configured reward; have {list(entries)}"
+                422,
+                field_error(
+                    ["reward"], f"{key!r} is not a configured reward; have {list(entries)}"
+                ),
             )
         return entries[key]
 
@@ -245,7 +250,7 @@ def create_app(
         metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
         return results
 
-    @app.post("/grade", response_model=GradeResponse)
+    @app.post("/grade", response_model=GradeResponse, responses=_LIMIT_ERRORS)
     async def grade(body: GradeRequest, request: Request) -> Any:
         """Grade a batch of records; results come back in input order."""
         entry = entry_for(body.reward)
@@ -258,7 +263,7 @@ def create_app(
         summary = summarize(out, entry.runner.names, time.perf_counter() - start)
         return GradeResponse(reward=entry.name, results=out, summary=summary)
 
-    @app.post("/get_reward")
+    @app.post("/get_reward", responses=_LIMIT_ERRORS)
     async def get_reward(body: GetRewardRequest, request: Request) -> Any:
         """OpenRLHF's remote reward: ``{"query", "prompts", "labels"}`` →
         ``{"rewards", "scores", "extra_logs"}``; the old ``{"query"}`` form also gets ``score``.
@@ -273,7 +278,8 @@ def create_app(
             got = getattr(body, fld)
             if got is not None and len(got) != n:
                 raise HTTPException(
-                    422, f"field {fld!r} has {len(got)} item(s); 'query' has {n}: they must match"
+                    422,
+                    field_error([fld], f"{len(got)} item(s), but 'query' has {n}: they must match"),
                 )
         records = []
         for i, q in enumerate(body.query):
@@ -302,7 +308,7 @@ def create_app(
             out["score"] = rewards
         return out
 
-    @app.get("/graders")
+    @app.get("/graders", responses=_AUTH_ERROR)
     async def graders() -> dict[str, Any]:
         """The configured rewards: graders, required fields, mappers, aggregators, weights."""
         return {"default": default, "rewards": {n: _describe(e) for n, e in entries.items()}}
@@ -312,7 +318,7 @@ def create_app(
         """Alive (no checks, no auth)."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={**_AUTH_ERROR, 503: {"description": "not ready"}})
     async def readyz() -> Response:
         """Configs loaded, and every endpoint judge reachable (``GET {base_url}/models``)."""
         judges = await _probe_judges(entries.values(), settings.ready_timeout)
@@ -320,12 +326,33 @@ def create_app(
         body = {"ready": ready, "rewards": list(entries), "judges": judges}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        responses={
+            **_AUTH_ERROR,
+            200: {"description": "Prometheus text format", "content": {"text/plain": {}}},
+        },
+    )
     async def metrics_endpoint() -> Response:
         """Prometheus metrics of this app instance."""
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+_AUTH_ERROR: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no or wrong bearer token (RM_SERVICE_API_KEY set)"},
+}
+_LIMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_AUTH_ERROR,
+    400: {"model": ErrorBody, "description": "the body is not valid JSON"},
+    413: {"model": ErrorBody, "description": "body or batch over the limit; names the limit"},
+    429: {
+        "model": ErrorBody,
+        "description": "over capacity: retry after the Retry-After header's seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
 
 
 def _describe(entry: RewardEntry) -> dict[str, Any]:
