@@ -47,9 +47,13 @@ def child(n: int, conc: int, latency: float, mode: str) -> dict:
                 await asyncio.sleep(self.delay)
             return 0.5
 
-    delay = latency if mode != "noawait" else -1.0
+    class Inline(Sleep):
+        inline = True  # never awaits: the runner runs a record's inline graders in one job
+
+    delay = latency if mode not in ("noawait", "inline") else -1.0
+    cls = Inline if mode == "inline" else Sleep
     runner = GradingRunner(
-        {f"g{i}": Sleep(f"g{i}", delay) for i in range(3)},
+        {f"g{i}": cls(f"g{i}", delay) for i in range(3)},
         aggregators=WeightedSumAggregator("reward"),
         max_concurrency=conc,
     )
@@ -106,9 +110,11 @@ def main() -> None:
         (n, 256, 0.05, "stream"),
         (n, 64, 0.0, "noawait"),
         (n, 256, 0.0, "noawait"),
+        (n, 64, 0.0, "inline"),
         (n, 64, 0.0, "stream"),
         (big, 64, 0.0, "noawait"),
         (big, 256, 0.0, "noawait"),
+        (big, 64, 0.0, "inline"),
         (n, 64, 0.0, "arun"),
         (big, 64, 0.0, "arun"),
     ]
@@ -131,7 +137,12 @@ def main() -> None:
             check=True,
         )
         r = json.loads(out.stdout)
-        label = {"stream": "astream", "noawait": "astream, no await", "arun": "arun"}[mode]
+        label = {
+            "stream": "astream",
+            "noawait": "astream, no await",
+            "inline": "astream, inline graders",
+            "arun": "arun",
+        }[mode]
         print(
             f"| {r['n']} | {r['conc']} | {r['latency_ms']:g} ms | {label} | {r['wall_s']} | "
             f"{r['bound_s'] or '-'} | {r['ratio'] or '-'} | {r['us_per_call']} | "

@@ -81,6 +81,10 @@ class BaseGrader:
     required_fields: ClassVar[tuple[str, ...]] = ("response",)
     optional_fields: ClassVar[tuple[str, ...]] = ()
     default_name: ClassVar[str] = ""
+    inline: bool = False
+    """True for a grader whose ``aevaluate`` never awaits anything (pure CPU, microseconds). The
+    runner then runs a record's inline graders one after another in a single job: no per-call
+    scheduling, and no per-call timer, which could not interrupt code that never awaits anyway."""
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name or self.default_name or type(self).__name__
@@ -164,6 +168,7 @@ class FunctionGrader(BaseGrader):
             getattr(base, "__call__", None)  # noqa: B004  (async __call__ on an instance)
         )
         self.run_in_thread = run_in_thread
+        self.inline = not self.is_async and not run_in_thread
         required, optional, self.takes_all = _fields_of(func)
         # Per-instance field lists shadow the class defaults.
         self.required_fields = tuple(required)  # type: ignore[misc]

@@ -319,6 +319,7 @@ class FormatGrader(BaseGrader):
 
     required_fields = ("response",)
     default_name = "format"
+    inline = True  # pure CPU, never awaits
 
     def __init__(
         self,

@@ -78,6 +78,7 @@ class LengthPenalty(BaseGrader):
 
     required_fields = ("response",)
     default_name = "length_penalty"
+    inline = True  # pure CPU, never awaits
 
     def __init__(
         self,

@@ -169,6 +169,7 @@ class NumberGrader(BaseGrader):
 
     required_fields = ("response", "reference_response")
     default_name = "number"
+    inline = True  # pure CPU, never awaits
 
     def __init__(
         self,

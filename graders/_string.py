@@ -123,6 +123,7 @@ class StringMatchGrader(BaseGrader):
 
     required_fields = ("response", "reference_response")
     default_name = "string_match"
+    inline = True  # pure CPU, never awaits
 
     def __init__(
         self,

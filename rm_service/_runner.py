@@ -76,7 +76,9 @@ class GradingRunner:
             in order after the graders; each sees the graders' and earlier aggregators' results.
         max_concurrency: the most grader calls in flight at once (per event loop).
         call_timeout: default per-call deadline in seconds (a ``GraderConfig`` may override it);
-            a call past it is unscored with ``kind="timeout"``.
+            a call past it is unscored with ``kind="timeout"``. It does not apply to inline
+            graders (``grader.inline``: pure CPU, never awaiting), which no timer could
+            interrupt; the batch ``deadline`` is still checked before each of their calls.
         reward: which result is a record's ``reward``. Default: the aggregator named ``reward``,
             else the last aggregator (later ones may wrap earlier ones), else the only grader.
             With several graders and no aggregator, an equal-weight
@@ -130,10 +132,20 @@ class GradingRunner:
         self.call_timeout = call_timeout
         self.id_field = id_field
         self.show_progress = show_progress
-        self._jobs = [
+        # Inline graders (pure CPU, never await) run one after another in a single job per
+        # record; every other grader gets a job of its own. ``cfg=None`` marks the inline job.
+        self._inline = tuple(
+            (name, cfg)
+            for name, cfg in self.grader_configs.items()
+            if getattr(cfg.grader, "inline", False)
+        )
+        self._jobs: list[tuple[str, GraderConfig | None, float | None]] = [
             (name, cfg, cfg.call_timeout or call_timeout)
             for name, cfg in self.grader_configs.items()
+            if not getattr(cfg.grader, "inline", False)
         ]
+        if self._inline:
+            self._jobs.insert(0, ("", None, None))
         self._semaphores: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             WeakKeyDictionary()
         )
@@ -299,17 +311,39 @@ class GradingRunner:
             if job is None:
                 return
             pend, name, cfg, timeout = job
-            try:
-                fields = cfg.fields(pend.record, pend.index)
-            except MappingError as exc:
-                result: GraderResult = GraderError(name=name, error=str(exc), kind="invalid_input")
-            else:
+            if cfg is None:
                 async with sem:
-                    result = await _call(cfg, name, fields, timeout, source.deadline_at)
-            pend.results[name] = result
+                    await self._run_inline(pend, source.deadline_at)
+            else:
+                try:
+                    fields = cfg.fields(pend.record, pend.index)
+                except MappingError as exc:
+                    result: GraderResult = GraderError(
+                        name=name, error=str(exc), kind="invalid_input"
+                    )
+                else:
+                    async with sem:
+                        result = await _call(cfg, name, fields, timeout, source.deadline_at)
+                pend.results[name] = result
             pend.remaining -= 1
             if pend.remaining == 0:
                 await out.put(self._finish(pend))
+
+    async def _run_inline(self, pend: _Pending, deadline_at: float | None) -> None:
+        """Run the record's inline graders in turn; the batch deadline is checked before each."""
+        clock = asyncio.get_running_loop().time
+        for name, cfg in self._inline:
+            try:
+                fields = cfg.fields(pend.record, pend.index)
+            except MappingError as exc:
+                pend.results[name] = GraderError(name=name, error=str(exc), kind="invalid_input")
+                continue
+            if deadline_at is not None and clock() >= deadline_at:
+                pend.results[name] = GraderError(
+                    name=name, error="batch deadline passed before the call", kind="timeout"
+                )
+                continue
+            pend.results[name] = await _call(cfg, name, fields, None, None)
 
     def _finish(self, pend: _Pending) -> RecordResult:
         results = pend.results
@@ -334,7 +368,7 @@ class _JobSource:
     def __init__(self, runner: GradingRunner, records: Records, start: int) -> None:
         self.runner = runner
         self.index = start
-        self.buf: deque[tuple[_Pending, str, GraderConfig, float | None]] = deque()
+        self.buf: deque[tuple[_Pending, str, GraderConfig | None, float | None]] = deque()
         self.error: BaseException | None = None
         self.done = False
         self.deadline_at: float | None = None
@@ -347,7 +381,7 @@ class _JobSource:
             self.iter = iter(records)
             self.lock = None
 
-    async def next(self) -> tuple[_Pending, str, GraderConfig, float | None] | None:
+    async def next(self) -> tuple[_Pending, str, GraderConfig | None, float | None] | None:
         if self.buf:
             return self.buf.popleft()
         if self.done:
@@ -376,7 +410,9 @@ class _JobSource:
             self.error = exc
             return _END
 
-    def _expand(self, record: Any) -> tuple[_Pending, str, GraderConfig, float | None] | None:
+    def _expand(
+        self, record: Any
+    ) -> tuple[_Pending, str, GraderConfig | None, float | None] | None:
         if record is _END:
             self.done = True
             return None

@@ -315,3 +315,38 @@ async def test_record_ids_keep_their_declared_type() -> None:
     got = await runner.agrade([{"id": i, "response": "1"} for i in ids])
     # strings and integers pass; other JSON values are kept as their JSON text, never dropped
     assert [r.id for r in got] == ["a", 7, None, "1.5", "true", "[1, 2]", '{"k": 1}']
+
+
+async def test_inline_graders_share_one_job_and_keep_every_contract() -> None:
+    """Sync (inline) graders run in turn in one job per record: same results, same errors,
+    the batch deadline still honoured; async graders keep their own jobs and timers."""
+    in_flight = {"now": 0, "peak": 0}
+
+    def fast(response: str) -> float:
+        return float(response.endswith("1"))
+
+    async def slow(response: str) -> float:
+        in_flight["now"] += 1
+        in_flight["peak"] = max(in_flight["peak"], in_flight["now"])
+        await asyncio.sleep(0.01)
+        in_flight["now"] -= 1
+        return 1.0
+
+    runner = GradingRunner(
+        {"fast": fast, "digit": has_digit, "slow": slow, "bad": lambda query: 1.0},
+        aggregators=[],
+        reward="fast",
+        max_concurrency=4,
+    )
+    assert [n for n, _ in runner._inline] == ["fast", "digit", "bad"]
+    got = await runner.agrade(_records(20))
+    assert [r.components["fast"].score for r in got] == [
+        float(str(i).endswith("1")) for i in range(20)
+    ]
+    assert all(r.components["digit"].score == 1.0 for r in got)
+    assert all(r.errors["bad"].kind == "invalid_input" for r in got)  # missing 'query'
+    assert in_flight["peak"] <= 4
+    # past the batch deadline, inline graders are not called: unscored as timeout
+    late = await runner.agrade(_records(30), deadline=0.02)
+    assert any(r.errors.get("fast", None) is not None for r in late)
+    assert all(r.errors["fast"].kind == "timeout" for r in late if "fast" in r.errors)
