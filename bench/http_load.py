@@ -43,6 +43,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -55,22 +57,9 @@ from rm_service._http_schemas import GradeRequest  # noqa: E402
 HOST = "127.0.0.1"
 SAMPLE = ROOT / "examples" / "math_sample.jsonl"
 
-CONFIG: dict[str, Any] = {
-    "graders": {
-        "format": {"type": "format", "mode": "think_answer"},
-        "number": {"type": "number", "mapper": {"reference_response": "ground_truth"}},
-        "length": {"type": "length_penalty", "max_len": 400, "buffer": 400},
-    },
-    "aggregators": [
-        {
-            "type": "weighted_sum",
-            "name": "reward",
-            "weights": {"number": 0.7, "format": 0.2, "length": 0.1},
-            "on_error": "unscored",
-        }
-    ],
-    "max_concurrency": 64,
-}
+CONFIG: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "examples" / "rules.yaml").read_text()
+)
 
 
 # --- server side (child process) ----------------------------------------------------------------

@@ -40,26 +40,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 KEY = "schemathesis-bench-key"
 
-REWARD: dict[str, Any] = {
-    "graders": {
-        "format": {"type": "format", "mode": "think_answer"},
-        "correct": {"type": "number", "mapper": {"reference_response": "ground_truth"}},
-        "length": {"type": "length_penalty", "max_len": 400, "buffer": 400},
-    },
-    "aggregators": [
-        {
-            "type": "weighted_sum",
-            "name": "reward",
-            "weights": {"correct": 0.7, "format": 0.2, "length": 0.1},
-        }
-    ],
-    "max_concurrency": 8,
-}
+REWARD: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "examples" / "rules.yaml").read_text()
+)
 """The reward under test: offline rule graders only, deterministic."""
 
 RECORD_FIELDS = ("response", "ground_truth", "prompt", "label", "query")

@@ -8,9 +8,11 @@ graders read with arbitrary JSON values, which the schema-driven generator rarel
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 schemathesis = pytest.importorskip(
     "schemathesis", reason="schemathesis is not installed (pip install -e '.[test]')"
@@ -25,20 +27,9 @@ from rm_service.app import create_app  # noqa: E402
 
 MAX_EXAMPLES = 25
 
-REWARD: dict[str, Any] = {
-    "graders": {
-        "format": {"type": "format", "mode": "think_answer"},
-        "correct": {"type": "number", "mapper": {"reference_response": "ground_truth"}},
-        "length": {"type": "length_penalty", "max_len": 400, "buffer": 400},
-    },
-    "aggregators": [
-        {
-            "type": "weighted_sum",
-            "name": "reward",
-            "weights": {"correct": 0.7, "format": 0.2, "length": 0.1},
-        }
-    ],
-}
+REWARD: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "examples" / "rules.yaml").read_text()
+)
 
 FUZZ_SETTINGS = hypothesis.settings(
     max_examples=MAX_EXAMPLES,
