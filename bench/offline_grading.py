@@ -50,8 +50,19 @@ def run(n: int, workdir: Path) -> dict:
     src, out, cfg = workdir / f"in{n}.jsonl", workdir / f"out{n}.jsonl", workdir / "r.yaml"
     cfg.write_text(CONFIG)
     make_input(src, n)
-    cmd = [sys.executable, "-m", "rm_service.cli", "grade", str(src), "-c", str(cfg),
-           "-o", str(out), "--overwrite", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rm_service.cli",
+        "grade",
+        str(src),
+        "-c",
+        str(cfg),
+        "-o",
+        str(out),
+        "--overwrite",
+        "--no-progress",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -59,8 +70,13 @@ def run(n: int, workdir: Path) -> dict:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     lines = sum(1 for _ in out.open())
     assert lines == n, (lines, n)
-    return {"n": n, "wall": wall, "rps": n / wall, "peak_mib": max(peak, before) / 1024,
-            "in_mib": src.stat().st_size / 2**20}
+    return {
+        "n": n,
+        "wall": wall,
+        "rps": n / wall,
+        "peak_mib": max(peak, before) / 1024,
+        "in_mib": src.stat().st_size / 2**20,
+    }
 
 
 def main() -> None:
@@ -76,8 +92,10 @@ def main() -> None:
         for n in sizes:
             # RUSAGE_CHILDREN keeps the max over all children, so run the small one first.
             r = run(n, Path(d))
-            print(f"| {r['n']} | {r['in_mib']:.1f} | {r['wall']:.2f} | {r['rps']:.0f} | "
-                  f"{r['peak_mib']:.1f} |")
+            print(
+                f"| {r['n']} | {r['in_mib']:.1f} | {r['wall']:.2f} | {r['rps']:.0f} | "
+                f"{r['peak_mib']:.1f} |"
+            )
 
 
 if __name__ == "__main__":
