@@ -11,17 +11,16 @@ protocol, whose client needs numbers) substitutes a fallback value, and flags it
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
 from rm_service._result import GraderScore, RecordResult
 
 __all__ = [
-    "DEFAULT_STRIP_PATTERNS",
     "ErrorBody",
     "GetRewardRequest",
     "GradeRequest",
@@ -33,21 +32,8 @@ __all__ = [
     "field_error",
     "record_out",
     "record_status",
-    "split_query",
     "summarize",
 ]
-
-DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
-    r"<\|im_end\|>",
-    r"<\|endoftext\|>",
-    r"<\|eot_id\|>",
-    r"<\|end_of_text\|>",
-    r"<\|end\|>",
-    r"</s>",
-    r"<pad>",
-)
-"""Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the common chat
-templates (ChatML/Qwen, Llama 3, Phi, Llama 2/Mistral)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +71,7 @@ class ServiceSettings:
     label_field: str = "label"
     strip_patterns: Sequence[str] = DEFAULT_STRIP_PATTERNS
     ready_timeout: float = 2.0
-    _strip: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _stripper: ChatTokenStripper = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_records < 1 or self.max_in_flight < self.max_records:
@@ -95,9 +81,7 @@ class ServiceSettings:
             )
         if self.deadline is not None and not self.deadline > 0:
             raise ValueError(f"deadline must be > 0 seconds, got {self.deadline!r}")
-        patterns = [p for p in self.strip_patterns if p]
-        compiled = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
-        object.__setattr__(self, "_strip", compiled)
+        object.__setattr__(self, "_stripper", ChatTokenStripper(self.strip_patterns))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServiceSettings:
@@ -111,7 +95,7 @@ class ServiceSettings:
 
     def strip(self, text: str) -> str:
         """``text`` without the chat special tokens."""
-        return self._strip.sub("", text) if self._strip is not None else text
+        return self._stripper.strip(text)
 
 
 # --- /grade -------------------------------------------------------------------------------------
@@ -280,20 +264,3 @@ class GetRewardRequest(BaseModel):
     prompts: list[str] | None = None
     labels: list[Any] | None = None
     reward: str | None = Field(default=None, description="a configured reward; default: first")
-
-
-def split_query(query: str, prompt: str | None, settings: ServiceSettings) -> tuple[str, str]:
-    """``(prompt, response)`` of an OpenRLHF query, both without chat special tokens.
-
-    The response is ``query[len(prompt):]`` when the query starts with the prompt (raw, or once
-    both are stripped); otherwise the whole stripped query, since guessing a cut could grade
-    half a prompt as the answer.
-    """
-    if prompt is not None:
-        if query.startswith(prompt):
-            return settings.strip(prompt), settings.strip(query[len(prompt) :])
-        q, p = settings.strip(query), settings.strip(prompt)
-        if q.startswith(p):
-            return p, q[len(p) :]
-        return p, q
-    return "", settings.strip(query)

@@ -50,12 +50,12 @@ from rm_service._http_schemas import (
     field_error,
     record_out,
     record_status,
-    split_query,
     summarize,
 )
 from rm_service._mapper import GraderConfig
 from rm_service._metrics import CONTENT_TYPE_LATEST, ServiceMetrics, TimedGrader
-from rm_service._result import GraderScore, RecordResult
+from rm_service._openrlhf import openrlhf_records, openrlhf_response
+from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
@@ -273,40 +273,27 @@ def create_app(
         records have ``rm_error`` 0.
         """
         entry = entry_for(body.reward)
-        n = len(body.query)
-        for fld in ("prompts", "labels"):
-            got = getattr(body, fld)
-            if got is not None and len(got) != n:
-                raise HTTPException(
-                    422,
-                    field_error([fld], f"{len(got)} item(s), but 'query' has {n}: they must match"),
-                )
-        records = []
-        for i, q in enumerate(body.query):
-            prompt, response = split_query(q, body.prompts[i] if body.prompts else None, settings)
-            rec: dict[str, Any] = {"id": i, "query": prompt, "prompt": prompt, "response": response}
-            if body.labels is not None:
-                rec[settings.label_field] = body.labels[i]
-            records.append(rec)
+        try:
+            records = openrlhf_records(
+                body.query,
+                body.prompts,
+                body.labels,
+                stripper=settings,
+                label_field=settings.label_field,
+            )
+        except ValueError as exc:
+            fld, _, msg = str(exc).partition(": ")
+            raise HTTPException(422, field_error([fld], msg)) from None
         try:
             results = await run(request, entry, records, None, "query")
         except _ClientGone:
             return Response(status_code=499)
-        fallback = settings.unscored_fallback
-        rewards = [r.reward if r.reward is not None else fallback for r in results]
-        logs: dict[str, list[float]] = {name: [] for name in entry.runner.names}
-        for r in results:
-            for name, comp in r.components.items():
-                logs[name].append(comp.score if isinstance(comp, GraderScore) else fallback)
-        logs["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
-        out: dict[str, Any] = {
-            "rewards": rewards,
-            "scores": [min(1.0, max(0.0, x)) for x in rewards],
-            "extra_logs": logs,
-        }
-        if body.prompts is None and body.labels is None:
-            out["score"] = rewards
-        return out
+        return openrlhf_response(
+            results,
+            entry.runner.names,
+            fallback=settings.unscored_fallback,
+            legacy=body.prompts is None and body.labels is None,
+        )
 
     @app.get("/graders", responses=_AUTH_ERROR)
     async def graders() -> dict[str, Any]:

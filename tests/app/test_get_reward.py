@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rm_service._http_schemas import ServiceSettings, split_query
+from rm_service._http_schemas import ServiceSettings
+from rm_service._openrlhf import split_query
 from tests.app import MATH_CFG, SLOW_CFG, client, make_app
 
 IM = "<|im_start|>user\nWhat is 3+4?<|im_end|>\n<|im_start|>assistant\n"
