@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
 
 async def slow_len(response: str) -> float:
@@ -49,3 +55,38 @@ def results(**scores: float | str) -> dict:
         else GraderScore(name=k, score=v)
         for k, v in scores.items()
     }
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Run ``app`` under real uvicorn on 127.0.0.1 (a free port) in a daemon thread; yields the
+    base URL once it accepts connections, and stops the server on exit."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def short_or_unscored(response: str) -> float:
+    """``1 - len/20`` (floored at 0); unscored (``judge_error``) when the response says FAIL."""
+    from graders import Unscored
+
+    if "FAIL" in response:
+        raise Unscored("the judge said FAIL", kind="judge_error")
+    return max(0.0, 1.0 - len(response) / 20)

@@ -1,0 +1,11 @@
+"""Training-framework faces over the grading engine, each usable in-process or against a running
+``rm-service serve``:
+
+* :mod:`rm_service.integrations.trl`: reward functions for TRL's ``GRPOTrainer``
+  (``RMServiceReward``, ``RemoteReward``, per-component functions).
+* :mod:`rm_service.integrations.verl`: verl's ``compute_score`` (per sample and batch).
+* :mod:`rm_service.integrations.openrlhf`: OpenRLHF's ``reward_func`` for
+  ``--reward.remote_url path.py``.
+
+Nothing here imports torch or a training framework; the modules are imported on demand.
+"""

@@ -1,0 +1,300 @@
+"""Where a training integration gets its grades: this process, or a running ``rm-service serve``.
+
+Both backends answer the same question, ``await backend.agrade(records) -> list[RecordResult]``
+in input order, so every shim (TRL, verl, OpenRLHF) is written once over either. The remote
+backend rebuilds :class:`RecordResult` objects from ``POST /grade``'s JSON, so an unscored
+component arrives as the same :class:`GraderError` (kind and reason) it was on the server.
+
+Why the remote client is shaped this way:
+
+* **A failed batch is unscored, never zeros.** After its retries, a chunk that still fails comes
+  back as records whose every component is a :class:`GraderError` (kind ``judge_error``) saying
+  what failed; the failure is logged at WARNING. A trainer then masks those samples.
+* **One short-lived ``httpx.AsyncClient`` per call.** Training loops call from whatever loop
+  they own (TRL's background thread, verl's per-worker loops, ``asyncio.run`` per call in
+  OpenRLHF's thread); a client bound to one loop breaks on the next. The TLS context, the
+  expensive part of a new client, is built once and shared. Chunks of a batch share the client.
+* **Retries reuse the judge policy** (:mod:`rm_service.models._retry`): 429 (honouring
+  ``Retry-After``), 5xx, timeouts and refused connections are retried with jittered backoff;
+  other 4xx are not (the batch is wrong, asking again gives the same answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from rm_service._config import RewardConfig, build_runner, load_config
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderError, GraderScore, RecordResult
+from rm_service._runner import GradingRunner
+from rm_service.models._base import (
+    JudgeConnectionError,
+    JudgeError,
+    JudgeHTTPError,
+    JudgeRateLimited,
+    JudgeTimeout,
+)
+from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
+
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RewardSource", "as_backend"]
+
+logger = logging.getLogger("rm_service.integrations")
+
+RewardSource = GradingRunner | RewardConfig | str | Path | Mapping[str, Any]
+
+
+class Backend(Protocol):
+    """Grades records; knows its reward's name and component names."""
+
+    async def agrade(self, records: Sequence[Mapping[str, Any]]) -> list[RecordResult]: ...
+
+    def describe(self) -> tuple[str, list[str], list[str]]:
+        """``(reward component, grader names, every component name)``."""
+        ...
+
+
+class LocalBackend:
+    """Grades in this process with a :class:`GradingRunner` (built from a config if given one)."""
+
+    def __init__(self, source: RewardSource) -> None:
+        if isinstance(source, GradingRunner):
+            self.runner = source
+        else:
+            cfg = source if isinstance(source, RewardConfig) else load_config(_plain(source))
+            self.runner = build_runner(cfg)
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(reward={self.runner.reward_name!r}, components={self.runner.names})"
+
+    async def agrade(self, records: Sequence[Mapping[str, Any]]) -> list[RecordResult]:
+        return await self.runner.agrade(records)
+
+    def describe(self) -> tuple[str, list[str], list[str]]:
+        return self.runner.reward_name, list(self.runner.grader_configs), list(self.runner.names)
+
+
+def _plain(source: Any) -> str | Path | dict[str, Any]:
+    return source if isinstance(source, str | Path) else dict(source)
+
+
+def as_backend(source: RewardSource | Backend) -> Backend:
+    """``source`` itself when it already grades, else a :class:`LocalBackend` over it."""
+    if hasattr(source, "agrade") and hasattr(source, "describe"):
+        return source  # type: ignore[return-value]
+    return LocalBackend(source)  # type: ignore[arg-type]
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    # ~10 ms to load the CA bundle: once per process, not once per client.
+    return ssl.create_default_context()
+
+
+class RemoteBackend:
+    """Grades through ``POST {url}/grade`` of a running rm-service.
+
+    Args:
+        url: the service root, e.g. ``http://127.0.0.1:8000``.
+        api_key: sent as ``Authorization: Bearer``; default none.
+        reward: which configured reward to use; default the service's default.
+        batch_size: records per request (the service's ``max_records`` caps it); the chunks of
+            one call are sent concurrently.
+        timeout: seconds one request may take; the service is asked to finish grading a little
+            before it (its per-request ``deadline``), so slow components come back unscored
+            with kind ``timeout`` rather than the whole chunk failing.
+        retries: retries per chunk after the first attempt.
+        backoff: the backoff scale in seconds (full jitter, doubling per retry).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        reward: str | None = None,
+        batch_size: int = 256,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"url must start with http:// or https://, got {url!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")
+        if not timeout > 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.url = url.rstrip("/")
+        self.reward = reward
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.policy = RetryPolicy(max_retries=retries, base_delay=backoff, malformed_retries=0)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._described: tuple[str, list[str], list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RemoteBackend(url={self.url!r}, reward={self.reward!r})"
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            headers=self._headers,
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            verify=_tls_context(),
+            trust_env=False,
+        )
+
+    def describe(self) -> tuple[str, list[str], list[str]]:
+        """The reward's component names, from ``GET /graders`` (fetched once).
+
+        Raises:
+            ConfigError: the service cannot be reached or has no such reward.
+        """
+        with self._lock:
+            if self._described is None:
+                self._described = self._fetch_description()
+            return self._described
+
+    def _fetch_description(self) -> tuple[str, list[str], list[str]]:
+        try:
+            resp = httpx.get(
+                f"{self.url}/graders",
+                headers=self._headers,
+                timeout=min(self.timeout, 10.0),
+                verify=_tls_context(),
+                trust_env=False,
+            )
+            resp.raise_for_status()
+            body = resp.json()
+            name = self.reward or body["default"]
+            desc = body["rewards"][name]
+        except KeyError:
+            raise ConfigError(f"{self.url} has no reward {self.reward!r}") from None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ConfigError(f"cannot describe {self.url}/graders: {exc}") from exc
+        graders = list(desc["graders"])
+        names = [*graders, *(a["name"] for a in desc["aggregators"])]
+        return desc["reward"], graders, names
+
+    async def agrade(self, records: Sequence[Mapping[str, Any]]) -> list[RecordResult]:
+        records = list(records)
+        if self._described is None:
+            try:
+                await asyncio.to_thread(self.describe)
+            except ConfigError as exc:
+                logger.warning(
+                    "rm-service %s: %d records unscored: %s", self.url, len(records), exc
+                )
+                return [self._failed(i, rec, str(exc)) for i, rec in enumerate(records)]
+        chunks = [
+            (start, records[start : start + self.batch_size])
+            for start in range(0, len(records), self.batch_size)
+        ]
+        async with self._client() as client:
+            parts = await asyncio.gather(*(self._chunk(client, s, c) for s, c in chunks))
+        return [rec for part in parts for rec in part]
+
+    async def _chunk(
+        self, client: httpx.AsyncClient, start: int, records: list[Mapping[str, Any]]
+    ) -> list[RecordResult]:
+        body: dict[str, Any] = {"records": records, "deadline": self.timeout * 0.9}
+        if self.reward is not None:
+            body["reward"] = self.reward
+        deadline = time.monotonic() + self.timeout * (self.policy.max_retries + 1)
+
+        async def attempt(n: int) -> list[RecordResult]:
+            return self._parse(await self._post(client, body, n), start, len(records))
+
+        try:
+            return await retry_async(attempt, self.policy, deadline=deadline)
+        except JudgeError as exc:
+            logger.warning(
+                "rm-service %s: records %d..%d unscored after %d attempt(s): %s",
+                self.url,
+                start,
+                start + len(records) - 1,
+                exc.attempts,
+                exc,
+            )
+            return [self._failed(start + i, rec, str(exc)) for i, rec in enumerate(records)]
+
+    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any], n: int) -> Any:
+        try:
+            resp = await client.post(f"{self.url}/grade", json=body)
+        except httpx.TimeoutException as exc:
+            raise JudgeTimeout(f"no answer within {self.timeout} s", attempts=n) from exc
+        except httpx.TransportError as exc:
+            raise JudgeConnectionError(f"cannot reach {self.url}: {exc!r}", attempts=n) from exc
+        if resp.status_code == 429:
+            raise JudgeRateLimited(
+                f"HTTP 429: {resp.text[:200]}",
+                attempts=n,
+                retry_after=retry_after_from_headers(resp.headers),
+            )
+        if resp.status_code != 200:
+            raise JudgeHTTPError(
+                f"HTTP {resp.status_code}: {resp.text[:300]}", attempts=n, status=resp.status_code
+            )
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise JudgeHTTPError(f"response is not JSON: {exc}", attempts=n) from exc
+
+    def _parse(self, body: Any, start: int, n: int) -> list[RecordResult]:
+        reward_name = self.describe()[0]  # cached by agrade
+        try:
+            results = body["results"]
+            if len(results) != n:
+                raise ValueError(f"{len(results)} results for {n} records")
+            return [_record(start + i, r, reward_name) for i, r in enumerate(results)]
+        except (KeyError, TypeError, ValueError) as exc:
+            # A 200 that is not a /grade response is a broken or foreign server: not retried.
+            raise JudgeHTTPError(f"malformed /grade response: {exc!r}", status=200) from exc
+
+    def _failed(self, index: int, record: Mapping[str, Any], why: str) -> RecordResult:
+        reward_name, _, names = self._described or ("reward", [], ["reward"])
+        error = f"rm-service {self.url}: {why}"
+        return RecordResult(
+            index=index,
+            id=_scalar_id(record.get("id")),
+            reward_name=reward_name,
+            components={n: GraderError(name=n, error=error, kind="judge_error") for n in names},
+        )
+
+
+def _scalar_id(value: Any) -> str | int | None:
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def _record(index: int, out: Mapping[str, Any], reward_name: str) -> RecordResult:
+    """A ``/grade`` result (``RecordOut``) as the :class:`RecordResult` the server had."""
+    explanations = out.get("explanations") or {}
+    errors = out.get("errors") or {}
+    kinds = out.get("error_kinds") or {}
+    components: dict[str, GraderScore | GraderError] = {}
+    for name, score in out["sub_rewards"].items():
+        if score is not None:
+            components[name] = GraderScore(
+                name=name, score=score, reason=explanations.get(name, "")
+            )
+        else:
+            kind = kinds.get(name, "internal")
+            reason = str(errors.get(name, "unscored"))
+            prefix = f"{kind}: "
+            components[name] = GraderError(
+                name=name,
+                error=reason[len(prefix) :] if reason.startswith(prefix) else reason,
+                kind=kind,
+            )
+    return RecordResult(
+        index=index, id=out.get("id"), reward_name=reward_name, components=components
+    )

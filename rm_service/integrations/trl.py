@@ -1,0 +1,339 @@
+"""Reward functions for TRL's ``GRPOTrainer(reward_funcs=...)``, in-process or over HTTP.
+
+::
+
+    from rm_service.integrations.trl import RMServiceReward, RemoteReward
+
+    reward = RMServiceReward("reward.yaml")                 # one function: the config's reward
+    trainer = GRPOTrainer(..., reward_funcs=reward)
+    trainer = GRPOTrainer(..., reward_funcs=reward.per_component())   # one per grader
+    trainer = GRPOTrainer(..., reward_funcs=RemoteReward("http://127.0.0.1:8000"))
+
+TRL's contract (trl 1.16, ``GRPOTrainer._calculate_rewards``) and how it is met:
+
+* **Called as** ``f(prompts=, completions=, completion_ids=, **kwargs)``, once per generation
+  batch. ``kwargs`` are the dataset's other columns (one list each, aligned with ``prompts``)
+  plus TRL's extras ``trainer_state``, ``log_extra``, ``log_metric`` (and ``environments``),
+  which are used here and never sent to a grader. Each record a grader sees is
+  ``{"prompt", "query", "response", "completion", "completion_ids"?, "messages"?, **columns}``;
+  the reward config's mappers pick grader fields from it (e.g. ``reference_response:
+  solution``). ``query``/``response`` are plain text in both of TRL's formats: for
+  conversational data, the last user message and the completion's last message;
+  ``messages`` is then the whole conversation.
+* **Returns** ``list[float | None]`` of exactly the batch's length. ``None`` where the reward is
+  unscored (judge down, unparseable verdict, bad record): TRL turns it into NaN and leaves that
+  sample out of the function's mean and the weighted sum instead of training on a fake 0.
+* **Async.** TRL runs async reward functions concurrently on its background event-loop thread;
+  nothing here uses signals, and the runner's math pool and judge clients are safe off the main
+  thread and across loops.
+* **One grading pass per batch for many functions.** :meth:`RMServiceReward.per_component`
+  returns one named function per component; they share a per-batch memo, so TRL's
+  ``reward_weights`` / ``multi_objective_aggregation`` act on our components and each gets its
+  own ``rewards/<name>/mean`` curve while every record is graded once.
+* **Logged** with ``log_metric`` (averaged by TRL per logging step): ``rm_service/failure_rate``
+  (share of unscored rewards), ``rm_service/latency_s`` (grading time per batch) and, per
+  component, ``rm_service/<name>/mean`` and ``rm_service/<name>/failure_rate``. With a single
+  function, each grader's scores also go to the completions table through ``log_extra``;
+  ``rm_service/errors`` holds each row's failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rm_service._exceptions import ConfigError, InputError
+from rm_service._result import GraderScore, RecordResult
+from rm_service.integrations._backend import Backend, RemoteBackend, RewardSource, as_backend
+
+__all__ = ["RMServiceReward", "RemoteReward", "trl_records"]
+
+TRL_EXTRAS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
+"""Keyword arguments TRL adds for the function itself; never forwarded to graders."""
+
+
+def _text(content: Any) -> str:
+    """A message's ``content`` as text: a string, or the text parts of a multimodal list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
+        )
+    return str(content)
+
+
+def _is_conversation(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(m, Mapping) for m in value)
+
+
+def _query_of(prompt: Any) -> str:
+    if _is_conversation(prompt):
+        users = [m for m in prompt if m.get("role") == "user"]
+        return _text((users or prompt)[-1].get("content")) if prompt else ""
+    return _text(prompt)
+
+
+def _response_of(completion: Any) -> str:
+    if _is_conversation(completion):
+        return _text(completion[-1].get("content")) if completion else ""
+    return _text(completion)
+
+
+def trl_records(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    completion_ids: Sequence[Sequence[int]] | None = None,
+    columns: Mapping[str, Sequence[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The grader records of one TRL batch (see the module docstring for their fields).
+
+    Raises:
+        InputError: ``prompts``, ``completions``, ``completion_ids`` or a column is not as long
+            as the batch; the message names it.
+    """
+    n = len(completions)
+    lists: dict[str, Sequence[Any]] = {"prompts": prompts, **(columns or {})}
+    if completion_ids is not None:
+        lists["completion_ids"] = completion_ids
+    for key, values in lists.items():
+        if len(values) != n:
+            raise InputError(f"{key!r} has {len(values)} values for {n} completions")
+    records = []
+    for i, completion in enumerate(completions):
+        rec = {key: values[i] for key, values in (columns or {}).items()}
+        prompt = prompts[i]
+        rec.update(
+            prompt=prompt,
+            query=_query_of(prompt),
+            response=_response_of(completion),
+            completion=completion,
+        )
+        if completion_ids is not None:
+            rec["completion_ids"] = list(completion_ids[i])
+        if _is_conversation(prompt) and _is_conversation(completion):
+            rec["messages"] = [*prompt, *completion]
+        records.append(rec)
+    return records
+
+
+@dataclass
+class _Batch:
+    prompts: Sequence[Any]
+    completions: Sequence[Any]
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[tuple[list[RecordResult], float]]
+    readers: set[str] = field(default_factory=set)
+
+    def same(self, prompts: Sequence[Any], completions: Sequence[Any]) -> bool:
+        return (self.prompts is prompts or self.prompts == prompts) and (
+            self.completions is completions or self.completions == completions
+        )
+
+
+class _Shared:
+    """What an :class:`RMServiceReward` and its per-component siblings share: the backend and
+    the memo of the current batch (graded once, read once by each sibling)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.lock = threading.Lock()
+        self.batch: _Batch | None = None
+        self.functions: set[str] = set()
+
+    async def grade(
+        self, reader: str, prompts: Sequence[Any], completions: Sequence[Any], records: Callable
+    ) -> tuple[list[RecordResult], float, bool]:
+        """``(results, seconds, fresh)``; ``fresh`` when this call graded (others reuse it)."""
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            batch = self.batch
+            fresh = not (
+                batch is not None
+                and batch.loop is loop
+                and reader not in batch.readers
+                and batch.same(prompts, completions)
+            )
+            if fresh:
+                task = loop.create_task(self._timed(records()))
+                batch = self.batch = _Batch(prompts, completions, loop, task)
+            assert batch is not None
+            batch.readers.add(reader)
+        # shield: one reader being cancelled must not cancel the grading its siblings await.
+        results, seconds = await asyncio.shield(batch.task)
+        return results, seconds, fresh
+
+    async def _timed(self, records: list[dict[str, Any]]) -> tuple[list[RecordResult], float]:
+        start = time.perf_counter()
+        results = await self.backend.agrade(records)
+        return results, time.perf_counter() - start
+
+
+class RMServiceReward:
+    """A TRL reward function over a grading runner (or any :class:`Backend`).
+
+    Args:
+        source: a :class:`~rm_service.GradingRunner`, a :class:`~rm_service.RewardConfig`, a
+            reward YAML path or a config dict.
+        component: which result to return; default the config's reward.
+        name: the name TRL logs it under (``rewards/<name>/mean``); default the component.
+        include_completion_ids: put TRL's ``completion_ids`` in each record (for token-length
+            graders).
+
+    Raises:
+        ConfigError: an invalid config, or ``component`` is not one of its results.
+    """
+
+    def __init__(
+        self,
+        source: RewardSource | Backend,
+        *,
+        component: str | None = None,
+        name: str | None = None,
+        include_completion_ids: bool = True,
+    ) -> None:
+        self._shared = _Shared(as_backend(source))
+        reward_name, self._graders, self._names = self._shared.backend.describe()
+        self.include_completion_ids = include_completion_ids
+        self._bind(component or reward_name, name)
+
+    def _bind(self, component: str, name: str | None) -> None:
+        if component not in self._names:
+            raise ConfigError(f"component {component!r} is not one of {self._names}")
+        self.component = component
+        self.__name__ = name or component
+        self._shared.functions.add(component)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.__name__!r}, backend={self._shared.backend!r})"
+
+    @property
+    def components(self) -> list[str]:
+        """Every grader and aggregator name of the reward, in config order."""
+        return list(self._names)
+
+    def per_component(self, components: Sequence[str] | None = None) -> list[RMServiceReward]:
+        """One function per component (default: every grader), sharing one grading pass per
+        batch with each other and with this function. Pass them all to ``reward_funcs``;
+        ``GRPOConfig.reward_weights`` then weighs them in this order."""
+        out = []
+        for comp in components if components is not None else self._graders:
+            sibling = copy.copy(self)
+            sibling._bind(comp, None)
+            out.append(sibling)
+        return out
+
+    async def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        columns = {k: v for k, v in kwargs.items() if k not in TRL_EXTRAS}
+        ids = completion_ids if self.include_completion_ids else None
+        results, seconds, fresh = await self._shared.grade(
+            self.component,
+            prompts,
+            completions,
+            lambda: trl_records(prompts, completions, ids, columns),
+        )
+        if fresh:
+            self._log(results, seconds, kwargs.get("log_metric"), kwargs.get("log_extra"))
+        return [_score(r, self.component) for r in results]
+
+    def _log(
+        self,
+        results: list[RecordResult],
+        seconds: float,
+        log_metric: Callable[[str, float], None] | None,
+        log_extra: Callable[[str, list[Any]], None] | None,
+    ) -> None:
+        if not results:
+            return
+        n = len(results)
+        reward_name = self._shared.backend.describe()[0]
+        if log_metric is not None:
+            log_metric("rm_service/failure_rate", sum(r.reward is None for r in results) / n)
+            log_metric("rm_service/latency_s", seconds)
+            for comp in self._names:
+                scores = [_score(r, comp) for r in results]
+                got = [s for s in scores if s is not None]
+                if got:
+                    log_metric(f"rm_service/{comp}/mean", math.fsum(got) / len(got))
+                log_metric(f"rm_service/{comp}/failure_rate", 1 - len(got) / n)
+        if log_extra is not None:
+            if self._shared.functions == {reward_name}:  # one function: show its parts
+                for comp in self._graders:
+                    log_extra(comp, [_score(r, comp) for r in results])
+            log_extra(
+                "rm_service/errors",
+                [
+                    "; ".join(f"{k}: {e.kind}: {e.error}" for k, e in r.errors.items())
+                    for r in results
+                ],
+            )
+
+
+def _score(result: RecordResult, component: str) -> float | None:
+    comp = result.components.get(component)
+    return comp.score if isinstance(comp, GraderScore) else None
+
+
+class RemoteReward(RMServiceReward):
+    """:class:`RMServiceReward` over ``POST /grade`` of a running ``rm-service serve``.
+
+    Same contract; a batch is split into ``batch_size`` chunks sent concurrently, each retried
+    ``retries`` times with jittered backoff (429 honours ``Retry-After``). A chunk that still
+    fails comes back as ``None`` for each of its samples, logged at WARNING, never as zeros.
+    The service is asked once, here, for the reward's components (``GET /graders``), so a wrong
+    URL, key or reward name fails at construction rather than mid-training.
+
+    Args:
+        url: the service root, e.g. ``http://127.0.0.1:8000``.
+        api_key: the service's key; default ``$RM_SERVICE_API_KEY``.
+        reward: which configured reward; default the service's default.
+        batch_size: records per request.
+        timeout: seconds per request (the service gets a slightly shorter grading deadline).
+        retries: retries per chunk after the first attempt.
+        component, name: as for :class:`RMServiceReward`.
+        include_completion_ids: send ``completion_ids`` too (off by default: they can be most
+            of the request body, and rule and judge graders read text).
+
+    Raises:
+        ConfigError: the service cannot be reached, rejects the key, or has no such reward.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        reward: str | None = None,
+        batch_size: int = 256,
+        timeout: float = 60.0,
+        retries: int = 3,
+        component: str | None = None,
+        name: str | None = None,
+        include_completion_ids: bool = False,
+    ) -> None:
+        backend = RemoteBackend(
+            url,
+            api_key=api_key if api_key is not None else os.environ.get("RM_SERVICE_API_KEY"),
+            reward=reward,
+            batch_size=batch_size,
+            timeout=timeout,
+            retries=retries,
+        )
+        super().__init__(
+            backend, component=component, name=name, include_completion_ids=include_completion_ids
+        )

@@ -1,0 +1,297 @@
+"""The TRL face: records from both of TRL's formats, None on unscored, one grading pass shared
+by per-component functions, TRL's extras kept out of the records, logging, and the remote
+client against a real service (retries, a failed batch as None, never 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from rm_service import ConfigError, GradingRunner, InputError
+from rm_service.app import create_app
+from rm_service.integrations.trl import RemoteReward, RMServiceReward, trl_records
+from tests.support import serve_in_thread, short_or_unscored
+
+CONFIG: dict[str, Any] = {
+    "graders": {
+        "short": {"type": "tests.support:short_or_unscored"},
+        "digit": {"type": "tests.support:has_digit"},
+    },
+    "aggregators": [
+        {"type": "weighted_sum", "name": "reward", "weights": {"short": 1, "digit": 1}}
+    ],
+}
+PROMPTS = ["say 1", "say a", "say FAIL", "say 22"]
+COMPLETIONS = ["1", "aaaaaaaaaa", "FAIL", "22"]
+# short: 1-len/20; digit: any digit; reward: their mean (None when short is unscored).
+EXPECTED = {
+    "short": [0.95, 0.5, None, 0.9],
+    "digit": [1.0, 0.0, 0.0, 1.0],
+    "reward": [0.975, 0.25, None, 0.95],
+}
+
+
+def approx(values: list[float | None]) -> list[Any]:
+    return [None if v is None else pytest.approx(v) for v in values]
+
+
+class Counting:
+    """A grader counting its calls (to prove one grading pass per batch)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, response: str) -> float:
+        with self.lock:
+            self.calls += 1
+        return 1.0 if response.isdigit() else 0.0
+
+
+def test_records_standard_and_conversational() -> None:
+    std = trl_records(["p1"], ["c1"], [[5, 6]], {"solution": ["42"]})
+    assert std == [
+        {
+            "solution": "42",
+            "prompt": "p1",
+            "query": "p1",
+            "response": "c1",
+            "completion": "c1",
+            "completion_ids": [5, 6],
+        }
+    ]
+    prompt = [
+        {"role": "system", "content": "be brief"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "what is "}, {"type": "text", "text": "2+2?"}],
+        },
+    ]
+    completion = [{"role": "assistant", "content": "4"}]
+    (conv,) = trl_records([prompt], [completion])
+    assert conv["query"] == "what is 2+2?"
+    assert conv["response"] == "4"
+    assert conv["messages"] == [*prompt, *completion]
+    assert "completion_ids" not in conv
+
+
+def test_records_name_a_misaligned_column() -> None:
+    with pytest.raises(InputError, match="'solution' has 1 values for 2 completions"):
+        trl_records(["a", "b"], ["x", "y"], None, {"solution": ["1"]})
+
+
+async def test_reward_is_none_when_unscored_and_extras_are_not_forwarded() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def spy(**fields: Any) -> float:
+        seen.append(fields)
+        return 0.5
+
+    runner = GradingRunner({"spy": spy})
+    reward = RMServiceReward(runner)
+    logged: dict[str, float] = {}
+    out = await reward(
+        prompts=["p"],
+        completions=["c"],
+        completion_ids=[[1]],
+        ground_truth=["g"],
+        trainer_state=object(),
+        log_metric=logged.__setitem__,
+        log_extra=lambda *_: None,
+    )
+    assert out == [0.5]
+    assert set(seen[0]) == {
+        "prompt",
+        "query",
+        "response",
+        "completion",
+        "completion_ids",
+        "ground_truth",
+    }
+    assert reward.__name__ == "spy"
+
+    full = RMServiceReward(CONFIG)
+    assert full.__name__ == "reward"
+    assert await full(prompts=PROMPTS, completions=COMPLETIONS) == approx(EXPECTED["reward"])
+
+
+async def test_per_component_functions_share_one_grading_pass() -> None:
+    counter = Counting()
+    runner = GradingRunner(
+        {"digits": counter, "short": short_or_unscored},
+        aggregators=None,
+    )
+    funcs = RMServiceReward(runner).per_component()
+    assert [f.__name__ for f in funcs] == ["digits", "short"]
+    kwargs = {"prompts": PROMPTS, "completions": COMPLETIONS, "completion_ids": [[0]] * 4}
+    # As TRL calls async reward functions: concurrently, with the same batch objects.
+    got = await asyncio.gather(*(f(**kwargs) for f in funcs))
+    assert got[0] == [1.0, 0.0, 0.0, 1.0]
+    assert got[1] == approx(EXPECTED["short"])
+    assert counter.calls == 4
+    # The next batch, even with equal content, is graded again; so is a second call by the same
+    # function (a new batch as far as it can tell).
+    await asyncio.gather(*(f(**kwargs) for f in funcs))
+    assert counter.calls == 8
+    await funcs[0](**kwargs)
+    assert counter.calls == 12
+
+
+async def test_logging_through_trl_callbacks() -> None:
+    metrics: dict[str, list[float]] = {}
+    extra: dict[str, list[Any]] = {}
+
+    def log_metric(name: str, value: float) -> None:
+        metrics.setdefault(name, []).append(value)
+
+    reward = RMServiceReward(CONFIG)
+    await reward(PROMPTS, COMPLETIONS, log_metric=log_metric, log_extra=extra.__setitem__)
+    assert metrics["rm_service/failure_rate"] == [0.25]
+    assert metrics["rm_service/short/failure_rate"] == [0.25]
+    assert metrics["rm_service/digit/mean"] == [0.5]
+    assert metrics["rm_service/latency_s"][0] > 0
+    assert extra["short"] == approx(EXPECTED["short"])
+    assert extra["rm_service/errors"][2].startswith("short: judge_error: the judge said FAIL")
+    assert extra["rm_service/errors"][0] == ""
+
+    # Per-component: logged once per batch, and TRL's own columns replace the log_extra ones.
+    metrics.clear()
+    extra.clear()
+    funcs = RMServiceReward(CONFIG).per_component()
+    await asyncio.gather(
+        *(
+            f(PROMPTS, COMPLETIONS, log_metric=log_metric, log_extra=extra.__setitem__)
+            for f in funcs
+        )
+    )
+    assert metrics["rm_service/failure_rate"] == [0.25]
+    assert set(extra) == {"rm_service/errors"}
+
+
+def test_bad_component_and_bad_config_fail_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'nope' is not one of"):
+        RMServiceReward(CONFIG, component="nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("graders: {x: {type: no_such_grader}}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        RMServiceReward(str(bad))
+
+
+def test_usable_from_a_loop_in_another_thread() -> None:
+    """TRL runs async reward functions on its own daemon-thread loop; batches from two such
+    loops in turn work on one object."""
+    reward = RMServiceReward(CONFIG)
+    out: list[Any] = []
+
+    def run() -> None:
+        out.append(asyncio.run(reward(PROMPTS, COMPLETIONS)))
+
+    for _ in range(2):
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+    assert out == [approx(EXPECTED["reward"])] * 2
+
+
+async def test_remote_reward_matches_in_process() -> None:
+    with serve_in_thread(create_app(CONFIG)) as url:
+        remote = RemoteReward(url, batch_size=3)  # two chunks, sent concurrently
+        assert remote.__name__ == "reward"
+        assert await remote(PROMPTS, COMPLETIONS) == approx(EXPECTED["reward"])
+        funcs = remote.per_component()
+        got = await asyncio.gather(*(f(PROMPTS, COMPLETIONS) for f in funcs))
+        assert got == [approx(EXPECTED["short"]), approx(EXPECTED["digit"])]
+
+
+def test_remote_reward_fails_fast_on_a_wrong_url_key_or_reward(monkeypatch) -> None:
+    monkeypatch.delenv("RM_SERVICE_API_KEY", raising=False)
+    from rm_service._http_schemas import ServiceSettings
+
+    app = create_app(CONFIG, ServiceSettings(api_key="secret"))
+    with serve_in_thread(app) as url:
+        with pytest.raises(ConfigError, match="401"):
+            RemoteReward(url)
+        with pytest.raises(ConfigError, match="no reward 'other'"):
+            RemoteReward(url, api_key="secret", reward="other")
+        monkeypatch.setenv("RM_SERVICE_API_KEY", "secret")
+        assert RemoteReward(url).components == ["short", "digit", "reward"]
+    with pytest.raises(ConfigError, match="cannot describe"):
+        RemoteReward(url, timeout=1)
+
+
+def flaky_app(fail_first: int, status: int = 503) -> tuple[FastAPI, list[int]]:
+    """A stand-in service: real /graders, and a /grade that fails ``fail_first`` times."""
+    app = FastAPI()
+    calls: list[int] = []
+
+    @app.get("/graders")
+    async def graders() -> Any:
+        return {
+            "default": "cfg",
+            "rewards": {
+                "cfg": {
+                    "reward": "reward",
+                    "graders": {"short": {}, "digit": {}},
+                    "aggregators": [{"name": "reward"}],
+                }
+            },
+        }
+
+    @app.post("/grade")
+    async def grade(request: Request) -> Any:
+        calls.append(1)
+        if len(calls) <= fail_first:
+            return JSONResponse(
+                {"detail": "busy"}, status_code=status, headers={"Retry-After": "0"}
+            )
+        body = await request.json()
+        return {
+            "results": [
+                {
+                    "sub_rewards": {"short": 1.0, "digit": None, "reward": 0.5},
+                    "errors": {"digit": "timeout: too slow"},
+                    "error_kinds": {"digit": "timeout"},
+                }
+                for _ in body["records"]
+            ]
+        }
+
+    return app, calls
+
+
+async def test_remote_retries_then_succeeds() -> None:
+    app, calls = flaky_app(fail_first=2, status=429)
+    with serve_in_thread(app) as url:
+        remote = RemoteReward(url, retries=3)
+        assert await remote(["p"] * 2, ["c"] * 2) == [0.5, 0.5]
+        digit = remote.per_component(["digit"])[0]
+        assert await digit(["p"], ["c"]) == [None]
+    assert len(calls) == 4
+
+
+async def test_remote_failed_batch_is_none_never_zero(caplog) -> None:
+    app, calls = flaky_app(fail_first=100, status=500)
+    with serve_in_thread(app) as url:
+        remote = RemoteReward(url, retries=2)
+        remote._shared.backend.policy = type(remote._shared.backend.policy)(  # no real waits
+            max_retries=2, base_delay=0.0, malformed_retries=0
+        )
+        extra: dict[str, list[Any]] = {}
+        out = await remote(["p"] * 3, ["c"] * 3, log_extra=extra.__setitem__)
+    assert out == [None, None, None]
+    assert len(calls) == 3  # first attempt + 2 retries
+    assert "unscored after 3 attempt(s)" in caplog.text
+    assert "HTTP 500" in extra["rm_service/errors"][0]
+
+
+async def test_remote_400_is_not_retried() -> None:
+    app, calls = flaky_app(fail_first=100, status=422)
+    with serve_in_thread(app) as url:
+        assert await RemoteReward(url, retries=3)(["p"], ["c"]) == [None]
+    assert len(calls) == 1
