@@ -1,0 +1,114 @@
+"""OpenRLHF's ``reward_func``, for ``--reward.remote_url /path/to/this/file.py``.
+
+::
+
+    export RM_SERVICE_CONFIG=/abs/reward.yaml          # or RM_SERVICE_URL=http://host:8000
+    RM=$(python -c 'import rm_service.integrations.openrlhf as m; print(m.__file__)')
+    python -m openrlhf.cli.train_ppo_ray ... --data.label_key answer --reward.remote_url $RM
+
+OpenRLHF (0.11.2, ``utils/agent.py``) loads the file with ``importlib``
+(``spec_from_file_location``), so this module uses absolute imports only, and calls
+``reward_func(queries, prompts, labels)`` through ``asyncio.to_thread``, one sample per call.
+Nothing but those lists reaches it, so its settings are environment variables:
+
+* ``RM_SERVICE_CONFIG``: a reward YAML graded in this process; or ``RM_SERVICE_URL``: a running
+  rm-service (with ``RM_SERVICE_API_KEY``, and ``RM_SERVICE_REWARD`` to pick one of its rewards).
+  The URL wins when both are set. The choice is built once per process and cached.
+* ``RM_SERVICE_LABEL_FIELD`` (default ``label``): the record field each label goes to; map it
+  in the config (``mapper: {reference_response: label}``).
+* ``RM_SERVICE_STRIP_PATTERNS`` (default: the end/pad tokens of ChatML, Llama 2/3, Phi): regexes,
+  separated by whitespace, removed from queries and prompts; set it empty to strip nothing.
+* ``RM_SERVICE_UNSCORED_FALLBACK`` (default ``0.0``): the reward and component value of an
+  unscored sample (OpenRLHF needs numbers); such a sample also gets ``extra_logs.rm_error = 1``.
+
+The protocol is ``POST /get_reward``'s, from the same helpers: the response is what follows the
+prompt in the query, ``scores`` are the rewards clipped to [0, 1] (dynamic filtering), and every
+value is a float32 tensor when torch is importable (OpenRLHF's own examples return tensors),
+else a list. Grading failures never raise; they come back as the fallback with ``rm_error = 1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from rm_service._exceptions import ConfigError, InputError
+from rm_service._openrlhf import (
+    DEFAULT_STRIP_PATTERNS,
+    ChatTokenStripper,
+    openrlhf_records,
+    openrlhf_response,
+)
+from rm_service.integrations._targets import (
+    cached_target,
+    finite,
+    grade_safely,
+    reward_key,
+    run_blocking,
+)
+
+__all__ = ["reward_func"]
+
+
+@lru_cache(maxsize=8)
+def _stripper(patterns: str | None) -> ChatTokenStripper:
+    if patterns is None:
+        return ChatTokenStripper(DEFAULT_STRIP_PATTERNS)
+    try:
+        return ChatTokenStripper(patterns.split())
+    except Exception as exc:  # re.error, with the offending pattern
+        raise ConfigError(f"RM_SERVICE_STRIP_PATTERNS: invalid regex: {exc}") from None
+
+
+def _tensors(out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with every list a float32 tensor, when torch can be imported (never at module
+    import: ``import rm_service`` stays torch-free)."""
+    try:
+        import torch
+    except ImportError:
+        return out
+
+    def tensor(values: list[float]) -> Any:
+        return torch.tensor(values, dtype=torch.float32)
+
+    return {
+        "rewards": tensor(out["rewards"]),
+        "scores": tensor(out["scores"]),
+        "extra_logs": {k: tensor(v) for k, v in out["extra_logs"].items()},
+    }
+
+
+def reward_func(
+    queries: Sequence[str],
+    prompts: Sequence[str] | None = None,
+    labels: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``{"rewards", "scores", "extra_logs": {<component>..., "rm_error"}}``, each as long as
+    ``queries``. ``kwargs`` are accepted for forward compatibility and ignored.
+
+    Raises:
+        InputError: ``prompts`` or ``labels`` not as long as ``queries`` (the message names it).
+        ConfigError: no reward configured, an invalid config or environment variable, or a
+            service that cannot be reached on first use.
+    """
+    fallback = finite(
+        os.environ.get("RM_SERVICE_UNSCORED_FALLBACK") or 0.0, "RM_SERVICE_UNSCORED_FALLBACK"
+    )
+    stripper = _stripper(os.environ.get("RM_SERVICE_STRIP_PATTERNS"))
+    label_field = os.environ.get("RM_SERVICE_LABEL_FIELD") or "label"
+    try:
+        records = openrlhf_records(
+            list(queries),
+            list(prompts) if prompts is not None else None,
+            list(labels) if labels is not None else None,
+            stripper=stripper,
+            label_field=label_field,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    target = cached_target(reward_key(None, None, None, None))
+    results = run_blocking(grade_safely(target, records))
+    return _tensors(openrlhf_response(results, target.names, fallback=fallback, legacy=False))

@@ -1,0 +1,233 @@
+"""verl's custom reward function, over a reward config in this process or a running rm-service.
+
+::
+
+    RM=$(python -c 'import rm_service.integrations.verl as m; print(m.__file__)')
+    python -m verl.trainer.main_ppo ... \\
+        reward.custom_reward_function.path=$RM reward.custom_reward_function.name=compute_score \\
+        +reward.custom_reward_function.reward_kwargs.config=/abs/reward.yaml \\
+        reward.reward_manager.name=rate_limited reward.max_concurrent=64
+    # over HTTP instead: +reward.custom_reward_function.reward_kwargs.url=http://host:8000
+
+verl's contract (0.9.1, ``reward_loop/reward_manager/naive.py``, ``workers/reward_manager/*``)
+and how it is met:
+
+* **Called per sample** as ``compute_score(data_source=, solution_str=, ground_truth=,
+  extra_info=, **reward_kwargs)``; ``reward_kwargs`` from the config arrive in every call, so the
+  reward is chosen there (``config``: a YAML path or mapping; ``url``: a service root, with
+  ``api_key`` and ``reward``), else from ``$RM_SERVICE_URL`` or ``$RM_SERVICE_CONFIG``. Each
+  choice is built once per process and cached (thread-safe): verl calls from thread pools and
+  from a loop per worker. A service is described (``GET /graders``) when first used, so a wrong
+  URL, key or reward name raises then rather than scoring every sample as a failure.
+* **The same keys for every sample.** verl copies every key of the returned dict into
+  ``reward_extra_info`` and reads the *first* sample's keys from all the others, so each sample
+  returns ``score`` (the reward), one key per grader and aggregator, and ``rm_error``. verl cannot
+  skip a sample, so an unscored reward or component is ``fallback_score``, with ``rm_error = 1.0``
+  when the reward is the unscored one; grading failures (a judge down, the service unreachable
+  mid-training) never raise.
+* **Records** are ``{"query": extra_info[question_key] or "", "response": solution_str,
+  "ground_truth", "data_source", "extra_info", **other kwargs}``; the config's mappers pick grader
+  fields from them (e.g. ``reference_response: ground_truth``). Values JSON cannot carry (verl's
+  ``reward_model_tokenizer``, numpy values are made plain) are dropped, so a record is the same
+  in process and over HTTP.
+* **Sync callers**: :func:`compute_score_sync` for managers that do not await (verl's legacy
+  ``naive``/``prime``/``dapo`` and the reward-loop ``remote`` manager, which rejects async
+  functions), :func:`compute_score_batch` for the legacy ``batch`` manager: one grading pass (one
+  HTTP request per ``batch_size`` chunk) for the whole batch.
+
+The backend cache, the sync bridge and the failure-proof grading pass live in
+:mod:`rm_service.integrations._targets`, shared with :mod:`rm_service.integrations.openrlhf`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from rm_service._exceptions import InputError
+from rm_service._openrlhf import openrlhf_response
+from rm_service._result import RecordResult
+from rm_service.integrations._targets import (
+    Config,
+    acached_target,
+    finite,
+    grade_safely,
+    jsonable,
+    reward_key,
+    run_blocking,
+)
+
+__all__ = ["compute_score", "compute_score_batch", "compute_score_sync"]
+
+T = TypeVar("T")
+
+DROPPED_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+"""Keyword arguments verl adds for GenRM functions (its reward-model router and tokenizer);
+never put in a record."""
+
+
+def _record(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Any,
+    question_key: str,
+    extras: Mapping[str, Any],
+) -> dict[str, Any]:
+    info = extra_info if isinstance(extra_info, Mapping) else {}
+    rec = {k: v for k, v in extras.items() if k not in DROPPED_KWARGS}
+    rec.update(
+        query=info.get(question_key) or "",
+        response=solution_str,
+        ground_truth=ground_truth,
+        data_source=data_source,
+        extra_info=extra_info,
+    )
+    return jsonable(rec)
+
+
+def verl_scores(
+    results: Sequence[RecordResult], names: Sequence[str], fallback: float
+) -> list[dict[str, float]]:
+    """verl's per-sample dicts: ``score``, each of ``names``, ``rm_error``; the same keys for
+    every sample, ``fallback`` where unscored. The numbers are OpenRLHF's (one helper decides
+    what an unscored value becomes), transposed to one dict per sample."""
+    out = openrlhf_response(results, names, fallback=fallback, legacy=False)
+    columns = out["extra_logs"]
+    return [
+        {"score": float(reward), **{k: float(v[i]) for k, v in columns.items()}}
+        for i, reward in enumerate(out["rewards"])
+    ]
+
+
+async def _score(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None,
+    *,
+    config: Config | None,
+    url: str | None,
+    api_key: str | None,
+    reward: str | None,
+    fallback_score: float,
+    question_key: str,
+    extras: Mapping[str, Any],
+) -> list[dict[str, float]]:
+    n = len(solution_strs)
+    lists = {"data_sources": data_sources, "ground_truths": ground_truths}
+    if extra_infos is not None:
+        lists["extra_infos"] = extra_infos
+    for name, values in lists.items():
+        if len(values) != n:
+            raise InputError(f"{name!r} has {len(values)} values for {n} solution_strs")
+    fallback = finite(fallback_score, "fallback_score")
+    target = await acached_target(reward_key(config, url, api_key, reward))
+    infos = extra_infos if extra_infos is not None else [None] * n
+    records = [
+        _record(data_sources[i], solution_strs[i], ground_truths[i], infos[i], question_key, extras)
+        for i in range(n)
+    ]
+    return verl_scores(await grade_safely(target, records), target.names, fallback)
+
+
+async def compute_score(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    config: Config | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    reward: str | None = None,
+    fallback_score: float = 0.0,
+    question_key: str = "question",
+    **kwargs: Any,
+) -> dict[str, float]:
+    """One sample's ``{"score", <component>..., "rm_error"}`` for verl's reward loop.
+
+    Args:
+        data_source, solution_str, ground_truth, extra_info: what verl passes (the decoded
+            response only, the parquet's ground truth and ``extra_info`` dict).
+        config: a reward YAML path (absolute: verl's workers may run elsewhere) or a config
+            mapping, graded in this process.
+        url: a running rm-service's root instead, graded over ``POST /grade``.
+        api_key: the service's key; default ``$RM_SERVICE_API_KEY``.
+        reward: which of the service's rewards; default ``$RM_SERVICE_REWARD``, else its default.
+        fallback_score: the number for an unscored reward or component (verl cannot skip).
+        question_key: the ``extra_info`` key holding the question (the record's ``query``).
+        **kwargs: more record fields (verl's GenRM extras are dropped).
+
+    Raises:
+        ConfigError: no reward chosen, an invalid config, an unreachable service on first use,
+            a non-finite ``fallback_score``. Grading failures never raise.
+    """
+    (out,) = await _score(
+        [data_source],
+        [solution_str],
+        [ground_truth],
+        [extra_info],
+        config=config,
+        url=url,
+        api_key=api_key,
+        reward=reward,
+        fallback_score=fallback_score,
+        question_key=question_key,
+        extras=kwargs,
+    )
+    return out
+
+
+def compute_score_batch(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    config: Config | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    reward: str | None = None,
+    fallback_score: float = 0.0,
+    question_key: str = "question",
+    **kwargs: Any,
+) -> list[dict[str, float]]:
+    """:func:`compute_score` for a whole batch in one grading pass, synchronously: verl's legacy
+    ``batch`` manager (``reward_manager=batch``, ``custom_reward_function.name=
+    compute_score_batch``). Returns one dict per sample, in order; the arguments are
+    :func:`compute_score`'s, as lists.
+
+    Raises:
+        InputError: the lists are not all as long as ``solution_strs`` (the message names one).
+        ConfigError: as :func:`compute_score`.
+    """
+    return run_blocking(
+        _score(
+            data_sources,
+            solution_strs,
+            ground_truths,
+            extra_infos,
+            config=config,
+            url=url,
+            api_key=api_key,
+            reward=reward,
+            fallback_score=fallback_score,
+            question_key=question_key,
+            extras=kwargs,
+        )
+    )
+
+
+def compute_score_sync(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """:func:`compute_score` for managers that call it without awaiting (verl's legacy
+    ``naive``/``prime``/``dapo``, the reward loop's ``remote`` Ray workers). Same arguments."""
+    return compute_score_batch(
+        [data_source], [solution_str], [ground_truth], [extra_info], **kwargs
+    )[0]

@@ -1,0 +1,158 @@
+"""The OpenRLHF ``reward_func`` module, loaded from its file path as OpenRLHF does: one and many
+samples, tensors (lists without torch), rm_error flags, and its environment settings, in process
+and against a real uvicorn service on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+import rm_service.integrations.openrlhf as shim
+from rm_service import ConfigError, InputError
+from rm_service._http_schemas import ServiceSettings
+from rm_service.app import create_app
+from tests.integrations.conftest import SHIM_CONFIG
+from tests.support import serve_in_thread
+
+pytestmark = pytest.mark.usefixtures("shim_env")
+
+# SHIM_CONFIG reads the gold answer from the record's ground_truth; OpenRLHF's labels go there.
+IM = "<|im_start|>user\nWhat is 3+4?<|im_end|>\n<|im_start|>assistant\n"
+QUERIES = [IM + "7<|im_end|>", IM + "FAIL<|im_end|>", IM + "no 8<|im_end|><|endoftext|>"]
+LABELS = ["7", "7", None]
+
+
+def load_like_openrlhf() -> ModuleType:
+    """``spec_from_file_location`` on the file, as OpenRLHF's ``_fetch_rewards_via_func`` does."""
+    spec = importlib.util.spec_from_file_location("reward_module", shim.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def reward_func(tmp_path: Path, shim_env: pytest.MonkeyPatch) -> Any:
+    path = tmp_path / "reward.yaml"
+    path.write_text(yaml.safe_dump(SHIM_CONFIG))
+    shim_env.setenv("RM_SERVICE_CONFIG", str(path))
+    shim_env.setenv("RM_SERVICE_LABEL_FIELD", "ground_truth")
+    return load_like_openrlhf().reward_func
+
+
+def as_lists(out: dict[str, Any]) -> dict[str, Any]:
+    """``out``'s float32 tensors as lists rounded to 6 places (exact test values)."""
+
+    def plain(v: Any) -> list[float]:
+        assert isinstance(v, torch.Tensor) and v.dtype == torch.float32
+        return [round(x, 6) for x in v.tolist()]
+
+    return {
+        "rewards": plain(out["rewards"]),
+        "scores": plain(out["scores"]),
+        "extra_logs": {k: plain(v) for k, v in out["extra_logs"].items()},
+    }
+
+
+def test_one_sample_per_call_as_openrlhf_sends_it(reward_func: Any) -> None:
+    out = reward_func([QUERIES[0]], [IM], ["7"])
+    assert as_lists(out) == {
+        "rewards": [0.975],
+        "scores": [0.975],
+        "extra_logs": {"num": [1.0], "short": [0.95], "reward": [0.975], "rm_error": [0.0]},
+    }
+
+
+def test_many_samples_flag_unscored_with_the_fallback(
+    reward_func: Any, shim_env: pytest.MonkeyPatch
+) -> None:
+    shim_env.setenv("RM_SERVICE_UNSCORED_FALLBACK", "-1")
+    out = reward_func(QUERIES, [IM] * 3, LABELS)
+    assert as_lists(out) == {
+        "rewards": [0.975, -1.0, -1.0],
+        "scores": [0.975, 0.0, 0.0],  # scores stay in [0, 1]
+        "extra_logs": {
+            "num": [1.0, 0.0, -1.0],
+            "short": [0.95, -1.0, 0.8],  # "no 8": tokens stripped, 4 characters
+            "reward": [0.975, -1.0, -1.0],
+            "rm_error": [0.0, 1.0, 1.0],
+        },
+    }
+
+
+async def test_called_through_to_thread_concurrently(reward_func: Any) -> None:
+    outs = await asyncio.gather(
+        *(
+            asyncio.to_thread(reward_func, [q], [IM], [gt])
+            for q, gt in zip(QUERIES, LABELS, strict=True)
+        )
+    )
+    assert [o["extra_logs"]["rm_error"].tolist() for o in outs] == [[0.0], [1.0], [1.0]]
+
+
+def test_strip_patterns_and_label_field_from_the_env(
+    reward_func: Any, shim_env: pytest.MonkeyPatch
+) -> None:
+    shim_env.setenv("RM_SERVICE_STRIP_PATTERNS", "")  # strip nothing
+    out = reward_func([IM + "7<|im_end|>"], [IM], ["7"])
+    assert as_lists(out)["extra_logs"]["short"] == [0.45]  # "7<|im_end|>": 11 characters
+    shim_env.setenv("RM_SERVICE_STRIP_PATTERNS", r"<\|im_end\|>   <\|eot_id\|>")
+    out = reward_func([IM + "7<|eot_id|><|im_end|>"], [IM], ["7"])
+    assert as_lists(out)["extra_logs"]["short"] == [0.95]
+    shim_env.setenv("RM_SERVICE_LABEL_FIELD", "label")  # the config maps ground_truth: unscored
+    assert reward_func([QUERIES[0]], [IM], ["7"])["extra_logs"]["rm_error"].tolist() == [1.0]
+
+
+def test_lists_without_torch(reward_func: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    out = reward_func(QUERIES[:2], [IM] * 2, LABELS[:2])
+    assert out["rewards"] == pytest.approx([0.975, 0.0])
+    assert out["extra_logs"]["rm_error"] == [0.0, 1.0]
+
+
+def test_bad_input_and_settings_are_clear_errors(
+    reward_func: Any, shim_env: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InputError, match="labels: 1 item"):
+        reward_func(QUERIES[:2], [IM] * 2, ["7"])
+    shim_env.setenv("RM_SERVICE_UNSCORED_FALLBACK", "zero")
+    with pytest.raises(ConfigError, match="RM_SERVICE_UNSCORED_FALLBACK"):
+        reward_func([QUERIES[0]], [IM], ["7"])
+    shim_env.delenv("RM_SERVICE_UNSCORED_FALLBACK")
+    shim_env.setenv("RM_SERVICE_STRIP_PATTERNS", "(")
+    with pytest.raises(ConfigError, match="RM_SERVICE_STRIP_PATTERNS"):
+        reward_func([QUERIES[0]], [IM], ["7"])
+    shim_env.delenv("RM_SERVICE_STRIP_PATTERNS")
+    shim_env.delenv("RM_SERVICE_CONFIG")
+    with pytest.raises(ConfigError, match="RM_SERVICE_CONFIG or RM_SERVICE_URL"):
+        reward_func([QUERIES[0]], [IM], ["7"])
+
+
+def test_against_a_service_from_the_env(reward_func: Any, shim_env: pytest.MonkeyPatch) -> None:
+    local = as_lists(reward_func(QUERIES, [IM] * 3, LABELS))
+    app = create_app(
+        {"other": {"graders": {"f": {"type": "format"}}}, "math": SHIM_CONFIG},
+        ServiceSettings(api_key="k"),
+    )
+    with serve_in_thread(app) as url:
+        shim_env.setenv("RM_SERVICE_URL", url)  # wins over RM_SERVICE_CONFIG
+        shim_env.setenv("RM_SERVICE_API_KEY", "k")
+        shim_env.setenv("RM_SERVICE_REWARD", "math")
+        assert as_lists(reward_func(QUERIES, [IM] * 3, LABELS)) == local
+
+
+def test_importing_the_shims_does_not_import_torch() -> None:
+    code = (
+        "import sys, rm_service.integrations.openrlhf, rm_service.integrations.verl;"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

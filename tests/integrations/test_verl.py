@@ -1,0 +1,185 @@
+"""The verl shim: one key set for every sample (scored, unscored, failed), the fallback score,
+the record verl's arguments make, config / URL / environment choices of the reward (a real
+uvicorn service on 127.0.0.1), the sync batch variant, and many threads at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from rm_service import ConfigError, InputError
+from rm_service._http_schemas import ServiceSettings
+from rm_service.app import create_app
+from rm_service.integrations import _targets
+from rm_service.integrations._backend import LocalBackend
+from rm_service.integrations.verl import compute_score, compute_score_batch, compute_score_sync
+from tests.integrations.conftest import SEEN, SHIM_CONFIG
+from tests.support import serve_in_thread
+
+pytestmark = pytest.mark.usefixtures("shim_env")
+
+KEYS = {"score", "short", "num", "reward", "rm_error"}
+# (solution_str, ground_truth) -> the expected dict with fallback_score=-1.
+CASES: list[tuple[str, str | None, dict[str, float]]] = [
+    ("7", "7", {"score": 0.975, "short": 0.95, "num": 1.0, "reward": 0.975, "rm_error": 0.0}),
+    ("no 8", "7", {"score": 0.4, "short": 0.8, "num": 0.0, "reward": 0.4, "rm_error": 0.0}),
+    ("8", None, {"score": -1.0, "short": 0.95, "num": -1.0, "reward": -1.0, "rm_error": 1.0}),
+    ("FAIL", "7", {"score": -1.0, "short": -1.0, "num": 0.0, "reward": -1.0, "rm_error": 1.0}),
+]
+
+
+def approx(d: dict[str, float]) -> Any:
+    return pytest.approx(d)
+
+
+async def test_every_sample_has_the_same_keys_and_unscored_is_the_fallback() -> None:
+    got = [
+        await compute_score(
+            "gsm8k", s, gt, {"question": "q"}, config=SHIM_CONFIG, fallback_score=-1
+        )
+        for s, gt, _ in CASES
+    ]
+    assert all(set(d) == KEYS for d in got)
+    assert got == [approx(want) for _, _, want in CASES]
+    assert all(isinstance(v, float) for d in got for v in d.values())
+    default = await compute_score("gsm8k", "8", None, config=SHIM_CONFIG)
+    assert default["score"] == 0.0 and default["rm_error"] == 1.0
+
+
+async def test_a_backend_that_raises_gives_the_fallback_not_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: LocalBackend, records: Any) -> Any:
+        raise RuntimeError("grading blew up")
+
+    monkeypatch.setattr(LocalBackend, "agrade", broken)
+    got = await compute_score("d", "7", "7", config=SHIM_CONFIG, fallback_score=0.5)
+    assert got == {"score": 0.5, "num": 0.5, "short": 0.5, "reward": 0.5, "rm_error": 1.0}
+
+
+async def test_the_record_and_question_key() -> None:
+    cfg = {"graders": {"seen": {"type": "tests.integrations.conftest:seen"}}}
+    info = {"prompt_text": "What is 3+4?", "index": np.int64(3), "tags": np.array([1, 2])}
+    await compute_score(
+        "gsm8k",
+        "7",
+        ["7", "seven"],
+        info,
+        config=cfg,
+        question_key="prompt_text",
+        split="train",
+        reward_router_address="10.0.0.1:8000",  # verl's GenRM extras: never in a record
+        reward_model_tokenizer=object(),
+        client=object(),  # no JSON form: dropped too
+    )
+    await compute_score("gsm8k", "7", "7", None, config=cfg)
+    first, second = SEEN
+    assert first == {
+        "query": "What is 3+4?",
+        "response": "7",
+        "ground_truth": ["7", "seven"],
+        "data_source": "gsm8k",
+        "extra_info": {"prompt_text": "What is 3+4?", "index": 3, "tags": [1, 2]},
+        "split": "train",
+    }
+    assert type(first["extra_info"]["index"]) is int
+    assert second["query"] == "" and second["extra_info"] is None
+
+
+def test_yaml_config_env_fallback_and_clear_errors(
+    tmp_path: Path, shim_env: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "reward.yaml"
+    path.write_text(yaml.safe_dump(SHIM_CONFIG))
+    want = approx(CASES[0][2])
+    assert compute_score_sync("d", "7", "7", config=str(path)) == want
+    with pytest.raises(ConfigError, match="RM_SERVICE_CONFIG or RM_SERVICE_URL"):
+        compute_score_sync("d", "7", "7")
+    shim_env.setenv("RM_SERVICE_CONFIG", str(path))
+    assert compute_score_sync("d", "7", "7") == want
+    assert len(_targets._targets) == 1  # the same file, explicit or from the env: one backend
+    with pytest.raises(ConfigError, match="not both"):
+        compute_score_sync("d", "7", "7", config=str(path), url="http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="needs url"):
+        compute_score_sync("d", "7", "7", config=str(path), reward="other")
+    with pytest.raises(ConfigError, match="fallback_score"):
+        compute_score_sync("d", "7", "7", fallback_score=float("nan"))
+    with pytest.raises(ConfigError, match=r"graders\.x\.call_timeout"):
+        compute_score_sync(
+            "d", "7", "7", config={"graders": {"x": {"type": "format", "call_timeout": -1}}}
+        )
+    clash = {"graders": {"score": {"type": "format"}}}
+    with pytest.raises(ConfigError, match=r"\['score'\] clash"):
+        compute_score_sync("d", "7", "7", config=clash)
+
+
+async def test_url_mode_against_a_real_service(shim_env: pytest.MonkeyPatch) -> None:
+    app = create_app({"math": SHIM_CONFIG}, ServiceSettings(api_key="k"))
+    with serve_in_thread(app) as url:
+        got = [
+            await compute_score("d", s, gt, url=url, api_key="k", fallback_score=-1)
+            for s, gt, _ in CASES
+        ]
+        assert got == [approx(want) for _, _, want in CASES]
+        batch = await asyncio.to_thread(
+            compute_score_batch,
+            ["d"] * 4,
+            [s for s, _, _ in CASES],
+            [gt for _, gt, _ in CASES],
+            url=url,
+            api_key="k",
+            reward="math",
+            fallback_score=-1,
+        )
+        assert batch == got
+        shim_env.setenv("RM_SERVICE_URL", url)
+        shim_env.setenv("RM_SERVICE_CONFIG", "/nonexistent.yaml")  # the URL wins
+        shim_env.setenv("RM_SERVICE_API_KEY", "k")
+        assert await compute_score("d", "7", "7", fallback_score=-1) == got[0]
+        with pytest.raises(ConfigError, match="401"):  # a wrong key fails on first use
+            await compute_score("d", "7", "7", url=url, api_key="wrong")
+        with pytest.raises(ConfigError, match="no reward 'other'"):
+            await compute_score("d", "7", "7", url=url, reward="other")
+
+
+async def test_batch_keeps_order_and_length_even_from_inside_a_loop() -> None:
+    cases = CASES * 3
+    kwargs: dict[str, Any] = {"config": SHIM_CONFIG, "fallback_score": -1}
+    got = compute_score_batch(  # a running loop here: graded on a worker thread
+        ["d"] * len(cases), [s for s, _, _ in cases], [gt for _, gt, _ in cases], None, **kwargs
+    )
+    assert got == [approx(want) for _, _, want in cases]
+    with pytest.raises(InputError, match="'ground_truths' has 1 values for 2"):
+        compute_score_batch(["d", "d"], ["7", "8"], ["7"], **kwargs)
+    with pytest.raises(InputError, match="'extra_infos' has 3 values for 2"):
+        compute_score_batch(["d", "d"], ["7", "8"], ["7", "7"], [{}] * 3, **kwargs)
+
+
+def test_many_threads_at_once_build_one_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = []
+    real_build = _targets._build
+
+    def counting(key: Any) -> Any:
+        builds.append(threading.get_ident())
+        return real_build(key)
+
+    monkeypatch.setattr(_targets, "_build", counting)
+    cases = CASES * 10
+
+    def one(i: int) -> dict[str, float]:
+        s, gt, _ = cases[i]
+        if i % 2:
+            return compute_score_sync("d", s, gt, config=SHIM_CONFIG, fallback_score=-1)
+        return asyncio.run(compute_score("d", s, gt, config=SHIM_CONFIG, fallback_score=-1))
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(one, range(len(cases))))
+    assert got == [approx(want) for _, _, want in cases]
+    assert len(builds) == 1 and len(_targets._targets) == 1
