@@ -1,6 +1,7 @@
 """HTTP face load test: ``POST /grade`` (rule graders) against a bare FastAPI echo endpoint.
 
     python bench/http_load.py              # 2 s warm-up + 10 s measured per server, C = 16
+    python bench/http_load.py --no-noop    # without the no-op-grader /grade row
     python bench/http_load.py --quick      # 1 s warm-up + 3 s measured, a smoke run
     python bench/http_load.py --conc 16 --duration 10 --warmup 2 --records 64 --rounds 1
 
@@ -14,6 +15,11 @@ Rule graders only (``format`` think_answer, ``number`` with ``reference_response
 ground_truth``, ``length_penalty``): the ``math`` grader runs math-verify in a process pool, so
 with it the figure would measure the pool and the sympy work, not the HTTP face.
 
+A third server (skip it with ``--no-noop``) is the same ``/grade`` with the three graders
+replaced by no-ops (:func:`noop`, a sync function returning 1.0, so inline like the rule
+graders) under the same names and aggregator: its ratio to the echo is the service's own overhead
+(validation, admission, runner, aggregation, metrics, response), apart from what the graders cost.
+
 How: each server runs in its own subprocess (this file with ``--serve-child``), built like
 ``rm-service serve`` builds it (``create_app(config, settings)`` then ``uvicorn.run(app, ...)``)
 with 1 worker on 127.0.0.1, a free port, ``--log-level warning`` and no access log. The load
@@ -22,7 +28,7 @@ connection each) for the warm-up, then for the measured duration; every request 
 send to the last body byte, and every ``/grade`` response is checked (status 200, 64 results).
 Each phase is bounded in time and in count (``--max-requests``), every request has a timeout,
 and the servers are killed in a ``finally`` (they also exit when this process's pipe closes).
-Servers are measured one at a time; the other one idles. Client and server share the machine's
+Servers are measured one at a time; the others idle. Client and server share the machine's
 cores, so the client's CPU is reported too. All traffic goes to 127.0.0.1 only.
 """
 
@@ -60,6 +66,18 @@ SAMPLE = ROOT / "examples" / "math_sample.jsonl"
 CONFIG: dict[str, Any] = yaml.safe_load(
     (Path(__file__).resolve().parents[1] / "examples" / "rules.yaml").read_text()
 )
+
+
+def noop(response: str) -> float:
+    """A grader that does no work: the no-op row's stand-in for each rule grader."""
+    return 1.0
+
+
+# The rule config with every grader a no-op (same names, so the same aggregator and response).
+NOOP_CONFIG: dict[str, Any] = {
+    **CONFIG,
+    "graders": {name: {"type": "bench.http_load:noop"} for name in CONFIG["graders"]},
+}
 
 
 # --- server side (child process) ----------------------------------------------------------------
@@ -136,12 +154,13 @@ def serve_child(kind: str, port: int, config_path: str, echo: str) -> None:
     import uvicorn
 
     _die_with_parent()
-    if kind == "grade":
+    if kind in ("grade", "noop"):
         from rm_service._http_schemas import ServiceSettings
         from rm_service.app import create_app
 
+        config: Any = config_path if kind == "grade" else NOOP_CONFIG
         # Default limits, no API key (the bench must not pick one up from the environment).
-        app = create_app(config_path, ServiceSettings())
+        app = create_app(config, ServiceSettings())
     else:
         app = _echo_app(echo)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, workers=1)
@@ -348,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         default="model",
         help="echo parses the body with GradeRequest (model, default) or request.json() (raw)",
     )
-    p.add_argument("--serve-child", choices=("grade", "echo"), help=argparse.SUPPRESS)
+    p.add_argument("--no-noop", action="store_true", help="skip the /grade row with no-op graders")
+    p.add_argument("--serve-child", choices=("grade", "noop", "echo"), help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--config-path", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -370,20 +390,26 @@ def main(argv: list[str] | None = None) -> int:
         try:
             echo_proc, echo_base = _start("echo", config_path, args.echo)
             procs.append(echo_proc)
-            grade_proc, grade_base = _start("grade", config_path, args.echo)
-            procs.append(grade_proc)
+            servers = [("grade", *_start("grade", config_path, args.echo))]
+            if not args.no_noop:
+                servers.append(("noop", *_start("noop", config_path, args.echo)))
+            procs += [proc for _, proc, _ in servers]
             for _ in range(args.rounds):
                 rows.append(_measure("echo", echo_proc, echo_base, body, args))
-                rows.append(_measure("grade", grade_proc, grade_base, body, args))
+                for kind, proc, base in servers:
+                    rows.append(_measure(kind, proc, base, body, args))
         finally:
             for proc in procs:
                 _stop(proc)
 
+    def mean_rps(kind: str) -> float:
+        got = [r["rps"] for r in rows if r["kind"] == kind]
+        return sum(got) / len(got) if got else float("nan")
+
     echo_rows = [r for r in rows if r["kind"] == "echo"]
-    grade_rows = [r for r in rows if r["kind"] == "grade"]
-    echo_rps = sum(r["rps"] for r in echo_rows) / len(echo_rows)
-    grade_rps = sum(r["rps"] for r in grade_rows) / len(grade_rows)
-    ratio = grade_rps / echo_rps if echo_rps else float("nan")
+    grade_rows = [r for r in rows if r["kind"] != "echo"]
+    echo_rps = mean_rps("echo")
+    ratio = mean_rps("grade") / echo_rps if echo_rps else float("nan")
 
     print(f"\ncommand: {cmd}")
     print(f"machine: {_machine()}")
@@ -404,10 +430,16 @@ def main(argv: list[str] | None = None) -> int:
         "| server CPU s | client CPU s | failures |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    labels = {
+        "echo": "echo (bare FastAPI)",
+        "grade": "POST /grade (rules)",
+        "noop": "POST /grade (no-op graders)",
+    }
+    per_round = len(rows) // args.rounds
     for i, r in enumerate(rows):
-        label = "echo (bare FastAPI)" if r["kind"] == "echo" else "POST /grade (rules)"
+        label = labels[r["kind"]]
         if args.rounds > 1:
-            label += f" #{i // 2 + 1}"
+            label += f" #{i // per_round + 1}"
         print(_row(label, r, args.records))
     echo_fails = sum(r["bad_status"] + r["bad_body"] + r["exc"] for r in echo_rows)
     fails = sum(r["bad_status"] + r["bad_body"] + r["exc"] for r in grade_rows)
@@ -422,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio /grade / echo requests/s: {ratio:.1%} (target >= 60%: {verdict}); "
         f"server CPU s includes the warm-up"
     )
+    if not args.no_noop:
+        print(
+            f"ratio /grade with no-op graders / echo requests/s: "
+            f"{mean_rps('noop') / echo_rps:.1%} (the service's own overhead)"
+        )
     if echo_fails:
         print(f"echo: {echo_fails} failed responses: its figures are not a valid baseline")
     return 0 if fails == 0 and echo_fails == 0 else 1

@@ -11,7 +11,7 @@ protocol, whose client needs numbers) substitutes a fallback value, and flags it
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -185,70 +185,89 @@ class GradeResponse(BaseModel):
 
 def record_status(rec: RecordResult) -> Literal["ok", "unscored", "error"]:
     """``ok``/``unscored``/``error`` of a record (see :class:`RecordOut`)."""
-    if rec.reward is not None:
+    return _status(rec.reward, [e.kind for e in rec.errors.values()])
+
+
+def _status(reward: float | None, kinds: Iterable[str]) -> Literal["ok", "unscored", "error"]:
+    if reward is not None:
         return "ok"
-    if any(e.kind == "invalid_input" for e in rec.errors.values()):
-        return "error"
-    return "unscored"
+    return "error" if "invalid_input" in kinds else "unscored"
 
 
-def _usage(rec: RecordResult) -> Usage:
-    out = Usage()
-    for comp in rec.components.values():
-        usage = comp.metadata.get("usage")
-        if not isinstance(usage, dict):
-            continue
-        if comp.metadata.get("cached"):
-            out.cached_calls += 1
+def record_out(rec: RecordResult) -> dict[str, Any]:
+    """One record's :class:`RecordOut`, as the plain JSON-ready dict ``/grade`` sends.
+
+    A dict and not the model: ``/grade`` serialises its response once, straight from these
+    (building 64 ``RecordOut`` and letting FastAPI re-validate and encode them cost ~1.1 ms
+    a request, 40% of the rule graders' own work; this way ~0.5 ms). The model stays the
+    documented schema, and ``tests/app`` checks these dicts against it.
+    """
+    sub_rewards: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    explanations: dict[str, str] = {}
+    prompt = completion = cached = 0
+    for name, comp in rec.components.items():
+        if isinstance(comp, GraderScore):
+            sub_rewards[name] = comp.score
+            if comp.reason:
+                explanations[name] = comp.reason
         else:
-            out.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            out.completion_tokens += int(usage.get("completion_tokens") or 0)
-    return out
-
-
-def record_out(rec: RecordResult) -> RecordOut:
-    return RecordOut(
-        index=rec.index,
-        id=rec.id,
-        reward=rec.reward,
-        sub_rewards=rec.scores(),
-        status=record_status(rec),
-        errors={k: f"{v.kind}: {v.error}" for k, v in rec.errors.items()},
-        error_kinds={k: v.kind for k, v in rec.errors.items()},
-        explanations={
-            k: v.reason
-            for k, v in rec.components.items()
-            if isinstance(v, GraderScore) and v.reason
+            sub_rewards[name] = None
+            errors[name] = f"{comp.kind}: {comp.error}"
+            kinds[name] = comp.kind
+        usage = comp.metadata.get("usage") if comp.metadata else None
+        if isinstance(usage, dict):
+            if comp.metadata.get("cached"):
+                cached += 1
+            else:
+                prompt += int(usage.get("prompt_tokens") or 0)
+                completion += int(usage.get("completion_tokens") or 0)
+    reward = sub_rewards.get(rec.reward_name) if rec.reward_name is not None else None
+    return {
+        "index": rec.index,
+        "id": rec.id,
+        "reward": reward,
+        "sub_rewards": sub_rewards,
+        "status": _status(reward, kinds.values()),
+        "errors": errors,
+        "error_kinds": kinds,
+        "explanations": explanations,
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cached_calls": cached,
         },
-        usage=_usage(rec),
-    )
+    }
 
 
-def summarize(records: Sequence[RecordOut], names: Sequence[str], latency_s: float) -> GradeSummary:
+def summarize(
+    records: Sequence[dict[str, Any]], names: Sequence[str], latency_s: float
+) -> dict[str, Any]:
+    """The :class:`GradeSummary` of :func:`record_out` dicts, as a dict (see there for why)."""
     counts = {"ok": 0, "unscored": 0, "error": 0}
     sums = dict.fromkeys(names, 0.0)
     ns = dict.fromkeys(names, 0)
     kinds: dict[str, int] = {}
-    usage = Usage()
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_calls": 0}
     for rec in records:
-        counts[rec.status] += 1
-        for name, score in rec.sub_rewards.items():
+        counts[rec["status"]] += 1
+        for name, score in rec["sub_rewards"].items():
             if score is not None:
                 sums[name] += score
                 ns[name] += 1
-        for kind in rec.error_kinds.values():
+        for kind in rec["error_kinds"].values():
             kinds[kind] = kinds.get(kind, 0) + 1
-        usage.prompt_tokens += rec.usage.prompt_tokens
-        usage.completion_tokens += rec.usage.completion_tokens
-        usage.cached_calls += rec.usage.cached_calls
-    return GradeSummary(
-        n=len(records),
+        for key, value in rec["usage"].items():
+            usage[key] += value
+    return {
+        "n": len(records),
         **counts,
-        means={n: (sums[n] / ns[n] if ns[n] else None) for n in names},
-        unscored_by_kind=kinds,
-        usage=usage,
-        latency_s=round(latency_s, 6),
-    )
+        "means": {n: (sums[n] / ns[n] if ns[n] else None) for n in names},
+        "unscored_by_kind": kinds,
+        "usage": usage,
+        "latency_s": round(latency_s, 6),
+    }
 
 
 # --- /get_reward (OpenRLHF) ---------------------------------------------------------------------

@@ -40,6 +40,9 @@ __all__ = ["DEFAULT_MAX_CONCURRENCY", "GradingRunner", "Records"]
 
 DEFAULT_MAX_CONCURRENCY = 64
 
+_INLINE_SLICE_S = 0.005
+"""How long an all-inline stream grades before it lets the event loop run other tasks."""
+
 Records = Iterable[Any] | AsyncIterable[Any]
 Aggregator = _BaseAggregator | FunctionAggregator
 
@@ -146,6 +149,9 @@ class GradingRunner:
         ]
         if self._inline:
             self._jobs.insert(0, ("", None, None))
+        # Every grader inline: one job per record and nothing ever awaits, so worker tasks and
+        # the output queue would only add overhead (see ``_inline_stream``).
+        self._all_inline = len(self._inline) == len(self.grader_configs)
         self._semaphores: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             WeakKeyDictionary()
         )
@@ -224,10 +230,14 @@ class GradingRunner:
         if deadline is not None and not deadline > 0:
             raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
         sem = self._semaphore()
-        out: asyncio.Queue[RecordResult | _Done] = asyncio.Queue(maxsize=2 * self.max_concurrency)
         loop = asyncio.get_running_loop()
         source = _JobSource(self, records, start)
         source.deadline_at = None if deadline is None else loop.time() + deadline
+        if self._all_inline:
+            async for rec in self._inline_stream(source, sem):
+                yield rec
+            return
+        out: asyncio.Queue[RecordResult | _Done] = asyncio.Queue(maxsize=2 * self.max_concurrency)
         supervisor = asyncio.ensure_future(self._supervise(source, sem, out))
         try:
             while True:
@@ -328,6 +338,33 @@ class GradingRunner:
             pend.remaining -= 1
             if pend.remaining == 0:
                 await out.put(self._finish(pend))
+
+    async def _inline_stream(
+        self, source: _JobSource, sem: asyncio.Semaphore
+    ) -> AsyncIterator[RecordResult]:
+        """Grade records one after another on the calling task: the path when every grader is
+        inline (rule graders).
+
+        With nothing that awaits, ``max_concurrency`` workers could not overlap anything; they
+        only cost a task each, queue hand-offs and a sort (~0.8 ms of a 64-record request that
+        grades in 2.5 ms). Contracts kept: input order, lazy input, one concurrency slot per
+        call (shared with other streams on the loop), the batch deadline checked before each
+        call, and an input error re-raised after the records before it. Every
+        ``_INLINE_SLICE_S`` the loop gets a turn, so a big batch does not starve other
+        requests, disconnect watchers or a metrics scrape.
+        """
+        clock = asyncio.get_running_loop().time
+        turn_at = clock() + _INLINE_SLICE_S
+        while (job := await source.next()) is not None:
+            pend = job[0]
+            async with sem:
+                await self._run_inline(pend, source.deadline_at)
+            yield self._finish(pend)
+            if clock() >= turn_at:
+                await asyncio.sleep(0)
+                turn_at = clock() + _INLINE_SLICE_S
+        if source.error is not None:
+            raise source.error
 
     async def _run_inline(self, pend: _Pending, deadline_at: float | None) -> None:
         """Run the record's inline graders in turn; the batch deadline is checked before each."""

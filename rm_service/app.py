@@ -13,6 +13,8 @@ Why it is built this way:
   ``Retry-After`` at once, so an overloaded service sheds load instead of timing everyone out.
 * **Nothing hangs.** Each request has a deadline (the runner returns unfinished components as
   unscored ``timeout``), and a client that disconnects cancels its grading.
+* **Clean shutdown.** The lifespan hook closes what serving opened: judge clients (committee
+  members' too), judge cache files, the math worker processes.
 * **Light import.** Only this module imports FastAPI; ``import rm_service`` does not import it.
 
 Usage::
@@ -23,8 +25,11 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,6 +64,8 @@ from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
+
+_log = logging.getLogger("rm_service.app")
 
 RewardSource = RewardConfig | GradingRunner | str | Path | dict[str, Any]
 T = TypeVar("T")
@@ -185,7 +192,13 @@ def create_app(
         settings.max_in_flight, settings.max_queue, settings.retry_after, on_admission
     )
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await _close_resources(entries.values())
+
     app = FastAPI(
+        lifespan=lifespan,
         title="rm-service",
         summary="Reward signals for LLM post-training",
         description=__doc__.split("\n\n")[0],
@@ -247,9 +260,12 @@ def create_app(
             )
         finally:
             admission.release(n)
+            metrics.flush()
         metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
         return results
 
+    # ``response_model`` documents the shape; the endpoint returns the JSON itself (see
+    # ``record_out`` for why), so FastAPI neither re-validates nor re-encodes it.
     @app.post("/grade", response_model=GradeResponse, responses=_LIMIT_ERRORS)
     async def grade(body: GradeRequest, request: Request) -> Any:
         """Grade a batch of records; results come back in input order."""
@@ -261,7 +277,7 @@ def create_app(
             return Response(status_code=499)
         out = [record_out(r) for r in results]
         summary = summarize(out, entry.runner.names, time.perf_counter() - start)
-        return GradeResponse(reward=entry.name, results=out, summary=summary)
+        return _json({"reward": entry.name, "results": out, "summary": summary})
 
     @app.post("/get_reward", responses=_LIMIT_ERRORS)
     async def get_reward(body: GetRewardRequest, request: Request) -> Any:
@@ -342,6 +358,16 @@ _LIMIT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _json(content: Any) -> Response:
+    """A JSON response serialised once with the stdlib encoder, compact like ``JSONResponse``.
+
+    ``allow_nan=False``: every number here is a score in [0, 1] or a count, so a NaN would be a
+    bug, and an error is better than a body that strict JSON parsers reject.
+    """
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode(), media_type="application/json")
+
+
 def _describe(entry: RewardEntry) -> dict[str, Any]:
     runner = entry.runner
     graders: dict[str, Any] = {}
@@ -377,14 +403,44 @@ def _describe(entry: RewardEntry) -> dict[str, Any]:
     }
 
 
-def _judge_endpoints(entries: Any) -> dict[str, str | None]:
-    """``{base_url: api key or None}`` of every endpoint-backed judge in the configs."""
+def _graders(entries: Iterable[RewardEntry]) -> Iterator[Any]:
+    """Every grader of every reward, committee members included (recursively), unwrapped from
+    the service's :class:`TimedGrader`; each object once."""
+    seen: set[int] = set()
+    stack = [gc.grader for e in entries for gc in e.runner.grader_configs.values()]
+    while stack:
+        g = stack.pop()
+        g = getattr(g, "_inner", g) if isinstance(g, TimedGrader) else g
+        if id(g) in seen:
+            continue
+        seen.add(id(g))
+        yield g
+        stack.extend(getattr(g, "members", ()))
+
+
+def _built_judge(grader: Any) -> Any:
+    """The judge backend of an ``LLMGrader`` if it exists already, else ``None``.
+
+    Read from the grader's model reference without calling its factory: probing or closing must
+    not build a backend (a local one loads a model) that no request has needed yet.
+    """
+    ref = getattr(grader, "_model_ref", None)
+    return getattr(ref, "_model", None)
+
+
+def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, str | None]:
+    """``{base_url: api key or None}`` of every endpoint-backed judge: those the configs
+    declare, and those of live graders (committee members included) whose backend is an
+    :class:`~rm_service.models._openai.OpenAIChatModel`, e.g. a runner passed in directly."""
     import os
 
     from graders import grader_factory
     from rm_service.models._factory import JudgeSpec
+    from rm_service.models._openai import NO_API_KEY, OpenAIChatModel
 
+    default_base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
     found: dict[str, str | None] = {}
+    entries = list(entries)
     for entry in entries:
         cfg = entry.config
         if cfg is None:
@@ -395,9 +451,40 @@ def _judge_endpoints(entries: Any) -> dict[str, str | None]:
             js = spec.judge or cfg.judge or JudgeSpec()
             if js.resolved_backend() != "openai":
                 continue  # the embedded model: nothing to reach
-            base = js.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+            base = js.base_url or default_base
             found.setdefault(base.rstrip("/"), os.environ.get(js.api_key_env))
+    for grader in _graders(entries):
+        model = _built_judge(grader)
+        if isinstance(model, OpenAIChatModel):
+            key = model._api_key
+            base = (model.base_url or default_base).rstrip("/")
+            found.setdefault(base, None if key == NO_API_KEY else key)
     return found
+
+
+async def _close_resources(entries: Iterable[RewardEntry]) -> None:
+    """Close what serving opened: judge clients on this loop, judge caches' SQLite files, and
+    the math worker processes. Each step is guarded: a failing close must not stop the others
+    (or the server's shutdown)."""
+    closed: set[int] = set()
+    for grader in _graders(entries):
+        for obj, method in (
+            (_built_judge(grader), "aclose"),
+            (getattr(grader, "cache", None), "close"),
+        ):
+            close = getattr(obj, method, None)
+            if close is None or id(obj) in closed:
+                continue
+            closed.add(id(obj))
+            try:
+                done = close()
+                if asyncio.iscoroutine(done):
+                    await done
+            except Exception as exc:  # shutting down: report, go on
+                _log.warning("closing %r failed: %s: %s", obj, type(exc).__name__, exc)
+    from graders import _math
+
+    _math.shutdown_math_pool()
 
 
 async def _probe_judges(entries: Any, probe_timeout: float) -> dict[str, dict[str, Any]]:

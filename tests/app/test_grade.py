@@ -157,3 +157,21 @@ async def test_client_disconnect_cancels_its_grading(monkeypatch: pytest.MonkeyP
     assert admission.in_flight == 0
     assert metrics.registry.get_sample_value("rm_grader_calls_in_flight") == 0
     assert sent[0]["status"] == 499
+
+
+async def test_the_hand_built_response_matches_its_documented_model_exactly() -> None:
+    """``/grade`` serialises plain dicts (for speed); they must be exactly what the documented
+    ``GradeResponse`` would produce: every field, no extra one, ok, error and timeout alike."""
+    from rm_service._http_schemas import GradeResponse
+
+    app = make_app()
+    records = [{"id": 1, "response": GOOD}, {"id": "b", "answer": 1}, {"response": "x" * 30}]
+    async with client(app) as c:
+        resp = await c.post("/grade", json={"records": records, "deadline": 5})
+        late = await c.post("/grade", json={"records": [{"response": GOOD}], "deadline": 0.001})
+    for r in (resp, late):
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert GradeResponse.model_validate(body).model_dump(mode="json") == body
+    assert [x["status"] for x in resp.json()["results"]] == ["ok", "error", "ok"]
+    assert late.json()["results"][0]["error_kinds"]["slow"] == "timeout"
