@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("graders", help="list the registered grader and aggregator types")
 
+    t = sub.add_parser("train", help="GRPO-train a model on a reward (needs the train extra)")
+    t.add_argument("-c", "--config", type=Path, required=True, help="training config YAML")
+    t.add_argument("--max-steps", type=int, help="override grpo.max_steps")
+    t.add_argument("--output-dir", type=Path, help="override output_dir")
+
     from rm_service._serve import add_arguments as add_serve_arguments
 
     add_serve_arguments(sub.add_parser("serve", help="serve the HTTP API under uvicorn"))
@@ -82,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "serve":
             from rm_service._serve import serve_args
 
@@ -164,6 +171,26 @@ def _check(args: argparse.Namespace) -> int:
                     runner.check(record, 0)
                     print(f"first record (line {lineno}) fits every grader")
                     break
+    return 0
+
+
+_TRAIN_EXTRA = "pip install -e '.[train]'"
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Imported here, not at the top: the trainer pulls in torch and TRL (seconds, and an
+    optional extra), which no other command needs."""
+    try:
+        from trainer import load_train_config, train
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in {"trainer", "rm_service"}:
+            raise  # our own bug, not a missing extra
+        raise RMServiceError(
+            f"`rm-service train` needs the train extra ({exc.name} is missing): {_TRAIN_EXTRA}"
+        ) from None
+    if args.max_steps is not None and args.max_steps < 1:
+        raise RMServiceError(f"--max-steps must be at least 1, got {args.max_steps}")
+    train(load_train_config(args.config), max_steps=args.max_steps, output_dir=args.output_dir)
     return 0
 
 

@@ -1,0 +1,138 @@
+"""From a :class:`TrainConfig` to a ready ``GRPOTrainer``: reward functions, arguments, trainer.
+
+The defaults are the settings that make GRPO work on a CPU (measured, see
+``shared/reference/local_models.md`` §4): ``use_cpu``, no bf16 (GRPOConfig turns it on by
+default), no gradient checkpointing (also on by default, and only slows a small model down), and
+a batch of 8 completions per step in one group of 8. On a CUDA machine the GPU is used, with bf16
+where the card supports it. Anything under ``grpo:`` in the config overrides them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from rm_service._exceptions import RMServiceError
+from rm_service.integrations.trl import RemoteReward, RMServiceReward
+from trainer._config import TrainConfig
+from trainer._data import load_prompts
+from trainer._model import load_model
+
+__all__ = ["build_trainer", "grpo_args", "reward_functions"]
+
+_TINY_DEFAULTS: dict[str, Any] = {"learning_rate": 3e-3, "max_completion_length": 16}
+_REAL_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-5, "max_completion_length": 64}
+
+
+def reward_functions(cfg: TrainConfig) -> list[RMServiceReward]:
+    """The reward as TRL reward functions: the config's reward, or one per grader component.
+
+    Raises:
+        ConfigError: an invalid reward config, an unreachable service, or ``reward.weights``
+            that do not name exactly the components.
+    """
+    spec = cfg.reward
+    try:
+        if spec.url is not None:
+            reward: RMServiceReward = RemoteReward(spec.url, **spec.remote_options())
+        else:
+            assert spec.config is not None  # RewardSpec guarantees exactly one source
+            reward = RMServiceReward(spec.config)
+    except RMServiceError as exc:  # a bad reward config, an unreachable service, ...
+        where = "reward.url" if spec.url is not None else "reward.config"
+        raise cfg.error(where, str(exc)) from None
+    if not spec.per_component:
+        return [reward]
+    functions = reward.per_component()
+    if spec.weights is not None:
+        names = [f.__name__ for f in functions]
+        if set(spec.weights) != set(names):
+            raise cfg.error(
+                "reward.weights",
+                f"must name each component exactly once: {names}, got {sorted(spec.weights)}",
+            )
+    return functions
+
+
+def grpo_args(
+    cfg: TrainConfig,
+    *,
+    output_dir: Path,
+    max_steps: int | None = None,
+    reward_names: list[str] | None = None,
+) -> GRPOConfig:
+    """The ``GRPOConfig``: device defaults, then the config's ``grpo:`` overrides, then
+    ``max_steps`` (the CLI's ``--max-steps``).
+
+    Raises:
+        ConfigError: an unknown ``grpo`` key, or a value GRPOConfig rejects (e.g. a batch size
+            that ``num_generations`` does not divide).
+    """
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    unknown = sorted(set(cfg.grpo) - known)
+    if unknown:
+        raise cfg.error(f"grpo.{unknown[0]}", "not a GRPOConfig field (see trl's GRPOConfig)")
+    gpu = torch.cuda.is_available()
+    args: dict[str, Any] = {
+        "use_cpu": not gpu,
+        "bf16": gpu and torch.cuda.is_bf16_supported(),
+        "fp16": False,
+        _checkpointing_field(known): False,
+        "per_device_train_batch_size": 8,
+        "num_generations": 8,
+        "beta": 0.0,  # no reference model: half the memory, and the recipe TRL defaults to
+        "max_steps": 50,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        **(_TINY_DEFAULTS if cfg.model.tiny is not None else _REAL_DEFAULTS),
+    }
+    if cfg.reward.weights is not None and reward_names is not None:
+        args["reward_weights"] = [cfg.reward.weights[n] for n in reward_names]
+    args.update(cfg.grpo)
+    if max_steps is not None:
+        args["max_steps"] = max_steps
+    try:
+        return GRPOConfig(output_dir=str(output_dir), seed=cfg.seed, **args)
+    except (ValueError, TypeError) as exc:
+        raise cfg.error("grpo", str(exc)) from None
+
+
+def _checkpointing_field(known: set[str]) -> str:
+    """transformers 5 renamed ``gradient_checkpointing`` (setting the old name warns)."""
+    new = "activation_checkpointing"
+    return new if new in known else "gradient_checkpointing"
+
+
+def build_trainer(
+    cfg: TrainConfig, *, output_dir: Path | None = None, max_steps: int | None = None
+) -> GRPOTrainer:
+    """A ``GRPOTrainer`` for the whole config (model loaded, dataset read, rewards connected).
+
+    Raises:
+        ConfigError: anything wrong with the config or the files it names.
+    """
+    functions = reward_functions(cfg)
+    args = grpo_args(
+        cfg,
+        output_dir=Path(output_dir or cfg.output_dir),
+        max_steps=max_steps,
+        reward_names=[f.__name__ for f in functions],
+    )
+    dataset = load_prompts(cfg)
+    model, tokenizer = load_model(cfg)
+    try:
+        return GRPOTrainer(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=functions,
+            args=args,
+            train_dataset=dataset,
+        )
+    except ValueError as exc:  # e.g. the generation batch is not divisible by num_generations
+        raise cfg.error("grpo", str(exc)) from None

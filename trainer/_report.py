@@ -1,0 +1,139 @@
+"""What a run leaves behind: ``log_history.jsonl``, ``reward_curve.png`` and a short summary.
+
+TRL logs a step whose every sample was unscored as a NaN reward. NaN is neither valid JSON nor a
+number to average, so here it becomes ``null`` in the log, a gap in the plot, and is left out of
+the block means (a block with nothing scored shows ``n/a``, never a made-up 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunSummary", "component_names", "plot_rewards", "summarize", "write_history"]
+
+_PREFIX, _SUFFIX = "rewards/", "/mean"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+def write_history(history: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """One JSON object per log entry (NaN/inf written as ``null``)."""
+    with path.open("w") as f:
+        for entry in history:
+            clean = {k: (_number(v) if isinstance(v, float) else v) for k, v in entry.items()}
+            f.write(json.dumps(clean) + "\n")
+
+
+def component_names(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Reward function names logged as ``rewards/<name>/mean``, in first-seen order."""
+    names: dict[str, None] = {}
+    for entry in history:
+        for key in entry:
+            if key.startswith(_PREFIX) and key.endswith(_SUFFIX):
+                names[key[len(_PREFIX) : -len(_SUFFIX)]] = None
+    return list(names)
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> list[float | None]:
+    """``key`` per training step (entries that have a ``reward``), ``None`` where not a number."""
+    return [_number(e.get(key)) for e in history if "reward" in e]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return math.fsum(got) / len(got) if got else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Mean reward over the first and the last ``block`` steps, overall and per component."""
+
+    steps: int
+    block: int
+    seconds: float
+    first: float | None
+    last: float | None
+    components: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def text(self, output_dir: Path, device: str) -> str:
+        """The lines the CLI prints after training."""
+
+        def fmt(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
+        per_step = self.seconds / self.steps if self.steps else 0.0
+        rows = [
+            ("reward", self.first, self.last),
+            # a single function named "reward" is the overall row already
+            *((n, a, b) for n, (a, b) in self.components.items() if n != "reward"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        lines = [
+            f"trained {self.steps} steps in {self.seconds:.1f} s ({per_step:.2f} s/step) "
+            f"on {device}",
+            f"mean reward, first {self.block} steps -> last {self.block} steps:",
+        ]
+        for name, a, b in rows:
+            delta = f"  ({b - a:+.3f})" if a is not None and b is not None else ""
+            lines.append(f"  {name:<{width}}  {fmt(a)} -> {fmt(b)}{delta}")
+        lines += [
+            f"log:  {output_dir / 'log_history.jsonl'}",
+            f"plot: {output_dir / 'reward_curve.png'}",
+        ]
+        return "\n".join(lines)
+
+
+def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummary:
+    """First vs last block (10 steps, or half the run when shorter) of each reward curve."""
+    rewards = _series(history, "reward")
+    n = len(rewards)
+    block = max(1, min(10, n // 2))
+
+    def ends(values: list[float | None]) -> tuple[float | None, float | None]:
+        return (_mean(values[:block]), _mean(values[-block:])) if values else (None, None)
+
+    first, last = ends(rewards)
+    components = {
+        name: ends(_series(history, f"{_PREFIX}{name}{_SUFFIX}"))
+        for name in component_names(history)
+    }
+    return RunSummary(n, block, seconds, first, last, components)
+
+
+def plot_rewards(history: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+    """The reward curve per step: the trained reward bold, each reward function thin."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, and safe off the main thread
+    import matplotlib.pyplot as plt
+
+    steps = [e.get("step", i + 1) for i, e in enumerate(h for h in history if "reward" in h)]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    try:
+        ax.plot(steps, _nan(_series(history, "reward")), lw=2.2, color="black", label="reward")
+        for name in component_names(history):
+            values = _nan(_series(history, f"{_PREFIX}{name}{_SUFFIX}"))
+            ax.plot(steps, values, lw=1.2, alpha=0.8, label=f"{_PREFIX}{name}{_SUFFIX}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("mean reward")
+        ax.set_title(title or "GRPO reward per step")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def _nan(values: Sequence[float | None]) -> list[float]:
+    """``None`` → NaN, which matplotlib draws as a gap."""
+    return [math.nan if v is None else v for v in values]
