@@ -29,7 +29,7 @@ raised at load time, before any record is read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,6 +39,8 @@ from rm_service._mapper import GraderConfig
 from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
 from rm_service.models._factory import JudgeSpec, judge_factory
 
+M = TypeVar("M", bound=BaseModel)
+
 __all__ = [
     "AggregatorSpec",
     "CacheSpec",
@@ -46,6 +48,7 @@ __all__ = [
     "RewardConfig",
     "build_runner",
     "load_config",
+    "validate_yaml",
 ]
 
 
@@ -100,8 +103,9 @@ class RewardConfig(BaseModel):
     id_field: str = "id"
 
 
-def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
-    """Read and validate a reward config from a YAML file (or an already-parsed dict).
+def validate_yaml(source: str | Path | dict[str, Any], model: type[M]) -> tuple[M, str]:
+    """Read a YAML file (or take an already-parsed dict) and validate it as ``model``; returns
+    the model and the label errors use (the path, or ``<config>``).
 
     Raises:
         ConfigError: unreadable file, bad YAML, or a field that fails validation; the message
@@ -122,12 +126,22 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
             f"{label}: expected a mapping at the top level, got {type(data).__name__}"
         )
     try:
-        cfg = RewardConfig.model_validate(data)
+        return model.model_validate(data), label
     except ValidationError as exc:
         lines = [
             f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
         ]
         raise ConfigError(f"{label}: " + "; ".join(lines)) from None
+
+
+def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
+    """Read and validate a reward config from a YAML file (or an already-parsed dict), and build
+    its runner once so a bad grader parameter fails here, not at the first record.
+
+    Raises:
+        ConfigError: as :func:`validate_yaml`, or a grader/aggregator that cannot be built.
+    """
+    cfg, label = validate_yaml(source, RewardConfig)
     try:
         build_runner(cfg)  # fail at load time, not at the first record
     except RMServiceError as exc:

@@ -26,9 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from rm_service._config import validate_yaml
 from rm_service._exceptions import ConfigError
 
 __all__ = [
@@ -189,28 +189,8 @@ def load_train_config(source: str | Path | dict[str, Any]) -> TrainConfig:
         ConfigError: unreadable file, bad YAML, a field that fails validation, or an input path
             that does not exist; the message names the file and the field.
     """
-    label = str(source) if not isinstance(source, dict) else "<config>"
     base = Path(source).resolve().parent if not isinstance(source, dict) else Path.cwd()
-    if isinstance(source, dict):
-        data: Any = source
-    else:
-        try:
-            data = yaml.safe_load(Path(source).read_text())
-        except OSError as exc:
-            raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{label}: expected a mapping at the top level, got {type(data).__name__}"
-        )
-    try:
-        cfg = TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = [
-            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise ConfigError(f"{label}: " + "; ".join(lines)) from None
+    cfg, label = validate_yaml(source, TrainConfig)
     cfg._source = label
     _resolve_inputs(cfg, base)
     return cfg
