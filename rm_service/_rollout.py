@@ -438,16 +438,22 @@ def _check_messages(messages: Any, i: int) -> list[Mapping[str, Any]]:
     return list(messages)
 
 
+def _one_per_turn(value: Any, key: str, turns: list[int], i: int) -> Sequence[Any]:
+    """``value`` checked to be a list with one entry per assistant turn."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise InputError(f"rollout {i}: {key!r} must be a list, got {type(value).__name__}")
+    if len(value) != len(turns):
+        raise InputError(
+            f"rollout {i}: {key!r} has {len(value)} entries but the rollout has "
+            f"{len(turns)} assistant turn(s) (messages {turns}); give one per assistant turn"
+        )
+    return value
+
+
 def _check_env(env: Any, turns: list[int], i: int) -> list[float | None] | None:
     if env is None:
         return None
-    if not isinstance(env, Sequence) or isinstance(env, str | bytes):
-        raise InputError(f"rollout {i}: 'env_rewards' must be a list, got {type(env).__name__}")
-    if len(env) != len(turns):
-        raise InputError(
-            f"rollout {i}: 'env_rewards' has {len(env)} entries but the rollout has "
-            f"{len(turns)} assistant turn(s) (messages {turns}); give one per assistant turn"
-        )
+    env = _one_per_turn(env, "env_rewards", turns, i)
     out: list[float | None] = []
     for t, r in enumerate(env):
         if r is not None and not (_is_number(r) and 0.0 <= r <= 1.0):
@@ -462,13 +468,7 @@ def _check_env(env: Any, turns: list[int], i: int) -> list[float | None] | None:
 def _check_infos(infos: Any, turns: list[int], i: int) -> list[Mapping[str, Any]]:
     if infos is None:
         return [{} for _ in turns]
-    if not isinstance(infos, Sequence) or isinstance(infos, str | bytes):
-        raise InputError(f"rollout {i}: 'step_infos' must be a list, got {type(infos).__name__}")
-    if len(infos) != len(turns):
-        raise InputError(
-            f"rollout {i}: 'step_infos' has {len(infos)} entries but the rollout has "
-            f"{len(turns)} assistant turn(s) (messages {turns}); give one per assistant turn"
-        )
+    infos = _one_per_turn(infos, "step_infos", turns, i)
     for t, info in enumerate(infos):
         if not isinstance(info, Mapping):
             raise InputError(
