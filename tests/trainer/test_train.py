@@ -136,3 +136,46 @@ def test_conversational_prompts_on_the_tiny_model(tmp_path: Path) -> None:
     cfg["dataset"] = {"path": str(data)}
     history = train(load_train_config(cfg), echo=None).history
     assert all(0 <= v <= 1 for v in _steps(history, "reward"))
+
+
+def _smollm2_missing() -> str | None:
+    import importlib.util
+
+    from rm_service.models._local import LocalModelUnavailable, default_gguf_path
+
+    if importlib.util.find_spec("gguf") is None:  # the [local] extra reads the GGUF
+        return "gguf is not installed"
+    try:
+        default_gguf_path()  # the weights package is optional (installed with --no-deps)
+    except LocalModelUnavailable as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_smollm2_missing() is not None, reason=str(_smollm2_missing()))
+def test_a_real_model_trains_on_conversational_prompts(tmp_path: Path) -> None:
+    """``path: smollm2``: the packaged SmolLM2-135M-Instruct (GGUF, converted once and cached)
+    takes GRPO steps with chat prompts through its own chat template. ~5 s a step on 2 cores."""
+    prompts = tmp_path / "chat.jsonl"
+    prompts.write_text(
+        "".join(
+            json.dumps({"prompt": [{"role": "user", "content": f"Answer with a number: {i}+{i}?"}]})
+            + "\n"
+            for i in range(4)
+        )
+    )
+    cfg = _config(tmp_path, {"config": str(EXAMPLE_REWARD), "per_component": True})
+    cfg["model"] = {"path": "smollm2"}
+    cfg["dataset"] = {"path": str(prompts)}
+    cfg["grpo"] = {
+        "max_steps": 1,
+        "per_device_train_batch_size": 4,
+        "num_generations": 4,
+        "max_completion_length": 8,
+    }
+    train(load_train_config(cfg))
+    (step,) = _history(tmp_path / "out")[:1]
+    assert step["step"] == 1 and math.isfinite(step["loss"])
+    assert {"rewards/digit/mean", "rewards/long/mean"} <= set(step)
+    assert step["rm_service/failure_rate"] == 0.0
