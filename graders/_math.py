@@ -179,10 +179,10 @@ class _MathPool:
             self._closed = True
             threads = list(self._threads)
             workers = list(self._workers)
-        for _ in threads:
-            self._jobs.put(None)
         for w in workers:
             w.kill()
+        # Answer the queued jobs first, then wake each feeder with its sentinel: draining after
+        # the sentinels would swallow some of them and leave those feeders blocked forever.
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -190,6 +190,8 @@ class _MathPool:
                 break
             if job is not None and job.future.set_running_or_notify_cancel():
                 job.future.set_result(("error", "the math worker pool was shut down"))
+        for _ in threads:
+            self._jobs.put(None)
 
     def _start_worker(self) -> _Worker:
         worker = _Worker(self._ctx)

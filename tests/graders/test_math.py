@@ -217,3 +217,17 @@ async def test_accuracy_on_labelled_cases() -> None:
     assert not [r for r in results if isinstance(r, GraderError) and r.kind == "timeout"]
     assert accuracy >= 0.98, accuracy
     assert precision >= 0.99, precision
+
+
+def test_shutdown_stops_every_feeder_thread() -> None:
+    """Each shutdown wakes all of the pool's feeder threads (a queue drained after the
+    sentinels once swallowed some, leaving a blocked thread per app shutdown)."""
+    grader = MathGrader()
+    for _ in range(3):
+        assert asyncio.run(grade(grader, "2", r"\boxed{2}")).score == 1.0
+        feeders = [t for t in threading.enumerate() if t.name.startswith("rm-service-math-")]
+        assert feeders
+        shutdown_math_pool()
+        for t in feeders:
+            t.join(5)
+        assert not any(t.is_alive() for t in feeders)
