@@ -23,6 +23,7 @@ that can be checked without torch is checked at load time.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +134,9 @@ class RewardSpec(BaseModel):
         if self.weights is not None:
             if not self.per_component:
                 raise ValueError("weights need per_component: true (the reward config weighs)")
-            bad = {k: w for k, w in self.weights.items() if w < 0}
+            bad = {k: w for k, w in self.weights.items() if not (math.isfinite(w) and w >= 0)}
             if bad:
-                raise ValueError(f"weights must be >= 0, got {bad}")
+                raise ValueError(f"weights must be finite and >= 0, got {bad}")
         return self
 
     def remote_options(self) -> dict[str, Any]:

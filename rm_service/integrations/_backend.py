@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 import threading
 import time
@@ -46,7 +47,7 @@ from rm_service.models._base import (
 )
 from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
 
-__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RewardSource", "as_backend"]
+__all__ = ["Backend", "LocalBackend", "RemoteBackend", "RewardSource", "as_backend", "jsonable"]
 
 logger = logging.getLogger("rm_service.integrations")
 
@@ -206,7 +207,7 @@ class RemoteBackend:
     async def _chunk(
         self, client: httpx.AsyncClient, start: int, records: list[Mapping[str, Any]]
     ) -> list[RecordResult]:
-        body: dict[str, Any] = {"records": records, "deadline": self.timeout * 0.9}
+        body: dict[str, Any] = {"records": jsonable(records), "deadline": self.timeout * 0.9}
         if self.reward is not None:
             body["reward"] = self.reward
         deadline = time.monotonic() + self.timeout * (self.policy.max_retries + 1)
@@ -234,6 +235,8 @@ class RemoteBackend:
             raise JudgeTimeout(f"no answer within {self.timeout} s", attempts=n) from exc
         except httpx.TransportError as exc:
             raise JudgeConnectionError(f"cannot reach {self.url}: {exc!r}", attempts=n) from exc
+        except httpx.HTTPError as exc:  # a broken body, redirect loops: not worth retrying
+            raise JudgeHTTPError(f"{type(exc).__name__}: {exc}", attempts=n) from exc
         if resp.status_code == 429:
             raise JudgeRateLimited(
                 f"HTTP 429: {resp.text[:200]}",
@@ -298,3 +301,33 @@ def _record(index: int, out: Mapping[str, Any], reward_name: str) -> RecordResul
     return RecordResult(
         index=index, id=out.get("id"), reward_name=reward_name, components=components
     )
+
+
+_SKIP = object()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` in plain JSON types, dropping what has no JSON form (a tokenizer, a client).
+
+    numpy and torch values become numbers and lists (``.tolist()``), tuples lists, keys strings,
+    and NaN or infinite floats ``None`` (a missing value, as pandas and parquet mean it; JSON has
+    no NaN). A list holding something unrepresentable is dropped whole rather than silently
+    shortened. Used on every record sent to a service, so a record means the same there.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        items = ((str(k), jsonable(v)) for k, v in value.items())
+        return {k: v for k, v in items if v is not _SKIP}
+    if isinstance(value, list | tuple):
+        out = [jsonable(v) for v in value]
+        return _SKIP if any(v is _SKIP for v in out) else out
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        try:
+            return jsonable(tolist())
+        except Exception:
+            return _SKIP
+    return _SKIP

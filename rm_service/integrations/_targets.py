@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from rm_service._exceptions import ConfigError
 from rm_service._result import RecordResult
-from rm_service.integrations._backend import Backend, LocalBackend, RemoteBackend, logger
+from rm_service.integrations._backend import Backend, LocalBackend, RemoteBackend, jsonable, logger
 
 __all__ = [
     "Config",
@@ -31,7 +31,6 @@ __all__ = [
     "cached_target",
     "finite",
     "grade_safely",
-    "jsonable",
     "reward_key",
     "run_blocking",
 ]
@@ -157,29 +156,3 @@ def finite(value: Any, name: str) -> float:
     if not math.isfinite(out) or isinstance(value, bool):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     return out
-
-
-_SKIP = object()
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` in plain JSON types, dropping what has no JSON form (a tokenizer, a client).
-
-    numpy and torch values become numbers and lists (``.tolist()``), tuples lists, keys strings.
-    A list holding something unrepresentable is dropped whole rather than silently shortened.
-    """
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, Mapping):
-        items = ((str(k), jsonable(v)) for k, v in value.items())
-        return {k: v for k, v in items if v is not _SKIP}
-    if isinstance(value, list | tuple):
-        out = [jsonable(v) for v in value]
-        return _SKIP if any(v is _SKIP for v in out) else out
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        try:
-            return jsonable(tolist())
-        except Exception:
-            return _SKIP
-    return _SKIP

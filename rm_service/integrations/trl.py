@@ -18,8 +18,12 @@ TRL's contract (trl 1.16, ``GRPOTrainer._calculate_rewards``) and how it is met:
   ``{"prompt", "query", "response", "completion", "completion_ids"?, "messages"?, **columns}``;
   the reward config's mappers pick grader fields from it (e.g. ``reference_response:
   solution``). ``query``/``response`` are plain text in both of TRL's formats: for
-  conversational data, the last user message and the completion's last message;
-  ``messages`` is then the whole conversation.
+  conversational data, the last user message and the completion's last assistant message;
+  ``messages`` is then the whole conversation. A dataset column named like one of these
+  fields is an error (it would be shadowed: a gold ``response`` column graded as the
+  completion). Sent to a service, records go through
+  :func:`~rm_service.integrations._backend.jsonable` (NaN becomes null, values JSON cannot
+  carry, such as images, are dropped).
 * **Returns** ``list[float | None]`` of exactly the batch's length. ``None`` where the reward is
   unscored (judge down, unparseable verdict, bad record): TRL turns it into NaN and leaves that
   sample out of the function's mean and the weighted sum instead of training on a fake 0.
@@ -53,10 +57,15 @@ from rm_service._exceptions import ConfigError, InputError
 from rm_service._result import GraderScore, RecordResult
 from rm_service.integrations._backend import Backend, RemoteBackend, RewardSource, as_backend
 
-__all__ = ["RMServiceReward", "RemoteReward", "trl_records"]
+__all__ = ["RECORD_FIELDS", "RMServiceReward", "RemoteReward", "trl_records"]
 
 TRL_EXTRAS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
 """Keyword arguments TRL adds for the function itself; never forwarded to graders."""
+
+RECORD_FIELDS = frozenset(
+    {"prompt", "query", "response", "completion", "completion_ids", "messages"}
+)
+"""The record fields built from the batch itself; a dataset column may not reuse these names."""
 
 
 def _text(content: Any) -> str:
@@ -85,7 +94,9 @@ def _query_of(prompt: Any) -> str:
 
 def _response_of(completion: Any) -> str:
     if _is_conversation(completion):
-        return _text(completion[-1].get("content")) if completion else ""
+        # The model's last word: a completion cut off after a tool result ends with that result.
+        said = [m for m in completion if m.get("role") == "assistant"]
+        return _text((said or completion)[-1].get("content")) if completion else ""
     return _text(completion)
 
 
@@ -108,6 +119,15 @@ def trl_records(
     for key, values in lists.items():
         if len(values) != n:
             raise InputError(f"{key!r} has {len(values)} values for {n} completions")
+    clash = sorted(RECORD_FIELDS.intersection(columns or {}))
+    if clash:
+        # Silently shadowing a gold ``response`` column with the completion would grade each
+        # completion against itself.
+        raise InputError(
+            f"dataset column(s) {clash} would be overwritten by the fields this reward sets "
+            f"({sorted(RECORD_FIELDS)}); rename them, e.g. dataset.rename_column("
+            f"{clash[0]!r}, 'reference_{clash[0]}'), and map the new name in the reward config"
+        )
     records = []
     for i, completion in enumerate(completions):
         rec = {key: values[i] for key, values in (columns or {}).items()}

@@ -47,12 +47,12 @@ from typing import Any, TypeVar
 from rm_service._exceptions import InputError
 from rm_service._openrlhf import openrlhf_response
 from rm_service._result import RecordResult
+from rm_service.integrations._backend import jsonable
 from rm_service.integrations._targets import (
     Config,
     acached_target,
     finite,
     grade_safely,
-    jsonable,
     reward_key,
     run_blocking,
 )

@@ -5,6 +5,7 @@ client against a real service (retries, a failed batch as None, never 0)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,39 @@ async def test_remote_400_is_not_retried() -> None:
     with serve_in_thread(app) as url:
         assert await RemoteReward(url, retries=3)(["p"], ["c"]) == [None]
     assert len(calls) == 1
+
+
+def test_a_column_that_would_be_shadowed_is_an_error() -> None:
+    """A gold ``response`` column must not be silently replaced by the completion (each
+    completion would then be graded against itself)."""
+    with pytest.raises(InputError, match=r"\['response'\] would be overwritten"):
+        trl_records(["2+2?"], ["5"], None, {"response": ["4"]})
+
+
+def test_the_response_is_the_last_assistant_message() -> None:
+    completion = [
+        {"role": "assistant", "content": "let me check", "tool_calls": []},
+        {"role": "tool", "content": "4"},
+        {"role": "assistant", "content": "It is 4."},
+        {"role": "tool", "content": "(cut off)"},
+    ]
+    (rec,) = trl_records([[{"role": "user", "content": "2+2?"}]], [completion])
+    assert rec["response"] == "It is 4."
+
+
+def test_jsonable_records_for_a_service() -> None:
+    from rm_service.integrations._backend import jsonable
+
+    class Image:
+        pass
+
+    rec = {"a": math.nan, "b": Image(), "c": [1, Image()], "d": (1.5, math.inf), "e": {"f": 2}}
+    assert jsonable(rec) == {"a": None, "d": [1.5, None], "e": {"f": 2}}
+
+
+async def test_remote_reward_sends_nan_and_drops_unserialisable_columns() -> None:
+    with serve_in_thread(create_app(CONFIG)) as url:
+        out = await RemoteReward(url)(
+            PROMPTS, COMPLETIONS, difficulty=[math.nan, 1.0, 2.0, 3.0], image=[object()] * 4
+        )
+    assert out == approx(EXPECTED["reward"])

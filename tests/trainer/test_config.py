@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import sys
 from pathlib import Path
@@ -60,6 +61,16 @@ def test_example_config_loads_with_paths_relative_to_the_file() -> None:
         ({"reward": {"config": "reward.yaml", "api_key": "k"}}, "api_key only apply with url"),
         ({"reward": {"config": "reward.yaml", "weights": {"n": 1}}}, "weights need per_component"),
         ({"reward": {"config": "gone.yaml"}}, "reward.config: gone.yaml does not exist"),
+        (
+            {
+                "reward": {
+                    "config": "reward.yaml",
+                    "per_component": True,
+                    "weights": {"n": math.nan},
+                }
+            },
+            "weights must be finite and >= 0",
+        ),
         ({"grpo": {"output_dir": "x"}}, "grpo.output_dir: set it at the top level"),
         ({"epochs": 3}, "epochs: Extra inputs are not permitted"),
     ],
