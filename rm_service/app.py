@@ -14,7 +14,7 @@ Why it is built this way:
 * **Nothing hangs.** Each request has a deadline (the runner returns unfinished components as
   unscored ``timeout``), and a client that disconnects cancels its grading.
 * **Clean shutdown.** The lifespan hook closes what serving opened: judge clients (committee
-  members' too), judge cache files, the math worker processes.
+  members' too) and judge cache files. The math worker pool is process-wide and stops at exit.
 * **Light import.** Only this module imports FastAPI; ``import rm_service`` does not import it.
 
 Usage::
@@ -463,9 +463,9 @@ def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, str | None]:
 
 
 async def _close_resources(entries: Iterable[RewardEntry]) -> None:
-    """Close what serving opened: judge clients on this loop, judge caches' SQLite files, and
-    the math worker processes. Each step is guarded: a failing close must not stop the others
-    (or the server's shutdown)."""
+    """Close what serving opened: judge clients on this loop and judge caches' SQLite files
+    (both reopen lazily if the graders are used again). Each step is guarded: a failing close
+    must not stop the others (or the server's shutdown)."""
     closed: set[int] = set()
     for grader in _graders(entries):
         for obj, method in (
@@ -482,9 +482,8 @@ async def _close_resources(entries: Iterable[RewardEntry]) -> None:
                     await done
             except Exception as exc:  # shutting down: report, go on
                 _log.warning("closing %r failed: %s: %s", obj, type(exc).__name__, exc)
-    from graders import _math
-
-    _math.shutdown_math_pool()
+    # Not the math worker pool: it is process-wide, possibly in use by other code in the same
+    # process (an in-process trainer sharing a runner), and it is stopped at exit anyway.
 
 
 async def _probe_judges(entries: Any, probe_timeout: float) -> dict[str, dict[str, Any]]:

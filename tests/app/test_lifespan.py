@@ -54,7 +54,7 @@ async def test_readyz_is_ready_when_every_committee_judge_answers(
     assert list(resp.json()["judges"]) == [judge_server.base_url.rstrip("/")]
 
 
-async def test_shutdown_closes_judge_clients_caches_and_the_math_pool(
+async def test_shutdown_closes_judge_clients_and_caches_not_the_math_pool(
     judge_server: JudgeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     judge_server.responder = lambda body: Reply(json.dumps({"reason": "on topic", "score": 5}))
@@ -78,4 +78,5 @@ async def test_shutdown_closes_judge_clients_caches_and_the_math_pool(
         assert not closed and not pool_shutdowns and cache._db is not None
     assert len(closed) == 2  # each member's client, once
     assert cache._db is None  # the SQLite file is closed (it reopens on next use)
-    assert pool_shutdowns == [True]
+    # The math pool is process-wide (an in-process trainer may share it): left to atexit.
+    assert pool_shutdowns == []
