@@ -365,7 +365,11 @@ def _json(content: Any) -> Response:
     bug, and an error is better than a body that strict JSON parsers reject.
     """
     body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return Response(body.encode(), media_type="application/json")
+    try:
+        data = body.encode()
+    except UnicodeEncodeError:  # a lone surrogate from the request (an id "\ud800"): escape it
+        data = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+    return Response(data, media_type="application/json")
 
 
 def _describe(entry: RewardEntry) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def reward_key(
         raise ConfigError(
             f"config must be a reward YAML path or a config mapping, got {type(config).__name__}"
         )
-    return ("config-dict", json.dumps(plain, sort_keys=True), None, None)
+    return ("config-dict", json.dumps(plain), None, None)  # key order kept: graders run in it
 
 
 def _build(key: _Key) -> Target:

@@ -175,3 +175,13 @@ async def test_the_hand_built_response_matches_its_documented_model_exactly() ->
         assert GradeResponse.model_validate(body).model_dump(mode="json") == body
     assert [x["status"] for x in resp.json()["results"]] == ["ok", "error", "ok"]
     assert late.json()["results"][0]["error_kinds"]["slow"] == "timeout"
+
+
+async def test_an_id_with_a_lone_surrogate_comes_back_escaped_not_a_500() -> None:
+    app = make_app()
+    body = '{"records": [{"id": "a\\ud800", "response": "x"}]}'
+    async with client(app) as c:
+        resp = await c.post("/grade", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    assert b'"a\\ud800"' in resp.content
+    assert resp.json()["results"][0]["id"] == "a\ud800"
