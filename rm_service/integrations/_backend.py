@@ -142,6 +142,9 @@ class RemoteBackend:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._described: tuple[str, list[str], list[str]] | None = None
         self._lock = threading.Lock()
+        self._queued: dict[asyncio.AbstractEventLoop, list[tuple[list[Any], asyncio.Future[Any]]]]
+        self._queued = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RemoteBackend(url={self.url!r}, reward={self.reward!r})"
@@ -187,7 +190,46 @@ class RemoteBackend:
         return desc["reward"], graders, names
 
     async def agrade(self, records: Sequence[Mapping[str, Any]]) -> list[RecordResult]:
-        records = list(records)
+        """Grade ``records`` (indexes 0..n-1), sharing requests with concurrent callers.
+
+        Calls made on one event loop in the same turn (verl's reward loop gathers one
+        ``compute_score`` per sample) are coalesced: their records go out together, in
+        ``batch_size`` chunks, and each caller gets its own slice back. Without this, every
+        sample would be one HTTP request on a new connection.
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[RecordResult]] = loop.create_future()
+        with self._lock:
+            queued = self._queued.get(loop)
+            if queued is None:
+                queued = self._queued[loop] = []
+                loop.call_soon(self._flush, loop)
+            queued.append((list(records), waiter))
+        return await waiter
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            queued = self._queued.pop(loop, [])
+        task = loop.create_task(self._send(queued))
+        self._sending.add(task)  # a reference until done: the loop keeps only weak ones
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, queued: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._grade_now([rec for records, _ in queued for rec in records])
+        except BaseException as exc:  # a bug or cancellation: every caller hears of it
+            for _, waiter in queued:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            raise
+        start = 0
+        for records, waiter in queued:
+            part = results[start : start + len(records)]
+            start += len(records)
+            if not waiter.done():  # the caller may have been cancelled meanwhile
+                waiter.set_result([r.model_copy(update={"index": i}) for i, r in enumerate(part)])
+
+    async def _grade_now(self, records: list[Mapping[str, Any]]) -> list[RecordResult]:
         if self._described is None:
             try:
                 await asyncio.to_thread(self.describe)

@@ -332,3 +332,19 @@ async def test_remote_reward_sends_nan_and_drops_unserialisable_columns() -> Non
             PROMPTS, COMPLETIONS, difficulty=[math.nan, 1.0, 2.0, 3.0], image=[object()] * 4
         )
     assert out == approx(EXPECTED["reward"])
+
+
+async def test_concurrent_remote_calls_share_one_request() -> None:
+    """verl's reward loop gathers one call per sample: on one loop they go out together."""
+    from rm_service.integrations._backend import RemoteBackend
+
+    app, calls = flaky_app(fail_first=0)
+    with serve_in_thread(app) as url:
+        backend = RemoteBackend(url)
+        backend.describe()
+        parts = await asyncio.gather(*(backend.agrade([{"response": "x"}] * k) for k in (1, 3, 2)))
+        assert [[r.index for r in p] for p in parts] == [[0], [0, 1, 2], [0, 1]]
+        assert all(r.reward == 0.5 for p in parts for r in p)
+        assert len(calls) == 1
+        await backend.agrade([{"response": "y"}])  # a later turn: a request of its own
+        assert len(calls) == 2
