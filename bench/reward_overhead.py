@@ -12,7 +12,9 @@ event-loop thread while the caller blocks on ``.result()``. Four modes:
 * ``in-process x3``: ``per_component()``, three functions gathered, one grading pass;
 * ``remote``: ``RemoteReward(url)`` against ``rm-service serve`` (``python -m rm_service._serve``)
   in its own process on 127.0.0.1, the real uvicorn server;
-* ``remote x3``: per-component functions over the same service.
+* ``remote x3``: per-component functions over the same service;
+* ``verl remote``: the same batch as verl's reward loop scores it, one ``compute_score(...,
+  url=...)`` per sample, all 64 gathered (the remote client coalesces them into shared requests).
 
 The figure of merit is what ``remote`` adds over ``in-process`` per batch (target ≤ 10 ms):
 JSON both ways, the HTTP round trip, the server's validation and response shaping. The records
@@ -90,6 +92,24 @@ def measure(
     return times
 
 
+def verl_wave(url: str, kwargs: dict[str, Any]) -> Callable[..., Any]:
+    """The batch as verl's reward loop scores it: one ``compute_score`` per sample, gathered."""
+    from rm_service.integrations.verl import compute_score
+
+    async def wave(**_: Any) -> list[float]:
+        outs = await asyncio.gather(
+            *(
+                compute_score("bench", c, g, {"question": p}, url=url)
+                for p, c, g in zip(
+                    kwargs["prompts"], kwargs["completions"], kwargs["ground_truth"], strict=True
+                )
+            )
+        )
+        return [o["score"] for o in outs]
+
+    return wave
+
+
 def start_service(port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "rm_service._serve", "--config", str(CONFIG), "--port", str(port)]
     cmd += ["--log-level", "warning"]
@@ -145,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
                 "remote x3", measure(trl, remote.per_component(), kwargs, args.batches, args.warmup)
             )
         )
+        verl = verl_wave(f"http://127.0.0.1:{port}", kwargs)
+        rows.append(row("verl remote", measure(trl, [verl], kwargs, args.batches, args.warmup)))
     finally:
         proc.kill()
         proc.wait()
     # The same rewards both ways (one sample has a non-numeric reference: None in every mode).
     assert outputs[0] == outputs[2] and outputs[1] == outputs[3], "remote differs from in-process"
+    # verl cannot skip: its fallback 0.0 stands where the others say None.
+    assert [[0.0 if v is None else v for v in outputs[0][0]]] == outputs[4], "verl differs"
     print(f"$ python bench/{Path(__file__).name} " + " ".join(argv or sys.argv[1:]))
     print(
         f"machine: {os.cpu_count()} cores ({platform.processor() or 'unknown'}), "
