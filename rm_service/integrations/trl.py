@@ -36,9 +36,10 @@ TRL's contract (trl 1.16, ``GRPOTrainer._calculate_rewards``) and how it is met:
   own ``rewards/<name>/mean`` curve while every record is graded once.
 * **Logged** with ``log_metric`` (averaged by TRL per logging step): ``rm_service/failure_rate``
   (share of unscored rewards), ``rm_service/latency_s`` (grading time per batch) and, per
-  component, ``rm_service/<name>/mean`` and ``rm_service/<name>/failure_rate``. With a single
-  function, each grader's scores also go to the completions table through ``log_extra``;
-  ``rm_service/errors`` holds each row's failures.
+  component, ``rm_service/<name>/failure_rate`` and ``rm_service/<name>/mean`` (the latter only
+  for components that are not TRL functions themselves: TRL logs ``rewards/<name>/mean``).
+  With a single function, each grader's scores also go to the completions table through
+  ``log_extra``; ``rm_service/errors`` holds each row's failures.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ class _Shared:
         self.backend = backend
         self.lock = threading.Lock()
         self.batch: _Batch | None = None
+        # Components handed to TRL as functions: per_component()'s, and any function once called
+        # (a parent whose per_component() siblings are what TRL gets is never called).
         self.functions: set[str] = set()
 
     async def grade(
@@ -231,7 +234,6 @@ class RMServiceReward:
             raise ConfigError(f"component {component!r} is not one of {self._names}")
         self.component = component
         self.__name__ = name or component
-        self._shared.functions.add(component)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.__name__!r}, backend={self._shared.backend!r})"
@@ -249,6 +251,7 @@ class RMServiceReward:
         for comp in components if components is not None else self._graders:
             sibling = copy.copy(self)
             sibling._bind(comp, None)
+            self._shared.functions.add(comp)
             out.append(sibling)
         return out
 
@@ -259,6 +262,7 @@ class RMServiceReward:
         completion_ids: Sequence[Sequence[int]] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
+        self._shared.functions.add(self.component)
         columns = {k: v for k, v in kwargs.items() if k not in TRL_EXTRAS}
         ids = completion_ids if self.include_completion_ids else None
         results, seconds, fresh = await self._shared.grade(
@@ -288,7 +292,7 @@ class RMServiceReward:
             for comp in self._names:
                 scores = [_score(r, comp) for r in results]
                 got = [s for s in scores if s is not None]
-                if got:
+                if got and comp not in self._shared.functions:  # TRL logs rewards/<fn>/mean
                     log_metric(f"rm_service/{comp}/mean", math.fsum(got) / len(got))
                 log_metric(f"rm_service/{comp}/failure_rate", 1 - len(got) / n)
         if log_extra is not None:

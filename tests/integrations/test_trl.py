@@ -348,3 +348,11 @@ async def test_concurrent_remote_calls_share_one_request() -> None:
         assert len(calls) == 1
         await backend.agrade([{"response": "y"}])  # a later turn: a request of its own
         assert len(calls) == 2
+
+
+async def test_no_duplicate_means_for_components_trl_already_logs() -> None:
+    metrics: dict[str, float] = {}
+    funcs = RMServiceReward(CONFIG).per_component()
+    await asyncio.gather(*(f(PROMPTS, COMPLETIONS, log_metric=metrics.__setitem__) for f in funcs))
+    assert "rm_service/short/mean" not in metrics  # TRL logs rewards/short/mean
+    assert metrics["rm_service/reward/mean"] == pytest.approx((0.975 + 0.25 + 0.95) / 3)
