@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ from rm_service._exceptions import ConfigError, RMServiceError
 __all__ = ["SPEC_ENV", "add_arguments", "app_from_env", "parse_configs", "serve", "serve_args"]
 
 SPEC_ENV = "RM_SERVICE_SERVE_SPEC"
+
+_log = logging.getLogger("rm_service.serve")
 
 _SETTING_ARGS = {
     "max_records": "max_records",
@@ -50,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="[NAME=]FILE",
         help="a reward config; repeat for several, NAME=FILE to name one; the first is the "
-        "default (env RM_SERVICE_CONFIG)",
+        "default (env RM_SERVICE_CONFIG; with none, the embedded default reward)",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -75,14 +78,20 @@ def parse_configs(values: list[str] | None) -> dict[str, str]:
     ``NAME=FILE`` names a config unless the whole value is an existing file (paths may contain
     ``=``).
 
+    With no value and no ``RM_SERVICE_CONFIG``, the embedded default reward is served, named
+    ``default``, and a warning says so.
+
     Raises:
-        ConfigError: no config, or two configs with the same name.
+        ConfigError: two configs with the same name.
     """
     if not values:
         env = os.environ.get("RM_SERVICE_CONFIG")
         values = [env] if env else []
     if not values:
-        raise ConfigError("no reward config: pass --config FILE or set RM_SERVICE_CONFIG")
+        from rm_service._default import DEFAULT_CONFIG, DEFAULT_NOTICE, DEFAULT_REWARD_NAME
+
+        _log.warning("%s", DEFAULT_NOTICE)
+        return {DEFAULT_REWARD_NAME: str(DEFAULT_CONFIG)}
     out: dict[str, str] = {}
     for value in values:
         name, sep, path = value.partition("=")

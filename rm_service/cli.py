@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         "-c",
         "--config",
         default=os.environ.get("RM_SERVICE_CONFIG"),
-        help="reward config YAML (env RM_SERVICE_CONFIG)",
+        help="reward config YAML (env RM_SERVICE_CONFIG; default: the embedded default reward)",
     )
     g.add_argument(
         "-o", "--output", type=Path, help="output JSONL (default: INPUT with .graded.jsonl)"
@@ -102,9 +102,13 @@ def main(argv: list[str] | None = None) -> int:
 def _runner_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from rm_service._config import build_runner, load_config
 
-    if not args.config:
-        raise RMServiceError("no reward config: pass --config FILE or set RM_SERVICE_CONFIG")
-    cfg = load_config(args.config)
+    config = args.config
+    if not config:
+        from rm_service._default import DEFAULT_CONFIG, DEFAULT_NOTICE
+
+        print(f"rm-service: {DEFAULT_NOTICE}", file=sys.stderr)
+        config = DEFAULT_CONFIG
+    cfg = load_config(config)
     overrides = {}
     if getattr(args, "max_concurrency", None):
         overrides["max_concurrency"] = args.max_concurrency
