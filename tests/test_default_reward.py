@@ -81,3 +81,11 @@ def test_grade_with_no_config_uses_the_default_and_says_so(tmp_path: Path) -> No
     assert "embedded default reward" in proc.stderr
     rewards = {r["id"]: r["reward"] for r in map(json.loads, out.read_text().splitlines())}
     assert rewards == {"right": pytest.approx(1.0), "wrong": pytest.approx(0.3)}
+
+
+def test_the_readme_demo_config_is_the_default() -> None:
+    """The README says ``examples/reward.yaml`` is the default; keep the two from drifting."""
+    import yaml
+
+    example = yaml.safe_load((ROOT / "examples" / "reward.yaml").read_text())
+    assert yaml.safe_load(DEFAULT_CONFIG.read_text()) == example
