@@ -5,9 +5,15 @@ and raises a ``BaseException`` that ``except Exception`` lets through. A reward 
 event loops and worker threads, so the work goes to a process pool instead:
 
 * **Workers** (:mod:`graders._math_worker`) run each check on their main thread under a
-  ``SIGALRM`` interval timer, catch everything, and answer over a pipe. They are started with the
-  ``forkserver`` method (``spawn`` where that is missing), never ``fork``: the parent has threads
-  (TRL's event-loop thread, our feeder threads), and forking a threaded process can deadlock.
+  ``SIGALRM`` interval timer, catch everything, and answer over a socket. Each is a fresh
+  interpreter started with :mod:`subprocess` (``python -c`` + a small bootstrap), not with
+  :mod:`multiprocessing`: ``spawn`` and ``forkserver`` re-import the caller's ``__main__`` in
+  every child, so a user's script without an ``if __name__ == "__main__":`` guard ran once per
+  worker (and failed there with the ``freeze_support()`` error), and ``fork`` is out because the
+  parent has threads (TRL's event-loop thread, our feeder threads) and forking a threaded process
+  can deadlock. ``subprocess`` execs at once, which is safe from threads, and the child imports
+  only :mod:`graders._math_worker`, with the parent's ``sys.path``, whatever ``__main__`` is
+  (a script, pytest, a uvicorn worker, a notebook).
 * **Feeder threads** in the parent, one per worker, take jobs from a shared queue, send each to
   their worker and wait for the reply with an outer deadline. A worker that misses it (stuck in C
   code, where the timer cannot interrupt it) is killed and replaced; the other workers keep going,
@@ -17,9 +23,8 @@ event loops and worker threads, so the work goes to a process pool instead:
   works from any event loop in any thread. Nothing is bound to a loop: the pool is process-wide,
   created lazily under a lock, and survives ``asyncio.run`` calls coming and going.
 
-As with any ``forkserver``/``spawn`` multiprocessing, the main module is imported again in the
-helper process: a script that grades must guard its entry point with
-``if __name__ == "__main__":``, or its top-level code runs twice and a crash there stops the pool.
+Jobs are pickled by reference, so a job's function must be importable by name in a worker: a
+module-level function of an installed or ``sys.path`` module, never one defined in ``__main__``.
 """
 
 from __future__ import annotations
@@ -29,18 +34,21 @@ import atexit
 import concurrent.futures
 import contextlib
 import math
-import multiprocessing
-import multiprocessing.util  # imported before our atexit hook so that the hook runs first
+import multiprocessing.spawn
 import os
 import queue
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from multiprocessing.connection import Connection
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
-from graders._math_worker import check_equivalence, worker_main
+from graders._math_worker import check_equivalence
 from rm_service._result import GraderScore
 
 __all__ = ["MathGrader", "shutdown_math_pool"]
@@ -65,28 +73,46 @@ def _grace(timeout: float) -> float:
     return min(2.0, max(0.25, 0.25 * timeout))
 
 
-class _Worker:
-    """One worker process and the parent's end of its pipe. Used by one feeder thread only."""
+# Run by ``python -c`` in a new worker, with its end of the socket's descriptor as argv[1]. Only
+# the standard library until the parent's sys.path is in place; Ctrl-C is the parent's to handle.
+_BOOTSTRAP = """\
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from multiprocessing.connection import Connection
+conn = Connection(int(sys.argv[1]))
+sys.path[:] = conn.recv()
+from graders._math_worker import worker_main
+worker_main(conn)
+"""
 
-    def __init__(self, ctx: Any) -> None:
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(
-            target=worker_main, args=(child_conn,), name="rm-service-math", daemon=True
-        )
-        self.process.start()
-        child_conn.close()
-        self.conn = parent_conn
+
+class _Worker:
+    """One worker process and the parent's end of its socket. Used by one feeder thread only."""
+
+    def __init__(self) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        with parent_sock, child_sock:
+            fd = child_sock.fileno()
+            # The interpreter multiprocessing would use: honours multiprocessing.set_executable().
+            python = multiprocessing.spawn.get_executable()
+            self.process = subprocess.Popen(
+                [python, "-c", _BOOTSTRAP, str(fd)], stdin=subprocess.DEVNULL, pass_fds=(fd,)
+            )
+            self.conn = Connection(parent_sock.detach())
         try:
-            ready = parent_conn.poll(_START_TIMEOUT) and parent_conn.recv()
+            self.conn.send(list(sys.path))
+            ready = self.conn.poll(_START_TIMEOUT) and self.conn.recv()
         except (EOFError, OSError):
             ready = None
         if not (isinstance(ready, tuple) and ready[:1] == ("ready",)):
             self.kill()
             raise RuntimeError(
-                f"math worker did not start (exit code {self.process.exitcode}, waited up to "
-                f"{_START_TIMEOUT:g}s); a script that uses this grader must guard its entry point "
-                "with `if __name__ == '__main__':`, as multiprocessing requires"
+                f"math worker did not start (exit code {self.process.returncode}, waited up to "
+                f"{_START_TIMEOUT:g}s); its own error, if any, is on stderr"
             )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Reply | None:
         """Run one job; ``None`` when the worker missed the deadline or died (then kill it)."""
@@ -103,7 +129,7 @@ class _Worker:
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.process.kill()
-            self.process.join(5)
+            self.process.wait(5)
         with contextlib.suppress(Exception):
             self.conn.close()
 
@@ -132,10 +158,6 @@ class _MathPool:
     """Worker processes fed from one queue by one thread each; see the module docstring."""
 
     def __init__(self, size: int) -> None:
-        methods = multiprocessing.get_all_start_methods()
-        self._ctx = multiprocessing.get_context(
-            "forkserver" if "forkserver" in methods else "spawn"
-        )
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -194,7 +216,7 @@ class _MathPool:
             self._jobs.put(None)
 
     def _start_worker(self) -> _Worker:
-        worker = _Worker(self._ctx)
+        worker = _Worker()
         with self._lock:
             self._workers.add(worker)
             closed = self._closed
@@ -223,7 +245,7 @@ class _MathPool:
                 break
             if not job.future.set_running_or_notify_cancel():
                 continue  # the caller gave up while the job was queued
-            if worker is not None and not worker.process.is_alive():
+            if worker is not None and not worker.alive():
                 # Died while idle (OOM killer, a stray signal): not this job's fault, start afresh.
                 self._retire(worker)
                 worker, start_error = self._try_start()
@@ -232,7 +254,7 @@ class _MathPool:
                 continue
             reply = worker.call(job.func, job.args, job.timeout)
             if reply is None:
-                alive = worker.process.is_alive()
+                alive = worker.alive()
                 self._retire(worker)
                 worker = None
                 with self._lock:

@@ -136,7 +136,7 @@ async def test_worker_that_died_while_idle_is_replaced() -> None:
     pool = _get_pool(None)
     for worker in list(pool._workers):
         os.kill(worker.process.pid, signal.SIGKILL)
-        worker.process.join(5)
+        worker.process.wait(5)
     results = await asyncio.gather(*(grade(grader, str(i), rf"\boxed{{{i}}}") for i in range(4)))
     assert [r.score for r in results if isinstance(r, GraderScore)] == [1.0] * 4
 
