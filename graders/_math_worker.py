@@ -13,7 +13,7 @@ Two things live here:
   sentence punctuation inside math delimiters, mixed numbers (``4 4/9``), answers inside an
   unfinished ``<think>`` block, and trailing variables that math-verify's unit stripping deletes
   (``x + 3c`` read as ``x + 3``).
-* :func:`worker_main`, the worker loop: it answers jobs over a pipe and bounds each one with a
+* :func:`worker_main`, the worker loop: it answers jobs over a socket and bounds each one with a
   ``SIGALRM`` interval timer. Workers run jobs on their main thread, where signals work, so the
   timer can interrupt sympy's pure-Python loops; a job stuck in C code ignores it, and the parent's
   own deadline then kills the process.
@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = ["check_equivalence", "worker_main"]
 
-# --- result vocabulary (plain types only: results cross a pipe) ---------------------------------
+# --- result vocabulary (plain types only: results cross a socket) -------------------------------
 
 EQUAL = "equal"
 NOT_EQUAL = "not_equal"
