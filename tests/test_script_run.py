@@ -28,7 +28,9 @@ def readme_snippet(needle: str) -> str:
     return found[0]
 
 
-def run_script(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_script(
+    args: list[str], cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
