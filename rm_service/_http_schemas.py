@@ -10,8 +10,9 @@ protocol, whose client needs numbers) substitutes a fallback value, and flags it
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +30,9 @@ __all__ = [
     "RecordOut",
     "ServiceSettings",
     "Usage",
+    "error_detail",
     "field_error",
+    "json_safe",
     "record_out",
     "record_status",
     "summarize",
@@ -111,6 +114,7 @@ class GradeRequest(BaseModel):
     deadline: float | None = Field(
         default=None,
         gt=0,
+        allow_inf_nan=False,
         description="seconds; components unfinished by then are unscored (kind 'timeout'). "
         "Capped by the server's deadline.",
     )
@@ -138,6 +142,69 @@ class ErrorBody(BaseModel):
 def field_error(loc: Sequence[str | int], msg: str) -> list[dict[str, Any]]:
     """A 422 ``detail`` in FastAPI's own list shape, so every 422 reads the same way."""
     return [{"loc": ["body", *loc], "msg": msg, "type": "value_error"}]
+
+
+ECHO_LIMIT = 500
+"""Characters of a request's value echoed back in an error's ``input`` or ``ctx``: enough to see
+what was wrong, not a whole batch sent back (a validator on ``records`` gets the batch)."""
+
+
+def _text_safe(text: str) -> str:
+    """``text`` with each lone surrogate written out as ``\\udXXX``: UTF-8 cannot hold one."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def json_safe(value: Any, limit: int | None = ECHO_LIMIT) -> Any:
+    """``value`` if strict JSON can carry it within ``limit`` characters, else its JSON text.
+
+    Python's ``json`` reads ``NaN``, ``Infinity`` and lone surrogates (``"\\ud800"``) in a
+    request, but a response holding them cannot be encoded (``allow_nan=False``, UTF-8), and a
+    handler that tried answered 500 with the input in a traceback. So such a value, or a long
+    one, is echoed as its JSON text (ASCII: ``[NaN]``, ``"\\ud800"``), cut to ``limit``.
+    """
+    if isinstance(value, str):
+        text = _text_safe(value)
+    else:
+        try:
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+            text.encode()
+        except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+            text = json.dumps(value, ensure_ascii=True, default=repr, separators=(",", ":"))
+        else:
+            if limit is None or len(text) <= limit:
+                return value
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return text
+
+
+def error_detail(detail: Any) -> Any:
+    """An error ``detail`` (a message, or FastAPI's list of ``{type, loc, msg, input, ctx}``)
+    that strict JSON can carry: messages keep their text (surrogates escaped), and ``input`` and
+    ``ctx`` values go through :func:`json_safe`."""
+    if not isinstance(detail, list):
+        return json_safe(detail, limit=None)
+    out: list[Any] = []
+    for err in detail:
+        if not isinstance(err, Mapping):
+            out.append(json_safe(err, limit=None))
+            continue
+        safe: dict[str, Any] = {}
+        for key, value in err.items():
+            if key == "loc" and isinstance(value, list | tuple):
+                safe[key] = [x if isinstance(x, int) else _text_safe(str(x)) for x in value]
+            elif key == "ctx" and isinstance(value, Mapping):
+                safe[key] = {_text_safe(str(k)): json_safe(v) for k, v in value.items()}
+            elif key in ("input", "ctx"):
+                safe[key] = json_safe(value)
+            else:
+                safe[key] = json_safe(value, limit=None)
+        out.append(safe)
+    return out
 
 
 class Usage(BaseModel):

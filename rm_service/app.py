@@ -36,7 +36,10 @@ from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._http_middleware import (
@@ -52,6 +55,7 @@ from rm_service._http_schemas import (
     GradeRequest,
     GradeResponse,
     ServiceSettings,
+    error_detail,
     field_error,
     record_out,
     record_status,
@@ -59,7 +63,13 @@ from rm_service._http_schemas import (
 )
 from rm_service._mapper import GraderConfig
 from rm_service._metrics import CONTENT_TYPE_LATEST, ServiceMetrics, TimedGrader
-from rm_service._openrlhf import openrlhf_records, openrlhf_response
+from rm_service._openrlhf import (
+    UnscoredLog,
+    check_labels,
+    openrlhf_json,
+    openrlhf_records,
+    openrlhf_response,
+)
 from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner
 
@@ -183,6 +193,16 @@ def create_app(
         for name, e in load_rewards(rewards).items()
     }
     default = next(iter(entries))
+    # /get_reward: where each reward's labels go, checked now (a loud warning, not a failure:
+    # the same config may serve /grade only); unscored batches are logged, rate-limited.
+    label_fields = check_labels(
+        {n: e.runner for n, e in entries.items()},
+        settings.label_field,
+        face="/get_reward",
+        setting="--label-field {}",
+        strict=False,
+    )
+    unscored_log = UnscoredLog("get_reward", _log)
 
     def on_admission(in_flight: int, queued: int) -> None:
         metrics.records_in_flight.set(in_flight)
@@ -208,6 +228,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.admission = admission
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_key:
@@ -286,7 +308,8 @@ def create_app(
 
         An unscored record's reward and score are ``unscored_fallback`` (the client needs
         numbers) and its ``extra_logs.rm_error`` is 1, so a trainer can mask it; scored
-        records have ``rm_error`` 0.
+        records have ``rm_error`` 0. An unscored component is ``NaN`` (the JSON token) with
+        ``<component>/unscored`` = 1, never a number (see ``rm_service._openrlhf``).
         """
         entry = entry_for(body.reward)
         try:
@@ -295,7 +318,7 @@ def create_app(
                 body.prompts,
                 body.labels,
                 stripper=settings,
-                label_field=settings.label_field,
+                label_field=label_fields[entry.name],
             )
         except ValueError as exc:
             fld, _, msg = str(exc).partition(": ")
@@ -304,12 +327,14 @@ def create_app(
             results = await run(request, entry, records, None, "query")
         except _ClientGone:
             return Response(status_code=499)
-        return openrlhf_response(
+        unscored_log.observe(results, entry.name)
+        out = openrlhf_response(
             results,
             entry.runner.names,
             fallback=settings.unscored_fallback,
             legacy=body.prompts is None and body.labels is None,
         )
+        return Response(openrlhf_json(out), media_type="application/json")
 
     @app.get("/graders", responses=_AUTH_ERROR)
     async def graders() -> dict[str, Any]:
@@ -358,7 +383,9 @@ _LIMIT_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json(content: Any) -> Response:
+def _json(
+    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """A JSON response serialised once with the stdlib encoder, compact like ``JSONResponse``.
 
     ``allow_nan=False``: every number here is a score in [0, 1] or a count, so a NaN would be a
@@ -369,7 +396,23 @@ def _json(content: Any) -> Response:
         data = body.encode()
     except UnicodeEncodeError:  # a lone surrogate from the request (an id "\ud800"): escape it
         data = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
-    return Response(data, media_type="application/json")
+    return Response(data, status_code, headers, media_type="application/json")
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422, with the request's values made safe to echo (see ``error_detail``): its
+    own handler failed on ``NaN``, ``Infinity`` or a lone surrogate in ``input`` and answered 500,
+    logging a traceback that held the request input."""
+    assert isinstance(exc, RequestValidationError)
+    return _json({"detail": error_detail(jsonable_encoder(exc.errors()))}, 422)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    """Starlette's ``HTTPException`` handler, encoding the detail as safely as a 422's."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code < 200 or exc.status_code in (204, 205, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return _json({"detail": error_detail(exc.detail)}, exc.status_code, exc.headers)
 
 
 def _describe(entry: RewardEntry) -> dict[str, Any]:
