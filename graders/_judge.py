@@ -216,7 +216,7 @@ def _field_label(field: str) -> str:
 
 
 def _prompt_text(value: Any, field: str) -> str:
-    """A field value as prompt text: a string or number, or a list of chat messages."""
+    """A field value as prompt text: a list of chat messages, or what :func:`as_text` accepts."""
     if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
         try:
             parts = [(str(m.get("role", "")), as_text(m["content"], field)) for m in value]

@@ -33,7 +33,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import math
 import multiprocessing.spawn
 import os
 import queue
@@ -43,12 +42,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from multiprocessing.connection import Connection
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._math_worker import check_equivalence
+from graders._text import as_text
 from rm_service._result import GraderScore
 
 __all__ = ["MathGrader", "shutdown_math_pool"]
@@ -346,16 +345,6 @@ async def _run_in_pool(
 # --- the grader ----------------------------------------------------------------------------------
 
 
-def _as_text(value: Any, field: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # GSM8K-style integer golds
-    if isinstance(value, float) and math.isfinite(value):
-        return format(Decimal(repr(value)), "f")  # 1e-05 -> "0.00001", which parses as a number
-    raise Unscored(f"{field} must be a string, got {type(value).__name__}", kind="invalid_input")
-
-
 @grader
 class MathGrader(BaseGrader):
     """1.0 when the response's final answer is mathematically equivalent to the gold, else 0.0.
@@ -406,8 +395,8 @@ class MathGrader(BaseGrader):
         return f"MathGrader(name={self.name!r}, timeout={self.timeout:g})"
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
-        response = _as_text(fields["response"], "response")
-        gold = _as_text(fields["reference_response"], "reference_response")
+        response = as_text(fields["response"], "response")
+        gold = as_text(fields["reference_response"], "reference_response")
         status, value = await _run_in_pool(
             check_equivalence,
             (gold, response),

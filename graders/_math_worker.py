@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import signal
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -307,6 +308,23 @@ def _decimals(text: str) -> int:
     return max((len(m) for m in re.findall(r"\d\.(\d+)", text)), default=0)
 
 
+def _holds_math(text: str, parsed: list[Any]) -> bool:
+    """Whether a parsed gold has something to compare.
+
+    When math-verify cannot build an expression it still hands back the raw string, to compare
+    as written: ``"é"`` or ``"\\x00"`` came back as themselves and every response scored 0.0
+    against them, where ``"abc"`` (nothing extracted) was an invalid gold. A string-only parse
+    counts as math only if the text has a number (``½``, ``٣`` too), a math symbol (``∞``,
+    ``√``, ``+``) or a LaTeX command; letters alone (``"a\\x00b"``, ``"Q.E.D."``) that
+    math-verify could not read as variables are not.
+    """
+    if any(not isinstance(p, str) for p in parsed):
+        return True
+    return bool(_LATEX_COMMAND.search(text)) or any(
+        c.isnumeric() or unicodedata.category(c) == "Sm" for c in text
+    )
+
+
 def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     """Compare the final answer in ``response`` with ``gold``; math-verify decides equality.
 
@@ -316,7 +334,7 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     from math_verify import verify
 
     gold_parsed = list(_parse_gold(gold))
-    if not gold_parsed:
+    if not gold_parsed or not _holds_math(gold, gold_parsed):
         return {"status": INVALID_GOLD, "gold": "", "pred": "", "detail": "no answer in gold"}
     shown_gold = _short(gold_parsed[-1] if isinstance(gold_parsed[-1], str) else gold_parsed[0])
     final = _final_part(response)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from graders._base import Unscored
 from rm_service._exceptions import ConfigError
 
 __all__ = [
+    "ANSWER_FIELDS",
     "METADATA_LIST_LIMIT",
     "METADATA_TEXT_LIMIT",
     "NUMBER_CORE",
@@ -219,19 +221,43 @@ def jsonable_number(value: float) -> int | float:
 # --- misc ----------------------------------------------------------------------------------------
 
 
-def as_text(value: Any, field: str) -> str:
-    """Return ``value`` as text, or raise ``Unscored(kind="invalid_input")``.
+ANSWER_FIELDS = frozenset({"reference_response"})
+"""Fields that hold a gold *answer*, where a finite JSON number is an answer too (GSM8K golds are
+integers). Every other text field (``response``, ``query``, ``context``, …) must be a string."""
 
-    A JSON number (``"answer": 42``) is accepted and turned into text; anything else that is not a
-    string (a message list, a dict, a bool) is the data's fault and must not score 0.
+
+def as_text(value: Any, field: str) -> str:
+    """``value`` as the text of ``field``, or ``Unscored(kind="invalid_input")`` naming the field.
+
+    The one check every built-in grader runs on a field before reading it as text. A string
+    passes. In an answer field (:data:`ANSWER_FIELDS`) a finite number passes as its decimal text
+    (``1e-05`` → ``"0.00001"``, which every grader reads as a number). Anything else is the
+    data's fault and must not be scored: ``NaN`` or ``1e999`` (JSON's infinity) read as
+    ``"nan"``/``"inf"`` would earn a full length reward and a plausible 0 elsewhere, and a bool,
+    a list or an object is not text at all. (``None`` never gets here: a grader treats it as a
+    missing field.)
     """
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise Unscored(
-        f"field {field!r} must be a string, got {type(value).__name__}", kind="invalid_input"
-    )
+    if field in ANSWER_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+        text = _number_text(value)
+        if text is not None:
+            return text
+    got = type(value).__name__
+    if isinstance(value, int | float):  # bools too: say which
+        got += f" {value!r}" if not isinstance(value, int) or abs(value) < 10**20 else " (huge)"
+    allowed = "a string or a finite number" if field in ANSWER_FIELDS else "a string"
+    raise Unscored(f"field {field!r} must be {allowed}, got {got}", kind="invalid_input")
+
+
+def _number_text(value: float) -> str | None:
+    """A finite number's plain decimal text; ``None`` for NaN, infinities and huge integers."""
+    try:
+        if isinstance(value, int):
+            return str(value)
+        return format(Decimal(repr(value)), "f") if math.isfinite(value) else None
+    except ValueError:  # an int past Python's str() digit limit
+        return None
 
 
 def compile_regex(pattern: Any, flags: int = 0, *, what: str) -> re.Pattern[str]:
