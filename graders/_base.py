@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from pydantic import TypeAdapter, ValidationError
 
 from rm_service._exceptions import ConfigError
 from rm_service._importer import import_from_string
@@ -145,11 +147,20 @@ class FunctionGrader(BaseGrader):
     required, those with a default optional, and ``**kwargs`` receives every field. It returns a
     float in ``[0, 1]``, a ``(score, reason)`` pair, or a result object, or raises ``Unscored``.
 
+    ``params`` fix some parameters that have a default, as a config's extra keys do
+    (``min_overlap: 4``): each is checked against the signature and the parameter's annotation,
+    and stops being a field, so a record key of the same name cannot change it.
+
     Args:
         func: the scoring function.
         name: the result name (default: the function's ``__name__``).
         run_in_thread: run a sync function in a worker thread. Leave off for cheap pure checks
             (the common case: a thread hop costs ~50 µs); turn on for blocking I/O.
+        params: values for parameters with a default; see :meth:`with_params`.
+
+    Raises:
+        ConfigError: a param the function has no parameter for, one without a default (a field),
+            or a value its annotation rejects.
     """
 
     def __init__(
@@ -158,6 +169,7 @@ class FunctionGrader(BaseGrader):
         *,
         name: str | None = None,
         run_in_thread: bool = False,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(func):
             raise ConfigError(f"FunctionGrader needs a callable, got {func!r}")
@@ -169,16 +181,30 @@ class FunctionGrader(BaseGrader):
         )
         self.run_in_thread = run_in_thread
         self.inline = not self.is_async and not run_in_thread
+        self.params = _check_params(func, params or {})
         required, optional, self.takes_all = _fields_of(func)
         # Per-instance field lists shadow the class defaults.
         self.required_fields = tuple(required)  # type: ignore[misc]
-        self.optional_fields = tuple(optional)  # type: ignore[misc]
+        self.optional_fields = tuple(f for f in optional if f not in self.params)  # type: ignore[misc]
+
+    def with_params(self, params: Mapping[str, Any], *, name: str | None = None) -> FunctionGrader:
+        """A copy with more parameters fixed (a config's extra keys); this grader is unchanged.
+
+        Raises:
+            ConfigError: as the constructor, for a param the function cannot take.
+        """
+        return FunctionGrader(
+            self.func,
+            name=name or self.name,
+            run_in_thread=self.run_in_thread,
+            params={**self.params, **params},
+        )
 
     def _select(self, fields: dict[str, Any]) -> dict[str, Any]:
         kwargs = super()._select(fields)
         if self.takes_all:
-            return {**fields, **kwargs}
-        return kwargs
+            kwargs = {**fields, **kwargs}
+        return {**kwargs, **self.params}  # a fixed param wins over a record key of its name
 
     async def _aevaluate(self, **fields: Any) -> GraderOutput:
         if self.is_async:
@@ -206,6 +232,73 @@ def _fields_of(func: Callable[..., Any]) -> tuple[list[str], list[str], bool]:
     return required, optional, takes_all
 
 
+def _check_params(func: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check config values for ``func``'s parameters; returns them as the annotations read them.
+
+    Only a parameter with a default can be fixed: one without is a record field, which a config
+    points elsewhere with ``mapper:``, never replaces with a constant. A value is validated against
+    the annotation by pydantic, strictly first; a YAML string or list may then convert as in the
+    rest of the config (``"4"`` to an int, a list to a tuple), a bool never turns into a number.
+    """
+    if not params:
+        return {}
+    base = func.func if isinstance(func, partial) else func
+    fname = f"{getattr(base, '__qualname__', None) or type(base).__name__}()"
+    try:  # annotations written as strings (``from __future__ import annotations``) resolved
+        sig = inspect.signature(func, eval_str=True)
+    except Exception:
+        sig = inspect.signature(func)
+    settable = {
+        p.name: p
+        for p in sig.parameters.values()
+        if p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    checked: dict[str, Any] = {}
+    for key, value in params.items():
+        p = settable.get(key)
+        if p is None:
+            if key in sig.parameters and sig.parameters[key].kind not in (
+                inspect.Parameter.VAR_KEYWORD,
+                inspect.Parameter.VAR_POSITIONAL,
+            ):
+                raise ConfigError(
+                    f"{key}: a record field of {fname} (a parameter without a default), not a "
+                    f"param; to read it from another record key, use mapper: {{{key}: <key>}}"
+                )
+            known = ", ".join(_describe_param(q) for q in settable.values()) or "none"
+            raise ConfigError(f"{key}: {fname} has no such parameter; the params it takes: {known}")
+        checked[key] = _check_value(p, value, fname)
+    return checked
+
+
+def _check_value(p: inspect.Parameter, value: Any, fname: str) -> Any:
+    annotation = p.annotation
+    if annotation is p.empty or isinstance(annotation, str):
+        return value  # nothing to check against
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    except Exception:  # a type pydantic cannot validate (an arbitrary class): take it as it is
+        return value
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as exc:
+        error = exc
+    if not isinstance(value, bool):
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            error = exc
+    reason = error.errors()[0]["msg"] if error.errors() else str(error)
+    raise ConfigError(
+        f"{p.name}: {fname} declares {_describe_param(p)}; got {value!r} ({reason})"
+    ) from None
+
+
+def _describe_param(p: inspect.Parameter) -> str:
+    """``min_overlap: int = 5``, as the signature writes it."""
+    return str(p.replace(kind=p.KEYWORD_ONLY))
+
+
 # --- registry: lets a YAML config name a grader ------------------------------------------------
 
 _REGISTRY: dict[str, Callable[..., Grader]] = {}
@@ -215,9 +308,20 @@ _T = TypeVar("_T")
 def register_grader(name: str, factory: Callable[..., Grader]) -> None:
     """Register ``factory`` (a grader class, or any callable returning a grader) under ``name``."""
     existing = _REGISTRY.get(name)
-    if existing is not None and existing is not factory:
-        raise ConfigError(f"a grader named {name!r} is already registered ({existing!r})")
+    # The same definition again (a notebook cell run twice, importlib.reload) replaces the old one.
+    if existing is not None and existing is not factory and _origin(existing) != _origin(factory):
+        raise ConfigError(
+            f"a grader named {name!r} is already registered (by {_origin(existing)}); "
+            "register this one under another name: @grader(name=...)"
+        )
     _REGISTRY[name] = factory
+
+
+def _origin(factory: Any) -> str:
+    """Where a registered grader was defined: ``module.qualname`` of the class or function."""
+    target = getattr(factory, "_grader_target", factory)
+    module = getattr(target, "__module__", None) or "?"
+    return f"{module}.{getattr(target, '__qualname__', None) or type(target).__qualname__}"
 
 
 def grader(obj: _T | None = None, *, name: str | None = None) -> Any:
@@ -236,8 +340,9 @@ def grader(obj: _T | None = None, *, name: str | None = None) -> Any:
         fg = FunctionGrader(target, name=name)
 
         def factory(*, name: str | None = None, **params: Any) -> FunctionGrader:
-            return FunctionGrader(partial(target, **params), name=name or fg.name)
+            return fg.with_params(params, name=name)
 
+        factory._grader_target = target  # type: ignore[attr-defined]  # for _origin
         register_grader(fg.name, factory)
         return fg
 
@@ -261,9 +366,15 @@ def get_grader(spec: str, **params: Any) -> Grader:
     else:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise ConfigError(f"unknown grader {spec!r}; registered: {known}; or use 'module:attr'")
+    if isinstance(factory, FunctionGrader):  # a @grader function named by import string
+        name = params.pop("name", None)
+        return factory.with_params(params, name=name) if params or name else factory
     if isinstance(factory, Grader) and not inspect.isclass(factory):
         if params:
-            raise ConfigError(f"grader {spec!r} is an instance and takes no params")
+            raise ConfigError(
+                f"grader {spec!r} is a ready-made {type(factory).__name__} instance and takes no "
+                f"params ({', '.join(sorted(params))}); name its class or a factory function"
+            )
         return factory
     if not callable(factory):
         raise ConfigError(f"{spec!r} is neither a grader nor a grader factory")
@@ -293,7 +404,5 @@ def _import(spec: str) -> Any:
     obj = import_from_string(spec, "grader")
     if not isinstance(obj, Grader) and callable(obj) and not inspect.isclass(obj):
         # A plain function named by import string: its parameters are bound like @grader's.
-        return lambda *, name=None, **params: FunctionGrader(
-            partial(obj, **params) if params else obj, name=name
-        )
+        return lambda *, name=None, **params: FunctionGrader(obj, name=name, params=params)
     return obj
