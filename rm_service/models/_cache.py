@@ -29,6 +29,13 @@ Design points:
   slow write. The hop is noise where it happens: a read only follows an in-memory miss, right
   before a judge call that takes milliseconds to seconds, and a write follows such a call. WAL
   mode lets several processes share the file with readers never blocking writers.
+* **A failing file is dropped, never a verdict.** The cache is an optimisation: a corrupt file
+  (found at open or on a later read), a full disk or a vanished directory must not turn paid
+  judge answers into errors. On the first error of any kind from the file, the cache logs one
+  warning naming the file and the error, closes it, and serves from memory alone for the rest of
+  its life; the call whose write failed still returns its answer, so every real call is kept
+  and counted. The file itself is left as it was, for the user to inspect or delete. Stored
+  values and keys are escaped so that no text (a lone surrogate included) can fail to encode.
 * **Results come back with** ``cached=True``, ``attempts=0`` and ``latency_s`` set to the time
   this request waited (near zero for a hit, the remaining call time for a coalesced waiter);
   ``text``, ``logprobs``, ``usage`` and ``model`` are the stored call's.
@@ -41,6 +48,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -53,6 +61,8 @@ from typing import Any
 from rm_service.models._base import ChatResult, Message, SamplingParams, TokenLogprob, Usage
 
 __all__ = ["JudgeCache"]
+
+logger = logging.getLogger(__name__)
 
 _KEY_VERSION = 1  # bump when the key or the stored format changes: old entries then just miss
 
@@ -74,7 +84,8 @@ class JudgeCache:
         max_entries: how many answers the in-memory LRU keeps. The SQLite file is not bounded
             (delete it to reset).
         path: an SQLite file to persist answers across processes; ``None`` for memory only. The
-            file and its parent directory are created on first use.
+            file and its parent directory are created on first use. If the file fails (corrupt,
+            disk full, unwritable), the cache warns once and goes on in memory only.
     """
 
     def __init__(self, max_entries: int = 100_000, path: str | Path | None = None) -> None:
@@ -90,6 +101,13 @@ class JudgeCache:
         self._coalesced = 0
         self._db_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._file_error: str | None = None
+
+    @property
+    def file_error(self) -> str | None:
+        """Why the SQLite file was given up (the cache then runs in memory only); ``None`` while
+        it works or when there is no file."""
+        return self._file_error
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "memory"
@@ -118,7 +136,8 @@ class JudgeCache:
             {f.name: getattr(params, f.name) for f in dataclasses.fields(params)},
         ]
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=_json_default)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        # surrogatepass: a lone surrogate in a message is still a key, not a crash.
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     # -- the async entry point --
 
@@ -134,7 +153,7 @@ class JudgeCache:
         loop = asyncio.get_running_loop()
         while True:
             hit = self._memory_get(key)
-            if hit is None and self.path is not None:
+            if hit is None and self._uses_file():
                 hit = await asyncio.to_thread(self._db_get, key)
                 if hit is not None:
                     self._memory_put(key, hit)
@@ -196,7 +215,7 @@ class JudgeCache:
             self._release(key, loop, fut, (None, exc))
             raise
         self._memory_put(key, result)
-        if self.path is not None:
+        if self._uses_file():
             try:
                 await asyncio.to_thread(self._db_put, key, result)
             except asyncio.CancelledError:
@@ -228,7 +247,7 @@ class JudgeCache:
         Blocking when a file is configured; from async code prefer :meth:`get_or_call`.
         """
         hit = self._memory_get(key)
-        if hit is None and self.path is not None:
+        if hit is None and self._uses_file():
             hit = self._db_get(key)
             if hit is not None:
                 self._memory_put(key, hit)
@@ -237,7 +256,7 @@ class JudgeCache:
     def put(self, key: str, result: ChatResult) -> None:
         """Store ``result`` under ``key`` (memory and file). Blocking when a file is configured."""
         self._memory_put(key, result)
-        if self.path is not None:
+        if self._uses_file():
             self._db_put(key, result)
 
     def stats(self) -> dict[str, Any]:
@@ -289,30 +308,62 @@ class JudgeCache:
 
     # -- SQLite (called from worker threads) --
 
+    def _uses_file(self) -> bool:
+        # Read without a lock: a stale True only costs a hop to _db_get/_db_put, which look again.
+        return self.path is not None and self._file_error is None
+
     def _connection(self) -> sqlite3.Connection:
         # Caller holds _db_lock: one connection, used by one thread at a time.
         if self._db is None:
             assert self.path is not None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-            db.isolation_level = None  # autocommit: each put is its own short transaction
-            with contextlib.suppress(sqlite3.OperationalError):  # e.g. a read-only medium
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS judge_cache "
-                "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
-            )
+            try:
+                db.isolation_level = None  # autocommit: each put is its own short transaction
+                with contextlib.suppress(sqlite3.OperationalError):  # e.g. a read-only medium
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS judge_cache "
+                    "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+                )
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
+    def _give_up_file(self, exc: Exception) -> None:
+        """Drop the file after its first error: warn once, close it, run in memory from now on."""
+        # Caller holds _db_lock.
+        if self._file_error is not None:
+            return
+        self._file_error = f"{type(exc).__name__}: {exc}"
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+        logger.warning(
+            "judge cache %s failed (%s); grading goes on with an in-memory cache only for the "
+            "rest of this process (the file is left as it is: move or delete it to start a "
+            "fresh one)",
+            self.path,
+            self._file_error,
+        )
+
     def _db_get(self, key: str) -> ChatResult | None:
         with self._db_lock:
-            row = (
-                self._connection()
-                .execute("SELECT value FROM judge_cache WHERE key = ?", (key,))
-                .fetchone()
-            )
+            if self._file_error is not None:
+                return None
+            try:
+                row = (
+                    self._connection()
+                    .execute("SELECT value FROM judge_cache WHERE key = ?", (key,))
+                    .fetchone()
+                )
+            except Exception as exc:  # any failure of an optional file: see the module docstring
+                self._give_up_file(exc)
+                return None
         if row is None:
             return None
         try:
@@ -321,12 +372,16 @@ class JudgeCache:
             return None  # a corrupt or foreign row is a miss, not a crash
 
     def _db_put(self, key: str, result: ChatResult) -> None:
-        value = _encode(result)
         with self._db_lock:
-            self._connection().execute(
-                "INSERT OR REPLACE INTO judge_cache (key, value, created) VALUES (?, ?, ?)",
-                (key, value, time.time()),
-            )
+            if self._file_error is not None:
+                return
+            try:
+                self._connection().execute(
+                    "INSERT OR REPLACE INTO judge_cache (key, value, created) VALUES (?, ?, ?)",
+                    (key, _encode(result), time.time()),
+                )
+            except Exception as exc:  # any failure of an optional file: see the module docstring
+                self._give_up_file(exc)
 
 
 def _as_cached(result: ChatResult, started: float) -> ChatResult:
@@ -356,7 +411,7 @@ def _encode(result: ChatResult) -> str:
             "logprobs": logprobs,
             "finish_reason": result.finish_reason,
         },
-        ensure_ascii=False,
+        ensure_ascii=True,  # a lone surrogate in an answer is escaped, never an encoding error
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -240,3 +241,62 @@ def test_shared_across_event_loops_and_threads(tmp_path: Path) -> None:
 def test_bad_max_entries() -> None:
     with pytest.raises(ValueError):
         JudgeCache(max_entries=0)
+
+
+async def test_a_corrupt_file_warns_once_and_the_cache_goes_on_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "judge.sqlite"
+    path.write_bytes(b"not a database" * 100)
+    cache, backend = JudgeCache(path=path), Backend()
+    with caplog.at_level(logging.WARNING, logger="rm_service.models._cache"):
+        results = await asyncio.gather(
+            *(cache.get_or_call(key(namespace=f"n{i % 4}"), backend) for i in range(12))
+        )
+        cache.put(key(namespace="sync"), ChatResult(text="5", model="m"))
+        assert cache.get(key(namespace="sync")) is not None  # from memory
+    assert all(r.text.startswith("{") for r in results)
+    assert backend.calls == 4  # memory still caches and coalesces
+    assert cache.stats()["misses"] == 4 and cache.stats()["hits"] == 8
+    assert cache.file_error is not None and "DatabaseError" in cache.file_error
+    assert len(caplog.records) == 1 and str(path) in caplog.records[0].getMessage()
+    cache.close()
+
+
+def _replace_with_directory(path: Path) -> None:
+    for p in path.parent.iterdir():
+        p.unlink()  # the file and its -wal/-shm companions
+    path.mkdir()
+
+
+async def test_a_file_that_vanishes_mid_run_keeps_the_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "judge.sqlite"
+    cache, backend = JudgeCache(path=path), Backend()
+    await cache.get_or_call(key(namespace="a"), backend)
+    cache.close()
+    _replace_with_directory(path)  # the next open fails
+    with caplog.at_level(logging.WARNING, logger="rm_service.models._cache"):
+        result = await cache.get_or_call(key(namespace="b"), backend)
+        await cache.get_or_call(key(namespace="c"), backend)
+    assert result.cached is False and backend.calls == 3
+    assert cache.file_error is not None
+    assert len(caplog.records) == 1
+
+
+async def test_a_lone_surrogate_is_cached_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "judge.sqlite"
+    cache = JudgeCache(path=path)
+    messages = [{"role": "user", "content": "grade a\ud800b"}]
+    k = key(messages=messages)
+    assert k != key(messages=[{"role": "user", "content": "grade a\ud801b"}])
+
+    async def call() -> ChatResult:
+        return ChatResult(text="Score: 4 \udcff", model="m")
+
+    assert (await cache.get_or_call(k, call)).text == "Score: 4 \udcff"
+    assert cache.file_error is None
+    cache.close()
+    restored = JudgeCache(path=path).get(k)
+    assert restored is not None and restored.text == "Score: 4 \udcff"
