@@ -283,7 +283,7 @@ class JudgeCache:
             self._hits = self._misses = self._coalesced = 0
 
     def close(self) -> None:
-        """Close the SQLite connection (it reopens on next use)."""
+        """Close the SQLite connection (it reopens on next use, unless the file was given up)."""
         with self._db_lock:
             if self._db is not None:
                 self._db.close()
