@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 FormatMode = Literal["think", "think_answer", "regex", "template"]
-RegexMatch = Literal["fullmatch", "search"]
+RegexMatch = Literal["fullmatch", "match", "search"]
 Outcome = tuple[float, str, dict[str, Any]]
 """What every ``check_*`` returns: ``(score, reason, metadata)``."""
 Check = Callable[[str], Outcome]
@@ -123,12 +123,14 @@ def check_think_answer(text: str, *, think_tag: str, answer_tag: str) -> Outcome
 
 
 def check_regex(text: str, *, regex: re.Pattern[str], match: RegexMatch) -> Outcome:
-    """1.0 iff ``regex`` matches ``text`` (whole text for ``fullmatch``, anywhere for ``search``).
+    """1.0 iff ``regex`` matches ``text``: the whole text (``fullmatch``), a prefix of it
+    (``match``, as ``re.match``: anchored at the start, anything may follow) or anywhere in it
+    (``search``).
 
     Metadata holds the matched text and groups; a group named ``answer`` is also lifted to
     ``metadata["answer"]``.
     """
-    m = regex.fullmatch(text) if match == "fullmatch" else regex.search(text)
+    m = getattr(regex, match)(text)
     if m is None:
         return 0.0, f"pattern does not {match} the response", {}
     metadata: dict[str, Any] = {"matched": clip(m.group(0))}
@@ -159,6 +161,22 @@ unbounded placeholder between two literals makes matching quadratic on repetitiv
 ("answer: answer: answer: …"), and these checks run inline on the event loop.
 """
 
+_NUM = PLACEHOLDERS["NUM"]
+_BOXED_NUM = rf"\\(?:boxed|fbox)\s*+\{{\s*+{_NUM}\s*+\}}"
+_MATH_NUM = rf"(?:{_BOXED_NUM}|{_NUM})"
+WRAPPED_NUM = (
+    rf"(?:{_BOXED_NUM}"
+    rf"|\$\$\s*+{_MATH_NUM}\s*+\$\$"
+    rf"|\$\s*+{_MATH_NUM}\s*+\$"
+    rf"|\\\(\s*+{_MATH_NUM}\s*+\\\)"
+    rf"|\\\[\s*+{_MATH_NUM}\s*+\\\]"
+    rf"|\*\*\s*+{_NUM}\s*+\*\*)"
+)
+"""A ``[NUM]`` wrapped the way models write an answer: ``\\boxed{4}``, ``$4$``, ``$$4$$``,
+``\\(4\\)``, ``\\[4\\]``, ``$\\boxed{4}$`` or ``**4**``. Each opener needs its own closer. It
+fills a placeholder in a *partial* match only: the template is there, the number is dressed."""
+
+_NUM_RE = re.compile(_NUM)
 _TOKEN_RE = re.compile(r"\[([A-Z]+)\]")
 _TRAILING = string.whitespace + ".!?;:,。！？"
 
@@ -219,11 +237,13 @@ def compile_template(template: str) -> Template:
     # as searching from every position, without the quadratic retries.
     anchor = r"\A" if names[0] == "TEXT" and not literals[0] else ""
 
-    def build(lits: list[str]) -> str:
+    def build(lits: list[str], *, wrapped: bool) -> str:
         out = [anchor, _literal(lits[0])]
         for name, lit in zip(names, lits[1:], strict=True):
             # A [TEXT] that ends the pattern takes the rest of the response, not one character.
             body = r".*\S" if name == "TEXT" and not lit else PLACEHOLDERS[name]
+            if name == "NUM" and wrapped:
+                body = f"{body}|{WRAPPED_NUM}"
             out.append(f"({body})")
             out.append(_literal(lit))
         return "".join(out)
@@ -232,21 +252,29 @@ def compile_template(template: str) -> Template:
     return Template(
         text=text,
         placeholders=names,
-        exact=re.compile(build(literals), re.DOTALL),
-        partial=re.compile(build(loose), re.DOTALL | re.IGNORECASE),
+        exact=re.compile(build(literals, wrapped=False), re.DOTALL),
+        partial=re.compile(build(loose, wrapped=True), re.DOTALL | re.IGNORECASE),
     )
 
 
 def _captures(m: re.Match[str], names: tuple[str, ...]) -> list[dict[str, Any]] | None:
-    """The placeholder captures of ``m``; ``None`` if a ``[NUM]`` is not a usable number."""
+    """The placeholder captures of ``m``; ``None`` if a ``[NUM]`` is not a usable number.
+
+    A wrapped ``[NUM]`` (see :data:`WRAPPED_NUM`) reports the number as ``text`` and what it
+    was wrapped in as ``wrapped``.
+    """
     out = []
     for i, name in enumerate(names, start=1):
-        cap: dict[str, Any] = {"placeholder": name, "text": clip(m.group(i))}
+        text = m.group(i)
+        cap: dict[str, Any] = {"placeholder": name, "text": clip(text)}
         if name == "NUM":
-            n = parse_number(m.group(i))
-            if n is None:  # e.g. "1/0"
+            inner = _NUM_RE.search(text)
+            n = parse_number(inner.group(0)) if inner else None
+            if inner is None or n is None:  # e.g. "1/0"
                 return None
             cap["value"] = jsonable_number(n.value)
+            if inner.group(0) != text:
+                cap["text"], cap["wrapped"] = inner.group(0), clip(text)
         out.append(cap)
     return out
 
@@ -258,9 +286,11 @@ def check_template(text: str, *, template: Template, partial_credit: float) -> O
       placeholder filled: literal text verbatim and case-sensitive, except that a whitespace run
       in the template matches any whitespace run.
     * **partial**: not exact, but the template, with its trailing punctuation (``.!?;:,``) dropped,
-      matches *somewhere* in the response case-insensitively (same whitespace rule). This covers
-      a changed case ("the answer is 42"), different or missing final punctuation ("… is 42!"),
-      and extra text before or after ("Let me think. The answer is 42. Done.").
+      matches *somewhere* in the response case-insensitively (same whitespace rule), a ``[NUM]``
+      also matching a wrapped number (:data:`WRAPPED_NUM`). This covers a changed case ("the
+      answer is 42"), different or missing final punctuation ("… is 42!"), extra text before or
+      after ("Let me think. The answer is 42. Done.") and a dressed number ("The answer is
+      $\\boxed{42}$.").
     * **none**: every placeholder must still be filled (``[NUM]`` by a number), so an empty
       response, "The answer is ." or "The answer is many." scores 0.0.
     """
@@ -271,7 +301,8 @@ def check_template(text: str, *, template: Template, partial_credit: float) -> O
     if m is not None and (caps := _captures(m, template.placeholders)) is not None:
         return (
             partial_credit,
-            "matches the template up to case, final punctuation or surrounding text",
+            "matches the template up to case, final punctuation, surrounding text or a wrapped "
+            "number",
             {"match": "partial", "captures": caps, "matched": clip(m.group(0))},
         )
     return 0.0, f"does not match the template {template.text!r}", {"match": "none"}
@@ -291,9 +322,14 @@ class FormatGrader(BaseGrader):
     * ``think_answer``: strict R1 format: exactly one ``<think>…</think>`` then exactly one
       non-empty ``<answer>…</answer>``, only whitespace around and between; trailing text after
       ``</answer>`` or a repeated block fails. Metadata ``answer`` is the answer block's content.
-    * ``regex``: ``pattern`` must ``fullmatch`` (default) or ``search`` the response.
+    * ``regex``: ``pattern`` must ``fullmatch`` (default), ``match`` (as ``re.match``: anchored
+      at the start only) or ``search`` the response. DOTALL is on unless ``dotall=False``;
+      ``multiline=True`` adds MULTILINE. So a public format reward's regex is used as written:
+      open-r1's ``re.match(p, s, re.DOTALL | re.MULTILINE)`` is ``match="match",
+      multiline=True``; a bare ``re.match(p, s)`` is ``match="match", dotall=False``.
     * ``template``: ``template="The answer is [NUM]."``; 1.0 exact, ``partial_credit`` (0.5) for
-      a case/punctuation/extra-text variant, 0.0 otherwise. Placeholders: ``[NUM]`` (a number, as
+      a case/punctuation/extra-text/wrapped-number variant (``"The answer is $\\boxed{4}$."``),
+      0.0 otherwise. Placeholders: ``[NUM]`` (a number, as
       :func:`graders._text.find_numbers` reads them), ``[WORD]`` (one word), ``[TEXT]`` (any
       non-empty text; only first or last, see :data:`PLACEHOLDERS`). Metadata ``captures`` holds
       what each placeholder matched.
@@ -301,8 +337,10 @@ class FormatGrader(BaseGrader):
     Args:
         mode: which check to run.
         pattern: the regex (``regex`` mode only, required there).
-        match: ``"fullmatch"`` or ``"search"`` (``regex`` mode only).
+        match: ``"fullmatch"``, ``"match"`` or ``"search"`` (``regex`` mode only).
         ignore_case: case-insensitive pattern (``regex`` mode only).
+        multiline: ``^``/``$`` also match at line breaks (``regex`` mode only).
+        dotall: ``.`` also matches a line break; on unless ``False`` (``regex`` mode only).
         template: the template (``template`` mode only, required there).
         partial_credit: the score of a partial template match, in [0, 1].
         think_tag: the reasoning tag name (``think`` modes), e.g. ``"reasoning"``.
@@ -328,6 +366,8 @@ class FormatGrader(BaseGrader):
         pattern: str | None = None,
         match: RegexMatch | None = None,
         ignore_case: bool = False,
+        multiline: bool = False,
+        dotall: bool | None = None,
         template: str | None = None,
         partial_credit: float = 0.5,
         think_tag: str = "think",
@@ -339,7 +379,23 @@ class FormatGrader(BaseGrader):
         if mode not in get_args(FormatMode):
             raise ConfigError(f"format mode must be one of {get_args(FormatMode)}, got {mode!r}")
         self.mode: FormatMode = mode
-        _only_for(mode, "regex", pattern=pattern, match=match, ignore_case=ignore_case or None)
+        for what, flag in (
+            ("ignore_case", ignore_case),
+            ("multiline", multiline),
+            ("think_prefilled", think_prefilled),
+            ("dotall", False if dotall is None else dotall),
+        ):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{what} must be true or false, got {flag!r}")
+        _only_for(
+            mode,
+            "regex",
+            pattern=pattern,
+            match=match,
+            ignore_case=ignore_case or None,
+            multiline=multiline or None,
+            dotall=dotall,
+        )
         _only_for(mode, "template", template=template)
         if think_prefilled and mode not in ("think", "think_answer"):
             raise ConfigError(f"think_prefilled applies to the think modes, not {mode!r}")
@@ -360,8 +416,12 @@ class FormatGrader(BaseGrader):
             check = partial(check_think_answer, think_tag=think_tag, answer_tag=answer_tag)
         elif mode == "regex":
             if match not in (None, *get_args(RegexMatch)):
-                raise ConfigError(f"match must be 'fullmatch' or 'search', got {match!r}")
-            flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+                raise ConfigError(f"match must be one of {get_args(RegexMatch)}, got {match!r}")
+            flags = (
+                (re.DOTALL if dotall is not False else 0)
+                | (re.IGNORECASE if ignore_case else 0)
+                | (re.MULTILINE if multiline else 0)
+            )
             regex = compile_regex(pattern, flags, what="format pattern")
             check = partial(check_regex, regex=regex, match=match or "fullmatch")
         else:

@@ -139,6 +139,15 @@ TEMPLATE_CASES = [
     ("The answer is 42!", 0.5, "partial"),  # different final punctuation
     ("Let me think. 6*7. The answer is 42. Done.", 0.5, "partial"),  # extra text around
     ("THE   ANSWER IS\n42", 0.5, "partial"),  # case + whitespace
+    # partial: the template is there and the number is wrapped in math or emphasis
+    ("The answer is $4$.", 0.5, "partial"),
+    ("The answer is \\boxed{4}.", 0.5, "partial"),
+    ("The answer is $\\boxed{4}$.", 0.5, "partial"),
+    ("The answer is \\(4\\).", 0.5, "partial"),
+    ("The answer is \\[ -1,234.5 \\]", 0.5, "partial"),
+    ("The answer is $$\\frac{3}{4}$$.", 0.5, "partial"),
+    ("The answer is **42**.", 0.5, "partial"),
+    ("The answer is $25\\%$.", 0.5, "partial"),
     # none: the placeholder must be filled by a number; the literal must be there
     ("The answer is forty-two.", 0.0, "none"),  # a word is not [NUM]
     ("The answer is .", 0.0, "none"),  # empty placeholder
@@ -147,6 +156,12 @@ TEMPLATE_CASES = [
     ("42", 0.0, "none"),  # just the number
     ("", 0.0, "none"),  # empty response
     ("!!!???", 0.0, "none"),  # garbage
+    ("The answer is $x$.", 0.0, "none"),  # a wrapped non-number
+    ("The answer is \\boxed{}.", 0.0, "none"),  # an empty box
+    ("The answer is $4.", 0.0, "none"),  # an unclosed wrapper
+    ("The answer is \\boxed{4.", 0.0, "none"),
+    ("The answer is $4}.", 0.0, "none"),  # mismatched wrapper
+    ("The answer is \\boxed{1/0}.", 0.0, "none"),  # not a usable number
 ]
 
 
@@ -165,6 +180,10 @@ async def test_template_captures_in_metadata() -> None:
     part = await g.aevaluate(response="So: the answer is 0.5 apples")
     assert part.metadata["captures"] == [{"placeholder": "NUM", "text": "0.5", "value": 0.5}]
     assert part.metadata["matched"] == "the answer is 0.5"
+    wrapped = await g.aevaluate(response=r"The answer is $\boxed{1,234}$.")
+    assert wrapped.metadata["captures"] == [
+        {"placeholder": "NUM", "text": "1,234", "value": 1234, "wrapped": r"$\boxed{1,234}$"}
+    ]
 
 
 @pytest.mark.parametrize(
