@@ -3,27 +3,91 @@
 
 OpenRLHF sends ``query`` (the decoded prompt + response, chat special tokens included), and
 optionally ``prompts`` and ``labels``; it wants ``rewards``, ``scores`` (0..1, for dynamic
-filtering) and ``extra_logs`` back, every list exactly as long as ``query``. Its client needs
-numbers, so an unscored reward or component becomes ``fallback`` there, flagged with
-``extra_logs.rm_error = 1`` so a trainer can mask it. The 2024 form (``{"query"}`` alone) also
-gets ``score``.
+filtering) and ``extra_logs`` back, every list exactly as long as ``query``. The 2024 form
+(``{"query"}`` alone) also gets ``score``.
+
+**Rewards.** OpenRLHF trains on ``rewards`` and needs a number for every sample, so an unscored
+reward becomes ``fallback`` there (and in ``scores``), flagged ``extra_logs.rm_error = 1`` so a
+trainer can mask it. That is the only stand-in number this protocol sends.
+
+**extra_logs: NaN, never a stand-in.** OpenRLHF (0.11: ``samples_generator.py``,
+``ppo_actor.py``) turns each sample's ``extra_logs[key]`` into ``info[key] = tensor([value])``,
+stacks a batch (every sample must carry the same keys: a key cannot be left out for one
+sample), and logs ``value.float().mean()`` weighted by the sample count: no mask, no
+``nanmean``. No per-sample number can make that mean skip a sample; a stand-in (0, the
+fallback, a batch mean) pulls it toward the stand-in. So each grader and aggregator ``c`` is
+sent as two keys:
+
+* ``c``: its score, or NaN where it is unscored. OpenRLHF's logged mean of ``c`` for a step is
+  then exact when every sample scored ``c``, and NaN (unknown) when one did not: never a number
+  dragged toward 0.
+* ``c/unscored``: 1.0 where ``c`` is unscored, else 0.0; its logged mean is ``c``'s unscored rate.
+
+A result named ``reward`` or ``score`` is left out: OpenRLHF logs ``rewards`` and ``scores``
+under those names itself, and an ``extra_logs`` key of the same name would overwrite them.
+Over HTTP a NaN is the JSON token ``NaN`` (:func:`openrlhf_json`), which Python's ``json``
+reads, and so does OpenRLHF's client (aiohttp's ``response.json()``); ``null`` would crash its
+``torch.tensor`` call.
+
+**Labels.** Each label goes to the record field ``label_field`` (``label`` by default). A
+misnamed field is the classic silent failure here: the labels land where no grader reads them
+and every record is unscored. :func:`check_labels` runs at start-up: when the field is the
+default and no grader reads it, while exactly one field that ``/get_reward`` never fills feeds
+a grader's gold answer (``reference_response``; ``ground_truth`` in ``examples/reward.yaml``),
+the labels go there (logged): there is nothing else they could mean, and the README's own
+config then works as written. An explicitly chosen field is never overridden. A grader that
+still requires a field no record will carry is a loud warning naming the fix (the HTTP app
+also serves ``/grade``, for which the same config is fine), and a ``ConfigError`` in the
+in-process shim (OpenRLHF is its only caller). A reward that reads no label at all (a pure
+format reward) is legitimate and only logged at INFO.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import re
-from collections.abc import Sequence
-from typing import Any, Protocol
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
+from rm_service._exceptions import ConfigError
+from rm_service._mapper import compile_path
 from rm_service._result import GraderScore, RecordResult
 
+if TYPE_CHECKING:
+    from rm_service._runner import GradingRunner
+
 __all__ = [
+    "DEFAULT_LABEL_FIELD",
     "DEFAULT_STRIP_PATTERNS",
+    "FILLED_FIELDS",
     "ChatTokenStripper",
+    "FieldRead",
+    "LabelPlan",
+    "UnscoredLog",
+    "check_labels",
+    "fallback_columns",
+    "field_reads",
+    "openrlhf_json",
     "openrlhf_records",
     "openrlhf_response",
+    "plan_labels",
     "split_query",
 ]
+
+logger = logging.getLogger("rm_service.openrlhf")
+
+DEFAULT_LABEL_FIELD = "label"
+FILLED_FIELDS: tuple[str, ...] = ("id", "query", "prompt", "response")
+"""The record fields OpenRLHF's protocol always fills; the labels' field is the only other one."""
+GOLD_PARAMS = frozenset({"reference_response"})
+"""Grader fields that hold a gold answer (every built-in reference grader's name for it)."""
+RESERVED_LOG_KEYS = frozenset({"reward", "score"})
+"""``extra_logs`` keys OpenRLHF fills itself, from ``rewards`` and ``scores``."""
 
 DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
     r"<\|im_end\|>",
@@ -101,13 +165,20 @@ def openrlhf_records(
 def openrlhf_response(
     results: Sequence[RecordResult], names: Sequence[str], *, fallback: float, legacy: bool
 ) -> dict[str, Any]:
-    """``{"rewards", "scores", "extra_logs"}``, plus ``score`` when ``legacy``."""
+    """``{"rewards", "scores", "extra_logs"}``, plus ``score`` when ``legacy``.
+
+    ``extra_logs`` has, per result ``c`` of ``names`` (but ``reward``/``score``), ``c`` (NaN
+    where unscored) and ``c/unscored`` (1.0 or 0.0); then ``rm_error``. See the module docstring
+    for why NaN and not a number.
+    """
     rewards = [r.reward if r.reward is not None else fallback for r in results]
-    logs: dict[str, list[float]] = {name: [] for name in names}
-    for r in results:
-        for name in names:
-            comp = r.components.get(name)
-            logs[name].append(comp.score if isinstance(comp, GraderScore) else fallback)
+    logs: dict[str, list[float]] = {}
+    for name in names:
+        if name in RESERVED_LOG_KEYS:
+            continue
+        comps = [r.components.get(name) for r in results]
+        logs[name] = [c.score if isinstance(c, GraderScore) else math.nan for c in comps]
+        logs[f"{name}/unscored"] = [0.0 if isinstance(c, GraderScore) else 1.0 for c in comps]
     logs["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
     out: dict[str, Any] = {
         "rewards": rewards,
@@ -117,3 +188,243 @@ def openrlhf_response(
     if legacy:
         out["score"] = rewards
     return out
+
+
+def fallback_columns(
+    results: Sequence[RecordResult], names: Sequence[str], fallback: float
+) -> dict[str, list[float]]:
+    """Each of ``names`` per record, ``fallback`` where unscored, then ``rm_error``: verl's
+    per-sample keys (``rm_service.integrations.verl``), which keep the stand-in that
+    ``extra_logs`` no longer uses."""
+    cols: dict[str, list[float]] = {}
+    for name in names:
+        comps = [r.components.get(name) for r in results]
+        cols[name] = [c.score if isinstance(c, GraderScore) else fallback for c in comps]
+    cols["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
+    return cols
+
+
+def openrlhf_json(out: Mapping[str, Any]) -> bytes:
+    """``out`` as compact JSON with an unscored component's NaN as the token ``NaN``.
+
+    Not strict JSON, on purpose: OpenRLHF's client parses it (``json.loads``), a ``null`` would
+    crash its ``torch.tensor`` call, and any number would be a lie (module docstring). Keys and
+    numbers only, so ASCII and nothing to escape.
+    """
+    return json.dumps(out, allow_nan=True, separators=(",", ":")).encode()
+
+
+# --- which record field the labels go to ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """A record field a grader reads: ``field`` (a mapper path's first step, else the grader's
+    own field name) feeds the grader's ``param``. ``required``: absent, the grader is unscored
+    (a mapper path always is: one that does not resolve fails the grader)."""
+
+    grader: str
+    param: str
+    field: str
+    path: str | None = None
+    required: bool = True
+
+    def describe(self) -> str:
+        how = f"mapper {self.param}: {self.path}" if self.path is not None else "unmapped"
+        return f"grader {self.grader!r} reads record field {self.field!r} ({how})"
+
+
+def field_reads(runner: GradingRunner) -> list[FieldRead]:
+    """Every record field ``runner``'s graders read, as far as it can be known without a
+    record: graders with a callable mapper are skipped (what they read is up to the code)."""
+    reads: list[FieldRead] = []
+    for name, gc in runner.grader_configs.items():
+        if gc.mapper is not None and not isinstance(gc.mapper, Mapping):
+            continue
+        mapped = dict(gc.mapper or {})
+        for param, path in mapped.items():
+            reads.append(FieldRead(name, param, str(compile_path(path)[0]), path))
+        for fld in getattr(gc.grader, "required_fields", ()):
+            if fld not in mapped:
+                reads.append(FieldRead(name, fld, fld))
+        for fld in getattr(gc.grader, "optional_fields", ()):
+            if fld not in mapped:
+                reads.append(FieldRead(name, fld, fld, required=False))
+    return reads
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """Where one reward's labels go, and what its graders need that no record will carry.
+
+    Attributes:
+        reward: the reward's name.
+        asked: the label field the settings name.
+        field: the field the labels go to: ``asked``, or the one gold field it was routed to.
+        reads: every field the reward's graders read (:func:`field_reads`).
+        starved: the required reads of fields that no record will carry.
+    """
+
+    reward: str
+    asked: str
+    field: str
+    reads: tuple[FieldRead, ...]
+    starved: tuple[FieldRead, ...]
+
+    def problem(self, face: str, setting: str) -> str | None:
+        """The warning (or error) for :attr:`starved`, naming the fix; ``None`` when empty.
+        ``setting`` is how to set the label field, ``{}`` standing for the field."""
+        if not self.starved:
+            return None
+        fields = list(dict.fromkeys(r.field for r in self.starved))
+        graders = ", ".join(repr(g) for g in dict.fromkeys(r.grader for r in self.starved))
+        msg = (
+            f"{face}, reward {self.reward!r}: "
+            + "; ".join(r.describe() for r in self.starved)
+            + f", but {face} fills only {', '.join(FILLED_FIELDS)} and puts the labels in "
+            f"{self.field!r}: {graders} will be unscored for every {face} record. "
+        )
+        if len(fields) == 1:
+            first = self.starved[0]
+            return msg + (
+                f"Fix: {setting.format(fields[0])}, or map the label in the config "
+                f"(mapper: {{{first.param}: {self.field}}})."
+            )
+        return msg + (
+            f"Only one of {fields} can carry the labels ({setting.format('FIELD')}); map the "
+            f"others to fields that {face} fills."
+        )
+
+
+def plan_labels(reward: str, runner: GradingRunner, label_field: str) -> LabelPlan:
+    """Where ``reward``'s labels go (see the module docstring for the routing rule)."""
+    reads = tuple(field_reads(runner))
+    field = label_field
+    if label_field == DEFAULT_LABEL_FIELD and all(r.field != label_field for r in reads):
+        gold = {r.field for r in reads if r.param in GOLD_PARAMS and r.field not in FILLED_FIELDS}
+        if len(gold) == 1:
+            (field,) = gold
+    filled = {*FILLED_FIELDS, field}
+    starved = tuple(r for r in reads if r.required and r.field not in filled)
+    return LabelPlan(reward, label_field, field, reads, starved)
+
+
+def check_labels(
+    runners: Mapping[str, GradingRunner],
+    label_field: str,
+    *,
+    face: str,
+    setting: str,
+    strict: bool,
+) -> dict[str, str]:
+    """The labels' field for each reward, from :func:`plan_labels`, with the decision logged.
+
+    Args:
+        runners: reward name -> runner.
+        label_field: the configured label field.
+        face: who fills the records (``/get_reward``, ``reward_func``), for the messages.
+        setting: how to set the label field, ``{}`` standing for the field.
+        strict: raise instead of warning when a grader requires a field no record will carry.
+
+    Raises:
+        ConfigError: ``strict`` and a grader requires such a field (the message names the fix).
+    """
+    out: dict[str, str] = {}
+    for name, runner in runners.items():
+        plan = plan_labels(name, runner, label_field)
+        problem = plan.problem(face, setting)
+        if problem is not None and strict:
+            raise ConfigError(problem)
+        if problem is not None:
+            logger.warning(problem)
+        elif plan.field != label_field:
+            readers = ", ".join(repr(r.grader) for r in plan.reads if r.field == plan.field)
+            logger.info(
+                "%s, reward %r: labels go to record field %r, the gold answer of grader(s) %s "
+                "(nothing reads %r); %s makes this explicit",
+                face,
+                name,
+                plan.field,
+                readers,
+                label_field,
+                setting.format(plan.field),
+            )
+        elif all(r.field != label_field for r in plan.reads):
+            logger.info(
+                "%s, reward %r: no grader reads the labels (record field %r); they are not graded",
+                face,
+                name,
+                label_field,
+            )
+        out[name] = plan.field
+    return out
+
+
+# --- unscored records, in the log ------------------------------------------------------------
+
+
+class UnscoredLog:
+    """A WARNING with counts when records come back unscored (``rm_error = 1``), at most one
+    every ``every_s`` seconds, counting everything since the previous one.
+
+    A trainer sees only fallback numbers and a flag; the service's log is where someone reads
+    *why*. Rate-limited because OpenRLHF calls once per sample, from many threads: one line per
+    call would flood the log of a training run.
+    """
+
+    def __init__(
+        self,
+        face: str,
+        log: logging.Logger = logger,
+        *,
+        every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._face = face
+        self._log = log
+        self._every = every_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._records = self._unscored = self._batches = 0
+        self._kinds: dict[str, int] = {}
+        self._first: str | None = None
+
+    def observe(self, results: Sequence[RecordResult], reward: str) -> None:
+        """Count ``results`` (one batch of ``reward``) and warn if it is time to."""
+        bad = [r for r in results if r.reward is None]
+        with self._lock:
+            self._records += len(results)
+            self._batches += 1
+            self._unscored += len(bad)
+            for r in bad:
+                kind, why = _first_error(r)
+                self._kinds[kind] = self._kinds.get(kind, 0) + 1
+                if self._first is None:
+                    self._first = f"reward {reward!r}, {why}"
+            now = self._clock()
+            if not self._unscored or (self._last is not None and now - self._last < self._every):
+                return
+            kinds = ", ".join(f"{k}={n}" for k, n in sorted(self._kinds.items()))
+            span = (
+                ""
+                if self._last is None
+                else f" in {self._batches} batch(es) over the last {now - self._last:.0f} s"
+            )
+            msg = (
+                f"{self._face}: {self._unscored}/{self._records} records unscored{span} ({kinds}); "
+                f"first error: {self._first} (at most one such warning every {self._every:g} s)"
+            )
+            self._last = now
+            self._reset()
+        self._log.warning(msg)
+
+
+def _first_error(result: RecordResult) -> tuple[str, str]:
+    """``(kind, "'<component>': <kind>: <error>")`` of an unscored record's first error."""
+    for name, err in result.errors.items():
+        return err.kind, f"{name!r}: {err.kind}: {err.error[:300]}"
+    return "internal", "no result (the grading pass failed; see the log above)"

@@ -15,16 +15,22 @@ Nothing but those lists reaches it, so its settings are environment variables:
   rm-service (with ``RM_SERVICE_API_KEY``, and ``RM_SERVICE_REWARD`` to pick one of its rewards).
   The URL wins when both are set. The choice is built once per process and cached.
 * ``RM_SERVICE_LABEL_FIELD`` (default ``label``): the record field each label goes to; map it
-  in the config (``mapper: {reference_response: label}``).
+  in the config (``mapper: {reference_response: label}``). Unset (or ``label``) while no grader
+  reads ``label`` and exactly one gold answer is read from another field (``ground_truth`` in
+  ``examples/reward.yaml``), the labels go there. With an in-process config, a grader that
+  requires a field no sample will carry is a ``ConfigError`` on first use, naming the fix.
 * ``RM_SERVICE_STRIP_PATTERNS`` (default: the end/pad tokens of ChatML, Llama 2/3, Phi): regexes,
   separated by whitespace, removed from queries and prompts; set it empty to strip nothing.
-* ``RM_SERVICE_UNSCORED_FALLBACK`` (default ``0.0``): the reward and component value of an
-  unscored sample (OpenRLHF needs numbers); such a sample also gets ``extra_logs.rm_error = 1``.
+* ``RM_SERVICE_UNSCORED_FALLBACK`` (default ``0.0``): the reward of an unscored sample
+  (OpenRLHF needs numbers); such a sample also gets ``extra_logs.rm_error = 1``.
 
 The protocol is ``POST /get_reward``'s, from the same helpers: the response is what follows the
 prompt in the query, ``scores`` are the rewards clipped to [0, 1] (dynamic filtering), and every
 value is a float32 tensor when torch is importable (OpenRLHF's own examples return tensors),
-else a list. Grading failures never raise; they come back as the fallback with ``rm_error = 1``.
+else a list. Grading failures never raise; they come back as the fallback with ``rm_error = 1``,
+and are logged (a WARNING with counts, at most one a minute). In ``extra_logs`` an unscored
+component is NaN, with ``<component>/unscored = 1``, never a number: OpenRLHF averages every
+sample's value, so any stand-in would drag its logged mean (see ``rm_service._openrlhf``).
 """
 
 from __future__ import annotations
@@ -36,12 +42,17 @@ from typing import Any
 
 from rm_service._exceptions import ConfigError, InputError
 from rm_service._openrlhf import (
+    DEFAULT_LABEL_FIELD,
     DEFAULT_STRIP_PATTERNS,
     ChatTokenStripper,
+    UnscoredLog,
+    check_labels,
     openrlhf_records,
     openrlhf_response,
 )
+from rm_service.integrations._backend import LocalBackend
 from rm_service.integrations._targets import (
+    Target,
     cached_target,
     finite,
     grade_safely,
@@ -50,6 +61,8 @@ from rm_service.integrations._targets import (
 )
 
 __all__ = ["reward_func"]
+
+_unscored = UnscoredLog("reward_func")
 
 
 @lru_cache(maxsize=8)
@@ -60,6 +73,23 @@ def _stripper(patterns: str | None) -> ChatTokenStripper:
         return ChatTokenStripper(patterns.split())
     except Exception as exc:  # re.error, with the offending pattern
         raise ConfigError(f"RM_SERVICE_STRIP_PATTERNS: invalid regex: {exc}") from None
+
+
+@lru_cache(maxsize=16)
+def _label_field(target: Target, asked: str) -> str:
+    """The field ``target``'s labels go to, checked once per target and setting (a failure is
+    not cached: each call raises until the setting is fixed). A service's graders are not
+    visible from here: its records get ``asked`` as is."""
+    if not isinstance(target.backend, LocalBackend):
+        return asked
+    fields = check_labels(
+        {target.reward: target.backend.runner},
+        asked,
+        face="reward_func",
+        setting="RM_SERVICE_LABEL_FIELD={}",
+        strict=True,
+    )
+    return fields[target.reward]
 
 
 def _tensors(out: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +128,10 @@ def reward_func(
         os.environ.get("RM_SERVICE_UNSCORED_FALLBACK") or 0.0, "RM_SERVICE_UNSCORED_FALLBACK"
     )
     stripper = _stripper(os.environ.get("RM_SERVICE_STRIP_PATTERNS"))
-    label_field = os.environ.get("RM_SERVICE_LABEL_FIELD") or "label"
+    target = cached_target(reward_key(None, None, None, None))
+    label_field = _label_field(
+        target, os.environ.get("RM_SERVICE_LABEL_FIELD") or DEFAULT_LABEL_FIELD
+    )
     try:
         records = openrlhf_records(
             list(queries),
@@ -109,6 +142,6 @@ def reward_func(
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    target = cached_target(reward_key(None, None, None, None))
     results = run_blocking(grade_safely(target, records))
+    _unscored.observe(results, target.reward)
     return _tensors(openrlhf_response(results, target.names, fallback=fallback, legacy=False))

@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from rm_service._exceptions import InputError
-from rm_service._openrlhf import openrlhf_response
+from rm_service._openrlhf import fallback_columns
 from rm_service._result import RecordResult
 from rm_service.integrations._backend import jsonable
 from rm_service.integrations._targets import (
@@ -90,13 +90,14 @@ def verl_scores(
     results: Sequence[RecordResult], names: Sequence[str], fallback: float
 ) -> list[dict[str, float]]:
     """verl's per-sample dicts: ``score``, each of ``names``, ``rm_error``; the same keys for
-    every sample, ``fallback`` where unscored. The numbers are OpenRLHF's (one helper decides
-    what an unscored value becomes), transposed to one dict per sample."""
-    out = openrlhf_response(results, names, fallback=fallback, legacy=False)
-    columns = out["extra_logs"]
+    every sample, ``fallback`` where unscored (``fallback_columns``), one dict per sample."""
+    columns = fallback_columns(results, names, fallback)
     return [
-        {"score": float(reward), **{k: float(v[i]) for k, v in columns.items()}}
-        for i, reward in enumerate(out["rewards"])
+        {
+            "score": fallback if r.reward is None else r.reward,
+            **{k: v[i] for k, v in columns.items()},
+        }
+        for i, r in enumerate(results)
     ]
 
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from rm_service._http_schemas import ServiceSettings
-from rm_service._openrlhf import split_query
+from rm_service._openrlhf import UnscoredLog, split_query
+from rm_service._result import GraderError, GraderScore, RecordResult
 from tests.app import MATH_CFG, SLOW_CFG, client, make_app
 
 IM = "<|im_start|>user\nWhat is 3+4?<|im_end|>\n<|im_start|>assistant\n"
+README_CFG = Path(__file__).parents[2] / "examples" / "reward.yaml"
+GOLD_IN = {"type": "number", "mapper": {"reference_response": "ground_truth"}}
+"""A gold answer read from ``ground_truth``, which /get_reward fills only when told (or routed)."""
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_new_form_splits_prompt_strips_tokens_and_maps_labels() -> None:
@@ -22,7 +35,11 @@ async def test_new_form_splits_prompt_strips_tokens_and_maps_labels() -> None:
     body = resp.json()
     assert body["rewards"] == [1.0, 0.0, 1.0]
     assert body["scores"] == [1.0, 0.0, 1.0]
-    assert body["extra_logs"] == {"num": [1.0, 0.0, 1.0], "rm_error": [0.0, 0.0, 0.0]}
+    assert body["extra_logs"] == {
+        "num": [1.0, 0.0, 1.0],
+        "num/unscored": [0.0, 0.0, 0.0],
+        "rm_error": [0.0, 0.0, 0.0],
+    }
     assert "score" not in body
 
 
@@ -57,7 +74,87 @@ async def test_unscored_gets_the_fallback_and_rm_error(monkeypatch: pytest.Monke
     assert body["rewards"] == [-1.0, -1.0]
     assert body["scores"] == [0.0, 0.0]  # scores stay in [0, 1]
     assert body["extra_logs"]["rm_error"] == [1.0, 1.0]
-    assert body["extra_logs"]["slow"] == [-1.0, -1.0]
+
+
+async def test_an_unscored_component_is_nan_and_flagged_never_a_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RM_TEST_DELAY", "5")
+    app = make_app(unscored_fallback=-1.0, deadline=0.2)  # slow times out; fmt scores 0
+    async with client(app) as c:
+        resp = await c.post("/get_reward", json={"query": ["a", "b"], "prompts": ["", ""]})
+    assert resp.status_code == 200
+    logs = resp.json()["extra_logs"]  # httpx parses the NaN token, as OpenRLHF's aiohttp does
+    assert all(math.isnan(x) for x in logs["slow"])  # not the fallback, not 0.0
+    assert logs["slow/unscored"] == [1.0, 1.0]
+    assert logs["fmt"] == [0.0, 0.0] and logs["fmt/unscored"] == [0.0, 0.0]  # a real 0
+    # "reward" is OpenRLHF's own log of ``rewards``: a NaN there would overwrite it.
+    assert "reward" not in logs
+    assert sorted(logs) == ["fmt", "fmt/unscored", "rm_error", "slow", "slow/unscored"]
+
+
+async def test_the_readme_config_is_scored_with_the_default_label_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rm_service")
+    app = make_app({"reward": str(README_CFG)})  # maps ground_truth; nothing reads "label"
+    answer = "<think>7*8=56</think>\n<answer>56</answer><|im_end|>"
+    async with client(app) as c:
+        resp = await c.post(
+            "/get_reward", json={"query": [IM + answer], "prompts": [IM], "labels": ["56"]}
+        )
+    body = resp.json()
+    assert body["extra_logs"]["rm_error"] == [0.0], body
+    assert body["rewards"] == [1.0]
+    assert "labels go to record field 'ground_truth'" in caplog.text
+    assert warnings_of(caplog) == []
+
+
+def test_a_field_get_reward_never_fills_is_a_loud_startup_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    make_app({"math": {"graders": {"num": GOLD_IN}}}, label_field="answer")  # explicit: kept
+    (msg,) = warnings_of(caplog)
+    assert "reward 'math'" in msg and "grader 'num'" in msg and "'ground_truth'" in msg
+    assert "--label-field ground_truth" in msg and "every /get_reward record" in msg
+
+
+def test_two_gold_fields_are_not_guessed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    other = {"type": "string_match", "mapper": {"reference_response": "answer"}}
+    make_app({"m": {"graders": {"num": GOLD_IN, "str": other}}})
+    (msg,) = warnings_of(caplog)
+    assert "'ground_truth'" in msg and "'answer'" in msg and "'label'" in msg
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"graders": {"f": {"type": "format", "mode": "think_answer"}}},  # no gold at all
+        MATH_CFG,  # reads label
+    ],
+)
+def test_a_reward_that_needs_no_other_field_gives_no_warning(
+    cfg: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    make_app({"m": cfg})
+    assert warnings_of(caplog) == []
+
+
+async def test_unscored_batches_are_logged_with_counts_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    app = make_app({"math": MATH_CFG})
+    async with client(app) as c:
+        for _ in range(3):  # a training loop: one warning, not one per batch
+            resp = await c.post("/get_reward", json={"query": ["7", "8"], "labels": [None, "8"]})
+            assert resp.json()["extra_logs"]["rm_error"] == [1.0, 0.0]
+    (msg,) = warnings_of(caplog)
+    assert msg.startswith("get_reward: 1/2 records unscored (invalid_input=1); first error:")
+    assert "reward 'math'" in msg and "'num'" in msg and "reference_response" in msg
 
 
 async def test_a_missing_label_is_unscored_not_zero() -> None:
@@ -82,6 +179,30 @@ async def test_label_field_is_configurable() -> None:
     async with client(app) as c:
         resp = await c.post("/get_reward", json={"query": ["7"], "labels": ["7"]})
     assert resp.json()["rewards"] == [1.0]
+
+
+def test_the_unscored_log_counts_everything_since_its_last_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    now = [0.0]
+    log = UnscoredLog("get_reward", every_s=60, clock=lambda: now[0])
+    ok = RecordResult(index=0, reward_name="r", components={"r": GraderScore(name="r", score=1)})
+    down = GraderError(name="r", error="judge down", kind="judge_error")
+    bad = RecordResult(index=0, reward_name="r", components={"r": down})
+    log.observe([bad], "m")
+    now[0] = 30.0
+    log.observe([bad, ok], "m")  # within the minute: counted, not logged
+    now[0] = 61.0
+    log.observe([ok], "m")
+    now[0] = 200.0
+    log.observe([ok], "m")  # nothing unscored since: nothing to say
+    first, second = warnings_of(caplog)
+    assert first.startswith("get_reward: 1/1 records unscored (judge_error=1); first error: ")
+    assert "reward 'm', 'r': judge_error: judge down" in first
+    assert second.startswith(
+        "get_reward: 1/3 records unscored in 2 batch(es) over the last 61 s (judge_error=1)"
+    )
 
 
 def test_split_query() -> None:

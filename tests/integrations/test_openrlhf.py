@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,9 @@ pytestmark = pytest.mark.usefixtures("shim_env")
 IM = "<|im_start|>user\nWhat is 3+4?<|im_end|>\n<|im_start|>assistant\n"
 QUERIES = [IM + "7<|im_end|>", IM + "FAIL<|im_end|>", IM + "no 8<|im_end|><|endoftext|>"]
 LABELS = ["7", "7", None]
+README_CFG = Path(__file__).parents[2] / "examples" / "reward.yaml"
+NAN = "NaN"
+"""``as_lists``' stand-in for a NaN value, which compares equal to itself."""
 
 
 def load_like_openrlhf() -> ModuleType:
@@ -50,11 +55,12 @@ def reward_func(tmp_path: Path, shim_env: pytest.MonkeyPatch) -> Any:
 
 
 def as_lists(out: dict[str, Any]) -> dict[str, Any]:
-    """``out``'s float32 tensors as lists rounded to 6 places (exact test values)."""
+    """``out``'s float32 tensors as lists rounded to 6 places (exact test values), NaN as
+    ``NAN``."""
 
-    def plain(v: Any) -> list[float]:
+    def plain(v: Any) -> list[float | str]:
         assert isinstance(v, torch.Tensor) and v.dtype == torch.float32
-        return [round(x, 6) for x in v.tolist()]
+        return [NAN if math.isnan(x) else round(x, 6) for x in v.tolist()]
 
     return {
         "rewards": plain(out["rewards"]),
@@ -68,7 +74,13 @@ def test_one_sample_per_call_as_openrlhf_sends_it(reward_func: Any) -> None:
     assert as_lists(out) == {
         "rewards": [0.975],
         "scores": [0.975],
-        "extra_logs": {"num": [1.0], "short": [0.95], "reward": [0.975], "rm_error": [0.0]},
+        "extra_logs": {
+            "short": [0.95],
+            "short/unscored": [0.0],
+            "num": [1.0],
+            "num/unscored": [0.0],
+            "rm_error": [0.0],
+        },
     }
 
 
@@ -77,16 +89,77 @@ def test_many_samples_flag_unscored_with_the_fallback(
 ) -> None:
     shim_env.setenv("RM_SERVICE_UNSCORED_FALLBACK", "-1")
     out = reward_func(QUERIES, [IM] * 3, LABELS)
+    # A component is NaN where unscored, never the fallback or 0; "FAIL" has a real num of 0.
+    # No "reward": OpenRLHF logs ``rewards`` under that name itself.
     assert as_lists(out) == {
         "rewards": [0.975, -1.0, -1.0],
         "scores": [0.975, 0.0, 0.0],  # scores stay in [0, 1]
         "extra_logs": {
-            "num": [1.0, 0.0, -1.0],
-            "short": [0.95, -1.0, 0.8],  # "no 8": tokens stripped, 4 characters
-            "reward": [0.975, -1.0, -1.0],
+            "short": [0.95, NAN, 0.8],  # "no 8": tokens stripped, 4 characters
+            "short/unscored": [0.0, 1.0, 0.0],
+            "num": [1.0, 0.0, NAN],
+            "num/unscored": [0.0, 0.0, 1.0],
             "rm_error": [0.0, 1.0, 1.0],
         },
     }
+
+
+def openrlhf_logged_means(outs: list[dict[str, Any]]) -> dict[str, float]:
+    """What OpenRLHF 0.11 logs for each ``extra_logs`` key of one-sample ``reward_func`` calls:
+    ``samples_generator`` makes ``info[key] = torch.tensor([value.flatten()[0].item()])`` per
+    sample, the batch stacks them, and ``ppo_actor`` logs ``value.float().mean()`` (no nanmean,
+    no mask), weighted by the sample count."""
+    infos = [
+        {k: torch.tensor([v.flatten()[0].item()]) for k, v in o["extra_logs"].items()} for o in outs
+    ]
+    assert all(i.keys() == infos[0].keys() for i in infos)  # its batching needs equal keys
+    return {k: torch.cat([i[k] for i in infos]).float().mean().item() for k in infos[0]}
+
+
+def test_openrlhfs_own_means_are_never_dragged_down_by_an_unscored_component(
+    reward_func: Any,
+) -> None:
+    ok, failing = IM + "7<|im_end|>", IM + "FAIL 7<|im_end|>"
+    outs = [reward_func([q], [IM], ["7"]) for q in (ok, ok, ok, failing)]
+    means = openrlhf_logged_means(outs)
+    assert means["num"] == 1.0  # all four scored: the exact mean
+    assert means["num/unscored"] == 0.0
+    # short is unscored once: its step mean is NaN (unknown), not 0.95 * 3/4 = 0.7125.
+    assert math.isnan(means["short"])
+    assert means["short/unscored"] == 0.25 and means["rm_error"] == 0.25
+
+
+def test_the_readme_config_is_scored_without_a_label_setting(
+    shim_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rm_service")
+    shim_env.setenv("RM_SERVICE_CONFIG", str(README_CFG))  # maps ground_truth
+    answer = "<think>7*8=56</think>\n<answer>56</answer><|im_end|>"
+    out = load_like_openrlhf().reward_func([IM + answer], [IM], ["56"])
+    assert out["extra_logs"]["rm_error"].tolist() == [0.0]
+    assert out["rewards"].tolist() == [1.0]
+    assert "labels go to record field 'ground_truth'" in caplog.text
+
+
+def test_a_field_reward_func_never_fills_fails_on_first_use(
+    reward_func: Any, shim_env: pytest.MonkeyPatch
+) -> None:
+    shim_env.setenv("RM_SERVICE_LABEL_FIELD", "answer")  # SHIM_CONFIG's num reads ground_truth
+    with pytest.raises(ConfigError, match=r"grader 'num'.*'ground_truth'") as err:
+        reward_func([QUERIES[0]], [IM], ["7"])
+    assert "RM_SERVICE_LABEL_FIELD=ground_truth" in str(err.value)
+
+
+def test_unscored_samples_are_logged_with_counts_rate_limited(
+    reward_func: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    for _ in range(3):  # one sample per call, as OpenRLHF calls it
+        reward_func([QUERIES[1]], [IM], ["7"])
+    msgs = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(msgs) == 1, msgs
+    assert msgs[0].startswith("reward_func: 1/1 records unscored (judge_error=1); first error:")
+    assert "the judge said FAIL" in msgs[0]
 
 
 async def test_called_through_to_thread_concurrently(reward_func: Any) -> None:
@@ -108,8 +181,9 @@ def test_strip_patterns_and_label_field_from_the_env(
     shim_env.setenv("RM_SERVICE_STRIP_PATTERNS", r"<\|im_end\|>   <\|eot_id\|>")
     out = reward_func([IM + "7<|eot_id|><|im_end|>"], [IM], ["7"])
     assert as_lists(out)["extra_logs"]["short"] == [0.95]
-    shim_env.setenv("RM_SERVICE_LABEL_FIELD", "label")  # the config maps ground_truth: unscored
-    assert reward_func([QUERIES[0]], [IM], ["7"])["extra_logs"]["rm_error"].tolist() == [1.0]
+    shim_env.setenv("RM_SERVICE_LABEL_FIELD", "gold")  # the config maps ground_truth
+    with pytest.raises(ConfigError, match="RM_SERVICE_LABEL_FIELD=ground_truth"):
+        reward_func([QUERIES[0]], [IM], ["7"])
 
 
 def test_lists_without_torch(reward_func: Any, monkeypatch: pytest.MonkeyPatch) -> None:
