@@ -141,6 +141,8 @@ class RemoteBackend:
         self.policy = RetryPolicy(max_retries=retries, base_delay=backoff, malformed_retries=0)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._described: tuple[str, list[str], list[str]] | None = None
+        self.reward_description: dict[str, Any] | None = None
+        """The reward's ``GET /graders`` entry (aggregators, weights), once described."""
         self._lock = threading.Lock()
         self._queued: dict[asyncio.AbstractEventLoop, list[tuple[list[Any], asyncio.Future[Any]]]]
         self._queued = {}
@@ -187,6 +189,7 @@ class RemoteBackend:
             raise ConfigError(f"cannot describe {self.url}/graders: {exc}") from exc
         graders = list(desc["graders"])
         names = [*graders, *(a["name"] for a in desc["aggregators"])]
+        self.reward_description = desc
         return desc["reward"], graders, names
 
     async def agrade(self, records: Sequence[Mapping[str, Any]]) -> list[RecordResult]:

@@ -34,6 +34,19 @@ TRL's contract (trl 1.16, ``GRPOTrainer._calculate_rewards``) and how it is met:
   returns one named function per component; they share a per-batch memo, so TRL's
   ``reward_weights`` / ``multi_objective_aggregation`` act on our components and each gets its
   own ``rewards/<name>/mean`` curve while every record is graded once.
+* **The config decides which records train, in every mode.** TRL combines the functions with a
+  weighted ``nansum``, so a record with one component ``None`` would still be trained on the
+  others. Where the config's reward is unscored (``on_error: unscored``, the default), every
+  component function therefore returns ``None`` too: TRL then masks the record (NaN reward,
+  advantage 0, outside its group's baseline), exactly as the single function does. Where the
+  config keeps the record scored (``on_error: skip`` or a substitute), the components pass
+  through as they are, failed ones ``None``.
+* **TRL's sum is the config's reward** when ``GRPOConfig.reward_weights`` is
+  :meth:`RMServiceReward.reward_weights`: the config's ``weighted_sum`` weights normalised to
+  sum 1, as the aggregator applies them (TRL does not normalise; its default of all ones sums
+  the components). TRL's logged ``reward`` then equals ``rm_service/reward/mean``, except on
+  records whose reward skipped or substituted a component: TRL neither renormalises nor
+  substitutes (a warning says so, once).
 * **Logged** with ``log_metric`` (averaged by TRL per logging step): ``rm_service/failure_rate``
   (share of unscored rewards), ``rm_service/latency_s`` (grading time per batch) and, per
   component, ``rm_service/<name>/failure_rate`` and ``rm_service/<name>/mean`` (the latter only
@@ -46,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import math
 import os
 import threading
@@ -54,11 +68,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregators import WeightedSumAggregator
 from rm_service._exceptions import ConfigError, InputError
 from rm_service._result import GraderScore, RecordResult
+from rm_service._runner import GradingRunner
 from rm_service.integrations._backend import Backend, RemoteBackend, RewardSource, as_backend
 
 __all__ = ["RECORD_FIELDS", "RMServiceReward", "RemoteReward", "trl_records"]
+
+logger = logging.getLogger("rm_service.integrations")
 
 TRL_EXTRAS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
 """Keyword arguments TRL adds for the function itself; never forwarded to graders."""
@@ -172,6 +190,7 @@ class _Shared:
         # Components handed to TRL as functions: per_component()'s, and any function once called
         # (a parent whose per_component() siblings are what TRL gets is never called).
         self.functions: set[str] = set()
+        self.warned_adjusted = False
 
     async def grade(
         self, reader: str, prompts: Sequence[Any], completions: Sequence[Any], records: Callable
@@ -226,6 +245,7 @@ class RMServiceReward:
     ) -> None:
         self._shared = _Shared(as_backend(source))
         reward_name, self._graders, self._names = self._shared.backend.describe()
+        self._reward = reward_name
         self.include_completion_ids = include_completion_ids
         self._bind(component or reward_name, name)
 
@@ -246,7 +266,14 @@ class RMServiceReward:
     def per_component(self, components: Sequence[str] | None = None) -> list[RMServiceReward]:
         """One function per component (default: every grader), sharing one grading pass per
         batch with each other and with this function. Pass them all to ``reward_funcs``;
-        ``GRPOConfig.reward_weights`` then weighs them in this order."""
+        ``GRPOConfig.reward_weights`` then weighs them in this order: use
+        :meth:`reward_weights` for TRL's sum to be the config's reward.
+
+        Each returns ``None`` for a record the config's reward leaves unscored, even where its
+        own component scored: TRL's ``nansum`` would otherwise train that record on the
+        components that did. The config's ``on_error`` (``skip`` or a substitute) is how to
+        keep such records scored, and then their components pass through.
+        """
         out = []
         for comp in components if components is not None else self._graders:
             sibling = copy.copy(self)
@@ -254,6 +281,32 @@ class RMServiceReward:
             self._shared.functions.add(comp)
             out.append(sibling)
         return out
+
+    def reward_weights(self, components: Sequence[str] | None = None) -> list[float]:
+        """``GRPOConfig.reward_weights`` for ``per_component(components)``, in the same order:
+        the config's ``weighted_sum`` weights normalised to sum 1, as the aggregator applies
+        them. TRL's weighted sum of the functions is then the config's reward for every record
+        whose reward skipped or substituted nothing, and TRL's logged ``reward`` equals
+        ``rm_service/reward/mean``. (TRL uses the weights as given: raw weights such as
+        ``{correct: 3, format: 1}``, or its default of ones, scale or reshape the sum.)
+
+        Raises:
+            ConfigError: the reward is not a weighted sum (a gate, min, formula: no weights
+                reproduce it; choose them yourself), a component it weighs is not among
+                ``components``, or a name is not a component.
+        """
+        names = list(components) if components is not None else list(self._graders)
+        unknown = [n for n in names if n not in self._names]
+        if unknown:
+            raise ConfigError(f"component(s) {unknown} are not among {self._names}")
+        weights = _reward_weights(self._shared.backend)
+        missing = [c for c in weights if c not in names]
+        if missing:
+            raise ConfigError(
+                f"the reward {self._reward!r} weighs {missing} too; without a function for "
+                f"them TRL's weighted sum cannot equal it (components: {names})"
+            )
+        return [weights.get(n, 0.0) for n in names]
 
     async def __call__(
         self,
@@ -273,7 +326,13 @@ class RMServiceReward:
         )
         if fresh:
             self._log(results, seconds, kwargs.get("log_metric"), kwargs.get("log_extra"))
-        return [_score(r, self.component) for r in results]
+        if self.component == self._reward:
+            return [_score(r, self.component) for r in results]
+        # A record the config's reward leaves unscored trains on nothing (see per_component).
+        return [
+            _score(r, self.component) if _score(r, self._reward) is not None else None
+            for r in results
+        ]
 
     def _log(
         self,
@@ -285,7 +344,9 @@ class RMServiceReward:
         if not results:
             return
         n = len(results)
-        reward_name = self._shared.backend.describe()[0]
+        reward_name = self._reward
+        if reward_name not in self._shared.functions and not self._shared.warned_adjusted:
+            self._warn_adjusted(results)
         if log_metric is not None:
             log_metric("rm_service/failure_rate", sum(r.reward is None for r in results) / n)
             log_metric("rm_service/latency_s", seconds)
@@ -306,6 +367,62 @@ class RMServiceReward:
                     for r in results
                 ],
             )
+
+    def _warn_adjusted(self, results: list[RecordResult]) -> None:
+        """Say once when TRL's sum of components cannot be the config's reward for some
+        records: the reward skipped (renormalised) or substituted an unscored component."""
+        adjusted = 0
+        for r in results:
+            comp = r.components.get(self._reward)
+            meta = comp.metadata if isinstance(comp, GraderScore) else {}
+            adjusted += bool(meta.get("skipped") or meta.get("substituted"))
+        if adjusted:
+            self._shared.warned_adjusted = True
+            logger.warning(
+                "rm-service: the reward %r skipped or substituted unscored components (on_error) "
+                "for %d of %d records; TRL's weighted sum of the per-component functions leaves "
+                "those components out without renormalising or substituting, so it trains these "
+                "records on a different number than the config's reward (TRL's `reward` differs "
+                "from rm_service/%s/mean). Pass the single function to train on the config's "
+                "reward exactly.",
+                self._reward,
+                adjusted,
+                len(results),
+                self._reward,
+            )
+
+
+def _reward_weights(backend: Backend) -> dict[str, float]:
+    """The reward's weights normalised to sum 1, per component (zero weights left out); a
+    reward that is a grader weighs itself 1.
+
+    Raises:
+        ConfigError: the reward is not a weighted sum, or the service does not publish its
+            weights.
+    """
+    reward, graders, _ = backend.describe()
+    if reward in graders:
+        return {reward: 1.0}
+    runner = getattr(backend, "runner", None)
+    if isinstance(runner, GradingRunner):
+        agg = next(a for a in runner.aggregators if a.name == reward)
+        weights = agg.weights if isinstance(agg, WeightedSumAggregator) else None
+    else:  # a service: its GET /graders entry for the reward (RemoteBackend keeps it)
+        described = getattr(backend, "reward_description", None) or {}
+        entries = [a for a in described.get("aggregators", []) if a.get("name") == reward]
+        entry = entries[0] if entries else None
+        weights = None
+        if entry is not None and entry.get("type") == "weighted_sum":
+            # The config's raw weights (none: equal), normalised by the aggregator itself.
+            raw = entry.get("weights") or dict.fromkeys(entry.get("components") or [], 1.0)
+            weights = WeightedSumAggregator(reward, raw).weights if raw else None
+    if weights is None:
+        raise ConfigError(
+            f"the reward {reward!r} is not a weighted_sum of components (or its weights are "
+            "not known here), so no GRPOConfig.reward_weights make TRL's weighted sum equal "
+            "it: pass the single function, or choose the weights yourself"
+        )
+    return weights
 
 
 def _score(result: RecordResult, component: str) -> float | None:

@@ -38,6 +38,10 @@ EXPECTED = {
 }
 
 
+# What the ``digit`` function returns: ``None`` where the config's reward is unscored.
+MASKED_DIGIT = [1.0, 0.0, None, 1.0]
+
+
 def approx(values: list[float | None]) -> list[Any]:
     return [None if v is None else pytest.approx(v) for v in values]
 
@@ -133,7 +137,7 @@ async def test_per_component_functions_share_one_grading_pass() -> None:
     kwargs = {"prompts": PROMPTS, "completions": COMPLETIONS, "completion_ids": [[0]] * 4}
     # As TRL calls async reward functions: concurrently, with the same batch objects.
     got = await asyncio.gather(*(f(**kwargs) for f in funcs))
-    assert got[0] == [1.0, 0.0, 0.0, 1.0]
+    assert got[0] == [1.0, 0.0, None, 1.0]  # the reward (their mean) is unscored for record 2
     assert got[1] == approx(EXPECTED["short"])
     assert counter.calls == 4
     # The next batch, even with equal content, is graded again; so is a second call by the same
@@ -207,7 +211,8 @@ async def test_remote_reward_matches_in_process() -> None:
         assert await remote(PROMPTS, COMPLETIONS) == approx(EXPECTED["reward"])
         funcs = remote.per_component()
         got = await asyncio.gather(*(f(PROMPTS, COMPLETIONS) for f in funcs))
-        assert got == [approx(EXPECTED["short"]), approx(EXPECTED["digit"])]
+        assert got == [approx(EXPECTED["short"]), approx(MASKED_DIGIT)]
+        assert remote.reward_weights() == [0.5, 0.5]
 
 
 def test_remote_reward_fails_fast_on_a_wrong_url_key_or_reward(monkeypatch) -> None:
@@ -356,3 +361,70 @@ async def test_no_duplicate_means_for_components_trl_already_logs() -> None:
     await asyncio.gather(*(f(PROMPTS, COMPLETIONS, log_metric=metrics.__setitem__) for f in funcs))
     assert "rm_service/short/mean" not in metrics  # TRL logs rewards/short/mean
     assert metrics["rm_service/reward/mean"] == pytest.approx((0.975 + 0.25 + 0.95) / 3)
+
+
+def _config(**aggregator: Any) -> dict[str, Any]:
+    return {**CONFIG, "aggregators": [{**CONFIG["aggregators"][0], **aggregator}]}
+
+
+async def test_per_component_functions_are_none_where_the_config_reward_is_unscored() -> None:
+    """Issue 10: TRL sums the functions with ``nansum``, so ``digit`` must be ``None`` too where
+    ``short`` (and so, under ``on_error: unscored``, the reward) is; else TRL trains on it."""
+    funcs = RMServiceReward(CONFIG).per_component()
+    got = await asyncio.gather(*(f(PROMPTS, COMPLETIONS) for f in funcs))
+    assert got == [approx(EXPECTED["short"]), approx(MASKED_DIGIT)]
+    # Every component function, not only per_component()'s.
+    assert await RMServiceReward(CONFIG, component="digit")(PROMPTS, COMPLETIONS) == MASKED_DIGIT
+
+
+@pytest.mark.parametrize("on_error", ["skip", 0.5])
+async def test_a_config_that_keeps_the_record_scored_passes_components_through(
+    on_error: str | float, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(on_error=on_error)
+    assert (await RMServiceReward(config)(PROMPTS, COMPLETIONS))[2] is not None
+    funcs = RMServiceReward(config).per_component()
+    got = await asyncio.gather(*(f(PROMPTS, COMPLETIONS) for f in funcs))
+    assert got == [approx(EXPECTED["short"]), approx(EXPECTED["digit"])]
+    # TRL's nansum neither renormalises nor substitutes: said once, not per batch.
+    assert caplog.text.count("skipped or substituted unscored components") == 1
+    assert "for 1 of 4 records" in caplog.text
+    await asyncio.gather(*(f(PROMPTS, COMPLETIONS) for f in funcs))
+    assert caplog.text.count("skipped or substituted unscored components") == 1
+
+
+def test_reward_weights_are_the_configs_normalised() -> None:
+    """TRL's ``reward_weights`` are used as given; the aggregator normalises its weights."""
+    assert RMServiceReward(_config(weights={"short": 3, "digit": 1})).reward_weights() == [
+        0.75,
+        0.25,
+    ]
+    # A zero weight is a function TRL sums with weight 0; order follows ``components``.
+    zero = RMServiceReward(_config(weights={"short": 0, "digit": 2}))
+    assert zero.reward_weights(["digit", "short"]) == [1.0, 0.0]
+    # No aggregator: the runner's equal-weight mean; a single grader: itself.
+    runner = GradingRunner({"a": lambda response: 1.0, "b": lambda response: 0.0})
+    assert RMServiceReward(runner).reward_weights() == [0.5, 0.5]
+    assert RMServiceReward(GradingRunner({"a": lambda response: 1.0})).reward_weights() == [1.0]
+
+
+def test_reward_weights_refuse_what_no_weights_reproduce() -> None:
+    with pytest.raises(ConfigError, match="not a weighted_sum"):
+        RMServiceReward(
+            {**CONFIG, "aggregators": [{"type": "min", "name": "reward"}]}
+        ).reward_weights()
+    with pytest.raises(ConfigError, match=r"weighs \['digit'\] too"):
+        RMServiceReward(CONFIG).reward_weights(["short"])
+    with pytest.raises(ConfigError, match="not among"):
+        RMServiceReward(CONFIG).reward_weights(["nope"])
+
+
+async def test_remote_reward_weights_come_from_the_service() -> None:
+    with serve_in_thread(create_app(_config(weights={"short": 1, "digit": 3}))) as url:
+        assert RemoteReward(url).reward_weights() == [0.25, 0.75]
+    max_config = {**CONFIG, "aggregators": [{"type": "max", "name": "reward"}]}
+    with (
+        serve_in_thread(create_app(max_config)) as url,
+        pytest.raises(ConfigError, match="not a weighted_sum"),
+    ):
+        RemoteReward(url).reward_weights()
