@@ -288,7 +288,9 @@ class RMServiceReward:
         them. TRL's weighted sum of the functions is then the config's reward for every record
         whose reward skipped or substituted nothing, and TRL's logged ``reward`` equals
         ``rm_service/reward/mean``. (TRL uses the weights as given: raw weights such as
-        ``{correct: 3, format: 1}``, or its default of ones, scale or reshape the sum.)
+        ``{correct: 3, format: 1}``, or its default of ones, scale or reshape the sum.) This
+        holds for TRL's default ``multi_objective_aggregation="sum_then_normalize"``; under
+        ``normalize_then_sum`` TRL sums per-component z-scores, which no weights make equal.
 
         Raises:
             ConfigError: the reward is not a weighted sum (a gate, min, formula: no weights
