@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ from rm_service._http_schemas import ServiceSettings
 from rm_service._openrlhf import UnscoredLog, split_query
 from rm_service._result import GraderError, GraderScore, RecordResult
 from tests.app import MATH_CFG, SLOW_CFG, client, make_app
+from tests.support import serve_in_thread
 
 IM = "<|im_start|>user\nWhat is 3+4?<|im_end|>\n<|im_start|>assistant\n"
 README_CFG = Path(__file__).parents[2] / "examples" / "reward.yaml"
@@ -91,6 +93,30 @@ async def test_an_unscored_component_is_nan_and_flagged_never_a_number(
     # "reward" is OpenRLHF's own log of ``rewards``: a NaN there would overwrite it.
     assert "reward" not in logs
     assert sorted(logs) == ["fmt", "fmt/unscored", "rm_error", "slow", "slow/unscored"]
+
+
+def test_openrlhfs_own_client_reads_the_nan_over_real_uvicorn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("RM_TEST_DELAY", "5")
+    body = {"query": ["<think>a</think><answer>1</answer>"], "prompts": [""], "labels": ["1"]}
+
+    async def post(url: str) -> Any:  # OpenRLHF 0.11's _fetch_rewards_via_http, in short
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}/get_reward", json=body) as resp,
+        ):
+            resp.raise_for_status()
+            return await resp.json()
+
+    with serve_in_thread(make_app(deadline=0.2)) as url:
+        got = asyncio.run(post(url))
+    # Its samples_generator: info[key] = torch.tensor([value]) for each extra_logs key.
+    info = {k: torch.tensor([v]) for k, v in got["extra_logs"].items()}
+    assert math.isnan(info["slow"].mean().item()) and info["slow/unscored"].item() == 1.0
+    assert info["fmt"].item() == 1.0 and info["rm_error"].item() == 1.0
 
 
 async def test_the_readme_config_is_scored_with_the_default_label_field(
