@@ -411,7 +411,10 @@ class MathGrader(BaseGrader):
         meta = {"gold": value.get("gold", ""), "pred": value.get("pred", "")}
         outcome = value.get("status")
         if outcome == "invalid_gold":
-            raise Unscored("the gold answer holds no readable math", kind="invalid_input")
+            raise Unscored(
+                "the gold answer (field 'reference_response') holds no readable math",
+                kind="invalid_input",
+            )
         if outcome == "no_answer":
             return self._score(0.0, f"no answer found in the response: {value.get('detail')}", meta)
         if outcome == "equal":

@@ -218,4 +218,4 @@ async def test_math_grader_unscores_a_gold_with_no_math(built: dict[str, Any]) -
     for gold in ("é", "\x00", "abc"):
         result = await built["math"].aevaluate(response="The answer is 4.", reference_response=gold)
         assert isinstance(result, GraderError), (gold, result)
-        assert result.kind == "invalid_input" and "gold" in result.error
+        assert result.kind == "invalid_input" and "'reference_response'" in result.error
