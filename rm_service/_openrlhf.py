@@ -25,9 +25,9 @@ sent as two keys:
 
 A result named ``reward`` or ``score`` is left out: OpenRLHF logs ``rewards`` and ``scores``
 under those names itself, and an ``extra_logs`` key of the same name would overwrite them.
-Over HTTP a NaN is the JSON token ``NaN`` (:func:`openrlhf_json`), which Python's ``json``
-reads, and so does OpenRLHF's client (aiohttp's ``response.json()``); ``null`` would crash its
-``torch.tensor`` call.
+Over HTTP a NaN is the token ``NaN`` (:func:`openrlhf_json`): not strict JSON, but what
+Python's ``json`` reads, and so OpenRLHF's client (aiohttp's ``response.json()``); ``null``
+would crash its ``torch.tensor`` call. A strict parser of ``/get_reward`` must allow it.
 
 **Labels.** Each label goes to the record field ``label_field`` (``label`` by default). A
 misnamed field is the classic silent failure here: the labels land where no grader reads them
@@ -35,7 +35,8 @@ and every record is unscored. :func:`check_labels` runs at start-up: when the fi
 default and no grader reads it, while exactly one field that ``/get_reward`` never fills feeds
 a grader's gold answer (``reference_response``; ``ground_truth`` in ``examples/reward.yaml``),
 the labels go there (logged): there is nothing else they could mean, and the README's own
-config then works as written. An explicitly chosen field is never overridden. A grader that
+config then works as written. Any other label field is never overridden (``label`` set
+explicitly counts as the default: labels in a field nothing reads would be dropped). A grader that
 still requires a field no record will carry is a loud warning naming the fix (the HTTP app
 also serves ``/grade``, for which the same config is fine), and a ``ConfigError`` in the
 in-process shim (OpenRLHF is its only caller). A reward that reads no label at all (a pure
