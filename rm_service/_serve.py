@@ -13,6 +13,10 @@ service is a decision (``--host 0.0.0.0``), ideally with ``RM_SERVICE_API_KEY`` 
 With ``--workers N > 1`` uvicorn starts N processes, each building the app from
 ``RM_SERVICE_SERVE_SPEC`` (set here); admission limits and ``/metrics`` are then per worker.
 
+Connections are bounded too (``--header-timeout``, ``--body-timeout``, ``--timeout-keep-alive``):
+a client that sends nothing, or sends a request a byte at a time, is closed instead of holding a
+socket for ever (see ``rm_service._http_protocol``).
+
 This module imports neither FastAPI nor uvicorn at import time, so ``rm-service --help`` stays fast.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -33,6 +38,19 @@ __all__ = ["SPEC_ENV", "add_arguments", "app_from_env", "parse_configs", "serve"
 SPEC_ENV = "RM_SERVICE_SERVE_SPEC"
 
 _log = logging.getLogger("rm_service.serve")
+
+TIMEOUT_KEEP_ALIVE = 30.0
+"""Seconds a connection may idle between requests (uvicorn's own default is 5). Longer than the
+idle expiry of the usual client pools (httpx 5 s, aiohttp 15 s), so the client drops an idle
+connection before the server does and never sends a request on one being closed; a trainer that
+calls every few seconds keeps its connection; idle sockets still go within half a minute."""
+
+HEADER_TIMEOUT = 10.0
+"""Seconds for a request's head: a trainer's client sends it in one packet."""
+
+BODY_TIMEOUT = 60.0
+"""Seconds for a request's body: a 16 MiB batch (the default body limit) in 60 s needs only
+~280 KB/s, far below any link between a trainer and its reward server."""
 
 _SETTING_ARGS = {
     "max_records": "max_records",
@@ -59,6 +77,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--log-level", default="info", help="uvicorn log level")
+    p.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        default=TIMEOUT_KEEP_ALIVE,
+        metavar="S",
+        help=f"close a connection idle this long between requests (default {TIMEOUT_KEEP_ALIVE:g})",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT,
+        metavar="S",
+        help="a request's head must arrive within S of the connection opening or of its first "
+        f"byte, else 408 and close (default {HEADER_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT,
+        metavar="S",
+        help="a request's body must arrive within S of its head, else 408 and close "
+        f"(default {BODY_TIMEOUT:g})",
+    )
     p.add_argument("--max-records", type=int, help="records per request (default 1024)")
     p.add_argument("--max-body-bytes", type=int, help="request body size (default 16 MiB)")
     p.add_argument("--max-in-flight", type=int, help="records graded at once (default 4096)")
@@ -123,6 +164,7 @@ def serve_args(args: argparse.Namespace) -> int:
     from rm_service.app import create_app, load_rewards
 
     configs = parse_configs(args.config)
+    connection = _connection_options(args)
     overrides = _settings_overrides(args)
     try:
         settings = ServiceSettings.from_env(**overrides)
@@ -138,11 +180,31 @@ def serve_args(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=args.log_level,
+            **connection,
         )
     else:
         app = create_app(configs, settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **connection)
     return 0
+
+
+def _connection_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn's arguments for the connection deadlines (see ``rm_service._http_protocol``).
+
+    Raises:
+        ConfigError: a deadline that is not a positive number of seconds.
+    """
+    from rm_service._http_protocol import protocol
+
+    for attr in ("timeout_keep_alive", "header_timeout", "body_timeout"):
+        value = getattr(args, attr)
+        if not (value > 0 and math.isfinite(value)):
+            flag = "--" + attr.replace("_", "-")
+            raise ConfigError(f"{flag} must be a positive number of seconds, got {value!r}")
+    return {
+        "http": protocol(args.header_timeout, args.body_timeout),
+        "timeout_keep_alive": args.timeout_keep_alive,
+    }
 
 
 def app_from_env() -> Any:
