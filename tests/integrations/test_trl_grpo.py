@@ -14,7 +14,6 @@ advantages); ``reward`` is their weighted sum with the default ``on_error: unsco
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,14 +52,19 @@ def spread(response: str) -> float:
     return (sum(map(ord, response)) % 101) / 100
 
 
-def _trainer(tmp_path: Path, funcs: list[RMServiceReward], weights: list[float]) -> Any:
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real tiny GRPOTrainer over ``per_component()`` with the config's weights normalised
+    (as TRL takes them: it does not normalise), built once for the module."""
+    from datasets import Dataset
     from trl import GRPOTrainer
 
     from trainer import load_train_config
     from trainer._build import grpo_args
     from trainer._model import load_model
 
-    data = tmp_path / "prompts.jsonl"
+    tmp = tmp_path_factory.mktemp("grpo")
+    data = tmp / "prompts.jsonl"
     data.write_text('{"prompt": "p", "gold": "a"}\n')
     cfg = load_train_config(
         {
@@ -71,29 +75,26 @@ def _trainer(tmp_path: Path, funcs: list[RMServiceReward], weights: list[float])
                 "max_steps": 1,
                 "per_device_train_batch_size": 2 * GENERATIONS,
                 "num_generations": GENERATIONS,
-                "reward_weights": weights,
+                "reward_weights": [0.75, 0.25],
             },
-            "output_dir": str(tmp_path / "out"),
+            "output_dir": str(tmp / "out"),
         }
     )
     model, tokenizer = load_model(cfg)
-    from datasets import Dataset
-
     return GRPOTrainer(
         model=model,
         processing_class=tokenizer,
-        reward_funcs=funcs,
-        args=grpo_args(cfg, output_dir=tmp_path / "out"),
+        reward_funcs=RMServiceReward(REWARD).per_component(),
+        args=grpo_args(cfg, output_dir=tmp / "out"),
         train_dataset=Dataset.from_list([{"prompt": "p", "gold": "a"}]),
     )
 
 
-def test_records_the_config_leaves_unscored_carry_no_signal_in_grpo(tmp_path: Path) -> None:
+def test_records_the_config_leaves_unscored_carry_no_signal_in_grpo(trainer: Any) -> None:
     """Issue 10: with ``per_component()``, a record whose ``correct`` is unscored (so the
-    config's ``reward`` is) used to be trained on ``spread`` alone through TRL's ``nansum``,
-    and TRL's ``reward`` mean differed from ``rm_service/reward/mean``."""
-    funcs = RMServiceReward(REWARD).per_component()
-    trainer = _trainer(tmp_path, funcs, [0.75, 0.25])  # the config's weights, normalised
+    config's ``reward`` is) used to be trained on ``spread`` alone through TRL's ``nansum``
+    (advantages like +1.38 and -0.95 in a group the single function masks), and TRL's
+    ``reward`` mean (0.0625) differed from ``rm_service/reward/mean`` (0.04125)."""
     # One group with a gold, one without, as TRL's sampler lays them out.
     batch = [
         {"prompt": f"Say {gold}.", "gold": gold}
@@ -117,16 +118,22 @@ def test_records_the_config_leaves_unscored_carry_no_signal_in_grpo(tmp_path: Pa
     assert metrics["rm_service/reward/failure_rate"][-1] == 0.5
 
 
-def test_reward_weights_make_trls_sum_the_configs_reward(tmp_path: Path) -> None:
+def test_reward_weights_make_trls_sum_the_configs_reward(trainer: Any) -> None:
     """``reward_weights()`` is what to put in ``GRPOConfig.reward_weights``: TRL's weighted sum
     is then the config's (normalised) weighted sum, record for record."""
-    reward = RMServiceReward(REWARD)
-    funcs = reward.per_component()
-    weights = reward.reward_weights()
-    assert weights == pytest.approx([0.75, 0.25])
-    trainer = _trainer(tmp_path, funcs, weights)
+    assert RMServiceReward(REWARD).reward_weights() == trainer.reward_weights.tolist()
     batch = [{"prompt": f"Say {i}.", "gold": "a"} for i in range(2) for _ in range(GENERATIONS)]
     trainer._generate_and_score_completions(batch)
+    rows = zip(*(trainer._logs["rewards"][n] for n in ("correct", "spread")), strict=True)
+    ours = RMServiceReward(REWARD)
+    completions = list(trainer._logs["completion"])[-len(batch) :]
+    expected = [
+        r.reward
+        for r in ours._shared.backend.runner.grade(
+            [{"response": c, "gold": "a"} for c in completions]
+        )
+    ]
+    assert [0.75 * c + 0.25 * s for c, s in rows] == pytest.approx(expected)
     metrics = trainer._metrics["train"]
     assert metrics["reward"][-1] == pytest.approx(metrics["rm_service/reward/mean"][-1], rel=1e-5)
     assert metrics["rm_service/reward/failure_rate"][-1] == 0.0
