@@ -12,7 +12,7 @@ A separate package from ``rm_service`` because it imports torch, transformers an
 The rewards are :mod:`rm_service.integrations.trl`'s functions, in-process or over HTTP.
 """
 
-from trainer._build import build_trainer, grpo_args, reward_functions
+from trainer._build import build_trainer, grpo_args, reward_functions, reward_weights
 from trainer._config import (
     DEFAULT_MODEL,
     DatasetSpec,
@@ -40,5 +40,6 @@ __all__ = [
     "load_model",
     "load_train_config",
     "reward_functions",
+    "reward_weights",
     "train",
 ]

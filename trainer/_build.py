@@ -10,6 +10,7 @@ where the card supports it. Anything under ``grpo:`` in the config overrides the
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from trainer._config import TrainConfig
 from trainer._data import load_prompts
 from trainer._model import load_model
 
-__all__ = ["build_trainer", "grpo_args", "reward_functions"]
+__all__ = ["build_trainer", "grpo_args", "reward_functions", "reward_weights"]
+
+_log = logging.getLogger("trainer")
 
 _TINY_DEFAULTS: dict[str, Any] = {"learning_rate": 3e-3, "max_completion_length": 16}
 _REAL_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-5, "max_completion_length": 64}
@@ -58,15 +61,41 @@ def reward_functions(cfg: TrainConfig) -> list[RMServiceReward]:
     return functions
 
 
+def reward_weights(cfg: TrainConfig, functions: list[RMServiceReward]) -> list[float] | None:
+    """``GRPOConfig.reward_weights`` for ``functions``: the config's ``reward.weights``, or, in
+    per-component mode without them, the reward config's own normalised weights.
+
+    Why a default: TRL's default weights are all ones, so its total (and its logged ``reward``)
+    would be the plain sum of the components, up to N, not the reward the config defines. A reward
+    that is not a weighted sum (gate, min, formula) has no such weights: TRL's default stays, with
+    a warning that its total is not the config's reward.
+    """
+    names = [f.__name__ for f in functions]
+    if cfg.reward.weights is not None:
+        return [cfg.reward.weights[n] for n in names]
+    if not cfg.reward.per_component:
+        return None
+    try:
+        return functions[0].reward_weights(names)
+    except RMServiceError as exc:
+        _log.warning(
+            "per_component without reward.weights: TRL sums the components with weight 1 (%s)",
+            exc,
+        )
+        return None
+
+
 def grpo_args(
     cfg: TrainConfig,
     *,
     output_dir: Path,
     max_steps: int | None = None,
     reward_names: list[str] | None = None,
+    weights: list[float] | None = None,
 ) -> GRPOConfig:
     """The ``GRPOConfig``: device defaults, then the config's ``grpo:`` overrides, then
-    ``max_steps`` (the CLI's ``--max-steps``).
+    ``max_steps`` (the CLI's ``--max-steps``). ``weights`` (see :func:`reward_weights`) become
+    ``reward_weights`` unless ``grpo:`` sets them.
 
     Raises:
         ConfigError: an unknown ``grpo`` key, or a value GRPOConfig rejects (e.g. a batch size
@@ -92,7 +121,9 @@ def grpo_args(
         "disable_tqdm": True,
         **(_TINY_DEFAULTS if cfg.model.tiny is not None else _REAL_DEFAULTS),
     }
-    if cfg.reward.weights is not None and reward_names is not None:
+    if weights is not None:
+        args["reward_weights"] = weights
+    elif cfg.reward.weights is not None and reward_names is not None:
         args["reward_weights"] = [cfg.reward.weights[n] for n in reward_names]
     args.update(cfg.grpo)
     if max_steps is not None:
@@ -123,6 +154,7 @@ def build_trainer(
         output_dir=Path(output_dir or cfg.output_dir),
         max_steps=max_steps,
         reward_names=[f.__name__ for f in functions],
+        weights=reward_weights(cfg, functions),
     )
     dataset = load_prompts(cfg)
     model, tokenizer = load_model(cfg)

@@ -13,7 +13,7 @@ import yaml
 
 from rm_service._exceptions import ConfigError
 from rm_service.cli import main
-from trainer import grpo_args, load_train_config, reward_functions
+from trainer import grpo_args, load_train_config, reward_functions, reward_weights
 from trainer._data import load_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +179,39 @@ def test_cli_says_which_extra_to_install(
     assert main(["train", "--config", str(EXAMPLE)]) == 1
     err = capsys.readouterr().err
     assert "needs the train extra (trl is missing): pip install -e '.[train]'" in err
+
+
+_TWO = (
+    "graders:\n  a: {type: length_penalty, max_len: 4}\n  b: {type: length_penalty, max_len: 9}\n"
+)
+
+
+def _per_component(tmp_path: Path, aggregator: str, **reward: Any) -> Any:
+    path = _write(
+        tmp_path, _base(reward={"config": "reward.yaml", "per_component": True, **reward})
+    )
+    (tmp_path / "reward.yaml").write_text(f"{_TWO}aggregators:\n  - {aggregator}\n")
+    return load_train_config(path)
+
+
+def test_per_component_without_weights_gets_the_reward_configs_weights(tmp_path: Path) -> None:
+    """TRL's default weights are ones: its total would be the plain sum of the components (up to
+    N), not the config's reward. The config's own normalised weights are the default."""
+    cfg = _per_component(tmp_path, "{type: weighted_sum, name: reward, weights: {a: 3, b: 1}}")
+    functions = reward_functions(cfg)
+    assert [f.__name__ for f in functions] == ["a", "b"]
+    weights = reward_weights(cfg, functions)
+    assert weights == pytest.approx([0.75, 0.25])
+    args = grpo_args(cfg, output_dir=tmp_path / "out", weights=weights)
+    assert args.reward_weights == pytest.approx([0.75, 0.25])
+
+
+def test_explicit_weights_win_and_a_min_reward_keeps_trls_default(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = _per_component(tmp_path, "{type: min, name: reward}")
+    with caplog.at_level("WARNING", logger="trainer"):
+        assert reward_weights(cfg, reward_functions(cfg)) is None
+    assert "TRL sums the components with weight 1" in caplog.text
+    cfg = _per_component(tmp_path, "{type: min, name: reward}", weights={"a": 2, "b": 1})
+    assert reward_weights(cfg, reward_functions(cfg)) == [2, 1]
