@@ -1,37 +1,61 @@
 """Offline grading of JSONL files: streaming, resumable, and honest about bad lines.
 
 * **Streaming.** Input lines are read one at a time as the runner asks for records; results are
-  appended and flushed as each record completes (in completion order, each line carrying the
+  appended and written as each record completes (in completion order, each line carrying the
   input's ``line`` number and ``id``). Memory does not grow with the file.
 * **Resumable.** With ``resume=True``, lines already present in the output (or in the errors
   file) are skipped, and a torn last line left by a killed process is cut off first, so a run
-  killed with SIGKILL and restarted ends with every input line exactly once.
+  killed with SIGKILL and restarted ends with every input line exactly once. Output lines for
+  an input line already seen (left by an older, unlocked run) are counted once and reported.
+* **One run per output.** A run holds an exclusive ``flock`` on ``OUT.lock`` from start to end;
+  a second run on the same output fails at once, naming the first (pid, host, start time).
+  The kernel drops the lock when a process dies, so a killed run never blocks its resume.
+* **Nothing is destroyed by mistake.** An output, errors file or report that is the input (or
+  one another) is refused before any file is touched. The output is opened (and, with
+  ``overwrite``, truncated) only once the first record has passed its check.
+* **Any valid JSON round-trips.** A row whose strings UTF-8 cannot hold (a lone surrogate such
+  as ``"\\ud800"``, valid JSON) is written ASCII-escaped, which reads back to the same string.
 * **Bad input.** A line that is not a JSON object stops the run with an :class:`InputError` that
   names the line, after the records already in flight are finished and saved. With
   ``skip_invalid=True`` it goes to the errors file instead and the run continues.
 * **Fail before spending.** The first record is checked against every grader's mapper and
   required fields before any grader runs.
+* **I/O errors are errors, not bugs.** A full disk or an unwritable path raises
+  :class:`RMServiceError` naming the path (what is saved stays saved; resume later). A report
+  that cannot be written after a complete output is a warning in ``GradeFileResult.warnings``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import os
+import socket
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rm_service._exceptions import InputError
+from rm_service._exceptions import InputError, MappingError, RMServiceError
 from rm_service._runner import GradingRunner
-from rm_service._summary import RunSummary, summarize_jsonl
+from rm_service._summary import LineSet, RunSummary, summarize_jsonl
 
 __all__ = ["GradeFileResult", "agrade_file", "grade_file"]
+
+_RESUME_HINT = "what is already in the output stays saved; fix this and rerun with --resume"
 
 
 @dataclass
 class GradeFileResult:
-    """What a run did: counts for this run, and the summary of the whole output file."""
+    """What a run did: counts for this run, and the summary of the whole output file.
+
+    ``report`` is None when the report could not be written; ``warnings`` says why, and names
+    anything else worth a look (duplicate lines in the output, an input with no records).
+    """
 
     graded: int
     skipped_done: int
@@ -40,60 +64,188 @@ class GradeFileResult:
     output: Path
     report: Path | None
     errors: Path | None
+    warnings: list[str] = field(default_factory=list)
 
 
-class _Done:
-    """A bitmap of input line numbers already handled: 1 bit per line, flat in practice."""
-
-    def __init__(self) -> None:
-        self.bits = bytearray()
-        self.count = 0
-
-    def add(self, line: int) -> None:
-        byte, bit = divmod(line, 8)
-        if byte >= len(self.bits):
-            self.bits.extend(bytes(byte - len(self.bits) + 1))
-        if not self.bits[byte] & (1 << bit):
-            self.bits[byte] |= 1 << bit
-            self.count += 1
-
-    def __contains__(self, line: int) -> bool:
-        byte, bit = divmod(line, 8)
-        return byte < len(self.bits) and bool(self.bits[byte] & (1 << bit))
+# --- paths, the lock and I/O errors ---------------------------------------------------------
 
 
-def _scan_done(path: Path, done: _Done) -> None:
-    """Collect the ``line`` numbers in an existing output, cutting off a torn last line."""
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same inode (hard and symbolic links) when both
+    exist, else the same resolved path (a file one of them would create)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _refuse_collisions(paths: dict[str, Path]) -> None:
+    """Raise when two of the run's files are one file, before any of them is touched: with
+    ``--overwrite``, an output that is the input used to be unlinked, input and all."""
+    items = list(paths.items())
+    for i, (name_a, a) in enumerate(items):
+        for name_b, b in items[i + 1 :]:
+            if _same_file(a, b):
+                raise InputError(
+                    f"the {name_b} {b} is the same file as the {name_a} {a}; "
+                    "choose another path (nothing was written)"
+                )
+
+
+@contextlib.contextmanager
+def _io(action: str, path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` (disk full, a path under a file, no permission) into one
+    :class:`RMServiceError` line that names ``path``; a full disk is not a bug."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename is not None and Path(os.fsdecode(exc.filename)) != path:
+            reason += f": {os.fsdecode(exc.filename)}"
+        raise RMServiceError(f"cannot {action} {path} ({reason}); {_RESUME_HINT}") from exc
+
+
+class _RunLock:
+    """An exclusive ``flock`` on ``OUT.lock`` for the whole run, holding who took it.
+
+    A sidecar, not the output itself: ``--overwrite`` truncates the output, and a lock on a
+    file that is replaced locks nothing. The lock file is removed on release while still
+    locked, and a run that locked a file since removed (it checks the inode) tries again,
+    so two runs can never both hold "the" lock.
+    """
+
+    def __init__(self, path: Path, output: Path) -> None:
+        self.path = path
+        self.fd = -1
+        while self.fd < 0:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise RMServiceError(
+                    f"{output} is in use by another run ({holder}); wait for it to finish or "
+                    f"stop it, then rerun (lock file: {path})"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                st, now = os.fstat(fd), os.stat(path)
+                current = (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+            except FileNotFoundError:
+                current = False
+            if current:
+                self.fd = fd
+            else:  # the previous holder removed it between our open and flock: take a new one
+                os.close(fd)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        }
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, json.dumps(holder).encode())
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self.fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0))
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
+def _encode(row: dict[str, Any]) -> bytes:
+    """One JSONL line. UTF-8 as written by a person where it can be; ASCII-escaped where the
+    row holds a lone surrogate (valid JSON, not encodable as UTF-8), which reads back the same."""
+    try:
+        return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(row) + "\n").encode("ascii")
+
+
+class _Sink:
+    """A JSONL file written one whole line per ``write`` call, opened on first use.
+
+    Unbuffered: a failed write (disk full) leaves nothing pending that a later flush or close
+    would fail on again, and at most a torn last line, which ``--resume`` cuts off.
+    """
+
+    def __init__(self, path: Path, truncate: bool) -> None:
+        self.path = path
+        self.mode = "wb" if truncate else "ab"
+        self.f: IO[bytes] | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self.f is not None
+
+    def open(self) -> None:
+        if self.f is None:
+            with _io("write", self.path):
+                self.f = open(self.path, self.mode, buffering=0)  # noqa: SIM115  (closed in close)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.open()
+        assert self.f is not None
+        view = memoryview(_encode(row))
+        with _io("write", self.path):
+            while view:
+                view = view[self.f.write(view) or 0 :]
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _scan_done(path: Path, done: LineSet) -> None:
+    """Collect the ``line`` numbers in an existing output, cutting off a torn last line.
+    Duplicates are left in place (the summary counts each line once and says so)."""
     if not path.exists():
         return
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file; --resume needs the output as a file")
     good_end = 0
-    with path.open("rb+") as f:
-        for raw in f:
+    with _io("resume from", path), path.open("rb+") as f:
+        for n, raw in enumerate(f, start=1):
             if not raw.endswith(b"\n"):
                 break  # torn write from a killed run: drop it, the record is redone
             try:
                 line = json.loads(raw)["line"]
+                if type(line) is not int or line < 1:
+                    raise ValueError(f"'line' is {line!r}, not a line number")
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(
-                    f"{path}: not an rm-service output line ({exc}); cannot resume"
+                    f"{path} line {n}: not an rm-service output line ({exc}); cannot resume. "
+                    "Fix or delete that line, or move the file aside"
                 ) from None
-            done.add(int(line))
+            done.add(line)
             good_end += len(raw)
         f.truncate(good_end)
 
 
-def _count_lines(path: Path) -> int:
-    n = 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-    return n
+def _count_records(path: Path) -> int:
+    """Non-blank lines of the input: the progress bar's total."""
+    with _io("read", path), path.open("rb") as f:
+        return sum(1 for raw in f if raw.strip())
 
 
 class _Reader:
     """Yields records from a JSONL file, remembering each record's line number by index."""
 
-    def __init__(self, f: IO[bytes], done: _Done, errors_out: IO[str] | None) -> None:
+    def __init__(self, path: Path, f: IO[bytes], done: LineSet, errors_out: _Sink | None) -> None:
+        self.path = path
         self.f = f
         self.done = done
         self.errors_out = errors_out
@@ -101,8 +253,13 @@ class _Reader:
         self.index = 0
         self.invalid = 0
         self.skipped = 0
+        self.on_invalid: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[Any]:
+        with _io("read", self.path):  # only reading the input raises OSError here
+            yield from self._records()
+
+    def _records(self) -> Iterator[Any]:
         for lineno, raw in enumerate(self.f, start=1):
             if not raw.strip():
                 continue
@@ -118,14 +275,39 @@ class _Reader:
                     raise InputError(f"invalid record: {exc}", line=lineno) from None
                 self.invalid += 1
                 text = raw[:200].decode("utf-8", "replace")
-                self.errors_out.write(
-                    json.dumps({"line": lineno, "error": str(exc), "text": text}) + "\n"
-                )
-                self.errors_out.flush()
+                self.errors_out.write({"line": lineno, "error": str(exc), "text": text})
+                if self.on_invalid is not None:
+                    self.on_invalid()
                 continue
             self.lines[self.index] = lineno
             self.index += 1
             yield record
+
+
+def check_record(runner: GradingRunner, record: Any, src: Path, line: int) -> None:
+    """``runner.check`` for the record on ``line`` of ``src``, its error naming the file and the
+    1-based line (not the runner's 0-based "record 0", which it also repeated)."""
+    try:
+        runner.check(record, 0)
+    except MappingError as exc:
+        message = str(exc).replace(f"record {exc.index}: ", "")
+        err = MappingError(
+            f"{src} line {line}: {message}", index=None, path=exc.path, field=exc.field
+        )
+        err.index = exc.index
+        raise err from None
+
+
+def _relabel(row: dict[str, Any], index: int, line: int) -> None:
+    """Error texts say "record <runner index>:", which means nothing next to ``"line"`` (the
+    index restarts at 0 on resume): say the input line instead."""
+    old, new = f"record {index}: ", f"line {line}: "
+    for err in row["errors"].values():
+        if isinstance(err.get("error"), str):
+            err["error"] = err["error"].replace(old, new)
+
+
+# --- the run ------------------------------------------------------------------------------
 
 
 async def agrade_file(
@@ -143,60 +325,121 @@ async def agrade_file(
     """Grade every record of ``input_path`` into ``output_path``; see the module docstring.
 
     Raises:
-        InputError: a malformed line (without ``skip_invalid``), or an output that exists
-            without ``resume``/``overwrite``. Records graded before the error stay saved.
+        InputError: a malformed line (without ``skip_invalid``), an output that exists
+            without ``resume``/``overwrite``, or run files that are one file (the input, the
+            output, the errors file, the report). Records graded before the error stay saved.
         MappingError: the first record does not fit the graders' mappers or required fields.
+        RMServiceError: the output is in use by another run, or cannot be written.
     """
     src, out = Path(input_path), Path(output_path)
+    err_path = Path(errors_path) if errors_path else out.with_name(out.name + ".errors.jsonl")
+    report = Path(report_path) if report_path else out.with_name(out.name + ".report.html")
+    lock_path = out.with_name(out.name + ".lock")
     if not src.is_file():
         raise InputError(f"{src}: no such file")
-    err_path = Path(errors_path) if errors_path else out.with_name(out.name + ".errors.jsonl")
-    if out.exists() and not (resume or overwrite):
+    _refuse_collisions(
+        {"input": src, "output": out, "errors file": err_path, "report": report, "lock": lock_path}
+    )
+    with _io("write", out):
+        if out.parent.exists() and not out.parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{out.parent} is not a directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = _RunLock(lock_path, out)
+    try:
+        return await _locked_run(
+            runner, src, out, err_path, report, resume, overwrite, skip_invalid, progress
+        )
+    finally:
+        lock.release()
+
+
+async def _locked_run(
+    runner: GradingRunner,
+    src: Path,
+    out: Path,
+    err_path: Path,
+    report: Path,
+    resume: bool,
+    overwrite: bool,
+    skip_invalid: bool,
+    progress: bool,
+) -> GradeFileResult:
+    # An empty output holds nothing to lose (an interrupted start, an empty input): no flag needed.
+    if out.is_file() and out.stat().st_size and not (resume or overwrite):
         raise InputError(f"{out} exists; pass --resume to continue it or --overwrite to replace it")
-    done = _Done()
+    done = LineSet()
     if resume:
         _scan_done(out, done)
         if skip_invalid:
             _scan_done(err_path, done)
-    elif overwrite:
-        for p in (out, err_path):
-            p.unlink(missing_ok=True)
-    total = _count_lines(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    total = _count_records(src)
+    sink = _Sink(out, truncate=overwrite)
+    err_sink = _Sink(err_path, truncate=overwrite) if skip_invalid else None
 
-    with src.open("rb") as f_in, out.open("a", encoding="utf-8") as f_out:
-        f_err = err_path.open("a", encoding="utf-8") if skip_invalid else None
-        try:
-            reader = _Reader(f_in, done, f_err)
-            graded = await _pump(runner, reader, f_out, total - done.count, progress)
-        finally:
-            if f_err is not None:
-                f_err.close()
-    with out.open(encoding="utf-8") as f:
+    def commit() -> None:
+        """The first record passed its check (or there is none): now the output may change."""
+        sink.open()
+        if overwrite and not (err_sink and err_sink.opened):
+            with _io("remove", err_path):
+                err_path.unlink(missing_ok=True)  # stale: from the run being replaced
+
+    try:
+        with _io("read", src), src.open("rb") as f_in:
+            reader = _Reader(src, f_in, done, err_sink)
+            graded = await _pump(runner, reader, sink, src, commit, total, done.count, progress)
+    finally:
+        sink.close()
+        if err_sink is not None:
+            err_sink.close()
+    with _io("read", out), out.open(encoding="utf-8") as f:
         summary = summarize_jsonl(f)
     summary.reward_name = runner.reward_name
-    report = Path(report_path) if report_path else out.with_name(out.name + ".report.html")
-    summary.write_html(report, title=f"rm-service: {src.name}")
+    warnings = []
+    if summary.duplicates:
+        warnings.append(
+            f"{summary.duplicates} duplicate line(s) in {out} ignored (an input line graded "
+            "more than once by an earlier run; the summary counts the first)"
+        )
+    if not (graded or reader.skipped or reader.invalid):
+        warnings.append(f"no records in {src} (no non-blank lines); wrote an empty {out}")
+    written: Path | None = report
+    try:
+        summary.write_html(report, title=f"rm-service: {src.name}")
+    except OSError as exc:
+        written = None
+        warnings.append(
+            f"could not write the report {report} ({exc.strerror or exc}); {out} is complete"
+        )
     return GradeFileResult(
         graded=graded,
         skipped_done=reader.skipped,
         invalid=reader.invalid,
         summary=summary,
         output=out,
-        report=report,
+        report=written,
         errors=err_path if skip_invalid else None,
+        warnings=warnings,
     )
 
 
 async def _pump(
-    runner: GradingRunner, reader: _Reader, f_out: IO[str], total: int, progress: bool
+    runner: GradingRunner,
+    reader: _Reader,
+    sink: _Sink,
+    src: Path,
+    commit: Callable[[], None],
+    total: int,
+    done: int,
+    progress: bool,
 ) -> int:
     records = iter(reader)
     try:
         first = next(records)
     except StopIteration:
+        commit()
         return 0
-    runner.check(first, 0)
+    check_record(runner, first, src, reader.lines[0])
+    commit()
 
     def chained() -> Iterator[Any]:
         yield first
@@ -206,23 +449,33 @@ async def _pump(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=max(total, 0), unit="rec", desc="grading", file=sys.stderr, smoothing=0.1)
+        # The whole input, starting at what earlier runs did: the rate and ETA are this run's.
+        bar = tqdm(
+            total=total,
+            initial=min(done + reader.invalid, total),
+            unit="rec",
+            desc="grading",
+            file=sys.stderr,
+            smoothing=0.1,
+        )
+        reader.on_invalid = lambda: bar.update(1)
     graded = unscored = 0
     try:
-        async for rec in runner.astream(chained()):
-            line = reader.lines.pop(rec.index)
-            row = rec.to_json_dict()
-            row["line"] = line
-            if row["id"] is None:
-                row["id"] = line
-            f_out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            f_out.flush()
-            graded += 1
-            unscored += row["status"] != "ok"
-            if bar is not None:
-                bar.update(1)
-                if graded % 64 == 0:
-                    bar.set_postfix(unscored=unscored, refresh=False)
+        async with contextlib.aclosing(runner.astream(chained())) as results:
+            async for rec in results:
+                line = reader.lines.pop(rec.index)
+                row = rec.to_json_dict()
+                row["line"] = line
+                if row["id"] is None:
+                    row["id"] = line
+                _relabel(row, rec.index, line)
+                sink.write(row)
+                graded += 1
+                unscored += row["status"] != "ok"
+                if bar is not None:
+                    bar.update(1)
+                    if graded % 64 == 0:
+                        bar.set_postfix(unscored=unscored, refresh=False)
     finally:
         if bar is not None:
             bar.set_postfix(unscored=unscored)

@@ -21,6 +21,41 @@ __all__ = ["ComponentStats", "JudgeTotals", "RunSummary", "summarize_jsonl"]
 BINS = 20
 
 
+class LineSet:
+    """A set of input line numbers: 1 bit per line up to 2**31 (256 MB at most, flat in
+    practice), a plain set beyond, so a garbled huge number cannot allocate gigabytes."""
+
+    _BITMAP_LIMIT = 1 << 31
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.extra: set[int] = set()
+        self.count = 0
+
+    def add(self, line: int) -> bool:
+        """Add ``line``; False when it was already there (a duplicate)."""
+        if not 0 <= line < self._BITMAP_LIMIT:
+            if line in self.extra:
+                return False
+            self.extra.add(line)
+            self.count += 1
+            return True
+        byte, bit = divmod(line, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(byte - len(self.bits) + 1))
+        if self.bits[byte] & (1 << bit):
+            return False
+        self.bits[byte] |= 1 << bit
+        self.count += 1
+        return True
+
+    def __contains__(self, line: int) -> bool:
+        if not 0 <= line < self._BITMAP_LIMIT:
+            return line in self.extra
+        byte, bit = divmod(line, 8)
+        return byte < len(self.bits) and bool(self.bits[byte] & (1 << bit))
+
+
 @dataclass
 class ComponentStats:
     """Streaming statistics of one component's scores (Welford's algorithm for the variance)."""
@@ -96,6 +131,7 @@ class RunSummary:
     components: dict[str, ComponentStats] = field(default_factory=dict)
     reward_name: str | None = None
     judge: JudgeTotals = field(default_factory=JudgeTotals)
+    duplicates: int = 0  # output lines for an input line already counted (see summarize_jsonl)
 
     def add(self, line: Mapping[str, Any]) -> None:
         """Fold in one output line (the JSON shape of ``RecordResult.to_json_dict``)."""
@@ -128,6 +164,8 @@ class RunSummary:
         rows.append(
             f"records: {self.records}, reward scored: {self.ok}, unscored: {self.records - self.ok}"
         )
+        if self.duplicates:
+            rows.append(f"duplicate lines ignored: {self.duplicates} (the first of each counts)")
         kinds = Counter[str]()
         for s in self.components.values():
             kinds.update(s.unscored)
@@ -154,7 +192,8 @@ figcaption{{font-weight:600}}</style></head><body>
 {charts}
 </body></html>
 """
-        Path(path).write_text(doc)
+        # backslashreplace: a lone surrogate (in a file name, say) must not lose the report
+        Path(path).write_text(doc, encoding="utf-8", errors="backslashreplace")
 
 
 def _svg_histogram(s: ComponentStats, width: int = 360, height: int = 160) -> str:
@@ -185,9 +224,21 @@ def _svg_histogram(s: ComponentStats, width: int = 360, height: int = 160) -> st
 
 
 def summarize_jsonl(lines: Iterable[str]) -> RunSummary:
-    """Summarise output lines (a file object works) in one pass and constant memory."""
+    """Summarise output lines (a file object works) in one pass and flat memory.
+
+    Each input ``line`` counts once: a later output line with a ``line`` already seen (left by
+    an interrupted or concurrent run) is counted in ``duplicates``, not in the statistics, so
+    the summary describes the input, not the accidents of how the output was written.
+    """
     summary = RunSummary()
+    seen = LineSet()
     for raw in lines:
-        if raw.strip():
-            summary.add(json.loads(raw))
+        if not raw.strip():
+            continue
+        row = json.loads(raw)
+        line = row.get("line")
+        if type(line) is int and not seen.add(line):
+            summary.duplicates += 1
+            continue
+        summary.add(row)
     return summary

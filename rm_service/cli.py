@@ -19,7 +19,12 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rm-service", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="rm-service",
+        description="Reward signals for LLM post-training: grade JSONL files offline, check a "
+        "reward config, serve the HTTP API, or GRPO-train a model on a reward.",
+    )
+    p.add_argument("--version", action="version", version=f"rm-service {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("grade", help="grade a JSONL file with a reward config")
@@ -55,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     c = sub.add_parser("check", help="validate a reward config (and a file's first record)")
-    c.add_argument("-c", "--config", default=os.environ.get("RM_SERVICE_CONFIG"))
-    c.add_argument("input", type=Path, nargs="?", help="optional JSONL to check the first record")
+    c.add_argument("-c", "--config", help="reward config YAML (env RM_SERVICE_CONFIG)")
+    c.add_argument(
+        "input",
+        type=Path,
+        nargs="?",
+        help="optional JSONL to check the first record of; a .yaml/.yml here is the config",
+    )
 
     sub.add_parser("graders", help="list the registered grader and aggregator types")
 
@@ -74,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
 def _env_int(name: str) -> int | None:
     value = os.environ.get(name)
     return int(value) if value else None
+
+
+def _version() -> str:
+    """The installed distribution's version (what pip knows), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rm-service")
+    except PackageNotFoundError:
+        from rm_service import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +159,7 @@ def _grade(args: argparse.Namespace) -> int:
     except InputError as exc:
         if exc.line is not None:
             raise InputError(
-                f"{args.input}: {exc}. Records graded so far are saved in {output}; fix the line "
+                f"{args.input} {exc}. Records graded so far are saved in {output}; fix the line "
                 "and rerun with --resume, or pass --skip-invalid"
             ) from None
         raise
@@ -146,33 +168,45 @@ def _grade(args: argparse.Namespace) -> int:
             f"\ninterrupted; finished records are in {output}; rerun with --resume", file=sys.stderr
         )
         return 130
-    print(result.summary.table())
-    print(f"\ngraded {result.graded} record(s) this run", end="")
+    for warning in result.warnings:
+        print(f"rm-service: warning: {warning}", file=sys.stderr)
+    if result.summary.records:
+        print(result.summary.table() + "\n")
+    print(f"graded {result.graded} record(s) this run", end="")
     if result.skipped_done:
         print(f", {result.skipped_done} already done", end="")
     if result.invalid:
         print(f", {result.invalid} invalid line(s) -> {result.errors}", end="")
-    print(f"\noutput: {result.output}\nreport: {result.report}")
+    print(f"\noutput: {result.output}\nreport: {result.report or '(not written)'}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     import json
 
+    from rm_service._offline import check_record
+
+    if args.config is None and args.input is not None and args.input.suffix in {".yaml", ".yml"}:
+        args.config, args.input = str(args.input), None  # `rm-service check reward.yaml`
+    args.config = args.config or os.environ.get("RM_SERVICE_CONFIG")
     runner = _runner_from(args)
     print(
         f"config ok: graders {list(runner.grader_configs)}, "
         f"aggregators {[a.name for a in runner.aggregators]}, reward = {runner.reward_name!r}"
     )
     if args.input:
+        if not args.input.is_file():
+            raise InputError(f"{args.input}: no such file")
         with args.input.open("rb") as f:
             for lineno, raw in enumerate(f, start=1):
                 if raw.strip():
                     try:
                         record = json.loads(raw)
                     except ValueError as exc:
-                        raise InputError(f"invalid JSON: {exc}", line=lineno) from None
-                    runner.check(record, 0)
+                        raise InputError(
+                            f"{args.input} line {lineno}: invalid JSON: {exc}"
+                        ) from None
+                    check_record(runner, record, args.input, lineno)
                     print(f"first record (line {lineno}) fits every grader")
                     break
     return 0

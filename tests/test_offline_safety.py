@@ -1,0 +1,234 @@
+"""Offline grading never loses or fakes data (issue 9 items 1, 2, 4, 7): the input is never an
+output, one run at a time per output, any valid JSON round-trips, and a full disk or a bad path is
+one clear line that says how to resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from rm_service import InputError, build_runner, load_config
+from rm_service._offline import agrade_file
+from tests.cli_support import (
+    RULES,
+    SLOW,
+    cli,
+    cli_cmd,
+    env,
+    one_error_line,
+    read_jsonl,
+    record,
+    write_jsonl,
+)
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    p = tmp_path / "rules.yaml"
+    p.write_text(RULES)
+    return p
+
+
+# --- item 1: an output that is the input --------------------------------------------------------
+
+
+def test_output_equal_to_input_is_refused_and_the_input_kept(tmp_path: Path, rules: Path) -> None:
+    src = write_jsonl(tmp_path / "x.jsonl", [record(i) for i in range(3)])
+    before = src.read_bytes()
+    r = cli("grade", src, "-c", rules, "-o", src, "--overwrite", cwd=tmp_path)
+    assert r.returncode == 1
+    err = one_error_line(r.stderr)
+    assert "same file" in err and "x.jsonl" in err
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("out", "errors", "report", "skip_invalid"),
+    [
+        ("x.jsonl", None, None, False),
+        ("sub/../x.jsonl", None, None, False),
+        ("link.jsonl", None, None, False),  # a symlink to the input
+        ("hard.jsonl", None, None, False),  # a hard link to the input
+        ("out.jsonl", "x.jsonl", None, True),
+        ("out.jsonl", "x.jsonl", None, False),  # --overwrite unlinked it even so
+        ("out.jsonl", None, "x.jsonl", False),
+        ("out.jsonl", "out.jsonl", None, True),  # the errors file is the output
+        ("out.jsonl", None, "out.jsonl", False),
+        ("out.jsonl", None, "out.jsonl.errors.jsonl", True),  # the report is the errors file
+    ],
+)
+async def test_colliding_paths_are_refused_before_touching_a_file(
+    tmp_path: Path,
+    rules: Path,
+    out: str,
+    errors: str | None,
+    report: str | None,
+    skip_invalid: bool,
+) -> None:
+    src = write_jsonl(tmp_path / "x.jsonl", [record(i) for i in range(3)])
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.jsonl").symlink_to(src)
+    os.link(src, tmp_path / "hard.jsonl")
+    write_jsonl(tmp_path / "out.jsonl", [{"line": 1, "keep": True}])
+    before = _files(tmp_path)
+    with pytest.raises(InputError, match="same file"):
+        await agrade_file(
+            build_runner(load_config(rules)),
+            src,
+            tmp_path / out,
+            overwrite=True,
+            skip_invalid=skip_invalid,
+            errors_path=tmp_path / errors if errors else None,
+            report_path=tmp_path / report if report else None,
+            progress=False,
+        )
+    assert _files(tmp_path) == before
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+# --- item 2: two runs on one output ----------------------------------------------------------
+
+
+def test_second_run_on_the_same_output_fails_fast_naming_the_first(tmp_path: Path) -> None:
+    n = 400  # 400 x 0.05 s at 8 in flight: about 2.5 s, time for two CLI starts
+    cfg = tmp_path / "slow.yaml"
+    cfg.write_text(SLOW)
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(n)])
+    out = tmp_path / "out.jsonl"
+
+    def start(flag: str, **extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            cli_cmd("grade", src, "-c", cfg, "-o", out, flag, "--no-progress"),
+            cwd=tmp_path,
+            env=env(**extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first = start("--resume", RM_TEST_DELAY="0.05")
+    others: list[subprocess.Popen[str]] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not (out.exists() and out.stat().st_size > 1000) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # both used to run: duplicate lines, or the first run's records sent to an unlinked file
+        others += [start("--resume"), start("--overwrite")]
+        for other in others:
+            _, err = other.communicate(timeout=60)
+            assert other.returncode == 1
+            line = one_error_line(err)
+            assert "in use by another run" in line and f"pid {first.pid}" in line, line
+        assert first.poll() is None, "the first run should still be going"
+        _, first_err = first.communicate(timeout=120)
+    finally:
+        for proc in (first, *others):
+            proc.kill()
+            proc.communicate()
+    assert first.returncode == 0, first_err
+    lines = [row["line"] for row in read_jsonl(out)]
+    assert sorted(lines) == list(range(1, n + 1))  # every line exactly once
+    assert not out.with_name("out.jsonl.lock").exists()  # released and removed
+
+
+def test_resume_ignores_duplicate_lines_already_in_the_output(tmp_path: Path, rules: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(6)])
+    out = tmp_path / "out.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    rows = out.read_text().splitlines()
+    # what two unlocked runs used to leave: lines 1 and 2 twice, and line 6 missing
+    out.write_text("\n".join([*rows[:5], rows[0], rows[1]]) + "\n")
+    r = cli("grade", src, "-c", rules, "-o", out, "--resume", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "graded 1 record(s) this run, 5 already done" in r.stdout
+    assert "records: 6," in r.stdout  # not 8
+    assert re.search(r"warning: 2 duplicate line\(s\) in \S*out.jsonl ignored", r.stderr)
+
+
+def test_summary_counts_each_line_once() -> None:
+    from rm_service import summarize_jsonl
+
+    row = {"status": "ok", "scores": {"reward": 1.0}}
+    rows = [{**row, "line": 1}, {**row, "line": 2, "scores": {"reward": 0.0}}]
+    rows.append({**row, "line": 1, "scores": {"reward": 0.5}})  # a duplicate: the first counts
+    summary = summarize_jsonl(json.dumps(r) for r in rows)
+    assert summary.records == 2 and summary.duplicates == 1
+    assert summary.components["reward"].mean == 0.5
+
+
+# --- item 4: any valid JSON round-trips -------------------------------------------------------
+
+
+def test_lone_surrogates_round_trip_to_the_output(tmp_path: Path, rules: Path) -> None:
+    src = tmp_path / "sur.jsonl"
+    sur = '{"id": "a\\ud800", "query": "q", "response": "<think>x</think><answer>\\udfff</answer>"}'
+    src.write_text(sur + "\n" + json.dumps(record(2, id="b")) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = cli("grade", src, "-c", rules, "-o", out, "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = {row["line"]: row for row in read_jsonl(out)}
+    assert rows[1]["id"] == "a\ud800" and rows[2]["id"] == "b"
+    assert rows[1]["status"] == "ok"
+    assert "records: 2," in r.stdout
+
+
+def test_surrogates_in_the_errors_file_and_resume(tmp_path: Path, rules: Path) -> None:
+    src = tmp_path / "sur.jsonl"
+    src.write_text('["\\ud800"]\n{"id": "\\udc00", "response": "r", "query": "q"}\n')
+    out = tmp_path / "out.jsonl"
+    args = ("grade", src, "-c", rules, "-o", out, "--skip-invalid", "--no-progress")
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [row["id"] for row in read_jsonl(out)] == ["\udc00"]
+    errors = read_jsonl(tmp_path / "out.jsonl.errors.jsonl")
+    assert [e["line"] for e in errors] == [1]
+    again = cli(*args, "--resume", cwd=tmp_path)  # resume reads the escaped rows back
+    assert again.returncode == 0, again.stderr
+    assert "graded 0 record(s) this run, 2 already done" in again.stdout
+
+
+# --- item 7: disk full and unwritable paths -------------------------------------------------------
+
+
+def test_disk_full_is_one_line_naming_the_output_and_resume(tmp_path: Path, rules: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(50)])
+    (tmp_path / "full.jsonl").symlink_to("/dev/full")  # every write: ENOSPC
+    r = cli("grade", src, "-c", rules, "-o", "full.jsonl", "--overwrite", cwd=tmp_path)
+    assert r.returncode == 1
+    err = one_error_line(r.stderr)
+    assert "full.jsonl" in err and "No space left on device" in err and "--resume" in err
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_unwritable_output_path_is_one_line(tmp_path: Path, rules: Path, where: str) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(3)])
+    (tmp_path / "file").write_text("not a directory\n")
+    if where == "proc" and not Path("/proc/self").exists():
+        pytest.skip("needs /proc")
+    out = "file/out.jsonl" if where == "under_a_file" else "/proc/x.jsonl"
+    r = cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path)
+    assert r.returncode == 1
+    err = one_error_line(r.stderr)
+    assert out in err and "--resume" in err
+
+
+def test_a_report_that_cannot_be_written_is_a_warning(tmp_path: Path, rules: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(3)])
+    (tmp_path / "file").write_text("not a directory\n")
+    out = tmp_path / "out.jsonl"
+    r = cli("grade", src, "-c", rules, "-o", out, "--report", "file/r.html", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "rm-service: warning:" in r.stderr and "file/r.html" in r.stderr
+    assert len(read_jsonl(out)) == 3 and "records: 3," in r.stdout
