@@ -361,8 +361,12 @@ def jsonable(value: Any) -> Any:
     """
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if value is None or isinstance(value, str | bool | int | float):
+    if value is None or type(value) in (str, bool, int, float):
         return value
+    if isinstance(value, str):  # a subclass (numpy.str_, a str Enum): its plain text
+        return str.__str__(value)
+    if isinstance(value, int | float):  # a subclass (numpy.float64, IntEnum): the plain number
+        return float(value) if isinstance(value, float) else int(value)
     if isinstance(value, Mapping):
         items = ((str(k), jsonable(v)) for k, v in value.items())
         return {k: v for k, v in items if v is not _SKIP}

@@ -2,38 +2,49 @@
 
 ::
 
-    RM=$(python -c 'import rm_service.integrations.verl as m; print(m.__file__)')
     python -m verl.trainer.main_ppo ... \\
-        reward.custom_reward_function.path=$RM reward.custom_reward_function.name=compute_score \\
+        reward.custom_reward_function.path=pkg://rm_service.integrations.verl \\
+        reward.custom_reward_function.name=compute_score \\
         +reward.custom_reward_function.reward_kwargs.config=/abs/reward.yaml \\
-        reward.reward_manager.name=rate_limited reward.max_concurrent=64
+        reward.reward_manager.name=rate_limited +reward.max_concurrent=64
     # over HTTP instead: +reward.custom_reward_function.reward_kwargs.url=http://host:8000
 
-verl's contract (0.9.1, ``reward_loop/reward_manager/naive.py``, ``workers/reward_manager/*``)
-and how it is met:
+That is verl >= 0.7.1 (checked on 0.7.1, 0.8.0, 0.9.0, 0.9.1); 0.7.0 has the same settings one
+level up (``custom_reward_function.*``, ``reward_model.reward_manager``,
+``+reward_model.max_concurrent``). ``max_concurrent`` is not in verl's config, hence the ``+``;
+without it ``rate_limited`` grades one sample at a time. verl's contract and how it is met:
 
 * **Called per sample** as ``compute_score(data_source=, solution_str=, ground_truth=,
-  extra_info=, **reward_kwargs)``; ``reward_kwargs`` from the config arrive in every call, so the
-  reward is chosen there (``config``: a YAML path or mapping; ``url``: a service root, with
-  ``api_key`` and ``reward``), else from ``$RM_SERVICE_URL`` or ``$RM_SERVICE_CONFIG``. Each
-  choice is built once per process and cached (thread-safe): verl calls from thread pools and
-  from a loop per worker. A service is described (``GET /graders``) when first used, so a wrong
-  URL, key or reward name raises then rather than scoring every sample as a failure.
-* **The same keys for every sample.** verl copies every key of the returned dict into
-  ``reward_extra_info`` and reads the *first* sample's keys from all the others, so each sample
-  returns ``score`` (the reward), one key per grader and aggregator, and ``rm_error``. verl cannot
-  skip a sample, so an unscored reward or component is ``fallback_score``, with ``rm_error = 1.0``
-  when the reward is the unscored one; grading failures (a judge down, the service unreachable
-  mid-training) never raise.
+  extra_info=, **reward_kwargs)`` by the reward loop's managers
+  (``experimental/reward_loop/reward_manager/*.py``: naive, dapo, gdpo, rate_limited, remote);
+  ``reward_kwargs`` from the config arrive in every call, so the reward is chosen there
+  (``config``: a YAML path or mapping; ``url``: a service root, with ``api_key`` and
+  ``reward``), else from ``$RM_SERVICE_URL`` or ``$RM_SERVICE_CONFIG``. Each choice is built
+  once per process and cached (thread-safe): verl calls from thread pools and from a loop per
+  worker. A service is described (``GET /graders``) when first used, so a wrong URL, key or
+  reward name raises then rather than scoring every sample as a failure.
+* **The same keys for every sample, none of them verl's.** verl copies every key of the
+  returned dict into ``reward_extra_info``, reads the *first* sample's keys from all the others,
+  and writes them next to its own columns: ``_validate`` adds ``reward`` and then appends each
+  returned key, so a component named ``reward`` (the default aggregator name) doubled that
+  column and failed its length check. Each sample returns ``score`` (the reward; verl requires
+  it), ``rm/<name>`` per grader and aggregator (:data:`KEY_PREFIX`), and ``rm_error``. verl
+  cannot skip a sample, so an unscored reward or component is ``fallback_score``, with
+  ``rm_error = 1.0`` when the reward is the unscored one; grading failures (a judge down, the
+  service unreachable mid-training) never raise.
 * **Records** are ``{"query": extra_info[question_key] or "", "response": solution_str,
   "ground_truth", "data_source", "extra_info", **other kwargs}``; the config's mappers pick grader
-  fields from them (e.g. ``reference_response: ground_truth``). Values JSON cannot carry (verl's
-  ``reward_model_tokenizer``, numpy values are made plain) are dropped, so a record is the same
-  in process and over HTTP.
-* **Sync callers**: :func:`compute_score_sync` for managers that do not await (verl's legacy
-  ``naive``/``prime``/``dapo`` and the reward-loop ``remote`` manager, which rejects async
-  functions), :func:`compute_score_batch` for the legacy ``batch`` manager: one grading pass (one
-  HTTP request per ``batch_size`` chunk) for the whole batch.
+  fields from them (e.g. ``reference_response: ground_truth``). Values are made plain as JSON
+  would carry them (numpy arrays, such as a parquet list of acceptable answers, become lists;
+  numpy scalars numbers or strings), and what JSON cannot carry (verl's
+  ``reward_model_tokenizer``) is dropped, so a record is the same in process and over HTTP.
+* **Other callers**: :func:`compute_score_sync` for managers that do not await (the reward
+  loop's ``remote`` manager, which rejects async functions; the legacy ``naive``/``dapo``),
+  :func:`compute_score_batch` for the legacy ``batch`` manager (one grading pass, one HTTP
+  request per ``batch_size`` chunk, for the whole batch), :func:`compute_score_float` for the
+  legacy ``prime`` manager, which wants a number. The legacy managers
+  (``workers/reward_manager``) are reachable up to verl 0.7.0 only, with
+  ``reward_model.use_reward_loop=False``.
 
 The backend cache, the sync bridge and the failure-proof grading pass live in
 :mod:`rm_service.integrations._targets`, shared with :mod:`rm_service.integrations.openrlhf`.
@@ -57,9 +68,22 @@ from rm_service.integrations._targets import (
     run_blocking,
 )
 
-__all__ = ["compute_score", "compute_score_batch", "compute_score_sync"]
+__all__ = [
+    "KEY_PREFIX",
+    "compute_score",
+    "compute_score_batch",
+    "compute_score_float",
+    "compute_score_sync",
+]
 
 T = TypeVar("T")
+
+KEY_PREFIX = "rm/"
+"""Put before each component's name in the returned keys. verl writes columns of its own next to
+them (``reward``, ``acc``, ``pred``, ``uid``, ``data_source``, ...; more in each release), so
+bare component names could collide; none of verl's starts with this. A ``/`` is what verl's own
+metric names are made of: ``val-aux/<data_source>/rm/correct/mean@4``, and
+``algorithm.filter_groups.metric=rm/correct`` selects one for DAPO."""
 
 DROPPED_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 """Keyword arguments verl adds for GenRM functions (its reward-model router and tokenizer);
@@ -89,13 +113,15 @@ def _record(
 def verl_scores(
     results: Sequence[RecordResult], names: Sequence[str], fallback: float
 ) -> list[dict[str, float]]:
-    """verl's per-sample dicts: ``score``, each of ``names``, ``rm_error``; the same keys for
-    every sample, ``fallback`` where unscored (``fallback_columns``), one dict per sample."""
+    """verl's per-sample dicts: ``score``, ``rm/<name>`` for each of ``names``, ``rm_error``;
+    the same keys for every sample, ``fallback`` where unscored (``fallback_columns``)."""
     columns = fallback_columns(results, names, fallback)
+    errors = columns.pop("rm_error")
     return [
         {
             "score": fallback if r.reward is None else r.reward,
-            **{k: v[i] for k, v in columns.items()},
+            **{KEY_PREFIX + name: column[i] for name, column in columns.items()},
+            "rm_error": errors[i],
         }
         for i, r in enumerate(results)
     ]
@@ -146,7 +172,7 @@ async def compute_score(
     question_key: str = "question",
     **kwargs: Any,
 ) -> dict[str, float]:
-    """One sample's ``{"score", <component>..., "rm_error"}`` for verl's reward loop.
+    """One sample's ``{"score", "rm/<component>"..., "rm_error"}`` for verl's reward loop.
 
     Args:
         data_source, solution_str, ground_truth, extra_info: what verl passes (the decoded
@@ -227,8 +253,32 @@ def compute_score_sync(
     extra_info: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """:func:`compute_score` for managers that call it without awaiting (verl's legacy
-    ``naive``/``prime``/``dapo``, the reward loop's ``remote`` Ray workers). Same arguments."""
+    """:func:`compute_score` for managers that call it without awaiting (the reward loop's
+    ``remote`` Ray workers; the legacy ``naive``/``dapo``). Same arguments."""
     return compute_score_batch(
         [data_source], [solution_str], [ground_truth], [extra_info], **kwargs
     )[0]
+
+
+def compute_score_float(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> float:
+    """The reward alone (``score``: ``fallback_score`` when unscored), for verl's legacy
+    ``prime`` manager (``workers/reward_manager/prime.py``, reachable up to verl 0.7.0).
+
+    prime calls ``evaluation_func(data_source, solution_str, ground_truth, extra_info)``
+    positionally in a process pool it starts for each batch, and reads ``float(result)`` for a
+    number, ``float(result[0])`` otherwise: a dict fails there and verl sets the whole batch to
+    0.0. It records no per-sample extras, so the components and ``rm_error`` are not logged.
+    The pool pickles the function by name, so load it as ``pkg://rm_service.integrations.verl``:
+    verl loads a file path as a module of its own that no worker can import. Each of prime's
+    processes builds the reward anew (the cache is per process) on every batch; ``batch`` with
+    :func:`compute_score_batch` grades the batch in one pass instead.
+    """
+    return compute_score_sync(data_source, solution_str, ground_truth, extra_info, **kwargs)[
+        "score"
+    ]

@@ -1,12 +1,17 @@
-"""The verl shim: one key set for every sample (scored, unscored, failed), the fallback score,
-the record verl's arguments make, config / URL / environment choices of the reward (a real
-uvicorn service on 127.0.0.1), the sync batch variant, and many threads at once."""
+"""The verl shim: one key set for every sample (scored, unscored, failed) that never names a key
+verl writes itself, the fallback score, the record verl's arguments make (numpy values made
+plain), config / URL / environment choices of the reward (a real uvicorn service on 127.0.0.1),
+the sync batch variant, prime's float variant, and many threads at once.
+
+verl's own code paths (its reward managers, Hydra config, validation) are driven in
+``test_verl_real.py`` when verl is installed."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +30,49 @@ from tests.support import serve_in_thread
 
 pytestmark = pytest.mark.usefixtures("shim_env")
 
-KEYS = {"score", "short", "num", "reward", "rm_error"}
+KEYS = {"score", "rm/short", "rm/num", "rm/reward", "rm_error"}
+
+
+def sample(score: float, short: float, num: float, reward: float, rm_error: float) -> dict:
+    return {
+        "score": score,
+        "rm/short": short,
+        "rm/num": num,
+        "rm/reward": reward,
+        "rm_error": rm_error,
+    }
+
+
 # (solution_str, ground_truth) -> the expected dict with fallback_score=-1.
 CASES: list[tuple[str, str | None, dict[str, float]]] = [
-    ("7", "7", {"score": 0.975, "short": 0.95, "num": 1.0, "reward": 0.975, "rm_error": 0.0}),
-    ("no 8", "7", {"score": 0.4, "short": 0.8, "num": 0.0, "reward": 0.4, "rm_error": 0.0}),
-    ("8", None, {"score": -1.0, "short": 0.95, "num": -1.0, "reward": -1.0, "rm_error": 1.0}),
-    ("FAIL", "7", {"score": -1.0, "short": -1.0, "num": 0.0, "reward": -1.0, "rm_error": 1.0}),
+    ("7", "7", sample(0.975, 0.95, 1.0, 0.975, 0.0)),
+    ("no 8", "7", sample(0.4, 0.8, 0.0, 0.4, 0.0)),
+    ("8", None, sample(-1.0, 0.95, -1.0, -1.0, 1.0)),
+    ("FAIL", "7", sample(-1.0, -1.0, 0.0, -1.0, 1.0)),
 ]
+
+VERL_KEYS = frozenset(
+    {
+        # ray_trainer.py _validate (0.7.0-0.9.1) and ppo/v1/trainer_base.py (0.9.1): its own
+        # column, before every key compute_score returns; "acc" becomes the core metric when
+        # present, "pred" feeds majority voting (metric_utils.process_validation_metrics).
+        *("reward", "acc", "pred"),
+        # _dump_generations / _log_rollout_data row fields.
+        *("input", "output", "gts", "step", "request_id"),
+        # reward managers: DAPO's overlong penalty, rate_limited's failure flags, the reward
+        # loop's own result keys (experimental/reward_loop/reward_manager/*.py).
+        *("overlong_reward", "overlong", "timeout", "error", "reward_score", "reward_extra_info"),
+        # non_tensor_batch columns the returned keys are written next to (agent_loop.py
+        # _postprocess, rl_dataset.py, ray_trainer.py), where a clash overwrites or fails
+        # DataProto.union.
+        *("data_source", "reward_model", "extra_info", "uid", "index", "raw_prompt"),
+        *("tools_kwargs", "interaction_kwargs", "__num_turns__", "multi_modal_inputs"),
+        *("turn_scores", "tool_rewards", "extras", "seq_reward", "seq_final_reward"),
+    }
+)
+"""Keys verl writes itself next to ``compute_score``'s (sources named per line; the real code is
+scanned in ``test_verl_real.py`` when verl is installed). ``score`` is not here: verl requires
+it and writes the same number under it."""
 
 
 def approx(d: dict[str, float]) -> Any:
@@ -61,7 +101,41 @@ async def test_a_backend_that_raises_gives_the_fallback_not_an_exception(
 
     monkeypatch.setattr(LocalBackend, "agrade", broken)
     got = await compute_score("d", "7", "7", config=SHIM_CONFIG, fallback_score=0.5)
-    assert got == {"score": 0.5, "num": 0.5, "short": 0.5, "reward": 0.5, "rm_error": 1.0}
+    assert got == sample(0.5, 0.5, 0.5, 0.5, 1.0)
+
+
+async def test_no_key_is_one_verl_writes_itself_whatever_the_components_are_called() -> None:
+    """verl's _validate adds its own ``reward`` column, then appends every returned key: an
+    aggregator named ``reward`` made that column twice as long and failed its length assert.
+    Components are prefixed, so even ones named like verl's own columns cannot collide."""
+    names = ["reward", "acc", "pred", "uid", "data_source", "reward_score"]
+    cfg = {
+        "graders": {n: {"type": "format", "mode": "think_answer"} for n in names[1:]},
+        "aggregators": [{"type": "weighted_sum", "name": "reward"}],
+    }
+    got = await compute_score("d", "<think>a</think><answer>7</answer>", "7", config=cfg)
+    assert list(got) == ["score", *(f"rm/{n}" for n in names[1:]), "rm/reward", "rm_error"]
+    assert set(got) & VERL_KEYS == set()
+    assert got["score"] == got["rm/reward"] == got["rm/acc"] == 1.0 and got["rm_error"] == 0.0
+    for s, gt, _ in CASES:  # the shim's own config: the same holds
+        assert set(await compute_score("d", s, gt, config=SHIM_CONFIG)) & VERL_KEYS == set()
+
+
+def test_prime_gets_the_reward_as_a_float() -> None:
+    """verl's legacy ``prime`` manager (workers/reward_manager/prime.py, 0.7.0-0.9.1) calls
+    ``evaluation_func(task, completion, reference, task_extra_info)`` positionally in a process
+    pool and keeps ``float(result)`` for numbers, ``float(result[0])`` otherwise: a dict raised
+    there and verl scored the whole batch 0.0."""
+    from rm_service.integrations import verl
+
+    def prime_reads(result: Any) -> float:  # parallel_compute_score_async's result handling
+        return float(result) if isinstance(result, int | float | bool) else float(result[0])
+
+    kwargs = {"config": SHIM_CONFIG, "fallback_score": -1}
+    for s, gt, want in CASES:
+        fn = partial(verl.compute_score_float, "gsm8k", s, gt, {"question": "q"}, **kwargs)
+        assert prime_reads(fn()) == pytest.approx(want["score"])
+    assert type(verl.compute_score_float("d", "7", "7", config=SHIM_CONFIG)) is float
 
 
 async def test_the_record_and_question_key() -> None:
@@ -91,6 +165,26 @@ async def test_the_record_and_question_key() -> None:
     }
     assert type(first["extra_info"]["index"]) is int
     assert second["query"] == "" and second["extra_info"] is None
+
+
+async def test_numpy_ground_truths_reach_the_graders_as_plain_values() -> None:
+    """A parquet list column arrives from verl as a numpy array (often of acceptable answers),
+    a number as a numpy scalar: graders get lists and plain numbers, as over HTTP."""
+    cfg = {"graders": {"seen": {"type": "tests.integrations.conftest:seen"}}}
+    golds = [
+        np.array(["7", "seven"], dtype=object),
+        np.array([7, 8]),
+        np.int64(7),
+        np.float32(0.5),
+        np.str_("7"),
+        np.array([[1, 2], [3, 4]]),
+    ]
+    for gold in golds:
+        await compute_score("gsm8k", "7", gold, config=cfg)
+    compute_score_batch(["gsm8k"], ["7"], [np.array(["7", "seven"])], None, config=cfg)
+    got = [rec["ground_truth"] for rec in SEEN]
+    assert got == [["7", "seven"], [7, 8], 7, 0.5, "7", [[1, 2], [3, 4]], ["7", "seven"]]
+    assert [type(g) for g in got[2:5]] == [int, float, str]
 
 
 def test_yaml_config_env_fallback_and_clear_errors(
