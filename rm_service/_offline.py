@@ -145,8 +145,12 @@ class _RunLock:
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         }
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, json.dumps(holder).encode())
+        try:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, json.dumps(holder).encode())
+        except BaseException:
+            self.release()
+            raise
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -373,6 +377,7 @@ async def _locked_run(
         if skip_invalid:
             _scan_done(err_path, done)
     total = _count_records(src)
+    overwrite = overwrite and not resume  # both: resume wins, nothing graded is dropped
     sink = _Sink(out, truncate=overwrite)
     err_sink = _Sink(err_path, truncate=overwrite) if skip_invalid else None
 

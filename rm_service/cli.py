@@ -38,12 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "-o", "--output", type=Path, help="output JSONL (default: INPUT with .graded.jsonl)"
     )
-    g.add_argument(
+    existing = g.add_mutually_exclusive_group()
+    existing.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted run: skip lines already in OUTPUT",
     )
-    g.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    existing.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     g.add_argument(
         "--skip-invalid",
         action="store_true",

@@ -154,6 +154,16 @@ def test_resume_ignores_duplicate_lines_already_in_the_output(tmp_path: Path, ru
     assert re.search(r"warning: 2 duplicate line\(s\) in \S*out.jsonl ignored", r.stderr)
 
 
+async def test_resume_with_overwrite_keeps_what_was_graded(tmp_path: Path, rules: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(6)])
+    out = tmp_path / "out.jsonl"
+    runner = build_runner(load_config(rules))
+    await agrade_file(runner, src, out, progress=False)
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:4]))
+    res = await agrade_file(runner, src, out, resume=True, overwrite=True, progress=False)
+    assert res.graded == 2 and sorted(r["line"] for r in read_jsonl(out)) == list(range(1, 7))
+
+
 def test_summary_counts_each_line_once() -> None:
     from rm_service import summarize_jsonl
 
