@@ -9,6 +9,9 @@ Admission control (:class:`Admission`) bounds the *records* in flight across all
 unit that maps to grader work. A request that does not fit waits in a bounded FIFO queue; when
 the queue is full too it is refused at once (429 with ``Retry-After``) instead of queueing without
 limit, so an overloaded service answers fast and the trainer backs off.
+
+:class:`RedactQueryFilter` keeps secrets out of uvicorn's access log, which prints each request's
+path with its query string: a key sent as ``?api_key=...`` was written there in clear.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -27,7 +31,10 @@ __all__ = [
     "BearerAuthMiddleware",
     "BodyLimitMiddleware",
     "Overloaded",
+    "RedactQueryFilter",
     "RequestMetricsMiddleware",
+    "install_access_log_redaction",
+    "redact_query",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -89,6 +96,45 @@ class BearerAuthMiddleware:
             )
             return
         await self.app(scope, receive, send)
+
+
+def redact_query(target: str) -> str:
+    """``target`` (a path with its query) with every query value written as ``***``.
+
+    Every value, not only those named like keys (``api_key``, ``token``): the service reads no
+    query parameters, so no value is needed in a log, and a list of names would miss ``?k=``.
+    Names stay, for debugging; a bare ``?value`` is a value.
+    """
+    path, sep, query = target.partition("?")
+    if not sep or not query:
+        return target
+    items = []
+    for item in query.split("&"):
+        name, eq, _ = item.partition("=")
+        items.append(f"{name}=***" if eq else ("***" if item else ""))
+    return f"{path}?{'&'.join(items)}"
+
+
+class RedactQueryFilter(logging.Filter):
+    """Redact query values (:func:`redact_query`) in a log record's string arguments; uvicorn's
+    access log passes the path with its query as one of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "?" in a for a in args):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+def install_access_log_redaction(logger_name: str = "uvicorn.access") -> None:
+    """Add a :class:`RedactQueryFilter` to ``logger_name`` (once; idempotent).
+
+    Called from the app's start-up, after uvicorn has configured logging in this process (each
+    ``--workers`` child configures its own), so whatever runs the app gets it.
+    """
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
+        logger.addFilter(RedactQueryFilter())
 
 
 class BodyLimitMiddleware:

@@ -13,6 +13,8 @@ Why it is built this way:
   ``Retry-After`` at once, so an overloaded service sheds load instead of timing everyone out.
 * **Nothing hangs.** Each request has a deadline (the runner returns unfinished components as
   unscored ``timeout``), and a client that disconnects cancels its grading.
+* **Warm before ready.** Start-up starts the math workers and loads local models in the
+  background; ``/readyz`` says not ready until that is done, so a first request is not slow.
 * **Clean shutdown.** The lifespan hook closes what serving opened: judge clients (committee
   members' too) and judge cache files. The math worker pool is process-wide and stops at exit.
 * **Light import.** Only this module imports FastAPI; ``import rm_service`` does not import it.
@@ -48,6 +50,7 @@ from rm_service._http_middleware import (
     BodyLimitMiddleware,
     Overloaded,
     RequestMetricsMiddleware,
+    install_access_log_redaction,
 )
 from rm_service._http_schemas import (
     ErrorBody,
@@ -70,7 +73,7 @@ from rm_service._openrlhf import (
     openrlhf_records,
     openrlhf_response,
 )
-from rm_service._result import RecordResult
+from rm_service._result import GraderScore, RecordResult
 from rm_service._runner import GradingRunner
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
@@ -213,9 +216,15 @@ def create_app(
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await _close_resources(entries.values())
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_access_log_redaction()
+        warm = app.state.warm = asyncio.ensure_future(_warm_up(entries.values()))
+        try:
+            yield
+        finally:
+            warm.cancel()
+            await asyncio.gather(warm, return_exceptions=True)
+            await _close_resources(entries.values())
 
     app = FastAPI(
         lifespan=lifespan,
@@ -228,6 +237,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.admission = admission
+    app.state.warm = None  # the warm-up task, started by the lifespan
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
@@ -348,10 +358,18 @@ def create_app(
 
     @app.get("/readyz", responses={**_AUTH_ERROR, 503: {"description": "not ready"}})
     async def readyz() -> Response:
-        """Configs loaded, and every endpoint judge reachable (``GET {base_url}/models``)."""
+        """Configs loaded, every endpoint judge reachable (``GET {base_url}/models``), and, when
+        served (the lifespan ran), the warm-up done without errors: math workers started, local
+        models loaded (``warm``: ``{"done", "errors": {grader: error}}``)."""
         judges = await _probe_judges(entries.values(), settings.ready_timeout)
         ready = all(j["ok"] for j in judges.values())
-        body = {"ready": ready, "rewards": list(entries), "judges": judges}
+        body: dict[str, Any] = {"ready": ready, "rewards": list(entries), "judges": judges}
+        warm: asyncio.Future[dict[str, str]] | None = app.state.warm
+        if warm is not None:
+            done = warm.done() and not warm.cancelled()
+            errors = warm.result() if done else {}
+            body["warm"] = {"done": done, "errors": errors}
+            body["ready"] = ready = ready and done and not errors
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get(
@@ -531,6 +549,53 @@ async def _close_resources(entries: Iterable[RewardEntry]) -> None:
                 _log.warning("closing %r failed: %s: %s", obj, type(exc).__name__, exc)
     # Not the math worker pool: it is process-wide, possibly in use by other code in the same
     # process (an in-process trainer sharing a runner), and it is stopped at exit anyway.
+
+
+async def _warm_up(entries: Iterable[RewardEntry]) -> dict[str, str]:
+    """Start now what the first request would otherwise wait for; ``{grader: error}`` of what
+    failed (also logged as warnings).
+
+    A first ``/grade`` took ~1 s: the math pool's workers are processes that import math-verify,
+    and embedding and local judge models load on first use. Here, in the lifespan's background
+    (``/readyz`` says not ready until it is done): one math check per math grader (it starts the
+    process-wide pool), and ``aload()``/``load()`` on each grader's embedder and judge model (a
+    remote judge's is a client: nothing to load). A request that comes meanwhile just shares
+    what is starting.
+    """
+    from graders import MathGrader
+
+    async def math(grader: MathGrader) -> None:
+        result = await grader.aevaluate(response="\\boxed{1}", reference_response="1")
+        if not isinstance(result, GraderScore):
+            raise RuntimeError(f"a math check failed: {result.error}")
+
+    async def load(obj: Any) -> None:
+        if callable(getattr(obj, "aload", None)):
+            await obj.aload()
+        elif callable(getattr(obj, "load", None)):
+            await asyncio.to_thread(obj.load)
+
+    async def judge(grader: Any) -> None:
+        await load(await asyncio.to_thread(lambda: grader.model))  # built by its factory
+
+    jobs: dict[str, Awaitable[None]] = {}
+    for grader in _graders(entries):
+        name = str(getattr(grader, "name", type(grader).__name__))
+        if isinstance(grader, MathGrader):
+            jobs[name] = math(grader)
+        elif getattr(grader, "embedder", None) is not None:
+            jobs[name] = load(grader.embedder)
+        elif getattr(grader, "_model_ref", None) is not None:
+            jobs[name] = judge(grader)
+    start = time.perf_counter()
+    outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
+    errors: dict[str, str] = {}
+    for name, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            errors[name] = f"{type(outcome).__name__}: {outcome}"
+            _log.warning("warm-up of grader %r failed: %s", name, errors[name])
+    _log.info("warm-up done in %.2fs: %s", time.perf_counter() - start, ", ".join(jobs) or "-")
+    return errors
 
 
 async def _probe_judges(entries: Any, probe_timeout: float) -> dict[str, dict[str, Any]]:

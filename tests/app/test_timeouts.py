@@ -8,6 +8,7 @@ connection (408 where a request was begun, then EOF) well before the client woul
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import time
@@ -179,7 +180,13 @@ def test_the_deadlines_reach_every_worker(monkeypatch: pytest.MonkeyPatch) -> No
     config.load()
     from uvicorn.server import ServerState
 
-    made = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+    loop = asyncio.new_event_loop()
+    try:
+        made = config.http_protocol_class(
+            config=config, server_state=ServerState(), app_state={}, _loop=loop
+        )
+    finally:
+        loop.close()
     assert isinstance(made, DeadlineH11Protocol)
     assert (made.header_timeout, made.body_timeout) == (1.5, 2.5)
 
