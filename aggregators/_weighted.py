@@ -140,8 +140,11 @@ class WeightedSumAggregator(BaseAggregator):
                 items = [(k, wk / total) for k, wk in w.items() if k in values]
             s = math.fsum([wk * values[k] for k, wk in items])
             reason = " + ".join([f"{wk:.3g}*{k}({values[k]:.3g})" for k, wk in items])
-        # A convex combination of values in [0, 1] is in [0, 1]; clip only float rounding
-        # (e.g. 1.0000000000000002), which the base would otherwise reject as out of range.
+        # Rounded to 15 significant digits, below which a sum of weighted floats is rounding
+        # noise: users read rewards in files and logs, and 0.2 + 0.1 should read 0.3, not
+        # 0.30000000000000004. A convex combination of values in [0, 1] is in [0, 1]; clip only
+        # float rounding (e.g. 1.0000000000000002), which the base would otherwise reject.
+        s = float(f"{s:.15g}")
         return (0.0 if s < 0.0 else 1.0 if s > 1.0 else s), reason
 
 

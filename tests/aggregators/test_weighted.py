@@ -50,6 +50,14 @@ def test_weighted_sum_float_rounding_does_not_leave_unit_interval() -> None:
     assert out.score == 1.0
 
 
+def test_weighted_sum_reads_as_users_expect() -> None:
+    """0.2*1 + 0.1*1 is 0.30000000000000004 in floats; the reward written to files reads 0.3."""
+    weights = {"correct": 0.7, "format": 0.2, "length": 0.1}
+    out = WeightedSumAggregator("reward", weights)(results(correct=0.0, format=1.0, length=1.0))
+    assert isinstance(out, GraderScore)
+    assert repr(out.score) == "0.3"
+
+
 def test_weighted_sum_reason_lists_contributions() -> None:
     out = WeightedSumAggregator("reward", {"correct": 3, "fmt": 1})(results(correct=1.0, fmt=0.5))
     assert isinstance(out, GraderScore)
