@@ -232,14 +232,33 @@ class RecordOut(BaseModel):
 
 
 class GradeSummary(BaseModel):
-    """What the batch came to."""
+    """What the batch came to.
 
-    n: int
-    ok: int
-    unscored: int
-    error: int
+    ``ok``, ``unscored`` and ``error`` count *records* by their ``status`` and add up to ``n``;
+    a record with no reward is ``unscored`` or ``error``, and ``unscored_records_by_kind`` says
+    why. ``unscored_components_by_kind`` counts *components* (graders and aggregates), so one bad
+    record adds one to each component it left unscored.
+    """
+
+    n: int = Field(description="records in the batch")
+    ok: int = Field(description="records with a reward (status 'ok')")
+    unscored: int = Field(
+        description="records with no reward for a reason other than bad input (status "
+        "'unscored': a timeout, a judge failure); records with bad input count in 'error'"
+    )
+    error: int = Field(description="records with no reward because of bad input (status 'error')")
     means: dict[str, float | None] = Field(description="per component, over scored records")
-    unscored_by_kind: dict[str, int]
+    unscored_records_by_kind: dict[str, int] = Field(
+        description="records with no reward, by the kind of failure that left the reward "
+        "unscored ('invalid_input' for each 'error' record); adds up to unscored + error"
+    )
+    unscored_components_by_kind: dict[str, int] = Field(
+        description="unscored components (graders and aggregates) over all records, by kind"
+    )
+    unscored_by_kind: dict[str, int] = Field(
+        deprecated=True,
+        description="the same as unscored_components_by_kind (kept for older clients)",
+    )
     usage: Usage
     latency_s: float
 
@@ -309,29 +328,45 @@ def record_out(rec: RecordResult) -> dict[str, Any]:
 
 
 def summarize(
-    records: Sequence[dict[str, Any]], names: Sequence[str], latency_s: float
+    records: Sequence[dict[str, Any]],
+    names: Sequence[str],
+    latency_s: float,
+    reward: str | None = None,
 ) -> dict[str, Any]:
-    """The :class:`GradeSummary` of :func:`record_out` dicts, as a dict (see there for why)."""
+    """The :class:`GradeSummary` of :func:`record_out` dicts, as a dict (see there for why).
+
+    ``reward`` names the component that is each record's reward: the kind of its error is the
+    record's kind in ``unscored_records_by_kind`` (``invalid_input`` for an ``error`` record,
+    whichever component the reward's error names first).
+    """
     counts = {"ok": 0, "unscored": 0, "error": 0}
     sums = dict.fromkeys(names, 0.0)
     ns = dict.fromkeys(names, 0)
     kinds: dict[str, int] = {}
+    record_kinds: dict[str, int] = {}
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_calls": 0}
     for rec in records:
-        counts[rec["status"]] += 1
+        status = rec["status"]
+        counts[status] += 1
         for name, score in rec["sub_rewards"].items():
             if score is not None:
                 sums[name] += score
                 ns[name] += 1
         for kind in rec["error_kinds"].values():
             kinds[kind] = kinds.get(kind, 0) + 1
+        if status != "ok":
+            kind = "invalid_input" if status == "error" else rec["error_kinds"].get(reward or "")
+            kind = kind or next(iter(rec["error_kinds"].values()), "unknown")
+            record_kinds[kind] = record_kinds.get(kind, 0) + 1
         for key, value in rec["usage"].items():
             usage[key] += value
     return {
         "n": len(records),
         **counts,
         "means": {n: (sums[n] / ns[n] if ns[n] else None) for n in names},
-        "unscored_by_kind": kinds,
+        "unscored_records_by_kind": record_kinds,
+        "unscored_components_by_kind": kinds,
+        "unscored_by_kind": dict(kinds),
         "usage": usage,
         "latency_s": round(latency_s, 6),
     }

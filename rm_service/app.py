@@ -308,7 +308,9 @@ def create_app(
         except _ClientGone:
             return Response(status_code=499)
         out = [record_out(r) for r in results]
-        summary = summarize(out, entry.runner.names, time.perf_counter() - start)
+        summary = summarize(
+            out, entry.runner.names, time.perf_counter() - start, entry.runner.reward_name
+        )
         return _json({"reward": entry.name, "results": out, "summary": summary})
 
     @app.post("/get_reward", responses=_LIMIT_ERRORS)
