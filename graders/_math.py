@@ -74,19 +74,28 @@ def _grace(timeout: float) -> float:
 
 # Run by ``python -c`` in a new worker, with its end of the socket's descriptor as argv[1]. Only
 # the standard library until the parent's sys.path is in place; Ctrl-C is the parent's to handle.
+# A parent gone before sending the path (EOF) ends the worker quietly, as worker_main does later.
 _BOOTSTRAP = """\
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 from multiprocessing.connection import Connection
 conn = Connection(int(sys.argv[1]))
-sys.path[:] = conn.recv()
+try:
+    sys.path[:] = conn.recv()
+except (EOFError, OSError):
+    sys.exit(0)
 from graders._math_worker import worker_main
 worker_main(conn)
 """
 
 
 class _Worker:
-    """One worker process and the parent's end of its socket. Used by one feeder thread only."""
+    """One worker process and the parent's end of its socket. Used by one feeder thread only.
+
+    Building one starts the process; :meth:`wait_ready` then waits for its warm-up. The two are
+    apart so that the pool can list a worker before it is ready, and its shutdown kill a worker
+    still starting (one it did not know of outlived a script's exit and wrote to a closed socket).
+    """
 
     def __init__(self) -> None:
         parent_sock, child_sock = socket.socketpair()
@@ -98,6 +107,10 @@ class _Worker:
                 [python, "-c", _BOOTSTRAP, str(fd)], stdin=subprocess.DEVNULL, pass_fds=(fd,)
             )
             self.conn = Connection(parent_sock.detach())
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Send the worker its ``sys.path`` and wait for its "ready"; kill it and raise if not."""
         try:
             self.conn.send(list(sys.path))
             ready = self.conn.poll(_START_TIMEOUT) and self.conn.recv()
@@ -109,6 +122,7 @@ class _Worker:
                 f"math worker did not start (exit code {self.process.returncode}, waited up to "
                 f"{_START_TIMEOUT:g}s); its own error, if any, is on stderr"
             )
+        self.ready = True
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -215,10 +229,19 @@ class _MathPool:
             self._jobs.put(None)
 
     def _start_worker(self) -> _Worker:
+        # Listed before its warm-up, so that a shutdown meanwhile kills it too.
         worker = _Worker()
         with self._lock:
             self._workers.add(worker)
             closed = self._closed
+        if not closed:
+            try:
+                worker.wait_ready()
+            except BaseException:
+                self._retire(worker)
+                raise
+            with self._lock:
+                closed = self._closed
         if closed:
             self._retire(worker)
             raise RuntimeError("the math worker pool is shut down")

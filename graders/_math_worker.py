@@ -28,6 +28,7 @@ import re
 import signal
 import unicodedata
 from collections.abc import Callable
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 __all__ = ["check_equivalence", "worker_main"]
@@ -398,28 +399,54 @@ def _run_job(func: Callable[..., Any], args: tuple[Any, ...], timeout: float) ->
         return ("error", _describe(exc))
 
 
+def _send(conn: Any, reply: tuple[str, Any]) -> bool:
+    """Send a reply; ``False`` when the parent is gone (the socket is closed or broken).
+
+    The reply is pickled first, so that a result that cannot be pickled is told apart from a
+    parent that went away: the first is answered with an error, the second ends the worker.
+    """
+    try:
+        data = ForkingPickler.dumps(reply)
+    except Exception as exc:  # an unpicklable result
+        data = ForkingPickler.dumps(("error", "result could not be sent back: " + _describe(exc)))
+    try:
+        conn.send_bytes(data)
+    except OSError:  # BrokenPipeError, ConnectionResetError: nobody is listening any more
+        return False
+    return True
+
+
 def worker_main(conn: Any) -> None:
     """Entry point of a worker process: pre-import math-verify, then answer jobs until EOF.
 
     A job is ``(func, args, timeout)``; the reply is ``(status, value)`` with status ``ok``,
     ``error`` or ``timeout``. The first message sent is ``("ready", pid)``.
+
+    A worker whose parent goes away (it exited, was killed, or was a process of a
+    ``ProcessPoolExecutor`` being shut down, as in verl's ``prime`` manager) ends quietly with
+    exit status 0 at its next read or write, wherever in its life that is: warming up, idle or
+    mid-job. A traceback per worker there would be noise about nothing that went wrong.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGALRM, _on_alarm)
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     # Pre-import and warm up (regex compilation, the ANTLR parser) so the first job is fast.
     check_equivalence("$\\frac{1}{2}$", "The answer is $\\boxed{0.5}$.")
-    conn.send(("ready", os.getpid()))
+    if not _send(conn, ("ready", os.getpid())):
+        return
     while True:
         try:
-            job = conn.recv()
+            data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        if job is None:
-            return
-        func, args, timeout = job
-        reply = _run_job(func, args, timeout)
         try:
-            conn.send(reply)
-        except Exception as exc:  # an unpicklable result
-            conn.send(("error", "result could not be sent back: " + _describe(exc)))
+            job = ForkingPickler.loads(data)
+        except Exception as exc:  # e.g. a function this process cannot import
+            reply: tuple[str, Any] = ("error", "job could not be read: " + _describe(exc))
+        else:
+            if job is None:
+                return
+            func, args, timeout = job
+            reply = _run_job(func, args, timeout)
+        if not _send(conn, reply):
+            return
