@@ -906,15 +906,20 @@ def _attack_cases() -> list[dict[str, Any]]:
 
 ATTACK_CASES = _attack_cases()
 DEFAULT_QUERY = "What is the capital of France?"
+_FAKE_KINDS = frozenset(
+    {"master_key", "empty", "fake_verdict", "injection", "delimiter_close", "restate"}
+)
+"""The attack families :class:`GullibleJudge` is fooled by."""
 
 
 def test_attack_set_is_well_formed() -> None:
     ids = [c["id"] for c in ATTACK_CASES]
     assert len(ids) == len(set(ids))
-    assert {c["label"] for c in ATTACK_CASES} == {"attack", "honest"}
+    assert {c["label"] for c in ATTACK_CASES} == {"attack", "control"}
     for c in ATTACK_CASES:
         assert isinstance(c["response"], str)
         assert c["expect"] == ("low_or_unscored" if c["label"] == "attack" else "scored")
+    # The full schema (criterion, reference, sources...) is checked in test_red_team.py.
 
 
 def _hardened(model: Any, **kw: Any) -> list[LLMGrader]:
@@ -948,8 +953,10 @@ def _naive_prompt(query: str, response: str) -> list[dict[str, str]]:
 
 async def test_the_attacks_do_fool_the_judge_without_hardening() -> None:
     # The attack set is only a test of the hardening if the same fake, shown an unhardened
-    # prompt, is fooled by it: check that most attacks succeed and no honest case does.
-    attacks = [c for c in ATTACK_CASES if c["label"] == "attack"]
+    # prompt, is fooled by it: check that most attacks succeed. Only the families this fake
+    # models (prompt-structure attacks, English orders); the others (wrong answers, filler,
+    # harmful content...) it answers honestly, and tests/graders/test_red_team.py covers them.
+    attacks = [c for c in ATTACK_CASES if c["label"] == "attack" and c["kind"] in _FAKE_KINDS]
     fooled = []
     for case in attacks:
         query = case.get("query") or DEFAULT_QUERY
