@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
@@ -130,7 +131,11 @@ class _Worker:
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Reply | None:
         """Run one job; ``None`` when the worker missed the deadline or died (then kill it)."""
         try:
-            self.conn.send((func, args, timeout))
+            data = ForkingPickler.dumps((func, args, timeout))
+        except Exception as exc:  # a lambda, a local function: the worker is not involved
+            return ("error", f"job could not be sent to a math worker: {type(exc).__name__}: {exc}")
+        try:
+            self.conn.send_bytes(data)
             if self.conn.poll(timeout + _grace(timeout)):
                 reply = self.conn.recv()
                 if isinstance(reply, tuple) and len(reply) == 2:

@@ -231,3 +231,30 @@ def test_shutdown_stops_every_feeder_thread() -> None:
         for t in feeders:
             t.join(5)
         assert not any(t.is_alive() for t in feeders)
+
+
+def _probe() -> int:
+    return 1
+
+
+async def test_a_job_the_worker_cannot_import_is_an_error_and_the_worker_lives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pickled by reference as __main__._probe, which the worker's __main__ does not have: the
+    # worker used to die unpickling it (answered "died; replaced"), now it says why and lives on.
+    monkeypatch.setattr(_probe, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "_probe", _probe, raising=False)
+    pool = _get_pool(None)
+    assert (await _run_in_pool(abs, (-2,), limit=5)) == ("ok", 2)
+    before = pool.replaced
+    status, message = await asyncio.wait_for(_run_in_pool(_probe, (), limit=5), 30)
+    assert status == "error"
+    assert "job could not be read" in message
+    assert pool.replaced == before
+
+
+async def test_a_job_that_cannot_be_pickled_is_an_error_not_a_hang() -> None:
+    status, message = await asyncio.wait_for(_run_in_pool(lambda: 1, (), limit=5), 30)
+    assert status == "error"
+    assert "could not be sent" in message
+    assert (await _run_in_pool(abs, (-3,), limit=5)) == ("ok", 3)
