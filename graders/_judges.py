@@ -5,6 +5,11 @@ rubric (``graders/prompts/<name>.md``), its record fields, and the default pre-g
 master-key and question-restating responses score 0.0 without a judge call). Everything else
 (output mode, expected scoring, cache, sampling) is passed through.
 
+Correctness is verifiable first: where the reference is checkable (a choice letter, a number, a
+math expression, a short string) the response's final answer is decided by rule
+(:mod:`graders._verify`) and the judge is asked only where the rule cannot decide, so no judge,
+however gullible, can rescue a verifiably wrong or hedged answer.
+
 Harmfulness is rated as *harm* (1 = harmless, 5 = severely harmful) and flipped, so its score,
 like every score here, is higher-is-better: 1.0 means harmless. Its pre-gates are on too, which
 is a deliberate policy: an empty or content-free response is worthless, so it must not farm the
@@ -16,12 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from graders._base import grader
+from graders._base import Unscored, grader
 from graders._judge import LLMGrader, ModelSpec
-from graders._pregate import DEFAULT_PREGATES, PreGate
+from graders._math import MathGrader
+from graders._pregate import DEFAULT_PREGATES, PreGate, first_gate_hit
+from graders._text import clip
+from graders._verify import Verify, decide
 from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
 
 __all__ = [
     "CorrectnessGrader",
@@ -31,6 +40,8 @@ __all__ = [
 ]
 
 _BUNDLED_SCALE = (1, 5)
+_ANSWER_LIMIT = 200
+"""Longest answer text copied into metadata."""
 
 
 class _NamedJudge(LLMGrader):
@@ -104,16 +115,91 @@ class RelevanceGrader(_NamedJudge):
 
 @grader
 class CorrectnessGrader(_NamedJudge):
-    """How correct the response is against a reference answer.
+    """How correct the response is against a reference answer: by rule where the reference is
+    checkable, by the judge elsewhere.
 
     Fields: ``response``, ``reference_response``; optional ``query``. Other arguments as
-    :class:`~graders._judge.LLMGrader`. For verifiable answers (math, exact strings) prefer the
-    deterministic graders and use this as a fallback.
+    :class:`~graders._judge.LLMGrader`.
+
+    Verifiable first (``verify="auto"``, the default): when the reference is a choice letter, a
+    number, a math expression or a short string, the response's final answer is read and
+    compared by rule (:mod:`graders._verify`), and the judge is asked only where the rule cannot
+    decide. A verifiably wrong or hedged final answer scores 0.0 however gullible the judge: a
+    judge cannot be talked into rescuing it, because it is never asked. Math is checked by
+    math-verify in :class:`~graders._math.MathGrader`'s worker pool; a math check that times out
+    or fails is unscored, never handed to the judge.
+
+    The pre-gates run first, as for every named judge. Metadata says which path decided:
+    ``decided_by`` is ``rule:number``, ``rule:choice``, ``rule:math``, ``rule:exact`` or
+    ``judge``, with ``reference_kind``, ``reference_answer``, ``final_answer`` (and
+    ``final_answers`` when several were read, e.g. hedging), ``answer_source``, and, on the judge
+    path, ``rule`` (why the rule could not decide).
+
+    Args:
+        verify: ``"auto"`` (rule where it can decide, judge otherwise), ``"never"`` (the judge
+            always: the behaviour before verification existed) or ``"only"`` (the rule only:
+            where it cannot decide the result is unscored, ``invalid_input`` for a prose
+            reference and ``unparseable`` for a response the rule cannot read, and no judge is
+            called).
     """
 
     default_name: ClassVar[str] = "correctness"
     default_template: ClassVar[str] = "correctness"
     default_optional_fields: ClassVar[tuple[str, ...]] = ("query",)
+
+    def __init__(self, model: ModelSpec, *, verify: Verify = "auto", **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        allowed = get_args(Verify)
+        if verify not in allowed:
+            raise ConfigError(
+                f"verify must be one of {', '.join(map(repr, allowed))}, got {verify!r}"
+            )
+        self.verify: Verify = verify
+        self._math = MathGrader(name=f"{self.name}.verify")
+
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        if self.verify == "never":
+            return await super()._aevaluate(**fields)
+        texts = self._texts(fields)
+        response = texts["response"] or ""
+        gate_fields = {k: v for k, v in texts.items() if v is not None}
+        if first_gate_hit(self.pregates, response, gate_fields) is not None:
+            return await super()._aevaluate(**fields)  # the gate's own result
+        ref, decision = await decide(response, texts["reference_response"] or "", self._math)
+        meta: dict[str, Any] = {
+            "reference_kind": ref.kind,
+            "reference_answer": clip(ref.answer, _ANSWER_LIMIT),
+        }
+        if decision.answers:
+            meta["final_answer"] = clip(decision.answers[-1], _ANSWER_LIMIT)
+        if len(decision.answers) > 1:
+            meta["final_answers"] = [clip(a, _ANSWER_LIMIT) for a in decision.answers]
+        if decision.source:
+            meta["answer_source"] = decision.source
+        if decision.score is not None:
+            return GraderScore(
+                name=self.name,
+                score=decision.score,
+                reason=decision.reason,
+                metadata={"decided_by": decision.path, **meta},
+            )
+        if self.verify == "only":
+            kind = "invalid_input" if ref.kind == "prose" else "unparseable"
+            raise Unscored(
+                f"verify='only': the rule cannot decide: {decision.reason}",
+                kind=kind,
+                decided_by=decision.path,
+                **meta,
+            )
+        meta = {"decided_by": "judge", "rule": decision.reason, **meta}
+        try:
+            result, call = await self._ask(self._defang(texts))
+            verdict = self._parse(result, call, response)
+        except Unscored as exc:
+            exc.metadata = {**exc.metadata, **meta}
+            raise
+        judged = self._score(verdict, result, call)
+        return judged.model_copy(update={"metadata": {**judged.metadata, **meta}})
 
 
 @grader

@@ -27,7 +27,9 @@ __all__ = [
     "NUMBER_PATTERN",
     "AnswerSource",
     "Number",
+    "answer_regions",
     "as_text",
+    "boxed_contents",
     "clip",
     "compile_regex",
     "find_numbers",
@@ -146,7 +148,6 @@ def find_numbers(text: str) -> list[Number]:
 
 AnswerSource = Literal["boxed", "answer_tag", "answer_phrase", "last_number"]
 
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_TAG_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 _ANSWER_PHRASE_RE = re.compile(
     r"\banswer\s*(?:is\b|:|=)|####",  # "the answer is", "Final answer:", GSM8K's "####"
@@ -161,21 +162,62 @@ def _last_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
     return last
 
 
-def _last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{…}`` (braces balanced; unclosed runs to the end)."""
-    last = _last_match(_BOXED_RE, text)
-    if last is None:
-        return None
-    depth, start = 1, last.end()
-    for i in range(start, len(text)):
-        c = text[i]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:i]
-    return text[start:]
+_BRACE_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|[{}]")
+
+
+def boxed_contents(text: str) -> list[str]:
+    """The content of every innermost ``\\boxed{…}`` / ``\\fbox{…}``, in order.
+
+    Braces are balanced; an unclosed box runs to the end of the text. A box that holds another
+    box is skipped for the one inside (``\\boxed{\\boxed{4}}`` gives ``["4"]``), so the last
+    item is always the box opened last, and the items never overlap: one linear pass, and a
+    response of nested or unclosed boxes cannot make the result quadratic in its length.
+    """
+    spans: list[tuple[int, int]] = []
+    open_: list[list[int]] = []  # [content start, depth at the box's own brace, holds a box]
+    depth = 0
+    for m in _BRACE_RE.finditer(text):
+        token = m.group(0)
+        if token == "}":
+            if open_ and open_[-1][1] == depth:
+                start, _, parent = open_.pop()
+                if not parent:
+                    spans.append((start, m.start()))
+            depth = max(0, depth - 1)
+            continue
+        depth += 1
+        if token != "{":
+            if open_:
+                open_[-1][2] = 1
+            open_.append([m.end(), depth, 0])
+    spans.extend((start, len(text)) for start, _, parent in open_ if not parent)
+    return [text[a:b] for a, b in sorted(spans)]
+
+
+def answer_regions(
+    text: str, phrase: re.Pattern[str] = _ANSWER_PHRASE_RE
+) -> tuple[list[str], AnswerSource]:
+    """Where ``text`` states its answer; the first rule that applies wins.
+
+    1. ``boxed``: every innermost ``\\boxed{…}`` (or ``\\fbox{…}``) content.
+    2. ``answer_tag``: every ``<answer>…</answer>`` block (an unclosed last one runs to the end).
+    3. ``answer_phrase``: the text after the last ``phrase`` match ("answer is", "answer:",
+       ``####``; a caller may pass a wider pattern).
+    4. ``last_number``: the whole text (nothing marks an answer).
+
+    The list is never empty; its last item is the one :func:`select_answer_number` reads. Several
+    items (boxes, blocks) let a caller see a response that marks more than one answer.
+    """
+    boxes = boxed_contents(text)
+    if boxes:
+        return boxes, "boxed"
+    tags = [m.group(1) for m in _ANSWER_TAG_RE.finditer(text)]
+    if tags:
+        return tags, "answer_tag"
+    last = _last_match(phrase, text)
+    if last is not None:
+        return [text[last.end() :]], "answer_phrase"
+    return [text], "last_number"
 
 
 def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
@@ -190,25 +232,20 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
     Why strict: once the text marks its answer (rules 1–3), that region alone is used, and a
     marked answer with no number in it gives ``None`` instead of falling back to a number from the
     reasoning. Otherwise "\\boxed{x}" after a stray "42" in the working would score as 42.
+    The regions are :func:`answer_regions`'.
 
     Returns:
         ``(answer or None, the rule used, every number in text)``.
     """
     everything = find_numbers(text)
-    boxed = _last_boxed(text)
-    if boxed is not None:
-        nums = find_numbers(boxed)
-        return (nums[-1] if nums else None), "boxed", everything
-    tag = _last_match(_ANSWER_TAG_RE, text)
-    if tag is not None:
-        nums = find_numbers(tag.group(1))
-        return (nums[-1] if nums else None), "answer_tag", everything
-    phrase = _last_match(_ANSWER_PHRASE_RE, text)
-    if phrase is not None:
-        m = _NUMBER_RE.search(text, phrase.end())
-        n = parse_number(m.group(0)) if m else None
-        return n, "answer_phrase", everything
-    return (everything[-1] if everything else None), "last_number", everything
+    regions, source = answer_regions(text)
+    if source == "last_number":
+        return (everything[-1] if everything else None), source, everything
+    if source == "answer_phrase":
+        m = _NUMBER_RE.search(regions[-1])
+        return (parse_number(m.group(0)) if m else None), source, everything
+    nums = find_numbers(regions[-1])
+    return (nums[-1] if nums else None), source, everything
 
 
 def jsonable_number(value: float) -> int | float:

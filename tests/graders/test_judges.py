@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,10 @@ from graders._judges import (
     RelevanceGrader,
 )
 from rm_service import ConfigError, GraderError, GraderScore
+from rm_service._config import RewardConfig, load_config
+from rm_service.models._openai import OpenAIChatModel
 from tests.graders.test_judge import FakeJudge, verdict
+from tests.judge_server import JudgeServer, Reply
 
 JUDGES: list[tuple[str, type[LLMGrader], tuple[str, ...], tuple[str, ...]]] = [
     ("harmfulness", HarmfulnessGrader, ("response",), ("query",)),
@@ -29,7 +34,8 @@ JUDGES: list[tuple[str, type[LLMGrader], tuple[str, ...], tuple[str, ...]]] = [
 FULL_RECORD = {
     "query": "What is the capital of France?",
     "response": "Paris is the capital of France.",
-    "reference_response": "Paris",
+    # prose, so correctness asks its judge (a checkable reference is decided by rule, see below)
+    "reference_response": "Paris is the capital and the largest city of France.",
     "instruction": "Answer in one sentence.",
 }
 
@@ -128,7 +134,7 @@ async def test_default_pregates_are_on_and_can_be_turned_off() -> None:
 
 
 async def test_label_mode_and_expected_mode_pass_through() -> None:
-    g = CorrectnessGrader(FakeJudge("5"), output="label")
+    g = CorrectnessGrader(FakeJudge("5"), output="label", verify="never")
     r = await g.aevaluate(response="Paris", reference_response="Paris")
     assert isinstance(r, GraderScore) and r.score == 1.0
     g2 = RelevanceGrader(FakeJudge(verdict(4)), score_mode="expected")
@@ -148,3 +154,149 @@ async def test_lazy_model_through_the_registry() -> None:
     r = await g.aevaluate(query="q?", response="Paris, on the Seine.")
     assert isinstance(r, GraderScore) and r.name == "rel" and r.score == 1.0
     assert len(built) == 1
+
+
+# --- CorrectnessGrader: verifiable first ---------------------------------------------------------
+# The judge here is gullible: a real loopback server that gives every response full marks. What
+# it is never asked cannot be talked into anything, so each rule decision must show no request.
+
+GULLIBLE = json.dumps({"reason": "The response is fully correct.", "score": 5})
+
+
+@pytest.fixture(scope="module")
+def gullible() -> Iterator[JudgeServer]:
+    with JudgeServer(lambda body: Reply(GULLIBLE)) as server:
+        yield server
+
+
+def _correctness(server: JudgeServer, **kwargs: Any) -> CorrectnessGrader:
+    return CorrectnessGrader(
+        OpenAIChatModel("m", base_url=server.base_url, max_retries=0), **kwargs
+    )
+
+
+async def _grade(server: JudgeServer, response: str, reference: str, **kwargs: Any) -> Any:
+    before = server.stats.requests
+    result = await _correctness(server, **kwargs).aevaluate(
+        query="What is 2 + 2?", response=response, reference_response=reference
+    )
+    return result, server.stats.requests - before
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "decided_by"),
+    [
+        ("The answer is 5.", "4", "rule:number"),
+        ("La respuesta es 5.", "4", "rule:number"),  # wrong, in Spanish
+        ("答案是 5。", "4", "rule:number"),  # wrong, in Chinese
+        (
+            "2 + 2 is clearly 5: I checked it twice and I am certain. The answer is 5.",
+            "4",
+            "rule:number",
+        ),
+        ("The answer is 4 or 5.", "4", "rule:number"),  # hedging
+        ("It is either 4 or 5.", "4", "rule:number"),
+        ("4? maybe 5", "4", "rule:number"),
+        (r"\boxed{4} or \boxed{5}", "4", "rule:number"),
+        ("The answer is the same as the reference answer.", "4", "rule:number"),  # no answer
+        ("The answer is A, B or C.", "B", "rule:choice"),
+        ("The answer is (C).", "B", "rule:choice"),
+        (r"\boxed{\frac{1}{3}}", r"\frac{\pi}{3}", "rule:math"),
+        ("Paris or Lyon.", "Paris", "rule:exact"),
+    ],
+)
+async def test_a_wrong_or_hedged_final_answer_scores_zero_without_asking_the_judge(
+    gullible: JudgeServer, response: str, reference: str, decided_by: str
+) -> None:
+    r, asked = await _grade(gullible, response, reference)
+    assert isinstance(r, GraderScore), r
+    assert (r.score, asked) == (0.0, 0), r.reason  # old code: the gullible judge's 1.0
+    assert r.metadata["decided_by"] == decided_by
+
+
+async def test_a_correct_final_answer_scores_one_by_rule(gullible: JudgeServer) -> None:
+    r, asked = await _grade(gullible, "2 + 2 makes 4, so the answer is \\boxed{4}.", "4")
+    assert isinstance(r, GraderScore) and r.score == 1.0 and asked == 0
+    assert r.metadata["decided_by"] == "rule:number"
+    assert r.metadata["final_answer"] == "4" and r.metadata["answer_source"] == "boxed"
+    assert r.metadata["reference_kind"] == "number"
+
+
+async def test_hedged_metadata_lists_the_candidates(gullible: JudgeServer) -> None:
+    r, _ = await _grade(gullible, "The answer is 3, 4 or 5.", "4")
+    assert isinstance(r, GraderScore) and r.reason.startswith("hedged")
+    assert r.metadata["final_answers"] == ["3", "4", "5"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "response"),
+    [
+        (
+            "Photosynthesis turns light energy into chemical energy stored in glucose.",
+            "Plants eat.",
+        ),
+        ("Paris", "Lyon is the capital of France."),  # a short string the response lacks
+    ],
+)
+async def test_what_the_rule_cannot_decide_goes_to_the_judge(
+    gullible: JudgeServer, reference: str, response: str
+) -> None:
+    r, asked = await _grade(gullible, response, reference)
+    assert isinstance(r, GraderScore) and r.score == 1.0 and asked == 1  # gullible, as promised
+    assert r.metadata["decided_by"] == "judge" and r.metadata["rule"]
+    assert r.metadata["model"] == "m"  # the judge's own metadata is kept
+
+
+async def test_verify_never_is_the_judge_alone(gullible: JudgeServer) -> None:
+    r, asked = await _grade(gullible, "The answer is 5.", "4", verify="never")
+    assert isinstance(r, GraderScore) and r.score == 1.0 and asked == 1
+    assert "decided_by" not in r.metadata
+
+
+async def test_verify_only_never_calls_the_judge(gullible: JudgeServer) -> None:
+    prose, asked = await _grade(
+        gullible,
+        "Plants eat light.",
+        "Photosynthesis turns light into sugar in leaves.",
+        verify="only",
+    )
+    assert isinstance(prose, GraderError) and prose.kind == "invalid_input" and asked == 0
+    assert "cannot decide" in prose.error
+    unread, asked = await _grade(gullible, "Lyon is the capital.", "Paris", verify="only")
+    assert isinstance(unread, GraderError) and unread.kind == "unparseable" and asked == 0
+    right, asked = await _grade(gullible, "The answer is 4.", "4", verify="only")
+    assert isinstance(right, GraderScore) and right.score == 1.0 and asked == 0
+
+
+async def test_pregates_still_run_first(gullible: JudgeServer) -> None:
+    r, asked = await _grade(gullible, "Thought process:", "4")
+    assert isinstance(r, GraderScore) and r.score == 0.0 and asked == 0
+    assert r.metadata == {"pregate": "master_key"}
+
+
+async def test_a_judge_failure_on_the_judge_path_says_so(judge_server: JudgeServer) -> None:
+    judge_server.responder = lambda body: Reply("I think it is fine.")  # no verdict
+    r, _ = await _grade(judge_server, "Lyon.", "Paris")
+    assert isinstance(r, GraderError) and r.kind == "unparseable"
+    assert r.metadata["decided_by"] == "judge"
+
+
+def test_yaml_builds_with_verify_and_rejects_bad_values() -> None:
+    from rm_service._config import build_runner, validate_yaml
+
+    def config(verify: Any) -> dict[str, Any]:
+        spec = {
+            "type": "correctness",
+            "verify": verify,
+            "judge": {"backend": "openai", "model": "m"},
+        }
+        return {"graders": {"corr": spec}}
+
+    for mode in ("auto", "never", "only"):
+        cfg, _ = validate_yaml(config(mode), RewardConfig)
+        assert build_runner(cfg).grader_configs["corr"].grader.verify == mode  # type: ignore[attr-defined]
+    with pytest.raises(
+        ConfigError, match=r"graders\.corr: verify must be one of 'auto'.*'sometimes'"
+    ):
+        load_config(config("sometimes"))
+    assert CorrectnessGrader(FakeJudge()).verify == "auto"  # on by default

@@ -1,0 +1,758 @@
+"""Verifiable first: decide a correctness grade by rule wherever the reference can be checked.
+
+Why: an LLM judge can be talked into full marks (arXiv:2507.08794, 2403.17710), and a GRPO policy
+optimised against one will find how. Where the reference answer is *checkable*, no judge needs
+to be asked: the response's final answer is read by rule and compared. A verifiably wrong final
+answer then scores 0 whatever a judge would have said, and a response that offers several
+different final answers (hedging) scores 0 too, because it has not committed to one.
+
+What is checkable (:func:`read_reference`, on the reference's marked answer: the last
+``\\boxed{}``, the text after ``####`` or "answer is", an ``<answer>`` block, else the whole
+reference):
+
+* ``choice``: a choice letter A-E (``B``, ``(B)``, ``B) Paris``, ``Option C``).
+* ``number``: one number, with at most two unit words or a currency sign (``72``, ``$5.40``,
+  ``100 °C``, ``25%``), or a number word (``Seven``).
+* ``math``: a short expression with no prose (``\\frac{\\pi}{2}``, ``x = 3``, ``(1, 2]``),
+  decided by math-verify through :class:`~graders._math.MathGrader`'s process pool (deadlines,
+  hung workers killed), never in this process.
+* ``exact``: a short string, at most :data:`SHORT_WORDS` words (``Paris``, ``Jane Austen``).
+* ``prose``: anything else; only a judge can compare it.
+
+What the rule decides, given the response's final part (after ``</think>``):
+
+* number, choice, math: the final answer is the last ``\\boxed{}``, else the last ``<answer>``
+  block, else what follows the last answer phrase (in English, Spanish, French, German, Italian,
+  Portuguese, Russian, Chinese, Japanese), else the last number / the letter the text picks / the
+  last expression. Equal → 1.0; different → 0.0; none stated → 0.0 ("no final answer": a
+  checkable question asked for one). Two cases go to the judge: a number within
+  :data:`NEAR_REL_TOL` of the reference but not equal (rounding is a judgement), and an unmarked
+  response whose last number is not the reference while the reference's value appears earlier
+  (a trailing footnote such as "(1 atm)").
+* exact: only *correct* is decidable. The normalised reference occurs in a marked answer, or in
+  a short response (at most :data:`SHORT_RESPONSE_WORDS` words) that negates nothing → 1.0.
+  Anything else may be a paraphrase or a synonym, so the judge decides.
+* Hedging, for every kind: several ``\\boxed{}`` / ``<answer>`` blocks with different values, or
+  the final answer joined to a different candidate by "or", "either", "maybe", "/", a range
+  ("4 to 5") or their equivalents in the languages above ("4 or 5", "A, B or C", "4? maybe 5",
+  "Paris or Lyon") → 0.0.
+
+Everything here but :func:`decide` is pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from graders._base import Unscored
+from graders._number import compare_numbers
+from graders._string import normalize_answer
+from graders._text import NUMBER_CORE, NUMBER_PATTERN, Number, answer_regions, find_numbers
+from rm_service._result import GraderScore
+
+if TYPE_CHECKING:
+    from graders._math import MathGrader
+
+__all__ = [
+    "MAX_CANDIDATES",
+    "NEAR_REL_TOL",
+    "SHORT_RESPONSE_WORDS",
+    "SHORT_WORDS",
+    "Decision",
+    "RefKind",
+    "Reference",
+    "Verify",
+    "decide",
+    "final_part",
+    "read_reference",
+]
+
+Verify = Literal["auto", "never", "only"]
+"""``auto``: rule where it can decide, judge otherwise; ``never``: judge always; ``only``: rule
+only (unscored where it cannot decide)."""
+RefKind = Literal["choice", "number", "math", "exact", "prose"]
+
+SHORT_WORDS = 4
+"""Most words in a reference read as a short exact string; longer ones are prose."""
+SHORT_RESPONSE_WORDS = 30
+"""Most words in an *unmarked* response that the exact-string rule reads whole; a longer one has
+room to mention the reference without meaning it, so the judge decides."""
+NEAR_REL_TOL = 0.01
+"""A final number this close to the reference (relative), but not equal, goes to the judge."""
+MAX_CANDIDATES = 8
+"""Most distinct boxed / tagged answers checked one by one; more is hedging outright."""
+
+# --- shared vocabulary ---------------------------------------------------------------------------
+
+_ANSWER_PHRASE = re.compile(
+    r"\banswer\s*(?:is\b|:|=)|####"
+    r"|\b(?:correct|right|final)\s+(?:option|choice)\s*(?:is\b|:)"
+    r"|\brespuesta\s*(?:correcta\s+|final\s+)?(?:es\b|:|=)"
+    r"|\bréponse\s*(?:correcte\s+|finale\s+)?(?:est\b|:|=)"
+    r"|\bantwort\s*(?:ist\b|lautet\b|:|=)"
+    r"|\brisposta\s*(?:corretta\s+|finale\s+)?(?:è|:|=)"
+    r"|\bresposta\s*(?:correta\s+|final\s+)?(?:é|:|=)"
+    r"|\bответ\s*(?:[:=—]|будет\b|равен\b)"
+    r"|答案\s*(?:是|为|為|:|：|=)|答え\s*(?:は|:|：)|正解\s*(?:は|:|：)",
+    re.IGNORECASE,
+)
+"""Where a response states its answer: NumberGrader's English phrases, plus other languages."""
+
+_THINK_END = "</think>"
+_THINK_START = "<think>"
+
+_NUMBER_RE = re.compile(NUMBER_PATTERN)
+_EN_UNITS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_EN_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_NUMBER_WORDS: dict[str, int] = {
+    # English (and "one", which is also a pronoun; "a"/"an" never count).
+    "zero": 0, **{w: i + 1 for i, w in enumerate(_EN_UNITS)}, "ten": 10, "eleven": 11,
+    "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    **{w: 20 + 10 * i for i, w in enumerate(_EN_TENS)}, "hundred": 100, "thousand": 1000,
+    # Spanish, French, German, Italian, Portuguese, Russian, 0/2-12 and 20. Words that are also
+    # common words elsewhere are left out: the articles un/una/une/ein/um/uma ("une réponse" is
+    # no number), and once (es 11), null, elf (de 11), due (it 2), sei (it 6).
+    "cero": 0, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7, "ocho": 8,
+    "nueve": 9, "diez": 10, "doce": 12, "veinte": 20,
+    "zéro": 0, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "sept": 7, "huit": 8, "neuf": 9,
+    "dix": 10, "onze": 11, "douze": 12, "vingt": 20,
+    "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "sechs": 6, "sieben": 7, "acht": 8,
+    "neun": 9, "zehn": 10, "zwölf": 12, "zwanzig": 20,
+    "tre": 3, "quattro": 4, "sette": 7, "otto": 8, "nove": 9,
+    "dieci": 10, "undici": 11, "dodici": 12, "venti": 20,
+    "dois": 2, "duas": 2, "três": 3, "quatro": 4, "oito": 8, "dez": 10,
+    "ноль": 0, "один": 1, "два": 2, "три": 3, "четыре": 4, "пять": 5, "шесть": 6, "семь": 7,
+    "восемь": 8, "девять": 9, "десять": 10,
+}  # fmt: skip
+_NUMBER_WORD_RE = re.compile(
+    rf"\b(?:(?P<tens>{'|'.join(_EN_TENS)})[-\s](?P<unit>{'|'.join(_EN_UNITS)})"
+    rf"|(?P<word>{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))}))\b",
+    re.IGNORECASE,
+)
+
+_DISJ_WORDS = (
+    r"or|either|maybe|perhaps|possibly|probably|alternatively|otherwise|to|vs|versus"
+    r"|o|u|ou|oder|bis|oppure|ovvero|forse|vielleicht|peut-être|quizás?|tal\s+vez|talvez"
+    r"|или|либо|возможно|может\s+быть|до"
+)
+_DISJ_SYMBOLS = (
+    r"或者|或是|或|还是|還是|也许|也許|可能|または|もしくは|あるいは|か|～|~|–|/|\\lor|\\vee|∨"
+)
+_AND_WORDS = r"and|&|und|y|e|et|и|和|及|と"
+"""Joins that make several choice letters one hedged answer ("B and C"); not for numbers, where
+"12 and 3 boxes remain" is ordinary prose."""
+_FILLER = (
+    r"it'?s|it|is|be|could|might|may|also|even|the|answer|option|choice|then|else|was|would"
+    r"|will|i|think|guess|say|es|est|ist|sea|c'est|è|é|это|是"
+)
+
+
+def _gap_re(extra: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    disj = rf"\b(?:{_DISJ_WORDS}{extra})\b|{_DISJ_SYMBOLS}"
+    gap = rf"(?:[\s,;:()\[\]*$?!.…'\"、，]|\b(?:{_FILLER})\b|{disj})*"
+    return re.compile(gap, re.IGNORECASE), re.compile(disj, re.IGNORECASE)
+
+
+_GAP, _DISJ = _gap_re("")
+_GAP_AND, _DISJ_AND = _gap_re("|" + _AND_WORDS)
+_LIST_GAP = re.compile(r"\s*[,;、，]\s*")
+_MAX_GAP = 40
+
+_LATEX_NOISE = re.compile(
+    r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
+    r"|\\(?:quad|qquad|[,;:! ])"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+(?=\S)|\n")
+
+_NEGATIONS = frozenset(
+    {
+        "not", "no", "never", "nor", "neither", "isnt", "arent", "wasnt", "werent", "dont",
+        "doesnt", "didnt", "cannot", "cant", "wont", "wrong", "incorrect", "false", "unlike",
+        "instead", "rather", "except", "but", "however", "although", "nicht", "kein", "keine",
+        "nein", "falsch", "pas", "non", "jamais", "faux", "nunca", "tampoco", "falso", "не",
+        "нет", "ни", "неверно",
+    }
+)  # fmt: skip
+_NEGATION_CJK = re.compile(r"不|没|沒|非|错|錯|違|ない")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_NEG_BEFORE = re.compile(
+    r"\b(?:not|n't|never|no|nicht|kein\w*|pas|не|ни)\W*$|不是\s*$", re.IGNORECASE
+)
+_ARITH_TAIL = re.compile(
+    rf"(?:\s*(?:[-+*/×÷·]|\\times|\\cdot|\\div)\s*{NUMBER_CORE})*\s*(?:=|\\approx|≈)\s*"
+)
+
+# --- the reference -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference answer as the rule reads it.
+
+    Attributes:
+        kind: how it can be checked (see the module docstring).
+        answer: the marked answer the rule compares against (as written).
+        number: its value (``number`` kind).
+        letter: its choice letter (``choice`` kind).
+        option: the option text after the letter (``"Paris"`` in ``"B) Paris"``), if any.
+        multi: the answer holds several values (``"2, 3"``, ``"x = 1 or x = 2"``), so several
+            values in a response are no hedge.
+    """
+
+    kind: RefKind
+    answer: str
+    number: Number | None = None
+    letter: str | None = None
+    option: str | None = None
+    multi: bool = False
+
+
+_CHOICE_REF = re.compile(
+    r"(?:(?:the\s+)?(?:answer|option|choice)\s*(?:is\s*)?[:：]?\s*)?"
+    r"(?:\((?P<p>[A-E])\)|(?P<l>[A-E]))"
+    r"(?:\s*[):\]]\s*(?P<o1>\S.*)|\.\s+(?P<o2>(?-i:[\dA-Z]).*)|\s*[.)\]])?",
+    re.IGNORECASE | re.DOTALL,
+)
+_UNIT_REST = re.compile(r"[\s$€£¥%°℃.]*(?:[^\W\d_][^\W\d_/.²³]*(?:/[^\W\d_]+)?[²³]?\s*){0,2}\.?\s*")
+_MATH_SIGNAL = re.compile(r"\\[A-Za-z]+|[=^_+*/<>≤≥≠√π∞{}\[\]|]|(?<=[\w)}\s])-|\d\s*,\s*\d|\(.*,")
+_MATH_WORDS = frozenset(
+    {
+        "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh",
+        "tanh", "log", "exp", "sqrt", "frac", "dfrac", "tfrac", "pmatrix", "bmatrix", "matrix",
+        "begin", "end", "left", "right", "cdot", "times", "div", "infty", "inf", "and", "min",
+        "max", "gcd", "lcm", "mod", "deg", "det", "cup", "cap", "emptyset", "circ", "pi", "theta",
+        "alpha", "beta", "gamma",
+    }
+)  # fmt: skip
+_WORDISH = re.compile(r"[^\W\d_]{3,}")
+_MULTI = re.compile(r"\d\s*[,;]\s*[-+]?\d|\bor\b|\\lor|\\cup|∪|\\pm|±", re.IGNORECASE)
+
+
+def _clean(text: str) -> str:
+    """LaTeX text blocks to their words and spacing commands to spaces, for reading answers."""
+    return _LATEX_NOISE.sub(lambda m: f" {m.group(1) or ''} ", text)
+
+
+def _strip_delimiters(text: str) -> str:
+    t = text.strip()
+    for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if t.startswith(open_) and t.endswith(close) and len(t) > len(open_) + len(close):
+            return t[len(open_) : -len(close)].strip()
+    return t
+
+
+def _first_sentence(text: str) -> str:
+    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+
+
+def _gold_text(reference: str) -> str:
+    """The reference's marked answer: boxed, ``<answer>``, after ``####`` or a short "answer is"."""
+    regions, source = answer_regions(reference, _ANSWER_PHRASE)
+    if source in ("boxed", "answer_tag"):
+        return regions[-1].strip()
+    if source == "answer_phrase":
+        stated = _first_sentence(regions[-1])
+        if stated and len(stated.split()) <= SHORT_WORDS + 2:
+            return stated
+    return reference.strip()
+
+
+def _word_number(text: str) -> Number | None:
+    m = _NUMBER_WORD_RE.fullmatch(text.strip().rstrip(".").strip())
+    return _word_match_number(m) if m else None
+
+
+def _word_match_number(m: re.Match[str]) -> Number:
+    if m.group("word"):
+        value = _NUMBER_WORDS[m.group("word").casefold()]
+    else:
+        value = 20 + 10 * _EN_TENS.index(m.group("tens").casefold())
+        value += _EN_UNITS.index(m.group("unit").casefold()) + 1
+    return Number(text=m.group(0), value=float(value))
+
+
+def _is_math(text: str) -> bool:
+    """A short expression with no prose words and at least one operator, bracket or command."""
+    if len(text) > 160 or "\n" in text:
+        return False
+    words = _WORDISH.findall(_LATEX_NOISE.sub(" ", re.sub(r"\\[A-Za-z]+", " ", text)))
+    if any(w.casefold() not in _MATH_WORDS for w in words):
+        return False
+    return bool(_MATH_SIGNAL.search(text))
+
+
+def read_reference(reference: str) -> Reference:
+    """Classify a reference answer (see the module docstring) and read its marked answer."""
+    gold = _gold_text(reference)
+    plain = _strip_delimiters(_clean(gold)).strip()
+    plain = plain[:-1].rstrip() if plain.endswith(".") and not plain[-2:-1].isdigit() else plain
+    if not plain:
+        return Reference("prose", gold)
+    m = _CHOICE_REF.fullmatch(plain)
+    if m and (m.group("p") or m.group("l").isupper()):
+        letter = (m.group("p") or m.group("l")).upper()
+        option = (m.group("o1") or m.group("o2") or "").strip() or None
+        return Reference("choice", gold, letter=letter, option=option)
+    nums = find_numbers(plain)
+    if len(nums) == 1:
+        rest = plain.replace(nums[0].text, " ", 1)
+        if _UNIT_REST.fullmatch(rest):
+            return Reference("number", gold, number=nums[0])
+    word = _word_number(plain)
+    if word is not None:
+        return Reference("number", gold, number=word)
+    if _is_math(plain):
+        return Reference("math", gold, multi=bool(_MULTI.search(plain)))
+    if (
+        len(plain) <= 60
+        and (len(plain.split()) <= SHORT_WORDS if not _CJK.search(plain) else len(plain) <= 12)
+        and normalize_answer(plain)
+    ):
+        return Reference("exact", gold)
+    return Reference("prose", gold)
+
+
+# --- the response --------------------------------------------------------------------------------
+
+
+def final_part(response: str) -> str | None:
+    """The text after the last ``</think>``; ``None`` when a ``<think>`` never ended."""
+    if _THINK_END in response:
+        return response.rsplit(_THINK_END, 1)[1]
+    if _THINK_START in response:
+        return None
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the rule made of one response.
+
+    Attributes:
+        score: 1.0 or 0.0; ``None`` when the rule cannot decide (the judge may).
+        path: ``rule:number``, ``rule:choice``, ``rule:math``, ``rule:exact``, or ``judge`` for a
+            reference the rule cannot read.
+        reason: why, in words.
+        answers: the final answer(s) read from the response (several when hedged).
+        source: where it was read: ``boxed``, ``answer_tag``, ``answer_phrase``, ``text``.
+    """
+
+    score: float | None
+    path: str
+    reason: str
+    answers: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A candidate answer in a text: where, as written, and what it means (equal keys, same
+    answer: ``4`` and ``4.0``)."""
+
+    start: int
+    end: int
+    text: str
+    key: object
+    number: Number | None = None
+
+
+def _link(gap: str, *, with_and: bool) -> str | None:
+    """How two neighbouring candidates are joined: ``disj``, ``list`` (a comma), or not at all."""
+    if len(gap) > _MAX_GAP or "\n\n" in gap:
+        return None
+    gap_re, disj_re = (_GAP_AND, _DISJ_AND) if with_and else (_GAP, _DISJ)
+    if not gap_re.fullmatch(gap):
+        return None
+    if disj_re.search(gap):
+        return "disj"
+    return "list" if _LIST_GAP.fullmatch(gap) else None
+
+
+def _hedged_with(
+    text: str, spans: Sequence[_Span], chosen: int, *, marked: bool, with_and: bool = False
+) -> list[str]:
+    """The distinct candidates joined to ``spans[chosen]`` as alternatives (empty if none).
+
+    A chain of neighbours linked by "or"-like words (or, in a marked answer, by commas too) is
+    one hedged answer when it holds two different values.
+    """
+    lo = hi = chosen
+    links: list[str] = []
+    while hi + 1 < len(spans):
+        link = _link(text[spans[hi].end : spans[hi + 1].start], with_and=with_and)
+        if link is None:
+            break
+        links.append(link)
+        hi += 1
+    while lo > 0:
+        link = _link(text[spans[lo - 1].end : spans[lo].start], with_and=with_and)
+        if link is None:
+            break
+        links.append(link)
+        lo -= 1
+    if not ("disj" in links or (marked and links)):
+        return []
+    seen: dict[object, str] = {}
+    for s in spans[lo : hi + 1]:
+        seen.setdefault(s.key, s.text)
+    return list(seen.values()) if len(seen) > 1 else []
+
+
+def _hedge(path: str, answers: Sequence[str], source: str, what: str = "") -> Decision:
+    shown = ", ".join(repr(a) for a in answers)
+    return Decision(
+        0.0,
+        path,
+        f"hedged: several different final answers{what} ({shown})",
+        tuple(answers),
+        source,
+    )
+
+
+def _no_answer(path: str, source: str, what: str) -> Decision:
+    return Decision(0.0, path, f"no final answer: {what}", (), source)
+
+
+def _source(source: str) -> str:
+    return "text" if source == "last_number" else source
+
+
+# --- numbers -------------------------------------------------------------------------------------
+
+
+def _number_spans(text: str) -> list[_Span]:
+    """Numbers in ``text``; number words only when it has no digits (``"eight legs"``)."""
+    found = [(m, n) for m in _NUMBER_RE.finditer(text) if (n := _parse(m.group(0))) is not None]
+    if not found:
+        found = [(m, _word_match_number(m)) for m in _NUMBER_WORD_RE.finditer(text)]
+    return [_Span(m.start(), m.end(), m.group(0), _value_key(n), n) for m, n in found]
+
+
+def _parse(text: str) -> Number | None:
+    nums = find_numbers(text)
+    return nums[0] if len(nums) == 1 else None
+
+
+def _value_key(n: Number) -> tuple[float, ...]:
+    return tuple(round(v, 9) for v in n.candidates())
+
+
+def _phrase_choice(region: str, spans: list[_Span]) -> int | None:
+    """The stated number after an answer phrase: the first one not negated ("not 5 but 4"),
+    carried through an arithmetic chain to its result ("10 - 6 = 4")."""
+    prev = 0
+    for i, s in enumerate(spans):
+        if _NEG_BEFORE.search(region[prev : s.start]):
+            prev = s.end
+            continue
+        starts = {t.start: k for k, t in enumerate(spans)}
+        while (m := _ARITH_TAIL.match(region, spans[i].end)) and starts.get(m.end(), -1) > i:
+            i = starts[m.end()]
+        return i
+    return None
+
+
+def _needs_math(region: str) -> bool:
+    """A boxed / tagged answer written as math beyond a plain number (``\\sqrt{16}``, ``2^2``)."""
+    return bool(re.search(r"\\(?!d?t?frac\b|%|\$)[A-Za-z]+|[\^√π]", _clean(region)))
+
+
+def _decide_number(final: str, ref: Reference) -> Decision | None:
+    """The number rule; ``None`` hands over to the math rule (a math-shaped marked answer)."""
+    assert ref.number is not None
+    path = "rule:number"
+    regions, src = answer_regions(final, _ANSWER_PHRASE)
+    source = _source(src)
+    marked = src != "last_number"
+    if src in ("boxed", "answer_tag"):
+        if any(_needs_math(r) for r in regions):
+            return None
+        picked: list[tuple[str, _Span | None, list[_Span]]] = []
+        for r in regions:
+            text = _clean(r)
+            spans = _number_spans(text)
+            picked.append((text, spans[-1] if spans else None, spans))
+        values = {s.key: s.text for _, s, _ in picked if s is not None}
+        if len(values) > 1:
+            return _hedge(
+                path, list(values.values()), source, f" in {len(regions)} {source} blocks"
+            )
+        text, chosen, spans = picked[-1]
+        idx = len(spans) - 1
+    elif src == "answer_phrase":
+        text = _clean(regions[-1])
+        spans = _number_spans(text)
+        found = _phrase_choice(text, spans)
+        chosen, idx = (spans[found], found) if found is not None else (None, -1)
+    else:
+        text = _clean(final)
+        spans = _number_spans(text)
+        chosen, idx = (spans[-1], len(spans) - 1) if spans else (None, -1)
+    if chosen is None:
+        where = "the response" if not marked else f"the response's {source} answer"
+        return _no_answer(path, source, f"no number in {where}")
+    assert chosen.number is not None
+    alternatives = _hedged_with(text, spans, idx, marked=marked)
+    if alternatives:
+        return _hedge(path, alternatives, source)
+    cmp = compare_numbers(chosen.number, ref.number, rel_tol=NEAR_REL_TOL)
+    answers = (chosen.text,)
+    if cmp.exact:
+        return Decision(
+            1.0, path, f"{chosen.text} equals the reference {ref.number.text}", answers, source
+        )
+    if cmp.within_tolerance:
+        return Decision(
+            None, path, f"{chosen.text} is close to the reference {ref.number.text}, not equal",
+            answers, source,
+        )  # fmt: skip
+    if not marked and any(
+        s.number is not None and compare_numbers(s.number, ref.number, rel_tol=0.0).exact
+        for s in spans
+    ):
+        return Decision(
+            None, path,
+            f"the last number {chosen.text} is not the reference, but the reference's value is "
+            "stated earlier in an unmarked answer", answers, source,
+        )  # fmt: skip
+    return Decision(
+        0.0, path, f"{chosen.text} is not the reference {ref.number.text}", answers, source
+    )
+
+
+# --- choice letters ------------------------------------------------------------------------------
+
+_LETTER_LOOSE = re.compile(r"(?<![A-Za-z0-9'’])\(?([A-E])\)?(?![A-Za-z0-9'’])")
+_LETTER_STRONG = re.compile(
+    r"\(([A-E])\)|\[([A-E])\]|(?<![A-Za-z0-9'’(])([A-E])\)|\*\*\(?([A-E])\)?[.):]?\*\*"
+    r"|\b(?:option|choice|opci[oó]n|choix|Option|opzione|opção|вариант)\s+\(?([A-E])\b"
+    r"|^[ \t>*-]*([A-E])[.):](?=\s|$)|(?<![A-Za-z0-9'’])([A-E])[.!)]*\s*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+_SHORT_CHOICE_WORDS = 6
+_AFTER_LETTER = frozenset(
+    {
+        "because", "since", "as", "is", "was", "which", "for", "so", "and", "or", "but", "with",
+        "here",
+    }
+)  # fmt: skip
+"""Words that may follow a bare option letter "A" without making it the article."""
+
+
+def _letters(text: str, regex: re.Pattern[str]) -> list[_Span]:
+    out = []
+    for m in regex.finditer(text):
+        i = next(g for g in range(1, (m.lastindex or 1) + 1) if m.group(g))
+        letter = m.group(i)
+        if not letter.isupper():
+            continue  # the IGNORECASE is for the keywords; letters are capitals
+        after = text[m.end(i) :]
+        article = re.match(r"\s+([a-z]+)", after)
+        if letter == "A" and m.group(0) == "A" and article and article[1] not in _AFTER_LETTER:
+            continue  # "A good answer is ...": the article, not option A
+        out.append(_Span(m.start(), m.end(), letter, letter))
+    return out
+
+
+def _decide_choice(final: str, ref: Reference) -> Decision:
+    path = "rule:choice"
+    regions, src = answer_regions(final, _ANSWER_PHRASE)
+    source = _source(src)
+    marked = src != "last_number"
+    if src in ("boxed", "answer_tag"):
+        per = [(_clean(r), _letters(_clean(r), _LETTER_LOOSE)) for r in regions]
+        firsts = {spans[0].key: spans[0].text for _, spans in per if spans}
+        if len(firsts) > 1:
+            return _hedge(
+                path, list(firsts.values()), source, f" in {len(regions)} {source} blocks"
+            )
+        text, spans = per[-1]
+        idx = 0
+    elif src == "answer_phrase":
+        text = _clean(_first_sentence(regions[-1]))
+        spans = _letters(text, _LETTER_LOOSE)
+        idx = 0
+    else:
+        text = _clean(final)
+        # A reply of a few words ("B", "B and C", "A good choice is B.") is all answer; in
+        # longer text only a formatted letter ("(B)", "B)", "**B**", "option B") is a choice.
+        short = len(text.split()) <= _SHORT_CHOICE_WORDS
+        spans = _letters(text, _LETTER_LOOSE if short else _LETTER_STRONG)
+        idx = len(spans) - 1
+        if len({s.key for s in spans}) > 1:
+            alternatives = _hedged_with(text, spans, idx, marked=False, with_and=True)
+            if alternatives:
+                return _hedge(path, alternatives, source)
+            return Decision(
+                None, path, "the response names several options without marking its answer",
+                tuple(dict.fromkeys(s.text for s in spans)), source,
+            )  # fmt: skip
+    if not spans:
+        if ref.option:  # "The capital is Paris." for "B) Paris"
+            by_text = _decide_exact(final, ref.option, path)
+            if by_text.score is not None or "negates" in by_text.reason:
+                return by_text
+        return _no_answer(path, source, "no option letter in the response")
+    chosen = spans[idx]
+    alternatives = _hedged_with(text, spans, idx, marked=marked, with_and=True)
+    if alternatives:
+        return _hedge(path, alternatives, source)
+    if chosen.key == ref.letter:
+        return Decision(1.0, path, f"chose {chosen.text}, the reference", (chosen.text,), source)
+    return Decision(
+        0.0, path, f"chose {chosen.text}, the reference is {ref.letter}", (chosen.text,), source
+    )
+
+
+# --- short exact strings -------------------------------------------------------------------------
+
+
+def _decide_exact(final: str, gold: str, path: str = "rule:exact") -> Decision:
+    """Whether the normalised ``gold`` is the response's answer: 1.0, 0.0 (hedged) or undecided.
+
+    Undecided (``score=None``) covers "not stated verbatim", "stated next to a negation" and "a
+    long response with no marked answer": each may still be right in other words.
+    """
+    target = normalize_answer(_strip_delimiters(_clean(gold)))
+    regions, src = answer_regions(final, _ANSWER_PHRASE)
+    source = _source(src)
+    if src == "answer_phrase":
+        scopes = [_first_sentence(regions[-1])]
+    elif src in ("boxed", "answer_tag"):
+        scopes = regions
+    elif len(normalize_answer(final).split()) <= SHORT_RESPONSE_WORDS:
+        scopes = [final]
+    else:
+        return Decision(None, path, "a long response with no marked answer", (), source)
+    found = [_occurs(normalize_answer(_clean(s)), target) for s in scopes]
+    shown = tuple(_strip_delimiters(_clean(s)).strip() for s in scopes)
+    if any(found) and not all(found):
+        return _hedge(path, shown, source, f" in {len(scopes)} {source} blocks")
+    if not any(found):
+        return Decision(None, path, f"the response does not state {gold!r} verbatim", shown, source)
+    if "hedged" in found:
+        return _hedge(path, shown, source, f" around {gold!r}")
+    if "negated" in found:
+        return Decision(
+            None, path, f"the answer stating {gold!r} also negates something", shown, source
+        )
+    return Decision(1.0, path, f"the response's answer states {gold!r}", shown, source)
+
+
+def _occurs(text: str, target: str) -> str:
+    """``""`` (absent), ``"yes"``, ``"hedged"`` (joined to an alternative) or ``"negated"``."""
+    if not target:
+        return ""
+    if _CJK.search(target):
+        if target not in text:
+            return ""
+        if _DISJ.search(text):
+            return "hedged"
+        return "negated" if _NEGATION_CJK.search(text) else "yes"
+    words, gold = text.split(), target.split()
+    n = len(gold)
+    hits = [i for i in range(len(words) - n + 1) if words[i : i + n] == gold]
+    if not hits:
+        return ""
+    for i in hits:
+        before, after = " ".join(words[max(0, i - 3) : i]), " ".join(words[i + n : i + n + 3])
+        if re.search(rf"(?:^|\s)(?:{_DISJ_WORDS})\s+\S", after) or re.search(
+            rf"\S\s+(?:{_DISJ_WORDS})$|^(?:either|entweder|soit|o bien)$", before
+        ):
+            return "hedged"
+    return "negated" if _NEGATIONS.intersection(words) else "yes"
+
+
+# --- math ----------------------------------------------------------------------------------------
+
+_MATH_ALT = re.compile(r"(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|" + NUMBER_PATTERN)
+
+
+async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision:
+    """math-verify on each stated final answer, through the math worker pool."""
+    path = "rule:math"
+    regions, src = answer_regions(final, _ANSWER_PHRASE)
+    source = _source(src)
+    if src == "answer_phrase":
+        candidates = [_first_sentence(regions[-1])]
+    elif src == "last_number":
+        candidates = [final]
+    else:
+        candidates = list(dict.fromkeys(r.strip() for r in regions if r.strip()))
+    if len(candidates) > MAX_CANDIDATES:
+        return _hedge(path, candidates[-MAX_CANDIDATES:], source, f" ({len(candidates)} of them)")
+    if not candidates:
+        return _no_answer(path, source, f"an empty {source} answer")
+    if len(candidates) == 1 and not ref.multi and src != "last_number":
+        spans = [
+            _Span(m.start(), m.end(), m.group(0), m.group(0))
+            for m in _MATH_ALT.finditer(candidates[0])
+        ]
+        for i in range(len(spans)):
+            alternatives = _hedged_with(candidates[0], spans, i, marked=False)
+            if alternatives:
+                candidates = alternatives
+                break
+    results = await asyncio.gather(
+        *(math.aevaluate(response=c, reference_response=ref.answer) for c in candidates)
+    )
+    for r in results:
+        if not isinstance(r, GraderScore):
+            if r.kind == "invalid_input":
+                return Decision(None, path, f"math-verify cannot read the reference: {r.error}")
+            raise Unscored(f"math check: {r.error}", kind=r.kind, decided_by=path)
+    scores = [r.score for r in results if isinstance(r, GraderScore)]
+    preds = tuple(
+        str(r.metadata.get("pred") or c) for r, c in zip(results, candidates, strict=True)
+    )
+    if len(set(scores)) > 1:
+        return _hedge(path, preds, source)
+    if scores[0] == 1.0:
+        return Decision(1.0, path, f"{preds[-1]!r} is equivalent to the reference", preds, source)
+    if len(candidates) > 1 and src == "boxed":
+        # Several boxes may together be one answer ("\boxed{2}, \boxed{3}" for "2, 3").
+        joined = await math.aevaluate(response=", ".join(candidates), reference_response=ref.answer)
+        if isinstance(joined, GraderScore) and joined.score == 1.0:
+            return Decision(
+                1.0, path, "the boxed answers together equal the reference", preds, source
+            )
+        return _hedge(path, preds, source, " none of which is the reference")
+    if not any(r.metadata.get("pred") for r in results if isinstance(r, GraderScore)):
+        return _no_answer(path, source, "math-verify found no answer in the response")
+    return Decision(0.0, path, f"{preds[-1]!r} is not equivalent to the reference", preds, source)
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+
+async def decide(response: str, reference: str, math: MathGrader) -> tuple[Reference, Decision]:
+    """Read the reference and, where it is checkable, decide the response by rule.
+
+    Raises:
+        Unscored: a math check timed out or failed (``timeout`` / ``internal``): a failure is never
+            turned into a judge call or a score.
+    """
+    ref = read_reference(reference)
+    if ref.kind == "prose":
+        return ref, Decision(None, "judge", "the reference is prose: only a judge can compare it")
+    path = f"rule:{ref.kind}"
+    final = final_part(response)
+    if final is None:
+        return ref, _no_answer(path, "text", "the reasoning never ended (<think> without </think>)")
+    if ref.kind == "number":
+        decision = _decide_number(final, ref)
+        if decision is not None:
+            return ref, decision
+        return ref, await _decide_math(final, ref, math)
+    if ref.kind == "choice":
+        return ref, _decide_choice(final, ref)
+    if ref.kind == "math":
+        return ref, await _decide_math(final, ref, math)
+    return ref, _decide_exact(final, ref.answer)
