@@ -18,10 +18,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rm_service._exceptions import ConfigError
 from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
 from rm_service._result import GraderScore, RecordResult
+from rm_service.integrations._targets import finite
 
 __all__ = [
+    "FALLBACK_SETTING",
+    "OPENRLHF_CLIENT_TIMEOUT",
     "ErrorBody",
     "GetRewardRequest",
     "GradeRequest",
@@ -39,22 +43,46 @@ __all__ = [
 ]
 
 
+OPENRLHF_CLIENT_TIMEOUT = 180.0
+"""Seconds OpenRLHF's ``/get_reward`` client waits for an answer before it retries (five tries,
+one second apart, then the run fails): ``requests.post(..., timeout=180)`` in 0.9.0's
+``utils/remote_rm_utils.py``, ``aiohttp.ClientTimeout(total=180)`` in 0.11's ``utils/agent.py``."""
+
+FALLBACK_SETTING = "unscored_fallback (--unscored-fallback, RM_SERVICE_UNSCORED_FALLBACK)"
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """Limits and protocol knobs of one app instance.
 
     Attributes:
         api_key: when set, every endpoint but ``/healthz`` needs ``Authorization: Bearer <key>``.
-        max_records: records per request; more is a 413.
-        max_body_bytes: request body size; more is a 413 before parsing.
-        max_in_flight: records being graded at once across all requests (admission control).
+        max_records: records per ``/grade`` request; more is a 413.
+        max_body_bytes: ``/grade`` (and every other endpoint's) request body size; more is a 413
+            before parsing.
+        max_in_flight: records being graded at once across all requests (admission control). A
+            request with more records counts as ``max_in_flight``: it runs alone.
         max_queue: records allowed to wait for admission; beyond it, 429 with ``Retry-After``.
         queue_timeout: seconds a request may wait in the queue before a 429.
         retry_after: the ``Retry-After`` seconds sent with a 429.
-        deadline: the per-request grading deadline in seconds (a request may ask for less);
+        deadline: the per-request grading deadline in seconds (a request may ask for less),
+            counted from when the request is parsed, its wait for admission included;
             components unfinished at the deadline come back unscored with kind ``timeout``.
-        unscored_fallback: the number ``/get_reward`` reports for an unscored reward or component
-            (its clients need numbers); each such record also gets ``rm_error=1``.
+        get_reward_max_records: records per ``/get_reward`` request. OpenRLHF <= 0.9.0 sends a
+            whole rollout batch (``rollout_batch_size * n_samples_per_prompt``, split evenly
+            over its reward URLs) in one request and gives up after five refusals, so the
+            default, 16384, holds 1024 prompts x 16 samples.
+        get_reward_max_body_bytes: ``/get_reward``'s body size: 256 MiB holds 16384 records of
+            ~4k tokens (query and prompt) each.
+        get_reward_deadline: ``/get_reward``'s deadline (also capped by ``deadline``). OpenRLHF's
+            client gives up after :data:`OPENRLHF_CLIENT_TIMEOUT` seconds and sends the batch
+            again (five tries), so the default, 170, answers before that, with what is
+            unfinished unscored (``rm_error=1``), rather than grading a batch five times and
+            killing the run.
+        unscored_fallback: the number ``/get_reward`` reports as an unscored record's reward
+            (its clients need numbers), flagged ``rm_error=1``. Finite: OpenRLHF turns the
+            rewards into tensors, and a NaN (``null`` in JSON) fails there
+            (``RM_SERVICE_UNSCORED_FALLBACK`` in :meth:`from_env`).
         label_field: the record field ``/get_reward`` puts each label in (map it in the config,
             e.g. ``mapper: {reference_response: label}``).
         strip_patterns: regexes removed from ``/get_reward`` queries and prompts (chat special
@@ -70,6 +98,9 @@ class ServiceSettings:
     queue_timeout: float = 30.0
     retry_after: int = 1
     deadline: float | None = 300.0
+    get_reward_max_records: int = 1024 * 16
+    get_reward_max_body_bytes: int = 256 * 1024 * 1024
+    get_reward_deadline: float | None = OPENRLHF_CLIENT_TIMEOUT - 10.0
     unscored_fallback: float = 0.0
     label_field: str = "label"
     strip_patterns: Sequence[str] = DEFAULT_STRIP_PATTERNS
@@ -82,19 +113,46 @@ class ServiceSettings:
                 f"need 1 <= max_records ({self.max_records}) <= max_in_flight "
                 f"({self.max_in_flight}): a full request must be able to fit"
             )
-        if self.deadline is not None and not self.deadline > 0:
-            raise ValueError(f"deadline must be > 0 seconds, got {self.deadline!r}")
+        for name in ("deadline", "get_reward_deadline"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        for name in ("get_reward_max_records", "get_reward_max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        try:
+            fallback = finite(self.unscored_fallback, FALLBACK_SETTING)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}: /get_reward sends it as an unscored record's reward, and OpenRLHF "
+                "cannot train on NaN or null (the record is flagged rm_error=1 instead)"
+            ) from None
+        object.__setattr__(self, "unscored_fallback", fallback)
         object.__setattr__(self, "_stripper", ChatTokenStripper(self.strip_patterns))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServiceSettings:
-        """Settings with ``api_key`` from ``RM_SERVICE_API_KEY`` (environment, else ``.env`` in the
-        working directory); ``overrides`` win."""
+        """Settings with ``api_key`` from ``RM_SERVICE_API_KEY`` and ``unscored_fallback`` from
+        ``RM_SERVICE_UNSCORED_FALLBACK`` (environment, else ``.env`` in the working directory);
+        ``overrides`` win.
+
+        Raises:
+            ConfigError: a fallback that is not a finite number (the message names the flag
+                and the variable).
+        """
         from dotenv import find_dotenv, load_dotenv
 
         load_dotenv(find_dotenv(usecwd=True), override=False)
         overrides.setdefault("api_key", os.environ.get("RM_SERVICE_API_KEY") or None)
+        fallback = os.environ.get("RM_SERVICE_UNSCORED_FALLBACK")
+        if fallback:
+            overrides.setdefault("unscored_fallback", fallback)
         return cls(**overrides)
+
+    @property
+    def stripper(self) -> ChatTokenStripper:
+        """What removes chat special tokens from ``/get_reward`` queries and cuts them."""
+        return self._stripper
 
     def strip(self, text: str) -> str:
         """``text`` without the chat special tokens."""

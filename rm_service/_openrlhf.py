@@ -29,6 +29,15 @@ Over HTTP a NaN is the token ``NaN`` (:func:`openrlhf_json`): not strict JSON, b
 Python's ``json`` reads, and so OpenRLHF's client (aiohttp's ``response.json()``); ``null``
 would crash its ``torch.tensor`` call. A strict parser of ``/get_reward`` must allow it.
 
+**The split.** OpenRLHF's ``query`` is ``decode(prompt_ids + response_ids)`` and ``prompts``
+the text it rendered: they need not agree character for character (a space before
+``<|im_end|>``, a prompt truncated to fit ``prompt_max_len``), and a response that kept some
+prompt text fails a format check. So the prompt is looked for with the whitespace next to
+special tokens ignored, and a truncated one counts. Failing that the response is a guess (after
+the prompt's last characters, else the last assistant-turn marker), flagged per record in
+``extra_logs.prompt_not_found`` and in a rate-limited warning, never silent
+(:meth:`ChatTokenStripper.split`).
+
 **Labels.** Each label goes to the record field ``label_field`` (``label`` by default). A
 misnamed field is the classic silent failure here: the labels land where no grader reads them
 and every record is unscored. :func:`check_labels` runs at start-up: when the field is the
@@ -45,6 +54,7 @@ format reward) is legitimate and only logged at INFO.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -53,7 +63,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from rm_service._exceptions import ConfigError
 from rm_service._mapper import compile_path
@@ -63,12 +73,17 @@ if TYPE_CHECKING:
     from rm_service._runner import GradingRunner
 
 __all__ = [
+    "ASSISTANT_MARKERS",
     "DEFAULT_LABEL_FIELD",
     "DEFAULT_STRIP_PATTERNS",
     "FILLED_FIELDS",
+    "SPECIAL_TOKEN_PATTERNS",
     "ChatTokenStripper",
     "FieldRead",
     "LabelPlan",
+    "OpenRLHFBatch",
+    "PromptLog",
+    "QuerySplit",
     "UnscoredLog",
     "check_labels",
     "fallback_columns",
@@ -102,37 +117,251 @@ DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
 """Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the common chat
 templates (ChatML/Qwen, Llama 3, Phi, Llama 2/Mistral)."""
 
+SPECIAL_TOKEN_PATTERNS: tuple[str, ...] = (
+    r"<\|[A-Za-z0-9_]{1,40}\|>",  # ChatML, Llama 3, Phi, GLM: <|im_start|>, <|end_header_id|>
+    "<\uff5c[^\uff5c\\s]{1,40}\uff5c>",  # DeepSeek: <｜Assistant｜>, <｜end▁of▁sentence｜>
+    r"</?s>",  # Llama 2, Mistral
+    r"\[/?INST\]",
+    r"<(?:start|end)_of_turn>",  # Gemma
+)
+"""Chat special tokens (besides the strip patterns) around which decoding may add or drop
+whitespace: a prompt is looked for in its query with that whitespace ignored."""
 
-class Stripper(Protocol):
-    def strip(self, text: str) -> str: ...
+ASSISTANT_MARKERS: tuple[str, ...] = (
+    r"<\|im_start\|>assistant\n?",  # ChatML (Qwen, Yi, ...)
+    r"<\|start_header_id\|>assistant<\|end_header_id\|>",  # Llama 3
+    r"<\|assistant\|>",  # Phi-3, GLM-4, Zephyr
+    r"\[/INST\]",  # Llama 2, Mistral
+    r"<start_of_turn>model\n?",  # Gemma
+    "<\uff5cAssistant\uff5c>",  # DeepSeek V3/R1
+)
+"""Where an assistant turn starts, in the whitespace-normalised text (see :class:`_Canonical`)."""
+
+PROBE_CHARS = 64
+"""How much of a prompt's end (normalised) is looked for in a query whose start does not match:
+the last user words plus the generation marker (Llama 3's alone is 45 characters)."""
+
+Cut = Literal["prompt", "prompt_end", "marker", "divergence", "whole"]
+
+
+class QuerySplit(NamedTuple):
+    """A query cut into prompt and response, both without chat special tokens.
+
+    Attributes:
+        prompt: the prompt sent with the query, else the query's text before the cut.
+        response: what the graders grade.
+        cut: where the response starts: after the prompt (``prompt``, a left-truncated prompt
+            included), after the prompt's last characters (``prompt_end``: the query holds a
+            different text before them), after the last assistant-turn marker (``marker``),
+            where the query stops matching the prompt (``divergence``: a prompt truncated on
+            the right), or nowhere: the whole query (``whole``).
+        prompt_not_found: a prompt was sent and the query does not hold it (``cut`` is not
+            ``prompt``); ``extra_logs.prompt_not_found`` and a warning say so.
+        detail: for a prompt not found, where the two differ (for the warning).
+    """
+
+    prompt: str
+    response: str
+    cut: Cut
+    prompt_not_found: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Canonical:
+    """A text with the strip patterns removed and the whitespace next to any special token, or
+    at the end, dropped (``P <|im_end|>\\n<|im_start|> user\\n`` -> ``P<|im_start|>user``), and
+    the way back to raw positions: ``starts[i]`` (in ``text``) of each kept piece and
+    ``raws[i]`` (in the raw text) where it came from."""
+
+    text: str
+    starts: tuple[int, ...]
+    raws: tuple[int, ...]
+    raw_len: int
+
+    def raw_at(self, pos: int) -> int:
+        """The raw index of normalised position ``pos``: past anything dropped before it."""
+        if pos >= len(self.text):
+            return self.raw_len
+        i = bisect.bisect_right(self.starts, pos) - 1
+        return self.raws[i] + pos - self.starts[i]
 
 
 class ChatTokenStripper:
-    """Removes chat special tokens (regexes) from text; no patterns means no change."""
+    """Removes chat special tokens (regexes) from text, and cuts OpenRLHF queries into prompt and
+    response (:meth:`split`); no patterns means nothing is removed."""
 
     def __init__(self, patterns: Sequence[str] = DEFAULT_STRIP_PATTERNS) -> None:
         kept = [p for p in patterns if p]
         self._re = re.compile("|".join(f"(?:{p})" for p in kept)) if kept else None
+        self._tokens = re.compile("|".join(f"(?:{p})" for p in (*kept, *SPECIAL_TOKEN_PATTERNS)))
+        self._markers = re.compile("|".join(f"(?:{p})" for p in ASSISTANT_MARKERS))
 
     def strip(self, text: str) -> str:
         return self._re.sub("", text) if self._re is not None else text
 
+    def canonical(self, text: str) -> _Canonical:
+        """``text`` normalised for finding a prompt in a query (see :class:`_Canonical`)."""
+        pieces: list[tuple[int, str]] = []
+        pos = 0
+        for m in self._tokens.finditer(text):
+            if m.start() == m.end():
+                continue
+            _keep_trimmed(pieces, text, pos, m.start(), after_token=pos > 0, before_token=True)
+            if self._re is None or not self._re.fullmatch(m.group()):
+                pieces.append((m.start(), m.group()))
+            pos = m.end()
+        # The end too: a prompt's last whitespace may touch a token in its query (the
+        # response's first, or an end token right away).
+        _keep_trimmed(pieces, text, pos, len(text), after_token=pos > 0, before_token=True)
+        starts, at = [], 0
+        for _, piece in pieces:
+            starts.append(at)
+            at += len(piece)
+        return _Canonical(
+            "".join(p for _, p in pieces), tuple(starts), tuple(r for r, _ in pieces), len(text)
+        )
 
-def split_query(query: str, prompt: str | None, stripper: Stripper) -> tuple[str, str]:
-    """``(prompt, response)`` of an OpenRLHF query, both without chat special tokens.
+    def split(self, query: str, prompt: str | None) -> QuerySplit:
+        """Cut ``query`` (prompt + response as OpenRLHF decoded it) into prompt and response.
 
-    The response is ``query[len(prompt):]`` when the query starts with the prompt (raw, or once
-    both are stripped); otherwise the whole stripped query, since guessing a cut could grade
-    half a prompt as the answer.
-    """
-    if prompt is not None:
-        if query.startswith(prompt):
-            return stripper.strip(prompt), stripper.strip(query[len(prompt) :])
-        q, p = stripper.strip(query), stripper.strip(prompt)
-        if q.startswith(p):
-            return p, q[len(p) :]
-        return p, q
-    return "", stripper.strip(query)
+        The first that holds, on the texts normalised by :meth:`canonical`:
+
+        1. the query starts with the prompt: ``prompt``;
+        2. it starts with the prompt's end (0.11 truncates a long prompt on the left):
+           ``prompt``;
+        3. the prompt's last :data:`PROBE_CHARS` characters are in it, after the point where
+           the two part: the response follows them, ``prompt_end``;
+        4. an assistant-turn marker follows that point: the response follows the last,
+           ``marker``;
+        5. the two share :data:`PROBE_CHARS` characters or more (0.9.0 truncates a long prompt
+           on the right): the response is what follows, ``divergence``;
+        6. the whole query is the response: ``whole``.
+
+        3 to 6 are guesses and set ``prompt_not_found``. With no prompt sent, the response
+        follows the last assistant-turn marker, else it is the whole query; nothing is flagged.
+        """
+        strip = self.strip
+        if prompt is not None and query.startswith(prompt):
+            return QuerySplit(strip(prompt), strip(query[len(prompt) :]), "prompt")
+        q = self.canonical(query)
+        if prompt is None:
+            at = _last_marker_end(self._markers, q.text, 0)
+            if at is None:
+                return QuerySplit("", strip(query), "whole")
+            cut = q.raw_at(at)
+            return QuerySplit(strip(query[:cut]), strip(query[cut:]), "marker")
+        p = self.canonical(prompt).text
+        common = _common_prefix(p, q.text)
+        at, how = self._locate(p, q.text, common)
+        cut = q.raw_at(at)
+        if how != "marker":  # the prompt's own last whitespace, dropped from ``p``
+            cut = _skip_space(query, cut, len(prompt) - len(prompt.rstrip()))
+        response = strip(query if how == "whole" else query[cut:])
+        if how == "prompt":
+            return QuerySplit(strip(prompt), response, how)
+        return QuerySplit(strip(prompt), response, how, True, _where_they_part(p, q.text, common))
+
+    def _locate(self, p: str, q: str, common: int) -> tuple[int, Cut]:
+        """Where the response starts in normalised query ``q`` of normalised prompt ``p``."""
+        if common == len(p):
+            return common, "prompt"
+        probe = p[-PROBE_CHARS:]
+        first_after: int | None = None
+        at = q.find(probe)
+        while at != -1:
+            end = at + len(probe)
+            if _is_end_of(p, q[:end]):
+                return end, "prompt"  # a prompt truncated on the left
+            if first_after is None and end > common:
+                first_after = end
+            at = q.find(probe, at + 1)
+        if first_after is not None:
+            return first_after, "prompt_end"
+        marker = _last_marker_end(self._markers, q, common)
+        if marker is not None:
+            return marker, "marker"
+        if common >= min(len(p), PROBE_CHARS) > 0:
+            return common, "divergence"
+        return 0, "whole"
+
+
+def _keep_trimmed(
+    pieces: list[tuple[int, str]],
+    text: str,
+    start: int,
+    end: int,
+    *,
+    after_token: bool,
+    before_token: bool,
+) -> None:
+    """Append ``text[start:end]`` to ``pieces``, without the whitespace that touches a token."""
+    chunk = text[start:end]
+    if after_token:
+        trimmed = chunk.lstrip()
+        start += len(chunk) - len(trimmed)
+        chunk = trimmed
+    if before_token:
+        chunk = chunk.rstrip()
+    if chunk:
+        pieces.append((start, chunk))
+
+
+def _skip_space(text: str, at: int, most: int) -> int:
+    """``at`` moved past at most ``most`` whitespace characters of ``text``."""
+    end = at
+    while end < len(text) and end - at < most and text[end].isspace():
+        end += 1
+    return end
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (by bisection: C-speed
+    slices, not a Python loop over characters)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _is_end_of(prompt: str, head: str) -> bool:
+    """``head`` (a query's start) is the end of ``prompt``: a prompt truncated on the left. A
+    few leading characters may differ: a token cut in the middle of a character decodes as
+    U+FFFD, and SentencePiece drops the leading space of the first token."""
+    head = head.lstrip()
+    return any(prompt.endswith(head[skip:]) for skip in range(min(4, len(head))))
+
+
+def _last_marker_end(markers: re.Pattern[str], text: str, start: int) -> int | None:
+    """The end of the last assistant-turn marker in ``text`` that starts at ``start`` or later."""
+    end = None
+    for m in markers.finditer(text, start):
+        end = m.end()
+    return end
+
+
+def _where_they_part(prompt: str, query: str, at: int) -> str:
+    """A short excerpt of where a prompt and its query differ, for the log."""
+    return (
+        f"they differ at character {at} (whitespace next to special tokens ignored): "
+        f"prompt {prompt[max(0, at - 20) : at + 40]!r}, query {query[max(0, at - 20) : at + 40]!r}"
+    )
+
+
+def split_query(query: str, prompt: str | None, stripper: ChatTokenStripper) -> QuerySplit:
+    """``stripper.split(query, prompt)``: see :meth:`ChatTokenStripper.split`."""
+    return stripper.split(query, prompt)
+
+
+class OpenRLHFBatch(NamedTuple):
+    """A request's grader records and how each query was cut."""
+
+    records: list[dict[str, Any]]
+    splits: list[QuerySplit]
 
 
 def openrlhf_records(
@@ -140,10 +369,11 @@ def openrlhf_records(
     prompts: Sequence[str] | None,
     labels: Sequence[Any] | None,
     *,
-    stripper: Stripper,
+    stripper: ChatTokenStripper,
     label_field: str = "label",
-) -> list[dict[str, Any]]:
-    """Grader records ``{"id", "query", "prompt", "response", <label_field>}`` of a request.
+) -> OpenRLHFBatch:
+    """Grader records ``{"id", "query", "prompt", "response", <label_field>}`` of a request, and
+    each query's :class:`QuerySplit`.
 
     Raises:
         ValueError: ``prompts`` or ``labels`` not as long as ``query`` (the message names the
@@ -153,24 +383,37 @@ def openrlhf_records(
     for fld, got in (("prompts", prompts), ("labels", labels)):
         if got is not None and len(got) != n:
             raise ValueError(f"{fld}: {len(got)} item(s), but 'query' has {n}: they must match")
-    records = []
+    records, splits = [], []
     for i, q in enumerate(query):
-        prompt, response = split_query(q, prompts[i] if prompts is not None else None, stripper)
-        rec: dict[str, Any] = {"id": i, "query": prompt, "prompt": prompt, "response": response}
+        split = stripper.split(q, prompts[i] if prompts is not None else None)
+        rec: dict[str, Any] = {
+            "id": i,
+            "query": split.prompt,
+            "prompt": split.prompt,
+            "response": split.response,
+        }
         if labels is not None:
             rec[label_field] = labels[i]
         records.append(rec)
-    return records
+        splits.append(split)
+    return OpenRLHFBatch(records, splits)
 
 
 def openrlhf_response(
-    results: Sequence[RecordResult], names: Sequence[str], *, fallback: float, legacy: bool
+    results: Sequence[RecordResult],
+    names: Sequence[str],
+    splits: Sequence[QuerySplit],
+    *,
+    fallback: float,
+    legacy: bool,
 ) -> dict[str, Any]:
     """``{"rewards", "scores", "extra_logs"}``, plus ``score`` when ``legacy``.
 
     ``extra_logs`` has, per result ``c`` of ``names`` (but ``reward``/``score``), ``c`` (NaN
-    where unscored) and ``c/unscored`` (1.0 or 0.0); then ``rm_error``. See the module docstring
-    for why NaN and not a number.
+    where unscored) and ``c/unscored`` (1.0 or 0.0); then ``prompt_not_found`` (1.0 where a
+    query does not hold its prompt: :meth:`ChatTokenStripper.split`) and ``rm_error``. Every
+    response has the same keys: OpenRLHF stacks them across calls. See the module docstring for
+    why NaN and not a number.
     """
     rewards = [r.reward if r.reward is not None else fallback for r in results]
     logs: dict[str, list[float]] = {}
@@ -180,6 +423,7 @@ def openrlhf_response(
         comps = [r.components.get(name) for r in results]
         logs[name] = [c.score if isinstance(c, GraderScore) else math.nan for c in comps]
         logs[f"{name}/unscored"] = [0.0 if isinstance(c, GraderScore) else 1.0 for c in comps]
+    logs["prompt_not_found"] = [1.0 if s.prompt_not_found else 0.0 for s in splits]
     logs["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
     out: dict[str, Any] = {
         "rewards": rewards,
@@ -361,16 +605,16 @@ def check_labels(
     return out
 
 
-# --- unscored records, in the log ------------------------------------------------------------
+# --- unscored records and prompts not found, in the log --------------------------------------
 
 
-class UnscoredLog:
-    """A WARNING with counts when records come back unscored (``rm_error = 1``), at most one
-    every ``every_s`` seconds, counting everything since the previous one.
+class _RateLimitedLog:
+    """Counts of one kind of trouble since the last WARNING, and at most one WARNING every
+    ``every_s`` seconds, counting everything since the previous one.
 
-    A trainer sees only fallback numbers and a flag; the service's log is where someone reads
-    *why*. Rate-limited because OpenRLHF calls once per sample, from many threads: one line per
-    call would flood the log of a training run.
+    A trainer sees only numbers and flags; the service's log is where someone reads *why*.
+    Rate-limited because OpenRLHF calls once per sample, from many threads: one line per call
+    would flood the log of a training run.
     """
 
     def __init__(
@@ -390,38 +634,79 @@ class UnscoredLog:
         self._reset()
 
     def _reset(self) -> None:
-        self._records = self._unscored = self._batches = 0
+        self._total = self._bad = self._batches = 0
         self._kinds: dict[str, int] = {}
         self._first: str | None = None
 
-    def observe(self, results: Sequence[RecordResult], reward: str) -> None:
-        """Count ``results`` (one batch of ``reward``) and warn if it is time to."""
-        bad = [r for r in results if r.reward is None]
+    def _count(self, total: int, bad: Sequence[tuple[str, str]]) -> None:
+        """Count a batch of ``total`` items, ``bad`` of them ``(kind, why)``; warn if it is time."""
         with self._lock:
-            self._records += len(results)
+            self._total += total
             self._batches += 1
-            self._unscored += len(bad)
-            for r in bad:
-                kind, why = _first_error(r)
+            self._bad += len(bad)
+            for kind, why in bad:
                 self._kinds[kind] = self._kinds.get(kind, 0) + 1
                 if self._first is None:
-                    self._first = f"reward {reward!r}, {why}"
+                    self._first = why
             now = self._clock()
-            if not self._unscored or (self._last is not None and now - self._last < self._every):
+            if not self._bad or (self._last is not None and now - self._last < self._every):
                 return
-            kinds = ", ".join(f"{k}={n}" for k, n in sorted(self._kinds.items()))
             span = (
                 ""
                 if self._last is None
                 else f" in {self._batches} batch(es) over the last {now - self._last:.0f} s"
             )
+            kinds = ", ".join(f"{k}={n}" for k, n in sorted(self._kinds.items()))
             msg = (
-                f"{self._face}: {self._unscored}/{self._records} records unscored{span} ({kinds}); "
-                f"first error: {self._first} (at most one such warning every {self._every:g} s)"
+                f"{self._face}: {self._bad}/{self._total} {self._message(span, kinds)} "
+                f"(at most one such warning every {self._every:g} s)"
             )
             self._last = now
             self._reset()
         self._log.warning(msg)
+
+    def _message(self, span: str, kinds: str) -> str:
+        raise NotImplementedError
+
+
+class UnscoredLog(_RateLimitedLog):
+    """A WARNING with counts when records come back unscored (``rm_error = 1``)."""
+
+    def observe(self, results: Sequence[RecordResult], reward: str) -> None:
+        """Count ``results`` (one batch of ``reward``) and warn if it is time to."""
+        bad = []
+        for r in results:
+            if r.reward is None:
+                kind, why = _first_error(r)
+                bad.append((kind, f"reward {reward!r}, {why}"))
+        self._count(len(results), bad)
+
+    def _message(self, span: str, kinds: str) -> str:
+        return f"records unscored{span} ({kinds}); first error: {self._first}"
+
+
+_CUT_MEANING: dict[str, str] = {
+    "prompt_end": "after the prompt's last characters (prompt_end)",
+    "marker": "after the last assistant-turn marker (marker)",
+    "divergence": "where the query stops matching its prompt, truncated on the right (divergence)",
+    "whole": "nowhere: the whole query is graded (whole)",
+}
+
+
+class PromptLog(_RateLimitedLog):
+    """A WARNING with counts when queries do not hold their prompt (``prompt_not_found = 1``):
+    their response was a guess (:meth:`ChatTokenStripper.split`), never silently."""
+
+    def observe(self, splits: Sequence[QuerySplit]) -> None:
+        """Count ``splits`` (one batch) and warn if it is time to."""
+        self._count(len(splits), [(s.cut, s.detail) for s in splits if s.prompt_not_found])
+
+    def _message(self, span: str, kinds: str) -> str:
+        cuts = "; ".join(_CUT_MEANING[k] for k in sorted(self._kinds))
+        return (
+            f"queries do not contain their prompt{span} ({kinds}); first: {self._first}. "
+            f"Their response was cut {cuts}; extra_logs.prompt_not_found is 1 for each"
+        )
 
 
 def _first_error(result: RecordResult) -> tuple[str, str]:

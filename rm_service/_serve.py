@@ -58,6 +58,9 @@ _SETTING_ARGS = {
     "max_in_flight": "max_in_flight",
     "max_queue": "max_queue",
     "deadline": "deadline",
+    "get_reward_max_records": "get_reward_max_records",
+    "get_reward_max_body_bytes": "get_reward_max_body_bytes",
+    "get_reward_deadline": "get_reward_deadline",
     "unscored_fallback": "unscored_fallback",
     "label_field": "label_field",
 }
@@ -106,9 +109,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, help="records waiting before 429 (default 8192)")
     p.add_argument("--deadline", type=float, help="per-request deadline, seconds (default 300)")
     p.add_argument(
+        "--get-reward-max-records",
+        type=int,
+        help="records per /get_reward request: OpenRLHF <= 0.9.0 sends a whole rollout batch "
+        "(default 16384)",
+    )
+    p.add_argument(
+        "--get-reward-max-body-bytes", type=int, help="/get_reward body size (default 256 MiB)"
+    )
+    p.add_argument(
+        "--get-reward-deadline",
+        type=float,
+        help="/get_reward deadline, seconds, below OpenRLHF's 180 s client timeout (default 170)",
+    )
+    p.add_argument(
         "--unscored-fallback",
         type=float,
-        help="/get_reward value for an unscored record, flagged rm_error=1 (default 0.0)",
+        help="/get_reward reward of an unscored record, flagged rm_error=1; finite "
+        "(env RM_SERVICE_UNSCORED_FALLBACK; default 0.0)",
     )
     p.add_argument("--label-field", help="record field /get_reward labels go to (default label)")
 

@@ -67,6 +67,7 @@ from rm_service._http_schemas import (
 from rm_service._mapper import GraderConfig
 from rm_service._metrics import CONTENT_TYPE_LATEST, ServiceMetrics, TimedGrader
 from rm_service._openrlhf import (
+    PromptLog,
     UnscoredLog,
     check_labels,
     openrlhf_json,
@@ -151,6 +152,34 @@ class _ClientGone(Exception):
     pass
 
 
+class _NamedBodyLimit(BodyLimitMiddleware):
+    """:class:`BodyLimitMiddleware` whose 413 names the setting that limits it."""
+
+    def __init__(self, app: Any, max_bytes: int, setting: str) -> None:
+        super().__init__(app, max_bytes)
+        self.setting = setting
+
+    def _detail(self, size: str) -> dict[str, str]:
+        return {
+            "detail": f"request body is {size} bytes; the limit is {self.setting}="
+            f"{self.max_bytes} bytes: send fewer or smaller records per request"
+        }
+
+
+class _BodyLimits:
+    """:class:`BodyLimitMiddleware` with its own limit on some paths (``/get_reward`` takes
+    whole OpenRLHF rollout batches; see ``ServiceSettings.get_reward_max_body_bytes``).
+    ``per_path``: path -> (setting name, bytes)."""
+
+    def __init__(self, app: Any, max_bytes: int, per_path: Mapping[str, tuple[str, int]]) -> None:
+        self._default = BodyLimitMiddleware(app, max_bytes)
+        self._paths = {p: _NamedBodyLimit(app, n, name) for p, (name, n) in per_path.items()}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        limit = self._paths.get(scope.get("path", ""), self._default)
+        await limit(scope, receive, send)
+
+
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await ``work``, cancelling it if the client disconnects first.
 
@@ -206,6 +235,7 @@ def create_app(
         strict=False,
     )
     unscored_log = UnscoredLog("get_reward", _log)
+    prompt_log = PromptLog("get_reward", _log)
 
     def on_admission(in_flight: int, queued: int) -> None:
         metrics.records_in_flight.set(in_flight)
@@ -241,7 +271,11 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        _BodyLimits,
+        max_bytes=settings.max_body_bytes,
+        per_path={"/get_reward": ("get_reward_max_body_bytes", settings.get_reward_max_body_bytes)},
+    )
     if settings.api_key:
         app.add_middleware(BearerAuthMiddleware, api_key=settings.api_key)
     app.add_middleware(
@@ -267,31 +301,40 @@ def create_app(
         records: list[dict[str, Any]],
         deadline: float | None,
         field: str,
+        limit: tuple[str, int] = ("max_records", settings.max_records),
     ) -> list[RecordResult]:
+        """Grade ``records`` once admitted. ``deadline`` counts from now, the wait for
+        admission included. A request larger than ``max_in_flight`` (``/get_reward``'s may be)
+        is admitted as ``max_in_flight`` records: it waits for the whole bound and runs alone,
+        rather than being refused for ever; grading is bounded by the runner's concurrency."""
         n = len(records)
-        if n > settings.max_records:
+        if n > limit[1]:
             raise HTTPException(
                 413,
-                f"{n} records in field {field!r}; the limit is max_records="
-                f"{settings.max_records} per request: split the batch",
+                f"{n} records in field {field!r}; the limit is {limit[0]}="
+                f"{limit[1]} per request: split the batch",
             )
         if n == 0:
             return []
         if deadline is None or (settings.deadline is not None and deadline > settings.deadline):
             deadline = settings.deadline
+        weight = min(n, admission.max_in_flight)
+        start = time.monotonic()
         try:
-            await admission.acquire(n, max_wait=settings.queue_timeout)
+            await admission.acquire(weight, max_wait=settings.queue_timeout)
         except Overloaded as exc:
             metrics.rejected.inc()
             raise HTTPException(
                 429, str(exc), headers={"Retry-After": str(exc.retry_after)}
             ) from None
+        if deadline is not None:
+            deadline = max(deadline - (time.monotonic() - start), 1e-3)
         try:
             results = await _unless_disconnected(
                 request, entry.runner.agrade(records, deadline=deadline)
             )
         finally:
-            admission.release(n)
+            admission.release(weight)
             metrics.flush()
         metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
         return results
@@ -321,28 +364,36 @@ def create_app(
         An unscored record's reward and score are ``unscored_fallback`` (the client needs
         numbers) and its ``extra_logs.rm_error`` is 1, so a trainer can mask it; scored
         records have ``rm_error`` 0. An unscored component is ``NaN`` (the JSON token) with
-        ``<component>/unscored`` = 1, never a number (see ``rm_service._openrlhf``).
+        ``<component>/unscored`` = 1, never a number (see ``rm_service._openrlhf``). A query
+        that does not hold its prompt gets ``extra_logs.prompt_not_found`` = 1 (and a
+        rate-limited warning): its response is a best guess. Up to ``get_reward_max_records``
+        records a request, graded within ``get_reward_deadline`` (below OpenRLHF's timeout).
         """
         entry = entry_for(body.reward)
         try:
-            records = openrlhf_records(
+            batch = openrlhf_records(
                 body.query,
                 body.prompts,
                 body.labels,
-                stripper=settings,
+                stripper=settings.stripper,
                 label_field=label_fields[entry.name],
             )
         except ValueError as exc:
             fld, _, msg = str(exc).partition(": ")
             raise HTTPException(422, field_error([fld], msg)) from None
+        prompt_log.observe(batch.splits)
+        limit = ("get_reward_max_records", settings.get_reward_max_records)
         try:
-            results = await run(request, entry, records, None, "query")
+            results = await run(
+                request, entry, batch.records, settings.get_reward_deadline, "query", limit
+            )
         except _ClientGone:
             return Response(status_code=499)
         unscored_log.observe(results, entry.name)
         out = openrlhf_response(
             results,
             entry.runner.names,
+            batch.splits,
             fallback=settings.unscored_fallback,
             legacy=body.prompts is None and body.labels is None,
         )

@@ -45,6 +45,7 @@ from rm_service._openrlhf import (
     DEFAULT_LABEL_FIELD,
     DEFAULT_STRIP_PATTERNS,
     ChatTokenStripper,
+    PromptLog,
     UnscoredLog,
     check_labels,
     openrlhf_records,
@@ -63,6 +64,7 @@ from rm_service.integrations._targets import (
 __all__ = ["reward_func"]
 
 _unscored = UnscoredLog("reward_func")
+_prompts = PromptLog("reward_func")
 
 
 @lru_cache(maxsize=8)
@@ -116,14 +118,28 @@ def reward_func(
     labels: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """``{"rewards", "scores", "extra_logs": {<component>..., "rm_error"}}``, each as long as
-    ``queries``. ``kwargs`` are accepted for forward compatibility and ignored.
+    """``{"rewards", "scores", "extra_logs": {<component>..., "prompt_not_found",
+    "rm_error"}}``, each as long as ``queries``. ``kwargs`` are accepted for forward
+    compatibility and ignored.
 
     Raises:
         InputError: ``prompts`` or ``labels`` not as long as ``queries`` (the message names it).
         ConfigError: no reward configured, an invalid config or environment variable, or a
             service that cannot be reached on first use.
     """
+    # OpenRLHF 0.7-0.9.0 hand this function to Ray (``ray.remote(reward_module.reward_func)``),
+    # which pickles it by value: the file is loaded as a module named "reward_func" that no
+    # worker can import, and by value this module's caches and locks cannot be pickled. So the
+    # work is done by the importable copy of this module, named here and imported at call time.
+    from rm_service.integrations.openrlhf import _reward_func
+
+    return _reward_func(queries, prompts, labels)
+
+
+def _reward_func(
+    queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
+) -> dict[str, Any]:
+    """:func:`reward_func`'s work, in the importable module (see there)."""
     fallback = finite(
         os.environ.get("RM_SERVICE_UNSCORED_FALLBACK") or 0.0, "RM_SERVICE_UNSCORED_FALLBACK"
     )
@@ -133,7 +149,7 @@ def reward_func(
         target, os.environ.get("RM_SERVICE_LABEL_FIELD") or DEFAULT_LABEL_FIELD
     )
     try:
-        records = openrlhf_records(
+        batch = openrlhf_records(
             list(queries),
             list(prompts) if prompts is not None else None,
             list(labels) if labels is not None else None,
@@ -142,6 +158,8 @@ def reward_func(
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    results = run_blocking(grade_safely(target, records))
+    _prompts.observe(batch.splits)
+    results = run_blocking(grade_safely(target, batch.records))
     _unscored.observe(results, target.reward)
-    return _tensors(openrlhf_response(results, target.names, fallback=fallback, legacy=False))
+    out = openrlhf_response(results, target.names, batch.splits, fallback=fallback, legacy=False)
+    return _tensors(out)

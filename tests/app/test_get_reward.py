@@ -7,6 +7,7 @@ import logging
 import math
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -40,6 +41,7 @@ async def test_new_form_splits_prompt_strips_tokens_and_maps_labels() -> None:
     assert body["extra_logs"] == {
         "num": [1.0, 0.0, 1.0],
         "num/unscored": [0.0, 0.0, 0.0],
+        "prompt_not_found": [0.0, 0.0, 0.0],
         "rm_error": [0.0, 0.0, 0.0],
     }
     assert "score" not in body
@@ -92,7 +94,14 @@ async def test_an_unscored_component_is_nan_and_flagged_never_a_number(
     assert logs["fmt"] == [0.0, 0.0] and logs["fmt/unscored"] == [0.0, 0.0]  # a real 0
     # "reward" is OpenRLHF's own log of ``rewards``: a NaN there would overwrite it.
     assert "reward" not in logs
-    assert sorted(logs) == ["fmt", "fmt/unscored", "rm_error", "slow", "slow/unscored"]
+    assert sorted(logs) == [
+        "fmt",
+        "fmt/unscored",
+        "prompt_not_found",
+        "rm_error",
+        "slow",
+        "slow/unscored",
+    ]
 
 
 def test_openrlhfs_own_client_reads_the_nan_over_real_uvicorn(
@@ -232,13 +241,14 @@ def test_the_unscored_log_counts_everything_since_its_last_warning(
 
 
 def test_split_query() -> None:
-    s = ServiceSettings()
-    assert split_query("P<|im_end|>R<|im_end|>", "P<|im_end|>", s) == ("P", "R")
+    s = ServiceSettings().stripper
+    assert split_query("P<|im_end|>R<|im_end|>", "P<|im_end|>", s)[:2] == ("P", "R")
     # The prompt is only a prefix once both are stripped.
-    assert split_query("P</s>R</s>", "P", s) == ("P", "R")
-    # Not a prefix at all: the whole query is graded, not a guessed cut.
-    assert split_query("other</s>", "P", s) == ("P", "other")
-    assert split_query("Q<|eot_id|>", None, s) == ("", "Q")
-    custom = ServiceSettings(strip_patterns=[r"<\|[a-z_]+\|>"])
-    assert split_query("a<|foo|>b", None, custom) == ("", "ab")
-    assert split_query("a</s>", None, ServiceSettings(strip_patterns=[])) == ("", "a</s>")
+    assert split_query("P</s>R</s>", "P", s)[:2] == ("P", "R")
+    # Not a prefix at all, no marker: the whole query is graded, flagged, not a guessed cut.
+    assert split_query("other</s>", "P", s) == ("P", "other", "whole", True, ANY)
+    assert split_query("Q<|eot_id|>", None, s) == ("", "Q", "whole", False, "")
+    custom = ServiceSettings(strip_patterns=[r"<\|[a-z_]+\|>"]).stripper
+    assert split_query("a<|foo|>b", None, custom).response == "ab"
+    bare = ServiceSettings(strip_patterns=[]).stripper
+    assert split_query("a</s>", None, bare).response == "a</s>"

@@ -8,6 +8,7 @@ import asyncio
 import importlib.util
 import logging
 import math
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +22,13 @@ import yaml
 import rm_service.integrations.openrlhf as shim
 from rm_service import ConfigError, InputError
 from rm_service._http_schemas import ServiceSettings
+from rm_service._openrlhf import PromptLog, UnscoredLog
 from rm_service.app import create_app
 from tests.integrations.conftest import SHIM_CONFIG
+from tests.openrlhf_support import update_samples_with_rewards
 from tests.support import serve_in_thread
 
-pytestmark = pytest.mark.usefixtures("shim_env")
+pytestmark = pytest.mark.usefixtures("shim_env", "fresh_logs")
 
 # SHIM_CONFIG reads the gold answer from the record's ground_truth; OpenRLHF's labels go there.
 IM = "<|im_start|>user\nWhat is 3+4?<|im_end|>\n<|im_start|>assistant\n"
@@ -43,6 +46,14 @@ def load_like_openrlhf() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def fresh_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New rate-limited warnings: they are process-wide (in the importable module, whichever
+    copy of the file OpenRLHF loaded), so one test's warning would silence the next's."""
+    monkeypatch.setattr(shim, "_unscored", UnscoredLog("reward_func"))
+    monkeypatch.setattr(shim, "_prompts", PromptLog("reward_func"))
 
 
 @pytest.fixture
@@ -79,6 +90,7 @@ def test_one_sample_per_call_as_openrlhf_sends_it(reward_func: Any) -> None:
             "short/unscored": [0.0],
             "num": [1.0],
             "num/unscored": [0.0],
+            "prompt_not_found": [0.0],
             "rm_error": [0.0],
         },
     }
@@ -99,6 +111,7 @@ def test_many_samples_flag_unscored_with_the_fallback(
             "short/unscored": [0.0, 1.0, 0.0],
             "num": [1.0, 0.0, NAN],
             "num/unscored": [0.0, 0.0, 1.0],
+            "prompt_not_found": [0.0, 0.0, 0.0],
             "rm_error": [0.0, 1.0, 1.0],
         },
     }
@@ -230,3 +243,44 @@ def test_importing_the_shims_does_not_import_torch() -> None:
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_ray_can_ship_the_file_loaded_function_to_its_workers(reward_func: Any) -> None:
+    """OpenRLHF 0.7.0-0.9.0 run ``ray.remote(reward_module.reward_func)`` on the function of this
+    file loaded as module "reward_func", which no Ray worker can import: Ray pickles it by value
+    with cloudpickle, globals included. A cache or a lock among them failed that pickling."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    shipped = pickle.loads(cloudpickle.dumps(reward_func))
+    assert as_lists(shipped(QUERIES, [IM] * 3, LABELS)) == as_lists(
+        reward_func(QUERIES, [IM] * 3, LABELS)
+    )
+
+
+@pytest.mark.parametrize("version", ["0.8.3", "0.8.11", "0.9.0"])
+def test_the_py_face_feeds_openrlhf_08_and_09s_result_handling(
+    reward_func: Any, version: str
+) -> None:
+    """0.8.3-0.9.0: ``RemoteRewardModel.get_rewards`` calls ``reward_func`` per
+    ``micro_rollout_batch_size`` chunk and ``update_samples_with_rewards`` concatenates the
+    chunks' tensors; the versions whose HTTP path fails on JSON lists take these."""
+    queries, prompts, labels, micro = QUERIES * 2, [IM] * 6, LABELS * 2, 4
+    chunks = [
+        reward_func(queries[i : i + micro], prompts[i : i + micro], labels[i : i + micro])
+        for i in range(0, len(queries), micro)
+    ]
+    out = update_samples_with_rewards(chunks, [1] * 6, version)
+    assert [t.item() for t in out["rm_error"]] == [0.0, 1.0, 1.0] * 2
+    assert [t.item() for t in out["prompt_not_found"]] == [0.0] * 6
+
+
+def test_the_split_flags_a_query_without_its_prompt(
+    reward_func: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    spaced = IM.replace("<|im_end|>", " <|im_end|>") + "7<|im_end|>"  # decoding's extra space
+    other = "<|im_start|>user\nWhat is 5+2?<|im_end|>\n<|im_start|>assistant\n7<|im_end|>"
+    out = as_lists(reward_func([spaced, other], [IM, IM], ["7", "7"]))
+    assert out["extra_logs"]["prompt_not_found"] == [0.0, 1.0]
+    assert out["extra_logs"]["short"] == [0.95, 0.95]  # both responses are "7"
+    (msg,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert msg.startswith("reward_func: 1/2 queries do not contain their prompt (marker=1)")

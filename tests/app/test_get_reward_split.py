@@ -1,0 +1,254 @@
+"""Where ``/get_reward`` cuts a query into prompt and response, on queries as OpenRLHF decodes
+them from real chat templates (Qwen2.5's ChatML, Llama 3.1), perturbed the ways decoding does:
+whitespace around special tokens, a lost newline, a prompt truncated on the left (0.11's
+``SingleTurnAgentExecutor`` keeps the last ``max_prompt_length`` tokens) or on the right (0.9.0's
+``tokenize_fn``: the tokenizer's default ``truncation_side``), a token cut mid-character.
+
+OpenRLHF (0.11, ``utils/agent.py``) sends ``query = decode(prompt_ids + response_ids,
+skip_special_tokens=False)`` and ``prompts`` = the prompt text it rendered; they need not agree
+character for character."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import jinja2
+import pytest
+
+from rm_service._openrlhf import ChatTokenStripper, split_query
+from tests.app import client, make_app
+from tests.integrations.conftest import SEEN
+
+# The no-tools branch of the chat templates in Qwen2.5-Instruct's and Llama-3.1-Instruct's
+# tokenizer_config.json, rendered the way transformers does (jinja2, trim/lstrip blocks).
+QWEN_TEMPLATE = """\
+{%- if messages[0]['role'] == 'system' %}
+    {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
+{%- else %}
+    {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant") %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+"""  # noqa: E501
+LLAMA3_TEMPLATE = """\
+{{- bos_token }}
+{%- if not date_string is defined %}{%- set date_string = "26 Jul 2024" %}{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""  # noqa: E501
+EOS = {"qwen": "<|im_end|>", "llama3": "<|eot_id|>"}
+
+QUESTION = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+    "May. How many clips did Natalia sell altogether in April and May? Think step by step, "
+    "then give the answer in <answer></answer> tags."
+)
+MESSAGES = [
+    {"role": "system", "content": "You are a careful math tutor. Café rules apply."},
+    {"role": "user", "content": QUESTION},
+]
+RESPONSE = "<think>\nIn May she sold 48/2 = 24. 48 + 24 = 72.\n</think>\n<answer>72</answer>"
+
+CFG: dict[str, Any] = {
+    "graders": {
+        "fmt": {"type": "format", "mode": "think_answer"},
+        "num": {"type": "number", "mapper": {"reference_response": "label"}},
+        "seen": {"type": "tests.integrations.conftest:seen"},
+    },
+    "aggregators": [{"type": "weighted_sum", "name": "reward", "weights": {"fmt": 1, "num": 1}}],
+}
+"""The R1 format check (exactly a think block then an answer block: any prompt text left in the
+response makes it 0), the GSM8K number check, and ``seen``, which keeps each record."""
+
+
+def render(template: str, messages: list[dict[str, str]] = MESSAGES) -> str:
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(
+        messages=messages, add_generation_prompt=True, bos_token="<|begin_of_text|>"
+    )
+
+
+PROMPTS = {"qwen": render(QWEN_TEMPLATE), "llama3": render(LLAMA3_TEMPLATE)}
+
+
+def space_before_end(p: str) -> str:
+    """A space before every end-of-turn token (the issue's case: one space, format 1 -> 0)."""
+    return p.replace("<|im_end|>", " <|im_end|>").replace("<|eot_id|>", " <|eot_id|>")
+
+
+def space_after_specials(p: str) -> str:
+    """SentencePiece-style: a space after every special token."""
+    for tok in ("<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>"):
+        p = p.replace(tok, tok + " ")
+    return p
+
+
+def newline_lost(p: str) -> str:
+    return p.replace("<|im_end|>\n", "<|im_end|>").replace(
+        "<|end_header_id|>\n\n", "<|end_header_id|>"
+    )
+
+
+def left_truncated(p: str) -> str:
+    """The last part of the prompt only, cut inside the question (0.11 keeps the last
+    ``max_prompt_length`` tokens)."""
+    return p[p.index("clips in") :]
+
+
+def left_truncated_mid_character(p: str) -> str:
+    """Cut inside 'Café', the é's first byte lost: decoding shows U+FFFD."""
+    return "\ufffd" + p[p.index("Café") + 4 :]
+
+
+def truncated_and_spaced(p: str) -> str:
+    return space_before_end(left_truncated(p))
+
+
+PERTURB: dict[str, Callable[[str], str]] = {
+    "exact": lambda p: p,
+    "space_before_end": space_before_end,
+    "space_after_specials": space_after_specials,
+    "newline_lost": newline_lost,
+    "left_truncated": left_truncated,
+    "left_truncated_mid_character": left_truncated_mid_character,
+    "truncated_and_spaced": truncated_and_spaced,
+}
+
+
+async def get_reward(app: Any, body: dict[str, Any]) -> dict[str, Any]:
+    async with client(app) as c:
+        resp = await c.post("/get_reward", json=body)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.mark.parametrize("template", list(PROMPTS))
+@pytest.mark.parametrize("perturb", list(PERTURB))
+async def test_the_response_is_found_in_realistic_decoded_queries(
+    template: str, perturb: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    SEEN.clear()
+    prompt = PROMPTS[template]
+    query = PERTURB[perturb](prompt) + RESPONSE + EOS[template]
+    body = await get_reward(
+        make_app({"r": CFG}), {"query": [query], "prompts": [prompt], "labels": ["72"]}
+    )
+    (rec,) = SEEN
+    assert rec["response"] == RESPONSE
+    logs = body["extra_logs"]
+    assert logs["fmt"] == [1.0] and logs["num"] == [1.0] and body["rewards"] == [1.0]
+    assert logs["prompt_not_found"] == [0.0]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_split_query_maps_back_to_the_raw_response() -> None:
+    s = ChatTokenStripper()
+    prompt = PROMPTS["llama3"]
+    # The model's own whitespace inside the response is kept; only the template's goes.
+    response = "First line.\n\n  Second line with  two spaces."
+    got = split_query(space_after_specials(prompt) + response + " <|eot_id|>", prompt, s)
+    assert got.response == response + " "
+    assert got.prompt == s.strip(prompt) and got.cut == "prompt" and not got.prompt_not_found
+
+
+def test_a_prompt_truncated_on_the_right_is_cut_where_the_query_leaves_it() -> None:
+    # OpenRLHF 0.9.0 truncates prompts on the right: the generation marker is gone too.
+    prompt = PROMPTS["qwen"]
+    head = prompt[: prompt.index("half as many")]
+    got = split_query(head + "72 clips.<|im_end|>", prompt, ChatTokenStripper())
+    assert got.response == "72 clips."
+    assert got.cut == "divergence" and got.prompt_not_found  # flagged: the model never saw it whole
+
+
+def other_query(template: str, messages: list[dict[str, str]]) -> str:
+    return render(QWEN_TEMPLATE if template == "qwen" else LLAMA3_TEMPLATE, messages) + (
+        RESPONSE + EOS[template]
+    )
+
+
+@pytest.mark.parametrize("template", list(PROMPTS))
+@pytest.mark.parametrize(
+    ("messages", "cut"),
+    [
+        # The prompt's end is in the query: the response follows it.
+        ([{"role": "system", "content": "A different system prompt."}, MESSAGES[1]], "prompt_end"),
+        # Nothing of the prompt: the response follows the last assistant-turn marker.
+        ([MESSAGES[0], {"role": "user", "content": "A different question?"}], "marker"),
+    ],
+)
+async def test_a_query_without_its_prompt_is_cut_at_the_best_guess_and_flagged(
+    template: str, messages: list[dict[str, str]], cut: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    SEEN.clear()
+    query = other_query(template, messages)
+    app = make_app({"r": CFG})
+    body = await get_reward(
+        app, {"query": [query, query], "prompts": [PROMPTS[template]] * 2, "labels": ["72"] * 2}
+    )
+    assert [r["response"] for r in SEEN] == [RESPONSE, RESPONSE]
+    assert body["extra_logs"]["prompt_not_found"] == [1.0, 1.0]
+    assert body["extra_logs"]["fmt"] == [1.0, 1.0]
+    (msg,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert msg.startswith(f"get_reward: 2/2 queries do not contain their prompt ({cut}=2)")
+    assert "differ at character" in msg and "A different" in msg
+    # Rate-limited: a training loop gets one warning a minute, not one per batch.
+    await get_reward(app, {"query": [query], "prompts": [PROMPTS[template]], "labels": ["72"]})
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+
+
+async def test_no_marker_and_no_prompt_grades_the_whole_query_flagged() -> None:
+    SEEN.clear()
+    body = await get_reward(
+        make_app({"r": CFG}),
+        {"query": ["Q: 2+2? A: <answer>4</answer>"], "prompts": ["Q: 3+3? A:"], "labels": ["4"]},
+    )
+    assert SEEN[0]["response"] == "Q: 2+2? A: <answer>4</answer>"
+    assert body["extra_logs"]["prompt_not_found"] == [1.0]
+
+
+@pytest.mark.parametrize("template", list(PROMPTS))
+async def test_the_old_form_without_prompts_is_cut_at_the_last_assistant_marker(
+    template: str,
+) -> None:
+    SEEN.clear()
+    query = space_before_end(PROMPTS[template]) + RESPONSE + EOS[template]
+    body = await get_reward(make_app({"r": CFG}), {"query": [query]})
+    assert SEEN[0]["response"] == RESPONSE and body["extra_logs"]["fmt"] == [1.0]
+    assert body["extra_logs"]["prompt_not_found"] == [0.0]  # none was sent: nothing to find
+    assert SEEN[0]["prompt"].startswith("<|") and "Natalia" in SEEN[0]["prompt"]
+    assert "<think>" not in SEEN[0]["prompt"]
+
+
+def test_a_response_that_repeats_the_prompt_end_is_kept_whole() -> None:
+    # The prompt is found first, so a response that itself holds a marker is not cut again.
+    prompt = PROMPTS["qwen"]
+    response = "<|im_start|>assistant\n<think>x</think><answer>72</answer>"
+    got = split_query(prompt + response, prompt, ChatTokenStripper())
+    assert got.response == response and got.cut == "prompt"
+    got = split_query(space_before_end(prompt) + response, prompt, ChatTokenStripper())
+    assert got.response == response and got.cut == "prompt"
