@@ -47,14 +47,17 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
-from graders._math_worker import check_equivalence
-from graders._text import as_text
+from graders._math_worker import check_equivalence, check_golds
+from graders._text import as_gold_list, as_text, gold_list_note, no_gradable_gold
 from rm_service._result import GraderScore
 
 __all__ = ["MathGrader", "shutdown_math_pool"]
 
 _START_TIMEOUT = 60.0
 """Seconds a new worker may take to import math-verify and say it is ready."""
+
+_GOLD = "reference_response"
+"""The gold's field; it may hold one gold or a list of acceptable ones."""
 
 Reply = tuple[str, Any]
 """A worker's answer: ``("ok", value)``, ``("error", message)`` or ``("timeout", message)``."""
@@ -387,10 +390,22 @@ class MathGrader(BaseGrader):
     extractable answer scores 0.0; a check that runs past ``timeout`` is unscored (``timeout``);
     any other failure is unscored (``internal``). An error is never a 1.0.
 
+    Several acceptable golds: ``reference_response`` may be a list or tuple of golds, or a numpy
+    array (verl passes the parquet's ``ground_truth`` as it is, often a list); numpy scalars are
+    read as the numbers they hold. The score is 1.0 if any gold is equivalent; ``gold_index`` in
+    the metadata (and ``reference_response[i]`` in the reason) says which, ``golds_skipped``
+    which golds held no math and were passed over. A list that is empty or nested, an item that
+    is neither a string nor a finite number, or a list where no gold holds math, is
+    ``invalid_input``. All golds go to a worker as one job (the response is parsed once), and
+    each gold's check gets ``timeout`` of its own, so a list of ``n`` is bounded by
+    ``n * timeout``: a gold that runs out of time is passed over (``golds_timed_out``) and the
+    next one tried; if none matches, the result is unscored (``timeout``), not 0.0, since the
+    gold that timed out might have matched.
+
     Args:
         name: result name (default ``"math"``).
-        timeout: seconds one check may run in a worker (parse and verify); past it the result is
-            unscored and a worker that does not stop is killed and replaced.
+        timeout: seconds one check may run in a worker (parse and verify), per gold; past it the
+            result is unscored and a worker that does not stop is killed and replaced.
         workers: size of the process-wide worker pool (default ``min(4, cpu_count)``); the pool
             is shared by all math graders and grows to the largest size asked for.
         queue_timeout: seconds a check may wait for a free worker before it is unscored
@@ -424,32 +439,73 @@ class MathGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         response = as_text(fields["response"], "response")
-        gold = as_text(fields["reference_response"], "reference_response")
+        golds = as_gold_list(fields[_GOLD], _GOLD)
+        if golds is None:
+            gold = as_text(fields[_GOLD], _GOLD)
+            return self._verdict(
+                await self._check(check_equivalence, (gold, response), self.timeout), None
+            )
+        # Several acceptable golds: one job for them all, each gold with its own timeout.
+        value = await self._check(
+            check_golds, (tuple(golds), response, self.timeout), self.timeout * len(golds)
+        )
+        return self._verdict(value, len(golds))
+
+    async def _check(
+        self, func: Callable[..., Any], args: tuple[Any, ...], limit: float
+    ) -> dict[str, Any]:
+        """Run one check in the pool; its dict, or ``Unscored`` when the pool could not say."""
         status, value = await _run_in_pool(
-            check_equivalence,
-            (gold, response),
-            limit=self.timeout,
-            workers=self.workers,
-            queue_limit=self.queue_timeout,
+            func, args, limit=limit, workers=self.workers, queue_limit=self.queue_timeout
         )
         if status == "timeout":
             raise Unscored(f"math check timed out: {value}", kind="timeout")
         if status != "ok" or not isinstance(value, dict):
             raise Unscored(f"math check failed: {value}", kind="internal")
-        meta = {"gold": value.get("gold", ""), "pred": value.get("pred", "")}
+        return value
+
+    def _verdict(self, value: dict[str, Any], count: int | None) -> GraderScore:
+        """The result for a worker's answer on one gold (``count`` is ``None``) or a list.
+
+        Only a verified ``equal`` is a 1.0; an answer of any unexpected shape is ``internal``.
+        """
+        meta: dict[str, Any] = {"gold": value.get("gold", ""), "pred": value.get("pred", "")}
         outcome = value.get("status")
+        index = value.get("index")
+        note = ""
+        if count is not None:
+            timed_out = value.get("timed_out") or []
+            if outcome == "invalid_gold":
+                raise Unscored(no_gradable_gold(_GOLD, count, "none holds readable math"))
+            if outcome == "timeout":
+                which = ", ".join(f"{_GOLD}[{i}]" for i in timed_out)
+                raise Unscored(
+                    f"math check timed out on {which} and no other gold matched: "
+                    f"{value.get('detail')}",
+                    kind="timeout",
+                )
+            if outcome == "equal" and not (isinstance(index, int) and 0 <= index < count):
+                outcome = f"equal with a gold index of {index!r}"
+            meta |= {
+                "gold_index": index if outcome == "equal" else None,
+                "golds_skipped": value.get("skipped") or [],
+                "golds_timed_out": timed_out,
+            }
+            note = " " + gold_list_note(_GOLD, meta["gold_index"], count)
         if outcome == "invalid_gold":
             raise Unscored(
-                "the gold answer (field 'reference_response') holds no readable math",
-                kind="invalid_input",
+                f"the gold answer (field {_GOLD!r}) holds no readable math", kind="invalid_input"
             )
         if outcome == "no_answer":
-            return self._score(0.0, f"no answer found in the response: {value.get('detail')}", meta)
+            reason = f"no answer found in the response: {value.get('detail')}"
+            return self._score(0.0, reason, meta)
         if outcome == "equal":
-            return self._score(1.0, f"{meta['pred']!r} is equivalent to {meta['gold']!r}", meta)
+            reason = f"{meta['pred']!r} is equivalent to {meta['gold']!r}{note}"
+            return self._score(1.0, reason, meta)
         if outcome == "not_equal":
-            return self._score(0.0, f"{meta['pred']!r} is not equivalent to {meta['gold']!r}", meta)
+            what = repr(meta["gold"]) if count is None else "any gold"
+            return self._score(0.0, f"{meta['pred']!r} is not equivalent to {what}{note}", meta)
         raise Unscored(f"math check returned an unknown outcome {outcome!r}", kind="internal")
 
-    def _score(self, score: float, reason: str, meta: dict[str, str]) -> GraderScore:
+    def _score(self, score: float, reason: str, meta: dict[str, Any]) -> GraderScore:
         return GraderScore(name=self.name, score=score, reason=reason, metadata=meta)

@@ -26,12 +26,13 @@ import logging
 import os
 import re
 import signal
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-__all__ = ["check_equivalence", "worker_main"]
+__all__ = ["check_equivalence", "check_golds", "worker_main"]
 
 # --- result vocabulary (plain types only: results cross a socket) -------------------------------
 
@@ -326,44 +327,139 @@ def _holds_math(text: str, parsed: list[Any]) -> bool:
     )
 
 
+def _gold_answer(gold: str) -> tuple[Any, ...] | None:
+    """The parsed gold, or ``None`` when it holds no math to compare with."""
+    parsed = _parse_gold(gold)
+    return parsed if parsed and _holds_math(gold, list(parsed)) else None
+
+
+def _shown(parsed: Sequence[Any]) -> str:
+    return _short(parsed[-1] if isinstance(parsed[-1], str) else parsed[0])
+
+
+def _prediction(response: str) -> tuple[list[Any] | None, str]:
+    """The parsed final answer of ``response``, or ``None`` and why there is none."""
+    final = _final_part(response)
+    if final is None:
+        return None, "reasoning never ended (<think> without </think>)"
+    parsed = _parse_answer(final)
+    return (parsed, "") if parsed else (None, "no answer found")
+
+
+def _equivalent(gold: Sequence[Any], pred: list[Any]) -> bool:
+    from math_verify import verify
+
+    if verify(list(gold), pred, timeout_seconds=None):
+        return True
+    # A prediction written with 4-5 decimals is compared at the precision it was written in
+    # ("0.3333" for 1/3); fewer decimals stay a mismatch, so "0.33" is not rewarded.
+    digits = _decimals(next((p for p in pred if isinstance(p, str)), ""))
+    return 4 <= digits < 6 and bool(
+        verify(list(gold), pred, float_rounding=digits, timeout_seconds=None)
+    )
+
+
+def _result(status: str, gold: str = "", pred: str = "", detail: str = "") -> dict[str, Any]:
+    return {"status": status, "gold": gold, "pred": pred, "detail": detail}
+
+
 def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     """Compare the final answer in ``response`` with ``gold``; math-verify decides equality.
 
     Returns a dict of plain values: ``status`` (``equal``, ``not_equal``, ``no_answer`` or
     ``invalid_gold``), the extracted ``gold`` and ``pred`` strings (shortened), and ``detail``.
     """
-    from math_verify import verify
+    gold_parsed = _gold_answer(gold)
+    if gold_parsed is None:
+        return _result(INVALID_GOLD, detail="no answer in gold")
+    pred_parsed, why = _prediction(response)
+    if pred_parsed is None:
+        return _result(NO_ANSWER, _shown(gold_parsed), detail=why)
+    equal = _equivalent(gold_parsed, pred_parsed)
+    return _result(EQUAL if equal else NOT_EQUAL, _shown(gold_parsed), _shown(pred_parsed))
 
-    gold_parsed = list(_parse_gold(gold))
-    if not gold_parsed or not _holds_math(gold, gold_parsed):
-        return {"status": INVALID_GOLD, "gold": "", "pred": "", "detail": "no answer in gold"}
-    shown_gold = _short(gold_parsed[-1] if isinstance(gold_parsed[-1], str) else gold_parsed[0])
-    final = _final_part(response)
-    if final is None:
+
+class _LazyPrediction:
+    """A response's final answer, parsed when a gold first needs it, and then once for all."""
+
+    def __init__(self, response: str) -> None:
+        self.response = response
+        self.state = "todo"  # "parsing" while under way: a deadline there is the response's
+        self.parsed: list[Any] | None = None
+        self.why = ""
+
+    def get(self) -> list[Any] | None:
+        if self.state == "todo":
+            self.state = "parsing"
+            self.parsed, self.why = _prediction(self.response)
+            self.state = "done"
+        return self.parsed
+
+    @property
+    def shown(self) -> str:
+        return _shown(self.parsed) if self.parsed else ""
+
+
+def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str, Any]:
+    """:func:`check_equivalence` against several acceptable golds: the first equivalent one wins.
+
+    One job for the whole list: one round trip, and the response parsed once. Golds are tried in
+    order; one with no math is passed over. In a worker, each gold's check (its parse and
+    comparison; on the first gold with math, the response's parse too) gets ``timeout`` seconds
+    of its own, so a job needs at most ``len(golds) * timeout``: a gold that runs past its share
+    is passed over and the next one tried. (Outside a worker's job timer nothing is timed.)
+
+    Returns :func:`check_equivalence`'s dict (``gold``: the equivalent gold, else the first with
+    math) plus ``index`` (the equivalent gold, else ``None``), ``skipped`` (golds with no math)
+    and ``timed_out`` (golds whose check ran out of time). Statuses as there, and ``timeout``
+    when no gold matched and one ran out of time (it might have matched), or when the response's
+    own parse did (every gold needs it); ``invalid_gold`` when no gold holds math.
+    """
+    pred = _LazyPrediction(response)
+    skipped: list[int] = []
+    timed_out: list[int] = []
+    first_gold = ""
+
+    def one(gold: str) -> tuple[str, str]:
+        parsed = _gold_answer(gold)
+        if parsed is None:
+            return INVALID_GOLD, ""
+        answer = pred.get()
+        if answer is None:
+            return NO_ANSWER, _shown(parsed)
+        return (EQUAL if _equivalent(parsed, answer) else NOT_EQUAL), _shown(parsed)
+
+    def result(
+        status: str, gold: str, detail: str = "", index: int | None = None
+    ) -> dict[str, Any]:
         return {
-            "status": NO_ANSWER,
-            "gold": shown_gold,
-            "pred": "",
-            "detail": "reasoning never ended (<think> without </think>)",
+            **_result(status, gold, pred.shown, detail),
+            "index": index,
+            "skipped": skipped,
+            "timed_out": timed_out,
         }
-    pred_parsed = _parse_answer(final)
-    if not pred_parsed:
-        return {"status": NO_ANSWER, "gold": shown_gold, "pred": "", "detail": "no answer found"}
-    shown_pred = _short(pred_parsed[-1] if isinstance(pred_parsed[-1], str) else pred_parsed[0])
-    equal = verify(gold_parsed, pred_parsed, timeout_seconds=None)
-    if not equal:
-        # A prediction written with 4-5 decimals is compared at the precision it was written in
-        # ("0.3333" for 1/3); fewer decimals stay a mismatch, so "0.33" is not rewarded.
-        pred_text = next((p for p in pred_parsed if isinstance(p, str)), "")
-        digits = _decimals(pred_text)
-        if 4 <= digits < 6:
-            equal = verify(gold_parsed, pred_parsed, float_rounding=digits, timeout_seconds=None)
-    return {
-        "status": EQUAL if equal else NOT_EQUAL,
-        "gold": shown_gold,
-        "pred": shown_pred,
-        "detail": "",
-    }
+
+    for i, gold in enumerate(golds):
+        finished, outcome = _within(timeout, one, gold)
+        if not finished:
+            timed_out.append(i)
+            if pred.state == "parsing":
+                return result("timeout", "", f"reading the response took over {timeout:g}s")
+            continue
+        status, shown = outcome
+        if status == INVALID_GOLD:
+            skipped.append(i)
+        elif status == NO_ANSWER:
+            return result(NO_ANSWER, shown, pred.why)
+        elif status == EQUAL:
+            return result(EQUAL, shown, index=i)
+        else:
+            first_gold = first_gold or shown
+    if timed_out:
+        return result("timeout", first_gold, f"no gold matched; {len(timed_out)} timed out")
+    if len(skipped) == len(golds):
+        return result(INVALID_GOLD, "", "no answer in any gold")
+    return result(NOT_EQUAL, first_gold)
 
 
 # --- the worker process --------------------------------------------------------------------------
@@ -379,6 +475,33 @@ class _Deadline(BaseException):
 
 def _on_alarm(signum: int, frame: Any) -> None:
     raise _Deadline
+
+
+def _within(seconds: float, func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+    """``(True, func(*args))``, or ``(False, None)`` when it ran past ``seconds`` of its own.
+
+    For a job made of steps that each deserve their own deadline (:func:`check_golds`): the
+    step runs under a shorter interval timer, and the job's timer is set back to what is left of
+    it afterwards. When the job's own deadline comes first, :class:`_Deadline` propagates and the
+    whole job is a timeout, as always. Outside a worker's job (no timer running, or not our
+    handler: a direct call in the parent) it just calls ``func``.
+    """
+    job_left = signal.getitimer(signal.ITIMER_REAL)[0]
+    if job_left <= 0 or signal.getsignal(signal.SIGALRM) is not _on_alarm:
+        return True, func(*args)
+    budget = min(seconds, job_left)
+    started = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, budget)
+        value = func(*args)
+    except _Deadline:
+        if budget >= job_left:
+            raise
+        value, finished = None, False
+    else:
+        finished = True
+    signal.setitimer(signal.ITIMER_REAL, max(job_left - (time.monotonic() - started), 0.001))
+    return finished, value
 
 
 def _run_job(func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> tuple[str, Any]:

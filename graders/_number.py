@@ -8,6 +8,7 @@ response numbers equal the reference all go into ``metadata``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,9 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._text import (
     METADATA_LIST_LIMIT,
     Number,
+    as_gold_list,
     as_text,
+    grade_any_gold,
     jsonable_number,
     select_answer_number,
 )
@@ -152,7 +155,9 @@ class NumberGrader(BaseGrader):
     * 0.0: otherwise, or the response has no number (a wrong answer, not a failure).
 
     A percentage equals both its value and its value / 100 (``25%`` matches ``25`` and ``0.25``).
-    A reference without a number cannot be graded and is unscored (``invalid_input``).
+    A reference without a number cannot be graded and is unscored (``invalid_input``). A list of
+    references (verl's ``ground_truth`` often is one) scores the best of them, passing over those
+    without a number (see :func:`graders._text.grade_any_gold`).
 
     Metadata (``check_numbers``-style): ``response_numbers`` / ``reference_numbers`` (every number
     found, as written; the last 100), ``response_answer`` / ``reference_answer`` and their values,
@@ -188,11 +193,16 @@ class NumberGrader(BaseGrader):
         return f"NumberGrader(name={self.name!r}, rel_tol={self.rel_tol:g})"
 
     async def _aevaluate(self, response: Any, reference_response: Any) -> GraderScore:
-        score, reason, metadata = grade_number(
+        grade = functools.partial(
+            grade_number,
             as_text(response, "response"),
-            as_text(reference_response, "reference_response"),
             rel_tol=self.rel_tol,
             abs_tol=self.abs_tol,
             partial_credit=self.partial_credit,
         )
+        golds = as_gold_list(reference_response, "reference_response")
+        if golds is None:
+            score, reason, metadata = grade(as_text(reference_response, "reference_response"))
+        else:  # several acceptable answers: the best of them
+            score, reason, metadata = grade_any_gold(golds, "reference_response", grade)
         return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)

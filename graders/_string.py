@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any, Literal, get_args
 
 from graders._base import BaseGrader, Unscored, grader
-from graders._text import as_text, clip, compile_regex
+from graders._text import as_gold_list, as_text, clip, compile_regex, grade_any_gold
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -102,6 +102,9 @@ class StringMatchGrader(BaseGrader):
       record's ``reference_response``, or ``pattern=`` given at construction. A record whose
       pattern does not compile is unscored (``invalid_input``).
 
+    A list of references in the record means any of them: 1.0 if one matches (an empty or, in
+    ``regex`` mode, invalid one is passed over; see :func:`graders._text.grade_any_gold`).
+
     The reference comes from the record's ``reference_response`` unless fixed at construction
     (``reference=`` for the string modes, ``pattern=`` for ``regex``); then only ``response`` is
     required, e.g. a "refuses politely" check with ``mode="contains", reference="I can't"``.
@@ -174,16 +177,29 @@ class StringMatchGrader(BaseGrader):
 
     async def _aevaluate(self, response: Any, reference_response: Any = None) -> GraderScore:
         text = as_text(response, "response")
-        ref = self._fixed
-        if ref is None:
-            ref = as_text(reference_response, "reference_response")
-            if self.mode == "regex":
-                ref = _compile_record_pattern(ref, self._flags)
+        golds = (
+            None
+            if self._fixed is not None
+            else as_gold_list(reference_response, "reference_response")
+        )
+        if golds is None:
+            ref = self._fixed
+            if ref is None:
+                ref = as_text(reference_response, "reference_response")
+            score, reason, metadata = self._match(text, ref)
+        else:  # several acceptable references: any match
+            score, reason, metadata = grade_any_gold(
+                golds, "reference_response", lambda gold: self._match(text, gold)
+            )
+        return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)
+
+    def _match(self, text: str, ref: str | re.Pattern[str]) -> tuple[float, str, dict[str, Any]]:
+        if self.mode == "regex" and isinstance(ref, str):
+            ref = _compile_record_pattern(ref, self._flags)
         ok, metadata = match_string(
             text, ref, mode=self.mode, ignore_case=self.ignore_case, match=self.match
         )
-        reason = f"{self.mode}: {'match' if ok else 'no match'}"
-        return GraderScore(name=self.name, score=float(ok), reason=reason, metadata=metadata)
+        return float(ok), f"{self.mode}: {'match' if ok else 'no match'}", metadata
 
 
 def _compile_record_pattern(pattern: str, flags: int) -> re.Pattern[str]:

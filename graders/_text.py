@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from rm_service._exceptions import ConfigError
 
 __all__ = [
     "ANSWER_FIELDS",
+    "GOLD_LIST_GRADERS",
     "METADATA_LIST_LIMIT",
     "METADATA_TEXT_LIMIT",
     "NUMBER_CORE",
@@ -28,13 +30,18 @@ __all__ = [
     "AnswerSource",
     "Number",
     "answer_regions",
+    "as_gold_list",
     "as_text",
     "boxed_contents",
     "clip",
     "compile_regex",
     "find_numbers",
+    "gold_list_note",
+    "grade_any_gold",
     "jsonable_number",
+    "no_gradable_gold",
     "parse_number",
+    "plain_value",
     "select_answer_number",
 ]
 
@@ -262,6 +269,27 @@ ANSWER_FIELDS = frozenset({"reference_response"})
 """Fields that hold a gold *answer*, where a finite JSON number is an answer too (GSM8K golds are
 integers). Every other text field (``response``, ``query``, ``context``, …) must be a string."""
 
+GOLD_LIST_GRADERS = ("math", "number", "string_match")
+"""The graders that read a list of acceptable answers in an answer field (see :func:`as_gold_list`).
+The others use the reference as one text (an embedding, a judge's prompt) and refuse a list."""
+
+_LIST_GRADERS = ", ".join(GOLD_LIST_GRADERS[:-1]) + " and " + GOLD_LIST_GRADERS[-1]
+
+
+def plain_value(value: Any) -> Any:
+    """A numpy scalar or array as the Python value it holds (``tolist()``); anything else as is.
+
+    verl reads its parquet through pandas/datasets, so a ``ground_truth`` arrives as
+    ``numpy.int64``, ``numpy.float64`` (whose ``repr`` is ``np.float64(0.5)`` in numpy 2) or a
+    ``numpy.ndarray`` of answers. Recognised by the type's module, so numpy is never imported
+    here, and an unrelated object that happens to have a ``tolist`` method is left alone.
+    """
+    if type(value).__module__ == "numpy":
+        tolist = getattr(value, "tolist", None)
+        if callable(tolist):
+            return tolist()
+    return value
+
 
 def as_text(value: Any, field: str) -> str:
     """``value`` as the text of ``field``, or ``Unscored(kind="invalid_input")`` naming the field.
@@ -272,19 +300,110 @@ def as_text(value: Any, field: str) -> str:
     data's fault and must not be scored: ``NaN`` or ``1e999`` (JSON's infinity) read as
     ``"nan"``/``"inf"`` would earn a full length reward and a plausible 0 elsewhere, and a bool,
     a list or an object is not text at all. (``None`` never gets here: a grader treats it as a
-    missing field.)
+    missing field.) numpy scalars count as the Python values they hold (:func:`plain_value`).
     """
+    return _as_text(value, f"field {field!r}", answer=field in ANSWER_FIELDS)
+
+
+def _as_text(value: Any, what: str, *, answer: bool) -> str:
+    value = plain_value(value)
     if isinstance(value, str):
         return value
-    if field in ANSWER_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+    if answer and isinstance(value, int | float) and not isinstance(value, bool):
         text = _number_text(value)
         if text is not None:
             return text
     got = type(value).__name__
     if isinstance(value, int | float):  # bools too: say which
         got += f" {value!r}" if not isinstance(value, int) or abs(value) < 10**20 else " (huge)"
-    allowed = "a string or a finite number" if field in ANSWER_FIELDS else "a string"
-    raise Unscored(f"field {field!r} must be {allowed}, got {got}", kind="invalid_input")
+    allowed = "a string or a finite number" if answer else "a string"
+    if answer and isinstance(value, list | tuple):
+        got += f" (a list of acceptable answers is read by the {_LIST_GRADERS} graders)"
+    raise Unscored(f"{what} must be {allowed}, got {got}", kind="invalid_input")
+
+
+def as_gold_list(value: Any, field: str) -> list[str] | None:
+    """The golds of an answer field that holds several acceptable answers; ``None`` for one.
+
+    A list, a tuple or a 1-D numpy array of golds (verl's ``ground_truth`` often is one) means
+    "any of these is right": each item must be what :func:`as_text` accepts in an answer field
+    (a string or a finite number, numpy's too) and comes back as its text. ``None`` when
+    ``value`` is a single gold: the caller then reads it with :func:`as_text` as before.
+
+    Raises:
+        Unscored: ``invalid_input`` naming the field for an empty list (nothing to compare with),
+            a nested list (``[["1", "2"]]`` or a 2-D array: a list of answers or an answer that
+            is a pair? Flattening would guess), or an item that is not an answer, named by its
+            index (``reference_response[2]``).
+    """
+    value = plain_value(value)
+    if not isinstance(value, list | tuple):
+        return None
+    if not value:
+        raise Unscored(f"field {field!r} must hold at least one gold answer, got an empty list")
+    golds = []
+    for i, item in enumerate(value):
+        item = plain_value(item)  # an object array's items stay numpy scalars
+        if isinstance(item, list | tuple):
+            raise Unscored(
+                f"field {field!r} must be a flat list of acceptable answers, got a nested list "
+                f"({field}[{i}] is a {type(item).__name__})"
+            )
+        golds.append(_as_text(item, f"field {field!r}: {field}[{i}]", answer=True))
+    return golds
+
+
+Graded = tuple[float, str, dict[str, Any]]
+"""A sync grader's verdict on one gold: ``(score, reason, metadata)``."""
+
+
+def grade_any_gold(golds: Sequence[str], field: str, grade: Callable[[str], Graded]) -> Graded:
+    """The best of ``grade(gold)`` over the golds of a list (:func:`as_gold_list`), in order.
+
+    The first full match (1.0) ends the search; otherwise the highest score wins, the earlier
+    gold on a tie. A gold that cannot be graded (``grade`` raises ``invalid_input``: no number,
+    empty, a bad regex) is passed over and listed, unless no gold can be graded, which is
+    ``invalid_input`` naming the field. The metadata is the winning gold's, plus ``gold_index``
+    (the gold that gave a score above 0, else ``None``) and ``golds_skipped`` (indices passed
+    over); the reason names the gold, e.g. ``reference_response[1]``.
+    """
+    best: tuple[float, int, str, dict[str, Any]] | None = None
+    skipped: list[int] = []
+    first_skip = ""
+    for i, gold in enumerate(golds):
+        try:
+            score, reason, metadata = grade(gold)
+        except Unscored as exc:
+            if exc.kind != "invalid_input":
+                raise
+            skipped.append(i)
+            first_skip = first_skip or f"{field}[{i}]: {exc.reason}"
+            continue
+        if best is None or score > best[0]:
+            best = (score, i, reason, metadata)
+        if score >= 1.0:
+            break
+    if best is None:
+        raise Unscored(no_gradable_gold(field, len(golds), first_skip), kind="invalid_input")
+    score, i, reason, metadata = best
+    index = i if score > 0 else None
+    return (
+        score,
+        f"{reason} {gold_list_note(field, index, len(golds))}",
+        {**metadata, "gold_index": index, "golds_skipped": skipped},
+    )
+
+
+def gold_list_note(field: str, index: int | None, count: int) -> str:
+    """The reason's note on which gold of a list decided the score."""
+    if index is None:
+        return f"(no gold of the {count} in {field!r} matched)"
+    return f"({field}[{index}], gold {index + 1} of {count})"
+
+
+def no_gradable_gold(field: str, count: int, detail: str) -> str:
+    """The ``invalid_input`` message for a gold list none of whose golds can be graded."""
+    return f"no gold in field {field!r} can be graded ({count} given; {detail})"
 
 
 def _number_text(value: float) -> str | None:

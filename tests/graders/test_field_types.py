@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from graders import CommitteeGrader, RelevanceGrader, list_graders
+from graders._text import GOLD_LIST_GRADERS
 from rm_service import GraderError, GraderScore, build_runner, load_config
 from rm_service.models._openai import OpenAIChatModel
 from tests.judge_server import JudgeServer, Reply
@@ -109,6 +110,8 @@ async def test_a_text_field_that_is_not_text_is_invalid_input(
         for label, value in NOT_TEXT.items():
             if field == "reference_response" and label in ANSWER_NUMBERS:
                 continue
+            if field == "reference_response" and label == "list" and name in GOLD_LIST_GRADERS:
+                value = [value]  # a flat list is a list of golds there, a nested one is not
             record = {f: TEXT.get(f, "some text") for f in fields} | {field: value}
             result = await grader.aevaluate(**record)
             ok = (
