@@ -82,14 +82,15 @@ async def test_body_over_the_limit_is_413_naming_the_limit() -> None:
 
 
 async def test_too_many_records_is_413_naming_the_limit() -> None:
-    app = make_app(max_records=3)
+    app = make_app(max_records=3, get_reward_max_records=2)
     async with client(app) as c:
         resp = await c.post("/grade", json={"records": [{"response": "a"}] * 4})
         assert resp.status_code == 413
         detail = resp.json()["detail"]
         assert "4 records in field 'records'" in detail and "max_records=3" in detail
-        resp = await c.post("/get_reward", json={"query": ["a"] * 4})
+        resp = await c.post("/get_reward", json={"query": ["a"] * 3})  # its own limit
         assert resp.status_code == 413 and "field 'query'" in resp.json()["detail"]
+        assert "get_reward_max_records=2" in resp.json()["detail"]
 
 
 async def test_malformed_json_and_missing_fields_are_422() -> None:
