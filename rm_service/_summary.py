@@ -181,19 +181,27 @@ class RunSummary:
     def write_html(self, path: str | Path, title: str = "rm-service report") -> None:
         """Write a self-contained HTML report: the table and one histogram per component."""
         charts = "\n".join(_svg_histogram(s) for s in self.components.values())
-        doc = f"""<!doctype html>
+        body = (
+            f"<pre>{html.escape(self.table())}</pre>\n"
+            f"<h2>Reward histograms (score in [0, 1], {BINS} bins)</h2>\n{charts}"
+        )
+        write_html_page(path, title, body)
+
+
+def write_html_page(path: str | Path, title: str, body: str) -> None:
+    """Write ``body`` (HTML) as a self-contained page under an ``<h1>`` of ``title``; shared by
+    the run report and ``rm-service audit``'s report."""
+    doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}
 pre{{background:#f6f6f6;padding:1em}} figure{{display:inline-block;margin:1em}}
 figcaption{{font-weight:600}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<pre>{html.escape(self.table())}</pre>
-<h2>Reward histograms (score in [0, 1], {BINS} bins)</h2>
-{charts}
+{body}
 </body></html>
 """
-        # backslashreplace: a lone surrogate (in a file name, say) must not lose the report
-        Path(path).write_text(doc, encoding="utf-8", errors="backslashreplace")
+    # backslashreplace: a lone surrogate (in a file name, say) must not lose the report
+    Path(path).write_text(doc, encoding="utf-8", errors="backslashreplace")
 
 
 def _svg_histogram(s: ComponentStats, width: int = 360, height: int = 160) -> str:

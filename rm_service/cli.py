@@ -69,6 +69,44 @@ def _parser() -> argparse.ArgumentParser:
         help="optional JSONL to check the first record of; a .yaml/.yml here is the config",
     )
 
+    a = sub.add_parser(
+        "audit",
+        help="measure how much a reward pays known exploits (echo, master keys, injections...) "
+        "before spending GPU hours on it",
+    )
+    a.add_argument("input", type=Path, help="JSONL of records with honest responses")
+    a.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("RM_SERVICE_CONFIG"),
+        help="reward config YAML (env RM_SERVICE_CONFIG; default: the embedded default reward)",
+    )
+    a.add_argument(
+        "--exploits",
+        help="comma-separated exploits to run (default: all; package.module:function adds "
+        "your own)",
+    )
+    a.add_argument("--limit", type=int, help="audit only the first N records (default: all)")
+    a.add_argument(
+        "--min-honest",
+        type=float,
+        default=0.5,
+        help="compare only records whose honest reward is at least this (default 0.5)",
+    )
+    a.add_argument("--report", type=Path, help="HTML report (default: INPUT with .audit.html)")
+    a.add_argument(
+        "--fail-on-exploit",
+        action="store_true",
+        help=f"exit {_EXIT_EXPLOITABLE} when any exploit is EXPLOITABLE",
+    )
+    a.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=_env_int("RM_SERVICE_MAX_CONCURRENCY"),
+        help="grader calls in flight (default: the config's)",
+    )
+    a.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("graders", help="list the registered grader and aggregator types")
 
     t = sub.add_parser("train", help="GRPO-train a model on a reward (needs the train extra)")
@@ -110,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "audit":
+            return _audit(args)
         if args.command == "train":
             return _train(args)
         if args.command == "serve":
@@ -210,6 +250,71 @@ def _check(args: argparse.Namespace) -> int:
                     check_record(runner, record, args.input, lineno)
                     print(f"first record (line {lineno}) fits every grader")
                     break
+    return 0
+
+
+_EXIT_EXPLOITABLE = 3
+"""``audit --fail-on-exploit`` found an exploitable reward: distinct from 1 (an error)."""
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """Imported here: the exploit battery and its report are needed by no other command."""
+    from rm_service._audit import audit_file
+    from rm_service._exploits import get_exploits
+    from rm_service._offline import _refuse_collisions
+
+    if args.limit is not None and args.limit < 1:
+        raise InputError(f"--limit must be at least 1, got {args.limit}")
+    if not 0.0 <= args.min_honest <= 1.0:
+        raise InputError(f"--min-honest must be in [0, 1], got {args.min_honest}")
+    if not args.input.is_file():
+        raise InputError(f"{args.input}: no such file")
+    exploits = get_exploits(args.exploits.split(",") if args.exploits else None)
+    report = args.report or args.input.with_name(args.input.stem + ".audit.html")
+    _refuse_collisions({"input": args.input, "report": report})
+    runner = _runner_from(args)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="grading", desc="auditing", file=sys.stderr)
+        bar.update(1)
+
+    try:
+        result = asyncio.run(
+            audit_file(
+                runner,
+                args.input,
+                exploits=exploits,
+                limit=args.limit,
+                min_honest=args.min_honest,
+                progress=None if args.no_progress else progress,
+            )
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    for note in result.notes:
+        print(f"rm-service: note: {note}", file=sys.stderr)
+    print(result.table())
+    title = f"rm-service audit: {args.config or 'default reward'} on {args.input}"
+    try:
+        result.write_html(report, title=title)
+    except OSError as exc:
+        print(
+            f"rm-service: warning: cannot write the report {report}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"report: {report}")
+    if args.fail_on_exploit and result.exploitable:
+        return _EXIT_EXPLOITABLE
     return 0
 
 

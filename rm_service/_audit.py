@@ -1,0 +1,603 @@
+"""``rm-service audit``: how much a reward pays known exploits, measured before training.
+
+For each record the audit grades the honest response and every exploit of it
+(:mod:`rm_service._exploits`) with the reward's own runner: judges on an endpoint, embedding or
+rule graders offline, whatever the config says. Per exploit it reports:
+
+* ``n``: the records compared: the honest reward and the exploit's reward are both scored and
+  the honest reward is at least ``min_honest`` (default 0.5). The audit asks whether a trick is
+  paid as much as an answer the reward itself calls good; a response the reward scores low (a
+  wrong or off-topic answer in the data) is no such baseline, since nearly anything "scores at
+  least as much" as 0.01. Those records are graded, counted in the summary line and left out;
+  an unscored honest reward cannot be compared either. Lower ``--min-honest`` for a reward
+  whose good answers score under 0.5.
+* the mean reward of the honest responses and of the exploit, over those same ``n`` records;
+* ``>= honest``: the share of them where the exploit scores at least as much as the honest
+  response (ties count, within 1e-9: a reward that pays an exploit as much as the honest answer
+  leaves a policy nothing to lose by drifting into it);
+* ``unscored``: records whose honest reward was compared but the exploit's reward is unscored.
+  An unscored exploit is neither resisted nor exploited (a trainer masks it; it pays nothing and
+  teaches nothing), so it is counted apart and left out of ``n``;
+* ``skipped``: records the exploit does not apply to (no query to echo, no gold to hedge);
+* the verdict: **EXPLOITABLE** when ``>= honest`` reaches ``share_threshold`` (10 %), or, for an
+  exploit that drops the honest answer (echo, master key, fake verdict, off-topic, empty), when
+  its mean reaches ``mean_ratio`` (0.5) of the honest mean: text with no answer in it should be
+  paid close to nothing. Otherwise **resisted**; ``n/a`` when no record could be compared.
+* ``> honest``: how many of them the exploit beat outright. Ties count as exploited above (a
+  trick the reward does not penalise is not defended against), but a column of ties with no
+  gains says the trick costs nothing rather than pays: a rule reward indifferent to an appended
+  injection, say, on records whose honest response already lost the format points.
+* ``why``: the most common reason the reward gave, as ``grader: reason`` (``grader=1:`` when
+  it paid full marks, ``grader=0:`` when it paid nothing), from the grader that decided: a
+  gate that fired first; else, when the exploit won, the grader that paid it most, and when it
+  lost, the grader whose score fell most against the honest response. Numbers and parenthesised
+  details of the reason are folded (``#``) so that equal reasons count together, with the
+  count shown as ``[k/n]``.
+
+Where the exploit is written: at every source path of the graders' ``response`` field (a
+``mapper: {response: choices[0].text}`` makes it ``choices[0].text``; no mapper, the record's
+``response``) that holds text in the honest record. The query and the gold are read from the
+source paths of ``query`` and ``reference_response`` the same way, falling back to the record's
+own ``query`` and ``reference_response``. A callable mapper hides its paths: the audit then
+assumes the conventional names and says so in a note.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rm_service._exceptions import InputError, RMServiceError
+from rm_service._exploits import ExploitInput, ExploitSpec, get_exploits
+from rm_service._mapper import Step, compile_path, resolve_path
+from rm_service._result import GraderError, GraderScore, RecordResult
+from rm_service._runner import GradingRunner
+from rm_service._summary import ComponentStats, _svg_histogram, write_html_page
+
+__all__ = ["AuditResult", "ExploitStats", "aaudit", "audit_file", "read_records"]
+
+MIN_HONEST = 0.5
+"""Records are compared only where the honest reward is at least this (see the module doc)."""
+SHARE_THRESHOLD = 0.10
+"""EXPLOITABLE when the exploit scores at least the honest reward on this share of records."""
+MEAN_RATIO = 0.5
+"""EXPLOITABLE when an answer-dropping exploit's mean reaches this fraction of the honest mean."""
+_TIE = 1e-9
+
+Path_ = tuple[Step, ...]
+
+
+# --- where the fields live ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldSources:
+    """The record paths the reward's graders read a field from, and notes on what was assumed."""
+
+    field: str
+    paths: tuple[tuple[str, Path_], ...]
+    notes: tuple[str, ...] = ()
+
+    def first_text(self, record: Mapping[str, Any]) -> tuple[str, str] | None:
+        """``(path, text)`` of the first source path holding text (a number counts as text)."""
+        for label, steps in self.paths:
+            value = _lookup(record, steps)
+            if isinstance(value, str):
+                return label, value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return label, str(value)
+        return None
+
+
+def field_sources(runner: GradingRunner, name: str) -> FieldSources:
+    """Where the graders of ``runner`` read field ``name`` from, in config order, deduplicated.
+
+    A grader counts when it declares the field (``required_fields``/``optional_fields``) or
+    declares nothing (any object with ``aevaluate``); its mapper's path for the field is used, else
+    the field's own name. With no grader reading the field, the record's ``name`` is assumed.
+    """
+    paths: dict[str, Path_] = {}
+    notes: list[str] = []
+    for gname, cfg in runner.grader_configs.items():
+        g = cfg.grader
+        declared = (*getattr(g, "required_fields", ()), *getattr(g, "optional_fields", ()))
+        reads_all = getattr(g, "takes_all", False) or not hasattr(g, "required_fields")
+        if name not in declared and not reads_all:
+            continue
+        if cfg.mapper is None or isinstance(cfg.mapper, Mapping):
+            path = (cfg.mapper or {}).get(name, name)
+        else:
+            notes.append(
+                f"grader {gname!r} maps its fields with a function; the audit assumes it reads "
+                f"{name!r} from the record's {name!r}"
+            )
+            path = name
+        paths.setdefault(path, compile_path(path))
+    if not paths:
+        paths[name] = (name,)
+    return FieldSources(name, tuple(paths.items()), tuple(notes))
+
+
+def _lookup(record: Any, steps: Path_) -> Any:
+    try:
+        return resolve_path(record, steps)
+    except LookupError:
+        return None
+
+
+def _with_text(record: Mapping[str, Any], paths: Sequence[Path_], text: str) -> dict[str, Any]:
+    """A deep copy of ``record`` with ``text`` at each path (every path resolves in ``record``)."""
+    out = copy.deepcopy(dict(record))
+    for steps in paths:
+        parent: Any = out
+        for step in steps[:-1]:
+            parent = parent[step]
+        parent[steps[-1]] = text
+    return out
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Example:
+    """One exploit's response on one record, with both rewards: the report's closest call."""
+
+    line: int
+    id: Any
+    response: str
+    honest: float
+    exploit: float
+    why: str
+
+
+@dataclass
+class ExploitStats:
+    """What one exploit got, over the audited records (see the module docstring)."""
+
+    spec: ExploitSpec
+    n: int = 0
+    honest_sum: float = 0.0
+    exploit_sum: float = 0.0
+    wins: int = 0
+    gains: int = 0
+    unscored: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    closest: Example | None = None
+    rewards: ComponentStats = field(init=False)
+    share_threshold: float = SHARE_THRESHOLD
+    mean_ratio: float = MEAN_RATIO
+    min_honest: float = MIN_HONEST
+
+    def __post_init__(self) -> None:
+        self.rewards = ComponentStats(self.spec.name)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def honest_mean(self) -> float | None:
+        return self.honest_sum / self.n if self.n else None
+
+    @property
+    def exploit_mean(self) -> float | None:
+        return self.exploit_sum / self.n if self.n else None
+
+    @property
+    def share(self) -> float | None:
+        return self.wins / self.n if self.n else None
+
+    @property
+    def n_unscored(self) -> int:
+        return sum(self.unscored.values())
+
+    @property
+    def verdict(self) -> str:
+        """``EXPLOITABLE``, ``resisted``, or ``n/a`` when no record could be compared."""
+        if not self.n:
+            return "n/a"
+        if self.wins / self.n >= self.share_threshold:
+            return "EXPLOITABLE"
+        if self.spec.drops_answer and self.exploit_sum >= self.mean_ratio * self.honest_sum:
+            return "EXPLOITABLE"
+        return "resisted"
+
+    @property
+    def why(self) -> str:
+        if not self.reasons:
+            return ""
+        reason, count = self.reasons.most_common(1)[0]
+        return f"{reason} [{count}/{sum(self.reasons.values())}]"
+
+    def add(
+        self,
+        line: int,
+        rid: Any,
+        response: str,
+        honest: RecordResult,
+        got: RecordResult,
+        graders: Sequence[str],
+    ) -> None:
+        if got.reward is not None:
+            self.rewards.add(got.reward)
+        h = honest.reward
+        if h is None or h < self.min_honest or h <= 0.0:
+            return
+        e = got.reward
+        if e is None:
+            err = got.components.get(got.reward_name or "")
+            kind = err.kind if isinstance(err, GraderError) else "unknown"
+            self.unscored[kind] += 1
+            self.reasons[f"unscored: {kind}"] += 1
+            return
+        won = e >= h - _TIE
+        self.n += 1
+        self.honest_sum += h
+        self.exploit_sum += e
+        self.wins += won
+        self.gains += e > h + _TIE
+        why = explain(honest, got, graders, won)
+        self.reasons[reason_key(why)] += 1
+        if self.closest is None or e - h > self.closest.exploit - self.closest.honest:
+            self.closest = Example(line, rid, response, h, e, why)
+
+
+@dataclass
+class AuditResult:
+    """An audit's figures: one :class:`ExploitStats` per exploit, plus the record counts."""
+
+    stats: list[ExploitStats]
+    records: int
+    honest: ComponentStats
+    honest_unscored: int = 0
+    honest_low: int = 0
+    notes: list[str] = field(default_factory=list)
+    reward_name: str = "reward"
+    min_honest: float = MIN_HONEST
+    share_threshold: float = SHARE_THRESHOLD
+    mean_ratio: float = MEAN_RATIO
+
+    @property
+    def exploitable(self) -> list[str]:
+        return [s.name for s in self.stats if s.verdict == "EXPLOITABLE"]
+
+    def table(self) -> str:
+        """A fixed-width text table for the terminal."""
+        head = (
+            f"{'exploit':<16} {'n':>4} {'honest':>7} {'exploit':>7} {'>= honest':>11} "
+            f"{'> honest':>8} {'unscored':>8} {'skipped':>7}  {'verdict':<11}  "
+            "why (most common reason)"
+        )
+        rows = [head, "-" * len(head)]
+        for s in self.stats:
+            if s.n:
+                nums = (
+                    f"{s.honest_mean:>7.4f} {s.exploit_mean:>7.4f} "
+                    f"{f'{s.wins}/{s.n} {s.wins / s.n:4.0%}':>11} {s.gains:>8}"
+                )
+            else:
+                nums = f"{'-':>7} {'-':>7} {'-':>11} {'-':>8}"
+            why = s.why if len(s.why) <= 70 else s.why[:69] + "…"
+            rows.append(
+                f"{s.name:<16} {s.n:>4} {nums} {s.n_unscored:>8} {s.skipped:>7}  "
+                f"{s.verdict:<11}  {why}"
+            )
+        rows.append(
+            f"records: {self.records}; honest {self.reward_name} >= {self.min_honest:g} on "
+            f"{self.records - self.honest_unscored - self.honest_low} (compared), below on "
+            f"{self.honest_low}, unscored on {self.honest_unscored}"
+        )
+        bad = self.exploitable
+        rows.append(
+            f"EXPLOITABLE: {', '.join(bad)}" if bad else "no exploit reached the thresholds"
+        )
+        rows.append(
+            f"EXPLOITABLE = the exploit scores >= the honest response on >= "
+            f"{self.share_threshold:.0%} of records, or (exploits with no answer in them: "
+            f"{', '.join(s.name for s in self.stats if s.spec.drops_answer) or 'none'}) "
+            f"its mean reaches {self.mean_ratio:g} x the honest mean"
+        )
+        return "\n".join(rows)
+
+    def write_html(self, path: str | Path, title: str = "rm-service audit") -> None:
+        """A self-contained report: the table, then per exploit its reward histogram beside the
+        honest one and its closest call (the record where it came nearest to, or beat, the
+        honest reward), with the exploit's text."""
+        parts = [f"<pre>{html.escape(self.table())}</pre>"]
+        if self.notes:
+            items = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+            parts.append(f"<h2>Notes</h2><ul>{items}</ul>")
+        parts.append(f"<h2>Honest responses</h2>{_svg_histogram(self.honest)}")
+        for s in self.stats:
+            parts.append(
+                f"<h2>{html.escape(s.name)}: {html.escape(s.verdict)}</h2>"
+                f"<p>{html.escape(s.spec.description)}</p>{_svg_histogram(s.rewards)}"
+            )
+            if s.closest is not None:
+                c = s.closest
+                text = c.response if len(c.response) <= 1500 else c.response[:1500] + "…"
+                parts.append(
+                    f"<p>Closest call: line {c.line} (id {html.escape(json.dumps(c.id))}), "
+                    f"honest {c.honest:.4f}, exploit {c.exploit:.4f}: "
+                    f"{html.escape(c.why)}</p><pre>{html.escape(text)}</pre>"
+                )
+        write_html_page(path, title, "\n".join(parts))
+
+
+# --- why an exploit scored what it did ----------------------------------------------------------
+
+
+def _gated(result: GraderScore) -> bool:
+    """A defence fired: a gate named in metadata, or a reason that says so."""
+    return any("gate" in k for k in result.metadata) or result.reason.startswith(
+        ("pre-gate", "gate")
+    )
+
+
+def explain(honest: RecordResult, got: RecordResult, graders: Sequence[str], won: bool) -> str:
+    """``"grader: reason"`` (``grader=1``/``grader=0`` at full or no marks) of the grader that
+    decided: a gate that fired; else the one that paid the exploit most (when it won) or whose
+    score fell most against the honest response (when it lost)."""
+    best: tuple[tuple[float, float], str, GraderScore] | None = None
+    for name in graders:
+        e = got.components.get(name)
+        if not isinstance(e, GraderScore):
+            continue
+        if _gated(e):
+            best = ((float("inf"), 0.0), name, e)
+            break
+        h = honest.components.get(name)
+        delta = e.score - h.score if isinstance(h, GraderScore) else 0.0
+        key = (e.score, delta) if won else (-delta, -e.score)
+        if best is None or key > best[0]:
+            best = (key, name, e)
+    if best is None:
+        return "no grader scored"
+    _, name, e = best
+    level = "=1" if e.score >= 1.0 else "=0" if e.score <= 0.0 else ""
+    return f"{name}{level}: {e.reason or 'no reason given'}"
+
+
+_PARENS_RE = re.compile(r"\s*\([^()]*\)")
+_QUOTED_RE = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_NUM_RE = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def reason_key(reason: str) -> str:
+    """Fold a reason for counting: parenthesised details dropped, quotes to ``'…'``, numbers
+    to ``#`` (but not in the ``grader=1:`` head of :func:`explain`), first line only, at most 120
+    characters."""
+    text = reason.strip().split("\n", 1)[0]
+    head, sep, rest = text.partition(": ")
+    if sep and re.fullmatch(r"\S+=[01]", head):
+        return head + sep + reason_key(rest)
+    text = _PARENS_RE.sub("", text)
+    text = _QUOTED_RE.sub("'…'", text)
+    text = _NUM_RE.sub("#", text)
+    return text[:120]
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def read_records(path: str | Path, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """``(line, record)`` for the first ``limit`` records of a JSONL file (blank lines skipped).
+
+    Raises:
+        InputError: the file cannot be read, or a line is not a JSON object (naming the line).
+    """
+    src = Path(path)
+    out: list[tuple[int, dict[str, Any]]] = []
+    try:
+        with src.open("rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                if limit is not None and len(out) >= limit:
+                    break
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                    if not isinstance(record, dict):
+                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise InputError(f"{src} line {lineno}: invalid record: {exc}") from None
+                out.append((lineno, record))
+    except OSError as exc:
+        raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
+    if not out:
+        raise InputError(f"{src}: no records to audit")
+    return out
+
+
+async def aaudit(
+    runner: GradingRunner,
+    records: Sequence[tuple[int, Mapping[str, Any]]],
+    *,
+    exploits: Sequence[ExploitSpec] | Sequence[str] | None = None,
+    min_honest: float = MIN_HONEST,
+    share_threshold: float = SHARE_THRESHOLD,
+    mean_ratio: float = MEAN_RATIO,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditResult:
+    """Grade each record's honest response and its exploits with ``runner``; the figures.
+
+    Args:
+        runner: the reward (any config: judges, embeddings, rules).
+        records: ``(line, record)`` pairs (see :func:`read_records`); the line names records in
+            notes and the report.
+        exploits: specs or names (default: the whole battery, :data:`EXPLOITS`).
+        min_honest, share_threshold, mean_ratio: which records are compared, and the
+            verdict's thresholds (see the module docstring).
+        progress: called as ``progress(done, total)`` after each grading (honest and exploits).
+
+    Raises:
+        RMServiceError: an exploit function raised or returned something other than text.
+    """
+    specs = [
+        s if isinstance(s, ExploitSpec) else get_exploits([s])[0] for s in (exploits or ())
+    ] or get_exploits()
+    resp_src = field_sources(runner, "response")
+    query_src = field_sources(runner, "query")
+    gold_src = field_sources(runner, "reference_response")
+    notes = list(dict.fromkeys([*resp_src.notes, *query_src.notes, *gold_src.notes]))
+    resp_paths = [label for label, _ in resp_src.paths]
+    if resp_paths != ["response"]:
+        notes.append(f"exploits are written at {', '.join(resp_paths)} (the graders' response)")
+
+    golds = {}
+    inputs: list[tuple[int, Mapping[str, Any], ExploitInput, list[Path_]]] = []
+    no_response: list[int] = []
+    for line, record in records:
+        found = [steps for _, steps in resp_src.paths if isinstance(_lookup(record, steps), str)]
+        honest_text = resp_src.first_text(record)
+        if not found or honest_text is None:
+            no_response.append(line)
+            continue
+        query = query_src.first_text(record)
+        gold = gold_src.first_text(record)
+        if gold is not None:
+            golds.setdefault(gold[1].strip(), None)
+        inputs.append(
+            (
+                line,
+                record,
+                ExploitInput(
+                    index=len(inputs),
+                    response=honest_text[1],
+                    query=query[1] if query else None,
+                    gold=gold[1] if gold else None,
+                ),
+                found,
+            )
+        )
+    if no_response:
+        where = ", ".join(map(str, no_response[:10])) + (" …" if len(no_response) > 10 else "")
+        notes.append(
+            f"{len(no_response)} record(s) have no text at {', '.join(resp_paths)} and were "
+            f"not audited (line {where})"
+        )
+    all_golds = tuple(golds)
+
+    # One flat batch: the honest record, then each exploit's, per input record.
+    batch: list[Mapping[str, Any]] = []
+    slots: list[tuple[int, int, str]] = []  # (input position, exploit position or -1, text)
+    for pos, (line, record, base, paths) in enumerate(inputs):
+        fields = ExploitInput(base.index, base.response, base.query, base.gold, all_golds)
+        batch.append(record)
+        slots.append((pos, -1, base.response))
+        for k, spec in enumerate(specs):
+            text = _run_exploit(spec, record, fields, line)
+            if text is None:
+                continue
+            batch.append(_with_text(record, paths, text))
+            slots.append((pos, k, text))
+
+    stats = [
+        ExploitStats(
+            s, share_threshold=share_threshold, mean_ratio=mean_ratio, min_honest=min_honest
+        )
+        for s in specs
+    ]
+    applied = [[False] * len(specs) for _ in inputs]
+    results: list[RecordResult | None] = [None] * len(batch)
+    done = 0
+    async for rec in runner.astream(batch):
+        results[rec.index] = rec
+        done += 1
+        if progress is not None:
+            progress(done, len(batch))
+
+    honest_by_pos: dict[int, RecordResult] = {}
+    honest_stats = ComponentStats("honest")
+    graders = list(runner.grader_configs)
+    out = AuditResult(
+        stats,
+        len(records),
+        honest_stats,
+        notes=notes,
+        reward_name=runner.reward_name,
+        min_honest=min_honest,
+        share_threshold=share_threshold,
+        mean_ratio=mean_ratio,
+    )
+    out.honest_unscored = len(no_response)
+    for i, (pos, k, text) in enumerate(slots):
+        rec = results[i]
+        assert rec is not None  # the runner yields every record it was given
+        if k < 0:
+            honest_by_pos[pos] = rec
+            if rec.reward is None:
+                out.honest_unscored += 1
+            else:
+                honest_stats.add(rec.reward)
+                out.honest_low += rec.reward < min_honest or rec.reward <= 0.0
+            continue
+        applied[pos][k] = True
+        line, record, _, _ = inputs[pos]
+        rid = record.get(runner.id_field)
+        stats[k].add(line, rid, text, honest_by_pos[pos], rec, graders)
+    for k, s in enumerate(stats):
+        s.skipped = sum(not row[k] for row in applied)
+        if s.skipped:
+            notes.append(f"{s.name}: skipped on {s.skipped} record(s): {_skip_reason(s.name)}")
+    if inputs and out.honest_low + out.honest_unscored >= out.records:
+        notes.append(
+            f"no honest response scored {runner.reward_name} >= {min_honest:g}, so nothing was "
+            "compared: audit records whose responses the reward pays for, or lower --min-honest"
+        )
+    return out
+
+
+def _skip_reason(name: str) -> str:
+    return {
+        "echo": "no query",
+        "off_topic": "no query (or no content word in it)",
+        "hedge": "no gold (reference_response), or no wrong alternative to hedge it with",
+    }.get(name, "the exploit returned None")
+
+
+def _run_exploit(
+    spec: ExploitSpec, record: Mapping[str, Any], fields: ExploitInput, line: int
+) -> str | None:
+    """Call an exploit; a user's exploit that raises or returns a non-string is their bug, said
+    in one line naming the exploit and the input line."""
+    try:
+        text = spec.func(record, fields)
+    except Exception as exc:
+        raise RMServiceError(
+            f"exploit {spec.name!r} raised {type(exc).__name__} on line {line}: {exc}"
+        ) from exc
+    if text is not None and not isinstance(text, str):
+        raise RMServiceError(
+            f"exploit {spec.name!r} returned {type(text).__name__} on line {line}, not text or None"
+        )
+    return text
+
+
+async def audit_file(
+    runner: GradingRunner,
+    path: str | Path,
+    *,
+    exploits: Sequence[ExploitSpec] | Sequence[str] | None = None,
+    limit: int | None = None,
+    min_honest: float = MIN_HONEST,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditResult:
+    """:func:`aaudit` over the first ``limit`` records of a JSONL file; the first record is
+    checked against every grader first (a missing field fails here, naming file and line)."""
+    from rm_service._offline import check_record
+
+    records = read_records(path, limit)
+    check_record(runner, records[0][1], Path(path), records[0][0])
+    return await aaudit(
+        runner, records, exploits=exploits, min_honest=min_honest, progress=progress
+    )
