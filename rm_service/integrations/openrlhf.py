@@ -6,10 +6,13 @@
     RM=$(python -c 'import rm_service.integrations.openrlhf as m; print(m.__file__)')
     python -m openrlhf.cli.train_ppo_ray ... --data.label_key answer --reward.remote_url $RM
 
-OpenRLHF (0.11.2, ``utils/agent.py``) loads the file with ``importlib``
-(``spec_from_file_location``), so this module uses absolute imports only, and calls
-``reward_func(queries, prompts, labels)`` through ``asyncio.to_thread``, one sample per call.
-Nothing but those lists reaches it, so its settings are environment variables:
+OpenRLHF loads the file with ``importlib`` (``spec_from_file_location``), so this module uses
+absolute imports only. From 0.9.1 (``utils/agent.py``) it calls ``reward_func(queries, prompts,
+labels)`` through ``asyncio.to_thread``, one sample per call; 0.8.3 to 0.9.0
+(``utils/remote_rm_utils.py``) hand it to ``ray.remote`` and call it per
+``micro_rollout_batch_size`` chunk, so it must pickle by value (:func:`reward_func` does; 0.8.2
+and older want a bare tensor back, not this dict). Nothing but those lists reaches it, so its
+settings are environment variables:
 
 * ``RM_SERVICE_CONFIG``: a reward YAML graded in this process; or ``RM_SERVICE_URL``: a running
   rm-service (with ``RM_SERVICE_API_KEY``, and ``RM_SERVICE_REWARD`` to pick one of its rewards).
@@ -25,12 +28,14 @@ Nothing but those lists reaches it, so its settings are environment variables:
   (OpenRLHF needs numbers); such a sample also gets ``extra_logs.rm_error = 1``.
 
 The protocol is ``POST /get_reward``'s, from the same helpers: the response is what follows the
-prompt in the query, ``scores`` are the rewards clipped to [0, 1] (dynamic filtering), and every
-value is a float32 tensor when torch is importable (OpenRLHF's own examples return tensors),
-else a list. Grading failures never raise; they come back as the fallback with ``rm_error = 1``,
-and are logged (a WARNING with counts, at most one a minute). In ``extra_logs`` an unscored
-component is NaN, with ``<component>/unscored = 1``, never a number: OpenRLHF averages every
-sample's value, so any stand-in would drag its logged mean (see ``rm_service._openrlhf``).
+prompt in the query (found with whitespace next to special tokens ignored, truncated prompts
+included; else a guess flagged ``extra_logs.prompt_not_found = 1`` and logged), ``scores`` are
+the rewards clipped to [0, 1] (dynamic filtering), and every value is a float32 tensor when
+torch is importable (OpenRLHF's own examples return tensors), else a list. Grading failures
+never raise; they come back as the fallback with ``rm_error = 1``, and are logged (a WARNING
+with counts, at most one a minute). In ``extra_logs`` an unscored component is NaN, with
+``<component>/unscored = 1``, never a number: OpenRLHF averages every sample's value, so any
+stand-in would drag its logged mean (see ``rm_service._openrlhf``).
 """
 
 from __future__ import annotations

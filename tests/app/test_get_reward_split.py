@@ -252,3 +252,28 @@ def test_a_response_that_repeats_the_prompt_end_is_kept_whole() -> None:
     assert got.response == response and got.cut == "prompt"
     got = split_query(space_before_end(prompt) + response, prompt, ChatTokenStripper())
     assert got.response == response and got.cut == "prompt"
+
+
+@pytest.mark.parametrize("template", list(PROMPTS))
+def test_an_empty_response_is_empty_and_found(template: str) -> None:
+    # The policy ended its turn at once: the prompt's last newline now touches the end token.
+    prompt = PROMPTS[template]
+    got = split_query(space_before_end(prompt) + EOS[template], prompt, ChatTokenStripper())
+    assert got.response == "" and got.cut == "prompt" and not got.prompt_not_found
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nR<|im_end|>",  # ChatML
+        "<|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\nR<|eot_id|>",  # Llama 3
+        "<|user|>\nQ<|end|>\n<|assistant|>\nR<|end|>",  # Phi-3
+        "<s>[INST] Q [/INST] R</s>",  # Llama 2, Mistral
+        "<bos><start_of_turn>user\nQ<end_of_turn>\n<start_of_turn>model\nR",  # Gemma
+        "<｜begin▁of▁sentence｜><｜User｜>Q<｜Assistant｜>R",  # DeepSeek V3/R1
+    ],
+)
+def test_each_templates_assistant_marker_without_a_prompt(query: str) -> None:
+    got = split_query(query, None, ChatTokenStripper())
+    assert got.response == "R" and got.cut == "marker" and "Q" in got.prompt
