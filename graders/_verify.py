@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -89,7 +90,7 @@ MAX_CANDIDATES = 8
 # --- shared vocabulary ---------------------------------------------------------------------------
 
 _ANSWER_PHRASE = re.compile(
-    r"\banswer\s*(?:is\b|:|=)|####"
+    r"\banswers?\s*(?:is\b|are\b|:|=)|####"
     r"|\b(?:correct|right|final)\s+(?:option|choice)\s*(?:is\b|:)"
     r"|\brespuesta\s*(?:correcta\s+|final\s+)?(?:es\b|:|=)"
     r"|\bréponse\s*(?:correcte\s+|finale\s+)?(?:est\b|:|=)"
@@ -219,7 +220,9 @@ _CHOICE_REF = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _UNIT_REST = re.compile(r"[\s$€£¥%°℃.]*(?:[^\W\d_][^\W\d_/.²³]*(?:/[^\W\d_]+)?[²³]?\s*){0,2}\.?\s*")
-_MATH_SIGNAL = re.compile(r"\\[A-Za-z]+|[=^_+*/<>≤≥≠√π∞{}\[\]|]|(?<=[\w)}\s])-|\d\s*,\s*\d|\(.*,")
+_MATH_SIGNAL = re.compile(
+    r"\\[A-Za-z]+|[=^_+*/<>≤≥≠√π∞{}\[\]|]|(?<=[\w)}\s])-|\d\s*,\s*\d|\(.*,|\d[a-z](?![a-z])"
+)
 _MATH_WORDS = frozenset(
     {
         "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh",
@@ -300,9 +303,9 @@ def read_reference(reference: str) -> Reference:
         return Reference("choice", gold, letter=letter, option=option)
     nums = find_numbers(plain)
     if len(nums) == 1:
-        rest = plain.replace(nums[0].text, " ", 1)
-        if _UNIT_REST.fullmatch(rest):
-            return Reference("number", gold, number=nums[0])
+        before, _, after = plain.partition(nums[0].text)
+        if _UNIT_REST.fullmatch(before + " " + after) and not after[:1].isalpha():
+            return Reference("number", gold, number=nums[0])  # "2x" is no number with a unit
     word = _word_number(plain)
     if word is not None:
         return Reference("number", gold, number=word)
@@ -457,6 +460,10 @@ def _phrase_choice(region: str, spans: list[_Span]) -> int | None:
     return None
 
 
+_INTEGER = re.compile(r"[-+\u2212]?\d{1,3}(?:,\d{3})*|[-+\u2212]?\d+|[^\W\d_]+(?:[-\s][^\W\d_]+)?")
+"""An integer as written (a number word too): two different ones are never "close" (1944, 1945)."""
+
+
 def _needs_math(region: str) -> bool:
     """A boxed / tagged answer written as math beyond a plain number (``\\sqrt{16}``, ``2^2``)."""
     return bool(re.search(r"\\(?!d?t?frac\b|%|\$)[A-Za-z]+|[\^√π]", _clean(region)))
@@ -506,14 +513,18 @@ def _decide_number(final: str, ref: Reference) -> Decision | None:
         return Decision(
             1.0, path, f"{chosen.text} equals the reference {ref.number.text}", answers, source
         )
-    if cmp.within_tolerance:
+    if cmp.within_tolerance and not (
+        _INTEGER.fullmatch(chosen.text) and _INTEGER.fullmatch(ref.number.text)
+    ):
         return Decision(
             None, path, f"{chosen.text} is close to the reference {ref.number.text}, not equal",
             answers, source,
         )  # fmt: skip
     if not marked and any(
-        s.number is not None and compare_numbers(s.number, ref.number, rel_tol=0.0).exact
-        for s in spans
+        s.number is not None
+        and compare_numbers(s.number, ref.number, rel_tol=0.0).exact
+        and not _hedged_with(text, spans, k, marked=True)  # not one of a list of guesses
+        for k, s in enumerate(spans)
     ):
         return Decision(
             None, path,
@@ -536,7 +547,7 @@ _LETTER_STRONG = re.compile(
 )
 
 
-_SHORT_CHOICE_WORDS = 6
+_SHORT_CHOICE_WORDS = 12
 _AFTER_LETTER = frozenset(
     {
         "because", "since", "as", "is", "was", "which", "for", "so", "and", "or", "but", "with",
@@ -547,17 +558,17 @@ _AFTER_LETTER = frozenset(
 
 
 def _letters(text: str, regex: re.Pattern[str]) -> list[_Span]:
+    """Choice letters ``regex`` finds in ``text``; each span is the letter itself."""
     out = []
     for m in regex.finditer(text):
         i = next(g for g in range(1, (m.lastindex or 1) + 1) if m.group(g))
         letter = m.group(i)
         if not letter.isupper():
             continue  # the IGNORECASE is for the keywords; letters are capitals
-        after = text[m.end(i) :]
-        article = re.match(r"\s+([a-z]+)", after)
+        article = re.match(r"\s+([a-z]+)", text[m.end(i) :])
         if letter == "A" and m.group(0) == "A" and article and article[1] not in _AFTER_LETTER:
             continue  # "A good answer is ...": the article, not option A
-        out.append(_Span(m.start(), m.end(), letter, letter))
+        out.append(_Span(m.start(i), m.end(i), letter, letter))
     return out
 
 
@@ -565,7 +576,6 @@ def _decide_choice(final: str, ref: Reference) -> Decision:
     path = "rule:choice"
     regions, src = answer_regions(final, _ANSWER_PHRASE)
     source = _source(src)
-    marked = src != "last_number"
     if src in ("boxed", "answer_tag"):
         per = [(_clean(r), _letters(_clean(r), _LETTER_LOOSE)) for r in regions]
         firsts = {spans[0].key: spans[0].text for _, spans in per if spans}
@@ -574,34 +584,37 @@ def _decide_choice(final: str, ref: Reference) -> Decision:
                 path, list(firsts.values()), source, f" in {len(regions)} {source} blocks"
             )
         text, spans = per[-1]
-        idx = 0
+        chosen = spans[0] if spans else None
     elif src == "answer_phrase":
         text = _clean(_first_sentence(regions[-1]))
         spans = _letters(text, _LETTER_LOOSE)
-        idx = 0
+        chosen = spans[0] if spans else None
     else:
         text = _clean(final)
+        spans = _letters(text, _LETTER_LOOSE)
         # A reply of a few words ("B", "B and C", "A good choice is B.") is all answer; in
         # longer text only a formatted letter ("(B)", "B)", "**B**", "option B") is a choice.
-        short = len(text.split()) <= _SHORT_CHOICE_WORDS
-        spans = _letters(text, _LETTER_LOOSE if short else _LETTER_STRONG)
-        idx = len(spans) - 1
-        if len({s.key for s in spans}) > 1:
-            alternatives = _hedged_with(text, spans, idx, marked=False, with_and=True)
-            if alternatives:
-                return _hedge(path, alternatives, source)
+        picked = spans
+        if len(text.split()) > _SHORT_CHOICE_WORDS:
+            strong = {s.start for s in _letters(text, _LETTER_STRONG)}
+            picked = [s for s in spans if s.start in strong]
+        if len({s.key for s in picked}) > 1 and not _hedged_with(
+            text, spans, spans.index(picked[-1]), marked=False, with_and=True
+        ):
             return Decision(
-                None, path, "the response names several options without marking its answer",
-                tuple(dict.fromkeys(s.text for s in spans)), source,
+                None, path, "the response names several options without marking one",
+                tuple(dict.fromkeys(s.text for s in picked)), source,
             )  # fmt: skip
-    if not spans:
+        chosen = picked[-1] if picked else None
+    if chosen is None:
         if ref.option:  # "The capital is Paris." for "B) Paris"
             by_text = _decide_exact(final, ref.option, path)
             if by_text.score is not None or "negates" in by_text.reason:
                 return by_text
         return _no_answer(path, source, "no option letter in the response")
-    chosen = spans[idx]
-    alternatives = _hedged_with(text, spans, idx, marked=marked, with_and=True)
+    alternatives = _hedged_with(
+        text, spans, spans.index(chosen), marked=src != "last_number", with_and=True
+    )
     if alternatives:
         return _hedge(path, alternatives, source)
     if chosen.key == ref.letter:
@@ -613,14 +626,32 @@ def _decide_choice(final: str, ref: Reference) -> Decision:
 
 # --- short exact strings -------------------------------------------------------------------------
 
+_YES = frozenset({"yes", "true", "oui", "ja", "да"})
+_NO = frozenset({"no", "false", "non", "nein", "нет"})
+"""Words that answer a yes/no question. Only unambiguous ones: Spanish "si" is also "if" (and
+accents are folded away), Chinese 是 is also "is", "correct" also appears in "the correct answer
+is no"; an answer written with those is left to the judge."""
+
+
+def _fold(text: str) -> str:
+    """:func:`normalize_answer`, accents removed too (``París`` reads ``paris``)."""
+    decomposed = unicodedata.normalize("NFKD", normalize_answer(text))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _polarity(word: str) -> bool | None:
+    return True if word in _YES else False if word in _NO else None
+
 
 def _decide_exact(final: str, gold: str, path: str = "rule:exact") -> Decision:
     """Whether the normalised ``gold`` is the response's answer: 1.0, 0.0 (hedged) or undecided.
 
     Undecided (``score=None``) covers "not stated verbatim", "stated next to a negation" and "a
-    long response with no marked answer": each may still be right in other words.
+    long response with no marked answer": each may still be right in other words. A yes/no
+    (true/false) reference is different: its two answers are exhaustive, so the first yes or no
+    the answer gives decides, both ways.
     """
-    target = normalize_answer(_strip_delimiters(_clean(gold)))
+    target = _fold(_strip_delimiters(_clean(gold)))
     regions, src = answer_regions(final, _ANSWER_PHRASE)
     source = _source(src)
     if src == "answer_phrase":
@@ -631,8 +662,13 @@ def _decide_exact(final: str, gold: str, path: str = "rule:exact") -> Decision:
         scopes = [final]
     else:
         return Decision(None, path, "a long response with no marked answer", (), source)
-    found = [_occurs(normalize_answer(_clean(s)), target) for s in scopes]
     shown = tuple(_strip_delimiters(_clean(s)).strip() for s in scopes)
+    texts = [_fold(_clean(s)) for s in scopes]
+    polarity = _polarity(target)
+    if polarity is not None:
+        lead_only = src == "last_number"
+        return _decide_yes_no(scopes, polarity, path, shown, source, lead_only=lead_only)
+    found = [_occurs(t, target) for t in texts]
     if any(found) and not all(found):
         return _hedge(path, shown, source, f" in {len(scopes)} {source} blocks")
     if not any(found):
@@ -646,6 +682,42 @@ def _decide_exact(final: str, gold: str, path: str = "rule:exact") -> Decision:
     return Decision(1.0, path, f"the response's answer states {gold!r}", shown, source)
 
 
+def _decide_yes_no(
+    scopes: Sequence[str],
+    polarity: bool,
+    path: str,
+    shown: tuple[str, ...],
+    source: str,
+    *,
+    lead_only: bool,
+) -> Decision:
+    """The first yes or no of each marked answer or, unmarked, the first one that starts a line
+    ("Yes, ..."): a yes or no inside a sentence is reasoning ("it has no divisors, so yes")."""
+    said = []
+    for scope in scopes:
+        text = _fold(_clean(scope))
+        words = text.split()
+        if lead_only:
+            scan = [w for line in scope.splitlines() for w in _fold(_clean(line)).split()[:1]]
+        else:
+            scan = words
+        first = next((p for w in scan if (p := _polarity(w)) is not None), None)
+        if first is not None:
+            said.append(first)
+            if _DISJ.search(text) and any(_polarity(w) is (not first) for w in words):
+                return _hedge(path, shown, source, " (yes and no)")
+    if not said:
+        return Decision(None, path, "the response says neither yes nor no", shown, source)
+    if len(set(said)) > 1:
+        return _hedge(path, shown, source, " (yes and no)")
+    word = "yes" if said[0] else "no"
+    if said[0] is polarity:
+        return Decision(1.0, path, f"the response answers {word}, as the reference", shown, source)
+    return Decision(
+        0.0, path, f"the response answers {word}, the reference does not", shown, source
+    )
+
+
 def _occurs(text: str, target: str) -> str:
     """``""`` (absent), ``"yes"``, ``"hedged"`` (joined to an alternative) or ``"negated"``."""
     if not target:
@@ -655,7 +727,7 @@ def _occurs(text: str, target: str) -> str:
             return ""
         if _DISJ.search(text):
             return "hedged"
-        return "negated" if _NEGATION_CJK.search(text) else "yes"
+        return "negated" if _NEGATION_CJK.search(text.replace(target, " ")) else "yes"
     words, gold = text.split(), target.split()
     n = len(gold)
     hits = [i for i in range(len(words) - n + 1) if words[i : i + n] == gold]
@@ -667,12 +739,46 @@ def _occurs(text: str, target: str) -> str:
             rf"\S\s+(?:{_DISJ_WORDS})$|^(?:either|entweder|soit|o bien)$", before
         ):
             return "hedged"
-    return "negated" if _NEGATIONS.intersection(words) else "yes"
+    inside = {k for i in hits for k in range(i, i + n)}
+    outside = [w for k, w in enumerate(words) if k not in inside]
+    return "negated" if _NEGATIONS.intersection(outside) else "yes"
 
 
 # --- math ----------------------------------------------------------------------------------------
 
-_MATH_ALT = re.compile(r"(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|" + NUMBER_PATTERN)
+_MATH_ALT = re.compile(
+    r"(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|(?:(?<![A-Za-z])[A-Za-z]\s*=\s*)?" + NUMBER_PATTERN
+)
+"""A candidate answer in math text: a ``$...$`` / ``\\(...\\)`` span, ``x = 3``, or a number."""
+_SQUASH = re.compile(r"[\s$]|\\[,;:! ]|\\[()]")
+
+
+def _squash(text: str) -> str:
+    return _SQUASH.sub("", text)
+
+
+def _last_sentence(text: str) -> str:
+    parts = [p for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    return parts[-1] if parts else ""
+
+
+def _math_spans(text: str) -> list[_Span]:
+    return [
+        _Span(m.start(), m.end(), m.group(0), _squash(m.group(0))) for m in _MATH_ALT.finditer(text)
+    ]
+
+
+def _stated_alone(text: str, gold: str) -> bool:
+    """Whether ``gold`` is written in ``text`` on its own, not inside a list or a hedge, as a
+    reasoning step before a different last expression would be ("x = 5, since 3·5 − 5 = 10")."""
+    key = _squash(_strip_delimiters(gold))
+    if not key:
+        return False
+    spans = _math_spans(text)
+    at = [i for i, sp in enumerate(spans) if _squash(_strip_delimiters(sp.text)) == key]
+    if at:
+        return any(not _hedged_with(text, spans, i, marked=True) for i in at)
+    return key in _squash(text)
 
 
 async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision:
@@ -690,13 +796,12 @@ async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision
         return _hedge(path, candidates[-MAX_CANDIDATES:], source, f" ({len(candidates)} of them)")
     if not candidates:
         return _no_answer(path, source, f"an empty {source} answer")
-    if len(candidates) == 1 and not ref.multi and src != "last_number":
-        spans = [
-            _Span(m.start(), m.end(), m.group(0), m.group(0))
-            for m in _MATH_ALT.finditer(candidates[0])
-        ]
+    if len(candidates) == 1 and not ref.multi:
+        # "x = 3 or x = 5": each alternative is checked; a mixed outcome is a hedge.
+        scope = _clean(candidates[0] if src != "last_number" else _last_sentence(final))
+        spans = _math_spans(scope)
         for i in range(len(spans)):
-            alternatives = _hedged_with(candidates[0], spans, i, marked=False)
+            alternatives = _hedged_with(scope, spans, i, marked=False)
             if alternatives:
                 candidates = alternatives
                 break
@@ -724,6 +829,12 @@ async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision
                 1.0, path, "the boxed answers together equal the reference", preds, source
             )
         return _hedge(path, preds, source, " none of which is the reference")
+    if src in ("answer_phrase", "last_number") and _stated_alone(_clean(final), ref.answer):
+        return Decision(
+            None, path,
+            "math-verify read another expression as the final answer, but the response also "
+            "states the reference on its own", preds, source,
+        )  # fmt: skip
     if not any(r.metadata.get("pred") for r in results if isinstance(r, GraderScore)):
         return _no_answer(path, source, "math-verify found no answer in the response")
     return Decision(0.0, path, f"{preds[-1]!r} is not equivalent to the reference", preds, source)

@@ -208,7 +208,8 @@ async def _grade(server: JudgeServer, response: str, reference: str, **kwargs: A
 async def test_a_wrong_or_hedged_final_answer_scores_zero_without_asking_the_judge(
     gullible: JudgeServer, response: str, reference: str, decided_by: str
 ) -> None:
-    r, asked = await _grade(gullible, response, reference)
+    # No pre-gates: the rule alone must hold (some of these also trip a gate).
+    r, asked = await _grade(gullible, response, reference, pregates=())
     assert isinstance(r, GraderScore), r
     assert (r.score, asked) == (0.0, 0), r.reason  # old code: the gullible judge's 1.0
     assert r.metadata["decided_by"] == decided_by

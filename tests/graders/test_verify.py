@@ -45,6 +45,8 @@ def math() -> MathGrader:
         ("E. coli", "exact", "E. coli"),  # not option E
         ("A cat", "exact", "A cat"),  # "A" the article, not option A
         ("H2O", "exact", "H2O"),
+        ("2x", "math", "2x"),  # a coefficient and a variable, not 2 with a unit
+        ("10am", "exact", "10am"),
         (PROSE_GOLD, "prose", PROSE_GOLD),
         ("", "prose", ""),
     ],
@@ -108,6 +110,11 @@ CASES: list[tuple[str, str, float | None, str]] = [
     ("The answer is 10 - 6 = 4.", "4", 1.0, "rule:number"),
     ("The answer is not 5 but 4.", "4", 1.0, "rule:number"),
     ("25%", "0.25", 1.0, "rule:number"),
+    # integers are never "close": a wrong year is wrong
+    ("World War II ended in 1944.", "1945", 0.0, "rule:number"),
+    # a list of guesses is a hedge when marked, and hides no "earlier" answer when not
+    ("Possible answers: 1944, 1945, 1946.", "1945", 0.0, "rule:number"),
+    ("1, 2, 3, 4, 5, 6, 7, 8, 9", "5", 0.0, "rule:number"),
     # what the number rule leaves to the judge
     ("It is 4.01", "4", None, "rule:number"),
     ("Water boils at 100 degrees Celsius at sea level (1 atm).", "100 °C", None, "rule:number"),
@@ -132,6 +139,7 @@ CASES: list[tuple[str, str, float | None, str]] = [
     ("The answer is Paris.", "Paris", 1.0, "rule:exact"),
     (r"\boxed{\text{Paris}}", "Paris", 1.0, "rule:exact"),
     ("It was written by Jane Austen.", "Jane Austen", 1.0, "rule:exact"),
+    ("La capital de Francia es París.", "Paris", 1.0, "rule:exact"),  # accents folded
     ("Paris or Lyon.", "Paris", 0.0, "rule:exact"),
     ("The answer is either Lyon or Paris.", "Paris", 0.0, "rule:exact"),
     (r"\boxed{Paris} \boxed{Lyon}", "Paris", 0.0, "rule:exact"),
@@ -139,6 +147,12 @@ CASES: list[tuple[str, str, float | None, str]] = [
     ("Lyon is the capital of France.", "Paris", None, "rule:exact"),
     ("The Pacific is the largest ocean.", "The Pacific Ocean", None, "rule:exact"),
     (" ".join(["Paris is lovely."] * 12), "Paris", None, "rule:exact"),  # long and unmarked
+    # yes/no references: the two answers are exhaustive, so the rule decides both ways
+    ("No.", "No", 1.0, "rule:exact"),
+    ("Answer: no, since 15 = 3 × 5.", "No", 1.0, "rule:exact"),
+    ("Yes, it is easily visible.", "No", 0.0, "rule:exact"),
+    ("Yes or no, it depends.", "No", 0.0, "rule:exact"),
+    ("It has no divisors but 1 and itself, so yes.", "Yes", None, "rule:exact"),
     # math expressions, through the math worker pool
     (r"The answer is $\frac{1}{2}$.", r"\frac{\pi}{2}", 0.0, "rule:math"),
     (r"So \boxed{\frac{\pi}{2}}.", r"\frac{\pi}{2}", 1.0, "rule:math"),
@@ -147,6 +161,11 @@ CASES: list[tuple[str, str, float | None, str]] = [
     (r"The answer is $\frac{\pi}{2}$ or $\pi$.", r"\frac{\pi}{2}", 0.0, "rule:math"),
     ("I have no idea.", r"\frac{\pi}{2}", 0.0, "rule:math"),
     (r"The roots are \boxed{2} and \boxed{3}.", "2, 3", 1.0, "rule:math"),
+    ("x = 3 or x = 5 or x = 7", "x = 5", 0.0, "rule:math"),
+    ("La réponse est x = 3.", "x = 5", 0.0, "rule:math"),
+    ("The derivative is x.", "2x", 0.0, "rule:math"),
+    # the reference stated on its own, then another last expression: the judge reads it
+    ("x = 5, так как 3·5 − 5 = 10.", "x = 5", None, "rule:math"),
     # prose references are the judge's
     ("Plants make sugar from light.", PROSE_GOLD, None, "judge"),
 ]
