@@ -12,11 +12,12 @@ Two things live here:
   numbers with separators (kept away from the LaTeX parser, which reads ``1,000`` as a set),
   sentence punctuation inside math delimiters, mixed numbers (``4 4/9``), answers inside an
   unfinished ``<think>`` block, and trailing variables that math-verify's unit stripping deletes
-  (``x + 3c`` read as ``x + 3``).
+  (``x + 3c`` read as ``x + 3``). :func:`check_golds` runs it against a list of acceptable golds
+  in one job, each gold under its own deadline.
 * :func:`worker_main`, the worker loop: it answers jobs over a socket and bounds each one with a
   ``SIGALRM`` interval timer. Workers run jobs on their main thread, where signals work, so the
   timer can interrupt sympy's pure-Python loops; a job stuck in C code ignores it, and the parent's
-  own deadline then kills the process.
+  own deadline then kills the process. A worker whose parent is gone exits quietly.
 """
 
 from __future__ import annotations
