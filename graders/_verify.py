@@ -111,7 +111,7 @@ _EN_UNITS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "ni
 _EN_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _NUMBER_WORDS: dict[str, int] = {
     # English (and "one", which is also a pronoun; "a"/"an" never count).
-    "zero": 0, **{w: i + 1 for i, w in enumerate(_EN_UNITS)}, "ten": 10, "eleven": 11,
+    "zero": 0, "none": 0, **{w: i + 1 for i, w in enumerate(_EN_UNITS)}, "ten": 10, "eleven": 11,
     "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
     "seventeen": 17, "eighteen": 18, "nineteen": 19,
     **{w: 20 + 10 * i for i, w in enumerate(_EN_TENS)}, "hundred": 100, "thousand": 1000,
@@ -131,8 +131,12 @@ _NUMBER_WORDS: dict[str, int] = {
     "восемь": 8, "девять": 9, "десять": 10,
 }  # fmt: skip
 _NUMBER_WORD_RE = re.compile(
-    rf"\b(?:(?P<tens>{'|'.join(_EN_TENS)})[-\s](?P<unit>{'|'.join(_EN_UNITS)})"
-    rf"|(?P<word>{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))}))\b",
+    rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))})\b", re.IGNORECASE
+)
+_WORD_JOIN = re.compile(r"[\s-]+(?:and[\s-]+)?")
+_FRACTION_WORD = re.compile(
+    r"\b(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?"
+    r"|tenths?|hundredths?|thousandths?|demi|moitié|mitad|medio|halbe?|половин\w*|трет\w*)\b",
     re.IGNORECASE,
 )
 
@@ -185,7 +189,8 @@ _NEG_BEFORE = re.compile(
     r"\b(?:not|n't|never|no|nicht|kein\w*|pas|не|ни)\W*$|不是\s*$", re.IGNORECASE
 )
 _ARITH_TAIL = re.compile(
-    rf"(?:\s*(?:[-+*/×÷·]|\\times|\\cdot|\\div)\s*{NUMBER_CORE})*\s*(?:=|\\approx|≈)\s*"
+    rf"(?:\s*(?:[-+*/×÷·^]|\*\*|\\times|\\cdot|\\div)\s*\{{?{NUMBER_CORE}\}}?)*"
+    r"\s*(?:=|\\approx|≈)\s*"
 )
 
 # --- the reference -------------------------------------------------------------------------------
@@ -266,17 +271,36 @@ def _gold_text(reference: str) -> str:
 
 
 def _word_number(text: str) -> Number | None:
-    m = _NUMBER_WORD_RE.fullmatch(text.strip().rstrip(".").strip())
-    return _word_match_number(m) if m else None
+    """The value of ``text`` if it is one number in words ("Seven", "twenty-one")."""
+    t = text.strip().rstrip(".").strip()
+    found = _word_numbers(t)
+    return found[0][2] if len(found) == 1 and found[0][:2] == (0, len(t)) else None
 
 
-def _word_match_number(m: re.Match[str]) -> Number:
-    if m.group("word"):
-        value = _NUMBER_WORDS[m.group("word").casefold()]
-    else:
-        value = 20 + 10 * _EN_TENS.index(m.group("tens").casefold())
-        value += _EN_UNITS.index(m.group("unit").casefold()) + 1
-    return Number(text=m.group(0), value=float(value))
+def _word_numbers(text: str) -> list[tuple[int, int, Number]]:
+    """Numbers written in words, as ``(start, end, number)``; adjacent words combine the English
+    way ("one hundred and twenty" is 120, "twenty-one" 21), a list does not ("seven eight")."""
+    out: list[tuple[int, int, Number]] = []
+    start = end = total = current = 0
+    active = False
+    for m in _NUMBER_WORD_RE.finditer(text):
+        v = _NUMBER_WORDS[m.group(0).casefold()]
+        joined = active and _WORD_JOIN.fullmatch(text[end : m.start()]) is not None
+        tens = current % 100 >= 20 and current % 10 == 0
+        if not (joined and (v in (100, 1000) or current % 100 == 0 or (tens and v < 10))):
+            if active:
+                out.append((start, end, Number(text[start:end], float(total + current))))
+            start, total, current, active = m.start(), 0, 0, True
+        if v == 100:
+            current = max(current, 1) * 100
+        elif v == 1000:
+            total, current = total + max(current, 1) * 1000, 0
+        else:
+            current += v
+        end = m.end()
+    if active:
+        out.append((start, end, Number(text[start:end], float(total + current))))
+    return out
 
 
 def _is_math(text: str) -> bool:
@@ -430,10 +454,14 @@ def _source(source: str) -> str:
 
 def _number_spans(text: str) -> list[_Span]:
     """Numbers in ``text``; number words only when it has no digits (``"eight legs"``)."""
-    found = [(m, n) for m in _NUMBER_RE.finditer(text) if (n := _parse(m.group(0))) is not None]
-    if not found:
-        found = [(m, _word_match_number(m)) for m in _NUMBER_WORD_RE.finditer(text)]
-    return [_Span(m.start(), m.end(), m.group(0), _value_key(n), n) for m, n in found]
+    found = [
+        (m.start(), m.end(), n)
+        for m in _NUMBER_RE.finditer(text)
+        if (n := _parse(m.group(0))) is not None
+    ]
+    if not found and not _FRACTION_WORD.search(text):  # "one half" is not 1
+        found = _word_numbers(text)
+    return [_Span(a, b, n.text, _value_key(n), n) for a, b, n in found]
 
 
 def _parse(text: str) -> Number | None:
@@ -460,8 +488,13 @@ def _phrase_choice(region: str, spans: list[_Span]) -> int | None:
     return None
 
 
-_INTEGER = re.compile(r"[-+\u2212]?\d{1,3}(?:,\d{3})*|[-+\u2212]?\d+|[^\W\d_]+(?:[-\s][^\W\d_]+)?")
+_INTEGER = re.compile(r"[-+\u2212]?\d{1,3}(?:,\d{3})*|[-+\u2212]?\d+|[^\W\d_]+(?:[-\s]+[^\W\d_]+)*")
 """An integer as written (a number word too): two different ones are never "close" (1944, 1945)."""
+
+
+_POWER_EXPR = re.compile(
+    rf"{NUMBER_CORE}(?:\s*(?:[-+*/×÷·^]|\*\*|\\times|\\cdot|\\div)\s*\{{?{NUMBER_CORE}\}}?)+"
+)
 
 
 def _needs_math(region: str) -> bool:
@@ -469,8 +502,9 @@ def _needs_math(region: str) -> bool:
     return bool(re.search(r"\\(?!d?t?frac\b|%|\$)[A-Za-z]+|[\^√π]", _clean(region)))
 
 
-def _decide_number(final: str, ref: Reference) -> Decision | None:
-    """The number rule; ``None`` hands over to the math rule (a math-shaped marked answer)."""
+def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
+    """The number rule. ``None`` hands over to the math rule (a math-shaped marked answer), and
+    a list of expressions hands those to it ("3 × 10^8": a power around the final number)."""
     assert ref.number is not None
     path = "rule:number"
     regions, src = answer_regions(final, _ANSWER_PHRASE)
@@ -501,9 +535,20 @@ def _decide_number(final: str, ref: Reference) -> Decision | None:
         spans = _number_spans(text)
         chosen, idx = (spans[-1], len(spans) - 1) if spans else (None, -1)
     if chosen is None:
+        if _FRACTION_WORD.search(text):
+            return Decision(None, path, "the answer is a fraction in words", (), source)
         where = "the response" if not marked else f"the response's {source} answer"
         return _no_answer(path, source, f"no number in {where}")
     assert chosen.number is not None
+    if text[chosen.end : chosen.end + 1] == "^" or text[: chosen.start].rstrip().endswith(
+        ("^", "^{")
+    ):
+        # "3 × 10^8", "2^10": a power is math-verify's to read, as one expression
+        expr = next(
+            (m.group(0) for m in _POWER_EXPR.finditer(text) if m.start() <= chosen.start < m.end()),
+            chosen.text,
+        )
+        return [f"${expr}$"]
     alternatives = _hedged_with(text, spans, idx, marked=marked)
     if alternatives:
         return _hedge(path, alternatives, source)
@@ -781,12 +826,37 @@ def _stated_alone(text: str, gold: str) -> bool:
     return key in _squash(text)
 
 
-async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision:
-    """math-verify on each stated final answer, through the math worker pool."""
+_UNICODE_MATH = (
+    (re.compile(r"√\s*\(([^()]*)\)"), r"\\sqrt{\1}"),
+    (re.compile(r"√\s*([A-Za-z]+|\d+(?:\.\d+)?)"), r"\\sqrt{\1}"),
+    (re.compile(r"∛\s*([A-Za-z]+|\d+(?:\.\d+)?)"), r"\\sqrt[3]{\1}"),
+    (re.compile("²"), "^2"),
+    (re.compile("³"), "^3"),
+    (re.compile("π"), r"\\pi "),
+    (re.compile("[×·]"), r"\\cdot "),
+    (re.compile("−"), "-"),
+)
+"""Unicode math that models write and math-verify does not read (``√2`` was "not equal" to
+``\\sqrt{2}``), spelled as LaTeX."""
+
+
+def _latexify(text: str) -> str:
+    for regex, repl in _UNICODE_MATH:
+        text = regex.sub(repl, text)
+    return text
+
+
+async def _decide_math(
+    final: str, ref: Reference, math: MathGrader, given: list[str] | None = None
+) -> Decision:
+    """math-verify on each stated final answer (or on the ``given`` expressions), through the
+    math worker pool."""
     path = "rule:math"
     regions, src = answer_regions(final, _ANSWER_PHRASE)
     source = _source(src)
-    if src == "answer_phrase":
+    if given:
+        candidates = given
+    elif src == "answer_phrase":
         candidates = [_first_sentence(regions[-1])]
     elif src == "last_number":
         candidates = [final]
@@ -806,7 +876,7 @@ async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision
                 candidates = alternatives
                 break
     results = await asyncio.gather(
-        *(math.aevaluate(response=c, reference_response=ref.answer) for c in candidates)
+        *(math.aevaluate(response=_latexify(c), reference_response=ref.answer) for c in candidates)
     )
     for r in results:
         if not isinstance(r, GraderScore):
@@ -829,6 +899,12 @@ async def _decide_math(final: str, ref: Reference, math: MathGrader) -> Decision
                 1.0, path, "the boxed answers together equal the reference", preds, source
             )
         return _hedge(path, preds, source, " none of which is the reference")
+    if src == "last_number" and ref.multi:
+        return Decision(
+            None, path,
+            "the reference holds several values and the response marks no answer: math-verify "
+            "reads only its last expression", preds, source,
+        )  # fmt: skip
     if src in ("answer_phrase", "last_number") and _stated_alone(_clean(final), ref.answer):
         return Decision(
             None, path,
@@ -859,9 +935,9 @@ async def decide(response: str, reference: str, math: MathGrader) -> tuple[Refer
         return ref, _no_answer(path, "text", "the reasoning never ended (<think> without </think>)")
     if ref.kind == "number":
         decision = _decide_number(final, ref)
-        if decision is not None:
+        if isinstance(decision, Decision):
             return ref, decision
-        return ref, await _decide_math(final, ref, math)
+        return ref, await _decide_math(final, ref, math, decision)
     if ref.kind == "choice":
         return ref, _decide_choice(final, ref)
     if ref.kind == "math":

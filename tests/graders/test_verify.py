@@ -115,7 +115,12 @@ CASES: list[tuple[str, str, float | None, str]] = [
     # a list of guesses is a hedge when marked, and hides no "earlier" answer when not
     ("Possible answers: 1944, 1945, 1946.", "1945", 0.0, "rule:number"),
     ("1, 2, 3, 4, 5, 6, 7, 8, 9", "5", 0.0, "rule:number"),
+    ("The answer is one hundred and twenty.", "120", 1.0, "rule:number"),
+    ("There are seven, eight or nine.", "8", 0.0, "rule:number"),  # words, hedged
+    ("The answer is: 2^10 = 1024", "1024", 1.0, "rule:number"),  # through the power
+    ("The speed of light is about 3 × 10^8 m/s.", "300000000", 1.0, "rule:math"),
     # what the number rule leaves to the judge
+    ("One half.", "0.5", None, "rule:number"),  # a fraction in words is not "one"
     ("It is 4.01", "4", None, "rule:number"),
     ("Water boils at 100 degrees Celsius at sea level (1 atm).", "100 °C", None, "rule:number"),
     # choice letters
@@ -160,6 +165,8 @@ CASES: list[tuple[str, str, float | None, str]] = [
     (r"\boxed{\frac{\pi}{2}} or \boxed{\pi}", r"\frac{\pi}{2}", 0.0, "rule:math"),
     (r"The answer is $\frac{\pi}{2}$ or $\pi$.", r"\frac{\pi}{2}", 0.0, "rule:math"),
     ("I have no idea.", r"\frac{\pi}{2}", 0.0, "rule:math"),
+    ("The answer is √2.", r"\sqrt{2}", 1.0, "rule:math"),  # unicode math spelled as LaTeX
+    ("The solutions are x = 2 or x = 3.", r"x = 2 \text{ or } x = 3", None, "rule:math"),
     (r"The roots are \boxed{2} and \boxed{3}.", "2, 3", 1.0, "rule:math"),
     ("x = 3 or x = 5 or x = 7", "x = 5", 0.0, "rule:math"),
     ("La réponse est x = 3.", "x = 5", 0.0, "rule:math"),
