@@ -71,7 +71,7 @@ MEAN_RATIO = 0.5
 """EXPLOITABLE when an answer-dropping exploit's mean reaches this fraction of the honest mean."""
 _TIE = 1e-9
 
-Path_ = tuple[Step, ...]
+Steps = tuple[Step, ...]
 
 
 # --- where the fields live ---------------------------------------------------------------------
@@ -81,8 +81,8 @@ Path_ = tuple[Step, ...]
 class FieldSources:
     """The record paths the reward's graders read a field from, and notes on what was assumed."""
 
-    field: str
-    paths: tuple[tuple[str, Path_], ...]
+    name: str
+    paths: tuple[tuple[str, Steps], ...]
     notes: tuple[str, ...] = ()
 
     def first_text(self, record: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -103,7 +103,7 @@ def field_sources(runner: GradingRunner, name: str) -> FieldSources:
     declares nothing (any object with ``aevaluate``); its mapper's path for the field is used, else
     the field's own name. With no grader reading the field, the record's ``name`` is assumed.
     """
-    paths: dict[str, Path_] = {}
+    paths: dict[str, Steps] = {}
     notes: list[str] = []
     for gname, cfg in runner.grader_configs.items():
         g = cfg.grader
@@ -125,14 +125,14 @@ def field_sources(runner: GradingRunner, name: str) -> FieldSources:
     return FieldSources(name, tuple(paths.items()), tuple(notes))
 
 
-def _lookup(record: Any, steps: Path_) -> Any:
+def _lookup(record: Any, steps: Steps) -> Any:
     try:
         return resolve_path(record, steps)
     except LookupError:
         return None
 
 
-def _with_text(record: Mapping[str, Any], paths: Sequence[Path_], text: str) -> dict[str, Any]:
+def _with_text(record: Mapping[str, Any], paths: Sequence[Steps], text: str) -> dict[str, Any]:
     """A deep copy of ``record`` with ``text`` at each path (every path resolves in ``record``)."""
     out = copy.deepcopy(dict(record))
     for steps in paths:
@@ -227,15 +227,15 @@ class ExploitStats:
         got: RecordResult,
         graders: Sequence[str],
     ) -> None:
-        if got.reward is not None:
-            self.rewards.add(got.reward)
+        """Fold in one record: the exploit's result ``got`` against the ``honest`` one."""
+        e = got.reward
+        err = got.components.get(got.reward_name or "")
+        kind = err.kind if isinstance(err, GraderError) else "unknown"
+        self.rewards.add(e, kind)  # the histogram: every record, compared or not
         h = honest.reward
         if h is None or h < self.min_honest or h <= 0.0:
             return
-        e = got.reward
         if e is None:
-            err = got.components.get(got.reward_name or "")
-            kind = err.kind if isinstance(err, GraderError) else "unknown"
             self.unscored[kind] += 1
             self.reasons[f"unscored: {kind}"] += 1
             return
@@ -322,6 +322,13 @@ class AuditResult:
                 f"<h2>{html.escape(s.name)}: {html.escape(s.verdict)}</h2>"
                 f"<p>{html.escape(s.spec.description)}</p>{_svg_histogram(s.rewards)}"
             )
+            if s.reasons:
+                total = sum(s.reasons.values())
+                items = "".join(
+                    f"<li>{count}/{total}: {html.escape(reason)}</li>"
+                    for reason, count in s.reasons.most_common(5)
+                )
+                parts.append(f"<p>Reasons the reward gave (most common first):</p><ul>{items}</ul>")
             if s.closest is not None:
                 c = s.closest
                 text = c.response if len(c.response) <= 1500 else c.response[:1500] + "…"
@@ -454,7 +461,7 @@ async def aaudit(
         notes.append(f"exploits are written at {', '.join(resp_paths)} (the graders' response)")
 
     golds = {}
-    inputs: list[tuple[int, Mapping[str, Any], ExploitInput, list[Path_]]] = []
+    inputs: list[tuple[int, Mapping[str, Any], ExploitInput, list[Steps]]] = []
     no_response: list[int] = []
     for line, record in records:
         found = [steps for _, steps in resp_src.paths if isinstance(_lookup(record, steps), str)]
