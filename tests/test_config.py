@@ -17,7 +17,12 @@ def test_llm_judges_in_yaml_share_one_endpoint_backend(judge_server: JudgeServer
             "judge": {"backend": "openai", "base_url": judge_server.base_url, "model": "m"},
             "graders": {
                 "rel": {"type": "relevance"},
-                "corr": {"type": "correctness", "mapper": {"reference_response": "gt"}},
+                # verify: never, so both judges call the endpoint ("Paris" is checkable by rule)
+                "corr": {
+                    "type": "correctness",
+                    "mapper": {"reference_response": "gt"},
+                    "verify": "never",
+                },
                 "sim": {"type": "similarity", "mapper": {"reference_response": "gt"}},
             },
             "aggregators": [{"type": "min", "name": "reward", "components": ["rel", "corr"]}],

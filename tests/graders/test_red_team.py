@@ -144,6 +144,10 @@ async def test_a_parroting_judge_never_yields_a_plausible_number() -> None:
         if isinstance(r, GraderScore) and "raw_score" in r.metadata
     }
     assert not bad, bad
-    # Today only the gates decide without the judge; everything else is unparseable.
+    # Only the gates and correctness's rule (verifiable first) decide without the judge;
+    # everything else is unparseable.
     for r in results:
-        assert (gate_of(r) is not None) if isinstance(r, GraderScore) else r.kind == "unparseable"
+        if isinstance(r, GraderScore):
+            assert gate_of(r) is not None or r.metadata.get("decided_by", "").startswith("rule:")
+        else:
+            assert r.kind == "unparseable"
