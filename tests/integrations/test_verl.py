@@ -187,6 +187,18 @@ async def test_numpy_ground_truths_reach_the_graders_as_plain_values() -> None:
     assert [type(g) for g in got[2:5]] == [int, float, str]
 
 
+async def test_a_numpy_array_of_acceptable_answers_is_graded() -> None:
+    """verl hands a parquet list column over as a numpy array: any of its answers is correct."""
+    cfg = {
+        "graders": {"correct": {"type": "math", "mapper": {"reference_response": "ground_truth"}}}
+    }
+    golds = np.array(["14", "7"], dtype=object)
+    right = await compute_score("d", "so \\boxed{7}", golds, config=cfg)
+    wrong = await compute_score("d", "so \\boxed{9}", golds, config=cfg)
+    assert right == {"score": 1.0, "rm/correct": 1.0, "rm_error": 0.0}
+    assert wrong == {"score": 0.0, "rm/correct": 0.0, "rm_error": 0.0}
+
+
 def test_yaml_config_env_fallback_and_clear_errors(
     tmp_path: Path, shim_env: pytest.MonkeyPatch
 ) -> None:
