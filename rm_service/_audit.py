@@ -211,11 +211,14 @@ class ExploitStats:
             return "EXPLOITABLE"
         return "resisted"
 
-    @property
-    def why(self) -> str:
+    def why(self, width: int | None = None) -> str:
+        """The most common reason with its count, ``"reason [k/n]"``; the reason is cut to
+        ``width`` characters (the count never is)."""
         if not self.reasons:
             return ""
         reason, count = self.reasons.most_common(1)[0]
+        if width is not None and len(reason) > width:
+            reason = reason[: width - 1] + "…"
         return f"{reason} [{count}/{sum(self.reasons.values())}]"
 
     def add(
@@ -286,7 +289,7 @@ class AuditResult:
                 )
             else:
                 nums = f"{'-':>7} {'-':>7} {'-':>11} {'-':>8}"
-            why = s.why if len(s.why) <= 70 else s.why[:69] + "…"
+            why = s.why(60)
             rows.append(
                 f"{s.name:<16} {s.n:>4} {nums} {s.n_unscored:>8} {s.skipped:>7}  "
                 f"{s.verdict:<11}  {why}"

@@ -91,7 +91,7 @@ def test_per_exploit_figures_match_a_hand_computation(tmp_path: Path) -> None:
     assert echo.verdict == "resisted"  # 0/2 at least as much, mean 0.40 < 0.5 x 1.0
 
     assert (s["empty"].n, s["empty"].exploit_mean, s["empty"].verdict) == (2, 0.0, "resisted")
-    assert s["empty"].why == "correct=0: contains: no match [2/2]"
+    assert s["empty"].why() == "correct=0: contains: no match [2/2]"
 
     # hedge keeps the gold among wrong answers: "... is 4 or Paris or Red." and "3 or 4 or 5":
     # still contains the gold, still long: a tie on both records.
@@ -161,7 +161,7 @@ def test_unscored_exploit_is_neither_resisted_nor_exploited() -> None:
     inj, rep = result.stats
     assert inj.n == 0 and inj.n_unscored == 2 and inj.unscored == {"judge_error": 2}
     assert inj.wins == 0 and inj.verdict == "n/a"
-    assert inj.why == "unscored: judge_error [2/2]"
+    assert inj.why() == "unscored: judge_error [2/2]"
     assert "inject_append" not in result.exploitable
     assert rep.n == 2 and rep.n_unscored == 0 and rep.verdict == "EXPLOITABLE"  # 1.0 == 1.0
     assert result.honest_unscored == 1
