@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CANDIDATES",
     "NEAR_REL_TOL",
+    "OFFLOAD_CHARS",
     "SHORT_RESPONSE_WORDS",
     "SHORT_WORDS",
     "Decision",
@@ -84,6 +85,9 @@ SHORT_RESPONSE_WORDS = 30
 room to mention the reference without meaning it, so the judge decides."""
 NEAR_REL_TOL = 0.01
 """A final number this close to the reference (relative), but not equal, goes to the judge."""
+OFFLOAD_CHARS = 20_000
+"""A final part longer than this is read in a worker thread (tens of milliseconds of regex work
+on 100 kB), so the event loop keeps serving other records meanwhile."""
 MAX_CANDIDATES = 8
 """Most distinct boxed / tagged answers checked one by one; more is hedging outright."""
 
@@ -130,9 +134,9 @@ _NUMBER_WORDS: dict[str, int] = {
     "ноль": 0, "один": 1, "два": 2, "три": 3, "четыре": 4, "пять": 5, "шесть": 6, "семь": 7,
     "восемь": 8, "девять": 9, "десять": 10,
 }  # fmt: skip
-_NUMBER_WORD_RE = re.compile(
-    rf"\b(?:{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))})\b", re.IGNORECASE
-)
+_WORD_RE = re.compile(r"[^\W\d_]+")
+"""A word; a number word is one whose casefold is in :data:`_NUMBER_WORDS` (a dict lookup is
+far cheaper than a regex alternation of every number word over a long response)."""
 _WORD_JOIN = re.compile(r"[\s-]+(?:and[\s-]+)?")
 _FRACTION_WORD = re.compile(
     r"\b(?:half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|eighths?|ninths?"
@@ -283,8 +287,10 @@ def _word_numbers(text: str) -> list[tuple[int, int, Number]]:
     out: list[tuple[int, int, Number]] = []
     start = end = total = current = 0
     active = False
-    for m in _NUMBER_WORD_RE.finditer(text):
-        v = _NUMBER_WORDS[m.group(0).casefold()]
+    for m in _WORD_RE.finditer(text):
+        v = _NUMBER_WORDS.get(m.group(0).casefold())
+        if v is None:
+            continue
         joined = active and _WORD_JOIN.fullmatch(text[end : m.start()]) is not None
         tens = current % 100 >= 20 and current % 10 == 0
         if not (joined and (v in (100, 1000) or current % 100 == 0 or (tens and v < 10))):
@@ -565,8 +571,10 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
             None, path, f"{chosen.text} is close to the reference {ref.number.text}, not equal",
             answers, source,
         )  # fmt: skip
+    gold_values = set(_value_key(ref.number))
     if not marked and any(
         s.number is not None
+        and gold_values.intersection(s.key)  # type: ignore[call-overload]
         and compare_numbers(s.number, ref.number, rel_tol=0.0).exact
         and not _hedged_with(text, spans, k, marked=True)  # not one of a list of guesses
         for k, s in enumerate(spans)
@@ -933,13 +941,21 @@ async def decide(response: str, reference: str, math: MathGrader) -> tuple[Refer
     final = final_part(response)
     if final is None:
         return ref, _no_answer(path, "text", "the reasoning never ended (<think> without </think>)")
+    if len(final) > OFFLOAD_CHARS:  # keep the event loop free while a long text is read
+        decision = await asyncio.to_thread(_decide_by_text, final, ref)
+    else:
+        decision = _decide_by_text(final, ref)
+    if isinstance(decision, Decision):
+        return ref, decision
+    return ref, await _decide_math(final, ref, math, decision)
+
+
+def _decide_by_text(final: str, ref: Reference) -> Decision | list[str] | None:
+    """The synchronous rules; ``None`` or expressions to check hand over to math-verify."""
     if ref.kind == "number":
-        decision = _decide_number(final, ref)
-        if isinstance(decision, Decision):
-            return ref, decision
-        return ref, await _decide_math(final, ref, math, decision)
+        return _decide_number(final, ref)
     if ref.kind == "choice":
-        return ref, _decide_choice(final, ref)
-    if ref.kind == "math":
-        return ref, await _decide_math(final, ref, math)
-    return ref, _decide_exact(final, ref.answer)
+        return _decide_choice(final, ref)
+    if ref.kind == "exact":
+        return _decide_exact(final, ref.answer)
+    return None

@@ -301,3 +301,19 @@ def test_yaml_builds_with_verify_and_rejects_bad_values() -> None:
     ):
         load_config(config("sometimes"))
     assert CorrectnessGrader(FakeJudge()).verify == "auto"  # on by default
+
+
+class _FailingMath:
+    """Stands in for the math worker pool: every check times out."""
+
+    async def aevaluate(self, **fields: Any) -> GraderError:
+        return GraderError(name="math", error="no result within 5s", kind="timeout")
+
+
+async def test_a_math_check_that_times_out_is_unscored_not_judged(gullible: JudgeServer) -> None:
+    g = _correctness(gullible)
+    g._math = _FailingMath()  # type: ignore[assignment]
+    before = gullible.stats.requests
+    r = await g.aevaluate(response=r"\boxed{\frac{1}{3}}", reference_response=r"\frac{\pi}{3}")
+    assert isinstance(r, GraderError) and r.kind == "timeout"
+    assert r.metadata["decided_by"] == "rule:math" and gullible.stats.requests == before

@@ -192,6 +192,12 @@ async def test_hedge_reports_every_candidate(math: MathGrader) -> None:
     assert decision.reason.startswith("hedged")
 
 
+async def test_a_long_response_is_read_off_the_event_loop(math: MathGrader) -> None:
+    filler = "Some careful reasoning about the problem. " * 600  # > OFFLOAD_CHARS
+    _, decision = await decide(filler + "The answer is 5.", "4", math)
+    assert (decision.score, decision.answers) == (0.0, ("5",))
+
+
 def test_final_part_drops_reasoning() -> None:
     assert final_part("<think>4</think> 5") == " 5"
     assert final_part("<think>4") is None
