@@ -176,6 +176,8 @@ _LATEX_NOISE = re.compile(
     r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
     r"|\\(?:quad|qquad|[,;:! ])"
 )
+_LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
+_MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+(?=\S)|\n")
 
 _NEGATIONS = frozenset(
@@ -246,7 +248,9 @@ _MULTI = re.compile(r"\d\s*[,;]\s*[-+]?\d|\bor\b|\\lor|\\cup|∪|\\pm|±", re.IG
 
 
 def _clean(text: str) -> str:
-    """LaTeX text blocks to their words and spacing commands to spaces, for reading answers."""
+    """LaTeX text blocks to their words and spacing commands to spaces, for reading answers;
+    LaTeX thousands separators (``1{,}000``, ``1\\,000``) to plain ones first."""
+    text = _LATEX_THOUSANDS.sub(r"\1,", text)
     return _LATEX_NOISE.sub(lambda m: f" {m.group(1) or ''} ", text)
 
 
@@ -504,8 +508,10 @@ _POWER_EXPR = re.compile(
 
 
 def _needs_math(region: str) -> bool:
-    """A boxed / tagged answer written as math beyond a plain number (``\\sqrt{16}``, ``2^2``)."""
-    return bool(re.search(r"\\(?!d?t?frac\b|%|\$)[A-Za-z]+|[\^√π]", _clean(region)))
+    """Math beyond a plain number (``\\sqrt{16}``, ``2^2``, ``\\frac{-1}{2}``): what is left
+    once the numbers are taken out still has a command, a brace or a power."""
+    rest = _NUMBER_RE.sub(" ", _clean(region))
+    return bool(re.search(r"\\(?![%$])[A-Za-z]*|[{}^√π]", rest))
 
 
 def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
@@ -546,6 +552,9 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
         where = "the response" if not marked else f"the response's {source} answer"
         return _no_answer(path, source, f"no number in {where}")
     assert chosen.number is not None
+    span = next((m for m in _MATH_SPAN.finditer(text) if m.start() <= chosen.start < m.end()), None)
+    if span is not None and _needs_math(span.group(0)):
+        return [span.group(0)]  # "$x = \frac{-1}{2}$": the span is math-verify's to read
     if text[chosen.end : chosen.end + 1] == "^" or text[: chosen.start].rstrip().endswith(
         ("^", "^{")
     ):
