@@ -12,32 +12,42 @@ reference):
 
 * ``choice``: a choice letter A-E (``B``, ``(B)``, ``B) Paris``, ``Option C``).
 * ``number``: one number, with at most two unit words or a currency sign (``72``, ``$5.40``,
-  ``100 °C``, ``25%``), or a number word (``Seven``).
-* ``math``: a short expression with no prose (``\\frac{\\pi}{2}``, ``x = 3``, ``(1, 2]``),
-  decided by math-verify through :class:`~graders._math.MathGrader`'s process pool (deadlines,
-  hung workers killed), never in this process.
-* ``exact``: a short string, at most :data:`SHORT_WORDS` words (``Paris``, ``Jane Austen``).
+  ``100 °C``, ``25%``), or a number in words (``Seven``).
+* ``math``: a short expression with no prose (``\\frac{\\pi}{2}``, ``x = 3``, ``(1, 2]``,
+  ``2x``), decided by math-verify through :class:`~graders._math.MathGrader`'s process pool
+  (deadlines, hung workers killed), never in this process.
+* ``exact``: a short string, at most :data:`SHORT_WORDS` words (``Paris``, ``Jane Austen``,
+  ``Yes``).
 * ``prose``: anything else; only a judge can compare it.
 
-What the rule decides, given the response's final part (after ``</think>``):
+What the rule decides, given the response's final part (after ``</think>``; an unfinished
+``<think>`` has no final answer):
 
 * number, choice, math: the final answer is the last ``\\boxed{}``, else the last ``<answer>``
   block, else what follows the last answer phrase (in English, Spanish, French, German, Italian,
   Portuguese, Russian, Chinese, Japanese), else the last number / the letter the text picks / the
   last expression. Equal → 1.0; different → 0.0; none stated → 0.0 ("no final answer": a
-  checkable question asked for one). Two cases go to the judge: a number within
-  :data:`NEAR_REL_TOL` of the reference but not equal (rounding is a judgement), and an unmarked
-  response whose last number is not the reference while the reference's value appears earlier
-  (a trailing footnote such as "(1 atm)").
-* exact: only *correct* is decidable. The normalised reference occurs in a marked answer, or in
-  a short response (at most :data:`SHORT_RESPONSE_WORDS` words) that negates nothing → 1.0.
-  Anything else may be a paraphrase or a synonym, so the judge decides.
+  checkable question asked for one, and "the same as the reference" is none). Numbers in words
+  count ("eight", "ocho", "one hundred and twenty"); a final number inside math that is more
+  than a number (``\\frac{-1}{2}``, ``3 × 10^8``, ``\\sqrt{16}``) goes to math-verify whole.
+  What goes to the judge: a number within :data:`NEAR_REL_TOL` of the reference but not equal
+  (rounding is a judgement; two different integers are never close), an unmarked response whose
+  last number is not the reference while the reference's value stands alone earlier (a trailing
+  footnote: "100 °C at sea level (1 atm)"), an unmarked response naming several options, and an
+  unmarked math response that states the reference on its own before another last expression.
+* exact: only *correct* is decidable. The normalised reference (accents folded) occurs in a
+  marked answer, or in a short response (at most :data:`SHORT_RESPONSE_WORDS` words) that
+  negates nothing else → 1.0. Anything else may be a paraphrase, a synonym or a translation, so
+  the judge decides. Yes/no (true/false) references are the exception: the two answers are
+  exhaustive, so the answer's first yes or no (unmarked: at the start of a line) decides both
+  ways.
 * Hedging, for every kind: several ``\\boxed{}`` / ``<answer>`` blocks with different values, or
   the final answer joined to a different candidate by "or", "either", "maybe", "/", a range
   ("4 to 5") or their equivalents in the languages above ("4 or 5", "A, B or C", "4? maybe 5",
-  "Paris or Lyon") → 0.0.
+  "Paris or Lyon"), or, in a marked answer, a list ("the answer is 3, 4, 5") → 0.0.
 
-Everything here but :func:`decide` is pure and synchronous.
+Everything here but :func:`decide` is pure and synchronous; :func:`decide` reads a final part
+longer than :data:`OFFLOAD_CHARS` in a worker thread.
 """
 
 from __future__ import annotations
