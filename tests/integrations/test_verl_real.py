@@ -178,7 +178,7 @@ def test_the_readme_verl_command_composes_with_verls_own_config() -> None:
         assert fn.__qualname__ == fn_cfg.name and fn.__name__ in shim.__all__
         kwargs = fn_cfg.reward_kwargs
         assert Path(kwargs.config).is_absolute() or kwargs.get("url")
-        use_loop = cfg.reward_model.get("use_reward_loop", True) if not new_layout() else True
+        use_loop = new_layout() or cfg.reward_model.use_reward_loop  # 0.7.0 can opt out
         folder = "experimental/reward_loop/reward_manager" if use_loop else "workers/reward_manager"
         assert manager_name(cfg) in registered_managers(verl_root() / folder)
         if manager_name(cfg) == "rate_limited":
@@ -186,6 +186,21 @@ def test_the_readme_verl_command_composes_with_verls_own_config() -> None:
             assert limits.max_concurrent > 1
         for alternative in alternatives:
             compose([*overrides, alternative])
+
+
+def test_which_managers_each_verl_version_offers() -> None:
+    """The README's table: from 0.7.1 the trainer builds managers from the reward loop's
+    registry only (``resolve_reward_manager_cls``); 0.7.0 also reaches the legacy ones, with
+    ``reward_model.use_reward_loop=False``."""
+    loop = registered_managers(verl_root() / "experimental/reward_loop/reward_manager")
+    legacy = registered_managers(verl_root() / "workers/reward_manager")
+    assert {"batch", "dapo", "naive", "prime"} <= legacy
+    if new_layout():
+        assert loop == {"dapo", "gdpo", "naive", "rate_limited", "remote"}
+        reward = (verl_root() / "trainer/ppo/reward.py").read_text(encoding="utf-8")
+        assert "from verl.workers.reward_manager" not in reward  # legacy ones unreachable
+    else:
+        assert loop == {"dapo", "naive", "rate_limited", "remote"}
 
 
 def test_the_old_readme_command_fails_as_reported() -> None:
