@@ -101,6 +101,10 @@ def _p(*alternatives: str) -> str:
     return "(?:" + "|".join(alternatives) + ")"
 
 
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+"""Hiragana, katakana and CJK ideographs: where a Chinese or Japanese phrase can start."""
+
+
 def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> re.Pattern[str]:
     """One regex: ``words`` patterns between word boundaries, ``cjk`` ones anywhere.
 
@@ -109,7 +113,9 @@ def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> re.Pattern
     """
     parts = [r"(?<!\w)" + _p(*(_strip_marks(w) for w in words)) + r"(?!\w)"]
     if cjk:
-        parts.append(_p(*cjk))
+        # The lookahead fails at once on other scripts, so the CJK alternatives cost nothing
+        # at the positions of a Latin or Cyrillic text (and vice versa: the lookbehind above).
+        parts.append(f"(?=[{_CJK_CHARS}])" + _p(*cjk))
     return re.compile("|".join(parts))
 
 
@@ -1180,7 +1186,7 @@ def hidden_tag_text(view: _View) -> str | None:
     They render as nothing but spell ASCII to a model that reads them ("ASCII smuggling"). A
     flag such as 🏴 England uses them legitimately, so flag sequences are removed first.
     """
-    if not any("\U000e0000" <= c <= "\U000e007f" for c in view.response):
+    if _TAG_RE.search(view.response) is None:
         return None
     rest = _FLAG_EMOJI_RE.sub("", view.response)
     m = _TAG_RE.search(rest)
@@ -1283,7 +1289,7 @@ _CHAT_TOKEN_RE = re.compile(
     re.I,
 )
 _FENCE_MARKER_RE = re.compile(
-    r"(?:[<﹤‹«⟨〈《❮❬⟪]\s?){3,}\s*(?:END[\s_-]*)?(?:OF[\s_-]*)?(?:THE[\s_-]*)?(?:RESPONSE|QUERY"
+    r"(?<![<﹤‹«⟨〈《❮❬⟪])(?<![<﹤‹«⟨〈《❮❬⟪]\s)(?:[<﹤‹«⟨〈《❮❬⟪]\s?){3,}+\s*(?:END[\s_-]*)?(?:OF[\s_-]*)?(?:THE[\s_-]*)?(?:RESPONSE|QUERY"
     r"|ANSWER|REFERENCE|INSTRUCTION|INPUT|OUTPUT|CANDIDATE|SYSTEM|USER|ASSISTANT|PROMPT|DATA"
     r"|DOCUMENT|TEXT|CONTEXT|RUBRIC|SUBMISSION)",
     re.I,
