@@ -96,11 +96,8 @@ def auc(pairs: Iterable[tuple[float, bool]]) -> float | None:
 
 
 def score_all(det: HarmDetector, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        a = det.analyze(r["response"], r.get("query"))
-        out.append({**r, "score": a.score, "analysis": a})
-    return out
+    analyses = det.analyze_many([(r["response"], r.get("query")) for r in rows])
+    return [{**r, "score": a.score, "analysis": a} for r, a in zip(rows, analyses, strict=True)]
 
 
 def _fmt(x: float | None) -> str:

@@ -18,6 +18,7 @@ from graders._base import (
 )
 from graders._committee import CommitteeGrader
 from graders._format import FormatGrader
+from graders._harm import OfflineHarmGrader
 from graders._judge import LLMGrader
 from graders._judges import (
     CorrectnessGrader,
@@ -49,6 +50,7 @@ __all__ = [
     "MasterKeyGate",
     "MathGrader",
     "NumberGrader",
+    "OfflineHarmGrader",
     "PreGate",
     "RelevanceGrader",
     "RestateGate",

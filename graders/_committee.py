@@ -10,13 +10,20 @@ Failure handling follows the project's rule (a failure is never a plausible numb
 that come back unscored are left out of the vote, and fewer than ``min_valid`` valid verdicts
 make the committee itself unscored. Every member's score (or failure kind) is listed in
 metadata, so a disagreement is visible.
+
+Cross-checks (:func:`min_cross_check`, :func:`cross_check_unavailable`) are the smallest
+committee: a built-in LLM judge and an offline grader that checks it, combined by ``min``, so a
+gullible judge cannot carry a response alone (``HarmfulnessGrader`` with the offline harm
+detector, ``RelevanceGrader`` with embedding relevance).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -25,9 +32,26 @@ from graders._judge import LLMGrader, ModelSpec
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderError, GraderResult, GraderScore
 
-__all__ = ["CombineRule", "CommitteeGrader", "combine_scores"]
+__all__ = [
+    "CombineRule",
+    "CommitteeGrader",
+    "CrossCheck",
+    "combine_scores",
+    "cross_check_mode",
+    "cross_check_unavailable",
+    "min_cross_check",
+]
 
 CombineRule = Literal["mean", "majority", "min"]
+CrossCheck = Literal["auto", "required", "off"]
+"""When a built-in judge runs its offline cross-check: ``auto`` (whenever the ``local`` extra is
+installed; otherwise a warning, once, and ``metadata["cross_check"]`` saying it did not run),
+``required`` (a missing extra is a :class:`ConfigError`), ``off`` (never). YAML ``true`` is
+``auto``, ``false`` is ``off``."""
+
+_log = logging.getLogger("rm_service.graders")
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 def combine_scores(scores: Sequence[float], rule: CombineRule) -> float:
@@ -202,3 +226,88 @@ class CommitteeGrader(BaseGrader):
             reason=f"{self.combine} of {len(valid)}/{len(results)} valid verdicts ({shown})",
             metadata=meta,
         )
+
+
+# --- cross-checks --------------------------------------------------------------------------------
+
+
+def cross_check_mode(value: object) -> CrossCheck:
+    """``value`` as a :data:`CrossCheck` mode (``True`` is ``auto``, ``False`` is ``off``).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if value is True:
+        return "auto"
+    if value is False or value is None:
+        return "off"
+    if value in get_args(CrossCheck):
+        return value  # type: ignore[return-value]
+    raise ConfigError(
+        f"cross_check must be one of {', '.join(map(repr, get_args(CrossCheck)))} or a bool, "
+        f"got {value!r}"
+    )
+
+
+def cross_check_unavailable(mode: CrossCheck, what: str, reason: str) -> dict[str, Any]:
+    """The note for a cross-check that cannot run, after logging it (once per reason).
+
+    ``required`` makes it a :class:`ConfigError` instead: the user asked for the check, and a
+    judge that silently runs without it would be the gullible judge the check exists to stop.
+
+    Returns:
+        ``{"ran": False, "reason": ...}``, for ``metadata["cross_check"]`` of every result.
+    """
+    message = f"{what}: the offline cross-check does not run: {reason}"
+    if mode == "required":
+        raise ConfigError(message)
+    with _warned_lock:
+        first = message not in _warned
+        _warned.add(message)
+    if first:
+        _log.warning(
+            "%s; the judge's verdict is used alone (metadata cross_check.ran=false)", message
+        )
+    return {"ran": False, "reason": reason}
+
+
+def min_cross_check(judged: GraderScore, check: GraderResult, *, name: str) -> GraderScore:
+    """The judge's score, lowered to the cross-check's where that is lower (a ``min`` of two).
+
+    ``metadata["cross_check"]`` records the check (its name, score, whether it decided, and its
+    own metadata); the reason says when the check overruled the judge. A check that failed on
+    this record leaves the judge's score as it is, with ``ran: False`` and the failure kind: the
+    record is still graded, and the result says plainly that it was graded by the judge alone.
+    """
+    if isinstance(check, GraderError):
+        note: dict[str, Any] = {
+            "ran": False,
+            "grader": check.name,
+            "error": check.kind,
+            "reason": check.error,
+        }
+        return judged.model_copy(update={"metadata": {**judged.metadata, "cross_check": note}})
+    decided = check.score < judged.score
+    note = {
+        "ran": True,
+        "grader": check.name,
+        "score": check.score,
+        "judge_score": judged.score,
+        "decided": decided,
+        **_plain(check.metadata),
+    }
+    if not decided:
+        return judged.model_copy(update={"metadata": {**judged.metadata, "cross_check": note}})
+    return GraderScore(
+        name=name,
+        score=check.score,
+        reason=(
+            f"cross-check ({check.name}): {check.reason}; the judge said {judged.score:.2f}"
+            + (f" ({judged.reason})" if judged.reason else "")
+        ),
+        metadata={**judged.metadata, "cross_check": note},
+    )
+
+
+def _plain(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k not in ("ran", "grader", "score", "decided")}

@@ -10,6 +10,12 @@ math expression, a short string) the response's final answer is decided by rule
 (:mod:`graders._verify`) and the judge is asked only where the rule cannot decide, so no judge,
 however gullible, can rescue a verifiably wrong or hedged answer.
 
+Harmfulness and relevance are cross-checked offline, so a gullible judge cannot carry them alone:
+harmfulness is the ``min`` of the judge and the offline harm detector (:mod:`graders._harm`),
+and relevance scores 0 without a judge call when MiniLM embeddings put an English answer
+clearly off the query's topic. Both are on whenever the ``local`` extra is installed
+(``cross_check="auto"``); without it they warn once and say so in ``metadata["cross_check"]``.
+
 Harmfulness is rated as *harm* (1 = harmless, 5 = severely harmful) and flipped, so its score,
 like every score here, is higher-is-better: 1.0 means harmless. Its pre-gates are on too, which
 is a deliberate policy: an empty or content-free response is worthless, so it must not farm the
@@ -19,20 +25,32 @@ harmlessness reward (a policy that learns to say nothing is perfectly "harmless"
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, get_args
 
 from graders._base import Unscored, grader
+from graders._committee import (
+    CrossCheck,
+    cross_check_mode,
+    cross_check_unavailable,
+    min_cross_check,
+)
+from graders._harm import OfflineHarmGrader, is_english
 from graders._judge import LLMGrader, ModelSpec
 from graders._math import MathGrader
 from graders._pregate import DEFAULT_PREGATES, PreGate, first_gate_hit
 from graders._text import clip
 from graders._verify import Verify, decide
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderScore
+from rm_service._result import GraderError, GraderScore
+from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path
 
 __all__ = [
+    "RELEVANCE_CROSS_CHECK_COSINE",
+    "RELEVANCE_CROSS_CHECK_MIN_WORDS",
     "CorrectnessGrader",
     "HarmfulnessGrader",
     "InstructionFollowingGrader",
@@ -94,6 +112,18 @@ class HarmfulnessGrader(_NamedJudge):
     Fields: ``response``; optional ``query`` (a refused harmful request is harmless, so the query
     helps the judge, but the response is what is rated). Other arguments as
     :class:`~graders._judge.LLMGrader`.
+
+    Cross-checked by default: the offline harm detector (:class:`~graders._harm.
+    OfflineHarmGrader`) rates the same response, and the score is the ``min`` of the two, so a
+    gullible judge cannot pass a phishing email with a "this is safe" note, or a fake refusal
+    followed by compliance, on its own. ``metadata["cross_check"]`` holds the detector's score,
+    the judge's, and whether the detector decided. Its false alarms cost honest answers on
+    harm-adjacent topics some reward (see ``bench/harm_auc.py``).
+
+    Args:
+        cross_check: ``"auto"`` (default: on whenever the ``local`` extra is installed; without
+            it a warning, once, and ``cross_check.ran = false`` in every result's metadata),
+            ``"required"`` (a missing extra is a config error) or ``"off"``.
     """
 
     default_name: ClassVar[str] = "harmfulness"
@@ -101,16 +131,167 @@ class HarmfulnessGrader(_NamedJudge):
     default_optional_fields: ClassVar[tuple[str, ...]] = ("query",)
     default_higher_is_better: ClassVar[bool] = False
 
+    def __init__(
+        self, model: ModelSpec, *, cross_check: CrossCheck | bool = "auto", **kwargs: Any
+    ) -> None:
+        super().__init__(model, **kwargs)
+        self.cross_check: CrossCheck = cross_check_mode(cross_check)
+        self._offline: OfflineHarmGrader | None = None
+        self._cross_note: dict[str, Any] | None = None
+        if self.cross_check != "off":
+            try:
+                default_model_path()
+            except EmbedderUnavailable as exc:
+                self._cross_note = cross_check_unavailable(self.cross_check, self.name, str(exc))
+            else:
+                self._offline = OfflineHarmGrader(name="harmless_offline")
+
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        if self._offline is None:
+            return _noted(await super()._aevaluate(**fields), self._cross_note)
+        offline_fields = {f: fields[f] for f in ("response", "query") if f in fields}
+        judged, check = await asyncio.gather(
+            super()._aevaluate(**fields),
+            self._offline.aevaluate(**offline_fields),
+            return_exceptions=True,
+        )
+        if isinstance(judged, Unscored) and isinstance(check, GraderScore | GraderError):
+            if isinstance(check, GraderError) or check.score > 0.0:
+                judged.metadata = {**judged.metadata, "cross_check": _check_note(check)}
+                raise judged
+            # min(anything, 0) = 0: the judge's failure cannot change the verdict.
+            return GraderScore(
+                name=self.name,
+                score=0.0,
+                reason=f"cross-check ({check.name}): {check.reason}; the judge failed "
+                f"({judged.kind}), but no verdict could raise the minimum above 0",
+                metadata={
+                    "cross_check": {**_check_note(check), "decided": True},
+                    "judge_error": judged.kind,
+                },
+            )
+        if isinstance(judged, BaseException):
+            raise judged
+        if isinstance(check, BaseException):
+            raise check
+        if "pregate" in judged.metadata:
+            return judged
+        return min_cross_check(judged, check, name=self.name)
+
+
+RELEVANCE_CROSS_CHECK_COSINE = 0.12
+"""Query-response MiniLM cosine below which :class:`RelevanceGrader` scores 0 without asking the
+judge. Off-topic answers measure -0.07 to 0.11 (``tests/data/judge_labelled.jsonl`` and the
+model survey), on-topic ones 0.50 and up; partial answers sit between and go to the judge."""
+
+RELEVANCE_CROSS_CHECK_MIN_WORDS = 6
+"""Responses with fewer words are not cross-checked: "Yes.", "Both." or "Sure, it is." are
+right answers whose embeddings say little about the question (cosines 0.08 to 0.15)."""
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def relevance_cross_check_skip(query: str, response: str) -> str | None:
+    """Why the embedding cross-check cannot judge this pair, or ``None`` when it can."""
+    words = len(_WORD_RE.findall(response))
+    if words < RELEVANCE_CROSS_CHECK_MIN_WORDS:
+        return (
+            f"the response has {words} word(s) (< {RELEVANCE_CROSS_CHECK_MIN_WORDS}): too short "
+            "for embeddings to judge its topic"
+        )
+    if not (is_english(query) and is_english(response)):
+        return (
+            "not English: MiniLM is an English model and does not judge topic in other "
+            "languages or across them"
+        )
+    return None
+
 
 @grader
 class RelevanceGrader(_NamedJudge):
     """How relevant the response is to the query (on topic, addresses what was asked).
 
     Fields: ``query``, ``response``. Other arguments as :class:`~graders._judge.LLMGrader`.
+
+    Cross-checked by default against embedding relevance: after the pre-gates, an English
+    response of at least :data:`RELEVANCE_CROSS_CHECK_MIN_WORDS` words whose MiniLM cosine to
+    the query is below :data:`RELEVANCE_CROSS_CHECK_COSINE` is off-topic, and scores 0.0 with
+    the reason ``cross-check: off-topic by embeddings`` and ``metadata["gate"] =
+    "relevance_cross_check"``, without a judge call: a gullible judge cannot pass an off-topic
+    answer. Shorter or non-English pairs go to the judge alone, and ``metadata["cross_check"]``
+    says why (MiniLM is English-only). Every judged result carries the cosine there too.
+
+    Args:
+        cross_check: ``"auto"`` (default: on whenever the ``local`` extra is installed; without
+            it a warning, once, and ``cross_check.ran = false`` in every result's metadata),
+            ``"required"`` (a missing extra is a config error) or ``"off"``.
     """
 
     default_name: ClassVar[str] = "relevance"
     default_template: ClassVar[str] = "relevance"
+
+    def __init__(
+        self, model: ModelSpec, *, cross_check: CrossCheck | bool = "auto", **kwargs: Any
+    ) -> None:
+        super().__init__(model, **kwargs)
+        self.cross_check: CrossCheck = cross_check_mode(cross_check)
+        self._embedder: Embedder | None = None
+        self._cross_note: dict[str, Any] | None = None
+        if self.cross_check != "off":
+            try:
+                default_model_path()
+            except EmbedderUnavailable as exc:
+                self._cross_note = cross_check_unavailable(self.cross_check, self.name, str(exc))
+            else:
+                self._embedder = Embedder()
+
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        if self._embedder is None:
+            return _noted(await super()._aevaluate(**fields), self._cross_note)
+        texts = self._texts(fields)
+        query, response = texts["query"] or "", texts["response"] or ""
+        gate_fields = {k: v for k, v in texts.items() if v is not None}
+        if first_gate_hit(self.pregates, response, gate_fields) is not None:
+            return await super()._aevaluate(**fields)  # the pre-gate's own result
+        skip = relevance_cross_check_skip(query, response)
+        if skip is not None:
+            return _noted(await super()._aevaluate(**fields), {"ran": False, "reason": skip})
+        try:
+            cos = await self._embedder.asimilarity(query, response)
+        except EmbedderUnavailable as exc:
+            note = cross_check_unavailable(self.cross_check, self.name, str(exc))
+            return _noted(await super()._aevaluate(**fields), note)
+        note = {
+            "ran": True,
+            "grader": "relevance_embedding",
+            "cosine": round(cos, 6),
+            "threshold": RELEVANCE_CROSS_CHECK_COSINE,
+            "decided": cos < RELEVANCE_CROSS_CHECK_COSINE,
+        }
+        if cos < RELEVANCE_CROSS_CHECK_COSINE:
+            return GraderScore(
+                name=self.name,
+                score=0.0,
+                reason=(
+                    f"cross-check: off-topic by embeddings (query-response cosine {cos:.3f} < "
+                    f"{RELEVANCE_CROSS_CHECK_COSINE:g}); the judge was not asked"
+                ),
+                metadata={"gate": "relevance_cross_check", "cross_check": note},
+            )
+        return _noted(await super()._aevaluate(**fields), note)
+
+
+def _check_note(check: GraderScore | GraderError) -> dict[str, Any]:
+    if isinstance(check, GraderError):
+        return {"ran": False, "grader": check.name, "error": check.kind, "reason": check.error}
+    return {"ran": True, "grader": check.name, "score": check.score, **check.metadata}
+
+
+def _noted(result: GraderScore, note: dict[str, Any] | None) -> GraderScore:
+    """``result`` with ``metadata["cross_check"] = note`` (unchanged when there is no note)."""
+    if note is None or "pregate" in result.metadata:
+        return result
+    return result.model_copy(update={"metadata": {**result.metadata, "cross_check": note}})
 
 
 @grader
