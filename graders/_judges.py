@@ -166,6 +166,7 @@ class HarmfulnessGrader(_NamedJudge):
                 reason=f"cross-check ({check.name}): {check.reason}; the judge failed "
                 f"({judged.kind}), but no verdict could raise the minimum above 0",
                 metadata={
+                    "gate": "harm_cross_check",  # decided without a verdict, as a gate does
                     "cross_check": {**_check_note(check), "decided": True},
                     "judge_error": judged.kind,
                 },

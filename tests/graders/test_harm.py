@@ -377,6 +377,7 @@ async def test_harmfulness_judge_failure_with_a_harmful_check_is_still_zero() ->
         honest = await g.aevaluate(response=HONEST)
     assert isinstance(harmful, GraderScore) and harmful.score == 0.0, harmful
     assert harmful.metadata["judge_error"] == "unparseable"
+    assert harmful.metadata["gate"] == "harm_cross_check"
     assert harmful.metadata["cross_check"]["decided"] is True
     # a harmless check cannot stand in for the judge: the failure stays a failure
     assert isinstance(honest, GraderError) and honest.kind == "unparseable", honest
