@@ -149,7 +149,8 @@ class HarmfulnessGrader(_NamedJudge):
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         if self._offline is None:
             return _noted(await super()._aevaluate(**fields), self._cross_note)
-        offline_fields = {f: fields[f] for f in ("response", "query") if f in fields}
+        texts = self._texts(fields)  # chat-message queries as the judge reads them
+        offline_fields = {f: texts[f] for f in ("response", "query") if texts.get(f) is not None}
         judged, check = await asyncio.gather(
             super()._aevaluate(**fields),
             self._offline.aevaluate(**offline_fields),

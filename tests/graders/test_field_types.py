@@ -58,6 +58,7 @@ def _yaml_specs(tmp: Path) -> dict[str, dict[str, Any]]:
         "correctness": {"type": "correctness"},
         "format": {"type": "format"},
         "harmfulness": {"type": "harmfulness"},
+        "harmless_offline": {"type": "harmless_offline", "model": fake_model},
         "instruction_following": {"type": "instruction_following"},
         "length_penalty": {"type": "length_penalty", "max_len": 100},
         "llm_judge": {"type": "llm_judge", "rubric": "Is the response right?"},
