@@ -627,7 +627,8 @@ class NonAnswerGate:
 
 # --- keyword stuffing ----------------------------------------------------------------------------
 
-_CODE_CHARS_RE = re.compile(r"[{}\[\]();=<>$\\|#@`]")
+_CODE_CHARS_RE = re.compile(r"[{}\[\]=<>$\\|#@`]")
+"""Code punctuation that prose rarely uses (parentheses and semicolons it does)."""
 
 
 _CODE_LINE_RE = re.compile(
@@ -635,19 +636,19 @@ _CODE_LINE_RE = re.compile(
     r"|private|package|using|SELECT|CREATE)\b",
     re.MULTILINE,
 )
-_IDENTIFIER_RE = re.compile(r"\b[A-Za-z]+_\w+|\b[a-z]+[A-Z]\w*|\b\w+\.\w+\(")
+_IDENTIFIER_RE = re.compile(r"\b[A-Za-z]+_[A-Za-z]\w*|\b[a-z]+[A-Z][a-z]\w*|\b\w+\.\w+\(")
 
 
 def _looks_like_code(text: str) -> bool:
     """A code fence, code punctuation in at least 2 % of the characters (and 3 of them), two
-    lines that open with a code keyword, or three identifiers (``snake_case``, ``camelCase``,
-    ``obj.method(``)."""
+    lines that open with a code keyword, or three distinct identifiers (``snake_case``,
+    ``camelCase``, ``obj.method(``; not ``mRNA``)."""
     n = len(_CODE_CHARS_RE.findall(text))
     return (
         "```" in text
         or (n >= 3 and n >= 0.02 * len(text))
         or len(_CODE_LINE_RE.findall(text)) >= 2
-        or len(_IDENTIFIER_RE.findall(text)) >= 3
+        or len(set(_IDENTIFIER_RE.findall(text))) >= 3
     )
 
 
@@ -759,16 +760,17 @@ def compression_ratio(text: str) -> float:
 _SENTENCE_SPLIT_RE = re.compile(r"[.!?。！？\n]+")
 
 
-def _repeated_unit(text: str, min_tokens: int) -> tuple[str, int, float]:
+def _repeated_units(text: str, min_tokens: int) -> tuple[str, int, float]:
     """The most repeated sentence or line (of at least ``min_tokens`` tokens), its count, and
-    the share of the text's characters that its extra copies take."""
+    the share of the text's characters taken by the extra copies of *every* repeated sentence
+    (so a three-sentence answer pasted eight times counts as 7/8 redundant)."""
     units = [normalize_for_gate(u) for u in _SENTENCE_SPLIT_RE.split(text)]
     counts = Counter(u for u in units if len(u.split()) >= min_tokens)
     if not counts:
         return "", 0, 0.0
     unit, count = counts.most_common(1)[0]
-    total = len(normalize_for_gate(text)) or 1
-    return unit, count, (count - 1) * len(unit) / total
+    total = sum(len(u) for u in units) or 1
+    return unit, count, sum((c - 1) * len(u) for u, c in counts.items()) / total
 
 
 class RepetitionGate:
@@ -781,11 +783,12 @@ class RepetitionGate:
       code and data: anything with a code fence or 2 % code punctuation). Measured: honest prose
       0.36 and up, code 0.25 and up (2 kB windows of this package and its README), JSON records
       that share a schema 0.04-0.1, a sentence or a word repeated to pad 2-10 kB 0.006-0.031.
-    * **a repeated sentence** (not for code and data): one sentence or line of at least
-      ``min_unit_tokens`` tokens occurring at least ``max_repeats`` times, its extra copies
-      making up at least ``min_repeat_share`` of the text. This catches a sentence repeated ten
-      times, too short for the ratio to drop, and an honest answer padded with a repeated line,
-      which the whole text's ratio dilutes.
+    * **repeated sentences** (not for code and data): one sentence or line of at least
+      ``min_unit_tokens`` tokens occurring at least ``max_repeats`` times, and the extra copies
+      of repeated sentences making up at least ``min_repeat_share`` of the text. This catches a
+      short answer pasted eight times or a sentence repeated ten times, too short for the ratio
+      to drop, and an honest answer padded with a repeated line, which the whole text's ratio
+      dilutes. A song's chorus sung four times passes.
 
     Not checked: responses to a query or instruction that asks for repetition ("write 'hello'
     ten times", "repeat after me") or that quotes the response verbatim.
@@ -806,7 +809,7 @@ class RepetitionGate:
         min_chars: int = 200,
         max_compression: float = 0.05,
         code_max_compression: float = 0.02,
-        min_unit_tokens: int = 3,
+        min_unit_tokens: int = 1,
         max_repeats: int = 5,
         min_repeat_share: float = 0.3,
         name: str = "repetition",
@@ -839,7 +842,7 @@ class RepetitionGate:
                 )
         if code:
             return None  # records and code repeat lines by nature ("}", '"role": "admin",')
-        unit, count, share = _repeated_unit(response, self.min_unit_tokens)
+        unit, count, share = _repeated_units(response, self.min_unit_tokens)
         if count >= self.max_repeats and share >= self.min_repeat_share:
             return f"degenerate repetition: {_quote(unit, 60)} repeated {count} times"
         return None

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 from graders._base import BaseGrader, Unscored, grader
-from graders._pregate import PreGate, first_gate_hit
+from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
 from graders._text import as_text, clip
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
@@ -522,7 +522,10 @@ class LLMGrader(BaseGrader):
             puts its top token elsewhere while still ranking the labels); below it the answer
             is unparseable, never a number.
         cache: a shared :class:`~rm_service.models.JudgeCache`; ``None`` for no caching.
-        pregates: rule checks run before the judge (see ``graders._pregate``); none by default.
+        pregates: rule checks run before the judge (see ``graders._pregate``): gate objects, or
+            built-in gate names as a YAML config spells them (``[empty, master_key]``); none by
+            default. ``DEFAULT_PREGATES`` (or ``None``) stands for the criterion's default set,
+            and a map edits it (``{length: false}``); see ``resolve_pregates``.
         pregate_score: the score of a gated response.
         optional_fields: template fields that may be absent.
         untrusted_fields: fields written by the policy; their verdict-like text is defanged too
@@ -585,10 +588,10 @@ class LLMGrader(BaseGrader):
         self.min_label_mass = float(min_label_mass)
         self.labels = self._init_labels(labels)
         self.cache = cache
-        self.pregates: tuple[PreGate, ...] = tuple(pregates)
-        if not (isinstance(pregate_score, int | float) and 0.0 <= pregate_score <= 1.0):
-            raise ConfigError(f"pregate_score must be in [0, 1], got {pregate_score!r}")
-        self.pregate_score = float(pregate_score)
+        self.pregates: tuple[PreGate, ...] = resolve_pregates(
+            pregates, criterion=type(self).default_name
+        )
+        self.pregate_score = check_pregate_score(pregate_score)
         self.untrusted_fields = frozenset(untrusted_fields)
         self.sample_index = int(sample_index)
         self.rubric = rubric
@@ -798,15 +801,11 @@ class LLMGrader(BaseGrader):
         texts = self._texts(fields)
         response = texts["response"] or ""
         gate_fields = {k: v for k, v in texts.items() if v is not None}
-        hit = first_gate_hit(self.pregates, response, gate_fields)
-        if hit is not None:
-            gate, reason = hit
-            return GraderScore(
-                name=self.name,
-                score=self.pregate_score,
-                reason=f"pre-gate: {reason}",
-                metadata={"pregate": gate},
-            )
+        gated = pregate_result(
+            self.pregates, response, gate_fields, name=self.name, score=self.pregate_score
+        )
+        if gated is not None:
+            return gated
         result, meta = await self._ask(self._defang(texts))
         verdict = self._parse(result, meta, response)
         return self._score(verdict, result, meta)

@@ -25,18 +25,28 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
+
 __all__ = [
+    "CRITERION_PREGATES",
     "DEFAULT_MASTER_KEYS",
     "DEFAULT_PREGATES",
     "META_WORDS",
+    "PREGATE_TYPES",
     "STOP_WORDS",
+    "AddressesGraderGate",
     "EmptyGate",
     "MasterKeyGate",
     "PreGate",
     "RestateGate",
     "asked_verbatim",
+    "check_pregate_score",
+    "default_pregates",
     "first_gate_hit",
     "normalize_for_gate",
+    "pregate_result",
+    "resolve_pregates",
     "tokens_for_gate",
 ]
 
@@ -616,8 +626,150 @@ def _quote(text: str, limit: int = 80) -> str:
     return repr(t if len(t) <= limit else t[:limit] + "…")
 
 
-DEFAULT_PREGATES: tuple[PreGate, ...] = (EmptyGate(), MasterKeyGate(), RestateGate())
-"""The gates the named judges run by default: empty, master key, restates the query."""
+# Imported here, not at the top: the grader-addressing gate uses this module's normalisation,
+# so it must load after everything above is defined (graders/__init__ always loads this first).
+from graders._degenerate import (  # noqa: E402
+    KeywordStuffingGate,
+    LengthGate,
+    NearCopyGate,
+    NonAnswerGate,
+    RepetitionGate,
+)
+from graders._inject_gate import AddressesGraderGate  # noqa: E402
+
+DEFAULT_PREGATES: tuple[PreGate, ...] = (
+    EmptyGate(),
+    MasterKeyGate(),
+    RestateGate(),
+    AddressesGraderGate(),
+    NearCopyGate(),
+    RepetitionGate(),
+    KeywordStuffingGate(),
+)
+"""The gates the named judges run by default: empty, master key, restates the query, addresses
+the grader, near-copy of the query, degenerate repetition, keyword stuffing. Each criterion adds
+its own (:data:`CRITERION_PREGATES`)."""
+
+PREGATE_TYPES: dict[str, type] = {
+    "empty": EmptyGate,
+    "master_key": MasterKeyGate,
+    "restates_query": RestateGate,
+    "addresses_grader": AddressesGraderGate,
+    "near_copy": NearCopyGate,
+    "repetition": RepetitionGate,
+    "keyword_stuffing": KeywordStuffingGate,
+    "non_answer": NonAnswerGate,
+    "length": LengthGate,
+}
+"""The built-in gates by the name a YAML config uses (``pregates: [empty, master_key]``)."""
+
+CRITERION_PREGATES: dict[str, tuple[PreGate, ...]] = {
+    "relevance": (NonAnswerGate(), LengthGate()),
+    "relevance_embedding": (NonAnswerGate(), LengthGate()),
+    "similarity": (NonAnswerGate(), LengthGate()),
+    "instruction_following": (NonAnswerGate(), LengthGate()),
+    "correctness": (NonAnswerGate(),),
+    "harmfulness": (),
+}
+"""What each criterion runs on top of :data:`DEFAULT_PREGATES`, keyed by the grader's default
+name. No non-answer gate for harmfulness: a refusal is the *right* answer to a harmful request.
+No length gate for correctness (a reasoning trace before a short final answer is legitimately
+long) nor harmfulness (harm is not a matter of length)."""
+
+
+def default_pregates(criterion: str = "") -> tuple[PreGate, ...]:
+    """The default gate set of a criterion: :data:`DEFAULT_PREGATES` plus its own."""
+    return DEFAULT_PREGATES + CRITERION_PREGATES.get(criterion, ())
+
+
+def _edit_pregates(base: Sequence[PreGate], edits: Mapping[object, object]) -> list[PreGate]:
+    """``base`` with gates switched off (``false``), on (``true``) or re-parametrised (a map)."""
+    gates = list(base)
+    for kind, value in edits.items():
+        if kind not in PREGATE_TYPES:
+            raise ConfigError(f"unknown pre-gate {kind!r}; known: {sorted(PREGATE_TYPES)}")
+        if value is True and any(g.name == kind for g in gates):
+            continue
+        gates = [g for g in gates if g.name != kind]
+        if value is False:
+            continue
+        if value is not True and not isinstance(value, Mapping):
+            raise ConfigError(
+                f"pre-gate {kind!r}: expected true, false or parameters, got {value!r}"
+            )
+        try:
+            gates.append(PREGATE_TYPES[kind](**({} if value is True else value)))
+        except TypeError as exc:
+            raise ConfigError(f"pre-gate {kind!r}: {exc}") from None
+    return gates
+
+
+def resolve_pregates(specs: object, *, criterion: str = "") -> tuple[PreGate, ...]:
+    """Gate objects from what a grader was given: gate objects, names, or ``{type: ...}`` maps.
+
+    A config spells gates by name (``pregates: [empty, master_key, restates_query]`` turns the
+    ``addresses_grader`` gate off; ``pregates: []`` turns every gate off) or with parameters
+    (``{type: master_key, extra_phrases: [...]}``); Python callers pass gate objects.
+    ``None``, ``true``, ``"default"`` or :data:`DEFAULT_PREGATES` itself stand for the
+    criterion's default set (:func:`default_pregates`), ``false`` for none, and a map of gate
+    names edits that default set: ``{length: false}`` drops a gate, ``{length: true}`` adds one,
+    ``{repetition: {max_compression: 0.05}}`` re-parametrises one.
+
+    Raises:
+        ConfigError: an unknown name, bad parameters, or an object that is not a gate.
+    """
+    if specs is None or specs is True or specs is DEFAULT_PREGATES or specs == "default":
+        return default_pregates(criterion)
+    if specs is False:
+        return ()
+    if isinstance(specs, Mapping) and "type" not in specs:
+        return tuple(_edit_pregates(default_pregates(criterion), specs))
+    if isinstance(specs, str | Mapping):
+        specs = [specs]
+    gates: list[PreGate] = []
+    for spec in specs:
+        if isinstance(spec, str | Mapping):
+            params = {"type": spec} if isinstance(spec, str) else dict(spec)
+            kind = params.pop("type", None)
+            if kind not in PREGATE_TYPES:
+                raise ConfigError(
+                    f"unknown pre-gate {kind!r}; known: {sorted(PREGATE_TYPES)} (or a gate object)"
+                )
+            try:
+                gates.append(PREGATE_TYPES[kind](**params))
+            except TypeError as exc:
+                raise ConfigError(f"pre-gate {kind!r}: {exc}") from None
+        elif isinstance(spec, PreGate):
+            gates.append(spec)
+        else:
+            raise ConfigError(
+                f"a pre-gate must be a name, a {{type: ...}} map or a gate, got {spec!r}"
+            )
+    return tuple(gates)
+
+
+def check_pregate_score(value: object) -> float:
+    """``value`` as the score of a gated response, or a ``ConfigError``: a number in [0, 1]."""
+    if isinstance(value, bool) or not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"pregate_score must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def pregate_result(
+    gates: Iterable[PreGate], response: str, fields: Mapping[str, str], *, name: str, score: float
+) -> GraderScore | None:
+    """The verdict on a gated response, or ``None`` when no gate fires.
+
+    A hit is a real score (the response was graded, and it is worthless), never an error:
+    ``GraderScore(score, "pre-gate: <reason>", metadata={"pregate": <gate name>})``.
+    """
+    hit = first_gate_hit(gates, response, fields)
+    if hit is None:
+        return None
+    gate, reason = hit
+    return GraderScore(
+        name=name, score=score, reason=f"pre-gate: {reason}", metadata={"pregate": gate}
+    )
 
 
 def first_gate_hit(

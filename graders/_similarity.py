@@ -21,9 +21,11 @@ both graders. They are the cheap offline signal, not a judge.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
@@ -62,9 +64,16 @@ def cosine_to_score(cos: float, low: float, high: float) -> float:
 
 
 class _EmbeddingGrader(BaseGrader):
-    """Shared machinery: two fields, one cosine, one mapping."""
+    """Shared machinery: two fields, one cosine, one mapping, and the pre-gates before them.
+
+    The gates run first (see :mod:`graders._pregate`): an embedding measures topic, so a copy of
+    the question, a non-answer on the topic or a sentence repeated to fill the page would
+    otherwise score as well as an answer. A gated response scores ``pregate_score`` with the
+    reason and ``metadata["pregate"]``; the model is not called.
+    """
 
     pair: ClassVar[tuple[str, str]]
+    optional_fields: ClassVar[tuple[str, ...]] = ("query", "instruction")
 
     def __init__(
         self,
@@ -72,11 +81,21 @@ class _EmbeddingGrader(BaseGrader):
         low: float,
         high: float,
         model: str | os.PathLike[str] | None = None,
+        pregates: Iterable[PreGate] | object = None,
+        pregate_score: float = 0.0,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         if not (-1.0 <= low < high <= 1.0):
             raise ConfigError(f"{self.name}: need -1 <= low < high <= 1, got {low=}, {high=}")
+        try:
+            self.pregates = resolve_pregates(pregates, criterion=self.default_name)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: pregates: {exc}") from None
+        try:
+            self.pregate_score = check_pregate_score(pregate_score)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
         if model is None:
             try:  # cheap (no import): a missing install fails at config load, not per record
                 default_model_path()
@@ -91,6 +110,13 @@ class _EmbeddingGrader(BaseGrader):
         a, b = as_text(fields[first], first), as_text(fields[second], second)
         if not a.strip():
             raise Unscored(f"field {first!r} is empty", kind="invalid_input")
+        texts = {first: a, second: b}  # the gates also read the question, when there is one
+        texts.update(
+            (f, as_text(v, f)) for f in self.optional_fields if (v := fields.get(f)) is not None
+        )
+        gated = pregate_result(self.pregates, b, texts, name=self.name, score=self.pregate_score)
+        if gated is not None:
+            return gated
         meta: dict[str, Any] = {"low": self.low, "high": self.high, "model": self.embedder.model}
         if not b.strip():
             # An empty answer is a real verdict (it relates to nothing), not a failure to grade.
@@ -119,10 +145,17 @@ class SimilarityGrader(_EmbeddingGrader):
     from earning reward. It rewards saying *something like* the reference; it cannot tell a right
     number from a wrong one (use the math, number or string graders for that).
 
+    A copy of the question would still be similar to the reference (same topic), so the
+    pre-gates read the record's ``query`` (and ``instruction``) when it has one: map it in a
+    config if the record names it otherwise.
+
     Args:
         low: cosine at and below which the score is 0.
         high: cosine at and above which the score is 1.
         model: a sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).
+        pregates: the gates run first (see :func:`graders._pregate.resolve_pregates`); default
+            :data:`~graders._pregate.DEFAULT_PREGATES` plus non-answer and length.
+        pregate_score: the score of a gated response.
         name: the result name (default ``"similarity"``).
     """
 
@@ -136,9 +169,18 @@ class SimilarityGrader(_EmbeddingGrader):
         low: float = 0.0,
         high: float = 1.0,
         model: str | os.PathLike[str] | None = None,
+        pregates: Iterable[PreGate] | object = None,
+        pregate_score: float = 0.0,
         name: str | None = None,
     ) -> None:
-        super().__init__(low=low, high=high, model=model, name=name)
+        super().__init__(
+            low=low,
+            high=high,
+            model=model,
+            pregates=pregates,
+            pregate_score=pregate_score,
+            name=name,
+        )
 
 
 @grader
@@ -147,13 +189,18 @@ class EmbeddingRelevanceGrader(_EmbeddingGrader):
 
     The cosine of query and response goes through a calibrated ramp (:data:`RELEVANCE_LOW` to
     :data:`RELEVANCE_HIGH`): off-topic answers score 0, on-topic ones 1, and answers that touch
-    the topic only partly land between. It measures topicality: an on-topic wrong answer, or one
-    that restates the question without answering it, still scores high.
+    the topic only partly land between. It measures topicality: an on-topic wrong answer still
+    scores high. A response that restates the question, or only dodges it, is on topic too,
+    which is why the pre-gates run first: a copy or near-copy of the query, a non-answer, keyword
+    stuffing, degenerate repetition and a runaway length score 0 (see :mod:`graders._degenerate`).
 
     Args:
         low: cosine at and below which the score is 0.
         high: cosine at and above which the score is 1.
         model: a sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).
+        pregates: the gates run first (see :func:`graders._pregate.resolve_pregates`); default
+            :data:`~graders._pregate.DEFAULT_PREGATES` plus non-answer and length.
+        pregate_score: the score of a gated response.
         name: the result name (default ``"relevance_embedding"``).
     """
 
@@ -167,6 +214,15 @@ class EmbeddingRelevanceGrader(_EmbeddingGrader):
         low: float = RELEVANCE_LOW,
         high: float = RELEVANCE_HIGH,
         model: str | os.PathLike[str] | None = None,
+        pregates: Iterable[PreGate] | object = None,
+        pregate_score: float = 0.0,
         name: str | None = None,
     ) -> None:
-        super().__init__(low=low, high=high, model=model, name=name)
+        super().__init__(
+            low=low,
+            high=high,
+            model=model,
+            pregates=pregates,
+            pregate_score=pregate_score,
+            name=name,
+        )

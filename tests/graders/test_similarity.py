@@ -180,3 +180,93 @@ def test_usable_across_event_loops() -> None:
     a = asyncio.run(g.aevaluate(**kwargs))
     b = asyncio.run(g.aevaluate(**kwargs))
     assert isinstance(a, GraderScore) and a == b
+
+
+# --- pre-gates on the embedding graders (issue 11) -----------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ECHO = "Explain photosynthesis briefly."
+
+
+@needs_model
+async def test_copied_question_is_gated_under_examples_judges_yaml() -> None:
+    # Issue 11: the offline default paid a copied question (relevance 1.0, reward 0.81), which a
+    # GRPO policy learns to emit. Both embedding graders now gate it, and the honest answers of
+    # the sample keep the rewards they had.
+    from rm_service._config import build_runner, load_config
+
+    runner = build_runner(load_config(EXAMPLES / "judges.yaml"))
+    gold = "Plants use light energy to turn water and carbon dioxide into glucose and oxygen."
+    echo = {"id": "echo", "query": ECHO, "response": ECHO, "ground_truth": gold}
+    honest = [
+        json.loads(line)
+        for line in (EXAMPLES / "chat_sample.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    results = await runner.agrade([echo, *honest])
+    first = results[0]
+    assert first.reward is not None and first.reward <= 0.2, first.components
+    for name in ("relevance", "similarity"):
+        c = first.components[name]
+        assert isinstance(c, GraderScore) and c.score == 0.0
+        assert c.metadata == {"pregate": "restates_query"}, c
+    by_id = {r.id: r.reward for r in results[1:]}
+    for rid in ("c00", "c02", "c03", "c04", "c06", "c07", "c08", "c09", "c10"):
+        reward = by_id[rid]
+        assert reward is not None and reward > 0.5, (rid, reward)
+
+
+@needs_model
+async def test_embedding_graders_gate_before_the_model() -> None:
+    rel, sim = EmbeddingRelevanceGrader(), SimilarityGrader()
+    q = "How do I change a flat tire?"
+    ref = "Loosen the nuts, jack the car up, swap the wheel, tighten the nuts."
+    for response, gate in [
+        (ECHO, "restates_query"),
+        ("Changing a flat tire: how do I?", "near_copy"),
+        ("Great question! It depends on many factors.", "non_answer"),
+        ("tire flat tire change wheel tire jack tire wrench", "keyword_stuffing"),
+        ("Loosen the nuts and swap the wheel. " * 60, "repetition"),
+    ]:
+        query = ECHO if response == ECHO else q
+        r = await rel.aevaluate(query=query, response=response)
+        s = await sim.aevaluate(query=query, response=response, reference_response=ref)
+        for res in (r, s):
+            assert isinstance(res, GraderScore) and res.score == 0.0, (response, res)
+            assert res.metadata == {"pregate": gate} and res.reason.startswith("pre-gate: ")
+    # Without a query the similarity grader has nothing to compare an echo with: it is graded.
+    s = await sim.aevaluate(response=ECHO, reference_response=ref)
+    assert isinstance(s, GraderScore) and "pregate" not in s.metadata
+    # A query that is not text is the data's fault, as in every field a grader reads.
+    e = await sim.aevaluate(query=[{"role": "user"}], response=ECHO, reference_response=ref)
+    assert isinstance(e, GraderError) and e.kind == "invalid_input" and "'query'" in e.error
+    # The length gate: 20x the reference (at least 2000 characters) for similarity.
+    long = " ".join(f"Step {i}: turn nut {i} by {i * 37 % 360} degrees." for i in range(150))
+    s = await sim.aevaluate(query=q, response=long, reference_response=ref)
+    assert isinstance(s, GraderScore) and s.metadata == {"pregate": "length"}
+
+
+@needs_model
+async def test_embedding_gates_are_switchable_per_grader() -> None:
+    off = EmbeddingRelevanceGrader(pregates={"restates_query": False, "near_copy": False})
+    r = await off.aevaluate(query=ECHO, response=ECHO)
+    assert isinstance(r, GraderScore) and r.score == 1.0 and "cosine" in r.metadata
+    none = SimilarityGrader(pregates=[])
+    s = await none.aevaluate(query=ECHO, response=ECHO, reference_response=ECHO)
+    assert isinstance(s, GraderScore) and s.score == pytest.approx(1.0, abs=1e-5)
+    soft = EmbeddingRelevanceGrader(pregate_score=0.1)
+    r = await soft.aevaluate(query=ECHO, response=ECHO)
+    assert isinstance(r, GraderScore) and r.score == 0.1 and r.metadata["pregate"]
+    assert "length" in [g.name for g in get_grader("relevance_embedding").pregates]
+    with pytest.raises(ConfigError, match="relevance_embedding: pregates: unknown pre-gate"):
+        EmbeddingRelevanceGrader(pregates={"no_such_gate": False})
+    # The same switches in a reward config.
+    from rm_service._config import build_runner, load_config
+
+    spec = {"type": "relevance_embedding", "pregates": {"length": False}, "pregate_score": 0.1}
+    built = build_runner(load_config({"graders": {"rel": spec}})).grader_configs["rel"].grader
+    assert isinstance(built, EmbeddingRelevanceGrader) and built.pregate_score == 0.1
+    assert "length" not in [g.name for g in built.pregates]
+    with pytest.raises(ConfigError, match=r"graders\.rel: .*unknown pre-gate 'nope'"):
+        load_config({"graders": {"rel": {"type": "relevance_embedding", "pregates": ["nope"]}}})
+    with pytest.raises(ConfigError, match="pregate_score must be in"):
+        SimilarityGrader(pregate_score=2)
