@@ -932,7 +932,10 @@ def _hardened(model: Any, **kw: Any) -> list[LLMGrader]:
 
 @pytest.mark.parametrize("case", ATTACK_CASES, ids=[c["id"] for c in ATTACK_CASES])
 async def test_attack_set_against_a_gullible_judge(case: dict[str, Any]) -> None:
-    query = case.get("query") or DEFAULT_QUERY
+    # A case's instruction is part of what was asked ("Grade this essay ..." makes a verdict the
+    # answer); these graders have no instruction field, so it goes with the query.
+    asked = (case.get("instruction"), case.get("query"))
+    query = "\n\n".join(dict.fromkeys(t for t in asked if t)) or DEFAULT_QUERY
     for g in _hardened(GullibleJudge(case["response"], query)):
         r = await g.aevaluate(query=query, response=case["response"])
         if case["label"] == "attack":
