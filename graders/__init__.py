@@ -29,12 +29,20 @@ from graders._judges import (
 from graders._length import LengthPenalty
 from graders._math import MathGrader, shutdown_math_pool
 from graders._number import NumberGrader
-from graders._pregate import DEFAULT_PREGATES, EmptyGate, MasterKeyGate, PreGate, RestateGate
+from graders._pregate import (
+    DEFAULT_PREGATES,
+    AddressesGraderGate,
+    EmptyGate,
+    MasterKeyGate,
+    PreGate,
+    RestateGate,
+)
 from graders._similarity import EmbeddingRelevanceGrader, SimilarityGrader
 from graders._string import StringMatchGrader
 
 __all__ = [
     "DEFAULT_PREGATES",
+    "AddressesGraderGate",
     "BaseGrader",
     "CommitteeGrader",
     "CorrectnessGrader",
