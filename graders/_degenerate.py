@@ -19,6 +19,7 @@ harmfulness, so the non-answer gate is not run there).
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 import zlib
@@ -408,6 +409,28 @@ _FILLER_MARKERS: tuple[str, ...] = (
     "i can't help with that",
     "i cannot help with that",
     "i can't help with this",
+    "i can't provide",
+    "i cannot provide",
+    "need more information",
+    "need more context",
+    "need more details",
+    "without more context",
+    "without more information",
+    "more context",
+    "not straightforward",
+    "no one right answer",
+    "no one answer",
+    "matter of perspective",
+    "matter of opinion",
+    "let me know if you have",
+    "hope this helps",
+    "hope that helps",
+    "deserves careful consideration",
+    "important topic",
+    "there are many ways",
+    "many ways to approach",
+    "really depends",
+    "all depends",
     "consult a professional",
     "consult an expert",
     "consult reliable sources",
@@ -440,6 +463,10 @@ _FILLER_MARKERS: tuple[str, ...] = (
     "viele faktoren",
     "es ist kompliziert",
     "ich kann das nicht beantworten",
+    "hängt davon ab",
+    "hängt von",
+    "von vielen faktoren",
+    "es gibt keine eindeutige antwort",
     "dipende",
     "bella domanda",
     "buona domanda",
@@ -463,6 +490,12 @@ _FILLER_MARKERS: tuple[str, ...] = (
     "许多因素",
     "无法回答",
     "一言难尽",
+    "很复杂",
+    "具体情况具体分析",
+    "视情况",
+    "因情况而异",
+    "没有标准答案",
+    "不好说",
     "場合による",
     "場合によります",
     "いい質問",
@@ -470,8 +503,31 @@ _FILLER_MARKERS: tuple[str, ...] = (
     "多くの要因",
     "答えられません",
     "一概には言えません",
+    "によって異なります",
+    "状況による",
+    "状況によって",
+    "人それぞれ",
+    "сложный вопрос",
+    "нет однозначного ответа",
+    "однозначного ответа нет",
+    "todo depende",
+    "depende de la situación",
+    "cela dépend de",
+    "ça dépend de",
 )
 """Phrases that fit any question: hedges, praise of the question, disclaimers, referrals."""
+
+_CUE_WORDS = _words(
+    """
+    depends depend depending varies vary varying complicated complex nuanced subjective tricky
+    factors perspective perspectives opinions straightforward context sorry unable hope helps
+    circumstances situation consideration experts professional individual
+    depende dependen factores complicado complejo dépend facteurs compliqué complexe hängt
+    faktoren kompliziert dipende fattori complicato зависит факторов факторы сложный
+    """
+)
+"""Single words that mark a dodge when everything around them is filler ("It's a matter of
+perspective."); a cue the query itself uses ("Is it complicated?") does not count."""
 
 GENERIC_WORDS: frozenset[str] = _words(
     """
@@ -495,14 +551,21 @@ GENERIC_WORDS: frozenset[str] = _words(
     design intended requires require requiring required thought attention look looks approach
     approaches sorry unable cannot definitive single decide deciding decision decisions choose
     choice choices consult seek advice experience experiences discussion debate debated
-    complicated simple fits size ask asking asked tough because therefore
+    complicated simple fits size ask asking asked tough because therefore deserve deserves
+    careful carefully specific particular personal needs hmm um uh oh ah okay ok well wow
+    interesting honestly frankly answer provide given giving let know questions help experience
+    advisor context details detail matter opinion subjective individual depend everyone's
     pregunta interesante factores opiniones respecto tema cosas forma formas diferentes varios
     varias muchos muchas importante complejo complicada complicado depende puedo responder
-    question intéressante facteurs nombreux plusieurs compliqué dépend répondre sujet
-    frage interessante faktoren viele kompliziert kommt darauf an beantworten thema
+    bueno buena todo todos situación caso casos cada persona personas contexto realmente mucho
+    difícil decir saber sé sabe claro respuesta
+    question intéressante facteurs nombreux plusieurs compliqué dépend répondre sujet cela ça
+    bonne bon situation dire savoir réponse vraiment difficile
+    frage interessante faktoren viele vielen kompliziert kommt darauf an beantworten thema hängt
+    davon ab gute gut situation antwort schwer sagen wissen eindeutige keine
     domanda fattori molti pergunta fatores muitos
     вопрос вопросы интересный хороший отличный факторов факторы много многих зависит сложный
-    тема ответить могу
+    тема ответить могу однозначного ответа ответ нет сказать трудно
     """
 )
 """Words that carry no answer to any particular question: generic filler vocabulary."""
@@ -511,6 +574,7 @@ _GENERIC_CJK = frozenset(
     "的了是我你他她它们这那个一有在也都和与或就很多些会能可以要吗呢吧啊呀嘛着过对为因所但而并及其"
     "之不没么什怎样还又说问题回答事情况种方面看法观点素复杂重要好知道确定清楚"
     "はがのにをでともですますねよかしただなるていうこそあどれんっりませ質問要因場合"
+    "具体析需状況異"
 )
 
 _UNKNOWABLE_RE = re.compile(
@@ -552,19 +616,31 @@ _CHOICE_RE = re.compile(r"\b(?:or|which|whether|o|ou|oder|или|либо)\b|还
 """A question that offers options: picking one of the query's own words is then an answer."""
 
 
-def _topic_words(fields: Mapping[str, str]) -> frozenset[str]:
-    """The words of the query and instruction, which filler may borrow ("Exercise is a topic with
-    many dimensions"); none for a choice question ("Tea or coffee?": "Not sure, coffee")."""
+def _asked_words(fields: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(t for f in _ASKING_FIELDS for t in tokens_for_gate(fields.get(f) or ""))
+
+
+def _topic_stems(fields: Mapping[str, str]) -> frozenset[str]:
+    """Stems of the query's and instruction's words, which filler may borrow ("Exercise is a
+    topic with many dimensions"). None for a choice question ("Tea or coffee?": "Not sure,
+    coffee") or a yes/no question ("Does it depend on the weather?": "It depends on the
+    weather."), where repeating the query's words *is* the answer."""
     asked = [fields.get(f) or "" for f in _ASKING_FIELDS]
-    if any(_CHOICE_RE.search(normalize_for_gate(a)) for a in asked):
+    if any(_CHOICE_RE.search(normalize_for_gate(a)) or _YES_NO_RE.search(a) for a in asked):
         return frozenset()
-    return frozenset(t for a in asked for t in tokens_for_gate(a))
+    return frozenset(map(_stem, _asked_words(fields)))
 
 
-def _is_generic(token: str, filler: frozenset[str], topic: frozenset[str]) -> bool:
-    if token in filler or token in GENERIC_WORDS or token in topic:
+_GENERIC_STEMS = frozenset(map(_stem, GENERIC_WORDS | _EN_FILLER))
+
+
+def _is_generic(token: str, topic: frozenset[str]) -> bool:
+    if token in FUNCTION_WORDS or token in GENERIC_WORDS or token in _EN_FILLER:
         return True
-    return len(token) == 1 and token in _GENERIC_CJK
+    if len(token) == 1 and token in _GENERIC_CJK:
+        return True
+    stem = _stem(token)
+    return stem in _GENERIC_STEMS or stem in topic
 
 
 class NonAnswerGate:
@@ -572,11 +648,14 @@ class NonAnswerGate:
     factors to consider.", "As an AI language model...", in any of eight languages.
 
     A response is gated when it contains at least one non-answer marker (a statement of
-    ignorance, a hedge, praise of the question, a disclaimer, a referral to experts) and, once
-    the markers are removed, every word left is filler that would fit any question: function and
-    meta words, a generic vocabulary ("factors", "perspectives", "important", "experts"...), or a
-    word of the query or instruction itself ("Exercise is a topic with many dimensions"; not for
-    a choice question, where naming one of its words is an answer: "Not sure, coffee").
+    ignorance, a hedge, praise of the question, a disclaimer, a referral to experts, or a cue
+    word such as "depends", "complicated", "perspective" that the query does not use itself)
+    and, once the marker phrases are removed, every word left is filler that would fit any
+    question: function and meta words (of any of eleven languages), a generic vocabulary
+    ("factors", "perspectives", "important", "experts"...), or a word of the query or
+    instruction itself, inflections included ("Improving your credit score is a complex topic";
+    not for a choice or yes/no question, where repeating the query's words is an answer: "Not
+    sure, coffee", "It depends on the weather.").
     One content word of its own lets a response through: "It depends: boil it 6 minutes for a
     soft yolk" answers, and so does a refusal that offers an alternative ("I can't help with
     that, but a counsellor can...").
@@ -603,10 +682,17 @@ class NonAnswerGate:
         padded = f" {' '.join(tokens)} "
         padded, fillers = _strip_phrases(padded, _FILLERS)
         padded, ignorance = _strip_phrases(padded, _IGNORANCE)
+        rest, asked = padded.split(), _asked_words(fields)
+        # A marker the query itself uses is an answer to it ("Is it complicated?" → "It is
+        # complicated."), not a dodge.
+        fillers = [p for p in fillers if not asked.issuperset(p.split())]
+        ignorance = [p for p in ignorance if not asked.issuperset(p.split())]
         if not (fillers or ignorance):
-            return None
-        filler, topic = _filler_for(tokens), _topic_words(fields)
-        if not all(_is_generic(t, filler, topic) for t in padded.split()):
+            fillers = sorted((_CUE_WORDS & set(rest)) - asked)
+            if not fillers:
+                return None
+        topic = _topic_stems(fields)
+        if not all(_is_generic(t, topic) for t in rest):
             return None
         if not fillers and self._ignorance_is_honest(fields):
             return None
@@ -667,10 +753,13 @@ def _is_word(token: str) -> bool:
 class KeywordStuffingGate:
     """The response is a bag of keywords with no sentence structure.
 
-    On the response's words (tokens with a letter; numbers are ignored), when they run on: more
-    than ``words_per_run`` words on average between separators (commas, semicolons, colons,
-    sentence ends, new lines, bullets). A list is short runs ("- T cell activation\n- B cell
-    activation" passes whatever it repeats); a keyword dump is one long run. Then either rule:
+    On the response's words (tokens with a letter; numbers are ignored). A list (at most
+    ``words_per_run`` words on average between separators: commas, semicolons, colons, sentence
+    ends, new lines, bullets) is stuffing only when it is a list of keywords (at most three
+    words an item, at most ``max_function_ratio`` function words) and at least ``min_repeat``
+    of its items repeat an earlier item whole ("photosynthesis, light, plants, photosynthesis,
+    light, photosynthesis"); "- T cell activation\n- B cell activation" passes, and so does a
+    song's refrain. Text that runs on is stuffing by either rule:
 
     * **repeated keywords**: at least ``min_words`` words, at most ``max_function_ratio`` of them
       function words ("the", "is", "of"... in eleven languages, see :data:`FUNCTION_WORDS`), and
@@ -717,16 +806,29 @@ class KeywordStuffingGate:
         return f"KeywordStuffingGate(name={self.name!r})"
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        response = html.unescape(response)  # "&lt;&lt;" is two symbols, not four list items
         if _looks_like_code(response) or _mostly_cjk(response):
             return None
         words = [t for t in normalize_for_gate(response).split() if _is_word(t)]
         n = len(words)
         if n < min(self.min_words, self.dump_words) or asks_for_repetition(fields):
             return None
-        runs = sum(1 for run in _RUN_SPLIT_RE.split(response) if any(map(str.isalpha, run)))
-        if n <= self.words_per_run * max(runs, 1):
-            return None  # a list or short sentences, not a run-on bag of words
         function = sum(w in FUNCTION_WORDS for w in words) / n
+        items = [normalize_for_gate(r) for r in _RUN_SPLIT_RE.split(response)]
+        items = [i for i in items if any(map(str.isalpha, i))]
+        if n <= self.words_per_run * max(len(items), 1):
+            # A list or short sentences. A list of keywords is stuffing only if it repeats
+            # whole items ("photosynthesis, plants, light, photosynthesis, plants, ...").
+            dup = 1 - len(set(items)) / len(items) if items else 0.0
+            if (
+                n >= self.min_words
+                and len(items) >= 4
+                and n <= 3 * len(items)
+                and function <= self.max_function_ratio
+                and dup >= self.min_repeat
+            ):
+                return f"keyword stuffing: a list of {len(items)} items, {dup:.0%} of them repeats"
+            return None
         content = [w for w in words if w not in FUNCTION_WORDS]
         repeats = 1 - len(set(content)) / len(content) if content else 0.0
         if (

@@ -131,6 +131,23 @@ NON_ANSWERS = [
     ("电动机是怎么工作的？", "这是个好问题，取决于很多因素。"),
     ("电动机是怎么工作的？", "我不知道。"),
     ("電気モーターはどう動きますか？", "いい質問ですね。場合によります。"),
+    ("電気モーターはどう動きますか？", "それは状況によって異なります。"),
+    ("电动机是怎么工作的？", "这个问题很复杂，需要具体情况具体分析。"),
+    ("Как работает электродвигатель?", "Это сложный вопрос, однозначного ответа нет."),
+    ("Wie funktioniert ein Elektromotor?", "Das hängt von vielen Faktoren ab."),
+    # Paraphrased filler: a cue word ("depends", "perspective"...) in nothing but filler.
+    ("How do I improve my credit score?", "It's a matter of perspective."),
+    ("How do I improve my credit score?", "Hmm, let me think... it really depends."),
+    ("How do I improve my credit score?", "I would need more information to answer that."),
+    ("How do I improve my credit score?", "I hope this helps!"),
+    (
+        "How do I improve my credit score?",
+        "Improving your credit score is a complex topic with many factors to consider.",
+    ),
+    (
+        "How do I improve my credit score?",
+        "Everyone's experience is different, so there's no one right answer.",
+    ),
 ]
 
 
@@ -159,6 +176,12 @@ ANSWERS_WITH_MARKERS = [
         "experiments you can do at home.",
     ),
     ("Is Paris in France?", "Sure, it is."),
+    ("Is it complicated to learn Rust?", "It is complicated."),  # the query's own words
+    ("Does it depend on the weather?", "It depends on the weather."),
+    ("How can I improve my credit score?", "It depends: paying on time matters most."),
+    ("What is context in linguistics?", "Context is the situation in which language is used."),
+    ("What should I do if I feel sad?", "I'm sorry you feel this way. Talk to someone you trust."),
+    ("Why do opinions differ on nuclear power?", "People weigh safety and cost differently."),
     ("What is the capital of Australia?", "I'm not sure, but I think it's Canberra."),
 ]
 
@@ -197,6 +220,11 @@ STUFFED = [
     (
         "Explain how vaccines work.",
         "vaccines immune antibodies antigen vaccines immunity vaccines antibodies",
+    ),
+    (
+        "Explain how photosynthesis works.",  # a list whose items repeat
+        "Photosynthesis, chlorophyll, light, photosynthesis, glucose, plants, photosynthesis, "
+        "light, plants",
     ),
     (
         "Explain how vaccines work.",  # no repeats, but one unpunctuated run of keywords
