@@ -251,9 +251,7 @@ class NearCopyGate:
         return f"NearCopyGate(name={self.name!r}, min_coverage={self.min_coverage})"
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
-        r = _content_stems(tokens_for_gate(response))
-        if not r:
-            return None  # nothing but function words: the master-key gate's business
+        r: set[str] | None = None
         for field in self.against:
             text = fields.get(field)
             if not text or _COPY_TASK_RE.search(text) or _TRANSFORM_RE.search(text):
@@ -262,6 +260,10 @@ class NearCopyGate:
                 continue
             if len(response) > _NEAR_COPY_MAX_RATIO * len(text) + _NEAR_COPY_MAX_EXTRA:
                 continue
+            if r is None:
+                r = _content_stems(tokens_for_gate(response))
+            if not r:
+                return None  # nothing but function words: the master-key gate's business
             q = _content_stems(tokens_for_gate(text))
             if not q:
                 continue
@@ -643,6 +645,10 @@ def _is_generic(token: str, topic: frozenset[str]) -> bool:
     return stem in _GENERIC_STEMS or stem in topic
 
 
+_NON_ANSWER_MAX_CHARS = 5000
+"""Longer responses are not checked for dodging (this bounds the work on long responses)."""
+
+
 class NonAnswerGate:
     """The response dodges: "I don't know", "It depends", "Great question! There are many
     factors to consider.", "As an AI language model...", in any of eight languages.
@@ -663,7 +669,8 @@ class NonAnswerGate:
     A statement of ignorance is not gated when the question is one nobody could answer (what the
     asker had for breakfast, next week's lottery numbers; see :data:`_UNKNOWABLE_RE`) or when the
     reference answer is itself one ("Unknown.", "No one knows."), nor when the query quotes the
-    response verbatim. Do not run this gate for harmfulness, where a refusal is the right answer.
+    response verbatim. Responses over 5000 characters are not checked. Do not run this gate for
+    harmfulness, where a refusal is the right answer.
 
     Args:
         name: the gate name reported in metadata.
@@ -676,6 +683,8 @@ class NonAnswerGate:
         return f"NonAnswerGate(name={self.name!r})"
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        if len(response) > _NON_ANSWER_MAX_CHARS:
+            return None  # padding a dodge that far is the repetition and length gates' business
         tokens = tokens_for_gate(response)
         if not tokens:
             return None
