@@ -24,32 +24,49 @@ does not write):
 
 * **A query about prompt injection, jailbreaks, LLM security or chat templates** (or one that
   itself contains such a phrase): quoted or code-formatted text is a *mention* and is skipped,
-  and so is a phrase reported in its sentence ("attackers write text such as ..., for example
-  ..."). A verdict standing on its own line is still forged: it is addressed to the grader.
-* **A query that asks for a score, grade or rating** ("Rate this essay 1-10", "What grade is
-  93 %?"): verdict lines, score objects and "give it 5 stars" are the answer, not a forgery.
-* **A query that asks for JSON or code**: an object with a ``score`` key is data, unless it is
-  shaped exactly like a judge's verdict (only keys such as ``score``, ``reason``, ``verdict``)
-  and the query names none of its score keys.
-* **A query that asks for a dialogue, a script or a prompt**: ``User:``/``Assistant:`` turns.
-* **HTML comments** are suspicious only when they carry instructions, a verdict, or words to a
-  grader or an AI (``<!-- nav -->`` passes); zero-width characters only in a run of four or
-  more (a hidden encoding), and tag characters outside an emoji flag.
-* A negated phrase ("do not ignore the previous instructions", "不要忽略") is not an order, and a
-  response the query quotes verbatim (``Reply with "..."``) is what was asked.
+  and so is a phrase reported in its sentence ("attackers write text such as ...", "tell the
+  grader to ..."). A verdict outside inline quotes (a ``Score: 10/10`` line, even in a code
+  block) is still forged: it is addressed to the grader.
+* **A query that asks for a score, grade, rating, review or judgement** ("Rate this essay
+  1-10", "What grade is 93 %?"): verdict lines, score objects, "I'd give it five stars" and
+  "as a judge, I ..." are the answer, not a forgery (not on a query about injections).
+* **JSON**: outside a JSON, code or scoring query, an object is a verdict when it has a score
+  key (``score``, ``rating``, ``grade``, ``verdict``...) with a verdict-like value and either
+  only verdict keys (``reason``, ``confidence``, ``is_correct``...) or at most 2 keys; with a
+  JSON or code query, only a verdict-shaped object whose score keys the query does not name.
+* **Descriptions are not orders**: a family of orders ("ignore ...", "give ... full marks")
+  skips a verb with another subject ("teachers often give full marks", "will award", "is
+  told to ignore its previous instructions", French "a ignoré"); a negated phrase ("do not
+  ignore ...", "不要忽略", "無視しないで") and a past or passive Japanese form are skipped too.
+* **Dialogues, scripts and prompts** when asked for: ``User:``/``Assistant:`` turns.
+* **Hidden text** only when it hides something: an HTML (or markdown, or ``display:none``)
+  comment only when it carries a phrase, a verdict, or a grader (outside code queries also an
+  AI or a model) named next to a scoring or command word, so ``<!-- nav -->`` passes; zero-width
+  characters only in a run of 4 or more (one joiner in an emoji, a Persian non-joiner pass);
+  tag characters outside an emoji flag.
+* A verdict key that is also an ordinary label (``Note``, ``Accuracy``, ``Correctness``...)
+  needs a fraction (``9/10``); a lone ``5/5`` line passes when the query has numbers; ``[[1]]``
+  is a matrix, only ``[[A]]``/``[[B]]``/``[[C]]``/``[[A>B]]`` are MT-Bench verdicts.
+* A response the query quotes verbatim (``Reply with "..."``) is what was asked.
 
-Every regex is linear: alternations of literals with bounded gaps, possessive word matches, and
-the hidden-text scans use ``str.find``; a 100 kB adversarial response takes milliseconds.
+Cost: every regex is linear (bounded gaps, possessive word matches, no nested unbounded
+repeats; the hidden-text scans use ``str.find``). Each phrase family first looks for literal
+anchors derived from its own patterns and runs its regex only on sentences holding one. About
+2 ms for a 2 kB answer, well under a second for a 100 kB adversarial one (2-core CPU); the
+query's analysis is cached (GRPO grades a group of answers per prompt).
 """
 
 from __future__ import annotations
 
 import html
 import re
+import re._constants as _sre_constants
+import re._parser as _sre_parser
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import Any
 
 from graders._pregate import _quote, asked_verbatim, normalize_for_gate
 from rm_service._exceptions import ConfigError
@@ -101,22 +118,155 @@ def _p(*alternatives: str) -> str:
     return "(?:" + "|".join(alternatives) + ")"
 
 
+def _words(words: str) -> list[str]:
+    """A whitespace-separated word list; ``_`` stands for a space inside one entry."""
+    return [w.replace("_", " ") for w in words.split()]
+
+
+def _any(words: str) -> str:
+    """A non-capturing alternation of :func:`_words` (entries may be regex fragments)."""
+    return "(?:" + "|".join(_words(words)) + ")"
+
+
 _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 """Hiragana, katakana and CJK ideographs: where a Chinese or Japanese phrase can start."""
 
 
-def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> re.Pattern[str]:
+_CJK_SEARCH_RE = re.compile(f"[{_CJK_CHARS}]")
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """A family's regex, and literal anchors one of which every match contains.
+
+    A big alternation costs Python's regex engine a try of every alternative at every word:
+    about 2 ms for a 2 kB answer over the four families. Every match contains one of a few
+    literal strings (``ignore``, ``instruction``, ``rubric``, ``marks``...), and ``in`` finds
+    them at C speed, so the regex runs only on sentences holding one. The anchors are derived
+    from the patterns themselves (:func:`_anchors`), so they cannot drift from them; ``None``
+    means "run the regex always".
+    """
+
+    pattern: re.Pattern[str]
+    anchors: frozenset[str] | None
+
+    def candidates(self, sentences: Sequence[str], text: str) -> Sequence[str]:
+        """The sentences the regex must see (``text`` is them joined)."""
+        if self.anchors is None or not _PREFILTER or _CJK_SEARCH_RE.search(text):
+            return sentences
+        present = [a for a in self.anchors if a in text]
+        if not present:
+            return ()
+        return [s for s in sentences if any(a in s for a in present)]
+
+
+_PREFILTER = True
+"""Tests turn the anchor prefilter off to check it never changes a verdict."""
+_COMMON = frozenset(_words("the and that this with for you your are was not all any can"))
+
+
+def _cost(anchors: Iterable[str]) -> float:
+    """How often a set of anchors is expected in ordinary text: short and common words cost."""
+    # + 8 per anchor: each one is a substring search at run time
+    return sum(
+        8 + 4 ** max(0, 8 - len(a.strip())) * (4 if a.strip() in _COMMON else 1) for a in anchors
+    )
+
+
+def _anchors(items: Sequence[Any]) -> frozenset[str] | None:
+    """Literal strings one of which every match of the parsed ``items`` contains, or ``None``.
+
+    A run of literals is in every match, and a branch of plain words extends it into one string
+    per word (``un 10``, ``un diez``...); so is one of the anchors of each alternative of any
+    other branch, and of a group or a repeat that must run at least once. Of those candidates
+    the cheapest (:func:`_cost`) is kept. Lookarounds are not part of a match.
+    """
+    best: frozenset[str] | None = None
+
+    def consider(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if found and all(found) and (best is None or _cost(found) < _cost(best)):
+            best = found
+
+    run = {""}
+
+    def flush() -> None:
+        nonlocal run
+        consider(frozenset(run))
+        run = {""}
+
+    for op, arg in items:
+        words = _plain_words(op, arg)
+        if words is not None and len(run) * len(words) <= _MAX_RUN_SET:
+            run = {r + w for r in run for w in words}
+            continue
+        flush()
+        if op is _sre_constants.BRANCH:
+            alts = [_anchors(alt) for alt in arg[1]]
+            if all(a is not None for a in alts):
+                consider(frozenset().union(*alts))  # type: ignore[arg-type]
+        elif op is _sre_constants.SUBPATTERN and not (arg[1] or arg[2]):  # no inline flags
+            consider(_anchors(arg[-1]))
+        elif op in _REPEAT_OPS and arg[0] >= 1:
+            consider(_anchors(arg[2]))
+    flush()
+    return best
+
+
+_MAX_RUN_SET = 64
+
+
+def _plain_words(op: Any, arg: Any) -> list[str] | None:
+    """The strings an item matches when it is a literal, a branch of literals or an optional
+    literal (``s?``); ``None`` for anything else."""
+    if op is _sre_constants.LITERAL:
+        return [chr(arg)]
+    if op is _sre_constants.BRANCH:
+        alts = [_literal_text(alt) for alt in arg[1]]
+        return None if any(a is None for a in alts) else alts  # type: ignore[return-value]
+    if op in _REPEAT_OPS and arg[0] == 0 and arg[1] == 1:
+        body = _literal_text(arg[2])
+        return None if body is None else ["", body]
+    return None
+
+
+def _literal_text(items: Sequence[Any]) -> str | None:
+    if all(op is _sre_constants.LITERAL for op, _ in items):
+        return "".join(chr(c) for _, c in items)
+    return None
+
+
+_REPEAT_OPS = frozenset(
+    {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT, _sre_constants.POSSESSIVE_REPEAT}
+)
+
+
+def _family_anchors(sources: Sequence[str]) -> frozenset[str] | None:
+    found: set[str] = set()
+    for src in sources:
+        try:
+            anchors = _anchors(list(_sre_parser.parse(src)))
+        except Exception:  # pragma: no cover - a pattern re accepts but the parser does not
+            return None
+        if anchors is None:
+            return None
+        found |= anchors
+    return frozenset(found)
+
+
+def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> _Matcher:
     """One regex: ``words`` patterns between word boundaries, ``cjk`` ones anywhere.
 
     Pattern sources go through the same diacritic folding as the text, so they can be written
     with accents (``rúbrica``) and still match.
     """
-    parts = [r"(?<!\w)" + _p(*(_strip_marks(w) for w in words)) + r"(?!\w)"]
+    folded = [_strip_marks(w) for w in words]
+    parts = [r"(?<!\w)" + _p(*folded) + r"(?!\w)"]
     if cjk:
         # The lookahead fails at once on other scripts, so the CJK alternatives cost nothing
         # at the positions of a Latin or Cyrillic text (and vice versa: the lookbehind above).
         parts.append(f"(?=[{_CJK_CHARS}])" + _p(*cjk))
-    return re.compile("|".join(parts))
+    return _Matcher(re.compile("|".join(parts)), _family_anchors(folded))
 
 
 _W = r"(?:\w++ )"
@@ -206,7 +356,10 @@ class _Scene:
 
     @classmethod
     def of(cls, fields: Mapping[str, str]) -> _Scene:
-        raw = "\n".join(fields.get(f) or "" for f in _ASKING_FIELDS)
+        return _scene_of("\n".join(fields.get(f) or "" for f in _ASKING_FIELDS))
+
+    @classmethod
+    def _build(cls, raw: str) -> _Scene:
         if not raw.strip():
             return cls()
         asked = " ".join(fold(s) for s in _sentences(_clean(raw)))
@@ -225,6 +378,12 @@ class _Scene:
     def names(self, word: str) -> bool:
         """Whether the query or instruction uses ``word`` (folded)."""
         return f" {fold(word)} " in self.asked
+
+
+@lru_cache(maxsize=4096)
+def _scene_of(raw: str) -> _Scene:
+    """The scene of a query, cached: GRPO grades a group of responses to each prompt."""
+    return _Scene._build(raw)
 
 
 # --- text views ----------------------------------------------------------------------------------
@@ -311,16 +470,6 @@ class _View:
 # --- phrase families -----------------------------------------------------------------------------
 
 
-def _words(words: str) -> list[str]:
-    """A whitespace-separated word list; ``_`` stands for a space inside one entry."""
-    return [w.replace("_", " ") for w in words.split()]
-
-
-def _any(words: str) -> str:
-    """A non-capturing alternation of :func:`_words` (entries may be regex fragments)."""
-    return "(?:" + "|".join(_words(words)) + ")"
-
-
 _NEG_WORDS = frozenset(
     _words(
         "not never cannot t no nor n ne nunca jamas nicht nie niemals kein keine не нельзя "
@@ -382,13 +531,14 @@ class _Family:
 
     name: str
     label: str
-    pattern: re.Pattern[str]
+    matcher: _Matcher
     imperative: bool = False
 
     def first(self, sentences: Iterable[str], *, reported_ok: bool = False) -> str | None:
         """The first match that is neither negated nor (with ``reported_ok``) reported."""
-        for s in sentences:
-            for m in self.pattern.finditer(s):
+        sentences = list(sentences)
+        for s in self.matcher.candidates(sentences, "\n".join(sentences)):
+            for m in self.matcher.pattern.finditer(s):
                 if _negated(s, m) or (self.imperative and _described(s, m)):
                     continue
                 if reported_ok and _CUE_RE.search(s, 0, m.start()):
