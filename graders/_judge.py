@@ -20,8 +20,9 @@ this judge and will find its weak spots (``shared/reference/rl_reward_apis.md`` 
   write one. Verdict-like ``key: value`` pairs in the response are also shown with a full-width
   colon, so a judge that parrots them produces an invalid verdict, and an answer that is a
   verbatim copy of text in the response is rejected.
-* **Pre-gates** (``graders._pregate``) score empty, master-key and question-restating responses
-  low without asking the judge at all.
+* **Pre-gates** (``graders._pregate``, ``graders._degenerate``) score empty, master-key,
+  question-restating, non-answer, keyword-stuffed, repetitive and runaway-length responses low
+  without asking the judge at all (which ones run depends on the criterion).
 
 Templates are rendered with :class:`string.Template` in a single pass: substituted values (the
 record's text) are never scanned again, so a ``$query`` or ``{score}`` inside a response is inert.
