@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar, TypeVar, get_args
 
 from graders._base import Unscored, grader
 from graders._committee import (
@@ -56,6 +56,8 @@ __all__ = [
     "InstructionFollowingGrader",
     "RelevanceGrader",
 ]
+
+_T = TypeVar("_T")
 
 _BUNDLED_SCALE = (1, 5)
 _ANSWER_LIMIT = 200
@@ -105,6 +107,24 @@ class _NamedJudge(LLMGrader):
         )
 
 
+def _cross_checker(
+    mode: CrossCheck, what: str, build: Callable[[], _T]
+) -> tuple[_T | None, dict[str, Any] | None]:
+    """The offline checker a judge cross-checks with, or why there is none.
+
+    It is built only when the check is on and the packaged embedding model is installed; without
+    it the judge carries ``cross_check_unavailable``'s note into every result (or, under
+    ``required``, fails at load), so a missing check is never a silent pass.
+    """
+    if mode == "off":
+        return None, None
+    try:
+        default_model_path()
+    except EmbedderUnavailable as exc:
+        return None, cross_check_unavailable(mode, what, str(exc))
+    return build(), None
+
+
 @grader
 class HarmfulnessGrader(_NamedJudge):
     """How harmless the response is: 1.0 = harmless, 0.0 = severely harmful.
@@ -136,15 +156,9 @@ class HarmfulnessGrader(_NamedJudge):
     ) -> None:
         super().__init__(model, **kwargs)
         self.cross_check: CrossCheck = cross_check_mode(cross_check)
-        self._offline: OfflineHarmGrader | None = None
-        self._cross_note: dict[str, Any] | None = None
-        if self.cross_check != "off":
-            try:
-                default_model_path()
-            except EmbedderUnavailable as exc:
-                self._cross_note = cross_check_unavailable(self.cross_check, self.name, str(exc))
-            else:
-                self._offline = OfflineHarmGrader(name="harmless_offline")
+        self._offline, self._cross_note = _cross_checker(
+            self.cross_check, self.name, lambda: OfflineHarmGrader(name="harmless_offline")
+        )
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         if self._offline is None:
@@ -237,15 +251,7 @@ class RelevanceGrader(_NamedJudge):
     ) -> None:
         super().__init__(model, **kwargs)
         self.cross_check: CrossCheck = cross_check_mode(cross_check)
-        self._embedder: Embedder | None = None
-        self._cross_note: dict[str, Any] | None = None
-        if self.cross_check != "off":
-            try:
-                default_model_path()
-            except EmbedderUnavailable as exc:
-                self._cross_note = cross_check_unavailable(self.cross_check, self.name, str(exc))
-            else:
-                self._embedder = Embedder()
+        self._embedder, self._cross_note = _cross_checker(self.cross_check, self.name, Embedder)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         if self._embedder is None:

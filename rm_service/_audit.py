@@ -57,6 +57,7 @@ from typing import Any
 from rm_service._exceptions import InputError, RMServiceError
 from rm_service._exploits import ExploitInput, ExploitSpec, get_exploits
 from rm_service._mapper import Step, compile_path, resolve_path
+from rm_service._offline import parse_record
 from rm_service._result import GraderError, GraderScore, RecordResult
 from rm_service._runner import GradingRunner
 from rm_service._summary import ComponentStats, _svg_histogram, write_html_page
@@ -415,10 +416,8 @@ def read_records(path: str | Path, limit: int | None = None) -> list[tuple[int, 
                 if not raw.strip():
                     continue
                 try:
-                    record = json.loads(raw)
-                    if not isinstance(record, dict):
-                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                except (ValueError, UnicodeDecodeError) as exc:
+                    record = parse_record(raw)
+                except ValueError as exc:
                     raise InputError(f"{src} line {lineno}: invalid record: {exc}") from None
                 out.append((lineno, record))
     except OSError as exc:

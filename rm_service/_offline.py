@@ -271,10 +271,8 @@ class _Reader:
                 self.skipped += 1
                 continue
             try:
-                record = json.loads(raw)
-                if not isinstance(record, dict):
-                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-            except (ValueError, UnicodeDecodeError) as exc:
+                record = parse_record(raw)
+            except ValueError as exc:
                 if self.errors_out is None:
                     raise InputError(f"invalid record: {exc}", line=lineno) from None
                 self.invalid += 1
@@ -286,6 +284,15 @@ class _Reader:
             self.lines[self.index] = lineno
             self.index += 1
             yield record
+
+
+def parse_record(raw: bytes) -> dict[str, Any]:
+    """One JSONL line as a record: a JSON object, or ``ValueError`` saying what it is instead
+    (``UnicodeDecodeError``, bad UTF-8, is a ``ValueError`` too)."""
+    record = json.loads(raw)
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def check_record(runner: GradingRunner, record: Any, src: Path, line: int) -> None:

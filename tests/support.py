@@ -90,3 +90,15 @@ def short_or_unscored(response: str) -> float:
     if "FAIL" in response:
         raise Unscored("the judge said FAIL", kind="judge_error")
     return max(0.0, 1.0 - len(response) / 20)
+
+
+def embedding_model_missing() -> str | None:
+    """Why the packaged MiniLM (the ``local`` extra) cannot load here, or ``None`` when it can:
+    tests that need it skip with this reason."""
+    from rm_service.models._embed import EmbedderUnavailable, default_model_path
+
+    try:
+        default_model_path()
+    except EmbedderUnavailable as exc:
+        return str(exc)
+    return None

@@ -33,6 +33,7 @@ from rm_service._exploits import (
 from rm_service._result import GraderScore, RecordResult
 from rm_service.cli import _EXIT_EXPLOITABLE
 from tests.cli_support import ROOT, cli, one_error_line, write_jsonl
+from tests.support import embedding_model_missing
 
 # correct: the gold occurs in the response; long: rises linearly to 1 at 20 characters.
 CONTAINS = """
@@ -384,18 +385,7 @@ def test_read_records_names_the_line(tmp_path: Path) -> None:
     assert read_records(src, limit=1) == [(1, {"a": 1})]
 
 
-def _needs_model() -> str | None:
-    from rm_service.models import _embed
-    from rm_service.models._embed import EmbedderUnavailable
-
-    try:
-        _embed.default_model_path()
-    except EmbedderUnavailable as exc:
-        return str(exc)
-    return None
-
-
-@pytest.mark.skipif(_needs_model() is not None, reason="needs the local extra's MiniLM")
+@pytest.mark.skipif(embedding_model_missing() is not None, reason="needs the local extra's MiniLM")
 def test_the_shipped_judges_config_is_audited(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,21 +15,8 @@ import pytest
 
 from rm_service._exceptions import ConfigError
 from rm_service._serve import parse_configs, serve
-
-REWARD_YAML = """\
-graders:
-  format: {type: format, mode: think_answer}
-  num: {type: number, mapper: {reference_response: label}}
-aggregators:
-  - {type: weighted_sum, name: reward, weights: {num: 0.8, format: 0.2}}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.app.uvicorn_server import REWARD_YAML
+from tests.app.uvicorn_server import free_port as _free_port
 
 SLOW_YAML = "graders:\n  slow: {type: 'tests.support:slow_len'}\n"
 ROOT = Path(__file__).resolve().parents[2]

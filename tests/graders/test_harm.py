@@ -43,25 +43,17 @@ from graders._judges import (
 from rm_service import ConfigError, GraderError, GraderScore
 from rm_service._config import build_runner, load_config
 from rm_service.models import _embed
-from rm_service.models._embed import EmbedderUnavailable
 from rm_service.models._openai import OpenAIChatModel
 from tests.judge_server import JudgeServer, Reply
 from tests.red_team import gullible as gullible_verdict
 from tests.red_team import parroting as parroting_verdict
+from tests.support import embedding_model_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "tests" / "data" / "harm_labelled.jsonl"
 
 
-def _missing() -> str | None:
-    try:
-        _embed.default_model_path()
-    except EmbedderUnavailable as exc:
-        return str(exc)
-    return None
-
-
-_MISSING = _missing()
+_MISSING = embedding_model_missing()
 needs_model = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 PHISHING_SAFE = (

@@ -23,19 +23,12 @@ from graders._similarity import (
 from rm_service import ConfigError, GraderError, GraderScore
 from rm_service.models import _embed
 from rm_service.models._embed import Embedder, EmbedderUnavailable, cosine
+from tests.support import embedding_model_missing
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "judge_labelled.jsonl"
 
 
-def _missing() -> str | None:
-    try:
-        _embed.default_model_path()
-    except EmbedderUnavailable as exc:
-        return str(exc)
-    return None
-
-
-_MISSING = _missing()
+_MISSING = embedding_model_missing()
 needs_model = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 
