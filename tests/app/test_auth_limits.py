@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rm_service._http_middleware import Admission, Overloaded
+from rm_service._admission import Admission, Overloaded
 from rm_service.app import create_app
 from tests.app import SLOW_CFG, client, make_app
 

@@ -1,0 +1,124 @@
+"""Admission control: a global bound on the *records* in flight across all HTTP requests.
+
+Records, not requests, are the unit that maps to grader work. A request that does not fit waits
+in a bounded FIFO queue; when the queue is full too it is refused at once (429 with
+``Retry-After``) instead of queueing without limit, so an overloaded service answers fast and the
+trainer backs off. This is not middleware: the app calls it around each request's grading, once
+it knows how many records the request holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["Admission", "Overloaded"]
+
+
+class Overloaded(Exception):
+    """Admission refused: too many records in flight and queued. ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Admission:
+    """A global bound on records in flight, with a bounded FIFO queue in front of it.
+
+    ``acquire(n)`` admits ``n`` records at once (a request is all or nothing, so a batch never
+    holds half its slots while waiting for the rest, which could deadlock two big batches).
+    Waiters are served in arrival order; a small batch does not overtake a big one waiting at the
+    head, so big batches cannot starve.
+
+    State is made lazily on the running loop, so one instance serves one event loop (one uvicorn
+    worker); every worker process has its own.
+    """
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_queue: int,
+        retry_after: int = 1,
+        on_change: Callable[[int, int], None] | None = None,
+    ) -> None:
+        if max_in_flight < 1 or max_queue < 0:
+            raise ValueError("max_in_flight must be >= 1 and max_queue >= 0")
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue
+        self.retry_after = retry_after
+        self.in_flight = 0
+        self.queued = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._on_change = on_change
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.in_flight, self.queued)
+
+    async def acquire(self, n: int, max_wait: float | None = None) -> None:
+        """Admit ``n`` records, waiting in the queue up to ``max_wait`` seconds.
+
+        Raises:
+            Overloaded: the queue is full, or the wait timed out.
+        """
+        if n > self.max_in_flight:
+            raise ValueError(f"{n} records can never fit max_in_flight={self.max_in_flight}")
+        if not self._waiters and self.in_flight + n <= self.max_in_flight:
+            self.in_flight += n
+            self._changed()
+            return
+        if self.queued + n > self.max_queue:
+            raise Overloaded(
+                f"overloaded: {self.in_flight} records in flight (max_in_flight="
+                f"{self.max_in_flight}) and {self.queued} queued (max_queue={self.max_queue}); "
+                f"this request has {n}; retry later",
+                self.retry_after,
+            )
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (n, fut)
+        self._waiters.append(entry)
+        self.queued += n
+        self._changed()
+        try:
+            async with asyncio.timeout(max_wait):
+                await fut
+        except BaseException as exc:
+            if fut.done() and not fut.cancelled():
+                # Admitted just as we gave up: hand the slots back.
+                self.release(n)
+            else:
+                with contextlib.suppress(ValueError):  # _wake may have dropped it already
+                    self._waiters.remove(entry)
+                self.queued -= n
+                self._changed()
+                self._wake()
+            if isinstance(exc, TimeoutError):
+                raise Overloaded(
+                    f"overloaded: waited {max_wait} s in the admission queue without a slot; "
+                    "retry later",
+                    self.retry_after,
+                ) from None
+            raise
+
+    def release(self, n: int) -> None:
+        """Give back ``n`` admitted records' slots and admit waiters that now fit."""
+        self.in_flight -= n
+        self._changed()
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            n, fut = self._waiters[0]
+            if fut.done():  # cancelled; its waiter fixes the counts when it wakes
+                self._waiters.popleft()
+                continue
+            if self.in_flight + n > self.max_in_flight:
+                break
+            self._waiters.popleft()
+            self.queued -= n
+            self.in_flight += n
+            fut.set_result(None)
+        self._changed()
