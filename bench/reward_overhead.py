@@ -10,8 +10,8 @@ event-loop thread while the caller blocks on ``.result()``. Four modes:
 
 * ``in-process``: ``RMServiceReward(config)``, one function;
 * ``in-process x3``: ``per_component()``, three functions gathered, one grading pass;
-* ``remote``: ``RemoteReward(url)`` against ``rm-service serve`` (``python -m rm_service._serve``)
-  in its own process on 127.0.0.1, the real uvicorn server;
+* ``remote``: ``RemoteReward(url)`` against ``rm-service serve`` (run as
+  ``python -m rm_service.cli serve``) in its own process on 127.0.0.1, the real uvicorn server;
 * ``remote x3``: per-component functions over the same service;
 * ``verl remote``: the same batch as verl's reward loop scores it, one ``compute_score(...,
   url=...)`` per sample, all 64 gathered (the remote client coalesces them into shared requests).
@@ -111,7 +111,8 @@ def verl_wave(url: str, kwargs: dict[str, Any]) -> Callable[..., Any]:
 
 
 def start_service(port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "rm_service._serve", "--config", str(CONFIG), "--port", str(port)]
+    cmd = [sys.executable, "-m", "rm_service.cli", "serve", "--config", str(CONFIG)]
+    cmd += ["--port", str(port)]
     cmd += ["--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

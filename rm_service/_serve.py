@@ -17,7 +17,9 @@ Connections are bounded too (``--header-timeout``, ``--body-timeout``, ``--timeo
 a client that sends nothing, or sends a request a byte at a time, is closed instead of holding a
 socket for ever (see ``rm_service._http_protocol``).
 
-This module imports neither FastAPI nor uvicorn at import time, so ``rm-service --help`` stays fast.
+The one entry point is the CLI (``rm_service.cli.main``); this module holds its options and the
+uvicorn start-up. It imports neither FastAPI nor uvicorn at import time, so ``rm-service --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -27,13 +29,12 @@ import json
 import logging
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from rm_service._exceptions import ConfigError, RMServiceError
+from rm_service._exceptions import ConfigError
 
-__all__ = ["SPEC_ENV", "add_arguments", "app_from_env", "parse_configs", "serve", "serve_args"]
+__all__ = ["SPEC_ENV", "add_arguments", "app_from_env", "parse_configs", "serve_args"]
 
 SPEC_ENV = "RM_SERVICE_SERVE_SPEC"
 
@@ -232,22 +233,3 @@ def app_from_env() -> Any:
 
     spec = json.loads(os.environ[SPEC_ENV])
     return create_app(spec["configs"], ServiceSettings.from_env(**spec["settings"]))
-
-
-def serve(argv: list[str] | None = None) -> int:
-    """``rm-service serve`` as a standalone entry point; errors are one line on stderr, exit 1."""
-    from dotenv import find_dotenv, load_dotenv
-
-    load_dotenv(find_dotenv(usecwd=True), override=False)
-    parser = argparse.ArgumentParser(prog="rm-service serve", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return serve_args(args)
-    except RMServiceError as exc:
-        print(f"rm-service: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(serve())

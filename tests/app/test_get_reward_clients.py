@@ -207,12 +207,12 @@ def test_serve_refuses_a_nan_fallback_at_start_up(
 ) -> None:
     import uvicorn
 
-    from rm_service._serve import serve
+    from rm_service.cli import main
 
     started: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append(a))
     (tmp_path / "r.yaml").write_text("graders:\n  f: {type: format}\n")
-    assert serve(["--config", str(tmp_path / "r.yaml"), "--unscored-fallback", "nan"]) == 1
+    assert main(["serve", "--config", str(tmp_path / "r.yaml"), "--unscored-fallback", "nan"]) == 1
     assert not started
     err = capsys.readouterr().err
     assert "--unscored-fallback" in err and "got nan" in err

@@ -167,13 +167,13 @@ def test_the_deadlines_reach_every_worker(monkeypatch: pytest.MonkeyPatch) -> No
     import uvicorn
 
     from rm_service._http_protocol import DeadlineH11Protocol
-    from rm_service._serve import serve
+    from rm_service.cli import main
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
-    monkeypatch.setenv(SPEC_ENV, "{}")  # serve() sets it; restored after the test
+    monkeypatch.setenv(SPEC_ENV, "{}")  # serve sets it; restored after the test
     argv = ["--workers", "2", "--header-timeout", "1.5", "--body-timeout", "2.5"]
-    assert serve([*argv, "--timeout-keep-alive", "3"]) == 0
+    assert main(["serve", *argv, "--timeout-keep-alive", "3"]) == 0
     (kwargs,) = calls
     config = pickle.loads(pickle.dumps(uvicorn.Config(**kwargs)))
     assert config.workers == 2 and config.timeout_keep_alive == 3
@@ -193,7 +193,7 @@ def test_the_deadlines_reach_every_worker(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize("flag", ["--header-timeout", "--body-timeout", "--timeout-keep-alive"])
 def test_a_deadline_must_be_positive(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from rm_service._serve import serve
+    from rm_service.cli import main
 
-    assert serve(["--port", "1", flag, "0"]) == 1
+    assert main(["serve", "--port", "1", flag, "0"]) == 1
     assert flag in capsys.readouterr().err

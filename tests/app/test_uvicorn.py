@@ -1,5 +1,5 @@
-"""The real thing: ``python -m rm_service._serve`` under uvicorn on 127.0.0.1, called with httpx;
-plus start-up failures of ``serve`` (no server started)."""
+"""The real thing: ``rm-service serve`` (``python -m rm_service.cli serve``) under uvicorn on
+127.0.0.1, called with httpx; plus start-up failures of ``serve`` (no server started)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from rm_service._exceptions import ConfigError
-from rm_service._serve import parse_configs, serve
+from rm_service._serve import parse_configs
+from rm_service.cli import main
 from tests.app.uvicorn_server import REWARD_YAML
 from tests.app.uvicorn_server import free_port as _free_port
 
@@ -42,7 +43,8 @@ def test_serve_runs_uvicorn_and_grades_over_a_socket(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "rm_service._serve",
+            "rm_service.cli",
+            "serve",
             "--config",
             f"math={tmp_path / 'reward.yaml'}",
             "--config",
@@ -108,7 +110,7 @@ def test_a_bad_config_fails_start_up_naming_file_and_field(
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("graders:\n  f: {type: format, call_timeout: -1}\n")
-    assert serve(["--config", str(bad), "--port", "1"]) == 1
+    assert main(["serve", "--config", str(bad), "--port", "1"]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and "graders.f.call_timeout" in err
 
@@ -116,7 +118,7 @@ def test_a_bad_config_fails_start_up_naming_file_and_field(
 def test_bad_settings_fail_start_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "r.yaml").write_text(REWARD_YAML)
     args = ["--config", str(tmp_path / "r.yaml"), "--max-records", "10", "--max-in-flight", "5"]
-    assert serve(args) == 1
+    assert main(["serve", *args]) == 1
     assert "max_records (10) <= max_in_flight (5)" in capsys.readouterr().err
 
 

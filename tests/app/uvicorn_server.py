@@ -1,5 +1,6 @@
-"""A real ``python -m rm_service._serve`` on 127.0.0.1 for the tests that need uvicorn itself
-(socket timeouts, the access log, what the server log prints), with its log captured to a file."""
+"""A real ``rm-service serve`` (``python -m rm_service.cli serve``) on 127.0.0.1 for the tests
+that need uvicorn itself (socket timeouts, the access log, what the server log prints), with its
+log captured to a file."""
 
 from __future__ import annotations
 
@@ -71,8 +72,9 @@ def running_server(
     full_env.pop("RM_SERVICE_API_KEY", None)
     full_env.update(env or {})
     with log_path.open("wb") as log:
+        cmd = [sys.executable, "-m", "rm_service.cli", "serve", "-c", str(cfg), "--port", str(port)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rm_service._serve", "-c", str(cfg), "--port", str(port), *args],
+            [*cmd, *args],
             cwd=tmp_path,
             env=full_env,
             stdout=log,
