@@ -1,9 +1,5 @@
 """Graders: each turns one record into a ``GraderScore`` in [0, 1] or an honest ``GraderError``."""
 
-# rm_service first: its runner and mapper import this package's base module, and importing it
-# halfway through this file would find that module half-built.
-import rm_service  # noqa: F401, I001
-
 from graders._base import (
     BaseGrader,
     FunctionGrader,
