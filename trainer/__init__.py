@@ -10,21 +10,67 @@
 A separate package from ``rm_service`` because it imports torch, transformers and TRL (the
 ``train`` extra); ``import rm_service`` stays light, and the CLI imports this only for ``train``.
 The rewards are :mod:`rm_service.integrations.trl`'s functions, in-process or over HTTP.
+
+Lazy, like :mod:`rm_service`: ``import trainer`` loads nothing heavy; a name is imported from its
+module on first access (module ``__getattr__``), so reading a config or listing what is here does
+not pay for torch. The ``TYPE_CHECKING`` block shows type checkers the same names.
 """
 
-from trainer._build import build_trainer, grpo_args, reward_functions, reward_weights
-from trainer._config import (
-    DEFAULT_MODEL,
-    DatasetSpec,
-    ModelSpec,
-    RewardSpec,
-    TinyModel,
-    TrainConfig,
-    load_train_config,
-)
-from trainer._model import load_model
-from trainer._report import RunSummary
-from trainer._run import TrainResult, train
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from trainer._build import build_trainer, grpo_args, reward_functions, reward_weights
+    from trainer._config import (
+        DEFAULT_MODEL,
+        DatasetSpec,
+        ModelSpec,
+        RewardSpec,
+        TinyModel,
+        TrainConfig,
+        load_train_config,
+    )
+    from trainer._model import load_model
+    from trainer._report import RunSummary
+    from trainer._run import TrainResult, train
+
+# name -> the module that defines it; imported on first access by ``__getattr__``.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ("build_trainer", "grpo_args", "reward_functions", "reward_weights"), "trainer._build"
+    ),
+    **dict.fromkeys(
+        (
+            "DEFAULT_MODEL",
+            "DatasetSpec",
+            "ModelSpec",
+            "RewardSpec",
+            "TinyModel",
+            "TrainConfig",
+            "load_train_config",
+        ),
+        "trainer._config",
+    ),
+    "load_model": "trainer._model",
+    "RunSummary": "trainer._report",
+    **dict.fromkeys(("TrainResult", "train"), "trainer._run"),
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DEFAULT_MODEL",
