@@ -29,28 +29,44 @@ record's text) are never scanned again, so a ``$query`` or ``{score}`` inside a 
 
 A grader is stateless after construction (a lazily built model is resolved once, under a lock),
 so one instance is safe to share between tasks, threads and event loops.
+
+This module is the grader; the prompt rendering (templates, fencing, defanging) is in
+:mod:`graders._prompt`, the verdict parsing and expected score in :mod:`graders._verdict`, and
+the lazily built judge backend in :mod:`graders._judge_model`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import math
-import re
-import secrets
-import string
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._judge_model import ModelSpec, _call_meta, _ModelRef
 from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
-from graders._text import as_text, clip
+from graders._prompt import (
+    _field_label,
+    _prompt_text,
+    _template,
+    fence,
+    load_prompt,
+    neutralize,
+    new_nonce,
+)
+from graders._text import clip
+from graders._verdict import (
+    LOW_SCALE_MASS,
+    VerdictError,
+    _copies,
+    _Verdict,
+    expected_from_token,
+    expected_score,
+    parse_json_verdict,
+    parse_label_verdict,
+)
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 from rm_service.models._base import (
@@ -60,8 +76,6 @@ from rm_service.models._base import (
     JudgeTimeout,
     ResponseFormat,
     SamplingParams,
-    TokenLogprob,
-    Usage,
 )
 from rm_service.models._cache import JudgeCache
 
@@ -84,394 +98,15 @@ __all__ = [
 
 JudgeOutput = Literal["json", "label"]
 ScoreMode = Literal["sampled", "expected"]
-ModelSpec = ChatModel | Callable[[], ChatModel]
-"""A judge backend, or a zero-argument callable that builds one on first use."""
-
 NOT_PROVIDED = "(not provided)"
 """What an absent optional field renders as."""
-
-LOW_SCALE_MASS = 0.5
-"""Below this total probability on the scale tokens, an expected score is flagged in metadata:
-the judge mostly meant to write something else, so the weighted mean says little."""
 
 _RESERVED = frozenset({"rubric", "scale_min", "scale_max", "labels"})
 _KEY_NONCE = "0" * 16  # the nonce used when rendering the cache key; see _ask
 _RAW_LIMIT = 2000
 
 
-# --- prompt files --------------------------------------------------------------------------------
-
-
-def load_prompt(name_or_path: str | Path) -> str:
-    """Template text: a bundled prompt by name (``"relevance"``), a file ``Path``, or the text.
-
-    A ``str`` that is a bundled prompt's name (a file ``graders/prompts/<name>.md``) loads that
-    file; any other ``str`` is the template text itself. A ``Path`` is always read as a file, so
-    pass ``Path("my_prompt.md")`` for your own files.
-
-    Raises:
-        ConfigError: the file cannot be read.
-    """
-    if isinstance(name_or_path, Path):
-        try:
-            return name_or_path.expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read prompt template {str(name_or_path)!r}: {exc}") from exc
-    if re.fullmatch(r"[a-z][a-z0-9_]*", name_or_path):
-        bundled = resources.files("graders") / "prompts" / f"{name_or_path}.md"
-        if bundled.is_file():
-            return bundled.read_text(encoding="utf-8")
-    return name_or_path
-
-
-def _template(text: str, what: str) -> string.Template:
-    tpl = string.Template(text)
-    if not tpl.is_valid():
-        raise ConfigError(
-            f"{what}: invalid '$' placeholder (write a literal dollar sign as '$$'): {text[:200]!r}"
-        )
-    return tpl
-
-
-# --- fencing and defanging -----------------------------------------------------------------------
-
-_OPEN_CHARS = "<＜﹤‹«⟨〈《❮❬⟪"
-_CLOSE_CHARS = ">＞﹥›»⟩〉》❯❭⟫"
-_OPEN_ENTITY = r"&lt;|&#0*60;|&#x0*3c;"
-_CLOSE_ENTITY = r"&gt;|&#0*62;|&#x0*3e;"
-_ANGLE_RUN_RE = re.compile(
-    rf"(?:(?:[{_OPEN_CHARS}{_CLOSE_CHARS}]|{_OPEN_ENTITY}|{_CLOSE_ENTITY})[ \t]*){{2,}}"
-    rf"(?:[{_OPEN_CHARS}{_CLOSE_CHARS}]|{_OPEN_ENTITY}|{_CLOSE_ENTITY})",
-    re.IGNORECASE,
-)
-"""Three or more angle brackets in a row (lookalikes, HTML entities, spaces between allowed)."""
-_OPEN_ONE_RE = re.compile(rf"[{_OPEN_CHARS}]|{_OPEN_ENTITY}", re.IGNORECASE)
-_CLOSE_ONE_RE = re.compile(rf"[{_CLOSE_CHARS}]|{_CLOSE_ENTITY}", re.IGNORECASE)
-_CHAT_TAG_RE = re.compile(
-    r"<\s*(/?\s*(?:\|[^<>\n|]{0,64}\||｜[^<>\n｜]{0,64}｜|s|/?SYS|(?:start|end)_of_turn"
-    r"|im_(?:start|end)|eot_id|endoftext|BOS|EOS))\s*>"
-    r"|\[\s*(/?\s*INST)\s*\]",
-    re.IGNORECASE,
-)
-"""Chat-template control strings (``<|im_end|>``, ``</s>``, ``[INST]``, ``<end_of_turn>``...).
-
-Some servers tokenize these inside message content as the real control tokens, which would let a
-response end the judge's user turn for real."""
-_VERDICT_SEP_RE = re.compile(
-    r"""(?<![\w\\])(?:\\?["'`])?(?:final[ _-]?)?"""
-    r"(?:scores?|grade|grading|rating|verdict|judge?ment|evaluation|assessment|reward)"
-    r"""(?:\\?["'`])?[\s*_]*([:=])""",
-    re.IGNORECASE,
-)
-"""``score:``, ``"score":``, ``GRADE =``, ``**Rating**:``: the separator is group 1."""
-
-
-def neutralize(text: str, *, verdicts: bool = True) -> str:
-    """Defang text that could pass for a fence marker, a chat turn or (optionally) a verdict.
-
-    * Runs of three or more angle brackets (``<<<``, ``＜＜＜``, ``&lt;&lt;&lt;``, ``< < <``)
-      become ``‹‹‹`` / ``›››``. Code keeps ``<<`` and ``>>``; a doctest's ``>>>`` reads ``›››``.
-    * Chat-template tags become ``‹|im_end|›``, ``‹/s›``, ``［INST］`` and so on.
-    * With ``verdicts``, the ``:``/``=`` after a verdict word (score, grade, rating, verdict,
-      judgement, evaluation, assessment, reward) becomes full-width ``：``/``＝``, so the text still
-      reads the same but a verbatim copy is not a valid verdict.
-
-    The fence itself does not depend on this (the response cannot know the random code); this is
-    defence in depth against judges that are loose about which marker closes a block.
-    """
-    out = _ANGLE_RUN_RE.sub(_defang_run, text)
-    out = _CHAT_TAG_RE.sub(_defang_tag, out)
-    if verdicts:
-        out = _VERDICT_SEP_RE.sub(_defang_verdict, out)
-    return out
-
-
-def _defang_run(m: re.Match[str]) -> str:
-    run = re.sub(r"[ \t]+", "", m.group(0))
-    return _CLOSE_ONE_RE.sub("›", _OPEN_ONE_RE.sub("‹", run))
-
-
-def _defang_tag(m: re.Match[str]) -> str:
-    if m.group(1) is not None:
-        return f"‹{m.group(1)}›"
-    return f"［{m.group(2)}］"
-
-
-def _defang_verdict(m: re.Match[str]) -> str:
-    sep = "：" if m.group(1) == ":" else "＝"
-    return m.group(0)[:-1] + sep
-
-
-def new_nonce() -> str:
-    """A fresh fence code: 16 hex characters (64 bits) from :mod:`secrets`."""
-    return secrets.token_hex(8)
-
-
-def fence(label: str, text: str, nonce: str) -> str:
-    """``text`` between ``<<<LABEL-nonce>>>`` and ``<<<END-LABEL-nonce>>>`` lines."""
-    return f"<<<{label}-{nonce}>>>\n{text}\n<<<END-{label}-{nonce}>>>"
-
-
-def _field_label(field: str) -> str:
-    return re.sub(r"[^A-Z0-9_]", "_", field.upper())
-
-
-def _prompt_text(value: Any, field: str) -> str:
-    """A field value as prompt text: a list of chat messages, or what :func:`as_text` accepts."""
-    if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
-        try:
-            parts = [(str(m.get("role", "")), as_text(m["content"], field)) for m in value]
-        except KeyError:
-            raise Unscored(
-                f"field {field!r} is a list of messages without 'content'", kind="invalid_input"
-            ) from None
-        if len(parts) == 1:
-            return parts[0][1]
-        return "\n\n".join(f"{role}: {content}" for role, content in parts)
-    return as_text(value, field)
-
-
-# --- verdict parsing -----------------------------------------------------------------------------
-
-
-class VerdictError(ValueError):
-    """The judge's answer is not exactly one valid verdict (the message says why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    """A parsed verdict: the raw scale value, the judge's reason, and where the value was written.
-
-    ``span`` is the ``[start, end)`` character range of the score value in the answer text, or
-    the index of the label token, so the expected score can find its logprobs.
-    """
-
-    value: float
-    reason: str
-    span: tuple[int, int] | None = None
-    core: str = ""
-
-
-_FENCED_RE = re.compile(r"\A\s*```[ \t]*(?:json)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.S | re.I)
-_JSON_WS = " \t\n\r"
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise VerdictError(f"the verdict repeats the key {dup!r}")
-    return dict(pairs)
-
-
-def _reject_constant(name: str) -> Any:
-    raise VerdictError(f"the verdict contains {name}, which is not a number")
-
-
-def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool = False) -> _Verdict:
-    """Read a ``{"reason": ..., "score": n}`` verdict that is the *whole* answer.
-
-    Allowed around it: whitespace, and one Markdown code fence (```` ```json ````). Not allowed:
-    any other text, a second object, duplicate keys, a missing score, a score that is not an
-    integer (or, with ``allow_float``, a finite number), a score outside ``scale``, a reason that
-    is not a string. Extra keys are ignored.
-
-    Why so strict: a lenient parser ("find a score anywhere") reads whatever verdict-shaped text
-    is in the answer, including a verdict the judge quoted from the response it was grading.
-
-    Raises:
-        VerdictError: why the answer is not a verdict.
-    """
-    offset = 0
-    body = text
-    m = _FENCED_RE.match(text)
-    if m:
-        body, offset = m.group(1), m.start(1)
-    try:
-        obj = json.loads(
-            body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
-    except json.JSONDecodeError as exc:
-        raise VerdictError(f"the answer is not a single JSON object ({exc.msg})") from None
-    if not isinstance(obj, dict):
-        raise VerdictError(f"the answer is JSON {type(obj).__name__}, not an object")
-    if "score" not in obj:
-        raise VerdictError('the verdict has no "score"')
-    score = obj["score"]
-    if isinstance(score, bool) or not isinstance(score, int | float):
-        raise VerdictError(f"score {score!r} is not a number")
-    if isinstance(score, float) and not allow_float:
-        raise VerdictError(f"score {score!r} is not an integer")
-    lo, hi = scale
-    if not (math.isfinite(score) and lo <= score <= hi):
-        raise VerdictError(f"score {score!r} is outside the scale {lo}-{hi}")
-    reason = obj.get("reason", "")
-    if not isinstance(reason, str):
-        raise VerdictError(f"reason is {type(reason).__name__}, not a string")
-    start, end = _value_span(body, "score")
-    return _Verdict(float(score), reason, (start + offset, end + offset), body.strip())
-
-
-def _value_span(doc: str, key: str) -> tuple[int, int]:
-    """Character range of the top-level ``key``'s value in the JSON object text ``doc``.
-
-    A real scanner, not a regex: ``"score": 5`` may also appear inside the reason string.
-    """
-    decoder = json.JSONDecoder()
-
-    def skip(i: int) -> int:
-        while i < len(doc) and doc[i] in _JSON_WS:
-            i += 1
-        return i
-
-    i = skip(0) + 1  # past "{"
-    while True:
-        i = skip(i)
-        name, i = decoder.raw_decode(doc, i)
-        i = skip(skip(i) + 1)  # past ":"
-        _, end = decoder.raw_decode(doc, i)
-        if name == key:
-            return i, end
-        i = skip(end) + 1  # past ","
-
-
-def parse_label_verdict(text: str, labels: Mapping[str, int]) -> _Verdict:
-    """Read an answer that is exactly one label (case-insensitive; a trailing period is allowed).
-
-    Raises:
-        VerdictError: the answer is anything else.
-    """
-    token = text.strip()
-    if token.endswith(".") and len(token) > 1:
-        token = token[:-1].rstrip()
-    folded = {k.casefold(): v for k, v in labels.items()}
-    value = folded.get(token.casefold())
-    if value is None:
-        raise VerdictError(f"the answer is not one of the labels {', '.join(labels)}")
-    return _Verdict(float(value), f"judge answered {token!r}")
-
-
-# --- expected score from logprobs ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Expected:
-    value: float
-    mass: float
-    distribution: dict[str, float]
-
-
-def expected_from_token(
-    token: TokenLogprob, values: Mapping[str, int], *, prefix: str = "", suffix: str = ""
-) -> _Expected | None:
-    """Probability-weighted mean scale value at one generated position.
-
-    The sampled token and its top alternatives are matched to scale values after stripping
-    whitespace (and the ``prefix``/``suffix`` that the sampled token carried around the value, as
-    in a token ``":4"``), case-insensitively; probabilities of alternatives that map to the same
-    value add up, and the mean is renormalised over the matched mass. ``None`` when no
-    alternative is a scale value.
-    """
-    folded = {k.casefold(): v for k, v in values.items()}
-    seen = {alt for alt, _ in token.top}
-    candidates = list(token.top)
-    if token.token not in seen:
-        candidates.append((token.token, token.logprob))
-    pre, suf = prefix.strip(), suffix.strip()
-    probs: dict[int, float] = {}
-    for alt, logprob in candidates:
-        cand = alt.strip()
-        if pre and cand.startswith(pre):
-            cand = cand[len(pre) :].strip()
-        if suf and cand.endswith(suf):
-            cand = cand[: -len(suf)].strip()
-        value = folded.get(cand.casefold())
-        if value is None or not math.isfinite(logprob):
-            continue
-        probs[value] = probs.get(value, 0.0) + math.exp(logprob)
-    mass = sum(probs.values())
-    if mass <= 0.0:
-        return None
-    mean = sum(v * p for v, p in probs.items()) / mass
-    dist = {str(v): round(p / mass, 6) for v, p in sorted(probs.items())}
-    return _Expected(mean, mass, dist)
-
-
-def _token_at(
-    logprobs: Sequence[TokenLogprob], text: str, start: int, end: int
-) -> tuple[TokenLogprob, str, str] | str:
-    """The token that carries ``text[start:end]``, with its text before and after the value.
-
-    Tokens are aligned to the text from the end, so a backend whose token strings differ from the
-    text earlier on (split multi-byte characters in the reason) still lines up at the score.
-    Returns a fallback reason (a ``str``) when the value cannot be pinned to one token.
-    """
-    joined = "".join(t.token for t in logprobs)
-    tail = text[start:].rstrip()
-    cat = joined.rstrip()
-    if not cat.endswith(tail):
-        return "the logprob tokens do not spell the answer"
-    pos = len(cat) - len(tail)
-    value_end = pos + (end - start)
-    cursor = 0
-    for tok in logprobs:
-        nxt = cursor + len(tok.token)
-        if cursor <= pos < nxt:
-            if value_end > nxt:
-                return "the score value spans several tokens"
-            return tok, tok.token[: pos - cursor], tok.token[value_end - cursor :]
-        cursor = nxt
-    return "the score token was not found"
-
-
 # --- the grader ----------------------------------------------------------------------------------
-
-
-class _ModelRef:
-    """A judge backend given directly or as a factory, built at most once, thread-safely.
-
-    Held by reference, so copies of a grader (committee samples) share one construction.
-    """
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self._lock = threading.Lock()
-        self._model: ChatModel | None = None
-        self._factory: Callable[[], ChatModel] | None = None
-        if isinstance(spec, ChatModel):
-            self._model = spec
-        elif callable(spec):
-            self._factory = spec
-        else:
-            raise ConfigError(
-                "model must be a ChatModel or a zero-argument callable returning one, "
-                f"got {type(spec).__name__}"
-            )
-
-    @property
-    def name(self) -> str | None:
-        return None if self._model is None else str(self._model.model)
-
-    def get(self) -> ChatModel:
-        model = self._model
-        if model is not None:
-            return model
-        with self._lock:
-            if self._model is None:
-                assert self._factory is not None
-                try:
-                    built = self._factory()
-                except JudgeError:
-                    raise
-                except Exception as exc:
-                    raise JudgeError(
-                        f"building the judge model failed: {type(exc).__name__}: {exc}"
-                    ) from exc
-                if not isinstance(built, ChatModel):
-                    raise JudgeError(
-                        f"the model factory returned {type(built).__name__}, not a ChatModel"
-                    )
-                self._model = built
-            return self._model
 
 
 @grader
@@ -758,6 +393,22 @@ class LLMGrader(BaseGrader):
         )
         return clone
 
+    def judges(self) -> Iterator[ChatModel]:
+        """The judge backend if it is built already: never built here (see ``GraderContract``)."""
+        built = self._model_ref._model
+        if built is not None:
+            yield built
+
+    async def aclose(self) -> None:
+        """Close the judge backend's client on this loop and the cache's SQLite file (both
+        reopen on next use); a backend not built yet is left unbuilt."""
+        for model in self.judges():
+            close = getattr(model, "aclose", None)  # ChatModel does not require one
+            if close is not None:
+                await close()
+        if self.cache is not None:
+            self.cache.close()
+
     # -- rendering --
 
     def render(
@@ -891,7 +542,9 @@ class LLMGrader(BaseGrader):
         meta = {**meta, "scale": [lo, hi], "raw_score": _num(verdict.value)}
         value = verdict.value
         if self.score_mode == "expected":
-            expected, info = self._expected(verdict, result)
+            expected, info = expected_score(
+                verdict, result, self.labels, label=self.output == "label"
+            )
             meta.update(info)
             if expected is not None:
                 value = expected
@@ -903,38 +556,6 @@ class LLMGrader(BaseGrader):
         return GraderScore(
             name=self.name, score=min(1.0, max(0.0, score)), reason=verdict.reason, metadata=meta
         )
-
-    def _expected(
-        self, verdict: _Verdict, result: ChatResult
-    ) -> tuple[float | None, dict[str, Any]]:
-        def fallback(why: str) -> tuple[None, dict[str, Any]]:
-            return None, {"score_mode": "sampled_fallback", "fallback_reason": why}
-
-        if not result.logprobs:
-            return fallback("the backend returned no logprobs")
-        if self.output == "label":
-            first = next((t for t in result.logprobs if t.token.strip()), None)
-            if first is None:
-                return fallback("no non-blank token in the logprobs")
-            found: tuple[TokenLogprob, str, str] | str = (first, "", "")
-        else:
-            assert verdict.span is not None
-            found = _token_at(result.logprobs, result.text, *verdict.span)
-        if isinstance(found, str):
-            return fallback(found)
-        token, prefix, suffix = found
-        exp = expected_from_token(token, self.labels, prefix=prefix, suffix=suffix)
-        if exp is None:
-            return fallback("no scale value among the top alternatives")
-        info: dict[str, Any] = {
-            "score_mode": "expected",
-            "expected_score": round(exp.value, 6),
-            "scale_mass": round(exp.mass, 6),
-            "distribution": exp.distribution,
-        }
-        if exp.mass < LOW_SCALE_MASS:
-            info["low_scale_mass"] = True
-        return exp.value, info
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -956,35 +577,5 @@ def _check_choice(what: str, value: Any, choices: Any) -> None:
         raise ConfigError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
-def _copies(core: str, response: str) -> bool:
-    """Whether the verdict text occurs verbatim (whitespace aside) in the graded response."""
-    squashed = _squash(core)
-    return bool(squashed) and squashed in _squash(response)
-
-
 def _num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
-
-
-def _call_meta(
-    model: str, result: ChatResult | None, started: float, attempts: int
-) -> dict[str, Any]:
-    usage = result.usage if result is not None else Usage()
-    latency = result.latency_s if result is not None else time.perf_counter() - started
-    meta: dict[str, Any] = {
-        "model": model,
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-        },
-        "latency_s": round(latency, 6),
-        "attempts": attempts,
-        "cached": bool(result.cached) if result is not None else False,
-    }
-    if result is not None and result.finish_reason not in (None, "stop"):
-        meta["finish_reason"] = result.finish_reason
-    return meta

@@ -1,0 +1,156 @@
+"""Rendering a judge prompt safely: template files, fencing and defanging of untrusted text.
+
+One idea: everything that turns a record's text into prompt text the judge cannot be tricked by.
+Templates load from bundled files or paths; each field is fenced between marker lines carrying a
+per-request random code, and bracket runs, chat-template tags and verdict-like ``key: value``
+pairs in the text are defanged first (see :func:`neutralize`). The grader in
+:mod:`graders._judge` uses these.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from graders._base import Unscored
+from graders._text import as_text
+from rm_service._exceptions import ConfigError
+
+__all__ = ["fence", "load_prompt", "neutralize", "new_nonce"]
+
+
+# --- prompt files --------------------------------------------------------------------------------
+
+
+def load_prompt(name_or_path: str | Path) -> str:
+    """Template text: a bundled prompt by name (``"relevance"``), a file ``Path``, or the text.
+
+    A ``str`` that is a bundled prompt's name (a file ``graders/prompts/<name>.md``) loads that
+    file; any other ``str`` is the template text itself. A ``Path`` is always read as a file, so
+    pass ``Path("my_prompt.md")`` for your own files.
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    if isinstance(name_or_path, Path):
+        try:
+            return name_or_path.expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read prompt template {str(name_or_path)!r}: {exc}") from exc
+    if re.fullmatch(r"[a-z][a-z0-9_]*", name_or_path):
+        bundled = resources.files("graders") / "prompts" / f"{name_or_path}.md"
+        if bundled.is_file():
+            return bundled.read_text(encoding="utf-8")
+    return name_or_path
+
+
+def _template(text: str, what: str) -> string.Template:
+    tpl = string.Template(text)
+    if not tpl.is_valid():
+        raise ConfigError(
+            f"{what}: invalid '$' placeholder (write a literal dollar sign as '$$'): {text[:200]!r}"
+        )
+    return tpl
+
+
+# --- fencing and defanging -----------------------------------------------------------------------
+
+_OPEN_CHARS = "<＜﹤‹«⟨〈《❮❬⟪"
+_CLOSE_CHARS = ">＞﹥›»⟩〉》❯❭⟫"
+_OPEN_ENTITY = r"&lt;|&#0*60;|&#x0*3c;"
+_CLOSE_ENTITY = r"&gt;|&#0*62;|&#x0*3e;"
+_ANGLE_RUN_RE = re.compile(
+    rf"(?:(?:[{_OPEN_CHARS}{_CLOSE_CHARS}]|{_OPEN_ENTITY}|{_CLOSE_ENTITY})[ \t]*){{2,}}"
+    rf"(?:[{_OPEN_CHARS}{_CLOSE_CHARS}]|{_OPEN_ENTITY}|{_CLOSE_ENTITY})",
+    re.IGNORECASE,
+)
+"""Three or more angle brackets in a row (lookalikes, HTML entities, spaces between allowed)."""
+_OPEN_ONE_RE = re.compile(rf"[{_OPEN_CHARS}]|{_OPEN_ENTITY}", re.IGNORECASE)
+_CLOSE_ONE_RE = re.compile(rf"[{_CLOSE_CHARS}]|{_CLOSE_ENTITY}", re.IGNORECASE)
+_CHAT_TAG_RE = re.compile(
+    r"<\s*(/?\s*(?:\|[^<>\n|]{0,64}\||｜[^<>\n｜]{0,64}｜|s|/?SYS|(?:start|end)_of_turn"
+    r"|im_(?:start|end)|eot_id|endoftext|BOS|EOS))\s*>"
+    r"|\[\s*(/?\s*INST)\s*\]",
+    re.IGNORECASE,
+)
+"""Chat-template control strings (``<|im_end|>``, ``</s>``, ``[INST]``, ``<end_of_turn>``...).
+
+Some servers tokenize these inside message content as the real control tokens, which would let a
+response end the judge's user turn for real."""
+_VERDICT_SEP_RE = re.compile(
+    r"""(?<![\w\\])(?:\\?["'`])?(?:final[ _-]?)?"""
+    r"(?:scores?|grade|grading|rating|verdict|judge?ment|evaluation|assessment|reward)"
+    r"""(?:\\?["'`])?[\s*_]*([:=])""",
+    re.IGNORECASE,
+)
+"""``score:``, ``"score":``, ``GRADE =``, ``**Rating**:``: the separator is group 1."""
+
+
+def neutralize(text: str, *, verdicts: bool = True) -> str:
+    """Defang text that could pass for a fence marker, a chat turn or (optionally) a verdict.
+
+    * Runs of three or more angle brackets (``<<<``, ``＜＜＜``, ``&lt;&lt;&lt;``, ``< < <``)
+      become ``‹‹‹`` / ``›››``. Code keeps ``<<`` and ``>>``; a doctest's ``>>>`` reads ``›››``.
+    * Chat-template tags become ``‹|im_end|›``, ``‹/s›``, ``［INST］`` and so on.
+    * With ``verdicts``, the ``:``/``=`` after a verdict word (score, grade, rating, verdict,
+      judgement, evaluation, assessment, reward) becomes full-width ``：``/``＝``, so the text still
+      reads the same but a verbatim copy is not a valid verdict.
+
+    The fence itself does not depend on this (the response cannot know the random code); this is
+    defence in depth against judges that are loose about which marker closes a block.
+    """
+    out = _ANGLE_RUN_RE.sub(_defang_run, text)
+    out = _CHAT_TAG_RE.sub(_defang_tag, out)
+    if verdicts:
+        out = _VERDICT_SEP_RE.sub(_defang_verdict, out)
+    return out
+
+
+def _defang_run(m: re.Match[str]) -> str:
+    run = re.sub(r"[ \t]+", "", m.group(0))
+    return _CLOSE_ONE_RE.sub("›", _OPEN_ONE_RE.sub("‹", run))
+
+
+def _defang_tag(m: re.Match[str]) -> str:
+    if m.group(1) is not None:
+        return f"‹{m.group(1)}›"
+    return f"［{m.group(2)}］"
+
+
+def _defang_verdict(m: re.Match[str]) -> str:
+    sep = "：" if m.group(1) == ":" else "＝"
+    return m.group(0)[:-1] + sep
+
+
+def new_nonce() -> str:
+    """A fresh fence code: 16 hex characters (64 bits) from :mod:`secrets`."""
+    return secrets.token_hex(8)
+
+
+def fence(label: str, text: str, nonce: str) -> str:
+    """``text`` between ``<<<LABEL-nonce>>>`` and ``<<<END-LABEL-nonce>>>`` lines."""
+    return f"<<<{label}-{nonce}>>>\n{text}\n<<<END-{label}-{nonce}>>>"
+
+
+def _field_label(field: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", field.upper())
+
+
+def _prompt_text(value: Any, field: str) -> str:
+    """A field value as prompt text: a list of chat messages, or what :func:`as_text` accepts."""
+    if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
+        try:
+            parts = [(str(m.get("role", "")), as_text(m["content"], field)) for m in value]
+        except KeyError:
+            raise Unscored(
+                f"field {field!r} is a list of messages without 'content'", kind="invalid_input"
+            ) from None
+        if len(parts) == 1:
+            return parts[0][1]
+        return "\n\n".join(f"{role}: {content}" for role, content in parts)
+    return as_text(value, field)
