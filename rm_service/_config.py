@@ -34,9 +34,12 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aggregators import get_aggregator
+from graders import get_grader, grader_factory
 from rm_service._exceptions import ConfigError, RMServiceError
 from rm_service._mapper import GraderConfig
 from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
+from rm_service.models._cache import JudgeCache
 from rm_service.models._factory import JudgeSpec, judge_factory
 
 M = TypeVar("M", bound=BaseModel)
@@ -151,13 +154,9 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
 
 def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     """Build the runner a config describes. ``overrides`` go to :class:`GradingRunner`."""
-    from aggregators import get_aggregator
-    from graders import get_grader, grader_factory
 
     cache = None
     if cfg.cache is not None:
-        from rm_service.models._cache import JudgeCache
-
         cache = JudgeCache(max_entries=cfg.cache.max_entries, path=cfg.cache.path)
     configs: dict[str, GraderConfig] = {}
     for name, spec in cfg.graders.items():
