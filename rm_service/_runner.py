@@ -29,6 +29,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Seq
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader
@@ -167,8 +168,6 @@ class GradingRunner:
         bound: list[Aggregator] = []
         available = list(self.grader_configs)
         if not items and reward is None and len(available) > 1:
-            from aggregators import WeightedSumAggregator
-
             items = [WeightedSumAggregator("reward")]
         for item in items:
             # A copy: binding resolves components, and the caller's instance may serve elsewhere.
