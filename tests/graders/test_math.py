@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from graders import get_grader
-from graders._math import MathGrader, _get_pool, _run_in_pool, shutdown_math_pool
+from graders._math import MathGrader
+from graders._math_pool import _get_pool, _run_in_pool, shutdown_math_pool
 from rm_service import GraderError, GraderScore
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "math_equiv.jsonl"

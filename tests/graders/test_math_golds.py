@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from graders import MathGrader, NumberGrader, StringMatchGrader
-from graders._math import _get_pool
+from graders._math_pool import _get_pool
 from graders._math_worker import check_golds
 from graders._text import as_gold_list, as_text
 from rm_service import GraderError, GraderScore

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from graders._math import _BOOTSTRAP
+from graders._math_pool import _BOOTSTRAP
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ import asyncio, os, signal
 from concurrent.futures import ProcessPoolExecutor
 
 from graders import MathGrader
-from graders._math import _get_pool
+from graders._math_pool import _get_pool
 
 
 def score(i):
@@ -89,7 +89,7 @@ def test_prime_style_process_pool_shutdown_is_quiet(tmp_path: Path) -> None:
 EXIT = """
 import asyncio, os, time
 from graders import MathGrader
-from graders._math import _get_pool, shutdown_math_pool
+from graders._math_pool import _get_pool, shutdown_math_pool
 
 grader = MathGrader(workers=1)
 print(asyncio.run(grader.aevaluate(response=r"\\boxed{1}", reference_response="1")).score)

@@ -1,0 +1,367 @@
+"""The math worker pool: math-verify checks run in worker processes, never on the caller's thread.
+
+One idea: a process-wide pool that runs a module-level function in a fresh interpreter under a
+hard time limit, for :class:`~graders._math.MathGrader` (and the verifiable-first checks that
+reuse it). math-verify bounds its own work with ``signal.alarm``, which only works on a
+process's main thread and raises a ``BaseException`` that ``except Exception`` lets through, so
+the work cannot run on an event loop or a worker thread:
+
+* **Workers** (:mod:`graders._math_worker`) run each check on their main thread under a
+  ``SIGALRM`` interval timer, catch everything, and answer over a socket. Each is a fresh
+  interpreter started with :mod:`subprocess` (``python -c`` + a small bootstrap), not with
+  :mod:`multiprocessing`: ``spawn`` and ``forkserver`` re-import the caller's ``__main__`` in
+  every child, so a user's script without an ``if __name__ == "__main__":`` guard ran once per
+  worker (and failed there with the ``freeze_support()`` error), and ``fork`` is out because the
+  parent has threads (TRL's event-loop thread, our feeder threads) and forking a threaded process
+  can deadlock. ``subprocess`` execs at once, which is safe from threads, and the child imports
+  only :mod:`graders._math_worker`, with the parent's ``sys.path``, whatever ``__main__`` is
+  (a script, pytest, a uvicorn worker, a notebook).
+* **Feeder threads** in the parent, one per worker, take jobs from a shared queue, send each to
+  their worker and wait for the reply with an outer deadline. A worker that misses it (stuck in C
+  code, where the timer cannot interrupt it) is killed and replaced; the other workers keep going,
+  and the queue never hands work to a stuck process. The deadline runs from when the job reaches a
+  worker, so a long queue under load is not mistaken for a hang.
+* **Callers** get a ``concurrent.futures.Future`` and await it with ``asyncio.wrap_future``, which
+  works from any event loop in any thread. Nothing is bound to a loop: the pool is process-wide,
+  created lazily under a lock, and survives ``asyncio.run`` calls coming and going.
+
+Jobs are pickled by reference, so a job's function must be importable by name in a worker: a
+module-level function of an installed or ``sys.path`` module, never one defined in ``__main__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import multiprocessing.spawn
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+__all__ = ["Reply", "shutdown_math_pool"]
+
+_START_TIMEOUT = 60.0
+"""Seconds a new worker may take to import math-verify and say it is ready."""
+
+Reply = tuple[str, Any]
+"""A worker's answer: ``("ok", value)``, ``("error", message)`` or ``("timeout", message)``."""
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _grace(timeout: float) -> float:
+    """How long past a job's own timeout the parent waits before killing the worker.
+
+    The worker's timer normally answers at ``timeout``; the grace covers the reply's trip and a
+    timer delayed by C code that finishes soon after.
+    """
+    return min(2.0, max(0.25, 0.25 * timeout))
+
+
+# Run by ``python -c`` in a new worker, with its end of the socket's descriptor as argv[1]. Only
+# the standard library until the parent's sys.path is in place; Ctrl-C is the parent's to handle.
+# A parent gone before sending the path (EOF) ends the worker quietly, as worker_main does later.
+_BOOTSTRAP = """\
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from multiprocessing.connection import Connection
+conn = Connection(int(sys.argv[1]))
+try:
+    sys.path[:] = conn.recv()
+except (EOFError, OSError):
+    sys.exit(0)
+from graders._math_worker import worker_main
+worker_main(conn)
+"""
+
+
+class _Worker:
+    """One worker process and the parent's end of its socket. Used by one feeder thread only.
+
+    Building one starts the process; :meth:`wait_ready` then waits for its warm-up. The two are
+    apart so that the pool can list a worker before it is ready, and its shutdown kill a worker
+    still starting (one it did not know of outlived a script's exit and wrote to a closed socket).
+    """
+
+    def __init__(self) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        with parent_sock, child_sock:
+            fd = child_sock.fileno()
+            # The interpreter multiprocessing would use: honours multiprocessing.set_executable().
+            python = multiprocessing.spawn.get_executable()
+            self.process = subprocess.Popen(
+                [python, "-c", _BOOTSTRAP, str(fd)], stdin=subprocess.DEVNULL, pass_fds=(fd,)
+            )
+            self.conn = Connection(parent_sock.detach())
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Send the worker its ``sys.path`` and wait for its "ready"; kill it and raise if not."""
+        try:
+            self.conn.send(list(sys.path))
+            ready = self.conn.poll(_START_TIMEOUT) and self.conn.recv()
+        except (EOFError, OSError):
+            ready = None
+        if not (isinstance(ready, tuple) and ready[:1] == ("ready",)):
+            self.kill()
+            raise RuntimeError(
+                f"math worker did not start (exit code {self.process.returncode}, waited up to "
+                f"{_START_TIMEOUT:g}s); its own error, if any, is on stderr"
+            )
+        self.ready = True
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Reply | None:
+        """Run one job; ``None`` when the worker missed the deadline or died (then kill it)."""
+        try:
+            data = ForkingPickler.dumps((func, args, timeout))
+        except Exception as exc:  # a lambda, a local function: the worker is not involved
+            return ("error", f"job could not be sent to a math worker: {type(exc).__name__}: {exc}")
+        try:
+            self.conn.send_bytes(data)
+            if self.conn.poll(timeout + _grace(timeout)):
+                reply = self.conn.recv()
+                if isinstance(reply, tuple) and len(reply) == 2:
+                    return reply
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+            self.process.wait(5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+class _PoolClosed(RuntimeError):
+    """The pool was shut down between looking it up and submitting to it."""
+
+
+class _Job:
+    __slots__ = ("args", "func", "future", "timeout")
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float,
+        future: concurrent.futures.Future[Reply],
+    ) -> None:
+        self.func = func
+        self.args = args
+        self.timeout = timeout
+        self.future = future
+
+
+class _MathPool:
+    """Worker processes fed from one queue by one thread each; see the module docstring."""
+
+    def __init__(self, size: int) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._workers: set[_Worker] = set()
+        self._closed = False
+        self.pid = os.getpid()
+        self.replaced = 0
+        """Workers killed and replaced after missing a deadline or dying (for logs and tests)."""
+        self.grow(size)
+
+    @property
+    def size(self) -> int:
+        return len(self._threads)
+
+    def grow(self, size: int) -> None:
+        """Add feeder threads (and so workers) until there are ``size``; never shrinks."""
+        with self._lock:
+            while len(self._threads) < size:
+                t = threading.Thread(
+                    target=self._feed, name=f"rm-service-math-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(t)
+                t.start()
+
+    def submit(
+        self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float
+    ) -> concurrent.futures.Future[Reply]:
+        """Queue ``func(*args)`` for a worker; the future's result is a :data:`Reply`."""
+        future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise _PoolClosed("the math worker pool is shut down")
+            self._jobs.put(_Job(func, args, timeout, future))
+        return future
+
+    def shutdown(self) -> None:
+        """Stop the feeders and kill the workers; queued jobs get an error reply."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+            workers = list(self._workers)
+        for w in workers:
+            w.kill()
+        # Answer the queued jobs first, then wake each feeder with its sentinel: draining after
+        # the sentinels would swallow some of them and leave those feeders blocked forever.
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_result(("error", "the math worker pool was shut down"))
+        for _ in threads:
+            self._jobs.put(None)
+
+    def _start_worker(self) -> _Worker:
+        # Listed before its warm-up, so that a shutdown meanwhile kills it too.
+        worker = _Worker()
+        with self._lock:
+            self._workers.add(worker)
+            closed = self._closed
+        if not closed:
+            try:
+                worker.wait_ready()
+            except BaseException:
+                self._retire(worker)
+                raise
+            with self._lock:
+                closed = self._closed
+        if closed:
+            self._retire(worker)
+            raise RuntimeError("the math worker pool is shut down")
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._workers.discard(worker)
+
+    def _feed(self) -> None:
+        """Feeder loop: keep one warm worker, hand it one job at a time, police its deadline."""
+        worker: _Worker | None = None
+        start_error = ""
+        retry_at = 0.0  # a worker that fails to start is retried at most every few seconds
+        while True:
+            if worker is None and not self._closed and time.monotonic() >= retry_at:
+                worker, start_error = self._try_start()
+                if worker is None:
+                    retry_at = time.monotonic() + 2.0
+            job = self._jobs.get()
+            if job is None:
+                break
+            if not job.future.set_running_or_notify_cancel():
+                continue  # the caller gave up while the job was queued
+            if worker is not None and not worker.alive():
+                # Died while idle (OOM killer, a stray signal): not this job's fault, start afresh.
+                self._retire(worker)
+                worker, start_error = self._try_start()
+            if worker is None:
+                job.future.set_result(("error", start_error or "math worker unavailable"))
+                continue
+            reply = worker.call(job.func, job.args, job.timeout)
+            if reply is None:
+                alive = worker.alive()
+                self._retire(worker)
+                worker = None
+                with self._lock:
+                    self.replaced += 1
+                reply = (
+                    ("timeout", f"no result within {job.timeout:g}s; worker killed and replaced")
+                    if alive
+                    else ("error", "math worker died; replaced")
+                )
+            job.future.set_result(reply)
+        if worker is not None:
+            self._retire(worker)
+
+    def _try_start(self) -> tuple[_Worker | None, str]:
+        try:
+            return self._start_worker(), ""
+        except Exception as exc:
+            return None, f"math worker could not start: {exc}"
+
+
+# --- the process-wide pool -----------------------------------------------------------------------
+
+_pool: _MathPool | None = None
+_pool_lock = threading.Lock()
+
+
+def _get_pool(workers: int | None) -> _MathPool:
+    """The process-wide pool, created on first use and grown to the largest size asked for."""
+    global _pool
+    size = workers or _default_workers()
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():
+            _pool = _MathPool(size)
+        elif _pool.size < size:
+            _pool.grow(size)
+        return _pool
+
+
+def shutdown_math_pool() -> None:
+    """Kill the math worker processes now; the next math check starts a fresh pool.
+
+    Called at interpreter exit. Call it yourself to free the workers' memory early.
+    """
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None and pool.pid == os.getpid():
+        pool.shutdown()
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked child inherits the holder but not the feeder threads: start over there.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+atexit.register(shutdown_math_pool)
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+async def _run_in_pool(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    *,
+    limit: float,
+    workers: int | None = None,
+    queue_limit: float | None = None,
+) -> Reply:
+    """Run ``func(*args)`` in a math worker; ``limit`` (seconds) bounds the run once it starts.
+
+    ``func`` must be importable by name (a module-level function). ``queue_limit`` bounds the wait
+    for a free worker on top of that; ``None`` waits as long as it takes. Safe from any event
+    loop in any thread: the result arrives through ``asyncio.wrap_future``.
+    """
+    try:
+        future = _get_pool(workers).submit(func, args, limit)
+    except _PoolClosed:  # shut down under our feet: the next lookup builds a fresh pool
+        future = _get_pool(workers).submit(func, args, limit)
+    wrapped = asyncio.wrap_future(future)
+    if queue_limit is None:
+        return await wrapped
+    try:
+        return await asyncio.wait_for(wrapped, limit + _grace(limit) + queue_limit)
+    except TimeoutError:
+        return ("timeout", f"no math worker free within {queue_limit:g}s")
