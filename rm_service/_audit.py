@@ -57,7 +57,7 @@ from typing import Any
 from rm_service._exceptions import InputError, RMServiceError
 from rm_service._exploits import ExploitInput, ExploitSpec, get_exploits
 from rm_service._mapper import Step, compile_path, resolve_path
-from rm_service._offline import parse_record
+from rm_service._offline import check_record, parse_record
 from rm_service._result import GraderError, GraderScore, RecordResult
 from rm_service._runner import GradingRunner
 from rm_service._summary import ComponentStats, _svg_histogram, write_html_page
@@ -603,7 +603,6 @@ async def audit_file(
 ) -> AuditResult:
     """:func:`aaudit` over the first ``limit`` records of a JSONL file; the first record is
     checked against every grader first (a missing field fails here, naming file and line)."""
-    from rm_service._offline import check_record
 
     records = read_records(path, limit)
     check_record(runner, records[0][1], Path(path), records[0][0])
