@@ -8,39 +8,28 @@ never guessed from the model's name.
 
 Design points (most answer a failure seen in other judge clients):
 
-* **One HTTP client per event loop, created lazily.** An ``AsyncOpenAI`` client and its
-  connection pool belong to the loop they were first used on. The model keeps one client per
-  running loop (created under a ``threading.Lock`` on first use there, never in ``__init__``), so
-  one object serves repeated ``asyncio.run`` calls, a TRL reward function called once per step,
-  and loops in other threads. A loop's client is closed when the loop shuts down its async
-  generators (``asyncio.run`` and pytest's runners do), or by :meth:`OpenAIChatModel.aclose`.
+* **One HTTP client per event loop, created lazily.** A client and its connection pool belong to
+  the loop they were first used on. The model keeps one client per running loop (created under a
+  ``threading.Lock`` on first use there, never in ``__init__``), so one object serves repeated
+  ``asyncio.run`` calls, a TRL reward function called once per step, and loops in other threads.
+  A loop's client is closed when the loop shuts down its async generators (``asyncio.run`` and
+  pytest's runners do), or by :meth:`OpenAIChatModel.aclose`.
 * **The ``direct`` transport by default, chosen by measurement.** The client's CPU per call is
-  the bottleneck at scale on a 2-core box. Three transports, same pool size, same deadlines,
-  same retries, same error classes:
-
-  - ``direct``: the chat-completions wire format over one aiohttp session per loop, no SDK on
-    the hot path: 402-414 µs of client CPU per judge call end to end, which meets the targets
-    (wall/bound 1.21 at C = 64, 2.97 at C = 256, ``bench/judge_throughput.py``);
-  - ``aiohttp``: ``openai.AsyncOpenAI`` on its aiohttp client: 832-843 µs (1.37 and 4.29);
-    its request building (URL parsing, header objects, options models) is half the cost;
-  - ``httpx``: the SDK's default stack: 945-1576 µs at the wire level, and its pool got
-    *slower* with 256 connections than with 64 (``bench/transport.py``).
-
-  Choose an SDK transport for what only the SDK does (its proxy and Azure handling, say). The
-  pool holds ``max_concurrency`` connections, and a per-loop semaphore of the same size queues
-  calls above it *before* their request timer starts.
-* **Raw JSON instead of pydantic models.** On the SDK transports calls go through the SDK's
-  documented ``client.post(path, cast_to=httpx.Response)``, and every transport reads the body
-  with ``json.loads``: this skips the SDK's request-params transform and its response-model
-  construction (520 vs 1103 µs per call against ``chat.completions.create``, aiohttp, C = 64).
-* **Our retries, not the SDK's** (``max_retries=0`` on the client): see ``_retry.py``. Every
-  attempt is bounded by ``timeout`` and the whole call, retries, pool and rate-limit waits
-  included, by ``deadline``.
-* **Errors are classified by cause.** The SDK's aiohttp transport reports a refused connection
-  as a timeout; the cause chain is inspected so that it surfaces as
-  :class:`JudgeConnectionError`, and a read timeout as :class:`JudgeTimeout`.
-* **Lazy import.** ``openai`` takes about a second to import; it is imported on the first call,
-  so importing rm-service (or a grader module) stays light.
+  the bottleneck at scale. ``direct`` sends the chat-completions wire format over one aiohttp
+  session per loop, with no SDK on the hot path; it costs about half the client CPU per call of
+  ``openai.AsyncOpenAI`` and is the only transport that met the throughput targets
+  (``docs/benchmarks.md``). The SDK transports (``aiohttp``, ``httpx``) live in
+  :mod:`rm_service.models._openai_sdk`, for what only the SDK does (its proxy and Azure
+  handling, say). All three share the pool size, deadlines, retries and error classes. The pool
+  holds ``max_concurrency`` connections, and a per-loop semaphore of the same size queues calls
+  above it *before* their request timer starts.
+* **Raw JSON.** Every transport returns the response body and it is read with ``json.loads``,
+  not through the SDK's pydantic models.
+* **Our retries, not the SDK's:** see ``_retry.py``. Every attempt is bounded by ``timeout`` and
+  the whole call, retries, pool and rate-limit waits included, by ``deadline``.
+* **Errors are mapped by each transport** onto the :class:`JudgeError` classes: the direct client
+  maps aiohttp's errors and HTTP statuses itself, so the default path never imports ``openai``
+  (about a second to import), and the SDK transports import it on first use, in a thread.
 """
 
 from __future__ import annotations
@@ -52,7 +41,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from rm_service._exceptions import ConfigError
@@ -69,6 +58,7 @@ from rm_service.models._base import (
     Usage,
 )
 from rm_service.models._limits import RateLimiter
+from rm_service.models._openai_sdk import SdkClient, load_sdk
 from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
 
 __all__ = [
@@ -82,11 +72,11 @@ __all__ = [
 Transport = Literal["direct", "aiohttp", "httpx"]
 """How requests are sent. ``aiohttp`` and ``httpx`` go through ``openai.AsyncOpenAI`` on that HTTP
 stack; ``direct`` sends the same chat-completions wire format over aiohttp without the SDK on the
-hot path (the SDK's request building alone cost ~300 µs of CPU per call here)."""
+hot path (the SDK's request building is much of its per-call CPU)."""
 
 DEFAULT_TRANSPORT: Transport = "direct"
-"""Chosen by ``bench/judge_throughput.py``: half the client CPU per call of the SDK on aiohttp,
-and the only transport that meets the throughput targets on a 2-core machine."""
+"""Chosen by ``bench/judge_throughput.py``: about half the client CPU per call of the SDK on
+aiohttp, and the only transport that met the throughput targets (``docs/benchmarks.md``)."""
 
 DEFAULT_MAX_RETRIES = 4
 
@@ -124,30 +114,25 @@ def _mask(key: str) -> str:
     return "***" if len(key) < 12 else f"{key[:3]}***{key[-4:]}"
 
 
-class _Sdk:
-    """The lazily imported SDK pieces the hot path needs."""
+class _Client(Protocol):
+    """One loop's transport: the response body of a chat completion, or a :class:`JudgeError`."""
 
-    def __init__(self) -> None:
-        import aiohttp
-        import httpx2
-        import openai
+    async def post(self, body: dict[str, Any], n: int) -> bytes: ...
 
-        self.openai = openai
-        self.response_type = httpx2.Response
-        self.status_error = openai.APIStatusError
-        self.connection_error = openai.APIConnectionError
-        self.timeout_error = openai.APITimeoutError
-        self.aiohttp_connection_error = aiohttp.ClientConnectionError
+    async def close(self) -> None: ...
 
 
-_sdk_cache: _Sdk | None = None
+_imported: set[str] = set()
 
 
-def _sdk() -> _Sdk:
-    global _sdk_cache
-    if _sdk_cache is None:
-        _sdk_cache = _Sdk()
-    return _sdk_cache
+def _import_transport(transport: Transport) -> None:
+    """Import a transport's libraries (``openai`` takes about a second): run in a thread, so
+    the first call on a loop does not block it."""
+    if transport == "direct":
+        import aiohttp  # noqa: F401
+    else:
+        load_sdk()
+    _imported.add(transport)
 
 
 class _LoopState:
@@ -155,7 +140,7 @@ class _LoopState:
 
     __slots__ = ("client", "closer", "slots")
 
-    def __init__(self, client: Any, slots: asyncio.Semaphore) -> None:
+    def __init__(self, client: _Client, slots: asyncio.Semaphore) -> None:
         self.client = client
         self.slots = slots
         self.closer: AsyncGenerator[None, None] | None = None
@@ -208,8 +193,10 @@ async def _close_with_loop(
 class _DirectClient:
     """One loop's aiohttp session speaking the chat-completions wire format, no SDK.
 
-    Same URL, auth header and body as the SDK sends; statuses and connection failures map to the
-    same :class:`JudgeError` classes, so retries and deadlines behave identically.
+    Same URL, auth header and body as the SDK sends. Its own error mapping: a status >= 400 maps
+    through :meth:`OpenAIChatModel._http_error` (429 is :class:`JudgeRateLimited`), a connection
+    failure is :class:`JudgeConnectionError` and a broken body :class:`JudgeHTTPError`, the same
+    classes as the SDK transports, so retries and deadlines behave identically.
     """
 
     def __init__(self, model: OpenAIChatModel) -> None:
@@ -253,7 +240,8 @@ class _DirectClient:
 
 
 class OpenAIChatModel:
-    """A judge backend on ``openai.AsyncOpenAI``, safe to share across tasks, loops and threads.
+    """A judge backend for an OpenAI-compatible endpoint, safe to share across tasks, loops and
+    threads.
 
     Args:
         model: the model name sent with every request.
@@ -358,31 +346,14 @@ class OpenAIChatModel:
 
     # -- per-loop client -----------------------------------------------------------------------
 
-    def _new_client(self) -> Any:
-        sdk = _sdk()
+    def _new_client(self) -> _Client:
         if self.transport == "direct":
             return _DirectClient(self)
-        import httpx2
-
-        limits = httpx2.Limits(
-            max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
-        )
-        http_cls = (
-            sdk.openai.DefaultAioHttpClient
-            if self.transport == "aiohttp"
-            else sdk.openai.DefaultAsyncHttpxClient
-        )
-        return sdk.openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=0,
-            http_client=http_cls(limits=limits, timeout=self.timeout),
-        )
+        return SdkClient(self, endpoint=self.base_url or _OPENAI_HOST)
 
     async def _loop_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
-        if _sdk_cache is None:  # import openai (~1 s) in a thread, not on the running loop
-            await asyncio.to_thread(_sdk)
+        if self.transport not in _imported:  # not on the running loop: see _import_transport
+            await asyncio.to_thread(_import_transport, self.transport)
         with self._lock:
             state = self._states.get(loop)
             if state is not None:
@@ -492,7 +463,6 @@ class OpenAIChatModel:
         deadline: float,
         n: int,
     ) -> ChatResult:
-        sdk = _sdk()
         limiter = self.limiter
         if limiter is not None and not await limiter.acquire(cost, max_wait=deadline - loop.time()):
             raise JudgeTimeout(
@@ -514,19 +484,9 @@ class OpenAIChatModel:
             await slots.acquire()
         try:
             async with asyncio.timeout_at(min(deadline, loop.time() + self.timeout)):
-                if self.transport == "direct":
-                    content = await state.client.post(body, n)
-                else:
-                    response = await state.client.post(
-                        "/chat/completions", body=body, cast_to=sdk.response_type
-                    )
-                    content = response.content
+                content = await state.client.post(body, n)
         except TimeoutError:
             raise self._timeout(loop, deadline, n) from None
-        except sdk.status_error as exc:
-            raise self._status_error(exc, n) from exc
-        except sdk.connection_error as exc:
-            raise self._connection_error(exc, n, sdk) from exc
         finally:
             slots.release()
         result = self._parse(content, n)
@@ -541,10 +501,6 @@ class OpenAIChatModel:
             )
         return JudgeTimeout(f"{self.model}: no answer within {self.timeout:g} s", attempts=n)
 
-    def _status_error(self, exc: Any, n: int) -> JudgeError:
-        detail = str(getattr(exc, "message", exc))
-        return self._http_error(int(exc.status_code), detail, exc.response.headers, n)
-
     def _http_error(self, status: int, detail: str, headers: Any, n: int) -> JudgeError:
         detail = detail[:_ERROR_TEXT_LIMIT]
         if status == 429:
@@ -554,27 +510,6 @@ class OpenAIChatModel:
                 retry_after=retry_after_from_headers(headers),
             )
         return JudgeHTTPError(f"{self.model}: HTTP {status}: {detail}", attempts=n, status=status)
-
-    def _connection_error(self, exc: Any, n: int, sdk: _Sdk) -> JudgeError:
-        # Walk the cause chain: the SDK's aiohttp transport maps *every* aiohttp connection
-        # error (refused, reset, disconnected) to httpx's ConnectTimeout, so the SDK's own
-        # APITimeoutError/APIConnectionError split cannot be trusted. TimeoutError is checked
-        # first because it is itself an OSError.
-        cause: BaseException | None = exc.__cause__
-        while cause is not None:
-            if isinstance(cause, TimeoutError):
-                return JudgeTimeout(
-                    f"{self.model}: no answer within {self.timeout:g} s", attempts=n
-                )
-            if isinstance(cause, OSError | sdk.aiohttp_connection_error):
-                return JudgeConnectionError(
-                    f"{self.model}: cannot reach {self.base_url or _OPENAI_HOST}: {cause}",
-                    attempts=n,
-                )
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(exc, sdk.timeout_error):
-            return JudgeTimeout(f"{self.model}: no answer within {self.timeout:g} s", attempts=n)
-        return JudgeConnectionError(f"{self.model}: connection failed: {exc}", attempts=n)
 
     def _parse(self, content: bytes, n: int) -> ChatResult:
         try:
