@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from graders import AddressesGraderGate, RelevanceGrader
-from graders import _inject_gate as inject_gate
+from graders import _inject_match as inject_match
+from graders._inject_claims import _FAMILIES
 from graders._inject_gate import DETECTORS, fold
 from graders._pregate import DEFAULT_PREGATES
 from rm_service import ConfigError, GraderScore
@@ -406,9 +407,9 @@ def test_the_anchor_prefilter_never_changes_a_verdict(monkeypatch: pytest.Monkey
         (p.values[0], p.values[1]) for p in CONTROLS
     ]
     with_filter = [GATE.check(r, f) for r, f in cases]
-    monkeypatch.setattr(inject_gate, "_PREFILTER", False)
+    monkeypatch.setattr(inject_match, "_PREFILTER", False)
     assert [GATE.check(r, f) for r, f in cases] == with_filter
-    assert all(f.matcher.anchors for f in inject_gate._FAMILIES)  # the prefilter is in use
+    assert all(f.matcher.anchors for f in _FAMILIES)  # the prefilter is in use
 
 
 def test_fold() -> None:

@@ -1,0 +1,215 @@
+"""What the ``addresses_grader`` detectors read: the query's scene and the response's views.
+
+One idea: context. ``_Scene`` is what the query (and instruction) ask for, which decides the
+exemptions (a query about prompt injection, one that asks for a score, for JSON, code or a
+dialogue); it is cached per query, since GRPO grades a group of responses to each prompt.
+``_View`` is the response seen several ways: cleaned, split into folded sentences, with code
+fences and quoted mentions dropped when the scene allows.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+from graders._inject_claims import _FAMILIES
+from graders._inject_match import _INVISIBLE_RE, fold
+
+__all__: list[str] = []
+
+
+# --- context: what the query asks for ------------------------------------------------------------
+
+_ABOUT_INJECTION_RE = re.compile(
+    r"(?<!\w)(?:prompt (?:injections?|hack\w*|attacks?|leak\w*|extraction)|injection attacks?"
+    r"|indirect injections?|jail ?break\w*|red team\w*|adversarial (?:prompts?|attacks?|examples?"
+    r"|inputs?|suffix\w*)|(?:llms?|ai|models?|chatbots?|gpt|language models?) (?:security|safety"
+    r"|attacks?|vulnerabilit\w+|exploit\w*|red teaming|alignment|guardrails?)|reward hacking"
+    r"|reward models?|llm as a judge|(?:llm|ai) (?:judges?|graders?|evaluators?)|chat templates?"
+    r"|special tokens?|system prompts?|chatml|guardrails?|owasp|(?:cyber|computer|information|web"
+    r"|application|network|software|ai|llm) security|security (?:vulnerabilit\w+|flaws?|risks?"
+    r"|threats?|research\w*|audits?|testing)|social engineering|phishing|malicious (?:prompts?"
+    r"|inputs?|instructions?)|(?:goal|instruction) hijacking|inyeccion de (?:prompts?"
+    r"|instrucciones)|injection (?:de (?:prompts?|requetes?|commandes?)|d instructions)"
+    r"|prompt injektion\w*|промпт инъекц\w*|инъекци\w* (?:промпт\w*|подсказ\w*|инструкц\w*)"
+    r"|джеилбреик\w*)(?!\w)"
+    r"|提示注入|提示词注入|提示詞注入|指令注入|越狱|越獄|注入攻击|注入攻擊|プロンプトインジェクション"
+    r"|ジェイルブレイク|脱獄|インジェクション攻撃"
+)
+"""Queries about attacks on language models: answers to them quote attacks."""
+
+_SCORING_RE = re.compile(
+    r"(?<!\w)(?:scor(?:e|es|ed|ing)|grad(?:e|es|ed|ing)|ratings?|rated|rate (?:this|the|it|each"
+    r"|these|them|my|our|your|how|from|on)|evaluat\w*|assess\w*|rubrics?|reviews?|verdicts?"
+    r"|judg\w*|out of \d+|scale of|(?:how many|number of) (?:points|stars|marks)"
+    r"|(?:une|la|una|eine|die) (?:note|nota)|notes? sur \d+|sur \d+|del \d+ al \d+|von \d+ bis \d+"
+    r"|marks|marking|marked|puntu\w*|califica\w*"
+    r"|evalua\w*|valora\w*|resena\w*|noter|notez|notation|bareme|critique\w*|bewert\w*"
+    r"|punktzahl|benot\w*|rezension\w*|оцен\w*|балл\w*|рейтинг\w*|отзыв\w*)(?!\w)"
+    r"|评分|評分|打分|分数|分數|得分|评价|評價|评估|評估|影评|影評|点评|點評|採点|評価|スコア|得点"
+    r"|レビュー"
+)
+"""Queries that ask for a score, grade or rating (or a review): verdict-like text is the answer."""
+
+_GRADER_ROLE_RE = re.compile(
+    r"(?<!\w)(?:judges?|judging|graders?|evaluators?|reviewers?|examiners?|assessors?|raters?"
+    r"|classifiers?|moderators?|evaluador\w*|calificador\w*|juez|jueces|evaluateur\w*|juges?"
+    r"|correcteur\w*|bewerter\w*|prufer\w*|richter\w*|gutachter\w*|оценщик\w*|судь\w*"
+    r"|экзаменатор\w*|проверяющ\w*)(?!\w)"
+    r"|评委|評委|裁判|评审|評審|评分者|評分者|審査員|採点者|評価者|裁判官"
+)
+"""Queries that cast someone as a judge or grader: an answer in that role is what was asked."""
+
+_JSON_RE = re.compile(r"(?<!\w)(?:json\w*|yaml|toml)(?!\w)")
+_CODE_RE = re.compile(
+    r"(?<!\w)(?:code|coding|python|javascript|typescript|java|cpp|rust|golang|sql|html\d?|xml"
+    r"|css|svg|regex\w*|functions?|scripts?|programs?|class|api|bash|shell|snippets?|markdown"
+    r"|latex|templates?|config\w*|yaml|json|jsx|react|vue|angular|django|flask|php|ruby|kotlin"
+    r"|swift|components?|web ?pages?|websites?)(?!\w)"
+)
+_DIALOGUE_RE = re.compile(
+    r"(?<!\w)(?:dialog\w*|conversations?|transcripts?|scripts?|screenplays?|chats?|chatbots?"
+    r"|interviews?|role ?play\w*|few shot|prompts?|prompting|exchanges?|llms?|language models?"
+    r"|chat models?|assistants?|dialogo\w*|conversacion\w*|guion\w*|entrevista\w*|scenarios?"
+    r"|echanges?|gesprach\w*|unterhaltung\w*|диалог\w*|разговор\w*|бесед\w*|сценари\w*"
+    r"|интервью)(?!\w)"
+    r"|对话|對話|会话|會話|剧本|劇本|聊天|対話|会話|台本|シナリオ|チャット"
+)
+
+_ASKING_FIELDS = ("query", "instruction")
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """What the query (and instruction) ask for; decides which exemptions apply."""
+
+    about_injection: bool = False
+    scoring: bool = False
+    wants_json: bool = False
+    wants_code: bool = False
+    dialogue: bool = False
+    grader_roles: bool = False
+    asked: str = ""
+    """The folded query and instruction, to look up words the response reuses."""
+    query_families: frozenset[str] = frozenset()
+    """Phrase families the query itself contains: the response may repeat them."""
+
+    @property
+    def verdicts_ok(self) -> bool:
+        """Verdict-like text answers the query (it asks for a score) rather than forging one."""
+        return self.scoring and not self.about_injection
+
+    @classmethod
+    def of(cls, fields: Mapping[str, str]) -> _Scene:
+        return _scene_of("\n".join(fields.get(f) or "" for f in _ASKING_FIELDS))
+
+    @classmethod
+    def _build(cls, raw: str) -> _Scene:
+        if not raw.strip():
+            return cls()
+        asked = " ".join(fold(s) for s in _sentences(_clean(raw)))
+        families = frozenset(f.name for f in _FAMILIES if f.first(_sentences_folded(raw)))
+        return cls(
+            about_injection=bool(families) or bool(_ABOUT_INJECTION_RE.search(asked)),
+            scoring=bool(_SCORING_RE.search(asked)),
+            wants_json=bool(_JSON_RE.search(asked)),
+            wants_code=bool(_CODE_RE.search(asked)),
+            dialogue=bool(_DIALOGUE_RE.search(asked)),
+            grader_roles=bool(_GRADER_ROLE_RE.search(asked)),
+            asked=f" {asked} ",
+            query_families=families,
+        )
+
+    def names(self, word: str) -> bool:
+        """Whether the query or instruction uses ``word`` (folded)."""
+        return f" {fold(word)} " in self.asked
+
+
+@lru_cache(maxsize=4096)
+def _scene_of(raw: str) -> _Scene:
+    """The scene of a query, cached: GRPO grades a group of responses to each prompt."""
+    return _Scene._build(raw)
+
+
+# --- text views ----------------------------------------------------------------------------------
+
+_SENTENCE_END_RE = re.compile(r"[!?。！？;；]+|(?<!\b[A-Za-z])\.(?=\s|$)|\n[ \t]*\n")
+"""Sentence ends: ``!?;`` (and CJK ones), a full stop before a space (not in ``e.g.``), a blank
+line. A single newline does not end a sentence, so a phrase broken over two lines still reads as
+one."""
+
+
+def _clean(text: str) -> str:
+    """NFKC and no invisible characters: the text detectors read."""
+    return unicodedata.normalize("NFKC", _INVISIBLE_RE.sub("", text))
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END_RE.split(text) if s.strip()]
+
+
+def _sentences_folded(text: str) -> list[str]:
+    return [f for f in (fold(s) for s in _sentences(_clean(text))) if f]
+
+
+_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})", re.MULTILINE)
+_INLINE_MENTION_RE = re.compile(
+    r'`[^`\n]{1,500}`|"[^"\n]{1,500}"|“[^”\n]{1,500}”|„[^“”\n]{1,500}[“”]|«[^»\n]{1,500}»'
+    r"|‘[^’\n]{1,500}’|「[^」\n]{1,500}」|『[^』\n]{1,500}』|(?<!\w)'[^'\n]{1,500}'(?!\w)"
+    r"|^[ \t]*>(?!>)[^\n]*",
+    re.MULTILINE,
+)
+"""Quoted or code-formatted spans, and markdown block quotes: text *mentioned*, not said."""
+_MENTION = " ⟦quote⟧ "
+
+
+def _drop_fences(text: str) -> str:
+    """Replace each fenced code block (``` or ~~~, closed or running to the end) by a marker."""
+    out: list[str] = []
+    pos = 0
+    while (m := _FENCE_RE.search(text, pos)) is not None:
+        out.append(text[pos : m.start()])
+        close = re.compile(rf"^[ \t]*{re.escape(m.group(1)[0])}{{{len(m.group(1))},}}", re.M)
+        end = close.search(text, m.end())
+        out.append(_MENTION)
+        pos = len(text) if end is None else end.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _drop_inline_mentions(text: str) -> str:
+    return _INLINE_MENTION_RE.sub(_MENTION, text)
+
+
+@dataclass
+class _View:
+    """One response as the detectors see it, with its scene; derived forms built once, lazily."""
+
+    response: str
+    scene: _Scene
+    text: str = field(init=False)
+    """NFKC, invisible characters removed."""
+
+    def __post_init__(self) -> None:
+        self.text = _clean(self.response)
+
+    @cached_property
+    def scan(self) -> str:
+        """What is *said*: on a query about injections, quoted and code spans are dropped."""
+        if self.scene.about_injection:
+            return _drop_inline_mentions(_drop_fences(self.text))
+        return self.text
+
+    @cached_property
+    def verdict_scan(self) -> str:
+        """Like :attr:`scan`, but a fenced verdict still counts (it stands on its own lines)."""
+        if self.scene.about_injection:
+            return _drop_inline_mentions(self.text)
+        return self.text
+
+    @cached_property
+    def sentences(self) -> list[str]:
+        return [f for f in (fold(s) for s in _sentences(self.scan)) if f]

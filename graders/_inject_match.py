@@ -1,0 +1,324 @@
+"""How the ``addresses_grader`` gate matches phrases: folded text and anchored phrase families.
+
+One idea: the matching machinery under :mod:`graders._inject_gate`. Text is folded (:func:`fold`:
+NFKC, casefold, punctuation to spaces, Latin diacritics dropped, Cyrillic or Greek lookalikes in
+Latin words mapped to Latin) and each phrase family compiles to one regex plus the literal anchors
+derived from its own patterns, so the regex only runs on sentences holding an anchor. A
+:class:`_Family` also knows when a match is a description, a report or a negation rather than an
+order to the grader. The phrase tables themselves are in :mod:`graders._inject_phrases` and
+:mod:`graders._inject_claims`.
+"""
+
+from __future__ import annotations
+
+import re
+import re._constants as _sre_constants
+import re._parser as _sre_parser
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graders._pregate import normalize_for_gate
+
+__all__ = ["fold"]
+
+
+# --- normalisation -------------------------------------------------------------------------------
+
+_INVISIBLE = "\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e"
+_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}\U000e0000-\U000e007f]")
+_MARKS_RE = re.compile("[\u0300-\u036f]")
+_LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁһӏԛԝϲοαειντκρυχ",  # Cyrillic, then Greek
+    "aeopcyxijsdhlqwcoaeivtkpux",
+)
+"""Cyrillic and Greek letters drawn like Latin ones, used to dodge a phrase list (``ignоre``)."""
+
+
+def _strip_marks(text: str) -> str:
+    """Drop Latin combining diacritics (``rúbrica`` → ``rubrica``, ``й`` → ``и``); keep kana."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
+
+
+def _unconfuse(word: str) -> str:
+    if word.isascii() or _LATIN.isdisjoint(word):
+        return word
+    return word.translate(_LOOKALIKES)
+
+
+def fold(text: str) -> str:
+    """The form phrases are matched on: :func:`normalize_for_gate`, no diacritics, no lookalikes.
+
+    Words are separated by single spaces, so patterns use ``" "`` between words. A word mixing
+    Latin letters with Cyrillic or Greek lookalikes is mapped to Latin; a whole Russian word is
+    left alone.
+    """
+    t = _strip_marks(normalize_for_gate(text))
+    if t.isascii():
+        return t
+    return " ".join(_unconfuse(w) for w in t.split(" "))
+
+
+def _p(*alternatives: str) -> str:
+    """A non-capturing alternation of regex fragments (written in folded form)."""
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _words(words: str) -> list[str]:
+    """A whitespace-separated word list; ``_`` stands for a space inside one entry."""
+    return [w.replace("_", " ") for w in words.split()]
+
+
+def _any(words: str) -> str:
+    """A non-capturing alternation of :func:`_words` (entries may be regex fragments)."""
+    return "(?:" + "|".join(_words(words)) + ")"
+
+
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+"""Hiragana, katakana and CJK ideographs: where a Chinese or Japanese phrase can start."""
+
+
+_CJK_SEARCH_RE = re.compile(f"[{_CJK_CHARS}]")
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    """A family's regex, and literal anchors one of which every match contains.
+
+    A big alternation costs Python's regex engine a try of every alternative at every word:
+    about 2 ms for a 2 kB answer over the four families. Every match contains one of a few
+    literal strings (``ignore``, ``instruction``, ``rubric``, ``marks``...), and ``in`` finds
+    them at C speed, so the regex runs only on sentences holding one. The anchors are derived
+    from the patterns themselves (:func:`_anchors`), so they cannot drift from them; ``None``
+    means "run the regex always".
+    """
+
+    pattern: re.Pattern[str]
+    anchors: frozenset[str] | None
+
+    def candidates(self, sentences: Sequence[str], text: str) -> Sequence[str]:
+        """The sentences the regex must see (``text`` is them joined)."""
+        if self.anchors is None or not _PREFILTER or _CJK_SEARCH_RE.search(text):
+            return sentences
+        present = [a for a in self.anchors if a in text]
+        if not present:
+            return ()
+        return [s for s in sentences if any(a in s for a in present)]
+
+
+_PREFILTER = True
+"""Tests turn the anchor prefilter off to check it never changes a verdict."""
+_COMMON = frozenset(_words("the and that this with for you your are was not all any can"))
+
+
+def _cost(anchors: Iterable[str]) -> float:
+    """How often a set of anchors is expected in ordinary text: short and common words cost."""
+    # + 8 per anchor: each one is a substring search at run time
+    return sum(
+        8 + 4 ** max(0, 8 - len(a.strip())) * (4 if a.strip() in _COMMON else 1) for a in anchors
+    )
+
+
+def _anchors(items: Sequence[Any]) -> frozenset[str] | None:
+    """Literal strings one of which every match of the parsed ``items`` contains, or ``None``.
+
+    A run of literals is in every match, and a branch of plain words extends it into one string
+    per word (``un 10``, ``un diez``...); so is one of the anchors of each alternative of any
+    other branch, and of a group or a repeat that must run at least once. Of those candidates
+    the cheapest (:func:`_cost`) is kept. Lookarounds are not part of a match.
+    """
+    best: frozenset[str] | None = None
+
+    def consider(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if found and all(found) and (best is None or _cost(found) < _cost(best)):
+            best = found
+
+    run = {""}
+
+    def flush() -> None:
+        nonlocal run
+        consider(frozenset(run))
+        run = {""}
+
+    for op, arg in items:
+        words = _plain_words(op, arg)
+        if words is not None and len(run) * len(words) <= _MAX_RUN_SET:
+            run = {r + w for r in run for w in words}
+            continue
+        flush()
+        if op is _sre_constants.BRANCH:
+            alts = [_anchors(alt) for alt in arg[1]]
+            if all(a is not None for a in alts):
+                consider(frozenset().union(*alts))  # type: ignore[arg-type]
+        elif op is _sre_constants.SUBPATTERN and not (arg[1] or arg[2]):  # no inline flags
+            consider(_anchors(arg[-1]))
+        elif op in _REPEAT_OPS and arg[0] >= 1:
+            consider(_anchors(arg[2]))
+    flush()
+    return best
+
+
+_MAX_RUN_SET = 64
+
+
+def _plain_words(op: Any, arg: Any) -> list[str] | None:
+    """The strings an item matches when it is a literal, a branch of literals or an optional
+    literal (``s?``); ``None`` for anything else."""
+    if op is _sre_constants.LITERAL:
+        return [chr(arg)]
+    if op is _sre_constants.BRANCH:
+        alts = [_literal_text(alt) for alt in arg[1]]
+        return None if any(a is None for a in alts) else alts  # type: ignore[return-value]
+    if op in _REPEAT_OPS and arg[0] == 0 and arg[1] == 1:
+        body = _literal_text(arg[2])
+        return None if body is None else ["", body]
+    return None
+
+
+def _literal_text(items: Sequence[Any]) -> str | None:
+    if all(op is _sre_constants.LITERAL for op, _ in items):
+        return "".join(chr(c) for _, c in items)
+    return None
+
+
+_REPEAT_OPS = frozenset(
+    {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT, _sre_constants.POSSESSIVE_REPEAT}
+)
+
+
+def _family_anchors(sources: Sequence[str]) -> frozenset[str] | None:
+    found: set[str] = set()
+    for src in sources:
+        try:
+            anchors = _anchors(list(_sre_parser.parse(src)))
+        except Exception:  # pragma: no cover - a pattern re accepts but the parser does not
+            return None
+        if anchors is None:
+            return None
+        found |= anchors
+    return frozenset(found)
+
+
+def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> _Matcher:
+    """One regex: ``words`` patterns between word boundaries, ``cjk`` ones anywhere.
+
+    Pattern sources go through the same diacritic folding as the text, so they can be written
+    with accents (``rúbrica``) and still match.
+    """
+    folded = [_strip_marks(w) for w in words]
+    parts = [r"(?<!\w)" + _p(*folded) + r"(?!\w)"]
+    if cjk:
+        # The lookahead fails at once on other scripts, so the CJK alternatives cost nothing
+        # at the positions of a Latin or Cyrillic text (and vice versa: the lookbehind above).
+        parts.append(f"(?=[{_CJK_CHARS}])" + _p(*cjk))
+    return _Matcher(re.compile("|".join(parts)), _family_anchors(folded))
+
+
+_W = r"(?:\w++ )"
+"""One filler word (possessive, so a long word never backtracks)."""
+
+# --- phrase families -----------------------------------------------------------------------------
+
+
+_NEG_WORDS = frozenset(
+    _words(
+        "not never cannot t no nor n ne nunca jamas nicht nie niemals kein keine не нельзя "
+        "никогда ни without sin sans ohne"
+    )
+)
+_NEG_CJK = frozenset("不别別勿莫没沒未非")
+_NEG_AFTER_RE = re.compile(
+    r" ?(?:nicht|pas)(?!\w)|"
+    + _any("しない しません せず するな できな できません してはいけ してはなら ないで ません ない")
+)
+_CUE_RE = re.compile(
+    r"(?<!\w)(?:"
+    + _any(
+        "such_as like e_g eg i_e for_example for_instance examples? instance says? saying said "
+        r"tells? telling told instruct\w* asks? asking trick\w* contain\w* includ\w* phrases? "
+        r"strings? text payloads? commands? attack\w* adversar\w* malicious inject\w* hidden "
+        r"hides? "
+        r"embed\w* smuggl\w* writ\w* append\w* insert\w* adds? adding known_as called patterns? "
+        r"techniques? tr(?:y|ies|ying) attempt\w* might may could would can quote como "
+        r"por_ejemplo p_ej ejemplos? frases? texto comme par_exemple exemples? texte wie "
+        r"zum_beispiel z_b beispiel\w* satz например как типа фраз\w* текст\w*"
+    )
+    + r")(?!\w)|"
+    + _any("例如 比如 譬如 像是 例えば たとえば のような")
+)
+"""Words that *report* a phrase rather than say it (used only on queries about injections)."""
+
+
+_DESCRIPTIVE_PREV = frozenset(
+    _words(
+        "they he she it we who which that people users students teachers attackers models "
+        "will would can could may might often usually typically sometimes always generally "
+        "a ai as avons avez ont avait avaient aura ete est sont etait "
+        "ha han he has hemos habia habian hat habe haben hatte hatten wird werden wurde wurden"
+    )
+)
+"""A token before the verb that makes it a description ("teachers often give full marks", "will
+award", French "a ignoré" folded to "a ignore"), not an order to the grader."""
+_ADVERBS = frozenset(_words("just simply safely also then really easily probably usually"))
+_ORDER_MODALS = frozenset(_words("will must shall should"))
+_REPORTING_VERBS = frozenset(
+    _words(
+        "told asked instructed trained designed programmed supposed forced ordered tries tried "
+        "refuses refused wants wanted manages managed able unable attempts attempted how learn "
+        "learns learned"
+    )
+)
+"""Verbs before "to ...": the robot "is told to ignore its previous instructions"."""
+
+
+@dataclass(frozen=True)
+class _Family:
+    """A family of phrases addressed to the grader, in every covered language.
+
+    ``imperative``: the family is made of orders, so a match whose verb has another subject
+    (:data:`_DESCRIPTIVE_PREV`, or "told to", "asked to") is a description and is skipped.
+    """
+
+    name: str
+    label: str
+    matcher: _Matcher
+    imperative: bool = False
+
+    def first(self, sentences: Iterable[str], *, reported_ok: bool = False) -> str | None:
+        """The first match that is neither negated nor (with ``reported_ok``) reported."""
+        sentences = list(sentences)
+        for s in self.matcher.candidates(sentences, "\n".join(sentences)):
+            for m in self.matcher.pattern.finditer(s):
+                if _negated(s, m) or (self.imperative and _described(s, m)):
+                    continue
+                if reported_ok and _CUE_RE.search(s, 0, m.start()):
+                    continue
+                return m.group(0)
+        return None
+
+
+def _described(s: str, m: re.Match[str]) -> bool:
+    before = s[max(0, m.start() - 60) : m.start()].split()[-4:]
+    while before and before[-1] in _ADVERBS:
+        before.pop()  # "you can just ignore all of the above"
+    before = before[-2:]
+    if not before:
+        return False
+    if before[-1] in _DESCRIPTIVE_PREV:
+        # "you will rate ..." and "you must give ..." are orders; "you can accept ..." is not
+        return not (len(before) == 2 and before[0] == "you" and before[1] in _ORDER_MODALS)
+    return before[-1] == "to" and len(before) == 2 and before[0] in _REPORTING_VERBS
+
+
+def _negated(s: str, m: re.Match[str]) -> bool:
+    before = s[max(0, m.start() - 24) : m.start()]
+    if any(t in _NEG_WORDS for t in before.split()[-2:]):
+        return True
+    if any(c in _NEG_CJK for c in before[-2:]):
+        return True
+    return bool(_NEG_AFTER_RE.match(s, m.end()))
