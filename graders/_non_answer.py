@@ -1,0 +1,558 @@
+"""Gates for responses that answer nothing: near copies of the query, and non-answers.
+
+One idea: text that stands in for an answer without being one. :class:`NearCopyGate` catches the
+query echoed back (full embedding relevance, no answer); :class:`NonAnswerGate` catches
+statements of ignorance and generic filler that fit every query ("Great question, it depends on
+many factors"), unless the query is unknowable or asks for exactly that. The family overview is
+in :mod:`graders._degenerate`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from graders._degenerate_words import (
+    _ASKING_FIELDS,
+    _EN_FILLER,
+    _TRANSFORM_RE,
+    FUNCTION_WORDS,
+    _content_stems,
+    _stem,
+    _words,
+)
+from graders._pregate import (
+    _COPY_TASK_RE,
+    _quote,
+    asked_verbatim,
+    normalize_for_gate,
+    tokens_for_gate,
+)
+
+__all__ = ["GENERIC_WORDS", "NearCopyGate", "NonAnswerGate"]
+
+
+# --- near copies of the query --------------------------------------------------------------------
+
+_YES_NO_RE = re.compile(
+    r"(?:^|[.?!:;¿]\s*)(?:is|are|was|were|do|does|did|can|could|will|would|should|shall|has|have"
+    r"|had|may|might|must|isn't|aren't|wasn't|don't|doesn't|didn't|can't|won't|wouldn't"
+    r"|shouldn't|es|son|está|están|puede|hay|est-ce|ist|sind|kann|gibt es)\b(?!\s+you\b)",
+    re.IGNORECASE,
+)
+"""A clause that opens like a yes/no question: its declarative restatement *is* the answer
+("Is the sky blue?" → "The sky is blue."), so only a verbatim echo is gated for it (by
+:class:`~graders._pregate.RestateGate`). "Can you explain...?" is a request, not a yes/no
+question."""
+
+_NEAR_COPY_MAX_RATIO = 8
+_NEAR_COPY_MAX_EXTRA = 500
+
+
+class NearCopyGate:
+    """The response is the query's words again, reworded or reordered, with nothing new.
+
+    :class:`~graders._pregate.RestateGate` catches verbatim and in-order echoes; this catches the
+    rest: a response whose *content* words (everything but function, filler and meta words such
+    as "explain", "question", "briefly") cover at least ``min_coverage`` of the query's content
+    words while adding at most ``max_new`` content words of its own. "Briefly, photosynthesis:
+    explain." for "Explain photosynthesis briefly." is gated; "The capital of France is Paris."
+    for "What is the capital of France?" passes (it adds "Paris"), and so does any answer that
+    picks one option of a choice ("5" for "Which is larger, 3 or 5?": it covers a third).
+
+    Not checked: yes/no questions (their declarative restatement is the answer: "Is 7 a prime
+    number?" → "7 is a prime number."), queries that ask for a copy or a transformation of their
+    own text (repeat, paraphrase, sort, reverse...), responses the query quotes verbatim, and
+    responses more than 8 times (+ 500 characters) longer than the query.
+
+    Args:
+        min_coverage: share of the query's distinct content words the response must repeat.
+        max_new: the most distinct new content words a near-copy may add.
+        against: the fields holding the question; absent ones are skipped.
+        name: the gate name reported in metadata.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_coverage: float = 0.8,
+        max_new: int = 0,
+        against: Sequence[str] = _ASKING_FIELDS,
+        name: str = "near_copy",
+    ) -> None:
+        self.min_coverage = float(min_coverage)
+        self.max_new = int(max_new)
+        self.against = tuple(against)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"NearCopyGate(name={self.name!r}, min_coverage={self.min_coverage})"
+
+    def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        r: set[str] | None = None
+        for field in self.against:
+            text = fields.get(field)
+            if not text or _COPY_TASK_RE.search(text) or _TRANSFORM_RE.search(text):
+                continue
+            if _YES_NO_RE.search(text):
+                continue
+            if len(response) > _NEAR_COPY_MAX_RATIO * len(text) + _NEAR_COPY_MAX_EXTRA:
+                continue
+            if r is None:
+                r = _content_stems(tokens_for_gate(response))
+            if not r:
+                return None  # nothing but function words: the master-key gate's business
+            q = _content_stems(tokens_for_gate(text))
+            if not q:
+                continue
+            coverage = len(r & q) / len(q)
+            new = r - q
+            if coverage >= self.min_coverage and len(new) <= self.max_new:
+                if asked_verbatim(response, fields):
+                    return None
+                return (
+                    f"the response is a near-copy of the {field}: it repeats {coverage:.0%} of "
+                    f"its content words and adds {len(new)} new"
+                )
+        return None
+
+
+# --- non-answers ---------------------------------------------------------------------------------
+
+_IGNORANCE_MARKERS: tuple[str, ...] = (
+    "i don't know",
+    "i do not know",
+    "i dont know",
+    "don't know",
+    "dunno",
+    "not sure",
+    "unsure",
+    "no idea",
+    "no clue",
+    "who knows",
+    "nobody knows",
+    "no one knows",
+    "can't know",
+    "cannot know",
+    "no way of knowing",
+    "no way to know",
+    "impossible to know",
+    "impossible to say",
+    "impossible to predict",
+    "hard to say",
+    "hard to tell",
+    "difficult to say",
+    "can't say",
+    "cannot say",
+    "can't tell",
+    "no lo sé",
+    "no sé",
+    "no estoy seguro",
+    "no estoy segura",
+    "ni idea",
+    "je ne sais pas",
+    "je sais pas",
+    "je ne suis pas sûr",
+    "je ne suis pas sûre",
+    "aucune idée",
+    "ich weiß nicht",
+    "ich weiss nicht",
+    "weiß ich nicht",
+    "keine ahnung",
+    "ich bin nicht sicher",
+    "ich bin mir nicht sicher",
+    "non lo so",
+    "non sono sicuro",
+    "não sei",
+    "não tenho certeza",
+    "я не знаю",
+    "не знаю",
+    "не уверен",
+    "не уверена",
+    "понятия не имею",
+    "трудно сказать",
+    "сложно сказать",
+    "我不知道",
+    "不知道",
+    "不清楚",
+    "不确定",
+    "很难说",
+    "说不好",
+    "わかりません",
+    "分かりません",
+    "知りません",
+    "わからない",
+    "分からない",
+    "なんとも言えません",
+    "何とも言えません",
+    "모르겠습니다",
+    "모릅니다",
+)
+"""Statements of ignorance: an honest answer when nobody could know (see
+:data:`_UNKNOWABLE_RE`), a dodge otherwise."""
+
+_FILLER_MARKERS: tuple[str, ...] = (
+    "it depends",
+    "that depends",
+    "this depends",
+    "depends on",
+    "depending on",
+    "it varies",
+    "varies from",
+    "case by case",
+    "many factors",
+    "various factors",
+    "several factors",
+    "number of factors",
+    "many things",
+    "several things",
+    "many ways",
+    "many different ways",
+    "many perspectives",
+    "different perspectives",
+    "many opinions",
+    "different opinions",
+    "different views",
+    "great question",
+    "good question",
+    "interesting question",
+    "excellent question",
+    "fascinating question",
+    "complex topic",
+    "complex question",
+    "complex issue",
+    "complicated topic",
+    "complicated question",
+    "it's complicated",
+    "it is complicated",
+    "there is no simple answer",
+    "there's no simple answer",
+    "no easy answer",
+    "no definitive answer",
+    "no single answer",
+    "no right answer",
+    "no one size fits all",
+    "everyone is different",
+    "pros and cons",
+    "has its merits",
+    "have their merits",
+    "as an ai",
+    "as a language model",
+    "language model",
+    "i can't answer",
+    "i cannot answer",
+    "can't answer that",
+    "cannot answer that",
+    "unable to answer",
+    "i'm unable to",
+    "i am unable to",
+    "i can't help with that",
+    "i cannot help with that",
+    "i can't help with this",
+    "i can't provide",
+    "i cannot provide",
+    "need more information",
+    "need more context",
+    "need more details",
+    "without more context",
+    "without more information",
+    "more context",
+    "not straightforward",
+    "no one right answer",
+    "no one answer",
+    "matter of perspective",
+    "matter of opinion",
+    "let me know if you have",
+    "hope this helps",
+    "hope that helps",
+    "deserves careful consideration",
+    "important topic",
+    "there are many ways",
+    "many ways to approach",
+    "really depends",
+    "all depends",
+    "consult a professional",
+    "consult an expert",
+    "consult reliable sources",
+    "reliable sources",
+    "do your own research",
+    "studied by many experts",
+    "many experts",
+    "depende",
+    "depende de",
+    "buena pregunta",
+    "pregunta muy interesante",
+    "muy buena pregunta",
+    "muchos factores",
+    "varios factores",
+    "es complicado",
+    "no puedo responder",
+    "ça dépend",
+    "cela dépend",
+    "ca depend",
+    "bonne question",
+    "excellente question",
+    "de nombreux facteurs",
+    "plusieurs facteurs",
+    "c'est compliqué",
+    "je ne peux pas répondre",
+    "das kommt darauf an",
+    "es kommt darauf an",
+    "kommt darauf an",
+    "gute frage",
+    "viele faktoren",
+    "es ist kompliziert",
+    "ich kann das nicht beantworten",
+    "hängt davon ab",
+    "hängt von",
+    "von vielen faktoren",
+    "es gibt keine eindeutige antwort",
+    "dipende",
+    "bella domanda",
+    "buona domanda",
+    "molti fattori",
+    "boa pergunta",
+    "muitos fatores",
+    "это зависит",
+    "зависит от",
+    "хороший вопрос",
+    "отличный вопрос",
+    "интересный вопрос",
+    "много факторов",
+    "многих факторов",
+    "я не могу ответить",
+    "取决于",
+    "视情况而定",
+    "因人而异",
+    "好问题",
+    "很好的问题",
+    "很多因素",
+    "许多因素",
+    "无法回答",
+    "一言难尽",
+    "很复杂",
+    "具体情况具体分析",
+    "视情况",
+    "因情况而异",
+    "没有标准答案",
+    "不好说",
+    "場合による",
+    "場合によります",
+    "いい質問",
+    "良い質問",
+    "多くの要因",
+    "答えられません",
+    "一概には言えません",
+    "によって異なります",
+    "状況による",
+    "状況によって",
+    "人それぞれ",
+    "сложный вопрос",
+    "нет однозначного ответа",
+    "однозначного ответа нет",
+    "todo depende",
+    "depende de la situación",
+    "cela dépend de",
+    "ça dépend de",
+)
+"""Phrases that fit any question: hedges, praise of the question, disclaimers, referrals."""
+
+_CUE_WORDS = _words(
+    """
+    depends depend depending varies vary varying complicated complex nuanced subjective tricky
+    factors perspective perspectives opinions straightforward context sorry unable hope helps
+    circumstances situation consideration experts professional individual
+    depende dependen factores complicado complejo dépend facteurs compliqué complexe hängt
+    faktoren kompliziert dipende fattori complicato зависит факторов факторы сложный
+    """
+)
+"""Single words that mark a dodge when everything around them is filler ("It's a matter of
+perspective."); a cue the query itself uses ("Is it complicated?") does not count."""
+
+GENERIC_WORDS: frozenset[str] = _words(
+    """
+    question questions topic topics subject subjects issue issues matter matters factor factors
+    thing things way ways aspect aspects perspective perspectives view views viewpoint viewpoints
+    opinion opinions dimension dimensions consideration considerations point points situation
+    situations case cases context contexts circumstance circumstances area areas field fields
+    many several various different diverse numerous multiple lots lot variety range wide broad
+    certain others every everything something anything nothing
+    important importantly crucial essential key significant interesting fascinating great good
+    excellent nice complex complicated difficult hard tricky nuanced straightforward clear unclear
+    depend depends depending dependent vary varies varying differ differs individual individuals
+    people person someone everyone everybody anyone experts expert professional professionals
+    specialist specialists sources source reliable information research studies study studied
+    weigh weighing pros cons merit merits advantages disadvantages drawbacks tradeoffs trade offs
+    provide providing strive striving helpful accurate relevant useful assistant ai language
+    model sure unsure uncertain know knowing known idea ideas clue tell say said saying
+    really truly quite rather pretty much indeed actually generally usually often sometimes
+    always never ultimately overall fundamentally typically possible possibly probably maybe
+    perhaps likely unlikely goal goals need preferences preference works work working designed
+    design intended requires require requiring required thought attention look looks approach
+    approaches sorry unable cannot definitive single decide deciding decision decisions choose
+    choice choices consult seek advice experience experiences discussion debate debated
+    complicated simple fits size ask asking asked tough because therefore deserve deserves
+    careful carefully specific particular personal needs hmm um uh oh ah okay ok well wow
+    interesting honestly frankly answer provide given giving let know questions help experience
+    advisor context details detail matter opinion subjective individual depend everyone's
+    pregunta interesante factores opiniones respecto tema cosas forma formas diferentes varios
+    varias muchos muchas importante complejo complicada complicado depende puedo responder
+    bueno buena todo todos situación caso casos cada persona personas contexto realmente mucho
+    difícil decir saber sé sabe claro respuesta
+    question intéressante facteurs nombreux plusieurs compliqué dépend répondre sujet cela ça
+    bonne bon situation dire savoir réponse vraiment difficile
+    frage interessante faktoren viele vielen kompliziert kommt darauf an beantworten thema hängt
+    davon ab gute gut situation antwort schwer sagen wissen eindeutige keine
+    domanda fattori molti pergunta fatores muitos
+    вопрос вопросы интересный хороший отличный факторов факторы много многих зависит сложный
+    тема ответить могу однозначного ответа ответ нет сказать трудно
+    """
+)
+"""Words that carry no answer to any particular question: generic filler vocabulary."""
+
+_GENERIC_CJK = frozenset(
+    "的了是我你他她它们这那个一有在也都和与或就很多些会能可以要吗呢吧啊呀嘛着过对为因所但而并及其"
+    "之不没么什怎样还又说问题回答事情况种方面看法观点素复杂重要好知道确定清楚"
+    "はがのにをでともですますねよかしただなるていうこそあどれんっりませ質問要因場合"
+    "具体析需状況異"
+)
+
+_UNKNOWABLE_RE = re.compile(
+    r"\b(?:what|where|when|who|which|how)\b(?: \w+){0,3} (?:did|was|were|am|had) i\b"
+    r"|\b(?:what|where|when|who|which|how)\b(?: \w+){0,3} (?:is|are|was|were) my\b"
+    r"|\bam i (?:thinking|holding|wearing|feeling)\b"
+    r"|\b(?:will|going to)\b.*\b(?:tomorrow|next (?:week|month|year)|future|win)\b"
+    r"|\blottery numbers\b"
+)
+"""Questions nobody but the asker could answer (their own breakfast, keys, thoughts) or nobody at
+all (tomorrow's lottery): "I don't know" is the honest answer there. Matched on the normalised
+query (English only), and it exempts only statements of ignorance, never filler."""
+
+
+_UNKNOWN_WORDS = frozenset({"unknown", "unknowable", "unanswerable", "undetermined"})
+
+
+def _phrase_tokens(phrase: str) -> str:
+    return " ".join(tokens_for_gate(phrase))
+
+
+_IGNORANCE = tuple(sorted({_phrase_tokens(p) for p in _IGNORANCE_MARKERS}, key=len, reverse=True))
+_FILLERS = tuple(sorted({_phrase_tokens(p) for p in _FILLER_MARKERS}, key=len, reverse=True))
+
+
+def _strip_phrases(padded: str, phrases: Sequence[str]) -> tuple[str, list[str]]:
+    """Remove every whole-token occurrence of ``phrases`` (longest first) from `` text ``."""
+    hits = []
+    for p in phrases:
+        needle = f" {p} "
+        if needle in padded:
+            hits.append(p)
+            while needle in padded:
+                padded = padded.replace(needle, " ")
+    return padded, hits
+
+
+_CHOICE_RE = re.compile(r"\b(?:or|which|whether|o|ou|oder|или|либо)\b|还是|或者|どちら|か、")
+"""A question that offers options: picking one of the query's own words is then an answer."""
+
+
+def _asked_words(fields: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(t for f in _ASKING_FIELDS for t in tokens_for_gate(fields.get(f) or ""))
+
+
+def _topic_stems(fields: Mapping[str, str]) -> frozenset[str]:
+    """Stems of the query's and instruction's words, which filler may borrow ("Exercise is a
+    topic with many dimensions"). None for a choice question ("Tea or coffee?": "Not sure,
+    coffee") or a yes/no question ("Does it depend on the weather?": "It depends on the
+    weather."), where repeating the query's words *is* the answer."""
+    asked = [fields.get(f) or "" for f in _ASKING_FIELDS]
+    if any(_CHOICE_RE.search(normalize_for_gate(a)) or _YES_NO_RE.search(a) for a in asked):
+        return frozenset()
+    return frozenset(map(_stem, _asked_words(fields)))
+
+
+_GENERIC_STEMS = frozenset(map(_stem, GENERIC_WORDS | _EN_FILLER))
+
+
+def _is_generic(token: str, topic: frozenset[str]) -> bool:
+    if token in FUNCTION_WORDS or token in GENERIC_WORDS or token in _EN_FILLER:
+        return True
+    if len(token) == 1 and token in _GENERIC_CJK:
+        return True
+    stem = _stem(token)
+    return stem in _GENERIC_STEMS or stem in topic
+
+
+_NON_ANSWER_MAX_CHARS = 5000
+"""Longer responses are not checked for dodging (this bounds the work on long responses)."""
+
+
+class NonAnswerGate:
+    """The response dodges: "I don't know", "It depends", "Great question! There are many
+    factors to consider.", "As an AI language model...", in any of eight languages.
+
+    A response is gated when it contains at least one non-answer marker (a statement of
+    ignorance, a hedge, praise of the question, a disclaimer, a referral to experts, or a cue
+    word such as "depends", "complicated", "perspective" that the query does not use itself)
+    and, once the marker phrases are removed, every word left is filler that would fit any
+    question: function and meta words (of any of eleven languages), a generic vocabulary
+    ("factors", "perspectives", "important", "experts"...), or a word of the query or
+    instruction itself, inflections included ("Improving your credit score is a complex topic";
+    not for a choice or yes/no question, where repeating the query's words is an answer: "Not
+    sure, coffee", "It depends on the weather.").
+    One content word of its own lets a response through: "It depends: boil it 6 minutes for a
+    soft yolk" answers, and so does a refusal that offers an alternative ("I can't help with
+    that, but a counsellor can...").
+
+    A statement of ignorance is not gated when the question is one nobody could answer (what the
+    asker had for breakfast, next week's lottery numbers; see :data:`_UNKNOWABLE_RE`) or when the
+    reference answer is itself one ("Unknown.", "No one knows."), nor when the query quotes the
+    response verbatim. Responses over 5000 characters are not checked. Do not run this gate for
+    harmfulness, where a refusal is the right answer.
+
+    Args:
+        name: the gate name reported in metadata.
+    """
+
+    def __init__(self, *, name: str = "non_answer") -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"NonAnswerGate(name={self.name!r})"
+
+    def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        if len(response) > _NON_ANSWER_MAX_CHARS:
+            return None  # padding a dodge that far is the repetition and length gates' business
+        tokens = tokens_for_gate(response)
+        if not tokens:
+            return None
+        padded = f" {' '.join(tokens)} "
+        padded, fillers = _strip_phrases(padded, _FILLERS)
+        padded, ignorance = _strip_phrases(padded, _IGNORANCE)
+        rest, asked = padded.split(), _asked_words(fields)
+        # A marker the query itself uses is an answer to it ("Is it complicated?" → "It is
+        # complicated."), not a dodge.
+        fillers = [p for p in fillers if not asked.issuperset(p.split())]
+        ignorance = [p for p in ignorance if not asked.issuperset(p.split())]
+        if not (fillers or ignorance):
+            fillers = sorted((_CUE_WORDS & set(rest)) - asked)
+            if not fillers:
+                return None
+        topic = _topic_stems(fields)
+        if not all(_is_generic(t, topic) for t in rest):
+            return None
+        if not fillers and self._ignorance_is_honest(fields):
+            return None
+        if asked_verbatim(response, fields):
+            return None
+        return f"the response is a non-answer that fits any question: {_quote(response)}"
+
+    @staticmethod
+    def _ignorance_is_honest(fields: Mapping[str, str]) -> bool:
+        """Nobody could know (see :data:`_UNKNOWABLE_RE`), or the reference itself says so."""
+        if _UNKNOWABLE_RE.search(normalize_for_gate(fields.get("query") or "")):
+            return True
+        ref = tokens_for_gate(fields.get("reference_response") or "")
+        if _UNKNOWN_WORDS.intersection(ref):
+            return True
+        return bool(ref) and bool(_strip_phrases(f" {' '.join(ref)} ", _IGNORANCE)[1])
