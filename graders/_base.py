@@ -10,6 +10,11 @@ or a score outside ``[0, 1]`` all come back as :class:`GraderError` with a kind.
 only ``_aevaluate`` and may return a float, a ``(score, reason)`` pair, a ``GraderScore`` or a
 ``GraderError``, or raise :class:`Unscored` from anywhere to say "cannot score this, because".
 
+The engine and the service read more than ``name`` and ``aevaluate``: every attribute they read
+is declared once, in :class:`GraderContract`, with its default in :class:`BaseGrader`. A grader
+that only satisfies the minimal :class:`Grader` protocol is read through :func:`contract`, which
+supplies those defaults.
+
 Writing a grader takes a few lines::
 
     @grader
@@ -22,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -36,13 +41,16 @@ __all__ = [
     "BaseGrader",
     "FunctionGrader",
     "Grader",
+    "GraderContract",
     "Unscored",
+    "contract",
     "get_grader",
     "grader",
     "grader_factory",
     "list_graders",
     "register_grader",
     "reward",
+    "takes_judge",
 ]
 
 GraderOutput = GraderResult | float | int | bool | tuple[float, str]
@@ -55,6 +63,32 @@ class Grader(Protocol):
     name: str
 
     async def aevaluate(self, **fields: Any) -> GraderResult: ...
+
+
+class GraderContract(Grader, Protocol):
+    """Everything the engine, the config loader and the service read from a grader.
+
+    :class:`BaseGrader` implements all of it; :func:`contract` gives the same view of a grader
+    that implements only :class:`Grader`.
+    """
+
+    inline: bool
+    """``aevaluate`` never awaits (pure CPU): the runner runs it in a batch, with no timer."""
+    required_fields: tuple[str, ...]
+    """Fields that must be present and not ``None``; ``check`` and ``/graders`` report them."""
+    optional_fields: tuple[str, ...]
+    """Fields passed through when present."""
+    members: tuple[Grader, ...]
+    """Graders this one asks in turn (a committee's): closed, probed and warmed with it."""
+
+    async def aclose(self) -> None:
+        """Close what serving opened (judge clients, cache files); they reopen on next use."""
+        ...
+
+    def judges(self) -> Iterator[Any]:
+        """The judge backends (``ChatModel``) this grader holds that are already built; never
+        builds one (a local backend would load a model no request has needed yet)."""
+        ...
 
 
 class Unscored(Exception):
@@ -80,9 +114,14 @@ class BaseGrader:
         default_name: the result name when none is given at construction.
     """
 
-    required_fields: ClassVar[tuple[str, ...]] = ("response",)
-    optional_fields: ClassVar[tuple[str, ...]] = ()
+    # Class defaults, not ClassVars: a grader may set its own per instance (from a signature or a
+    # template), and GraderContract reads them as instance attributes.
+    required_fields: tuple[str, ...] = ("response",)
+    optional_fields: tuple[str, ...] = ()
     default_name: ClassVar[str] = ""
+    takes_judge: ClassVar[bool] = False
+    """The constructor's ``model`` is a judge backend: a reward config hands it the shared one."""
+    members: tuple[Grader, ...] = ()
     inline: bool = False
     """True for a grader whose ``aevaluate`` never awaits anything (pure CPU, microseconds). The
     runner then runs a record's inline graders one after another in a single job: no per-call
@@ -107,8 +146,20 @@ class BaseGrader:
             return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
         return self._coerce(out)
 
-    async def _aevaluate(self, **fields: Any) -> GraderOutput:
+    # *args makes this signature gradual for mypy: a subclass names the fields it takes as its own
+    # parameters; the engine passes exactly those, by keyword (see _select).
+    async def _aevaluate(self, *args: Any, **fields: Any) -> GraderOutput:
         raise NotImplementedError(f"{type(self).__name__} must implement _aevaluate")
+
+    async def aclose(self) -> None:
+        """Close the members' resources; a grader holding its own overrides this too."""
+        for member in self.members:
+            await contract(member).aclose()
+
+    def judges(self) -> Iterator[Any]:
+        """The members' built judge backends; a judge grader adds its own."""
+        for member in self.members:
+            yield from contract(member).judges()
 
     def _select(self, fields: dict[str, Any]) -> dict[str, Any]:
         missing = [f for f in self.required_fields if fields.get(f) is None]
@@ -184,8 +235,8 @@ class FunctionGrader(BaseGrader):
         self.params = _check_params(func, params or {})
         required, optional, self.takes_all = _fields_of(func)
         # Per-instance field lists shadow the class defaults.
-        self.required_fields = tuple(required)  # type: ignore[misc]
-        self.optional_fields = tuple(f for f in optional if f not in self.params)  # type: ignore[misc]
+        self.required_fields = tuple(required)
+        self.optional_fields = tuple(f for f in optional if f not in self.params)
 
     def with_params(self, params: Mapping[str, Any], *, name: str | None = None) -> FunctionGrader:
         """A copy with more parameters fixed (a config's extra keys); this grader is unchanged.
@@ -208,10 +259,41 @@ class FunctionGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderOutput:
         if self.is_async:
-            return await self.func(**fields)  # type: ignore[no-any-return]
+            return await self.func(**fields)
         if self.run_in_thread:
-            return await asyncio.to_thread(self.func, **fields)  # type: ignore[no-any-return]
-        return self.func(**fields)  # type: ignore[no-any-return]
+            return await asyncio.to_thread(self.func, **fields)
+        return self.func(**fields)
+
+
+class _Minimal:
+    """:class:`GraderContract`'s view of a grader that implements only :class:`Grader`: what it
+    declares, else :class:`BaseGrader`'s defaults (an unknown grader is awaited, closes nothing
+    and holds no judge)."""
+
+    def __init__(self, grader: Grader) -> None:
+        self._grader = grader
+        self.name = grader.name
+        self.inline = bool(getattr(grader, "inline", False))
+        self.required_fields = tuple(getattr(grader, "required_fields", ()))
+        self.optional_fields = tuple(getattr(grader, "optional_fields", ()))
+        self.members = tuple(getattr(grader, "members", ()))
+
+    async def aevaluate(self, **fields: Any) -> GraderResult:
+        return await self._grader.aevaluate(**fields)
+
+    async def aclose(self) -> None:
+        close = getattr(self._grader, "aclose", None)
+        if close is not None:
+            await close()
+
+    def judges(self) -> Iterator[Any]:
+        for member in self.members:
+            yield from contract(member).judges()
+
+
+def contract(grader: Grader) -> GraderContract:
+    """``grader`` read as a :class:`GraderContract`: itself if it is a :class:`BaseGrader`."""
+    return grader if isinstance(grader, BaseGrader) else _Minimal(grader)
 
 
 def _fields_of(func: Callable[..., Any]) -> tuple[list[str], list[str], bool]:
@@ -334,7 +416,7 @@ def grader(obj: _T | None = None, *, name: str | None = None) -> Any:
     """
 
     def decorate(target: Any) -> Any:
-        if inspect.isclass(target):
+        if isinstance(target, type):  # inspect.isclass, in a form mypy narrows Any by
             register_grader(name or getattr(target, "default_name", "") or target.__name__, target)
             return target
         fg = FunctionGrader(target, name=name)
@@ -393,6 +475,13 @@ def grader_factory(spec: str) -> Any:
     """The class or factory a config's ``type`` names (registered name or import string), or
     ``None`` if unknown. Lets a config layer see what a grader takes before building it."""
     return _REGISTRY.get(spec) or (_import(spec) if ":" in spec else None)
+
+
+def takes_judge(spec: str) -> bool:
+    """Whether the grader type ``spec`` names is a :class:`BaseGrader` declaring
+    ``takes_judge``, so a config hands it the shared judge backend (and cache)."""
+    factory = grader_factory(spec)
+    return inspect.isclass(factory) and issubclass(factory, BaseGrader) and factory.takes_judge
 
 
 def list_graders() -> list[str]:

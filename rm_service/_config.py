@@ -28,6 +28,7 @@ raised at load time, before any record is read.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +36,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aggregators import get_aggregator
-from graders import get_grader, grader_factory
+from graders import get_grader
+from graders._base import takes_judge
 from rm_service._exceptions import ConfigError, RMServiceError
 from rm_service._mapper import GraderConfig
 from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
@@ -51,6 +53,7 @@ __all__ = [
     "RewardConfig",
     "build_runner",
     "load_config",
+    "load_runner",
     "validate_yaml",
 ]
 
@@ -137,23 +140,60 @@ def validate_yaml(source: str | Path | dict[str, Any], model: type[M]) -> tuple[
         raise ConfigError(f"{label}: " + "; ".join(lines)) from None
 
 
+_BUILT: dict[int, tuple[weakref.ref[RewardConfig], GradingRunner]] = {}
+"""The runner :func:`load_config` built to validate a config, until :func:`build_runner` takes
+it: building it again would construct every grader twice (judge clients, embedders, caches)."""
+
+
 def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
     """Read and validate a reward config from a YAML file (or an already-parsed dict), and build
-    its runner once so a bad grader parameter fails here, not at the first record.
+    its runner so a bad grader parameter fails here, not at the first record. The first
+    :func:`build_runner` call on the returned config hands that runner over instead of building
+    another.
 
     Raises:
         ConfigError: as :func:`validate_yaml`, or a grader/aggregator that cannot be built.
     """
     cfg, label = validate_yaml(source, RewardConfig)
-    try:
-        build_runner(cfg)  # fail at load time, not at the first record
-    except RMServiceError as exc:
-        raise ConfigError(f"{label}: {exc}") from None
+    runner = _build_labelled(cfg, label)
+    key = id(cfg)
+    _BUILT[key] = (weakref.ref(cfg, lambda _: _BUILT.pop(key, None)), runner)
     return cfg
 
 
+def load_runner(source: str | Path | dict[str, Any], **overrides: Any) -> GradingRunner:
+    """Read, validate and build a config's runner in one step, building it once (``overrides``
+    go to :class:`GradingRunner`): for a face that needs the runner and not the config.
+
+    Raises:
+        ConfigError: as :func:`load_config`.
+    """
+    cfg, label = validate_yaml(source, RewardConfig)
+    return _build_labelled(cfg, label, **overrides)
+
+
+def _build_labelled(cfg: RewardConfig, label: str, **overrides: Any) -> GradingRunner:
+    try:
+        return _build(cfg, **overrides)
+    except RMServiceError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
 def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
-    """Build the runner a config describes. ``overrides`` go to :class:`GradingRunner`."""
+    """The runner a config describes. ``overrides`` go to :class:`GradingRunner`.
+
+    Without overrides, the first call on a config from :func:`load_config` returns the runner
+    that validated it; every other call builds a new one.
+    """
+    built = _BUILT.get(id(cfg))
+    if built is not None and built[0]() is cfg:
+        del _BUILT[id(cfg)]
+        if not overrides:
+            return built[1]
+    return _build(cfg, **overrides)
+
+
+def _build(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
 
     cache = None
     if cfg.cache is not None:
@@ -162,7 +202,7 @@ def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     for name, spec in cfg.graders.items():
         try:
             params = spec.params()
-            if getattr(grader_factory(spec.type), "takes_judge", False):
+            if takes_judge(spec.type):
                 # Shared and lazy: one backend per distinct spec, built on the first call.
                 params.setdefault("model", judge_factory(spec.judge or cfg.judge))
                 if cache is not None:
@@ -176,11 +216,11 @@ def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
         except RMServiceError as exc:
             raise ConfigError(f"graders.{name}: {exc}") from None
     aggs = []
-    for i, spec in enumerate(cfg.aggregators):
+    for i, agg in enumerate(cfg.aggregators):
         try:
-            aggs.append(get_aggregator(spec.type, name=spec.name, **spec.params()))
+            aggs.append(get_aggregator(agg.type, name=agg.name, **agg.params()))
         except RMServiceError as exc:
-            raise ConfigError(f"aggregators[{i}] ({spec.name}): {exc}") from None
+            raise ConfigError(f"aggregators[{i}] ({agg.name}): {exc}") from None
     kwargs: dict[str, Any] = {
         "max_concurrency": cfg.max_concurrency,
         "call_timeout": cfg.call_timeout,

@@ -4,9 +4,10 @@ Why a registry per instance and not prometheus-client's global one: tests (and a
 the app) build several apps in one process; on the global registry the second app would fail with
 "Duplicated timeseries", and counters of one app would leak into another's ``/metrics``.
 
-Grader latency and in-flight calls are measured by :class:`TimedGrader`, a thin proxy the service
-puts around each grader of a runner; outcomes (scored, or unscored by kind), judge cache hits and
-tokens are read from the results afterwards, so the engine itself stays free of metrics code.
+Grader latency and in-flight calls are measured by :class:`GraderTimer`, the hook the service
+passes to each ``GradingRunner.agrade`` call; outcomes (scored, or unscored by kind), judge
+cache hits and tokens are read from the results afterwards, so the engine itself stays free of
+metrics code.
 
 Why in bulk: a 64-record request of three rule graders makes 192 grader calls of ~13 µs each.
 Observing each call into a prometheus-client ``Histogram`` (a lock and a bucket scan) and counting
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -33,7 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 from rm_service._result import GraderError, RecordResult
 
-__all__ = ["CONTENT_TYPE_LATEST", "BulkHistogram", "ServiceMetrics", "TimedGrader"]
+__all__ = ["CONTENT_TYPE_LATEST", "BulkHistogram", "GraderTimer", "ServiceMetrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -123,7 +123,7 @@ class ServiceMetrics:
                 if isinstance(comp, GraderError):
                     key = (name, comp.kind)
                     unscored[key] = unscored.get(key, 0) + 1
-                    outcome = comp.kind
+                    outcome: str = comp.kind
                 else:
                     outcome = "ok"
                 if name not in grader_names:
@@ -222,31 +222,27 @@ class BulkHistogram(Collector):
         yield family
 
 
-class TimedGrader:
-    """A proxy around a grader that times each call and counts calls in flight.
+class GraderTimer:
+    """The service's :class:`~rm_service._runner.CallObserver`: grader call latency and calls
+    in flight, passed to ``GradingRunner.agrade(observer=...)``.
 
-    Everything but ``aevaluate`` is delegated, so ``name``, ``required_fields`` and ``inline``
-    (read by ``GradingRunner``) are the wrapped grader's. Durations go to a
-    :class:`BulkHistogram` list. An inline grader (pure CPU, never awaits) skips the in-flight
-    gauge: no scrape can run while it does, so the gauge would read 0 for it anyway.
+    Durations are appended to :class:`BulkHistogram` lists (one per grader, looked up once); the
+    in-flight gauge counts only calls that await, as the runner reports ``started`` for those
+    alone (an inline grader blocks the loop, so no scrape could see it in flight anyway).
     """
 
-    def __init__(self, inner: Any, metrics: ServiceMetrics) -> None:
-        self._inner = inner
-        self._times = metrics.grader_latency.pending(inner.name)
-        self._in_flight = None if getattr(inner, "inline", False) else metrics.grader_in_flight
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._histogram = metrics.grader_latency
+        self._in_flight = metrics.grader_in_flight
+        self._times: dict[str, list[float]] = {}
 
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self._inner, item)
+    def started(self, grader: str) -> None:
+        self._in_flight.inc()
 
-    async def aevaluate(self, **fields: Any) -> Any:
-        gauge = self._in_flight
-        if gauge is not None:
-            gauge.inc()
-        start = time.perf_counter()
-        try:
-            return await self._inner.aevaluate(**fields)
-        finally:
-            self._times.append(time.perf_counter() - start)
-            if gauge is not None:
-                gauge.dec()
+    def finished(self, grader: str, seconds: float, awaited: bool) -> None:
+        if awaited:
+            self._in_flight.dec()
+        times = self._times.get(grader)
+        if times is None:
+            times = self._times[grader] = self._histogram.pending(grader)
+        times.append(seconds)

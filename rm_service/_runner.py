@@ -24,20 +24,28 @@ import asyncio
 import copy
 import json
 import threading
+import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
-from graders._base import BaseGrader
+from graders._base import BaseGrader, contract
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "GradingRunner", "Records"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "CallObserver", "GradingRunner", "Records"]
 
 DEFAULT_MAX_CONCURRENCY = 64
 
@@ -46,6 +54,21 @@ _INLINE_SLICE_S = 0.005
 
 Records = Iterable[Any] | AsyncIterable[Any]
 Aggregator = _BaseAggregator | FunctionAggregator
+
+
+class CallObserver(Protocol):
+    """A hook that watches grader calls of one stream (``astream(..., observer=...)``).
+
+    The engine stays free of metrics code: the HTTP service passes its Prometheus timers here
+    rather than wrapping each grader. ``started`` is called only for calls that await (an inline
+    grader cannot be observed mid-call: nothing else runs while it does); ``finished`` for every
+    call, with its wall time in seconds (calls cut short by a timeout included) and whether it
+    was an awaited call, paired with a ``started``.
+    """
+
+    def started(self, grader: str) -> None: ...
+
+    def finished(self, grader: str, seconds: float, awaited: bool) -> None: ...
 
 
 class _Pending:
@@ -139,14 +162,12 @@ class GradingRunner:
         # Inline graders (pure CPU, never await) run one after another in a single job per
         # record; every other grader gets a job of its own. ``cfg=None`` marks the inline job.
         self._inline = tuple(
-            (name, cfg)
-            for name, cfg in self.grader_configs.items()
-            if getattr(cfg.grader, "inline", False)
+            (name, cfg) for name, cfg in self.grader_configs.items() if contract(cfg.grader).inline
         )
         self._jobs: list[tuple[str, GraderConfig | None, float | None]] = [
             (name, cfg, cfg.call_timeout or call_timeout)
             for name, cfg in self.grader_configs.items()
-            if not getattr(cfg.grader, "inline", False)
+            if not contract(cfg.grader).inline
         ]
         if self._inline:
             self._jobs.insert(0, ("", None, None))
@@ -202,7 +223,7 @@ class GradingRunner:
                 raise MappingError(
                     f"grader {name!r}: {exc}", index=exc.index, path=exc.path, field=exc.field
                 ) from None
-            required = getattr(cfg.grader, "required_fields", ())
+            required = contract(cfg.grader).required_fields
             missing = [f for f in required if fields.get(f) is None]
             if missing:
                 raise MappingError(
@@ -214,8 +235,13 @@ class GradingRunner:
                 )
 
     async def astream(
-        self, records: Records, *, start: int = 0, deadline: float | None = None
-    ) -> AsyncIterator[RecordResult]:
+        self,
+        records: Records,
+        *,
+        start: int = 0,
+        deadline: float | None = None,
+        observer: CallObserver | None = None,
+    ) -> AsyncGenerator[RecordResult, None]:
         """Yield a :class:`RecordResult` per record as it completes (about input order).
 
         ``records`` may be any iterable or async iterable and is consumed lazily. ``start`` is the
@@ -225,6 +251,8 @@ class GradingRunner:
         ``deadline`` is an overall budget in seconds for the whole batch: once it has passed,
         calls in flight are cancelled and calls not yet started are skipped, each coming back
         unscored with ``kind="timeout"``, so every record still gets a result and nothing hangs.
+
+        ``observer`` (a :class:`CallObserver`) is told of every grader call of this stream.
         """
         if deadline is not None and not deadline > 0:
             raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
@@ -232,6 +260,7 @@ class GradingRunner:
         loop = asyncio.get_running_loop()
         source = _JobSource(self, records, start)
         source.deadline_at = None if deadline is None else loop.time() + deadline
+        source.observer = observer
         if self._all_inline:
             async for rec in self._inline_stream(source, sem):
                 yield rec
@@ -252,10 +281,15 @@ class GradingRunner:
                 await asyncio.gather(supervisor, return_exceptions=True)
 
     async def agrade(
-        self, records: Records, *, deadline: float | None = None
+        self,
+        records: Records,
+        *,
+        deadline: float | None = None,
+        observer: CallObserver | None = None,
     ) -> list[RecordResult]:
-        """All records' results, in input order (``deadline``: see :meth:`astream`)."""
-        results = [r async for r in self.astream(records, deadline=deadline)]
+        """All records' results, in input order (``deadline``, ``observer``: see
+        :meth:`astream`)."""
+        results = [r async for r in self.astream(records, deadline=deadline, observer=observer)]
         results.sort(key=lambda r: r.index)
         return results
 
@@ -322,7 +356,7 @@ class GradingRunner:
             pend, name, cfg, timeout = job
             if cfg is None:
                 async with sem:
-                    await self._run_inline(pend, source.deadline_at)
+                    await self._run_inline(pend, source)
             else:
                 try:
                     fields = cfg.fields(pend.record, pend.index)
@@ -332,7 +366,9 @@ class GradingRunner:
                     )
                 else:
                     async with sem:
-                        result = await _call(cfg, name, fields, timeout, source.deadline_at)
+                        result = await _call(
+                            cfg, name, fields, timeout, source.deadline_at, source.observer
+                        )
                 pend.results[name] = result
             pend.remaining -= 1
             if pend.remaining == 0:
@@ -357,7 +393,7 @@ class GradingRunner:
         while (job := await source.next()) is not None:
             pend = job[0]
             async with sem:
-                await self._run_inline(pend, source.deadline_at)
+                await self._run_inline(pend, source)
             yield self._finish(pend)
             if clock() >= turn_at:
                 await asyncio.sleep(0)
@@ -365,9 +401,10 @@ class GradingRunner:
         if source.error is not None:
             raise source.error
 
-    async def _run_inline(self, pend: _Pending, deadline_at: float | None) -> None:
+    async def _run_inline(self, pend: _Pending, source: _JobSource) -> None:
         """Run the record's inline graders in turn; the batch deadline is checked before each."""
         clock = asyncio.get_running_loop().time
+        deadline_at, observer = source.deadline_at, source.observer
         for name, cfg in self._inline:
             try:
                 fields = cfg.fields(pend.record, pend.index)
@@ -379,7 +416,14 @@ class GradingRunner:
                     name=name, error="batch deadline passed before the call", kind="timeout"
                 )
                 continue
-            pend.results[name] = await _call(cfg, name, fields, None, None)
+            if observer is None:
+                pend.results[name] = await _call(cfg, name, fields, None, None, None)
+                continue
+            began = time.perf_counter()
+            try:
+                pend.results[name] = await _call(cfg, name, fields, None, None, None)
+            finally:
+                observer.finished(name, time.perf_counter() - began, False)
 
     def _finish(self, pend: _Pending) -> RecordResult:
         results = pend.results
@@ -408,6 +452,7 @@ class _JobSource:
         self.error: BaseException | None = None
         self.done = False
         self.deadline_at: float | None = None
+        self.observer: CallObserver | None = None
         if isinstance(records, AsyncIterable):
             self.aiter: AsyncIterator[Any] | None = aiter(records)
             self.iter = None
@@ -430,7 +475,7 @@ class _JobSource:
             if self.done:
                 return None
             try:
-                record = await anext(self.aiter)  # type: ignore[arg-type]
+                record = await anext(self.aiter)  # type: ignore[arg-type]  # set with the lock
             except StopAsyncIteration:
                 record = _END
             except Exception as exc:
@@ -439,7 +484,7 @@ class _JobSource:
 
     def _pull_sync(self) -> Any:
         try:
-            return next(self.iter)  # type: ignore[arg-type]
+            return next(self.iter)  # type: ignore[arg-type]  # set when there is no lock
         except StopIteration:
             return _END
         except Exception as exc:
@@ -481,11 +526,13 @@ async def _call(
     fields: dict[str, Any],
     call_timeout: float | None,
     deadline_at: float | None,
+    observer: CallObserver | None,
 ) -> GraderResult:
     """One grader call under its deadlines; anything but a result becomes an ``internal`` error.
 
     ``call_timeout`` bounds this call (seconds); ``deadline_at`` is the batch's absolute
     deadline on the loop's clock. Whichever comes first ends the call as ``kind="timeout"``.
+    ``observer`` is told when the call starts and how long it took.
     """
     if deadline_at is None and call_timeout is None:
         when = None
@@ -497,6 +544,9 @@ async def _call(
             return GraderError(
                 name=name, error="batch deadline passed before the call", kind="timeout"
             )
+    if observer is not None:
+        observer.started(name)
+        began = time.perf_counter()
     try:
         if when is None:
             result = await cfg.grader.aevaluate(**fields)
@@ -506,12 +556,17 @@ async def _call(
     except TimeoutError:
         which = (
             f"grader call exceeded {call_timeout} s"
-            if deadline_at is None or (call_timeout is not None and when < deadline_at)
+            if deadline_at is None
+            or when is None
+            or (call_timeout is not None and when < deadline_at)
             else "batch deadline passed during the call"
         )
         return GraderError(name=name, error=which, kind="timeout")
     except Exception as exc:
         return GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
+    finally:
+        if observer is not None:
+            observer.finished(name, time.perf_counter() - began, True)
     if isinstance(result, GraderScore | GraderError):
         return result if result.name == name else result.model_copy(update={"name": name})
     return GraderError(

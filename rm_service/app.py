@@ -43,6 +43,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from graders._base import GraderContract, contract
 from rm_service._admission import Admission, Overloaded
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._http_middleware import (
@@ -63,8 +64,7 @@ from rm_service._http_schemas import (
     record_status,
     summarize,
 )
-from rm_service._mapper import GraderConfig
-from rm_service._metrics import CONTENT_TYPE_LATEST, ServiceMetrics, TimedGrader
+from rm_service._metrics import CONTENT_TYPE_LATEST, GraderTimer, ServiceMetrics
 from rm_service._openrlhf import (
     PromptLog,
     UnscoredLog,
@@ -125,26 +125,6 @@ def _is_config_dict(obj: Any) -> bool:
 
 def _default_name(src: Any) -> str:
     return Path(src).stem if isinstance(src, str | Path) else "default"
-
-
-def _instrument(runner: GradingRunner, metrics: ServiceMetrics) -> GradingRunner:
-    """The same runner with every grader wrapped in a :class:`TimedGrader`."""
-    configs = {
-        name: GraderConfig(
-            grader=TimedGrader(cfg.grader, metrics),  # type: ignore[arg-type]
-            mapper=cfg.mapper,
-            call_timeout=cfg.call_timeout,
-        )
-        for name, cfg in runner.grader_configs.items()
-    }
-    return GradingRunner(
-        configs,
-        aggregators=runner.aggregators,
-        max_concurrency=runner.max_concurrency,
-        call_timeout=runner.call_timeout,
-        reward=runner.reward_name,
-        id_field=runner.id_field,
-    )
 
 
 class _ClientGone(Exception):
@@ -219,10 +199,8 @@ def create_app(
     """
     settings = settings if settings is not None else ServiceSettings.from_env()
     metrics = ServiceMetrics()
-    entries = {
-        name: RewardEntry(e.name, _instrument(e.runner, metrics), e.config, e.source)
-        for name, e in load_rewards(rewards).items()
-    }
+    timer = GraderTimer(metrics)
+    entries = load_rewards(rewards)
     default = next(iter(entries))
     # /get_reward: where each reward's labels go, checked now (a loud warning, not a failure:
     # the same config may serve /grade only); unscored batches are logged, rate-limited.
@@ -330,7 +308,7 @@ def create_app(
             deadline = max(deadline - (time.monotonic() - start), 1e-3)
         try:
             results = await _unless_disconnected(
-                request, entry.runner.agrade(records, deadline=deadline)
+                request, entry.runner.agrade(records, deadline=deadline, observer=timer)
             )
         finally:
             admission.release(weight)
@@ -491,8 +469,8 @@ def _describe(entry: RewardEntry) -> dict[str, Any]:
     for name, gc in runner.grader_configs.items():
         spec = entry.config.graders.get(name) if entry.config else None
         graders[name] = {
-            "type": spec.type if spec else type(getattr(gc.grader, "_inner", gc.grader)).__name__,
-            "required_fields": list(getattr(gc.grader, "required_fields", ())),
+            "type": spec.type if spec else type(gc.grader).__name__,
+            "required_fields": list(contract(gc.grader).required_fields),
             "mapper": dict(gc.mapper) if isinstance(gc.mapper, Mapping) else None,
             "call_timeout": gc.call_timeout or runner.call_timeout,
         }
@@ -520,85 +498,68 @@ def _describe(entry: RewardEntry) -> dict[str, Any]:
     }
 
 
-def _graders(entries: Iterable[RewardEntry]) -> Iterator[Any]:
-    """Every grader of every reward, committee members included (recursively), unwrapped from
-    the service's :class:`TimedGrader`; each object once."""
+def _graders(entries: Iterable[RewardEntry]) -> Iterator[GraderContract]:
+    """Every grader of every reward, committee members included (recursively); each once."""
     seen: set[int] = set()
-    stack = [gc.grader for e in entries for gc in e.runner.grader_configs.values()]
+    stack = [contract(gc.grader) for e in entries for gc in e.runner.grader_configs.values()]
     while stack:
         g = stack.pop()
-        g = getattr(g, "_inner", g) if isinstance(g, TimedGrader) else g
         if id(g) in seen:
             continue
         seen.add(id(g))
         yield g
-        stack.extend(getattr(g, "members", ()))
+        stack.extend(contract(m) for m in g.members)
 
 
-def _built_judge(grader: Any) -> Any:
-    """The judge backend of an ``LLMGrader`` if it exists already, else ``None``.
-
-    Read from the grader's model reference without calling its factory: probing or closing must
-    not build a backend (a local one loads a model) that no request has needed yet.
-    """
-    ref = getattr(grader, "_model_ref", None)
-    return getattr(ref, "_model", None)
-
-
-def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, str | None]:
-    """``{base_url: api key or None}`` of every endpoint-backed judge: those the configs
-    declare, and those of live graders (committee members included) whose backend is an
-    :class:`~rm_service.models._openai.OpenAIChatModel`, e.g. a runner passed in directly."""
+def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, dict[str, str]]:
+    """``{base_url: probe headers}`` of every endpoint-backed judge: those the configs
+    declare, and the built judges of live graders (committee members included) that are an
+    :class:`~rm_service.models._openai.OpenAIChatModel`, e.g. of a runner passed in directly."""
     import os
 
-    from graders import grader_factory
+    from graders._base import takes_judge
     from rm_service.models._factory import JudgeSpec
-    from rm_service.models._openai import NO_API_KEY, OpenAIChatModel
+    from rm_service.models._openai import OpenAIChatModel
 
     default_base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    found: dict[str, str | None] = {}
+    found: dict[str, dict[str, str]] = {}
     entries = list(entries)
     for entry in entries:
         cfg = entry.config
         if cfg is None:
             continue
         for spec in cfg.graders.values():
-            if not getattr(grader_factory(spec.type), "takes_judge", False):
+            if not takes_judge(spec.type):
                 continue
             js = spec.judge or cfg.judge or JudgeSpec()
             if js.resolved_backend() != "openai":
                 continue  # the embedded model: nothing to reach
             base = js.base_url or default_base
-            found.setdefault(base.rstrip("/"), os.environ.get(js.api_key_env))
+            key = os.environ.get(js.api_key_env)
+            found.setdefault(base.rstrip("/"), {"Authorization": f"Bearer {key}"} if key else {})
     for grader in _graders(entries):
-        model = _built_judge(grader)
-        if isinstance(model, OpenAIChatModel):
-            key = model._api_key
-            base = (model.base_url or default_base).rstrip("/")
-            found.setdefault(base, None if key == NO_API_KEY else key)
+        for model in grader.judges():
+            if isinstance(model, OpenAIChatModel):
+                base = (model.base_url or default_base).rstrip("/")
+                found.setdefault(base, model.probe_headers)
     return found
 
 
 async def _close_resources(entries: Iterable[RewardEntry]) -> None:
-    """Close what serving opened: judge clients on this loop and judge caches' SQLite files
-    (both reopen lazily if the graders are used again). Each step is guarded: a failing close
-    must not stop the others (or the server's shutdown)."""
-    closed: set[int] = set()
-    for grader in _graders(entries):
-        for obj, method in (
-            (_built_judge(grader), "aclose"),
-            (getattr(grader, "cache", None), "close"),
-        ):
-            close = getattr(obj, method, None)
-            if close is None or id(obj) in closed:
-                continue
-            closed.add(id(obj))
-            try:
-                done = close()
-                if asyncio.iscoroutine(done):
-                    await done
-            except Exception as exc:  # shutting down: report, go on
-                _log.warning("closing %r failed: %s: %s", obj, type(exc).__name__, exc)
+    """Close what serving opened, through each grader's ``aclose`` (judge clients on this loop,
+    judge caches' SQLite files; both reopen lazily if the graders are used again). Each grader
+    is guarded: a failing close must not stop the others (or the server's shutdown). A
+    committee closes its own members, so only the configured graders are asked, each once."""
+    seen: set[int] = set()
+    for gc in (gc for e in entries for gc in e.runner.grader_configs.values()):
+        grader = contract(gc.grader)
+        if id(gc.grader) in seen:
+            continue
+        seen.add(id(gc.grader))
+        try:
+            await grader.aclose()
+        except Exception as exc:  # shutting down: report, go on
+            _log.warning("closing %r failed: %s: %s", grader, type(exc).__name__, exc)
     # Not the math worker pool: it is process-wide, possibly in use by other code in the same
     # process (an in-process trainer sharing a runner), and it is stopped at exit anyway.
 
@@ -614,7 +575,7 @@ async def _warm_up(entries: Iterable[RewardEntry]) -> dict[str, str]:
     remote judge's is a client: nothing to load). A request that comes meanwhile just shares
     what is starting.
     """
-    from graders import MathGrader
+    from graders import LLMGrader, MathGrader
 
     async def math(grader: MathGrader) -> None:
         result = await grader.aevaluate(response="\\boxed{1}", reference_response="1")
@@ -632,12 +593,12 @@ async def _warm_up(entries: Iterable[RewardEntry]) -> dict[str, str]:
 
     jobs: dict[str, Awaitable[None]] = {}
     for grader in _graders(entries):
-        name = str(getattr(grader, "name", type(grader).__name__))
+        name = grader.name
         if isinstance(grader, MathGrader):
             jobs[name] = math(grader)
         elif getattr(grader, "embedder", None) is not None:
             jobs[name] = load(grader.embedder)
-        elif getattr(grader, "_model_ref", None) is not None:
+        elif isinstance(grader, LLMGrader):
             jobs[name] = judge(grader)
     start = time.perf_counter()
     outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
@@ -655,8 +616,9 @@ async def _probe_judges(entries: Any, probe_timeout: float) -> dict[str, dict[st
     if not endpoints:
         return {}
 
-    async def probe(client: httpx.AsyncClient, base: str, key: str | None) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async def probe(
+        client: httpx.AsyncClient, base: str, headers: dict[str, str]
+    ) -> dict[str, Any]:
         try:
             resp = await client.get(f"{base}/models", headers=headers)
         except httpx.HTTPError as exc:

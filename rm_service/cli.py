@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _runner_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from rm_service._config import build_runner, load_config
+    from rm_service._config import load_runner
 
     config = args.config
     if not config:
@@ -171,11 +171,10 @@ def _runner_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         print(f"rm-service: {DEFAULT_NOTICE}", file=sys.stderr)
         config = DEFAULT_CONFIG
-    cfg = load_config(config)
     overrides = {}
     if getattr(args, "max_concurrency", None):
         overrides["max_concurrency"] = args.max_concurrency
-    return build_runner(cfg, **overrides)
+    return load_runner(config, **overrides)
 
 
 def _grade(args: argparse.Namespace) -> int:

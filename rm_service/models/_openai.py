@@ -324,6 +324,13 @@ class OpenAIChatModel:
         self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._lock = threading.Lock()
 
+    @property
+    def probe_headers(self) -> dict[str, str]:
+        """Headers for a readiness probe of this endpoint (``GET {base_url}/models``): the
+        bearer key when one is configured, else none."""
+        key = self._api_key
+        return {} if key == NO_API_KEY else {"Authorization": f"Bearer {key}"}
+
     def __repr__(self) -> str:
         limits = f", rpm={self.limiter.rpm}, tpm={self.limiter.tpm}" if self.limiter else ""
         return (

@@ -115,9 +115,9 @@ def spy_deadlines(app: Any, reward: str) -> list[float | None]:
     real = runner.agrade
     seen: list[float | None] = []
 
-    async def agrade(records: Any, *, deadline: float | None = None) -> Any:
+    async def agrade(records: Any, *, deadline: float | None = None, **kwargs: Any) -> Any:
         seen.append(deadline)
-        return await real(records, deadline=deadline)
+        return await real(records, deadline=deadline, **kwargs)
 
     runner.agrade = agrade
     return seen

@@ -1,0 +1,139 @@
+"""The declared grader contract, the runner's call hook, and build-once (issue 12).
+
+The engine reads graders only through ``graders._base.GraderContract``; the service closes and
+probes judges through it, watches calls through ``agrade(observer=...)`` instead of wrapping
+graders, and a loaded config builds its runner once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from graders import CommitteeGrader, FormatGrader, LLMGrader, register_grader
+from graders._base import BaseGrader, contract
+from rm_service import GraderScore, GradingRunner, build_runner, load_config
+from rm_service.models import ChatResult, SamplingParams
+from tests.app import make_app
+
+
+class _ClosingModel:
+    """A ``ChatModel`` that answers a fixed verdict and counts ``aclose`` calls."""
+
+    def __init__(self) -> None:
+        self.model = "closing"
+        self.closed = 0
+
+    async def achat(self, messages: Sequence[Any], params: SamplingParams | None = None) -> Any:
+        return ChatResult(text='{"reason": "ok", "score": 5}', model=self.model)
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+class _CacheSpy:
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class _Minimal:
+    """A grader with only the minimal protocol: ``name`` and ``aevaluate``."""
+
+    name = "minimal"
+
+    async def aevaluate(self, **fields: Any) -> GraderScore:
+        return GraderScore(name=self.name, score=1.0)
+
+
+async def test_judge_aclose_closes_its_built_model_and_cache() -> None:
+    model, cache = _ClosingModel(), _CacheSpy()
+    judge = LLMGrader(model, rubric="helpful", cache=cache)  # type: ignore[arg-type]
+    assert list(judge.judges()) == [model]
+    await judge.aclose()
+    assert (model.closed, cache.closed) == (1, 1)
+
+
+async def test_judge_aclose_does_not_build_a_lazy_model() -> None:
+    built: list[object] = []
+    judge = LLMGrader(lambda: built.append(1) or _ClosingModel(), rubric="r")  # type: ignore[arg-type,func-returns-value]
+    assert list(judge.judges()) == []
+    await judge.aclose()
+    assert built == []
+
+
+async def test_committee_aclose_closes_every_member() -> None:
+    models = [_ClosingModel(), _ClosingModel()]
+    committee = CommitteeGrader(
+        [LLMGrader(m, rubric="r", name=f"j{i}") for i, m in enumerate(models)]
+    )
+    assert list(committee.judges()) == models
+    await committee.aclose()
+    assert [m.closed for m in models] == [1, 1]
+
+
+async def test_contract_gives_defaults_for_a_minimal_grader() -> None:
+    view = contract(_Minimal())
+    assert (view.inline, view.required_fields, view.optional_fields, view.members) == (
+        False,
+        (),
+        (),
+        (),
+    )
+    assert list(view.judges()) == []
+    await view.aclose()  # nothing to close, and no error
+    rule = FormatGrader()
+    assert contract(rule) is rule and isinstance(rule, BaseGrader)
+
+
+class _Spy:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.finished: list[tuple[str, bool]] = []
+
+    def on_start(self, grader: str) -> None:
+        self.started.append(grader)
+
+    def on_finish(self, grader: str, seconds: float, awaited: bool) -> None:
+        assert seconds >= 0
+        self.finished.append((grader, awaited))
+
+
+async def test_runner_tells_the_observer_of_every_call() -> None:
+    spy = _Spy()
+
+    class Observer:
+        started = staticmethod(spy.on_start)
+        finished = staticmethod(spy.on_finish)
+
+    runner = GradingRunner({"fmt": FormatGrader(), "min": _Minimal()})
+    records = [{"response": "a"}, {"response": "b"}]
+    got = await runner.agrade(records, observer=Observer())
+    assert len(got) == 2
+    assert spy.started == ["min", "min"]  # only awaited calls are "in flight"
+    assert sorted(spy.finished) == [("fmt", False)] * 2 + [("min", True)] * 2
+
+
+def test_app_serves_the_runner_it_was_given() -> None:
+    runner = GradingRunner({"fmt": FormatGrader()})
+    app = make_app({"r": runner})
+    assert app.state.rewards["r"].runner is runner
+
+
+_BUILT: list[int] = []
+
+
+def _counting_factory(**params: Any) -> FormatGrader:
+    _BUILT.append(1)
+    return FormatGrader(**params)
+
+
+def test_load_config_then_build_runner_builds_the_graders_once() -> None:
+    register_grader("_contract_counting", _counting_factory)
+    _BUILT.clear()
+    cfg = load_config({"graders": {"f": {"type": "_contract_counting"}}})
+    first = build_runner(cfg)
+    assert len(_BUILT) == 1
+    second = build_runner(cfg)  # a later call builds a runner of its own
+    assert len(_BUILT) == 2 and second is not first
