@@ -98,8 +98,15 @@ def _files(folder: Path) -> dict[str, bytes]:
 # --- item 2: two runs on one output ----------------------------------------------------------
 
 
+def _lock_holder(lock: Path) -> int | None:
+    try:
+        return int(json.loads(lock.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def test_second_run_on_the_same_output_fails_fast_naming_the_first(tmp_path: Path) -> None:
-    n = 400  # 400 x 0.05 s at 8 in flight: about 2.5 s, time for two CLI starts
+    n = 600  # 600 x 0.1 s at 8 in flight: about 7.5 s, time for two CLI starts on a busy box
     cfg = tmp_path / "slow.yaml"
     cfg.write_text(SLOW)
     src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(n)])
@@ -115,12 +122,19 @@ def test_second_run_on_the_same_output_fails_fast_naming_the_first(tmp_path: Pat
             text=True,
         )
 
-    first = start("--resume", RM_TEST_DELAY="0.05")
+    first = start("--resume", RM_TEST_DELAY="0.1")
     others: list[subprocess.Popen[str]] = []
+    lock = out.with_name("out.jsonl.lock")
     try:
-        deadline = time.monotonic() + 30
-        while not (out.exists() and out.stat().st_size > 1000) and time.monotonic() < deadline:
+        # Start the others only once the first holds the lock and is writing: on a loaded box
+        # a fixed wait let another run take the lock first, and the test then blamed the wrong
+        # process.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+            _lock_holder(lock) == first.pid and out.exists() and out.stat().st_size > 0
+        ):
             time.sleep(0.01)
+        assert _lock_holder(lock) == first.pid, "the first run never took the lock"
         # both used to run: duplicate lines, or the first run's records sent to an unlinked file
         others += [start("--resume"), start("--overwrite")]
         for other in others:
