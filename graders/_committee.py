@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
-from graders._base import BaseGrader, Grader, Unscored, grader
+from graders._base import BaseGrader, Grader, Unscored, contract, grader
 from graders._judge import LLMGrader, ModelSpec
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderError, GraderResult, GraderScore
@@ -159,11 +159,11 @@ class CommitteeGrader(BaseGrader):
             )
         required: list[str] = []
         optional: list[str] = []
-        for g in self.members:
-            required += [f for f in getattr(g, "required_fields", ()) if f not in required]
-            optional += [f for f in getattr(g, "optional_fields", ()) if f not in optional]
-        self.required_fields = tuple(required)  # type: ignore[misc]
-        self.optional_fields = tuple(f for f in optional if f not in required)  # type: ignore[misc]
+        for g in map(contract, self.members):
+            required += [f for f in g.required_fields if f not in required]
+            optional += [f for f in g.optional_fields if f not in optional]
+        self.required_fields = tuple(required)
+        self.optional_fields = tuple(f for f in optional if f not in required)
 
     def _build_voters(self) -> tuple[tuple[Grader, int], ...]:
         """Every (grader, sample index) pair to ask: members × samples, built once."""

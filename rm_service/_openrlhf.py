@@ -65,6 +65,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from graders._base import contract
 from rm_service._exceptions import ConfigError
 from rm_service._mapper import compile_path
 from rm_service._result import GraderScore, RecordResult
@@ -489,10 +490,11 @@ def field_reads(runner: GradingRunner) -> list[FieldRead]:
         mapped = dict(gc.mapper or {})
         for param, path in mapped.items():
             reads.append(FieldRead(name, param, str(compile_path(path)[0]), path))
-        for fld in getattr(gc.grader, "required_fields", ()):
+        declared = contract(gc.grader)
+        for fld in declared.required_fields:
             if fld not in mapped:
                 reads.append(FieldRead(name, fld, fld))
-        for fld in getattr(gc.grader, "optional_fields", ()):
+        for fld in declared.optional_fields:
             if fld not in mapped:
                 reads.append(FieldRead(name, fld, fld, required=False))
     return reads
