@@ -6,7 +6,7 @@ trained on the fly: total reward +0.61 vs +0.23, and it also won on two other ru
 only 384 byte-level tokens every output is reachable by a random policy, so rule rewards see
 variance within a group from the first step. (It appends ``</s>`` to each prompt, harmless here.)
 
-Real models reuse the local judge's loader (:mod:`rm_service.models._local`): a GGUF is
+Real models reuse the local judge's loader (:mod:`rm_service.models._weights`): a GGUF is
 de-quantized once into a plain fp32 model and cached as safetensors under
 ``~/.cache/rm-service``, which also avoids transformers' ``gguf_file=`` path that flags the model
 as quantized (Trainer refuses those).
@@ -22,12 +22,12 @@ import transformers
 from transformers import ByT5Tokenizer, LlamaConfig, LlamaForCausalLM
 
 from rm_service._exceptions import RMServiceError
-from rm_service.models._local import (
-    _check_source,
-    _load,
-    _quiet_progress,
+from rm_service.models._weights import (
     cache_dir,
+    check_source,
     default_gguf_path,
+    load_weights,
+    quiet_progress,
 )
 from trainer._config import DEFAULT_MODEL, TinyModel, TrainConfig
 
@@ -76,9 +76,9 @@ def load_model(cfg: TrainConfig) -> tuple[Any, Any]:
         assert cfg.model.path is not None  # the config validator guarantees one of the two
         try:
             path = default_gguf_path() if cfg.model.path == DEFAULT_MODEL else Path(cfg.model.path)
-            _check_source(path)
-            with _quiet_progress(transformers):
-                model, tokenizer, _ = _load(path, cache_dir(), torch, transformers)
+            check_source(path)
+            with quiet_progress(transformers):
+                model, tokenizer, _ = load_weights(path, cache_dir(), torch, transformers)
         except RMServiceError as exc:
             raise cfg.error("model.path", str(exc)) from None
         if tokenizer.pad_token is None:

