@@ -1,20 +1,45 @@
-"""Exceptions are for the caller's mistakes; a grading failure is a ``GraderError``, not a raise.
-
-The tree, so callers can catch at the level they care about::
+"""Every exception rm-service raises on purpose, in one tree, so callers can catch at the level
+they care about::
 
     RMServiceError
-    ├── ConfigError          bad reward config, unknown grader name, bad mapper, bad aggregator
-    │   └── MappingError     a mapper path does not resolve on a record (carries index and path)
-    └── InputError           malformed input data (carries line number or record index)
+    ├── ConfigError                bad reward config, unknown grader name, bad mapper or aggregator
+    │   └── MappingError           a mapper path does not resolve on a record (index, path, field)
+    ├── InputError                 malformed input data (line number)
+    ├── EmbedderUnavailable        the embedding model's dependency or files are missing
+    └── JudgeError                 the judge gave no answer (attempts)
+        ├── JudgeTimeout           a per-call or overall deadline passed first
+        ├── JudgeRateLimited       still 429 after every retry (retry_after)
+        ├── JudgeConnectionError   the endpoint could not be reached
+        ├── JudgeHTTPError         another non-2xx status, or not a chat completion (status)
+        └── LocalModelUnavailable  the local model's dependency, weights or load failed
 
-Inside the runner a per-record mapping problem becomes ``GraderError(kind="invalid_input")``; the
-exceptions are raised where the caller asked for a check (config load, the first-record check the
-CLI and service do before spending any judge calls, a malformed JSONL line).
+Exceptions are for the caller's mistakes and for backends that cannot answer; a grading failure is
+a ``GraderError``, not a raise. Inside the runner a per-record mapping problem becomes
+``GraderError(kind="invalid_input")`` and a judge's ``JudgeError`` a ``GraderError`` of its kind;
+the exceptions reach a caller where it asked for a check (config load, the first-record check the
+CLI and service do before spending any judge calls, a malformed JSONL line, ``load()``).
+
+Two signals are deliberately outside the tree, because no caller should ever catch them as an
+error: ``graders.Unscored`` (a grader's "cannot score this, because", turned into a
+``GraderError`` by the grader base) and ``rm_service._admission.Overloaded`` (the HTTP face's
+full queue, answered with 429 and Retry-After). :mod:`rm_service.models` re-exports the judge
+and embedder exceptions, so the backends' users find them beside the backends.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "InputError", "MappingError", "RMServiceError"]
+__all__ = [
+    "ConfigError",
+    "EmbedderUnavailable",
+    "InputError",
+    "JudgeConnectionError",
+    "JudgeError",
+    "JudgeHTTPError",
+    "JudgeRateLimited",
+    "JudgeTimeout",
+    "MappingError",
+    "RMServiceError",
+]
 
 
 class RMServiceError(Exception):
@@ -53,3 +78,41 @@ class InputError(RMServiceError):
         where = f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{message}")
         self.line = line
+
+
+class EmbedderUnavailable(RMServiceError):
+    """The embedding model cannot be used: a dependency or the model files are missing."""
+
+
+class JudgeError(RMServiceError):
+    """The judge could not give an answer. ``attempts`` counts the requests made."""
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class JudgeTimeout(JudgeError):
+    """A per-call or overall deadline passed before the judge answered."""
+
+
+class JudgeRateLimited(JudgeError):
+    """The endpoint kept answering 429 after every retry."""
+
+    def __init__(
+        self, message: str, *, attempts: int = 1, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, attempts=attempts)
+        self.retry_after = retry_after
+
+
+class JudgeConnectionError(JudgeError):
+    """The endpoint could not be reached (refused, reset, DNS failure)."""
+
+
+class JudgeHTTPError(JudgeError):
+    """A non-2xx status other than 429, or a response body that is not a chat completion."""
+
+    def __init__(self, message: str, *, attempts: int = 1, status: int | None = None) -> None:
+        super().__init__(message, attempts=attempts)
+        self.status = status

@@ -22,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from rm_service._exceptions import RMServiceError
+# The judge exceptions live in the one exception tree; re-exported here, where backends raise them.
+from rm_service._exceptions import (
+    JudgeConnectionError,
+    JudgeError,
+    JudgeHTTPError,
+    JudgeRateLimited,
+    JudgeTimeout,
+)
 
 __all__ = [
     "ChatModel",
@@ -135,37 +142,3 @@ class ChatModel(Protocol):
     ) -> ChatResult:
         """Answer ``messages``; raise :class:`JudgeError` (or a subclass) on failure."""
         ...
-
-
-class JudgeError(RMServiceError):
-    """The judge could not give an answer. ``attempts`` counts the requests made."""
-
-    def __init__(self, message: str, *, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-
-
-class JudgeTimeout(JudgeError):
-    """A per-call or overall deadline passed before the judge answered."""
-
-
-class JudgeRateLimited(JudgeError):
-    """The endpoint kept answering 429 after every retry."""
-
-    def __init__(
-        self, message: str, *, attempts: int = 1, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message, attempts=attempts)
-        self.retry_after = retry_after
-
-
-class JudgeConnectionError(JudgeError):
-    """The endpoint could not be reached (refused, reset, DNS failure)."""
-
-
-class JudgeHTTPError(JudgeError):
-    """A non-2xx status other than 429, or a response body that is not a chat completion."""
-
-    def __init__(self, message: str, *, attempts: int = 1, status: int | None = None) -> None:
-        super().__init__(message, attempts=attempts)
-        self.status = status

