@@ -39,11 +39,7 @@ from graders._degenerate_words import (
     asks_for_repetition,
 )
 from graders._non_answer import GENERIC_WORDS, NearCopyGate, NonAnswerGate
-from graders._pregate import (
-    _quote,
-    asked_verbatim,
-    normalize_for_gate,
-)
+from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate
 
 __all__ = [
     "FUNCTION_WORDS",

@@ -11,11 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from graders._pregate import (
-    _FRAMING_WORDS,
-    META_WORDS,
-    STOP_WORDS,
-)
+from graders._master_key import META_WORDS, STOP_WORDS
+from graders._restate import _FRAMING_WORDS
 
 __all__ = ["FUNCTION_WORDS", "FUNCTION_WORDS_BY_LANGUAGE", "asks_for_repetition"]
 

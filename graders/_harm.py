@@ -81,7 +81,7 @@ from graders._harm_text import (
     stance_of,
     strip_claims,
 )
-from graders._pregate import EmptyGate
+from graders._master_key import EmptyGate
 from graders._text import as_text
 from rm_service._result import GraderScore
 from rm_service.models._embed import EmbedderUnavailable

@@ -63,7 +63,7 @@ from collections.abc import Iterable, Mapping
 from graders._inject_context import _Scene, _View
 from graders._inject_detectors import DETECTORS
 from graders._inject_match import _INVISIBLE_RE, fold
-from graders._pregate import _quote, asked_verbatim
+from graders._pregate_text import _quote, asked_verbatim
 from rm_service._exceptions import ConfigError
 
 __all__ = ["DETECTORS", "AddressesGraderGate", "fold"]

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graders._pregate import normalize_for_gate
+from graders._pregate_text import normalize_for_gate
 
 __all__ = ["fold"]
 

@@ -21,13 +21,8 @@ from graders._degenerate_words import (
     _stem,
     _words,
 )
-from graders._pregate import (
-    _COPY_TASK_RE,
-    _quote,
-    asked_verbatim,
-    normalize_for_gate,
-    tokens_for_gate,
-)
+from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate, tokens_for_gate
+from graders._restate import _COPY_TASK_RE
 
 __all__ = ["GENERIC_WORDS", "NearCopyGate", "NonAnswerGate"]
 

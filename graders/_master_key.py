@@ -1,0 +1,356 @@
+"""Pre-gates for responses with no content: empty text, and "master keys".
+
+One idea: a response that says nothing. :class:`EmptyGate` catches empty or invisible-only text;
+:class:`MasterKeyGate` catches openers and meta talk with no answer (``"Thought process:"``,
+``"Let's solve this problem step by step."``), which fool LLM judges (arXiv 2507.08794). A
+response passes as soon as any content-bearing word survives the stripping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from graders._pregate_text import _is_cjk, _quote, asked_verbatim, normalize_for_gate
+
+__all__ = ["DEFAULT_MASTER_KEYS", "META_WORDS", "STOP_WORDS", "EmptyGate", "MasterKeyGate"]
+
+
+_VISIBLE_RE = re.compile(r"[^\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e]")
+
+
+class EmptyGate:
+    """The response is empty, or only whitespace and invisible characters (zero-width spaces).
+
+    Args:
+        name: the gate name reported in metadata.
+    """
+
+    def __init__(self, *, name: str = "empty") -> None:
+        self.name = name
+
+    def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        if _VISIBLE_RE.search(response):
+            return None
+        return "the response is empty or whitespace only"
+
+    def __repr__(self) -> str:
+        return f"EmptyGate(name={self.name!r})"
+
+
+DEFAULT_MASTER_KEYS: tuple[str, ...] = (
+    # Reasoning openers (One-Token paper) and their paraphrases.
+    "thought process",
+    "thinking process",
+    "my thought process",
+    "thoughts",
+    "thinking",
+    "think",
+    "let's solve this problem step by step",
+    "let's solve this step by step",
+    "let's solve the problem step by step",
+    "let's solve this problem",
+    "let's solve this",
+    "let's solve it",
+    "let's think step by step",
+    "let's think about this step by step",
+    "let's think about this",
+    "let's think",
+    "let us think step by step",
+    "let us solve this problem step by step",
+    "let me think step by step",
+    "let me think about this",
+    "let me think",
+    "let me solve this step by step",
+    "let me solve this",
+    "let me work through this",
+    "let me explain",
+    "let me",
+    "let us",
+    "let's",
+    "let's break this down",
+    "let's break it down",
+    "let's work through this",
+    "let's begin",
+    "let's start",
+    "let's get started",
+    "let's see",
+    "step by step",
+    "to solve this problem",
+    "to solve this",
+    "in order to solve this problem",
+    "we need to",
+    "first we need to",
+    "firstly",
+    # Announcements of an answer that never comes.
+    "solution",
+    "the solution",
+    "solution process",
+    "full solution",
+    "detailed solution",
+    "step by step solution",
+    "answer",
+    "the answer",
+    "the answer is",
+    "my answer",
+    "my answer is",
+    "final answer",
+    "the final answer",
+    "the final answer is",
+    "correct answer",
+    "the correct answer is",
+    "response",
+    "explanation",
+    "reasoning",
+    "analysis",
+    "proof",
+    "result",
+    "the result is",
+    "here is the answer",
+    "here's the answer",
+    "here is my answer",
+    "here's my answer",
+    "here is the solution",
+    "here's the solution",
+    "here is how",
+    "here's how",
+    "here is",
+    "here's",
+    "here you go",
+    "as follows",
+    "the following",
+    # Fillers, acknowledgements and greetings.
+    "okay",
+    "ok",
+    "sure",
+    "certainly",
+    "of course",
+    "absolutely",
+    "alright",
+    "all right",
+    "well",
+    "hmm",
+    "um",
+    "uh",
+    "great question",
+    "good question",
+    "interesting question",
+    "what a great question",
+    "thanks for asking",
+    # Multilingual openers and "answer:"/"solution:" labels.
+    "解",
+    "解答",
+    "解析",
+    "解法",
+    "答",
+    "答案",
+    "回答",
+    "思路",
+    "分析",
+    "解题思路",
+    "解题过程",
+    "思考过程",
+    "首先",
+    "让我们一步一步地思考",
+    "让我们一步步思考",
+    "让我们一步一步来",
+    "我们一步一步来",
+    "嗯",
+    "好的",
+    "考え方",
+    "解説",
+    "答え",
+    "ステップバイステップで考えましょう",
+    "かいせつ",
+    "かいとう",
+    "こたえ",
+    "풀이",
+    "답",
+    "해설",
+    "lösung",
+    "antwort",
+    "denkprozess",
+    "lass uns schritt für schritt denken",
+    "solución",
+    "respuesta",
+    "proceso de pensamiento",
+    "pensemos paso a paso",
+    "vamos a resolver este problema paso a paso",
+    "réponse",
+    "raisonnement",
+    "processus de réflexion",
+    "réfléchissons étape par étape",
+    "решение",
+    "ответ",
+    "ход мыслей",
+    "давайте подумаем шаг за шагом",
+    "давайте решим эту задачу шаг за шагом",
+    "solução",
+    "resposta",
+    "vamos pensar passo a passo",
+    "soluzione",
+    "risposta",
+    "ragionamento",
+    "الحل",
+    "الجواب",
+    "الإجابة",
+    "हल",
+    "उत्तर",
+)
+"""Phrases that carry no answer on their own, matched after :func:`normalize_for_gate`.
+
+Extend per task with ``MasterKeyGate(extra_phrases=...)``. Bare numbers and ``yes``/``no`` are
+deliberately absent: they are complete answers.
+"""
+
+_ENUMERATOR_RE = re.compile(
+    r"(?:step|part|stage|phase|schritt|paso|étape|шаг|步骤|第)\s*(?:\d+|one|two|three|i{1,3}|一|二|三)"
+    r"(?:\s*步)?"
+)
+"""``Step 1``, ``Part II``, ``第一步``: scaffolding, not content."""
+
+_DANGLING_MAX_WORDS = 12
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+META_WORDS: frozenset[str] = _word_set(
+    """
+    solve solving solved solution solutions answer answers answering step steps problem problems
+    question questions reasoning thought thoughts thinking process analyze analyse analyzing
+    analysing analysis approach explanation explain explaining proof prove figure breakdown
+    consider considering understand understanding calculate calculating compute computing
+    determine determining evaluate evaluating tackle begin beginning start started starting dive
+    walk final result response help
+    """
+)
+"""Words that talk *about* answering. A response made only of these and :data:`STOP_WORDS`, with
+at least one of these, says nothing ("Let me analyze this problem carefully.")."""
+
+STOP_WORDS: frozenset[str] = _word_set(
+    """
+    a an the this that these those it its is are was were be been being am to of in on for with
+    by and or but as at about into through from what how why which who do does did doing just s
+    t ll ve re d m i me my we us our you your let lets then now next first firstly second so well
+    here there carefully careful closely quickly briefly think look looking see need needs going
+    go will would can could should must shall may might try trying out up down over some bit
+    little more detail details detailed following follows below above way best simple simply
+    easy clearly get make sense one all boxed therefore thus hence finally overall conclusion
+    summary basically essentially happy glad pleased
+    """
+)
+"""Function words and soft fillers: neutral on their own ("It is." passes), no content either."""
+
+
+class MasterKeyGate:
+    """The response is a "master key": punctuation only, or openers and fillers with no content.
+
+    Three checks after normalisation, each content-free by construction:
+
+    1. Nothing but punctuation and symbols (``":"``, ``"..."``, ``"**"``).
+    2. Known phrases and step enumerators stripped from the front again and again (longest
+       first, on word boundaries; CJK phrases need none) leave nothing: the response only
+       *announces* reasoning or an answer ("Thought process:", "**Solution**\\n\\nStep 1:",
+       "Sure! Let me think.", "解：").
+    3. What is left is made only of :data:`META_WORDS` and :data:`STOP_WORDS`, and either has a
+       meta word or followed a strong opener ("Let me analyze this problem carefully.", "Let me
+       think about it."). This generalises the phrase list to openers nobody listed, while any
+       content word (a number, a name, "yes") lets the response through, and a filler before a
+       real short answer does not count ("Sure, it is." passes).
+
+    Independently, a short response (at most 12 words) that ends in a colon is an opener that
+    never delivers ("Here is how we approach this:"). A response that the query or instruction
+    quotes verbatim (``Reply with "OK"``) is never gated: it is exactly what was asked.
+
+    Args:
+        phrases: the base phrase list (default :data:`DEFAULT_MASTER_KEYS`).
+        extra_phrases: more phrases for a task or language, added to ``phrases``.
+        dangling_colon: also gate short responses ending in a colon.
+        vocabulary: apply check 3 (English meta-word vocabulary).
+        name: the gate name reported in metadata.
+    """
+
+    def __init__(
+        self,
+        *,
+        phrases: Iterable[str] = DEFAULT_MASTER_KEYS,
+        extra_phrases: Iterable[str] = (),
+        dangling_colon: bool = True,
+        vocabulary: bool = True,
+        name: str = "master_key",
+    ) -> None:
+        normalized = {normalize_for_gate(p) for p in (*phrases, *extra_phrases)}
+        normalized.discard("")
+        # Longest first, so "the answer is" is removed whole rather than leaving "is".
+        self.phrases: tuple[str, ...] = tuple(sorted(normalized, key=lambda p: (-len(p), p)))
+        self._strong = frozenset(p for p in self.phrases if _is_strong(p))
+        self.dangling_colon = dangling_colon
+        self.vocabulary = vocabulary
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"MasterKeyGate(name={self.name!r}, phrases={len(self.phrases)})"
+
+    def _strip_openers(self, text: str) -> tuple[str, bool]:
+        """Strip known phrases and enumerators from the front; also say if a strong one went.
+
+        A phrase is *strong* when it announces reasoning or an answer (it has a meta word,
+        starts with "let", is a step enumerator, or is not plain ASCII, as the multilingual
+        answer labels are); fillers such as "sure" or "here" are weak.
+        """
+        strong = False
+        while text:
+            m = _ENUMERATOR_RE.match(text)
+            if m and (m.end() == len(text) or text[m.end()] == " "):
+                text, strong = text[m.end() :].lstrip(), True
+                continue
+            for p in self.phrases:
+                if text.startswith(p):
+                    end = len(p)
+                    if end == len(text) or text[end] == " " or _is_cjk(p[-1]):
+                        text = text[end:].lstrip()
+                        strong = strong or p in self._strong
+                        break
+            else:
+                break
+        return text, strong
+
+    def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        reason = self._reason(response)
+        if reason is None or asked_verbatim(response, fields):
+            return None
+        return reason
+
+    def _reason(self, response: str) -> str | None:
+        norm = normalize_for_gate(response)
+        if not norm:
+            if not response.strip():
+                return None  # empty: EmptyGate's business, so the reason names the right gate
+            return "the response contains only punctuation or symbols (a master key)"
+        rest, strong = self._strip_openers(norm)
+        if not rest:
+            return f"the response is only an opener with no content: {_quote(response)}"
+        words = _ENUMERATOR_RE.sub(" ", rest).split()
+        if (
+            self.vocabulary
+            and all(w in META_WORDS or w in STOP_WORDS for w in words)
+            and (strong or any(w in META_WORDS for w in words))
+        ):
+            return f"the response talks about answering but says nothing: {_quote(response)}"
+        stripped = response.strip().rstrip("*_`~ \t")
+        if (
+            self.dangling_colon
+            and stripped.endswith((":", "："))
+            and len(norm.split()) <= _DANGLING_MAX_WORDS
+        ):
+            return f"the response announces an answer and stops: {_quote(response)}"
+        return None
+
+
+def _is_strong(phrase: str) -> bool:
+    words = phrase.split()
+    return (
+        not phrase.isascii() or words[0] in ("let", "lets") or any(w in META_WORDS for w in words)
+    )
