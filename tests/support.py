@@ -1,15 +1,22 @@
-"""Graders used by tests, importable by string (``support:slow_len``) from a subprocess too."""
+"""Test helpers in one place: graders importable by string (``support:slow_len``) from a
+subprocess too, aggregator inputs (:func:`results`), list comparisons (:func:`approx`), the
+in-process judge (:class:`FakeJudge`), and a server thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import pytest
+
+from rm_service.models._base import ChatResult, Message, SamplingParams, TokenLogprob, Usage
 
 
 async def slow_len(response: str) -> float:
@@ -46,11 +53,12 @@ class InFlight:
 
 
 def results(**scores: float | str) -> dict:
-    """Aggregator input: ``a=0.5`` is a score; ``a="timeout"`` is an error of that kind."""
+    """Aggregator input: ``a=0.5`` is a score; ``a="timeout"`` is an error of that kind (its
+    message ``"a broke"``)."""
     from rm_service import GraderError, GraderScore
 
     return {
-        k: GraderError(name=k, error="boom", kind=v)  # type: ignore[arg-type]
+        k: GraderError(name=k, error=f"{k} broke", kind=v)  # type: ignore[arg-type]
         if isinstance(v, str)
         else GraderScore(name=k, score=v)
         for k, v in scores.items()
@@ -102,3 +110,70 @@ def embedding_model_missing() -> str | None:
     except EmbedderUnavailable as exc:
         return str(exc)
     return None
+
+
+def approx(values: list[float | None], **tolerance: float) -> list[object]:
+    """``values`` as ``pytest.approx`` items (``tolerance``: its ``rel``/``abs``); ``None``
+    (unscored) stays ``None`` and must match exactly."""
+    return [None if v is None else pytest.approx(v, **tolerance) for v in values]
+
+
+# --- the fake judge: an in-process ChatModel with scripted replies --------------------------
+
+DEFAULT_PARAMS = SamplingParams()
+FAKE_USAGE = Usage(120, 30)
+Reply = Any  # str | ChatResult | BaseException | Callable[[messages, params], Reply]
+
+
+def verdict(score: Any, reason: str = "looks fine") -> str:
+    """A well-formed JSON verdict."""
+    return json.dumps({"reason": reason, "score": score})
+
+
+class FakeJudge:
+    """An in-process ``ChatModel``: scripted replies, optional logprobs, delay and a call log.
+
+    Replies are used in order, the last one repeating. A reply is the answer text, a full
+    ``ChatResult``, an exception to raise, or a callable ``(messages, params) -> reply``.
+    """
+
+    def __init__(
+        self,
+        *replies: Reply,
+        model: str = "fake-judge",
+        delay: float = 0.0,
+        logprobs: tuple[TokenLogprob, ...] | None = None,
+        usage: Usage = FAKE_USAGE,
+    ) -> None:
+        self.model = model
+        self.replies = list(replies) or [verdict(3)]
+        self.delay = delay
+        self.logprobs = logprobs
+        self.usage = usage
+        self.calls: list[tuple[list[dict[str, str]], SamplingParams]] = []
+
+    @property
+    def n_calls(self) -> int:
+        return len(self.calls)
+
+    async def achat(
+        self, messages: Sequence[Message], params: SamplingParams = DEFAULT_PARAMS
+    ) -> ChatResult:
+        self.calls.append(([dict(m) for m in messages], params))
+        reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if callable(reply) and not isinstance(reply, BaseException):
+            reply = reply(messages, params)
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(reply, ChatResult):
+            return reply
+        return ChatResult(
+            text=reply,
+            model=self.model,
+            usage=self.usage,
+            latency_s=0.012,
+            logprobs=self.logprobs,
+            finish_reason="stop",
+        )

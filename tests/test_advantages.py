@@ -7,10 +7,7 @@ import math
 import pytest
 
 from rm_service import grpo_advantages
-
-
-def approx(values: list[float | None]) -> list[object]:
-    return [None if v is None else pytest.approx(v, abs=1e-12) for v in values]
+from tests.support import approx
 
 
 def test_scaled_matches_sample_std() -> None:
@@ -18,21 +15,21 @@ def test_scaled_matches_sample_std() -> None:
     out = grpo_advantages([0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0], 4, eps=1e-4)
     s1, s2 = math.sqrt(1 / 3) + 1e-4, 0.5 + 1e-4
     expected = [-0.5 / s1, 0.5 / s1, -0.5 / s1, 0.5 / s1, 0.75 / s2, *[-0.25 / s2] * 3]
-    assert out == approx(expected)
+    assert out == approx(expected, abs=1e-12)
 
 
 def test_unscaled_only_centres() -> None:
     # twinkle's documented example (scale='none').
     out = grpo_advantages([0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0], 4, scale=False)
-    assert out == approx([-0.5, 0.5, -0.5, 0.5, 0.75, -0.25, -0.25, -0.25])
+    assert out == approx([-0.5, 0.5, -0.5, 0.5, 0.75, -0.25, -0.25, -0.25], abs=1e-12)
 
 
 def test_unscored_members_are_excluded_from_mean_and_std() -> None:
     # scored [1.0, 0.0, 0.5]: mean 0.5, sample std 0.5
     out = grpo_advantages([1.0, None, 0.0, 0.5], 4, eps=0.01)
-    assert out == approx([0.5 / 0.51, None, -0.5 / 0.51, 0.0])
+    assert out == approx([0.5 / 0.51, None, -0.5 / 0.51, 0.0], abs=1e-12)
     nan = grpo_advantages([1.0, float("nan"), 0.0, 0.5], 4, scale=False)
-    assert nan == approx([0.5, None, -0.5, 0.0])
+    assert nan == approx([0.5, None, -0.5, 0.0], abs=1e-12)
 
 
 def test_zero_variance_and_single_member_groups_give_zero_not_nan() -> None:

@@ -14,6 +14,7 @@ from rm_service import (
     RolloutRewardCalculator,
     TurnReward,
 )
+from tests.support import approx
 
 
 def number(response: str) -> float:
@@ -45,10 +46,6 @@ def rollout(*contents: str | None, **extra: Any) -> dict[str, Any]:
 
 def rewards(turns: list[TurnReward]) -> list[float | None]:
     return [t.reward for t in turns]
-
-
-def approx(values: list[float | None]) -> list[object]:
-    return [None if v is None else pytest.approx(v) for v in values]
 
 
 # --- distributions and combination -----------------------------------------------------------

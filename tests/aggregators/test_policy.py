@@ -23,17 +23,7 @@ from aggregators._gate import GateAggregator
 from aggregators._registry import get_aggregator, list_aggregators, register_aggregator
 from aggregators._weighted import MaxAggregator, MinAggregator, WeightedSumAggregator
 from rm_service import ConfigError, GraderError, GraderResult, GraderScore
-
-
-def results(**scores: float | str) -> dict[str, GraderResult]:
-    """``a=0.5`` is a score; ``a="timeout"`` is an error of that kind."""
-    return {
-        k: GraderError(name=k, error=f"{k} broke", kind=v)  # type: ignore[arg-type]
-        if isinstance(v, str)
-        else GraderScore(name=k, score=v)
-        for k, v in scores.items()
-    }
-
+from tests.support import results
 
 # Each aggregator over components a (weight 3) and b (weight 1), with a=0.8 and b failing.
 # The expected score under "skip" and under on_error=0.0, and where they differ, why.

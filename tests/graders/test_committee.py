@@ -13,7 +13,7 @@ from graders._judges import RelevanceGrader
 from rm_service import ConfigError, GraderError, GraderScore
 from rm_service.models._base import JudgeHTTPError, JudgeTimeout
 from rm_service.models._cache import JudgeCache
-from tests.graders.test_judge import FakeJudge, verdict
+from tests.support import FakeJudge, verdict
 
 RECORD = {"query": "What is the capital of France?", "response": "Paris."}
 

@@ -37,7 +37,7 @@ from graders._pregate import (
 )
 from rm_service import ConfigError, GraderScore
 from rm_service._config import RewardConfig, build_runner, validate_yaml
-from tests.graders.test_judge import FakeJudge, verdict
+from tests.support import FakeJudge, verdict
 
 ATTACKS = Path(__file__).resolve().parents[1] / "data" / "judge_attacks.jsonl"
 

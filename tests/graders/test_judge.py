@@ -1,9 +1,9 @@
 """LLMGrader core: prompt rendering and fencing, strict verdict parsing, expected scores, failures.
 
-The judge is :class:`FakeJudge`, an in-process ``ChatModel`` with scripted replies (imported by the
-other judge test modules too). The attack-set tests at the end use :class:`GullibleJudge`, a fake
-that is fooled the way weak real judges are, to check that the hardening, not the fake's good
-sense, keeps attacks from scoring high.
+The judge is :class:`tests.support.FakeJudge`, an in-process ``ChatModel`` with scripted
+replies. The attack-set tests at the end use :class:`GullibleJudge`, a fake that is fooled the
+way weak real judges are, to check that the hardening, not the fake's good sense, keeps attacks
+from scoring high.
 """
 
 from __future__ import annotations
@@ -41,71 +41,13 @@ from rm_service.models._base import (
     Message,
     SamplingParams,
     TokenLogprob,
-    Usage,
 )
 from rm_service.models._cache import JudgeCache
+from tests.support import DEFAULT_PARAMS, FakeJudge, verdict
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
-# --- the fake judge (shared with the other judge test modules) ----------------------------------
-
-DEFAULT_PARAMS = SamplingParams()
-FAKE_USAGE = Usage(120, 30)
-Reply = Any  # str | ChatResult | BaseException | Callable[[messages, params], Reply]
-
-
-def verdict(score: Any, reason: str = "looks fine") -> str:
-    """A well-formed JSON verdict."""
-    return json.dumps({"reason": reason, "score": score})
-
-
-class FakeJudge:
-    """An in-process ``ChatModel``: scripted replies, optional logprobs, delay and a call log.
-
-    Replies are used in order, the last one repeating. A reply is the answer text, a full
-    ``ChatResult``, an exception to raise, or a callable ``(messages, params) -> reply``.
-    """
-
-    def __init__(
-        self,
-        *replies: Reply,
-        model: str = "fake-judge",
-        delay: float = 0.0,
-        logprobs: tuple[TokenLogprob, ...] | None = None,
-        usage: Usage = FAKE_USAGE,
-    ) -> None:
-        self.model = model
-        self.replies = list(replies) or [verdict(3)]
-        self.delay = delay
-        self.logprobs = logprobs
-        self.usage = usage
-        self.calls: list[tuple[list[dict[str, str]], SamplingParams]] = []
-
-    @property
-    def n_calls(self) -> int:
-        return len(self.calls)
-
-    async def achat(
-        self, messages: Sequence[Message], params: SamplingParams = DEFAULT_PARAMS
-    ) -> ChatResult:
-        self.calls.append(([dict(m) for m in messages], params))
-        reply = self.replies[min(len(self.calls), len(self.replies)) - 1]
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if callable(reply) and not isinstance(reply, BaseException):
-            reply = reply(messages, params)
-        if isinstance(reply, BaseException):
-            raise reply
-        if isinstance(reply, ChatResult):
-            return reply
-        return ChatResult(
-            text=reply,
-            model=self.model,
-            usage=self.usage,
-            latency_s=0.012,
-            logprobs=self.logprobs,
-            finish_reason="stop",
-        )
+# --- the fake judge is tests.support.FakeJudge (shared with the other judge test modules) ---
 
 
 def tokens(*parts: str | tuple[str, dict[str, float]]) -> tuple[TokenLogprob, ...]:

@@ -21,8 +21,8 @@ from graders._judges import (
 from rm_service import ConfigError, GraderError, GraderScore
 from rm_service._config import RewardConfig, load_config
 from rm_service.models._openai import OpenAIChatModel
-from tests.graders.test_judge import FakeJudge, verdict
 from tests.judge_server import JudgeServer, Reply
+from tests.support import FakeJudge, verdict
 
 JUDGES: list[tuple[str, type[LLMGrader], tuple[str, ...], tuple[str, ...]]] = [
     ("harmfulness", HarmfulnessGrader, ("response",), ("query",)),

@@ -19,7 +19,7 @@ from graders._pregate import (
     tokens_for_gate,
 )
 from rm_service import GraderScore
-from tests.graders.test_judge import FakeJudge, verdict
+from tests.support import FakeJudge, verdict
 
 Q = "What is the capital of France?"
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from rm_service import ConfigError, GradingRunner, InputError
 from rm_service.app import create_app
 from rm_service.integrations.trl import RemoteReward, RMServiceReward, trl_records
-from tests.support import serve_in_thread, short_or_unscored
+from tests.support import approx, serve_in_thread, short_or_unscored
 
 CONFIG: dict[str, Any] = {
     "graders": {
@@ -40,10 +40,6 @@ EXPECTED = {
 
 # What the ``digit`` function returns: ``None`` where the config's reward is unscored.
 MASKED_DIGIT = [1.0, 0.0, None, 1.0]
-
-
-def approx(values: list[float | None]) -> list[Any]:
-    return [None if v is None else pytest.approx(v) for v in values]
 
 
 class Counting:
