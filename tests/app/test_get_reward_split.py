@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from rm_service._openrlhf import ChatTokenStripper, split_query
+from rm_service._query_split import ChatTokenStripper, split_query
 from tests.app import client, make_app
 from tests.integrations.conftest import SEEN
 
