@@ -37,6 +37,7 @@ __all__ = [
     "JudgeHTTPError",
     "JudgeRateLimited",
     "JudgeTimeout",
+    "LocalModelUnavailable",
     "MappingError",
     "RMServiceError",
 ]
@@ -116,3 +117,12 @@ class JudgeHTTPError(JudgeError):
     def __init__(self, message: str, *, attempts: int = 1, status: int | None = None) -> None:
         super().__init__(message, attempts=attempts)
         self.status = status
+
+
+class LocalModelUnavailable(JudgeError):
+    """The local model cannot be used: a dependency, the weights, or the load itself failed.
+
+    Raised from the first call (loading is lazy), so a judge grader reports every record as
+    unscored with this message rather than crashing; call
+    :meth:`~rm_service.models.LocalChatModel.load` to fail fast instead.
+    """

