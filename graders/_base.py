@@ -206,7 +206,8 @@ class FunctionGrader(BaseGrader):
         func: the scoring function.
         name: the result name (default: the function's ``__name__``).
         run_in_thread: run a sync function in a worker thread. Leave off for cheap pure checks
-            (the common case: a thread hop costs ~50 µs); turn on for blocking I/O.
+            (the common case: a thread hop costs more than such a check); turn on for blocking
+            I/O.
         params: values for parameters with a default; see :meth:`with_params`.
 
     Raises:

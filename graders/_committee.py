@@ -1,7 +1,7 @@
 """``CommitteeGrader``: several judges (or several samples of one) vote on one response.
 
 Why: one judge model has one set of blind spots. Mixed-model committees cut prompt-injection
-success sharply in the literature (``shared/reference/rl_reward_apis.md`` §7), and sampling a
+success sharply in the published red-teaming of LLM judges, and sampling a
 judge several times at temperature > 0 averages out its noise. ``combine="min"`` is the
 conservative choice against reward hacking: one member fooled into a high score does not raise
 the reward.

@@ -341,10 +341,10 @@ def _status(reward: float | None, kinds: Iterable[str]) -> Literal["ok", "unscor
 def record_out(rec: RecordResult) -> dict[str, Any]:
     """One record's :class:`RecordOut`, as the plain JSON-ready dict ``/grade`` sends.
 
-    A dict and not the model: ``/grade`` serialises its response once, straight from these
-    (building 64 ``RecordOut`` and letting FastAPI re-validate and encode them cost ~1.1 ms
-    a request, 40% of the rule graders' own work; this way ~0.5 ms). The model stays the
-    documented schema, and ``tests/app`` checks these dicts against it.
+    A dict and not the model: ``/grade`` serialises its response once, straight from these;
+    building a ``RecordOut`` per record and letting FastAPI re-validate and encode them cost
+    a large share of a rule-graded request (``docs/benchmarks.md``, HTTP service). The model
+    stays the documented schema, and ``tests/app`` checks these dicts against it.
     """
     sub_rewards: dict[str, float | None] = {}
     errors: dict[str, str] = {}

@@ -9,12 +9,12 @@ passes to each ``GradingRunner.agrade`` call; outcomes (scored, or unscored by k
 cache hits and tokens are read from the results afterwards, so the engine itself stays free of
 metrics code.
 
-Why in bulk: a 64-record request of three rule graders makes 192 grader calls of ~13 µs each.
-Observing each call into a prometheus-client ``Histogram`` (a lock and a bucket scan) and counting
-each outcome with ``labels().inc()`` cost ~1.1 ms a request, a third of the graders' own work. So
-call durations are appended to a plain list and folded into :class:`BulkHistogram` once per
-request (:meth:`ServiceMetrics.flush`, and at every scrape), and outcomes are tallied in dicts
-before one ``inc`` per label set.
+Why in bulk: a request of rule graders makes many grader calls, each cheaper than observing it
+into a prometheus-client ``Histogram`` (a lock and a bucket scan) and counting its outcome with
+``labels().inc()``; done per call, metrics cost a large share of the graders' own work (figures in
+``docs/benchmarks.md``, HTTP service). So call durations are appended to a plain list and folded
+into :class:`BulkHistogram` once per request (:meth:`ServiceMetrics.flush`, and at every scrape),
+and outcomes are tallied in dicts before one ``inc`` per label set.
 """
 
 from __future__ import annotations
@@ -164,8 +164,8 @@ class BulkHistogram(Collector):
     (:meth:`pending`) and folded into bucket counts in bulk (:meth:`flush`, and every scrape).
 
     Exposed exactly like a prometheus-client ``Histogram`` (``_bucket``/``_count``/``_sum``). Why
-    not that class: its ``observe`` takes a lock and scans the buckets on every call, which at
-    ~13 µs rule-grader calls is a noticeable share of the work. The caller must flush regularly
+    not that class: its ``observe`` takes a lock and scans the buckets on every call, a
+    noticeable share of a rule grader's call. The caller must flush regularly
     (the service does once per request) so the pending lists stay short.
     """
 

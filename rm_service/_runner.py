@@ -4,18 +4,20 @@ How it schedules, and why:
 
 * **Lazy and record-major.** A fixed pool of ``max_concurrency`` worker coroutines pulls
   ``(record, grader)`` jobs from the input one record at a time. Nothing is created per record up
-  front, so memory is O(max_concurrency), not O(records × graders) (OpenJudge builds every
-  coroutine before the first call: ~9 KiB per pending call, ~2.5 GiB at 100k × 3). Because jobs are
-  taken record by record, records complete early and stream out in roughly input order.
+  front, so memory is O(max_concurrency), not O(records × graders): a coroutine built up front
+  for every call would hold a large dataset's every pending call in memory at once. Because jobs
+  are taken record by record, records complete early and stream out in roughly input order.
 * **One bound per event loop.** Workers also take a per-loop semaphore of ``max_concurrency``, so
   concurrent streams on the same runner and loop (e.g. the HTTP service) share one limit.
 * **No loop-bound state in ``__init__``.** Semaphores, queues and tasks are made inside each call,
   for the running loop. The same runner works across repeated ``asyncio.run`` calls and from other
-  threads' loops (OpenJudge fails 6 of 8 calls on its second ``run``).
+  threads' loops (a primitive bound to the first loop would fail on the second).
 * **Failures stay results.** A mapper path that does not resolve, a grader exception, a deadline:
   each becomes a ``GraderError`` for that component. If the *input* raises (a malformed JSONL
   line), the runner stops taking records, finishes and yields those in flight, then re-raises:
   nothing already graded is lost.
+
+Measured scheduling overhead and memory: ``docs/benchmarks.md`` (Runner).
 """
 
 from __future__ import annotations
@@ -381,10 +383,10 @@ class GradingRunner:
         inline (rule graders).
 
         With nothing that awaits, ``max_concurrency`` workers could not overlap anything; they
-        only cost a task each, queue hand-offs and a sort (~0.8 ms of a 64-record request that
-        grades in 2.5 ms). Contracts kept: input order, lazy input, one concurrency slot per
-        call (shared with other streams on the loop), the batch deadline checked before each
-        call, and an input error re-raised after the records before it. Every
+        would only cost a task each, queue hand-offs and a sort, a large share of a rule-graded
+        request (see ``docs/benchmarks.md``). Contracts kept: input order, lazy input, one
+        concurrency slot per call (shared with other streams on the loop), the batch deadline
+        checked before each call, and an input error re-raised after the records before it. Every
         ``_INLINE_SLICE_S`` the loop gets a turn, so a big batch does not starve other
         requests, disconnect watchers or a metrics scrape.
         """

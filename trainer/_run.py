@@ -58,9 +58,8 @@ class _Progress(TrainerCallback):
 def _one_thread_if(condition: bool) -> Iterator[None]:
     """Run torch on one thread meanwhile (then restore the count).
 
-    A 98k-parameter model gains nothing from intra-op threads, but on a busy 2-core machine their
-    spin-waiting makes it several times slower: 50 demo steps took 9.1 s with 2 threads and
-    3.4 s with 1 next to another run (2.4 s either way on an idle machine).
+    A tiny model gains nothing from intra-op threads, but on a busy machine with few cores their
+    spin-waiting makes it several times slower (figures: ``docs/benchmarks.md``, Training).
     """
     before = torch.get_num_threads()
     if condition:

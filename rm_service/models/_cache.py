@@ -21,14 +21,13 @@ Design points:
   stampede of retries).
 * **Thread-safe, loop-agnostic**: plain ``threading.Lock``\\ s guard the LRU, the counters and the
   in-flight map; nothing is created on an event loop at construction.
-* **SQLite I/O runs in a worker thread** (``asyncio.to_thread``). Measured on the 2-core dev box
-  (WAL, ``synchronous=NORMAL``, warm connection): a point read ~5 µs, a committed write ~26 µs, a
-  thread hop ~50 µs. Both would pass a "< 50 µs, do it inline" rule on a local disk, but a write
-  can wait up to the busy timeout for another process's lock on a shared file, and reads share
-  the connection lock with writes, so inline I/O could stall every grader on the loop behind one
-  slow write. The hop is noise where it happens: a read only follows an in-memory miss, right
-  before a judge call that takes milliseconds to seconds, and a write follows such a call. WAL
-  mode lets several processes share the file with readers never blocking writers.
+* **SQLite I/O runs in a worker thread** (``asyncio.to_thread``). On a local disk a read or a
+  committed write is cheaper than the thread hop, but a write can wait up to the busy timeout
+  for another process's lock on a shared file, and reads share the connection lock with writes,
+  so inline I/O could stall every grader on the loop behind one slow write. The hop is noise
+  where it happens: a read only follows an in-memory miss, right before a judge call that takes
+  milliseconds to seconds, and a write follows such a call. WAL mode lets several processes
+  share the file with readers never blocking writers.
 * **A failing file is dropped, never a verdict.** The cache is an optimisation: a corrupt file
   (found at open or on a later read), a full disk or a vanished directory must not turn paid
   judge answers into errors. On the first error of any kind from the file, the cache logs one

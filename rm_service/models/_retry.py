@@ -1,10 +1,9 @@
 """When to retry a failed judge call, how long to wait, and when to give up.
 
 Why our own loop and not the SDK's retries or tenacity: the openai SDK retries only inside one
-request and knows nothing of our overall deadline; tenacity's ``AsyncRetrying`` costs about
-26 µs per *successful* call on the project box (measured), which is a few percent of the whole
-client cost on a hot path of thousands of calls per second. A plain loop costs nothing until
-something fails.
+request and knows nothing of our overall deadline; tenacity's ``AsyncRetrying`` adds its own
+cost to every *successful* call, on a hot path of thousands of calls per second. A plain loop
+costs nothing until something fails.
 
 The policy:
 
