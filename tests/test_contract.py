@@ -8,11 +8,13 @@ graders, and a loaded config builds its runner once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from graders import CommitteeGrader, FormatGrader, LLMGrader, register_grader
+from graders import CommitteeGrader, FormatGrader, LLMGrader
 from graders._base import BaseGrader, contract
 from rm_service import GraderScore, GradingRunner, build_runner, load_config
+from rm_service.cli import main
 from rm_service.models import ChatResult, SamplingParams
 from tests.app import make_app
 
@@ -124,16 +126,32 @@ def test_app_serves_the_runner_it_was_given() -> None:
 _BUILT: list[int] = []
 
 
-def _counting_factory(**params: Any) -> FormatGrader:
-    _BUILT.append(1)
-    return FormatGrader(**params)
+class CountingFormat(FormatGrader):
+    """A format grader counting its constructions (named in configs by import string)."""
+
+    def __init__(self, **params: Any) -> None:
+        _BUILT.append(1)
+        super().__init__(**params)
+
+
+COUNTING = f"{__name__}:CountingFormat"
 
 
 def test_load_config_then_build_runner_builds_the_graders_once() -> None:
-    register_grader("_contract_counting", _counting_factory)
     _BUILT.clear()
-    cfg = load_config({"graders": {"f": {"type": "_contract_counting"}}})
+    cfg = load_config({"graders": {"f": {"type": COUNTING}}})
     first = build_runner(cfg)
     assert len(_BUILT) == 1
     second = build_runner(cfg)  # a later call builds a runner of its own
     assert len(_BUILT) == 2 and second is not first
+
+
+def test_cli_grade_builds_the_graders_once(tmp_path: Path) -> None:
+    cfg = tmp_path / "reward.yaml"
+    cfg.write_text(f"graders:\n  f: {{type: '{COUNTING}'}}\n")
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"response": "<think>a</think><answer>b</answer>"}\n')
+    _BUILT.clear()
+    argv = ["grade", str(src), "-c", str(cfg), "-o", str(tmp_path / "out.jsonl")]
+    assert main([*argv, "--no-progress", "--max-concurrency", "2"]) == 0
+    assert len(_BUILT) == 1
