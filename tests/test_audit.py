@@ -13,14 +13,8 @@ import pytest
 
 from graders._base import FunctionGrader, Unscored
 from rm_service import GraderConfig, GradingRunner, build_runner, load_config
-from rm_service._audit import (
-    AuditResult,
-    aaudit,
-    explain,
-    field_sources,
-    read_records,
-    reason_key,
-)
+from rm_service._audit import AuditResult, aaudit, field_sources, read_records
+from rm_service._audit_report import explain, reason_key
 from rm_service._exploits import (
     EXPLOITS,
     INJECTION,
