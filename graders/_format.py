@@ -200,7 +200,7 @@ def _literal(text: str) -> str:
     return "".join(r"\s++" if p.isspace() else re.escape(p) for p in re.split(r"(\s+)", text) if p)
 
 
-def compile_template(template: str) -> Template:
+def compile_template(template: object) -> Template:
     """Compile a template such as ``"The answer is [NUM]."``.
 
     Raises:
@@ -425,7 +425,7 @@ class FormatGrader(BaseGrader):
             regex = compile_regex(pattern, flags, what="format pattern")
             check = partial(check_regex, regex=regex, match=match or "fullmatch")
         else:
-            tpl = compile_template(template)  # type: ignore[arg-type]  (validated inside)
+            tpl = compile_template(template)
             check = partial(check_template, template=tpl, partial_credit=float(partial_credit))
         self._check = check
         self._prefix = f"<{think_tag}>" if think_prefilled else ""

@@ -298,8 +298,8 @@ class LLMGrader(BaseGrader):
                 f"response (template fields: {fields})"
             )
         # Per-instance field lists shadow the class defaults (as FunctionGrader does).
-        self.required_fields = tuple(f for f in fields if f not in optional)  # type: ignore[misc]
-        self.optional_fields = optional  # type: ignore[misc]
+        self.required_fields = tuple(f for f in fields if f not in optional)
+        self.optional_fields = optional
         self._output_format = self._render_output_format()
 
     def _render_output_format(self) -> str:

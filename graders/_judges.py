@@ -373,10 +373,9 @@ class CorrectnessGrader(_NamedJudge):
                 metadata={"decided_by": decision.path, **meta},
             )
         if self.verify == "only":
-            kind = "invalid_input" if ref.kind == "prose" else "unparseable"
             raise Unscored(
                 f"verify='only': the rule cannot decide: {decision.reason}",
-                kind=kind,
+                kind="invalid_input" if ref.kind == "prose" else "unparseable",
                 decided_by=decision.path,
                 **meta,
             )

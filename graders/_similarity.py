@@ -73,7 +73,7 @@ class _EmbeddingGrader(BaseGrader):
     """
 
     pair: ClassVar[tuple[str, str]]
-    optional_fields: ClassVar[tuple[str, ...]] = ("query", "instruction")
+    optional_fields: tuple[str, ...] = ("query", "instruction")
 
     def __init__(
         self,

@@ -124,7 +124,7 @@ class StringMatchGrader(BaseGrader):
         ConfigError: unknown mode, an invalid or misplaced ``pattern``/``reference``/``match``.
     """
 
-    required_fields = ("response", "reference_response")
+    required_fields: tuple[str, ...] = ("response", "reference_response")
     default_name = "string_match"
     inline = True  # pure CPU, never awaits
 
@@ -170,7 +170,7 @@ class StringMatchGrader(BaseGrader):
         )
         if self._fixed is not None:
             # A fixed reference makes the record's one irrelevant: do not require it.
-            self.required_fields = ("response",)  # type: ignore[misc]
+            self.required_fields = ("response",)
 
     def __repr__(self) -> str:
         return f"StringMatchGrader(name={self.name!r}, mode={self.mode!r})"

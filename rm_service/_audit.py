@@ -205,7 +205,7 @@ async def aaudit(
     if resp_paths != ["response"]:
         notes.append(f"exploits are written at {', '.join(resp_paths)} (the graders' response)")
 
-    golds = {}
+    golds: dict[str, None] = {}  # an ordered set
     inputs: list[tuple[int, Mapping[str, Any], ExploitInput, list[Steps]]] = []
     no_response: list[int] = []
     for line, record in records:
@@ -262,8 +262,8 @@ async def aaudit(
     applied = [[False] * len(specs) for _ in inputs]
     results: list[RecordResult | None] = [None] * len(batch)
     done = 0
-    async for rec in runner.astream(batch):
-        results[rec.index] = rec
+    async for graded in runner.astream(batch):
+        results[graded.index] = graded
         done += 1
         if progress is not None:
             progress(done, len(batch))

@@ -136,10 +136,10 @@ class GraderConfig:
                 path="",
                 field="",
             )
-        if not self._paths and self.mapper is None:
+        if self.mapper is None:
             return dict(record)
         out = dict(record)
-        if self._paths:
+        if isinstance(self.mapper, Mapping):  # its compiled paths, possibly none
             for fld, path, steps in self._paths:
                 try:
                     out[fld] = resolve_path(record, steps)
@@ -152,7 +152,7 @@ class GraderConfig:
                     ) from None
             return out
         try:
-            mapped = self.mapper(record)  # type: ignore[operator]
+            mapped = self.mapper(record)
         except Exception as exc:
             raise MappingError(
                 f"mapper raised {type(exc).__name__}: {exc}", index=index, path="", field=""

@@ -140,14 +140,14 @@ class _RunLock:
                 self.fd = fd
             else:  # the previous holder removed it between our open and flock: take a new one
                 os.close(fd)
-        holder = {
+        mine = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         }
         try:
             os.ftruncate(self.fd, 0)
-            os.write(self.fd, json.dumps(holder).encode())
+            os.write(self.fd, json.dumps(mine).encode())
         except BaseException:
             self.release()
             raise

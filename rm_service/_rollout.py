@@ -61,7 +61,7 @@ import asyncio
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from rm_service._exceptions import ConfigError, InputError
 from rm_service._result import RecordResult
@@ -172,7 +172,7 @@ class RolloutRewardCalculator:
                 f"got {distribution!r}"
             )
         if distribution == "discounted":
-            if not _is_number(gamma) or not 0.0 <= gamma <= 1.0:  # type: ignore[operator]
+            if not _is_number(gamma) or not 0.0 <= gamma <= 1.0:
                 raise ConfigError(f"distribution 'discounted' needs gamma in [0, 1], got {gamma!r}")
         elif gamma is not None:
             raise ConfigError(
@@ -249,11 +249,11 @@ class RolloutRewardCalculator:
 
     def compute(self, rollout: Any) -> list[TurnReward]:
         """Synchronous :meth:`acompute`; not callable from inside a running event loop."""
-        return _run_sync(self.acompute(rollout))  # type: ignore[no-any-return]
+        return _run_sync(self.acompute(rollout))
 
     def compute_many(self, rollouts: Iterable[Any]) -> list[list[TurnReward]]:
         """Synchronous :meth:`acompute_many`; not callable from inside a running event loop."""
-        return _run_sync(self.acompute_many(rollouts))  # type: ignore[no-any-return]
+        return _run_sync(self.acompute_many(rollouts))
 
     # --- internals -------------------------------------------------------------------------
 
@@ -287,8 +287,8 @@ class RolloutRewardCalculator:
             return [None] * n
         if self.distribution == "all_steps":
             return [reward] * n
-        if self.distribution == "discounted":
-            return [self.gamma ** (n - 1 - t) * reward for t in range(n)]  # type: ignore[operator]
+        if self.distribution == "discounted" and self.gamma is not None:  # always set for it
+            return [self.gamma ** (n - 1 - t) * reward for t in range(n)]
         return [*([0.0] * (n - 1)), reward]
 
     def _turn_rewards(
@@ -332,9 +332,10 @@ class RolloutRewardCalculator:
         them is unscored."""
         used = [(components[s], self.weights[s]) for s in _SOURCES if s in components]
         used = [(v, w) for v, w in used if w > 0]
-        if any(v is None for v, _ in used):
+        scored = [(v, w) for v, w in used if v is not None]
+        if len(scored) < len(used):
             return None
-        return math.fsum(v * w for v, w in used) / math.fsum(w for _, w in used)  # type: ignore[operator]
+        return math.fsum(v * w for v, w in scored) / math.fsum(w for _, w in scored)
 
 
 def _add_results(
@@ -379,7 +380,7 @@ def _rollout_record(p: _Rollout) -> dict[str, Any]:
 def _content(msg: Mapping[str, Any]) -> str:
     """A message's text; ``None`` content (a tool-call-only assistant turn) reads as ``""``."""
     content = msg.get("content")
-    return "" if content is None else content  # type: ignore[no-any-return]
+    return "" if content is None else content
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -484,5 +485,5 @@ def _check_infos(infos: Any, turns: list[int], i: int) -> list[Mapping[str, Any]
     return list(infos)
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: Any) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and not math.isnan(x)

@@ -162,7 +162,7 @@ def build_trainer(
         return GRPOTrainer(
             model=model,
             processing_class=tokenizer,
-            reward_funcs=functions,
+            reward_funcs=functions,  # type: ignore[arg-type]  # TRL's alias omits async; it awaits them
             args=args,
             train_dataset=dataset,
         )

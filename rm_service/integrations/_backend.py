@@ -91,8 +91,8 @@ def _plain(source: Any) -> str | Path | dict[str, Any]:
 def as_backend(source: RewardSource | Backend) -> Backend:
     """``source`` itself when it already grades, else a :class:`LocalBackend` over it."""
     if hasattr(source, "agrade") and hasattr(source, "describe"):
-        return source  # type: ignore[return-value]
-    return LocalBackend(source)  # type: ignore[arg-type]
+        return source
+    return LocalBackend(source)
 
 
 @cache

@@ -121,7 +121,8 @@ def cached_target(key: _Key) -> Target:
 
 async def acached_target(key: _Key) -> Target:
     # Building reads a file or asks a service (blocking): off the caller's loop, once.
-    return _targets.get(key) or await asyncio.to_thread(cached_target, key)
+    got = _targets.get(key)
+    return got if got is not None else await asyncio.to_thread(cached_target, key)
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

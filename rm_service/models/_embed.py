@@ -107,8 +107,8 @@ class _Shared:
 
         req = _Request(texts)
         with self.state_lock:
-            cached = [self.lru.get(t) for t in texts]
-            if all(v is not None for v in cached):
+            cached = [v for t in texts if (v := self.lru.get(t)) is not None]
+            if len(cached) == len(texts):
                 for t in texts:
                     self.lru.move_to_end(t)
                 return np.stack(cached) if cached else np.zeros((0, self._dim()), np.float32)
