@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -104,12 +104,15 @@ def load_rewards(rewards: Mapping[str, RewardSource] | RewardSource) -> dict[str
     Raises:
         ConfigError: a config is invalid; the message names the file and the field.
     """
-    if not isinstance(rewards, Mapping) or _is_config_dict(rewards):
-        rewards = {_default_name(rewards): rewards}  # type: ignore[dict-item]
-    if not rewards:
+    sources: Mapping[str, RewardSource]
+    if isinstance(rewards, Mapping) and not _is_config_dict(rewards):
+        sources = rewards
+    else:
+        sources = {_default_name(rewards): cast(RewardSource, rewards)}
+    if not sources:
         raise ValueError("at least one reward config is needed")
     out: dict[str, RewardEntry] = {}
-    for name, src in rewards.items():
+    for name, src in sources.items():
         if isinstance(src, GradingRunner):
             out[name] = RewardEntry(name, src)
             continue
@@ -596,8 +599,8 @@ async def _warm_up(entries: Iterable[RewardEntry]) -> dict[str, str]:
         name = grader.name
         if isinstance(grader, MathGrader):
             jobs[name] = math(grader)
-        elif getattr(grader, "embedder", None) is not None:
-            jobs[name] = load(grader.embedder)
+        elif (embedder := getattr(grader, "embedder", None)) is not None:
+            jobs[name] = load(embedder)
         elif isinstance(grader, LLMGrader):
             jobs[name] = judge(grader)
     start = time.perf_counter()

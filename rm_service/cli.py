@@ -12,8 +12,12 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rm_service._exceptions import InputError, RMServiceError
+
+if TYPE_CHECKING:
+    from rm_service._runner import GradingRunner
 
 __all__ = ["main"]
 
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _runner_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _runner_from(args: argparse.Namespace) -> GradingRunner:
     from rm_service._config import load_runner
 
     config = args.config
