@@ -51,9 +51,9 @@ does not write):
 
 Cost: every regex is linear (bounded gaps, possessive word matches, no nested unbounded
 repeats; the hidden-text scans use ``str.find``). Each phrase family first looks for literal
-anchors derived from its own patterns and runs its regex only on sentences holding one. About
-2 ms for a 2 kB answer, well under a second for a 100 kB adversarial one (2-core CPU); the
-query's analysis is cached (GRPO grades a group of answers per prompt).
+anchors derived from its own patterns and runs its regex only on sentences holding one, so
+even a large adversarial answer is checked quickly; the query's analysis is cached (GRPO grades
+a group of answers per prompt).
 """
 
 from __future__ import annotations

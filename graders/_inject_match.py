@@ -89,8 +89,8 @@ _CJK_SEARCH_RE = re.compile(f"[{_CJK_CHARS}]")
 class _Matcher:
     """A family's regex, and literal anchors one of which every match contains.
 
-    A big alternation costs Python's regex engine a try of every alternative at every word:
-    about 2 ms for a 2 kB answer over the four families. Every match contains one of a few
+    A big alternation costs Python's regex engine a try of every alternative at every word,
+    which dominates the check's cost. Every match contains one of a few
     literal strings (``ignore``, ``instruction``, ``rubric``, ``marks``...), and ``in`` finds
     them at C speed, so the regex runs only on sentences holding one. The anchors are derived
     from the patterns themselves (:func:`_anchors`), so they cannot drift from them; ``None``
@@ -152,9 +152,9 @@ def _anchors(items: Sequence[Any]) -> frozenset[str] | None:
             continue
         flush()
         if op is _sre_constants.BRANCH:
-            alts = [_anchors(alt) for alt in arg[1]]
-            if all(a is not None for a in alts):
-                consider(frozenset().union(*alts))  # type: ignore[arg-type]
+            alts = [a for alt in arg[1] if (a := _anchors(alt)) is not None]
+            if len(alts) == len(arg[1]):
+                consider(frozenset().union(*alts))
         elif op is _sre_constants.SUBPATTERN and not (arg[1] or arg[2]):  # no inline flags
             consider(_anchors(arg[-1]))
         elif op in _REPEAT_OPS and arg[0] >= 1:
@@ -172,8 +172,8 @@ def _plain_words(op: Any, arg: Any) -> list[str] | None:
     if op is _sre_constants.LITERAL:
         return [chr(arg)]
     if op is _sre_constants.BRANCH:
-        alts = [_literal_text(alt) for alt in arg[1]]
-        return None if any(a is None for a in alts) else alts  # type: ignore[return-value]
+        texts = [t for alt in arg[1] if (t := _literal_text(alt)) is not None]
+        return texts if len(texts) == len(arg[1]) else None
     if op in _REPEAT_OPS and arg[0] == 0 and arg[1] == 1:
         body = _literal_text(arg[2])
         return None if body is None else ["", body]

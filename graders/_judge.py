@@ -4,11 +4,11 @@ The judge reads a prompt built from a template file and answers a verdict on a d
 scale; the grader normalises it to ``[0, 1]``. Everything a judge can get wrong comes back
 unscored with a kind, never as a plausible number: a backend failure is ``timeout`` or
 ``judge_error``, and an answer that is not exactly one valid verdict is ``unparseable`` with the
-raw text in metadata (OpenJudge silently scores a missing ``score`` as 0 and accepts 42 on a
-1-5 scale; see ``shared/reference/peer_openjudge.md``).
+raw text in metadata: a missing ``score`` read as 0, or a 42 accepted on a 1-5 scale, would be
+a plausible number that is wrong.
 
 Why the hardening: in RL the graded text is written by the policy, which is optimised against
-this judge and will find its weak spots (``shared/reference/rl_reward_apis.md`` §7). So:
+this judge and will find its weak spots. So:
 
 * **Fencing.** Each field is put between marker lines carrying a per-request random code
   (``secrets.token_hex``), which the system prompt names. The response cannot close its block,

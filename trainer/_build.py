@@ -1,7 +1,7 @@
 """From a :class:`TrainConfig` to a ready ``GRPOTrainer``: reward functions, arguments, trainer.
 
-The defaults are the settings that make GRPO work on a CPU (measured, see
-``shared/reference/local_models.md`` §4): ``use_cpu``, no bf16 (GRPOConfig turns it on by
+The defaults are the settings that make GRPO work on a CPU (figures in ``docs/benchmarks.md``,
+Training): ``use_cpu``, no bf16 (GRPOConfig turns it on by
 default), no gradient checkpointing (also on by default, and only slows a small model down), and
 a batch of 8 completions per step in one group of 8. On a CUDA machine the GPU is used, with bf16
 where the card supports it. Anything under ``grpo:`` in the config overrides them.

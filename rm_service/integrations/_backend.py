@@ -97,7 +97,7 @@ def as_backend(source: RewardSource | Backend) -> Backend:
 
 @cache
 def _tls_context() -> ssl.SSLContext:
-    # ~10 ms to load the CA bundle: once per process, not once per client.
+    # Loading the CA bundle is slow next to a request: once per process, not once per client.
     return ssl.create_default_context()
 
 
