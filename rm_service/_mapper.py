@@ -2,12 +2,11 @@
 
 A mapper is either a dict ``{grader_field: "dotted.path[0].in.record"}`` or a callable
 ``record -> {grader_field: value}``. Mapped fields are laid *over* the record, so unmapped fields
-pass through unchanged (OpenJudge's dict mappers replace the record, which drops every field the
-mapper forgot).
+pass through unchanged: a mapper that replaced the record would drop every field it forgot.
 
 A path that does not resolve raises :class:`MappingError` naming the record, the field and the
-exact step that failed. It is never a silent ``None``: OpenJudge passes ``None`` on a typo and
-the judge then grades the literal string "None".
+exact step that failed. It is never a silent ``None``, which a judge would then grade as the
+literal string "None".
 """
 
 from __future__ import annotations

@@ -50,9 +50,8 @@ Message = Mapping[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
 
 ResponseFormat = Literal["text", "json_object", "json_schema"]
-"""How the judge is asked to answer. Chosen by explicit configuration, never by model name
-(OpenJudge switches on a ``qwen``/``gemini`` substring and sends strict json_schema to every other
-name, which servers without json_schema support reject)."""
+"""How the judge is asked to answer. Chosen by explicit configuration, never guessed from the
+model name: a guess sends strict json_schema to servers that reject it."""
 
 
 @dataclass(frozen=True, slots=True)
