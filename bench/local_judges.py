@@ -94,7 +94,7 @@ Messages = list[dict[str, str]]
 
 
 def question_first(row: dict[str, Any], question: str) -> Messages:
-    """The format of shared/reference/local_models.md: grader system prompt, question, fields."""
+    """The question-first format: grader system prompt, then the question, then the fields."""
     body = FIELDS[row["criterion"]].format(**row)
     return [
         {"role": "system", "content": SYSTEM_YES_NO},
