@@ -3,7 +3,7 @@
 from aggregators._base import BaseAggregator, FunctionAggregator, OnError, as_aggregator
 from aggregators._formula import FormulaAggregator
 from aggregators._gate import GateAggregator
-from aggregators._registry import get_aggregator, list_aggregators, register_aggregator
+from aggregators._registry import aggregator, get_aggregator, list_aggregators, register_aggregator
 from aggregators._weighted import MaxAggregator, MinAggregator, WeightedSumAggregator
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "MinAggregator",
     "OnError",
     "WeightedSumAggregator",
+    "aggregator",
     "as_aggregator",
     "get_aggregator",
     "list_aggregators",

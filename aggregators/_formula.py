@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 from aggregators._base import BaseAggregator, OnError
+from aggregators._registry import aggregator
 from rm_service._exceptions import ConfigError
 
 __all__ = ["FORMULA_FUNCTIONS", "FormulaAggregator"]
@@ -345,6 +346,7 @@ def _describe(kind: str, value: str) -> str:
     return {"num": "number ", "name": "name "}.get(kind, "") + repr(value)
 
 
+@aggregator(name="formula")
 class FormulaAggregator(BaseAggregator):
     """A reward computed from a formula over component names, parsed once, never ``eval``-ed.
 

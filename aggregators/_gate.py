@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aggregators._base import BaseAggregator, OnError
+from aggregators._registry import aggregator
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderError, GraderResult, GraderScore
 
@@ -28,6 +29,7 @@ def _unit(owner: str, what: str, value: Any) -> float:
     return float(value)
 
 
+@aggregator(name="gate")
 class GateAggregator(BaseAggregator):
     """``inner`` if ``gate >= threshold``, else a fixed ``penalty``; ``metadata["gated"]`` tells.
 

@@ -1,7 +1,11 @@
 """Build aggregators by name, so a YAML config can say ``type: weighted_sum``.
 
-``get_aggregator(type, **params)`` takes either a registered name (the built-ins ``weighted_sum``,
-``min``, ``max``, ``gate``, ``formula``, plus whatever :func:`register_aggregator` added) or a
+The same registry as the graders' (:class:`rm_service._registry.Registry`): ``@aggregator``
+registers a class or function as ``@grader`` does, and a ``type`` is resolved, and its parameters
+checked, the same way. The built-ins (``weighted_sum``, ``min``, ``max``, ``gate``, ``formula``)
+register themselves with the decorator where they are defined.
+
+``get_aggregator(type, **params)`` takes either a registered name or a
 ``"package.module:attr"`` import string for a user's own aggregator:
 
 * a class (a :class:`BaseAggregator` subclass, or any class whose instances are callables on the
@@ -12,7 +16,9 @@
 * an aggregator instance is used as is (a ``name`` renames a shallow copy; nothing else is allowed).
 
 A registered *factory*, unlike an imported function, is called with ``params`` and must return an
-aggregator: use :func:`register_aggregator` for factories. Every mistake (unknown type, failed
+aggregator: use :func:`register_aggregator` for factories. ``@aggregator`` on a plain function
+``f(results, **params)`` returns it wrapped in a :class:`FunctionAggregator` and registers it with
+its keyword arguments as params. Every mistake (unknown type, failed
 import, unknown or missing parameter) is a :class:`ConfigError` naming the type and the parameter,
 raised when the config is built, before any record is graded.
 """
@@ -23,26 +29,18 @@ import copy
 import inspect
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from aggregators._base import BaseAggregator, FunctionAggregator
-from aggregators._formula import FormulaAggregator
-from aggregators._gate import GateAggregator
-from aggregators._weighted import MaxAggregator, MinAggregator, WeightedSumAggregator
 from rm_service._exceptions import ConfigError
-from rm_service._importer import import_from_string
+from rm_service._registry import Registry, check_params
 
-__all__ = ["get_aggregator", "list_aggregators", "register_aggregator"]
+__all__ = ["aggregator", "get_aggregator", "list_aggregators", "register_aggregator"]
 
 Aggregator = BaseAggregator | FunctionAggregator
 
-_REGISTRY: dict[str, Callable[..., Any]] = {
-    "weighted_sum": WeightedSumAggregator,
-    "min": MinAggregator,
-    "max": MaxAggregator,
-    "gate": GateAggregator,
-    "formula": FormulaAggregator,
-}
+_REGISTRY = Registry("aggregator", noun="aggregator type")
+_T = TypeVar("_T")
 
 
 def register_aggregator(name: str, factory: Callable[..., Any]) -> None:
@@ -56,19 +54,40 @@ def register_aggregator(name: str, factory: Callable[..., Any]) -> None:
         ConfigError: an empty name, a name containing ``":"`` (reserved for import strings), a
             non-callable factory, or a name already taken by another factory.
     """
-    if not isinstance(name, str) or not name or ":" in name:
-        raise ConfigError(f"aggregator name must be a non-empty string without ':', got {name!r}")
-    if not callable(factory):
-        raise ConfigError(f"aggregator factory for {name!r} is not callable: {factory!r}")
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not factory:
-        raise ConfigError(f"an aggregator named {name!r} is already registered ({existing!r})")
-    _REGISTRY[name] = factory
+    _REGISTRY.register(name, factory)
+
+
+def aggregator(obj: _T | None = None, *, name: str | None = None) -> Any:
+    """Register an aggregator class or function by name, so configs can say ``type: <name>``.
+
+    On a class, it registers the class (under ``name``, else the class name) and returns it
+    unchanged. On a function ``f(results, **params)``, it returns a :class:`FunctionAggregator`
+    wrapping it (usable directly) and registers a factory that binds ``params`` to the function's
+    keyword arguments. Usable bare (``@aggregator``) or with a name (``@aggregator(name="x")``),
+    like :func:`graders.grader`.
+    """
+
+    def decorate(target: Any) -> Any:
+        if isinstance(target, type):
+            register_aggregator(name or target.__name__, target)
+            return target
+        registered = name or target.__name__
+
+        def factory(**params: Any) -> Aggregator:
+            return _from_function(
+                registered, target, {**params, "name": params.get("name") or registered}
+            )
+
+        factory._registered_target = target  # type: ignore[attr-defined]  # for origin()
+        register_aggregator(registered, factory)
+        return FunctionAggregator(target, name=registered)
+
+    return decorate if obj is None else decorate(obj)
 
 
 def list_aggregators() -> list[str]:
     """Registered aggregator type names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_aggregator(type: str, /, **params: Any) -> Aggregator:
@@ -84,17 +103,7 @@ def get_aggregator(type: str, /, **params: Any) -> Aggregator:
         ConfigError: unknown type, failed import, parameters the aggregator does not take or
             lacks, or invalid values (the aggregator's own message, prefixed with the type).
     """
-    if not isinstance(type, str) or not type:
-        raise ConfigError(f"aggregator type must be a non-empty string, got {type!r}")
-    if type in _REGISTRY:
-        target = _REGISTRY[type]
-    elif ":" in type:
-        target = _import(type)
-    else:
-        raise ConfigError(
-            f"unknown aggregator type {type!r}; registered: {', '.join(list_aggregators())}; "
-            "or use 'package.module:attr'"
-        )
+    target = _REGISTRY.resolve(type)
 
     if isinstance(target, BaseAggregator | FunctionAggregator):
         return _from_instance(type, target, params)
@@ -103,7 +112,7 @@ def get_aggregator(type: str, /, **params: Any) -> Aggregator:
     if type not in _REGISTRY and not inspect.isclass(target):
         return _from_function(type, target, params)
 
-    _check_params(type, target, params)
+    check_params("aggregator", type, target, params)
     try:
         built = target(**params)
     except ConfigError as exc:
@@ -146,37 +155,3 @@ def _from_function(spec: str, func: Callable[..., Any], params: dict[str, Any]) 
         pass
     default = getattr(func, "__name__", None) or spec.rpartition(":")[2]
     return FunctionAggregator(partial(func, **params) if params else func, name=name or default)
-
-
-def _check_params(spec: str, factory: Callable[..., Any], params: dict[str, Any]) -> None:
-    """Name the offending parameter before calling, rather than relay a bare ``TypeError``."""
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    accepted = [
-        p.name
-        for p in sig.parameters.values()
-        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY)
-    ]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    unknown = [] if takes_any else sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"aggregator {spec!r} does not take parameter(s) {unknown}; accepted: {accepted}"
-        )
-    missing = [
-        p.name
-        for p in sig.parameters.values()
-        if p.default is p.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in params
-    ]
-    if missing:
-        raise ConfigError(
-            f"aggregator {spec!r} is missing required parameter(s) {missing}; accepted: {accepted}"
-        )
-
-
-def _import(spec: str) -> Any:
-    return import_from_string(spec, "aggregator")

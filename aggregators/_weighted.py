@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from aggregators._base import BaseAggregator, OnError
+from aggregators._registry import aggregator
 from rm_service._exceptions import ConfigError
 
 __all__ = ["MaxAggregator", "MinAggregator", "WeightedSumAggregator"]
@@ -37,6 +38,7 @@ def _check_resolved(agg: BaseAggregator) -> None:
         raise ConfigError(f"aggregator {agg.name!r} has no components to combine")
 
 
+@aggregator(name="weighted_sum")
 class WeightedSumAggregator(BaseAggregator):
     """A weighted mean of components: ``sum(w_i * score_i)`` with the weights normalised to sum 1.
 
@@ -173,6 +175,7 @@ class _Extremum(BaseAggregator):
         return v, f"{self._word} is {k} ({v:.3g}) of {len(values)}"
 
 
+@aggregator(name="min")
 class MinAggregator(_Extremum):
     """The lowest component: every requirement must hold for a high reward (a soft AND).
 
@@ -188,6 +191,7 @@ class MinAggregator(_Extremum):
     _word = "min"
 
 
+@aggregator(name="max")
 class MaxAggregator(_Extremum):
     """The highest component: any one route to a good answer earns the reward (a soft OR).
 

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from pydantic import TypeAdapter, ValidationError
 
 from rm_service._exceptions import ConfigError
-from rm_service._importer import import_from_string
+from rm_service._registry import Registry, check_params
 from rm_service._result import ErrorKind, GraderError, GraderResult, GraderScore
 
 __all__ = [
@@ -382,29 +382,19 @@ def _describe_param(p: inspect.Parameter) -> str:
     return str(p.replace(kind=p.KEYWORD_ONLY))
 
 
-# --- registry: lets a YAML config name a grader ------------------------------------------------
+# --- registry: lets a YAML config name a grader (the same registry as the aggregators') --------
 
-_REGISTRY: dict[str, Callable[..., Grader]] = {}
+_REGISTRY = Registry("grader")
 _T = TypeVar("_T")
 
 
 def register_grader(name: str, factory: Callable[..., Grader]) -> None:
-    """Register ``factory`` (a grader class, or any callable returning a grader) under ``name``."""
-    existing = _REGISTRY.get(name)
-    # The same definition again (a notebook cell run twice, importlib.reload) replaces the old one.
-    if existing is not None and existing is not factory and _origin(existing) != _origin(factory):
-        raise ConfigError(
-            f"a grader named {name!r} is already registered (by {_origin(existing)}); "
-            "register this one under another name: @grader(name=...)"
-        )
-    _REGISTRY[name] = factory
+    """Register ``factory`` (a grader class, or any callable returning a grader) under ``name``.
 
-
-def _origin(factory: Any) -> str:
-    """Where a registered grader was defined: ``module.qualname`` of the class or function."""
-    target = getattr(factory, "_grader_target", factory)
-    module = getattr(target, "__module__", None) or "?"
-    return f"{module}.{getattr(target, '__qualname__', None) or type(target).__qualname__}"
+    The same definition again (a notebook cell run twice, ``importlib.reload``) replaces the old
+    one; another definition under a taken name is a :class:`ConfigError`.
+    """
+    _REGISTRY.register(name, factory)
 
 
 def grader(obj: _T | None = None, *, name: str | None = None) -> Any:
@@ -425,7 +415,7 @@ def grader(obj: _T | None = None, *, name: str | None = None) -> Any:
         def factory(*, name: str | None = None, **params: Any) -> FunctionGrader:
             return fg.with_params(params, name=name)
 
-        factory._grader_target = target  # type: ignore[attr-defined]  # for _origin
+        factory._registered_target = target  # type: ignore[attr-defined]  # for origin()
         register_grader(fg.name, factory)
         return fg
 
@@ -442,13 +432,7 @@ def get_grader(spec: str, **params: Any) -> Grader:
     Raises:
         ConfigError: unknown name, failed import, or parameters the grader does not accept.
     """
-    if spec in _REGISTRY:
-        factory = _REGISTRY[spec]
-    elif ":" in spec:
-        factory = _import(spec)
-    else:
-        known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise ConfigError(f"unknown grader {spec!r}; registered: {known}; or use 'module:attr'")
+    factory = _lookup(spec, strict=True)
     if isinstance(factory, FunctionGrader):  # a @grader function named by import string
         name = params.pop("name", None)
         return factory.with_params(params, name=name) if params or name else factory
@@ -461,6 +445,7 @@ def get_grader(spec: str, **params: Any) -> Grader:
         return factory
     if not callable(factory):
         raise ConfigError(f"{spec!r} is neither a grader nor a grader factory")
+    check_params("grader", spec, factory, params)
     try:
         built = factory(**params)
     except TypeError as exc:
@@ -475,7 +460,7 @@ def get_grader(spec: str, **params: Any) -> Grader:
 def grader_factory(spec: str) -> Any:
     """The class or factory a config's ``type`` names (registered name or import string), or
     ``None`` if unknown. Lets a config layer see what a grader takes before building it."""
-    return _REGISTRY.get(spec) or (_import(spec) if ":" in spec else None)
+    return _lookup(spec, strict=False)
 
 
 def takes_judge(spec: str) -> bool:
@@ -487,11 +472,15 @@ def takes_judge(spec: str) -> bool:
 
 def list_graders() -> list[str]:
     """Registered grader names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
-def _import(spec: str) -> Any:
-    obj = import_from_string(spec, "grader")
+def _lookup(spec: str, *, strict: bool) -> Any:
+    """The factory ``spec`` names: registered, or imported (``None`` if unknown and not
+    ``strict``; a :class:`ConfigError` listing the registered names if ``strict``)."""
+    if spec in _REGISTRY:
+        return _REGISTRY.find(spec)
+    obj = _REGISTRY.resolve(spec) if strict else _REGISTRY.find(spec)
     if not isinstance(obj, Grader) and callable(obj) and not inspect.isclass(obj):
         # A plain function named by import string: its parameters are bound like @grader's.
         return lambda *, name=None, **params: FunctionGrader(obj, name=name, params=params)
