@@ -135,7 +135,7 @@ class _Node:
         self.fn = fn
         self.src = src
         self.const = const
-        self.depth = 1 + max((c.depth for c in children), default=0)
+        self.depth: int = 1 + max((c.depth for c in children), default=0)
 
 
 def _guard(fn: _Eval, src: str) -> _Eval:
@@ -159,7 +159,7 @@ class _Parser:
         self.text = text
         self.tokens: list[tuple[str, str, int]] = []  # (kind, value, position)
         self.names: dict[str, None] = {}  # component names, in order of first use
-        pos = _SPACE.match(text, 0).end()  # type: ignore[union-attr]
+        pos = _SPACE.match(text, 0).end()  # type: ignore[union-attr]  # \s* matches anywhere
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if m is None:
@@ -173,7 +173,7 @@ class _Parser:
                 self.fail(pos, "'**' is not an operator; use '^' for a power")
             value = m.group("quoted") if kind == "quoted" else m.group()
             self.tokens.append(("name" if kind == "quoted" else kind, value, pos))
-            pos = _SPACE.match(text, m.end()).end()  # type: ignore[union-attr]
+            pos = _SPACE.match(text, m.end()).end()  # type: ignore[union-attr]  # \s* matches anywhere
         self.tokens.append(("end", "", len(text)))
         self.i = 0
 
@@ -311,9 +311,9 @@ class _Parser:
 
     def apply(self, f: Callable[..., float], args: list[_Node], pos: int, *, guard: bool) -> _Node:
         src = self.src(pos)
-        consts = [a.const for a in args]
-        if all(c is not None for c in consts):
-            return self.fold(f, tuple(consts), src, pos)  # type: ignore[arg-type]
+        consts = tuple(a.const for a in args if a.const is not None)
+        if len(consts) == len(args):
+            return self.fold(f, consts, src, pos)
         fns = [a.fn for a in args]
         if len(fns) == 1:
             f0 = fns[0]

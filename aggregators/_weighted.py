@@ -13,7 +13,8 @@ metadata, so a reward whose meaning changed for one record says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar
 
 from aggregators._base import BaseAggregator, OnError
 from aggregators._registry import aggregator
@@ -151,7 +152,8 @@ class WeightedSumAggregator(BaseAggregator):
 
 
 class _Extremum(BaseAggregator):
-    _pick = staticmethod(min)
+    # Callable[..., str], not min's own overloads, which mypy cannot match against a key function
+    _pick: ClassVar[Callable[..., str]] = staticmethod(min)
     _word = ""
 
     def __init__(

@@ -241,8 +241,9 @@ def cross_check_mode(value: object) -> CrossCheck:
         return "auto"
     if value is False or value is None:
         return "off"
-    if value in get_args(CrossCheck):
-        return value  # type: ignore[return-value]
+    for mode in get_args(CrossCheck):
+        if value == mode:
+            return mode
     raise ConfigError(
         f"cross_check must be one of {', '.join(map(repr, get_args(CrossCheck)))} or a bool, "
         f"got {value!r}"

@@ -63,7 +63,9 @@ class DeadlineH11Protocol(H11Protocol):
 
     # -- uvicorn's hooks, each followed by a look at where the request now stands --
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(  # type: ignore[override]  # as uvicorn's; asyncio says BaseTransport
+        self, transport: asyncio.Transport
+    ) -> None:
         super().connection_made(transport)
         self._track()
 

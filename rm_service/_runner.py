@@ -32,6 +32,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Iterable,
     Mapping,
     Sequence,
@@ -56,6 +57,8 @@ _INLINE_SLICE_S = 0.005
 
 Records = Iterable[Any] | AsyncIterable[Any]
 Aggregator = _BaseAggregator | FunctionAggregator
+AggregatorLike = Aggregator | Callable[[Mapping[str, GraderResult]], Any]
+"""One of what ``aggregators=`` takes: an aggregator, or a plain ``f(results_by_name)``."""
 
 
 class CallObserver(Protocol):
@@ -128,7 +131,7 @@ class GradingRunner:
     def __init__(
         self,
         grader_configs: Mapping[str, Any],
-        aggregators: Any = None,
+        aggregators: AggregatorLike | Sequence[AggregatorLike] | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         *,
         call_timeout: float | None = None,
@@ -181,9 +184,12 @@ class GradingRunner:
         )
         self._lock = threading.Lock()
 
-    def _bind_aggregators(self, aggregators: Any, reward: str | None) -> list[Aggregator]:
+    def _bind_aggregators(
+        self, aggregators: AggregatorLike | Sequence[AggregatorLike] | None, reward: str | None
+    ) -> list[Aggregator]:
+        items: list[AggregatorLike]
         if aggregators is None:
-            items: list[Any] = []
+            items = []
         elif isinstance(aggregators, Sequence) and not isinstance(aggregators, str):
             items = list(aggregators)
         else:

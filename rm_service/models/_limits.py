@@ -70,7 +70,7 @@ class RateLimiter:
         return {"rpm": self.rpm, "tpm": self.tpm, "burst_s": self.burst_s}
 
     def __setstate__(self, state: dict[str, float]) -> None:
-        self.__init__(state["rpm"], state["tpm"], burst_s=state["burst_s"])  # type: ignore[misc]
+        type(self).__init__(self, state["rpm"], state["tpm"], burst_s=state["burst_s"])
 
     def reserve(self, tokens: float = 0.0, *, max_wait: float = float("inf")) -> float | None:
         """Reserve a slot for one request costing ``tokens``; return the seconds to wait first.
