@@ -81,6 +81,11 @@ class GraderContract(Grader, Protocol):
     members: tuple[Grader, ...]
     """Graders this one asks in turn (a committee's): closed, probed and warmed with it."""
 
+    async def aload(self) -> None:
+        """Start now what the first call would wait for (a judge or embedding model loaded, the
+        math worker pool started); members' too. Raises if that fails."""
+        ...
+
     async def aclose(self) -> None:
         """Close what serving opened (judge clients, cache files); they reopen on next use."""
         ...
@@ -150,6 +155,11 @@ class BaseGrader:
     # parameters; the engine passes exactly those, by keyword (see _select).
     async def _aevaluate(self, *args: Any, **fields: Any) -> GraderOutput:
         raise NotImplementedError(f"{type(self).__name__} must implement _aevaluate")
+
+    async def aload(self) -> None:
+        """Load the members, together; a grader with something of its own to load overrides
+        this."""
+        await asyncio.gather(*(contract(m).aload() for m in self.members))
 
     async def aclose(self) -> None:
         """Close the members' resources; a grader holding its own overrides this too."""
@@ -281,6 +291,13 @@ class _Minimal:
 
     async def aevaluate(self, **fields: Any) -> GraderResult:
         return await self._grader.aevaluate(**fields)
+
+    async def aload(self) -> None:
+        load = getattr(self._grader, "aload", None)
+        if load is not None:
+            await load()
+        else:
+            await asyncio.gather(*(contract(m).aload() for m in self.members))
 
     async def aclose(self) -> None:
         close = getattr(self._grader, "aclose", None)

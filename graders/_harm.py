@@ -53,6 +53,7 @@ the text rules (steps 1-3 and the cues) in :mod:`graders._harm_text`, the embedd
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any, ClassVar
 
@@ -148,6 +149,10 @@ class OfflineHarmGrader(BaseGrader):
         super().__init__(name=name)
         check_available(model, self.name)
         self.detector = shared_detector(model, low=low, high=high)
+
+    async def aload(self) -> None:
+        """Load the detector's embedding model now rather than on the first record."""
+        await asyncio.to_thread(self.detector.embedder.load)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         response = as_text(fields["response"], "response")

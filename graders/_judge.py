@@ -37,6 +37,7 @@ the lazily built judge backend in :mod:`graders._judge_model`.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import time
@@ -398,6 +399,16 @@ class LLMGrader(BaseGrader):
         built = self._model_ref._model
         if built is not None:
             yield built
+
+    async def aload(self) -> None:
+        """Build the judge backend now (if given as a factory) and load its model, if it has one
+        to load (an embedded judge); a remote judge's client needs nothing."""
+        model = await asyncio.to_thread(lambda: self.model)
+        aload, load = getattr(model, "aload", None), getattr(model, "load", None)
+        if callable(aload):  # ChatModel requires neither: an embedded model has them
+            await aload()
+        elif callable(load):
+            await asyncio.to_thread(load)
 
     async def aclose(self) -> None:
         """Close the judge backend's client on this loop and the cache's SQLite file (both

@@ -87,6 +87,13 @@ class MathGrader(BaseGrader):
     def __repr__(self) -> str:
         return f"MathGrader(name={self.name!r}, timeout={self.timeout:g})"
 
+    async def aload(self) -> None:
+        """Start the process-wide worker pool with one check, so a first record does not wait
+        for worker processes to import math-verify."""
+        result = await self.aevaluate(response="\\boxed{1}", reference_response="1")
+        if not isinstance(result, GraderScore):
+            raise RuntimeError(f"a math check failed: {result.error}")
+
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         response = as_text(fields["response"], "response")
         golds = as_gold_list(fields[_GOLD], _GOLD)

@@ -20,6 +20,7 @@ both graders. They are the cheap offline signal, not a judge.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -104,6 +105,10 @@ class _EmbeddingGrader(BaseGrader):
         self.low = float(low)
         self.high = float(high)
         self.embedder = Embedder(model)
+
+    async def aload(self) -> None:
+        """Load the embedding model now rather than on the first record."""
+        await asyncio.to_thread(self.embedder.load)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         first, second = self.pair

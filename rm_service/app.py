@@ -73,7 +73,7 @@ from rm_service._openrlhf import (
     openrlhf_records,
     openrlhf_response,
 )
-from rm_service._result import GraderScore, RecordResult
+from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
@@ -571,38 +571,21 @@ async def _warm_up(entries: Iterable[RewardEntry]) -> dict[str, str]:
     """Start now what the first request would otherwise wait for; ``{grader: error}`` of what
     failed (also logged as warnings).
 
-    A first ``/grade`` took ~1 s: the math pool's workers are processes that import math-verify,
-    and embedding and local judge models load on first use. Here, in the lifespan's background
-    (``/readyz`` says not ready until it is done): one math check per math grader (it starts the
-    process-wide pool), and ``aload()``/``load()`` on each grader's embedder and judge model (a
-    remote judge's is a client: nothing to load). A request that comes meanwhile just shares
-    what is starting.
+    The math pool's workers are processes that import math-verify, and embedding and local
+    judge models load on first use, so a first request would be slow. Here, in the lifespan's
+    background (``/readyz`` says not ready until it is done), each configured grader's
+    ``aload()`` (see ``graders._base.GraderContract``; a committee loads its members) starts
+    them. A request that comes meanwhile just shares what is starting.
     """
-    from graders import LLMGrader, MathGrader
-
-    async def math(grader: MathGrader) -> None:
-        result = await grader.aevaluate(response="\\boxed{1}", reference_response="1")
-        if not isinstance(result, GraderScore):
-            raise RuntimeError(f"a math check failed: {result.error}")
-
-    async def load(obj: Any) -> None:
-        if callable(getattr(obj, "aload", None)):
-            await obj.aload()
-        elif callable(getattr(obj, "load", None)):
-            await asyncio.to_thread(obj.load)
-
-    async def judge(grader: Any) -> None:
-        await load(await asyncio.to_thread(lambda: grader.model))  # built by its factory
-
     jobs: dict[str, Awaitable[None]] = {}
-    for grader in _graders(entries):
-        name = grader.name
-        if isinstance(grader, MathGrader):
-            jobs[name] = math(grader)
-        elif (embedder := getattr(grader, "embedder", None)) is not None:
-            jobs[name] = load(embedder)
-        elif isinstance(grader, LLMGrader):
-            jobs[name] = judge(grader)
+    seen: set[int] = set()
+    for entry in entries:
+        for name, gc in entry.runner.grader_configs.items():
+            if id(gc.grader) in seen:
+                continue
+            seen.add(id(gc.grader))
+            key = name if name not in jobs else f"{entry.name}.{name}"  # same name, two rewards
+            jobs[key] = contract(gc.grader).aload()
     start = time.perf_counter()
     outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
     errors: dict[str, str] = {}

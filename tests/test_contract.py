@@ -75,6 +75,30 @@ async def test_committee_aclose_closes_every_member() -> None:
     assert [m.closed for m in models] == [1, 1]
 
 
+class _LoadingModel(_ClosingModel):
+    """An embedded-style backend: ``load()`` must run before it answers quickly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded = 0
+
+    def load(self) -> None:
+        self.loaded += 1
+
+
+async def test_committee_aload_builds_and_loads_every_members_judge() -> None:
+    models = [_LoadingModel(), _LoadingModel()]
+    members = [
+        LLMGrader(lambda m=m: m, rubric="r", name=f"j{i}")  # lazy: built by aload
+        for i, m in enumerate(models)
+    ]
+    committee = CommitteeGrader(members)
+    assert list(committee.judges()) == []
+    await committee.aload()
+    assert [m.loaded for m in models] == [1, 1]
+    assert list(committee.judges()) == models
+
+
 async def test_contract_gives_defaults_for_a_minimal_grader() -> None:
     view = contract(_Minimal())
     assert (view.inline, view.required_fields, view.optional_fields, view.members) == (
@@ -84,7 +108,8 @@ async def test_contract_gives_defaults_for_a_minimal_grader() -> None:
         (),
     )
     assert list(view.judges()) == []
-    await view.aclose()  # nothing to close, and no error
+    await view.aload()  # nothing to load or close, and no error
+    await view.aclose()
     rule = FormatGrader()
     assert contract(rule) is rule and isinstance(rule, BaseGrader)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from graders import BaseGrader, shutdown_math_pool
-from graders import _math as math_module
+from graders import _math_pool as math_module
 from rm_service import GradingRunner
 from rm_service._result import GraderScore
 from tests.app import client, make_app
@@ -46,6 +46,9 @@ class _EmbeddingGrader(BaseGrader):
     def __init__(self, embedder: _Embedder) -> None:
         super().__init__()
         self.embedder = embedder
+
+    async def aload(self) -> None:  # the grader contract's warm-up hook
+        await asyncio.to_thread(self.embedder.load)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         return GraderScore(name=self.name, score=1.0 if self.embedder.loaded else 0.0)
