@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -43,7 +44,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from graders._base import GraderContract, contract
+from graders._base import GraderContract, contract, takes_judge
 from rm_service._admission import Admission, Overloaded
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._http_middleware import (
@@ -75,6 +76,8 @@ from rm_service._openrlhf import (
 )
 from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner
+from rm_service.models._factory import JudgeSpec
+from rm_service.models._openai import OpenAIChatModel
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
 
@@ -518,11 +521,6 @@ def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, dict[str, str]
     """``{base_url: probe headers}`` of every endpoint-backed judge: those the configs
     declare, and the built judges of live graders (committee members included) that are an
     :class:`~rm_service.models._openai.OpenAIChatModel`, e.g. of a runner passed in directly."""
-    import os
-
-    from graders._base import takes_judge
-    from rm_service.models._factory import JudgeSpec
-    from rm_service.models._openai import OpenAIChatModel
 
     default_base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
     found: dict[str, dict[str, str]] = {}
