@@ -3,6 +3,10 @@
 It catches only :class:`RMServiceError` (one line on stderr, exit 1); anything else is a bug and
 shows its traceback. ``RM_SERVICE_CONFIG`` and ``RM_SERVICE_MAX_CONCURRENCY`` (environment or a
 ``.env`` file) supply defaults for ``--config`` and ``--max-concurrency``.
+
+Each subcommand imports what it runs inside its function, not for a cycle (the layering has none)
+but so that ``--help`` and ``version`` answer without loading the engine, ``grade`` never imports
+FastAPI, and only ``train`` imports torch.
 """
 
 from __future__ import annotations
