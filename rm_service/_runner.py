@@ -24,20 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import threading
 import time
-from collections import deque
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterable,
     AsyncIterator,
     Callable,
-    Iterable,
     Mapping,
     Sequence,
 )
-from typing import Any, Protocol
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from aggregators import WeightedSumAggregator
@@ -45,6 +41,7 @@ from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract
 from rm_service._exceptions import ConfigError, MappingError
+from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult
 
@@ -55,47 +52,9 @@ DEFAULT_MAX_CONCURRENCY = 64
 _INLINE_SLICE_S = 0.005
 """How long an all-inline stream grades before it lets the event loop run other tasks."""
 
-Records = Iterable[Any] | AsyncIterable[Any]
 Aggregator = _BaseAggregator | FunctionAggregator
 AggregatorLike = Aggregator | Callable[[Mapping[str, GraderResult]], Any]
 """One of what ``aggregators=`` takes: an aggregator, or a plain ``f(results_by_name)``."""
-
-
-class CallObserver(Protocol):
-    """A hook that watches grader calls of one stream (``astream(..., observer=...)``).
-
-    The engine stays free of metrics code: the HTTP service passes its Prometheus timers here
-    rather than wrapping each grader. ``started`` is called only for calls that await (an inline
-    grader cannot be observed mid-call: nothing else runs while it does); ``finished`` for every
-    call, with its wall time in seconds (calls cut short by a timeout included) and whether it
-    was an awaited call, paired with a ``started``.
-    """
-
-    def started(self, grader: str) -> None: ...
-
-    def finished(self, grader: str, seconds: float, awaited: bool) -> None: ...
-
-
-class _Pending:
-    """One record in flight: its input, its results so far, and how many graders remain."""
-
-    __slots__ = ("id", "index", "record", "remaining", "results")
-
-    def __init__(self, index: int, record: Any, remaining: int, id_: Any) -> None:
-        self.index = index
-        self.record = record
-        self.remaining = remaining
-        self.id = id_
-        self.results: dict[str, GraderResult] = {}
-
-
-class _Done:
-    """End-of-stream marker carrying the input's exception, if it raised."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
 
 
 class GradingRunner:
@@ -266,19 +225,21 @@ class GradingRunner:
             raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
         sem = self._semaphore()
         loop = asyncio.get_running_loop()
-        source = _JobSource(self, records, start)
+        source = JobSource(self._jobs, self.id_field, records, start)
         source.deadline_at = None if deadline is None else loop.time() + deadline
         source.observer = observer
         if self._all_inline:
             async for rec in self._inline_stream(source, sem):
                 yield rec
             return
-        out: asyncio.Queue[RecordResult | _Done] = asyncio.Queue(maxsize=2 * self.max_concurrency)
+        out: asyncio.Queue[RecordResult | StreamDone] = asyncio.Queue(
+            maxsize=2 * self.max_concurrency
+        )
         supervisor = asyncio.ensure_future(self._supervise(source, sem, out))
         try:
             while True:
                 item = await out.get()
-                if isinstance(item, _Done):
+                if isinstance(item, StreamDone):
                     if item.error is not None:
                         raise item.error
                     return
@@ -338,7 +299,7 @@ class GradingRunner:
         return sem
 
     async def _supervise(
-        self, source: _JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
+        self, source: JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
     ) -> None:
         workers = [
             asyncio.ensure_future(self._worker(source, sem, out))
@@ -350,12 +311,12 @@ class GradingRunner:
             for w in workers:
                 w.cancel()
             if not isinstance(exc, asyncio.CancelledError):
-                await out.put(_Done(exc))
+                await out.put(StreamDone(exc))
             raise
-        await out.put(_Done(source.error))
+        await out.put(StreamDone(source.error))
 
     async def _worker(
-        self, source: _JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
+        self, source: JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
     ) -> None:
         while True:
             job = await source.next()
@@ -383,7 +344,7 @@ class GradingRunner:
                 await out.put(self._finish(pend))
 
     async def _inline_stream(
-        self, source: _JobSource, sem: asyncio.Semaphore
+        self, source: JobSource, sem: asyncio.Semaphore
     ) -> AsyncIterator[RecordResult]:
         """Grade records one after another on the calling task: the path when every grader is
         inline (rule graders).
@@ -409,7 +370,7 @@ class GradingRunner:
         if source.error is not None:
             raise source.error
 
-    async def _run_inline(self, pend: _Pending, source: _JobSource) -> None:
+    async def _run_inline(self, pend: Pending, source: JobSource) -> None:
         """Run the record's inline graders in turn; the batch deadline is checked before each."""
         clock = asyncio.get_running_loop().time
         deadline_at, observer = source.deadline_at, source.observer
@@ -433,7 +394,7 @@ class GradingRunner:
             finally:
                 observer.finished(name, time.perf_counter() - began, False)
 
-    def _finish(self, pend: _Pending) -> RecordResult:
+    def _finish(self, pend: Pending) -> RecordResult:
         results = pend.results
         for agg in self.aggregators:
             try:
@@ -448,84 +409,6 @@ class GradingRunner:
         return RecordResult.model_construct(
             index=pend.index, id=pend.id, reward_name=self.reward_name, components=ordered
         )
-
-
-class _JobSource:
-    """Hands out ``(record, grader)`` jobs, reading the input one record at a time."""
-
-    def __init__(self, runner: GradingRunner, records: Records, start: int) -> None:
-        self.runner = runner
-        self.index = start
-        self.buf: deque[tuple[_Pending, str, GraderConfig | None, float | None]] = deque()
-        self.error: BaseException | None = None
-        self.done = False
-        self.deadline_at: float | None = None
-        self.observer: CallObserver | None = None
-        if isinstance(records, AsyncIterable):
-            self.aiter: AsyncIterator[Any] | None = aiter(records)
-            self.iter = None
-            self.lock: asyncio.Lock | None = asyncio.Lock()
-        else:
-            self.aiter = None
-            self.iter = iter(records)
-            self.lock = None
-
-    async def next(self) -> tuple[_Pending, str, GraderConfig | None, float | None] | None:
-        if self.buf:
-            return self.buf.popleft()
-        if self.done:
-            return None
-        if self.lock is None:
-            return self._expand(self._pull_sync())
-        async with self.lock:
-            if self.buf:
-                return self.buf.popleft()
-            if self.done:
-                return None
-            try:
-                record = await anext(self.aiter)  # type: ignore[arg-type]  # set with the lock
-            except StopAsyncIteration:
-                record = _END
-            except Exception as exc:
-                self.error, record = exc, _END
-            return self._expand(record)
-
-    def _pull_sync(self) -> Any:
-        try:
-            return next(self.iter)  # type: ignore[arg-type]  # set when there is no lock
-        except StopIteration:
-            return _END
-        except Exception as exc:
-            self.error = exc
-            return _END
-
-    def _expand(
-        self, record: Any
-    ) -> tuple[_Pending, str, GraderConfig | None, float | None] | None:
-        if record is _END:
-            self.done = True
-            return None
-        jobs = self.runner._jobs
-        id_ = _record_id(record.get(self.runner.id_field)) if isinstance(record, Mapping) else None
-        pend = _Pending(self.index, record, len(jobs), id_)
-        self.index += 1
-        self.buf.extend((pend, *job) for job in jobs)
-        return self.buf.popleft()
-
-
-_END = object()
-
-
-def _record_id(value: Any) -> str | int | None:
-    """A record's id as ``RecordResult`` declares it: strings and integers pass; any other JSON
-    value (a float, a list, ``true``) is kept as its JSON text rather than dropped."""
-    if (
-        value is None
-        or isinstance(value, str)
-        or (isinstance(value, int) and not isinstance(value, bool))
-    ):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 async def _call(

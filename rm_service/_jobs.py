@@ -1,0 +1,141 @@
+"""The runner's input side: ``(record, grader)`` jobs handed out one record at a time.
+
+One idea: the lazy, record-major job stream ``GradingRunner`` schedules from (see there for
+why). A record is read from the input only when its first job is wanted, so nothing is created
+per record up front; an input that raises ends the stream and keeps the exception for the
+runner to re-raise once the records in flight are finished. Also the per-call hook
+(:class:`CallObserver`) a stream carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from rm_service._mapper import GraderConfig
+from rm_service._result import GraderResult
+
+__all__ = ["CallObserver", "Job", "JobSource", "Pending", "Records", "StreamDone"]
+
+Records = Iterable[Any] | AsyncIterable[Any]
+
+Job = tuple[str, GraderConfig | None, float | None]
+"""One grader's job for a record: result name, config (``None``: the record's inline graders,
+run together) and per-call timeout."""
+
+
+class CallObserver(Protocol):
+    """A hook that watches grader calls of one stream (``astream(..., observer=...)``).
+
+    The engine stays free of metrics code: the HTTP service passes its Prometheus timers here
+    rather than wrapping each grader. ``started`` is called only for calls that await (an inline
+    grader cannot be observed mid-call: nothing else runs while it does); ``finished`` for every
+    call, with its wall time in seconds (calls cut short by a timeout included) and whether it
+    was an awaited call, paired with a ``started``.
+    """
+
+    def started(self, grader: str) -> None: ...
+
+    def finished(self, grader: str, seconds: float, awaited: bool) -> None: ...
+
+
+class Pending:
+    """One record in flight: its input, its results so far, and how many graders remain."""
+
+    __slots__ = ("id", "index", "record", "remaining", "results")
+
+    def __init__(self, index: int, record: Any, remaining: int, id_: Any) -> None:
+        self.index = index
+        self.record = record
+        self.remaining = remaining
+        self.id = id_
+        self.results: dict[str, GraderResult] = {}
+
+
+class StreamDone:
+    """End-of-stream marker carrying the input's exception, if it raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class JobSource:
+    """Hands out ``(record, grader)`` jobs, reading the input one record at a time."""
+
+    def __init__(self, jobs: Sequence[Job], id_field: str, records: Records, start: int) -> None:
+        self.jobs = jobs
+        self.id_field = id_field
+        self.index = start
+        self.buf: deque[tuple[Pending, str, GraderConfig | None, float | None]] = deque()
+        self.error: BaseException | None = None
+        self.done = False
+        self.deadline_at: float | None = None
+        self.observer: CallObserver | None = None
+        if isinstance(records, AsyncIterable):
+            self.aiter: AsyncIterator[Any] | None = aiter(records)
+            self.iter = None
+            self.lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self.aiter = None
+            self.iter = iter(records)
+            self.lock = None
+
+    async def next(self) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
+        if self.buf:
+            return self.buf.popleft()
+        if self.done:
+            return None
+        if self.lock is None:
+            return self._expand(self._pull_sync())
+        async with self.lock:
+            if self.buf:
+                return self.buf.popleft()
+            if self.done:
+                return None
+            try:
+                record = await anext(self.aiter)  # type: ignore[arg-type]  # set with the lock
+            except StopAsyncIteration:
+                record = _END
+            except Exception as exc:
+                self.error, record = exc, _END
+            return self._expand(record)
+
+    def _pull_sync(self) -> Any:
+        try:
+            return next(self.iter)  # type: ignore[arg-type]  # set when there is no lock
+        except StopIteration:
+            return _END
+        except Exception as exc:
+            self.error = exc
+            return _END
+
+    def _expand(self, record: Any) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
+        if record is _END:
+            self.done = True
+            return None
+        jobs = self.jobs
+        id_ = _record_id(record.get(self.id_field)) if isinstance(record, Mapping) else None
+        pend = Pending(self.index, record, len(jobs), id_)
+        self.index += 1
+        self.buf.extend((pend, *job) for job in jobs)
+        return self.buf.popleft()
+
+
+_END = object()
+
+
+def _record_id(value: Any) -> str | int | None:
+    """A record's id as ``RecordResult`` declares it: strings and integers pass; any other JSON
+    value (a float, a list, ``true``) is kept as its JSON text rather than dropped."""
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    ):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
