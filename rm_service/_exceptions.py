@@ -19,10 +19,11 @@ a ``GraderError``, not a raise. Inside the runner a per-record mapping problem b
 the exceptions reach a caller where it asked for a check (config load, the first-record check the
 CLI and service do before spending any judge calls, a malformed JSONL line, ``load()``).
 
-Two signals are deliberately outside the tree, because no caller should ever catch them as an
+Three signals are deliberately outside the tree, because no caller should ever catch them as an
 error: ``graders.Unscored`` (a grader's "cannot score this, because", turned into a
-``GraderError`` by the grader base) and ``rm_service._admission.Overloaded`` (the HTTP face's
-full queue, answered with 429 and Retry-After). :mod:`rm_service.models` re-exports the judge
+``GraderError`` by the grader base), ``graders._verdict.VerdictError`` (a judge answer that is not
+one valid verdict, caught by the judge grader) and ``rm_service._admission.Overloaded`` (the HTTP
+face's full queue, answered with 429 and Retry-After). :mod:`rm_service.models` re-exports the judge
 and embedder exceptions, so the backends' users find them beside the backends.
 """
 
