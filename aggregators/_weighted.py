@@ -5,9 +5,9 @@ max of values in ``[0, 1]``), so they never need clamping, and all three honour 
 ``on_error`` policy: an unscored component makes the aggregate unscored unless the config says
 otherwise, and a record whose components all failed is unscored under every policy, never 0.
 
-Unlike OpenJudge's ``WeightedSumAggregator``, renormalising over the survivors of a failure happens
-only when asked for (``on_error="skip"``), and the skipped names are listed in the result's
-metadata, so a reward whose meaning changed for one record says so.
+Renormalising over the survivors of a failure happens only when asked for (``on_error="skip"``):
+done silently, it would change what a record's reward means. The skipped names are listed in the
+result's metadata, so a reward whose meaning changed for one record says so.
 """
 
 from __future__ import annotations
