@@ -309,15 +309,6 @@ def check_record(runner: GradingRunner, record: Any, src: Path, line: int) -> No
         raise err from None
 
 
-def _relabel(row: dict[str, Any], index: int, line: int) -> None:
-    """Error texts say "record <runner index>:", which means nothing next to ``"line"`` (the
-    index restarts at 0 on resume): say the input line instead."""
-    old, new = f"record {index}: ", f"line {line}: "
-    for err in row["errors"].values():
-        if isinstance(err.get("error"), str):
-            err["error"] = err["error"].replace(old, new)
-
-
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -476,11 +467,7 @@ async def _pump(
         async with contextlib.aclosing(runner.astream(chained())) as results:
             async for rec in results:
                 line = reader.lines.pop(rec.index)
-                row = rec.to_json_dict()
-                row["line"] = line
-                if row["id"] is None:
-                    row["id"] = line
-                _relabel(row, rec.index, line)
+                row = rec.to_json_dict(line)
                 sink.write(row)
                 graded += 1
                 unscored += row["status"] != "ok"

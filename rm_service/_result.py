@@ -109,8 +109,14 @@ class RecordResult(BaseModel):
             k: v.score if isinstance(v, GraderScore) else None for k, v in self.components.items()
         }
 
-    def to_json_dict(self) -> dict[str, Any]:
-        """The flat, stable JSON shape written by the offline grader (one line per record)."""
+    def to_json_dict(self, line: int | None = None) -> dict[str, Any]:
+        """The flat, stable JSON shape written by the offline grader (one line per record).
+
+        ``line``: the record's 1-based input line, for a record read from a file. It is added
+        as ``"line"``, stands in for a missing ``id``, and replaces the runner's "record
+        <index>: " in error texts: the index restarts at 0 on resume, so it means nothing next
+        to a line number.
+        """
         out: dict[str, Any] = {
             "id": self.id,
             "index": self.index,
@@ -125,4 +131,11 @@ class RecordResult(BaseModel):
         metadata = {k: v.metadata for k, v in self.components.items() if v.metadata}
         if metadata:
             out["metadata"] = metadata
+        if line is not None:
+            out["line"] = line
+            if out["id"] is None:
+                out["id"] = line
+            old, new = f"record {self.index}: ", f"line {line}: "
+            for err in out["errors"].values():
+                err["error"] = err["error"].replace(old, new)
         return out

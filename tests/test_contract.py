@@ -180,3 +180,15 @@ def test_cli_grade_builds_the_graders_once(tmp_path: Path) -> None:
     argv = ["grade", str(src), "-c", str(cfg), "-o", str(tmp_path / "out.jsonl")]
     assert main([*argv, "--no-progress", "--max-concurrency", "2"]) == 0
     assert len(_BUILT) == 1
+
+
+def test_an_offline_line_is_shaped_by_the_result_itself() -> None:
+    """Record shaping in one place: ``to_json_dict(line)`` adds the line, lets it stand in for a
+    missing id, and names the line instead of the runner's index in error texts."""
+    from rm_service import GraderError, RecordResult
+
+    err = GraderError(name="f", error="record 0: no field 'x'", kind="invalid_input")
+    row = RecordResult(index=0, reward_name="f", components={"f": err}).to_json_dict(7)
+    assert (row["line"], row["id"]) == (7, 7)
+    assert row["errors"] == {"f": {"kind": "invalid_input", "error": "line 7: no field 'x'"}}
+    assert "line" not in RecordResult(index=0, components={"f": err}).to_json_dict()
