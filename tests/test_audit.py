@@ -1,4 +1,4 @@
-"""``rm-service audit`` (issue 11 item 6): each exploit graded against the honest response, with
+"""``rm-service audit``: each exploit graded against the honest response, with
 figures computed by hand on tiny rule rewards, the verdict's two criteria, unscored exploits kept
 apart, exploits written where a mapper reads the response, and the CLI's exit codes and errors."""
 

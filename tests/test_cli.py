@@ -1,4 +1,4 @@
-"""The ``rm-service`` command line as a first-time user meets it (issue 9 item 14): messages name
+"""The ``rm-service`` command line as a first-time user meets it: messages name
 the file and its 1-based line once, a failed check leaves nothing behind, the resume bar counts
 the whole input, and ``--version``, ``--help`` and ``check FILE.yaml`` do what they say."""
 

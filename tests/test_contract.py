@@ -1,4 +1,4 @@
-"""The declared grader contract, the runner's call hook, and build-once (issue 12).
+"""The declared grader contract, the runner's call hook, and build-once.
 
 The engine reads graders only through ``graders._base.GraderContract``; the service closes and
 probes judges through it, watches calls through ``agrade(observer=...)`` instead of wrapping

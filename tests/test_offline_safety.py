@@ -1,4 +1,4 @@
-"""Offline grading never loses or fakes data (issue 9 items 1, 2, 4, 7): the input is never an
+"""Offline grading never loses or fakes data: the input is never an
 output, one run at a time per output, any valid JSON round-trips, and a full disk or a bad path is
 one clear line that says how to resume."""
 

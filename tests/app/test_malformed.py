@@ -1,4 +1,4 @@
-"""Malformed bodies get a 4xx whose JSON any strict parser reads, never a 500 (issue 9, item 5).
+"""Malformed bodies get a 4xx whose JSON any strict parser reads, never a 500.
 
 Python's ``json`` reads ``NaN``, ``Infinity`` and ``"\\ud800"`` in a request; a 422 that echoes
 them back as the error's ``input`` could not be encoded (``allow_nan`` / UTF-8), so the error

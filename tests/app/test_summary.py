@@ -1,5 +1,5 @@
-"""The ``/grade`` summary counts records and components under names that say which (issue 9,
-item 14: ``"unscored": 0`` stood beside ``"unscored_by_kind": {"invalid_input": 2}``, the first
+"""The ``/grade`` summary counts records and components under names that say which
+(``"unscored": 0`` once stood beside ``"unscored_by_kind": {"invalid_input": 2}``, the first
 counting records by status and the second counting components)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Slow and idle connections are closed (issue 9, item 6), against the real server.
+"""Slow and idle connections are closed, against the real server.
 
 uvicorn alone closes a connection only when it idles *after* a response, and any byte restarts
 that timer: a socket that never sends, a head or a body sent a byte at a time, stayed open for

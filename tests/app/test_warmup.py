@@ -1,5 +1,5 @@
-"""Start-up warms what the first request would wait for; ``/readyz`` waits for it (issue 9,
-item 14: the first ``/grade`` took ~1 s, starting the math worker processes).
+"""Start-up warms what the first request would wait for; ``/readyz`` waits for it (a
+first ``/grade`` would otherwise wait for the math worker processes to start).
 
 No timings are asserted: what is checked is that the math pool's workers exist and models are
 loaded *before* any request, and that ``/readyz`` is 503 until then (and names what failed).

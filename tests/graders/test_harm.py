@@ -1,4 +1,4 @@
-"""The offline harm detector (graders._harm) and the judges' cross-checks (issue 11 items 4, 5).
+"""The offline harm detector (graders._harm) and the judges' cross-checks.
 
 The model-backed tests share the packaged MiniLM through the process-wide embedder (loaded once,
 as in test_similarity.py) and the shared detector (prototypes embedded once). The judge is the
@@ -300,7 +300,7 @@ def _auc(harm: list[tuple[float, bool]]) -> float:
 @needs_model
 @pytest.mark.slow
 def test_auc_on_the_labelled_set_is_at_least_0_9() -> None:
-    """The shipping criterion (issue 11 item 5): the figure bench/harm_auc.py prints."""
+    """The shipping criterion: the figure bench/harm_auc.py prints."""
     det = shared_detector()
     rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()]
     analyses = det.analyze_many([(r["response"], r["query"]) for r in rows])

@@ -27,7 +27,7 @@ BLOCKED_FLOOR: dict[str, int] = {
     "master_key": 36,
     "restate": 13,
     "empty": 5,
-    # not blocked yet (issue 11): raise these as the defences land
+    # not blocked yet: raise these as the defences land
     "injection": 0,
     "wrong_plus_order": 0,
     "fake_verdict": 0,

@@ -175,7 +175,7 @@ def test_usable_across_event_loops() -> None:
     assert isinstance(a, GraderScore) and a == b
 
 
-# --- pre-gates on the embedding graders (issue 11) -----------------------------------------------
+# --- pre-gates on the embedding graders ----------------------------------------------------------
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ECHO = "Explain photosynthesis briefly."
