@@ -315,9 +315,11 @@ async def test_all_concurrent_calls_in_flight_at_once(server: JudgeServer) -> No
 
 
 async def test_calls_above_max_concurrency_wait_for_a_slot(server: JudgeServer) -> None:
+    # 12 waves of 8 calls at 0.1 s: the last wave queues 1.1 s, past the 1 s timeout, so a
+    # timeout that counted queueing would fail it; each attempt has 0.9 s to spare for a busy box.
     server.latency = 0.1
-    model = make(server, max_concurrency=8, timeout=0.5)
-    results = await asyncio.gather(*(model.achat(ASK) for _ in range(32)))
+    model = make(server, max_concurrency=8, timeout=1.0)
+    results = await asyncio.gather(*(model.achat(ASK) for _ in range(96)))
     assert server.stats.peak_in_flight == 8
     assert all(r.attempts == 1 for r in results)  # queueing did not eat the request timeout
 
