@@ -13,10 +13,10 @@ into them. Everything else is loaded on first attribute access (module ``__getat
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
 from rm_service._exceptions import ConfigError, InputError, MappingError, RMServiceError
+from rm_service._lazy import lazy_attributes as _lazy_attributes
 from rm_service._result import ErrorKind, GraderError, GraderResult, GraderScore, RecordResult
 
 if _typing.TYPE_CHECKING:
@@ -51,17 +51,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [

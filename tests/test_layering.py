@@ -42,7 +42,13 @@ LAYER_NAMES = {
 }
 # rm_service's own modules that sit below the engine, and those above it; any other
 # rm_service._* module is engine.
-_TYPES = {"rm_service", "rm_service._result", "rm_service._exceptions", "rm_service._importer"}
+_TYPES = {
+    "rm_service",
+    "rm_service._result",
+    "rm_service._exceptions",
+    "rm_service._importer",
+    "rm_service._lazy",
+}
 _FACES = ("rm_service.app", "rm_service.cli", "rm_service.integrations", "rm_service._serve")
 
 
