@@ -59,11 +59,14 @@ class MappingError(ConfigError):
         index: the record's position in the input (0-based), when known.
         path: the dotted path that failed, e.g. ``"answer.choices[0].text"``.
         field: the grader field the path was meant to fill.
+        detail: the message without the ``record N:`` prefix, for a caller that adds its own
+            context (a grader's name, a file and line) without repeating the record.
     """
 
     def __init__(self, message: str, *, index: int | None, path: str, field: str) -> None:
         where = f"record {index}: " if index is not None else ""
         super().__init__(f"{where}{message}")
+        self.detail = message
         self.index = index
         self.path = path
         self.field = field

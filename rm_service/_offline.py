@@ -297,13 +297,12 @@ def parse_record(raw: bytes) -> dict[str, Any]:
 
 def check_record(runner: GradingRunner, record: Any, src: Path, line: int) -> None:
     """``runner.check`` for the record on ``line`` of ``src``, its error naming the file and the
-    1-based line (not the runner's 0-based "record 0", which it also repeated)."""
+    1-based line instead of the runner's 0-based record index."""
     try:
         runner.check(record, 0)
     except MappingError as exc:
-        message = str(exc).replace(f"record {exc.index}: ", "")
         err = MappingError(
-            f"{src} line {line}: {message}", index=None, path=exc.path, field=exc.field
+            f"{src} line {line}: {exc.detail}", index=None, path=exc.path, field=exc.field
         )
         err.index = exc.index
         raise err from None

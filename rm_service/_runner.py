@@ -188,13 +188,16 @@ class GradingRunner:
                 fields = cfg.fields(record, index)
             except MappingError as exc:
                 raise MappingError(
-                    f"grader {name!r}: {exc}", index=exc.index, path=exc.path, field=exc.field
+                    f"grader {name!r}: {exc.detail}",
+                    index=exc.index,
+                    path=exc.path,
+                    field=exc.field,
                 ) from None
             required = contract(cfg.grader).required_fields
             missing = [f for f in required if fields.get(f) is None]
             if missing:
                 raise MappingError(
-                    f"record {index}: grader {name!r} needs field(s) {missing}, which the record "
+                    f"grader {name!r} needs field(s) {missing}, which the record "
                     f"lacks (has: {sorted(fields)}); add them or map them with a mapper",
                     index=index,
                     path="",

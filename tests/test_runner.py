@@ -350,3 +350,19 @@ async def test_inline_graders_share_one_job_and_keep_every_contract() -> None:
     late = await runner.agrade(_records(30), deadline=0.02)
     assert any(r.errors.get("fast", None) is not None for r in late)
     assert all(r.errors["fast"].kind == "timeout" for r in late if "fast" in r.errors)
+
+
+def test_check_names_the_record_once() -> None:
+    """The runner used to wrap the mapper's "record N: ..." in its own, so every face showed
+    "record 3: grader 'c': record 3: ..."."""
+    from graders import MathGrader
+
+    runner = GradingRunner(
+        {"c": GraderConfig(grader=MathGrader(), mapper={"reference_response": "gt.x"})}
+    )
+    for record in ({"response": "1"}, {"response": "1", "gt": {"x": None}}):
+        with pytest.raises(MappingError) as info:
+            runner.check(record, 3)
+        assert str(info.value).count("record 3") == 1, str(info.value)
+        assert str(info.value).startswith("record 3: grader 'c'")
+        assert not info.value.detail.startswith("record")
