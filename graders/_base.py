@@ -78,6 +78,10 @@ class GraderContract(Grader, Protocol):
     """Fields that must be present and not ``None``; ``check`` and ``/graders`` report them."""
     optional_fields: tuple[str, ...]
     """Fields passed through when present."""
+    takes_all: bool
+    """It reads every field of the record, not only those declared (a function with
+    ``**fields``, or a grader that declares none); ``rm-service audit`` writes its exploits where
+    such a grader reads them."""
     members: tuple[Grader, ...]
     """Graders this one asks in turn (a committee's): closed, probed and warmed with it."""
 
@@ -127,6 +131,8 @@ class BaseGrader:
     takes_judge: ClassVar[bool] = False
     """The constructor's ``model`` is a judge backend: a reward config hands it the shared one."""
     members: tuple[Grader, ...] = ()
+    takes_all: bool = False
+    """True when it reads every record field, not only the declared ones (see the contract)."""
     inline: bool = False
     """True for a grader whose ``aevaluate`` never awaits anything (pure CPU, microseconds). The
     runner then runs a record's inline graders one after another in a single job: no per-call
@@ -287,6 +293,9 @@ class _Minimal:
         self.inline = bool(getattr(grader, "inline", False))
         self.required_fields = tuple(getattr(grader, "required_fields", ()))
         self.optional_fields = tuple(getattr(grader, "optional_fields", ()))
+        self.takes_all = bool(getattr(grader, "takes_all", False)) or not hasattr(
+            grader, "required_fields"
+        )
         self.members = tuple(getattr(grader, "members", ()))
 
     async def aevaluate(self, **fields: Any) -> GraderResult:

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graders._base import contract
 from rm_service._audit_report import (
     MEAN_RATIO,
     MIN_HONEST,
@@ -103,10 +104,8 @@ def field_sources(runner: GradingRunner, name: str) -> FieldSources:
     paths: dict[str, Steps] = {}
     notes: list[str] = []
     for gname, cfg in runner.grader_configs.items():
-        g = cfg.grader
-        declared = (*getattr(g, "required_fields", ()), *getattr(g, "optional_fields", ()))
-        reads_all = getattr(g, "takes_all", False) or not hasattr(g, "required_fields")
-        if name not in declared and not reads_all:
+        g = contract(cfg.grader)
+        if name not in (*g.required_fields, *g.optional_fields) and not g.takes_all:
             continue
         if cfg.mapper is None or isinstance(cfg.mapper, Mapping):
             path = (cfg.mapper or {}).get(name, name)
