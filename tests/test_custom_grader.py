@@ -8,12 +8,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from graders import FunctionGrader, get_grader, grader
+from graders import FunctionGrader, get_grader, grader, list_graders
+from graders._base import _REGISTRY
 from rm_service import ConfigError, GraderScore
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -34,6 +36,16 @@ def readme_snippet(needle: str) -> str:
     found = [b for b in blocks if needle in b]
     assert len(found) == 1, f"expected one README snippet with {needle!r}, found {len(found)}"
     return found[0]
+
+
+@pytest.fixture(autouse=True)
+def _forget_test_graders() -> Iterator[None]:
+    """Graders these tests define leave the process-wide registry as they found it, so a later
+    test that lists the registered graders sees the built-ins only."""
+    before = set(list_graders())
+    yield
+    for name in set(list_graders()) - before:
+        _REGISTRY.pop(name)
 
 
 @pytest.fixture
