@@ -8,22 +8,39 @@ The environment variables the code reads must all be documented in .env.example.
 from __future__ import annotations
 
 import ast
+import contextlib
 import glob
 import json
 import re
 import shlex
+import shutil
+import socket
 import subprocess
+import tempfile
+import threading
+import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
+
+from rm_service._config import CacheSpec, load_config
+from rm_service._http_schemas import OPENRLHF_CLIENT_TIMEOUT, ServiceSettings
+from rm_service._serve import TIMEOUT_KEEP_ALIVE
+from tests.app.uvicorn_server import Server, free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
+NGINX_CONF = ROOT / "docker" / "nginx.conf"
+REPLICAS_CONFIG = ROOT / "docker" / "reward.replicas.yaml"
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -347,17 +364,24 @@ def test_service_builds_this_dockerfile_from_the_repo_root(services: dict) -> No
     assert set(build.get("args", {})) <= {"EXTRAS"}
 
 
-def test_default_service_serves_the_mounted_reward_config(services: dict) -> None:
+def test_replicas_serve_the_compose_reward_config(services: dict) -> None:
     svc = services["rm-service"]
     assert "profiles" not in svc
-    assert svc["command"] == SERVE_CMD
+    assert svc["command"] == SERVE_CMD  # the image's own CMD: /config/reward.yaml
     mounts = [v.split(":") for v in svc["volumes"]]
-    config = [m for m in mounts if m[1] == "/config"]
+    config = [m for m in mounts if m[1] == "/config/reward.yaml"]
     assert len(config) == 1 and config[0][2:] == ["ro"]
-    assert (host_path(config[0][0]) / "reward.yaml").is_file()
+    assert host_path(config[0][0]) == REPLICAS_CONFIG
     assert svc["environment"]["RM_SERVICE_CONFIG"] == "/config/reward.yaml"
     assert svc["env_file"] == [{"path": "../.env", "required": False}]
     assert host_path("../.env") == ROOT / ".env"
+
+
+def test_vllm_service_serves_the_examples_mount(services: dict) -> None:
+    mounts = [v.split(":") for v in services["rm-service-vllm"]["volumes"]]
+    config = [m for m in mounts if m[1] == "/config"]
+    assert len(config) == 1 and config[0][2:] == ["ro"]
+    assert (host_path(config[0][0]) / "judges_endpoint.yaml").is_file()
 
 
 def test_healthchecks_probe_each_server(services: dict) -> None:
@@ -366,6 +390,12 @@ def test_healthchecks_probe_each_server(services: dict) -> None:
         assert test[0] == "CMD" and test[1].startswith("python")
         compile(test[3], "<healthcheck>", "exec")
         assert urlsplit(re.search(r"urlopen\('([^']+)'", test[3]).group(1)).path == path
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    # nginx's probe goes through nginx to a replica: healthy when the balancer reaches one.
+    probe = services["nginx"]["healthcheck"]["test"]
+    assert probe[:2] == ["CMD", "wget"]
+    url = urlsplit(probe[-1])
+    assert (url.hostname, url.port, url.path) == ("127.0.0.1", nginx_listen_port(), "/healthz")
 
 
 def test_published_ports_bind_to_localhost_only(services: dict) -> None:
@@ -405,6 +435,190 @@ def test_vllm_backed_service_points_at_the_vllm_judge(services: dict) -> None:
     judge_config = yaml.safe_load((host_path(mount) / Path(config).name).read_text())
     assert judge_config["judge"]["backend"] == "openai"
     assert svc["build"] == services["rm-service"]["build"]
+
+
+# --- the replicated stack: redis, three replicas, nginx ------------------------------------------
+
+
+def test_three_replicas_behind_nginx_with_a_shared_redis(services: dict) -> None:
+    replicas = services["rm-service"]
+    assert replicas["deploy"]["replicas"] == 3
+    # Nothing reaches a replica but through nginx (a published port would also clash: three
+    # containers cannot bind one host port).
+    assert "ports" not in replicas and replicas["expose"] == ["8000"]
+    assert replicas["depends_on"]["redis"]["condition"] == "service_healthy"
+    nginx = services["nginx"]
+    assert nginx["image"].startswith("nginx:")
+    assert nginx["depends_on"]["rm-service"]["condition"] == "service_healthy"
+    assert nginx["ports"] == [f"127.0.0.1:8000:{nginx_listen_port()}"]
+    mounts = [v.split(":") for v in nginx["volumes"]]
+    assert [host_path(m[0]) for m in mounts if m[1:] == ["/etc/nginx/nginx.conf", "ro"]] == [
+        NGINX_CONF
+    ]
+    # nginx's upstream is the replicas' service name and the port they serve on.
+    host, port = nginx_upstream_servers()[0][0].split(":")
+    assert [s[0] for s in nginx_upstream_servers()] == [f"{host}:{port}"]
+    assert host == "rm-service"
+    assert port == replicas["command"][replicas["command"].index("--port") + 1]
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:") and "ports" not in redis
+    assert any(v.split(":")[1] == "/data" for v in redis["volumes"])  # verdicts survive restarts
+
+
+def test_the_replicas_config_caches_judge_verdicts_in_the_stacks_redis(services: dict) -> None:
+    config = yaml.safe_load(REPLICAS_CONFIG.read_text())
+    assert config["cache"] == {"redis": "redis://redis:6379/0", "ttl": 86400}
+    url = urlsplit(config["cache"]["redis"])
+    assert url.hostname in services and services[url.hostname]["image"].startswith("redis:")
+    assert str(url.port) in services["redis"]["expose"]
+    assert any(
+        spec.get("type") in {"relevance", "correctness"} for spec in config["graders"].values()
+    )
+
+
+def test_the_replicas_config_is_a_valid_reward_config() -> None:
+    if "redis" not in CacheSpec.model_fields:
+        pytest.skip("this rm_service has no Redis judge cache (cache.redis) yet")
+    config = load_config(str(REPLICAS_CONFIG))
+    assert config.cache is not None and config.judge is not None
+
+
+# nginx.conf, read by a small parser: enough for its directives and blocks.
+
+
+def parse_nginx(text: str) -> list[tuple[str, list[str], list]]:
+    """``[(directive, args, children)]``; quotes kept off, ``#`` comments dropped."""
+    tokens = re.findall(r'"[^"]*"|\'[^\']*\'|[{};]|[^\s{};]+', re.sub(r"#[^\n]*", "", text))
+    stack: list[list] = [[]]
+    words: list[str] = []
+    for token in tokens:
+        if token == ";":
+            stack[-1].append((words[0], words[1:], []))
+            words = []
+        elif token == "{":
+            node: tuple[str, list[str], list] = (words[0], words[1:], [])
+            stack[-1].append(node)
+            stack.append(node[2])
+            words = []
+        elif token == "}":
+            assert not words, words
+            stack.pop()
+        else:
+            words.append(token.strip("\"'"))
+    assert len(stack) == 1 and not words, "unbalanced nginx.conf"
+    return stack[0]
+
+
+def nginx_block(path: str) -> list:
+    """Children of the block at ``path`` (``"http/server"``); each level must be unique."""
+    block = parse_nginx(NGINX_CONF.read_text())
+    for name in path.split("/"):
+        found = [children for n, _, children in block if n == name]
+        assert len(found) == 1, f"{name}: {len(found)} blocks"
+        block = found[0]
+    return block
+
+
+def directive(block: list, name: str) -> list[str]:
+    found = [args for n, args, _ in block if n == name]
+    assert len(found) == 1, f"{name}: {len(found)} directives"
+    return found[0]
+
+
+def nginx_upstream_servers() -> list[list[str]]:
+    return [args for n, args, _ in nginx_block("http/upstream") if n == "server"]
+
+
+def nginx_listen_port() -> int:
+    return int(directive(nginx_block("http/server"), "listen")[0])
+
+
+def seconds(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m)?", value).groups()  # type: ignore[union-attr]
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[unit]
+
+
+def size_bytes(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kKmMgG])?", value).groups()  # type: ignore[union-attr]
+    return int(number) * {None: 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit and unit.lower()]
+
+
+def test_nginx_settings_fit_the_service() -> None:
+    settings = ServiceSettings()
+    server = nginx_block("http/server")
+    # The whole /get_reward batch the service accepts gets through nginx.
+    assert size_bytes(directive(server, "client_max_body_size")[0]) == (
+        settings.get_reward_max_body_bytes
+    )
+    # nginx waits for the service's answer, which comes within its /get_reward deadline.
+    read = seconds(directive(server, "proxy_read_timeout")[0])
+    assert settings.get_reward_deadline is not None
+    assert settings.get_reward_deadline < read <= OPENRLHF_CLIENT_TIMEOUT
+    # Keep-alive to the replicas: HTTP/1.1 without "Connection: close", an idle pool, closed by
+    # nginx before the service would close it under a request being written.
+    assert directive(server, "proxy_http_version") == ["1.1"]
+    headers = {args[0]: args[1] for n, args, _ in server if n == "proxy_set_header"}
+    assert headers["Connection"] == ""
+    upstream = nginx_block("http/upstream")
+    assert int(directive(upstream, "keepalive")[0]) > 0
+    assert seconds(directive(upstream, "keepalive_timeout")[0]) < TIMEOUT_KEEP_ALIVE
+    # Retry on a connection error only; never a POST already sent (it may have been graded).
+    retry = directive(server, "proxy_next_upstream")
+    assert set(retry) <= {"error", "timeout"} and "non_idempotent" not in retry
+    # A replica that fails is rested; nginx's own read timeout never cuts a grading short.
+    assert all(any(a.startswith("max_fails=") for a in s) for s in nginx_upstream_servers())
+    location = [c for n, a, c in server if n == "location" and a == ["/"]]
+    assert location and directive(location[0], "proxy_pass") == ["http://rm_service"]
+
+
+def render_nginx(upstreams: list[str], port: int, scratch: Path) -> str:
+    """docker/nginx.conf for this machine: the upstream ``server`` line once per address in
+    ``upstreams`` (same parameters), listening on 127.0.0.1:``port``, pid and temp files under
+    ``scratch``. nginx resolves upstream names when it loads the config, and ``rm-service`` does
+    not resolve outside compose, so the one name is swapped for loopback addresses; the rest of
+    the file is checked as it ships. Each swap must match exactly once."""
+    text = NGINX_CONF.read_text()
+
+    def swap(pattern: str, repl: Any, text: str) -> str:
+        out, count = re.subn(pattern, repl, text, flags=re.M)
+        assert count == 1, f"nginx.conf: {pattern!r} matched {count} times"
+        return out
+
+    text = swap(
+        r"^(\s*)server rm-service:8000( [^;]*)?;",
+        lambda m: "".join(f"{m[1]}server {a}{m[2] or ''};" for a in upstreams),
+        text,
+    )
+    text = swap(r"^(\s*)listen 8000;", rf"\g<1>listen 127.0.0.1:{port};", text)
+    text = swap(r"^pid /tmp/nginx\.pid;", f"pid {scratch}/nginx.pid;", text)
+    return text.replace("/tmp/nginx/", f"{scratch}/")
+
+
+@pytest.fixture
+def nginx_scratch() -> Iterator[Path]:
+    """A scratch folder nginx's workers (an unprivileged user) can write request bodies into:
+    pytest's tmp_path sits under a folder only its owner may enter."""
+    scratch = Path(tempfile.mkdtemp(prefix="rm-nginx-"))
+    scratch.chmod(0o755)
+    yield scratch
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+
+
+@needs_nginx
+def test_nginx_accepts_the_config(nginx_scratch: Path) -> None:
+    conf = nginx_scratch / "nginx.conf"
+    conf.write_text(render_nginx(["127.0.0.1:1", "127.0.0.1:2"], 1, nginx_scratch))
+    assert NGINX is not None
+    done = subprocess.run(
+        [NGINX, "-t", "-q", "-c", str(conf), "-p", str(nginx_scratch), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 # --- environment variables ------------------------------------------------------------------------
@@ -447,3 +661,139 @@ def test_compose_sets_only_variables_the_code_reads(services: dict) -> None:
         if name == "vllm":
             continue
         assert set(svc.get("environment", {})) <= read, name
+
+
+# --- real nginx in front of real replicas ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_nginx(upstreams: list[str], scratch: Path) -> Iterator[str]:
+    """nginx (docker/nginx.conf, rendered for loopback) on a free port; yields its base URL."""
+    assert NGINX is not None
+    port = free_port()
+    conf = scratch / "nginx.conf"
+    conf.write_text(render_nginx(upstreams, port, scratch))
+    log = (scratch / "nginx.log").open("wb")
+    cmd = [NGINX, "-c", str(conf), "-p", str(scratch), "-e", "stderr", "-g", "daemon off;"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, (scratch / "nginx.log").read_text()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() < deadline, "nginx did not listen in 10 s"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def records_graded(server: Server) -> float:
+    """Records this replica graded, from its own /metrics (not through nginx)."""
+    text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("rm_records_total{")
+    )
+
+
+GOOD = "<think>3+4</think><answer>7</answer>"
+
+
+@needs_nginx
+def test_nginx_spreads_grading_over_the_replicas(tmp_path: Path, nginx_scratch: Path) -> None:
+    """/grade and /get_reward through the shipped nginx.conf reach both replicas; a replica that
+    refuses connections is skipped (the POST was never sent, so it goes to another); a
+    /get_reward body over nginx's default 1 MiB limit passes; every record is graded once."""
+    with contextlib.ExitStack() as stack:
+        replicas = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            replicas.append(stack.enter_context(running_server(tmp_path / name)))
+        dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+        upstreams = [f"127.0.0.1:{r.port}" for r in replicas] + [dead]
+        base = stack.enter_context(running_nginx(upstreams, nginx_scratch))
+        sent = 0
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(6):
+                resp = client.post("/grade", json={"records": [{"response": GOOD, "label": "7"}]})
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["results"][0]["reward"] == pytest.approx(1.0)
+                sent += 1
+            padding = "x" * (2 * 1024 * 1024)  # > 1 MiB: client_max_body_size is in force
+            body = {"query": [f"P{padding} 7"], "prompts": [f"P{padding}"], "labels": ["7"]}
+            resp = client.post("/get_reward", json=body)
+            assert resp.status_code == 200, resp.text[:500]
+            assert resp.json()["extra_logs"]["num"] == [1.0]
+            sent += 1
+        graded = [records_graded(r) for r in replicas]
+        assert all(n > 0 for n in graded), graded
+        assert sum(graded) == sent, graded
+
+
+class DroppingUpstream:
+    """A replica that reads a request and hangs up without answering, counting the requests:
+    to nginx this is a request sent and then an error, the case where a retry could grade twice."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.requests: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    head = conn.recv(65536).decode("latin-1")
+                    if head:
+                        self.requests.append(head.split(" ", 2)[0])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@needs_nginx
+def test_nginx_never_resends_a_post_that_reached_a_replica(
+    tmp_path: Path, nginx_scratch: Path
+) -> None:
+    """A POST that a replica received and then failed is answered 502, not sent to another
+    replica: it may have been graded (and judge calls paid for). A GET is retried."""
+    dropper = DroppingUpstream()
+    try:
+        with (
+            running_server(tmp_path) as live,
+            running_nginx(
+                [f"127.0.0.1:{dropper.port}", f"127.0.0.1:{live.port}"], nginx_scratch
+            ) as base,
+            httpx.Client(base_url=base, timeout=30) as client,
+        ):
+            codes = []
+            for _ in range(6):
+                resp = client.post("/grade", json={"records": [{"response": GOOD, "label": "7"}]})
+                codes.append(resp.status_code)
+            assert set(codes) <= {200, 502}, codes
+            dropped_posts = dropper.requests.count("POST")
+            assert dropped_posts >= 1 and codes.count(502) == dropped_posts, (
+                codes,
+                dropper.requests,
+            )
+            assert records_graded(live) == codes.count(200)
+            # An idempotent GET goes on to the next replica.
+            assert client.get("/healthz").status_code == 200
+    finally:
+        dropper.close()
