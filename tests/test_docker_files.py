@@ -1,7 +1,10 @@
-"""Container files: docker/Dockerfile, docker/compose.yaml and .dockerignore, checked statically.
+"""Container files: docker/Dockerfile, docker/compose.yaml, docker/nginx.conf and .dockerignore.
 
-No Docker daemon is needed: the Dockerfile is parsed line by line, its install step is run under
-/bin/sh with a stub ``pip`` that only records its arguments, and compose.yaml is read with PyYAML.
+No Docker daemon is needed (nor the compose plugin: ``docker compose config`` is not available
+here): the Dockerfile is parsed line by line, its install step is run under /bin/sh with a stub
+``pip`` that only records its arguments, and compose.yaml is read with PyYAML. nginx.conf is read
+by a small parser, accepted by the real ``nginx -t``, and run by real nginx in front of real
+``rm-service serve`` processes on loopback (its one upstream name swapped for their addresses).
 The environment variables the code reads must all be documented in .env.example.
 """
 
