@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aggregators import get_aggregator
 from graders import get_grader
@@ -43,6 +43,12 @@ from rm_service._mapper import GraderConfig
 from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
 from rm_service.models._cache import JudgeCache
 from rm_service.models._factory import JudgeSpec, judge_factory
+from rm_service.models._redis import (
+    DEFAULT_RETRY_AFTER,
+    DEFAULT_TIMEOUT,
+    RedisStore,
+    check_redis_url,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,12 +79,63 @@ class GraderSpec(BaseModel):
 
 
 class CacheSpec(BaseModel):
-    """The judge cache: in memory, plus a SQLite file when ``path`` is set."""
+    """The judge cache: in memory, plus a SQLite file when ``path`` is set, or a Redis shared by
+    every replica when ``redis`` is.
+
+    ``path`` and ``redis`` are alternatives, not tiers: Redis is already shared and outlives a
+    process, and a second persistent tier would need rules for which one is the truth when they
+    disagree (one failed a write the other took) for no gain a user asked for. ``ttl`` and the
+    ``redis_*`` settings apply to Redis only, so they are refused without it rather than ignored.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     path: str | None = None
+    redis: str | None = Field(
+        default=None, description="redis://, rediss:// or unix:// URL of a shared cache"
+    )
+    ttl: float | None = Field(default=None, gt=0, description="seconds a Redis entry lives")
     max_entries: int = Field(default=100_000, ge=1)
+    redis_timeout: float = Field(
+        default=DEFAULT_TIMEOUT, gt=0, le=30, description="seconds to connect and per operation"
+    )
+    redis_retry_after: float = Field(
+        default=DEFAULT_RETRY_AFTER,
+        gt=0,
+        description="seconds Redis is skipped after a failure before it is tried again",
+    )
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                check_redis_url(url, "redis")
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("redis: ")) from None
+        return url
+
+    @model_validator(mode="after")
+    def _one_tier(self) -> CacheSpec:
+        if self.path is not None and self.redis is not None:
+            raise ValueError("set path (a SQLite file) or redis (a shared cache), not both")
+        if self.redis is None:
+            for name in ("ttl", "redis_timeout", "redis_retry_after"):
+                if name in self.model_fields_set:
+                    raise ValueError(f"{name} applies to a redis cache only: set redis too")
+        return self
+
+    def build(self) -> JudgeCache:
+        """The cache this block describes."""
+        if self.redis is not None:
+            store = RedisStore(
+                self.redis,
+                ttl=self.ttl,
+                timeout=self.redis_timeout,
+                retry_after=self.redis_retry_after,
+            )
+            return JudgeCache(max_entries=self.max_entries, store=store)
+        return JudgeCache(max_entries=self.max_entries, path=self.path)
 
 
 class AggregatorSpec(BaseModel):
@@ -197,7 +254,7 @@ def _build(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
 
     cache = None
     if cfg.cache is not None:
-        cache = JudgeCache(max_entries=cfg.cache.max_entries, path=cfg.cache.path)
+        cache = cfg.cache.build()
     configs: dict[str, GraderConfig] = {}
     for name, spec in cfg.graders.items():
         try:

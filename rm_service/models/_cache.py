@@ -1,4 +1,5 @@
-"""``JudgeCache``: content-addressed judge answers, in memory and optionally in SQLite.
+"""``JudgeCache``: content-addressed judge answers, in memory and optionally in SQLite or a
+shared store (Redis, :mod:`rm_service.models._redis`).
 
 Why: GRPO samples several completions per prompt and the policy often repeats itself, so a batch
 holds many identical (prompt, completion) pairs; re-grading a dataset after a crash or a config
@@ -35,6 +36,12 @@ Design points:
   its life; the call whose write failed still returns its answer, so every real call is kept
   and counted. The file itself is left as it was, for the user to inspect or delete. Stored
   values and keys are escaped so that no text (a lone surrogate included) can fail to encode.
+* **A shared store** (a :class:`Store`, e.g. Redis for replicas behind a load balancer) is the
+  alternative to the file: the memory LRU stays in front of it and coalescing stays per loop, so
+  a replica asks the store once per key it has not seen, and a verdict any replica paid for is
+  a hit on all of them. The store owns its failures (it never raises; it counts them, and may
+  come back, unlike a file): a failed read is a miss, so the judge is called; a failed write
+  still returns the answer.
 * **Results come back with** ``cached=True``, ``attempts=0`` and ``latency_s`` set to the time
   this request waited (near zero for a hit, the remaining call time for a coalesced waiter);
   ``text``, ``logprobs``, ``usage`` and ``model`` are the stored call's.
@@ -55,11 +62,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rm_service.models._base import ChatResult, Message, SamplingParams, TokenLogprob, Usage
 
-__all__ = ["JudgeCache"]
+__all__ = ["JudgeCache", "Store", "decode_result", "encode_result"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,29 @@ _CANCELLED = _OwnerCancelled()
 _Outcome = tuple[ChatResult | None, BaseException | None] | _OwnerCancelled
 
 
+class Store(Protocol):
+    """A shared tier behind the memory LRU. Its methods never raise on a backend failure (a
+    failed ``get`` is a miss, a failed ``put`` is skipped): the cache is an optimisation."""
+
+    backend: str
+    """A short name for metrics and logs (``redis``)."""
+
+    @property
+    def description(self) -> str:
+        """Where it stores, safe to log (no password)."""
+        ...
+
+    async def get(self, key: str) -> ChatResult | None: ...
+
+    async def put(self, key: str, result: ChatResult) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class JudgeCache:
     """An LRU of judge answers keyed by content, with an optional SQLite file behind it.
 
@@ -85,11 +115,22 @@ class JudgeCache:
         path: an SQLite file to persist answers across processes; ``None`` for memory only. The
             file and its parent directory are created on first use. If the file fails (corrupt,
             disk full, unwritable), the cache warns once and goes on in memory only.
+        store: a shared :class:`Store` (e.g. :class:`~rm_service.models._redis.RedisStore`)
+            instead of the file.
     """
 
-    def __init__(self, max_entries: int = 100_000, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        path: str | Path | None = None,
+        *,
+        store: Store | None = None,
+    ) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if path is not None and store is not None:
+            raise ValueError("pass a path or a store, not both")
+        self.store = store
         self.max_entries = max_entries
         self.path = Path(path).expanduser() if path is not None else None
         self._lock = threading.Lock()
@@ -110,6 +151,8 @@ class JudgeCache:
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "memory"
+        if self.store is not None:
+            where = f"{self.store.backend}:{self.store.description}"
         return f"JudgeCache(max_entries={self.max_entries}, path={where!r})"
 
     # -- keys --
@@ -161,6 +204,20 @@ class JudgeCache:
                     self._hits += 1
                 return _as_cached(hit, started)
             fut, owner = self._claim(key, loop)
+            if owner and self.store is not None:
+                # Ask the shared store as the owner only: concurrent identical requests on this
+                # loop wait for this one read (and the call, on a miss), not one read each.
+                try:
+                    hit = await self.store.get(key)
+                except asyncio.CancelledError:
+                    self._release(key, loop, fut, _CANCELLED)
+                    raise
+                if hit is not None:
+                    self._memory_put(key, hit)
+                    self._release(key, loop, fut, (hit, None))
+                    with self._lock:
+                        self._hits += 1
+                    return _as_cached(hit, started)
             if owner:
                 return await self._own(key, loop, fut, call, started)
             outcome = await asyncio.shield(fut)
@@ -214,9 +271,12 @@ class JudgeCache:
             self._release(key, loop, fut, (None, exc))
             raise
         self._memory_put(key, result)
-        if self._uses_file():
+        if self._uses_file() or self.store is not None:
             try:
-                await asyncio.to_thread(self._db_put, key, result)
+                if self.store is not None:
+                    await self.store.put(key, result)
+                else:
+                    await asyncio.to_thread(self._db_put, key, result)
             except asyncio.CancelledError:
                 self._release(key, loop, fut, (result, None))
                 raise
@@ -243,7 +303,8 @@ class JudgeCache:
     def get(self, key: str) -> ChatResult | None:
         """The cached answer for ``key`` (memory, then the file), without counting a hit or miss.
 
-        Blocking when a file is configured; from async code prefer :meth:`get_or_call`.
+        Blocking when a file is configured; from async code prefer :meth:`get_or_call`. A
+        shared store is not consulted here (it is asynchronous): memory and file only.
         """
         hit = self._memory_get(key)
         if hit is None and self._uses_file():
@@ -253,7 +314,8 @@ class JudgeCache:
         return None if hit is None else dataclasses.replace(hit, cached=True)
 
     def put(self, key: str, result: ChatResult) -> None:
-        """Store ``result`` under ``key`` (memory and file). Blocking when a file is configured."""
+        """Store ``result`` under ``key`` (memory and file; not a shared store, which is
+        asynchronous). Blocking when a file is configured."""
         self._memory_put(key, result)
         if self._uses_file():
             self._db_put(key, result)
@@ -263,10 +325,12 @@ class JudgeCache:
 
         ``hits`` counts every request served without a call (memory, file, or coalesced onto an
         in-flight call; ``coalesced`` is that last part); ``misses`` counts calls made.
+        When a shared store is configured, ``store`` holds its own counts (hits, misses,
+        errors and skips per operation).
         """
         with self._lock:
             total = self._hits + self._misses
-            return {
+            out: dict[str, Any] = {
                 "hits": self._hits,
                 "misses": self._misses,
                 "coalesced": self._coalesced,
@@ -274,6 +338,9 @@ class JudgeCache:
                 "entries": len(self._lru),
                 "in_flight": len(self._inflight),
             }
+        if self.store is not None:
+            out["store"] = self.store.stats()
+        return out
 
     def clear(self) -> None:
         """Forget every in-memory answer and reset the counters (the file is left alone)."""
@@ -282,7 +349,20 @@ class JudgeCache:
             self._hits = self._misses = self._coalesced = 0
 
     def close(self) -> None:
-        """Close the SQLite connection (it reopens on next use, unless the file was given up)."""
+        """Close the SQLite connection (it reopens on next use, unless the file was given up),
+        and the shared store's connections as far as that can be done without awaiting (prefer
+        :meth:`aclose` from async code)."""
+        self._close_file()
+        if self.store is not None:
+            self.store.close()
+
+    async def aclose(self) -> None:
+        """Close the file and the shared store's connections (both reopen on next use)."""
+        self._close_file()
+        if self.store is not None:
+            await self.store.aclose()
+
+    def _close_file(self) -> None:
         with self._db_lock:
             if self._db is not None:
                 self._db.close()
@@ -366,7 +446,7 @@ class JudgeCache:
         if row is None:
             return None
         try:
-            return _decode(row[0])
+            return decode_result(row[0])
         except (ValueError, KeyError, TypeError):
             return None  # a corrupt or foreign row is a miss, not a crash
 
@@ -377,7 +457,7 @@ class JudgeCache:
             try:
                 self._connection().execute(
                     "INSERT OR REPLACE INTO judge_cache (key, value, created) VALUES (?, ?, ?)",
-                    (key, _encode(result), time.time()),
+                    (key, encode_result(result), time.time()),
                 )
             except Exception as exc:  # any failure of an optional file: see the module docstring
                 self._give_up_file(exc)
@@ -397,7 +477,8 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} into a cache key")
 
 
-def _encode(result: ChatResult) -> str:
+def encode_result(result: ChatResult) -> str:
+    """A stored answer: JSON, ASCII only (see the module docstring)."""
     logprobs = None
     if result.logprobs is not None:
         logprobs = [[t.token, t.logprob, [list(a) for a in t.top]] for t in result.logprobs]
@@ -414,7 +495,9 @@ def _encode(result: ChatResult) -> str:
     )
 
 
-def _decode(value: str) -> ChatResult:
+def decode_result(value: str) -> ChatResult:
+    """The answer :func:`encode_result` stored; ``ValueError``/``KeyError``/``TypeError`` on a
+    corrupt value."""
     d = json.loads(value)
     logprobs = None
     if d["logprobs"] is not None:
