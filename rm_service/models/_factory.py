@@ -11,6 +11,12 @@ The model name for an endpoint comes from ``judge.model``, else ``RM_SERVICE_JUD
 ``gpt-4o-mini``. Backends are built lazily (the local model loads on the first judge call, not at
 config load) and once per distinct spec, so every judge grader of a runner shares one client
 pool or one loaded model.
+
+``rate_limit_redis`` shares the ``rpm``/``tpm`` budget between every process that names the same
+Redis and budget key (replicas behind a load balancer), instead of giving each process the whole
+budget (see :mod:`rm_service.models._redis_budget`). It is a judge setting, not the cache's,
+because the limit belongs to the endpoint: a shared budget is as useful without a shared cache
+(sampled judges, no caching) as with one, and two judges may share one Redis but not one budget.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rm_service._exceptions import ConfigError
 from rm_service.models._base import ChatModel
+from rm_service.models._redis import check_redis_url
+from rm_service.models._redis_budget import RedisRateLimiter
 
 __all__ = ["DEFAULT_ENDPOINT_MODEL", "JudgeSpec", "build_judge", "judge_factory"]
 
@@ -47,6 +56,36 @@ class JudgeSpec(BaseModel):
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
     transport: Literal["aiohttp", "httpx"] | None = None
+    rate_limit_redis: str | None = Field(
+        default=None,
+        description="redis://, rediss:// or unix:// URL: share rpm/tpm across replicas",
+    )
+    rate_limit_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description="names the shared budget (default: the endpoint's base URL and model)",
+    )
+
+    @field_validator("rate_limit_redis")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                check_redis_url(url, "rate_limit_redis")
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("rate_limit_redis: ")) from None
+        return url
+
+    @model_validator(mode="after")
+    def _shared_budget(self) -> JudgeSpec:
+        if self.rate_limit_redis is not None:
+            if self.rpm is None and self.tpm is None:
+                raise ValueError("rate_limit_redis shares rpm/tpm: set rpm or tpm too")
+            if self.backend == "local":
+                raise ValueError("rate_limit_redis applies to an endpoint, not backend 'local'")
+        elif self.rate_limit_key is not None:
+            raise ValueError("rate_limit_key names a shared budget: set rate_limit_redis too")
+        return self
 
     def resolved_backend(self) -> Literal["openai", "local"]:
         _load_dotenv()
@@ -78,7 +117,11 @@ def build_judge(spec: JudgeSpec | dict[str, Any] | None = None) -> ChatModel:
     if spec.transport:
         kwargs["transport"] = spec.transport
     model = spec.model or os.environ.get("RM_SERVICE_JUDGE_MODEL") or DEFAULT_ENDPOINT_MODEL
-    return OpenAIChatModel(model, **kwargs)
+    chat = OpenAIChatModel(model, **kwargs)
+    if spec.rate_limit_redis is not None:
+        key = spec.rate_limit_key or f"{chat.base_url or 'https://api.openai.com/v1'}|{model}"
+        chat.limiter = RedisRateLimiter(spec.rate_limit_redis, key, spec.rpm, spec.tpm)
+    return chat
 
 
 _SHARED: dict[JudgeSpec, ChatModel] = {}
