@@ -15,6 +15,12 @@ into a prometheus-client ``Histogram`` (a lock and a bucket scan) and counting i
 ``docs/benchmarks.md``, HTTP service). So call durations are appended to a plain list and folded
 into :class:`BulkHistogram` once per request (:meth:`ServiceMetrics.flush`, and at every scrape),
 and outcomes are tallied in dicts before one ``inc`` per label set.
+
+Shared Redis tiers (the judge cache's store, the shared rate-limit budget) count their failures,
+skips and hits where they happen, in :func:`rm_service.models._redis.backend_totals`, and
+:class:`BackendCollector` reads those totals at scrape time: the engine never calls into this
+module. Those totals are per process, not per app instance (a process serves one app in
+production; tests that build several apps in one process see the sum).
 """
 
 from __future__ import annotations
@@ -27,13 +33,20 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from rm_service._result import GraderError, RecordResult
+from rm_service.models._redis import backend_totals
 
-__all__ = ["CONTENT_TYPE_LATEST", "BulkHistogram", "GraderTimer", "ServiceMetrics"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "BackendCollector",
+    "BulkHistogram",
+    "GraderTimer",
+    "ServiceMetrics",
+]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -97,6 +110,7 @@ class ServiceMetrics:
         self.rejected = Counter(
             "rm_admission_rejected", "Requests refused with 429 (overloaded)", registry=r
         )
+        r.register(BackendCollector())
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, str(status)).inc()
@@ -157,6 +171,66 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class BackendCollector(Collector):
+    """The shared Redis tiers' counts, read at scrape time (see the module docstring).
+
+    * ``rm_cache_backend_errors_total{backend,op}``: cache reads (``get``) and writes (``set``)
+      that failed (the read fell through to a judge call; the write's answer was kept);
+    * ``rm_cache_backend_skipped_total{backend,op}``: operations not tried while the backend was
+      known to be down (between a failure and the next probe);
+    * ``rm_cache_backend_hits_total{backend}`` / ``rm_cache_backend_misses_total{backend}``:
+      reads that worked (a hit is a verdict another replica, or an earlier run, paid for);
+    * ``rm_rate_limit_backend_errors_total{backend}``: shared-budget reservations that failed;
+    * ``rm_rate_limit_fallback_total{backend}``: reservations served by the local fallback.
+
+    A family appears once its first count does (a process without Redis exports none).
+    """
+
+    _BACKEND = "redis"
+    _FAMILIES = (
+        ("cache", "error", "rm_cache_backend_errors", "Judge cache backend operations that failed"),
+        (
+            "cache",
+            "skipped",
+            "rm_cache_backend_skipped",
+            "Judge cache backend operations skipped while the backend was down",
+        ),
+        ("cache", "hit", "rm_cache_backend_hits", "Judge cache backend reads that found a verdict"),
+        ("cache", "miss", "rm_cache_backend_misses", "Judge cache backend reads that found none"),
+        (
+            "budget",
+            "error",
+            "rm_rate_limit_backend_errors",
+            "Shared rate-limit reservations that failed",
+        ),
+        (
+            "budget",
+            "fallback",
+            "rm_rate_limit_fallback",
+            "Rate-limit reservations served by the local fallback",
+        ),
+    )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # the families depend on what has been counted
+
+    def collect(self) -> Iterator[Metric]:
+        totals = backend_totals()
+        for role, outcome, name, doc in self._FAMILIES:
+            by_op = [(op, n) for (r, op, o), n in totals.items() if r == role and o == outcome]
+            if not by_op:
+                continue
+            with_op = role == "cache" and outcome in ("error", "skipped")
+            labels = ["backend", "op"] if with_op else ["backend"]
+            family = CounterMetricFamily(name, doc, labels=labels)
+            if with_op:
+                for op, n in sorted(by_op):
+                    family.add_metric([self._BACKEND, op], n)
+            else:
+                family.add_metric([self._BACKEND], sum(n for _, n in by_op))
+            yield family
 
 
 class BulkHistogram(Collector):
