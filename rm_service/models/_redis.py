@@ -21,7 +21,8 @@ Design points:
   usually comes back (a restart, a failover, a network blip). On an error the link opens: one
   warning for the outage, then every operation skips Redis (counted, no wait) until
   ``retry_after`` seconds have passed; then a single operation probes it. A successful probe
-  closes the link (logged once); a failed one opens it for another ``retry_after``. Grading never
+  closes the link (logged once); a failed one opens it for another ``retry_after``. A Redis that
+  flaps warns at most once a minute (:data:`WARN_INTERVAL_S`). Grading never
   waits on a Redis that is known to be down, and the shared tier returns without a restart.
 * **Counted**: errors, skips, hits and misses are counted on the link (:meth:`RedisLink.stats`)
   and in process-wide totals (:func:`backend_totals`) that the service's ``/metrics`` reads at
@@ -62,6 +63,8 @@ logger = logging.getLogger(__name__)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_TIMEOUT = 0.25
 DEFAULT_RETRY_AFTER = 5.0
+WARN_INTERVAL_S = 60.0
+"""A Redis that flaps warns at most once per this many seconds (later outages log at DEBUG)."""
 
 _TOTALS: Counter[tuple[str, str, str]] = Counter()
 _TOTALS_LOCK = threading.Lock()
@@ -137,6 +140,8 @@ class RedisLink:
         self._closing: set[asyncio.Task[None]] = set()
         self._down_since: float | None = None
         self._next_probe = 0.0
+        self._last_warning = -WARN_INTERVAL_S
+        self._outage_level = logging.WARNING
         self._counts: Counter[tuple[str, str]] = Counter()
 
     def __repr__(self) -> str:
@@ -189,7 +194,8 @@ class RedisLink:
         with self._lock:
             since, self._down_since = self._down_since, None
         if since is not None:
-            logger.warning(
+            logger.log(
+                self._outage_level,
                 "%s redis %s is back after %.1f s; using it again",
                 self.role,
                 redacted(self.url),
@@ -204,8 +210,13 @@ class RedisLink:
             if first:
                 self._down_since = now
                 self._next_probe = now + self.retry_after
+                loud = now - self._last_warning >= WARN_INTERVAL_S
+                self._outage_level = logging.WARNING if loud else logging.DEBUG
+                if loud:
+                    self._last_warning = now
         if first:
-            logger.warning(
+            logger.log(
+                self._outage_level,
                 "%s redis %s failed on %s (%s: %s); going on without it, trying again every "
                 "%g s (failures are counted in /metrics)",
                 self.role,

@@ -119,7 +119,7 @@ class RedisRateLimiter(RateLimiter):
             f"tpm={self.tpm}, burst_s={self.burst_s})"
         )
 
-    def __getstate__(self) -> dict[str, Any]:  # type: ignore[override]
+    def __getstate__(self) -> dict[str, Any]:
         return {
             "url": self.link.url,
             "key": self.key,

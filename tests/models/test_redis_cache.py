@@ -16,7 +16,7 @@ import pytest
 from rm_service._config import load_config
 from rm_service._exceptions import ConfigError
 from rm_service.models import ChatResult, JudgeCache, SamplingParams, Usage
-from rm_service.models._redis import RedisStore, backend_totals
+from rm_service.models._redis import RedisLink, RedisStore, backend_totals
 from tests.redis_support import RedisServer, redis_server
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
@@ -214,3 +214,24 @@ def test_importing_rm_service_does_not_import_redis() -> None:
         "assert 'redis' not in sys.modules, [m for m in sys.modules if 'redis' in m]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_breaker_probes_once_per_interval_and_a_flapping_redis_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = RedisLink("redis://127.0.0.1:9/0", role="cache", retry_after=0.2)
+    with caplog.at_level(logging.WARNING, logger="rm_service.models._redis"):
+        assert link.available("get")
+        link.failed("get", ConnectionError("refused"))
+        assert not link.up and not link.available("get") and not link.available("set")
+        time.sleep(0.25)
+        assert link.available("get")  # the probe
+        assert not link.available("get")  # only one
+        link.succeeded()
+        assert link.up and link.available("get")
+        link.failed("set", ConnectionError("refused again"))  # a second outage, soon after
+        link.succeeded()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages  # the first outage and its end; the flap is quiet
+    assert "failed on get" in messages[0] and "is back" in messages[1]
+    assert link.stats() == {"get_error": 1, "set_error": 1, "get_skipped": 2, "set_skipped": 1}
