@@ -28,6 +28,8 @@ from rm_service.models._factory import JudgeSpec, build_judge, judge_factory
 from rm_service.models._limits import RateLimiter
 from rm_service.models._local import LocalChatModel, cache_dir
 from rm_service.models._openai import OpenAIChatModel
+from rm_service.models._redis import RedisStore
+from rm_service.models._redis_budget import RedisRateLimiter
 from rm_service.models._retry import RetryPolicy
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "Message",
     "OpenAIChatModel",
     "RateLimiter",
+    "RedisRateLimiter",
+    "RedisStore",
     "ResponseFormat",
     "RetryPolicy",
     "SamplingParams",

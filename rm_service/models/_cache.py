@@ -357,7 +357,8 @@ class JudgeCache:
             self.store.close()
 
     async def aclose(self) -> None:
-        """Close the file and the shared store's connections (both reopen on next use)."""
+        """Close the file and the shared store's connections of this event loop (both reopen on
+        next use; a store's connections belong to their loop, so each loop closes its own)."""
         self._close_file()
         if self.store is not None:
             await self.store.aclose()

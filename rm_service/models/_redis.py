@@ -12,7 +12,7 @@ Design points:
 * **One client per event loop**: a ``redis.asyncio`` client and its pooled connections belong to
   the loop that opened them, while a cache is shared by every loop and thread of a process. So
   :class:`RedisLink` keeps a client per running loop (clients of loops that have closed are
-  dropped), and :meth:`RedisLink.aclose` closes them.
+  dropped), and :meth:`RedisLink.aclose` closes the calling loop's.
 * **Short timeouts**: connect and each operation time out after ``timeout`` seconds (and the
   whole operation is bounded by ``asyncio.timeout`` besides), so a slow or stopped Redis costs a
   bounded wait, never a stalled grader. One immediate retry heals a pooled connection that went
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import threading
 import time
@@ -131,6 +132,10 @@ class RedisLink:
         check_redis_url(url, "url")
         if timeout <= 0 or retry_after <= 0:
             raise ValueError("timeout and retry_after must be > 0")
+        if importlib.util.find_spec("redis") is None:  # found, not imported: see the docstring
+            raise ConfigError(
+                f"{redacted(url)} needs the redis client: pip install 'rm-service[redis]'"
+            )
         self.url = url
         self.role = role
         self.timeout = float(timeout)
@@ -244,14 +249,10 @@ class RedisLink:
             return client
 
     def _new_client(self) -> Redis:
-        try:
-            from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-        except ImportError as exc:  # pragma: no cover - the extra is installed in tests
-            raise ConfigError(
-                "a redis:// URL needs the redis client: pip install 'rm-service[redis]'"
-            ) from exc
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         return Redis.from_url(
             self.url,
             socket_timeout=self.timeout,
@@ -270,33 +271,34 @@ class RedisLink:
             return await fn(client)
 
     def close(self) -> None:
-        """Close what can be closed without awaiting: the running loop's client is closed in a
-        task; clients of other loops are dropped (their loops own their sockets)."""
-        with self._lock:
-            clients, self._clients = self._clients, {}
+        """Close the running loop's client without awaiting (in a task), and forget clients of
+        loops that have closed. Clients of other running loops are theirs to close."""
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            return
-        client = clients.get(loop)
-        if client is not None:
+            loop = None
+        with self._lock:
+            client = self._clients.pop(loop, None) if loop is not None else None
+            for old in [lp for lp in self._clients if lp.is_closed()]:
+                del self._clients[old]
+        if client is not None and loop is not None:
             task = loop.create_task(client.aclose())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     async def aclose(self) -> None:
-        """Close every client: this loop's awaited, others' on their own (running) loops."""
+        """Close this loop's client (it reopens on next use). A client belongs to its loop, so
+        each loop that used the link closes its own: closing it from another loop's thread
+        would race that loop's end and leave its sockets open."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            clients, self._clients = self._clients, {}
-        for other, client in clients.items():
-            if other is loop:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            elif not other.is_closed() and other.is_running():
-                asyncio.run_coroutine_threadsafe(client.aclose(), other)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+            client = self._clients.pop(loop, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        closing = [t for t in self._closing if t.get_loop() is loop]
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
 
 
 class RedisStore:
