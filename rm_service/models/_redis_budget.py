@@ -41,6 +41,7 @@ _REPLICA_WINDOW_S = 60.0
 # tolerance, token interval, token tolerance, tokens, max wait (-1: none), token correction,
 # replica id, replica window. Returns {granted, wait seconds (string), replicas}.
 _GCRA = """
+pcall(redis.replicate_commands)  -- before Redis 5, TIME is allowed before writes only so
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local req_int, req_tol = tonumber(ARGV[1]), tonumber(ARGV[2])

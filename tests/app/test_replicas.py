@@ -14,11 +14,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from rm_service.cli import main
 from tests.app.uvicorn_server import Server, running_server
 from tests.judge_server import JudgeServer, Reply
 from tests.redis_support import RedisServer, redis_server
@@ -150,3 +152,24 @@ def test_a_frozen_redis_delays_grading_by_the_timeout_at_most(cluster: Cluster) 
     # A read and a write, each bounded by the timeout (a retry included), then the breaker
     # skips Redis; without timeouts the client's default would wait 5 s per operation.
     assert elapsed < 8 * REDIS_TIMEOUT, elapsed
+
+
+@pytest.mark.parametrize(
+    ("block", "field"),
+    [
+        (
+            "cache: {redis: 'http://127.0.0.1:6379'}",
+            "cache.redis: Value error, expected a redis://",
+        ),
+        ("cache: {redis: 'redis://h', path: c.db}", "set path (a SQLite file) or redis"),
+        ("judge: {rpm: 60, rate_limit_redis: 'localhost:6379'}", "judge.rate_limit_redis"),
+    ],
+)
+def test_a_bad_redis_setting_fails_start_up_naming_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], block: str, field: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"{block}\ngraders:\n  f: {{type: format}}\n")
+    assert main(["serve", "--config", str(bad), "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and field in err, err
