@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import threading
 import time
 import uuid
@@ -150,6 +151,14 @@ def test_the_judge_spec_builds_a_shared_limiter() -> None:
     assert isinstance(model, OpenAIChatModel)
     assert isinstance(model.limiter, RedisRateLimiter)
     assert model.limiter.key == "http://127.0.0.1:9/v1|m" and model.limiter.rpm == 60
+    # A pickled judge (a Ray worker's copy) keeps sharing the budget.
+    copy = pickle.loads(pickle.dumps(model))
+    assert isinstance(copy.limiter, RedisRateLimiter)
+    assert (copy.limiter.key, copy.limiter.rpm, copy.limiter.link.url) == (
+        model.limiter.key,
+        60,
+        "redis://127.0.0.1:9/0",
+    )
 
 
 @pytest.mark.parametrize(
