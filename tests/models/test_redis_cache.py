@@ -154,7 +154,7 @@ async def test_a_frozen_redis_costs_at_most_the_timeout(redis_server: RedisServe
     # Reads and writes each wait at most about the (0.25 s) timeout, with retries, then the
     # breaker is open and Redis is skipped without waiting.
     assert first_batch < 2.0, first_batch
-    assert second_batch < 0.2, second_batch
+    assert second_batch < 0.5, second_batch
 
 
 def test_one_client_per_event_loop_across_threads(redis_server: RedisServer) -> None:
