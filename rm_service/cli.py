@@ -35,8 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"rm-service {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("grade", help="grade a JSONL file with a reward config")
-    g.add_argument("input", type=Path, help="input JSONL, one record (JSON object) per line")
+    g = sub.add_parser("grade", help="grade a JSONL or Parquet file with a reward config")
+    g.add_argument(
+        "input",
+        help="input: JSONL (one JSON object per line), Parquet, or a dataset saved with "
+        "datasets' save_to_disk; with --engine ray also a directory or glob of shards, on any "
+        "filesystem Ray reads (s3://, gs://, ...)",
+    )
     g.add_argument(
         "-c",
         "--config",
@@ -44,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         help="reward config YAML (env RM_SERVICE_CONFIG; default: the embedded default reward)",
     )
     g.add_argument(
-        "-o", "--output", type=Path, help="output JSONL (default: INPUT with .graded.jsonl)"
+        "-o",
+        "--output",
+        help="output JSONL (default: INPUT with .graded.jsonl); with --engine ray a directory "
+        "of Parquet parts (default: INPUT with .graded.parquet), JSONL parts if it ends in .jsonl",
     )
     existing = g.add_mutually_exclusive_group()
     existing.add_argument(
@@ -67,6 +75,29 @@ def _parser() -> argparse.ArgumentParser:
         help="grader calls in flight (default: the config's)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data, on a cluster or a local Ray "
+        "(needs the ray extra)",
+    )
+    g.add_argument(
+        "--address", help="--engine ray: the cluster (auto, ray://HOST:10001; default: start one)"
+    )
+    g.add_argument(
+        "--workers", type=int, help="--engine ray: the most grading actors (default: from CPUs)"
+    )
+    g.add_argument(
+        "--num-cpus",
+        type=float,
+        help="--engine ray: CPUs per actor (default: 1 for math graders, else 0.25)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        help="--engine ray: records per batch, and per checkpoint (default: 64)",
+    )
 
     c = sub.add_parser("check", help="validate a reward config (and a file's first record)")
     c.add_argument("-c", "--config", help="reward config YAML (env RM_SERVICE_CONFIG)")
@@ -186,8 +217,15 @@ def _runner_from(args: argparse.Namespace) -> GradingRunner:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return _grade_ray(args)
+    for flag in ("address", "workers", "num_cpus", "batch_size"):
+        if getattr(args, flag) is not None:
+            raise InputError(f"--{flag.replace('_', '-')} needs --engine ray")
     from rm_service._offline import agrade_file
 
+    args.input = Path(args.input)
+    args.output = Path(args.output) if args.output else None
     runner = _runner_from(args)
     output = args.output or args.input.with_name(args.input.stem + ".graded.jsonl")
     try:
@@ -225,6 +263,60 @@ def _grade(args: argparse.Namespace) -> int:
         print(f", {result.skipped_done} already done", end="")
     if result.invalid:
         print(f", {result.invalid} invalid line(s) -> {result.errors}", end="")
+    print(f"\noutput: {result.output}\nreport: {result.report or '(not written)'}")
+    return 0
+
+
+_RAY_EXTRA = "pip install -e '.[ray]'"
+
+
+def _grade_ray(args: argparse.Namespace) -> int:
+    """Imported here: Ray (seconds, and an optional extra) is needed by no other path."""
+    for flag in ("skip_invalid", "errors"):
+        if getattr(args, flag):
+            raise InputError(
+                f"--{flag.replace('_', '-')} is for the local engine; with --engine ray an "
+                "invalid record is an error row in the output"
+            )
+    try:
+        from rm_service.integrations._ray_cli import grade_with_ray
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in {"rm_service", "graders"}:
+            raise
+        raise RMServiceError(
+            f"--engine ray needs the ray extra ({exc.name} is missing): {_RAY_EXTRA}"
+        ) from None
+    config = args.config
+    if not config:
+        from rm_service._default import DEFAULT_CONFIG, DEFAULT_NOTICE
+
+        print(f"rm-service: {DEFAULT_NOTICE}", file=sys.stderr)
+        config = DEFAULT_CONFIG
+    try:
+        result = grade_with_ray(
+            config,
+            args.input,
+            args.output,
+            address=args.address,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            workers=args.workers,
+            num_cpus=args.num_cpus,
+            batch_size=args.batch_size or 64,
+            max_concurrency=args.max_concurrency,
+            report_path=args.report,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished records are saved; rerun with --resume", file=sys.stderr)
+        return 130
+    for warning in result.warnings:
+        print(f"rm-service: warning: {warning}", file=sys.stderr)
+    if result.summary.records:
+        print(result.summary.table() + "\n")
+    print(f"graded {result.graded} record(s) this run", end="")
+    if result.skipped_done:
+        print(f", {result.skipped_done} already done", end="")
     print(f"\noutput: {result.output}\nreport: {result.report or '(not written)'}")
     return 0
 

@@ -1,0 +1,245 @@
+"""``rm-service grade --engine ray`` and ``integrations.ray.grade_dataset`` on a real local Ray
+(the session's ``ray_instance``): the same rewards as the local CLI, Parquet in and out, a
+SIGKILLed job resumed to exactly one row per record, and one-line errors for bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.cli_support import ROOT, cli, cli_cmd, env, one_error_line, read_jsonl, write_jsonl
+from tests.judge_server import JudgeServer, Reply
+from tests.ray.conftest import RayInstance
+
+EXAMPLES = ROOT / "examples"
+
+# Ray Data's DataContext copies itself field by field, deprecated fields included: Ray's
+# warnings, not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+
+
+def ray_rows(out: Path) -> list[dict[str, Any]]:
+    """Every row of a ``--engine ray`` output directory, JSONL or Parquet parts."""
+    rows: list[dict[str, Any]] = []
+    for part in sorted(out.iterdir()):
+        if part.suffix == ".jsonl":
+            rows += read_jsonl(part)
+        elif part.suffix == ".parquet":
+            rows += pq.read_table(part).to_pylist()
+    return rows
+
+
+def by_line(rows: list[dict[str, Any]], *drop: str) -> dict[int, dict[str, Any]]:
+    return {r["line"]: {k: v for k, v in r.items() if k not in drop} for r in rows}
+
+
+def grade_both(tmp: Path, src: Path, cfg: Path, ray: RayInstance, **extra: str) -> tuple[Any, Any]:
+    local, remote = tmp / "local.jsonl", tmp / "ray.jsonl"
+    r1 = cli("grade", src, "-c", cfg, "-o", local, "--no-progress", cwd=tmp, **extra)
+    assert r1.returncode == 0, r1.stderr
+    r2 = cli(
+        "grade", src, "-c", cfg, "-o", remote, "--engine", "ray", "--address", ray.address,
+        "--no-progress", cwd=tmp, **extra,
+    )  # fmt: skip
+    assert r2.returncode == 0, r2.stderr
+    return (read_jsonl(local), r1.stdout), (ray_rows(remote), r2.stdout)
+
+
+def test_math_sample_gives_the_local_clis_lines(tmp_path: Path, ray_instance: RayInstance) -> None:
+    cfg = EXAMPLES / "reward.yaml"  # math (a worker pool: whole-CPU actors) + rules
+    (local, local_out), (remote, ray_out) = grade_both(
+        tmp_path, EXAMPLES / "math_sample.jsonl", cfg, ray_instance
+    )
+    assert len(remote) == len(local) == 32
+    # index is the record's place in its batch, not in the run: everything else is equal
+    assert by_line(remote, "index") == by_line(local, "index")
+    assert {r["status"] for r in remote} >= {"ok", "error"}  # m-line without a gold answer
+    table = local_out.split("\n\n")[0]
+    assert table in ray_out  # the same summary table
+    assert (tmp_path / "ray.jsonl.report.html").read_text().count("<svg") == 4
+
+
+def test_chat_sample_with_a_judge_gives_the_local_clis_rewards(
+    tmp_path: Path, ray_instance: RayInstance, judge_server: JudgeServer
+) -> None:
+    responses = [r["response"] for r in read_jsonl(EXAMPLES / "chat_sample.jsonl")]
+
+    def grade(body: dict[str, Any]) -> Reply:  # a score that depends on the record only
+        text = json.dumps(body["messages"])  # (prompts hold a random delimiter: not the text)
+        at = next((i for i, r in enumerate(responses) if json.dumps(r)[1:-1] in text), 2)
+        return Reply(json.dumps({"reason": "mock", "score": 1 + at % 5}))
+
+    judge_server.responder = grade
+    cfg = tmp_path / "judges.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "judge": {"backend": "openai", "base_url": judge_server.base_url, "model": "m"},
+                "graders": {
+                    "relevance": {"type": "relevance"},
+                    "correct": {
+                        "type": "correctness",
+                        "mapper": {"reference_response": "ground_truth"},
+                        "verify": "never",
+                    },
+                },
+                "aggregators": [{"type": "min", "name": "reward"}],
+            }
+        )
+    )
+    (local, _), (remote, ray_out) = grade_both(
+        tmp_path, EXAMPLES / "chat_sample.jsonl", cfg, ray_instance
+    )
+    assert len(remote) == len(local) > 0
+    want = {r["line"]: (r["reward"], r["scores"]) for r in local}
+    assert {r["line"]: (r["reward"], r["scores"]) for r in remote} == want
+    assert len({r["reward"] for r in remote}) > 1  # the mock really told records apart
+    assert "judge calls:" in ray_out
+
+
+def test_a_killed_job_resumes_to_every_record_exactly_once(
+    tmp_path: Path, ray_instance: RayInstance
+) -> None:
+    cfg = tmp_path / "slow.yaml"
+    cfg.write_text(
+        "graders:\n  length: {type: 'tests.support:slow_len'}\n"
+        "aggregators:\n  - {type: min, name: reward}\nmax_concurrency: 4\n"
+    )
+    n = 240
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"query": "q", "response": "r" * (i % 30)} for i in range(n)],  # no ids: from lines
+    )
+    out, ckpt = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
+    args = [
+        "grade", src, "-c", cfg, "-o", out, "--engine", "ray", "--address", ray_instance.address,
+        "--batch-size", "8", "--workers", "1", "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cli_cmd(*args),
+        cwd=tmp_path,
+        env=env(RM_TEST_DELAY="0.05"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            committed = [p for p in ckpt.glob("*.parquet") if "pending" not in p.name]
+            if len(committed) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the job ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = ray_rows(out)
+    assert 0 < len(before) < n
+    r = cli(*args, "--resume", cwd=tmp_path, RM_TEST_DELAY="0.01")
+    assert r.returncode == 0, r.stderr
+    rows = ray_rows(out)
+    lines = sorted(row["line"] for row in rows)
+    assert lines == list(range(1, n + 1))  # every record, exactly once
+    assert all(row["id"] == row["line"] for row in rows)  # ids from the position
+    assert f"{len(rows) - len(before)} record(s) this run" in r.stdout or "this run" in r.stdout
+    again = cli(*args, "--resume", cwd=tmp_path)  # finished: nothing left to grade
+    assert again.returncode == 0, again.stderr
+    assert "graded 0 record(s) this run" in again.stdout
+    assert len(ray_rows(out)) == n
+
+
+def test_parquet_in_parquet_out(tmp_path: Path, ray_instance: RayInstance) -> None:
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows[:20]), shards / "a.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[20:]), shards / "b.parquet")
+    (shards / "_SUCCESS").write_text("")  # a marker file is not a shard
+    out = tmp_path / "graded.parquet"
+    r = cli(
+        "grade", shards, "-c", EXAMPLES / "reward.yaml", "-o", out, "--engine", "ray",
+        "--address", ray_instance.address, "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    table = pa.concat_tables(pq.read_table(p) for p in sorted(out.glob("*.parquet")))
+    assert table.schema.field("reward").type == pa.float64()
+    assert table.schema.field("scores").type == pa.string()  # JSON text: one stable schema
+    got = {(r["source"], r["line"]): r for r in table.to_pylist()}
+    assert len(got) == 32
+    local = tmp_path / "local.jsonl"
+    assert cli("grade", EXAMPLES / "math_sample.jsonl", "-c", EXAMPLES / "reward.yaml", "-o",
+               local, "--no-progress", cwd=tmp_path).returncode == 0  # fmt: skip
+    for want in read_jsonl(local):
+        where = (
+            ("a.parquet", want["line"]) if want["line"] <= 20 else ("b.parquet", want["line"] - 20)
+        )
+        row = got[where]
+        assert row["reward"] == want["reward"] and row["id"] == want["id"]
+        assert json.loads(row["scores"]) == want["scores"]
+        assert json.loads(row["errors"]) == want["errors"]
+        assert row["key"] == f"{where[0]}:{where[1]}"
+
+
+def test_grade_dataset_keeps_a_bad_record_as_an_error_row(ray_instance: RayInstance) -> None:
+    import ray.data
+
+    from rm_service.integrations.ray import grade_dataset, rows_from_table
+
+    cfg = {
+        "graders": {"format": {"type": "format", "mode": "think_answer"}},
+        "aggregators": [{"type": "min", "name": "reward"}],
+    }
+    items = [
+        {"id": "a", "response": "<think>x</think><answer>1</answer>"},
+        {"id": "b", "response": None},  # the field the grader needs is missing
+    ]
+    out = grade_dataset(ray.data.from_items(items), cfg).take_all()
+    rows = {r["id"]: r for r in rows_from_table(pa.Table.from_pylist(out))}
+    assert rows["a"]["status"] == "ok" and rows["a"]["reward"] == 1.0
+    assert rows["b"]["status"] == "error" and rows["b"]["reward"] is None
+    assert rows["b"]["errors"]["format"]["kind"] == "invalid_input"
+
+
+def test_clear_errors_for_missing_input_bad_shard_and_bad_address(
+    tmp_path: Path, ray_instance: RayInstance
+) -> None:
+    rules = EXAMPLES / "rules.yaml"
+    missing = cli("grade", tmp_path / "nope.jsonl", "-c", rules, "--engine", "ray", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "nope.jsonl: no such file or directory" in one_error_line(missing.stderr)
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_jsonl(shards / "a.jsonl", read_jsonl(EXAMPLES / "math_sample.jsonl"))
+    (shards / "b.parquet").write_bytes(b"not parquet at all")
+    bad = cli(
+        "grade", shards, "-c", rules, "-o", tmp_path / "o.parquet", "--engine", "ray",
+        "--address", ray_instance.address, "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    err = one_error_line(bad.stderr)
+    assert "b.parquet" in err and "Parquet" in err
+
+    addr = cli(
+        "grade", EXAMPLES / "math_sample.jsonl", "-c", rules, "-o", tmp_path / "x.parquet",
+        "--engine", "ray", "--address", "ray://127.0.0.1:1", cwd=tmp_path, timeout=30,
+    )  # fmt: skip
+    assert addr.returncode == 1
+    assert "--address ray://127.0.0.1:1: cannot connect" in one_error_line(addr.stderr)
+
+
+@pytest.mark.parametrize("flag", [["--address", "auto"], ["--workers", "2"]])
+def test_ray_flags_need_the_ray_engine(tmp_path: Path, flag: list[str]) -> None:
+    r = cli("grade", EXAMPLES / "math_sample.jsonl", *flag, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "needs --engine ray" in one_error_line(r.stderr)
