@@ -23,6 +23,13 @@ without it ``rate_limited`` grades one sample at a time. verl's contract and how
   once per process and cached (thread-safe): verl calls from thread pools and from a loop per
   worker. A service is described (``GET /graders``) when first used, so a wrong URL, key or
   reward name raises then rather than scoring every sample as a failure.
+* **Answered before ``rate_limited`` gives up.** That manager waits ``reward.timeout`` (300 s
+  unless set) per sample, then scores it 0.0 with keys of its own (``timeout``, ``acc``); verl
+  builds its columns from the first sample's keys, so one such sample fails the step. Each call
+  answers within ``deadline`` (:data:`DEFAULT_DEADLINE`, a reward kwarg; keep it below
+  ``reward.timeout``) with what is done, the rest unscored. ``rate_limited`` also turns any
+  exception into 0.0 (``error``, ``acc``), a first-use ``ConfigError`` included: check a
+  reward before training with it (``rm-service check``, ``GET /graders``).
 * **The same keys for every sample, none of them verl's.** verl copies every key of the
   returned dict into ``reward_extra_info``, reads the *first* sample's keys from all the others,
   and writes them next to its own columns: ``_validate`` adds ``reward`` and then appends each
@@ -52,15 +59,17 @@ The backend cache, the sync bridge and the failure-proof grading pass live in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from rm_service._exceptions import InputError
+from rm_service._exceptions import ConfigError, InputError
 from rm_service._openrlhf import fallback_columns
 from rm_service._result import RecordResult
-from rm_service.integrations._backend import jsonable
+from rm_service.integrations._backend import LocalBackend, jsonable, logger
 from rm_service.integrations._targets import (
     Config,
+    Target,
     acached_target,
     finite,
     grade_safely,
@@ -69,6 +78,7 @@ from rm_service.integrations._targets import (
 )
 
 __all__ = [
+    "DEFAULT_DEADLINE",
     "KEY_PREFIX",
     "compute_score",
     "compute_score_batch",
@@ -84,6 +94,13 @@ them (``reward``, ``acc``, ``pred``, ``uid``, ``data_source``, ...; more in each
 bare component names could collide; none of verl's starts with this. A ``/`` is what verl's own
 metric names are made of: ``val-aux/<data_source>/rm/correct/mean@4``, and
 ``algorithm.filter_groups.metric=rm/correct`` selects one for DAPO."""
+
+DEFAULT_DEADLINE = 240.0
+"""Seconds one :func:`compute_score` call may grade before it answers with what is done (the
+rest unscored). verl's ``rate_limited`` manager waits ``reward.timeout`` (default 300 s) per
+sample and then scores it 0.0 with keys of its own, which breaks the one key set verl builds its
+columns from; answering first keeps a slow sample unscored and masked. Keep it below
+``reward.timeout``."""
 
 DROPPED_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 """Keyword arguments verl adds for GenRM functions (its reward-model router and tokenizer);
@@ -139,6 +156,7 @@ async def _score(
     reward: str | None,
     fallback_score: float,
     question_key: str,
+    deadline: float | None,
     extras: Mapping[str, Any],
 ) -> list[dict[str, float]]:
     n = len(solution_strs)
@@ -149,13 +167,50 @@ async def _score(
         if len(values) != n:
             raise InputError(f"{name!r} has {len(values)} values for {n} solution_strs")
     fallback = finite(fallback_score, "fallback_score")
+    if deadline is not None and not finite(deadline, "deadline") > 0:
+        raise ConfigError(f"deadline must be > 0 seconds (or None), got {deadline!r}")
     target = await acached_target(reward_key(config, url, api_key, reward))
     infos = extra_infos if extra_infos is not None else [None] * n
     records = [
         _record(data_sources[i], solution_strs[i], ground_truths[i], infos[i], question_key, extras)
         for i in range(n)
     ]
-    return verl_scores(await grade_safely(target, records), target.names, fallback)
+    return verl_scores(await _grade(target, records, deadline), target.names, fallback)
+
+
+class _RunnerWithDeadline:
+    """A local backend whose runner grades within ``deadline``: what finished is kept, the
+    components still running come back unscored (kind ``timeout``), as on the service."""
+
+    def __init__(self, backend: LocalBackend, deadline: float) -> None:
+        self.backend = backend
+        self.deadline = deadline
+
+    async def agrade(self, records: Sequence[Mapping[str, Any]]) -> list[RecordResult]:
+        return await self.backend.runner.agrade(records, deadline=self.deadline)
+
+    def describe(self) -> tuple[str, list[str], list[str]]:
+        return self.backend.describe()
+
+
+async def _grade(
+    target: Target, records: list[dict[str, Any]], deadline: float | None
+) -> list[RecordResult]:
+    """:func:`grade_safely`, answered within ``deadline`` seconds when one is set."""
+    if deadline is None:
+        return await grade_safely(target, records)
+    if isinstance(target.backend, LocalBackend):
+        local = Target(_RunnerWithDeadline(target.backend, deadline), target.reward, target.names)
+        return await grade_safely(local, records)
+    # A service: its client has its own timeouts and retries; this bounds them all.
+    try:
+        return await asyncio.wait_for(grade_safely(target, records), deadline)
+    except TimeoutError:
+        logger.warning("rm-service: %d records unscored: no answer in %gs", len(records), deadline)
+        return [
+            RecordResult(index=i, reward_name=target.reward, components={})
+            for i in range(len(records))
+        ]
 
 
 async def compute_score(
@@ -170,6 +225,7 @@ async def compute_score(
     reward: str | None = None,
     fallback_score: float = 0.0,
     question_key: str = "question",
+    deadline: float | None = DEFAULT_DEADLINE,
     **kwargs: Any,
 ) -> dict[str, float]:
     """One sample's ``{"score", "rm/<component>"..., "rm_error"}`` for verl's reward loop.
@@ -184,11 +240,15 @@ async def compute_score(
         reward: which of the service's rewards; default ``$RM_SERVICE_REWARD``, else its default.
         fallback_score: the number for an unscored reward or component (verl cannot skip).
         question_key: the ``extra_info`` key holding the question (the record's ``query``).
+        deadline: seconds to grade before answering with what is done, the rest unscored
+            (:data:`DEFAULT_DEADLINE`; below ``rate_limited``'s ``reward.timeout``); ``None``:
+            no limit.
         **kwargs: more record fields (verl's GenRM extras are dropped).
 
     Raises:
         ConfigError: no reward chosen, an invalid config, an unreachable service on first use,
-            a non-finite ``fallback_score``. Grading failures never raise.
+            a non-finite ``fallback_score``, a ``deadline`` not above 0. Grading failures never
+            raise.
     """
     (out,) = await _score(
         [data_source],
@@ -201,6 +261,7 @@ async def compute_score(
         reward=reward,
         fallback_score=fallback_score,
         question_key=question_key,
+        deadline=deadline,
         extras=kwargs,
     )
     return out
@@ -218,12 +279,14 @@ def compute_score_batch(
     reward: str | None = None,
     fallback_score: float = 0.0,
     question_key: str = "question",
+    deadline: float | None = None,
     **kwargs: Any,
 ) -> list[dict[str, float]]:
     """:func:`compute_score` for a whole batch in one grading pass, synchronously: verl's legacy
     ``batch`` manager (``reward_manager=batch``, ``custom_reward_function.name=
     compute_score_batch``). Returns one dict per sample, in order; the arguments are
-    :func:`compute_score`'s, as lists.
+    :func:`compute_score`'s, as lists; ``deadline`` is for the whole batch and off by default
+    (no verl manager times a batch).
 
     Raises:
         InputError: the lists are not all as long as ``solution_strs`` (the message names one).
@@ -241,6 +304,7 @@ def compute_score_batch(
             reward=reward,
             fallback_score=fallback_score,
             question_key=question_key,
+            deadline=deadline,
             extras=kwargs,
         )
     )
@@ -251,12 +315,14 @@ def compute_score_sync(
     solution_str: str,
     ground_truth: Any,
     extra_info: Mapping[str, Any] | None = None,
+    *,
+    deadline: float | None = DEFAULT_DEADLINE,
     **kwargs: Any,
 ) -> dict[str, float]:
     """:func:`compute_score` for managers that call it without awaiting (the reward loop's
     ``remote`` Ray workers; the legacy ``naive``/``dapo``). Same arguments."""
     return compute_score_batch(
-        [data_source], [solution_str], [ground_truth], [extra_info], **kwargs
+        [data_source], [solution_str], [ground_truth], [extra_info], deadline=deadline, **kwargs
     )[0]
 
 

@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 import yaml
 
+import rm_service.integrations.verl as shim
 from rm_service import ConfigError, InputError
 from rm_service._http_schemas import ServiceSettings
+from rm_service._runner import GradingRunner
 from rm_service.app import create_app
 from rm_service.integrations import _targets
-from rm_service.integrations._backend import LocalBackend
 from rm_service.integrations.verl import compute_score, compute_score_batch, compute_score_sync
 from tests.integrations.conftest import SEEN, SHIM_CONFIG
 from tests.support import serve_in_thread
@@ -96,12 +97,16 @@ async def test_every_sample_has_the_same_keys_and_unscored_is_the_fallback() -> 
 async def test_a_backend_that_raises_gives_the_fallback_not_an_exception(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def broken(self: LocalBackend, records: Any) -> Any:
+    async def broken(self: Any, records: Any, **kwargs: Any) -> Any:
         raise RuntimeError("grading blew up")
 
-    monkeypatch.setattr(LocalBackend, "agrade", broken)
-    got = await compute_score("d", "7", "7", config=SHIM_CONFIG, fallback_score=0.5)
-    assert got == sample(0.5, 0.5, 0.5, 0.5, 1.0)
+    # The runner, under both the default deadline and none (LocalBackend.agrade).
+    monkeypatch.setattr(GradingRunner, "agrade", broken)
+    for deadline in (shim.DEFAULT_DEADLINE, None):
+        got = await compute_score(
+            "d", "7", "7", config=SHIM_CONFIG, fallback_score=0.5, deadline=deadline
+        )
+        assert got == sample(0.5, 0.5, 0.5, 0.5, 1.0)
 
 
 async def test_no_key_is_one_verl_writes_itself_whatever_the_components_are_called() -> None:

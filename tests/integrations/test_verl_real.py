@@ -577,3 +577,49 @@ def test_prime_cannot_take_a_dict(
     out = manager(generated(rt, columns(sample_rows()), RESPONSES), return_dict=True)
     assert out["reward_tensor"].sum(-1).tolist() == [0.0] * len(RESPONSES)
     assert "Setting all as 0." in capsys.readouterr().out
+
+
+# --- rate_limited's per-sample timeout -------------------------------------------------------
+
+
+def test_a_sample_past_rate_limiteds_timeout_keeps_our_keys(
+    verl_runtime: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rate_limited`` gives each sample ``reward.timeout`` seconds, then scores it 0.0 with
+    keys of its own (``timeout``, ``acc``); verl builds every column from the first sample's
+    keys (``_postprocess``), so that one sample fails the step with a KeyError, or, when it comes
+    first, drops every other sample's extras. ``deadline`` (a reward kwarg, below verl's
+    timeout) answers first: the slow sample is unscored (``rm_error`` 1) with our key set."""
+    from tests.judge_server import JudgeServer, Reply
+
+    limited = verl_module("verl.experimental.reward_loop.reward_manager.limited")
+    monkeypatch.setattr(limited.RateLimitedRewardManager, "_class_initialized", False)
+    rt = verl_runtime
+
+    def latency(body: dict[str, Any]) -> float:
+        return 5.0 if "slowly" in json.dumps(body) else 0.0
+
+    verdict = json.dumps({"reason": "on topic", "score": 5})
+    with JudgeServer(lambda body: Reply(verdict), latency=latency) as judge:
+        judge_cfg = {"backend": "openai", "base_url": judge.base_url, "model": "m"}
+        reward = {
+            "judge": {**judge_cfg, "max_retries": 0},
+            "graders": {"rel": {"type": "relevance"}},
+        }
+        rt.config_path.write_text(yaml.safe_dump(reward))
+        prefix = "reward." if new_layout() else ""
+        timeout_key = "reward.timeout" if new_layout() else "reward_model.timeout"
+        cfg = readme_config(
+            rt,
+            f"+{timeout_key}=2",
+            f"+{prefix}custom_reward_function.reward_kwargs.deadline=0.5",
+        )
+        worker = reward_loop_worker(cfg)
+        responses = ["Seven, found quickly.", "Seven, found slowly.", "Seven, quick too."]
+        data = generated(rt, columns(sample_rows(GOLDS[:3])), responses)
+        outputs = rt.loop.run_until_complete(worker.compute_score_batch(data))
+    keys = ["score", "rm/rel", "rm_error"]
+    assert [list(o["reward_extra_info"]) for o in outputs] == [keys] * 3
+    assert [o["reward_extra_info"]["rm_error"] for o in outputs] == [0.0, 1.0, 0.0]
+    assert [o["reward_score"] for o in outputs] == [1.0, 0.0, 1.0]
+    rollout_output(rt, data, outputs)  # verl's columns from the first sample's keys
