@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from fastapi import Request  # noqa: E402
 
 from rm_service._http_schemas import GradeRequest  # noqa: E402
+from rm_service._wire import USAGE_KEYS  # noqa: E402
 
 HOST = "127.0.0.1"
 SAMPLE = ROOT / "examples" / "math_sample.jsonl"
@@ -91,18 +92,17 @@ def _echo_app(mode: str) -> Any:
     reason = "echo: a reason about as long as a grader's"
 
     def shaped(records: list[dict[str, Any]]) -> dict[str, Any]:
-        # Same shape as a /grade response (RecordOut + GradeSummary), so a similar byte size.
+        # Same shape as a /grade response (the wire record and the summary), so a similar byte size.
         results = [
             {
                 "index": i,
                 "id": rec.get("id"),
                 "reward": 0.5,
-                "sub_rewards": dict.fromkeys(names, 0.5),
                 "status": "ok",
+                "scores": dict.fromkeys(names, 0.5),
+                "reasons": dict.fromkeys(names, reason),
                 "errors": {},
-                "error_kinds": {},
-                "explanations": dict.fromkeys(names, reason),
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cached_calls": 0},
+                "usage": dict.fromkeys(USAGE_KEYS, 0),
             }
             for i, rec in enumerate(records)
         ]
@@ -112,8 +112,10 @@ def _echo_app(mode: str) -> Any:
             "unscored": 0,
             "error": 0,
             "means": dict.fromkeys(names, 0.5),
+            "unscored_records_by_kind": {},
+            "unscored_components_by_kind": {},
             "unscored_by_kind": {},
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cached_calls": 0},
+            "usage": dict.fromkeys(USAGE_KEYS, 0),
             "latency_s": 0.0,
         }
         return {"reward": "echo", "results": results, "summary": summary}

@@ -17,7 +17,14 @@ import typing as _typing
 
 from rm_service._exceptions import ConfigError, InputError, MappingError, RMServiceError
 from rm_service._lazy import lazy_attributes as _lazy_attributes
-from rm_service._result import ErrorKind, GraderError, GraderResult, GraderScore, RecordResult
+from rm_service._result import (
+    ErrorKind,
+    GraderError,
+    GraderResult,
+    GraderScore,
+    RecordResult,
+    Status,
+)
 
 if _typing.TYPE_CHECKING:
     from rm_service._advantages import grpo_advantages
@@ -33,6 +40,7 @@ if _typing.TYPE_CHECKING:
     from rm_service._rollout import RolloutRewardCalculator, TurnReward
     from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
     from rm_service._summary import ComponentStats, RunSummary, summarize_jsonl
+    from rm_service._wire import record_from_json, record_json
 
 __version__ = "0.1.0"
 
@@ -48,6 +56,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("RolloutRewardCalculator", "TurnReward"), "rm_service._rollout"),
     **dict.fromkeys(("DEFAULT_MAX_CONCURRENCY", "GradingRunner"), "rm_service._runner"),
     **dict.fromkeys(("ComponentStats", "RunSummary", "summarize_jsonl"), "rm_service._summary"),
+    **dict.fromkeys(("record_from_json", "record_json"), "rm_service._wire"),
 }
 
 
@@ -75,11 +84,14 @@ __all__ = [
     "RewardConfig",
     "RolloutRewardCalculator",
     "RunSummary",
+    "Status",
     "TurnReward",
     "agrade_file",
     "build_runner",
     "grade_file",
     "grpo_advantages",
     "load_config",
+    "record_from_json",
+    "record_json",
     "summarize_jsonl",
 ]

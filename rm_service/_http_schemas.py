@@ -2,9 +2,9 @@
 
 Kept apart from ``rm_service.app`` so they can be imported (and unit-tested) without FastAPI.
 
-The ``/grade`` record shape follows the OpenAI graders ``run`` response: ``reward``,
-``sub_rewards`` and errors, plus our ``status`` and reasons. A failure is never a number on this
-face: an unscored reward or component is ``null`` with its error. Only ``/get_reward`` (OpenRLHF's
+``/grade`` answers each record in the one wire shape (``rm_service._wire``) that the offline
+grader writes and the remote backend reads. A failure is never a number on this face: an unscored
+reward or component is ``null`` with its error. Only ``/get_reward`` (OpenRLHF's
 protocol, whose client needs numbers) substitutes a fallback value, and flags it ``rm_error=1``.
 """
 
@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rm_service._exceptions import ConfigError
 from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
-from rm_service._result import GraderScore, RecordResult
+from rm_service._result import ErrorKind, Status
 from rm_service.integrations._targets import finite
 
 __all__ = [
     "FALLBACK_SETTING",
     "OPENRLHF_CLIENT_TIMEOUT",
+    "ComponentError",
     "ErrorBody",
     "GetRewardRequest",
     "GradeRequest",
@@ -37,9 +38,6 @@ __all__ = [
     "error_detail",
     "field_error",
     "json_safe",
-    "record_out",
-    "record_status",
-    "summarize",
 ]
 
 
@@ -176,6 +174,11 @@ class GradeRequest(BaseModel):
         description="seconds; components unfinished by then are unscored (kind 'timeout'). "
         "Capped by the server's deadline.",
     )
+    include_metadata: bool = Field(
+        default=False,
+        description="send each component's metadata (a verdict's raw text, logprobs, timings) "
+        "with each record, as the offline grader writes it",
+    )
 
     @field_validator("records")
     @classmethod
@@ -266,27 +269,41 @@ def error_detail(detail: Any) -> Any:
 
 
 class Usage(BaseModel):
-    """Judge tokens spent on a record (cache hits cost nothing)."""
+    """What judge calls cost: ``calls`` paid for and their tokens; ``cached_calls`` were served
+    from the judge cache and cost nothing."""
 
+    calls: int = 0
+    cached_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_calls: int = 0
+
+
+class ComponentError(BaseModel):
+    """Why a component is unscored."""
+
+    kind: ErrorKind
+    error: str
 
 
 class RecordOut(BaseModel):
-    """One record's grade. ``status``: ``ok`` (the reward is a number), ``error`` (unscored
+    """One record's grade, in the wire shape every face shares (the offline grader writes the
+    same dict per line). ``status``: ``ok`` (the reward is a number), ``error`` (unscored
     because the record itself is invalid: a missing field, a mapper path that does not resolve),
     ``unscored`` (unscored for any other reason: timeout, judge failure)."""
 
-    index: int
     id: str | int | None = None
+    index: int
     reward: float | None
-    sub_rewards: dict[str, float | None]
-    status: Literal["ok", "unscored", "error"]
-    errors: dict[str, str] = Field(description="component -> '<kind>: <reason>'")
-    error_kinds: dict[str, str] = Field(description="component -> error kind")
-    explanations: dict[str, str]
+    status: Status
+    scores: dict[str, float | None] = Field(
+        description="every component (graders and aggregates); null where unscored"
+    )
+    reasons: dict[str, str] = Field(description="each scored component's reason")
+    errors: dict[str, ComponentError] = Field(description="each unscored component's error")
     usage: Usage
+    metadata: dict[str, dict[str, Any]] = Field(
+        description="per component that has any; {} unless the request sets include_metadata"
+    )
 
 
 class GradeSummary(BaseModel):
@@ -325,109 +342,6 @@ class GradeResponse(BaseModel):
     reward: str
     results: list[RecordOut]
     summary: GradeSummary
-
-
-def record_status(rec: RecordResult) -> Literal["ok", "unscored", "error"]:
-    """``ok``/``unscored``/``error`` of a record (see :class:`RecordOut`)."""
-    return _status(rec.reward, [e.kind for e in rec.errors.values()])
-
-
-def _status(reward: float | None, kinds: Iterable[str]) -> Literal["ok", "unscored", "error"]:
-    if reward is not None:
-        return "ok"
-    return "error" if "invalid_input" in kinds else "unscored"
-
-
-def record_out(rec: RecordResult) -> dict[str, Any]:
-    """One record's :class:`RecordOut`, as the plain JSON-ready dict ``/grade`` sends.
-
-    A dict and not the model: ``/grade`` serialises its response once, straight from these;
-    building a ``RecordOut`` per record and letting FastAPI re-validate and encode them cost
-    a large share of a rule-graded request (``docs/benchmarks.md``, HTTP service). The model
-    stays the documented schema, and ``tests/app`` checks these dicts against it.
-    """
-    sub_rewards: dict[str, float | None] = {}
-    errors: dict[str, str] = {}
-    kinds: dict[str, str] = {}
-    explanations: dict[str, str] = {}
-    prompt = completion = cached = 0
-    for name, comp in rec.components.items():
-        if isinstance(comp, GraderScore):
-            sub_rewards[name] = comp.score
-            if comp.reason:
-                explanations[name] = comp.reason
-        else:
-            sub_rewards[name] = None
-            errors[name] = f"{comp.kind}: {comp.error}"
-            kinds[name] = comp.kind
-        usage = comp.metadata.get("usage") if comp.metadata else None
-        if isinstance(usage, dict):
-            if comp.metadata.get("cached"):
-                cached += 1
-            else:
-                prompt += int(usage.get("prompt_tokens") or 0)
-                completion += int(usage.get("completion_tokens") or 0)
-    reward = sub_rewards.get(rec.reward_name) if rec.reward_name is not None else None
-    return {
-        "index": rec.index,
-        "id": rec.id,
-        "reward": reward,
-        "sub_rewards": sub_rewards,
-        "status": _status(reward, kinds.values()),
-        "errors": errors,
-        "error_kinds": kinds,
-        "explanations": explanations,
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "cached_calls": cached,
-        },
-    }
-
-
-def summarize(
-    records: Sequence[dict[str, Any]],
-    names: Sequence[str],
-    latency_s: float,
-    reward: str | None = None,
-) -> dict[str, Any]:
-    """The :class:`GradeSummary` of :func:`record_out` dicts, as a dict (see there for why).
-
-    ``reward`` names the component that is each record's reward: the kind of its error is the
-    record's kind in ``unscored_records_by_kind`` (``invalid_input`` for an ``error`` record,
-    whichever component the reward's error names first).
-    """
-    counts = {"ok": 0, "unscored": 0, "error": 0}
-    sums = dict.fromkeys(names, 0.0)
-    ns = dict.fromkeys(names, 0)
-    kinds: dict[str, int] = {}
-    record_kinds: dict[str, int] = {}
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cached_calls": 0}
-    for rec in records:
-        status = rec["status"]
-        counts[status] += 1
-        for name, score in rec["sub_rewards"].items():
-            if score is not None:
-                sums[name] += score
-                ns[name] += 1
-        for kind in rec["error_kinds"].values():
-            kinds[kind] = kinds.get(kind, 0) + 1
-        if status != "ok":
-            kind = "invalid_input" if status == "error" else rec["error_kinds"].get(reward or "")
-            kind = kind or next(iter(rec["error_kinds"].values()), "unknown")
-            record_kinds[kind] = record_kinds.get(kind, 0) + 1
-        for key, value in rec["usage"].items():
-            usage[key] += value
-    return {
-        "n": len(records),
-        **counts,
-        "means": {n: (sums[n] / ns[n] if ns[n] else None) for n in names},
-        "unscored_records_by_kind": record_kinds,
-        "unscored_components_by_kind": kinds,
-        "unscored_by_kind": dict(kinds),
-        "usage": usage,
-        "latency_s": round(latency_s, 6),
-    }
 
 
 # --- /get_reward (OpenRLHF) ---------------------------------------------------------------------

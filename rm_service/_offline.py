@@ -43,6 +43,7 @@ from typing import IO, Any
 from rm_service._exceptions import InputError, MappingError, RMServiceError
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet, RunSummary, summarize_jsonl
+from rm_service._wire import record_json
 
 __all__ = ["GradeFileResult", "agrade_file", "grade_file"]
 
@@ -394,8 +395,7 @@ async def _locked_run(
         if err_sink is not None:
             err_sink.close()
     with _io("read", out), out.open(encoding="utf-8") as f:
-        summary = summarize_jsonl(f)
-    summary.reward_name = runner.reward_name
+        summary = summarize_jsonl(f, runner.reward_name)
     warnings = []
     if summary.duplicates:
         warnings.append(
@@ -466,7 +466,7 @@ async def _pump(
         async with contextlib.aclosing(runner.astream(chained())) as results:
             async for rec in results:
                 line = reader.lines.pop(rec.index)
-                row = rec.to_json_dict(line)
+                row = record_json(rec, line=line)
                 sink.write(row)
                 graded += 1
                 unscored += row["status"] != "ok"

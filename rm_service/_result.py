@@ -24,6 +24,7 @@ __all__ = [
     "GraderResult",
     "GraderScore",
     "RecordResult",
+    "Status",
 ]
 
 ErrorKind = Literal["invalid_input", "timeout", "judge_error", "unparseable", "internal"]
@@ -69,6 +70,15 @@ class GraderError(BaseModel):
 
 GraderResult = GraderScore | GraderError
 
+Status = Literal["ok", "unscored", "error"]
+"""A record's status, the same word on every face.
+
+* ``ok``: the reward is a number.
+* ``error``: no reward, because the record itself is invalid (a component's error is
+  ``invalid_input``: a missing field, a mapper path that does not resolve). Fix the data.
+* ``unscored``: no reward for any other reason (a timeout, a judge failure). Retrying may help.
+"""
+
 
 class RecordResult(BaseModel):
     """Everything known about one record once all its graders and aggregators have run.
@@ -99,43 +109,17 @@ class RecordResult(BaseModel):
         return {k: v for k, v in self.components.items() if isinstance(v, GraderError)}
 
     @property
-    def status(self) -> Literal["ok", "unscored"]:
-        """``ok`` when the reward is a number, ``unscored`` otherwise."""
-        return "ok" if self.reward is not None else "unscored"
+    def status(self) -> Status:
+        """``ok``, ``error`` or ``unscored``: see :data:`Status`."""
+        if self.reward is not None:
+            return "ok"
+        errors = self.components.values()
+        if any(isinstance(e, GraderError) and e.kind == "invalid_input" for e in errors):
+            return "error"
+        return "unscored"
 
     def scores(self) -> dict[str, float | None]:
         """Each component's score, ``None`` where unscored."""
         return {
             k: v.score if isinstance(v, GraderScore) else None for k, v in self.components.items()
         }
-
-    def to_json_dict(self, line: int | None = None) -> dict[str, Any]:
-        """The flat, stable JSON shape written by the offline grader (one line per record).
-
-        ``line``: the record's 1-based input line, for a record read from a file. It is added
-        as ``"line"``, stands in for a missing ``id``, and replaces the runner's "record
-        <index>: " in error texts: the index restarts at 0 on resume, so it means nothing next
-        to a line number.
-        """
-        out: dict[str, Any] = {
-            "id": self.id,
-            "index": self.index,
-            "reward": self.reward,
-            "status": self.status,
-            "scores": self.scores(),
-            "reasons": {
-                k: v.reason for k, v in self.components.items() if isinstance(v, GraderScore)
-            },
-            "errors": {k: {"kind": v.kind, "error": v.error} for k, v in self.errors.items()},
-        }
-        metadata = {k: v.metadata for k, v in self.components.items() if v.metadata}
-        if metadata:
-            out["metadata"] = metadata
-        if line is not None:
-            out["line"] = line
-            if out["id"] is None:
-                out["id"] = line
-            old, new = f"record {self.index}: ", f"line {line}: "
-            for err in out["errors"].values():
-                err["error"] = err["error"].replace(old, new)
-        return out

@@ -100,17 +100,36 @@ class JudgeTotals:
     completion_tokens: int = 0
     latency_s: float = 0.0
 
-    def add(self, meta: Mapping[str, Any]) -> None:
-        usage = meta.get("usage")
-        if not isinstance(usage, Mapping):
-            return  # not a judge call (rule grader, pre-gate)
-        if meta.get("cached"):
-            self.cached += 1
-        else:
-            self.calls += 1
-            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.completion_tokens += int(usage.get("completion_tokens") or 0)
-        self.latency_s += float(meta.get("latency_s") or 0.0)
+    def add(self, line: Mapping[str, Any]) -> None:
+        """Fold in one record's ``usage`` (a wire record; see ``rm_service._wire``), and its
+        judge components' latency from ``metadata`` where the record carries it."""
+        used = line.get("usage")
+        metas = [m for m in (line.get("metadata") or {}).values() if isinstance(m, Mapping)]
+        judged = [m for m in metas if isinstance(m.get("usage"), Mapping)]
+        if isinstance(used, Mapping):
+            self.calls += int(used.get("calls") or 0)
+            self.cached += int(used.get("cached_calls") or 0)
+            self.prompt_tokens += int(used.get("prompt_tokens") or 0)
+            self.completion_tokens += int(used.get("completion_tokens") or 0)
+        else:  # a line written before records carried ``usage``: count from the metadata
+            for meta in judged:
+                if meta.get("cached"):
+                    self.cached += 1
+                else:
+                    self.calls += 1
+                    self.prompt_tokens += int(meta["usage"].get("prompt_tokens") or 0)
+                    self.completion_tokens += int(meta["usage"].get("completion_tokens") or 0)
+        for meta in judged:
+            self.latency_s += float(meta.get("latency_s") or 0.0)
+
+    def usage(self) -> dict[str, int]:
+        """The totals in the wire format's ``usage`` shape."""
+        return {
+            "calls": self.calls,
+            "cached_calls": self.cached,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
 
     def line(self) -> str:
         n = self.calls + self.cached
@@ -124,19 +143,38 @@ class JudgeTotals:
 
 @dataclass
 class RunSummary:
-    """Statistics over a set of graded records, one :class:`ComponentStats` per component."""
+    """Statistics over a set of graded records: the one summary every face reports.
+
+    The offline grader prints :meth:`table` and writes :meth:`write_html`; ``POST /grade``
+    returns :meth:`to_json`. Records are folded in one at a time with :meth:`add`, in the wire
+    shape (``rm_service._wire``), so memory stays flat however many there are.
+
+    ``ok``, ``unscored`` and ``error`` count *records* by their status and add up to
+    ``records``. ``unscored_records`` says why a record has no reward: the kind of the reward
+    component's error (``invalid_input`` for an ``error`` record). Each component's
+    :class:`ComponentStats` counts unscored *components* by kind.
+    """
 
     records: int = 0
     ok: int = 0
+    unscored: int = 0
+    error: int = 0
     components: dict[str, ComponentStats] = field(default_factory=dict)
     reward_name: str | None = None
     judge: JudgeTotals = field(default_factory=JudgeTotals)
+    unscored_records: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0  # output lines for an input line already counted (see summarize_jsonl)
 
+    @classmethod
+    def of(cls, names: Iterable[str], reward_name: str | None = None) -> RunSummary:
+        """An empty summary that lists ``names`` (the reward's components) even if no record
+        comes, or none scores them."""
+        return cls(components={n: ComponentStats(n) for n in names}, reward_name=reward_name)
+
     def add(self, line: Mapping[str, Any]) -> None:
-        """Fold in one output line (the JSON shape of ``RecordResult.to_json_dict``)."""
+        """Fold in one graded record (a wire record: see ``rm_service._wire``)."""
         self.records += 1
-        self.ok += line.get("status") == "ok"
+        status = line.get("status")
         errors = line.get("errors") or {}
         for name, score in (line.get("scores") or {}).items():
             stats = self.components.get(name)
@@ -144,9 +182,45 @@ class RunSummary:
                 stats = self.components[name] = ComponentStats(name)
             kind = errors.get(name, {}).get("kind") if score is None else None
             stats.add(score, kind)
-        for meta in (line.get("metadata") or {}).values():
-            if isinstance(meta, Mapping):
-                self.judge.add(meta)
+        if status == "ok":
+            self.ok += 1
+        else:
+            if status == "error":
+                self.error += 1
+                kind = "invalid_input"
+            else:
+                self.unscored += 1
+                kind = errors.get(self.reward_name or "", {}).get("kind")
+            if not kind:
+                kind = next((e.get("kind") for e in errors.values() if e.get("kind")), "unknown")
+            self.unscored_records[kind] += 1
+        self.judge.add(line)
+
+    def unscored_components(self) -> Counter[str]:
+        """Unscored components (graders and aggregates) over all records, by kind."""
+        kinds = Counter[str]()
+        for s in self.components.values():
+            kinds.update(s.unscored)
+        return kinds
+
+    def to_json(self, latency_s: float | None = None) -> dict[str, Any]:
+        """The summary as JSON (``/grade``'s ``summary``): counts, each component's mean over
+        the records that scored it, the unscored counts by kind, and the judge usage."""
+        kinds = dict(self.unscored_components())
+        out: dict[str, Any] = {
+            "n": self.records,
+            "ok": self.ok,
+            "unscored": self.unscored,
+            "error": self.error,
+            "means": {n: (s.mean if s.n else None) for n, s in self.components.items()},
+            "unscored_records_by_kind": dict(self.unscored_records),
+            "unscored_components_by_kind": kinds,
+            "unscored_by_kind": dict(kinds),
+            "usage": self.judge.usage(),
+        }
+        if latency_s is not None:
+            out["latency_s"] = round(latency_s, 6)
+        return out
 
     def table(self) -> str:
         """A fixed-width text table for the terminal."""
@@ -161,14 +235,15 @@ class RunSummary:
             else:
                 nums = f"{'-':>7} {'-':>7} {'-':>7} {'-':>7}"
             rows.append(f"{s.name:<24} {nums} {s.n:>8} {s.n_unscored:>9}")
-        rows.append(
+        counts = (
             f"records: {self.records}, reward scored: {self.ok}, unscored: {self.records - self.ok}"
         )
+        if self.error:
+            counts += f" ({self.error} for invalid input)"
+        rows.append(counts)
         if self.duplicates:
             rows.append(f"duplicate lines ignored: {self.duplicates} (the first of each counts)")
-        kinds = Counter[str]()
-        for s in self.components.values():
-            kinds.update(s.unscored)
+        kinds = self.unscored_components()
         if self.judge.calls or self.judge.cached:
             rows.append(self.judge.line())
         if kinds:
@@ -231,14 +306,14 @@ def _svg_histogram(s: ComponentStats, width: int = 360, height: int = 160) -> st
     )
 
 
-def summarize_jsonl(lines: Iterable[str]) -> RunSummary:
+def summarize_jsonl(lines: Iterable[str], reward_name: str | None = None) -> RunSummary:
     """Summarise output lines (a file object works) in one pass and flat memory.
 
     Each input ``line`` counts once: a later output line with a ``line`` already seen (left by
     an interrupted or concurrent run) is counted in ``duplicates``, not in the statistics, so
     the summary describes the input, not the accidents of how the output was written.
     """
-    summary = RunSummary()
+    summary = RunSummary(reward_name=reward_name)
     seen = LineSet()
     for raw in lines:
         if not raw.strip():

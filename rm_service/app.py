@@ -55,9 +55,6 @@ from rm_service._http_schemas import (
     ServiceSettings,
     error_detail,
     field_error,
-    record_out,
-    record_status,
-    summarize,
 )
 from rm_service._metrics import CONTENT_TYPE_LATEST, GraderTimer, ServiceMetrics
 from rm_service._openrlhf import (
@@ -78,6 +75,8 @@ from rm_service._rewards import (
     probe_judges,
     warm_up,
 )
+from rm_service._summary import RunSummary
+from rm_service._wire import record_json, record_status
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
 
@@ -277,8 +276,10 @@ def create_app(
         metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
         return results
 
-    # ``response_model`` documents the shape; the endpoint returns the JSON itself (see
-    # ``record_out`` for why), so FastAPI neither re-validates nor re-encodes it.
+    # ``response_model`` documents the shape; the endpoint returns the JSON itself, so FastAPI
+    # neither re-validates nor re-encodes it: building a model per record and letting FastAPI
+    # validate and encode them again cost a large share of a rule-graded request. The models
+    # stay the documented schema, and ``tests/app`` checks the dicts against them.
     @app.post("/grade", response_model=GradeResponse, responses=_LIMIT_ERRORS)
     async def grade(body: GradeRequest, request: Request) -> Any:
         """Grade a batch of records; results come back in input order."""
@@ -288,11 +289,12 @@ def create_app(
             results = await run(request, entry, body.records, body.deadline, "records")
         except _ClientGone:
             return Response(status_code=499)
-        out = [record_out(r) for r in results]
-        summary = summarize(
-            out, entry.runner.names, time.perf_counter() - start, entry.runner.reward_name
-        )
-        return _json({"reward": entry.name, "results": out, "summary": summary})
+        out = [record_json(r, metadata=body.include_metadata) for r in results]
+        summary = RunSummary.of(entry.runner.names, entry.runner.reward_name)
+        for rec in out:
+            summary.add(rec)
+        latency = time.perf_counter() - start
+        return _json({"reward": entry.name, "results": out, "summary": summary.to_json(latency)})
 
     @app.post("/get_reward", responses=_LIMIT_ERRORS)
     async def get_reward(body: GetRewardRequest, request: Request) -> Any:

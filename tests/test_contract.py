@@ -183,12 +183,12 @@ def test_cli_grade_builds_the_graders_once(tmp_path: Path) -> None:
 
 
 def test_an_offline_line_is_shaped_by_the_result_itself() -> None:
-    """Record shaping in one place: ``to_json_dict(line)`` adds the line, lets it stand in for a
-    missing id, and names the line instead of the runner's index in error texts."""
-    from rm_service import GraderError, RecordResult
+    """Record shaping in one place: ``record_json(rec, line=)`` adds the line, lets it stand in
+    for a missing id, and names the line instead of the runner's index in error texts."""
+    from rm_service import GraderError, RecordResult, record_json
 
     err = GraderError(name="f", error="record 0: no field 'x'", kind="invalid_input")
-    row = RecordResult(index=0, reward_name="f", components={"f": err}).to_json_dict(7)
+    row = record_json(RecordResult(index=0, reward_name="f", components={"f": err}), line=7)
     assert (row["line"], row["id"]) == (7, 7)
     assert row["errors"] == {"f": {"kind": "invalid_input", "error": "line 7: no field 'x'"}}
-    assert "line" not in RecordResult(index=0, components={"f": err}).to_json_dict()
+    assert "line" not in record_json(RecordResult(index=0, components={"f": err}))

@@ -16,6 +16,7 @@ from rm_service import (
     GradingRunner,
     MappingError,
 )
+from rm_service._wire import record_json
 from tests.support import InFlight, has_digit
 
 
@@ -202,8 +203,9 @@ async def test_grader_failures_become_errors_with_kinds() -> None:
     assert errs["junk"].kind == "internal" and "float" in errs["junk"].error
     assert errs["range"].kind == "internal" and "42.0" in errs["range"].error
     assert errs["missing"].kind == "invalid_input" and "'query'" in errs["missing"].error
-    assert rec.reward is None and rec.status == "unscored"
-    assert rec.to_json_dict()["scores"] == dict.fromkeys(errs)  # every score is null
+    # status "error": one component's failure is the record's own (invalid_input)
+    assert rec.reward is None and rec.status == "error"
+    assert record_json(rec)["scores"] == dict.fromkeys(errs)  # every score is null
 
 
 async def test_unscored_component_makes_reward_unscored_not_zero() -> None:

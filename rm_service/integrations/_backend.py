@@ -36,8 +36,9 @@ import httpx
 
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, GraderScore, RecordResult
+from rm_service._result import GraderError, RecordResult
 from rm_service._runner import GradingRunner
+from rm_service._wire import record_from_json
 from rm_service.models._base import (
     JudgeConnectionError,
     JudgeError,
@@ -252,7 +253,11 @@ class RemoteBackend:
     async def _chunk(
         self, client: httpx.AsyncClient, start: int, records: list[Mapping[str, Any]]
     ) -> list[RecordResult]:
-        body: dict[str, Any] = {"records": jsonable(records), "deadline": self.timeout * 0.9}
+        body: dict[str, Any] = {
+            "records": jsonable(records),
+            "deadline": self.timeout * 0.9,
+            "include_metadata": True,  # a remote reward gives what a local one gives
+        }
         if self.reward is not None:
             body["reward"] = self.reward
         deadline = time.monotonic() + self.timeout * (self.policy.max_retries + 1)
@@ -303,7 +308,7 @@ class RemoteBackend:
             results = body["results"]
             if len(results) != n:
                 raise ValueError(f"{len(results)} results for {n} records")
-            return [_record(start + i, r, reward_name) for i, r in enumerate(results)]
+            return [record_from_json(r, start + i, reward_name) for i, r in enumerate(results)]
         except (KeyError, TypeError, ValueError) as exc:
             # A 200 that is not a /grade response is a broken or foreign server: not retried.
             raise JudgeHTTPError(f"malformed /grade response: {exc!r}", status=200) from exc
@@ -321,31 +326,6 @@ class RemoteBackend:
 
 def _scalar_id(value: Any) -> str | int | None:
     return value if isinstance(value, str | int) and not isinstance(value, bool) else None
-
-
-def _record(index: int, out: Mapping[str, Any], reward_name: str) -> RecordResult:
-    """A ``/grade`` result (``RecordOut``) as the :class:`RecordResult` the server had."""
-    explanations = out.get("explanations") or {}
-    errors = out.get("errors") or {}
-    kinds = out.get("error_kinds") or {}
-    components: dict[str, GraderScore | GraderError] = {}
-    for name, score in out["sub_rewards"].items():
-        if score is not None:
-            components[name] = GraderScore(
-                name=name, score=score, reason=explanations.get(name, "")
-            )
-        else:
-            kind = kinds.get(name, "internal")
-            reason = str(errors.get(name, "unscored"))
-            prefix = f"{kind}: "
-            components[name] = GraderError(
-                name=name,
-                error=reason[len(prefix) :] if reason.startswith(prefix) else reason,
-                kind=kind,
-            )
-    return RecordResult(
-        index=index, id=out.get("id"), reward_name=reward_name, components=components
-    )
 
 
 _SKIP = object()

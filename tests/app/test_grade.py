@@ -26,12 +26,10 @@ async def test_results_come_back_in_input_order_with_summary() -> None:
     results = body["results"]
     assert [r["index"] for r in results] == list(range(40))
     assert [r["id"] for r in results] == [f"r{i}" for i in range(40)]
-    assert [r["sub_rewards"]["slow"] for r in results] == [
-        min(1.0, (i + 1) / 20) for i in range(40)
-    ]
+    assert [r["scores"]["slow"] for r in results] == [min(1.0, (i + 1) / 20) for i in range(40)]
     # No think/answer tags: fmt scores 0 (a real score, with a reason), the record is ok.
-    assert all(r["status"] == "ok" and r["sub_rewards"]["fmt"] == 0.0 for r in results)
-    assert results[0]["explanations"]["fmt"]
+    assert all(r["status"] == "ok" and r["scores"]["fmt"] == 0.0 for r in results)
+    assert results[0]["reasons"]["fmt"]
     summary = body["summary"]
     assert (summary["n"], summary["ok"], summary["unscored"], summary["error"]) == (40, 40, 0, 0)
     assert summary["means"]["fmt"] == 0.0
@@ -49,8 +47,9 @@ async def test_invalid_record_is_status_error_with_null_and_the_field_named() ->
     assert ok["status"] == "ok" and ok["reward"] == pytest.approx(1.0)
     assert bad["status"] == "error"
     assert bad["reward"] is None  # never a plausible number
-    assert bad["sub_rewards"] == {"fmt": None, "slow": None, "reward": None}
-    assert "'response'" in bad["errors"]["fmt"] and bad["error_kinds"]["fmt"] == "invalid_input"
+    assert bad["scores"] == {"fmt": None, "slow": None, "reward": None}
+    assert "'response'" in bad["errors"]["fmt"]["error"]
+    assert bad["errors"]["fmt"]["kind"] == "invalid_input"
     assert resp.json()["summary"]["error"] == 1
 
 
@@ -75,8 +74,8 @@ async def test_request_deadline_returns_unscored_timeout_instead_of_hanging(
     results = resp.json()["results"]
     for r in results:
         assert r["status"] == "unscored" and r["reward"] is None
-        assert r["error_kinds"]["slow"] == "timeout"
-        assert r["sub_rewards"]["fmt"] == 1.0  # the finished component keeps its score
+        assert r["errors"]["slow"]["kind"] == "timeout"
+        assert r["scores"]["fmt"] == 1.0  # the finished component keeps its score
     assert resp.json()["summary"]["unscored_by_kind"]["timeout"] >= 3
 
 
@@ -87,7 +86,7 @@ async def test_server_deadline_caps_the_request_deadline(monkeypatch: pytest.Mon
     async with client(app) as c:
         resp = await c.post("/grade", json={"records": [{"response": GOOD}], "deadline": 60})
     assert time.perf_counter() - start < 2
-    assert resp.json()["results"][0]["error_kinds"]["slow"] == "timeout"
+    assert resp.json()["results"][0]["errors"]["slow"]["kind"] == "timeout"
 
 
 async def test_named_rewards_and_an_unknown_one() -> None:
@@ -174,7 +173,7 @@ async def test_the_hand_built_response_matches_its_documented_model_exactly() ->
         body = r.json()
         assert GradeResponse.model_validate(body).model_dump(mode="json") == body
     assert [x["status"] for x in resp.json()["results"]] == ["ok", "error", "ok"]
-    assert late.json()["results"][0]["error_kinds"]["slow"] == "timeout"
+    assert late.json()["results"][0]["errors"]["slow"]["kind"] == "timeout"
 
 
 async def test_an_id_with_a_lone_surrogate_comes_back_escaped_not_a_500() -> None:

@@ -79,7 +79,7 @@ async def test_judge_backed_grading_reports_usage_cache_hits_and_ready(
         m = samples((await c.get("/metrics")).text)
     body = resp.json()
     assert [r["reward"] for r in body["results"]] == [1.0, 1.0, 1.0]
-    assert body["results"][0]["explanations"]["rel"]
+    assert body["results"][0]["reasons"]["rel"]
     usage = body["summary"]["usage"]
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     assert usage["cached_calls"] == 2 and judge_server.stats.requests == 1

@@ -170,7 +170,8 @@ def test_offline_run_unscores_non_text_responses(tmp_path: Path) -> None:
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in got] == ["inf", "nan", "int"]
     for rec in got:
-        assert rec["status"] == "unscored" and rec["reward"] is None
+        # "error": the record's own data is at fault (invalid_input), on every face
+        assert rec["status"] == "error" and rec["reward"] is None
         for name in ("format", "length", "number"):
             assert rec["scores"][name] is None, (rec["id"], name)
             error = rec["errors"][name]

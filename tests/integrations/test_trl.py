@@ -256,9 +256,8 @@ def flaky_app(fail_first: int, status: int = 503) -> tuple[FastAPI, list[int]]:
         return {
             "results": [
                 {
-                    "sub_rewards": {"short": 1.0, "digit": None, "reward": 0.5},
-                    "errors": {"digit": "timeout: too slow"},
-                    "error_kinds": {"digit": "timeout"},
+                    "scores": {"short": 1.0, "digit": None, "reward": 0.5},
+                    "errors": {"digit": {"kind": "timeout", "error": "too slow"}},
                 }
                 for _ in body["records"]
             ]

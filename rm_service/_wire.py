@@ -1,0 +1,144 @@
+"""The one JSON shape of a graded record, written and read by every face.
+
+The offline grader writes it as one line per record, ``POST /grade`` returns a list of it, and
+the remote backend (``integrations``, the TRL/verl/OpenRLHF reward functions pointed at a
+server) reads it back into the :class:`~rm_service.RecordResult` the server had. One module, so a
+file graded offline, a ``/grade`` response and a remote reward function can never disagree about
+what a field means::
+
+    {"id": "q1", "index": 0, "reward": 0.75, "status": "ok",
+     "scores":  {"math": 1.0, "relevance": null, "reward": 0.75},
+     "reasons": {"math": "...", "reward": "..."},
+     "errors":  {"relevance": {"kind": "timeout", "error": "..."}},
+     "usage":   {"calls": 1, "cached_calls": 0, "prompt_tokens": 412, "completion_tokens": 9},
+     "metadata": {"math": {...}}}
+
+* ``status`` is :data:`~rm_service._result.Status`: ``ok``, ``unscored`` or ``error``.
+* ``scores`` names every component (graders and aggregators); an unscored one is ``null`` and
+  has an entry in ``errors``. ``reasons`` holds each scored component's reason.
+* ``usage`` is what the record's judge calls cost: ``calls`` paid for, ``cached_calls`` served
+  from the judge cache (free), and the paid calls' tokens.
+* ``metadata`` (per component, only those that have any) is written to files, and sent by
+  ``/grade`` when the request asks for it (``include_metadata``; else ``{}``): a verdict's raw
+  text, logprobs and timings are worth keeping in a file and too heavy for every training step.
+* ``line`` (offline only) is the record's 1-based position in the input file.
+
+:class:`~rm_service._summary.RunSummary` folds these dicts into the one summary every face
+reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast, get_args
+
+from rm_service._result import ErrorKind, GraderError, GraderScore, RecordResult, Status
+
+__all__ = ["USAGE_KEYS", "record_from_json", "record_json", "record_status", "usage"]
+
+USAGE_KEYS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
+_KINDS: frozenset[str] = frozenset(get_args(ErrorKind))
+
+
+def record_status(rec: RecordResult) -> Status:
+    """The record's :attr:`~rm_service.RecordResult.status` (a function, for callbacks)."""
+    return rec.status
+
+
+def usage(rec: RecordResult) -> dict[str, int]:
+    """What the record's judge calls cost, from each component's ``usage`` metadata.
+
+    A component with ``usage`` metadata is a judge call: ``cached`` ones were served from the
+    cache and cost nothing.
+    """
+    out = dict.fromkeys(USAGE_KEYS, 0)
+    for comp in rec.components.values():
+        meta = comp.metadata
+        used = meta.get("usage") if meta else None
+        if not isinstance(used, Mapping):
+            continue
+        if meta.get("cached"):
+            out["cached_calls"] += 1
+        else:
+            out["calls"] += 1
+            out["prompt_tokens"] += int(used.get("prompt_tokens") or 0)
+            out["completion_tokens"] += int(used.get("completion_tokens") or 0)
+    return out
+
+
+def record_json(
+    rec: RecordResult, *, line: int | None = None, metadata: bool = True
+) -> dict[str, Any]:
+    """``rec`` in the wire shape (see the module docstring).
+
+    ``line``: the record's 1-based input line, for a record read from a file. It is added as
+    ``"line"``, stands in for a missing ``id``, and replaces the runner's "record <index>: " in
+    error texts: the index restarts at 0 on resume, so it means nothing next to a line number.
+    ``metadata``: include per-component metadata (files do; ``/grade`` only when asked).
+    """
+    scores: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    errors: dict[str, dict[str, str]] = {}
+    for name, comp in rec.components.items():
+        if isinstance(comp, GraderScore):
+            scores[name] = comp.score
+            reasons[name] = comp.reason
+        else:
+            scores[name] = None
+            errors[name] = {"kind": comp.kind, "error": comp.error}
+    out: dict[str, Any] = {
+        "id": rec.id,
+        "index": rec.index,
+        "reward": rec.reward,
+        "status": rec.status,
+        "scores": scores,
+        "reasons": reasons,
+        "errors": errors,
+        "usage": usage(rec),
+    }
+    out["metadata"] = (
+        {k: v.metadata for k, v in rec.components.items() if v.metadata} if metadata else {}
+    )
+    if line is not None:
+        out["line"] = line
+        if out["id"] is None:
+            out["id"] = line
+        old, new = f"record {rec.index}: ", f"line {line}: "
+        for err in errors.values():
+            err["error"] = err["error"].replace(old, new)
+    return out
+
+
+def record_from_json(out: Mapping[str, Any], index: int, reward_name: str) -> RecordResult:
+    """The :class:`RecordResult` a :func:`record_json` dict came from (``index`` is the
+    caller's: a remote server numbers each request's records from 0).
+
+    Raises:
+        KeyError, TypeError, ValueError: ``out`` is not in the wire shape (a score out of
+            ``[0, 1]`` included); the caller says which server sent it.
+    """
+    reasons = out.get("reasons") or {}
+    errors = out.get("errors") or {}
+    meta = out.get("metadata") or {}
+    components: dict[str, GraderScore | GraderError] = {}
+    for name, score in out["scores"].items():
+        extra = meta.get(name) or {}
+        if score is not None:
+            reason = str(reasons.get(name, ""))
+            components[name] = GraderScore(name=name, score=score, reason=reason, metadata=extra)
+            continue
+        err = errors.get(name) or {}
+        kind = err.get("kind")
+        components[name] = GraderError(
+            name=name,
+            error=str(err.get("error", "unscored")),
+            kind=cast(ErrorKind, kind) if kind in _KINDS else "internal",
+            metadata=extra,
+        )
+    rid = out.get("id")
+    return RecordResult(
+        index=index,
+        id=rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None,
+        reward_name=reward_name,
+        components=components,
+    )
