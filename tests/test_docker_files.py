@@ -466,6 +466,9 @@ def test_three_replicas_behind_nginx_with_a_shared_redis(services: dict) -> None
     redis = services["redis"]
     assert redis["image"].startswith("redis:") and "ports" not in redis
     assert any(v.split(":")[1] == "/data" for v in redis["volumes"])  # verdicts survive restarts
+    args = redis["command"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru" and "--maxmemory" in args
 
 
 def test_the_replicas_config_caches_judge_verdicts_in_the_stacks_redis(services: dict) -> None:

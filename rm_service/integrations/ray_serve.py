@@ -106,6 +106,7 @@ def deployment(
     initial_replicas: int | None = None,
     target_ongoing_requests: float = 4.0,
     max_ongoing_requests: int = 16,
+    max_queued_requests: int = -1,
     num_cpus: float = 1.0,
     graceful_shutdown_timeout_s: float = OPENRLHF_CLIENT_TIMEOUT + 10.0,
     name: str = DEFAULT_NAME,
@@ -116,8 +117,9 @@ def deployment(
     ``config_path``: one reward config, or name → config (the first is the default reward, as
     ``serve --config NAME=FILE``); ``None`` reads ``RM_SERVICE_CONFIG``. Replicas scale between
     ``min_replicas`` and ``max_replicas`` to keep ``target_ongoing_requests`` requests per
-    replica; Serve queues a replica's requests past ``max_ongoing_requests``. ``num_cpus`` per
-    replica (its math workers' processes are not Ray tasks and are not counted);
+    replica; Serve queues a replica's requests past ``max_ongoing_requests``, up to
+    ``max_queued_requests`` per caller (``-1``: no bound; past it Serve answers 503).
+    ``num_cpus`` per replica (its math workers' processes are not Ray tasks, not counted);
     ``ray_actor_options`` is passed on (``num_gpus`` for local judges, ``runtime_env``...).
     """
     if not 0 <= min_replicas <= max_replicas or max_replicas < 1:
@@ -142,13 +144,20 @@ def deployment(
         name=name,
         autoscaling_config=autoscaling,
         max_ongoing_requests=max_ongoing_requests,
+        max_queued_requests=max_queued_requests,
         graceful_shutdown_timeout_s=graceful_shutdown_timeout_s,
         ray_actor_options=actor_options,
     )(RewardService)
     return dep.bind(_rewards(config_path))
 
 
-_INT_ARGS = ("min_replicas", "max_replicas", "initial_replicas", "max_ongoing_requests")
+_INT_ARGS = (
+    "min_replicas",
+    "max_replicas",
+    "initial_replicas",
+    "max_ongoing_requests",
+    "max_queued_requests",
+)
 _FLOAT_ARGS = ("target_ongoing_requests", "num_cpus", "graceful_shutdown_timeout_s")
 
 

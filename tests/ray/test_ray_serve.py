@@ -103,6 +103,7 @@ def test_deployment_scales_on_ongoing_requests_and_waits_out_a_grading(tmp_path:
             max_replicas=6,
             target_ongoing_requests=3,
             max_ongoing_requests=12,
+            max_queued_requests=100,
             num_cpus=2,
             ray_actor_options={"num_gpus": 1},
         )
@@ -110,7 +111,7 @@ def test_deployment_scales_on_ongoing_requests_and_waits_out_a_grading(tmp_path:
     config = built._deployment_config
     auto = config.autoscaling_config
     assert (auto.min_replicas, auto.max_replicas, auto.target_ongoing_requests) == (2, 6, 3)
-    assert config.max_ongoing_requests == 12
+    assert (config.max_ongoing_requests, config.max_queued_requests) == (12, 100)
     # A replica scaled down gets longer than OpenRLHF's client waits to finish what it holds.
     assert config.graceful_shutdown_timeout_s > 180
     assert built.ray_actor_options == {"num_cpus": 2, "num_gpus": 1}
