@@ -112,3 +112,8 @@ class RateLimiter:
         if self._tok_interval and actual >= 0:
             with self._lock:
                 self._tok_tat += (actual - estimated) * self._tok_interval
+
+    async def aclose(self) -> None:
+        """Release what the limiter holds on the running loop: nothing here; a shared
+        (Redis) budget closes its connection. It reopens on next use, so closing a limiter that
+        other models share costs them one reconnect, never a lost limit."""

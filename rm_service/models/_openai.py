@@ -390,6 +390,8 @@ class OpenAIChatModel:
             state = self._states.pop(loop, None)
         if state is not None and state.closer is not None:
             await state.closer.aclose()
+        if self.limiter is not None:
+            await self.limiter.aclose()
 
     # -- the call ------------------------------------------------------------------------------
 

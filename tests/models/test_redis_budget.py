@@ -180,3 +180,33 @@ def test_config_errors_name_the_field(judge: dict[str, object], message: str) ->
     with pytest.raises(ConfigError) as err:
         load_config({"judge": judge, "graders": {"f": {"type": "format"}}})
     assert message in str(err.value)
+
+
+async def test_closing_a_judge_closes_its_shared_budget_connection(
+    redis_server: RedisServer,
+) -> None:
+    """A judge's ``aclose()`` closes its Redis budget client too (it used to be left to the
+    process's exit): a service that reloads rewards must not leak a connection each time."""
+
+    def clients() -> int:
+        return redis_server.command("CLIENT", "LIST").decode().count("\n")
+
+    spec = JudgeSpec(
+        backend="openai",
+        base_url="http://127.0.0.1:9/v1",
+        model="m",
+        rpm=600,
+        rate_limit_redis=redis_server.url,
+        rate_limit_key=uuid.uuid4().hex,
+    )
+    model = build_judge(spec)
+    assert isinstance(model, OpenAIChatModel) and model.limiter is not None
+    before = clients()
+    assert await model.limiter.acquire()
+    assert clients() == before + 1
+    await model.aclose()
+    for _ in range(100):  # the server drops a closed client within a moment
+        if clients() == before:
+            break
+        await asyncio.sleep(0.02)
+    assert clients() == before
