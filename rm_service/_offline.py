@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rm_service._exceptions import InputError, MappingError, RMServiceError
+from rm_service._readers import count_records, detect_format, iter_records
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet, RunSummary, summarize_jsonl
 from rm_service._wire import record_json
@@ -247,11 +248,21 @@ def _count_records(path: Path) -> int:
 
 
 class _Reader:
-    """Yields records from a JSONL file, remembering each record's line number by index."""
+    """Yields records from a JSONL file (or the rows of a Parquet file or saved dataset, from
+    ``rm_service._readers``), remembering each record's line (row) number by index."""
 
-    def __init__(self, path: Path, f: IO[bytes], done: LineSet, errors_out: _Sink | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        f: IO[bytes] | None,
+        done: LineSet,
+        errors_out: _Sink | None,
+        rows: Iterator[tuple[int, dict[str, Any]]] | None = None,
+    ) -> None:
         self.path = path
         self.f = f
+        self.rows = rows  # (row, record) of a Parquet file or saved dataset, instead of lines
+        self.unit = "line" if rows is None else "row"
         self.done = done
         self.errors_out = errors_out
         self.lines: dict[int, int] = {}  # runner index -> input line, only while in flight
@@ -265,6 +276,16 @@ class _Reader:
             yield from self._records()
 
     def _records(self) -> Iterator[Any]:
+        if self.rows is not None:
+            for row, record in self.rows:
+                if row in self.done:
+                    self.skipped += 1
+                    continue
+                self.lines[self.index] = row
+                self.index += 1
+                yield record
+            return
+        assert self.f is not None
         for lineno, raw in enumerate(self.f, start=1):
             if not raw.strip():
                 continue
@@ -296,14 +317,16 @@ def parse_record(raw: bytes) -> dict[str, Any]:
     return record
 
 
-def check_record(runner: GradingRunner, record: Any, src: Path, line: int) -> None:
+def check_record(
+    runner: GradingRunner, record: Any, src: Path, line: int, unit: str = "line"
+) -> None:
     """``runner.check`` for the record on ``line`` of ``src``, its error naming the file and the
-    1-based line instead of the runner's 0-based record index."""
+    1-based line (``unit`` "row" for Parquet) instead of the runner's 0-based record index."""
     try:
         runner.check(record, 0)
     except MappingError as exc:
         err = MappingError(
-            f"{src} line {line}: {exc.detail}", index=None, path=exc.path, field=exc.field
+            f"{src} {unit} {line}: {exc.detail}", index=None, path=exc.path, field=exc.field
         )
         err.index = exc.index
         raise err from None
@@ -337,8 +360,9 @@ async def agrade_file(
     err_path = Path(errors_path) if errors_path else out.with_name(out.name + ".errors.jsonl")
     report = Path(report_path) if report_path else out.with_name(out.name + ".report.html")
     lock_path = out.with_name(out.name + ".lock")
-    if not src.is_file():
+    if not src.exists():
         raise InputError(f"{src}: no such file")
+    detect_format(src)  # a directory that is not a saved dataset fails here
     _refuse_collisions(
         {"input": src, "output": out, "errors file": err_path, "report": report, "lock": lock_path}
     )
@@ -374,7 +398,8 @@ async def _locked_run(
         _scan_done(out, done)
         if skip_invalid:
             _scan_done(err_path, done)
-    total = _count_records(src)
+    fmt = detect_format(src)
+    total = _count_records(src) if fmt == "jsonl" else count_records(src, fmt)
     overwrite = overwrite and not resume  # both: resume wins, nothing graded is dropped
     sink = _Sink(out, truncate=overwrite)
     err_sink = _Sink(err_path, truncate=overwrite) if skip_invalid else None
@@ -387,8 +412,12 @@ async def _locked_run(
                 err_path.unlink(missing_ok=True)  # stale: from the run being replaced
 
     try:
-        with _io("read", src), src.open("rb") as f_in:
-            reader = _Reader(src, f_in, done, err_sink)
+        with (
+            _io("read", src),
+            src.open("rb") if fmt == "jsonl" else contextlib.nullcontext() as f_in,
+        ):
+            rows = None if fmt == "jsonl" else iter_records(src, fmt)
+            reader = _Reader(src, f_in, done, err_sink, rows)
             graded = await _pump(runner, reader, sink, src, commit, total, done.count, progress)
     finally:
         sink.close()
@@ -440,7 +469,7 @@ async def _pump(
     except StopIteration:
         commit()
         return 0
-    check_record(runner, first, src, reader.lines[0])
+    check_record(runner, first, src, reader.lines[0], reader.unit)
     commit()
 
     def chained() -> Iterator[Any]:
