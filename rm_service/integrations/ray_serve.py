@@ -66,7 +66,6 @@ with warnings.catch_warnings():
 __all__ = ["DEFAULT_NAME", "RewardService", "app", "deployment", "serve"]
 
 DEFAULT_NAME = "rm-service"
-CONFIG_ENV = "RM_SERVICE_CONFIG"
 
 ConfigPaths = str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]]
 
