@@ -623,3 +623,22 @@ def test_a_sample_past_rate_limiteds_timeout_keeps_our_keys(
     assert [o["reward_extra_info"]["rm_error"] for o in outputs] == [0.0, 1.0, 0.0]
     assert [o["reward_score"] for o in outputs] == [1.0, 0.0, 1.0]
     rollout_output(rt, data, outputs)  # verl's columns from the first sample's keys
+
+
+def test_rate_limited_turns_a_bad_reward_into_zeros(
+    verl_runtime: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why the README says to check a reward before training with ``rate_limited``: our first
+    call raises ``ConfigError`` (here: the config file is missing), and that manager, unlike the
+    others, catches every exception and scores the sample 0.0 with keys of its own. A run with
+    a wrong path or URL would train on zeros, with only error logs to tell."""
+    limited = verl_module("verl.experimental.reward_loop.reward_manager.limited")
+    monkeypatch.setattr(limited.RateLimitedRewardManager, "_class_initialized", False)
+    rt = verl_runtime
+    rt.config_path.unlink()
+    worker = reward_loop_worker(readme_config(rt))
+    data = generated(rt, columns(sample_rows()), RESPONSES)
+    outputs = rt.loop.run_until_complete(worker.compute_score_batch(data))
+    assert [o["reward_score"] for o in outputs] == [0.0] * len(RESPONSES)
+    assert all(list(o["reward_extra_info"]) == ["error", "acc"] for o in outputs)
+    assert "reward.yaml" in outputs[0]["reward_extra_info"]["error"]
