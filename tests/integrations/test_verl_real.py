@@ -447,16 +447,19 @@ def test_every_reward_loop_manager_gives_the_same_numbers(
     cfg = readme_config(
         rt, f"{manager_key}={name}", f"{prefix}custom_reward_function.name={fn_name}"
     )
+    started_ray = False
     if name == "remote":
         ray = pytest.importorskip("ray")
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+        if not ray.is_initialized():  # else tests/ray's session instance, left running
+            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+            started_ray = True
         monkeypatch.setattr(cfg.reward if new_layout() else cfg.reward_model, "num_workers", 1)
     try:
         worker = reward_loop_worker(cfg)
         data = generated(rt, columns(sample_rows()), RESPONSES)
         outputs = rt.loop.run_until_complete(worker.compute_score_batch(data))
     finally:
-        if name == "remote":
+        if started_ray:
             ray.shutdown()
     assert [o["reward_score"] for o in outputs] == pytest.approx(SCORES)
     assert all(o["reward_extra_info"]["rm/reward"] == o["reward_score"] for o in outputs)
