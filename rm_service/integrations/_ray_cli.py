@@ -257,7 +257,9 @@ def _start_ray(address: str | None) -> None:
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"--address {address}: cannot connect to a Ray cluster ({first})"
+            f"--address {address}: cannot connect to a Ray cluster ({first}); a cluster with "
+            "token authentication also needs RAY_AUTH_MODE=token and its token (see ray "
+            "get-auth-token)"
         ) from None
 
 

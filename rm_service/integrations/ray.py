@@ -267,6 +267,7 @@ def grade_dataset(
     *,
     num_cpus: float | None = None,
     workers: int | None = None,
+    min_workers: int = 1,
     batch_size: int = 64,
     line_column: str | None = None,
     keep_columns: Sequence[str] = (),
@@ -284,6 +285,7 @@ def grade_dataset(
         workers: the most actors; default: as many as the cluster's CPUs allow at
             ``num_cpus`` each (at most 8 for judge-bound rewards: each holds
             ``max_concurrency`` judge calls in flight).
+        min_workers: actors started up front (the pool grows from there to ``workers``).
         batch_size: rows per UDF call.
         line_column: a column holding each record's position in its input (written as
             ``line``); it is not part of the record.
@@ -307,7 +309,9 @@ def grade_dataset(
         },
         batch_format="pyarrow",
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers or _max_actors(cpus)),
+        compute=ray.data.ActorPoolStrategy(
+            min_size=min_workers, max_size=max(min_workers, workers or _max_actors(cpus))
+        ),
         num_cpus=cpus,
     )
 
