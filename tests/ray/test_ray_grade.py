@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rm_service import grade_file
+from rm_service import InputError, grade_file
 from rm_service._config import load_runner
 from tests.cli_support import ROOT, cli, cli_cmd, env, one_error_line, read_jsonl, write_jsonl
 from tests.judge_server import JudgeServer, Reply
@@ -293,3 +293,26 @@ def test_two_nodes_share_the_grading(tmp_path: Path) -> None:
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got["cluster_nodes"] == 2 and got["nodes"] == 2
     assert got["ids"] == sorted(x["id"] for x in read_jsonl(src))
+
+
+def test_shards_of_a_saved_dataset_and_a_glob_keep_their_positions(tmp_path: Path) -> None:
+    """The Ray reader numbers a saved dataset's rows across its shards (as load_from_disk
+    reads them) and picks a glob's files in path order; no cluster needed to check that."""
+    datasets = pytest.importorskip("datasets")
+    from rm_service.integrations._ray_io import list_shards, read_shard, resolve
+
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list(rows).save_to_disk(str(saved), num_shards=3)
+    shards = list_shards(str(saved))
+    assert len(shards) == 3 and [s.fmt for s in shards] == ["datasets"] * 3
+    fs, _ = resolve(str(saved))
+    got = [(line, json.loads(rec)) for s in shards for line, rec, _ in read_shard(fs, s)]
+    assert [line for line, _ in got] == list(range(1, 33))
+    assert [rec for _, rec in got] == rows
+
+    for name in ("b.jsonl", "a.jsonl", "c.txt"):
+        write_jsonl(tmp_path / name, rows[:2])
+    assert [s.name for s in list_shards(str(tmp_path / "*.jsonl"))] == ["a.jsonl", "b.jsonl"]
+    with pytest.raises(InputError, match="no file matches"):
+        list_shards(str(tmp_path / "*.parquet"))
