@@ -131,6 +131,12 @@ def grade_with_ray(
             raise InputError(
                 f"{out} exists; pass --resume to continue it or --overwrite to replace it"
             )
+        if resume and existing and ckpt_fs.get_file_info(ckpt_path).type == pafs.FileType.NotFound:
+            raise InputError(
+                f"{out} has {existing} row(s) but its checkpoint {ckpt} is gone, so which "
+                "records are done is unknown and resuming would grade some twice; pass "
+                "--overwrite to start again (nothing was changed)"
+            )
         if overwrite and not resume:
             for fs, path in ((out_fs, out_path), (ckpt_fs, ckpt_path)):
                 if fs.get_file_info(path).type != pafs.FileType.NotFound:

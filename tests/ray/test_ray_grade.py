@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -161,6 +162,10 @@ def test_a_killed_job_resumes_to_every_record_exactly_once(
     assert again.returncode == 0, again.stderr
     assert "graded 0 record(s) this run" in again.stdout
     assert len(ray_rows(out)) == n
+    shutil.rmtree(ckpt)  # without it, what is done is unknown: refuse rather than regrade
+    lost = cli(*args, "--resume", cwd=tmp_path)
+    assert lost.returncode == 1
+    assert "checkpoint" in one_error_line(lost.stderr) and len(ray_rows(out)) == n
 
 
 def test_parquet_in_parquet_out(tmp_path: Path, ray_instance: RayInstance) -> None:
