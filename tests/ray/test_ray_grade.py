@@ -321,3 +321,15 @@ def test_shards_of_a_saved_dataset_and_a_glob_keep_their_positions(tmp_path: Pat
     assert [s.name for s in list_shards(str(tmp_path / "*.jsonl"))] == ["a.jsonl", "b.jsonl"]
     with pytest.raises(InputError, match="no file matches"):
         list_shards(str(tmp_path / "*.parquet"))
+
+
+def test_without_the_ray_extra_the_error_says_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['ray'] = None; from rm_service.cli import main; "
+        f"sys.exit(main(['grade', {str(EXAMPLES / 'math_sample.jsonl')!r}, '--engine', 'ray']))"
+    )
+    r = subprocess.run(
+        [*cli_cmd()[:1], "-c", code], cwd=tmp_path, env=env(), capture_output=True, text=True
+    )
+    assert r.returncode == 1
+    assert "pip install -e '.[ray]'" in one_error_line(r.stderr)
