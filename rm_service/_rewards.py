@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import httpx
 
+from aggregators import WeightedSumAggregator
 from graders._base import GraderContract, contract, takes_judge
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._runner import GradingRunner
@@ -97,9 +98,13 @@ def describe(entry: RewardEntry) -> dict[str, Any]:
         }
     aggregators = []
     weights: dict[str, float] | None = None
+    specs = entry.config.aggregators if entry.config else []
     for i, agg in enumerate(runner.aggregators):
-        spec_a = entry.config.aggregators[i] if entry.config else None
+        # No spec: an aggregator built in Python, or the runner's default equal-weight sum.
+        spec_a = specs[i] if i < len(specs) else None
         params = spec_a.params() if spec_a else {}
+        if spec_a is None and isinstance(agg, WeightedSumAggregator) and agg.weights:
+            params = {"weights": agg.weights}
         aggregators.append(
             {
                 "name": agg.name,

@@ -142,3 +142,17 @@ def test_import_rm_service_does_not_import_fastapi() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False", out.stderr
+
+
+async def test_graders_describes_a_reward_with_its_default_aggregator() -> None:
+    """Two graders and no ``aggregators:``: the runner adds an equal-weight sum. ``/graders``
+    answered 500 (it looked the default up among the config's aggregators), so no remote client
+    (TRL, verl, OpenRLHF by URL) could use such a reward."""
+    cfg = {"graders": {"fmt": {"type": "format"}, "len": {"type": "length_penalty", "max_len": 50}}}
+    async with client(make_app({"two": cfg})) as c:
+        resp = await c.get("/graders")
+    assert resp.status_code == 200, resp.text
+    two = resp.json()["rewards"]["two"]
+    assert two["reward"] == "reward"
+    assert [a["name"] for a in two["aggregators"]] == ["reward"]
+    assert two["weights"] == {"fmt": 0.5, "len": 0.5}
