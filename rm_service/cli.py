@@ -278,6 +278,11 @@ def _grade_ray(args: argparse.Namespace) -> int:
                 f"--{flag.replace('_', '-')} is for the local engine; with --engine ray an "
                 "invalid record is an error row in the output"
             )
+    for flag, value in (("workers", args.workers), ("batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise InputError(f"--{flag} must be at least 1, got {value}")
+    if args.num_cpus is not None and not args.num_cpus > 0:
+        raise InputError(f"--num-cpus must be more than 0, got {args.num_cpus}")
     try:
         from rm_service.integrations._ray_cli import grade_with_ray
     except ModuleNotFoundError as exc:
@@ -302,7 +307,7 @@ def _grade_ray(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             workers=args.workers,
             num_cpus=args.num_cpus,
-            batch_size=args.batch_size or 64,
+            batch_size=64 if args.batch_size is None else args.batch_size,
             max_concurrency=args.max_concurrency,
             report_path=args.report,
             progress=not args.no_progress,

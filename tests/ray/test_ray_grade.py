@@ -332,3 +332,20 @@ def test_without_the_ray_extra_the_error_says_how_to_install_it(tmp_path: Path) 
     )
     assert r.returncode == 1
     assert "pip install -e '.[ray]'" in one_error_line(r.stderr)
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--num-cpus", "0"], "--num-cpus must be more than 0"),
+        (["--skip-invalid"], "--skip-invalid is for the local engine"),
+    ],
+)
+def test_bad_ray_flags_fail_before_ray_starts(
+    tmp_path: Path, flag: list[str], message: str
+) -> None:
+    r = cli("grade", EXAMPLES / "math_sample.jsonl", "--engine", "ray", *flag, cwd=tmp_path)
+    assert r.returncode == 1
+    assert message in one_error_line(r.stderr)
