@@ -125,15 +125,18 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Reply | None:
-        """Run one job; ``None`` when the worker missed the deadline or died (then kill it)."""
-        try:
-            data = ForkingPickler.dumps((func, args, timeout))
-        except Exception as exc:  # a lambda, a local function: the worker is not involved
-            return ("error", f"job could not be sent to a math worker: {type(exc).__name__}: {exc}")
+    def send(self, data: bytes | memoryview) -> bool:
+        """Send one message (a job, or a batch of them); ``False`` when the worker is gone."""
         try:
             self.conn.send_bytes(data)
-            if self.conn.poll(timeout + _grace(timeout)):
+        except OSError:
+            return False
+        return True
+
+    def receive(self, timeout: float) -> Reply | None:
+        """The next reply; ``None`` when the worker missed ``timeout`` or died (kill it then)."""
+        try:
+            if self.conn.poll(timeout):
                 reply = self.conn.recv()
                 if isinstance(reply, tuple) and len(reply) == 2:
                     return reply
@@ -154,7 +157,7 @@ class _PoolClosed(RuntimeError):
 
 
 class _Job:
-    __slots__ = ("args", "func", "future", "timeout")
+    __slots__ = ("args", "func", "future", "started", "timeout")
 
     def __init__(
         self,
@@ -167,6 +170,14 @@ class _Job:
         self.args = args
         self.timeout = timeout
         self.future = future
+        self.started = False
+        """Taken by a feeder once already (and put back after its worker was replaced)."""
+
+
+MAX_BATCH = 32
+"""The most jobs one message to a worker carries. Under load jobs queue while every worker is
+busy; a feeder that comes free takes a share of them as one batch (see ``_take``), so each job
+no longer pays a whole round trip between the feeder thread and the worker."""
 
 
 class _MathPool:
@@ -255,7 +266,7 @@ class _MathPool:
             self._workers.discard(worker)
 
     def _feed(self) -> None:
-        """Feeder loop: keep one warm worker, hand it one job at a time, police its deadline."""
+        """Feeder loop: keep one warm worker, hand it a batch of jobs, police each deadline."""
         worker: _Worker | None = None
         start_error = ""
         retry_at = 0.0  # a worker that fails to start is retried at most every few seconds
@@ -264,33 +275,86 @@ class _MathPool:
                 worker, start_error = self._try_start()
                 if worker is None:
                     retry_at = time.monotonic() + 2.0
-            job = self._jobs.get()
-            if job is None:
+            first = self._jobs.get()
+            if first is None:
                 break
-            if not job.future.set_running_or_notify_cancel():
-                continue  # the caller gave up while the job was queued
+            batch = self._take(first)
+            if not batch:
+                continue
             if worker is not None and not worker.alive():
                 # Died while idle (OOM killer, a stray signal): not this job's fault, start afresh.
                 self._retire(worker)
                 worker, start_error = self._try_start()
             if worker is None:
-                job.future.set_result(("error", start_error or "math worker unavailable"))
+                for job in batch:
+                    job.future.set_result(("error", start_error or "math worker unavailable"))
                 continue
-            reply = worker.call(job.func, job.args, job.timeout)
-            if reply is None:
-                alive = worker.alive()
-                self._retire(worker)
+            if not self._run_batch(worker, batch):
                 worker = None
-                with self._lock:
-                    self.replaced += 1
-                reply = (
-                    ("timeout", f"no result within {job.timeout:g}s; worker killed and replaced")
-                    if alive
-                    else ("error", "math worker died; replaced")
-                )
-            job.future.set_result(reply)
         if worker is not None:
             self._retire(worker)
+
+    def _take(self, first: _Job) -> list[_Job]:
+        """``first`` and a fair share of the jobs queued behind it, those still wanted.
+
+        A share, not all: with every worker busy, the first feeder to come free would otherwise
+        take the whole queue and leave the others idle.
+        """
+        share = min(MAX_BATCH, max(1, -(-(self._jobs.qsize() + 1) // max(1, self.size))))
+        batch: list[_Job] = []
+        job: _Job | None = first
+        while job is not None:
+            if job.started or job.future.set_running_or_notify_cancel():
+                job.started = True
+                batch.append(job)  # else the caller gave up while the job was queued
+            if len(batch) >= share:
+                break
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # a shutdown's sentinel: leave it for a feeder to stop on
+                self._jobs.put(None)
+                break
+        return batch
+
+    def _run_batch(self, worker: _Worker, batch: list[_Job]) -> bool:
+        """Send ``batch`` as one message and answer each job as its reply comes.
+
+        Each job gets its own deadline (its timeout and a grace), counted from the previous
+        reply, since the worker runs the jobs one after another. A job that misses it is a
+        timeout (a worker that died is an error); the worker is then killed (``False``: the
+        feeder starts another), and the jobs after it in the batch, not yet run, go back on the queue for a worker.
+        """
+        items: list[tuple[_Job, memoryview]] = []
+        for job in batch:
+            try:
+                items.append((job, ForkingPickler.dumps((job.func, job.args, job.timeout))))
+            except Exception as exc:  # a lambda, a local function: the worker is not involved
+                job.future.set_result(
+                    ("error", f"job could not be sent to a math worker: {type(exc).__name__}: {exc}")
+                )
+        if not items:
+            return True
+        data = items[0][1] if len(items) == 1 else ForkingPickler.dumps([bytes(d) for _, d in items])
+        sent = worker.send(data)
+        for n, (job, _) in enumerate(items):
+            reply = worker.receive(job.timeout + _grace(job.timeout)) if sent else None
+            if reply is None:
+                reply = (
+                    ("timeout", f"no result within {job.timeout:g}s; worker killed and replaced")
+                    if sent and worker.alive()
+                    else ("error", "math worker died; replaced")
+                )
+                self._retire(worker)
+                with self._lock:
+                    self.replaced += 1
+                job.future.set_result(reply)
+                for later, _ in items[n + 1 :]:
+                    self._jobs.put(later)
+                return False
+            job.future.set_result(reply)
+        return True
 
     def _try_start(self) -> tuple[_Worker | None, str]:
         try:

@@ -29,9 +29,12 @@ import re
 import signal
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from multiprocessing.reduction import ForkingPickler
-from typing import Any
+from typing import Any, NamedTuple
+
+from graders._math_fast import fast_answer, gold_key
 
 __all__ = ["check_equivalence", "check_golds", "worker_main"]
 
@@ -267,22 +270,59 @@ def _fix_spans(text: str) -> str:
     return _map_boxed(_map_math(text, _fix_math_content), _fix_math_content)
 
 
-def _parse_answer(text: str) -> list[Any]:
-    """Parse a gold or a prediction, choosing how to read it from its shape."""
+def _read_answer(text: str) -> tuple[list[Any], str]:
+    """Parse a gold or a prediction, choosing how to read it from its shape; also say how
+    (``number``, ``wrapped`` or ``as_is``: the fast path trusts only the first two)."""
     text = _prepare_text(text)
     if _PLAIN_NUMBER.fullmatch(text):
-        return _parse(text.replace("\\%", "%"), "number")
+        return _parse(text.replace("\\%", "%"), "number"), "number"
     if _is_bare_math(text):
         parsed = _parse(_fix_spans(_wrap(text)), "answer")
         if parsed:
-            return parsed
-    return _parse(_fix_spans(text), "answer")
+            return parsed, "wrapped"
+    return _parse(_fix_spans(text), "answer"), "as_is"
 
 
-@functools.lru_cache(maxsize=1024)
+def _parse_answer(text: str) -> list[Any]:
+    """Parse a gold or a prediction, choosing how to read it from its shape."""
+    return _read_answer(text)[0]
+
+
+GOLD_CACHE_SIZE = 4096
+"""Parsed golds kept per worker: a GRPO step grades many completions of each of its prompts."""
+
+
+class _Gold(NamedTuple):
+    parsed: tuple[Any, ...]
+    fast_key: str | None  # the gold's canonical text when the fast path may compare with it
+
+
+@functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
+def _gold_entry(gold: str, config: str) -> _Gold:
+    """The gold parsed once per worker, keyed by its text and the extraction configs' identity
+    (``config``), so a change of configs can never serve a gold read the old way."""
+    parsed, how = _read_answer(gold)
+    has_expression = any(not isinstance(p, str) for p in parsed)
+    return _Gold(tuple(parsed), gold_key(gold, how) if has_expression else None)
+
+
+def _config_key() -> str:
+    if "key" not in _CONFIG_KEY:
+        _CONFIG_KEY["key"] = repr(sorted(_configs().items()))
+    return _CONFIG_KEY["key"]
+
+
+_CONFIG_KEY: dict[str, str] = {}
+
+
 def _parse_gold(gold: str) -> tuple[Any, ...]:
-    # A GRPO group grades many responses against one gold: parse it once per worker.
-    return tuple(_parse_answer(gold))
+    return _gold_entry(gold, _config_key()).parsed
+
+
+def gold_cache_info() -> dict[str, int]:
+    """This worker's gold cache: hits, misses and size (for tests and diagnostics)."""
+    info = _gold_entry.cache_info()
+    return {"hits": info.hits, "misses": info.misses, "size": info.currsize}
 
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -370,14 +410,50 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     Returns a dict of plain values: ``status`` (``equal``, ``not_equal``, ``no_answer`` or
     ``invalid_gold``), the extracted ``gold`` and ``pred`` strings (shortened), and ``detail``.
     """
-    gold_parsed = _gold_answer(gold)
-    if gold_parsed is None:
+    entry = _gold_entry(gold, _config_key())
+    gold_parsed = entry.parsed
+    if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
+    if entry.fast_key is not None:
+        final = _final_part(response)
+        if final is not None and fast_answer(final) == entry.fast_key:
+            # The same expression in the same reading as the gold (see graders._math_fast).
+            shown = _shown(gold_parsed)
+            return _result(EQUAL, shown, shown)
     pred_parsed, why = _prediction(response)
     if pred_parsed is None:
         return _result(NO_ANSWER, _shown(gold_parsed), detail=why)
-    equal = _equivalent(gold_parsed, pred_parsed)
+    equal = _equivalent_cached(gold, gold_parsed, pred_parsed)
     return _result(EQUAL if equal else NOT_EQUAL, _shown(gold_parsed), _shown(pred_parsed))
+
+
+_VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], bool] = OrderedDict()
+_VERDICTS_SIZE = 4096
+"""Verdicts kept per worker: completions of one prompt often repeat a wrong answer, and
+comparing one with the gold can be the slowest step of a check."""
+
+
+def _equivalent_cached(gold: str, gold_parsed: Sequence[Any], pred: list[Any]) -> bool:
+    """:func:`_equivalent`, remembered per (gold text, parsed prediction).
+
+    The verdict is a function of the two parsed answers (sympy objects compare and hash by
+    structure), so a repeat gets the same answer. A prediction that cannot be hashed (a mutable
+    matrix) is not remembered; a comparison cut off by its deadline is never stored.
+    """
+    try:
+        key = (gold, tuple(pred))
+        hash(key)
+    except TypeError:
+        return _equivalent(gold_parsed, pred)
+    known = _VERDICTS.get(key)
+    if known is not None:
+        _VERDICTS.move_to_end(key)
+        return known
+    equal = _equivalent(gold_parsed, pred)
+    _VERDICTS[key] = equal
+    if len(_VERDICTS) > _VERDICTS_SIZE:
+        _VERDICTS.popitem(last=False)
+    return equal
 
 
 class _LazyPrediction:
@@ -566,11 +642,25 @@ def worker_main(conn: Any) -> None:
         try:
             job = ForkingPickler.loads(data)
         except Exception as exc:  # e.g. a function this process cannot import
-            reply: tuple[str, Any] = ("error", "job could not be read: " + _describe(exc))
-        else:
-            if job is None:
-                return
-            func, args, timeout = job
-            reply = _run_job(func, args, timeout)
-        if not _send(conn, reply):
+            job = ("error", "job could not be read: " + _describe(exc))
+        if job is None:
             return
+        # A batch is a list of separately pickled jobs, answered one reply per job as each
+        # finishes: the parent polices each job's deadline and knows which one a hang was.
+        for item in job if isinstance(job, list) else [job]:
+            if not _send(conn, _answer(item)):
+                return
+
+
+def _answer(item: Any) -> tuple[str, Any]:
+    """Run one job: ``(func, args, timeout)``, as pickled bytes in a batch; an error reply for a
+    job that could not be read."""
+    if isinstance(item, bytes):
+        try:
+            item = ForkingPickler.loads(item)
+        except Exception as exc:
+            return ("error", "job could not be read: " + _describe(exc))
+    if isinstance(item, tuple) and len(item) == 2:
+        return item  # an error found while reading the message
+    func, args, timeout = item
+    return _run_job(func, args, timeout)

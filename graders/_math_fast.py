@@ -1,0 +1,133 @@
+"""The exact-match fast path of the math check: text only, no sympy, and only ever "equal".
+
+In a GRPO group most completions that are right write the gold exactly as it is
+(``\\boxed{\\frac{3}{4}}`` for ``\\frac{3}{4}``), and parsing each one with math-verify costs far
+more than comparing two strings. This module decides those cases from the text alone.
+
+It is conservative by construction, because a wrong "equal" is a reward the policy can farm and a
+wrong fast answer of any kind would make the grader disagree with itself:
+
+* It only ever says "equal". Anything else (different text, an answer it cannot isolate, text it
+  does not fully understand) returns ``None`` and the full math-verify check runs.
+* Both sides must be in a small language whose reading by math-verify does not depend on where
+  the text sits: integers and decimals, single-letter variables, ``+ - * / ^``, parentheses,
+  ``\\frac``, ``\\sqrt`` and ``\\pi``. No commas (``1,000`` reads as a set in LaTeX and as a
+  number in plain text), no units or words, no percent, no sets, intervals or relations.
+* The gold must be one the worker read that way too: a plain number read by the number parser,
+  or bare math read as LaTeX once wrapped in ``$...$`` (see :func:`gold_key`), and the response's
+  final part must hold exactly one answer (one ``\\boxed{}``, or with no box exactly one math
+  span) and no other digit, dollar, brace or backslash, so math-verify cannot pick another one.
+
+Then gold and answer are the same string in the same LaTeX reading, so math-verify reads the same
+expression twice, and an expression is equivalent to itself. ``tests/graders/test_math_batch.py``
+checks on the labelled cases and on generated GRPO-style batches that no verdict changes.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["fast_answer", "gold_key"]
+
+_MAX_LEN = 120
+"""Longer answers go the full way: the fast path is for the common short ones."""
+
+_ALLOWED = re.compile(r"[0-9A-Za-z+\-*/^(){}. \\]+")
+_COMMAND = re.compile(r"\\([A-Za-z]+)")
+_COMMANDS = frozenset({"frac", "dfrac", "tfrac", "sqrt", "pi"})
+_WORDLIKE = re.compile(r"[A-Za-z]{2,}")
+_SPACED_DIGITS = re.compile(r"\d\s+\d")  # "4 4/9" is a mixed number, "1 000" a separator
+_STRAY_POINT = re.compile(r"(?<!\d)\.|\.(?!\d)")
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
+_SPACES = re.compile(r"\s+")
+_OPERATOR_SPACE = re.compile(r"\s*([-+*/^(){}])\s*")
+# Outside the answer the response may hold prose only: nothing math-verify could read instead.
+_MATHLIKE = re.compile(r"[\d$\\{}]")
+_SPANS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+
+
+def _normalise(text: str) -> str | None:
+    """The answer in a canonical spelling, or ``None`` when it is outside the safe language."""
+    if len(text) > _MAX_LEN or not _ALLOWED.fullmatch(text):  # no newline: math-verify
+        return None  # does not read inline math broken across lines
+    text = text.strip()
+    if not text:
+        return None
+    if _SPACED_DIGITS.search(text) or _STRAY_POINT.search(text):
+        return None
+    if any(name not in _COMMANDS for name in _COMMAND.findall(text)):
+        return None
+    if _WORDLIKE.search(_COMMAND.sub(" ", text)) or not _balanced(text):
+        return None
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return _OPERATOR_SPACE.sub(r"\1", _SPACES.sub(" ", text))
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def gold_key(gold: str, how: str) -> str | None:
+    """The gold's canonical text for the fast path, or ``None`` when it may not take it.
+
+    ``how`` is how the worker parsed the gold: ``"number"`` (the plain-number parser) or
+    ``"wrapped"`` (bare math wrapped in ``$...$`` and read as LaTeX); any other reading is out.
+    """
+    text = gold.strip()
+    if how == "number":
+        return text if _PLAIN_NUMBER.fullmatch(text) else None
+    if how == "wrapped":
+        return _normalise(text)
+    return None
+
+
+def _boxed(final: str) -> str | None:
+    """The final part with its one ``\\boxed{...}`` (and ``$`` around it) cut out, as
+    ``content`` and the rest; ``None`` unless there is exactly one well-formed box."""
+    if final.count("\\boxed") != 1:
+        return None
+    start = final.find("\\boxed{")
+    if start < 0:
+        return None
+    depth, j = 1, start + len("\\boxed{")
+    while j < len(final) and depth:
+        depth += (final[j] == "{") - (final[j] == "}")
+        j += 1
+    if depth:
+        return None
+    content = final[start + len("\\boxed{") : j - 1]
+    before, after = final[:start], final[j:]
+    if before.endswith("$") and after.startswith("$"):
+        before, after = before[:-1], after[1:]
+    return None if _MATHLIKE.search(before) or _MATHLIKE.search(after) else content
+
+
+def _span(final: str) -> str | None:
+    """The content of the final part's only math span, when nothing else in it is math-like."""
+    for open_, close in _SPANS:
+        i = final.find(open_)
+        if i < 0:
+            continue
+        j = final.find(close, i + len(open_))
+        if j < 0:
+            return None
+        before, after = final[:i], final[j + len(close) :]
+        if _MATHLIKE.search(before) or _MATHLIKE.search(after):
+            return None
+        return final[i + len(open_) : j]
+    return None
+
+
+def fast_answer(final: str) -> str | None:
+    """The response's final answer in canonical spelling when the fast path can read it.
+
+    ``final`` is the part of the response that holds the answer (after ``</think>``, inside the
+    last ``<answer>`` block). ``None`` means "read it the full way", never "no answer".
+    """
+    content = _boxed(final) if "\\boxed" in final else _span(final)
+    return None if content is None else _normalise(content)
