@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -73,7 +72,8 @@ class GraderContract(Grader, Protocol):
     """
 
     inline: bool
-    """``aevaluate`` never awaits (pure CPU): the runner runs it in a batch, with no timer."""
+    """``aevaluate`` never awaits (pure CPU): the runner calls :meth:`evaluate` instead, one
+    grader after another in a single job per record, with no timer."""
     required_fields: tuple[str, ...]
     """Fields that must be present and not ``None``; ``check`` and ``/graders`` report them."""
     optional_fields: tuple[str, ...]
@@ -84,6 +84,16 @@ class GraderContract(Grader, Protocol):
     such a grader reads them."""
     members: tuple[Grader, ...]
     """Graders this one asks in turn (a committee's): closed, probed and warmed with it."""
+
+    def evaluate(self, fields: Mapping[str, Any]) -> GraderResult:
+        """``aevaluate(**fields)`` run to completion without an event loop turn, for an
+        ``inline`` grader: a rule grader's whole cost is a few microseconds, and creating and
+        awaiting its coroutines was a large share of it.
+
+        Raises:
+            RuntimeError: the grader awaited after all (it is not inline).
+        """
+        ...
 
     async def aload(self) -> None:
         """Start now what the first call would wait for (a judge or embedding model loaded, the
@@ -147,15 +157,23 @@ class BaseGrader:
     async def aevaluate(self, **fields: Any) -> GraderResult:
         """Grade one record. Never raises for a grading failure (only on cancellation)."""
         try:
-            kwargs = self._select(fields)
-            out = await self._aevaluate(**kwargs)
-        except Unscored as exc:
+            out = await self._aevaluate(**self._select(fields))
+        except Exception as exc:
+            return self._failed(exc)
+        return self._coerce(out)
+
+    def evaluate(self, fields: Mapping[str, Any]) -> GraderResult:
+        """See :meth:`GraderContract.evaluate`."""
+        return run_now(self.aevaluate(**fields), self.name)
+
+    def _failed(self, exc: Exception) -> GraderError:
+        """What a grader's exception means: ``Unscored`` says its kind and reason; anything else
+        is a bug in the grader (``internal``), named, never a number."""
+        if isinstance(exc, Unscored):
             return GraderError(
                 name=self.name, error=exc.reason, kind=exc.kind, metadata=exc.metadata
             )
-        except Exception as exc:
-            return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
-        return self._coerce(out)
+        return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
 
     # *args makes this signature gradual for mypy: a subclass names the fields it takes as its own
     # parameters; the engine passes exactly those, by keyword (see _select).
@@ -177,29 +195,37 @@ class BaseGrader:
         for member in self.members:
             yield from contract(member).judges()
 
-    def _select(self, fields: dict[str, Any]) -> dict[str, Any]:
-        missing = [f for f in self.required_fields if fields.get(f) is None]
-        if missing:
-            raise Unscored(
-                f"missing required field(s) {', '.join(map(repr, missing))} "
-                f"(record has: {', '.join(sorted(fields)) or 'nothing'})",
-                kind="invalid_input",
-            )
-        kwargs = {f: fields[f] for f in self.required_fields}
+    def _select(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for f in self.required_fields:
+            value = fields.get(f)
+            if value is None:
+                missing = [f for f in self.required_fields if fields.get(f) is None]
+                raise Unscored(
+                    f"missing required field(s) {', '.join(map(repr, missing))} "
+                    f"(record has: {', '.join(sorted(fields)) or 'nothing'})",
+                    kind="invalid_input",
+                )
+            kwargs[f] = value
         for f in self.optional_fields:
             if f in fields:
                 kwargs[f] = fields[f]
         return kwargs
 
     def _coerce(self, out: GraderOutput) -> GraderResult:
-        """Turn whatever ``_aevaluate`` returned into a validated result; reject bad scores."""
-        if isinstance(out, GraderScore | GraderError):
+        """Turn whatever ``_aevaluate`` returned into a validated result; reject bad scores.
+
+        Tuples of types, not ``X | Y`` unions, in the ``isinstance`` checks: this runs for every
+        rule-graded component, and a union check costs several times more."""
+        if isinstance(out, _RESULT_TYPES):
             return out if out.name == self.name else out.model_copy(update={"name": self.name})
-        reason = ""
+        reason: Any = ""
         if isinstance(out, tuple) and len(out) == 2:
             out, reason = out
-        if isinstance(out, bool | int | float) and math.isfinite(out) and 0.0 <= out <= 1.0:
-            return GraderScore(name=self.name, score=float(out), reason=str(reason))
+        # NaN and the infinities fail the range comparison
+        if isinstance(out, _NUMBER_TYPES) and 0.0 <= out <= 1.0:
+            text = reason if type(reason) is str else str(reason)
+            return GraderScore(name=self.name, score=float(out), reason=text)
         return GraderError(
             name=self.name,
             error=f"grader returned {out!r}, not a score in [0, 1]",
@@ -268,11 +294,23 @@ class FunctionGrader(BaseGrader):
             params={**self.params, **params},
         )
 
-    def _select(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def _select(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         kwargs = super()._select(fields)
         if self.takes_all:
             kwargs = {**fields, **kwargs}
-        return {**kwargs, **self.params}  # a fixed param wins over a record key of its name
+        if self.params:
+            kwargs.update(self.params)  # a fixed param wins over a record key of its name
+        return kwargs
+
+    def evaluate(self, fields: Mapping[str, Any]) -> GraderResult:
+        """The function called directly: what :meth:`aevaluate` does, less its coroutines."""
+        if not self.inline:
+            return super().evaluate(fields)
+        try:
+            out = self.func(**self._select(fields))
+        except Exception as exc:
+            return self._failed(exc)
+        return self._coerce(out)
 
     async def _aevaluate(self, **fields: Any) -> GraderOutput:
         if self.is_async:
@@ -301,6 +339,9 @@ class _Minimal:
     async def aevaluate(self, **fields: Any) -> GraderResult:
         return await self._grader.aevaluate(**fields)
 
+    def evaluate(self, fields: Mapping[str, Any]) -> GraderResult:
+        return run_now(self._grader.aevaluate(**fields), self.name)
+
     async def aload(self) -> None:
         load = getattr(self._grader, "aload", None)
         if load is not None:
@@ -316,6 +357,26 @@ class _Minimal:
     def judges(self) -> Iterator[Any]:
         for member in self.members:
             yield from contract(member).judges()
+
+
+_RESULT_TYPES = (GraderScore, GraderError)
+_NUMBER_TYPES = (bool, int, float)
+
+
+def run_now(coro: Coroutine[Any, Any, GraderResult], name: str) -> GraderResult:
+    """Run a coroutine that never suspends (an inline grader's) to its result, with no event
+    loop: its first step returns.
+
+    Raises:
+        RuntimeError: it suspended (awaited real I/O or a sleep); it is closed first.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: GraderResult = done.value
+        return result
+    coro.close()
+    raise RuntimeError(f"grader {name!r} is marked inline but awaited")
 
 
 def contract(grader: Grader) -> GraderContract:

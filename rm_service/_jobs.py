@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderResult
 
-__all__ = ["CallObserver", "Job", "JobSource", "Pending", "Records", "StreamDone"]
+__all__ = ["CallObserver", "Job", "JobSource", "Pending", "Records", "StreamDone", "record_id"]
 
 Records = Iterable[Any] | AsyncIterable[Any]
 
@@ -119,8 +119,7 @@ class JobSource:
             self.done = True
             return None
         jobs = self.jobs
-        id_ = _record_id(record.get(self.id_field)) if isinstance(record, Mapping) else None
-        pend = Pending(self.index, record, len(jobs), id_)
+        pend = Pending(self.index, record, len(jobs), record_id(record, self.id_field))
         self.index += 1
         self.buf.extend((pend, *job) for job in jobs)
         return self.buf.popleft()
@@ -129,9 +128,16 @@ class JobSource:
 _END = object()
 
 
-def _record_id(value: Any) -> str | int | None:
-    """A record's id as ``RecordResult`` declares it: strings and integers pass; any other JSON
-    value (a float, a list, ``true``) is kept as its JSON text rather than dropped."""
+def record_id(record: Any, id_field: str) -> str | int | None:
+    """A record's id (its ``id_field``) as ``RecordResult`` declares it: strings and integers
+    pass; any other JSON value (a float, a list, ``true``) is kept as its JSON text rather than
+    dropped. A record that is not an object has none."""
+    if type(record) is dict or isinstance(record, Mapping):  # the ABC check alone is slow
+        return _scalar_id(record.get(id_field))
+    return None
+
+
+def _scalar_id(value: Any) -> str | int | None:
     if (
         value is None
         or isinstance(value, str)

@@ -136,7 +136,9 @@ class GraderConfig:
                 field="",
             )
         if self.mapper is None:
-            return dict(record)
+            # The record itself, not a copy: graders read fields by keyword (``**fields``, or a
+            # selection into a new dict), so none can change the caller's record.
+            return record if type(record) is dict else dict(record)
         out = dict(record)
         if isinstance(self.mapper, Mapping):  # its compiled paths, possibly none
             for fld, path, steps in self._paths:

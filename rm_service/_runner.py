@@ -41,7 +41,7 @@ from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract
 from rm_service._exceptions import ConfigError, MappingError
-from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone
+from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone, record_id
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult
 
@@ -124,9 +124,12 @@ class GradingRunner:
         self.id_field = id_field
         self.show_progress = show_progress
         # Inline graders (pure CPU, never await) run one after another in a single job per
-        # record; every other grader gets a job of its own. ``cfg=None`` marks the inline job.
+        # record, called through their synchronous ``evaluate``; every other grader gets a job
+        # of its own. ``cfg=None`` marks the inline job.
         self._inline = tuple(
-            (name, cfg) for name, cfg in self.grader_configs.items() if contract(cfg.grader).inline
+            (name, cfg, contract(cfg.grader).evaluate)
+            for name, cfg in self.grader_configs.items()
+            if contract(cfg.grader).inline
         )
         self._jobs: list[tuple[str, GraderConfig | None, float | None]] = [
             (name, cfg, cfg.call_timeout or call_timeout)
@@ -261,6 +264,8 @@ class GradingRunner:
     ) -> list[RecordResult]:
         """All records' results, in input order (``deadline``, ``observer``: see
         :meth:`astream`)."""
+        if self._all_inline and type(records) is list:
+            return await self._agrade_inline(records, deadline, observer)
         results = [r async for r in self.astream(records, deadline=deadline, observer=observer)]
         results.sort(key=lambda r: r.index)
         return results
@@ -328,7 +333,7 @@ class GradingRunner:
             pend, name, cfg, timeout = job
             if cfg is None:
                 async with sem:
-                    await self._run_inline(pend, source)
+                    self._run_inline(pend, source.deadline_at, source.observer)
             else:
                 try:
                     fields = cfg.fields(pend.record, pend.index)
@@ -365,7 +370,7 @@ class GradingRunner:
         while (job := await source.next()) is not None:
             pend = job[0]
             async with sem:
-                await self._run_inline(pend, source)
+                self._run_inline(pend, source.deadline_at, source.observer)
             yield self._finish(pend)
             if clock() >= turn_at:
                 await asyncio.sleep(0)
@@ -373,29 +378,58 @@ class GradingRunner:
         if source.error is not None:
             raise source.error
 
-    async def _run_inline(self, pend: Pending, source: JobSource) -> None:
-        """Run the record's inline graders in turn; the batch deadline is checked before each."""
+    async def _agrade_inline(
+        self, records: list[Any], deadline: float | None, observer: CallObserver | None
+    ) -> list[RecordResult]:
+        """``agrade`` of a list when every grader is inline: a plain loop, the records graded
+        in turn, with none of a stream's per-record generator steps and awaits (which cost more
+        than rule graders themselves). The contracts of :meth:`_inline_stream` hold: one
+        concurrency slot (held per slice of records), the deadline checked before each call,
+        and the loop given a turn every ``_INLINE_SLICE_S``."""
+        if deadline is not None and not deadline > 0:
+            raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
+        sem = self._semaphore()
         clock = asyncio.get_running_loop().time
-        deadline_at, observer = source.deadline_at, source.observer
-        for name, cfg in self._inline:
+        deadline_at = None if deadline is None else clock() + deadline
+        id_field, out, n, i = self.id_field, [], len(records), 0
+        while i < n:
+            async with sem:
+                turn_at = clock() + _INLINE_SLICE_S
+                while i < n:
+                    record = records[i]
+                    pend = Pending(i, record, 1, record_id(record, id_field))
+                    self._run_inline(pend, deadline_at, observer)
+                    out.append(self._finish(pend))
+                    i += 1
+                    if clock() >= turn_at:
+                        break
+            if i < n:
+                await asyncio.sleep(0)
+        return out
+
+    def _run_inline(
+        self, pend: Pending, deadline_at: float | None, observer: CallObserver | None
+    ) -> None:
+        """Run the record's inline graders in turn; the batch deadline is checked before each."""
+        for name, cfg, evaluate in self._inline:
             try:
                 fields = cfg.fields(pend.record, pend.index)
             except MappingError as exc:
                 pend.results[name] = GraderError(name=name, error=str(exc), kind="invalid_input")
                 continue
-            if deadline_at is not None and clock() >= deadline_at:
+            if deadline_at is not None and asyncio.get_running_loop().time() >= deadline_at:
                 pend.results[name] = GraderError(
                     name=name, error="batch deadline passed before the call", kind="timeout"
                 )
                 continue
-            if observer is None:
-                pend.results[name] = await _call(cfg, name, fields, None, None, None)
-                continue
-            began = time.perf_counter()
+            began = time.perf_counter() if observer is not None else 0.0
             try:
-                pend.results[name] = await _call(cfg, name, fields, None, None, None)
-            finally:
+                result = _named(name, evaluate(fields))
+            except Exception as exc:  # a contract's evaluate that raised: a bug, named
+                result = GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
+            if observer is not None:
                 observer.finished(name, time.perf_counter() - began, False)
+            pend.results[name] = result
 
     def _finish(self, pend: Pending) -> RecordResult:
         results = pend.results
@@ -406,10 +440,10 @@ class GradingRunner:
                 results[agg.name] = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"
                 )
-        # Config order, not completion order; components were validated as they were built, so
-        # skip re-validating the container.
+        # Config order, not completion order. Validated: pydantic checks the components are
+        # results by type alone, which costs less than ``model_construct``'s Python path.
         ordered = {n: results[n] for n in self._names}
-        return RecordResult.model_construct(
+        return RecordResult(
             index=pend.index, id=pend.id, reward_name=self.reward_name, components=ordered
         )
 
@@ -461,6 +495,12 @@ async def _call(
     finally:
         if observer is not None:
             observer.finished(name, time.perf_counter() - began, True)
+    return _named(name, result)
+
+
+def _named(name: str, result: Any) -> GraderResult:
+    """``result`` under the name the runner knows the grader by; anything that is not a result
+    is the grader's bug, unscored and named."""
     if isinstance(result, GraderScore | GraderError):
         return result if result.name == name else result.model_copy(update={"name": name})
     return GraderError(

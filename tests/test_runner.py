@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -340,7 +341,7 @@ async def test_inline_graders_share_one_job_and_keep_every_contract() -> None:
         reward="fast",
         max_concurrency=4,
     )
-    assert [n for n, _ in runner._inline] == ["fast", "digit", "bad"]
+    assert [n for n, *_ in runner._inline] == ["fast", "digit", "bad"]
     got = await runner.agrade(_records(20))
     assert [r.components["fast"].score for r in got] == [
         float(str(i).endswith("1")) for i in range(20)
@@ -368,3 +369,68 @@ def test_check_names_the_record_once() -> None:
         assert str(info.value).count("record 3") == 1, str(info.value)
         assert str(info.value).startswith("record 3: grader 'c'")
         assert not info.value.detail.startswith("record")
+
+
+class _ForeignInline:
+    """A grader from outside (no BaseGrader) that declares itself inline."""
+
+    inline = True
+    required_fields = ("response",)
+
+    def __init__(self, name: str, awaits: bool) -> None:
+        self.name = name
+        self.awaits = awaits
+
+    async def aevaluate(self, **fields: Any) -> GraderScore:
+        if self.awaits:
+            await asyncio.sleep(0)
+        return GraderScore(name=self.name, score=0.25, reason=fields["response"])
+
+
+async def test_inline_graders_are_called_without_coroutines_and_an_awaiting_one_is_named() -> None:
+    """Every grader inline and a list of records: a plain loop grades them (``evaluate``, no
+    coroutine steps), with results and order as the stream gives. A grader that declares itself
+    inline but awaits breaks its contract: it is unscored ``internal`` with a message that says
+    so, and the record's other graders still score."""
+    runner = GradingRunner(
+        {
+            "fast": lambda response: float(response.endswith("1")),
+            "foreign": _ForeignInline("foreign", awaits=False),
+            "liar": _ForeignInline("liar", awaits=True),
+        },
+        aggregators=[],
+        reward="fast",
+    )
+    assert runner._all_inline
+    records = _records(12)
+    listed = await runner.agrade(records)
+    streamed = [r async for r in runner.astream(iter(records))]
+    assert listed == streamed
+    assert [r.index for r in listed] == list(range(12))
+    assert [r.components["fast"].score for r in listed] == [
+        float(str(i).endswith("1")) for i in range(12)
+    ]
+    foreign = listed[3].components["foreign"]
+    assert isinstance(foreign, GraderScore) and foreign.reason == records[3]["response"]
+    liar = listed[0].components["liar"]
+    assert isinstance(liar, GraderError) and liar.kind == "internal"
+    assert "marked inline but awaited" in liar.error
+
+
+async def test_a_grader_cannot_change_the_callers_record() -> None:
+    """Graders get the record's own fields (no copy per grader), so one that changes what it
+    was given must not reach the caller's record or the next grader."""
+
+    def meddle(**fields: Any) -> float:
+        fields["response"] = "changed"
+        fields["extra"] = 1
+        return 1.0
+
+    def read(response: str) -> float:
+        return float(response == "as sent")
+
+    runner = GradingRunner({"meddle": meddle, "read": read}, aggregators=[], reward="read")
+    record = {"id": 1, "response": "as sent"}
+    (got,) = await runner.agrade([record])
+    assert record == {"id": 1, "response": "as sent"}
+    assert got.components["read"].score == 1.0
