@@ -226,7 +226,14 @@ def _quantile(sorted_xs: list[float], q: float) -> float:
 
 
 async def _load(
-    url: str, body: bytes, n_records: int, conc: int, warmup: float, duration: float, cap: int
+    url: str,
+    body: bytes,
+    n_records: int,
+    conc: int,
+    warmup: float,
+    duration: float,
+    cap: int,
+    server_cpu: Any = None,
 ) -> dict[str, Any]:
     import aiohttp
 
@@ -271,11 +278,13 @@ async def _load(
         await asyncio.gather(*(worker(session) for _ in range(conc)))
         measuring = True
         cpu0 = time.process_time()
+        server0 = server_cpu() if server_cpu is not None else 0.0
         t0 = time.perf_counter()
         stop_at = t0 + duration
         await asyncio.gather(*(worker(session) for _ in range(conc)))
         wall = time.perf_counter() - t0
         client_cpu = time.process_time() - cpu0
+        measured_server_cpu = server_cpu() - server0 if server_cpu is not None else 0.0
     lat.sort()
     done = len(lat)
     return {
@@ -286,6 +295,7 @@ async def _load(
         "p50_ms": _quantile(lat, 0.50) * 1e3,
         "p99_ms": _quantile(lat, 0.99) * 1e3,
         "client_cpu": client_cpu,
+        "server_cpu_measured": measured_server_cpu,
     }
 
 
@@ -302,6 +312,7 @@ def _measure(
             args.warmup,
             args.duration,
             args.max_requests,
+            lambda: _proc_cpu_s(proc.pid),
         )
     )
     res["server_cpu"] = _proc_cpu_s(proc.pid) - cpu0  # includes the warm-up
@@ -343,12 +354,19 @@ def _versions() -> str:
     return ", ".join(out)
 
 
+def _per_core(r: dict[str, Any], n_records: int) -> str:
+    """Records graded per second of the server's CPU (one core fully busy): what a replica
+    does per core, whatever the client on the same cores leaves it."""
+    cpu = r["server_cpu_measured"]
+    return f"{r['done'] * n_records / cpu:.0f}" if cpu > 0 else "-"
+
+
 def _row(label: str, r: dict[str, Any], n_records: int) -> str:
     fails = r["bad_status"] + r["bad_body"] + r["exc"]
     return (
         f"| {label} | {r['done']} | {r['rps']:.1f} | {r['rps'] * n_records:.0f} | "
         f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['bytes'] / 1024:.1f} | "
-        f"{r['server_cpu']:.1f} | {r['client_cpu']:.1f} | {fails} |"
+        f"{r['server_cpu']:.1f} | {r['client_cpu']:.1f} | {fails} | {_per_core(r, n_records)} |"
     )
 
 
@@ -429,9 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| server | requests | requests/s | records/s | p50 ms | p99 ms | resp KiB "
-        "| server CPU s | client CPU s | failures |"
+        "| server CPU s | client CPU s | failures | records/s per server core |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     labels = {
         "echo": "echo (bare FastAPI)",
         "grade": "POST /grade (rules)",
