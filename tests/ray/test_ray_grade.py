@@ -90,15 +90,23 @@ def test_chat_sample_with_a_judge_gives_the_local_clis_rewards(
         json.dumps(
             {
                 "judge": {"backend": "openai", "base_url": judge_server.base_url, "model": "m"},
+                # correctness: a judge that loads no embedder (relevance would import torch in
+                # every actor, seconds that say nothing about the engine)
                 "graders": {
-                    "relevance": {"type": "relevance"},
                     "correct": {
                         "type": "correctness",
                         "mapper": {"reference_response": "ground_truth"},
                         "verify": "never",
                     },
+                    "length": {"type": "length_penalty", "max_len": 60, "buffer": 60},
                 },
-                "aggregators": [{"type": "min", "name": "reward"}],
+                "aggregators": [
+                    {
+                        "type": "weighted_sum",
+                        "name": "reward",
+                        "weights": {"correct": 0.8, "length": 0.2},
+                    }
+                ],
             }
         )
     )
