@@ -99,9 +99,8 @@ class MathGrader(BaseGrader):
         golds = as_gold_list(fields[_GOLD], _GOLD)
         if golds is None:
             gold = as_text(fields[_GOLD], _GOLD)
-            return self._verdict(
-                await self._check(check_equivalence, (gold, response), self.timeout), None
-            )
+            value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
+            return self._verdict(value, None)
         # Several acceptable golds: one job for them all, each gold with its own timeout.
         value = await self._check(
             check_golds, (tuple(golds), response, self.timeout), self.timeout * len(golds)
@@ -109,11 +108,25 @@ class MathGrader(BaseGrader):
         return self._verdict(value, len(golds))
 
     async def _check(
-        self, func: Callable[..., Any], args: tuple[Any, ...], limit: float
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        limit: float,
+        affinity: str | None = None,
     ) -> dict[str, Any]:
-        """Run one check in the pool; its dict, or ``Unscored`` when the pool could not say."""
+        """Run one check in the pool; its dict, or ``Unscored`` when the pool could not say.
+
+        Checks against one gold share an ``affinity``: they go to the worker that has that gold
+        parsed already when it is free. Checks that queue while the workers are busy go to a
+        worker many per message (see :mod:`graders._math_pool`).
+        """
         status, value = await _run_in_pool(
-            func, args, limit=limit, workers=self.workers, queue_limit=self.queue_timeout
+            func,
+            args,
+            limit=limit,
+            workers=self.workers,
+            queue_limit=self.queue_timeout,
+            affinity=affinity,
         )
         if status == "timeout":
             raise Unscored(f"math check timed out: {value}", kind="timeout")

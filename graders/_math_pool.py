@@ -35,9 +35,10 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
 import multiprocessing.spawn
 import os
-import queue
+import collections
 import socket
 import subprocess
 import sys
@@ -57,6 +58,7 @@ Reply = tuple[str, Any]
 """A worker's answer: ``("ok", value)``, ``("error", message)`` or ``("timeout", message)``."""
 
 
+@functools.cache
 def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -157,7 +159,7 @@ class _PoolClosed(RuntimeError):
 
 
 class _Job:
-    __slots__ = ("args", "func", "future", "started", "timeout")
+    __slots__ = ("args", "func", "future", "home", "started", "timeout")
 
     def __init__(
         self,
@@ -171,6 +173,8 @@ class _Job:
         self.timeout = timeout
         self.future = future
         self.started = False
+        self.home: int | None = None
+        """The feeder that takes this job first when it is free (see ``_MathPool.submit``)."""
         """Taken by a feeder once already (and put back after its worker was replaced)."""
 
 
@@ -184,8 +188,9 @@ class _MathPool:
     """Worker processes fed from one queue by one thread each; see the module docstring."""
 
     def __init__(self, size: int) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: collections.deque[_Job] = collections.deque()
         self._threads: list[threading.Thread] = []
         self._workers: set[_Worker] = set()
         self._closed = False
@@ -202,21 +207,34 @@ class _MathPool:
         """Add feeder threads (and so workers) until there are ``size``; never shrinks."""
         with self._lock:
             while len(self._threads) < size:
+                index = len(self._threads)
                 t = threading.Thread(
-                    target=self._feed, name=f"rm-service-math-{len(self._threads)}", daemon=True
+                    target=self._feed, args=(index,), name=f"rm-service-math-{index}", daemon=True
                 )
                 self._threads.append(t)
                 t.start()
 
     def submit(
-        self, func: Callable[..., Any], args: tuple[Any, ...], timeout: float
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        timeout: float,
+        affinity: str | None = None,
     ) -> concurrent.futures.Future[Reply]:
-        """Queue ``func(*args)`` for a worker; the future's result is a :data:`Reply`."""
+        """Queue ``func(*args)`` for a worker; the future's result is a :data:`Reply`.
+
+        Jobs with the same ``affinity`` (a gold's text) go to the same worker while it keeps up,
+        so that worker's caches of that gold hit; an idle worker takes anyone's jobs.
+        """
         future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
+        job = _Job(func, args, timeout, future)
+        if affinity is not None:
+            job.home = hash(affinity) % max(1, self.size)
         with self._lock:
             if self._closed:
                 raise _PoolClosed("the math worker pool is shut down")
-            self._jobs.put(_Job(func, args, timeout, future))
+            self._queue.append(job)
+            self._wake.notify()
         return future
 
     def shutdown(self) -> None:
@@ -225,21 +243,15 @@ class _MathPool:
             if self._closed:
                 return
             self._closed = True
-            threads = list(self._threads)
             workers = list(self._workers)
+            queued = list(self._queue)
+            self._queue.clear()
+            self._wake.notify_all()  # every feeder wakes, sees the pool closed and stops
         for w in workers:
             w.kill()
-        # Answer the queued jobs first, then wake each feeder with its sentinel: draining after
-        # the sentinels would swallow some of them and leave those feeders blocked forever.
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None and job.future.set_running_or_notify_cancel():
+        for job in queued:
+            if job.started or job.future.set_running_or_notify_cancel():
                 job.future.set_result(("error", "the math worker pool was shut down"))
-        for _ in threads:
-            self._jobs.put(None)
 
     def _start_worker(self) -> _Worker:
         # Listed before its warm-up, so that a shutdown meanwhile kills it too.
@@ -265,7 +277,7 @@ class _MathPool:
         with self._lock:
             self._workers.discard(worker)
 
-    def _feed(self) -> None:
+    def _feed(self, index: int) -> None:
         """Feeder loop: keep one warm worker, hand it a batch of jobs, police each deadline."""
         worker: _Worker | None = None
         start_error = ""
@@ -275,10 +287,12 @@ class _MathPool:
                 worker, start_error = self._try_start()
                 if worker is None:
                     retry_at = time.monotonic() + 2.0
-            first = self._jobs.get()
-            if first is None:
-                break
-            batch = self._take(first)
+            with self._wake:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    break
+                batch = self._take(index)
             if not batch:
                 continue
             if worker is not None and not worker.alive():
@@ -294,28 +308,25 @@ class _MathPool:
         if worker is not None:
             self._retire(worker)
 
-    def _take(self, first: _Job) -> list[_Job]:
-        """``first`` and a fair share of the jobs queued behind it, those still wanted.
+    def _take(self, index: int) -> list[_Job]:
+        """A fair share of the queued jobs for feeder ``index``, its own first; under the lock.
 
         A share, not all: with every worker busy, the first feeder to come free would otherwise
-        take the whole queue and leave the others idle.
+        take the whole queue and leave the others idle. Its own jobs (their affinity's home is
+        this feeder) come first, then the oldest of anyone's, so no worker idles while jobs wait.
         """
-        share = min(MAX_BATCH, max(1, -(-(self._jobs.qsize() + 1) // max(1, self.size))))
+        share = min(MAX_BATCH, max(1, -(-len(self._queue) // max(1, self.size))))
+        mine = [j for j in self._queue if j.home == index][:share]
+        if len(mine) < share:
+            chosen = {id(j) for j in mine}
+            mine += [j for j in self._queue if id(j) not in chosen][: share - len(mine)]
+        chosen = {id(j) for j in mine}
+        self._queue = collections.deque(j for j in self._queue if id(j) not in chosen)
         batch: list[_Job] = []
-        job: _Job | None = first
-        while job is not None:
+        for job in mine:
             if job.started or job.future.set_running_or_notify_cancel():
                 job.started = True
                 batch.append(job)  # else the caller gave up while the job was queued
-            if len(batch) >= share:
-                break
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:  # a shutdown's sentinel: leave it for a feeder to stop on
-                self._jobs.put(None)
-                break
         return batch
 
     def _run_batch(self, worker: _Worker, batch: list[_Job]) -> bool:
@@ -350,11 +361,20 @@ class _MathPool:
                 with self._lock:
                     self.replaced += 1
                 job.future.set_result(reply)
-                for later, _ in items[n + 1 :]:
-                    self._jobs.put(later)
+                self._put_back([later for later, _ in items[n + 1 :]])
                 return False
             job.future.set_result(reply)
         return True
+
+    def _put_back(self, jobs: list[_Job]) -> None:
+        """Queue again, first in line, jobs a replaced worker never ran (an error once closed)."""
+        with self._lock:
+            if not self._closed:
+                self._queue.extendleft(reversed(jobs))
+                self._wake.notify_all()
+                return
+        for job in jobs:
+            job.future.set_result(("error", "the math worker pool was shut down"))
 
     def _try_start(self) -> tuple[_Worker | None, str]:
         try:
@@ -411,17 +431,20 @@ async def _run_in_pool(
     limit: float,
     workers: int | None = None,
     queue_limit: float | None = None,
+    affinity: str | None = None,
 ) -> Reply:
     """Run ``func(*args)`` in a math worker; ``limit`` (seconds) bounds the run once it starts.
 
     ``func`` must be importable by name (a module-level function). ``queue_limit`` bounds the wait
     for a free worker on top of that; ``None`` waits as long as it takes. Safe from any event
-    loop in any thread: the result arrives through ``asyncio.wrap_future``.
+    loop in any thread: the result arrives through ``asyncio.wrap_future``. Jobs with the same
+    ``affinity`` (a gold's text) go to the same worker when it is free (see ``_MathPool.submit``).
     """
+    extra = {} if affinity is None else {"affinity": affinity}
     try:
-        future = _get_pool(workers).submit(func, args, limit)
+        future = _get_pool(workers).submit(func, args, limit, **extra)
     except _PoolClosed:  # shut down under our feet: the next lookup builds a fresh pool
-        future = _get_pool(workers).submit(func, args, limit)
+        future = _get_pool(workers).submit(func, args, limit, **extra)
     wrapped = asyncio.wrap_future(future)
     if queue_limit is None:
         return await wrapped

@@ -1,0 +1,226 @@
+"""MathGrader under GRPO-shaped load: gold cache, exact-match fast path, batched worker messages.
+
+Behaviour only, no timings: the fast path never changes a verdict, a gold is parsed once per
+worker, checks queued while the workers are busy travel many per message, and a check that hangs
+inside a batch costs only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graders import _math_worker as worker
+from graders._math import MathGrader
+from graders._math_fast import fast_answer, gold_key
+from graders._math_pool import MAX_BATCH, _get_pool, _MathPool, _run_in_pool
+from rm_service import GraderError, GraderScore
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "math_equiv.jsonl"
+SLOW = r"The answer is $\boxed{9^{9^{9^{9}}}}$."  # the worker's own timer interrupts it
+
+# Golds of the shapes a GRPO batch has, and the forms completions write answers in.
+GOLDS = [
+    *("2652", "-7", "0.5", "34.5", "007", "3.", "1,000", "5 m", "1/3", "40/9"),
+    *(r"\frac{23}{45}", r"\dfrac{1}{2}", r"12\sqrt{7}", r"\sqrt{2}/2", r"\pi", r"2\pi r"),
+    *("x^2 + 3x + 5", "(x+1)^2", "x+3c", r"[0,1)", r"50\%", r"\text{A}", "3x", "4 4/9"),
+]
+FORMS = [
+    "<think>w</think>\nThe answer is $\\boxed{{{g}}}$.",
+    "\\boxed{{{g}}}",
+    "Therefore the answer is ${g}$",
+    "$${g}$$",
+    "\\({g}\\)",
+    "\\[{g}\\]",
+    "The answer is {g}",
+    "\\boxed{{ {g} }}",
+    "<answer>{g}</answer>",
+    "<think>\\boxed{{{g}}}",
+    "\\boxed{{{g}}} or \\boxed{{{g} + 1}}",
+    "It is 3, so \\boxed{{{g}}}",
+    "Answer $ \n {g} \n $",
+    "\\boxed{{{g} + 1}}",
+]
+
+
+def _pairs() -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    generated = [(g, form.format(g=g)) for g in GOLDS for form in FORMS]
+    return [(r["gold"], r["pred"]) for r in rows] + generated
+
+
+def _checked(pairs: list[tuple[str, str]]) -> list[str]:
+    out = []
+    for gold, pred in pairs:
+        worker._VERDICTS.clear()  # each check on its own: the memo is tested separately
+        out.append(worker.check_equivalence(gold, pred)["status"])
+    return out
+
+
+def test_fast_path_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every labelled case and every generated GRPO-style case that the fast path decides gets
+    the same verdict without it (on the others the check does not change), and the fast path
+    does decide a good share of them."""
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    fired = [
+        (gold, pred)
+        for gold, pred in _pairs()
+        if (entry := worker._gold_entry(gold, worker._config_key())).fast_key is not None
+        and (final := worker._final_part(pred)) is not None
+        and fast_answer(final) == entry.fast_key
+    ]
+    assert len(fired) >= 80, len(fired)
+    assert set(_checked(fired)) == {"equal"}
+    monkeypatch.setattr(worker, "fast_answer", lambda final: None)
+    without = _checked(fired)
+    assert [p for p, v in zip(fired, without, strict=True) if v != "equal"] == []
+
+
+@pytest.mark.parametrize(
+    "final",
+    [
+        "1,000",  # a set in LaTeX, a number in plain text
+        r"\boxed{5} is wrong; the answer is \boxed{5}",  # two boxes
+        r"The answer is 7. \boxed{5}",  # another number outside the box
+        "$5$ and $5$",  # two spans
+        "Answer $ \n 5 \n $",  # inline math broken across lines
+        r"\boxed{4 4/9}",  # a mixed number
+        r"\boxed{50\%}",  # percent
+        r"\boxed{\text{5}}",  # a command outside the small language
+        r"\boxed{5 mm}",  # a unit, or a product of letters
+        r"\boxed{abc}",
+        "The answer is 5",  # no delimiters: left to math-verify's own reading
+        r"\boxed{5",  # unbalanced
+        "",
+    ],
+)
+def test_fast_path_declines_what_it_cannot_prove(final: str) -> None:
+    assert fast_answer(final) is None
+
+
+def test_fast_path_reads_the_common_forms() -> None:
+    assert fast_answer(r"So the answer is $\boxed{\dfrac{3}{4}}$.") == r"\frac{3}{4}"
+    assert fast_answer("Therefore the answer is $x^2 + 3x$") == "x^2+3x"
+    assert fast_answer(r"\boxed{ -7 }") == "-7"
+    assert gold_key("x^2+3x", "wrapped") == "x^2+3x"
+    assert gold_key("34.5", "number") == "34.5"
+    assert gold_key("007", "number") is None  # leading zeros: not the same text as 7
+    assert gold_key("5", "as_is") is None  # only the number and wrapped readings are trusted
+
+
+def test_a_gold_is_parsed_once_per_worker_and_keyed_by_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gold = r"\frac{17}{19}"
+    before = worker.gold_cache_info()
+    for form in FORMS:
+        worker.check_equivalence(gold, form.format(g=gold))
+    after = worker.gold_cache_info()
+    assert after["misses"] == before["misses"] + 1
+    assert after["hits"] >= before["hits"] + len(FORMS) - 1
+    assert worker._gold_entry.cache_parameters()["maxsize"] == worker.GOLD_CACHE_SIZE >= 4096
+    # Other extraction configs read the gold afresh rather than reuse the old reading.
+    monkeypatch.setitem(worker._CONFIG_KEY, "key", "other configs")
+    worker.check_equivalence(gold, r"\boxed{1}")
+    assert worker.gold_cache_info()["misses"] == after["misses"] + 1
+
+
+def test_verdicts_are_remembered_only_when_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real = worker._equivalent
+
+    def counting(gold: Any, pred: Any) -> bool:
+        calls.append(pred)
+        return real(gold, pred)
+
+    monkeypatch.setattr(worker, "_equivalent", counting)
+    worker._VERDICTS.clear()
+    first = worker.check_equivalence(r"12\sqrt{7}", r"The answer is \boxed{0}.")
+    again = worker.check_equivalence(r"12\sqrt{7}", r"So it is $\boxed{0}$, I think.")
+    other = worker.check_equivalence(r"12\sqrt{7}", r"\boxed{12 \sqrt 7}")
+    assert [first["status"], again["status"], other["status"]] == ["not_equal"] * 2 + ["equal"]
+    assert len(calls) == 2  # the repeated wrong answer was compared once
+
+
+# --- batches through the pool --------------------------------------------------------------------
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+async def _busy_every_worker(pool: _MathPool, seconds: float) -> list[asyncio.Future[Any]]:
+    """Occupy each worker with a sleep, so that what is submitted next queues up behind."""
+    sleeps = [
+        asyncio.ensure_future(_run_in_pool(time.sleep, (seconds,), limit=10))
+        for _ in range(pool.size)
+    ]
+    await asyncio.sleep(0.1)
+    return sleeps
+
+
+async def test_queued_checks_go_many_per_message_and_both_workers_share_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = _get_pool(None)
+    await _run_in_pool(abs, (1,), limit=5)
+    await asyncio.sleep(0.5)  # every worker started
+    sizes: list[int] = []
+    real = _MathPool._run_batch
+
+    def recording(self: _MathPool, w: Any, batch: list[Any]) -> bool:
+        sizes.append(len(batch))
+        return real(self, w, batch)
+
+    monkeypatch.setattr(_MathPool, "_run_batch", recording)
+    sleeps = await _busy_every_worker(pool, 0.5)
+    n = 3 * MAX_BATCH
+    jobs = [_run_in_pool(_pid, (), limit=5, affinity="one gold") for _ in range(n)]
+    replies = await asyncio.gather(*jobs)
+    await asyncio.gather(*sleeps)
+    assert all(status == "ok" for status, _ in replies)
+    assert max(sizes) > 1 and max(sizes) <= MAX_BATCH
+    if pool.size > 1:  # one gold, yet a worker that came free took a share
+        assert len({pid for _, pid in replies}) > 1
+
+
+async def test_a_hang_in_a_batch_costs_only_that_check() -> None:
+    """A job stuck in C code mid-batch: it alone is a timeout (its worker killed and replaced);
+    the jobs before it keep their answers and those after it run on a worker all the same."""
+    pool = _get_pool(None)
+    await _run_in_pool(abs, (1,), limit=5)
+    await asyncio.sleep(0.5)
+    before = pool.replaced
+    sleeps = await _busy_every_worker(pool, 0.5)
+    jobs = [_run_in_pool(abs, (-i,), limit=5) for i in range(20)]
+    jobs.insert(7, _run_in_pool(sum, (range(10**13),), limit=0.3))
+    replies = await asyncio.wait_for(asyncio.gather(*jobs), 60)
+    await asyncio.gather(*sleeps)
+    hung = replies.pop(7)
+    assert hung[0] == "timeout" and "killed" in hung[1]
+    assert replies == [("ok", i) for i in range(20)]
+    assert pool.replaced == before + 1
+
+
+async def test_graded_batch_with_a_slow_check_and_a_bad_job() -> None:
+    """Through the grader: one check past its timeout in a crowd is unscored (timeout), the
+    rest are scored as alone; a job that cannot be pickled fails alone."""
+    grader = MathGrader(timeout=0.5)
+    await grader.aload()
+    golds = [str(i) for i in range(40)]
+    tasks = [grader.aevaluate(response=rf"\boxed{{{g}}}", reference_response=g) for g in golds]
+    tasks.insert(13, grader.aevaluate(response=SLOW, reference_response="5"))
+    pickle_fail = _run_in_pool(lambda: 1, (), limit=5)
+    results = await asyncio.wait_for(asyncio.gather(*tasks, pickle_fail), 60)
+    bad = results.pop()
+    slow = results.pop(13)
+    assert isinstance(slow, GraderError) and slow.kind == "timeout"
+    assert [r.score for r in results if isinstance(r, GraderScore)] == [1.0] * 40
+    assert bad[0] == "error" and "could not be sent" in bad[1]
