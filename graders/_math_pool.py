@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import functools
 import multiprocessing.spawn
 import os
-import collections
 import socket
 import subprocess
 import sys
@@ -335,19 +335,23 @@ class _MathPool:
         Each job gets its own deadline (its timeout and a grace), counted from the previous
         reply, since the worker runs the jobs one after another. A job that misses it is a
         timeout (a worker that died is an error); the worker is then killed (``False``: the
-        feeder starts another), and the jobs after it in the batch, not yet run, go back on the queue for a worker.
+        feeder starts another), and the jobs after it in the batch, not yet run, go back first
+        in the queue.
         """
         items: list[tuple[_Job, memoryview]] = []
         for job in batch:
             try:
                 items.append((job, ForkingPickler.dumps((job.func, job.args, job.timeout))))
             except Exception as exc:  # a lambda, a local function: the worker is not involved
-                job.future.set_result(
-                    ("error", f"job could not be sent to a math worker: {type(exc).__name__}: {exc}")
-                )
+                why = f"job could not be sent to a math worker: {type(exc).__name__}: {exc}"
+                job.future.set_result(("error", why))
         if not items:
             return True
-        data = items[0][1] if len(items) == 1 else ForkingPickler.dumps([bytes(d) for _, d in items])
+        # One job goes as before; a batch is a list of separately pickled jobs, so that one the
+        # worker cannot unpickle fails alone.
+        data = (
+            items[0][1] if len(items) == 1 else ForkingPickler.dumps([bytes(d) for _, d in items])
+        )
         sent = worker.send(data)
         for n, (job, _) in enumerate(items):
             reply = worker.receive(job.timeout + _grace(job.timeout)) if sent else None

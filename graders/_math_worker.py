@@ -7,17 +7,17 @@ is cheap; ``math_verify`` and sympy are imported in the worker, at start-up (:fu
 Two things live here:
 
 * :func:`check_equivalence`, the grading logic. math-verify does the parsing and the comparison;
-  the code around it fixes the inputs math-verify misreads, each fix backed by cases in
-  ``tests/data/math_equiv.jsonl``: bare LaTeX golds and predictions (wrapped in ``$...$``), plain
-  numbers with separators (kept away from the LaTeX parser, which reads ``1,000`` as a set),
-  sentence punctuation inside math delimiters, mixed numbers (``4 4/9``), answers inside an
-  unfinished ``<think>`` block, and trailing variables that math-verify's unit stripping deletes
-  (``x + 3c`` read as ``x + 3``). :func:`check_golds` runs it against a list of acceptable golds
-  in one job, each gold under its own deadline.
-* :func:`worker_main`, the worker loop: it answers jobs over a socket and bounds each one with a
-  ``SIGALRM`` interval timer. Workers run jobs on their main thread, where signals work, so the
-  timer can interrupt sympy's pure-Python loops; a job stuck in C code ignores it, and the parent's
-  own deadline then kills the process. A worker whose parent is gone exits quietly.
+  the text repairs for inputs it misreads are in :mod:`graders._math_text`, and answers inside
+  an unfinished ``<think>`` block are not answers. A GRPO step grades many completions of each
+  prompt, so each worker keeps its golds parsed (an LRU keyed by the gold and the extraction
+  configs) and its verdicts per (gold, parsed answer), and an answer written exactly as the gold
+  is decided from the text (:mod:`graders._math_fast`). :func:`check_golds` runs the check
+  against a list of acceptable golds in one job, each gold under its own deadline.
+* :func:`worker_main`, the worker loop: it answers jobs (one, or a batch of them, one reply per
+  job) over a socket and bounds each one with a ``SIGALRM`` interval timer. Workers run jobs on
+  their main thread, where signals work, so the timer can interrupt sympy's pure-Python loops; a
+  job stuck in C code ignores it, and the parent's own deadline then kills the process. A
+  worker whose parent is gone exits quietly.
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any, NamedTuple
 
 from graders._math_fast import fast_answer, gold_key
+from graders._math_text import (
+    _LATEX_COMMAND,
+    _PLAIN_NUMBER,
+    _fix_spans,
+    _is_bare_math,
+    _prepare_text,
+    _wrap,
+)
 
 __all__ = ["check_equivalence", "check_golds", "worker_main"]
 
@@ -48,64 +56,6 @@ INVALID_GOLD = "invalid_gold"
 _MAX_SHOWN = 200
 """Longest extracted string put in a result's metadata."""
 
-# --- text helpers --------------------------------------------------------------------------------
-
-_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
-_ESCAPED_DOLLAR = re.compile(r"(?<!\\)\\\$")
-_MATH_SPAN = re.compile(
-    r"(?<!\\)\$\$(?P<dd>.+?)(?<!\\)\$\$"
-    r"|(?<!\\)\$(?P<d>[^$\n]+?)(?<!\\)\$"
-    r"|\\\[(?P<b>.+?)\\\]"
-    r"|\\\((?P<p>.+?)\\\)",
-    re.DOTALL,
-)
-# A plain number as math-verify's expression extractor reads it: thousands separators, a decimal
-# point or comma, an optional percent sign. Such golds go to the expression parser, not LaTeX.
-_PLAIN_NUMBER = re.compile(
-    r"[+-]?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)\s*(?:%|\\%|percent)?"
-)
-_LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
-_TEXT_BLOCK = re.compile(
-    r"\\(?:text|textbf|textit|textnormal|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
-)
-_WORD = re.compile(r"[A-Za-z]{3,}")
-# Words of 3+ letters that do not make an undelimited answer prose (function names and the like).
-_MATH_WORDS = frozenset(
-    {
-        *("sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan"),
-        *("sinh", "cosh", "tanh", "log", "exp", "sqrt", "frac", "dfrac", "tfrac"),
-        *("pmatrix", "bmatrix", "matrix", "begin", "end", "left", "right", "cdot", "times"),
-        *("div", "infty", "inf", "and", "min", "max", "gcd", "lcm", "mod", "deg", "det"),
-        *("cup", "cap", "emptyset", "circ"),
-    }
-)
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
-_CJK_BEFORE = re.compile(r"([\u3000-\u303f\u3400-\u9fff\uff00-\uffef])(?=[-+\d$\\.(])")
-_MIXED_NUMBER = re.compile(
-    r"(?<![\d./,\w])(?P<sign>[-+]?)(?P<whole>\d{1,3}(?: \d{3})+|\d+) (?P<num>\d+)/(?P<den>\d+)"
-    r"(?![\d/.]\d)(?P<pct>\s*(?:%|percentage|percent|pct))?"
-)
-# Inline math broken across lines ("Answer $ \n 9 \n $") is not math for math-verify's LaTeX
-# extractor; without this its plain-number fallback would still read the 9 out of it.
-_BROKEN_INLINE = re.compile(
-    r"(?<![\\$])\$(?!\$)[ \t]*\n[^$]*?\n[ \t]*(?<!\\)\$(?!\$)|\\\([ \t]*\n.*?\n[ \t]*\\\)",
-    re.DOTALL,
-)
-# Answer anchors in other languages, mapped to the English word math-verify anchors on.
-_ANSWER_WORDS = re.compile(r"(?i)\b(?:réponse|respuesta|resposta|antwort|risposta)\b|答案")
-# A single letter set upright (``\mathrm{e}``) is a symbol unless it follows a number, where it is a
-# unit (``5\,\mathrm{m}``). Left as text, math-verify's unit stripping can delete it together with
-# a closing brace: ``1 - \frac{1}{\mathrm{e}}`` became ``1 - \frac{1}{`` and matched ``1 + ...``.
-_SINGLE_LETTER_TEXT = re.compile(
-    r"(?<![\d\s])\\(?:text|mathrm|mathit|textnormal|rm)\s*\{\s*([A-Za-z])\s*\}"
-)
-_TRAILING_PUNCT = re.compile(r"(?<![.\s\\])\s*[.,;:]\s*$")
-# A trailing variable right after a digit or a brace ("3c", "2ab", "\frac{1}{2}m") whose name is
-# also in latex2sympy's unit list: its unit stripping deletes it, turning ``x + 3c`` into ``x + 3``
-# (a false "equivalent"). Bracing the variable keeps it. Units written with a space ("5 m") or as
-# text ("5\text{ m}"), the usual forms in answers, are still stripped.
-_TRAILING_VARIABLE = re.compile(r"(?<=[\d}])([cdghlmost]|ab|bc|st)\s*$")
-
 
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
@@ -115,108 +65,6 @@ def _describe(exc: BaseException) -> str:
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-_SPAN_DELIMITERS = {"dd": ("$$", "$$"), "d": ("$", "$"), "b": ("\\[", "\\]"), "p": ("\\(", "\\)")}
-
-
-def _map_math(text: str, fn: Callable[[str], str]) -> str:
-    """Apply ``fn`` to the content of every math span (``$``, ``$$``, ``\\[``, ``\\(``)."""
-
-    def sub(m: re.Match[str]) -> str:
-        name = m.lastgroup or "d"
-        open_, close = _SPAN_DELIMITERS[name]
-        return f"{open_}{fn(m.group(name))}{close}"
-
-    return _MATH_SPAN.sub(sub, text)
-
-
-def _map_plain(text: str, fn: Callable[[str], str]) -> str:
-    """Apply ``fn`` to the text outside math spans."""
-    out: list[str] = []
-    pos = 0
-    for m in _MATH_SPAN.finditer(text):
-        out.append(fn(text[pos : m.start()]))
-        out.append(m.group(0))
-        pos = m.end()
-    out.append(fn(text[pos:]))
-    return "".join(out)
-
-
-def _map_boxed(text: str, fn: Callable[[str], str]) -> str:
-    """Apply ``fn`` to the content of every ``\\boxed{...}`` (brace-matched)."""
-    out: list[str] = []
-    pos = 0
-    while True:
-        i = text.find("\\boxed{", pos)
-        if i < 0:
-            break
-        start = i + len("\\boxed{")
-        depth, j = 1, start
-        while j < len(text) and depth:
-            if text[j] == "{" and text[j - 1] != "\\":
-                depth += 1
-            elif text[j] == "}" and text[j - 1] != "\\":
-                depth -= 1
-            j += 1
-        if depth:
-            break
-        out.append(text[pos:start])
-        out.append(fn(text[start : j - 1]))
-        out.append("}")
-        pos = j
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def _fix_math_content(content: str) -> str:
-    """Repairs applied inside every math span and box, before math-verify normalises it."""
-    content = _SINGLE_LETTER_TEXT.sub(r"\1", content)
-    content = _TRAILING_PUNCT.sub("", content)
-
-    return _TRAILING_VARIABLE.sub(r"{\1}", content)
-
-
-def _fix_mixed_numbers(text: str) -> str:
-    """``4 4/9`` -> ``$\\frac{40}{9}$``; an improper or zero-denominator one becomes opaque text."""
-
-    def sub(m: re.Match[str]) -> str:
-        whole = int(m.group("whole").replace(" ", ""))
-        num, den = int(m.group("num")), int(m.group("den"))
-        if den == 0 or num >= den:
-            # "11 6/6" is neither 11, 12 nor 1: make sure no part of it reads as a number.
-            return "\\text{" + m.group(0).strip().replace("%", "") + "}"
-        value = whole * den + num
-        sign = "-" if m.group("sign") == "-" else ""
-        if m.group("pct"):
-            den *= 100  # "4 4/9%" is 40/900 (math-verify would equate 40/9% with 40/9)
-        return f"${sign}\\frac{{{value}}}{{{den}}}$"
-
-    return _MIXED_NUMBER.sub(sub, text)
-
-
-def _is_delimited(text: str) -> bool:
-    return bool(
-        _UNESCAPED_DOLLAR.search(text) or "\\[" in text or "\\(" in text or "\\boxed" in text
-    )
-
-
-def _is_bare_math(text: str) -> bool:
-    """True for a short undelimited answer written as math (``\\frac{x}{7}+1``, ``(1,2]``).
-
-    Such text has to be wrapped in ``$...$`` for math-verify to read it as LaTeX; prose must not
-    be, or "Answer is forty two" becomes a product of symbols.
-    """
-    if not text or len(text) > 300 or "\n" in text or _is_delimited(text):
-        return False
-    stripped = _LATEX_COMMAND.sub(" ", _TEXT_BLOCK.sub(" ", text))
-    if _CJK.search(text):
-        return False
-    return all(w.lower() in _MATH_WORDS for w in _WORD.findall(stripped))
-
-
-def _wrap(text: str) -> str:
-    return "$" + re.sub(r"(?<!\\)%", r"\\%", text) + "$"
 
 
 # --- the check -----------------------------------------------------------------------------------
@@ -255,19 +103,6 @@ def _parse(text: str, config: str) -> list[Any]:
     from math_verify import parse
 
     return list(parse(text, _configs()[config], parsing_timeout=None))
-
-
-def _prepare_text(text: str) -> str:
-    """Text-level repairs, applied before deciding how to read the text."""
-    text = _ESCAPED_DOLLAR.sub("", text.strip())  # "\$5.40" is currency: math-verify drops it too
-    text = _BROKEN_INLINE.sub(" ", text)
-    text = _map_plain(text, _fix_mixed_numbers)
-    text = _ANSWER_WORDS.sub(" answer", text)
-    return _CJK_BEFORE.sub(r"\1 ", text).strip()
-
-
-def _fix_spans(text: str) -> str:
-    return _map_boxed(_map_math(text, _fix_math_content), _fix_math_content)
 
 
 def _read_answer(text: str) -> tuple[list[Any], str]:

@@ -1,0 +1,185 @@
+"""Text repairs for the math check: what math-verify misreads, fixed before it reads it.
+
+Each fix is backed by cases in ``tests/data/math_equiv.jsonl``: bare LaTeX golds and predictions
+(wrapped in ``$...$``), plain numbers with separators (kept away from the LaTeX parser, which
+reads ``1,000`` as a set), sentence punctuation inside math delimiters, mixed numbers
+(``4 4/9``), inline math broken across lines, answer words in other languages, and trailing
+variables that math-verify's unit stripping deletes (``x + 3c`` read as ``x + 3``). Only the
+standard library: this runs in the worker processes of :mod:`graders._math_worker`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+_ESCAPED_DOLLAR = re.compile(r"(?<!\\)\\\$")
+_MATH_SPAN = re.compile(
+    r"(?<!\\)\$\$(?P<dd>.+?)(?<!\\)\$\$"
+    r"|(?<!\\)\$(?P<d>[^$\n]+?)(?<!\\)\$"
+    r"|\\\[(?P<b>.+?)\\\]"
+    r"|\\\((?P<p>.+?)\\\)",
+    re.DOTALL,
+)
+# A plain number as math-verify's expression extractor reads it: thousands separators, a decimal
+# point or comma, an optional percent sign. Such golds go to the expression parser, not LaTeX.
+_PLAIN_NUMBER = re.compile(
+    r"[+-]?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)\s*(?:%|\\%|percent)?"
+)
+_LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
+_TEXT_BLOCK = re.compile(
+    r"\\(?:text|textbf|textit|textnormal|mathrm|mbox|operatorname)\s*\{[^{}]*\}"
+)
+_WORD = re.compile(r"[A-Za-z]{3,}")
+# Words of 3+ letters that do not make an undelimited answer prose (function names and the like).
+_MATH_WORDS = frozenset(
+    {
+        *("sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan"),
+        *("sinh", "cosh", "tanh", "log", "exp", "sqrt", "frac", "dfrac", "tfrac"),
+        *("pmatrix", "bmatrix", "matrix", "begin", "end", "left", "right", "cdot", "times"),
+        *("div", "infty", "inf", "and", "min", "max", "gcd", "lcm", "mod", "deg", "det"),
+        *("cup", "cap", "emptyset", "circ"),
+    }
+)
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+_CJK_BEFORE = re.compile(r"([\u3000-\u303f\u3400-\u9fff\uff00-\uffef])(?=[-+\d$\\.(])")
+_MIXED_NUMBER = re.compile(
+    r"(?<![\d./,\w])(?P<sign>[-+]?)(?P<whole>\d{1,3}(?: \d{3})+|\d+) (?P<num>\d+)/(?P<den>\d+)"
+    r"(?![\d/.]\d)(?P<pct>\s*(?:%|percentage|percent|pct))?"
+)
+# Inline math broken across lines ("Answer $ \n 9 \n $") is not math for math-verify's LaTeX
+# extractor; without this its plain-number fallback would still read the 9 out of it.
+_BROKEN_INLINE = re.compile(
+    r"(?<![\\$])\$(?!\$)[ \t]*\n[^$]*?\n[ \t]*(?<!\\)\$(?!\$)|\\\([ \t]*\n.*?\n[ \t]*\\\)",
+    re.DOTALL,
+)
+# Answer anchors in other languages, mapped to the English word math-verify anchors on.
+_ANSWER_WORDS = re.compile(r"(?i)\b(?:réponse|respuesta|resposta|antwort|risposta)\b|答案")
+# A single letter set upright (``\mathrm{e}``) is a symbol unless it follows a number, where it is a
+# unit (``5\,\mathrm{m}``). Left as text, math-verify's unit stripping can delete it together with
+# a closing brace: ``1 - \frac{1}{\mathrm{e}}`` became ``1 - \frac{1}{`` and matched ``1 + ...``.
+_SINGLE_LETTER_TEXT = re.compile(
+    r"(?<![\d\s])\\(?:text|mathrm|mathit|textnormal|rm)\s*\{\s*([A-Za-z])\s*\}"
+)
+_TRAILING_PUNCT = re.compile(r"(?<![.\s\\])\s*[.,;:]\s*$")
+# A trailing variable right after a digit or a brace ("3c", "2ab", "\frac{1}{2}m") whose name is
+# also in latex2sympy's unit list: its unit stripping deletes it, turning ``x + 3c`` into ``x + 3``
+# (a false "equivalent"). Bracing the variable keeps it. Units written with a space ("5 m") or as
+# text ("5\text{ m}"), the usual forms in answers, are still stripped.
+_TRAILING_VARIABLE = re.compile(r"(?<=[\d}])([cdghlmost]|ab|bc|st)\s*$")
+
+
+_SPAN_DELIMITERS = {"dd": ("$$", "$$"), "d": ("$", "$"), "b": ("\\[", "\\]"), "p": ("\\(", "\\)")}
+
+
+def _map_math(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the content of every math span (``$``, ``$$``, ``\\[``, ``\\(``)."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.lastgroup or "d"
+        open_, close = _SPAN_DELIMITERS[name]
+        return f"{open_}{fn(m.group(name))}{close}"
+
+    return _MATH_SPAN.sub(sub, text)
+
+
+def _map_plain(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the text outside math spans."""
+    out: list[str] = []
+    pos = 0
+    for m in _MATH_SPAN.finditer(text):
+        out.append(fn(text[pos : m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(fn(text[pos:]))
+    return "".join(out)
+
+
+def _map_boxed(text: str, fn: Callable[[str], str]) -> str:
+    """Apply ``fn`` to the content of every ``\\boxed{...}`` (brace-matched)."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        i = text.find("\\boxed{", pos)
+        if i < 0:
+            break
+        start = i + len("\\boxed{")
+        depth, j = 1, start
+        while j < len(text) and depth:
+            if text[j] == "{" and text[j - 1] != "\\":
+                depth += 1
+            elif text[j] == "}" and text[j - 1] != "\\":
+                depth -= 1
+            j += 1
+        if depth:
+            break
+        out.append(text[pos:start])
+        out.append(fn(text[start : j - 1]))
+        out.append("}")
+        pos = j
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _fix_math_content(content: str) -> str:
+    """Repairs applied inside every math span and box, before math-verify normalises it."""
+    content = _SINGLE_LETTER_TEXT.sub(r"\1", content)
+    content = _TRAILING_PUNCT.sub("", content)
+
+    return _TRAILING_VARIABLE.sub(r"{\1}", content)
+
+
+def _fix_mixed_numbers(text: str) -> str:
+    """``4 4/9`` -> ``$\\frac{40}{9}$``; an improper or zero-denominator one becomes opaque text."""
+
+    def sub(m: re.Match[str]) -> str:
+        whole = int(m.group("whole").replace(" ", ""))
+        num, den = int(m.group("num")), int(m.group("den"))
+        if den == 0 or num >= den:
+            # "11 6/6" is neither 11, 12 nor 1: make sure no part of it reads as a number.
+            return "\\text{" + m.group(0).strip().replace("%", "") + "}"
+        value = whole * den + num
+        sign = "-" if m.group("sign") == "-" else ""
+        if m.group("pct"):
+            den *= 100  # "4 4/9%" is 40/900 (math-verify would equate 40/9% with 40/9)
+        return f"${sign}\\frac{{{value}}}{{{den}}}$"
+
+    return _MIXED_NUMBER.sub(sub, text)
+
+
+def _is_delimited(text: str) -> bool:
+    return bool(
+        _UNESCAPED_DOLLAR.search(text) or "\\[" in text or "\\(" in text or "\\boxed" in text
+    )
+
+
+def _is_bare_math(text: str) -> bool:
+    """True for a short undelimited answer written as math (``\\frac{x}{7}+1``, ``(1,2]``).
+
+    Such text has to be wrapped in ``$...$`` for math-verify to read it as LaTeX; prose must not
+    be, or "Answer is forty two" becomes a product of symbols.
+    """
+    if not text or len(text) > 300 or "\n" in text or _is_delimited(text):
+        return False
+    stripped = _LATEX_COMMAND.sub(" ", _TEXT_BLOCK.sub(" ", text))
+    if _CJK.search(text):
+        return False
+    return all(w.lower() in _MATH_WORDS for w in _WORD.findall(stripped))
+
+
+def _wrap(text: str) -> str:
+    return "$" + re.sub(r"(?<!\\)%", r"\\%", text) + "$"
+
+
+def _prepare_text(text: str) -> str:
+    """Text-level repairs, applied before deciding how to read the text."""
+    text = _ESCAPED_DOLLAR.sub("", text.strip())  # "\$5.40" is currency: math-verify drops it too
+    text = _BROKEN_INLINE.sub(" ", text)
+    text = _map_plain(text, _fix_mixed_numbers)
+    text = _ANSWER_WORDS.sub(" answer", text)
+    return _CJK_BEFORE.sub(r"\1 ", text).strip()
+
+
+def _fix_spans(text: str) -> str:
+    return _map_boxed(_map_math(text, _fix_math_content), _fix_math_content)
