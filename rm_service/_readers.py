@@ -80,6 +80,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _need_pyarrow(source: Any) -> None:
+    """pyarrow is not a dependency of the JSONL path: say how to get it, not a traceback."""
+    try:
+        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+    except ModuleNotFoundError:
+        raise InputError(
+            f"{source}: reading Parquet or a saved dataset needs pyarrow (pip install pyarrow; "
+            "the ray extra and datasets bring it too)"
+        ) from None
+
+
 def iter_parquet(
     source: str | Path | IO[bytes] | Any, *, label: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -89,6 +100,7 @@ def iter_parquet(
     Raises:
         InputError: the file is missing or not Parquet, naming it.
     """
+    _need_pyarrow(source)
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     label = label or str(source)
@@ -110,6 +122,7 @@ def iter_arrow_stream(
 ) -> Iterator[tuple[int, Any]]:
     """``(row, record)`` for an Arrow IPC stream file (a saved dataset's shard), rows numbered
     from ``start + 1``; a local path is memory-mapped, so only the current batch is read."""
+    _need_pyarrow(source)
     import pyarrow as pa
 
     label = label or str(source)
@@ -183,6 +196,7 @@ def iter_records(path: str | Path, fmt: InputFormat) -> Iterator[tuple[int, dict
 
 def count_records(path: str | Path, fmt: InputFormat) -> int:
     """Rows in a Parquet file (from its footer) or a saved dataset, for a progress bar."""
+    _need_pyarrow(path)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

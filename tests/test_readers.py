@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from rm_service import InputError, MappingError, grade_file
 from rm_service._config import load_runner
 from rm_service._readers import detect_format, iter_parquet, iter_saved_dataset
-from tests.cli_support import ROOT, cli, one_error_line, read_jsonl, write_jsonl
+from tests.cli_support import ROOT, cli, env, one_error_line, read_jsonl, write_jsonl
 
 EXAMPLES = ROOT / "examples"
 RULES = EXAMPLES / "rules.yaml"
@@ -113,3 +115,17 @@ def test_a_saved_dataset_dict_asks_for_one_split(tmp_path: Path) -> None:
     datasets.DatasetDict({"train": d, "test": d}).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(InputError, match=r"several splits.*train"):
         list(iter_saved_dataset(tmp_path / "dd"))
+
+
+def test_without_pyarrow_parquet_input_says_what_to_install(tmp_path: Path) -> None:
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(sample()[:1]), src)
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; from rm_service.cli import main; "
+        f"sys.exit(main(['grade', {str(src)!r}, '-c', {str(RULES)!r}, '--no-progress']))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env(), capture_output=True, text=True
+    )
+    assert r.returncode == 1
+    assert "needs pyarrow (pip install pyarrow" in one_error_line(r.stderr)
