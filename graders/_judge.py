@@ -50,6 +50,7 @@ from graders._judge_model import ModelSpec, _call_meta, _ModelRef
 from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
 from graders._prompt import (
     _field_label,
+    _Parts,
     _prompt_text,
     _template,
     fence,
@@ -78,7 +79,7 @@ from rm_service.models._base import (
     ResponseFormat,
     SamplingParams,
 )
-from rm_service.models._cache import JudgeCache
+from rm_service.models._cache import JudgeCache, key_frame, key_of
 
 __all__ = [
     "LOW_SCALE_MASS",
@@ -183,6 +184,10 @@ class LLMGrader(BaseGrader):
     """Its ``model`` is a judge backend: a reward config hands it the shared one."""
     default_template: ClassVar[str] = "generic"
     default_optional_fields: ClassVar[tuple[str, ...]] = ()
+    # Built on first use and rebuilt when what they were built from changes (see _compiled).
+    _parts: tuple[tuple[Any, ...], _Parts, _Parts]
+    _fence_labels: tuple[tuple[str, ...], dict[str, str]]
+    _frame: tuple[tuple[str, str, SamplingParams], tuple[str, str]]
 
     def __init__(
         self,
@@ -446,17 +451,60 @@ class LLMGrader(BaseGrader):
         }
 
     def _messages(self, safe: Mapping[str, str | None], nonce: str) -> list[dict[str, str]]:
-        values: dict[str, object] = {
+        user_parts, system_parts = self._compiled()
+        labels = self._labels_of
+        values: dict[str, object] = {}
+        for f, text in safe.items():
+            values[f] = (
+                NOT_PROVIDED
+                if text is None
+                else fence(labels.get(f) or _field_label(f), text, nonce)
+            )
+        system = system_parts.render({"nonce": nonce})
+        user = user_parts.render(values)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def _compiled(self) -> tuple[_Parts, _Parts]:
+        """The user and system templates split once (see :class:`graders._prompt._Parts`), with
+        the grader's fixed values (rubric, scale, labels, output format) already in.
+
+        Rebuilt whenever one of those inputs is no longer what they were built from, so a
+        grader whose ``rubric`` (or template) is replaced after construction renders the new one.
+        """
+        key = (
+            self._user_tpl,
+            self._user_tpl.template,
+            self._system_tpl,
+            self._system_tpl.template,
+            self.rubric,
+            self.scale,
+            self._output_format,
+            self.labels,
+        )
+        built = self.__dict__.get("_parts")
+        if built is not None and built[0] == key:
+            return built[1], built[2]
+        fixed = {
             "rubric": self.rubric,
             "scale_min": self.scale[0],
             "scale_max": self.scale[1],
             "labels": ", ".join(self.labels),
         }
-        for f, text in safe.items():
-            values[f] = NOT_PROVIDED if text is None else fence(_field_label(f), text, nonce)
-        system = self._system_tpl.substitute(nonce=nonce, output_format=self._output_format)
-        user = self._user_tpl.substitute(values)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        user = _Parts(self._user_tpl, fixed)
+        system = _Parts(self._system_tpl, {"output_format": self._output_format})
+        # The key keeps a copy of the labels: an in-place edit of the dict must not match.
+        self._parts = ((*key[:-1], dict(self.labels)), user, system)
+        return user, system
+
+    @property
+    def _labels_of(self) -> dict[str, str]:
+        """Each field's fence label (``reference_response`` -> ``REFERENCE_RESPONSE``)."""
+        fields = (*self.required_fields, *self.optional_fields)
+        cached = self.__dict__.get("_fence_labels")
+        if cached is None or cached[0] != fields:
+            cached = (fields, {f: _field_label(f) for f in fields})
+            self._fence_labels = cached
+        return cached[1]
 
     # -- grading --
 
@@ -485,9 +533,7 @@ class LLMGrader(BaseGrader):
             else:
                 # The key is rendered with a fixed nonce: the answer does not depend on the
                 # random code, and a random code in the key would make every lookup a miss.
-                key = self.cache.make_key(
-                    self._cache_namespace, model_name, self._messages(safe, _KEY_NONCE), self.params
-                )
+                key = key_of(self._key_frame(model_name), self._messages(safe, _KEY_NONCE))
                 result = await self.cache.get_or_call(
                     key, lambda: model.achat(messages, self.params)
                 )
@@ -504,6 +550,16 @@ class LLMGrader(BaseGrader):
                 **_call_meta(model_name, None, started, exc.attempts),
             ) from None
         return result, _call_meta(model_name, result, started, result.attempts)
+
+    def _key_frame(self, model_name: str) -> tuple[str, str]:
+        """This grader's cache-key frame (``key_frame``), built once per namespace, model and
+        sampling parameters: a copy with another sample index or params gets its own."""
+        ident = (self._cache_namespace, model_name, self.params)
+        cached = self.__dict__.get("_frame")
+        if cached is None or cached[0] != ident:
+            cached = (ident, key_frame(*ident))
+            self._frame = cached
+        return cached[1]
 
     @property
     def _cache_namespace(self) -> str:

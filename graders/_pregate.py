@@ -26,6 +26,7 @@ empty and master-key gates in :mod:`graders._master_key`, the restate gate in
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from graders._degenerate import (
@@ -62,6 +63,7 @@ __all__ = [
     "RestateGate",
     "asked_verbatim",
     "check_pregate_score",
+    "clear_gate_memo",
     "default_pregates",
     "first_gate_hit",
     "normalize_for_gate",
@@ -213,7 +215,70 @@ def first_gate_hit(
 ) -> tuple[str, str] | None:
     """``(gate name, reason)`` of the first gate that fires, or ``None``."""
     for gate in gates:
-        reason = gate.check(response, fields)
+        reason = _checked(gate, response, fields)
         if reason:
             return gate.name, reason
     return None
+
+
+# --- the verdict memo ----------------------------------------------------------------------------
+
+_ASKING = ("query", "instruction")
+_GATE_READS: dict[type, tuple[str, ...]] = {
+    EmptyGate: (),
+    MasterKeyGate: _ASKING,
+    RestateGate: _ASKING,
+    AddressesGraderGate: _ASKING,
+    NearCopyGate: _ASKING,
+    RepetitionGate: _ASKING,
+    KeywordStuffingGate: _ASKING,
+    NonAnswerGate: (*_ASKING, "reference_response"),
+    LengthGate: (*_ASKING, "reference_response"),
+}
+"""The fields (besides the response, and a gate's ``against`` fields) each built-in gate reads.
+
+Why a memo at all: the graders of one record (relevance, correctness, harmfulness...) run the same
+gate objects on the same response, and the gates are most of a judge call's own CPU. A built-in
+gate is a pure function of its settings, the response and these fields, so its verdict is
+computed once per distinct input. Only the exact built-in types are memoised (a subclass or a
+user's gate may keep state); ``tests/graders/test_judge_hot_path.py`` checks these lists against
+the gates on the red-team set. A built-in gate's settings are treated as fixed after construction.
+"""
+_MEMO_CHARS = 4_000_000
+"""The memo's size bound, in characters of the texts its keys hold (so a few long responses
+cannot pin much memory); the oldest entries go first."""
+_memo: dict[tuple[object, ...], tuple[str | None, int]] = {}
+_memo_chars = 0
+_memo_lock = threading.Lock()
+
+
+def _checked(gate: PreGate, response: str, fields: Mapping[str, str]) -> str | None:
+    """``gate.check(response, fields)``, memoised for the built-in gates (see above)."""
+    global _memo_chars
+    reads = _GATE_READS.get(type(gate))
+    if reads is None:
+        return gate.check(response, fields)
+    against: tuple[str, ...] = getattr(gate, "against", ())
+    key = (gate, response, *[fields.get(f) for f in reads], *[fields.get(f) for f in against])
+    hit = _memo.get(key)
+    if hit is not None:
+        return hit[0]
+    reason = gate.check(response, fields)
+    size = sum(len(k) for k in key if isinstance(k, str))
+    if size > _MEMO_CHARS // 8:
+        return reason
+    with _memo_lock:
+        while _memo and _memo_chars + size > _MEMO_CHARS:
+            _memo_chars -= _memo.pop(next(iter(_memo)))[1]
+        if key not in _memo:
+            _memo[key] = (reason, size)
+            _memo_chars += size
+    return reason
+
+
+def clear_gate_memo() -> None:
+    """Forget every memoised gate verdict (tests; a gate's settings changed in place)."""
+    global _memo_chars
+    with _memo_lock:
+        _memo.clear()
+        _memo_chars = 0

@@ -49,6 +49,60 @@ def load_prompt(name_or_path: str | Path) -> str:
     return name_or_path
 
 
+class _Parts:
+    """A template split once into literal text and placeholders, rendered by one ``join``.
+
+    Why: :meth:`string.Template.substitute` runs its regex over the whole template on every
+    call, and a judge grader renders two templates per call. Splitting once keeps its exact
+    semantics (``$name``, ``${name}``, ``$$``; values are inserted, never scanned again) at a
+    fraction of the cost. ``fixed`` values (a grader's rubric, its scale) are substituted at
+    construction, so only the per-call placeholders remain.
+    """
+
+    __slots__ = ("names", "parts", "slots")
+
+    def __init__(self, tpl: string.Template, fixed: Mapping[str, object] | None = None) -> None:
+        fixed = fixed or {}
+        parts: list[str] = []
+        slots: list[tuple[int, str]] = []
+        literal: list[str] = []
+        pos = 0
+        text = tpl.template
+        for m in tpl.pattern.finditer(text):
+            literal.append(text[pos : m.start()])
+            pos = m.end()
+            if m.group("escaped") is not None:
+                literal.append(tpl.delimiter)
+                continue
+            name = m.group("named") or m.group("braced")
+            if name is None:  # is_valid() rejected these at load time
+                raise ValueError(f"invalid placeholder at {m.start()}")
+            if name in fixed:
+                literal.append(str(fixed[name]))
+                continue
+            parts.append("".join(literal))
+            literal = []
+            slots.append((len(parts), name))
+            parts.append("")
+        literal.append(text[pos:])
+        parts.append("".join(literal))
+        self.parts = parts
+        self.slots = tuple(slots)
+        self.names = frozenset(name for _, name in slots)
+
+    def render(self, values: Mapping[str, object]) -> str:
+        """The text with each remaining placeholder replaced by ``str(values[name])``.
+
+        Raises:
+            KeyError: a placeholder has no value (as ``Template.substitute`` does).
+        """
+        parts = self.parts.copy()
+        for i, name in self.slots:
+            v = values[name]
+            parts[i] = v if type(v) is str else str(v)
+        return "".join(parts)
+
+
 def _template(text: str, what: str) -> string.Template:
     tpl = string.Template(text)
     if not tpl.is_valid():
@@ -89,6 +143,9 @@ _VERDICT_SEP_RE = re.compile(
     re.IGNORECASE,
 )
 """``score:``, ``"score":``, ``GRADE =``, ``**Rating**:``: the separator is group 1."""
+_BRACKETISH_RE = re.compile(rf"[{_OPEN_CHARS}{_CLOSE_CHARS}&\[]")
+"""A character every match of ``_ANGLE_RUN_RE`` or ``_CHAT_TAG_RE`` contains (a bracket, its
+lookalike, ``&`` of an entity, ``[`` of ``[INST]``)."""
 
 
 def neutralize(text: str, *, verdicts: bool = True) -> str:
@@ -104,9 +161,13 @@ def neutralize(text: str, *, verdicts: bool = True) -> str:
     The fence itself does not depend on this (the response cannot know the random code); this is
     defence in depth against judges that are loose about which marker closes a block.
     """
-    out = _ANGLE_RUN_RE.sub(_defang_run, text)
-    out = _CHAT_TAG_RE.sub(_defang_tag, out)
-    if verdicts:
+    out = text
+    # Each pattern needs a character the prechecks look for; most text has none of them, and a
+    # one-character-class scan is far cheaper than the patterns' own.
+    if _BRACKETISH_RE.search(out):
+        out = _ANGLE_RUN_RE.sub(_defang_run, out)
+        out = _CHAT_TAG_RE.sub(_defang_tag, out)
+    if verdicts and ("=" in out or ":" in out):
         out = _VERDICT_SEP_RE.sub(_defang_verdict, out)
     return out
 

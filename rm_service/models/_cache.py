@@ -66,7 +66,7 @@ from typing import Any, Protocol
 
 from rm_service.models._base import ChatResult, Message, SamplingParams, TokenLogprob, Usage
 
-__all__ = ["JudgeCache", "Store", "decode_result", "encode_result"]
+__all__ = ["JudgeCache", "Store", "decode_result", "encode_result", "key_frame", "key_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,10 @@ class JudgeCache:
     ) -> str:
         """The content address of one judge call: a sha256 hex digest.
 
+        It is the sha256 of ``json.dumps([version, namespace, model, [[role, content], ...],
+        {param: value}], sort_keys=True, ensure_ascii=False)``; :func:`key_frame` and
+        :func:`key_of` build that same text from a per-grader frame and the messages.
+
         Args:
             namespace: who asks (the grader's name), so two graders never share answers by accident.
             model: the backend's model name.
@@ -170,16 +174,7 @@ class JudgeCache:
             params: the sampling parameters (all of them: a different ``max_tokens`` or
                 ``top_logprobs`` is a different answer).
         """
-        payload = [
-            _KEY_VERSION,
-            namespace,
-            model,
-            [[str(m.get("role", "")), str(m.get("content", ""))] for m in messages],
-            {f.name: getattr(params, f.name) for f in dataclasses.fields(params)},
-        ]
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=_json_default)
-        # surrogatepass: a lone surrogate in a message is still a key, not a crash.
-        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+        return key_of(key_frame(namespace, model, params), messages)
 
     # -- the async entry point --
 
@@ -468,6 +463,32 @@ def _as_cached(result: ChatResult, started: float) -> ChatResult:
     return dataclasses.replace(
         result, cached=True, attempts=0, latency_s=time.perf_counter() - started
     )
+
+
+def key_frame(namespace: str, model: str, params: SamplingParams) -> tuple[str, str]:
+    """The constant text around the messages in a call's key (see :meth:`JudgeCache.make_key`).
+
+    Why: a grader's namespace, model and sampling parameters are the same for every call, so
+    it builds this once and :func:`key_of` only encodes the messages.
+    """
+    head = json.dumps([_KEY_VERSION, namespace, model], ensure_ascii=False)[:-1]
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    tail = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=_json_default)
+    return head + ", [", "], " + tail + "]"
+
+
+def key_of(frame: tuple[str, str], messages: Sequence[Message]) -> str:
+    """The key of a call from its :func:`key_frame` and its messages."""
+    enc = _encode_str
+    body = ", ".join(
+        f"[{enc(str(m.get('role', '')))}, {enc(str(m.get('content', '')))}]" for m in messages
+    )
+    blob = frame[0] + body + frame[1]
+    # surrogatepass: a lone surrogate in a message is still a key, not a crash.
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # json.dumps' own, for a str
 
 
 def _json_default(obj: Any) -> Any:

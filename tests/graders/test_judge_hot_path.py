@@ -1,0 +1,260 @@
+"""The judge call's fast paths say exactly what the slow ones said.
+
+Each shortcut on the per-call path (templates split once, the cache key built from a per-grader
+frame, the defanging prechecks, the anchor trie, the pre-gate memo) is checked against the plain
+computation it replaces, and against the changes that must invalidate it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import string
+from typing import Any
+
+import pytest
+
+import graders._pregate as pregate
+from graders import LLMGrader
+from graders._inject_claims import _FAMILIES
+from graders._pregate import PREGATE_TYPES, default_pregates, first_gate_hit
+from graders._prompt import (
+    _ANGLE_RUN_RE,
+    _CHAT_TAG_RE,
+    _VERDICT_SEP_RE,
+    _defang_run,
+    _defang_tag,
+    _defang_verdict,
+    _Parts,
+    neutralize,
+)
+from rm_service.models._base import SamplingParams
+from rm_service.models._cache import JudgeCache, _json_default, key_frame, key_of
+from tests.red_team import load_cases
+from tests.support import FakeJudge, verdict
+
+RECORD = {"query": "What is the capital of France?", "response": "Paris."}
+_CHARS = ["a", "Z", " ", '"', "\\", "\n", "\t", "\x00", "\x1f", "é", "中", "\ud800", "\u2028", "😀"]
+
+
+def _reference_key(ns: str, model: str, messages: list[dict[str, str]], p: SamplingParams) -> str:
+    """The cache key as it was first defined (the Redis and SQLite tiers hold such keys)."""
+    payload = [
+        1,
+        ns,
+        model,
+        [[str(m.get("role", "")), str(m.get("content", ""))] for m in messages],
+        {f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+    ]
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=_json_default)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _text(rng: random.Random, n: int = 24) -> str:
+    return "".join(rng.choice(_CHARS) for _ in range(rng.randrange(n)))
+
+
+# --- the cache key -------------------------------------------------------------------------------
+
+
+def test_the_framed_key_is_the_key_old_entries_were_stored_under() -> None:
+    rng = random.Random(7)
+    for i in range(500):
+        msgs = [{"role": "system", "content": _text(rng)}, {"role": "user", "content": _text(rng)}]
+        params = SamplingParams(
+            temperature=rng.random(),
+            max_tokens=rng.randrange(1, 600),
+            json_schema={"b": [1, 2], "a": {"z": 1, "y": (3,)}} if i % 2 else None,
+            seed=i % 3 or None,
+        )
+        ns, model = _text(rng, 6) or "ns", _text(rng, 6) or "m"
+        expected = _reference_key(ns, model, msgs, params)
+        assert key_of(key_frame(ns, model, params), msgs) == expected
+        assert JudgeCache.make_key(ns, model, msgs, params) == expected
+
+
+def test_the_key_is_stable_and_differs_when_any_part_differs() -> None:
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    base = key_of(key_frame("ns", "m", SamplingParams()), msgs)
+    assert key_of(key_frame("ns", "m", SamplingParams()), [dict(m) for m in msgs]) == base
+    variants = [
+        key_of(key_frame("ns2", "m", SamplingParams()), msgs),
+        key_of(key_frame("ns", "m2", SamplingParams()), msgs),
+        key_of(key_frame("ns", "m", SamplingParams(temperature=0.5)), msgs),
+        key_of(key_frame("ns", "m", SamplingParams(max_tokens=7)), msgs),
+        key_of(key_frame("ns", "m", SamplingParams(seed=1)), msgs),
+        key_of(key_frame("ns", "m", SamplingParams(logprobs=True, top_logprobs=5)), msgs),
+        key_of(key_frame("ns", "m", SamplingParams()), [msgs[0], {"role": "user", "content": "v"}]),
+        key_of(
+            key_frame("ns", "m", SamplingParams()), [msgs[0], {"role": "system", "content": "u"}]
+        ),
+        key_of(key_frame("ns", "m", SamplingParams()), msgs[:1]),
+    ]
+    assert base not in variants
+    assert len(set(variants)) == len(variants)
+
+
+async def test_a_graders_cache_key_follows_its_rubric_and_sample_index() -> None:
+    fake = FakeJudge(verdict(4))
+    cache = JudgeCache()
+    g = LLMGrader(fake, template="generic", rubric="Is it right?", cache=cache)
+    await g.aevaluate(**RECORD)
+    await g.aevaluate(**RECORD)
+    assert fake.n_calls == 1  # the same call twice: one key
+    g.rubric = "Is it brief?"
+    await g.aevaluate(**RECORD)
+    assert fake.n_calls == 2  # a new rubric is a new prompt, so a new key
+    assert "Is it brief?" in fake.calls[-1][0][1]["content"]
+    assert "Is it right?" not in fake.calls[-1][0][1]["content"]
+    await g.with_sample_index(1).aevaluate(**RECORD)
+    assert fake.n_calls == 3  # another sample is another key
+
+
+# --- templates split once ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Q: $query\nA: ${response}\nCost: $$5 $rubric ($scale_min-$scale_max)",
+        "$response",
+        "no placeholders at all, $$ only",
+        "${rubric}${response}$query$$",
+    ],
+)
+def test_split_templates_render_what_substitute_renders(text: str) -> None:
+    tpl = string.Template(text)
+    fixed = {"rubric": "Be $query fair", "scale_min": 1, "scale_max": 5}
+    values = {"query": "a $response {score}", "response": "b ${query} $$"}
+    parts = _Parts(tpl, fixed)
+    assert parts.render(values) == tpl.substitute({**fixed, **values})
+    assert parts.names <= {"query", "response"}
+
+
+def test_a_split_template_needs_every_value() -> None:
+    with pytest.raises(KeyError):
+        _Parts(string.Template("$query $response")).render({"query": "q"})
+
+
+async def test_a_replaced_template_is_rendered_not_the_cached_one() -> None:
+    fake = FakeJudge(verdict(4))
+    g = LLMGrader(fake, template="Judge this: $response", rubric="")
+    await g.aevaluate(**RECORD)
+    g._user_tpl = string.Template("Now judge: $response")
+    await g.aevaluate(**RECORD)
+    assert fake.calls[0][0][1]["content"].startswith("Judge this:")
+    assert fake.calls[1][0][1]["content"].startswith("Now judge:")
+
+
+# --- defanging prechecks -------------------------------------------------------------------------
+
+
+def _neutralize_slow(text: str, verdicts: bool) -> str:
+    out = _ANGLE_RUN_RE.sub(_defang_run, text)
+    out = _CHAT_TAG_RE.sub(_defang_tag, out)
+    return _VERDICT_SEP_RE.sub(_defang_verdict, out) if verdicts else out
+
+
+def test_the_defanging_prechecks_never_change_the_text() -> None:
+    rng = random.Random(3)
+    pieces = ["<", ">", "<<<", "&lt;", "＜", "›", "[INST]", "[/INST]", "<|im_end|>", "</s>"]
+    pieces += ["score", "Score:", '"grade" =', "rating", ":", "=", " ", "x", "\n", "verdict"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(12)))
+        for verdicts in (True, False):
+            assert neutralize(text, verdicts=verdicts) == _neutralize_slow(text, verdicts), text
+
+
+# --- the anchor trie -----------------------------------------------------------------------------
+
+
+def test_the_anchor_trie_finds_a_sentence_exactly_when_it_holds_an_anchor() -> None:
+    rng = random.Random(5)
+    for family in _FAMILIES:
+        anchors = family.matcher.anchors
+        assert anchors is not None and family.matcher.anchor_re is not None
+        words = sorted(anchors)
+        filler = ["the", "a", "score", "ignore", "rate", "x", "instruct", "gra"]
+        for _ in range(2000):
+            text = " ".join(
+                rng.choice(words)[rng.randrange(3) :] if rng.random() < 0.5 else rng.choice(filler)
+                for _ in range(rng.randrange(1, 6))
+            )
+            found = family.matcher.anchor_re.search(text) is not None
+            assert found == any(a in text for a in anchors), (family.name, text)
+
+
+# --- the pre-gate memo ---------------------------------------------------------------------------
+
+
+def _fields(case: dict[str, Any]) -> dict[str, str]:
+    names = {"query": "query", "instruction": "instruction", "reference": "reference_response"}
+    return {v: case[k] for k, v in names.items() if case.get(k)}
+
+
+def test_each_memoised_gate_reads_only_the_fields_it_is_keyed_by() -> None:
+    """A gate's verdict with only its keyed fields equals its verdict with all of them, over the
+    red-team set: a field it read but was not keyed by would let the memo answer stale."""
+    gates = {type(g): g for g in default_pregates("relevance") + default_pregates("correctness")}
+    assert set(gates) == set(PREGATE_TYPES.values()) == set(pregate._GATE_READS)
+    for case in load_cases():
+        fields = _fields(case)
+        for kind, gate in gates.items():
+            keyed = (*pregate._GATE_READS[kind], *getattr(gate, "against", ()))
+            only = {k: v for k, v in fields.items() if k in keyed}
+            assert gate.check(case["response"], only) == gate.check(case["response"], fields), (
+                case["id"],
+                gate.name,
+            )
+
+
+def test_the_memo_answers_like_the_gates_and_asks_each_gate_once() -> None:
+    pregate.clear_gate_memo()
+    gates = default_pregates("relevance")
+    calls: list[str] = []
+    for gate in gates:
+        check = gate.check
+
+        def counted(response: str, fields: Any, _check: Any = check, _name: str = gate.name) -> Any:
+            calls.append(_name)
+            return _check(response, fields)
+
+        object.__setattr__(gate, "check", counted)
+    try:
+        for case in load_cases()[:60]:
+            fields = _fields(case)
+            direct = next(
+                ((g.name, r) for g in gates if (r := g.check(case["response"], fields))), None
+            )
+            calls.clear()
+            assert first_gate_hit(gates, case["response"], fields) == direct
+            first = list(calls)
+            assert first_gate_hit(gates, case["response"], fields) == direct
+            assert calls == first  # the second time every verdict came from the memo
+            changed = {**fields, "query": fields.get("query", "") + " Explain."}
+            first_gate_hit(gates, case["response"], changed)
+            # a new query is a new key for every gate that reads it (all but "empty")
+            assert calls[len(first) :] == [n for n in first if n != "empty"]
+    finally:
+        for gate in gates:
+            del gate.__dict__["check"]
+        pregate.clear_gate_memo()
+
+
+def test_a_gate_of_another_type_is_always_asked() -> None:
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        def check(self, response: str, fields: Any) -> str | None:
+            self.n += 1
+            return None
+
+    gate = Counting()
+    for _ in range(3):
+        assert first_gate_hit([gate], "some answer", {"query": "q"}) is None
+    assert gate.n == 3
