@@ -43,6 +43,7 @@ from graders._math_text import (
     _prepare_text,
     _wrap,
 )
+from graders._math_unequal import proved_unequal
 
 __all__ = ["check_equivalence", "check_golds", "worker_main"]
 
@@ -284,7 +285,7 @@ def _equivalent_cached(gold: str, gold_parsed: Sequence[Any], pred: list[Any]) -
     if known is not None:
         _VERDICTS.move_to_end(key)
         return known
-    equal = _equivalent(gold_parsed, pred)
+    equal = not proved_unequal(gold_parsed, pred) and _equivalent(gold_parsed, pred)
     _VERDICTS[key] = equal
     if len(_VERDICTS) > _VERDICTS_SIZE:
         _VERDICTS.popitem(last=False)

@@ -21,6 +21,7 @@ from graders import _math_worker as worker
 from graders._math import MathGrader
 from graders._math_fast import fast_answer, gold_key
 from graders._math_pool import MAX_BATCH, _get_pool, _MathPool, _run_in_pool
+from graders._math_unequal import proved_unequal
 from rm_service import GraderError, GraderScore
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "math_equiv.jsonl"
@@ -141,6 +142,7 @@ def test_verdicts_are_remembered_only_when_reached(monkeypatch: pytest.MonkeyPat
         return real(gold, pred)
 
     monkeypatch.setattr(worker, "_equivalent", counting)
+    monkeypatch.setattr(worker, "proved_unequal", lambda gold, pred: False)
     worker._VERDICTS.clear()
     first = worker.check_equivalence(r"12\sqrt{7}", r"The answer is \boxed{0}.")
     again = worker.check_equivalence(r"12\sqrt{7}", r"So it is $\boxed{0}$, I think.")
@@ -224,3 +226,38 @@ async def test_graded_batch_with_a_slow_check_and_a_bad_job() -> None:
     assert isinstance(slow, GraderError) and slow.kind == "timeout"
     assert [r.score for r in results if isinstance(r, GraderScore)] == [1.0] * 40
     assert bad[0] == "error" and "could not be sent" in bad[1]
+
+
+def test_a_proved_difference_is_one_math_verify_also_finds() -> None:
+    """Wherever the value check calls two answers different, math-verify (with the rounding
+    retry) says "not equivalent" too: on the labelled cases and the generated GRPO-style ones."""
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    proved = []
+    for gold, pred in _pairs():
+        gold_parsed = worker._gold_answer(gold)
+        pred_parsed = worker._prediction(pred)[0]
+        if gold_parsed and pred_parsed and proved_unequal(gold_parsed, pred_parsed):
+            proved.append((gold, pred, gold_parsed, pred_parsed))
+    assert len(proved) >= 40, len(proved)
+    equal = [(g, p) for g, p, gp, pp in proved if worker._equivalent(gp, pp)]
+    assert equal == []
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("9", "9%"),  # math-verify equates 9% with 9
+        ("0.5", "The answer is 50%"),
+        ("x", r"\boxed{y}"),  # lone symbols are compared by name
+        (r"[0, 1]", r"\boxed{[0, 2]}"),  # sets
+        ("x = 2", r"\boxed{x = 3}"),  # relations
+        (r"\sin x", r"\boxed{\cos x}"),  # functions
+        ("1000000000000000", r"\boxed{1000000000000001}"),  # closer than one part in a million
+        ("0.3333", r"\boxed{0.33335}"),  # closer than 1e-3
+    ],
+)
+def test_no_difference_is_claimed_outside_what_can_be_proved(gold: str, pred: str) -> None:
+    gold_parsed = worker._gold_answer(gold)
+    pred_parsed = worker._prediction(pred)[0]
+    assert gold_parsed and pred_parsed
+    assert not proved_unequal(gold_parsed, pred_parsed)

@@ -1,0 +1,91 @@
+"""A proof that two parsed answers differ, found by evaluating them, before math-verify's slow path.
+
+For a wrong answer math-verify ends in ``simplify(gold - pred)``, which is where a GRPO batch's
+time goes (a wrong ``0`` against ``12\\sqrt{7}`` or a polynomial costs a thousand times a string
+compare). When both answers are plain expressions and their values at one point differ clearly,
+every step of math-verify's comparison is bound to say "not equal", so it can be skipped:
+
+* each pair of strings differs (math-verify compares the two extracted strings as well);
+* ``gold == pred`` (its "string" comparison is sympy's structural equality) is false, since
+  structurally equal expressions have equal values;
+* the numeric comparison (values rounded to 6 decimals, or to the 4-5 decimals a prediction was
+  written in, or ``(gold - pred).evalf() == 0``) is false, since the values differ by more than
+  1e-3 and by more than one part in a million (well above a 15-digit float's resolution);
+* ``simplify(gold - pred).is_zero`` is not true: simplification keeps the value, which is not 0.
+
+Only expressions built from numbers, ``pi``, ``E``, symbols, sums, products and powers qualify: no
+percent (math-verify compares ``9%`` with ``9`` as integers), no relations, sets, tuples,
+matrices or functions, and no lone symbol (math-verify compares those by name). Symbols are given
+one fixed value each: values that differ there prove that the expressions differ as functions.
+Anything outside this, or a value that is not a finite real number, gives ``False`` ("not
+proved"), and math-verify decides as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["proved_unequal"]
+
+_PRECISION = 30
+_ABSOLUTE = 1e-3
+_RELATIVE = 1e-6
+
+
+def _plain(expr: Any) -> bool:
+    """Built only from finite numbers, ``pi``, ``E``, symbols, sums, products and powers."""
+    from sympy import Add, E, Expr, Mul, Number, Pow, Symbol, pi, preorder_traversal  # type: ignore[import-untyped]
+    from sympy.matrices.expressions import MatrixExpr  # type: ignore[import-untyped]
+
+    if not isinstance(expr, Expr) or isinstance(expr, (Symbol, MatrixExpr)):
+        return False
+    for node in preorder_traversal(expr):
+        if isinstance(node, (Add, Mul, Pow, Symbol)) or node in (pi, E):
+            continue
+        if isinstance(node, Number) and node.is_finite:
+            continue
+        return False  # a function, a percent's wrapper, infinity, nan
+    return True
+
+
+def _value(expr: Any, point: dict[Any, Any]) -> float | None:
+    """The expression's value at ``point`` as a float, when it is a finite real number."""
+    try:
+        value = expr.subs(point).evalf(_PRECISION)
+    except Exception:
+        return None
+    if not value.is_Number or not value.is_finite or not value.is_real:
+        return None
+    return float(value)
+
+
+def _differ(gold: Any, pred: Any) -> bool:
+    from sympy import Rational
+
+    if not (_plain(gold) and _plain(pred)):
+        return False
+    symbols = sorted(gold.free_symbols | pred.free_symbols, key=str)
+    # Positive, not integers, none equal: a point where few expressions are undefined.
+    point = {s: Rational(1234, 1000) + Rational(431, 1000) * i for i, s in enumerate(symbols)}
+    g, p = _value(gold, point), _value(pred, point)
+    if g is None or p is None:
+        return False
+    return abs(g - p) > max(_ABSOLUTE, _RELATIVE * max(abs(g), abs(p)))
+
+
+def proved_unequal(gold: Sequence[Any], pred: Sequence[Any]) -> bool:
+    """True only when math-verify would find no pair of ``gold`` and ``pred`` equivalent (and
+    the rounding retry would not either), shown by the values; ``False`` means "not proved"."""
+    if not gold or not pred:
+        return False
+    for g in gold:
+        for p in pred:
+            if isinstance(g, str) and isinstance(p, str):
+                if g.strip() and g.strip() == p.strip():
+                    return False
+            elif isinstance(g, str) or isinstance(p, str):
+                continue  # math-verify never equates a string with an expression
+            elif not _differ(g, p):
+                return False
+    return True
