@@ -110,8 +110,11 @@ def grade_with_ray(
     """
     overrides = {"max_concurrency": max_concurrency} if max_concurrency else {}
     runner = load_runner(config, **overrides)
+    # Local paths made absolute here: Ray's checkpointing refuses a relative path, and its
+    # workers need not share the driver's working directory.
+    input_uri = _absolute(input_uri)
     shards = list_shards(input_uri)
-    out = output_uri or default_output(input_uri)
+    out = _absolute(output_uri or default_output(input_uri))
     jsonl = out.endswith(".jsonl")
     out_fs, out_path = resolve(out)
     ckpt = out.rstrip("/") + ".checkpoint"
@@ -338,3 +341,8 @@ def _read_back(
 def _default_report(out: str, local: bool) -> Path:
     name = posixpath.basename(out.rstrip("/")) + ".report.html"
     return Path(out.rstrip("/") + ".report.html") if local else Path(name)
+
+
+def _absolute(uri: str) -> str:
+    """``uri`` as is when it names a filesystem (``s3://...``); a local path made absolute."""
+    return uri if "://" in uri else os.path.abspath(uri)

@@ -53,9 +53,12 @@ def grade_local(src: Path, cfg: Path, out: Path) -> tuple[list[dict[str, Any]], 
 
 def grade_both(tmp: Path, src: Path, cfg: Path, ray: RayInstance) -> tuple[Any, Any]:
     remote = tmp / "ray.jsonl"
+    shutil.copy(src, tmp / src.name)
+    # Relative paths, as a user types them: Ray's checkpointing refuses a relative path, and
+    # the CLI used to pass it one.
     r = cli(
-        "grade", src, "-c", cfg, "-o", remote, "--engine", "ray", "--address", ray.address,
-        "--no-progress", cwd=tmp,
+        "grade", src.name, "-c", cfg, "-o", remote.name, "--engine", "ray",
+        "--address", ray.address, "--no-progress", cwd=tmp,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     return grade_local(src, cfg, tmp / "local.jsonl"), (ray_rows(remote), r.stdout)
