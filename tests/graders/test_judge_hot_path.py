@@ -30,6 +30,7 @@ from graders._prompt import (
     _Parts,
     neutralize,
 )
+from rm_service.models import OpenAIChatModel
 from rm_service.models._base import SamplingParams
 from rm_service.models._cache import JudgeCache, _json_default, key_frame, key_of
 from tests.red_team import load_cases
@@ -258,3 +259,23 @@ def test_a_gate_of_another_type_is_always_asked() -> None:
     for _ in range(3):
         assert first_gate_hit([gate], "some answer", {"query": "q"}) is None
     assert gate.n == 3
+
+
+# --- the request body ----------------------------------------------------------------------------
+
+
+async def test_each_request_carries_its_own_params_and_messages(judge_server: Any) -> None:
+    model = OpenAIChatModel("judge", base_url=judge_server.base_url, api_key="x", max_retries=0)
+    first = SamplingParams(max_tokens=7, response_format="json_object")
+    second = SamplingParams(max_tokens=9, seed=3, logprobs=True, top_logprobs=2)
+    try:
+        for params, text in ((first, "one"), (second, "two"), (first, "three")):
+            await model.achat([{"role": "user", "content": text}], params)
+    finally:
+        await model.aclose()
+    bodies = list(judge_server.stats.bodies)
+    assert [b["messages"][0]["content"] for b in bodies] == ["one", "two", "three"]
+    assert [b["max_tokens"] for b in bodies] == [7, 9, 7]
+    assert bodies[0]["response_format"] == {"type": "json_object"}
+    assert "response_format" not in bodies[1] and bodies[1]["seed"] == 3
+    assert bodies[1]["top_logprobs"] == 2 and "seed" not in bodies[2]
