@@ -4,14 +4,18 @@ Each fix is backed by cases in ``tests/data/math_equiv.jsonl``: bare LaTeX golds
 (wrapped in ``$...$``), plain numbers with separators (kept away from the LaTeX parser, which
 reads ``1,000`` as a set), sentence punctuation inside math delimiters, mixed numbers
 (``4 4/9``), inline math broken across lines, answer words in other languages, and trailing
-variables that math-verify's unit stripping deletes (``x + 3c`` read as ``x + 3``). Only the
-standard library: this runs in the worker processes of :mod:`graders._math_worker`.
+variables that math-verify's unit stripping deletes (``x + 3c`` read as ``x + 3``). Also the
+text-level reading around them: which part of a response holds its answer, and whether a gold
+has math in it. Only the standard library: this runs in the worker processes of
+:mod:`graders._math_worker`.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _ESCAPED_DOLLAR = re.compile(r"(?<!\\)\\\$")
@@ -183,3 +187,46 @@ def _prepare_text(text: str) -> str:
 
 def _fix_spans(text: str) -> str:
     return _map_boxed(_map_math(text, _fix_math_content), _fix_math_content)
+
+
+_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def _final_part(response: str) -> str | None:
+    """The part of a response that holds its final answer; ``None`` when reasoning never ended.
+
+    Reasoning (``<think>...</think>``) never counts. In the R1 format the answer is the last
+    ``<answer>...</answer>`` block (an unclosed one runs to the end); whether the format itself is
+    right is the format grader's business, not this one's.
+    """
+    if "</think>" in response:
+        response = response.rsplit("</think>", 1)[1]
+    elif "<think>" in response:
+        return None
+    blocks = _ANSWER_BLOCK.findall(response)
+    if blocks:
+        return blocks[-1]
+    if "<answer>" in response:
+        return response.rsplit("<answer>", 1)[1]
+    return response
+
+
+def _decimals(text: str) -> int:
+    return max((len(m) for m in re.findall(r"\d\.(\d+)", text)), default=0)
+
+
+def _holds_math(text: str, parsed: list[Any]) -> bool:
+    """Whether a parsed gold has something to compare.
+
+    When math-verify cannot build an expression it still hands back the raw string, to compare
+    as written: ``"é"`` or ``"\\x00"`` came back as themselves and every response scored 0.0
+    against them, where ``"abc"`` (nothing extracted) was an invalid gold. A string-only parse
+    counts as math only if the text has a number (``½``, ``٣`` too), a math symbol (``∞``,
+    ``√``, ``+``) or a LaTeX command; letters alone (``"a\\x00b"``, ``"Q.E.D."``) that
+    math-verify could not read as variables are not.
+    """
+    if any(not isinstance(p, str) for p in parsed):
+        return True
+    return bool(_LATEX_COMMAND.search(text)) or any(
+        c.isnumeric() or unicodedata.category(c) == "Sm" for c in text
+    )

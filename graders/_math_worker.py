@@ -25,10 +25,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import signal
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from multiprocessing.reduction import ForkingPickler
@@ -36,9 +34,11 @@ from typing import Any, NamedTuple
 
 from graders._math_fast import fast_answer, gold_key
 from graders._math_text import (
-    _LATEX_COMMAND,
     _PLAIN_NUMBER,
+    _decimals,
+    _final_part,
     _fix_spans,
+    _holds_math,
     _is_bare_math,
     _prepare_text,
     _wrap,
@@ -161,49 +161,6 @@ def gold_cache_info() -> dict[str, int]:
     return {"hits": info.hits, "misses": info.misses, "size": info.currsize}
 
 
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def _final_part(response: str) -> str | None:
-    """The part of a response that holds its final answer; ``None`` when reasoning never ended.
-
-    Reasoning (``<think>...</think>``) never counts. In the R1 format the answer is the last
-    ``<answer>...</answer>`` block (an unclosed one runs to the end); whether the format itself is
-    right is the format grader's business, not this one's.
-    """
-    if "</think>" in response:
-        response = response.rsplit("</think>", 1)[1]
-    elif "<think>" in response:
-        return None
-    blocks = _ANSWER_BLOCK.findall(response)
-    if blocks:
-        return blocks[-1]
-    if "<answer>" in response:
-        return response.rsplit("<answer>", 1)[1]
-    return response
-
-
-def _decimals(text: str) -> int:
-    return max((len(m) for m in re.findall(r"\d\.(\d+)", text)), default=0)
-
-
-def _holds_math(text: str, parsed: list[Any]) -> bool:
-    """Whether a parsed gold has something to compare.
-
-    When math-verify cannot build an expression it still hands back the raw string, to compare
-    as written: ``"é"`` or ``"\\x00"`` came back as themselves and every response scored 0.0
-    against them, where ``"abc"`` (nothing extracted) was an invalid gold. A string-only parse
-    counts as math only if the text has a number (``½``, ``٣`` too), a math symbol (``∞``,
-    ``√``, ``+``) or a LaTeX command; letters alone (``"a\\x00b"``, ``"Q.E.D."``) that
-    math-verify could not read as variables are not.
-    """
-    if any(not isinstance(p, str) for p in parsed):
-        return True
-    return bool(_LATEX_COMMAND.search(text)) or any(
-        c.isnumeric() or unicodedata.category(c) == "Sm" for c in text
-    )
-
-
 def _gold_answer(gold: str) -> tuple[Any, ...] | None:
     """The parsed gold, or ``None`` when it holds no math to compare with."""
     parsed = _parse_gold(gold)
@@ -219,8 +176,21 @@ def _prediction(response: str) -> tuple[list[Any] | None, str]:
     final = _final_part(response)
     if final is None:
         return None, "reasoning never ended (<think> without </think>)"
-    parsed = _parse_answer(final)
+    if len(final) <= _ANSWER_CACHE_TEXT:
+        parsed = list(_parse_final(final, _config_key()))
+    else:
+        parsed = _parse_answer(final)
     return (parsed, "") if parsed else (None, "no answer found")
+
+
+_ANSWER_CACHE_TEXT = 2000
+"""Final parts up to this many characters are remembered parsed (completions of one prompt
+often end the same way); longer ones are parsed each time, to bound the cache's memory."""
+
+
+@functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
+def _parse_final(final: str, config: str) -> tuple[Any, ...]:
+    return tuple(_parse_answer(final))
 
 
 def _equivalent(gold: Sequence[Any], pred: list[Any]) -> bool:
