@@ -244,6 +244,17 @@ STOP_WORDS: frozenset[str] = _word_set(
 """Function words and soft fillers: neutral on their own ("It is." passes), no content either."""
 
 
+def _by_first_char(
+    phrases: tuple[str, ...],
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """``phrases`` by their first character, keeping their order: only the phrases that start
+    with the text's first character can start the text."""
+    index: dict[str, list[str]] = {}
+    for p in phrases:
+        index.setdefault(p[0], []).append(p)
+    return phrases, {k: tuple(v) for k, v in index.items()}
+
+
 class MasterKeyGate:
     """The response is a "master key": punctuation only, or openers and fillers with no content.
 
@@ -286,6 +297,7 @@ class MasterKeyGate:
         # Longest first, so "the answer is" is removed whole rather than leaving "is".
         self.phrases: tuple[str, ...] = tuple(sorted(normalized, key=lambda p: (-len(p), p)))
         self._strong = frozenset(p for p in self.phrases if _is_strong(p))
+        self._by_first = _by_first_char(self.phrases)
         self.dangling_colon = dangling_colon
         self.vocabulary = vocabulary
         self.name = name
@@ -306,7 +318,9 @@ class MasterKeyGate:
             if m and (m.end() == len(text) or text[m.end()] == " "):
                 text, strong = text[m.end() :].lstrip(), True
                 continue
-            for p in self.phrases:
+            if self._by_first[0] is not self.phrases:  # phrases replaced after construction
+                self._by_first = _by_first_char(self.phrases)
+            for p in self._by_first[1].get(text[0], ()):
                 if text.startswith(p):
                     end = len(p)
                     if end == len(text) or text[end] == " " or _is_cjk(p[-1]):

@@ -435,10 +435,27 @@ _IGNORANCE = tuple(sorted({_phrase_tokens(p) for p in _IGNORANCE_MARKERS}, key=l
 _FILLERS = tuple(sorted({_phrase_tokens(p) for p in _FILLER_MARKERS}, key=len, reverse=True))
 
 
+def _by_first_token(phrases: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for i, p in enumerate(phrases):
+        index.setdefault(p.split(" ", 1)[0], []).append(i)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+_PHRASE_INDEX = {id(ps): (ps, _by_first_token(ps)) for ps in (_IGNORANCE, _FILLERS)}
+
+
 def _strip_phrases(padded: str, phrases: Sequence[str]) -> tuple[str, list[str]]:
-    """Remove every whole-token occurrence of ``phrases`` (longest first) from `` text ``."""
+    """Remove every whole-token occurrence of ``phrases`` (longest first) from `` text ``.
+
+    Only phrases whose first token is in the text are tried, in their given order: removing a
+    phrase never adds a token, so no other phrase can come to occur.
+    """
+    known = _PHRASE_INDEX.get(id(phrases))
+    index = known[1] if known is not None and known[0] is phrases else _by_first_token(phrases)
+    tried = sorted({i for t in set(padded.split()) for i in index.get(t, ())})
     hits = []
-    for p in phrases:
+    for p in (phrases[i] for i in tried):
         needle = f" {p} "
         if needle in padded:
             hits.append(p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 __all__ = ["PreGate", "asked_verbatim", "normalize_for_gate", "tokens_for_gate"]
@@ -57,9 +58,23 @@ def normalize_for_gate(text: str) -> str:
     spaces on both sides of a comparison (phrases go through the same function), so curly and
     straight quotes match. Combining marks stay in their word (Devanagari vowel signs). One
     regex pass, so a 100 kB response costs a few milliseconds.
+
+    Texts up to :data:`_MEMO_MAX_CHARS` are remembered (a bounded LRU): the gates of one record
+    normalise the same response and query many times over, across its graders too.
     """
+    if len(text) <= _MEMO_MAX_CHARS:
+        return _normalize_memo(text)
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     t = unicodedata.normalize("NFKC", text).casefold()
     return _NON_CONTENT_RE.sub(" ", t).strip()
+
+
+_MEMO_MAX_CHARS = 4096
+"""Longer texts are not memoised, so the memo holds at most ``maxsize`` short texts."""
+_normalize_memo = lru_cache(maxsize=2048)(_normalize)
 
 
 def tokens_for_gate(text: str) -> list[str]:
@@ -68,7 +83,18 @@ def tokens_for_gate(text: str) -> list[str]:
     CJK text has no spaces, so without this a whole Chinese sentence would be one "word" and
     overlap measures would see nothing in common between a question and its restatement.
     """
+    if len(text) <= _MEMO_MAX_CHARS:
+        return list(_tokens_memo(text))
+    return _tokens(text)
+
+
+def _tokens(text: str) -> list[str]:
     return _CJK_RE.sub(r" \1 ", normalize_for_gate(text)).split()
+
+
+@lru_cache(maxsize=2048)
+def _tokens_memo(text: str) -> tuple[str, ...]:
+    return tuple(_tokens(text))
 
 
 # --- gates ---------------------------------------------------------------------------------------

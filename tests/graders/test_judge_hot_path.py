@@ -19,6 +19,8 @@ import pytest
 import graders._pregate as pregate
 from graders import LLMGrader
 from graders._inject_claims import _FAMILIES
+from graders._master_key import MasterKeyGate
+from graders._non_answer import _FILLERS, _IGNORANCE, _strip_phrases
 from graders._pregate import PREGATE_TYPES, default_pregates, first_gate_hit
 from graders._prompt import (
     _ANGLE_RUN_RE,
@@ -279,3 +281,40 @@ async def test_each_request_carries_its_own_params_and_messages(judge_server: An
     assert bodies[0]["response_format"] == {"type": "json_object"}
     assert "response_format" not in bodies[1] and bodies[1]["seed"] == 3
     assert bodies[1]["top_logprobs"] == 2 and "seed" not in bodies[2]
+
+
+# --- phrase indexes ------------------------------------------------------------------------------
+
+
+def _strip_slow(padded: str, phrases: tuple[str, ...]) -> tuple[str, list[str]]:
+    hits = []
+    for p in phrases:
+        needle = f" {p} "
+        if needle in padded:
+            hits.append(p)
+            while needle in padded:
+                padded = padded.replace(needle, " ")
+    return padded, hits
+
+
+def test_indexed_phrase_stripping_matches_trying_every_phrase() -> None:
+    rng = random.Random(11)
+    for phrases in (_IGNORANCE, _FILLERS):
+        words = [*sorted({w for p in phrases for w in p.split()}), "paris", "is", "the", "4"]
+        for _ in range(3000):
+            text = " ".join(
+                rng.choice(phrases) if rng.random() < 0.3 else rng.choice(words)
+                for _ in range(rng.randrange(8))
+            )
+            padded = f" {text} "
+            assert _strip_phrases(padded, phrases) == _strip_slow(padded, phrases), text
+    custom = ("b c", "a b")  # not a prebuilt index: built on the fly, same answer
+    assert _strip_phrases(" a b c d ", custom) == _strip_slow(" a b c d ", custom)
+
+
+def test_master_key_phrases_replaced_after_construction_are_used() -> None:
+    gate = MasterKeyGate(phrases=["abracadabra"], vocabulary=False)
+    assert gate.check("Abracadabra", {}) is not None
+    gate.phrases = ("hocus pocus",)
+    assert gate.check("Abracadabra", {}) is None
+    assert gate.check("Hocus pocus", {}) is not None
