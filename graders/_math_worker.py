@@ -438,6 +438,10 @@ def worker_main(conn: Any) -> None:
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     # Pre-import and warm up (regex compilation, the ANTLR parser) so the first job is fast.
     check_equivalence("$\\frac{1}{2}$", "The answer is $\\boxed{0.5}$.")
+    # Common answer shapes too: the LaTeX parser and sympy build their caches on first sight of
+    # a shape, which the first batch of a run would otherwise pay for, check by check.
+    for gold in _WARM_UP:
+        _run_job(_warm, (gold,), 5.0)
     if not _send(conn, ("ready", os.getpid())):
         return
     while True:
@@ -456,6 +460,19 @@ def worker_main(conn: Any) -> None:
         for item in job if isinstance(job, list) else [job]:
             if not _send(conn, _answer(item)):
                 return
+
+
+_WARM_UP = (
+    *(r"\frac{3}{7}", r"2\sqrt{5}", r"x^2 + 4x + 1", "12.5", "-3", r"\pi", r"\frac{\sqrt{3}}{2}"),
+    *(r"(1, 2]", r"\{1, 2\}", r"x \leq 3", r"2^{10}", r"\dfrac{a+b}{2}", r"3x - 7y", r"\sin x"),
+    *(r"\log_2 8", r"50\%", r"(2, -1)", r"\infty", r"x = 4", r"1.5 \times 10^3", r"e^{x}"),
+)
+"""Answers of the shapes golds and completions have, parsed by an idle worker (a few ms each)."""
+
+
+def _warm(gold: str) -> None:
+    check_equivalence(gold, f"The answer is $\\boxed{{{gold}}}$.")
+    check_equivalence(gold, f"So it is $\\boxed{{{gold} + 1}}$.")
 
 
 def _answer(item: Any) -> tuple[str, Any]:
