@@ -8,12 +8,15 @@ event loops and worker threads, so the work goes to a process pool instead: see
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._math_fast import fast_answer
 from graders._math_pool import _run_in_pool, shutdown_math_pool
-from graders._math_worker import check_equivalence, check_golds
+from graders._math_text import final_part
+from graders._math_worker import FAST_KEY, check_equivalence, check_golds
 from graders._text import as_gold_list, as_text, gold_list_note, no_gradable_gold
 from rm_service._result import GraderScore
 
@@ -21,6 +24,11 @@ __all__ = ["MathGrader", "shutdown_math_pool"]
 
 _GOLD = "reference_response"
 """The gold's field; it may hold one gold or a list of acceptable ones."""
+
+_EXACT_GOLDS = 4096
+"""Golds whose fast-path text a grader keeps (see ``MathGrader._exact_match``)."""
+_EXACT_MAX = 100_000
+"""Longer responses always go to a worker: the event loop only does short text work."""
 
 
 # --- the grader ----------------------------------------------------------------------------------
@@ -83,6 +91,8 @@ class MathGrader(BaseGrader):
         self.timeout = float(timeout)
         self.workers = workers
         self.queue_timeout = queue_timeout
+        self._exact: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        """Gold text -> (its fast-path text, its reading shown in results), as a worker said."""
 
     def __repr__(self) -> str:
         return f"MathGrader(name={self.name!r}, timeout={self.timeout:g})"
@@ -99,13 +109,39 @@ class MathGrader(BaseGrader):
         golds = as_gold_list(fields[_GOLD], _GOLD)
         if golds is None:
             gold = as_text(fields[_GOLD], _GOLD)
+            exact = self._exact_match(gold, response)
+            if exact is not None:
+                return self._verdict(exact, None)
             value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
+            self._remember(gold, value)
             return self._verdict(value, None)
         # Several acceptable golds: one job for them all, each gold with its own timeout.
         value = await self._check(
             check_golds, (tuple(golds), response, self.timeout), self.timeout * len(golds)
         )
         return self._verdict(value, len(golds))
+
+    def _exact_match(self, gold: str, response: str) -> dict[str, Any] | None:
+        """The worker's answer for a response that writes the gold exactly, without asking it.
+
+        Only for a gold a worker has read already and found fit for the fast path
+        (:mod:`graders._math_fast`): the same text-only test it would run, with the same result,
+        minus the round trip. Bounded work on the event loop: short answers, few answer blocks.
+        """
+        known = self._exact.get(gold)
+        if known is None or len(response) > _EXACT_MAX or response.count("<answer>") > 4:
+            return None
+        final = final_part(response)
+        if final is None or fast_answer(final) != known[0]:
+            return None
+        return {"status": "equal", "gold": known[1], "pred": known[1], "detail": ""}
+
+    def _remember(self, gold: str, value: Any) -> None:
+        key = value.get(FAST_KEY) if isinstance(value, dict) else None
+        if isinstance(key, str) and isinstance(value.get("gold"), str):
+            self._exact[gold] = (key, value["gold"])
+            if len(self._exact) > _EXACT_GOLDS:
+                self._exact.popitem(last=False)
 
     async def _check(
         self,

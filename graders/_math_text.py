@@ -192,7 +192,7 @@ def _fix_spans(text: str) -> str:
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
-def _final_part(response: str) -> str | None:
+def final_part(response: str) -> str | None:
     """The part of a response that holds its final answer; ``None`` when reasoning never ended.
 
     Reasoning (``<think>...</think>``) never counts. In the R1 format the answer is the last

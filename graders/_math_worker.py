@@ -36,16 +36,16 @@ from graders._math_fast import fast_answer, gold_key
 from graders._math_text import (
     _PLAIN_NUMBER,
     _decimals,
-    _final_part,
     _fix_spans,
     _holds_math,
     _is_bare_math,
     _prepare_text,
     _wrap,
 )
+from graders._math_text import final_part as _final_part
 from graders._math_unequal import proved_unequal
 
-__all__ = ["check_equivalence", "check_golds", "worker_main"]
+__all__ = ["FAST_KEY", "check_equivalence", "check_golds", "worker_main"]
 
 # --- result vocabulary (plain types only: results cross a socket) -------------------------------
 
@@ -53,6 +53,9 @@ EQUAL = "equal"
 NOT_EQUAL = "not_equal"
 NO_ANSWER = "no_answer"
 INVALID_GOLD = "invalid_gold"
+
+FAST_KEY = "fast_key"
+"""A result's field with the gold's text for the exact-match fast path, when it may take it."""
 
 _MAX_SHOWN = 200
 """Longest extracted string put in a result's metadata."""
@@ -220,17 +223,21 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     gold_parsed = entry.parsed
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
+    shown = _shown(gold_parsed)
     if entry.fast_key is not None:
         final = _final_part(response)
         if final is not None and fast_answer(final) == entry.fast_key:
             # The same expression in the same reading as the gold (see graders._math_fast).
-            shown = _shown(gold_parsed)
             return _result(EQUAL, shown, shown)
     pred_parsed, why = _prediction(response)
     if pred_parsed is None:
-        return _result(NO_ANSWER, _shown(gold_parsed), detail=why)
-    equal = _equivalent_cached(gold, gold_parsed, pred_parsed)
-    return _result(EQUAL if equal else NOT_EQUAL, _shown(gold_parsed), _shown(pred_parsed))
+        out = _result(NO_ANSWER, shown, detail=why)
+    else:
+        equal = _equivalent_cached(gold, gold_parsed, pred_parsed)
+        out = _result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed))
+    if entry.fast_key is not None:
+        out[FAST_KEY] = entry.fast_key  # the caller may decide exact matches itself from now on
+    return out
 
 
 _VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], bool] = OrderedDict()

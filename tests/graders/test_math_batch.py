@@ -127,6 +127,11 @@ def test_a_gold_is_parsed_once_per_worker_and_keyed_by_config(
     assert after["misses"] == before["misses"] + 1
     assert after["hits"] >= before["hits"] + len(FORMS) - 1
     assert worker._gold_entry.cache_parameters()["maxsize"] == worker.GOLD_CACHE_SIZE >= 4096
+    # A wrong answer written the same way twice is parsed once.
+    parsed_before = worker._parse_final.cache_info().misses
+    worker.check_equivalence(gold, r"So it is \boxed{\frac{17}{18}}.")
+    worker.check_equivalence(gold, r"So it is \boxed{\frac{17}{18}}.")
+    assert worker._parse_final.cache_info().misses == parsed_before + 1
     # Other extraction configs read the gold afresh rather than reuse the old reading.
     monkeypatch.setitem(worker._CONFIG_KEY, "key", "other configs")
     worker.check_equivalence(gold, r"\boxed{1}")
@@ -261,3 +266,33 @@ def test_no_difference_is_claimed_outside_what_can_be_proved(gold: str, pred: st
     pred_parsed = worker._prediction(pred)[0]
     assert gold_parsed and pred_parsed
     assert not proved_unequal(gold_parsed, pred_parsed)
+
+
+async def test_exact_matches_of_a_known_gold_skip_the_round_trip() -> None:
+    """Once a worker has read a gold, a response that writes it exactly is answered by the
+    grader itself, with the very result the worker gives; anything else still goes to a
+    worker, and a new grader knows no gold."""
+    pool = _get_pool(None)
+    grader = MathGrader()
+    gold, exact = r"\frac{17}{23}", r"So the answer is $\boxed{\frac{17}{23}}$."
+    first = await grader.aevaluate(response=r"\boxed{0}", reference_response=gold)
+    assert isinstance(first, GraderScore) and first.score == 0.0
+    sent: list[Any] = []
+    submit = pool.submit
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        sent.append(args[1])
+        return submit(*args, **kwargs)
+
+    pool.submit = counting  # type: ignore[method-assign]
+    try:
+        mine = await grader.aevaluate(response=exact, reference_response=gold)
+        wrong = await grader.aevaluate(response=r"\boxed{\frac{17}{24}}", reference_response=gold)
+        fresh = await MathGrader().aevaluate(response=exact, reference_response=gold)
+    finally:
+        del pool.submit
+    assert len(sent) == 2  # the wrong answer and the new grader's check
+    assert isinstance(mine, GraderScore) and isinstance(fresh, GraderScore)
+    assert (mine.score, mine.reason, mine.metadata) == (fresh.score, fresh.reason, fresh.metadata)
+    assert mine.score == 1.0
+    assert isinstance(wrong, GraderScore) and wrong.score == 0.0
