@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -47,6 +47,7 @@ __all__ = [
     "grader",
     "grader_factory",
     "list_graders",
+    "load_all",
     "register_grader",
     "reward",
     "takes_judge",
@@ -361,6 +362,24 @@ class _Minimal:
 
 _RESULT_TYPES = (GraderScore, GraderError)
 _NUMBER_TYPES = (bool, int, float)
+
+
+async def load_all(graders: Mapping[str, Grader]) -> dict[str, str]:
+    """``aload()`` every grader at once (each grader object once, however many names it has);
+    ``{name: error}`` of those that failed. A failure is returned, not raised: the grader's
+    records come back unscored with the same error, and the others are ready."""
+    jobs: dict[str, Awaitable[None]] = {}
+    seen: set[int] = set()
+    for name, grader in graders.items():
+        if id(grader) not in seen:
+            seen.add(id(grader))
+            jobs[name] = contract(grader).aload()
+    outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
+    return {
+        name: f"{type(out).__name__}: {out}"
+        for name, out in zip(jobs, outcomes, strict=True)
+        if isinstance(out, BaseException)
+    }
 
 
 def run_now(coro: Coroutine[Any, Any, GraderResult], name: str) -> GraderResult:

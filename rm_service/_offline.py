@@ -418,14 +418,19 @@ async def _locked_run(
         ):
             rows = None if fmt == "jsonl" else iter_records(src, fmt)
             reader = _Reader(src, f_in, done, err_sink, rows)
-            graded = await _pump(runner, reader, sink, src, commit, total, done.count, progress)
+            graded, not_ready = await _pump(
+                runner, reader, sink, src, commit, total, done.count, progress
+            )
     finally:
         sink.close()
         if err_sink is not None:
             err_sink.close()
     with _io("read", out), out.open(encoding="utf-8") as f:
         summary = summarize_jsonl(f, runner.reward_name)
-    warnings = []
+    warnings = [
+        f"grader {name!r} could not start ({error}); its components are unscored"
+        for name, error in not_ready.items()
+    ]
     if summary.duplicates:
         warnings.append(
             f"{summary.duplicates} duplicate line(s) in {out} ignored (an input line graded "
@@ -462,15 +467,20 @@ async def _pump(
     total: int,
     done: int,
     progress: bool,
-) -> int:
+) -> tuple[int, dict[str, str]]:
+    """Grade the reader's records into the sink: the records graded, and ``{grader: error}``
+    of graders that could not start."""
     records = iter(reader)
     try:
         first = next(records)
     except StopIteration:
         commit()
-        return 0
+        return 0, {}
     check_record(runner, first, src, reader.lines[0], reader.unit)
     commit()
+    # Warm before the clock starts: the math worker pool and local models start here, not in
+    # the first records' latency and the progress bar's rate.
+    not_ready = await runner.aload()
 
     def chained() -> Iterator[Any]:
         yield first
@@ -507,7 +517,7 @@ async def _pump(
         if bar is not None:
             bar.set_postfix(unscored=unscored)
             bar.close()
-    return graded
+    return graded, not_ready
 
 
 def grade_file(

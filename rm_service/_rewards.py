@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -20,7 +20,7 @@ from typing import Any, cast
 import httpx
 
 from aggregators import WeightedSumAggregator
-from graders._base import GraderContract, contract, takes_judge
+from graders._base import GraderContract, contract, load_all, takes_judge
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._runner import GradingRunner
 from rm_service.models._factory import JudgeSpec
@@ -195,23 +195,16 @@ async def warm_up(entries: Iterable[RewardEntry]) -> dict[str, str]:
     ``aload()`` (see ``graders._base.GraderContract``; a committee loads its members) starts
     them. A request that comes meanwhile just shares what is starting.
     """
-    jobs: dict[str, Awaitable[None]] = {}
-    seen: set[int] = set()
+    graders: dict[str, Any] = {}
     for entry in entries:
         for name, gc in entry.runner.grader_configs.items():
-            if id(gc.grader) in seen:
-                continue
-            seen.add(id(gc.grader))
-            key = name if name not in jobs else f"{entry.name}.{name}"  # same name, two rewards
-            jobs[key] = contract(gc.grader).aload()
+            key = name if name not in graders else f"{entry.name}.{name}"  # same name, two rewards
+            graders[key] = gc.grader
     start = time.perf_counter()
-    outcomes = await asyncio.gather(*jobs.values(), return_exceptions=True)
-    errors: dict[str, str] = {}
-    for name, outcome in zip(jobs, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            errors[name] = f"{type(outcome).__name__}: {outcome}"
-            _log.warning("warm-up of grader %r failed: %s", name, errors[name])
-    _log.info("warm-up done in %.2fs: %s", time.perf_counter() - start, ", ".join(jobs) or "-")
+    errors = await load_all(graders)
+    for name, error in errors.items():
+        _log.warning("warm-up of grader %r failed: %s", name, error)
+    _log.info("warm-up done in %.2fs: %s", time.perf_counter() - start, ", ".join(graders) or "-")
     return errors
 
 

@@ -39,7 +39,7 @@ from weakref import WeakKeyDictionary
 from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
-from graders._base import BaseGrader, contract
+from graders._base import BaseGrader, contract, load_all
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone, record_id
 from rm_service._mapper import GraderConfig
@@ -254,6 +254,12 @@ class GradingRunner:
             if not supervisor.done():
                 supervisor.cancel()
                 await asyncio.gather(supervisor, return_exceptions=True)
+
+    async def aload(self) -> dict[str, str]:
+        """Start now what the first record would wait for: the math worker pool, local judge and
+        embedding models (each grader's ``aload``). Returns ``{grader: error}`` of those that
+        could not start; their records will come back unscored with the same error."""
+        return await load_all({name: gc.grader for name, gc in self.grader_configs.items()})
 
     async def agrade(
         self,
