@@ -64,6 +64,12 @@ def _reject_constant(name: str) -> Any:
     raise VerdictError(f"the verdict contains {name}, which is not a number")
 
 
+_STRICT = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+"""What ``json.loads(..., object_pairs_hook=..., parse_constant=...)`` builds on every call, built
+once (a decoder keeps no state between documents)."""
+_DECODER = json.JSONDecoder()
+
+
 def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool = False) -> _Verdict:
     """Read a ``{"reason": ..., "score": n}`` verdict that is the *whole* answer.
 
@@ -84,9 +90,9 @@ def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool =
     if m:
         body, offset = m.group(1), m.start(1)
     try:
-        obj = json.loads(
-            body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        if body.startswith("\ufeff"):  # as json.loads says
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
+        obj = _STRICT.decode(body)
     except json.JSONDecodeError as exc:
         raise VerdictError(f"the answer is not a single JSON object ({exc.msg})") from None
     if not isinstance(obj, dict):
@@ -113,7 +119,7 @@ def _value_span(doc: str, key: str) -> tuple[int, int]:
 
     A real scanner, not a regex: ``"score": 5`` may also appear inside the reason string.
     """
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
 
     def skip(i: int) -> int:
         while i < len(doc) and doc[i] in _JSON_WS:

@@ -32,6 +32,7 @@ from graders._prompt import (
     _Parts,
     neutralize,
 )
+from graders._verdict import VerdictError, parse_json_verdict
 from rm_service.models import OpenAIChatModel
 from rm_service.models._base import SamplingParams
 from rm_service.models._cache import JudgeCache, _json_default, key_frame, key_of
@@ -318,3 +319,28 @@ def test_master_key_phrases_replaced_after_construction_are_used() -> None:
     gate.phrases = ("hocus pocus",)
     assert gate.check("Abracadabra", {}) is None
     assert gate.check("Hocus pocus", {}) is not None
+
+
+# --- the verdict parser --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('\ufeff{"reason": "r", "score": 3}', "Unexpected UTF-8 BOM"),
+        ('{"score": 3, "score": 4}', "repeats the key 'score'"),
+        ('{"reason": "r", "score": NaN}', "contains NaN"),
+        ('{"reason": "r", "score": 3} {"score": 5}', "Extra data"),
+    ],
+)
+def test_the_shared_strict_decoder_rejects_what_json_loads_rejected(
+    text: str, message: str
+) -> None:
+    with pytest.raises(VerdictError, match=message):
+        parse_json_verdict(text, scale=(1, 5))
+
+
+def test_the_shared_decoder_reads_one_verdict_after_another() -> None:
+    for score in (1, 5, 2):
+        v = parse_json_verdict(f'{{"reason": "r{score}", "score": {score}}}', scale=(1, 5))
+        assert (v.value, v.reason) == (score, f"r{score}")
