@@ -4,6 +4,12 @@ math-verify bounds its own work with ``signal.alarm``, which only works on a pro
 and raises a ``BaseException`` that ``except Exception`` lets through. A reward service runs on
 event loops and worker threads, so the work goes to a process pool instead: see
 :mod:`graders._math_pool` for the pool and why it is built the way it is. This module is the grader.
+
+A GRPO step grades many completions of each prompt against the same gold, most of them either
+the gold written out or a wrong answer, so the per-check costs are what matter: checks that queue
+while the workers are busy travel to a worker many per message, checks against one gold go to the
+worker that has it parsed when that worker is free, and a response that writes a gold exactly is
+answered here once a worker has read that gold (:meth:`MathGrader._exact_match`).
 """
 
 from __future__ import annotations

@@ -16,11 +16,16 @@ the work cannot run on an event loop or a worker thread:
   can deadlock. ``subprocess`` execs at once, which is safe from threads, and the child imports
   only :mod:`graders._math_worker`, with the parent's ``sys.path``, whatever ``__main__`` is
   (a script, pytest, a uvicorn worker, a notebook).
-* **Feeder threads** in the parent, one per worker, take jobs from a shared queue, send each to
-  their worker and wait for the reply with an outer deadline. A worker that misses it (stuck in C
+* **Feeder threads** in the parent, one per worker, take jobs from a shared queue, send them to
+  their worker and wait for each reply with an outer deadline. A worker that misses it (stuck in C
   code, where the timer cannot interrupt it) is killed and replaced; the other workers keep going,
   and the queue never hands work to a stuck process. The deadline runs from when the job reaches a
   worker, so a long queue under load is not mistaken for a hang.
+* **Batches**: a feeder that comes free takes a fair share of the queued jobs (up to
+  :data:`MAX_BATCH`) as one message, so under load a job no longer costs a whole round trip. The
+  worker answers each job as it finishes, so each still has its own deadline, counted from the
+  previous reply; on a hang only that job is a timeout, and the jobs behind it go back to the head
+  of the queue. Jobs with the same ``affinity`` (a gold) prefer one worker, whose caches then hit.
 * **Callers** get a ``concurrent.futures.Future`` and await it with ``asyncio.wrap_future``, which
   works from any event loop in any thread. Nothing is bound to a loop: the pool is process-wide,
   created lazily under a lock, and survives ``asyncio.run`` calls coming and going.
