@@ -104,8 +104,15 @@ def run_grader(data: list[dict[str, str]]) -> tuple[list[float | None], float, f
         max_concurrency=64,
     )
     asyncio.run(grader.aload())
-    time.sleep(1.0)  # every worker finished starting
-    pids = [w.process.pid for w in list(_get_pool(None)._workers)]
+    pool = _get_pool(None)
+    started = time.monotonic() + 120
+    while time.monotonic() < started:  # every worker started and warmed up, none still busy
+        workers = list(pool._workers)
+        if len(workers) == pool.size and all(w.ready for w in workers):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    pids = [w.process.pid for w in list(pool._workers)]
     wall, cpu, workers_cpu = time.perf_counter(), time.process_time(), cpu_of(pids)
     results = asyncio.run(runner.arun(data))["m"]
     wall = time.perf_counter() - wall
