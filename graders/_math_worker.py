@@ -459,7 +459,9 @@ def worker_main(conn: Any) -> None:
         try:
             job = ForkingPickler.loads(data)
         except Exception as exc:  # e.g. a function this process cannot import
-            job = ("error", "job could not be read: " + _describe(exc))
+            if not _send(conn, ("error", "job could not be read: " + _describe(exc))):
+                return
+            continue
         if job is None:
             return
         # A batch is a list of separately pickled jobs, answered one reply per job as each
@@ -474,7 +476,7 @@ _WARM_UP = (
     *(r"(1, 2]", r"\{1, 2\}", r"x \leq 3", r"2^{10}", r"\dfrac{a+b}{2}", r"3x - 7y", r"\sin x"),
     *(r"\log_2 8", r"50\%", r"(2, -1)", r"\infty", r"x = 4", r"1.5 \times 10^3", r"e^{x}"),
 )
-"""Answers of the shapes golds and completions have, parsed by an idle worker (a few ms each)."""
+"""Answers of the shapes golds and completions have, checked by each worker as it starts."""
 
 
 def _warm(gold: str) -> None:
@@ -490,7 +492,5 @@ def _answer(item: Any) -> tuple[str, Any]:
             item = ForkingPickler.loads(item)
         except Exception as exc:
             return ("error", "job could not be read: " + _describe(exc))
-    if isinstance(item, tuple) and len(item) == 2:
-        return item  # an error found while reading the message
     func, args, timeout = item
     return _run_job(func, args, timeout)
