@@ -43,9 +43,18 @@ import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._judge_config import (
+    JudgeOutput,
+    ScoreMode,
+    check_choice,
+    check_labels,
+    check_scale,
+    plain_number,
+    sampling_params,
+)
 from graders._judge_model import ModelSpec, _call_meta, _ModelRef
 from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
 from graders._prompt import (
@@ -98,8 +107,6 @@ __all__ = [
     "parse_label_verdict",
 ]
 
-JudgeOutput = Literal["json", "label"]
-ScoreMode = Literal["sampled", "expected"]
 NOT_PROVIDED = "(not provided)"
 """What an absent optional field renders as."""
 
@@ -218,9 +225,9 @@ class LLMGrader(BaseGrader):
     ) -> None:
         super().__init__(name=name)
         self._model_ref = _ModelRef(model)
-        self.scale = _check_scale(scale)
-        _check_choice("output", output, JudgeOutput)
-        _check_choice("score_mode", score_mode, ScoreMode)
+        self.scale = check_scale(scale)
+        check_choice("output", output, JudgeOutput)
+        check_choice("score_mode", score_mode, ScoreMode)
         self.output: JudgeOutput = output
         self.score_mode: ScoreMode = score_mode
         self.higher_is_better = bool(higher_is_better)
@@ -228,7 +235,7 @@ class LLMGrader(BaseGrader):
         if not 0.0 < min_label_mass <= 1.0:
             raise ConfigError(f"min_label_mass must be in (0, 1], got {min_label_mass!r}")
         self.min_label_mass = float(min_label_mass)
-        self.labels = self._init_labels(labels)
+        self.labels = check_labels(self.scale, output, labels)
         self.cache = cache
         self.pregates: tuple[PreGate, ...] = resolve_pregates(
             pregates, criterion=type(self).default_name
@@ -243,31 +250,19 @@ class LLMGrader(BaseGrader):
             optional_fields,
         )
         self._base_seed = None if seed is None else int(seed)
-        self.params = self._init_params(
-            response_format, temperature, max_tokens, top_logprobs, seed
+        self.params = sampling_params(
+            output=output,
+            expected=score_mode == "expected",
+            allow_float=self.allow_float,
+            scale=self.scale,
+            response_format=response_format,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_logprobs=top_logprobs,
+            seed=None if seed is None else int(seed) + self.sample_index,
         )
 
     # -- construction helpers --
-
-    def _init_labels(self, labels: Mapping[str, int] | None) -> dict[str, int]:
-        lo, hi = self.scale
-        if labels is None:
-            return {str(v): v for v in range(lo, hi + 1)}
-        if self.output != "label":
-            raise ConfigError("labels= applies to output='label' only")
-        out: dict[str, int] = {}
-        for label, value in labels.items():
-            text = str(label).strip()
-            if not text or isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"label {label!r}: labels map non-empty text to an integer")
-            if not lo <= value <= hi:
-                raise ConfigError(f"label {label!r} = {value} is outside the scale {lo}-{hi}")
-            if text.casefold() in {k.casefold() for k in out}:
-                raise ConfigError(f"label {label!r} is given twice (labels ignore case)")
-            out[text] = value
-        if len(out) < 2:
-            raise ConfigError("label mode needs at least two labels")
-        return out
 
     def _init_templates(
         self,
@@ -318,56 +313,6 @@ class LLMGrader(BaseGrader):
             scale_min=lo,
             scale_max=hi,
             score_type="a number" if self.allow_float else "an integer",
-        )
-
-    def _init_params(
-        self,
-        response_format: ResponseFormat | None,
-        temperature: float,
-        max_tokens: int | None,
-        top_logprobs: int,
-        seed: int | None,
-    ) -> SamplingParams:
-        if response_format is None:
-            response_format = "text" if self.output == "label" else "json_object"
-        _check_choice("response_format", response_format, ResponseFormat)
-        if self.output == "label" and response_format != "text":
-            raise ConfigError("output='label' answers a bare token: use response_format='text'")
-        if max_tokens is None:
-            max_tokens = 1 if self.output == "label" else 512
-        if max_tokens < 1:
-            raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
-        expected = self.score_mode == "expected"
-        if expected and not 1 <= top_logprobs <= 100:
-            raise ConfigError(f"top_logprobs must be in 1-100, got {top_logprobs}")
-        lo, hi = self.scale
-        schema = None
-        if response_format == "json_schema":
-            schema = {
-                "name": "verdict",
-                "strict": True,
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "reason": {"type": "string"},
-                        "score": {
-                            "type": "number" if self.allow_float else "integer",
-                            "minimum": lo,
-                            "maximum": hi,
-                        },
-                    },
-                    "required": ["reason", "score"],
-                    "additionalProperties": False,
-                },
-            }
-        return SamplingParams(
-            temperature=float(temperature),
-            max_tokens=int(max_tokens),
-            logprobs=expected,
-            top_logprobs=int(top_logprobs) if expected else 0,
-            response_format=response_format,
-            json_schema=schema,
-            seed=None if seed is None else int(seed) + self.sample_index,
         )
 
     def __repr__(self) -> str:
@@ -606,7 +551,7 @@ class LLMGrader(BaseGrader):
 
     def _score(self, verdict: _Verdict, result: ChatResult, meta: dict[str, Any]) -> GraderScore:
         lo, hi = self.scale
-        meta = {**meta, "scale": [lo, hi], "raw_score": _num(verdict.value)}
+        meta = {**meta, "scale": [lo, hi], "raw_score": plain_number(verdict.value)}
         value = verdict.value
         if self.score_mode == "expected":
             expected, info = expected_score(
@@ -623,26 +568,3 @@ class LLMGrader(BaseGrader):
         return GraderScore(
             name=self.name, score=min(1.0, max(0.0, score)), reason=verdict.reason, metadata=meta
         )
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _check_scale(scale: Any) -> tuple[int, int]:
-    try:
-        lo, hi = scale
-    except (TypeError, ValueError):
-        raise ConfigError(f"scale must be a pair (lo, hi), got {scale!r}") from None
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in (lo, hi)) or lo >= hi:
-        raise ConfigError(f"scale must be two integers lo < hi, got {scale!r}")
-    return lo, hi
-
-
-def _check_choice(what: str, value: Any, choices: Any) -> None:
-    allowed = get_args(choices)
-    if value not in allowed:
-        raise ConfigError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
-def _num(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
