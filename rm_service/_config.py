@@ -255,13 +255,15 @@ def _build(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     cache = None
     if cfg.cache is not None:
         cache = cfg.cache.build()
+    concurrency = int(overrides.get("max_concurrency") or cfg.max_concurrency)
     configs: dict[str, GraderConfig] = {}
     for name, spec in cfg.graders.items():
         try:
             params = spec.params()
             if takes_judge(spec.type):
                 # Shared and lazy: one backend per distinct spec, built on the first call.
-                params.setdefault("model", judge_factory(spec.judge or cfg.judge))
+                judge = _pooled(spec.judge or cfg.judge, concurrency)
+                params.setdefault("model", judge_factory(judge))
                 if cache is not None:
                     params.setdefault("cache", cache)
             elif spec.judge is not None:
@@ -286,3 +288,13 @@ def _build(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
         **overrides,
     }
     return GradingRunner(configs, aggregators=aggs, **kwargs)
+
+
+def _pooled(spec: JudgeSpec | None, concurrency: int) -> JudgeSpec:
+    """``spec`` with the judge's connection pool as wide as the runner's concurrency, unless
+    the config sets the judge's own ``max_concurrency``: a runner grading 256 records at once
+    through a pool of 64 would queue three calls in four behind the pool."""
+    spec = spec if spec is not None else JudgeSpec()
+    if "max_concurrency" in spec.model_fields_set:
+        return spec
+    return spec.model_copy(update={"max_concurrency": concurrency})

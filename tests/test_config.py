@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,23 @@ async def test_run_summary_totals_judge_calls_and_tokens(
     assert totals.cached == 6  # the other 6 came from the cache (coalesced or stored)
     assert totals.prompt_tokens > 0 and totals.completion_tokens > 0
     assert "judge calls: 3 (+6 served from cache)" in res.summary.table()
+
+
+def test_the_judge_pool_follows_the_rewards_concurrency_unless_set() -> None:
+    """``max_concurrency: 256`` with a judge whose pool was left at 64 queued three calls in four
+    behind the pool; the pool now follows the reward's concurrency unless the judge sets its own.
+    """
+    from rm_service.models._openai import OpenAIChatModel
+
+    def pool(cfg: dict[str, Any], **overrides: Any) -> int:
+        runner = build_runner(load_config(cfg), **overrides)
+        model = runner.grader_configs["rel"].grader.model  # type: ignore[attr-defined]
+        assert isinstance(model, OpenAIChatModel)
+        return model.max_concurrency
+
+    judge = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    graders = {"rel": {"type": "correctness", "verify": "never"}}
+    assert pool({"judge": judge, "graders": graders, "max_concurrency": 256}) == 256
+    assert pool({"judge": judge, "graders": graders}, max_concurrency=100) == 100
+    own = {**judge, "max_concurrency": 16}
+    assert pool({"judge": own, "graders": graders, "max_concurrency": 256}) == 16
