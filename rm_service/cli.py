@@ -16,7 +16,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rm_service._exceptions import InputError, RMServiceError
 
@@ -254,6 +254,13 @@ def _grade(args: argparse.Namespace) -> int:
             f"\ninterrupted; finished records are in {output}; rerun with --resume", file=sys.stderr
         )
         return 130
+    invalid = f", {result.invalid} invalid line(s) -> {result.errors}" if result.invalid else ""
+    return _print_result(result, invalid)
+
+
+def _print_result(result: Any, more: str = "") -> int:
+    """What a ``grade`` run prints, on either engine: its warnings, the summary table, what
+    this run graded (``more`` adds to that line) and where the output and report are."""
     for warning in result.warnings:
         print(f"rm-service: warning: {warning}", file=sys.stderr)
     if result.summary.records:
@@ -261,9 +268,7 @@ def _grade(args: argparse.Namespace) -> int:
     print(f"graded {result.graded} record(s) this run", end="")
     if result.skipped_done:
         print(f", {result.skipped_done} already done", end="")
-    if result.invalid:
-        print(f", {result.invalid} invalid line(s) -> {result.errors}", end="")
-    print(f"\noutput: {result.output}\nreport: {result.report or '(not written)'}")
+    print(f"{more}\noutput: {result.output}\nreport: {result.report or '(not written)'}")
     return 0
 
 
@@ -315,15 +320,7 @@ def _grade_ray(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; finished records are saved; rerun with --resume", file=sys.stderr)
         return 130
-    for warning in result.warnings:
-        print(f"rm-service: warning: {warning}", file=sys.stderr)
-    if result.summary.records:
-        print(result.summary.table() + "\n")
-    print(f"graded {result.graded} record(s) this run", end="")
-    if result.skipped_done:
-        print(f", {result.skipped_done} already done", end="")
-    print(f"\noutput: {result.output}\nreport: {result.report or '(not written)'}")
-    return 0
+    return _print_result(result)
 
 
 def _check(args: argparse.Namespace) -> int:
