@@ -52,7 +52,7 @@ class JudgeSpec(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
-    max_concurrency: int = Field(default=64, ge=1)
+    max_concurrency: int = Field(default=256, ge=1)
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
     transport: Literal["aiohttp", "httpx"] | None = None

@@ -62,6 +62,7 @@ from rm_service.models._openai_sdk import SdkClient, load_sdk
 from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
 
 __all__ = [
+    "DEFAULT_JUDGE_CONCURRENCY",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TRANSPORT",
     "NO_API_KEY",
@@ -79,6 +80,10 @@ DEFAULT_TRANSPORT: Transport = "direct"
 aiohttp, and the only transport that met the throughput targets (``docs/benchmarks.md``)."""
 
 DEFAULT_MAX_RETRIES = 4
+
+DEFAULT_JUDGE_CONCURRENCY = 256
+"""A judge endpoint's default ceiling on requests in flight per event loop (and its connection
+pool): above the runner's default concurrency, so the runner's setting is the one that counts."""
 
 NO_API_KEY = "EMPTY"
 """The placeholder key sent to a non-OpenAI endpoint when none is configured (vLLM, Ollama and
@@ -258,7 +263,10 @@ class OpenAIChatModel:
         max_retries: retries after the first attempt (default 4), with the default backoff.
         retry_policy: full control over retries and backoff (instead of ``max_retries``).
         max_concurrency: requests in flight per event loop; also the connection-pool size.
-            More concurrent calls wait for a slot (within their deadline).
+            More concurrent calls wait for a slot (within their deadline). The default, 256,
+            is a ceiling, not a target: the runner's own ``max_concurrency`` (64 by default)
+            is what sets the calls in flight, and a runner raised to 256 gets 256 rather than
+            a hidden 64.
         transport: ``"direct"`` (default: the wire format over aiohttp, no SDK on the hot path),
             ``"aiohttp"`` (``openai.AsyncOpenAI`` on aiohttp) or ``"httpx"`` (the SDK's default).
         rpm: requests-per-minute limit for this model object, shared across loops and threads.
@@ -279,7 +287,7 @@ class OpenAIChatModel:
         deadline: float | None = None,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int = DEFAULT_JUDGE_CONCURRENCY,
         transport: Transport = DEFAULT_TRANSPORT,
         rpm: float | None = None,
         tpm: float | None = None,

@@ -481,3 +481,12 @@ def test_token_limiter_charges_large_requests_in_full() -> None:
     assert limiter.reserve(1) == pytest.approx(0.01, abs=0.05)
     with pytest.raises(ValueError):
         RateLimiter(rpm=0)
+
+
+async def test_the_default_pool_does_not_cap_a_wider_runner(server: JudgeServer) -> None:
+    """A runner raised to 128 calls in flight gets 128 from a judge built with its defaults: the
+    model's own ceiling was 64, which queued half the calls behind it, unseen."""
+    server.latency = 0.3
+    model = make(server)
+    await asyncio.gather(*(model.achat(ASK) for _ in range(128)))
+    assert server.stats.peak_in_flight == 128
