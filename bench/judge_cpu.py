@@ -34,6 +34,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.judge_server import spawn  # noqa: E402  (the mock judge, in its own process)
+
 VERDICT = json.dumps({"reason": "ok", "score": 1})
 LATENCY = 0.05
 
@@ -105,17 +109,7 @@ to the machine (a faster core lowers both)."""
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.judge_server", "--latency", str(LATENCY), "--text", VERDICT],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline().split()  # type: ignore[union-attr]
-    assert line and line[0] == "READY", line
-    return proc, line[1]
+    return spawn(LATENCY, VERDICT)
 
 
 def run_child(

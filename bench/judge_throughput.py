@@ -29,20 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.judge_server import spawn  # noqa: E402  (the mock judge, in its own process)
+
 VERDICT = json.dumps({"reason": "Accurate and on topic.", "score": 4})
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.judge_server", "--latency", str(latency), "--text", VERDICT],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline().split()  # type: ignore[union-attr]
-    assert line and line[0] == "READY", line
-    return proc, line[1]
+    return spawn(latency, VERDICT)
 
 
 def records(n: int, group: int = 1, dup: float = 0.0, seed: int = 0):

@@ -42,6 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.judge_server import spawn  # noqa: E402  (the mock judge, in its own process)
+
 MESSAGES = [
     {"role": "system", "content": "You are a strict grader. Answer with a score from 1 to 5."},
     {"role": "user", "content": "Question: what is 2+2?\nAnswer: 4\n" + "context " * 150},
@@ -49,19 +51,7 @@ MESSAGES = [
 
 
 def _server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.judge_server", "--latency", str(latency)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY "):
-        proc.kill()
-        raise RuntimeError(f"judge server did not start: {line!r}")
-    return proc, line.split()[1]
+    return spawn(latency)
 
 
 def _proc_cpu_s(pid: int) -> float:

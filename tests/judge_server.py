@@ -40,15 +40,18 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import random
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -509,6 +512,30 @@ def judge_server() -> Iterator[JudgeServer]:
     """A fresh :class:`JudgeServer` answering ``"5"``; set ``.responder`` or ``.script()``."""
     with JudgeServer() as server:
         yield server
+
+
+def spawn(latency: float = 0.0, text: str = "5") -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m tests.judge_server`` in its own process (a benchmark's judge, whose CPU
+    is not billed to the client): ``(process, base_url)``. Close its stdin to stop it.
+
+    Raises:
+        RuntimeError: it did not say ``READY``.
+    """
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.judge_server", "--latency", str(latency), "--text", text],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"judge server did not start: {line!r}")
+    return proc, line.split()[1]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
