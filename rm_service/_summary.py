@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rm_service._wire import usage_of
+
 __all__ = ["ComponentStats", "JudgeTotals", "RunSummary", "summarize_jsonl"]
 
 BINS = 20
@@ -106,19 +108,12 @@ class JudgeTotals:
         used = line.get("usage")
         metas = [m for m in (line.get("metadata") or {}).values() if isinstance(m, Mapping)]
         judged = [m for m in metas if isinstance(m.get("usage"), Mapping)]
-        if isinstance(used, Mapping):
-            self.calls += int(used.get("calls") or 0)
-            self.cached += int(used.get("cached_calls") or 0)
-            self.prompt_tokens += int(used.get("prompt_tokens") or 0)
-            self.completion_tokens += int(used.get("completion_tokens") or 0)
-        else:  # a line written before records carried ``usage``: count from the metadata
-            for meta in judged:
-                if meta.get("cached"):
-                    self.cached += 1
-                else:
-                    self.calls += 1
-                    self.prompt_tokens += int(meta["usage"].get("prompt_tokens") or 0)
-                    self.completion_tokens += int(meta["usage"].get("completion_tokens") or 0)
+        if not isinstance(used, Mapping):  # a line from before records carried ``usage``
+            used = usage_of(judged)
+        self.calls += int(used.get("calls") or 0)
+        self.cached += int(used.get("cached_calls") or 0)
+        self.prompt_tokens += int(used.get("prompt_tokens") or 0)
+        self.completion_tokens += int(used.get("completion_tokens") or 0)
         for meta in judged:
             self.latency_s += float(meta.get("latency_s") or 0.0)
 

@@ -29,12 +29,12 @@ reports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast, get_args
 
 from rm_service._result import ErrorKind, GraderError, GraderScore, RecordResult, Status
 
-__all__ = ["USAGE_KEYS", "record_from_json", "record_json", "record_status", "usage"]
+__all__ = ["USAGE_KEYS", "record_from_json", "record_json", "record_status", "usage", "usage_of"]
 
 USAGE_KEYS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
 _KINDS: frozenset[str] = frozenset(get_args(ErrorKind))
@@ -46,14 +46,15 @@ def record_status(rec: RecordResult) -> Status:
 
 
 def usage(rec: RecordResult) -> dict[str, int]:
-    """What the record's judge calls cost, from each component's ``usage`` metadata.
+    """What the record's judge calls cost (see :func:`usage_of`)."""
+    return usage_of(comp.metadata for comp in rec.components.values())
 
-    A component with ``usage`` metadata is a judge call: ``cached`` ones were served from the
-    cache and cost nothing.
-    """
+
+def usage_of(metadata: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """What judge calls cost, from components' metadata: a component with ``usage`` metadata
+    is a judge call, and ``cached`` ones were served from the cache and cost nothing."""
     out = dict.fromkeys(USAGE_KEYS, 0)
-    for comp in rec.components.values():
-        meta = comp.metadata
+    for meta in metadata:
         used = meta.get("usage") if meta else None
         if not isinstance(used, Mapping):
             continue
