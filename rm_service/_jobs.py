@@ -85,13 +85,26 @@ class JobSource:
             self.iter = iter(records)
             self.lock = None
 
-    async def next(self) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
+    @property
+    def sync(self) -> bool:
+        """The input is a plain iterable: :meth:`next_now` reads it without awaiting."""
+        return self.lock is None
+
+    def next_now(self) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
+        """:meth:`next` for a plain iterable, with no coroutine (see :attr:`sync`)."""
         if self.buf:
             return self.buf.popleft()
         if self.done:
             return None
+        return self._expand(self._pull_sync())
+
+    async def next(self) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
         if self.lock is None:
-            return self._expand(self._pull_sync())
+            return self.next_now()
+        if self.buf:
+            return self.buf.popleft()
+        if self.done:
+            return None
         async with self.lock:
             if self.buf:
                 return self.buf.popleft()

@@ -41,7 +41,7 @@ from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract, load_all
 from rm_service._exceptions import ConfigError, MappingError
-from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone, record_id
+from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult
 
@@ -139,7 +139,7 @@ class GradingRunner:
         if self._inline:
             self._jobs.insert(0, ("", None, None))
         # Every grader inline: one job per record and nothing ever awaits, so worker tasks and
-        # the output queue would only add overhead (see ``_inline_stream``).
+        # the output queue would only add overhead (see ``_inline_slices``).
         self._all_inline = len(self._inline) == len(self.grader_configs)
         self._semaphores: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             WeakKeyDictionary()
@@ -227,16 +227,12 @@ class GradingRunner:
 
         ``observer`` (a :class:`CallObserver`) is told of every grader call of this stream.
         """
-        if deadline is not None and not deadline > 0:
-            raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
+        source = self._source(records, start, deadline, observer)
         sem = self._semaphore()
-        loop = asyncio.get_running_loop()
-        source = JobSource(self._jobs, self.id_field, records, start)
-        source.deadline_at = None if deadline is None else loop.time() + deadline
-        source.observer = observer
         if self._all_inline:
-            async for rec in self._inline_stream(source, sem):
-                yield rec
+            async for batch in self._inline_slices(source, sem):
+                for rec in batch:
+                    yield rec
             return
         out: asyncio.Queue[RecordResult | StreamDone] = asyncio.Queue(
             maxsize=2 * self.max_concurrency
@@ -270,8 +266,12 @@ class GradingRunner:
     ) -> list[RecordResult]:
         """All records' results, in input order (``deadline``, ``observer``: see
         :meth:`astream`)."""
-        if self._all_inline and type(records) is list:
-            return await self._agrade_inline(records, deadline, observer)
+        if self._all_inline:  # already in input order, and no stream step per record
+            source = self._source(records, 0, deadline, observer)
+            graded: list[RecordResult] = []
+            async for batch in self._inline_slices(source, self._semaphore()):
+                graded.extend(batch)
+            return graded
         results = [r async for r in self.astream(records, deadline=deadline, observer=observer)]
         results.sort(key=lambda r: r.index)
         return results
@@ -357,61 +357,53 @@ class GradingRunner:
             if pend.remaining == 0:
                 await out.put(self._finish(pend))
 
-    async def _inline_stream(
-        self, source: JobSource, sem: asyncio.Semaphore
-    ) -> AsyncIterator[RecordResult]:
-        """Grade records one after another on the calling task: the path when every grader is
-        inline (rule graders).
-
-        With nothing that awaits, ``max_concurrency`` workers could not overlap anything; they
-        would only cost a task each, queue hand-offs and a sort, a large share of a rule-graded
-        request (see ``docs/benchmarks.md``). Contracts kept: input order, lazy input, one
-        concurrency slot per call (shared with other streams on the loop), the batch deadline
-        checked before each call, and an input error re-raised after the records before it. Every
-        ``_INLINE_SLICE_S`` the loop gets a turn, so a big batch does not starve other
-        requests, disconnect watchers or a metrics scrape.
-        """
-        clock = asyncio.get_running_loop().time
-        turn_at = clock() + _INLINE_SLICE_S
-        while (job := await source.next()) is not None:
-            pend = job[0]
-            async with sem:
-                self._run_inline(pend, source.deadline_at, source.observer)
-            yield self._finish(pend)
-            if clock() >= turn_at:
-                await asyncio.sleep(0)
-                turn_at = clock() + _INLINE_SLICE_S
-        if source.error is not None:
-            raise source.error
-
-    async def _agrade_inline(
-        self, records: list[Any], deadline: float | None, observer: CallObserver | None
-    ) -> list[RecordResult]:
-        """``agrade`` of a list when every grader is inline: a plain loop, the records graded
-        in turn, with none of a stream's per-record generator steps and awaits (which cost more
-        than rule graders themselves). The contracts of :meth:`_inline_stream` hold: one
-        concurrency slot (held per slice of records), the deadline checked before each call,
-        and the loop given a turn every ``_INLINE_SLICE_S``."""
+    def _source(
+        self, records: Records, start: int, deadline: float | None, observer: CallObserver | None
+    ) -> JobSource:
         if deadline is not None and not deadline > 0:
             raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
-        sem = self._semaphore()
+        source = JobSource(self._jobs, self.id_field, records, start)
+        if deadline is not None:
+            source.deadline_at = asyncio.get_running_loop().time() + deadline
+        source.observer = observer
+        return source
+
+    async def _inline_slices(
+        self, source: JobSource, sem: asyncio.Semaphore
+    ) -> AsyncIterator[list[RecordResult]]:
+        """Grade records one after another on the calling task, a slice at a time: the path
+        when every grader is inline (rule graders).
+
+        With nothing that awaits, ``max_concurrency`` workers could not overlap anything; they
+        would only cost a task each, queue hand-offs and a sort, and a generator step per record
+        would cost more than rule graders themselves (see ``docs/benchmarks.md``). So records
+        are graded in slices of ``_INLINE_SLICE_S``, each under one concurrency slot (shared
+        with other streams on the loop), and the loop gets a turn between slices, so a big batch
+        does not starve other requests, disconnect watchers or a metrics scrape. Contracts kept:
+        input order, lazy input, the batch deadline checked before each call, and an input error
+        re-raised after the records before it. An async input ends a slice at each record, so a
+        slow producer never holds back a finished result.
+        """
         clock = asyncio.get_running_loop().time
-        deadline_at = None if deadline is None else clock() + deadline
-        id_field, out, n, i = self.id_field, [], len(records), 0
-        while i < n:
+        deadline_at, observer, sync = source.deadline_at, source.observer, source.sync
+        while True:
+            job = source.next_now() if sync else await source.next()
+            if job is None:
+                break
+            batch: list[RecordResult] = []
             async with sem:
                 turn_at = clock() + _INLINE_SLICE_S
-                while i < n:
-                    record = records[i]
-                    pend = Pending(i, record, 1, record_id(record, id_field))
-                    self._run_inline(pend, deadline_at, observer)
-                    out.append(self._finish(pend))
-                    i += 1
-                    if clock() >= turn_at:
+                while job is not None:
+                    self._run_inline(job[0], deadline_at, observer)
+                    batch.append(self._finish(job[0]))
+                    if not sync or clock() >= turn_at:
                         break
-            if i < n:
-                await asyncio.sleep(0)
-        return out
+                    job = source.next_now()
+            yield batch
+            if job is not None and sync:
+                await asyncio.sleep(0)  # a slice's time is up: give the loop a turn
+        if source.error is not None:
+            raise source.error
 
     def _run_inline(
         self, pend: Pending, deadline_at: float | None, observer: CallObserver | None
