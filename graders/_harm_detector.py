@@ -242,26 +242,51 @@ class HarmDetector:
         protos = self._prototypes()
         reads = [_Reading(text, query) for text, query in items]
         first = [t for r in reads for t in r.first_texts()]
-        vectors = self.embedder.embed_array(first) if first else None
-        at = 0
-        for r in reads:
-            n = len(r.first_texts())
-            r.read_stance(vectors[at : at + n] if vectors is not None else None, protos, self)
-            at += n
+        _read_stances(reads, self.embedder.embed_array(first) if first else None, protos, self)
         runs = [t for r in reads for t, _ in r.runs]
-        run_vectors = self.embedder.embed_array(runs) if runs else None
-        at = 0
-        out = []
-        for r in reads:
-            n = len(r.runs)
-            vecs = run_vectors[at : at + n] if n and run_vectors is not None else None
-            out.append(r.result(vecs, protos, self))
-            at += n
-        return out
+        return _results(reads, self.embedder.embed_array(runs) if runs else None, protos, self)
 
     async def aanalyze(self, text: str, query: str | None = None) -> HarmAnalysis:
-        """:meth:`analyze` in a worker thread."""
-        return await asyncio.to_thread(self.analyze, text, query)
+        """:meth:`analyze` without blocking the loop: the embeddings join every concurrent
+        caller's in one batched encode (see :class:`~rm_service.models.Embedder`).
+
+        Raises:
+            EmbedderUnavailable: the model cannot be loaded.
+        """
+        protos = self._protos
+        if protos is None:  # the first reading embeds the prototypes: off the loop
+            protos = await asyncio.to_thread(self._prototypes)
+        reads = [_Reading(text, query)]
+        first = reads[0].first_texts()
+        _read_stances(
+            reads, await self.embedder.aembed_array(first) if first else None, protos, self
+        )
+        runs = [t for t, _ in reads[0].runs]
+        run_vectors = await self.embedder.aembed_array(runs) if runs else None
+        return _results(reads, run_vectors, protos, self)[0]
+
+
+def _read_stances(reads: list[_Reading], vectors: Any, protos: _Protos, det: HarmDetector) -> None:
+    """Stage one of a reading: each text's segments (and query) against the prototypes."""
+    at = 0
+    for r in reads:
+        n = len(r.first_texts())
+        r.read_stance(vectors[at : at + n] if vectors is not None else None, protos, det)
+        at += n
+
+
+def _results(
+    reads: list[_Reading], run_vectors: Any, protos: _Protos, det: HarmDetector
+) -> list[HarmAnalysis]:
+    """Stage two: the runs' vectors in, the most harmful candidate of each text out."""
+    at = 0
+    out = []
+    for r in reads:
+        n = len(r.runs)
+        vecs = run_vectors[at : at + n] if n and run_vectors is not None else None
+        out.append(r.result(vecs, protos, det))
+        at += n
+    return out
 
 
 _SHARED: dict[tuple[str, float, float], HarmDetector] = {}

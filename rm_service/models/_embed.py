@@ -10,10 +10,13 @@ Design points, shared with :mod:`rm_service.models._local`:
 * **Lazy and process-wide.** Nothing heavy is imported at import time (``sentence_transformers``
   pulls in torch); the model loads on first use, once per process and path, behind a lock, and
   every ``Embedder`` on the same path shares it.
-* **Off the event loop, batched across callers.** ``aembed`` runs in a worker thread. Concurrent
-  calls (one per record when a runner grades a batch) are *combined*: whichever thread gets the
-  model encodes every text queued so far in one batched ``encode``, which roughly halves the cost
-  per text against one call per pair, with no event-loop-bound queue to go stale across loops.
+* **Off the event loop, batched across callers.** Async callers (one per record when a runner
+  grades a batch) queue their texts in one :class:`~rm_service.models._batch.MicroBatcher` per
+  model; one worker thread encodes everything queued so far in one ``encode`` while the next
+  batch gathers. Every record in flight shares the batch, which roughly halves the cost per text
+  against small batches: a queue bounded by the thread pool's few threads gave batches of a few
+  texts. Blocking callers (``embed``) are combined the same way under a lock: whichever thread
+  gets the model encodes every text queued so far.
 * **A small LRU of recent texts.** GRPO grades a group of completions per prompt, so the same
   query or reference arrives many times in a row; it is embedded once.
 
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rm_service._exceptions import EmbedderUnavailable  # re-exported: raised here
+from rm_service.models._batch import MicroBatcher
 
 __all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder", "EmbedderUnavailable", "cosine"]
 
@@ -93,9 +97,13 @@ class _Request:
 class _Shared:
     """One loaded model per process and path, with its combining queue and LRU."""
 
-    def __init__(self, st: Any, cache_size: int) -> None:
+    def __init__(self, st: Any, cache_size: int, batch_size: int) -> None:
         self.st = st
         self.cache_size = cache_size
+        self.batch_size = batch_size
+        # Async callers queue here, so every record in flight shares one encode: the thread
+        # pool's size no longer caps how many texts a batch can combine.
+        self.batcher: MicroBatcher[str, Any] = MicroBatcher(self._aencode, max_batch=256)
         self.encode_lock = threading.Lock()  # one encode at a time: torch uses every core
         self.state_lock = threading.Lock()  # guards pending and lru (held for microseconds)
         self.pending: list[_Request] = []
@@ -121,6 +129,21 @@ class _Shared:
         if req.error is not None:
             raise req.error
         return req.result
+
+    def cached(self, texts: Sequence[str]) -> Any | None:
+        """The vectors of ``texts`` if every one is in the LRU (refreshed), else ``None``."""
+        import numpy as np
+
+        with self.state_lock:
+            cached = [v for t in texts if (v := self.lru.get(t)) is not None]
+            if len(cached) != len(texts) or not cached:
+                return None
+            for t in texts:
+                self.lru.move_to_end(t)
+        return np.stack(cached)
+
+    async def _aencode(self, texts: list[str]) -> list[Any]:
+        return list(await asyncio.to_thread(self.embed, texts, self.batch_size))
 
     def _dim(self) -> int:
         return int(self.st.get_embedding_dimension())
@@ -186,15 +209,19 @@ class Embedder:
         self.model: str = DEFAULT_EMBEDDING_MODEL if self.path is None else self.path.name
         self.batch_size = batch_size
         self.cache_size = cache_size
+        self._loaded: _Shared | None = None  # set by the first ``_shared()``: skips the lookup
 
     def __repr__(self) -> str:
         return f"Embedder(model={self.model!r})"
 
     def _shared(self) -> _Shared:
+        if self._loaded is not None:
+            return self._loaded
         path = self.path if self.path is not None else default_model_path()
         key = str(path.resolve())
         shared = _MODELS.get(key)
         if shared is not None:
+            self._loaded = shared
             return shared
         with _LOAD_LOCK:
             shared = _MODELS.get(key)
@@ -220,7 +247,8 @@ class Embedder:
                         f"cannot load the embedding model at {path}: {exc}"
                     ) from exc
                 st.eval()
-                shared = _MODELS[key] = _Shared(st, self.cache_size)
+                shared = _MODELS[key] = _Shared(st, self.cache_size, self.batch_size)
+        self._loaded = shared
         return shared
 
     def load(self) -> None:
@@ -239,11 +267,31 @@ class Embedder:
         """Unit-normalised vectors for ``texts``, blocking."""
         return [[float(x) for x in row] for row in self.embed_array(texts)]
 
+    async def aembed_array(self, texts: Sequence[str]) -> Any:
+        """:meth:`embed_array` without blocking the loop: the texts join every other async
+        caller's in one batched encode, run in a worker thread.
+
+        Raises:
+            EmbedderUnavailable: the model cannot be loaded.
+        """
+        import numpy as np
+
+        shared = self._loaded
+        if shared is None:  # the first call loads the model: off the loop too
+            shared = await asyncio.to_thread(self._shared)
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, shared._dim()), np.float32)
+        hit = shared.cached(texts)
+        if hit is not None:
+            return hit
+        return np.stack(await shared.batcher.submit_many(texts))
+
     async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
-        """:meth:`embed` in a worker thread, batched with concurrent calls."""
-        return await asyncio.to_thread(self.embed, texts)
+        """:meth:`embed` without blocking the loop, batched with concurrent calls."""
+        return [[float(x) for x in row] for row in await self.aembed_array(texts)]
 
     async def asimilarity(self, a: str, b: str) -> float:
         """Cosine similarity of two texts, in ``[-1, 1]``."""
-        vectors = await asyncio.to_thread(self.embed_array, [a, b])
+        vectors = await self.aembed_array([a, b])
         return max(-1.0, min(1.0, float(vectors[0] @ vectors[1])))

@@ -9,6 +9,7 @@ is blocked by the cross-checks, not by the judge.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -238,6 +239,23 @@ async def test_offline_grader_reads_stance(
         assert r.score <= 0.2, r
     else:
         assert r.score > 0.8, r
+
+
+@needs_model
+async def test_concurrent_async_readings_equal_the_batched_sync_reading(
+    offline: OfflineHarmGrader,
+) -> None:
+    # The async reading joins other records' texts in shared encodes; it must read every text
+    # exactly as the one-call sync reading of the same texts does.
+    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()][:24]
+    det = offline.detector
+    sync = det.analyze_many([(r["response"], r.get("query")) for r in rows])
+    for shared in _embed._MODELS.values():
+        shared.lru.clear()
+    concurrent = await asyncio.gather(*(det.aanalyze(r["response"], r.get("query")) for r in rows))
+    for a, b in zip(concurrent, sync, strict=True):
+        assert (a.category, a.refusal, a.fake_refusal) == (b.category, b.refusal, b.fake_refusal)
+        assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
 @needs_model

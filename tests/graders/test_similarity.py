@@ -167,6 +167,32 @@ async def test_concurrent_calls_match_sequential_ones() -> None:
 
 
 @needs_model
+async def test_many_records_in_flight_share_a_few_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every record in flight joins one queue, so 150 records (300 fresh texts) need a couple of
+    # encodes, not one per worker thread's turn (the thread pool has only a handful of threads).
+    e = Embedder()
+    e.load()
+    shared = e._shared()
+    shared.lru.clear()
+    calls: list[int] = []
+    real = shared.st.encode
+
+    def counting(texts: list[str], *args: object, **kwargs: object) -> object:
+        calls.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(shared.st, "encode", counting)
+    pairs = [
+        (f"Question {i}: what is {i} + {i}?", f"It is {2 * i}, twice {i}.") for i in range(150)
+    ]
+    sims = await asyncio.gather(*(e.asimilarity(q, r) for q, r in pairs))
+    assert sum(calls) == 300 and len(calls) <= 4, calls
+    shared.lru.clear()
+    one = [e.embed([q, r]) for q, r in pairs[:5]]  # one pair per encode, no batching
+    assert sims[:5] == pytest.approx([cosine(a, b) for a, b in one], abs=1e-5)
+
+
+@needs_model
 def test_usable_across_event_loops() -> None:
     g = SimilarityGrader()
     kwargs = {"response": "Paris is in France.", "reference_response": "Paris, France"}
