@@ -33,6 +33,7 @@ from graders._pregate import (
     PreGate,
     RestateGate,
 )
+from graders._remote_rm import RemoteRewardModelGrader
 from graders._similarity import EmbeddingRelevanceGrader, SimilarityGrader
 from graders._string import StringMatchGrader
 
@@ -57,6 +58,7 @@ __all__ = [
     "OfflineHarmGrader",
     "PreGate",
     "RelevanceGrader",
+    "RemoteRewardModelGrader",
     "RestateGate",
     "SimilarityGrader",
     "StringMatchGrader",

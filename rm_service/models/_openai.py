@@ -180,10 +180,12 @@ def _drop_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, N
 
 
 async def _close_with_loop(
-    model_ref: weakref.ref[OpenAIChatModel], state: _LoopState
+    model_ref: weakref.ref[Any], state: _LoopState
 ) -> AsyncGenerator[None, None]:
     """Suspended until the loop runs ``shutdown_asyncgens()`` (or :meth:`aclose`), then closes
-    the loop's client while the loop can still run the aiohttp/httpx cleanup."""
+    the loop's client while the loop can still run the aiohttp/httpx cleanup. ``model_ref``
+    points at whatever owns the per-loop states and has ``_forget(loop, state)``: an
+    :class:`OpenAIChatModel`, or the remote reward-model client, which shares this machinery."""
     try:
         yield
     finally:

@@ -1,0 +1,203 @@
+"""``RemoteRewardModelGrader`` (``type: remote_reward_model``): a learned reward model on a server.
+
+The weights live in a model server (vLLM's ``/classify`` or ``/pooling`` for a
+``*ForSequenceClassification`` model, or anything speaking OpenRLHF's ``serve_rm``
+``/get_reward``, ``rm-service serve`` included); this grader sends text and turns the number that
+comes back into a reward in ``[0, 1]``. The wire forms are described in
+:mod:`rm_service.models._rm_client`.
+
+**What the model reads** is what TRL feeds a reward model: ``query + response`` as one text
+(``input: text``, the default; batched), or, with ``input: chat``, the conversation as messages
+(``query`` as the user's turn, or the record's own message list, then the response as the
+assistant's), which vLLM renders with the model's chat template, as TRL does for conversational
+data. A chat request carries one conversation, so chat records are not batched.
+
+**The score** is the same map as the local reward-model grader (:mod:`graders._rm_score`,
+``score_map:``). ``/classify`` returns probabilities, so its default map is ``identity``;
+``/pooling`` and ``/get_reward`` return raw values (logits), mapped by a sigmoid by default.
+The raw value is always in ``metadata.raw``.
+
+**Failures are unscored, never a number:** an HTTP error or 429 left after the retries, or a
+malformed response, is ``judge_error``; a deadline is ``timeout``; one item without a usable
+number (missing, NaN, a probability outside ``[0, 1]`` under ``identity``) is ``unparseable``;
+a ``/get_reward`` sample the server flagged ``rm_error`` is ``judge_error``, never its fallback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from graders._base import BaseGrader, Unscored, grader
+from graders._rm_score import score_map as build_score_map
+from graders._text import as_text
+from rm_service._exceptions import ConfigError
+from rm_service._result import GraderScore
+from rm_service.models._base import JudgeError, JudgeTimeout
+from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput
+
+__all__ = ["RemoteRewardModelGrader"]
+
+
+@grader
+class RemoteRewardModelGrader(BaseGrader):
+    """A reward model served over HTTP, as one grader.
+
+    Fields: ``query`` and ``response``; ``label`` (optional) is sent as ``labels`` in the
+    ``get_reward`` form (map it in a config, e.g. ``mapper: {label: ground_truth}``).
+
+    Args:
+        url: the endpoint (``http://vllm:8000/classify``); a URL without a path gets the
+            format's (``/classify``, ``/pooling``, ``/get_reward``).
+        format: ``classify`` (default), ``pooling`` or ``get_reward``.
+        model: the model name sent to vLLM (default: none, the server's only model).
+        input: ``text`` (``query + response``) or ``chat`` (messages; vLLM's chat template).
+        score_map: how a raw value becomes a reward, as in ``type: reward_model``
+            (``{map: sigmoid, temperature: 1.0, offset: 0.0}``, ``logistic``, ``quantile``,
+            ``identity``); default ``identity`` for ``classify``, ``sigmoid`` otherwise.
+        label_index: which of several values is the reward (a two-class model's ``probs``).
+        api_key_env: an environment variable holding a bearer key for the server.
+        timeout: seconds one request attempt may take.
+        deadline: seconds a request may take with its retries (default ``4 * timeout``).
+        max_retries: retries after the first attempt.
+        rpm / tpm: request and token limits, as for a judge endpoint.
+        max_batch: the most records in one request.
+        max_wait_ms: how long a batch's first record may wait for company (0: none).
+        max_inflight: requests in flight at once (per event loop).
+        extra_body: extra JSON fields merged into every request.
+        name: the result name (default ``"remote_reward_model"``).
+    """
+
+    required_fields = ("query", "response")
+    optional_fields = ("label",)
+    default_name = "remote_reward_model"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        format: RMFormat = "classify",
+        model: str | None = None,
+        input: InputForm = "text",
+        score_map: Mapping[str, Any] | None = None,
+        label_index: int | None = None,
+        api_key_env: str | None = None,
+        timeout: float = 30.0,
+        deadline: float | None = None,
+        max_retries: int = 4,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_batch: int = 32,
+        max_wait_ms: float = 0.0,
+        max_inflight: int = 4,
+        extra_body: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        api_key = None
+        if api_key_env:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise ConfigError(f"{self.name}: api_key_env {api_key_env!r} is not set")
+        spec = score_map
+        if spec is None and format == "classify":
+            spec = {"map": "identity"}  # /classify answers probabilities
+        self.score_map = build_score_map(spec, where=f"{self.name}: score_map")
+        try:
+            self.client = RemoteRMClient(
+                url,
+                format=format,
+                model=model,
+                input=input,
+                api_key=api_key,
+                timeout=timeout,
+                deadline=deadline,
+                max_retries=max_retries,
+                rpm=rpm,
+                tpm=tpm,
+                max_batch=max_batch,
+                max_wait_s=max_wait_ms / 1000.0,
+                max_inflight=max_inflight,
+                label_index=label_index,
+                extra_body=extra_body,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"RemoteRewardModelGrader(name={self.name!r}, client={self.client!r})"
+
+    async def aclose(self) -> None:
+        """Close this loop's HTTP session (it reopens on next use)."""
+        await self.client.aclose()
+
+    def _input(self, query: Any, response: Any, label: Any) -> RMInput:
+        text = as_text(response, "response")
+        if self.client.input == "chat":
+            if isinstance(query, list | tuple):
+                turns = tuple(_message(m, i) for i, m in enumerate(query))
+            else:
+                turns = ({"role": "user", "content": as_text(query, "query")},)
+            turns += ({"role": "assistant", "content": text},)
+            return RMInput(prompt="", response=text, messages=turns, label=label)
+        if isinstance(query, list | tuple):
+            raise Unscored(
+                "field 'query' is a list of chat messages; a reward model over text needs a "
+                "string (or set input: chat, so the server applies the chat template)",
+                kind="invalid_input",
+            )
+        return RMInput(prompt=as_text(query, "query"), response=text, label=label)
+
+    async def _aevaluate(self, query: Any, response: Any, label: Any = None) -> GraderScore:
+        item = self._input(query, response, label)
+        client = self.client
+        meta: dict[str, Any] = {"format": client.format, "url": client.url}
+        try:
+            value = await client.score(item)
+        except (JudgeTimeout, TimeoutError) as exc:
+            raise Unscored(
+                f"reward model timed out: {exc}" if str(exc) else "reward model timed out",
+                kind="timeout",
+                **meta,
+            ) from None
+        except JudgeError as exc:
+            raise Unscored(
+                f"reward model failed: {type(exc).__name__}: {exc}",
+                kind="judge_error",
+                attempts=exc.attempts,
+                **meta,
+            ) from None
+        meta.update(
+            batch_size=value.batch_size,
+            attempts=value.attempts,
+            latency_s=round(value.latency_s, 6),
+            **value.detail,
+        )
+        if value.error is not None:
+            raise Unscored(
+                f"reward model gave no usable value: {value.error}",
+                kind=value.kind,
+                raw=value.raw,
+                **meta,
+            )
+        assert value.raw is not None
+        try:
+            score = self.score_map(value.raw)
+        except ValueError as exc:
+            raise Unscored(str(exc), kind="unparseable", raw=value.raw, **meta) from None
+        kind = self.score_map.kind
+        return GraderScore(
+            name=self.name,
+            score=score,
+            reason=f"reward model {value.raw:.4g} → {score:.3f} ({kind})",
+            metadata={"raw": value.raw, "score_map": self.score_map.describe(), **meta},
+        )
+
+
+def _message(m: Any, i: int) -> dict[str, str]:
+    if not (isinstance(m, Mapping) and isinstance(m.get("role"), str)):
+        raise Unscored(
+            f"field 'query' item {i} is not a chat message {{role, content}}", kind="invalid_input"
+        )
+    return {"role": m["role"], "content": as_text(m.get("content"), f"query[{i}].content")}
