@@ -34,6 +34,7 @@ from graders._pregate import (
     RestateGate,
 )
 from graders._remote_rm import RemoteRewardModelGrader
+from graders._reward_model import RewardModelGrader
 from graders._similarity import EmbeddingRelevanceGrader, SimilarityGrader
 from graders._string import StringMatchGrader
 
@@ -60,6 +61,7 @@ __all__ = [
     "RelevanceGrader",
     "RemoteRewardModelGrader",
     "RestateGate",
+    "RewardModelGrader",
     "SimilarityGrader",
     "StringMatchGrader",
     "Unscored",

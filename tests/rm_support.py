@@ -2,9 +2,10 @@
 
 :func:`make_tiny_rm` writes a randomly initialised ``LlamaForSequenceClassification``
 (``num_labels=1``, two layers, hidden size 32, seeded, fp32) and a byte-level fast tokenizer
-built with ``tokenizers`` (every byte a token, no merges, so any text round-trips) with a
-chat template, exactly as ``save_pretrained`` writes them. ``AutoModelForSequenceClassification``
-and ``AutoTokenizer`` load the folder as they would a real reward model's.
+built with ``tokenizers`` (every byte a token, no merges, so any text round-trips; bos prepended
+when special tokens are added) with a chat template, exactly as ``save_pretrained`` writes them.
+``AutoModelForSequenceClassification`` and ``AutoTokenizer`` load the folder as they would a real
+reward model's.
 
 The tokenizer has an eos token and *no* pad token, as most causal-LM reward models ship; TRL's
 convention (pad falls back to eos) is then actually exercised. Its ``model_max_length`` is small
@@ -41,7 +42,7 @@ def make_tiny_rm(folder: str | Path, *, seed: int = 0, chat_template: bool = Tru
             model's tokenizer).
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
     out = Path(folder)
@@ -54,6 +55,11 @@ def make_tiny_rm(folder: str | Path, *, seed: int = 0, chat_template: bool = Tru
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
+    # bos before every text when special tokens are added, as Llama tokenizers do: TRL tokenizes
+    # reward inputs with add_special_tokens=False, and with this a reader that forgot would differ
+    core.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
+    )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         bos_token="<s>",
@@ -73,7 +79,7 @@ def make_tiny_rm(folder: str | Path, *, seed: int = 0, chat_template: bool = Tru
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=256,
-        num_labels=1,
+        num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig kwarg
         bos_token_id=vocab["<s>"],
         eos_token_id=vocab["</s>"],
         pad_token_id=None,

@@ -1,0 +1,227 @@
+"""``type: reward_model``: a local sequence-classification RM graded as TRL would, micro-batched,
+truncated honestly, failing early on a bad path and never with a stand-in 0.
+
+Every test uses the tiny seeded Llama RM of :mod:`tests.rm_support`, saved once per session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from graders import RewardModelGrader
+from rm_service._config import load_runner
+from rm_service._exceptions import ConfigError, LocalModelUnavailable
+from rm_service._result import GraderError, GraderScore
+from rm_service.integrations.trl import trl_records
+from tests.rm_support import TINY_MAX_LENGTH, make_tiny_rm
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROMPTS = ["What is 2 + 2?", "Name a prime.", "Say hi"]
+COMPLETIONS = [" It is 4.", " 7, say.", " hi!"]
+
+
+@pytest.fixture(scope="session")
+def rm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_rm(tmp_path_factory.mktemp("tiny-rm"))
+
+
+def rm_config(path: Path, **params: Any) -> dict[str, Any]:
+    return {
+        "graders": {"rm": {"type": "reward_model", "path": str(path), **params}},
+        "aggregators": [],
+        "reward": "rm",
+    }
+
+
+async def grade(g: RewardModelGrader, **fields: Any) -> GraderScore:
+    result = await g.aevaluate(**fields)
+    assert isinstance(result, GraderScore), result
+    return result
+
+
+async def test_a_config_grades_records_with_the_logit_in_metadata(rm_dir: Path) -> None:
+    runner = load_runner(rm_config(rm_dir))
+    pairs = zip(PROMPTS, COMPLETIONS, strict=True)
+    records = [{"id": i, "query": q, "response": r} for i, (q, r) in enumerate(pairs)]
+    results = await runner.agrade(records)
+    raws = []
+    for res in results:
+        assert res.status == "ok"
+        comp = res.components["rm"]
+        assert isinstance(comp, GraderScore)
+        raw = comp.metadata["raw"]
+        raws.append(raw)
+        assert 0.0 <= comp.score <= 1.0
+        assert comp.score == pytest.approx(1 / (1 + math.exp(-raw)))  # the default sigmoid
+        assert comp.metadata["truncated"] is False and comp.metadata["input"] == "chat"
+    assert len(set(raws)) == len(raws)  # the model tells the records apart
+
+
+def trl_rewards(rm_dir: Path, prompts: list[Any], completions: list[Any]) -> list[float]:
+    """The rewards TRL 1.16's own ``GRPOTrainer._calculate_rewards`` computes with the model.
+
+    The method is TRL's, called on a trainer object given only the attributes it reads (a full
+    ``GRPOTrainer`` needs a policy model and a dataset). The two lines ``GRPOTrainer.__init__``
+    runs for a reward model, pad falling back to eos and the model told the pad id, are
+    reproduced as TRL writes them."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import GRPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(rm_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(rm_dir, num_labels=1)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+    cpu = torch.device("cpu")
+    trainer: Any = GRPOTrainer.__new__(GRPOTrainer)
+    trainer.accelerator = types.SimpleNamespace(device=cpu, is_main_process=True)
+    trainer.args = types.SimpleNamespace(device=cpu, report_to=[])
+    trainer.state = types.SimpleNamespace(global_step=0)
+    trainer.is_deepspeed_enabled = False
+    trainer.reward_funcs = [model]
+    trainer.reward_processing_classes = [tokenizer]
+    trainer.reward_func_names = ["tiny"]
+    trainer.chat_template_kwargs = {}
+    trainer._log_completion_extra = trainer._log_metric = None
+    trainer.environments = None
+    inputs = [{"prompt": p, "completion": c} for p, c in zip(prompts, completions, strict=True)]
+    out = trainer._calculate_rewards(inputs, prompts, completions, None)
+    return [float(x) for x in out[:, 0]]
+
+
+async def test_scores_equal_trls_reward_model_path(rm_dir: Path) -> None:
+    conversational = (
+        [
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": p}]
+            for p in PROMPTS
+        ],
+        [[{"role": "assistant", "content": c.strip()}] for c in COMPLETIONS],
+    )
+    plain = (PROMPTS, COMPLETIONS)
+    g = RewardModelGrader(path=str(rm_dir))
+    for prompts, completions in (conversational, plain):
+        expected = trl_rewards(rm_dir, prompts, completions)
+        # the records TRL's reward function hands our graders, graded concurrently (batched)
+        records = trl_records(prompts, completions)
+        got = await asyncio.gather(*(grade(g, **r) for r in records))
+        assert [r.metadata["raw"] for r in got] == pytest.approx(expected, abs=1e-5)
+    assert g.forward_passes < 2 * len(PROMPTS)
+
+
+async def test_concurrent_records_share_forward_passes_with_unbatched_results(rm_dir: Path) -> None:
+    records = [{"query": f"question {i}", "response": "answer " * (1 + 3 * i)} for i in range(8)]
+    one_by_one = RewardModelGrader(path=str(rm_dir), max_batch=1)
+    alone = [(await grade(one_by_one, **r)).metadata["raw"] for r in records]
+    assert one_by_one.forward_passes == 8
+    batched = RewardModelGrader(path=str(rm_dir), max_batch=8, max_wait_ms=50)
+    together = await asyncio.gather(*(grade(batched, **r) for r in records))
+    assert batched.forward_passes == 1  # 8 records of different lengths, padded on the right
+    assert [r.metadata["raw"] for r in together] == pytest.approx(alone, abs=1e-5)
+
+
+async def test_a_too_long_input_keeps_its_end_and_is_flagged(rm_dir: Path) -> None:
+    g = RewardModelGrader(path=str(rm_dir), input_format="text")
+    long = "".join(f"{i:03d} " for i in range(60))  # 240 characters, one token each
+    cut = await grade(g, query="", response=long)
+    assert cut.metadata["truncated"] is True
+    assert cut.metadata["tokens"] == TINY_MAX_LENGTH
+    assert cut.metadata["input_tokens"] == len(long)
+    assert "truncated from 240 tokens" in cut.reason
+    tail = await grade(g, query="", response=long[-TINY_MAX_LENGTH:])
+    assert tail.metadata["truncated"] is False
+    assert cut.metadata["raw"] == pytest.approx(tail.metadata["raw"], abs=1e-5)  # the left went
+    shorter = RewardModelGrader(path=str(rm_dir), input_format="text", max_length=16)
+    assert (await grade(shorter, response="x" * 20)).metadata["tokens"] == 16
+    assert (await grade(shorter, response="x" * 16)).metadata["truncated"] is False
+
+
+@pytest.mark.parametrize("broken", ["missing", "no_config", "bad_json", "no_weights"])
+def test_a_broken_model_path_fails_at_config_load(
+    rm_dir: Path, tmp_path: Path, broken: str
+) -> None:
+    path = tmp_path / "rm"
+    if broken != "missing":
+        shutil.copytree(rm_dir, path)
+    if broken == "no_config":
+        (path / "config.json").unlink()
+    elif broken == "bad_json":
+        (path / "config.json").write_text("{not json")
+    elif broken == "no_weights":
+        (path / "model.safetensors").unlink()
+    cfg = tmp_path / "reward.yaml"
+    cfg.write_text(yaml.safe_dump(rm_config(path)))
+    with pytest.raises(ConfigError) as info:
+        load_runner(cfg)
+    message = str(info.value)
+    assert message.startswith(f"{cfg}: graders.rm: path: ")
+    assert str(path) in message or str(path / "config.json") in message
+
+
+def test_bad_params_fail_at_config_load(rm_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"graders\.rm: score_map\.temperature: must be > 0"):
+        load_runner(rm_config(rm_dir, score_map={"map": "sigmoid", "temperature": 0}))
+    with pytest.raises(ConfigError, match=r"graders\.rm: max_batch: must be at least 1"):
+        load_runner(rm_config(rm_dir, max_batch=0))
+
+
+async def test_weights_load_in_aload_and_a_model_that_cannot_load_is_never_scored(
+    rm_dir: Path, tmp_path: Path
+) -> None:
+    g = RewardModelGrader(path=str(rm_dir))
+    await g.aload()
+    assert g._bundle is not None and g._bundle.pad_token_id == g._bundle.tokenizer.eos_token_id
+    # A causal LM's folder, not a reward model: transformers would invent a random head.
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    lm = tmp_path / "causal-lm"
+    shutil.copytree(rm_dir, lm)
+    cfg = json.loads((lm / "config.json").read_text())
+    sizes = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers")
+    heads = ("num_attention_heads", "num_key_value_heads")
+    LlamaForCausalLM(LlamaConfig(**{k: cfg[k] for k in sizes + heads})).save_pretrained(lm)
+    bad = RewardModelGrader(path=str(lm))
+    with pytest.raises(LocalModelUnavailable, match=r"not a trained reward model.*score\.weight"):
+        await bad.aload()
+    result = await bad.aevaluate(query="q", response="r")
+    assert isinstance(result, GraderError) and result.kind == "internal"
+    assert "score.weight" in result.error
+
+
+async def test_inputs_the_model_cannot_take_are_invalid_not_zero(
+    rm_dir: Path, tmp_path: Path
+) -> None:
+    g = RewardModelGrader(path=str(rm_dir), input_format="text")
+    empty = await g.aevaluate(query="", response="")
+    assert isinstance(empty, GraderError) and empty.kind == "invalid_input"
+    odd = await g.aevaluate(response=["not", "text"])
+    assert isinstance(odd, GraderError) and odd.kind == "invalid_input"
+    plain = make_tiny_rm(tmp_path / "no-template", chat_template=False)
+    no_template = RewardModelGrader(path=str(plain))
+    convo = await no_template.aevaluate(
+        response="4",
+        messages=[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
+    )
+    assert isinstance(convo, GraderError) and convo.kind == "invalid_input"
+    assert "no chat template" in convo.error
+    # without a template a plain record is concatenated text, as TRL does for text prompts
+    assert (await grade(no_template, query="2+2?", response="4")).metadata["input"] == "text"
+
+
+async def test_a_fitted_map_in_the_config_is_used(rm_dir: Path) -> None:
+    spec = {"map": "quantile", "knots": [-10.0, 10.0]}
+    runner = load_runner(rm_config(rm_dir, score_map=spec))
+    [res] = await runner.agrade([{"query": "q", "response": "r"}])
+    comp = res.components["rm"]
+    assert isinstance(comp, GraderScore)
+    assert comp.score == pytest.approx((comp.metadata["raw"] + 10.0) / 20.0)
+    assert comp.metadata["map"] == "quantile"
