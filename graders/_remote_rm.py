@@ -15,7 +15,10 @@ data. A chat request carries one conversation, so chat records are not batched.
 **The score** is the same map as the local reward-model grader (:mod:`graders._rm_score`,
 ``score_map:``). ``/classify`` returns probabilities, so its default map is ``identity``;
 ``/pooling`` and ``/get_reward`` return raw values (logits), mapped by a sigmoid by default.
-The raw value is always in ``metadata.raw``.
+With TRL's defaults the three agree: vLLM's ``/classify`` probability of a one-label model is
+the sigmoid of the logit that ``/pooling`` returns and the local grader reads. (A model whose
+config says ``problem_type: regression`` gets no activation from vLLM's ``/classify``; give it
+``score_map: {map: sigmoid}``.) The raw value is always in ``metadata.raw``.
 
 **Failures are unscored, never a number:** an HTTP error or 429 left after the retries, or a
 malformed response, is ``judge_error``; a deadline is ``timeout``; one item without a usable
@@ -44,8 +47,9 @@ __all__ = ["RemoteRewardModelGrader"]
 class RemoteRewardModelGrader(BaseGrader):
     """A reward model served over HTTP, as one grader.
 
-    Fields: ``query`` and ``response``; ``label`` (optional) is sent as ``labels`` in the
-    ``get_reward`` form (map it in a config, e.g. ``mapper: {label: ground_truth}``).
+    Fields: ``query`` and ``response``; with ``send_labels``, also ``label`` (optional), sent as
+    ``labels`` in the ``get_reward`` form (map it in a config, e.g. ``mapper: {label:
+    ground_truth}``).
 
     Args:
         url: the endpoint (``http://vllm:8000/classify``); a URL without a path gets the
@@ -57,6 +61,10 @@ class RemoteRewardModelGrader(BaseGrader):
             (``{map: sigmoid, temperature: 1.0, offset: 0.0}``, ``logistic``, ``quantile``,
             ``identity``); default ``identity`` for ``classify``, ``sigmoid`` otherwise.
         label_index: which of several values is the reward (a two-class model's ``probs``).
+        send_labels: read the record's ``label`` and send it as ``get_reward``'s ``labels``, for
+            a server that grades against it (``rm-service serve`` with rule graders). Off by
+            default: a grader that reads ``label`` claims the labels ``rm-service serve``'s
+            own ``/get_reward`` would otherwise route to a rule grader's gold field.
         api_key_env: an environment variable holding a bearer key for the server.
         timeout: seconds one request attempt may take.
         deadline: seconds a request may take with its retries (default ``4 * timeout``).
@@ -82,6 +90,7 @@ class RemoteRewardModelGrader(BaseGrader):
         input: InputForm = "text",
         score_map: Mapping[str, Any] | None = None,
         label_index: int | None = None,
+        send_labels: bool = False,
         api_key_env: str | None = None,
         timeout: float = 30.0,
         deadline: float | None = None,
@@ -95,6 +104,9 @@ class RemoteRewardModelGrader(BaseGrader):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        if send_labels and format != "get_reward":
+            raise ConfigError(f"{self.name}: send_labels needs format: get_reward")
+        self.optional_fields = ("label",) if send_labels else ()
         api_key = None
         if api_key_env:
             api_key = os.environ.get(api_key_env)

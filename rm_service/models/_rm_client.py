@@ -7,7 +7,8 @@ stateless and sends it text. Three wire forms are spoken, one per client (``form
   ``{"model"?, "input": [text, ...], "add_special_tokens": false}``; response ``{"data": [{"index",
   "label", "probs": [...], "num_classes"}, ...], "usage"}``. ``probs`` already went through the
   model's activation (a sigmoid for a one-label reward model, a softmax for several), so they
-  are probabilities.
+  are probabilities; except for a model whose config says ``problem_type: regression``, which
+  vLLM answers with the raw value (score it with a sigmoid map, or use ``pooling``).
 * ``pooling``: vLLM's ``/pooling``. The same request plus ``"encoding_format": "float"`` and
   ``"use_activation": false``, so the number that comes back is the raw head output (the
   logit TRL reads as the reward); response ``{"data": [{"index", "data": [...]}, ...]}``, where

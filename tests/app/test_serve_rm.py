@@ -34,7 +34,11 @@ def test_a_grader_pointed_at_rm_service_get_reward_gets_its_rewards(tmp_path: Pa
         body = {"query": query, "prompts": PROMPTS, "labels": LABELS}
         own = httpx.post(url, json=body, timeout=30).json()
         grader = get_grader(
-            "remote_reward_model", url=url, format="get_reward", score_map={"map": "identity"}
+            "remote_reward_model",
+            url=url,
+            format="get_reward",
+            score_map={"map": "identity"},
+            send_labels=True,
         )
 
         async def grade() -> list[GraderScore | GraderError]:
@@ -64,9 +68,10 @@ def test_a_grader_pointed_at_rm_service_get_reward_gets_its_rewards(tmp_path: Pa
 RM_REWARD = """\
 graders:
   format: {{type: format, mode: think_answer}}
+  num: {{type: number, mapper: {{reference_response: ground_truth}}}}
   rm: {{type: remote_reward_model, url: "{url}", max_batch: 16, max_wait_ms: 50}}
 aggregators:
-  - {{type: weighted_sum, name: reward, weights: {{rm: 0.5, format: 0.5}}}}
+  - {{type: weighted_sum, name: reward, weights: {{rm: 0.5, format: 0.25, num: 0.25}}}}
 """
 
 
@@ -75,7 +80,7 @@ def test_grade_and_get_reward_serve_a_reward_with_a_remote_rm_component(tmp_path
         config = RM_REWARD.format(url=model_server.url("classify"))
         with running_server(tmp_path, config=config) as server:
             records = [
-                {"id": str(i), "query": p, "response": r}
+                {"id": str(i), "query": p, "response": r, "ground_truth": str(2 * i)}
                 for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES, strict=True))
             ]
             graded = httpx.post(
@@ -88,15 +93,20 @@ def test_grade_and_get_reward_serve_a_reward_with_a_remote_rm_component(tmp_path
             query = [p + r for p, r in zip(PROMPTS, RESPONSES, strict=True)]
             served = httpx.post(
                 f"{server.base_url}/get_reward",
-                json={"query": query, "prompts": PROMPTS},
+                json={"query": query, "prompts": PROMPTS, "labels": [str(2 * i) for i in range(6)]},
                 timeout=30,
             ).json()
     expected = [sigmoid(raw_score(p + r)) for p, r in zip(PROMPTS, RESPONSES, strict=True)]
     results = graded["results"]
     assert [r["status"] for r in results] == ["ok"] * len(records)
     assert [r["scores"]["rm"] for r in results] == pytest.approx(expected)
-    assert [r["reward"] for r in results] == pytest.approx([0.5 * e + 0.5 for e in expected])
+    right = [float(i != 3) for i in range(6)]
+    assert [r["scores"]["num"] for r in results] == right
+    want = [0.5 * e + 0.25 + 0.25 * n for e, n in zip(expected, right, strict=True)]
+    assert [r["reward"] for r in results] == pytest.approx(want)
     assert results[0]["metadata"]["rm"]["raw"] == pytest.approx(expected[0])
     assert served["extra_logs"]["rm"] == pytest.approx(expected)
     assert served["rewards"] == pytest.approx([r["reward"] for r in results])
     assert served["extra_logs"]["rm_error"] == [0.0] * len(records)
+    # the labels still reach the rule grader's gold field: the RM grader does not claim them
+    assert served["extra_logs"]["num"] == right

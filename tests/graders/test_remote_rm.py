@@ -78,7 +78,7 @@ async def test_pooling_and_get_reward_send_raw_values_through_a_sigmoid(server) 
 
 
 async def test_get_reward_sends_labels_and_a_flagged_sample_is_unscored(server) -> None:
-    grader = rm(server, "get_reward")
+    grader = rm(server, "get_reward", send_labels=True)
     server.script(
         Reply(body=b'{"rewards": [0.0, 0.7], "extra_logs": {"rm_error": [1.0, 0.0]}}', kind="x")
     )
@@ -243,6 +243,7 @@ async def test_an_unreachable_server_is_a_judge_error() -> None:
         ({"url": "http://h", "format": "get_reward", "input": "chat"}, "input: chat"),
         ({"url": "http://h", "score_map": {"map": "tanh"}}, "score_map.map"),
         ({"url": "http://h", "api_key_env": "RM_TEST_SURELY_UNSET"}, "RM_TEST_SURELY_UNSET"),
+        ({"url": "http://h", "send_labels": True}, "send_labels needs format: get_reward"),
         ({"format": "pooling"}, "url"),
     ],
 )
