@@ -78,7 +78,6 @@ class RemoteRewardModelGrader(BaseGrader):
     """
 
     required_fields = ("query", "response")
-    optional_fields = ("label",)
     default_name = "remote_reward_model"
 
     def __init__(
