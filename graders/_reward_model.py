@@ -210,7 +210,7 @@ class RewardModelGrader(BaseGrader):
             raise Unscored(str(exc), kind="internal", raw=scored.raw) from None
         metadata: dict[str, Any] = {
             "raw": scored.raw,
-            "map": self.score_map.kind,
+            "score_map": self.score_map.describe(),
             "tokens": scored.tokens,
             "truncated": scored.truncated,
             "input": form,

