@@ -6,11 +6,19 @@ The weights live in a model server (vLLM's ``/classify`` or ``/pooling`` for a
 comes back into a reward in ``[0, 1]``. The wire forms are described in
 :mod:`rm_service.models._rm_client`.
 
-**What the model reads** is what TRL feeds a reward model: ``query + response`` as one text
-(``input: text``, the default; batched), or, with ``input: chat``, the conversation as messages
-(``query`` as the user's turn, or the record's own message list, then the response as the
-assistant's), which vLLM renders with the model's chat template, as TRL does for conversational
-data. A chat request carries one conversation, so chat records are not batched.
+**What the model reads** is what the local ``reward_model`` grader (and TRL) feeds it, from the
+same record fields, except that a client without the tokenizer cannot choose for itself:
+
+* ``input_format: text`` (the default; batched): ``prompt + completion`` when the record has
+  both as text (TRL's columns), else ``query + response``;
+* ``input_format: chat``: messages, which vLLM renders with the model's own chat template, as
+  TRL does for conversational data: the record's ``messages`` (a whole conversation), else
+  ``prompt`` + ``completion`` as messages (text becomes a user and an assistant turn), else
+  ``query`` as the user's turn and ``response`` as the assistant's. vLLM's chat form carries one
+  conversation per request, so chat records are not batched.
+
+The local grader's default (``auto``) uses the chat template whenever the tokenizer has one; for
+the same scores remotely from a chat-trained model, set ``input_format: chat``.
 
 **The score** is the same map as the local reward-model grader (:mod:`graders._rm_score`,
 ``score_map:``). ``/classify`` returns probabilities, so its default map is ``identity``;
@@ -39,6 +47,7 @@ from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 from rm_service.models._base import JudgeError, JudgeTimeout
 from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput
+from rm_service.models._seqcls import is_conversation
 
 __all__ = ["RemoteRewardModelGrader"]
 
@@ -47,16 +56,17 @@ __all__ = ["RemoteRewardModelGrader"]
 class RemoteRewardModelGrader(BaseGrader):
     """A reward model served over HTTP, as one grader.
 
-    Fields: ``query`` and ``response``; with ``send_labels``, also ``label`` (optional), sent as
-    ``labels`` in the ``get_reward`` form (map it in a config, e.g. ``mapper: {label:
-    ground_truth}``).
+    Fields: ``response``, and, when the record has them, ``query``, ``prompt``, ``completion``
+    and ``messages``, read as the local ``reward_model`` grader reads them; with
+    ``send_labels``, also ``label``, sent as ``labels`` in the ``get_reward`` form (map it in a
+    config, e.g. ``mapper: {label: ground_truth}``).
 
     Args:
         url: the endpoint (``http://vllm:8000/classify``); a URL without a path gets the
             format's (``/classify``, ``/pooling``, ``/get_reward``).
         format: ``classify`` (default), ``pooling`` or ``get_reward``.
         model: the model name sent to vLLM (default: none, the server's only model).
-        input: ``text`` (``query + response``) or ``chat`` (messages; vLLM's chat template).
+        input_format: ``text`` (one string; batched) or ``chat`` (messages; vLLM's chat template).
         score_map: how a raw value becomes a reward, as in ``type: reward_model``
             (``{map: sigmoid, temperature: 1.0, offset: 0.0}``, ``logistic``, ``quantile``,
             ``identity``); default ``identity`` for ``classify``, ``sigmoid`` otherwise.
@@ -77,7 +87,7 @@ class RemoteRewardModelGrader(BaseGrader):
         name: the result name (default ``"remote_reward_model"``).
     """
 
-    required_fields = ("query", "response")
+    required_fields = ("response",)
     default_name = "remote_reward_model"
 
     def __init__(
@@ -86,7 +96,7 @@ class RemoteRewardModelGrader(BaseGrader):
         url: str,
         format: RMFormat = "classify",
         model: str | None = None,
-        input: InputForm = "text",
+        input_format: InputForm = "text",
         score_map: Mapping[str, Any] | None = None,
         label_index: int | None = None,
         send_labels: bool = False,
@@ -105,7 +115,8 @@ class RemoteRewardModelGrader(BaseGrader):
         super().__init__(name=name)
         if send_labels and format != "get_reward":
             raise ConfigError(f"{self.name}: send_labels needs format: get_reward")
-        self.optional_fields = ("label",) if send_labels else ()
+        fields = ("query", "prompt", "completion", "messages")
+        self.optional_fields = (*fields, "label") if send_labels else fields
         api_key = None
         if api_key_env:
             api_key = os.environ.get(api_key_env)
@@ -120,7 +131,7 @@ class RemoteRewardModelGrader(BaseGrader):
                 url,
                 format=format,
                 model=model,
-                input=input,
+                input_format=input_format,
                 api_key=api_key,
                 timeout=timeout,
                 deadline=deadline,
@@ -143,25 +154,35 @@ class RemoteRewardModelGrader(BaseGrader):
         """Close this loop's HTTP session (it reopens on next use)."""
         await self.client.aclose()
 
-    def _input(self, query: Any, response: Any, label: Any) -> RMInput:
-        text = as_text(response, "response")
-        if self.client.input == "chat":
-            if isinstance(query, list | tuple):
-                turns = tuple(_message(m, i) for i, m in enumerate(query))
+    def _input(self, fields: Mapping[str, Any]) -> RMInput:
+        """The record as the server will read it (see the module docstring for the order)."""
+        prompt, completion = fields.get("prompt"), fields.get("completion")
+        label = fields.get("label")
+        if self.client.input_format == "chat":
+            messages = fields.get("messages")
+            if is_conversation(messages):
+                turns = _turns(messages, "messages")
+            elif prompt is not None and completion is not None:
+                turns = _turns(prompt, "prompt", "user") + _turns(completion, "completion")
             else:
-                turns = ({"role": "user", "content": as_text(query, "query")},)
-            turns += ({"role": "assistant", "content": text},)
-            return RMInput(prompt="", response=text, messages=turns, label=label)
-        if isinstance(query, list | tuple):
+                query = fields.get("query")
+                turns = _turns(query, "query", "user") if query is not None else ()
+                turns += _turns(fields["response"], "response")
+            return RMInput(prompt="", response="", messages=turns, label=label)
+        if isinstance(prompt, str) and isinstance(completion, str):
+            return RMInput(prompt=prompt, response=completion, label=label)
+        query = fields.get("query")
+        if query is not None and not isinstance(query, str):
             raise Unscored(
-                "field 'query' is a list of chat messages; a reward model over text needs a "
-                "string (or set input: chat, so the server applies the chat template)",
+                "field 'query' is not text (a list of chat messages?); input_format: text "
+                "needs a string, input_format: chat lets the server apply the chat template",
                 kind="invalid_input",
             )
-        return RMInput(prompt=as_text(query, "query"), response=text, label=label)
+        text = as_text(fields["response"], "response")
+        return RMInput(prompt=query or "", response=text, label=label)
 
-    async def _aevaluate(self, query: Any, response: Any, label: Any = None) -> GraderScore:
-        item = self._input(query, response, label)
+    async def _aevaluate(self, **fields: Any) -> GraderScore:
+        item = self._input(fields)
         client = self.client
         meta: dict[str, Any] = {"format": client.format, "url": client.url}
         try:
@@ -206,9 +227,13 @@ class RemoteRewardModelGrader(BaseGrader):
         )
 
 
-def _message(m: Any, i: int) -> dict[str, str]:
-    if not (isinstance(m, Mapping) and isinstance(m.get("role"), str)):
-        raise Unscored(
-            f"field 'query' item {i} is not a chat message {{role, content}}", kind="invalid_input"
-        )
-    return {"role": m["role"], "content": as_text(m.get("content"), f"query[{i}].content")}
+def _turns(value: Any, field: str, role: str = "assistant") -> tuple[dict[str, str], ...]:
+    """``value`` as chat messages: a message list as it is (checked), text as one ``role`` turn."""
+    if not is_conversation(value):
+        return ({"role": role, "content": as_text(value, field)},)
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m.get("role"), str):
+            raise Unscored(f"field {field!r} item {i} has no role", kind="invalid_input")
+        out.append({"role": m["role"], "content": as_text(m.get("content"), f"{field}[{i}]")})
+    return tuple(out)

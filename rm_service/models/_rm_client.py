@@ -21,7 +21,7 @@ stateless and sends it text. Three wire forms are spoken, one per client (``form
   fallback), so it is reported unscored here, never as its stand-in number.
 
 The text sent is TRL's for a reward model: ``prompt + response``, no separator, and no special
-tokens added by the server (TRL tokenizes with ``add_special_tokens=False``). With ``input:
+tokens added by the server (TRL tokenizes with ``add_special_tokens=False``). With ``input_format:
 chat`` the vLLM forms send ``{"messages": [...]}`` instead and vLLM applies the model's own chat
 template, as TRL does for conversational data; that form carries one conversation per request,
 so chat requests are never batched.
@@ -176,7 +176,7 @@ class RemoteRMClient:
             format's (:data:`DEFAULT_PATHS`).
         format: ``classify``, ``pooling`` or ``get_reward`` (see the module docstring).
         model: the ``model`` sent to vLLM (default: none, the server's only model).
-        input: ``text`` (``prompt + response``, batched) or ``chat`` (vLLM applies the chat
+        input_format: ``text`` (``prompt + response``, batched) or ``chat`` (vLLM applies the chat
             template; one conversation per request; not for ``get_reward``).
         api_key: sent as ``Authorization: Bearer``; none by default.
         timeout: seconds one attempt may take.
@@ -200,7 +200,7 @@ class RemoteRMClient:
         *,
         format: RMFormat = "classify",
         model: str | None = None,
-        input: InputForm = "text",
+        input_format: InputForm = "text",
         api_key: str | None = None,
         timeout: float = 30.0,
         deadline: float | None = None,
@@ -215,11 +215,11 @@ class RemoteRMClient:
     ) -> None:
         if format not in FORMATS:
             raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-        if input not in ("text", "chat"):
-            raise ConfigError(f"input must be 'text' or 'chat', got {input!r}")
-        if input == "chat" and format == "get_reward":
+        if input_format not in ("text", "chat"):
+            raise ConfigError(f"input_format must be 'text' or 'chat', got {input_format!r}")
+        if input_format == "chat" and format == "get_reward":
             raise ConfigError(
-                "input: chat needs a vLLM form (classify or pooling); get_reward sends text"
+                "input_format: chat needs a vLLM form (classify or pooling); get_reward sends text"
             )
         parts = urlsplit(url or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -233,11 +233,11 @@ class RemoteRMClient:
         self.url = url
         self.format: RMFormat = format
         self.model = model
-        self.input: InputForm = input
+        self.input_format: InputForm = input_format
         self._api_key = api_key
         self.timeout = float(timeout)
         self.deadline = float(deadline) if deadline is not None else 4.0 * self.timeout
-        self.max_batch = 1 if input == "chat" else max_batch
+        self.max_batch = 1 if input_format == "chat" else max_batch
         self.max_wait_s = float(max_wait_s)
         self.max_inflight = max_inflight
         self.label_index = label_index
@@ -262,7 +262,7 @@ class RemoteRMClient:
     def __repr__(self) -> str:
         return (
             f"RemoteRMClient(url={self.url!r}, format={self.format!r}, model={self.model!r}, "
-            f"input={self.input!r}, api_key={'***' if self._api_key else None!r}, "
+            f"input_format={self.input_format!r}, api_key={'***' if self._api_key else None!r}, "
             f"max_batch={self.max_batch}, max_inflight={self.max_inflight}, "
             f"timeout={self.timeout:g}, deadline={self.deadline:g})"
         )
@@ -334,7 +334,7 @@ class RemoteRMClient:
         else:
             if self.model:
                 body["model"] = self.model
-            if self.input == "chat":
+            if self.input_format == "chat":
                 (item,) = items
                 body["messages"] = [dict(m) for m in item.messages or ()]
             else:

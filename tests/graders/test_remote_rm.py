@@ -92,7 +92,7 @@ async def test_get_reward_sends_labels_and_a_flagged_sample_is_unscored(server) 
 
 
 async def test_chat_input_sends_messages_for_the_server_template(server) -> None:
-    grader = rm(server, input="chat")
+    grader = rm(server, input_format="chat")
     conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
     got = await asyncio.gather(
         grader.aevaluate(query="Hi?", response="Hello."),
@@ -105,9 +105,24 @@ async def test_chat_input_sends_messages_for_the_server_template(server) -> None
     assert server.stats.batch_sizes == [1, 1]  # vLLM's chat form: one conversation a request
 
 
+async def test_trl_shaped_records_are_read_as_the_local_grader_reads_them(server) -> None:
+    user = [{"role": "user", "content": "2+2?"}]
+    answer = [{"role": "assistant", "content": "4"}]
+    text_rm, chat_rm = rm(server), rm(server, input_format="chat")
+    got = [
+        await text_rm.aevaluate(prompt="P: ", completion="done", query="q", response="r"),
+        await chat_rm.aevaluate(prompt=user, completion=answer, query="2+2?", response="4"),
+        await chat_rm.aevaluate(prompt="2+2?", completion="4", response="4"),
+        await chat_rm.aevaluate(messages=[*user, *answer], query="other", response="4"),
+    ]
+    conversation = render_chat([*user, *answer])
+    expected = [raw_score("P: done")] + [raw_score(conversation)] * 3
+    assert [r.score for r in got] == pytest.approx([sigmoid(x) for x in expected])
+
+
 async def test_text_input_refuses_a_chat_query_as_invalid_input(server) -> None:
     res = await rm(server).aevaluate(query=[{"role": "user", "content": "x"}], response="y")
-    assert "input: chat" in unscored(res, "invalid_input").error
+    assert "input_format: chat" in unscored(res, "invalid_input").error
     assert server.stats.requests == 0
 
 
@@ -240,7 +255,7 @@ async def test_an_unreachable_server_is_a_judge_error() -> None:
     [
         ({"url": "vllm:8000"}, "url must be"),
         ({"url": "http://h", "format": "score"}, "format must be"),
-        ({"url": "http://h", "format": "get_reward", "input": "chat"}, "input: chat"),
+        ({"url": "http://h", "format": "get_reward", "input_format": "chat"}, "input_format: chat"),
         ({"url": "http://h", "score_map": {"map": "tanh"}}, "score_map.map"),
         ({"url": "http://h", "api_key_env": "RM_TEST_SURELY_UNSET"}, "RM_TEST_SURELY_UNSET"),
         ({"url": "http://h", "send_labels": True}, "send_labels needs format: get_reward"),
