@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from graders import RewardModelGrader
@@ -108,7 +109,7 @@ async def test_scores_equal_trls_reward_model_path(rm_dir: Path) -> None:
         [[{"role": "assistant", "content": c.strip()}] for c in COMPLETIONS],
     )
     plain = (PROMPTS, COMPLETIONS)
-    g = RewardModelGrader(path=str(rm_dir))
+    g = RewardModelGrader(path=str(rm_dir), device="cpu")  # TRL reads it on CPU, in fp32
     for prompts, completions in (conversational, plain):
         expected = trl_rewards(rm_dir, prompts, completions)
         # the records TRL's reward function hands our graders, graded concurrently (batched)
@@ -120,17 +121,31 @@ async def test_scores_equal_trls_reward_model_path(rm_dir: Path) -> None:
 
 async def test_concurrent_records_share_forward_passes_with_unbatched_results(rm_dir: Path) -> None:
     records = [{"query": f"question {i}", "response": "answer " * (1 + 3 * i)} for i in range(8)]
-    one_by_one = RewardModelGrader(path=str(rm_dir), max_batch=1)
+    one_by_one = RewardModelGrader(path=str(rm_dir), max_batch=1, device="cpu")
     alone = [(await grade(one_by_one, **r)).metadata["raw"] for r in records]
     assert one_by_one.forward_passes == 8
-    batched = RewardModelGrader(path=str(rm_dir), max_batch=8, max_wait_ms=50)
+    batched = RewardModelGrader(path=str(rm_dir), max_batch=8, max_wait_ms=50, device="cpu")
     together = await asyncio.gather(*(grade(batched, **r) for r in records))
     assert batched.forward_passes == 1  # 8 records of different lengths, padded on the right
     assert [r.metadata["raw"] for r in together] == pytest.approx(alone, abs=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+async def test_a_gpu_is_used_in_bf16_when_present_and_agrees_with_the_cpu(rm_dir: Path) -> None:
+    gpu = RewardModelGrader(path=str(rm_dir))
+    cpu = RewardModelGrader(path=str(rm_dir), device="cpu")
+    await gpu.aload()
+    assert gpu._bundle is not None and gpu._bundle.device == "cuda"
+    assert gpu._bundle.dtype == ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
+    records = [{"query": q, "response": r} for q, r in zip(PROMPTS, COMPLETIONS, strict=True)]
+    on_gpu = await asyncio.gather(*(grade(gpu, **r) for r in records))
+    on_cpu = await asyncio.gather(*(grade(cpu, **r) for r in records))
+    for a, b in zip(on_gpu, on_cpu, strict=True):
+        assert a.metadata["raw"] == pytest.approx(b.metadata["raw"], abs=0.05)  # bf16 rounding
+
+
 async def test_a_too_long_input_keeps_its_end_and_is_flagged(rm_dir: Path) -> None:
-    g = RewardModelGrader(path=str(rm_dir), input_format="text")
+    g = RewardModelGrader(path=str(rm_dir), input_format="text", device="cpu")
     long = "".join(f"{i:03d} " for i in range(60))  # 240 characters, one token each
     cut = await grade(g, query="", response=long)
     assert cut.metadata["truncated"] is True
