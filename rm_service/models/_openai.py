@@ -13,7 +13,8 @@ Design points (most answer a failure seen in other judge clients):
   ``threading.Lock`` on first use there, never in ``__init__``), so one object serves repeated
   ``asyncio.run`` calls, a TRL reward function called once per step, and loops in other threads.
   A loop's client is closed when the loop shuts down its async generators (``asyncio.run`` and
-  pytest's runners do), or by :meth:`OpenAIChatModel.aclose`.
+  pytest's runners do), or by :meth:`OpenAIChatModel.aclose`. The machinery is shared with the
+  remote reward-model client (:mod:`rm_service.models._session`).
 * **The ``direct`` transport by default, chosen by measurement.** The client's CPU per call is
   the bottleneck at scale. ``direct`` sends the chat-completions wire format over one aiohttp
   session per loop, with no SDK on the hot path; it costs about half the client CPU per call of
@@ -39,18 +40,15 @@ import json
 import os
 import threading
 import time
-import weakref
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from rm_service._exceptions import ConfigError
 from rm_service.models._base import (
     ChatResult,
-    JudgeConnectionError,
     JudgeError,
     JudgeHTTPError,
-    JudgeRateLimited,
     JudgeTimeout,
     Message,
     SamplingParams,
@@ -58,8 +56,9 @@ from rm_service.models._base import (
     Usage,
 )
 from rm_service.models._limits import RateLimiter
-from rm_service.models._openai_sdk import SdkClient, load_sdk
-from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
+from rm_service.models._openai_sdk import SdkClient
+from rm_service.models._retry import RetryPolicy, retry_async
+from rm_service.models._session import Client, JsonPoster, LoopState, PerLoopSessions, http_error
 
 __all__ = [
     "DEFAULT_JUDGE_CONCURRENCY",
@@ -90,10 +89,6 @@ NO_API_KEY = "EMPTY"
 llama.cpp accept any key unless started with one)."""
 
 _OPENAI_HOST = "api.openai.com"
-_ERROR_TEXT_LIMIT = 300
-
-_encode_json = json.JSONEncoder(ensure_ascii=False).encode
-"""``json.dumps(obj, ensure_ascii=False)`` without building an encoder per call."""
 
 _dotenv_lock = threading.Lock()
 _dotenv_loaded = False
@@ -122,134 +117,7 @@ def _mask(key: str) -> str:
     return "***" if len(key) < 12 else f"{key[:3]}***{key[-4:]}"
 
 
-class _Client(Protocol):
-    """One loop's transport: the response body of a chat completion, or a :class:`JudgeError`."""
-
-    async def post(self, body: dict[str, Any], n: int) -> bytes: ...
-
-    async def close(self) -> None: ...
-
-
-_imported: set[str] = set()
-
-
-def _import_transport(transport: Transport) -> None:
-    """Import a transport's libraries (``openai`` takes about a second): run in a thread, so
-    the first call on a loop does not block it."""
-    if transport == "direct":
-        import aiohttp  # noqa: F401
-    else:
-        load_sdk()
-    _imported.add(transport)
-
-
-class _LoopState:
-    """What one event loop owns: its SDK client, its pool-slot semaphore, and its closer."""
-
-    __slots__ = ("client", "closer", "slots")
-
-    def __init__(self, client: _Client, slots: asyncio.Semaphore) -> None:
-        self.client = client
-        self.slots = slots
-        self.closer: AsyncGenerator[None, None] | None = None
-
-
-# Every loop's closer, kept alive here until its loop shuts down: the model may be garbage long
-# before that, and a closer collected mid-loop would only schedule its cleanup as a task, which
-# a loop about to close cancels before it runs (leaking the connection pool).
-_closers_lock = threading.Lock()
-_closers: dict[asyncio.AbstractEventLoop, set[AsyncGenerator[None, None]]] = {}
-
-
-def _keep_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
-    with _closers_lock:
-        # Loops closed without shutting down their async generators never run their closers;
-        # drop those here so they do not pile up (their clients are lost either way).
-        for old in [lp for lp in _closers if lp.is_closed()]:
-            del _closers[old]
-        _closers.setdefault(loop, set()).add(closer)
-
-
-def _drop_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
-    with _closers_lock:
-        live = _closers.get(loop)
-        if live is not None:
-            live.discard(closer)
-            if not live:
-                del _closers[loop]
-
-
-async def _close_with_loop(
-    model_ref: weakref.ref[Any], state: _LoopState
-) -> AsyncGenerator[None, None]:
-    """Suspended until the loop runs ``shutdown_asyncgens()`` (or :meth:`aclose`), then closes
-    the loop's client while the loop can still run the aiohttp/httpx cleanup. ``model_ref``
-    points at whatever owns the per-loop states and has ``_forget(loop, state)``: an
-    :class:`OpenAIChatModel`, or the remote reward-model client, which shares this machinery."""
-    try:
-        yield
-    finally:
-        loop = asyncio.get_running_loop()
-        model = model_ref()
-        if model is not None:
-            model._forget(loop, state)
-        try:
-            await state.client.close()
-        finally:
-            if state.closer is not None:
-                _drop_closer(loop, state.closer)
-
-
-class _DirectClient:
-    """One loop's aiohttp session speaking the chat-completions wire format, no SDK.
-
-    Same URL, auth header and body as the SDK sends. Its own error mapping: a status >= 400 maps
-    through :meth:`OpenAIChatModel._http_error` (429 is :class:`JudgeRateLimited`), a connection
-    failure is :class:`JudgeConnectionError` and a broken body :class:`JudgeHTTPError`, the same
-    classes as the SDK transports, so retries and deadlines behave identically.
-    """
-
-    def __init__(self, model: OpenAIChatModel) -> None:
-        import aiohttp
-
-        self._aiohttp = aiohttp
-        self._model = model
-        base = (model.base_url or f"https://{_OPENAI_HOST}/v1").rstrip("/")
-        self.url = f"{base}/chat/completions"
-        self.headers = {
-            "Authorization": f"Bearer {model._api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=model.max_concurrency),
-            timeout=aiohttp.ClientTimeout(total=None),  # deadlines are ours (asyncio.timeout)
-            skip_auto_headers=("User-Agent",),
-        )
-
-    async def post(self, body: dict[str, Any], n: int) -> bytes:
-        data = _encode_json(body).encode()
-        try:
-            async with self.session.post(self.url, data=data, headers=self.headers) as resp:
-                content = await resp.read()
-                if resp.status >= 400:
-                    detail = content.decode("utf-8", "replace")
-                    raise self._model._http_error(resp.status, detail, resp.headers, n)
-                return content
-        except self._aiohttp.ClientConnectionError as exc:
-            raise JudgeConnectionError(
-                f"{self._model.model}: cannot reach {self.url}: {exc}", attempts=n
-            ) from exc
-        except self._aiohttp.ClientPayloadError as exc:
-            raise JudgeHTTPError(
-                f"{self._model.model}: broken response body: {exc}", attempts=n
-            ) from exc
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-class OpenAIChatModel:
+class OpenAIChatModel(PerLoopSessions):
     """A judge backend for an OpenAI-compatible endpoint, safe to share across tasks, loops and
     threads.
 
@@ -334,8 +202,7 @@ class OpenAIChatModel:
         self.extra_body = dict(extra_body) if extra_body else None
         self.limiter = RateLimiter(rpm, tpm) if (rpm or tpm) else None
         self._build_body([], self.default_params)  # fail now on a bad response_format
-        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._lock = threading.Lock()
+        self._init_sessions()
         self._frame: tuple[SamplingParams, dict[str, Any]] | None = None
 
     @property
@@ -363,49 +230,29 @@ class OpenAIChatModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._states = {}
-        self._lock = threading.Lock()
+        self._init_sessions()
         self._frame = None
 
     # -- per-loop client -----------------------------------------------------------------------
 
-    def _new_client(self) -> _Client:
+    def _new_client(self) -> Client:
         if self.transport == "direct":
-            return _DirectClient(self)
+            base = (self.base_url or f"https://{_OPENAI_HOST}/v1").rstrip("/")
+            headers = {
+                "Authorization": f"Bearer {self._api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+            url = f"{base}/chat/completions"
+            return JsonPoster(url, headers, pool=self.max_concurrency, who=self.model)
         return SdkClient(self, endpoint=self.base_url or _OPENAI_HOST)
 
-    async def _loop_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
-        if self.transport not in _imported:  # not on the running loop: see _import_transport
-            await asyncio.to_thread(_import_transport, self.transport)
-        with self._lock:
-            state = self._states.get(loop)
-            if state is not None:
-                return state
-            # Forget loops that closed without shutting down their async generators.
-            for old in [lp for lp in self._states if lp.is_closed()]:
-                del self._states[old]
-            state = _LoopState(self._new_client(), asyncio.Semaphore(self.max_concurrency))
-            self._states[loop] = state
-        # Start the closer on this loop: asyncio's async-generator hooks register it, and the
-        # loop's shutdown_asyncgens() then runs its ``finally``, closing the client in time.
-        closer = _close_with_loop(weakref.ref(self), state)
-        await closer.__anext__()
-        state.closer = closer
-        _keep_closer(loop, closer)
-        return state
-
-    def _forget(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
-        with self._lock:
-            if self._states.get(loop) is state:
-                del self._states[loop]
+    def _pool_size(self) -> int:
+        return self.max_concurrency
 
     async def aclose(self) -> None:
         """Close the running loop's client now (otherwise it closes when the loop shuts down)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            state = self._states.pop(loop, None)
-        if state is not None and state.closer is not None:
-            await state.closer.aclose()
+        await self._close_session()
         if self.limiter is not None:
             await self.limiter.aclose()
 
@@ -487,7 +334,7 @@ class OpenAIChatModel:
 
     async def _attempt(
         self,
-        state: _LoopState,
+        state: LoopState,
         loop: asyncio.AbstractEventLoop,
         body: dict[str, Any],
         cost: float,
@@ -533,14 +380,7 @@ class OpenAIChatModel:
         return JudgeTimeout(f"{self.model}: no answer within {self.timeout:g} s", attempts=n)
 
     def _http_error(self, status: int, detail: str, headers: Any, n: int) -> JudgeError:
-        detail = detail[:_ERROR_TEXT_LIMIT]
-        if status == 429:
-            return JudgeRateLimited(
-                f"{self.model}: HTTP 429 rate limited: {detail}",
-                attempts=n,
-                retry_after=retry_after_from_headers(headers),
-            )
-        return JudgeHTTPError(f"{self.model}: HTTP {status}: {detail}", attempts=n, status=status)
+        return http_error(self.model, status, detail, headers, n)
 
     def _parse(self, content: bytes, n: int) -> ChatResult:
         try:

@@ -46,9 +46,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -57,21 +55,13 @@ from urllib.parse import urlsplit
 from rm_service._exceptions import ConfigError
 from rm_service._result import ErrorKind
 from rm_service.models._base import (
-    JudgeConnectionError,
     JudgeHTTPError,
-    JudgeRateLimited,
     JudgeTimeout,
 )
 from rm_service.models._batch import MicroBatcher
 from rm_service.models._limits import RateLimiter
-from rm_service.models._openai import (
-    _close_with_loop,
-    _import_transport,
-    _imported,
-    _keep_closer,
-    _LoopState,
-)
-from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
+from rm_service.models._retry import RetryPolicy, retry_async
+from rm_service.models._session import Client, JsonPoster, LoopState, PerLoopSessions
 
 __all__ = [
     "DEFAULT_PATHS",
@@ -89,9 +79,6 @@ InputForm = Literal["text", "chat"]
 FORMATS: tuple[RMFormat, ...] = ("classify", "pooling", "get_reward")
 DEFAULT_PATHS = {f: f"/{f}" for f in FORMATS}
 """The path appended to a ``url`` given without one (``http://host:8000``)."""
-
-_ERROR_TEXT_LIMIT = 300
-_encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,53 +109,7 @@ class RMValue:
     latency_s: float = 0.0
 
 
-class _Post:
-    """One loop's aiohttp session posting JSON to the endpoint; maps failures onto the
-    :class:`JudgeError` classes the retry policy reads (the judge backend's mapping)."""
-
-    def __init__(self, owner: RemoteRMClient) -> None:
-        import aiohttp
-
-        self._aiohttp = aiohttp
-        self._owner = owner
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if owner._api_key:
-            self.headers["Authorization"] = f"Bearer {owner._api_key}"
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=owner.max_inflight),
-            timeout=aiohttp.ClientTimeout(total=None),  # deadlines are ours (asyncio.timeout)
-            skip_auto_headers=("User-Agent",),
-        )
-
-    async def post(self, body: dict[str, Any], n: int) -> bytes:
-        url = self._owner.url
-        try:
-            async with self.session.post(
-                url, data=_encode_json(body).encode(), headers=self.headers
-            ) as resp:
-                content = await resp.read()
-                if resp.status >= 400:
-                    detail = content.decode("utf-8", "replace")[:_ERROR_TEXT_LIMIT]
-                    if resp.status == 429:
-                        raise JudgeRateLimited(
-                            f"{url}: HTTP 429 rate limited: {detail}",
-                            attempts=n,
-                            retry_after=retry_after_from_headers(resp.headers),
-                        )
-                    raise JudgeHTTPError(
-                        f"{url}: HTTP {resp.status}: {detail}", attempts=n, status=resp.status
-                    )
-                return content
-        except self._aiohttp.ClientConnectionError as exc:
-            raise JudgeConnectionError(f"cannot reach {url}: {exc}", attempts=n) from exc
-        except self._aiohttp.ClientPayloadError as exc:
-            raise JudgeHTTPError(f"{url}: broken response body: {exc}", attempts=n) from exc
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-class RemoteRMClient:
+class RemoteRMClient(PerLoopSessions):
     """A reward-model endpoint, safe to share across tasks, loops and threads.
 
     Args:
@@ -250,8 +191,7 @@ class RemoteRMClient:
             raise ConfigError(str(exc)) from None
 
     def _setup(self) -> None:
-        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._lock = threading.Lock()
+        self._init_sessions()
         self.batcher: MicroBatcher[RMInput, RMValue] = MicroBatcher(
             self._run,
             max_batch=self.max_batch,
@@ -290,37 +230,22 @@ class RemoteRMClient:
 
     async def aclose(self) -> None:
         """Close the running loop's session now (otherwise it closes when the loop shuts down)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            state = self._states.pop(loop, None)
-        if state is not None and state.closer is not None:
-            await state.closer.aclose()
+        await self._close_session()
         if self.limiter is not None:
             await self.limiter.aclose()
 
     # -- per-loop session ----------------------------------------------------------------------
 
-    async def _loop_state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
-        if "direct" not in _imported:  # aiohttp's import, off the running loop
-            await asyncio.to_thread(_import_transport, "direct")
-        with self._lock:
-            state = self._states.get(loop)
-            if state is not None:
-                return state
-            for old in [lp for lp in self._states if lp.is_closed()]:
-                del self._states[old]
-            state = _LoopState(_Post(self), asyncio.Semaphore(self.max_inflight))
-            self._states[loop] = state
-        closer = _close_with_loop(weakref.ref(self), state)
-        await closer.__anext__()
-        state.closer = closer
-        _keep_closer(loop, closer)
-        return state
+    transport = "direct"  # plain aiohttp (see PerLoopSessions)
 
-    def _forget(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
-        with self._lock:
-            if self._states.get(loop) is state:
-                del self._states[loop]
+    def _new_client(self) -> Client:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return JsonPoster(self.url, headers, pool=self.max_inflight, who=self.url)
+
+    def _pool_size(self) -> int:
+        return self.max_inflight
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -379,7 +304,7 @@ class RemoteRMClient:
 
     async def _attempt(
         self,
-        state: _LoopState,
+        state: LoopState,
         loop: asyncio.AbstractEventLoop,
         body: dict[str, Any],
         count: int,

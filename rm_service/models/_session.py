@@ -1,0 +1,238 @@
+"""One HTTP client per event loop, closed with its loop: the machinery every remote backend shares.
+
+Why it exists: a client and its connection pool belong to the loop they were first used on, while
+our backends are shared by graders across tasks, threads and repeated ``asyncio.run`` calls (a TRL
+reward function is called once per step, each time on a fresh loop). The judge backend
+(:class:`~rm_service.models.OpenAIChatModel`) and the remote reward-model client
+(:class:`~rm_service.models._rm_client.RemoteRMClient`) both need exactly this, so it lives here
+once:
+
+* :class:`PerLoopSessions`, a mixin that keeps one :class:`LoopState` (client, pool-slot
+  semaphore, closer) per running loop, created under a lock on first use there, never in
+  ``__init__``;
+* the closer: an async generator started on the loop, whose ``finally`` runs when the loop shuts
+  down its async generators (``asyncio.run`` and pytest's runners do), closing the client while
+  the loop can still run aiohttp's cleanup;
+* :class:`JsonPoster`, one loop's aiohttp session posting JSON to one URL, with failures mapped
+  onto the :class:`~rm_service.models.JudgeError` classes the retry policy reads (429 is
+  :class:`JudgeRateLimited` with its ``Retry-After``, another status >= 400 is
+  :class:`JudgeHTTPError`, a connection failure :class:`JudgeConnectionError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import weakref
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol
+
+from rm_service.models._base import (
+    JudgeConnectionError,
+    JudgeError,
+    JudgeHTTPError,
+    JudgeRateLimited,
+)
+from rm_service.models._openai_sdk import load_sdk
+from rm_service.models._retry import retry_after_from_headers
+
+__all__ = [
+    "Client",
+    "JsonPoster",
+    "LoopState",
+    "PerLoopSessions",
+    "encode_json",
+    "http_error",
+    "import_transport",
+]
+
+ERROR_TEXT_LIMIT = 300
+"""How much of an error response's body goes into the error message."""
+
+encode_json = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(obj, ensure_ascii=False)`` without building an encoder per call."""
+
+
+class Client(Protocol):
+    """One loop's transport: a response body, or a :class:`JudgeError`."""
+
+    async def post(self, body: dict[str, Any], n: int) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+_imported: set[str] = set()
+
+
+def import_transport(transport: str) -> None:
+    """Import a transport's libraries (``openai`` takes about a second): run in a thread, so
+    the first call on a loop does not block it. ``direct`` is plain aiohttp."""
+    if transport == "direct":
+        import aiohttp  # noqa: F401
+    else:
+        load_sdk()
+    _imported.add(transport)
+
+
+def http_error(who: str, status: int, detail: str, headers: Any, n: int) -> JudgeError:
+    """The error for an HTTP status >= 400 from ``who`` (a model name or a URL)."""
+    detail = detail[:ERROR_TEXT_LIMIT]
+    if status == 429:
+        return JudgeRateLimited(
+            f"{who}: HTTP 429 rate limited: {detail}",
+            attempts=n,
+            retry_after=retry_after_from_headers(headers),
+        )
+    return JudgeHTTPError(f"{who}: HTTP {status}: {detail}", attempts=n, status=status)
+
+
+class LoopState:
+    """What one event loop owns: its client, its pool-slot semaphore, and its closer."""
+
+    __slots__ = ("client", "closer", "slots")
+
+    def __init__(self, client: Client, slots: asyncio.Semaphore) -> None:
+        self.client = client
+        self.slots = slots
+        self.closer: AsyncGenerator[None, None] | None = None
+
+
+# Every loop's closer, kept alive here until its loop shuts down: the owner may be garbage long
+# before that, and a closer collected mid-loop would only schedule its cleanup as a task, which
+# a loop about to close cancels before it runs (leaking the connection pool).
+_closers_lock = threading.Lock()
+_closers: dict[asyncio.AbstractEventLoop, set[AsyncGenerator[None, None]]] = {}
+
+
+def _keep_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    with _closers_lock:
+        # Loops closed without shutting down their async generators never run their closers;
+        # drop those here so they do not pile up (their clients are lost either way).
+        for old in [lp for lp in _closers if lp.is_closed()]:
+            del _closers[old]
+        _closers.setdefault(loop, set()).add(closer)
+
+
+def _drop_closer(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    with _closers_lock:
+        live = _closers.get(loop)
+        if live is not None:
+            live.discard(closer)
+            if not live:
+                del _closers[loop]
+
+
+async def _close_with_loop(
+    owner_ref: weakref.ref[PerLoopSessions], state: LoopState
+) -> AsyncGenerator[None, None]:
+    """Suspended until the loop runs ``shutdown_asyncgens()`` (or the owner's ``aclose``), then
+    closes the loop's client while the loop can still run the aiohttp/httpx cleanup."""
+    try:
+        yield
+    finally:
+        loop = asyncio.get_running_loop()
+        owner = owner_ref()
+        if owner is not None:
+            owner._forget(loop, state)
+        try:
+            await state.client.close()
+        finally:
+            if state.closer is not None:
+                _drop_closer(loop, state.closer)
+
+
+class PerLoopSessions:
+    """Mixin: one :class:`LoopState` per running loop. The class provides ``transport`` (what
+    :func:`import_transport` loads), ``_new_client()`` and ``_pool_size()``, and calls
+    ``_init_sessions()`` from its constructor and after unpickling (clients and locks are per
+    process and per loop, so pickling keeps neither)."""
+
+    transport: str
+    _states: dict[asyncio.AbstractEventLoop, LoopState]
+    _lock: threading.Lock
+
+    def _new_client(self) -> Client:
+        raise NotImplementedError
+
+    def _pool_size(self) -> int:
+        raise NotImplementedError
+
+    def _init_sessions(self) -> None:
+        self._states = {}
+        self._lock = threading.Lock()
+
+    async def _loop_state(self, loop: asyncio.AbstractEventLoop) -> LoopState:
+        if self.transport not in _imported:  # not on the running loop: see import_transport
+            await asyncio.to_thread(import_transport, self.transport)
+        with self._lock:
+            state = self._states.get(loop)
+            if state is not None:
+                return state
+            # Forget loops that closed without shutting down their async generators.
+            for old in [lp for lp in self._states if lp.is_closed()]:
+                del self._states[old]
+            state = LoopState(self._new_client(), asyncio.Semaphore(self._pool_size()))
+            self._states[loop] = state
+        # Start the closer on this loop: asyncio's async-generator hooks register it, and the
+        # loop's shutdown_asyncgens() then runs its ``finally``, closing the client in time.
+        closer = _close_with_loop(weakref.ref(self), state)
+        await closer.__anext__()
+        state.closer = closer
+        _keep_closer(loop, closer)
+        return state
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, state: LoopState) -> None:
+        with self._lock:
+            if self._states.get(loop) is state:
+                del self._states[loop]
+
+    async def _close_session(self) -> None:
+        """Close the running loop's client now (otherwise it closes when the loop shuts down)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._states.pop(loop, None)
+        if state is not None and state.closer is not None:
+            await state.closer.aclose()
+
+
+class JsonPoster:
+    """One loop's aiohttp session posting JSON to ``url``.
+
+    Args:
+        url: where every body goes.
+        headers: sent with every request (content type, accept, auth).
+        pool: connections in the pool.
+        who: names the endpoint in error messages (a model name, a URL).
+    """
+
+    def __init__(self, url: str, headers: dict[str, str], *, pool: int, who: str) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self.url = url
+        self.headers = headers
+        self.who = who
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=pool),
+            timeout=aiohttp.ClientTimeout(total=None),  # deadlines are ours (asyncio.timeout)
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def post(self, body: dict[str, Any], n: int) -> bytes:
+        data = encode_json(body).encode()
+        try:
+            async with self.session.post(self.url, data=data, headers=self.headers) as resp:
+                content = await resp.read()
+                if resp.status >= 400:
+                    detail = content.decode("utf-8", "replace")
+                    raise http_error(self.who, resp.status, detail, resp.headers, n)
+                return content
+        except self._aiohttp.ClientConnectionError as exc:
+            who = "" if self.who == self.url else f"{self.who}: "
+            raise JudgeConnectionError(f"{who}cannot reach {self.url}: {exc}", attempts=n) from exc
+        except self._aiohttp.ClientPayloadError as exc:
+            raise JudgeHTTPError(f"{self.who}: broken response body: {exc}", attempts=n) from exc
+
+    async def close(self) -> None:
+        await self.session.close()
