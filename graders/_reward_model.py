@@ -45,6 +45,7 @@ Design points:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -136,6 +137,8 @@ class RewardModelGrader(BaseGrader):
 
     def _setup(self) -> None:
         self._bundle: SeqClsBundle | None = None
+        self._load_error: LocalModelUnavailable | None = None
+        self._load_lock = threading.Lock()
         self._batcher: MicroBatcher[str, Scored] = MicroBatcher(
             self._forward, max_batch=self.max_batch, max_wait_s=self.max_wait_ms / 1000.0
         )
@@ -145,6 +148,8 @@ class RewardModelGrader(BaseGrader):
         state = dict(self.__dict__)
         state.pop("_bundle", None)
         state.pop("_batcher", None)
+        state.pop("_load_lock", None)
+        state.pop("_load_error", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -162,25 +167,40 @@ class RewardModelGrader(BaseGrader):
     # -- loading --
 
     def load(self) -> SeqClsBundle:
-        """Load the model now (blocking); later calls return it at once.
+        """Load the model now (blocking); later calls return it at once, or raise the same
+        failure again without retrying.
 
         Raises:
             LocalModelUnavailable: the weights cannot be loaded, or ``max_length`` is above the
                 model's limit.
         """
-        if self._bundle is None:
-            bundle = load_seqcls(self.path, device=self.device, dtype=self.dtype)
-            if self.max_length is not None and self.max_length > bundle.max_length:
-                raise LocalModelUnavailable(
-                    f"max_length {self.max_length} is above {bundle.source}'s limit of "
-                    f"{bundle.max_length} tokens"
-                )
-            if self.input_format == "chat" and not bundle.has_chat_template:
-                raise LocalModelUnavailable(
-                    f"input_format chat, but {bundle.source}'s tokenizer has no chat template"
-                )
-            self._bundle = bundle
-        return self._bundle
+        if self._bundle is not None:
+            return self._bundle
+        with self._load_lock:
+            if self._load_error is not None:
+                raise self._load_error
+            if self._bundle is None:
+                try:
+                    self._bundle = self._load()
+                except LocalModelUnavailable as exc:
+                    # Remembered: every record would otherwise retry a load that takes seconds
+                    # (minutes for a large model) and fails the same way.
+                    self._load_error = exc
+                    raise
+            return self._bundle
+
+    def _load(self) -> SeqClsBundle:
+        bundle = load_seqcls(self.path, device=self.device, dtype=self.dtype)
+        if self.max_length is not None and self.max_length > bundle.max_length:
+            raise LocalModelUnavailable(
+                f"max_length {self.max_length} is above {bundle.source}'s limit of "
+                f"{bundle.max_length} tokens"
+            )
+        if self.input_format == "chat" and not bundle.has_chat_template:
+            raise LocalModelUnavailable(
+                f"input_format chat, but {bundle.source}'s tokenizer has no chat template"
+            )
+        return bundle
 
     async def aload(self) -> None:
         """Load the weights off the event loop, before the first record (warm start)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import pickle
 import shutil
 import types
 from pathlib import Path
@@ -195,6 +196,11 @@ async def test_weights_load_in_aload_and_a_model_that_cannot_load_is_never_score
     g = RewardModelGrader(path=str(rm_dir))
     await g.aload()
     assert g._bundle is not None and g._bundle.pad_token_id == g._bundle.tokenizer.eos_token_id
+    # pickled (a worker process) without the model or the batcher, it loads and grades alike
+    copy = pickle.loads(pickle.dumps(g))
+    assert copy._bundle is None and copy.score_map == g.score_map
+    again = await grade(copy, query="q", response="r")
+    assert again.metadata["raw"] == (await grade(g, query="q", response="r")).metadata["raw"]
     # A causal LM's folder, not a reward model: transformers would invent a random head.
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -210,6 +216,9 @@ async def test_weights_load_in_aload_and_a_model_that_cannot_load_is_never_score
     result = await bad.aevaluate(query="q", response="r")
     assert isinstance(result, GraderError) and result.kind == "internal"
     assert "score.weight" in result.error
+    shutil.rmtree(lm)  # the failure is remembered, not retried per record
+    again = await bad.aevaluate(query="q", response="r")
+    assert isinstance(again, GraderError) and again.error == result.error
 
 
 async def test_inputs_the_model_cannot_take_are_invalid_not_zero(
