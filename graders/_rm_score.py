@@ -227,11 +227,11 @@ def _sigmoid(z: float) -> float:
 
 
 def _interpolate(x: float, knots: Sequence[float], levels: Sequence[float]) -> float:
-    if x <= knots[0]:
-        return levels[0] if x == knots[0] else 0.0
+    if x < knots[0]:
+        return 0.0
     if x >= knots[-1]:
         return 1.0
-    i = bisect.bisect_right(knots, x)  # knots[i - 1] <= x < knots[i]
+    i = bisect.bisect_right(knots, x)  # knots[i - 1] <= x < knots[i], past any equal knots
     lo, hi = knots[i - 1], knots[i]
     frac = (x - lo) / (hi - lo)  # hi > lo: bisect_right skipped any run of equal knots
     return min(1.0, max(0.0, levels[i - 1] + frac * (levels[i] - levels[i - 1])))

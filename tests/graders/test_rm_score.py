@@ -54,6 +54,13 @@ def test_maps_are_monotone() -> None:
         assert ys == sorted(ys)
 
 
+def test_a_raw_on_repeated_knots_takes_the_highest_level() -> None:
+    m = score_map({"map": "quantile", "knots": [1.0, 1.0, 1.0, 3.0]}, where="rm")
+    assert m(0.999) == 0.0
+    assert m(1.0) == pytest.approx(2 / 3)  # two thirds of the reference is at or below 1.0
+    assert m(2.0) == pytest.approx(5 / 6)
+
+
 def test_identity_passes_probabilities_and_refuses_anything_else() -> None:
     m = score_map({"map": "identity"}, where="rm")
     assert m(0.25) == 0.25
