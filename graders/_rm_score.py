@@ -104,6 +104,8 @@ class ScoreMap:
         for key in _PARAMS[self.kind]:
             value = getattr(self, key)
             out[key] = list(value) if isinstance(value, tuple) else value
+        if self.kind == "quantile" and self.levels == _even(len(self.knots)):
+            del out["levels"]  # the default: a config need not spell it out
         return out
 
 
@@ -194,8 +196,7 @@ def fit_score_map(
         ordered = sorted(xs)
         if ordered[0] == ordered[-1]:
             raise ValueError("every reference output is the same; cannot fit quantiles")
-        n = min(_QUANTILE_KNOTS, len(ordered))
-        levels = tuple(i / (n - 1) for i in range(n))
+        levels = _even(min(_QUANTILE_KNOTS, len(ordered)))
         return ScoreMap(
             kind="quantile", knots=tuple(_quantile(ordered, p) for p in levels), levels=levels
         )
@@ -279,9 +280,13 @@ def _quantile_map(spec: Mapping[str, Any], where: str) -> ScoreMap:
         ):
             raise ConfigError(f"{where}.levels: must be non-decreasing within [0, 1]")
     else:
-        n = len(knots)
-        levels = tuple(i / (n - 1) for i in range(n))
+        levels = _even(len(knots))
     return ScoreMap(kind="quantile", knots=knots, levels=levels)
+
+
+def _even(n: int) -> tuple[float, ...]:
+    """``n`` levels evenly spaced from 0 to 1: a quantile map's default."""
+    return tuple(i / (n - 1) for i in range(n))
 
 
 def _platt(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:

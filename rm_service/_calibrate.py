@@ -94,11 +94,14 @@ def calibrate_args(args: argparse.Namespace) -> int:
     if result.skipped:
         first = next(iter(result.skipped.items()))
         print(f"skipped {len(result.skipped)} unscored records (line {first[0]}: {first[1]})")
-    mapped = [result.score_map(r) for r in raws]
-    print(
-        f"score_map: {json.dumps(result.score_map.describe())}; mean score on the reference "
-        f"{statistics.fmean(mapped):.3f}"
+    fitted = result.score_map
+    mapped = [fitted(r) for r in raws]
+    shown = (
+        f"quantile, {len(fitted.knots)} knots from {fitted.knots[0]:.4g} to {fitted.knots[-1]:.4g}"
+        if fitted.kind == "quantile"
+        else json.dumps(fitted.describe())
     )
+    print(f"score_map: {shown}; mean score on the reference {statistics.fmean(mapped):.3f}")
     print(f"wrote {result.written}")
     return 0
 

@@ -248,7 +248,7 @@ async def test_a_fitted_map_in_the_config_is_used(rm_dir: Path) -> None:
     comp = res.components["rm"]
     assert isinstance(comp, GraderScore)
     assert comp.score == pytest.approx((comp.metadata["raw"] + 10.0) / 20.0)
-    assert comp.metadata["score_map"] == {**spec, "levels": [0.0, 1.0]}
+    assert comp.metadata["score_map"] == spec
 
 
 # --- calibration and the example config ----------------------------------------------------------
@@ -287,7 +287,7 @@ def test_calibrate_fits_a_quantile_map_and_saves_it_in_the_config(
     saved = yaml.safe_load(config.read_text())
     assert saved["graders"]["length"] == {"type": "length_penalty", "max_len": 400}
     spec = saved["graders"]["rm"]["score_map"]
-    assert spec["map"] == "quantile" and len(spec["knots"]) == 16
+    assert spec["map"] == "quantile" and len(spec["knots"]) == 16 and "levels" not in spec
     # graded with the saved config, the reference's scores spread evenly over [0, 1]
     rows = read_jsonl(reference)
     results = asyncio.run(load_runner(config).agrade(rows))

@@ -96,7 +96,8 @@ def test_config_errors_name_the_place(spec: object, message: str) -> None:
     [
         {"map": "sigmoid", "temperature": 0.5, "offset": 1.5},
         {"map": "logistic", "a": 0.7, "b": -0.1},
-        {"map": "quantile", "knots": [-1.0, 0.5, 3.0], "levels": [0.0, 0.5, 1.0]},
+        {"map": "quantile", "knots": [-1.0, 0.5, 3.0], "levels": [0.0, 0.2, 1.0]},
+        {"map": "quantile", "knots": [-1.0, 0.5, 3.0]},  # evenly spaced levels left implicit
         {"map": "identity"},
     ],
 )
