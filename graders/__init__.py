@@ -12,6 +12,12 @@ from graders._base import (
     register_grader,
     reward,
 )
+from graders._agent import (
+    CalledToolGrader,
+    FinalAnswerGrader,
+    MaxTurnsGrader,
+    ValidToolCallsGrader,
+)
 from graders._committee import CommitteeGrader
 from graders._format import FormatGrader
 from graders._harm import OfflineHarmGrader
@@ -42,10 +48,12 @@ __all__ = [
     "DEFAULT_PREGATES",
     "AddressesGraderGate",
     "BaseGrader",
+    "CalledToolGrader",
     "CommitteeGrader",
     "CorrectnessGrader",
     "EmbeddingRelevanceGrader",
     "EmptyGate",
+    "FinalAnswerGrader",
     "FormatGrader",
     "FunctionGrader",
     "Grader",
@@ -55,6 +63,7 @@ __all__ = [
     "LengthPenalty",
     "MasterKeyGate",
     "MathGrader",
+    "MaxTurnsGrader",
     "NumberGrader",
     "OfflineHarmGrader",
     "PreGate",
@@ -65,6 +74,7 @@ __all__ = [
     "SimilarityGrader",
     "StringMatchGrader",
     "Unscored",
+    "ValidToolCallsGrader",
     "get_grader",
     "grader",
     "grader_factory",

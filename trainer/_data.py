@@ -39,7 +39,35 @@ def load_prompts(cfg: TrainConfig) -> Dataset:
         raise cfg.error("dataset.path", f"{path} has no 'prompt' column: {data.column_names}")
     if len(data) == 0:
         raise cfg.error("dataset.path", f"{path} has no rows")
+    env = cfg.loaded_environment
+    if env is None:
+        return data
+    if env.named:
+        _check_environment_column(cfg, data, [n for n in env.factories if n is not None])
+    if isinstance(data[0]["prompt"], str):
+        # Tool calls need a chat template, which TRL applies only to conversational prompts.
+        data = Dataset.from_list(
+            [{**row, "prompt": [{"role": "user", "content": row["prompt"]}]} for row in data]
+        )
     return data
+
+
+def _check_environment_column(cfg: TrainConfig, data: Dataset, names: list[str]) -> None:
+    """With named environments, every row must pick one of them in its ``environment`` column:
+    TRL would find out mid-training, at the batch that holds the row."""
+    if "environment" not in data.column_names:
+        raise cfg.error(
+            "dataset.path",
+            f"{cfg.dataset.path} has no 'environment' column, which environment.factory's "
+            f"named environments {names} need (one per row)",
+        )
+    for i, value in enumerate(data["environment"]):
+        if value not in names:
+            raise cfg.error(
+                "dataset.path",
+                f"{cfg.dataset.path} row {i + 1}: environment {value!r} is not one of "
+                f"environment.factory's {names}",
+            )
 
 
 def _read_jsonl(cfg: TrainConfig, path: Path) -> list[dict[str, object]]:

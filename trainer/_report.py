@@ -17,6 +17,8 @@ from typing import Any
 __all__ = ["RunSummary", "component_names", "plot_rewards", "summarize", "write_history"]
 
 _PREFIX, _SUFFIX = "rewards/", "/mean"
+_AGENT = {"turns": "agent/turns", "tool calls": "agent/tool_calls"}
+"""Per-rollout counts an agent run logs, shown under the rewards with these labels."""
 
 
 def _number(value: Any) -> float | None:
@@ -63,6 +65,7 @@ class RunSummary:
     first: float | None
     last: float | None
     components: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    agent: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def text(self, output_dir: Path, device: str) -> str:
         """The lines the CLI prints after training."""
@@ -75,6 +78,7 @@ class RunSummary:
             ("reward", self.first, self.last),
             # a single function named "reward" is the overall row already
             *((n, a, b) for n, (a, b) in self.components.items() if n != "reward"),
+            *((n, a, b) for n, (a, b) in self.agent.items()),
         ]
         width = max(len(r[0]) for r in rows)
         lines = [
@@ -106,7 +110,12 @@ def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummar
         name: ends(_series(history, f"{_PREFIX}{name}{_SUFFIX}"))
         for name in component_names(history)
     }
-    return RunSummary(n, block, seconds, first, last, components)
+    agent = {
+        label: ends(_series(history, key))
+        for label, key in _AGENT.items()
+        if any(key in e for e in history)
+    }
+    return RunSummary(n, block, seconds, first, last, components, agent)
 
 
 def plot_rewards(history: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:

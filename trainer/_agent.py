@@ -1,0 +1,310 @@
+"""The reward of an agent rollout: step graders, rollout graders and the environment's reward,
+combined by :class:`~rm_service._rollout.RolloutRewardCalculator` into the one number GRPO needs.
+
+**What TRL passes** (``GRPOTrainer._calculate_rewards``, trl 1.16, with ``tools`` or
+``environment_factory``): ``prompts[i]`` is the prompt's message list (after ``reset()``'s
+observation was appended to its last message); ``completions[i]`` is every message the rollout
+added, in order: assistant turns (``content``, and ``tool_calls`` as ``{"type": "function",
+"function": {"name", "arguments"}}`` when the turn called tools), each followed by one
+``{"role": "tool", "name", "content"}`` message per call with the tool's result as a string
+(``{'error': ...}`` when the tool raised or does not exist). The dataset's other columns come as
+lists, plus ``environments`` (the instances, one per rollout) and TRL's ``log_metric`` /
+``log_extra`` / ``trainer_state``.
+
+**From that to one reward.** ``prompt + completion`` is the rollout's conversation. Each
+assistant turn gets a step info ``{"tool_calls": [{"name", "arguments"}], "tool_results":
+[...]}``; every grader also sees the row's columns and ``available_tools`` (the JSON schemas
+of the tools that rollout could call). The calculator gives each assistant turn
+``(w_s * step + w_r * rollout_share + w_e * env) / (w_s + w_r + w_e)`` over the sources in use,
+where the environment's ``get_reward()`` is the ``env`` of every turn. TRL trains the whole
+completion (all its turns) on one advantage, so the rollout's reward is the **mean of its turn
+rewards**. Written out:
+
+* ``all_steps`` (the default here): ``(w_s * mean step reward + w_r * R + w_e * E) / W``;
+* ``last_step``: as above with ``R / T`` for a rollout of ``T`` assistant turns, the rollout
+  reward diluted by its length: a deliberate length penalty, not a neutral choice;
+* ``discounted``: ``R`` times the mean of ``gamma**(T-1-t)``, between the two.
+
+**Unscored stays unscored.** Anything a turn's reward depends on that is unscored makes the turn
+``None`` and so the rollout ``None``, which TRL masks (NaN reward, advantage 0). An environment
+reward that raises, is not a number or lies outside ``[0, 1]`` is unscored too, with a warning
+that says which; it is never clipped into a plausible number.
+
+**Logged** through TRL's ``log_metric`` every step: ``rewards/<component>/mean`` for ``step``
+(each rollout's mean over its turns), ``step/<grader>``, ``rollout`` (the rollout graders'
+reward, undistributed), ``rollout/<grader>`` and ``env``, each over the rollouts where it was
+scored; ``agent/turns`` and ``agent/tool_calls`` per rollout; ``agent/tool_errors`` (tool results
+that are TRL's ``{'error': ...}``); ``agent/unscored_rate``. The completions table gets each
+rollout's reasons for anything unscored (``agent/errors``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rm_service._exceptions import ConfigError
+from rm_service._rollout import RolloutRewardCalculator, TurnReward
+from trainer._env import LoadedEnvironment
+
+__all__ = ["AGENT_FIELDS", "AgentReward", "rollout_of", "rollout_reward"]
+
+_log = logging.getLogger("trainer")
+
+_TRL_EXTRAS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
+AGENT_FIELDS = frozenset(
+    {
+        "query",
+        "response",
+        "messages",
+        "turn",
+        "step_infos",
+        "tool_calls",
+        "tool_results",
+        "available_tools",
+    }
+)
+"""Record fields this module and the calculator set: a dataset column may not use them."""
+
+
+def _text(content: Any) -> str:
+    """A message's content as text: multimodal blocks keep their text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+    return str(content)
+
+
+def _calls(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An assistant message's tool calls as ``{"name", "arguments"}``."""
+    out = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function", call) if isinstance(call, Mapping) else {}
+        out.append({"name": function.get("name"), "arguments": function.get("arguments")})
+    return out
+
+
+def rollout_of(
+    prompt: Any,
+    completion: Any,
+    metadata: Mapping[str, Any],
+    *,
+    env_reward: float | bool | None = False,
+    tools: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The calculator's rollout for one of TRL's (prompt, completion) pairs.
+
+    ``env_reward`` is the environment's reward for the whole rollout, given to every assistant
+    turn (``None``: unscored); ``False`` when the rollout has no environment reward.
+    """
+    head = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    tail = (
+        [{"role": "assistant", "content": completion}]
+        if isinstance(completion, str)
+        else list(completion)
+    )
+    messages: list[dict[str, Any]] = []
+    infos: list[dict[str, Any]] = []
+    for msg in [*head, *tail]:
+        role = msg.get("role")
+        clean: dict[str, Any] = {"role": role, "content": _text(msg.get("content"))}
+        if role == "assistant":
+            calls = _calls(msg)
+            if calls:
+                clean["tool_calls"] = msg["tool_calls"]
+            infos.append({"tool_calls": calls, "tool_results": []})
+        elif role == "tool":
+            if msg.get("name") is not None:
+                clean["name"] = msg["name"]
+            if infos:
+                infos[-1]["tool_results"].append(clean["content"])
+        messages.append(clean)
+    # Turns before the completion (a prompt that holds assistant messages) are graded too.
+    out: dict[str, Any] = {**metadata, "available_tools": list(tools)}
+    out.update(messages=messages, step_infos=infos)
+    if env_reward is not False:
+        out["env_rewards"] = [env_reward] * len(infos)
+    return out
+
+
+def rollout_reward(turns: Sequence[TurnReward]) -> float | None:
+    """The one reward of a rollout: the mean of its turn rewards; ``None`` if any is ``None``."""
+    rewards = [t.reward for t in turns]
+    if not rewards or any(r is None for r in rewards):
+        return None
+    return math.fsum(r for r in rewards if r is not None) / len(rewards)
+
+
+def _is_tool_error(content: str) -> bool:
+    return content.startswith("{'error': ")
+
+
+class AgentReward:
+    """TRL reward function for tool-calling rollouts (see the module docstring).
+
+    Args:
+        calculator: the step and rollout runners, distribution and weights.
+        environment: the loaded ``environment:`` block (tool schemas per environment; which
+            environments score rollouts), or ``None``.
+        use_env: include each environment's ``get_reward()`` as the ``env`` source.
+    """
+
+    def __init__(
+        self,
+        calculator: RolloutRewardCalculator,
+        environment: LoadedEnvironment | None = None,
+        *,
+        use_env: bool = True,
+    ) -> None:
+        self.__name__ = "reward"  # TRL's name for the function: rewards/reward/mean
+        self.calculator = calculator
+        self.environment = environment
+        self.use_env = use_env and environment is not None and bool(environment.rewarded)
+        self._warned: set[str] = set()
+        # "step/<its reward's name>" is "step" again: logged once, as "step"
+        self._same = {
+            f"{source}/{runner.reward_name}"
+            for source, runner in (
+                ("step", calculator.step_runner),
+                ("rollout", calculator.rollout_runner),
+            )
+            if runner is not None
+        }
+
+    def __repr__(self) -> str:
+        return f"AgentReward(distribution={self.calculator.distribution!r})"
+
+    async def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        environments = kwargs.get("environments")
+        log_metric = kwargs.get("log_metric")
+        log_extra = kwargs.get("log_extra")
+        columns = {
+            k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS and k != "completion_ids"
+        }
+        n = len(prompts)
+        env_rewards = await self._env_rewards(environments, n)
+        rollouts = [
+            rollout_of(
+                prompts[i],
+                completions[i],
+                {k: v[i] for k, v in columns.items()},
+                env_reward=env_rewards[i],
+                tools=self._tools(columns, i),
+            )
+            for i in range(n)
+        ]
+        turns = await self.calculator.acompute_many(rollouts)
+        rewards = [rollout_reward(t) for t in turns]
+        if callable(log_metric):
+            for name, value in _metrics(rollouts, turns, rewards, self._same).items():
+                log_metric(name, value)
+        if callable(log_extra):
+            log_extra("agent/errors", [_errors(t) for t in turns])
+        return rewards
+
+    def _tools(self, columns: Mapping[str, Sequence[Any]], i: int) -> list[dict[str, Any]]:
+        env = self.environment
+        if env is None:
+            return []
+        name = columns["environment"][i] if env.named and "environment" in columns else None
+        return env.tool_schemas.get(name, [])
+
+    async def _env_rewards(
+        self, environments: Sequence[Any] | None, n: int
+    ) -> list[float | bool | None]:
+        """Each rollout's environment reward, ``None`` when unscored, ``False`` when its
+        environment has no ``get_reward``."""
+        if not self.use_env or environments is None:
+            return [False] * n
+        out: list[float | bool | None] = []
+        for env in environments:
+            method = LoadedEnvironment.env_reward_method(env)
+            if method is None:
+                out.append(False)
+                continue
+            try:
+                value = method()
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as exc:
+                self._warn(type(env).__name__, f"get_reward() raised {type(exc).__name__}: {exc}")
+                out.append(None)
+                continue
+            out.append(self._checked(type(env).__name__, value))
+        return out
+
+    def _checked(self, cls: str, value: Any) -> float | None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not (0.0 <= value <= 1.0):  # NaN fails the range test too
+            self._warn(cls, f"get_reward() returned {value!r}, not a number in [0, 1]")
+            return None
+        return float(value)
+
+    def _warn(self, cls: str, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            _log.warning("%s: %s; that rollout's reward is unscored", cls, message)
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    got = [v for v in values if v is not None]
+    return math.fsum(got) / len(got) if got else math.nan
+
+
+def _metrics(
+    rollouts: Sequence[Mapping[str, Any]],
+    turns: Sequence[Sequence[TurnReward]],
+    rewards: Sequence[float | None],
+    skip: set[str],
+) -> dict[str, float]:
+    """One value per metric for the batch (TRL averages them over a logging step)."""
+    per_rollout: dict[str, list[float | None]] = {}
+    for rollout_turns in turns:
+        names: dict[str, None] = {}
+        for t in rollout_turns:
+            names.update(dict.fromkeys(t.components))
+        for name in names:
+            if name in skip:
+                continue
+            if name == "rollout":  # the undistributed rollout reward: the last turn's share
+                value = rollout_turns[-1].components.get("rollout")
+            else:
+                value = _mean([t.components.get(name) for t in rollout_turns])
+                value = None if math.isnan(value) else value
+            per_rollout.setdefault(name, []).append(value)
+    out = {f"rewards/{name}/mean": _mean(values) for name, values in per_rollout.items()}
+    infos = [r["step_infos"] for r in rollouts]
+    out["agent/turns"] = _mean([float(len(i)) for i in infos])
+    out["agent/tool_calls"] = _mean([float(sum(len(s["tool_calls"]) for s in i)) for i in infos])
+    out["agent/tool_errors"] = _mean(
+        [float(sum(_is_tool_error(c) for s in i for c in s["tool_results"])) for i in infos]
+    )
+    out["agent/unscored_rate"] = sum(r is None for r in rewards) / max(1, len(rewards))
+    return out
+
+
+def _errors(turns: Sequence[TurnReward]) -> str:
+    errors = {f"turn {t.turn}: {k}": v for t in turns for k, v in t.errors.items()}
+    return json.dumps(errors) if errors else ""
+
+
+def check_columns(columns: Sequence[str], where: str) -> None:
+    """A dataset column named like a field the rollout reward sets would be shadowed.
+
+    Raises:
+        ConfigError: naming ``where`` and the columns.
+    """
+    clash = sorted(AGENT_FIELDS.intersection(columns))
+    if clash:
+        raise ConfigError(
+            f"{where}: column(s) {clash} clash with the fields the rollout reward sets; rename them"
+        )
