@@ -23,29 +23,42 @@ import typing as _typing
 from rm_service._lazy import lazy_attributes as _lazy_attributes
 
 if _typing.TYPE_CHECKING:
-    from trainer._build import build_trainer, grpo_args, reward_functions, reward_weights
+    from trainer._agent import AgentReward
+    from trainer._build import (
+        agent_reward,
+        build_trainer,
+        grpo_args,
+        reward_functions,
+        reward_weights,
+    )
     from trainer._config import (
         DEFAULT_MODEL,
         DatasetSpec,
+        EnvironmentSpec,
         ModelSpec,
         RewardSpec,
         TinyModel,
         TrainConfig,
         load_train_config,
     )
+    from trainer._env import LoadedEnvironment
     from trainer._model import load_model
     from trainer._report import RunSummary
     from trainer._run import TrainResult, train
 
 # name -> the module that defines it; imported on first access by ``__getattr__``.
 _LAZY: dict[str, str] = {
+    "AgentReward": "trainer._agent",
     **dict.fromkeys(
-        ("build_trainer", "grpo_args", "reward_functions", "reward_weights"), "trainer._build"
+        ("agent_reward", "build_trainer", "grpo_args", "reward_functions", "reward_weights"),
+        "trainer._build",
     ),
+    "LoadedEnvironment": "trainer._env",
     **dict.fromkeys(
         (
             "DEFAULT_MODEL",
             "DatasetSpec",
+            "EnvironmentSpec",
             "ModelSpec",
             "RewardSpec",
             "TinyModel",
@@ -65,13 +78,17 @@ __getattr__, __dir__ = _lazy_attributes(__name__, globals(), _LAZY)
 
 __all__ = [
     "DEFAULT_MODEL",
+    "AgentReward",
     "DatasetSpec",
+    "EnvironmentSpec",
+    "LoadedEnvironment",
     "ModelSpec",
     "RewardSpec",
     "RunSummary",
     "TinyModel",
     "TrainConfig",
     "TrainResult",
+    "agent_reward",
     "build_trainer",
     "grpo_args",
     "load_model",
