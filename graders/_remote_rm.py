@@ -37,7 +37,7 @@ a ``/get_reward`` sample the server flagged ``rm_error`` is ``judge_error``, nev
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
@@ -153,6 +153,10 @@ class RemoteRewardModelGrader(BaseGrader):
     async def aclose(self) -> None:
         """Close this loop's HTTP session (it reopens on next use)."""
         await self.client.aclose()
+
+    def judges(self) -> Iterator[Any]:
+        """The model server's client, so ``/readyz`` probes it like a judge endpoint."""
+        yield self.client
 
     def _input(self, fields: Mapping[str, Any]) -> RMInput:
         """The record as the server will read it (see the module docstring for the order)."""

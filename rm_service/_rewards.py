@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -25,6 +26,7 @@ from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._runner import GradingRunner
 from rm_service.models._factory import JudgeSpec
 from rm_service.models._openai import OpenAIChatModel
+from rm_service.models._rm_client import RemoteRMClient
 
 __all__ = [
     "RewardEntry",
@@ -137,13 +139,20 @@ def _graders(entries: Iterable[RewardEntry]) -> Iterator[GraderContract]:
         stack.extend(contract(m) for m in g.members)
 
 
-def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, dict[str, str]]:
-    """``{base_url: probe headers}`` of every endpoint-backed judge: those the configs
-    declare, and the built judges of live graders (committee members included) that are an
-    :class:`~rm_service.models._openai.OpenAIChatModel`, e.g. of a runner passed in directly."""
+def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, tuple[str, dict[str, str], int]]:
+    """``{endpoint: (probe URL, headers, ok below this status)}`` of every remote backend: the
+    judge endpoints the configs declare (``GET {base_url}/models``), and the built backends of
+    live graders (committee members included): an
+    :class:`~rm_service.models._openai.OpenAIChatModel`, e.g. of a runner passed in directly,
+    or a remote reward model's server (its own probe)."""
 
     default_base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    found: dict[str, dict[str, str]] = {}
+    found: dict[str, tuple[str, dict[str, str], int]] = {}
+
+    def judge(base: str, headers: dict[str, str]) -> None:
+        base = base.rstrip("/")
+        found.setdefault(base, (f"{base}/models", headers, 400))
+
     entries = list(entries)
     for entry in entries:
         cfg = entry.config
@@ -155,14 +164,14 @@ def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, dict[str, str]
             js = spec.judge or cfg.judge or JudgeSpec()
             if js.resolved_backend() != "openai":
                 continue  # the embedded model: nothing to reach
-            base = js.base_url or default_base
             key = os.environ.get(js.api_key_env)
-            found.setdefault(base.rstrip("/"), {"Authorization": f"Bearer {key}"} if key else {})
+            judge(js.base_url or default_base, {"Authorization": f"Bearer {key}"} if key else {})
     for grader in _graders(entries):
         for model in grader.judges():
             if isinstance(model, OpenAIChatModel):
-                base = (model.base_url or default_base).rstrip("/")
-                found.setdefault(base, model.probe_headers)
+                judge(model.base_url or default_base, model.probe_headers)
+            elif isinstance(model, RemoteRMClient):
+                found.setdefault(model.url, model.probe)
     return found
 
 
@@ -214,15 +223,15 @@ async def probe_judges(entries: Any, probe_timeout: float) -> dict[str, dict[str
         return {}
 
     async def probe(
-        client: httpx.AsyncClient, base: str, headers: dict[str, str]
+        client: httpx.AsyncClient, url: str, headers: dict[str, str], ok_below: int
     ) -> dict[str, Any]:
         try:
-            resp = await client.get(f"{base}/models", headers=headers)
+            resp = await client.get(url, headers=headers)
         except httpx.HTTPError as exc:
             return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
-        ok = resp.status_code < 400
-        return {"ok": ok, "detail": f"GET /models -> {resp.status_code}"}
+        path = urlsplit(url).path or "/"
+        return {"ok": resp.status_code < ok_below, "detail": f"GET {path} -> {resp.status_code}"}
 
     async with httpx.AsyncClient(timeout=probe_timeout) as client:
-        got = await asyncio.gather(*(probe(client, b, k) for b, k in endpoints.items()))
+        got = await asyncio.gather(*(probe(client, *p) for p in endpoints.values()))
     return dict(zip(endpoints, got, strict=True))

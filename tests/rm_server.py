@@ -109,6 +109,7 @@ class RMServer:
         self.num_classes = num_classes
         self.max_hang_s = max_hang_s
         self.stats = RMStats()
+        self.healthy = True  # what GET /health says
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._port = 0
@@ -174,6 +175,7 @@ class RMServer:
         app = web.Application(client_max_size=64 * 1024**2)
         for path in ("/classify", "/v1/classify", "/pooling", "/v1/pooling", "/get_reward"):
             app.router.add_post(path, self._handle)
+        app.router.add_get("/health", self._health)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
@@ -184,6 +186,10 @@ class RMServer:
             await self._stopping.wait()
         finally:
             await runner.cleanup()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """vLLM's ``GET /health``: 200 once the model is loaded (``healthy``), else 503."""
+        return web.Response(status=200 if self.healthy else 503)
 
     async def _handle(self, request: web.Request) -> web.Response:
         stats = self.stats

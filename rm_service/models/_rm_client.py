@@ -218,6 +218,18 @@ class RemoteRMClient(PerLoopSessions):
         self.__dict__.update(state)
         self._setup()
 
+    @property
+    def probe(self) -> tuple[str, dict[str, str], int]:
+        """``(url, headers, ok_below)`` for a readiness probe: ``GET url`` answering a status
+        below ``ok_below`` means the server is up. vLLM serves ``/health`` (200 once the model
+        is loaded); a ``get_reward`` server need have nothing but its one POST route, so a GET
+        of that route answering anything but a 5xx (405, 404) shows it is up."""
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        if self.format == "get_reward":
+            return self.url, headers, 500
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}/health", headers, 400
+
     async def score(self, item: RMInput) -> RMValue:
         """The server's value for one item, sent in a batch with whatever else is waiting.
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import httpx
@@ -110,3 +111,38 @@ def test_grade_and_get_reward_serve_a_reward_with_a_remote_rm_component(tmp_path
     assert served["extra_logs"]["rm_error"] == [0.0] * len(records)
     # the labels still reach the rule grader's gold field: the RM grader does not claim them
     assert served["extra_logs"]["num"] == right
+
+
+def test_readyz_probes_the_reward_model_servers(tmp_path: Path) -> None:
+    # /readyz asks each model server if it is up, as it asks judge endpoints: vLLM's GET /health
+    # for classify/pooling, and any non-5xx answer of a get_reward route (it has only a POST).
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{free.getsockname()[1]}/get_reward"
+    with RMServer() as model_server:
+        live = model_server.url("classify")
+        config = (
+            "graders:\n"
+            f'  rm: {{type: remote_reward_model, url: "{live}"}}\n'
+            f'  old: {{type: remote_reward_model, url: "{live.replace("classify", "get_reward")}",'
+            " format: get_reward}\n"
+            "aggregators:\n"
+            "  - {type: weighted_sum, name: reward, weights: {rm: 0.5, old: 0.5}}\n"
+        )
+        with running_server(tmp_path, config=config) as server:
+            ready = httpx.get(f"{server.base_url}/readyz", timeout=30)
+            assert ready.status_code == 200, ready.text
+            judges = ready.json()["judges"]
+            assert judges[live] == {"ok": True, "detail": "GET /health -> 200"}
+            old = live.replace("classify", "get_reward")
+            assert judges[old] == {"ok": True, "detail": "GET /get_reward -> 405"}
+            model_server.healthy = False  # vLLM still loading its model
+            down = httpx.get(f"{server.base_url}/readyz", timeout=30)
+            assert down.status_code == 503
+            assert down.json()["judges"][live] == {"ok": False, "detail": "GET /health -> 503"}
+        gone = config.replace(old, dead)
+        with running_server(tmp_path, config=gone) as server:
+            resp = httpx.get(f"{server.base_url}/readyz", timeout=30)
+            assert resp.status_code == 503
+            assert resp.json()["judges"][dead]["ok"] is False
+            assert "ConnectError" in resp.json()["judges"][dead]["detail"]
