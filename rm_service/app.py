@@ -351,7 +351,8 @@ def create_app(
 
     @app.get("/readyz", responses={**_AUTH_ERROR, 503: {"description": "not ready"}})
     async def readyz() -> Response:
-        """Configs loaded, every endpoint judge reachable (``GET {base_url}/models``), and, when
+        """Configs loaded, every endpoint judge reachable (``GET {base_url}/models``) and every
+        remote reward-model server up (its client's ``probe``), and, when
         served (the lifespan ran), the warm-up done without errors: math workers started, local
         models loaded (``warm``: ``{"done", "errors": {grader: error}}``)."""
         judges = await probe_judges(entries.values(), settings.ready_timeout)
