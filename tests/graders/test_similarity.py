@@ -193,6 +193,41 @@ async def test_many_records_in_flight_share_a_few_encodes(monkeypatch: pytest.Mo
 
 
 @needs_model
+async def test_bfloat16_keeps_unit_vectors_and_the_labelled_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The opt-in bfloat16 encoder: unit float32 vectors (normalised after the cast), a text's
+    # cosine with itself exactly 1, vectors within a few thousandths of float32's, and the
+    # relevance grader still right on every labelled pair.
+    texts = ["Why is the sky blue?", "Rayleigh scattering makes short wavelengths dominate.", "Tax"]
+    half = await Embedder(dtype="bfloat16").aembed_array(texts)
+    full = Embedder(dtype="float32").embed_array(texts)
+    assert half.dtype.name == "float32"
+    assert [float(n) for n in (half * half).sum(1)] == pytest.approx([1.0] * 3, abs=1e-5)
+    assert min(float(c) for c in (half * full).sum(1)) > 0.99
+    assert await Embedder(dtype="bfloat16").asimilarity(texts[1], texts[1]) == pytest.approx(
+        1.0, abs=1e-6
+    )
+    monkeypatch.setenv(_embed.DTYPE_ENV, "bfloat16")
+    g = EmbeddingRelevanceGrader()
+    assert g.embedder.dtype == "bfloat16"
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    rows = [r for r in rows if r["criterion"] == "relevance"]
+    results = await asyncio.gather(*(g.aevaluate(**r) for r in rows))
+    for row, result in zip(rows, results, strict=True):
+        assert isinstance(result, GraderScore), result
+        assert result.score == (1.0 if row["label"] == "relevant" else 0.0), row["id"]
+
+
+def test_a_bad_embedding_dtype_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="embedding dtype"):
+        Embedder(dtype="half")
+    monkeypatch.setenv(_embed.DTYPE_ENV, "fp8")
+    with pytest.raises(ConfigError, match="RM_SERVICE_EMBED_DTYPE"):
+        EmbeddingRelevanceGrader()
+
+
+@needs_model
 def test_usable_across_event_loops() -> None:
     g = SimilarityGrader()
     kwargs = {"response": "Paris is in France.", "reference_response": "Paris, France"}
