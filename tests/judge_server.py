@@ -52,7 +52,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import pytest
 from aiohttp import web
@@ -264,7 +264,101 @@ def _token_logprobs(
     return out
 
 
-class JudgeServer:
+class LoopbackServer:
+    """An aiohttp app on ``127.0.0.1``, served from a daemon thread with its own event loop: the
+    lifecycle the mock servers share (this judge, ``tests/rm_server.py``'s reward model).
+    Subclasses add their routes in :meth:`_routes`.
+
+    Args:
+        port: the port to bind; 0 picks a free one.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        return self._port
+
+    def _routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """Bind, serve in a daemon thread, and return once the socket accepts connections."""
+        name = type(self).__name__
+        if self._thread is not None:
+            raise RuntimeError(f"{name} already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        sock.listen(1024)
+        self._port = sock.getsockname()[1]
+        self._thread = threading.Thread(
+            target=self._run, args=(sock,), name=f"{name}-{self._port}", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"{name} did not start within 10 s")
+        if self._start_error is not None:
+            raise RuntimeError(f"{name} failed to start") from self._start_error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: pending hangs end at once, open handlers get 0.5 s to finish."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and self._stopping is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._stopping.set)
+        if thread is not None:
+            thread.join(10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def _run(self, sock: socket.socket) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(sock))
+        except BaseException as exc:  # pragma: no cover - surfaced by start()
+            self._start_error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024**2)
+        self._routes(app)
+        # handler_cancellation: a client that gives up cancels its handler, so in-flight counts
+        # drop when a hang is abandoned, as they would on a real server.
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+
+class JudgeServer(LoopbackServer):
     """An OpenAI-compatible chat-completions server on ``127.0.0.1`` in a background thread.
 
     Args:
@@ -303,64 +397,13 @@ class JudgeServer:
         self._rng = random.Random(seed)
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._port = port
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
         self._ids = 0
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (after :meth:`start`)."""
-        return self._port
+        super().__init__(port)
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>/v1``, the value for ``base_url=``."""
         return f"http://127.0.0.1:{self._port}/v1"
-
-    def start(self) -> JudgeServer:
-        """Bind, serve in a daemon thread, and return once the socket accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("JudgeServer already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
-        sock.listen(1024)
-        self._port = sock.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._run, args=(sock,), name=f"judge-server-{self._port}", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("JudgeServer did not start within 10 s")
-        if self._start_error is not None:
-            raise RuntimeError("JudgeServer failed to start") from self._start_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: pending hangs end at once, open handlers get 0.5 s to finish."""
-        loop, thread = self._loop, self._thread
-        if loop is not None and self._stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._stopping.set)
-        if thread is not None:
-            thread.join(10)
-
-    def __enter__(self) -> JudgeServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> JudgeServer:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- scripting -----------------------------------------------------------------------------
 
@@ -384,35 +427,10 @@ class JudgeServer:
 
     # -- serving -------------------------------------------------------------------------------
 
-    def _run(self, sock: socket.socket) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve(sock))
-        except BaseException as exc:  # pragma: no cover - surfaced by start()
-            self._start_error = exc
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _serve(self, sock: socket.socket) -> None:
-        self._stopping = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024**2)
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_mock/stats", self._stats)
-        # handler_cancellation: a client that gives up cancels its handler, so in-flight counts
-        # drop when a hang is abandoned, as they would on a real server.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        try:
-            await web.SockSite(runner, sock).start()
-            self._ready.set()
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [{"id": self.model or "mock-judge", "object": "model", "owned_by": "tests"}]

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import math
-import socket
 import threading
 import zlib
 from collections import Counter, deque
@@ -41,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.judge_server import Reply
+from tests.judge_server import LoopbackServer, Reply
 
 __all__ = ["RMServer", "RMStats", "Reply", "raw_score", "render_chat", "sigmoid"]
 
@@ -86,7 +85,7 @@ class RMStats:
         return sum(self.batch_sizes)
 
 
-class RMServer:
+class RMServer(LoopbackServer):
     """The mock reward-model server in a background thread.
 
     Args:
@@ -112,11 +111,7 @@ class RMServer:
         self.healthy = True  # what GET /health says
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._port = 0
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._ready = threading.Event()
+        super().__init__()
 
     @property
     def base_url(self) -> str:
@@ -126,31 +121,6 @@ class RMServer:
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
-
-    def start(self) -> RMServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1024)
-        self._port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("RMServer did not start within 10 s")
-        return self
-
-    def stop(self) -> None:
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> RMServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def script(self, *replies: Reply) -> None:
         """Queue replies for the next requests, in order."""
@@ -162,30 +132,10 @@ class RMServer:
 
     # -- serving -------------------------------------------------------------------------------
 
-    def _run(self, sock: socket.socket) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve(sock))
-        finally:
-            loop.close()
-
-    async def _serve(self, sock: socket.socket) -> None:
-        self._stopping = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024**2)
+    def _routes(self, app: web.Application) -> None:
         for path in ("/classify", "/v1/classify", "/pooling", "/v1/pooling", "/get_reward"):
             app.router.add_post(path, self._handle)
         app.router.add_get("/health", self._health)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        try:
-            await web.SockSite(runner, sock).start()
-            self._ready.set()
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
 
     async def _health(self, request: web.Request) -> web.Response:
         """vLLM's ``GET /health``: 200 once the model is loaded (``healthy``), else 503."""
