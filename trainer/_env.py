@@ -40,7 +40,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,4 +288,3 @@ def _hidden_reward(factory: Callable[[], Any]) -> Callable[[], Any]:
         return instance
 
     return build
-
