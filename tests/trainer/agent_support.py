@@ -98,10 +98,20 @@ def script_tool_calls(trainer: Any, force: Callable[[int], bool]) -> None:
     model.generate = functools.partial(type(model).generate, model, logits_processor=processors)
 
 
+def weather(city: str) -> str:
+    """A standalone tool for the tests (``environment.tools``): the weather in a city.
+
+    Args:
+        city: the city's name.
+    """
+    return f"sunny in {city}"
+
+
 class Capture:
     """Wrap a trainer's reward function to keep what TRL passed it (the last call)."""
 
     def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
         self.inner = trainer.reward_funcs[0]
         self.__name__ = getattr(self.inner, "__name__", "reward")
         self.calls: list[dict[str, Any]] = []

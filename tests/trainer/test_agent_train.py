@@ -38,11 +38,13 @@ STEP = {
 }
 
 
-def _config(tmp_path: Path, environment: Any, dataset: Path, **reward: Any) -> dict[str, Any]:
+def _config(
+    tmp_path: Path, environment: Any, dataset: Path, tools: Any = (), **reward: Any
+) -> dict[str, Any]:
     return {
         "model": {"tiny": {"max_positions": 512}},
         "dataset": {"path": str(dataset)},
-        "environment": {"factory": environment, "max_turns": 3},
+        "environment": {"factory": environment, "tools": list(tools), "max_turns": 3},
         "reward": {"step": STEP, "rollout": ROLLOUT, **reward},
         "grpo": {
             "max_steps": 1,
@@ -76,9 +78,13 @@ def test_one_agent_step_executes_tools_and_logs_every_component(
         tmp_path,
         f"{ENV_FILE}:Calculator",
         ROOT / "examples" / "agent_prompts.jsonl",
+        tools=["tests.trainer.agent_support:weather"],
         weights={"step": 1, "rollout": 2, "env": 1},
     )
     result, capture = _run(monkeypatch, cfg, force=lambda row: row % 2 == 0)
+    # the standalone tool and the environment's method are both offered, standalone first
+    assert [t.__name__ for t in capture.trainer.tools] == ["weather", "calculate"]
+    assert capture.trainer.args.max_tool_calling_iterations == 2  # max_turns 3
     call = capture.calls[0]
     completions, rewards = call["completions"], call["rewards"]
     # TRL passed whole conversations: assistant tool call, the tool's result, the next turn
