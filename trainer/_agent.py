@@ -63,6 +63,7 @@ AGENT_FIELDS = frozenset(
         "messages",
         "turn",
         "step_infos",
+        "env_rewards",
         "tool_calls",
         "tool_results",
         "available_tools",

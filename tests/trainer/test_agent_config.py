@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rm_service._exceptions import ConfigError
-from trainer import grpo_args, load_train_config
+from trainer import build_trainer, grpo_args, load_train_config
 from trainer._build import agent_reward, reward_weights
 from trainer._data import load_prompts
 
@@ -187,3 +187,10 @@ def test_named_environments_need_the_environment_column(tmp_path: Path) -> None:
     cfg = load_train_config(_write(tmp_path, _cfg(NAMED)))
     with pytest.raises(ConfigError, match=r"has no 'environment' column"):
         load_prompts(cfg)
+
+
+def test_a_dataset_column_named_like_a_rollout_field_is_refused(tmp_path: Path) -> None:
+    rows = '{"prompt": "2 + 3?", "answer": "5", "env_rewards": [1.0]}\n'
+    cfg = load_train_config(_write(tmp_path, _cfg(), rows))
+    with pytest.raises(ConfigError, match=r"dataset\.path: column\(s\) \['env_rewards'\] clash"):
+        build_trainer(cfg, output_dir=tmp_path / "out")
