@@ -100,6 +100,7 @@ def _calculator(
         load_runner(step),
         load_runner(ROLLOUT),
         distribution=distribution,
+        gamma=0.5 if distribution == "discounted" else None,
         weights={"step": 1, "rollout": 2, "env": 1},
     )
 
@@ -142,6 +143,8 @@ def _by_hand(
         ("all_steps", (1 * 0.75 + 2 * 1.0 + 1 * 1.0) / 4),  # = 0.9375
         # last_step: turn 0 gets no rollout share: ((0.5 + 0 + 1) / 4 + (1 + 2 + 1) / 4) / 2
         ("last_step", (0.375 + 1.0) / 2),
+        # discounted, gamma 0.5: turn 0 gets 0.5 * R: ((0.5 + 2 * 0.5 + 1) / 4 + 1.0) / 2
+        ("discounted", (0.625 + 1.0) / 2),
     ],
 )
 def test_the_rollout_reward_is_the_calculator_mean(distribution: str, expected: float) -> None:
