@@ -1,5 +1,11 @@
 """Graders: each turns one record into a ``GraderScore`` in [0, 1] or an honest ``GraderError``."""
 
+from graders._agent import (
+    CalledToolGrader,
+    FinalAnswerGrader,
+    MaxTurnsGrader,
+    ValidToolCallsGrader,
+)
 from graders._base import (
     BaseGrader,
     FunctionGrader,
@@ -11,12 +17,6 @@ from graders._base import (
     list_graders,
     register_grader,
     reward,
-)
-from graders._agent import (
-    CalledToolGrader,
-    FinalAnswerGrader,
-    MaxTurnsGrader,
-    ValidToolCallsGrader,
 )
 from graders._committee import CommitteeGrader
 from graders._format import FormatGrader
