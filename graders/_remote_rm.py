@@ -176,14 +176,15 @@ class RemoteRewardModelGrader(BaseGrader):
         if isinstance(prompt, str) and isinstance(completion, str):
             return RMInput(prompt=prompt, response=completion, label=label)
         query = fields.get("query")
-        if query is not None and not isinstance(query, str):
+        if is_conversation(query):
             raise Unscored(
-                "field 'query' is not text (a list of chat messages?); input_format: text "
-                "needs a string, input_format: chat lets the server apply the chat template",
+                "field 'query' must be text with input_format: text, got a list of chat "
+                "messages; input_format: chat lets the server apply the chat template",
                 kind="invalid_input",
             )
         text = as_text(fields["response"], "response")
-        return RMInput(prompt=query or "", response=text, label=label)
+        prompt_text = as_text(query, "query") if query is not None else ""
+        return RMInput(prompt=prompt_text, response=text, label=label)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         item = self._input(fields)

@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._rm_score import ScoreMap, score_map
+from graders._text import as_text
 from rm_service._exceptions import ConfigError, LocalModelUnavailable
 from rm_service._result import GraderScore
 from rm_service.models._batch import MicroBatcher
@@ -269,10 +270,8 @@ class RewardModelGrader(BaseGrader):
                 if fmt == "chat":
                     return reward_text(tok, _user(prompt), completion), "chat"
                 return reward_text(tok, prompt, completion), "text"
-        if not isinstance(response, str):
-            raise ValueError(f"response must be text, got {type(response).__name__}")
-        if query is not None and not isinstance(query, str):
-            raise ValueError(f"query must be text, got {type(query).__name__}")
+        response = as_text(response, "response")
+        query = as_text(query, "query") if query is not None else None
         chat = fmt == "chat" or (fmt == "auto" and bundle.has_chat_template)
         if chat:
             turns = _user(query) if query else []

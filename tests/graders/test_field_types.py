@@ -25,6 +25,7 @@ from graders._text import GOLD_LIST_GRADERS
 from rm_service import GraderError, GraderScore, build_runner, load_config
 from rm_service.models._openai import OpenAIChatModel
 from tests.judge_server import JudgeServer, Reply
+from tests.rm_support import make_tiny_rm
 
 NOT_TEXT: dict[str, Any] = {
     "nan": math.nan,
@@ -51,10 +52,26 @@ TEXT: dict[str, str] = {
 }
 
 
+CONVERSATION_FIELDS = frozenset(
+    {"messages", "prompt", "completion", "tool_calls", "available_tools", "required_tool"}
+)
+"""Fields that may hold a conversation or structured data (a message list, tool calls, tool
+schemas), not text only: the text check below skips them."""
+
+AGENT_GRADERS = ("called_tool", "final_answer", "max_turns", "valid_tool_calls")
+"""Graders of a whole tool rollout: they read ``messages``, never a text ``response``."""
+
+
 def _yaml_specs(tmp: Path) -> dict[str, dict[str, Any]]:
     """One config entry per built-in grader that a YAML config can build on its own."""
     fake_model = str(tmp / "no-model")  # embedders load lazily: nothing here may reach one
     return {
+        "called_tool": {"type": "called_tool", "tool": "add"},
+        "final_answer": {"type": "final_answer"},
+        "max_turns": {"type": "max_turns", "max_turns": 3},
+        "valid_tool_calls": {"type": "valid_tool_calls"},
+        "remote_reward_model": {"type": "remote_reward_model", "url": "http://127.0.0.1:9/x"},
+        "reward_model": {"type": "reward_model", "path": str(make_tiny_rm(tmp / "rm"))},
         "correctness": {"type": "correctness"},
         "format": {"type": "format"},
         "harmfulness": {"type": "harmfulness"},
@@ -98,12 +115,24 @@ def test_every_registered_grader_is_covered(built: dict[str, Any]) -> None:
     assert sorted(built) == list_graders()
 
 
-@pytest.mark.parametrize("name", sorted(_yaml_specs(Path("/")).keys() | {"committee"}))
+TEXT_GRADERS = sorted(
+    {"committee", "correctness", "format", "harmfulness", "harmless_offline"}
+    | {"instruction_following", "length_penalty", "llm_judge", "math", "number", "relevance"}
+    | {"relevance_embedding", "similarity", "string_match", "reward_model", "remote_reward_model"}
+)
+
+
+def test_the_text_and_agent_lists_cover_every_grader() -> None:
+    assert sorted([*TEXT_GRADERS, *AGENT_GRADERS]) == list_graders()
+
+
+@pytest.mark.parametrize("name", TEXT_GRADERS)
 async def test_a_text_field_that_is_not_text_is_invalid_input(
     name: str, built: dict[str, Any], judge: JudgeServer
 ) -> None:
     grader = built[name]
     fields = [*grader.required_fields, *grader.optional_fields]
+    fields = [f for f in fields if f not in CONVERSATION_FIELDS]
     assert "response" in fields
     requests = judge.stats.requests
     wrong = []
@@ -125,6 +154,21 @@ async def test_a_text_field_that_is_not_text_is_invalid_input(
                 wrong.append(f"{field}={label}: {result!r}")
     assert not wrong, "\n".join(wrong)
     assert judge.stats.requests == requests  # refused before any judge was asked
+
+
+@pytest.mark.parametrize("name", AGENT_GRADERS)
+async def test_a_conversation_that_is_not_a_message_list_is_invalid_input(
+    name: str, built: dict[str, Any]
+) -> None:
+    grader = built[name]
+    for label, value in [*NOT_TEXT.items(), ("text", "some text")]:
+        if label == "list":
+            continue  # a list is a conversation's shape; its items are checked elsewhere
+        result = await grader.aevaluate(
+            messages=value, reference_response="4", available_tools=[], required_tool="add"
+        )
+        assert isinstance(result, GraderError) and result.kind == "invalid_input", (label, result)
+        assert "messages must be a list of messages" in result.error, (label, result)
 
 
 @pytest.mark.parametrize("name", ["number", "string_match", "correctness"])
