@@ -35,6 +35,7 @@ from pydantic import TypeAdapter, ValidationError
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
 from rm_service._result import ErrorKind, GraderError, GraderResult, GraderScore
+from rm_service.models._base import JudgeTimeout
 
 __all__ = [
     "BaseGrader",
@@ -123,6 +124,16 @@ class Unscored(Exception):
         self.reason = reason
         self.kind: ErrorKind = kind
         self.metadata = metadata
+
+    @classmethod
+    def backend_failed(cls, exc: Exception, what: str, **metadata: Any) -> Unscored:
+        """The unscored result of a backend call that raised (a judge, a reward-model server):
+        ``timeout`` when a deadline passed, ``judge_error`` for anything else the backend
+        raised; ``what`` names the backend in the reason."""
+        if isinstance(exc, JudgeTimeout | TimeoutError):
+            reason = f"{what} timed out: {exc}" if str(exc) else f"{what} timed out"
+            return cls(reason, kind="timeout", **metadata)
+        return cls(f"{what} failed: {type(exc).__name__}: {exc}", kind="judge_error", **metadata)
 
 
 class BaseGrader:

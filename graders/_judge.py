@@ -84,7 +84,6 @@ from rm_service.models._base import (
     ChatModel,
     ChatResult,
     JudgeError,
-    JudgeTimeout,
     ResponseFormat,
     SamplingParams,
 )
@@ -482,18 +481,9 @@ class LLMGrader(BaseGrader):
                 result = await self.cache.get_or_call(
                     key, lambda: model.achat(messages, self.params)
                 )
-        except (JudgeTimeout, TimeoutError) as exc:
-            raise Unscored(
-                f"judge timed out: {exc}" if str(exc) else "judge timed out",
-                kind="timeout",
-                **_call_meta(model_name, None, started, getattr(exc, "attempts", 1)),
-            ) from None
-        except JudgeError as exc:
-            raise Unscored(
-                f"judge failed: {type(exc).__name__}: {exc}",
-                kind="judge_error",
-                **_call_meta(model_name, None, started, exc.attempts),
-            ) from None
+        except (JudgeError, TimeoutError) as exc:
+            meta = _call_meta(model_name, None, started, getattr(exc, "attempts", 1))
+            raise Unscored.backend_failed(exc, "judge", **meta) from None
         return result, _call_meta(model_name, result, started, result.attempts)
 
     def _key_frame(self, model_name: str) -> tuple[str, str]:

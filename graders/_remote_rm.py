@@ -45,7 +45,7 @@ from graders._rm_score import score_map as build_score_map
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
-from rm_service.models._base import JudgeError, JudgeTimeout
+from rm_service.models._base import JudgeError
 from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput
 from rm_service.models._seqcls import is_conversation
 
@@ -192,19 +192,9 @@ class RemoteRewardModelGrader(BaseGrader):
         meta: dict[str, Any] = {"format": client.format, "url": client.url}
         try:
             value = await client.score(item)
-        except (JudgeTimeout, TimeoutError) as exc:
-            raise Unscored(
-                f"reward model timed out: {exc}" if str(exc) else "reward model timed out",
-                kind="timeout",
-                **meta,
-            ) from None
-        except JudgeError as exc:
-            raise Unscored(
-                f"reward model failed: {type(exc).__name__}: {exc}",
-                kind="judge_error",
-                attempts=exc.attempts,
-                **meta,
-            ) from None
+        except (JudgeError, TimeoutError) as exc:
+            attempts = getattr(exc, "attempts", 1)
+            raise Unscored.backend_failed(exc, "reward model", attempts=attempts, **meta) from None
         meta.update(
             batch_size=value.batch_size,
             attempts=value.attempts,

@@ -286,6 +286,37 @@ class LoopbackServer:
         """The bound port (after :meth:`start`)."""
         return self._port
 
+    max_hang_s: float = 60.0  # the longest a hang lasts if nobody stops the server
+
+    @staticmethod
+    def _respond(
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> web.Response:
+        return web.Response(
+            status=status, body=body, headers=dict(headers or {}), content_type=content_type
+        )
+
+    async def _play(
+        self, reply: Reply, latency: float, *, stopping: bytes, error: bytes
+    ) -> web.Response | None:
+        """Play a scripted reply's faults: wait ``latency``, hang until the server stops (then
+        503 with ``stopping``), or answer its status and body (``error`` when it has none).
+        ``None``: no fault, answer normally."""
+        if latency > 0:
+            await asyncio.sleep(latency)
+        if reply.hang:
+            assert self._stopping is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.max_hang_s)
+            return self._respond(503, stopping)
+        if reply.body is not None or reply.status != 200:
+            body = reply.body if reply.body is not None else error
+            return self._respond(reply.status, body, reply.headers, reply.content_type)
+        return None
+
     def _routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
@@ -461,33 +492,18 @@ class JudgeServer(LoopbackServer):
                 stats.by_kind["responder_error"] += 1
                 return self._respond(500, _error_body(repr(exc), "responder_error"))
             stats.by_kind[reply.kind] += 1
-            if reply.latency is not None:
-                latency = reply.latency
-            if latency > 0:
-                await asyncio.sleep(latency)
-            if reply.hang:
-                assert self._stopping is not None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.max_hang_s)
-                return self._respond(503, _error_body("server stopping", "server_error"))
-            if reply.body is not None or reply.status != 200:
-                payload = reply.body if reply.body is not None else _error_body("error", "error")
-                return self._respond(reply.status, payload, reply.headers, reply.content_type)
+            faulted = await self._play(
+                reply,
+                latency if reply.latency is None else reply.latency,
+                stopping=_error_body("server stopping", "server_error"),
+                error=_error_body("error", "error"),
+            )
+            if faulted is not None:
+                return faulted
             payload = json.dumps(self._completion(body, reply)).encode()
             return self._respond(200, payload, reply.headers)
         finally:
             stats.in_flight -= 1
-
-    @staticmethod
-    def _respond(
-        status: int,
-        body: bytes,
-        headers: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> web.Response:
-        return web.Response(
-            status=status, body=body, headers=dict(headers or {}), content_type=content_type
-        )
 
     def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         tokens = tokenize(reply.text)

@@ -27,8 +27,6 @@ requests, the items in each (``batch_sizes``), and the peak in flight.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import math
 import threading
@@ -160,22 +158,14 @@ class RMServer(LoopbackServer):
             with self._lock:
                 reply = self._script.popleft() if self._script else Reply()
             stats.by_kind[reply.kind] += 1
-            latency = self.latency if reply.latency is None else reply.latency
-            if latency > 0:
-                await asyncio.sleep(latency)
-            if reply.hang:
-                assert self._stopping is not None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.max_hang_s)
-                return web.json_response({"error": "server stopping"}, status=503)
-            if reply.body is not None or reply.status != 200:
-                payload = reply.body if reply.body is not None else b"{}"
-                return web.Response(
-                    status=reply.status,
-                    body=payload,
-                    headers=dict(reply.headers),
-                    content_type=reply.content_type,
-                )
+            faulted = await self._play(
+                reply,
+                self.latency if reply.latency is None else reply.latency,
+                stopping=b'{"error": "server stopping"}',
+                error=b"{}",
+            )
+            if faulted is not None:
+                return faulted
             if reply.kind == "wrong_count":
                 texts = texts[:-1]
             answer = self._answer(path, body, [self.raw(t) for t in texts])
