@@ -190,7 +190,7 @@ async def test_a_missing_field_is_still_invalid_input(name: str, built: dict[str
 
 
 def test_offline_run_unscores_non_text_responses(tmp_path: Path) -> None:
-    """The issue's case through the CLI's path: ``format`` and ``length`` were 0.0 and 1.0."""
+    """The reported case, through the CLI's path: ``format`` and ``length`` were 0.0 and 1.0."""
     from rm_service import grade_file
 
     rows = [
