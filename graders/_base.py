@@ -32,10 +32,10 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import TypeAdapter, ValidationError
 
+from graders._unscored import Unscored
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
-from rm_service._result import ErrorKind, GraderError, GraderResult, GraderScore
-from rm_service.models._base import JudgeTimeout
+from rm_service._result import GraderError, GraderResult, GraderScore
 
 __all__ = [
     "BaseGrader",
@@ -110,30 +110,6 @@ class GraderContract(Grader, Protocol):
         """The judge backends (``ChatModel``) this grader holds that are already built; never
         builds one (a local backend would load a model no request has needed yet)."""
         ...
-
-
-class Unscored(Exception):
-    """Raise inside a grader to return ``GraderError(kind=kind, error=reason)``.
-
-    It lets deep helper code say "this record cannot be scored" without threading a result type
-    back up. It never escapes ``aevaluate``.
-    """
-
-    def __init__(self, reason: str, *, kind: ErrorKind = "invalid_input", **metadata: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind: ErrorKind = kind
-        self.metadata = metadata
-
-    @classmethod
-    def backend_failed(cls, exc: Exception, what: str, **metadata: Any) -> Unscored:
-        """The unscored result of a backend call that raised (a judge, a reward-model server):
-        ``timeout`` when a deadline passed, ``judge_error`` for anything else the backend
-        raised; ``what`` names the backend in the reason."""
-        if isinstance(exc, JudgeTimeout | TimeoutError):
-            reason = f"{what} timed out: {exc}" if str(exc) else f"{what} timed out"
-            return cls(reason, kind="timeout", **metadata)
-        return cls(f"{what} failed: {type(exc).__name__}: {exc}", kind="judge_error", **metadata)
 
 
 class BaseGrader:
