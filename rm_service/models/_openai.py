@@ -221,16 +221,10 @@ class OpenAIChatModel(PerLoopSessions):
             f"deadline={self.deadline:g}, max_retries={self.retry_policy.max_retries}{limits})"
         )
 
-    # Pickling keeps the configuration only: clients and locks are per process and per loop.
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_states"], state["_lock"]
-        state.pop("_frame", None)
-        return state
+    _transient = (*PerLoopSessions._transient, "_frame")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._init_sessions()
+        super().__setstate__(state)
         self._frame = None
 
     # -- per-loop client -----------------------------------------------------------------------

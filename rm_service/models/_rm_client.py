@@ -207,15 +207,10 @@ class RemoteRMClient(PerLoopSessions):
             f"timeout={self.timeout:g}, deadline={self.deadline:g})"
         )
 
-    # Pickling keeps the configuration only: sessions, locks and queues are per process and loop.
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for key in ("_states", "_lock", "batcher"):
-            state.pop(key, None)
-        return state
+    _transient = (*PerLoopSessions._transient, "batcher")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self._setup()
 
     @property
