@@ -11,7 +11,7 @@ import rm_service._exceptions as tree
 
 # Signals no caller catches as an error (see the _exceptions docstring for why each is outside).
 SIGNALS = {
-    "graders._base.Unscored",
+    "graders._unscored.Unscored",
     "graders._verdict.VerdictError",
     "rm_service._admission.Overloaded",
 }
