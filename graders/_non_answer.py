@@ -44,6 +44,10 @@ _NEAR_COPY_MAX_RATIO = 8
 _NEAR_COPY_MAX_EXTRA = 500
 
 
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+"""A content word that is a number (the gate's tokens have no signs or spaces)."""
+
+
 class NearCopyGate:
     """The response is the query's words again, reworded or reordered, with nothing new.
 
@@ -57,8 +61,10 @@ class NearCopyGate:
 
     Not checked: yes/no questions (their declarative restatement is the answer: "Is 7 a prime
     number?" → "7 is a prime number."), queries that ask for a copy or a transformation of their
-    own text (repeat, paraphrase, sort, reverse...), responses the query quotes verbatim, and
-    responses more than 8 times (+ 500 characters) longer than the query.
+    own text (repeat, paraphrase, sort, reverse...), responses the query quotes verbatim,
+    responses whose content words are all numbers (a numeric answer may repeat a number of its
+    question: "It is 0." for "What is 0+0?"), and responses more than 8 times (+ 500
+    characters) longer than the query.
 
     Args:
         min_coverage: share of the query's distinct content words the response must repeat.
@@ -97,6 +103,8 @@ class NearCopyGate:
                 r = _content_stems(tokens_for_gate(response))
             if not r:
                 return None  # nothing but function words: the master-key gate's business
+            if all(_NUMBER_RE.fullmatch(w) for w in r):
+                return None  # a numeric answer may be a number of its question: "0" for "0+0?"
             q = _content_stems(tokens_for_gate(text))
             if not q:
                 continue

@@ -83,6 +83,10 @@ NOT_NEAR_COPIES = [
     ("Repeat after me: hello world", "hello world"),  # copy task
     ('Say "I love Python"', "I love Python"),  # quoted verbatim
     ("What is 2 + 2?", "4"),
+    # a numeric answer that happens to be a number of the question is an answer, not a copy
+    ("Question 0: what is 0+0?", "It is 0."),
+    ("What is 1 * 1?", "1"),
+    ("Compute 3 - 0 - 0.", "The result is 3."),
     ("How many moons does Earth have?", "One."),  # nothing but a stop word: not judged here
     ("Define entropy.", "Entropy counts the microstates of a macrostate: S = k ln W."),
     ("法国的首都是哪里？", "法国的首都是巴黎。"),
