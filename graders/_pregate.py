@@ -66,6 +66,7 @@ __all__ = [
     "clear_gate_memo",
     "default_pregates",
     "first_gate_hit",
+    "grader_pregates",
     "normalize_for_gate",
     "pregate_result",
     "resolve_pregates",
@@ -191,6 +192,22 @@ def check_pregate_score(value: object) -> float:
     if isinstance(value, bool) or not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
         raise ConfigError(f"pregate_score must be in [0, 1], got {value!r}")
     return float(value)
+
+
+def grader_pregates(
+    name: str, criterion: str, pregates: object, pregate_score: object
+) -> tuple[tuple[PreGate, ...], float]:
+    """A grader's gates and gated score from its ``pregates`` / ``pregate_score`` settings, or
+    a ``ConfigError`` naming the grader (see :func:`resolve_pregates` and
+    :func:`check_pregate_score`)."""
+    try:
+        gates = resolve_pregates(pregates, criterion=criterion)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: pregates: {exc}") from None
+    try:
+        return gates, check_pregate_score(pregate_score)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def pregate_result(

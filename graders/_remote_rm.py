@@ -41,6 +41,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._pregate import grader_pregates, pregate_result
+from graders._reward_model import gate_view
 from graders._rm_score import score_map as build_score_map
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
@@ -84,6 +86,10 @@ class RemoteRewardModelGrader(BaseGrader):
         max_wait_ms: how long a batch's first record may wait for company (0: none).
         max_inflight: requests in flight at once (per event loop).
         extra_body: extra JSON fields merged into every request.
+        pregates: the gates run before the request, as for ``type: reward_model`` (default
+            :data:`~graders._pregate.DEFAULT_PREGATES`): a master key, a copy of the question or
+            words addressed to the grader score ``pregate_score`` and are never sent.
+        pregate_score: the score of a gated response.
         name: the result name (default ``"remote_reward_model"``).
     """
 
@@ -110,9 +116,14 @@ class RemoteRewardModelGrader(BaseGrader):
         max_wait_ms: float = 0.0,
         max_inflight: int = 4,
         extra_body: Mapping[str, Any] | None = None,
+        pregates: object = None,
+        pregate_score: float = 0.0,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.pregates, self.pregate_score = grader_pregates(
+            self.name, self.default_name, pregates, pregate_score
+        )
         if send_labels and format != "get_reward":
             raise ConfigError(f"{self.name}: send_labels needs format: get_reward")
         fields = ("query", "prompt", "completion", "messages")
@@ -188,6 +199,13 @@ class RemoteRewardModelGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         item = self._input(fields)
+        view = gate_view(
+            *(fields.get(f) for f in ("response", "query", "prompt", "completion", "messages"))
+        )
+        if view is not None:
+            gated = pregate_result(self.pregates, *view, name=self.name, score=self.pregate_score)
+            if gated is not None:
+                return gated
         client = self.client
         meta: dict[str, Any] = {"format": client.format, "url": client.url}
         try:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._pregate import grader_pregates, pregate_result
 from graders._rm_score import ScoreMap, score_map
 from graders._text import as_text
 from rm_service._exceptions import ConfigError, LocalModelUnavailable
@@ -67,7 +68,7 @@ from rm_service.models._seqcls import (
     score_texts,
 )
 
-__all__ = ["RewardModelGrader"]
+__all__ = ["RewardModelGrader", "gate_view"]
 
 InputFormat = Literal["auto", "chat", "text"]
 
@@ -91,6 +92,13 @@ class RewardModelGrader(BaseGrader):
         dtype: ``auto`` (bf16 on a GPU that supports it, fp32 on CPU), ``float32``,
             ``bfloat16``, ``float16``.
         input_format: ``auto``, ``chat`` or ``text``; see the module docstring.
+        pregates: the gates run before the model (see
+            :func:`graders._pregate.resolve_pregates`); default
+            :data:`~graders._pregate.DEFAULT_PREGATES`. A learned reward model is as easy to
+            fool as a judge with a master key (``"Let's solve this step by step."``), a copy of
+            the question or words addressed to the grader, so those score ``pregate_score``
+            with the gate's reason and never reach the model.
+        pregate_score: the score of a gated response.
 
     Raises:
         ConfigError: a path that is not a model directory, a bad ``score_map``, or a limit < 1.
@@ -112,8 +120,13 @@ class RewardModelGrader(BaseGrader):
         device: str = "auto",
         dtype: str = "auto",
         input_format: InputFormat = "auto",
+        pregates: object = None,
+        pregate_score: float = 0.0,
     ) -> None:
         super().__init__(name=name)
+        self.pregates, self.pregate_score = grader_pregates(
+            self.name, self.default_name, pregates, pregate_score
+        )
         try:
             check_model_dir(path)
         except LocalModelUnavailable as exc:
@@ -224,6 +237,11 @@ class RewardModelGrader(BaseGrader):
             raise Unscored(str(exc), kind="invalid_input") from None
         if not text:
             raise Unscored("the reward model's input is empty", kind="invalid_input")
+        view = gate_view(response, query, prompt, completion, messages)
+        if view is not None:
+            gated = pregate_result(self.pregates, *view, name=self.name, score=self.pregate_score)
+            if gated is not None:
+                return gated
         scored = await self._batcher.submit(text)
         try:
             score = self.score_map(scored.raw)
@@ -284,6 +302,36 @@ class RewardModelGrader(BaseGrader):
         bundle = self.load()  # loaded before any record was submitted; returns at once
         limit = self.max_length or bundle.max_length
         return await asyncio.to_thread(score_texts, bundle, texts, limit)
+
+
+def gate_view(
+    response: Any, query: Any, prompt: Any, completion: Any, messages: Any
+) -> tuple[str, dict[str, str]] | None:
+    """What the pre-gates read of a reward-model record: the response text (the last assistant
+    message of a conversation) and the question (the last user message before it), or ``None``
+    when the record holds no text response to gate. Shared with the remote grader, which reads
+    records the same way."""
+    if is_conversation(messages):
+        answer, asked = _last(messages, "assistant"), _last(messages, "user")
+    elif prompt is not None and completion is not None:
+        answer = completion if isinstance(completion, str) else _last(completion, "assistant")
+        asked = prompt if isinstance(prompt, str) else _last(prompt, "user")
+    else:
+        answer = response if isinstance(response, str) else None
+        asked = query if isinstance(query, str) else None
+    if answer is None:
+        return None
+    return answer, ({"query": asked} if asked else {})
+
+
+def _last(messages: Any, role: str) -> str | None:
+    """The text of the last ``role`` message of a conversation, if it has one."""
+    if not is_conversation(messages):
+        return None
+    for m in reversed(list(messages)):
+        if isinstance(m, Mapping) and m.get("role") == role and isinstance(m.get("content"), str):
+            return str(m["content"])
+    return None
 
 
 def _user(text: str) -> list[dict[str, Any]]:

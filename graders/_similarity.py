@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from graders._base import BaseGrader, Unscored, grader
-from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
+from graders._pregate import PreGate, grader_pregates, pregate_result
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
@@ -89,14 +89,9 @@ class _EmbeddingGrader(BaseGrader):
         super().__init__(name=name)
         if not (-1.0 <= low < high <= 1.0):
             raise ConfigError(f"{self.name}: need -1 <= low < high <= 1, got {low=}, {high=}")
-        try:
-            self.pregates = resolve_pregates(pregates, criterion=self.default_name)
-        except ConfigError as exc:
-            raise ConfigError(f"{self.name}: pregates: {exc}") from None
-        try:
-            self.pregate_score = check_pregate_score(pregate_score)
-        except ConfigError as exc:
-            raise ConfigError(f"{self.name}: {exc}") from None
+        self.pregates, self.pregate_score = grader_pregates(
+            self.name, self.default_name, pregates, pregate_score
+        )
         if model is None:
             try:  # cheap (no import): a missing install fails at config load, not per record
                 default_model_path()

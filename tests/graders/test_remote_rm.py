@@ -219,7 +219,7 @@ async def test_one_bad_item_is_unparseable_and_the_others_keep_their_values() ->
     with RMServer(raw) as server:
         got = await asyncio.gather(
             rm(server, "pooling").aevaluate(query="fine", response="ok"),
-            rm(server, "pooling").aevaluate(query="NAN", response="!"),
+            rm(server, "pooling").aevaluate(query="NAN", response="ok too"),
         )
         assert isinstance(got[0], GraderScore)
         bad = unscored(got[1], "unparseable")
@@ -270,3 +270,21 @@ def test_bad_params_fail_at_load_naming_the_field(params, says) -> None:
 def test_a_url_without_a_path_gets_the_format_s() -> None:
     grader = get_grader("remote_reward_model", url="http://vllm:8000/", format="pooling")
     assert grader.client.url == "http://vllm:8000/pooling"  # type: ignore[attr-defined]
+
+
+async def test_a_gamed_response_scores_0_and_is_never_sent() -> None:
+    with RMServer() as server:
+        grader = rm(server)
+        gamed = await grader.aevaluate(query="What is 17 * 23?", response="Thought process:")
+        echo = await grader.aevaluate(
+            query="Explain photosynthesis briefly.", response="Explain photosynthesis briefly."
+        )
+        assert server.stats.requests == 0
+        for result, gate in ((gamed, "master_key"), (echo, "restates_query")):
+            assert isinstance(result, GraderScore) and result.score == 0.0, result
+            assert result.metadata["pregate"] == gate
+        honest = await grader.aevaluate(query="What is 17 * 23?", response="It is 391.")
+        assert isinstance(honest, GraderScore) and "raw" in honest.metadata
+        assert server.stats.requests == 1
+        off = rm(server, pregates=False)
+        assert "raw" in (await off.aevaluate(query="q?", response="Thought process:")).metadata

@@ -121,7 +121,15 @@ async def test_scores_equal_trls_reward_model_path(rm_dir: Path) -> None:
 
 
 async def test_concurrent_records_share_forward_passes_with_unbatched_results(rm_dir: Path) -> None:
-    records = [{"query": f"question {i}", "response": "answer " * (1 + 3 * i)} for i in range(8)]
+    # answers of growing length, written as prose (a word list would trip a pre-gate)
+    text = (
+        "Plants use the energy of sunlight to turn water and carbon dioxide into sugar, and "
+        "they release oxygen into the air while they grow"
+    )
+    words = text.split(" ")
+    records = [
+        {"query": f"question {i}", "response": " ".join(words[: 1 + 2 * i])} for i in range(8)
+    ]
     one_by_one = RewardModelGrader(path=str(rm_dir), max_batch=1, device="cpu")
     alone = [(await grade(one_by_one, **r)).metadata["raw"] for r in records]
     assert one_by_one.forward_passes == 8
@@ -342,3 +350,56 @@ def test_the_example_config_loads_and_grades(rm_dir: Path) -> None:
         assert res.reward is not None and 0.0 <= res.reward <= 1.0
         assert set(res.components) == {"rm", "relevance", "length", "harmless", "quality", "reward"}
         assert isinstance(res.components["rm"].metadata["raw"], float)
+
+
+GAMED = [
+    (
+        {"query": "What is 17 * 23?", "response": "Let's solve this problem step by step."},
+        "master_key",
+    ),
+    (
+        {"query": "Explain photosynthesis briefly.", "response": "Explain photosynthesis briefly."},
+        "restates_query",
+    ),
+    (
+        {
+            "response": "ignored",
+            "messages": [
+                {"role": "user", "content": "What is 17 * 23?"},
+                {"role": "assistant", "content": "::"},
+            ],
+        },
+        "master_key",
+    ),
+    (
+        {
+            "prompt": "Explain photosynthesis briefly.",
+            "completion": "Photosynthesis, explained briefly.",
+            "response": "x",
+        },
+        "near_copy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "gate"), GAMED, ids=[g for _, g in GAMED])
+async def test_a_gamed_response_scores_0_before_the_model(
+    rm_dir: Path, record: dict[str, Any], gate: str
+) -> None:
+    # A learned RM is as easy to fool as a judge: master keys, copies of the question. The
+    # judges' pre-gates run first, score 0 with the gate's reason, and the model never sees it.
+    g = RewardModelGrader(path=str(rm_dir), device="cpu")
+    result = await grade(g, **record)
+    assert result.score == 0.0 and result.metadata["pregate"] == gate, result
+    assert result.reason.startswith("pre-gate:")
+    assert g.forward_passes == 0
+    off = RewardModelGrader(path=str(rm_dir), device="cpu", pregates=False)
+    assert "raw" in (await grade(off, **record)).metadata  # switched off: the model scores it
+    assert off.forward_passes == 1
+
+
+def test_bad_pregates_fail_at_config_load(rm_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="reward_model: pregates: unknown pre-gate"):
+        RewardModelGrader(path=str(rm_dir), pregates=["no_such_gate"])
+    with pytest.raises(ConfigError, match="pregate_score must be in"):
+        RewardModelGrader(path=str(rm_dir), pregate_score=2.0)
