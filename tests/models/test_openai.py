@@ -485,8 +485,10 @@ def test_token_limiter_charges_large_requests_in_full() -> None:
 
 async def test_the_default_pool_does_not_cap_a_wider_runner(server: JudgeServer) -> None:
     """A runner raised to 128 calls in flight gets 128 from a judge built with its defaults: the
-    model's own ceiling was 64, which queued half the calls behind it, unseen."""
-    server.latency = 0.3
+    model's own ceiling was 64, which queued half the calls behind it, unseen. The judge holds
+    each call 1 s: long enough for the slowest transport (the SDK's) to start all 128 on a
+    loaded 2-core box before the first answer comes back."""
+    server.latency = 1.0
     model = make(server)
     await asyncio.gather(*(model.achat(ASK) for _ in range(128)))
     assert server.stats.peak_in_flight == 128
