@@ -27,20 +27,16 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.app.uvicorn_server import free_port  # noqa: E402
+
 RECORD = {
     "id": "a",
     "query": "What is 7*8?",
     "response": "<think>7*8=56</think>\n<answer>56</answer>",
     "ground_truth": "56",
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def service() -> None:

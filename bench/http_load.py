@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ from fastapi import Request  # noqa: E402
 
 from rm_service._http_schemas import GradeRequest  # noqa: E402
 from rm_service._wire import USAGE_KEYS  # noqa: E402
+from tests.app.uvicorn_server import free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 SAMPLE = ROOT / "examples" / "math_sample.jsonl"
@@ -171,14 +171,8 @@ def serve_child(kind: str, port: int, config_path: str, echo: str) -> None:
 # --- client side (parent process) ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _start(kind: str, config_path: str, echo: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-child", kind]
     cmd += ["--port", str(port), "--config-path", config_path, "--echo", echo]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE)

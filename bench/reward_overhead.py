@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rm_service.integrations.trl import RemoteReward, RMServiceReward  # noqa: E402
+from tests.app.uvicorn_server import free_port  # noqa: E402
 
 CONFIG = ROOT / "examples" / "rules.yaml"
 SAMPLE = ROOT / "examples" / "math_sample.jsonl"
@@ -127,12 +128,6 @@ def start_service(port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError("service did not start in 60 s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def row(name: str, times: list[float]) -> tuple[str, float, float, float]:

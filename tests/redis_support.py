@@ -19,15 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.app.uvicorn_server import free_port
+
 __all__ = ["REDIS_SERVER", "RedisServer", "redis_server"]
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ping(port: int, timeout: float = 0.2) -> bool:
@@ -45,7 +41,7 @@ class RedisServer:
     nothing answers, the nastiest kind of slow)."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 
 from graders import get_grader
 from rm_service._result import GraderError, GraderScore
-from tests.app.uvicorn_server import running_server
+from tests.app.uvicorn_server import free_port, running_server
 from tests.rm_server import RMServer, raw_score, sigmoid
 
 PROMPTS = [f"User: what is {i}+{i}?\nAssistant: " for i in range(6)]
@@ -116,9 +115,7 @@ def test_grade_and_get_reward_serve_a_reward_with_a_remote_rm_component(tmp_path
 def test_readyz_probes_the_reward_model_servers(tmp_path: Path) -> None:
     # /readyz asks each model server if it is up, as it asks judge endpoints: vLLM's GET /health
     # for classify/pooling, and any non-5xx answer of a get_reward route (it has only a POST).
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{free.getsockname()[1]}/get_reward"
+    dead = f"http://127.0.0.1:{free_port()}/get_reward"  # nothing listens there
     with RMServer() as model_server:
         live = model_server.url("classify")
         config = (
