@@ -8,8 +8,9 @@ event loops and worker threads, so the work goes to a process pool instead: see
 A GRPO step grades many completions of each prompt against the same gold, most of them either
 the gold written out or a wrong answer, so the per-check costs are what matter: checks that queue
 while the workers are busy travel to a worker many per message, checks against one gold go to the
-worker that has it parsed when that worker is free, and a response that writes a gold exactly is
-answered here once a worker has read that gold (:meth:`MathGrader._exact_match`).
+worker that has it parsed when that worker is free, completions that reach the same answer share
+one check (:func:`_check_key`), and a response that writes a gold exactly is answered here once a
+worker has read that gold (:meth:`MathGrader._exact_match`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
-from graders._math_fast import fast_answer
+from graders._math_fast import answer_key
 from graders._math_pool import _run_in_pool, shutdown_math_pool
 from graders._math_text import final_part
 from graders._math_worker import FAST_KEY, check_equivalence, check_golds
 from graders._text import as_gold_list, as_text, gold_list_note, no_gradable_gold
 from rm_service._result import GraderScore
+from rm_service.models._coalesce import Coalescer
 
 __all__ = ["MathGrader", "shutdown_math_pool"]
 
@@ -35,6 +37,36 @@ _EXACT_GOLDS = 4096
 """Golds whose fast-path text a grader keeps (see ``MathGrader._exact_match``)."""
 _EXACT_MAX = 100_000
 """Longer responses always go to a worker: the event loop only does short text work."""
+_CHECKS_KEPT = 4096
+"""Worker answers a grader remembers by (gold, answer), for the repeats of a GRPO group."""
+_KEY_MAX = 2000
+"""Final parts up to this many characters key a check by their text when the fast path cannot
+read their answer; longer ones are not remembered, to bound the memory."""
+
+
+def _short_work(response: str) -> bool:
+    """Whether reading the final part here is bounded work for the event loop (few answer blocks:
+    the block pattern is quadratic in unclosed ones); otherwise only a worker reads it."""
+    return len(response) <= _EXACT_MAX and response.count("<answer>") <= 4
+
+
+def _check_key(
+    gold: str, final: str | None, answer: tuple[str, str] | None
+) -> tuple[str, ...] | None:
+    """What decides a single-gold check besides the gold, or ``None`` to check without sharing.
+
+    The worker's verdict is a function of the gold and the response's final part (reasoning and
+    everything before the answer block never count), so completions of one prompt that end the
+    same way share one check. Where the fast path can read the answer, two final parts with the
+    same :func:`~graders._math_fast.answer_key` hold the same expression read the same way
+    ("So the answer is \\boxed{12}." and "\\boxed{ 12 }"), so they share one too: a group of
+    sixteen completions with three distinct answers costs three checks, not sixteen.
+    """
+    if answer is not None:
+        return (gold, "answer", *answer)
+    if final is not None and len(final) <= _KEY_MAX:
+        return (gold, "final", final)
+    return None
 
 
 # --- the grader ----------------------------------------------------------------------------------
@@ -99,6 +131,8 @@ class MathGrader(BaseGrader):
         self.queue_timeout = queue_timeout
         self._exact: OrderedDict[str, tuple[str, str]] = OrderedDict()
         """Gold text -> (its fast-path text, its reading shown in results), as a worker said."""
+        self._checks: Coalescer[tuple[str, ...], dict[str, Any]] = Coalescer(_CHECKS_KEPT)
+        """Worker answers by (gold, the response's answer): see :func:`_check_key`."""
 
     def __repr__(self) -> str:
         return f"MathGrader(name={self.name!r}, timeout={self.timeout:g})"
@@ -115,10 +149,19 @@ class MathGrader(BaseGrader):
         golds = as_gold_list(fields[_GOLD], _GOLD)
         if golds is None:
             gold = as_text(fields[_GOLD], _GOLD)
-            exact = self._exact_match(gold, response)
+            final = final_part(response) if _short_work(response) else None
+            answer = answer_key(final) if final is not None else None
+            exact = self._exact_match(gold, answer)
             if exact is not None:
                 return self._verdict(exact, None)
-            value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
+            key = _check_key(gold, final, answer)
+            if key is None:
+                value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
+            else:
+                value = await self._checks.run(
+                    key,
+                    lambda: self._check(check_equivalence, (gold, response), self.timeout, gold),
+                )
             self._remember(gold, value)
             return self._verdict(value, None)
         # Several acceptable golds: one job for them all, each gold with its own timeout.
@@ -127,18 +170,15 @@ class MathGrader(BaseGrader):
         )
         return self._verdict(value, len(golds))
 
-    def _exact_match(self, gold: str, response: str) -> dict[str, Any] | None:
+    def _exact_match(self, gold: str, answer: tuple[str, str] | None) -> dict[str, Any] | None:
         """The worker's answer for a response that writes the gold exactly, without asking it.
 
         Only for a gold a worker has read already and found fit for the fast path
         (:mod:`graders._math_fast`): the same text-only test it would run, with the same result,
-        minus the round trip. Bounded work on the event loop: short answers, few answer blocks.
+        minus the round trip. ``answer`` is the response's :func:`~graders._math_fast.answer_key`.
         """
         known = self._exact.get(gold)
-        if known is None or len(response) > _EXACT_MAX or response.count("<answer>") > 4:
-            return None
-        final = final_part(response)
-        if final is None or fast_answer(final) != known[0]:
+        if known is None or answer is None or answer[1] != known[0]:
             return None
         return {"status": "equal", "gold": known[1], "pred": known[1], "detail": ""}
 

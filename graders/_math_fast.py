@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["fast_answer", "gold_key"]
+__all__ = ["answer_key", "fast_answer", "gold_key"]
 
 _MAX_LEN = 120
 """Longer answers go the full way: the fast path is for the common short ones."""
@@ -107,20 +107,38 @@ def _boxed(final: str) -> str | None:
     return None if _MATHLIKE.search(before) or _MATHLIKE.search(after) else content
 
 
-def _span(final: str) -> str | None:
-    """The content of the final part's only math span, when nothing else in it is math-like."""
+def _span_with_opener(final: str) -> tuple[str, str | None]:
+    """The opener and content of the final part's only math span, when nothing else in it is
+    math-like (the content is ``None`` otherwise)."""
     for open_, close in _SPANS:
         i = final.find(open_)
         if i < 0:
             continue
         j = final.find(close, i + len(open_))
         if j < 0:
-            return None
+            return open_, None
         before, after = final[:i], final[j + len(close) :]
         if _MATHLIKE.search(before) or _MATHLIKE.search(after):
-            return None
-        return final[i + len(open_) : j]
-    return None
+            return open_, None
+        return open_, final[i + len(open_) : j]
+    return "", None
+
+
+def answer_key(final: str) -> tuple[str, str] | None:
+    """How the final part writes its one answer and the answer in canonical spelling, as in
+    :func:`fast_answer`, with where it was found (``"boxed"`` or the math span's opener).
+
+    Two final parts with the same key hold the same expression, read the same way, and nothing
+    else math-verify could read instead; checked against one gold they get the same verdict, so
+    a grader may check the answer once for both (``tests/graders/test_math_batch.py`` checks
+    this on the labelled cases and the generated GRPO batches).
+    """
+    if "\\boxed" in final:
+        how, content = "boxed", _boxed(final)
+    else:
+        how, content = _span_with_opener(final)
+    canonical = None if content is None else _normalise(content)
+    return None if canonical is None else (how, canonical)
 
 
 def fast_answer(final: str) -> str | None:
@@ -129,5 +147,5 @@ def fast_answer(final: str) -> str | None:
     ``final`` is the part of the response that holds the answer (after ``</think>``, inside the
     last ``<answer>`` block). ``None`` means "read it the full way", never "no answer".
     """
-    content = _boxed(final) if "\\boxed" in final else _span(final)
-    return None if content is None else _normalise(content)
+    key = answer_key(final)
+    return None if key is None else key[1]

@@ -19,7 +19,7 @@ import pytest
 
 from graders import _math_worker as worker
 from graders._math import MathGrader
-from graders._math_fast import fast_answer, gold_key
+from graders._math_fast import answer_key, fast_answer, gold_key
 from graders._math_pool import MAX_BATCH, _get_pool, _MathPool, _run_in_pool
 from graders._math_unequal import proved_unequal
 from rm_service import GraderError, GraderScore
@@ -296,3 +296,99 @@ async def test_exact_matches_of_a_known_gold_skip_the_round_trip() -> None:
     assert (mine.score, mine.reason, mine.metadata) == (fresh.score, fresh.reason, fresh.metadata)
     assert mine.score == 1.0
     assert isinstance(wrong, GraderScore) and wrong.score == 0.0
+
+
+# --- one check per distinct answer ---------------------------------------------------------------
+
+# Spellings of one answer a group's completions write, each with different prose around it.
+WRAPPERS = [
+    "\\boxed{{{a}}}",
+    "So the answer is $\\boxed{{{a}}}$.",
+    "<think>try 3 and 4</think>\nThe answer is \\boxed{{ {a} }}, I think.",
+    "Therefore the answer is ${a}$",
+    "Hence ${a}$ is what we get.",
+    "$${a}$$",
+    "<answer>\\boxed{{{a}}}</answer>",
+]
+
+
+def _spellings(gold: str) -> list[str]:
+    answers = [gold, f"{gold} + 1", "0", gold.replace("\\frac", "\\dfrac"), f"2({gold})"]
+    return [w.format(a=a) for a in dict.fromkeys(answers) for w in WRAPPERS]
+
+
+def test_responses_sharing_an_answer_key_get_one_verdict() -> None:
+    """The grader checks an answer once for every response whose final part has the same
+    ``answer_key``: on the labelled golds and the GRPO-shaped ones, each spelled several ways,
+    every such group gets a single verdict (and the same reading shown) from the worker."""
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    golds = list(dict.fromkeys([*GOLDS, *(r["gold"] for r in rows)]))[:120]
+    groups: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+    joined = 0
+    for gold in golds:
+        for response in _spellings(gold):
+            final = worker._final_part(response)
+            key = answer_key(final) if final is not None else None
+            if key is None:
+                continue
+            worker._VERDICTS.clear()
+            got = worker.check_equivalence(gold, response)
+            seen = groups.setdefault((gold, *key), set())
+            joined += bool(seen)
+            seen.add((got["status"], got["pred"]))
+    split = {k: v for k, v in groups.items() if len(v) > 1}
+    assert split == {}
+    assert joined >= 500, joined  # the keys do join many spellings
+
+
+async def test_a_group_costs_one_check_per_distinct_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixteen completions of one prompt with three distinct boxed answers, graded at once, send
+    three checks to the workers, and each gets the result a fresh grader gives it alone."""
+    import graders._math as math_grader
+
+    gold = r"\frac{13}{29}"
+    answers = [gold, r"\frac{13}{28}", "0"]
+    boxed = [w for w in WRAPPERS if "boxed" in w]
+    group = [boxed[i % len(boxed)].format(a=answers[i % 3]) for i in range(16)]
+    sent: list[Any] = []
+    real = math_grader._run_in_pool
+
+    async def counting(func: Any, args: Any, **kwargs: Any) -> Any:
+        sent.append(args)
+        return await real(func, args, **kwargs)
+
+    monkeypatch.setattr(math_grader, "_run_in_pool", counting)
+    grader = MathGrader()
+    results = await asyncio.gather(
+        *(grader.aevaluate(response=r, reference_response=gold) for r in group)
+    )
+    assert len(sent) == 3, sent
+    # A repeat later is answered from memory; a new answer is checked.
+    again = await grader.aevaluate(
+        response=rf"Thus \boxed{{{answers[1]}}}.", reference_response=gold
+    )
+    new = await grader.aevaluate(response=r"\boxed{\frac{12}{29}}", reference_response=gold)
+    assert isinstance(again, GraderScore) and again.score == 0.0
+    assert isinstance(new, GraderScore) and new.score == 0.0
+    assert len(sent) == 4  # the new answer's check; the repeat cost nothing
+    monkeypatch.setattr(math_grader, "_run_in_pool", real)
+    alone = [await MathGrader().aevaluate(response=r, reference_response=gold) for r in group]
+    assert [(r.score, r.metadata) for r in results] == [(r.score, r.metadata) for r in alone]
+    assert [r.score for r in results[:3]] == [1.0, 0.0, 0.0]
+
+
+async def test_a_failed_check_is_not_remembered() -> None:
+    """A check that times out is unscored for every completion that shared it, and the next
+    completion with that answer is checked again rather than given the failure."""
+    grader = MathGrader(timeout=0.5)
+    first, second = await asyncio.gather(
+        grader.aevaluate(response=SLOW, reference_response="3"),
+        grader.aevaluate(response=SLOW, reference_response="3"),
+    )
+    assert isinstance(first, GraderError) and first.kind == "timeout"
+    assert isinstance(second, GraderError) and second.kind == "timeout"
+    assert grader._checks.computed == 1
+    third = await grader.aevaluate(response=SLOW, reference_response="3")
+    assert isinstance(third, GraderError) and third.kind == "timeout"
+    assert grader._checks.computed == 2
