@@ -66,6 +66,14 @@ class Coalescer(Generic[K, V]):
             f"computed={self.computed}, shared={self.shared})"
         )
 
+    def __getstate__(self) -> dict[str, int]:
+        # A copy (a grader shipped to a Ray worker or a process) starts empty: the locks, the
+        # tasks and the results belong to this process.
+        return {"max_entries": self.max_entries}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["max_entries"])  # type: ignore[misc]
+
     def get(self, key: K) -> tuple[bool, V | None]:
         """``(True, value)`` for a remembered result, ``(False, None)`` otherwise."""
         with self._lock:

@@ -392,3 +392,14 @@ async def test_a_failed_check_is_not_remembered() -> None:
     third = await grader.aevaluate(response=SLOW, reference_response="3")
     assert isinstance(third, GraderError) and third.kind == "timeout"
     assert grader._checks.computed == 2
+
+
+async def test_a_pickled_grader_grades_and_shares_checks_afresh() -> None:
+    import pickle
+
+    grader = MathGrader()
+    first = await grader.aevaluate(response=r"\boxed{3}", reference_response="4")
+    copy = pickle.loads(pickle.dumps(grader))
+    again = await copy.aevaluate(response=r"So \boxed{3}.", reference_response="4")
+    assert isinstance(first, GraderScore) and isinstance(again, GraderScore)
+    assert (first.score, again.score, copy._checks.computed) == (0.0, 0.0, 1)

@@ -160,3 +160,17 @@ def test_one_coalescer_serves_loops_in_several_threads() -> None:
     assert 1 <= len(runs) <= 2  # at most one per loop
     assert asyncio.run(memo.run("k", slow)) == "shared"
     assert len(runs) <= 2
+
+
+async def test_a_pickled_copy_starts_empty_and_works() -> None:
+    """Graders holding a coalescer are shipped to Ray workers and processes by pickling."""
+    import pickle
+
+    memo: Coalescer[str, object] = Coalescer(max_entries=7)
+    done = Counted("here")
+    done.release.set()
+    await memo.run("k", done)
+    copy = pickle.loads(pickle.dumps(memo))
+    assert (copy.max_entries, copy.get("k")) == (7, (False, None))
+    assert await copy.run("k", done) == "here"
+    assert done.runs == 2
