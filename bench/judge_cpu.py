@@ -85,27 +85,35 @@ print(json.dumps({"wall": wall, "cpu_us": cpu / (3 * n) * 1e6, "ok": ok, "calls"
 BARE = r"""
 import asyncio, json, sys, time
 import aiohttp
-n, c, url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n, c, url, client = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 msgs = [{"role": "system", "content": "s" * 1200}, {"role": "user", "content": "u" * 1200}]
 body = {"model": "mock", "messages": msgs, "temperature": 0.0, "max_tokens": 512}
+headers = {"Content-Type": "application/json"}
 async def main():
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)) as s:
-        sem = asyncio.Semaphore(c)
-        async def one():
-            async with sem:
-                data = json.dumps(body).encode()
-                async with s.post(url + "/chat/completions", data=data,
-                                  headers={"Content-Type": "application/json"}) as r:
-                    return json.loads(await r.read())["choices"][0]["message"]["content"]
-        await asyncio.gather(*(one() for _ in range(100)))
-        cpu0 = time.process_time()
-        await asyncio.gather(*(one() for _ in range(n)))
-        return (time.process_time() - cpu0) / n * 1e6
+    if client == "http1":
+        from rm_service.models._http1 import Http1Poster
+        poster = Http1Poster(url + "/chat/completions", headers, pool=c, who="mock")
+        post = lambda: poster.post(body, 1)
+    else:
+        s = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c))
+        async def post():
+            data = json.dumps(body).encode()
+            async with s.post(url + "/chat/completions", data=data, headers=headers) as r:
+                return await r.read()
+    sem = asyncio.Semaphore(c)
+    async def one():
+        async with sem:
+            return json.loads(await post())["choices"][0]["message"]["content"]
+    await asyncio.gather(*(one() for _ in range(100)))
+    cpu0 = time.process_time()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return (time.process_time() - cpu0) / n * 1e6
 print(json.dumps({"cpu_us": asyncio.run(main())}))
 """
-"""The floor: one plain aiohttp POST of a prompt-sized body and a ``json.loads`` of the answer,
-at the same concurrency, with no grader around it. Its CPU per request scales the figures above
-to the machine (a faster core lowers both)."""
+"""The floors: one plain POST of a prompt-sized body and a ``json.loads`` of the answer, at the
+same concurrency, with no grader around it: through aiohttp, and through the ``direct``
+transport's own HTTP/1.1 client (:mod:`rm_service.models._http1`). Their CPU per request scales
+the figures above to the machine (a faster core lowers both)."""
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
@@ -183,16 +191,22 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for c in args.c:
-                bare = subprocess.run(
-                    [sys.executable, "-c", BARE, str(3 * args.n), str(c), url],
-                    capture_output=True,
-                    text=True,
-                    cwd=scratch,
-                    timeout=600,
-                    check=True,
+                floors = {}
+                for client in ("aiohttp", "http1"):
+                    bare = subprocess.run(
+                        [sys.executable, "-c", BARE, str(3 * args.n), str(c), url, client],
+                        capture_output=True,
+                        text=True,
+                        cwd=scratch,
+                        timeout=600,
+                        check=True,
+                    )
+                    floors[client] = json.loads(bare.stdout.strip().splitlines()[-1])["cpu_us"]
+                floor = floors["aiohttp"]
+                print(
+                    f"#   C={c}: bare request (the floor): aiohttp {floor:.0f} us CPU each, "
+                    f"the direct transport's HTTP/1.1 client {floors['http1']:.0f} us"
                 )
-                floor = json.loads(bare.stdout.strip().splitlines()[-1])["cpu_us"]
-                print(f"#   C={c}: bare aiohttp request (the floor): {floor:.0f} us CPU each")
                 bound = 3 * args.n * LATENCY / c  # every grader's call; judge-only makes all
                 cpus, ratios = [], []
                 for run in range(1, args.runs + 1):
@@ -217,6 +231,7 @@ def main() -> None:
                         print_profile(prof, int(r["judge_calls"]), args.top)
                 summary[c] = {
                     "bare_aiohttp_us": round(floor),
+                    "bare_http1_us": round(floors["http1"]),
                     "cpu_us_per_judge_call_median": round(statistics.median(cpus)),
                     "wall_over_bound_median": round(statistics.median(ratios), 2),
                 }

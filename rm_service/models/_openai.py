@@ -55,10 +55,11 @@ from rm_service.models._base import (
     TokenLogprob,
     Usage,
 )
+from rm_service.models._http1 import json_poster
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import SdkClient
 from rm_service.models._retry import RetryPolicy, retry_async
-from rm_service.models._session import Client, JsonPoster, LoopState, PerLoopSessions, http_error
+from rm_service.models._session import Client, LoopState, PerLoopSessions, http_error
 
 __all__ = [
     "DEFAULT_JUDGE_CONCURRENCY",
@@ -238,7 +239,7 @@ class OpenAIChatModel(PerLoopSessions):
                 "Accept": "application/json",
             }
             url = f"{base}/chat/completions"
-            return JsonPoster(url, headers, pool=self.max_concurrency, who=self.model)
+            return json_poster(url, headers, pool=self.max_concurrency, who=self.model)
         return SdkClient(self, endpoint=self.base_url or _OPENAI_HOST)
 
     def _pool_size(self) -> int:

@@ -59,9 +59,10 @@ from rm_service.models._base import (
     JudgeTimeout,
 )
 from rm_service.models._batch import MicroBatcher
+from rm_service.models._http1 import json_poster
 from rm_service.models._limits import RateLimiter
 from rm_service.models._retry import RetryPolicy, retry_async
-from rm_service.models._session import Client, JsonPoster, LoopState, PerLoopSessions
+from rm_service.models._session import Client, LoopState, PerLoopSessions
 
 __all__ = [
     "DEFAULT_PATHS",
@@ -249,7 +250,7 @@ class RemoteRMClient(PerLoopSessions):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        return JsonPoster(self.url, headers, pool=self.max_inflight, who=self.url)
+        return json_poster(self.url, headers, pool=self.max_inflight, who=self.url)
 
     def _pool_size(self) -> int:
         return self.max_inflight

@@ -1,0 +1,373 @@
+"""``Http1Poster``: JSON POSTs over keep-alive HTTP/1.1 connections, on asyncio alone.
+
+Why it exists: a judge call's own client work is what caps a reward service on a small box (a
+GRPO node shares its cores with the trainer), and a general HTTP client spends most of a small
+request on generality: URL objects, header multidicts, tracing hooks, cookie jars, redirects,
+timers. A judge endpoint needs one thing, the same POST to the same URL over and over, so this
+client builds the request head once and writes ``head + length + body``; a response is parsed
+from the bytes as they arrive (status line, headers, then ``Content-Length``, chunked or
+read-to-close body). It is the ``direct`` transport's poster for ``http`` and ``https`` URLs
+(:class:`~rm_service.models._session.JsonPoster` on aiohttp remains for anything else).
+
+What it keeps from a full client, because a reward service needs it:
+
+* **Keep-alive and a pool per event loop** (the loop's :class:`~rm_service.models._session.
+  LoopState` caps how many requests are in flight). A connection the server closed while idle
+  is dropped before reuse; ``Connection: close`` and HTTP/1.0 answers close after the response.
+* **TLS** with the system's default verification (``ssl.create_default_context()``) and SNI.
+* **Errors as the retry policy reads them:** 429 with its ``Retry-After``, another status >= 400
+  with the body's start, a refused or dropped connection as ``JudgeConnectionError``, a body cut
+  short or malformed (bad chunk sizes, a gzip body that does not inflate) as ``JudgeHTTPError``.
+  A redirect is an error naming where it points: a POST is not silently re-sent elsewhere.
+* **Cancellation-safe:** a request abandoned mid-flight (a record's deadline) closes its
+  connection, so a late answer can never be read as the next request's.
+
+It never sends ``Accept-Encoding``, so servers answer uncompressed; a gzip or deflate body sent
+anyway is inflated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from rm_service.models._base import JudgeConnectionError, JudgeHTTPError
+from rm_service.models._session import Client, JsonPoster, encode_json, http_error
+
+__all__ = ["Http1Poster", "json_poster", "supports"]
+
+_MAX_HEAD = 64 * 1024
+"""A response head longer than this is refused (a misbehaving server, not a judge)."""
+_MAX_BODY = 64 * 1024 * 1024
+"""A response body longer than this is refused, so a runaway server cannot exhaust memory."""
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def supports(url: str) -> bool:
+    """Whether this client can post to ``url`` (plain ``http`` or ``https``, with a host)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
+
+
+def json_poster(url: str, headers: dict[str, str], *, pool: int, who: str) -> Client:
+    """The ``direct`` transport's client for ``url``: :class:`Http1Poster` for ``http(s)``,
+    aiohttp's :class:`~rm_service.models._session.JsonPoster` otherwise."""
+    if supports(url):
+        return Http1Poster(url, headers, pool=pool, who=who)
+    return JsonPoster(url, headers, pool=pool, who=who)
+
+
+class _Broken(Exception):
+    """The response cannot be read: the connection is unusable from here on."""
+
+
+class _Response:
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: at most one request in flight, its response parsed as it
+    arrives."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reusable = True
+        self._waiter: asyncio.Future[_Response] | None = None
+        self._buf = bytearray()
+        self._status = 0
+        self._headers: dict[str, str] | None = None
+        self._length: int | None = None  # body bytes expected; None: chunked or to close
+        self._chunked = False
+        self._body = bytearray()
+        self._chunk_left = -1  # -1: a chunk-size line is next
+
+    # -- asyncio.Protocol --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            self._fail(_Broken("the server sent data with no request pending"))
+            return
+        self._buf += data
+        try:
+            self._parse()
+        except _Broken as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._headers is not None and self._length is None and not self._chunked:
+            self._finish(bytes(self._body))  # a body read to the close (HTTP/1.0 style)
+            return
+        got = "before any answer" if self._headers is None else "in the middle of the answer"
+        waiter.set_exception(ConnectionResetError(f"the server closed the connection {got}"))
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def request(self, data: bytes) -> asyncio.Future[_Response]:
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._status, self._headers, self._length, self._chunked = 0, None, None, False
+        self._body = bytearray()
+        self._chunk_left = -1
+        self.transport.write(data)
+        return self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.reusable = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        self.close()
+
+    def _finish(self, body: bytes) -> None:
+        headers = self._headers or {}
+        if self._buf:  # bytes beyond the answer: the stream cannot be trusted for another
+            self.reusable = False
+        if headers.get("connection", "").lower() == "close":
+            self.reusable = False
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_Response(self._status, headers, body))
+
+    # -- parsing -----------------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        if self._headers is None and not self._parse_head():
+            return
+        if self._chunked:
+            self._parse_chunks()
+        elif self._length is not None:
+            if len(self._buf) >= self._length:
+                body = bytes(self._buf[: self._length])
+                del self._buf[: self._length]
+                self._finish(body)
+        else:
+            self._body += self._buf
+            self._buf.clear()
+            if len(self._body) > _MAX_BODY:
+                raise _Broken("the response body is too long")
+
+    def _parse_head(self) -> bool:
+        end = self._buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buf) > _MAX_HEAD:
+                raise _Broken("the response head is too long")
+            return False
+        lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
+        del self._buf[: end + 4]
+        version, _, rest = lines[0].partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise _Broken(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        status = int(code)
+        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+            return self._buf.find(b"\r\n\r\n") >= 0 and self._parse_head()
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _Broken(f"a malformed header line: {line[:80]!r}")
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        self._status, self._headers = status, headers
+        if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+            self.reusable = False
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._chunked = True
+        elif "content-length" in headers:
+            try:
+                self._length = int(headers["content-length"])
+            except ValueError:
+                raise _Broken(f"a bad Content-Length {headers['content-length']!r}") from None
+            if not 0 <= self._length <= _MAX_BODY:
+                raise _Broken(f"a Content-Length out of range: {self._length}")
+        elif status in (204, 304):
+            self._length = 0
+        else:
+            self.reusable = False  # read to the close
+        return True
+
+    def _parse_chunks(self) -> None:
+        buf = self._buf
+        while True:
+            if self._chunk_left < 0:
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    if len(buf) > _MAX_HEAD:
+                        raise _Broken("a chunk-size line is too long")
+                    return
+                size_text = bytes(buf[:eol]).split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise _Broken(f"a bad chunk size {size_text[:20]!r}") from None
+                if size < 0 or len(self._body) + size > _MAX_BODY:
+                    raise _Broken("the response body is too long")
+                if size == 0:
+                    # Trailers (rare) end with an empty line, as the head does.
+                    end = buf.find(b"\r\n\r\n", eol)
+                    if end < 0:
+                        return
+                    del buf[: end + 4]
+                    self._finish(bytes(self._body))
+                    return
+                del buf[: eol + 2]
+                self._chunk_left = size
+            if len(buf) < self._chunk_left + 2:
+                return
+            if buf[self._chunk_left : self._chunk_left + 2] != b"\r\n":
+                raise _Broken("a chunk does not end where its size says")
+            self._body += buf[: self._chunk_left]
+            del buf[: self._chunk_left + 2]
+            self._chunk_left = -1
+
+
+class Http1Poster:
+    """One loop's keep-alive HTTP/1.1 client posting JSON to ``url``.
+
+    Args:
+        url: where every body goes (``http://`` or ``https://``).
+        headers: sent with every request (content type, accept, auth).
+        pool: idle connections kept for reuse.
+        who: names the endpoint in error messages (a model name, a URL).
+        ssl_context: for ``https`` (default: ``ssl.create_default_context()``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        pool: int,
+        who: str,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if not supports(url) or parts.hostname is None:
+            raise ValueError(f"not an http(s) URL with a host: {url!r}")
+        self.url = url
+        self.who = who
+        self.host = parts.hostname
+        tls = parts.scheme == "https"
+        self.port = parts.port or (443 if tls else 80)
+        self.ssl = (ssl_context or ssl.create_default_context()) if tls else None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host = parts.netloc.rpartition("@")[2]
+        lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in _OURS]
+        self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+        self._idle: deque[_Connection] = deque()
+        self._pool = pool
+        self._closed = False
+
+    async def post(self, body: dict[str, Any], n: int) -> bytes:
+        data = encode_json(body).encode()
+        resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n)
+        content = resp.body
+        encoding = resp.headers.get("content-encoding", "identity").lower()
+        if encoding not in ("", "identity"):
+            content = self._inflate(content, encoding, n)
+        if resp.status >= 400:
+            detail = content.decode("utf-8", "replace")
+            raise http_error(self.who, resp.status, detail, resp.headers, n)
+        if resp.status in _REDIRECTS:
+            where = resp.headers.get("location", "?")
+            raise JudgeHTTPError(
+                f"{self.who}: HTTP {resp.status}: redirected to {where}; a POST is not re-sent "
+                "to another address: set the URL to where the service is",
+                attempts=n,
+                status=resp.status,
+            )
+        return content
+
+    async def _send(self, data: bytes, n: int) -> _Response:
+        conn = await self._connection(n)
+        try:
+            resp = await conn.request(data)
+        except BaseException as exc:
+            conn.close()  # mid-flight: a late answer must never be read as the next one's
+            if isinstance(exc, _Broken):
+                raise JudgeHTTPError(
+                    f"{self.who}: a malformed HTTP answer: {exc}", attempts=n
+                ) from None
+            if isinstance(exc, OSError):
+                raise JudgeConnectionError(
+                    f"{self.who}: lost the connection to {self.url}: {exc}", attempts=n
+                ) from exc
+            raise
+        if conn.reusable and not conn.closed and not self._closed and len(self._idle) < self._pool:
+            self._idle.append(conn)
+        else:
+            conn.close()
+        return resp
+
+    async def _connection(self, n: int) -> _Connection:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(
+                _Connection,
+                self.host,
+                self.port,
+                ssl=self.ssl,
+                server_hostname=self.host if self.ssl is not None else None,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            who = "" if self.who == self.url else f"{self.who}: "
+            raise JudgeConnectionError(f"{who}cannot reach {self.url}: {exc}", attempts=n) from exc
+        return conn
+
+    def _inflate(self, content: bytes, encoding: str, n: int) -> bytes:
+        try:
+            if encoding in ("gzip", "x-gzip"):
+                return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+            if encoding == "deflate":
+                try:
+                    return zlib.decompress(content)
+                except zlib.error:
+                    return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate
+        except zlib.error as exc:
+            raise JudgeHTTPError(
+                f"{self.who}: a {encoding} body that does not inflate: {exc}", attempts=n
+            ) from exc
+        raise JudgeHTTPError(
+            f"{self.who}: an answer in an encoding this client cannot read ({encoding!r})",
+            attempts=n,
+        )
+
+    async def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
+
+
+_OURS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
+"""Headers this client writes itself (a caller's copy would be sent twice)."""

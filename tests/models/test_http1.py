@@ -1,0 +1,365 @@
+"""Http1Poster, the ``direct`` transport's HTTP/1.1 client, against a scripted raw server.
+
+The server is a real asyncio TCP (and TLS) server on 127.0.0.1 that reads each request and
+answers with bytes the test chooses, written in pieces of any size, so framing, keep-alive,
+closes and malformed answers are exercised as they arrive on a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import gzip
+import json
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rm_service.models import JudgeConnectionError, JudgeHTTPError, JudgeRateLimited
+from rm_service.models._http1 import Http1Poster, json_poster, supports
+from rm_service.models._session import JsonPoster
+
+Answer = Callable[[dict[str, Any], int], list[bytes] | None]
+"""(request body, request number on its connection) -> the pieces to write, or None to hang."""
+
+
+def ok(body: bytes, *extra: str) -> list[bytes]:
+    head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{h}\r\n" for h in extra) + f"Content-Length: {len(body)}\r\n\r\n"
+    return [head.encode(), body]
+
+
+def echo(req: dict[str, Any], _n: int) -> list[bytes]:
+    return ok(json.dumps({"echo": req["id"]}).encode())
+
+
+class RawServer:
+    """Counts connections, records raw requests, answers each with ``answer``'s pieces."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+        self.close_after_answer = False
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self, ssl_ctx: ssl.SSLContext | None = None) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ssl_ctx)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"{'https' if ssl_ctx else 'http'}://127.0.0.1:{port}/v1/chat/completions"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        n = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                n += 1
+                pieces = self.answer(json.loads(body), n)
+                if pieces is None:
+                    await asyncio.sleep(3600)
+                for piece in pieces:
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+                if self.close_after_answer:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def drop_idle(self) -> None:
+        """Close every connection from the server side, as a keep-alive timeout does."""
+        for w in self.writers:
+            w.close()
+        await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for w in self.writers:
+            w.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Any]]:
+    servers: list[RawServer] = []
+
+    async def start(answer: Answer = echo, ssl_ctx: ssl.SSLContext | None = None) -> Any:
+        server = RawServer(answer)
+        url = await server.start(ssl_ctx)
+        servers.append(server)
+        return server, url
+
+    yield start
+    for s in servers:
+        await s.stop()
+
+
+def poster(url: str, **kw: Any) -> Http1Poster:
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}
+    return Http1Poster(url, headers, pool=kw.pop("pool", 8), who="judge", **kw)
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection(serve: Any) -> None:
+    server, url = await serve()
+    p = poster(url)
+    for i in range(5):
+        assert json.loads(await p.post({"id": i}, 1)) == {"echo": i}
+    assert server.connections == 1
+    head = server.requests[0].split(b"\r\n\r\n")[0].decode().lower().split("\r\n")
+    assert head[0] == "post /v1/chat/completions http/1.1"
+    assert sorted(h.split(":")[0] for h in head[1:]) == [
+        "authorization",
+        "content-length",
+        "content-type",
+        "host",
+    ]
+    await p.close()
+
+
+async def test_concurrent_requests_each_get_their_own_answer(serve: Any) -> None:
+    server, url = await serve()
+    p = poster(url, pool=4)
+    got = await asyncio.gather(*(p.post({"id": i}, 1) for i in range(40)))
+    assert [json.loads(g)["echo"] for g in got] == list(range(40))
+    assert server.connections <= 40
+    again = await asyncio.gather(*(p.post({"id": i}, 1) for i in range(4)))
+    assert [json.loads(g)["echo"] for g in again] == list(range(4))
+    await p.close()
+
+
+def chunked(req: dict[str, Any], _n: int) -> list[bytes]:
+    body = json.dumps({"echo": req["id"], "pad": "x" * 300}).encode()
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw += b"".join(
+        b"%x;ext=1\r\n%s\r\n" % (len(c), c) for c in (body[:7], body[7:200], body[200:])
+    )
+    raw += b"0\r\nX-Trailer: t\r\n\r\n"
+    return [raw[i : i + 5] for i in range(0, len(raw), 5)]  # five bytes per write
+
+
+async def test_a_chunked_answer_in_small_pieces_is_joined(serve: Any) -> None:
+    server, url = await serve(chunked)
+    p = poster(url)
+    for i in range(3):
+        assert json.loads(await p.post({"id": i}, 1))["echo"] == i
+    assert server.connections == 1
+    await p.close()
+
+
+def http10(req: dict[str, Any], _n: int) -> list[bytes]:
+    return [
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n",
+        b'{"echo": ',
+        b"%d}" % req["id"],
+    ]
+
+
+async def test_an_answer_without_length_is_read_to_the_close(serve: Any) -> None:
+    server, url = await serve(http10)
+    server.close_after_answer = True
+    p = poster(url)
+    assert json.loads(await p.post({"id": 1}, 1)) == {"echo": 1}
+    assert json.loads(await p.post({"id": 2}, 1)) == {"echo": 2}
+    assert server.connections == 2
+    await p.close()
+
+
+async def test_connection_close_and_idle_drops_open_a_new_connection(serve: Any) -> None:
+    server, url = await serve(lambda req, n: ok(b'{"a": 1}', "Connection: close"))
+    server.close_after_answer = True
+    p = poster(url)
+    await p.post({"id": 0}, 1)
+    await p.post({"id": 1}, 1)
+    assert server.connections == 2
+    keep, keep_url = await serve()
+    q = poster(keep_url)
+    await q.post({"id": 0}, 1)
+    await keep.drop_idle()  # the server's keep-alive timeout
+    assert json.loads(await q.post({"id": 1}, 1)) == {"echo": 1}
+    assert keep.connections == 2
+    await p.close()
+    await q.close()
+
+
+async def test_an_interim_100_continue_is_skipped(serve: Any) -> None:
+    _, url = await serve(lambda req, n: [b"HTTP/1.1 100 Continue\r\n\r\n", *echo(req, n)])
+    assert json.loads(await poster(url).post({"id": 7}, 1)) == {"echo": 7}
+
+
+def status(code: int, body: bytes, *extra: str) -> Answer:
+    def answer(req: dict[str, Any], n: int) -> list[bytes]:
+        head = f"HTTP/1.1 {code} X\r\n" + "".join(f"{h}\r\n" for h in extra)
+        return [f"{head}Content-Length: {len(body)}\r\n\r\n".encode(), body]
+
+    return answer
+
+
+async def test_statuses_map_onto_the_judge_errors(serve: Any) -> None:
+    _, url = await serve(status(429, b"slow down", "Retry-After: 7"))
+    with pytest.raises(JudgeRateLimited, match="slow down") as limited:
+        await poster(url).post({"id": 0}, 2)
+    assert (limited.value.retry_after, limited.value.attempts) == (7.0, 2)
+    _, url = await serve(status(503, b"overloaded"))
+    with pytest.raises(JudgeHTTPError, match="HTTP 503: overloaded") as failed:
+        await poster(url).post({"id": 0}, 1)
+    assert failed.value.status == 503
+    _, url = await serve(status(307, b"", "Location: https://elsewhere/v1"))
+    with pytest.raises(JudgeHTTPError, match="redirected to https://elsewhere/v1"):
+        await poster(url).post({"id": 0}, 1)
+
+
+async def test_compressed_answers_are_inflated_or_refused(serve: Any) -> None:
+    packed = gzip.compress(b'{"echo": 1}')
+    _, url = await serve(lambda req, n: ok(packed, "Content-Encoding: gzip"))
+    assert json.loads(await poster(url).post({"id": 1}, 1)) == {"echo": 1}
+    _, url = await serve(lambda req, n: ok(b"not gzip", "Content-Encoding: gzip"))
+    with pytest.raises(JudgeHTTPError, match="does not inflate"):
+        await poster(url).post({"id": 1}, 1)
+    _, url = await serve(lambda req, n: ok(b"x", "Content-Encoding: br"))
+    with pytest.raises(JudgeHTTPError, match="cannot read"):
+        await poster(url).post({"id": 1}, 1)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"HTTP/1.1 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef",
+    ],
+)
+async def test_malformed_answers_are_errors_and_the_connection_is_dropped(
+    serve: Any, raw: bytes
+) -> None:
+    calls: list[int] = []
+
+    def answer(req: dict[str, Any], n: int) -> list[bytes]:
+        calls.append(n)
+        return [raw] if req["id"] == 0 else echo(req, n)
+
+    server, url = await serve(answer)
+    p = poster(url)
+    with pytest.raises(JudgeHTTPError, match="malformed HTTP answer"):
+        await p.post({"id": 0}, 1)
+    assert json.loads(await p.post({"id": 1}, 1)) == {"echo": 1}
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("pieces", "where"),
+    [([], "before any answer"), ([b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"], "middle")],
+)
+async def test_a_dropped_or_refused_connection_is_a_connection_error(
+    serve: Any, pieces: list[bytes], where: str
+) -> None:
+    server, url = await serve(lambda req, n: pieces)
+    server.close_after_answer = True
+    with pytest.raises(JudgeConnectionError, match=where):
+        await poster(url).post({"id": 0}, 1)
+    with pytest.raises(JudgeConnectionError, match="cannot reach"):
+        await poster("http://127.0.0.1:9/v1/chat/completions").post({"id": 0}, 1)
+
+
+async def test_an_abandoned_request_never_hands_its_answer_to_the_next(serve: Any) -> None:
+    """A request cut off by its deadline closes its connection: the late answer is never read
+    as the next request's."""
+
+    def slow_first(req: dict[str, Any], n: int) -> list[bytes] | None:
+        return None if req["id"] == "slow" else echo(req, n)
+
+    server, url = await serve(slow_first)
+    p = poster(url, pool=1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(p.post({"id": "slow"}, 1), 0.2)
+    assert json.loads(await p.post({"id": "next"}, 1)) == {"echo": "next"}
+    assert server.connections == 2
+
+
+def _self_signed(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client
+    context that trusts exactly it."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = tmp / "cert.pem"
+    key_pem = tmp / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_pem, key_pem)
+    client = ssl.create_default_context(cafile=str(cert_pem))
+    return server, client
+
+
+async def test_https_verifies_the_server_and_keeps_alive(serve: Any, tmp_path: Path) -> None:
+    server_ctx, client_ctx = _self_signed(tmp_path)
+    server, url = await serve(echo, server_ctx)
+    p = poster(url, ssl_context=client_ctx)
+    for i in range(3):
+        assert json.loads(await p.post({"id": i}, 1)) == {"echo": i}
+    assert server.connections == 1
+    await p.close()
+    untrusting = poster(url)  # the system's roots do not trust a self-signed certificate
+    with pytest.raises(JudgeConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        await untrusting.post({"id": 0}, 1)
+
+
+async def test_the_direct_transport_picks_the_client_by_url() -> None:
+    assert supports("http://127.0.0.1:8000/v1/chat/completions")
+    assert supports("https://api.openai.com/v1/chat/completions")
+    assert not supports("unix:///tmp/sock")
+    assert not supports("http://user:pw@host/v1")
+    headers = {"Content-Type": "application/json"}
+    assert isinstance(json_poster("https://h/v1", headers, pool=1, who="m"), Http1Poster)
+    with pytest.raises(ValueError, match="http"):
+        Http1Poster("ftp://h/x", headers, pool=1, who="m")
+    fallback = json_poster("http://u:p@h/v1", headers, pool=1, who="m")
+    assert isinstance(fallback, JsonPoster)
+    await fallback.close()
