@@ -22,13 +22,14 @@ What it keeps from a full client, because a reward service needs it:
 * **Cancellation-safe:** a request abandoned mid-flight (a record's deadline) closes its
   connection, so a late answer can never be read as the next request's.
 
-It never sends ``Accept-Encoding``, so servers answer uncompressed; a gzip or deflate body sent
-anyway is inflated.
+It asks for ``gzip, deflate`` at most (``Accept-Encoding``, as aiohttp did): without the header a
+server may pick any coding, brotli included; a gzip or deflate answer is inflated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import zlib
 from collections import deque
@@ -45,6 +46,13 @@ _MAX_HEAD = 64 * 1024
 _MAX_BODY = 64 * 1024 * 1024
 """A response body longer than this is refused, so a runaway server cannot exhaust memory."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    """The system's default verifying context, built once per process: loading the CA store is
+    blocking disk work, and a TRL reward function opens a client per step (a fresh loop each)."""
+    return ssl.create_default_context()
 
 
 def supports(url: str) -> bool:
@@ -275,11 +283,13 @@ class Http1Poster:
         self.host = parts.hostname
         tls = parts.scheme == "https"
         self.port = parts.port or (443 if tls else 80)
-        self.ssl = (ssl_context or ssl.create_default_context()) if tls else None
+        self.ssl = (ssl_context or _default_tls()) if tls else None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = parts.netloc.rpartition("@")[2]
         lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in _OURS]
+        if not any(k.lower() == "accept-encoding" for k in headers):
+            lines.append("Accept-Encoding: gzip, deflate")
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._idle: deque[_Connection] = deque()
         self._pool = pool

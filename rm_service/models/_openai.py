@@ -16,10 +16,11 @@ Design points (most answer a failure seen in other judge clients):
   pytest's runners do), or by :meth:`OpenAIChatModel.aclose`. The machinery is shared with the
   remote reward-model client (:mod:`rm_service.models._session`).
 * **The ``direct`` transport by default, chosen by measurement.** The client's CPU per call is
-  the bottleneck at scale. ``direct`` sends the chat-completions wire format over one aiohttp
-  session per loop, with no SDK on the hot path; it costs about half the client CPU per call of
-  ``openai.AsyncOpenAI`` and is the only transport that met the throughput targets
-  (``docs/benchmarks.md``). The SDK transports (``aiohttp``, ``httpx``) live in
+  the bottleneck at scale. ``direct`` sends the chat-completions wire format with no SDK on the
+  hot path, over our own keep-alive HTTP/1.1 client per loop (:mod:`rm_service.models._http1`,
+  about half aiohttp's CPU per request; aiohttp for URLs it does not take); it costs a fraction
+  of the client CPU per call of ``openai.AsyncOpenAI`` and is the only transport that met the
+  throughput targets (``docs/benchmarks.md``). The SDK transports (``aiohttp``, ``httpx``) live in
   :mod:`rm_service.models._openai_sdk`, for what only the SDK does (its proxy and Azure
   handling, say). All three share the pool size, deadlines, retries and error classes. The pool
   holds ``max_concurrency`` connections, and a per-loop semaphore of the same size queues calls
@@ -29,7 +30,7 @@ Design points (most answer a failure seen in other judge clients):
 * **Our retries, not the SDK's:** see ``_retry.py``. Every attempt is bounded by ``timeout`` and
   the whole call, retries, pool and rate-limit waits included, by ``deadline``.
 * **Errors are mapped by each transport** onto the :class:`JudgeError` classes: the direct client
-  maps aiohttp's errors and HTTP statuses itself, so the default path never imports ``openai``
+  maps connection failures, malformed answers and HTTP statuses itself, so the default path never imports ``openai``
   (about a second to import), and the SDK transports import it on first use, in a thread.
 """
 
@@ -72,12 +73,13 @@ __all__ = [
 
 Transport = Literal["direct", "aiohttp", "httpx"]
 """How requests are sent. ``aiohttp`` and ``httpx`` go through ``openai.AsyncOpenAI`` on that HTTP
-stack; ``direct`` sends the same chat-completions wire format over aiohttp without the SDK on the
-hot path (the SDK's request building is much of its per-call CPU)."""
+stack; ``direct`` sends the same chat-completions wire format without the SDK on the hot path (the
+SDK's request building is much of its per-call CPU), over :mod:`rm_service.models._http1`."""
 
 DEFAULT_TRANSPORT: Transport = "direct"
-"""Chosen by ``bench/judge_throughput.py``: about half the client CPU per call of the SDK on
-aiohttp, and the only transport that met the throughput targets (``docs/benchmarks.md``)."""
+"""Chosen by ``bench/judge_throughput.py`` and ``bench/judge_cpu.py``: a fraction of the client CPU
+per call of the SDK, and the only transport that met the throughput targets
+(``docs/benchmarks.md``)."""
 
 DEFAULT_MAX_RETRIES = 4
 
@@ -138,7 +140,7 @@ class OpenAIChatModel(PerLoopSessions):
             is a ceiling, not a target: the runner's own ``max_concurrency`` (64 by default)
             is what sets the calls in flight, and a runner raised to 256 gets 256 rather than
             a hidden 64.
-        transport: ``"direct"`` (default: the wire format over aiohttp, no SDK on the hot path),
+        transport: ``"direct"`` (default: the wire format over our HTTP/1.1 client, no SDK),
             ``"aiohttp"`` (``openai.AsyncOpenAI`` on aiohttp) or ``"httpx"`` (the SDK's default).
         rpm: requests-per-minute limit for this model object, shared across loops and threads.
         tpm: tokens-per-minute limit. Charged *before* a call with an estimate, prompt

@@ -123,7 +123,9 @@ async def test_keep_alive_serves_many_requests_on_one_connection(serve: Any) -> 
     assert server.connections == 1
     head = server.requests[0].split(b"\r\n\r\n")[0].decode().lower().split("\r\n")
     assert head[0] == "post /v1/chat/completions http/1.1"
+    assert "accept-encoding: gzip, deflate" in head  # never an encoding it cannot read
     assert sorted(h.split(":")[0] for h in head[1:]) == [
+        "accept-encoding",
         "authorization",
         "content-length",
         "content-type",
