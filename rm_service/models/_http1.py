@@ -13,7 +13,9 @@ What it keeps from a full client, because a reward service needs it:
 
 * **Keep-alive and a pool per event loop** (the loop's :class:`~rm_service.models._session.
   LoopState` caps how many requests are in flight). A connection the server closed while idle
-  is dropped before reuse; ``Connection: close`` and HTTP/1.0 answers close after the response.
+  is dropped before reuse, and one it closes just as a request goes out, before answering, gets
+  the request once more on a new connection; ``Connection: close`` and HTTP/1.0 answers close
+  after the response.
 * **TLS** with the system's default verification (``ssl.create_default_context()``) and SNI.
 * **Errors as the retry policy reads them:** 429 with its ``Retry-After``, another status >= 400
   with the body's start, a refused or dropped connection as ``JudgeConnectionError``, a body cut
@@ -73,6 +75,10 @@ class _Broken(Exception):
     """The response cannot be read: the connection is unusable from here on."""
 
 
+class _Stale(ConnectionResetError):
+    """The server closed the connection before answering anything."""
+
+
 class _Response:
     __slots__ = ("body", "headers", "status")
 
@@ -125,8 +131,12 @@ class _Connection(asyncio.Protocol):
         if self._headers is not None and self._length is None and not self._chunked:
             self._finish(bytes(self._body))  # a body read to the close (HTTP/1.0 style)
             return
-        got = "before any answer" if self._headers is None else "in the middle of the answer"
-        waiter.set_exception(ConnectionResetError(f"the server closed the connection {got}"))
+        if self._headers is None and not self._buf:
+            waiter.set_exception(_Stale("the server closed the connection before any answer"))
+            return
+        waiter.set_exception(
+            ConnectionResetError("the server closed the connection in the middle of the answer")
+        )
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -316,31 +326,59 @@ class Http1Poster:
         return content
 
     async def _send(self, data: bytes, n: int) -> _Response:
-        conn = await self._connection(n)
+        conn, reused = await self._connection(n)
+        try:
+            resp = await conn.request(data)
+        except _Stale:
+            # A kept-alive connection the server had already closed (its idle timeout) when the
+            # request went out: nothing was answered, so the request goes once more, on a new
+            # connection, as HTTP clients do, rather than costing the caller a retry and backoff.
+            conn.close()
+            if not reused:
+                raise JudgeConnectionError(
+                    f"{self.who}: the server at {self.url} closed the connection before any answer",
+                    attempts=n,
+                ) from None
+            return await self._send_fresh(data, n)
+        except BaseException as exc:
+            conn.close()  # mid-flight: a late answer must never be read as the next one's
+            raise self._error(exc, n) from exc
+        self._keep(conn)
+        return resp
+
+    async def _send_fresh(self, data: bytes, n: int) -> _Response:
+        conn = await self._connect(n)
         try:
             resp = await conn.request(data)
         except BaseException as exc:
-            conn.close()  # mid-flight: a late answer must never be read as the next one's
-            if isinstance(exc, _Broken):
-                raise JudgeHTTPError(
-                    f"{self.who}: a malformed HTTP answer: {exc}", attempts=n
-                ) from None
-            if isinstance(exc, OSError):
-                raise JudgeConnectionError(
-                    f"{self.who}: lost the connection to {self.url}: {exc}", attempts=n
-                ) from exc
-            raise
+            conn.close()
+            raise self._error(exc, n) from exc
+        self._keep(conn)
+        return resp
+
+    def _error(self, exc: BaseException, n: int) -> BaseException:
+        if isinstance(exc, _Broken):
+            return JudgeHTTPError(f"{self.who}: a malformed HTTP answer: {exc}", attempts=n)
+        if isinstance(exc, OSError):
+            return JudgeConnectionError(
+                f"{self.who}: lost the connection to {self.url}: {exc}", attempts=n
+            )
+        return exc
+
+    def _keep(self, conn: _Connection) -> None:
         if conn.reusable and not conn.closed and not self._closed and len(self._idle) < self._pool:
             self._idle.append(conn)
         else:
             conn.close()
-        return resp
 
-    async def _connection(self, n: int) -> _Connection:
+    async def _connection(self, n: int) -> tuple[_Connection, bool]:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
-                return conn
+                return conn, True
+        return await self._connect(n), False
+
+    async def _connect(self, n: int) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(

@@ -30,8 +30,9 @@ Design points (most answer a failure seen in other judge clients):
 * **Our retries, not the SDK's:** see ``_retry.py``. Every attempt is bounded by ``timeout`` and
   the whole call, retries, pool and rate-limit waits included, by ``deadline``.
 * **Errors are mapped by each transport** onto the :class:`JudgeError` classes: the direct client
-  maps connection failures, malformed answers and HTTP statuses itself, so the default path never imports ``openai``
-  (about a second to import), and the SDK transports import it on first use, in a thread.
+  maps connection failures, malformed answers and HTTP statuses itself, so the default path never
+  imports ``openai`` (about a second to import), and the SDK transports import it on first use,
+  in a thread.
 """
 
 from __future__ import annotations

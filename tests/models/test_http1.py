@@ -23,7 +23,8 @@ from rm_service.models._http1 import Http1Poster, json_poster, supports
 from rm_service.models._session import JsonPoster
 
 Answer = Callable[[dict[str, Any], int], list[bytes] | None]
-"""(request body, request number on its connection) -> the pieces to write, or None to hang."""
+"""(request body, request number on its connection) -> the pieces to write ([]: close the
+connection without answering), or None to hang."""
 
 
 def ok(body: bytes, *extra: str) -> list[bytes]:
@@ -70,6 +71,8 @@ class RawServer:
                 pieces = self.answer(json.loads(body), n)
                 if pieces is None:
                     await asyncio.sleep(3600)
+                if not pieces:
+                    break  # close without answering
                 for piece in pieces:
                     writer.write(piece)
                     await writer.drain()
@@ -365,3 +368,24 @@ async def test_the_direct_transport_picks_the_client_by_url() -> None:
     fallback = json_poster("http://u:p@h/v1", headers, pool=1, who="m")
     assert isinstance(fallback, JsonPoster)
     await fallback.close()
+
+
+async def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_afresh(
+    serve: Any,
+) -> None:
+    """The server's idle timeout can close a connection just as a request goes out on it: no
+    answer came, so the request goes once more on a new connection, without an error. A new
+    connection that closes before answering is an error (the retry policy's to handle)."""
+
+    def drop_second(req: dict[str, Any], n: int) -> list[bytes]:
+        return [] if n == 2 else echo(req, n)
+
+    server, url = await serve(drop_second)
+    p = poster(url)
+    assert json.loads(await p.post({"id": 1}, 1)) == {"echo": 1}
+    # The server reads the next request on the kept connection and closes it unanswered.
+    assert json.loads(await p.post({"id": 2}, 1)) == {"echo": 2}
+    assert server.connections == 2
+    assert len(server.requests) == 3  # the dropped one, then the same request afresh
+    assert server.requests[1] == server.requests[2]
+    await p.close()
