@@ -26,6 +26,7 @@ empty and master-key gates in :mod:`graders._master_key`, the restate gate in
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -230,9 +231,24 @@ def pregate_result(
 def first_gate_hit(
     gates: Iterable[PreGate], response: str, fields: Mapping[str, str]
 ) -> tuple[str, str] | None:
-    """``(gate name, reason)`` of the first gate that fires, or ``None``."""
+    """``(gate name, reason)`` of the first gate that fires, or ``None``.
+
+    Built-in gates' verdicts come from the record's memo entry when another grader of the record
+    asked them already (see :data:`_GATE_READS`)."""
+    entry: dict[object, str | None] | None = None
     for gate in gates:
-        reason = _checked(gate, response, fields)
+        reads = _GATE_READS.get(type(gate))
+        if reads is None:
+            reason = gate.check(response, fields)
+        else:
+            if entry is None:
+                entry = _entry(response, fields)
+            extra = _extra_reads(reads, getattr(gate, "against", ()))
+            key: object = (gate, *[fields.get(f) for f in extra]) if extra else gate
+            if key in entry:
+                reason = entry[key]
+            else:
+                reason = entry[key] = gate.check(response, fields)
         if reason:
             return gate.name, reason
     return None
@@ -260,37 +276,45 @@ gate is a pure function of its settings, the response and these fields, so its v
 computed once per distinct input. Only the exact built-in types are memoised (a subclass or a
 user's gate may keep state); ``tests/graders/test_judge_hot_path.py`` checks these lists against
 the gates on the red-team set. A built-in gate's settings are treated as fixed after construction.
+
+How: one entry per record, keyed by the response and the asking fields (:data:`_ASKING`), holds
+the verdicts of every gate asked on it, each under the gate (and the values of any other field it
+reads, such as the reference), so a grader pays one lookup for its record, not one per gate.
 """
 _MEMO_CHARS = 4_000_000
 """The memo's size bound, in characters of the texts its keys hold (so a few long responses
 cannot pin much memory); the oldest entries go first."""
-_memo: dict[tuple[object, ...], tuple[str | None, int]] = {}
+_memo: dict[tuple[str | None, ...], tuple[int, dict[object, str | None]]] = {}
 _memo_chars = 0
 _memo_lock = threading.Lock()
 
 
-def _checked(gate: PreGate, response: str, fields: Mapping[str, str]) -> str | None:
-    """``gate.check(response, fields)``, memoised for the built-in gates (see above)."""
+def _entry(response: str, fields: Mapping[str, str]) -> dict[object, str | None]:
+    """The record's verdicts so far: a new entry on a miss (unkept for very long texts)."""
     global _memo_chars
-    reads = _GATE_READS.get(type(gate))
-    if reads is None:
-        return gate.check(response, fields)
-    against: tuple[str, ...] = getattr(gate, "against", ())
-    key = (gate, response, *[fields.get(f) for f in reads], *[fields.get(f) for f in against])
+    key = (response, *[fields.get(f) for f in _ASKING])
     hit = _memo.get(key)
     if hit is not None:
-        return hit[0]
-    reason = gate.check(response, fields)
+        return hit[1]
     size = sum(len(k) for k in key if isinstance(k, str))
+    verdicts: dict[object, str | None] = {}
     if size > _MEMO_CHARS // 8:
-        return reason
+        return verdicts
     with _memo_lock:
+        hit = _memo.get(key)
+        if hit is not None:
+            return hit[1]
         while _memo and _memo_chars + size > _MEMO_CHARS:
-            _memo_chars -= _memo.pop(next(iter(_memo)))[1]
-        if key not in _memo:
-            _memo[key] = (reason, size)
-            _memo_chars += size
-    return reason
+            _memo_chars -= _memo.pop(next(iter(_memo)))[0]
+        _memo[key] = (size, verdicts)
+        _memo_chars += size
+    return verdicts
+
+
+@functools.lru_cache(maxsize=256)
+def _extra_reads(reads: tuple[str, ...], against: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields a gate reads beyond the record's key (the reference, its ``against`` ones)."""
+    return tuple(dict.fromkeys(f for f in (*reads, *against) if f not in _ASKING))
 
 
 def clear_gate_memo() -> None:

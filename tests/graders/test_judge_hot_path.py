@@ -239,8 +239,14 @@ def test_the_memo_answers_like_the_gates_and_asks_each_gate_once() -> None:
             assert calls == first  # the second time every verdict came from the memo
             changed = {**fields, "query": fields.get("query", "") + " Explain."}
             first_gate_hit(gates, case["response"], changed)
-            # a new query is a new key for every gate that reads it (all but "empty")
-            assert calls[len(first) :] == [n for n in first if n != "empty"]
+            # a new query is a new record: every gate is asked again
+            assert calls[len(first) :] == first
+            asked = len(calls)
+            other = {**fields, "reference_response": fields.get("reference_response", "") + "!"}
+            first_gate_hit(gates, case["response"], other)
+            # a new reference: only the gates that read it are asked again
+            readers = {"non_answer", "length"}
+            assert calls[asked:] == [n for n in first if n in readers]
     finally:
         for gate in gates:
             del gate.__dict__["check"]
