@@ -306,7 +306,7 @@ class Http1Poster:
         self._closed = False
 
     async def post(self, body: dict[str, Any], n: int) -> bytes:
-        data = encode_json(body).encode()
+        data = encode_json(body)
         resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n)
         content = resp.body
         encoding = resp.headers.get("content-encoding", "identity").lower()

@@ -50,8 +50,16 @@ __all__ = [
 ERROR_TEXT_LIMIT = 300
 """How much of an error response's body goes into the error message."""
 
-encode_json = json.JSONEncoder(ensure_ascii=False).encode
-"""``json.dumps(obj, ensure_ascii=False)`` without building an encoder per call."""
+_encode_ascii = json.JSONEncoder().encode
+
+
+def encode_json(obj: Any) -> bytes:
+    """A request body: JSON with every non-ASCII character escaped.
+
+    Escaped, not UTF-8: a lone surrogate (valid in JSON input as ``"\\ud800"``, so a response
+    can hold one) cannot be encoded as UTF-8 and would fail the call, and the ASCII encoder is
+    about twice as fast on a judge prompt, whose fences and quotes are rarely pure ASCII."""
+    return _encode_ascii(obj).encode("ascii")
 
 
 class Client(Protocol):
@@ -234,7 +242,7 @@ class JsonPoster:
         )
 
     async def post(self, body: dict[str, Any], n: int) -> bytes:
-        data = encode_json(body).encode()
+        data = encode_json(body)
         try:
             async with self.session.post(self.url, data=data, headers=self.headers) as resp:
                 content = await resp.read()

@@ -389,3 +389,20 @@ async def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_afre
     assert len(server.requests) == 3  # the dropped one, then the same request afresh
     assert server.requests[1] == server.requests[2]
     await p.close()
+
+
+async def test_bodies_go_out_as_ascii_json_whatever_the_text(serve: Any) -> None:
+    """Non-ASCII text is escaped, so a lone surrogate (which UTF-8 cannot encode) goes too, on
+    both of the direct transport's clients."""
+    texts = ["Zürich, 東京 \ud800 end", "plain"]
+    server, url = await serve(lambda req, n: ok(json.dumps({"echo": req["id"]}).encode()))
+    for client in (
+        poster(url),
+        JsonPoster(url, {"Content-Type": "application/json"}, pool=1, who="m"),
+    ):
+        for text in texts:
+            assert json.loads(await client.post({"id": text}, 1)) == {"echo": text}
+        await client.close()
+    bodies = [r.split(b"\r\n\r\n", 1)[1] for r in server.requests]
+    assert all(b.isascii() for b in bodies)
+    assert [json.loads(b)["id"] for b in bodies] == texts * 2
