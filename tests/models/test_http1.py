@@ -392,17 +392,18 @@ async def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_afre
 
 
 async def test_bodies_go_out_as_ascii_json_whatever_the_text(serve: Any) -> None:
-    """Non-ASCII text is escaped, so a lone surrogate (which UTF-8 cannot encode) goes too, on
-    both of the direct transport's clients."""
-    texts = ["Zürich, 東京 \ud800 end", "plain"]
+    """Non-ASCII text is escaped, and a lone surrogate (which UTF-8 cannot encode) goes as
+    U+FFFD, on both of the direct transport's clients; the text "\\ud800" stays as written."""
+    texts = ["Zürich, 東京 \ud800 end", "plain", "a backslash: \\ud800"]
+    sent = ["Zürich, 東京 \ufffd end", "plain", "a backslash: \\ud800"]
     server, url = await serve(lambda req, n: ok(json.dumps({"echo": req["id"]}).encode()))
     for client in (
         poster(url),
         JsonPoster(url, {"Content-Type": "application/json"}, pool=1, who="m"),
     ):
-        for text in texts:
-            assert json.loads(await client.post({"id": text}, 1)) == {"echo": text}
+        for text, want in zip(texts, sent, strict=True):
+            assert json.loads(await client.post({"id": text}, 1)) == {"echo": want}
         await client.close()
     bodies = [r.split(b"\r\n\r\n", 1)[1] for r in server.requests]
     assert all(b.isascii() for b in bodies)
-    assert [json.loads(b)["id"] for b in bodies] == texts * 2
+    assert [json.loads(b)["id"] for b in bodies] == sent * 2

@@ -496,11 +496,12 @@ async def test_the_default_pool_does_not_cap_a_wider_runner(server: JudgeServer)
 
 async def test_a_lone_surrogate_in_a_message_reaches_the_judge(server: JudgeServer) -> None:
     """JSON input may hold ``"\\ud800"``, so a record's response can: the request body used to
-    be encoded as UTF-8, which cannot hold it, and the call failed (``internal``). The SDK
-    transports encode it their own way (and fail), so this is the direct transport's."""
+    be encoded as UTF-8, which cannot hold it, and the call failed (``internal``). It goes as
+    U+FFFD, which a server's tokenizer can read. The SDK transports encode it their own way (and
+    fail), so this is the direct transport's."""
     if TRANSPORT != "direct":
         pytest.skip("the openai SDK encodes the body itself")
     text = "Paris \ud800 is the capital of France."
     result = await make(server).achat([{"role": "user", "content": text}])
     assert result.text == "5"
-    assert server.stats.bodies[-1]["messages"][0]["content"] == text
+    assert server.stats.bodies[-1]["messages"][0]["content"] == text.replace("\ud800", "\ufffd")
