@@ -39,7 +39,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rm_service.models._base import JudgeConnectionError, JudgeHTTPError
-from rm_service.models._session import Client, JsonPoster, encode_json, http_error
+from rm_service.models._body import encode_json
+from rm_service.models._session import Client, JsonPoster, http_error
 
 __all__ = ["Http1Poster", "json_poster", "supports"]
 

@@ -27,6 +27,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from rm_service.models._base import JudgeConnectionError, JudgeError, JudgeTimeout
+from rm_service.models._body import without_surrogates
 
 if TYPE_CHECKING:
     from rm_service.models._openai import OpenAIChatModel
@@ -97,7 +98,7 @@ class SdkClient:
         sdk = self._sdk
         try:
             response = await self.client.post(
-                "/chat/completions", body=body, cast_to=sdk.response_type
+                "/chat/completions", body=without_surrogates(body), cast_to=sdk.response_type
             )
         except sdk.status_error as exc:
             detail = str(getattr(exc, "message", exc))

@@ -22,8 +22,6 @@ once:
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import threading
 import weakref
 from collections.abc import AsyncGenerator
@@ -35,6 +33,7 @@ from rm_service.models._base import (
     JudgeHTTPError,
     JudgeRateLimited,
 )
+from rm_service.models._body import encode_json
 from rm_service.models._openai_sdk import load_sdk
 from rm_service.models._retry import retry_after_from_headers
 
@@ -50,35 +49,6 @@ __all__ = [
 
 ERROR_TEXT_LIMIT = 300
 """How much of an error response's body goes into the error message."""
-
-_encode_ascii = json.JSONEncoder().encode
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-
-
-def encode_json(obj: Any) -> bytes:
-    """A request body: JSON with every non-ASCII character escaped, and no lone surrogate.
-
-    Escaped, not UTF-8: the ASCII encoder is about twice as fast on a judge prompt, whose fences
-    and quotes are rarely pure ASCII. A lone UTF-16 surrogate (valid in JSON input as
-    ``"\\ud800"``, so a response can hold one) is no character: UTF-8 cannot encode it, and a
-    server that decodes it may fail on it (a tokenizer wants valid text), so it is sent as
-    U+FFFD, the replacement character, as a UTF-8 decoder would have read it. The check is one
-    substring search; only a body holding a surrogate's escape is walked."""
-    text = _encode_ascii(obj)
-    if "\\ud" in text:  # a surrogate's escape (or the text "\\ud" itself: then no change)
-        text = _encode_ascii(_scrubbed(obj))
-    return text.encode("ascii")
-
-
-def _scrubbed(obj: Any) -> Any:
-    """``obj`` with every surrogate code point in its strings replaced by U+FFFD."""
-    if isinstance(obj, str):
-        return _SURROGATE_RE.sub("\ufffd", obj)
-    if isinstance(obj, dict):
-        return {k: _scrubbed(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_scrubbed(v) for v in obj]
-    return obj
 
 
 class Client(Protocol):

@@ -497,10 +497,8 @@ async def test_the_default_pool_does_not_cap_a_wider_runner(server: JudgeServer)
 async def test_a_lone_surrogate_in_a_message_reaches_the_judge(server: JudgeServer) -> None:
     """JSON input may hold ``"\\ud800"``, so a record's response can: the request body used to
     be encoded as UTF-8, which cannot hold it, and the call failed (``internal``). It goes as
-    U+FFFD, which a server's tokenizer can read. The SDK transports encode it their own way (and
-    fail), so this is the direct transport's."""
-    if TRANSPORT != "direct":
-        pytest.skip("the openai SDK encodes the body itself")
+    U+FFFD, which a server's tokenizer can read; through the SDK transports too (the SDK
+    encodes the body itself, as UTF-8, and failed the same way)."""
     text = "Paris \ud800 is the capital of France."
     result = await make(server).achat([{"role": "user", "content": text}])
     assert result.text == "5"
