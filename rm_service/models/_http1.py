@@ -298,6 +298,10 @@ class Http1Poster:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = parts.netloc.rpartition("@")[2]
         lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
+        for k, v in headers.items():
+            if any(c in f"{k}{v}" for c in "\r\n\0"):
+                # An API key read with its newline would otherwise end the head early.
+                raise ValueError(f"the {k} header holds a line break or NUL: check its value")
         lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in _OURS]
         if not any(k.lower() == "accept-encoding" for k in headers):
             lines.append("Accept-Encoding: gzip, deflate")

@@ -61,7 +61,13 @@ from rm_service.models._http1 import json_poster
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import SdkClient
 from rm_service.models._retry import RetryPolicy, retry_async
-from rm_service.models._session import Client, LoopState, PerLoopSessions, http_error
+from rm_service.models._session import (
+    Client,
+    LoopState,
+    PerLoopSessions,
+    check_api_key,
+    http_error,
+)
 
 __all__ = [
     "DEFAULT_JUDGE_CONCURRENCY",
@@ -192,6 +198,7 @@ class OpenAIChatModel(PerLoopSessions):
                     f"no API key for {_OPENAI_HOST}: pass api_key= or set OPENAI_API_KEY"
                 )
             api_key = NO_API_KEY
+        check_api_key(api_key, "api_key= or OPENAI_API_KEY")
         self.model = model
         self.base_url = base_url
         self._api_key = api_key

@@ -62,7 +62,7 @@ from rm_service.models._batch import MicroBatcher
 from rm_service.models._http1 import json_poster
 from rm_service.models._limits import RateLimiter
 from rm_service.models._retry import RetryPolicy, retry_async
-from rm_service.models._session import Client, LoopState, PerLoopSessions
+from rm_service.models._session import Client, LoopState, PerLoopSessions, check_api_key
 
 __all__ = [
     "DEFAULT_PATHS",
@@ -176,6 +176,8 @@ class RemoteRMClient(PerLoopSessions):
         self.format: RMFormat = format
         self.model = model
         self.input_format: InputForm = input_format
+        if api_key:
+            check_api_key(api_key, "api_key")
         self._api_key = api_key
         self.timeout = float(timeout)
         self.deadline = float(deadline) if deadline is not None else 4.0 * self.timeout

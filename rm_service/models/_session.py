@@ -27,6 +27,7 @@ import weakref
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
+from rm_service._exceptions import ConfigError
 from rm_service.models._base import (
     JudgeConnectionError,
     JudgeError,
@@ -42,6 +43,7 @@ __all__ = [
     "JsonPoster",
     "LoopState",
     "PerLoopSessions",
+    "check_api_key",
     "encode_json",
     "http_error",
     "import_transport",
@@ -70,6 +72,20 @@ def import_transport(transport: str) -> None:
     else:
         load_sdk()
     _imported.add(transport)
+
+
+def check_api_key(key: str, where: str) -> None:
+    """Refuse a key no HTTP client can send as a header: a line break or NUL in it (a key read
+    from a file with its trailing newline) would end the request head early.
+
+    Raises:
+        ConfigError: naming ``where`` the key came from.
+    """
+    if any(c in key for c in "\r\n\0"):
+        raise ConfigError(
+            f"the API key ({where}) holds a line break or NUL: a key read from a file with its "
+            "trailing newline? Strip it"
+        )
 
 
 def http_error(who: str, status: int, detail: str, headers: Any, n: int) -> JudgeError:

@@ -267,6 +267,12 @@ def test_bad_params_fail_at_load_naming_the_field(params, says) -> None:
         get_grader("remote_reward_model", **params)
 
 
+def test_a_key_with_a_line_break_fails_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RM_TEST_KEY", "sk-rm\n")
+    with pytest.raises(ConfigError, match="line break"):
+        get_grader("remote_reward_model", url="http://h", api_key_env="RM_TEST_KEY")
+
+
 def test_a_url_without_a_path_gets_the_format_s() -> None:
     grader = get_grader("remote_reward_model", url="http://vllm:8000/", format="pooling")
     assert grader.client.url == "http://vllm:8000/pooling"  # type: ignore[attr-defined]

@@ -407,3 +407,12 @@ async def test_bodies_go_out_as_ascii_json_whatever_the_text(serve: Any) -> None
     bodies = [r.split(b"\r\n\r\n", 1)[1] for r in server.requests]
     assert all(b.isascii() for b in bodies)
     assert [json.loads(b)["id"] for b in bodies] == sent * 2
+
+
+def test_a_header_with_a_line_break_is_refused() -> None:
+    """An API key read from a file with its newline would end the request head early (and let
+    the rest of the value pose as headers); it is refused, naming the header."""
+    url = "http://127.0.0.1:1/v1/chat/completions"
+    for bad in ("sk-abc\n", "sk-abc\r\nX-Evil: 1", "sk\0"):
+        with pytest.raises(ValueError, match="Authorization header"):
+            Http1Poster(url, {"Authorization": f"Bearer {bad}"}, pool=1, who="m")

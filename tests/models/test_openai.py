@@ -394,6 +394,16 @@ def test_openai_endpoint_needs_a_key(clean_env: pytest.MonkeyPatch) -> None:
         OpenAIChatModel("gpt-4o-mini")
 
 
+def test_a_key_with_its_newline_is_a_config_error(clean_env: pytest.MonkeyPatch) -> None:
+    """``OPENAI_API_KEY=$(cat key.txt)`` keeps no newline, but a key pasted into a .env or read
+    by a program may: no HTTP client can send it, so the config says so at load."""
+    clean_env.setenv("OPENAI_API_KEY", "sk-abcdef\n")
+    with pytest.raises(ConfigError, match="line break"):
+        OpenAIChatModel("gpt-4o-mini")
+    with pytest.raises(ConfigError, match="line break"):
+        OpenAIChatModel("judge", base_url="http://127.0.0.1:1/v1", api_key="sk\r\nX-Evil: 1")
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
