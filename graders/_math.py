@@ -40,8 +40,8 @@ _EXACT_MAX = 100_000
 _CHECKS_KEPT = 4096
 """Worker answers a grader remembers by (gold, answer), for the repeats of a GRPO group."""
 _KEY_MAX = 2000
-"""Final parts up to this many characters key a check by their text when the fast path cannot
-read their answer; longer ones are not remembered, to bound the memory."""
+"""Golds and final parts up to this many characters key a check by their text; longer ones are
+checked without sharing, so the remembered keys stay small."""
 
 
 def _short_work(response: str) -> bool:
@@ -62,6 +62,8 @@ def _check_key(
     ("So the answer is \\boxed{12}." and "\\boxed{ 12 }"), so they share one too: a group of
     sixteen completions with three distinct answers costs three checks, not sixteen.
     """
+    if len(gold) > _KEY_MAX:
+        return None
     if answer is not None:
         return (gold, "answer", *answer)
     if final is not None and len(final) <= _KEY_MAX:
