@@ -19,8 +19,8 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 def encode_json(obj: Any) -> bytes:
     """A request body: JSON with every non-ASCII character escaped, and no lone surrogate.
 
-    Escaped, not UTF-8: the ASCII encoder is about twice as fast on a judge prompt, whose fences
-    and quotes are rarely pure ASCII. A lone UTF-16 surrogate (valid in JSON input as
+    Escaped, not UTF-8 (it costs about the same: ``bench/judge_parts.py``), so that no text can
+    fail the encoding. A lone UTF-16 surrogate (valid in JSON input as
     ``"\\ud800"``, so a response can hold one) is no character: UTF-8 cannot encode it, and a
     server that decodes it may fail on it (a tokenizer wants valid text), so it is sent as
     U+FFFD, the replacement character, as a UTF-8 decoder would have read it. The check is one
