@@ -332,34 +332,24 @@ class Http1Poster:
 
     async def _send(self, data: bytes, n: int) -> _Response:
         conn, reused = await self._connection(n)
-        try:
-            resp = await conn.request(data)
-        except _Stale:
-            # A kept-alive connection the server had already closed (its idle timeout) when the
-            # request went out: nothing was answered, so the request goes once more, on a new
-            # connection, as HTTP clients do, rather than costing the caller a retry and backoff.
-            conn.close()
-            if not reused:
-                raise JudgeConnectionError(
-                    f"{self.who}: the server at {self.url} closed the connection before any answer",
-                    attempts=n,
-                ) from None
-            return await self._send_fresh(data, n)
-        except BaseException as exc:
-            conn.close()  # mid-flight: a late answer must never be read as the next one's
-            raise self._error(exc, n) from exc
-        self._keep(conn)
-        return resp
-
-    async def _send_fresh(self, data: bytes, n: int) -> _Response:
-        conn = await self._connect(n)
-        try:
-            resp = await conn.request(data)
-        except BaseException as exc:
-            conn.close()
-            raise self._error(exc, n) from exc
-        self._keep(conn)
-        return resp
+        while True:
+            try:
+                resp = await conn.request(data)
+            except BaseException as exc:
+                conn.close()  # mid-flight: a late answer must never be read as the next one's
+                if isinstance(exc, _Stale) and reused:
+                    # A kept-alive connection the server had already closed (its idle timeout)
+                    # when the request went out: nothing was answered, so the request goes once
+                    # more, on a new connection, as HTTP clients do, rather than costing the
+                    # caller a retry and its backoff.
+                    conn, reused = await self._connect(n), False
+                    continue
+                mapped = self._error(exc, n)
+                if mapped is exc:
+                    raise  # a cancellation (a deadline), or a bug: as it is
+                raise mapped from exc
+            self._keep(conn)
+            return resp
 
     def _error(self, exc: BaseException, n: int) -> BaseException:
         if isinstance(exc, _Broken):

@@ -255,12 +255,6 @@ class OpenAIChatModel(PerLoopSessions):
     def _pool_size(self) -> int:
         return self.max_concurrency
 
-    async def aclose(self) -> None:
-        """Close the running loop's client now (otherwise it closes when the loop shuts down)."""
-        await self._close_session()
-        if self.limiter is not None:
-            await self.limiter.aclose()
-
     # -- the call ------------------------------------------------------------------------------
 
     def _build_body(self, messages: Sequence[Message], p: SamplingParams) -> dict[str, Any]:

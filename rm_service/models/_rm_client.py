@@ -238,15 +238,9 @@ class RemoteRMClient(PerLoopSessions):
         """
         return await self.batcher.submit(item)
 
-    async def aclose(self) -> None:
-        """Close the running loop's session now (otherwise it closes when the loop shuts down)."""
-        await self._close_session()
-        if self.limiter is not None:
-            await self.limiter.aclose()
-
     # -- per-loop session ----------------------------------------------------------------------
 
-    transport = "direct"  # plain aiohttp (see PerLoopSessions)
+    transport = "direct"  # our HTTP/1.1 client (see PerLoopSessions)
 
     def _new_client(self) -> Client:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -35,6 +35,7 @@ from rm_service.models._base import (
     JudgeRateLimited,
 )
 from rm_service.models._body import encode_json
+from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import load_sdk
 from rm_service.models._retry import retry_after_from_headers
 
@@ -61,15 +62,14 @@ class Client(Protocol):
     async def close(self) -> None: ...
 
 
-_imported: set[str] = set()
+_imported: set[str] = {"direct"}
 
 
 def import_transport(transport: str) -> None:
     """Import a transport's libraries (``openai`` takes about a second): run in a thread, so
-    the first call on a loop does not block it. ``direct`` is plain aiohttp."""
-    if transport == "direct":
-        import aiohttp  # noqa: F401
-    else:
+    the first call on a loop does not block it. ``direct`` needs nothing beyond asyncio (its
+    aiohttp fallback, for URLs with credentials, imports aiohttp when it is built)."""
+    if transport != "direct":
         load_sdk()
     _imported.add(transport)
 
@@ -157,11 +157,13 @@ async def _close_with_loop(
 
 class PerLoopSessions:
     """Mixin: one :class:`LoopState` per running loop. The class provides ``transport`` (what
-    :func:`import_transport` loads), ``_new_client()`` and ``_pool_size()``, and calls
+    :func:`import_transport` loads), ``limiter`` (or ``None``), ``_new_client()`` and
+    ``_pool_size()``, and calls
     ``_init_sessions()`` from its constructor and after unpickling (clients and locks are per
     process and per loop, so pickling keeps neither)."""
 
     transport: str
+    limiter: RateLimiter | None
     _states: dict[asyncio.AbstractEventLoop, LoopState]
     _lock: threading.Lock
 
@@ -213,6 +215,13 @@ class PerLoopSessions:
         with self._lock:
             if self._states.get(loop) is state:
                 del self._states[loop]
+
+    async def aclose(self) -> None:
+        """Close the running loop's client now (otherwise it closes when the loop shuts down),
+        and the rate limiter's state on this loop."""
+        await self._close_session()
+        if self.limiter is not None:
+            await self.limiter.aclose()
 
     async def _close_session(self) -> None:
         """Close the running loop's client now (otherwise it closes when the loop shuts down)."""
