@@ -8,7 +8,7 @@ with the orders are in :mod:`graders._inject_phrases`.
 
 from __future__ import annotations
 
-from graders._inject_match import _W, _any, _compile_family, _Family
+from graders._inject_match import _W, _any, _compile_family, _Family, _FamilyScreen
 from graders._inject_phrases import (
     _DEMAND,
     _EN_ADDRESSEE,
@@ -385,3 +385,5 @@ _POSES = _Family(
 )
 
 _FAMILIES: tuple[_Family, ...] = (_IGNORE, _DEMAND, _VERIFIED, _POSES)
+_FAMILY_SCREEN = _FamilyScreen(_FAMILIES)
+"""The sentences any family may match, in one scan (see ``_FamilyScreen``)."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from graders._inject_claims import _FAMILIES
-from graders._inject_match import _INVISIBLE_RE, fold
+from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
+from graders._inject_match import _INVISIBLE_RE, Anchored, fold
 
 __all__: list[str] = []
 
@@ -79,6 +79,11 @@ _DIALOGUE_RE = re.compile(
     r"|对话|對話|会话|會話|剧本|劇本|聊天|対話|会話|台本|シナリオ|チャット"
 )
 
+_about_injection, _scoring, _wants_json, _wants_code, _dialogue, _grader_roles = (
+    Anchored(rx).search
+    for rx in (_ABOUT_INJECTION_RE, _SCORING_RE, _JSON_RE, _CODE_RE, _DIALOGUE_RE, _GRADER_ROLE_RE)
+)
+
 _ASKING_FIELDS = ("query", "instruction")
 
 
@@ -110,15 +115,17 @@ class _Scene:
     def _build(cls, raw: str) -> _Scene:
         if not raw.strip():
             return cls()
-        asked = " ".join(fold(s) for s in _sentences(_clean(raw)))
-        families = frozenset(f.name for f in _FAMILIES if f.first(_sentences_folded(raw)))
+        folded = [fold(s) for s in _sentences(_clean(raw))]
+        asked = " ".join(folded)
+        sentences = _FAMILY_SCREEN([f for f in folded if f])
+        families = frozenset(f.name for f in _FAMILIES if sentences and f.first(sentences))
         return cls(
-            about_injection=bool(families) or bool(_ABOUT_INJECTION_RE.search(asked)),
-            scoring=bool(_SCORING_RE.search(asked)),
-            wants_json=bool(_JSON_RE.search(asked)),
-            wants_code=bool(_CODE_RE.search(asked)),
-            dialogue=bool(_DIALOGUE_RE.search(asked)),
-            grader_roles=bool(_GRADER_ROLE_RE.search(asked)),
+            about_injection=bool(families) or bool(_about_injection(asked)),
+            scoring=bool(_scoring(asked)),
+            wants_json=bool(_wants_json(asked)),
+            wants_code=bool(_wants_code(asked)),
+            dialogue=bool(_dialogue(asked)),
+            grader_roles=bool(_grader_roles(asked)),
             asked=f" {asked} ",
             query_families=families,
         )
@@ -213,3 +220,8 @@ class _View:
     @cached_property
     def sentences(self) -> list[str]:
         return [f for f in (fold(s) for s in _sentences(self.scan)) if f]
+
+    @cached_property
+    def phrase_sentences(self) -> Sequence[str]:
+        """The :attr:`sentences` a phrase family may match (one scan for all families)."""
+        return _FAMILY_SCREEN(self.sentences)

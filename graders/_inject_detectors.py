@@ -13,7 +13,7 @@ import html
 import re
 from collections.abc import Callable, Iterator
 
-from graders._inject_claims import _FAMILIES
+from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
 from graders._inject_context import _Scene, _sentences_folded, _View
 from graders._inject_match import _INVISIBLE, _Family, _words, fold
 
@@ -39,7 +39,10 @@ def _phrase_detector(family: _Family) -> Callable[[_View], str | None]:
             return None  # the query says it: a translation, an edit, a refusal to comply
         if exempt is not None and exempt(view.scene):
             return None
-        return family.first(view.sentences, reported_ok=view.scene.about_injection)
+        sentences = view.phrase_sentences
+        if not sentences:
+            return None
+        return family.first(sentences, reported_ok=view.scene.about_injection)
 
     detect.__name__ = family.name
     detect.__doc__ = f"A phrase of the {family.label!r} family (folded, per sentence)."
@@ -143,8 +146,8 @@ def hidden_instructions(view: _View) -> str | None:
         folded = fold(body)
         if not folded:
             continue
-        sentences = _sentences_folded(body)
-        if any(f.first(sentences) for f in _FAMILIES) or _verdict_in(body):
+        sentences = _FAMILY_SCREEN(_sentences_folded(body))
+        if (sentences and any(f.first(sentences) for f in _FAMILIES)) or _verdict_in(body):
             return body.strip()
         named = _ADDRESSEE_RE.search(folded) or (
             not view.scene.wants_code and _GENERIC_ADDRESSEE_RE.search(folded)

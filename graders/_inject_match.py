@@ -21,7 +21,7 @@ from typing import Any
 
 from graders._pregate_text import normalize_for_gate
 
-__all__ = ["fold"]
+__all__ = ["Anchored", "fold"]
 
 
 # --- normalisation -------------------------------------------------------------------------------
@@ -113,6 +113,60 @@ class _Matcher:
             return sentences
         search = self.anchor_re.search
         return [s for s in sentences if search(s)]
+
+
+class _FamilyScreen:
+    """The sentences any of several phrase families may match: one scan for all of them.
+
+    Each family's prefilter (:meth:`_Matcher.candidates`) scans every sentence for its own
+    anchors, so on a long answer every family pays a scan of the whole text, mostly to find
+    nothing. The union of their anchors, as one trie regex, picks the sentences that hold any
+    anchor in a single scan; each family then scans only those. Exact: a sentence left out
+    holds no family's anchor, so no family's regex could match it. With CJK text (whose
+    anchors are not literal) or a family without anchors, every sentence is kept, as each
+    family's own prefilter would keep them.
+    """
+
+    def __init__(self, families: Sequence[_Family]) -> None:
+        anchors = [f.matcher.anchors for f in families]
+        self.anchor_re: re.Pattern[str] | None = (
+            None
+            if any(a is None for a in anchors)
+            else _trie_regex(frozenset().union(*(a for a in anchors if a is not None)))
+        )
+
+    def __call__(self, sentences: Sequence[str]) -> Sequence[str]:
+        if self.anchor_re is None or not _PREFILTER or _CJK_SEARCH_RE.search("\n".join(sentences)):
+            return sentences
+        search = self.anchor_re.search
+        return [s for s in sentences if search(s)]
+
+
+class Anchored:
+    """A regex searched only in text that holds one of the literal anchors every match of it
+    contains (:func:`_anchors`, as the phrase families derive theirs).
+
+    Why: a regex that opens with a lookbehind and a big alternation (the query scans of
+    :mod:`graders._inject_context`) is tried at every position, while its anchors' trie regex
+    skips most positions on their first character. Most texts hold no anchor, and then a
+    search costs about half. Without derivable anchors it is the plain regex. Exact: no
+    anchor, no match.
+    """
+
+    __slots__ = ("_screen", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        # Case-insensitive regexes are left alone: a case-insensitive trie tests every position
+        # slowly, and their literal first characters already make them fast.
+        anchors = None if pattern.flags & re.IGNORECASE else _family_anchors([pattern.pattern])
+        self._screen = _trie_regex(anchors).search if anchors else None
+
+    def may_match(self, text: str) -> bool:
+        return self._screen is None or not _PREFILTER or self._screen(text) is not None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.pattern.search(text) if self.may_match(text) else None
 
 
 def _trie_regex(words: Iterable[str]) -> re.Pattern[str]:

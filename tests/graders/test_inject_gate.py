@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from graders import AddressesGraderGate, RelevanceGrader
 from graders import _inject_match as inject_match
-from graders._inject_claims import _FAMILIES
+from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
+from graders._inject_context import _Scene, _scene_of
 from graders._inject_gate import DETECTORS, fold
 from graders._pregate import DEFAULT_PREGATES
 from rm_service import ConfigError, GraderScore
 from rm_service._config import build_runner, load_config
 from rm_service.models._openai import OpenAIChatModel
 from tests.judge_server import JudgeServer, Reply
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 GATE = AddressesGraderGate()
 Q = "What is the capital of France?"
@@ -400,16 +404,38 @@ def test_hidden_characters_are_named_in_the_reason() -> None:
     assert reason is not None and reason.endswith("(zero-width characters removed)")
 
 
-def test_the_anchor_prefilter_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The prefilter skips sentences holding none of a family's literal anchors (derived from its
-    # patterns); with it off every sentence meets every regex. Same verdicts either way.
+def _labelled_cases() -> list[tuple[str, dict[str, str]]]:
+    out = []
+    for name in ("judge_labelled.jsonl", "judge_attacks.jsonl"):
+        for line in (DATA / name).read_text().splitlines():
+            rec = json.loads(line)
+            fields = {k: v for k, v in rec.items() if k in ("query", "instruction")}
+            out.append((str(rec.get("response") or ""), fields))
+    return out
+
+
+def test_the_anchor_prefilters_never_change_a_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The prefilters skip sentences holding none of a family's literal anchors (derived from its
+    # patterns), sentences holding no family's anchor at all, and the query's scans where none
+    # of their anchors occurs; with them off every sentence and query meets every regex. Same
+    # verdicts, and the same reading of every query, either way.
     cases = [(p.values[1], p.values[2]) for p in ATTACKS] + [
         (p.values[0], p.values[1]) for p in CONTROLS
     ]
+    cases += _labelled_cases()
+    _scene_of.cache_clear()
     with_filter = [GATE.check(r, f) for r, f in cases]
+    scenes = [_Scene.of(f) for _, f in cases]
     monkeypatch.setattr(inject_match, "_PREFILTER", False)
-    assert [GATE.check(r, f) for r, f in cases] == with_filter
+    _scene_of.cache_clear()
+    try:
+        assert [_Scene.of(f) for _, f in cases] == scenes
+        assert [GATE.check(r, f) for r, f in cases] == with_filter
+    finally:
+        _scene_of.cache_clear()
     assert all(f.matcher.anchors for f in _FAMILIES)  # the prefilter is in use
+    assert _FAMILY_SCREEN.anchor_re is not None
+    assert any(s.scoring for s in scenes) and any(s.about_injection for s in scenes)
 
 
 def test_fold() -> None:
