@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from graders._master_key import META_WORDS, STOP_WORDS
+from graders._pregate_text import per_text
 from graders._restate import _FRAMING_WORDS
 
 __all__ = ["FUNCTION_WORDS", "FUNCTION_WORDS_BY_LANGUAGE", "asks_for_repetition"]
@@ -156,4 +157,9 @@ _ASKING_FIELDS = ("query", "instruction")
 
 def asks_for_repetition(fields: Mapping[str, str]) -> bool:
     """Whether the query or instruction asks for repeated text ("write 'hello' ten times")."""
-    return any(_REPEAT_TASK_RE.search(fields.get(f) or "") for f in _ASKING_FIELDS)
+    return any(_asks_repetition(fields.get(f) or "") for f in _ASKING_FIELDS)
+
+
+@per_text
+def _asks_repetition(text: str) -> bool:
+    return _REPEAT_TASK_RE.search(text) is not None

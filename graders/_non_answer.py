@@ -21,8 +21,14 @@ from graders._degenerate_words import (
     _stem,
     _words,
 )
-from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate, tokens_for_gate
-from graders._restate import _COPY_TASK_RE
+from graders._pregate_text import (
+    _quote,
+    asked_verbatim,
+    normalize_for_gate,
+    per_text,
+    tokens_for_gate,
+)
+from graders._restate import asks_for_copy
 
 __all__ = ["GENERIC_WORDS", "NearCopyGate", "NonAnswerGate"]
 
@@ -39,6 +45,14 @@ _YES_NO_RE = re.compile(
 ("Is the sky blue?" → "The sky is blue."), so only a verbatim echo is gated for it (by
 :class:`~graders._pregate.RestateGate`). "Can you explain...?" is a request, not a yes/no
 question."""
+
+
+@per_text
+def _no_near_copy_check(text: str) -> bool:
+    """A query whose near-copy is an answer: it asks for a copy or a transformation of its own
+    text, or it is a yes/no question (see :class:`NearCopyGate`)."""
+    return asks_for_copy(text) or bool(_TRANSFORM_RE.search(text) or _YES_NO_RE.search(text))
+
 
 _NEAR_COPY_MAX_RATIO = 8
 _NEAR_COPY_MAX_EXTRA = 500
@@ -93,9 +107,7 @@ class NearCopyGate:
         r: set[str] | None = None
         for field in self.against:
             text = fields.get(field)
-            if not text or _COPY_TASK_RE.search(text) or _TRANSFORM_RE.search(text):
-                continue
-            if _YES_NO_RE.search(text):
+            if not text or _no_near_copy_check(text):
                 continue
             if len(response) > _NEAR_COPY_MAX_RATIO * len(text) + _NEAR_COPY_MAX_EXTRA:
                 continue

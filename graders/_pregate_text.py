@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
-from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from functools import lru_cache, wraps
+from typing import Protocol, TypeVar, runtime_checkable
 
-__all__ = ["PreGate", "asked_verbatim", "normalize_for_gate", "tokens_for_gate"]
+__all__ = ["PreGate", "asked_verbatim", "normalize_for_gate", "per_text", "tokens_for_gate"]
 
 
 @runtime_checkable
@@ -75,6 +75,24 @@ def _normalize(text: str) -> str:
 _MEMO_MAX_CHARS = 4096
 """Longer texts are not memoised, so the memo holds at most ``maxsize`` short texts."""
 _normalize_memo = lru_cache(maxsize=2048)(_normalize)
+
+T = TypeVar("T")
+
+
+def per_text(fn: Callable[[str], T]) -> Callable[[str], T]:
+    """``fn``, remembered for texts up to :data:`_MEMO_MAX_CHARS` (a bounded LRU).
+
+    For a pure function of a query: GRPO grades a group of responses to each prompt, and the
+    gates would otherwise scan the same query once per response (whether it asks for a copy, a
+    transformation, a repetition, a yes/no answer).
+    """
+    memo = lru_cache(maxsize=2048)(fn)
+
+    @wraps(fn)
+    def remembered(text: str) -> T:
+        return memo(text) if len(text) <= _MEMO_MAX_CHARS else fn(text)
+
+    return remembered
 
 
 def tokens_for_gate(text: str) -> list[str]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from graders._master_key import META_WORDS, STOP_WORDS, MasterKeyGate, _word_set
-from graders._pregate_text import asked_verbatim, normalize_for_gate, tokens_for_gate
+from graders._pregate_text import asked_verbatim, normalize_for_gate, per_text, tokens_for_gate
 
 __all__ = ["RestateGate"]
 
@@ -24,6 +24,14 @@ _COPY_TASK_RE = re.compile(
     re.IGNORECASE,
 )
 """Queries whose answer is legitimately (almost) a copy of their own text."""
+
+
+@per_text
+def asks_for_copy(text: str) -> bool:
+    """Whether ``text`` (a query) asks for (almost) a copy of itself (:data:`_COPY_TASK_RE`)."""
+    return _COPY_TASK_RE.search(text) is not None
+
+
 _RESTATE_FRAMING: tuple[str, ...] = (
     "question",
     "the question",
@@ -113,7 +121,7 @@ class RestateGate:
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         for field in self.against:
             text = fields.get(field)
-            if not text or _COPY_TASK_RE.search(text):
+            if not text or asks_for_copy(text):
                 continue
             if len(response) > _RESTATE_MAX_RATIO * len(text) + _RESTATE_MAX_EXTRA:
                 continue  # far longer than the question: not a restatement (and cheap to skip)

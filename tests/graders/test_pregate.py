@@ -12,12 +12,14 @@ from graders._pregate import (
     DEFAULT_PREGATES,
     EmptyGate,
     MasterKeyGate,
+    NearCopyGate,
     PreGate,
     RestateGate,
     first_gate_hit,
     normalize_for_gate,
     tokens_for_gate,
 )
+from graders._pregate_text import per_text
 from rm_service import GraderScore
 from tests.support import FakeJudge, verdict
 
@@ -281,3 +283,26 @@ async def test_custom_gate_object() -> None:
     # The custom list replaces the defaults: a master key now reaches the judge.
     await g.aevaluate(query=Q, response=":")
     assert fake.n_calls == 1
+
+
+def test_a_query_is_read_once_per_group_and_long_texts_are_not_kept() -> None:
+    # The query-only scans (asks for a copy, a transformation, a repetition, a yes/no answer)
+    # are remembered per query text, since GRPO grades a group of responses to each prompt;
+    # a text over the cap is computed every time, so the memo stays small.
+    calls: list[str] = []
+
+    @per_text
+    def words(text: str) -> int:
+        calls.append(text)
+        return len(text.split())
+
+    assert [words("is the sky blue") for _ in range(16)] == [4] * 16
+    assert calls == ["is the sky blue"]
+    long = "word " * 1000
+    assert words(long) == words(long) == 1000
+    assert calls.count(long) == 2
+    # The gates that use it still read each query on its own terms.
+    gate = NearCopyGate()
+    assert gate.check("The sky is blue.", {"query": "Is the sky blue?"}) is None  # yes/no
+    assert gate.check("What is the capital of France", {"query": Q}) is not None
+    assert gate.check("Repeat after me: hello there", {"query": "Repeat: hello there"}) is None
