@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from graders._degenerate_words import (
     _ASKING_FIELDS,
@@ -22,6 +23,7 @@ from graders._degenerate_words import (
     _words,
 )
 from graders._pregate_text import (
+    _MEMO_MAX_CHARS,
     _quote,
     asked_verbatim,
     normalize_for_gate,
@@ -519,6 +521,44 @@ _NON_ANSWER_MAX_CHARS = 5000
 """Longer responses are not checked for dodging (this bounds the work on long responses)."""
 
 
+def _dodge(response: str, asking: tuple[tuple[str, str], ...]) -> str | None:
+    """How ``response`` dodges the query and instruction in ``asking``: ``"filler"``,
+    ``"ignorance"`` (a statement of ignorance alone, which the reference may make honest), or
+    ``None`` when it answers.
+
+    Remembered (:data:`_dodge_memo`, when the asking fields are short): it reads only the
+    response and the asking fields, while the gate also reads the reference, so the graders of
+    one record that differ only in their reference (relevance has none, correctness has one)
+    share this work.
+    """
+    fields = dict(asking)
+    tokens = tokens_for_gate(response)
+    if not tokens:
+        return None
+    padded = f" {' '.join(tokens)} "
+    padded, fillers = _strip_phrases(padded, _FILLERS)
+    padded, ignorance = _strip_phrases(padded, _IGNORANCE)
+    rest, asked = padded.split(), _asked_words(fields)
+    # A marker the query itself uses is an answer to it ("Is it complicated?" → "It is
+    # complicated."), not a dodge.
+    fillers = [p for p in fillers if not asked.issuperset(p.split())]
+    ignorance = [p for p in ignorance if not asked.issuperset(p.split())]
+    if not (fillers or ignorance):
+        fillers = sorted((_CUE_WORDS & set(rest)) - asked)
+        if not fillers:
+            return None
+    topic = _topic_stems(fields)
+    if not all(_is_generic(t, topic) for t in rest):
+        return None
+    if asked_verbatim(response, fields):
+        return None
+    return "filler" if fillers else "ignorance"
+
+
+_dodge_memo = lru_cache(maxsize=1024)(_dodge)
+"""The last records' analyses (responses are at most :data:`_NON_ANSWER_MAX_CHARS` long here)."""
+
+
 class NonAnswerGate:
     """The response dodges: "I don't know", "It depends", "Great question! There are many
     factors to consider.", "As an AI language model...", in any of eight languages.
@@ -555,27 +595,12 @@ class NonAnswerGate:
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         if len(response) > _NON_ANSWER_MAX_CHARS:
             return None  # padding a dodge that far is the repetition and length gates' business
-        tokens = tokens_for_gate(response)
-        if not tokens:
+        asking = tuple((f, fields[f]) for f in _ASKING_FIELDS if fields.get(f))
+        short = sum(len(t) for _, t in asking) <= _MEMO_MAX_CHARS
+        dodge = (_dodge_memo if short else _dodge)(response, asking)
+        if dodge is None:
             return None
-        padded = f" {' '.join(tokens)} "
-        padded, fillers = _strip_phrases(padded, _FILLERS)
-        padded, ignorance = _strip_phrases(padded, _IGNORANCE)
-        rest, asked = padded.split(), _asked_words(fields)
-        # A marker the query itself uses is an answer to it ("Is it complicated?" → "It is
-        # complicated."), not a dodge.
-        fillers = [p for p in fillers if not asked.issuperset(p.split())]
-        ignorance = [p for p in ignorance if not asked.issuperset(p.split())]
-        if not (fillers or ignorance):
-            fillers = sorted((_CUE_WORDS & set(rest)) - asked)
-            if not fillers:
-                return None
-        topic = _topic_stems(fields)
-        if not all(_is_generic(t, topic) for t in rest):
-            return None
-        if not fillers and self._ignorance_is_honest(fields):
-            return None
-        if asked_verbatim(response, fields):
+        if dodge == "ignorance" and self._ignorance_is_honest(fields):
             return None
         return f"the response is a non-answer that fits any question: {_quote(response)}"
 

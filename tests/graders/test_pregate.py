@@ -306,3 +306,24 @@ def test_a_query_is_read_once_per_group_and_long_texts_are_not_kept() -> None:
     assert gate.check("The sky is blue.", {"query": "Is the sky blue?"}) is None  # yes/no
     assert gate.check("What is the capital of France", {"query": Q}) is not None
     assert gate.check("Repeat after me: hello there", {"query": "Repeat: hello there"}) is None
+
+
+def test_the_non_answer_gates_of_one_record_share_their_analysis() -> None:
+    # Relevance's gate sees no reference and correctness's does; the dodge analysis reads only
+    # the response and the asking fields, so the second gate reuses the first's.
+    from graders._non_answer import NonAnswerGate, _dodge_memo
+
+    response, query = "Great question! It depends on many factors.", "How long to boil an egg?"
+    before = _dodge_memo.cache_info()
+    first = NonAnswerGate().check(response, {"query": query})
+    second = NonAnswerGate().check(response, {"query": query, "reference_response": "6 min"})
+    after = _dodge_memo.cache_info()
+    assert first is not None and first == second
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    # A statement of ignorance stays honest or not by the reference, memo or no memo.
+    q = "What number am I thinking of?"
+    assert NonAnswerGate().check("I don't know.", {"query": "What is 2 + 2?"}) is not None
+    assert (
+        NonAnswerGate().check("I don't know.", {"query": q, "reference_response": "Unknown."})
+        is None
+    )
