@@ -31,7 +31,9 @@ server may pick any coding, brotli included; a gzip or deflate answer is inflate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import re
 import ssl
 import zlib
 from collections import deque
@@ -49,6 +51,9 @@ _MAX_HEAD = 64 * 1024
 _MAX_BODY = 64 * 1024 * 1024
 """A response body longer than this is refused, so a runaway server cannot exhaust memory."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DIGITS = re.compile(rb"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+_STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: .*)?")
 
 
 @functools.cache
@@ -105,6 +110,7 @@ class _Connection(asyncio.Protocol):
         self._chunked = False
         self._body = bytearray()
         self._chunk_left = -1  # -1: a chunk-size line is next
+        self._interim = 0  # bytes of interim (1xx) heads read for the current request
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -120,6 +126,8 @@ class _Connection(asyncio.Protocol):
             self._parse()
         except _Broken as exc:
             self._fail(exc)
+        except Exception as exc:  # a parser bug must not escape into the event loop
+            self._fail(_Broken(f"{type(exc).__name__}: {exc}"))
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost follows
@@ -130,7 +138,13 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         if self._headers is not None and self._length is None and not self._chunked:
-            self._finish(bytes(self._body))  # a body read to the close (HTTP/1.0 style)
+            if exc is None:
+                self._finish(bytes(self._body))  # a body read to the close (HTTP/1.0 style)
+                return
+            # Reset, not closed: the body may be cut anywhere, and a cut JSON can still parse.
+            waiter.set_exception(
+                ConnectionResetError(f"the connection broke in the middle of the answer: {exc}")
+            )
             return
         if self._headers is None and not self._buf:
             waiter.set_exception(_Stale("the server closed the connection before any answer"))
@@ -147,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self._status, self._headers, self._length, self._chunked = 0, None, None, False
         self._body = bytearray()
         self._chunk_left = -1
+        self._interim = 0
         self.transport.write(data)
         return self._waiter
 
@@ -191,20 +206,32 @@ class _Connection(asyncio.Protocol):
                 raise _Broken("the response body is too long")
 
     def _parse_head(self) -> bool:
-        end = self._buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buf) > _MAX_HEAD:
-                raise _Broken("the response head is too long")
-            return False
-        lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
-        del self._buf[: end + 4]
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or not code.isdigit():
-            raise _Broken(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-        status = int(code)
-        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
-            return self._buf.find(b"\r\n\r\n") >= 0 and self._parse_head()
+        """Read the status line and headers once they are all in; ``False`` until then.
+
+        Strict where leniency could misframe an answer (RFC 9112): an HTTP/1.0 or 1.1 status line
+        with a three-digit code, a Content-Length of digits only, ``chunked`` as the only
+        transfer coding; interim (1xx) answers are skipped, within the head's size limit.
+        """
+        while True:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                if self._buf.find(b"\n\n") >= 0:
+                    raise _Broken("a response head with bare LF line ends")
+                if len(self._buf) + self._interim > _MAX_HEAD:
+                    raise _Broken("the response head is too long")
+                return False
+            lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
+            del self._buf[: end + 4]
+            m = _STATUS_LINE.fullmatch(lines[0])
+            if m is None:
+                raise _Broken(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+            version, status = m.group(1), int(m.group(2))
+            if status >= 200:
+                break
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            self._interim += end + 4
+            if self._interim > _MAX_HEAD:
+                raise _Broken("too many interim (1xx) answers")
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
@@ -216,17 +243,24 @@ class _Connection(asyncio.Protocol):
         self._status, self._headers = status, headers
         if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
             self.reusable = False
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        coding = headers.get("transfer-encoding")
+        if status in (204, 304):
+            self._length = 0  # no body, whatever the headers say (RFC 9112, 6.3)
+            if coding is not None or "content-length" in headers:
+                self.reusable = False
+        elif coding is not None:
+            if [c.strip().lower() for c in coding.split(",")] != ["chunked"]:
+                raise _Broken(f"a transfer coding this client cannot read: {coding[:80]!r}")
             self._chunked = True
+            if "content-length" in headers:
+                self.reusable = False  # two framings that may disagree: not for another answer
         elif "content-length" in headers:
-            try:
-                self._length = int(headers["content-length"])
-            except ValueError:
-                raise _Broken(f"a bad Content-Length {headers['content-length']!r}") from None
-            if not 0 <= self._length <= _MAX_BODY:
+            text = headers["content-length"].encode("latin-1")
+            if not _DIGITS.fullmatch(text):
+                raise _Broken(f"a bad Content-Length {headers['content-length'][:40]!r}")
+            self._length = int(text)
+            if self._length > _MAX_BODY:
                 raise _Broken(f"a Content-Length out of range: {self._length}")
-        elif status in (204, 304):
-            self._length = 0
         else:
             self.reusable = False  # read to the close
         return True
@@ -241,16 +275,17 @@ class _Connection(asyncio.Protocol):
                         raise _Broken("a chunk-size line is too long")
                     return
                 size_text = bytes(buf[:eol]).split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise _Broken(f"a bad chunk size {size_text[:20]!r}") from None
-                if size < 0 or len(self._body) + size > _MAX_BODY:
+                if not _HEX.fullmatch(size_text):
+                    raise _Broken(f"a bad chunk size {size_text[:20]!r}")
+                size = int(size_text, 16)
+                if len(self._body) + size > _MAX_BODY:
                     raise _Broken("the response body is too long")
                 if size == 0:
                     # Trailers (rare) end with an empty line, as the head does.
                     end = buf.find(b"\r\n\r\n", eol)
                     if end < 0:
+                        if len(buf) - eol > _MAX_HEAD:
+                            raise _Broken("the trailer section is too long")
                         return
                     del buf[: end + 4]
                     self._finish(bytes(self._body))
@@ -315,11 +350,16 @@ class Http1Poster:
         resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n)
         content = resp.body
         encoding = resp.headers.get("content-encoding", "identity").lower()
-        if encoding not in ("", "identity"):
-            content = self._inflate(content, encoding, n)
         if resp.status >= 400:
+            # The status decides what the retry policy does; a body that will not inflate only
+            # costs the detail its text.
+            if encoding not in ("", "identity"):
+                with contextlib.suppress(JudgeHTTPError):
+                    content = self._inflate(content, encoding, n)
             detail = content.decode("utf-8", "replace")
             raise http_error(self.who, resp.status, detail, resp.headers, n)
+        if encoding not in ("", "identity"):
+            content = self._inflate(content, encoding, n)
         if resp.status in _REDIRECTS:
             where = resp.headers.get("location", "?")
             raise JudgeHTTPError(
@@ -391,12 +431,12 @@ class Http1Poster:
     def _inflate(self, content: bytes, encoding: str, n: int) -> bytes:
         try:
             if encoding in ("gzip", "x-gzip"):
-                return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+                return _inflated(content, 16 + zlib.MAX_WBITS)
             if encoding == "deflate":
                 try:
-                    return zlib.decompress(content)
+                    return _inflated(content, zlib.MAX_WBITS)
                 except zlib.error:
-                    return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate
+                    return _inflated(content, -zlib.MAX_WBITS)  # raw deflate
         except zlib.error as exc:
             raise JudgeHTTPError(
                 f"{self.who}: a {encoding} body that does not inflate: {exc}", attempts=n
@@ -410,6 +450,30 @@ class Http1Poster:
         self._closed = True
         while self._idle:
             self._idle.pop().close()
+
+
+def _inflated(content: bytes, wbits: int) -> bytes:
+    """``content`` decompressed, whole and bounded: at most :data:`_MAX_BODY` bytes out (a small
+    compressed body can inflate to gigabytes), every gzip member read (a stream may hold
+    several), and nothing after the stream or short of its end.
+
+    Raises:
+        zlib.error: the body does not inflate, is cut short, has bytes after it, or is too long.
+    """
+    out = bytearray()
+    data = content
+    while True:
+        d = zlib.decompressobj(wbits)
+        out += d.decompress(data, _MAX_BODY + 1 - len(out))
+        if len(out) > _MAX_BODY or d.unconsumed_tail:
+            raise zlib.error(f"it inflates to more than {_MAX_BODY} bytes")
+        if not d.eof:
+            raise zlib.error("the compressed stream is cut short")
+        data = d.unused_data
+        if not data:
+            return bytes(out)
+        if wbits != 16 + zlib.MAX_WBITS or not data.startswith(b"\x1f\x8b"):
+            raise zlib.error(f"{len(data)} bytes after the compressed stream")
 
 
 _OURS = frozenset({"host", "content-length", "connection", "transfer-encoding"})

@@ -11,7 +11,10 @@ import asyncio
 import datetime
 import gzip
 import json
+import socket
 import ssl
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,17 @@ from typing import Any
 import pytest
 
 from rm_service.models import JudgeConnectionError, JudgeHTTPError, JudgeRateLimited
+from rm_service.models import _http1 as http1
 from rm_service.models._http1 import Http1Poster, json_poster, supports
 from rm_service.models._session import JsonPoster
 
 Answer = Callable[[dict[str, Any], int], list[bytes] | None]
 """(request body, request number on its connection) -> the pieces to write ([]: close the
 connection without answering), or None to hang."""
+
+
+RESET = b"<reset>"
+"""A piece that makes the server abort the connection with an RST."""
 
 
 def ok(body: bytes, *extra: str) -> list[bytes]:
@@ -74,6 +82,13 @@ class RawServer:
                 if not pieces:
                     break  # close without answering
                 for piece in pieces:
+                    if piece is RESET:
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        writer.transport.abort()  # an RST, not a clean close
+                        return
                     writer.write(piece)
                     await writer.drain()
                     await asyncio.sleep(0)
@@ -241,6 +256,86 @@ async def test_compressed_answers_are_inflated_or_refused(serve: Any) -> None:
         await poster(url).post({"id": 1}, 1)
 
 
+async def test_an_inflated_answer_is_whole_and_bounded(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every gzip member is read (a stream may hold several; the first alone was returned, cut),
+    bytes after the stream or a stream cut short are errors (they were dropped silently), and
+    what a body inflates to is bounded like a body (a 1 kB bomb inflated without limit)."""
+    whole = b'{"echo": "a verdict split over two gzip members"}'
+    two = gzip.compress(whole[:20]) + gzip.compress(whole[20:])
+    _, url = await serve(lambda req, n: ok(two, "Content-Encoding: gzip"))
+    assert await poster(url).post({"id": 1}, 1) == whole
+    for bad, why in [
+        (gzip.compress(whole) + b"junk", "bytes after|does not inflate"),
+        (gzip.compress(whole)[:-12], "cut short"),
+        (zlib.compress(whole)[:-3], "does not inflate"),
+    ]:
+        coding = "deflate" if bad[:1] == b"x" else "gzip"
+        _, url = await serve(
+            lambda req, n, bad=bad, coding=coding: ok(bad, f"Content-Encoding: {coding}")
+        )
+        with pytest.raises(JudgeHTTPError, match=why):
+            await poster(url).post({"id": 1}, 1)
+    monkeypatch.setattr(http1, "_MAX_BODY", 1 << 20)
+    bomb = gzip.compress(b"\0" * (4 << 20))  # 4 MiB of zeros in about 4 kB
+    _, url = await serve(lambda req, n: ok(bomb, "Content-Encoding: gzip"))
+    with pytest.raises(JudgeHTTPError, match="inflates to more than 1048576 bytes"):
+        await poster(url).post({"id": 1}, 1)
+
+
+async def test_an_error_status_survives_a_body_that_will_not_inflate(serve: Any) -> None:
+    """A 429 whose body claims gzip but is not: still a rate limit with its Retry-After (the
+    inflate error used to replace it, and the retry policy then read "malformed")."""
+    _, url = await serve(status(429, b"slow down", "Retry-After: 30", "Content-Encoding: gzip"))
+    with pytest.raises(JudgeRateLimited, match="slow down") as limited:
+        await poster(url).post({"id": 0}, 1)
+    assert limited.value.retry_after == 30.0
+    _, url = await serve(status(401, b"bad key", "Content-Encoding: deflate"))
+    with pytest.raises(JudgeHTTPError, match="HTTP 401: bad key") as failed:
+        await poster(url).post({"id": 0}, 1)
+    assert failed.value.status == 401
+
+
+async def test_a_body_read_to_the_close_and_cut_by_a_reset_is_an_error(serve: Any) -> None:
+    """Only a clean close ends a body that has no length: a reset may cut it anywhere (it was
+    returned as the whole answer)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    _, url = await serve(lambda req, n: [head, b'{"choices": [{"score": 1', RESET])
+    with pytest.raises(JudgeConnectionError, match="middle of the answer"):
+        await asyncio.wait_for(poster(url).post({"id": 0}, 1), 5)
+
+
+async def test_framing_edge_cases_neither_hang_nor_reuse_a_doubtful_connection(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 204 has no body whatever its headers say (it waited for the 5 bytes until the deadline).
+    server, url = await serve(
+        lambda req, n: (
+            [b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"]
+            if req["id"] == 0
+            else echo(req, n)
+        )
+    )
+    p = poster(url)
+    assert await asyncio.wait_for(p.post({"id": 0}, 1), 5) == b""
+    assert json.loads(await p.post({"id": 1}, 1)) == {"echo": 1}
+    assert server.connections == 2  # its framing was doubtful: not kept for another answer
+    # Content-Length and chunked together: read as chunked, and the connection not reused.
+    both = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server, url = await serve(lambda req, n: [both + b"2\r\nok\r\n0\r\n\r\n"])
+    p = poster(url)
+    assert await p.post({"id": 0}, 1) == b"ok"
+    assert await p.post({"id": 1}, 1) == b"ok"
+    assert server.connections == 2
+    # An endless trailer section is refused at the head's limit (it grew until the deadline).
+    monkeypatch.setattr(http1, "_MAX_HEAD", 1024)
+    chunked_head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+    _, url = await serve(lambda req, n: [chunked_head, *[b"X-Pad: " + b"a" * 100 + b"\r\n"] * 40])
+    with pytest.raises(JudgeHTTPError, match="trailer section is too long"):
+        await asyncio.wait_for(poster(url).post({"id": 0}, 1), 5)
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -250,6 +345,18 @@ async def test_compressed_answers_are_inflated_or_refused(serve: Any) -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef",
+        # Lenient readings that could misframe an answer: each is refused.
+        b"HTTP/1.7 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 2\r\n\r\nok",  # a digit to isdigit(), not int()
+        b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0_2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        # Bare LF line ends: the head never ends with CRLF CRLF (it hung until the deadline).
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+        # Endless interim answers in one read (it recursed once per answer).
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 3000 + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     ],
 )
 async def test_malformed_answers_are_errors_and_the_connection_is_dropped(
@@ -264,7 +371,7 @@ async def test_malformed_answers_are_errors_and_the_connection_is_dropped(
     server, url = await serve(answer)
     p = poster(url)
     with pytest.raises(JudgeHTTPError, match="malformed HTTP answer"):
-        await p.post({"id": 0}, 1)
+        await asyncio.wait_for(p.post({"id": 0}, 1), 5)
     assert json.loads(await p.post({"id": 1}, 1)) == {"echo": 1}
     assert server.connections == 2
 
