@@ -35,21 +35,22 @@ import contextlib
 import functools
 import re
 import ssl
-import zlib
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 from rm_service.models._base import JudgeConnectionError, JudgeHTTPError
 from rm_service.models._body import encode_json
+from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, BodyError, inflate
 from rm_service.models._session import Client, JsonPoster, http_error
 
 __all__ = ["Http1Poster", "json_poster", "supports"]
 
 _MAX_HEAD = 64 * 1024
 """A response head longer than this is refused (a misbehaving server, not a judge)."""
-_MAX_BODY = 64 * 1024 * 1024
-"""A response body longer than this is refused, so a runaway server cannot exhaust memory."""
+_MAX_BODY = MAX_BODY
+"""A response body longer than this (on the wire or inflated) is refused, so a runaway server
+cannot exhaust memory."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DIGITS = re.compile(rb"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
@@ -339,7 +340,7 @@ class Http1Poster:
                 raise ValueError(f"the {k} header holds a line break or NUL: check its value")
         lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in _OURS]
         if not any(k.lower() == "accept-encoding" for k in headers):
-            lines.append("Accept-Encoding: gzip, deflate")
+            lines.append(f"Accept-Encoding: {ACCEPT_ENCODING}")
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._idle: deque[_Connection] = deque()
         self._pool = pool
@@ -349,17 +350,15 @@ class Http1Poster:
         data = encode_json(body)
         resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n)
         content = resp.body
-        encoding = resp.headers.get("content-encoding", "identity").lower()
+        encoding = resp.headers.get("content-encoding", "identity")
         if resp.status >= 400:
             # The status decides what the retry policy does; a body that will not inflate only
             # costs the detail its text.
-            if encoding not in ("", "identity"):
-                with contextlib.suppress(JudgeHTTPError):
-                    content = self._inflate(content, encoding, n)
+            with contextlib.suppress(JudgeHTTPError):
+                content = self._inflate(content, encoding, n)
             detail = content.decode("utf-8", "replace")
             raise http_error(self.who, resp.status, detail, resp.headers, n)
-        if encoding not in ("", "identity"):
-            content = self._inflate(content, encoding, n)
+        content = self._inflate(content, encoding, n)
         if resp.status in _REDIRECTS:
             where = resp.headers.get("location", "?")
             raise JudgeHTTPError(
@@ -430,50 +429,14 @@ class Http1Poster:
 
     def _inflate(self, content: bytes, encoding: str, n: int) -> bytes:
         try:
-            if encoding in ("gzip", "x-gzip"):
-                return _inflated(content, 16 + zlib.MAX_WBITS)
-            if encoding == "deflate":
-                try:
-                    return _inflated(content, zlib.MAX_WBITS)
-                except zlib.error:
-                    return _inflated(content, -zlib.MAX_WBITS)  # raw deflate
-        except zlib.error as exc:
-            raise JudgeHTTPError(
-                f"{self.who}: a {encoding} body that does not inflate: {exc}", attempts=n
-            ) from exc
-        raise JudgeHTTPError(
-            f"{self.who}: an answer in an encoding this client cannot read ({encoding!r})",
-            attempts=n,
-        )
+            return inflate(content, encoding, _MAX_BODY)
+        except BodyError as exc:
+            raise JudgeHTTPError(f"{self.who}: {exc}", attempts=n) from exc
 
     async def close(self) -> None:
         self._closed = True
         while self._idle:
             self._idle.pop().close()
-
-
-def _inflated(content: bytes, wbits: int) -> bytes:
-    """``content`` decompressed, whole and bounded: at most :data:`_MAX_BODY` bytes out (a small
-    compressed body can inflate to gigabytes), every gzip member read (a stream may hold
-    several), and nothing after the stream or short of its end.
-
-    Raises:
-        zlib.error: the body does not inflate, is cut short, has bytes after it, or is too long.
-    """
-    out = bytearray()
-    data = content
-    while True:
-        d = zlib.decompressobj(wbits)
-        out += d.decompress(data, _MAX_BODY + 1 - len(out))
-        if len(out) > _MAX_BODY or d.unconsumed_tail:
-            raise zlib.error(f"it inflates to more than {_MAX_BODY} bytes")
-        if not d.eof:
-            raise zlib.error("the compressed stream is cut short")
-        data = d.unused_data
-        if not data:
-            return bytes(out)
-        if wbits != 16 + zlib.MAX_WBITS or not data.startswith(b"\x1f\x8b"):
-            raise zlib.error(f"{len(data)} bytes after the compressed stream")
 
 
 _OURS = frozenset({"host", "content-length", "connection", "transfer-encoding"})

@@ -35,6 +35,7 @@ from rm_service.models._base import (
     JudgeRateLimited,
 )
 from rm_service.models._body import encode_json
+from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, BodyError, inflate
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import load_sdk
 from rm_service.models._retry import retry_after_from_headers
@@ -249,17 +250,36 @@ class JsonPoster:
         self.url = url
         self.headers = headers
         self.who = who
+        if not any(k.lower() == "accept-encoding" for k in headers):
+            self.headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+        # Bodies are read and inflated here, bounded (aiohttp's own inflating has no limit: a
+        # small gzip body could inflate to gigabytes).
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=pool),
             timeout=aiohttp.ClientTimeout(total=None),  # deadlines are ours (asyncio.timeout)
             skip_auto_headers=("User-Agent",),
+            auto_decompress=False,
         )
 
     async def post(self, body: dict[str, Any], n: int) -> bytes:
         data = encode_json(body)
         try:
             async with self.session.post(self.url, data=data, headers=self.headers) as resp:
-                content = await resp.read()
+                raw = bytearray()
+                async for piece in resp.content.iter_any():
+                    raw += piece
+                    if len(raw) > MAX_BODY:
+                        raise JudgeHTTPError(
+                            f"{self.who}: the response body is longer than {MAX_BODY} bytes",
+                            attempts=n,
+                        )
+                encoding = resp.headers.get("Content-Encoding", "identity")
+                try:
+                    content = inflate(bytes(raw), encoding, MAX_BODY)
+                except BodyError as exc:
+                    if resp.status < 400:
+                        raise JudgeHTTPError(f"{self.who}: {exc}", attempts=n) from exc
+                    content = bytes(raw)  # the status is what counts; the detail stays raw
                 if resp.status >= 400:
                     detail = content.decode("utf-8", "replace")
                     raise http_error(self.who, resp.status, detail, resp.headers, n)

@@ -23,6 +23,7 @@ import pytest
 
 from rm_service.models import JudgeConnectionError, JudgeHTTPError, JudgeRateLimited
 from rm_service.models import _http1 as http1
+from rm_service.models import _session as session
 from rm_service.models._http1 import Http1Poster, json_poster, supports
 from rm_service.models._session import JsonPoster
 
@@ -256,16 +257,24 @@ async def test_compressed_answers_are_inflated_or_refused(serve: Any) -> None:
         await poster(url).post({"id": 1}, 1)
 
 
+def both_clients(url: str) -> list[Any]:
+    """The direct transport's two posters: its own HTTP/1.1 client and aiohttp's fallback."""
+    return [poster(url), JsonPoster(url, {"Content-Type": "application/json"}, pool=1, who="m")]
+
+
 async def test_an_inflated_answer_is_whole_and_bounded(
     serve: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every gzip member is read (a stream may hold several; the first alone was returned, cut),
     bytes after the stream or a stream cut short are errors (they were dropped silently), and
-    what a body inflates to is bounded like a body (a 1 kB bomb inflated without limit)."""
+    what a body inflates to is bounded like a body (a 4 kB bomb inflated without limit, on both
+    of the direct transport's posters)."""
     whole = b'{"echo": "a verdict split over two gzip members"}'
     two = gzip.compress(whole[:20]) + gzip.compress(whole[20:])
     _, url = await serve(lambda req, n: ok(two, "Content-Encoding: gzip"))
-    assert await poster(url).post({"id": 1}, 1) == whole
+    for client in both_clients(url):
+        assert await client.post({"id": 1}, 1) == whole
+        await client.close()
     for bad, why in [
         (gzip.compress(whole) + b"junk", "bytes after|does not inflate"),
         (gzip.compress(whole)[:-12], "cut short"),
@@ -275,13 +284,23 @@ async def test_an_inflated_answer_is_whole_and_bounded(
         _, url = await serve(
             lambda req, n, bad=bad, coding=coding: ok(bad, f"Content-Encoding: {coding}")
         )
-        with pytest.raises(JudgeHTTPError, match=why):
-            await poster(url).post({"id": 1}, 1)
+        for client in both_clients(url):
+            with pytest.raises(JudgeHTTPError, match=why):
+                await client.post({"id": 1}, 1)
+            await client.close()
     monkeypatch.setattr(http1, "_MAX_BODY", 1 << 20)
+    monkeypatch.setattr(session, "MAX_BODY", 1 << 20)
     bomb = gzip.compress(b"\0" * (4 << 20))  # 4 MiB of zeros in about 4 kB
     _, url = await serve(lambda req, n: ok(bomb, "Content-Encoding: gzip"))
-    with pytest.raises(JudgeHTTPError, match="inflates to more than 1048576 bytes"):
-        await poster(url).post({"id": 1}, 1)
+    for client in both_clients(url):
+        with pytest.raises(JudgeHTTPError, match="inflates to more than 1048576 bytes"):
+            await client.post({"id": 1}, 1)
+        await client.close()
+    _, url = await serve(lambda req, n: ok(b"x" * ((1 << 20) + 1)))
+    for client in both_clients(url):
+        with pytest.raises(JudgeHTTPError, match=r"out of range|longer than"):
+            await client.post({"id": 1}, 1)
+        await client.close()
 
 
 async def test_an_error_status_survives_a_body_that_will_not_inflate(serve: Any) -> None:
