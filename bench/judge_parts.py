@@ -5,8 +5,10 @@
 
 * **Pre-gates:** the default gate sets of the relevance, correctness and harmfulness judges run
   through ``first_gate_hit`` on each record, as the three graders of one record do (the memo
-  shares a record's verdicts between them). The records are the side-by-side's, all distinct, so
-  every record computes its gates once. CPU per record, each round in a fresh process.
+  shares a record's verdicts between them). Two shapes: ``distinct``, the side-by-side's records,
+  every prompt different; ``grpo``, 16 distinct completions per prompt, as a GRPO step grades
+  them (the query-side work can be shared within a group). CPU per record, each round in a
+  fresh process.
 * **Request body:** the relevance judge's chat-completions body for one record, encoded as the
   transports send it (``rm_service.models._body.encode_json``: ASCII JSON) against UTF-8 JSON
   (``json.JSONEncoder(ensure_ascii=False).encode(...).encode()``). Microseconds per body.
@@ -28,18 +30,27 @@ import tempfile
 GATES = r"""
 import json, sys, time
 import graders._pregate as pregate
-n = int(sys.argv[1])
+n, shape = int(sys.argv[1]), sys.argv[2]
 sets = [pregate.default_pregates(c) for c in ("relevance", "correctness", "harmfulness")]
-records = [
-    (f"The answer is {2 * i}. It is the sum of two equal terms.",
-     {"query": f"Question {i}: what is {i} + {i}?"},
-     {"query": f"Question {i}: what is {i} + {i}?", "reference_response": str(2 * i)})
-    for i in range(n + 200)
-]
-for response, fields, with_ref in records[:200]:  # warm: regex caches, the memo's first entries
+if shape == "grpo":  # 16 distinct completions per prompt, prompt after prompt
+    records = [
+        (f"The answer is {2 * (i // 16)}. It is the sum of two equal terms, step {i % 16}.",
+         {"query": f"Question {i // 16}: what is {i // 16} + {i // 16}?"},
+         {"query": f"Question {i // 16}: what is {i // 16} + {i // 16}?",
+          "reference_response": str(2 * (i // 16))})
+        for i in range(n + 208)
+    ]
+else:
+    records = [
+        (f"The answer is {2 * i}. It is the sum of two equal terms.",
+         {"query": f"Question {i}: what is {i} + {i}?"},
+         {"query": f"Question {i}: what is {i} + {i}?", "reference_response": str(2 * i)})
+        for i in range(n + 208)
+    ]
+for response, fields, with_ref in records[:208]:  # warm: regex caches, the memo's first entries
     pregate.first_gate_hit(sets[0], response, fields)
 cpu = time.process_time()
-for response, fields, with_ref in records[200:]:
+for response, fields, with_ref in records[208:]:
     pregate.first_gate_hit(sets[0], response, fields)
     pregate.first_gate_hit(sets[1], response, with_ref)
     pregate.first_gate_hit(sets[2], response, fields)
@@ -92,14 +103,16 @@ def main() -> None:
         print(f"PYTHONPATH={os.environ['PYTHONPATH']}")
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, load {load:.2f}")
-    gates = [child(GATES, str(args.n)) for _ in range(args.rounds)]
-    print(f"code: {gates[0]['code']}")
-    per = [float(g["us"]) for g in gates]
-    print(
-        f"pre-gates of relevance + correctness + harmfulness: "
-        f"{', '.join(f'{x:.0f}' for x in per)} us CPU per record "
-        f"(median {statistics.median(per):.0f})"
-    )
+    for shape in ("distinct", "grpo"):
+        gates = [child(GATES, str(args.n), shape) for _ in range(args.rounds)]
+        if shape == "distinct":
+            print(f"code: {gates[0]['code']}")
+        per = [float(g["us"]) for g in gates]
+        print(
+            f"pre-gates of relevance + correctness + harmfulness, {shape} prompts: "
+            f"{', '.join(f'{x:.0f}' for x in per)} us CPU per record "
+            f"(median {statistics.median(per):.0f})"
+        )
     if not args.gates_only:
         body = child(BODY, "20000")
         print(
