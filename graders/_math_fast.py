@@ -12,11 +12,13 @@ wrong fast answer of any kind would make the grader disagree with itself:
 * Both sides must be in a small language whose reading by math-verify does not depend on where
   the text sits: integers and decimals, single-letter variables, ``+ - * / ^``, parentheses,
   ``\\frac``, ``\\sqrt`` and ``\\pi``. No commas (``1,000`` reads as a set in LaTeX and as a
-  number in plain text), no units or words, no percent, no sets, intervals or relations.
+  number in plain text), no units or words, no percent, no sets, intervals or relations, and no
+  letter after a space at the end (math-verify drops it as a unit: ``1 - t`` reads as ``1 -``).
 * The gold must be one the worker read that way too: a plain number read by the number parser,
   or bare math read as LaTeX once wrapped in ``$...$`` (see :func:`gold_key`), and the response's
   final part must hold exactly one answer (one ``\\boxed{}``, or with no box exactly one math
-  span) and no other digit, dollar, brace or backslash, so math-verify cannot pick another one.
+  span) and no other digit, dollar, brace, backslash, bracket or percent, so math-verify cannot
+  pick another one or read this one differently.
 
 Then gold and answer are the same string in the same LaTeX reading, so math-verify reads the same
 expression twice, and an expression is equivalent to itself. ``tests/graders/test_math_batch.py``
@@ -41,8 +43,13 @@ _STRAY_POINT = re.compile(r"(?<!\d)\.|\.(?!\d)")
 _PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
 _SPACES = re.compile(r"\s+")
 _OPERATOR_SPACE = re.compile(r"\s*([-+*/^(){}])\s*")
-# Outside the answer the response may hold prose only: nothing math-verify could read instead.
-_MATHLIKE = re.compile(r"[\d$\\{}]")
+# Outside the answer the response may hold prose only: nothing math-verify could read instead,
+# nor change its reading of the answer with: a percent sign or word after a span makes it a
+# percentage, and a bracketed " [x] " is read as inline math (the rightmost answer wins).
+_MATHLIKE = re.compile(r"[\d$\\{}%\[\]]|percent|pct", re.IGNORECASE)
+# A letter after a space at the end of the answer is read as a unit and dropped ("1 - t" is read
+# as "1 -", "\frac{1}{2} m" as one half), while "1-t" keeps it: spacing there decides the reading.
+_SPACED_LAST_LETTER = re.compile(r"\s[A-Za-z]$")
 _SPANS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
 
@@ -53,7 +60,7 @@ def _normalise(text: str) -> str | None:
     text = text.strip()
     if not text:
         return None
-    if _SPACED_DIGITS.search(text) or _STRAY_POINT.search(text):
+    if _SPACED_DIGITS.search(text) or _STRAY_POINT.search(text) or _SPACED_LAST_LETTER.search(text):
         return None
     if any(name not in _COMMANDS for name in _COMMAND.findall(text)):
         return None

@@ -97,6 +97,11 @@ def test_fast_path_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch) -> N
         r"\boxed{\text{5}}",  # a command outside the small language
         r"\boxed{5 mm}",  # a unit, or a product of letters
         r"\boxed{abc}",
+        "The answer is $50$%.",  # a percent after the span: read as 0.5
+        r"So it is $\boxed{50}$ percent.",
+        "Hence $1$, see [x] .",  # a bracketed " [x] " is inline math too, and read last
+        r"\boxed{\frac{1}{2} m}",  # a letter after a space is dropped as a unit
+        r"\boxed{1 - t}",
         "The answer is 5",  # no delimiters: left to math-verify's own reading
         r"\boxed{5",  # unbalanced
         "",
@@ -309,11 +314,15 @@ WRAPPERS = [
     "Hence ${a}$ is what we get.",
     "$${a}$$",
     "<answer>\\boxed{{{a}}}</answer>",
+    "The answer is ${a}$%.",
+    "So it is $\\boxed{{{a}}}$ percent.",
+    "Hence ${a}$, see [x] .",
 ]
 
 
 def _spellings(gold: str) -> list[str]:
     answers = [gold, f"{gold} + 1", "0", gold.replace("\\frac", "\\dfrac"), f"2({gold})"]
+    answers += [f"{gold} - t", f"{gold}-t", f"({gold}) s", f"({gold})s"]  # spacing decides units
     return [w.format(a=a) for a in dict.fromkeys(answers) for w in WRAPPERS]
 
 
@@ -349,7 +358,7 @@ async def test_a_group_costs_one_check_per_distinct_answer(monkeypatch: pytest.M
 
     gold = r"\frac{13}{29}"
     answers = [gold, r"\frac{13}{28}", "0"]
-    boxed = [w for w in WRAPPERS if "boxed" in w]
+    boxed = [w for w in WRAPPERS if "boxed" in w and "percent" not in w]
     group = [boxed[i % len(boxed)].format(a=answers[i % 3]) for i in range(16)]
     sent: list[Any] = []
     real = math_grader._run_in_pool
@@ -376,6 +385,29 @@ async def test_a_group_costs_one_check_per_distinct_answer(monkeypatch: pytest.M
     alone = [await MathGrader().aevaluate(response=r, reference_response=gold) for r in group]
     assert [(r.score, r.metadata) for r in results] == [(r.score, r.metadata) for r in alone]
     assert [r.score for r in results[:3]] == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("gold", "a", "b"),
+    [
+        ("0.5", "The answer is $50$.", "The answer is $50$%."),
+        ("0.5", r"\boxed{50}", r"So it is $\boxed{50}$ percent."),
+        (r"\frac{1}{2}", r"\boxed{\frac{1}{2} m}", r"\boxed{\frac{1}{2}m}"),
+        ("x+1", r"\boxed{(x+1) s}", r"\boxed{(x+1)s}"),
+        ("1", "The answer is $1$.", "Hence $1$, see [x] ."),
+    ],
+)
+async def test_a_response_never_takes_another_responses_score(gold: str, a: str, b: str) -> None:
+    """Two completions that read alike but not to math-verify (a percent after the answer, a
+    letter after a space, a bracketed aside) deserve different scores, and get them whichever
+    is graded first by one grader: they shared one check, and the second took the first's."""
+    fresh = [await MathGrader().aevaluate(response=r, reference_response=gold) for r in (a, b)]
+    scores = [r.score for r in fresh if isinstance(r, GraderScore)]
+    assert len(scores) == 2 and scores[0] != scores[1], fresh
+    for order in ((a, b), (b, a)):
+        grader = MathGrader()
+        got = {r: await grader.aevaluate(response=r, reference_response=gold) for r in order}
+        assert [getattr(got[r], "score", None) for r in (a, b)] == scores
 
 
 async def test_a_failed_check_is_not_remembered() -> None:
