@@ -72,6 +72,10 @@ _TRAILING_PUNCT = re.compile(r"(?<![.\s\\])\s*[.,;:]\s*$")
 # (a false "equivalent"). Bracing the variable keeps it. Units written with a space ("5 m") or as
 # text ("5\text{ m}"), the usual forms in answers, are still stripped.
 _TRAILING_VARIABLE = re.compile(r"(?<=[\d}])([cdghlmost]|ab|bc|st)\s*$")
+# The same names after an operator ("12 - s", "\frac{1}{2} + m"): no unit follows an operator,
+# yet the unit stripping deleted the letter and left "12 -", which math-verify read as 12, so a
+# wrong answer scored as the gold. Bracing keeps the variable (and changes nothing else).
+_OPERATOR_VARIABLE = re.compile(r"(?<=[-+*/^])(\s*)([cdghlmost]|ab|bc|st)\s*$")
 
 
 _SPAN_DELIMITERS = {"dd": ("$$", "$$"), "d": ("$", "$"), "b": ("\\[", "\\]"), "p": ("\\(", "\\)")}
@@ -131,6 +135,7 @@ def _fix_math_content(content: str) -> str:
     content = _SINGLE_LETTER_TEXT.sub(r"\1", content)
     content = _TRAILING_PUNCT.sub("", content)
 
+    content = _OPERATOR_VARIABLE.sub(r"\1{\2}", content)
     return _TRAILING_VARIABLE.sub(r"{\1}", content)
 
 

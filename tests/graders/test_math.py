@@ -63,6 +63,11 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         (r"\frac{63}{400}", r"\boxed{\frac{64}{400}}", 0.0),
         ("1/3", r"The final answer is $0.33$.", 0.0),  # two decimals are not 1/3
         ("x+3c", r"$\boxed{x+3}$", 0.0),  # a trailing variable is not a unit
+        # nor one after an operator: the letter was dropped as a unit, leaving "12 -", read as 12
+        ("12", "The answer is $12 - s$.", 0.0),
+        (r"\frac{1}{2}", r"\boxed{\frac{1}{2} + m}", 0.0),
+        ("1-t", r"\boxed{1 - t}", 1.0),
+        ("5", r"\boxed{5 m}", 1.0),  # a unit after a number still is one
         (r"1 - \frac{1}{\mathrm{e}}", r"$1 + \frac{1}{\mathrm{e}}$", 0.0),
         ("$[0,1)$", "$[0,1]$", 0.0),
         ("5", r"\boxed{5} is wrong; the answer is \boxed{6}", 0.0),
