@@ -54,11 +54,16 @@ _SPANS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
 
 def _normalise(text: str) -> str | None:
-    """The answer in a canonical spelling, or ``None`` when it is outside the safe language."""
+    """The answer in canonical spelling, or ``None`` when it is outside the safe language.
+
+    The spelling is the text as written (``\\dfrac`` and ``\\tfrac`` read as ``\\frac``):
+    spacing can change math-verify's reading (its number fallback reads a number after a space,
+    latex2sympy's repairs of ``\\frac{x}2`` accept one space and not two), so two answers
+    spaced differently are two answers here.
+    """
     if len(text) > _MAX_LEN or not _ALLOWED.fullmatch(text):  # no newline: math-verify
         return None  # does not read inline math broken across lines
-    text = text.strip()
-    if not text:
+    if not text.strip():
         return None
     if _SPACED_DIGITS.search(text) or _STRAY_POINT.search(text) or _SPACED_LAST_LETTER.search(text):
         return None
@@ -66,8 +71,33 @@ def _normalise(text: str) -> str | None:
         return None
     if _WORDLIKE.search(_COMMAND.sub(" ", text)) or not _balanced(text):
         return None
-    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return _OPERATOR_SPACE.sub(r"\1", _SPACES.sub(" ", text))
+    if _LOOSE.search(text) or not _braced_arguments(text):
+        return None
+    return text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+
+
+_LOOSE = re.compile(r"\\(?![A-Za-z])|\^(?![{0-9A-Za-z])")
+"""A backslash that starts no command, or a power whose exponent is not braced, a digit or a
+letter (``x^-2``, ``2^(x+1)``): forms whose LaTeX reading can fail, and then math-verify falls
+back to reading a plain number, which depends on the text around it."""
+_ARGUMENTS = {"frac": 2, "dfrac": 2, "tfrac": 2, "sqrt": 1}
+
+
+def _braced_arguments(text: str) -> bool:
+    """Whether every ``\\frac`` and ``\\sqrt`` takes its arguments in braces, right after
+    the command (``\\frac{1}{2}``, not ``\\frac12``, ``\\frac{x}2`` or ``\\sqrt(x)``)."""
+    for m in _COMMAND.finditer(text):
+        j = m.end()
+        for _ in range(_ARGUMENTS.get(m.group(1), 0)):
+            if j >= len(text) or text[j] != "{":
+                return False
+            depth = 0
+            while j < len(text):
+                depth += (text[j] == "{") - (text[j] == "}")
+                j += 1
+                if depth == 0:
+                    break
+    return True
 
 
 def _balanced(text: str) -> bool:
@@ -116,7 +146,9 @@ def _boxed(final: str) -> str | None:
 
 def _span_with_opener(final: str) -> tuple[str, str | None]:
     """The opener and content of the final part's only math span, when nothing else in it is
-    math-like (the content is ``None`` otherwise)."""
+    math-like (the content is ``None`` otherwise). The opener is reported with what precedes
+    it, start, space or ``=`` as one: math-verify's number fallback reads a number only there
+    (``So it is $2^-x$`` holds a 2, ``So it is:$2^-x$`` none)."""
     for open_, close in _SPANS:
         i = final.find(open_)
         if i < 0:
@@ -127,7 +159,9 @@ def _span_with_opener(final: str) -> tuple[str, str | None]:
         before, after = final[:i], final[j + len(close) :]
         if _MATHLIKE.search(before) or _MATHLIKE.search(after):
             return open_, None
-        return open_, final[i + len(open_) : j]
+        lead = before[-1:]
+        where = open_ if not lead or lead.isspace() or lead == "=" else f"{lead}{open_}"
+        return where, final[i + len(open_) : j]
     return "", None
 
 
@@ -152,7 +186,11 @@ def fast_answer(final: str) -> str | None:
     """The response's final answer in canonical spelling when the fast path can read it.
 
     ``final`` is the part of the response that holds the answer (after ``</think>``, inside the
-    last ``<answer>`` block). ``None`` means "read it the full way", never "no answer".
+    last ``<answer>`` block). ``None`` means "read it the full way", never "no answer". A span
+    after anything but a space, ``=`` or the start is read the full way too: the gold is read
+    as a span at the start.
     """
     key = answer_key(final)
-    return None if key is None else key[1]
+    if key is None or key[0] not in ("boxed", *(open_ for open_, _ in _SPANS)):
+        return None
+    return key[1]

@@ -34,16 +34,26 @@ _RELATIVE = 1e-6
 
 
 def _plain(expr: Any) -> bool:
-    """Built only from finite numbers, ``pi``, ``E``, symbols, sums, products and powers."""
-    from sympy import Add, E, Expr, Mul, Number, Pow, Symbol, pi, preorder_traversal  # type: ignore[import-untyped]
+    """Built only from finite numbers, ``pi``, ``E``, symbols, sums, products and powers, with
+    no float inside a compound expression.
+
+    Why no float there: math-verify compares numbers after ``doit()``, which evaluates float
+    arithmetic at the floats' own precision (15 digits), so ``1.0 \times 10^{20} + 1 - 1.0
+    \times 10^{20}`` is 0 to it; evaluated here at :data:`_PRECISION` digits it is 1, and a
+    "proof" would contradict the verdict it stands for. A lone float is compared as it is.
+    """
+    from sympy import Add, E, Expr, Float, Mul, Number, Pow, Symbol, pi, preorder_traversal  # type: ignore[import-untyped]
     from sympy.matrices.expressions import MatrixExpr  # type: ignore[import-untyped]
 
     if not isinstance(expr, Expr) or isinstance(expr, (Symbol, MatrixExpr)):
         return False
+    compound = not isinstance(expr, Number)
     for node in preorder_traversal(expr):
         if isinstance(node, (Add, Mul, Pow, Symbol)) or node in (pi, E):
             continue
         if isinstance(node, Number) and node.is_finite:
+            if compound and isinstance(node, Float):
+                return False
             continue
         return False  # a function, a percent's wrapper, infinity, nan
     return True

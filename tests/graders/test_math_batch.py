@@ -102,6 +102,11 @@ def test_fast_path_never_changes_a_verdict(monkeypatch: pytest.MonkeyPatch) -> N
         "Hence $1$, see [x] .",  # a bracketed " [x] " is inline math too, and read last
         r"\boxed{\frac{1}{2} m}",  # a letter after a space is dropped as a unit
         r"\boxed{1 - t}",
+        r"\boxed{x^-2}",  # forms whose LaTeX reading can fail: math-verify then reads a
+        r"\boxed{\sqrt(x)+1}",  # plain number instead, and where depends on the spacing
+        r"\boxed{\frac{x}2}",
+        r"\boxed{2^(x+1)}",
+        r"\boxed{x\ +1}",
         "The answer is 5",  # no delimiters: left to math-verify's own reading
         r"\boxed{5",  # unbalanced
         "",
@@ -113,8 +118,11 @@ def test_fast_path_declines_what_it_cannot_prove(final: str) -> None:
 
 def test_fast_path_reads_the_common_forms() -> None:
     assert fast_answer(r"So the answer is $\boxed{\dfrac{3}{4}}$.") == r"\frac{3}{4}"
-    assert fast_answer("Therefore the answer is $x^2 + 3x$") == "x^2+3x"
-    assert fast_answer(r"\boxed{ -7 }") == "-7"
+    # Spelled as written: spacing can change math-verify's reading.
+    assert fast_answer("Therefore the answer is $x^2 + 3x$") == "x^2 + 3x"
+    assert fast_answer(r"\boxed{-7}") == "-7"
+    assert fast_answer(r"\boxed{ -7 }") == " -7 "
+    assert fast_answer("So it is:$2^{-x}$") is None  # no number fallback after ":"
     assert gold_key("x^2+3x", "wrapped") == "x^2+3x"
     assert gold_key("34.5", "number") == "34.5"
     assert gold_key("007", "number") is None  # leading zeros: not the same text as 7
@@ -264,6 +272,9 @@ def test_a_proved_difference_is_one_math_verify_also_finds() -> None:
         (r"\sin x", r"\boxed{\cos x}"),  # functions
         ("1000000000000000", r"\boxed{1000000000000001}"),  # closer than one part in a million
         ("0.3333", r"\boxed{0.33335}"),  # closer than 1e-3
+        # floats that cancel: 0 to math-verify, which evaluates them at their own precision
+        ("0", r"\boxed{1.0\times 10^{20}+1-1.0\times 10^{20}}"),
+        ("0", r"\boxed{(1.0 \cdot 10^{16}+1)-10^{16}}"),
     ],
 )
 def test_no_difference_is_claimed_outside_what_can_be_proved(gold: str, pred: str) -> None:
@@ -358,7 +369,7 @@ async def test_a_group_costs_one_check_per_distinct_answer(monkeypatch: pytest.M
 
     gold = r"\frac{13}{29}"
     answers = [gold, r"\frac{13}{28}", "0"]
-    boxed = [w for w in WRAPPERS if "boxed" in w and "percent" not in w]
+    boxed = [w for w in WRAPPERS if "boxed" in w and "percent" not in w and "{ " not in w]
     group = [boxed[i % len(boxed)].format(a=answers[i % 3]) for i in range(16)]
     sent: list[Any] = []
     real = math_grader._run_in_pool
@@ -395,6 +406,12 @@ async def test_a_group_costs_one_check_per_distinct_answer(monkeypatch: pytest.M
         (r"\frac{1}{2}", r"\boxed{\frac{1}{2} m}", r"\boxed{\frac{1}{2}m}"),
         ("x+1", r"\boxed{(x+1) s}", r"\boxed{(x+1)s}"),
         ("1", "The answer is $1$.", "Hence $1$, see [x] ."),
+        # spacing that changes math-verify's reading
+        ("-2", r"\boxed{x ^ -2}", r"\boxed{x^-2}"),
+        ("1", r"\boxed{\sqrt (x) + 1}", r"\boxed{\sqrt(x)+1}"),
+        ("2", "So it is $2^-x$", "So it is:$2^-x$"),
+        ("3", r"\boxed{ 3x^-2}", r"\boxed{3x^-2}"),
+        (r"\frac{x}{2}", r"\boxed{\frac{x}  2}", r"\boxed{\frac{x}2}"),
     ],
 )
 async def test_a_response_never_takes_another_responses_score(gold: str, a: str, b: str) -> None:
@@ -408,6 +425,25 @@ async def test_a_response_never_takes_another_responses_score(gold: str, a: str,
         grader = MathGrader()
         got = {r: await grader.aevaluate(response=r, reference_response=gold) for r in order}
         assert [getattr(got[r], "score", None) for r in (a, b)] == scores
+
+
+@pytest.mark.parametrize(
+    ("gold", "response"),
+    [
+        (r"\frac{x}2", r"\boxed{\frac{x}  2}"),
+        (r"\frac1{72}", r"\boxed{\frac1  {72}}"),
+        ("2^(x+1)", r"\boxed{2^  (x+1)}"),
+    ],
+)
+async def test_the_fast_path_never_says_equal_where_math_verify_does_not(
+    gold: str, response: str
+) -> None:
+    """Spaced differently from the gold, these read differently to math-verify (its repairs of
+    an unbraced argument take one space, not two); the exact-match fast path said equal."""
+    worker._VERDICTS.clear()
+    assert worker.check_equivalence(gold, response)["status"] == "not_equal"
+    result = await MathGrader().aevaluate(response=response, reference_response=gold)
+    assert isinstance(result, GraderScore) and result.score == 0.0
 
 
 async def test_a_failed_check_is_not_remembered() -> None:
