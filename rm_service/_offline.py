@@ -359,17 +359,28 @@ async def agrade_file(
     src, out = Path(input_path), Path(output_path)
     err_path = Path(errors_path) if errors_path else out.with_name(out.name + ".errors.jsonl")
     report = Path(report_path) if report_path else out.with_name(out.name + ".report.html")
-    lock_path = out.with_name(out.name + ".lock")
+    # The lock sits beside the file the output really is: two runs writing one file through a
+    # symbolic link and its target must meet at one lock.
+    real = Path(os.path.realpath(out))
+    lock_path = real.with_name(real.name + ".lock")
     if not src.exists():
         raise InputError(f"{src}: no such file")
     detect_format(src)  # a directory that is not a saved dataset fails here
+    if str(output_path) == "-" or (out.exists() and not out.is_file()):
+        # The output is read back for the summary and resume: a pipe or terminal cannot be
+        # (writing to /dev/stdout hung, reading its own pipe), and "-" would be a file named "-".
+        raise InputError(
+            f"the output {out} must be a regular file (it is read back for the summary and "
+            "--resume); write to a file and read that"
+        )
     _refuse_collisions(
         {"input": src, "output": out, "errors file": err_path, "report": report, "lock": lock_path}
     )
     with _io("write", out):
-        if out.parent.exists() and not out.parent.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, f"{out.parent} is not a directory")
-        out.parent.mkdir(parents=True, exist_ok=True)
+        for parent in {out.parent, err_path.parent}:
+            if parent.exists() and not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is not a directory")
+            parent.mkdir(parents=True, exist_ok=True)
         lock = _RunLock(lock_path, out)
     try:
         return await _locked_run(
@@ -391,15 +402,26 @@ async def _locked_run(
     progress: bool,
 ) -> GradeFileResult:
     # An empty output holds nothing to lose (an interrupted start, an empty input): no flag needed.
-    if out.is_file() and out.stat().st_size and not (resume or overwrite):
-        raise InputError(f"{out} exists; pass --resume to continue it or --overwrite to replace it")
+    # The errors file follows the same rule: a stale one would be appended to (every bad line
+    # listed twice) and, on a later resume, its lines taken as done.
+    kept = ((out, ""), (err_path if skip_invalid else None, " (the errors file of an earlier run)"))
+    for path, what in kept:
+        if path and path.is_file() and path.stat().st_size and not (resume or overwrite):
+            raise InputError(
+                f"{path} exists; pass --resume to continue it or --overwrite to replace it{what}"
+            )
     done = LineSet()
     if resume:
         _scan_done(out, done)
         if skip_invalid:
             _scan_done(err_path, done)
     fmt = detect_format(src)
-    total = _count_records(src) if fmt == "jsonl" else count_records(src, fmt)
+    if fmt != "jsonl":
+        total: int | None = count_records(src, fmt)
+    elif progress and src.is_file():
+        total = _count_records(src)
+    else:
+        total = None  # a pipe is read once, and counting it would consume it
     overwrite = overwrite and not resume  # both: resume wins, nothing graded is dropped
     sink = _Sink(out, truncate=overwrite)
     err_sink = _Sink(err_path, truncate=overwrite) if skip_invalid else None
@@ -464,7 +486,7 @@ async def _pump(
     sink: _Sink,
     src: Path,
     commit: Callable[[], None],
-    total: int,
+    total: int | None,
     done: int,
     progress: bool,
 ) -> tuple[int, dict[str, str]]:
@@ -493,7 +515,7 @@ async def _pump(
         # The whole input, starting at what earlier runs did: the rate and ETA are this run's.
         bar = tqdm(
             total=total,
-            initial=min(done + reader.invalid, total),
+            initial=done + reader.invalid if total is None else min(done + reader.invalid, total),
             unit="rec",
             desc="grading",
             file=sys.stderr,
@@ -506,6 +528,9 @@ async def _pump(
             async for rec in results:
                 line = reader.lines.pop(rec.index)
                 row = record_json(rec, line=line)
+                # The record's position in the input, as ``line`` (the runner numbers from 0 on
+                # each run, so after a resume its index meant nothing).
+                row["index"] = line - 1
                 sink.write(row)
                 graded += 1
                 unscored += row["status"] != "ok"

@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     from dotenv import find_dotenv, load_dotenv
 
     load_dotenv(find_dotenv(usecwd=True), override=False)  # the user's .env, not ours
+    # Any valid JSON round-trips: an integer of more than 4,300 digits is valid JSON, and
+    # Python's default limit on int/str conversion would reject the line it sits on.
+    sys.set_int_max_str_digits(0)
     args = _parser().parse_args(argv)
     try:
         if args.command == "grade":
@@ -221,8 +224,11 @@ def _runner_from(args: argparse.Namespace) -> GradingRunner:
         print(f"rm-service: {DEFAULT_NOTICE}", file=sys.stderr)
         config = DEFAULT_CONFIG
     overrides = {}
-    if getattr(args, "max_concurrency", None):
-        overrides["max_concurrency"] = args.max_concurrency
+    limit = getattr(args, "max_concurrency", None)
+    if limit is not None:
+        if limit < 1:  # 0 was taken for "not given", and -1 blamed on the config
+            raise InputError(f"--max-concurrency must be at least 1, got {limit}")
+        overrides["max_concurrency"] = limit
     return load_runner(config, **overrides)
 
 

@@ -223,14 +223,29 @@ def test_surrogates_in_the_errors_file_and_resume(tmp_path: Path, rules: Path) -
 # --- item 7: disk full and unwritable paths -------------------------------------------------------
 
 
-def test_disk_full_is_one_line_naming_the_output_and_resume(tmp_path: Path, rules: Path) -> None:
-    if not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full")
+async def test_disk_full_is_one_line_naming_the_output_and_resume(
+    tmp_path: Path, rules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write fails with ENOSPC (the output must be a regular file, so /dev/full is no
+    longer a stand-in): one error naming the output, the reason and how to go on."""
+    import errno
+
+    import rm_service._offline as offline
+    from rm_service import RMServiceError
+
+    class Full:
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(offline, "open", lambda *a, **k: Full(), raising=False)
     src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(50)])
-    (tmp_path / "full.jsonl").symlink_to("/dev/full")  # every write: ENOSPC
-    r = cli("grade", src, "-c", rules, "-o", "full.jsonl", "--overwrite", cwd=tmp_path)
-    assert r.returncode == 1
-    err = one_error_line(r.stderr)
+    runner = build_runner(load_config(rules))
+    with pytest.raises(RMServiceError) as failed:
+        await agrade_file(runner, src, tmp_path / "full.jsonl", overwrite=True, progress=False)
+    err = str(failed.value)
     assert "full.jsonl" in err and "No space left on device" in err and "--resume" in err
 
 
@@ -256,3 +271,136 @@ def test_a_report_that_cannot_be_written_is_a_warning(tmp_path: Path, rules: Pat
     assert "Traceback" not in r.stderr
     assert "rm-service: warning:" in r.stderr and "file/r.html" in r.stderr
     assert len(read_jsonl(out)) == 3 and "records: 3," in r.stdout
+
+
+# --- found by an adversarial review of the offline face ------------------------------------------
+
+
+def test_input_from_a_pipe_is_graded_not_lost(tmp_path: Path, rules: Path) -> None:
+    """``... | rm-service grade /dev/stdin``: the input was read through once to size the
+    progress bar, then found empty, and the run said "no records" with exit 0."""
+    rows = [record(i) for i in range(5)]
+    out = tmp_path / "out.jsonl"
+    for progress in ([], ["--no-progress"]):
+        r = subprocess.run(
+            cli_cmd("grade", "/dev/stdin", "-c", rules, "-o", out, "--overwrite", *progress),
+            input="".join(json.dumps(x) + "\n" for x in rows),
+            cwd=tmp_path,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        assert sorted(row["id"] for row in read_jsonl(out)) == list(range(5))
+
+
+@pytest.mark.parametrize("where", ["-", "/dev/stdout"])
+def test_an_output_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, rules: Path, where: str
+) -> None:
+    """The output is read back for the summary and resume: /dev/stdout into a pipe hung for
+    ever (the run read its own pipe), and "-" wrote a file named "-"."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(3)])
+    r = cli("grade", src, "-c", rules, "-o", where, timeout=60, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "must be a regular file" in one_error_line(r.stderr)
+    assert not (tmp_path / "-").exists()
+
+
+async def test_a_symlinked_output_meets_the_lock_of_its_target(tmp_path: Path, rules: Path) -> None:
+    """Two runs writing one file through a link and its target both ran, and the output held
+    every line twice; the lock is now taken beside the file the output really is."""
+    from rm_service import RMServiceError
+    from rm_service._offline import _RunLock
+
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(3)])
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.touch()
+    link.symlink_to(real)
+    runner = build_runner(load_config(rules))
+    held = _RunLock(tmp_path / "real.jsonl.lock", real)  # a run on the target
+    try:
+        with pytest.raises(RMServiceError, match="in use by another run"):
+            await agrade_file(runner, src, link, progress=False)
+    finally:
+        held.release()
+    result = await agrade_file(runner, src, link, progress=False)
+    assert result.graded == 3 and len(read_jsonl(real)) == 3
+
+
+def test_a_stale_errors_file_is_neither_appended_to_nor_taken_as_done(
+    tmp_path: Path, rules: Path
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0), "not json", record(2)])
+    out, errs = tmp_path / "out.jsonl", tmp_path / "out.jsonl.errors.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, "--skip-invalid", cwd=tmp_path).returncode == 0
+    out.unlink()  # start again: the errors file of the old run is still there
+    r = cli("grade", src, "-c", rules, "-o", out, "--skip-invalid", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "errors file of an earlier run" in one_error_line(r.stderr)
+    r = cli("grade", src, "-c", rules, "-o", out, "--skip-invalid", "--overwrite", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [row["line"] for row in read_jsonl(errs)] == [2]  # once, not twice
+
+
+def test_index_is_the_position_in_the_input_after_a_resume(tmp_path: Path, rules: Path) -> None:
+    """``index`` restarted at 0 on every run, so after a resume it named another record."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(6)])
+    out = tmp_path / "out.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    rows = read_jsonl(out)
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows[:2]))  # an interrupted run
+    assert cli("grade", src, "-c", rules, "-o", out, "--resume", cwd=tmp_path).returncode == 0
+    rows = read_jsonl(out)
+    assert sorted(row["line"] for row in rows) == list(range(1, 7))
+    assert all(row["index"] == row["line"] - 1 for row in rows)
+
+
+def test_a_huge_integer_is_valid_input_and_round_trips(tmp_path: Path, rules: Path) -> None:
+    digits = "7" + "0" * 5000  # more digits than Python converts by default
+    lines = [
+        json.dumps(record(0)),
+        json.dumps(record(1))[:-1] + f', "n": {digits}}}',  # in a field no grader reads
+        json.dumps(record(2)).replace('"id": 2', f'"id": {digits}'),
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # it was "invalid record: Exceeds the limit ..."
+    rows = out.read_text().splitlines()
+    assert len(rows) == 3
+    assert any(f'"id": {digits}' in x and '"line": 3' in x for x in rows)
+
+
+def test_bad_concurrency_and_a_missing_errors_folder(tmp_path: Path, rules: Path) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0), "not json"])
+    for bad in ("0", "-1"):  # 0 was ignored, -1 blamed on the config
+        r = cli(
+            "grade",
+            src,
+            "-c",
+            rules,
+            "-o",
+            tmp_path / "o.jsonl",
+            "--max-concurrency",
+            bad,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 1 and "--max-concurrency must be at least 1" in r.stderr
+    errs = tmp_path / "no" / "such" / "errors.jsonl"  # failed mid-run, at the first bad line
+    r = cli(
+        "grade",
+        src,
+        "-c",
+        rules,
+        "-o",
+        tmp_path / "o.jsonl",
+        "--skip-invalid",
+        "--errors",
+        errs,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert [row["line"] for row in read_jsonl(errs)] == [2]
