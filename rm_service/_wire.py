@@ -29,15 +29,52 @@ reports.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, cast, get_args
 
 from rm_service._result import ErrorKind, GraderError, GraderScore, RecordResult, Status
 
-__all__ = ["USAGE_KEYS", "record_from_json", "record_json", "record_status", "usage", "usage_of"]
+__all__ = [
+    "USAGE_KEYS",
+    "plain_json",
+    "record_from_json",
+    "record_json",
+    "record_status",
+    "usage",
+    "usage_of",
+]
 
 USAGE_KEYS = ("calls", "cached_calls", "prompt_tokens", "completion_tokens")
 _KINDS: frozenset[str] = frozenset(get_args(ErrorKind))
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with what strict JSON cannot carry made plain: a NaN or infinite float is
+    ``null``, a numpy or torch value its ``tolist()``, a tuple a list, a key a string, and
+    anything else its ``repr``.
+
+    For a grader's metadata, which is free-form: a custom grader may put a numpy number or a
+    NaN there, and a response holding one could not be encoded (``/grade`` answered 500 for the
+    whole batch). Faces call it only when encoding the plain way failed, so the common case
+    costs nothing.
+    """
+    if value is None or type(value) in (str, bool, int):
+        return value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain_json(v) for v in value]
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        with contextlib.suppress(Exception):
+            return plain_json(tolist())
+    return repr(value)
 
 
 def record_status(rec: RecordResult) -> Status:

@@ -76,7 +76,7 @@ from rm_service._rewards import (
     warm_up,
 )
 from rm_service._summary import RunSummary
-from rm_service._wire import record_json, record_status
+from rm_service._wire import plain_json, record_json, record_status
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
 
@@ -403,7 +403,13 @@ def _json(
     ``allow_nan=False``: every number here is a score in [0, 1] or a count, so a NaN would be a
     bug, and an error is better than a body that strict JSON parsers reject.
     """
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        # A grader's free-form metadata holding a NaN or a numpy number: made plain, rather
+        # than a 500 for the whole batch.
+        content = plain_json(content)
+        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     try:
         data = body.encode()
     except UnicodeEncodeError:  # a lone surrogate from the request (an id "\ud800"): escape it

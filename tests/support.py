@@ -177,3 +177,27 @@ class FakeJudge:
             logprobs=self.logprobs,
             finish_reason="stop",
         )
+
+
+def odd_metadata(response: str) -> Any:
+    """Scores 1.0 with metadata strict JSON cannot hold as it is: a NaN, an infinity, a numpy
+    number and array, a tuple and a set (a custom grader may return any of these)."""
+    import math
+
+    import numpy as np
+
+    from rm_service import GraderScore
+
+    return GraderScore(
+        name="odd",
+        score=1.0,
+        reason="ok",
+        metadata={
+            "ratio": math.nan,
+            "big": -math.inf,
+            "np": np.float32(0.5),
+            "arr": np.array([1, 2]),
+            "pair": (1, 2),
+            "tags": {"a"},
+        },
+    )

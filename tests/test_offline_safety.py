@@ -10,6 +10,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -404,3 +405,21 @@ def test_bad_concurrency_and_a_missing_errors_folder(tmp_path: Path, rules: Path
     )
     assert r.returncode == 0, r.stderr
     assert [row["line"] for row in read_jsonl(errs)] == [2]
+
+
+def test_metadata_is_written_as_strict_json(tmp_path: Path) -> None:
+    """A grader's NaN metadata was written as the bare word NaN (not JSON to strict readers),
+    and a numpy number stopped the run with a TypeError."""
+    cfg = tmp_path / "odd.yaml"
+    cfg.write_text("graders:\n  odd: {type: 'tests.support:odd_metadata'}\n")
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    r = cli("grade", src, "-c", cfg, "-o", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+    def strict(name: str) -> Any:
+        raise ValueError(f"{name} is not strict JSON")
+
+    rows = [json.loads(x, parse_constant=strict) for x in out.read_text().splitlines()]
+    assert [row["metadata"]["odd"]["ratio"] for row in rows] == [None] * 3
+    assert rows[0]["metadata"]["odd"]["np"] == 0.5

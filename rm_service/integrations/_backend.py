@@ -133,8 +133,9 @@ class RemoteBackend:
             raise ConfigError(f"url must start with http:// or https://, got {url!r}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")
-        if not timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
+            # inf was accepted, and every call then failed sending the deadline inf * 0.9
+            raise ConfigError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
         self.url = url.rstrip("/")
         self.reward = reward
         self.batch_size = batch_size
@@ -280,8 +281,11 @@ class RemoteBackend:
 
     async def _post(self, client: httpx.AsyncClient, body: dict[str, Any], n: int) -> Any:
         try:
-            resp = await client.post(f"{self.url}/grade", json=body)
-        except httpx.TimeoutException as exc:
+            # httpx's timeout bounds each read, not the request: a server that trickles a byte
+            # now and then held a training step for as long as it liked.
+            async with asyncio.timeout(self.timeout):
+                resp = await client.post(f"{self.url}/grade", json=body)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise JudgeTimeout(f"no answer within {self.timeout} s", attempts=n) from exc
         except httpx.TransportError as exc:
             raise JudgeConnectionError(f"cannot reach {self.url}: {exc!r}", attempts=n) from exc
@@ -309,8 +313,9 @@ class RemoteBackend:
             if len(results) != n:
                 raise ValueError(f"{len(results)} results for {n} records")
             return [record_from_json(r, start + i, reward_name) for i, r in enumerate(results)]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # A 200 that is not a /grade response is a broken or foreign server: not retried.
+            # (AttributeError: "results" holding a string or "scores" a list crashed TRL's step.)
             raise JudgeHTTPError(f"malformed /grade response: {exc!r}", status=200) from exc
 
     def _failed(self, index: int, record: Mapping[str, Any], why: str) -> RecordResult:
@@ -350,7 +355,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         items = ((str(k), jsonable(v)) for k, v in value.items())
         return {k: v for k, v in items if v is not _SKIP}
-    if isinstance(value, list | tuple):
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        # Any sequence, not only lists and tuples: verl hands over OmegaConf's ListConfig.
         out = [jsonable(v) for v in value]
         return _SKIP if any(v is _SKIP for v in out) else out
     tolist = getattr(value, "tolist", None)

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from rm_service._exceptions import ConfigError
 from rm_service._result import RecordResult
-from rm_service.integrations._backend import Backend, LocalBackend, RemoteBackend, jsonable, logger
+from rm_service.integrations._backend import Backend, LocalBackend, RemoteBackend, logger
 
 __all__ = [
     "Config",
@@ -85,12 +85,36 @@ def reward_key(
         raise ConfigError("reward names one of a service's rewards: it needs url, not config")
     if isinstance(config, str | Path):
         return ("config", str(Path(config).expanduser().resolve()), None, None)
-    plain = jsonable(config)
-    if not isinstance(plain, dict):
+    if not isinstance(config, Mapping):
         raise ConfigError(
             f"config must be a reward YAML path or a config mapping, got {type(config).__name__}"
         )
+    plain = _config_data(config, "config")
     return ("config-dict", json.dumps(plain), None, None)  # key order kept: graders run in it
+
+
+def _config_data(value: Any, where: str) -> Any:
+    """A config mapping as plain data, or a ``ConfigError`` naming what has none.
+
+    Strict where :func:`jsonable` (for records) drops what it cannot hold: verl hands
+    ``reward_kwargs`` over as OmegaConf nodes, and a dropped ``aggregators`` list silently
+    turned a weighted reward into an equal-weight sum. Any mapping is a mapping, any sequence
+    but text a list.
+    """
+    if value is None or type(value) in (str, bool, int, float):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int | float):
+        return float(value) if isinstance(value, float) else int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _config_data(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_config_data(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return _config_data(tolist(), where)
+    raise ConfigError(f"{where}: a {type(value).__name__} has no place in a reward config")
 
 
 def _build(key: _Key) -> Target:

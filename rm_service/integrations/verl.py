@@ -167,8 +167,12 @@ async def _score(
         if len(values) != n:
             raise InputError(f"{name!r} has {len(values)} values for {n} solution_strs")
     fallback = finite(fallback_score, "fallback_score")
-    if deadline is not None and not finite(deadline, "deadline") > 0:
-        raise ConfigError(f"deadline must be > 0 seconds (or None), got {deadline!r}")
+    if deadline is not None:
+        # the checked number, not the argument: a string "240" passed the check and then failed
+        # every comparison, and every sample got the fallback
+        deadline = finite(deadline, "deadline")
+        if not deadline > 0:
+            raise ConfigError(f"deadline must be > 0 seconds (or None), got {deadline!r}")
     target = await acached_target(reward_key(config, url, api_key, reward))
     infos = extra_infos if extra_infos is not None else [None] * n
     records = [

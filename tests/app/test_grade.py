@@ -184,3 +184,24 @@ async def test_an_id_with_a_lone_surrogate_comes_back_escaped_not_a_500() -> Non
     assert resp.status_code == 200, resp.text
     assert b'"a\\ud800"' in resp.content
     assert resp.json()["results"][0]["id"] == "a\ud800"
+
+
+async def test_metadata_strict_json_cannot_hold_is_made_plain_not_a_500() -> None:
+    """A custom grader's metadata holding NaN or a numpy number: /grade with metadata answered
+    500 for the whole batch (and the remote reward functions always ask for metadata)."""
+    app = make_app({"main": {"graders": {"odd": {"type": "tests.support:odd_metadata"}}}})
+    async with client(app) as c:
+        resp = await c.post(
+            "/grade", json={"records": [{"response": "x"}] * 2, "include_metadata": True}
+        )
+    assert resp.status_code == 200, resp.text
+    rows = resp.json()["results"]
+    assert [r["reward"] for r in rows] == [1.0, 1.0]
+    assert rows[0]["metadata"]["odd"] == {
+        "ratio": None,
+        "big": None,
+        "np": 0.5,
+        "arr": [1, 2],
+        "pair": [1, 2],
+        "tags": ["a"],
+    }

@@ -423,3 +423,82 @@ async def test_remote_reward_weights_come_from_the_service() -> None:
         pytest.raises(ConfigError, match="not a weighted_sum"),
     ):
         RemoteReward(url).reward_weights()
+
+
+# --- found by an adversarial review of the remote faces ------------------------------------------
+
+
+def answering_app(body_of: Any) -> FastAPI:
+    """A stand-in service whose /grade answers 200 with ``body_of(request body)``."""
+    app = FastAPI()
+
+    @app.get("/graders")
+    async def graders() -> Any:
+        return {
+            "default": "cfg",
+            "rewards": {"cfg": {"reward": "short", "graders": {"short": {}}, "aggregators": []}},
+        }
+
+    @app.post("/grade")
+    async def grade(request: Request) -> Any:
+        return await body_of(await request.json())
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"results": {"x": 1}},  # an object of one key: its key read as a result
+        {"results": [{"scores": ["short", 1.0]}]},  # scores a list
+        {"results": None},
+    ],
+)
+async def test_a_malformed_200_is_none_not_a_crash_of_the_step(answer: Any) -> None:
+    """A 200 that is not a /grade answer: every record None (an AttributeError escaped into
+    TRL's training step)."""
+
+    async def body_of(_: Any) -> Any:
+        return answer
+
+    with serve_in_thread(answering_app(body_of)) as url:
+        assert await RemoteReward(url, retries=0)(["p"], ["c"]) == [None]
+
+
+async def test_the_timeout_bounds_the_whole_request() -> None:
+    """httpx's timeout bounds each read: a server that trickles its answer was waited on for as
+    long as it liked, and its late answer taken."""
+    from starlette.responses import StreamingResponse
+
+    app = answering_app(None)
+
+    @app.post("/slow/grade")
+    async def slow(request: Request) -> Any:
+        async def trickle() -> Any:
+            for piece in ('{"results": [{"scores": {"short": 1.0}}', "]}"):
+                yield piece
+                await asyncio.sleep(0.6)
+
+        return StreamingResponse(trickle(), media_type="application/json")
+
+    @app.get("/slow/graders")
+    async def slow_graders() -> Any:
+        return {
+            "default": "cfg",
+            "rewards": {"cfg": {"reward": "short", "graders": {"short": {}}, "aggregators": []}},
+        }
+
+    with serve_in_thread(app) as url:
+        remote = RemoteReward(url + "/slow", timeout=1.0, retries=0)
+        started = asyncio.get_running_loop().time()
+        assert await remote(["p"], ["c"]) == [None]
+        assert asyncio.get_running_loop().time() - started < 1.5
+        # the same answer, given the time, is taken
+        assert await RemoteReward(url + "/slow", timeout=5.0, retries=0)(["p"], ["c"]) == [1.0]
+
+
+def test_an_endless_timeout_is_refused_at_construction() -> None:
+    """``timeout=inf`` was accepted, and every call then failed sending ``deadline: inf``."""
+    for bad in (math.inf, math.nan, 0, -1):
+        with pytest.raises(ConfigError, match="finite number of seconds"):
+            RemoteReward("http://127.0.0.1:1", timeout=bad)

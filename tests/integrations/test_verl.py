@@ -294,3 +294,39 @@ def test_many_threads_at_once_build_one_backend(monkeypatch: pytest.MonkeyPatch)
         got = list(pool.map(one, range(len(cases))))
     assert got == [approx(want) for _, _, want in cases]
     assert len(builds) == 1 and len(_targets._targets) == 1
+
+
+# --- found by an adversarial review of the trainer faces -----------------------------------------
+
+
+async def test_a_config_handed_over_as_omegaconf_nodes_keeps_every_part() -> None:
+    """verl passes ``reward_kwargs`` as OmegaConf nodes; the ``aggregators`` list (a ListConfig)
+    was dropped without a word, and the 0.9/0.1 weighted reward became an equal-weight sum."""
+    from omegaconf import OmegaConf
+
+    cfg = {
+        "graders": {
+            "correct": {"type": "number", "mapper": {"reference_response": "ground_truth"}},
+            "format": {"type": "format", "mode": "think_answer"},
+        },
+        "aggregators": [
+            {"type": "weighted_sum", "name": "reward", "weights": {"correct": 0.9, "format": 0.1}}
+        ],
+    }
+    nodes = OmegaConf.create({"config": cfg}).config
+    right_answer_wrong_format = "<answer>5</answer>"
+    plain = await compute_score("d", right_answer_wrong_format, "5", {}, config=cfg)
+    via_verl = await compute_score("d", right_answer_wrong_format, "5", {}, config=nodes)
+    assert plain["score"] == pytest.approx(0.9)
+    assert via_verl == plain
+    with pytest.raises(ConfigError, match=r"config.graders.x.mapper: a object has no place"):
+        await compute_score("d", "5", "5", {}, config={"graders": {"x": {"mapper": object()}}})
+
+
+async def test_a_deadline_given_as_text_is_used_as_a_number() -> None:
+    """``deadline="240"`` passed the check and then failed every comparison as a string: every
+    sample got the fallback score."""
+    got = await compute_score("d", "7", "7", {}, config=SHIM_CONFIG, deadline="240")
+    assert got["rm_error"] == 0.0 and got["rm/num"] == 1.0
+    with pytest.raises(ConfigError, match="deadline must be a finite number"):
+        await compute_score("d", "7", "7", {}, config=SHIM_CONFIG, deadline="soon")
