@@ -251,6 +251,24 @@ def field_reads(runner: GradingRunner) -> list[FieldRead]:
     return reads
 
 
+def described_reads(description: Mapping[str, Any]) -> list[FieldRead]:
+    """The record fields a reward's graders read, from its ``GET /graders`` entry (each
+    grader's ``mapper`` and ``required_fields``): what :func:`field_reads` finds in a runner,
+    for a reward that runs in a service."""
+    reads: list[FieldRead] = []
+    for name, spec in (description.get("graders") or {}).items():
+        mapper = spec.get("mapper")
+        if mapper is not None and not isinstance(mapper, Mapping):
+            continue
+        mapped = dict(mapper or {})
+        for param, path in mapped.items():
+            reads.append(FieldRead(name, param, str(compile_path(path)[0]), path))
+        for fld in spec.get("required_fields") or ():
+            if fld not in mapped:
+                reads.append(FieldRead(name, fld, fld))
+    return reads
+
+
 @dataclass(frozen=True)
 class LabelPlan:
     """Where one reward's labels go, and what its graders need that no record will carry.
@@ -294,9 +312,12 @@ class LabelPlan:
         )
 
 
-def plan_labels(reward: str, runner: GradingRunner, label_field: str) -> LabelPlan:
-    """Where ``reward``'s labels go (see the module docstring for the routing rule)."""
-    reads = tuple(field_reads(runner))
+def plan_labels(
+    reward: str, runner: GradingRunner | Sequence[FieldRead], label_field: str
+) -> LabelPlan:
+    """Where ``reward``'s labels go (see the module docstring for the routing rule), from its
+    runner, or from the reads of a reward that runs in a service (:func:`described_reads`)."""
+    reads = tuple(runner) if isinstance(runner, Sequence) else tuple(field_reads(runner))
     field = label_field
     if label_field == DEFAULT_LABEL_FIELD and all(r.field != label_field for r in reads):
         gold = {r.field for r in reads if r.param in GOLD_PARAMS and r.field not in FILLED_FIELDS}
@@ -308,7 +329,7 @@ def plan_labels(reward: str, runner: GradingRunner, label_field: str) -> LabelPl
 
 
 def check_labels(
-    runners: Mapping[str, GradingRunner],
+    runners: Mapping[str, GradingRunner | Sequence[FieldRead]],
     label_field: str,
     *,
     face: str,
@@ -318,7 +339,7 @@ def check_labels(
     """The labels' field for each reward, from :func:`plan_labels`, with the decision logged.
 
     Args:
-        runners: reward name -> runner.
+        runners: reward name -> runner (or the field reads of a reward in a service).
         label_field: the configured label field.
         face: who fills the records (``/get_reward``, ``reward_func``), for the messages.
         setting: how to set the label field, ``{}`` standing for the field.

@@ -41,7 +41,7 @@ stand-in would drag its logged mean (see ``rm_service._openrlhf``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -53,6 +53,7 @@ from rm_service._openrlhf import (
     PromptLog,
     UnscoredLog,
     check_labels,
+    described_reads,
     openrlhf_records,
     openrlhf_response,
 )
@@ -85,12 +86,19 @@ def _stripper(patterns: str | None) -> ChatTokenStripper:
 @lru_cache(maxsize=16)
 def _label_field(target: Target, asked: str) -> str:
     """The field ``target``'s labels go to, checked once per target and setting (a failure is
-    not cached: each call raises until the setting is fixed). A service's graders are not
-    visible from here: its records get ``asked`` as is."""
-    if not isinstance(target.backend, LocalBackend):
-        return asked
+    not cached: each call raises until the setting is fixed). For a service, from what its
+    ``GET /graders`` says the reward's graders read: labels sent to a field nothing read left
+    every sample unscored, and OpenRLHF trained on the fallback."""
+    backend = target.backend
+    if isinstance(backend, LocalBackend):
+        source: Any = backend.runner
+    else:
+        description = getattr(backend, "reward_description", None)
+        if not isinstance(description, Mapping):
+            return asked
+        source = described_reads(description)
     fields = check_labels(
-        {target.reward: target.backend.runner},
+        {target.reward: source},
         asked,
         face="reward_func",
         setting="RM_SERVICE_LABEL_FIELD={}",

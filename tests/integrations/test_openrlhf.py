@@ -284,3 +284,16 @@ def test_the_split_flags_a_query_without_its_prompt(
     assert out["extra_logs"]["short"] == [0.95, 0.95]  # both responses are "7"
     (msg,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert msg.startswith("reward_func: 1/2 queries do not contain their prompt (marker=1)")
+
+
+def test_a_service_routes_the_labels_as_a_config_does(shim_env: pytest.MonkeyPatch) -> None:
+    """With no label setting, the README's config routes the labels to its one gold field
+    in process; through a service (RM_SERVICE_URL) they went to ``label``, which nothing read,
+    and every sample was unscored: OpenRLHF trained on the fallback 0."""
+    answer = "<think>7*8=56</think>\n<answer>56</answer><|im_end|>"
+    app = create_app({"readme": str(README_CFG)}, ServiceSettings())
+    with serve_in_thread(app) as url:
+        shim_env.setenv("RM_SERVICE_URL", url)
+        out = load_like_openrlhf().reward_func([IM + answer], [IM], ["56"])
+    assert out["extra_logs"]["rm_error"].tolist() == [0.0]
+    assert out["rewards"].tolist() == [1.0]
