@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from rm_service._exceptions import ConfigError
 from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
@@ -180,19 +180,6 @@ class GradeRequest(BaseModel):
         "with each record, as the offline grader writes it",
     )
 
-    @field_validator("records")
-    @classmethod
-    def _ids_are_scalars(cls, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Checked before any grading: an id the response cannot carry is the caller's mistake.
-        for i, rec in enumerate(records):
-            rid = rec.get("id")
-            if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
-                raise ValueError(
-                    f"records[{i}].id must be a string, an integer or null, "
-                    f"got {type(rid).__name__} {str(rid)[:40]!r}"
-                )
-        return records
-
 
 class ErrorBody(BaseModel):
     """The body of a 400, 401, 413 or 429: one sentence naming the limit or the problem."""
@@ -291,7 +278,7 @@ class RecordOut(BaseModel):
     because the record itself is invalid: a missing field, a mapper path that does not resolve),
     ``unscored`` (unscored for any other reason: timeout, judge failure)."""
 
-    id: str | int | None = None
+    id: Any = Field(default=None, description="the record's id as sent: any JSON value")
     index: int
     reward: float | None
     status: Status

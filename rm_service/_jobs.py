@@ -10,7 +10,6 @@ runner to re-raise once the records in flight are finished. Also the per-call ho
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -141,20 +140,9 @@ class JobSource:
 _END = object()
 
 
-def record_id(record: Any, id_field: str) -> str | int | None:
-    """A record's id (its ``id_field``) as ``RecordResult`` declares it: strings and integers
-    pass; any other JSON value (a float, a list, ``true``) is kept as its JSON text rather than
-    dropped. A record that is not an object has none."""
+def record_id(record: Any, id_field: str) -> Any:
+    """A record's id (its ``id_field``) as given, any JSON value; a record that is not an
+    object has none."""
     if type(record) is dict or isinstance(record, Mapping):  # the ABC check alone is slow
-        return _scalar_id(record.get(id_field))
+        return record.get(id_field)
     return None
-
-
-def _scalar_id(value: Any) -> str | int | None:
-    if (
-        value is None
-        or isinstance(value, str)
-        or (isinstance(value, int) and not isinstance(value, bool))
-    ):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)

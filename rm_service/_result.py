@@ -91,7 +91,9 @@ class RecordResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     index: int
-    id: str | int | None = None
+    id: Any = None
+    """The record's id (its ``id_field``) as given: any JSON value (a float, ``true``, an
+    object), so results join back to their inputs."""
     reward_name: str | None = None
     components: dict[str, GraderScore | GraderError]
 

@@ -173,10 +173,9 @@ def record_from_json(out: Mapping[str, Any], index: int, reward_name: str) -> Re
             kind=cast(ErrorKind, kind) if kind in _KINDS else "internal",
             metadata=extra,
         )
-    rid = out.get("id")
     return RecordResult(
         index=index,
-        id=rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None,
+        id=out.get("id"),
         reward_name=reward_name,
         components=components,
     )

@@ -423,3 +423,15 @@ def test_metadata_is_written_as_strict_json(tmp_path: Path) -> None:
     rows = [json.loads(x, parse_constant=strict) for x in out.read_text().splitlines()]
     assert [row["metadata"]["odd"]["ratio"] for row in rows] == [None] * 3
     assert rows[0]["metadata"]["odd"]["np"] == 0.5
+
+
+def test_ids_of_any_json_type_round_trip_to_the_file(tmp_path: Path, rules: Path) -> None:
+    """Ids other than strings and integers were written as JSON text: 1.5 became "1.5" and
+    true "true", which then collided with a real "true" id."""
+    ids = [1.5, True, "true", {"b": 1, "a": [1, 2]}, 100.0, [1, "x"]]
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0, id=i) for i in ids])
+    out = tmp_path / "out.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    by_line = {row["line"]: row["id"] for row in read_jsonl(out)}
+    assert [by_line[n] for n in range(1, len(ids) + 1)] == ids
+    assert [type(by_line[n]) for n in range(1, len(ids) + 1)] == [type(i) for i in ids]

@@ -323,14 +323,10 @@ class RemoteBackend:
         error = f"rm-service {self.url}: {why}"
         return RecordResult(
             index=index,
-            id=_scalar_id(record.get("id")),
+            id=record.get("id"),
             reward_name=reward_name,
             components={n: GraderError(name=n, error=error, kind="judge_error") for n in names},
         )
-
-
-def _scalar_id(value: Any) -> str | int | None:
-    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 _SKIP = object()

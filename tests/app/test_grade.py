@@ -205,3 +205,21 @@ async def test_metadata_strict_json_cannot_hold_is_made_plain_not_a_500() -> Non
         "pair": [1, 2],
         "tags": ["a"],
     }
+
+
+async def test_ids_of_any_json_type_come_back_as_sent() -> None:
+    """A float, bool or object id made /grade answer 422 for the whole request (a pandas id
+    column with a gap is floats), and a remote reward function lost every record of the chunk;
+    ids are the caller's, and come back as sent (a NaN, which strict JSON has not, as null)."""
+    app = make_app({"m": {"graders": {"f": {"type": "format"}}}})
+    body = (
+        '{"records": [{"id": 1.5, "response": "a"}, {"id": true, "response": "b"},'
+        ' {"id": {"k": [1, "x"]}, "response": "c"}, {"id": NaN, "response": "d"},'
+        ' {"id": "7", "response": "e"}]}'
+    )
+    async with client(app) as c:
+        resp = await c.post("/grade", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    rows = json.loads(resp.content, parse_constant=lambda name: pytest.fail(f"{name} sent"))
+    assert [r["id"] for r in rows["results"]] == [1.5, True, {"k": [1, "x"]}, None, "7"]
+    assert all(r["status"] == "ok" for r in rows["results"])

@@ -27,8 +27,6 @@ GRADE_BODIES = [
     '{"records":["\\ud800"]}',
     '{"records":[{"query":"q"}],"deadline":NaN}',
     '{"records":[{"query":"q"}],"deadline":Infinity}',
-    '{"records":[{"id":NaN}]}',
-    '{"records":[{"id":[Infinity,"\\ud800"]}]}',
     '{"records":{"a":NaN,"b":"\\udc00' + MARK + '"}}',
     '{"records":[{"id":"\\ud800"}],"deadline":"\\udfff"}',
     '{"records":[NaN,"\\ud800",Infinity,{"id":-Infinity}],"deadline":-Infinity}',
@@ -78,14 +76,15 @@ async def test_malformed_body_gets_a_422_that_encodes(path: str, body: str) -> N
 
 
 async def test_a_long_input_is_not_echoed_whole() -> None:
-    """A validator on the whole batch (ids) must not send a 16 MiB batch back in its 422."""
-    records = [{"id": 1.5, "response": "x" * 1000}] + [{"response": "y" * 1000}] * 200
+    """A 422 about the batch must not send a 16 MiB batch back: ``records`` that is not a
+    list is echoed cut short."""
+    records = {str(i): {"response": "y" * 1000} for i in range(200)}
     app = make_app({"m": MATH_CFG})
     async with client(app) as c:
         resp = await c.post("/grade", json={"records": records})
     assert resp.status_code == 422
     assert len(resp.content) < 5000
-    assert "records[0].id" in resp.json()["detail"][0]["msg"]
+    assert resp.json()["detail"][0]["loc"] == ["body", "records"]
 
 
 async def test_a_clean_422_keeps_its_input() -> None:
