@@ -119,7 +119,7 @@ def _text(value: Any) -> str:
 def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     rid = row.get("id")
     out = {
-        "id": None if rid is None else str(rid),
+        "id": None if rid is None else rid if isinstance(rid, str) else json.dumps(rid),
         "index": row["index"],
         "reward": row["reward"],
         "status": row["status"],
