@@ -7,6 +7,9 @@
   file) are skipped, and a torn last line left by a killed process is cut off first, so a run
   killed with SIGKILL and restarted ends with every input line exactly once. Output lines for
   an input line already seen (left by an older, unlocked run) are counted once and reported.
+  ``OUT.run.json`` records what the output was graded from (the reward's fingerprint and a
+  digest of the input's first lines), and a resume from another reward or a moved input is
+  refused.
 * **One run per output.** A run holds an exclusive ``flock`` on ``OUT.lock`` from start to end;
   a second run on the same output fails at once, naming the first (pid, host, start time).
   The kernel drops the lock when a process dies, so a killed run never blocks its resume.
@@ -30,12 +33,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -337,6 +341,96 @@ def check_record(
         raise err from None
 
 
+# --- what an output was graded from ---------------------------------------------------------
+
+_HEAD_LINES = 64
+"""Input lines a run record fingerprints, one digest each: enough to tell another or a
+reordered file. Lines after them, and lines not yet graded (a malformed line being fixed),
+may change between runs."""
+
+
+def reward_fingerprint(runner: GradingRunner) -> str:
+    """A digest of what makes ``runner``'s rewards: its graders (names, kinds, mappers), its
+    aggregators (names, kinds, components, weights) and the reward's name. Settings inside a
+    grader (a judge's model, a threshold) count where its repr shows them."""
+
+    def shown(obj: Any) -> str:
+        text = repr(obj)
+        return type(obj).__qualname__ if " at 0x" in text else text
+
+    parts = {
+        "reward": runner.reward_name,
+        "graders": [
+            [name, shown(gc.grader), gc.mapper if isinstance(gc.mapper, Mapping) else "code"]
+            for name, gc in runner.grader_configs.items()
+        ],
+        "aggregators": [
+            [a.name, shown(a), getattr(a, "components", None), getattr(a, "weights", None)]
+            for a in runner.aggregators
+        ],
+    }
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _input_head(src: Path) -> list[str] | None:
+    """A short digest of each of the first :data:`_HEAD_LINES` lines of a JSONL file, or
+    ``None`` for an input that cannot be read twice (a pipe) or is not JSONL."""
+    if detect_format(src) != "jsonl" or not src.is_file():
+        return None
+    out: list[str] = []
+    with _io("read", src), src.open("rb") as f:
+        for raw in f:
+            if len(out) == _HEAD_LINES:
+                break
+            out.append(hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()[:12])
+    return out
+
+
+def _check_run_record(path: Path, src: Path, out: Path, fingerprint: str, done: LineSet) -> bool:
+    """Refuse to resume ``out`` from another reward, or from an input whose graded lines are
+    not those it was graded from; ``False`` when there is no run record to check (an output
+    from before they were kept), ``True`` when it matched.
+
+    Resume keys on line numbers: an input with a line added at the top had every later record
+    skipped or labelled with its neighbour's number, and a changed config mixed two rewards in
+    one file, without a word.
+    """
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        reward, head = record["reward"], record.get("input")
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path} is not a readable run record ({exc}); move it aside to resume {out} "
+            "without the check"
+        ) from None
+    if reward != fingerprint:
+        raise InputError(
+            f"{out} was graded with another reward (its graders, mappers or aggregators differ "
+            "from this config's); resuming would mix two rewards in one file. Pass --overwrite "
+            "to grade it all again with this one, or write to another output"
+        )
+    now = _input_head(src) if isinstance(head, list) else None
+    if now is not None and isinstance(head, list):
+        now += [""] * (len(head) - len(now))  # lines since removed
+        for line, (was, is_) in enumerate(zip(head, now[: len(head)], strict=True), start=1):
+            if line in done and was != is_:
+                raise InputError(
+                    f"line {line} of {src} is not the line {out} graded there: the input "
+                    "changed, and resuming by line number would skip or mislabel records. "
+                    "Pass --overwrite to grade it again, or write to another output"
+                )
+    return True
+
+
+def _write_run_record(path: Path, src: Path, fingerprint: str) -> None:
+    record = {"reward": fingerprint, "input": _input_head(src)}
+    with _io("write", path):
+        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -368,6 +462,7 @@ async def agrade_file(
     # symbolic link and its target must meet at one lock.
     real = Path(os.path.realpath(out))
     lock_path = real.with_name(real.name + ".lock")
+    run_path = out.with_name(out.name + ".run.json")
     if not src.exists():
         raise InputError(f"{src}: no such file")
     detect_format(src)  # a directory that is not a saved dataset fails here
@@ -379,7 +474,14 @@ async def agrade_file(
             "--resume); write to a file and read that"
         )
     _refuse_collisions(
-        {"input": src, "output": out, "errors file": err_path, "report": report, "lock": lock_path}
+        {
+            "input": src,
+            "output": out,
+            "errors file": err_path,
+            "report": report,
+            "lock": lock_path,
+            "run record": run_path,
+        }
     )
     with _io("write", out):
         for parent in {out.parent, err_path.parent}:
@@ -389,7 +491,7 @@ async def agrade_file(
         lock = _RunLock(lock_path, out)
     try:
         return await _locked_run(
-            runner, src, out, err_path, report, resume, overwrite, skip_invalid, progress
+            runner, src, out, err_path, report, run_path, resume, overwrite, skip_invalid, progress
         )
     finally:
         lock.release()
@@ -401,6 +503,7 @@ async def _locked_run(
     out: Path,
     err_path: Path,
     report: Path,
+    run_path: Path,
     resume: bool,
     overwrite: bool,
     skip_invalid: bool,
@@ -415,11 +518,14 @@ async def _locked_run(
             raise InputError(
                 f"{path} exists; pass --resume to continue it or --overwrite to replace it{what}"
             )
+    fingerprint = reward_fingerprint(runner)
     done = LineSet()
     if resume:
         _scan_done(out, done)
         if skip_invalid:
             _scan_done(err_path, done)
+    recorded = resume and out.is_file() and out.stat().st_size > 0
+    recorded = recorded and _check_run_record(run_path, src, out, fingerprint, done)
     fmt = detect_format(src)
     if fmt != "jsonl":
         total: int | None = count_records(src, fmt)
@@ -434,6 +540,8 @@ async def _locked_run(
     def commit() -> None:
         """The first record passed its check (or there is none): now the output may change."""
         sink.open()
+        if not recorded:  # a new output (or one from before run records): what it is from
+            _write_run_record(run_path, src, fingerprint)
         if overwrite and not (err_sink and err_sink.opened):
             with _io("remove", err_path):
                 err_path.unlink(missing_ok=True)  # stale: from the run being replaced

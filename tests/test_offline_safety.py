@@ -435,3 +435,29 @@ def test_ids_of_any_json_type_round_trip_to_the_file(tmp_path: Path, rules: Path
     by_line = {row["line"]: row["id"] for row in read_jsonl(out)}
     assert [by_line[n] for n in range(1, len(ids) + 1)] == ids
     assert [type(by_line[n]) for n in range(1, len(ids) + 1)] == [type(i) for i in ids]
+
+
+def test_resume_refuses_another_reward_or_a_changed_input(tmp_path: Path, rules: Path) -> None:
+    """Resume keys on line numbers: a changed config mixed two rewards in one file, and a line
+    added at the top had records skipped and mislabelled, both without a word. A run record
+    beside the output (``OUT.run.json``) now says what it was graded from."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(4)])
+    out = tmp_path / "out.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    other = tmp_path / "other.yaml"
+    other.write_text("graders:\n  length: {type: length_penalty, max_len: 10, buffer: 10}\n")
+    r = cli("grade", src, "-c", other, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
+    # lines added at the end: more data, resumed; only the new ones are graded
+    write_jsonl(src, [record(i) for i in range(6)])
+    r = cli("grade", src, "-c", rules, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["id"] for row in read_jsonl(out)) == list(range(6))
+    # a line added at the top: every graded line moved
+    write_jsonl(src, [record(99), *(record(i) for i in range(6))])
+    r = cli("grade", src, "-c", rules, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 1 and "line 1 of" in one_error_line(r.stderr)
+    assert sorted(row["id"] for row in read_jsonl(out)) == list(range(6))  # untouched
+    r = cli("grade", src, "-c", rules, "-o", out, "--overwrite", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["id"] for row in read_jsonl(out)) == [*range(6), 99]
