@@ -522,10 +522,11 @@ async def _locked_run(
     done = LineSet()
     if resume:
         _scan_done(out, done)
-        if skip_invalid:
-            _scan_done(err_path, done)
+    # Checked against the graded lines only: a line in the errors file may have been fixed.
     recorded = resume and out.is_file() and out.stat().st_size > 0
     recorded = recorded and _check_run_record(run_path, src, out, fingerprint, done)
+    if resume and skip_invalid:
+        _scan_done(err_path, done)
     fmt = detect_format(src)
     if fmt != "jsonl":
         total: int | None = count_records(src, fmt)
