@@ -269,6 +269,16 @@ class RemoteBackend:
         try:
             return await retry_async(attempt, self.policy, deadline=deadline)
         except JudgeError as exc:
+            if getattr(exc, "status", None) == 413 and len(records) > 1:
+                # Too large for the service (its body or record limit): halves, each alone. A
+                # chunk of long completions, which verl merges from per-sample calls, lost
+                # every record to one 413.
+                mid = len(records) // 2
+                first, second = await asyncio.gather(
+                    self._chunk(client, start, records[:mid]),
+                    self._chunk(client, start + mid, records[mid:]),
+                )
+                return first + second
             logger.warning(
                 "rm-service %s: records %d..%d unscored after %d attempt(s): %s",
                 self.url,

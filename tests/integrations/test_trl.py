@@ -502,3 +502,21 @@ def test_an_endless_timeout_is_refused_at_construction() -> None:
     for bad in (math.inf, math.nan, 0, -1):
         with pytest.raises(ConfigError, match="finite number of seconds"):
             RemoteReward("http://127.0.0.1:1", timeout=bad)
+
+
+async def test_a_chunk_too_large_for_the_service_is_split_not_lost() -> None:
+    """A 413 (the body or record limit) left every record of the chunk unscored; verl merges
+    per-sample calls into one chunk, so long completions hit it. Halves go alone."""
+    sizes: list[int] = []
+
+    async def body_of(body: Any) -> Any:
+        n = len(body["records"])
+        sizes.append(n)
+        if n > 2:
+            return JSONResponse({"detail": "too large"}, status_code=413)
+        return {"results": [{"scores": {"short": 1.0}} for _ in range(n)]}
+
+    with serve_in_thread(answering_app(body_of)) as url:
+        out = await RemoteReward(url, batch_size=8, retries=0)(["p"] * 7, ["c"] * 7)
+    assert out == [1.0] * 7
+    assert sizes[0] == 7 and sum(n for n in sizes if n <= 2) == 7  # halved until they fit
