@@ -109,7 +109,8 @@ class RemoteBackend:
         url: the service root, e.g. ``http://127.0.0.1:8000``.
         api_key: sent as ``Authorization: Bearer``; default none.
         reward: which configured reward to use; default the service's default.
-        batch_size: records per request (the service's ``max_records`` caps it); the chunks of
+        batch_size: records per request (a chunk the service refuses as too large, over its
+            ``max_records`` or body limit, is halved until it fits); the chunks of
             one call are sent concurrently.
         timeout: seconds one request may take; the service is asked to finish grading a little
             before it (its per-request ``deadline``), so slow components come back unscored
