@@ -195,13 +195,20 @@ class ChatTokenStripper:
             return common, "prompt"
         probe = p[-PROBE_CHARS:]
         first_after: int | None = None
+        # A query head ending past this is longer than the prompt (after its leading space and
+        # the few characters _is_end_of may skip): it cannot be the prompt's end. Without the
+        # bound every occurrence of the probe copied the head, quadratic in the query (a
+        # rollout repeating its prompt's end cost seconds, on the event loop).
+        limit = (len(q) - len(q.lstrip())) + len(p) + 3
         at = q.find(probe)
         while at != -1:
             end = at + len(probe)
-            if _is_end_of(p, q[:end]):
+            if end <= limit and _is_end_of(p, q[:end]):
                 return end, "prompt"  # a prompt truncated on the left
             if first_after is None and end > common:
                 first_after = end
+            if first_after is not None and end > limit:
+                break  # nothing later can be the prompt's end, and the first one is found
             at = q.find(probe, at + 1)
         if first_after is not None:
             return first_after, "prompt_end"

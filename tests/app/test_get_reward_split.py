@@ -277,3 +277,27 @@ def test_an_empty_response_is_empty_and_found(template: str) -> None:
 def test_each_templates_assistant_marker_without_a_prompt(query: str) -> None:
     got = split_query(query, None, ChatTokenStripper())
     assert got.response == "R" and got.cut == "marker" and "Q" in got.prompt
+
+
+def test_a_query_repeating_its_prompts_end_is_split_in_linear_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each occurrence of the prompt's last characters copied the query's head to test it:
+    quadratic (a 1.3 MB rollout repeating its prompt's end cost seconds on the event loop).
+    Heads longer than the prompt are not tested; the split is the same."""
+    import rm_service._query_split as qs
+
+    prompt = "<|im_start|>user\\n" + "What is the sum of the first primes? " * 3
+    prompt += "<|im_end|>\\n<|im_start|>assistant\\n"
+    query = "<|im_start|>system\\nX<|im_end|>\\n" + prompt[5:] + prompt[-80:] * 2000
+    tested: list[int] = []
+    real = qs._is_end_of
+
+    def counting(p: str, head: str) -> bool:
+        tested.append(len(head))
+        return real(p, head)
+
+    monkeypatch.setattr(qs, "_is_end_of", counting)
+    split = ChatTokenStripper().split(query, prompt)
+    assert split.cut == "prompt_end"
+    assert len(tested) <= 2 and all(n <= len(prompt) + 40 for n in tested)
