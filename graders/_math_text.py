@@ -75,6 +75,19 @@ _TRAILING_VARIABLE = re.compile(r"(?<=[\d}])([cdghlmost]|ab|bc|st)\s*$")
 # The same names after an operator ("12 - s", "\frac{1}{2} + m"): no unit follows an operator,
 # yet the unit stripping deleted the letter and left "12 -", which math-verify read as 12, so a
 # wrong answer scored as the gold. Bracing keeps the variable (and changes nothing else).
+# Scientific notation ("1e5", "1.5e-3"): math-verify read "1e5" as 1 times e times 5 and "1.5e3"
+# in prose as 1.5, so 100000 and 1e5 were different answers. Written as a power of ten instead.
+_SCIENTIFIC = re.compile(r"(?<![\w.\\^{])(\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})(?![\w.])")
+
+
+def _scientific_latex(m: re.Match[str]) -> str:
+    return f"{m.group(1)}\\times 10^{{{m.group(2)}}}"
+
+
+def _scientific_plain(text: str) -> str:
+    return _SCIENTIFIC.sub(lambda m: f"${_scientific_latex(m)}$", text)
+
+
 _OPERATOR_VARIABLE = re.compile(r"(?<=[-+*/^])(\s*)([cdghlmost]|ab|bc|st)\s*$")
 
 
@@ -132,6 +145,7 @@ def _map_boxed(text: str, fn: Callable[[str], str]) -> str:
 
 def _fix_math_content(content: str) -> str:
     """Repairs applied inside every math span and box, before math-verify normalises it."""
+    content = _SCIENTIFIC.sub(_scientific_latex, content)
     content = _SINGLE_LETTER_TEXT.sub(r"\1", content)
     content = _TRAILING_PUNCT.sub("", content)
 
@@ -186,6 +200,7 @@ def _prepare_text(text: str) -> str:
     text = _ESCAPED_DOLLAR.sub("", text.strip())  # "\$5.40" is currency: math-verify drops it too
     text = _BROKEN_INLINE.sub(" ", text)
     text = _map_plain(text, _fix_mixed_numbers)
+    text = _map_plain(text, _scientific_plain)
     text = _ANSWER_WORDS.sub(" answer", text)
     return _CJK_BEFORE.sub(r"\1 ", text).strip()
 

@@ -68,6 +68,11 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         (r"\frac{1}{2}", r"\boxed{\frac{1}{2} + m}", 0.0),
         ("1-t", r"\boxed{1 - t}", 1.0),
         ("5", r"\boxed{5 m}", 1.0),  # a unit after a number still is one
+        # scientific notation is a power of ten, not a product with e (or a number cut at e)
+        ("100000", r"\boxed{1e5}", 1.0),
+        ("1500", "The answer is 1.5e3", 1.0),
+        ("1.5e-3", "$0.0015$", 1.0),
+        ("100000", r"\boxed{1e4}", 0.0),
         (r"1 - \frac{1}{\mathrm{e}}", r"$1 + \frac{1}{\mathrm{e}}$", 0.0),
         ("$[0,1)$", "$[0,1]$", 0.0),
         ("5", r"\boxed{5} is wrong; the answer is \boxed{6}", 0.0),
