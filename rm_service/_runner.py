@@ -199,9 +199,15 @@ class GradingRunner:
             required = contract(cfg.grader).required_fields
             missing = [f for f in required if fields.get(f) is None]
             if missing:
+                null = [f for f in missing if f in fields]
+                why = (
+                    f"which are null in the record ({null})"
+                    if null == missing
+                    else f"which the record lacks (has: {sorted(fields)})"
+                )
                 raise MappingError(
-                    f"grader {name!r} needs field(s) {missing}, which the record "
-                    f"lacks (has: {sorted(fields)}); add them or map them with a mapper",
+                    f"grader {name!r} needs field(s) {missing}, {why}; add them or map them "
+                    "with a mapper",
                     index=index,
                     path="",
                     field=missing[0],
