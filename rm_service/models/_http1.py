@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from rm_service.models._base import JudgeConnectionError, JudgeHTTPError
 from rm_service.models._body import encode_json
-from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, BodyError, inflate
+from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, _BodyError, inflate
 from rm_service.models._session import Client, JsonPoster, http_error
 
 __all__ = ["Http1Poster", "json_poster", "supports"]
@@ -430,7 +430,7 @@ class Http1Poster:
     def _inflate(self, content: bytes, encoding: str, n: int) -> bytes:
         try:
             return inflate(content, encoding, _MAX_BODY)
-        except BodyError as exc:
+        except _BodyError as exc:
             raise JudgeHTTPError(f"{self.who}: {exc}", attempts=n) from exc
 
     async def close(self) -> None:

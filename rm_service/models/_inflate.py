@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["ACCEPT_ENCODING", "MAX_BODY", "BodyError", "inflate"]
+__all__ = ["ACCEPT_ENCODING", "MAX_BODY", "inflate"]
 
 MAX_BODY = 64 * 1024 * 1024
 """The most bytes an answer may have, on the wire or once inflated."""
@@ -22,7 +22,7 @@ ACCEPT_ENCODING = "gzip, deflate"
 """What the posters ask for: without the header a server may pick any coding, brotli included."""
 
 
-class BodyError(ValueError):
+class _BodyError(ValueError):
     """The body cannot be read: too long, cut short, or in a coding this client cannot read."""
 
 
@@ -31,7 +31,7 @@ def inflate(content: bytes, encoding: str, limit: int = MAX_BODY) -> bytes:
     ``deflate``, zlib-wrapped or raw), at most ``limit`` bytes.
 
     Raises:
-        BodyError: why the body cannot be read.
+        _BodyError: why the body cannot be read.
     """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
@@ -45,8 +45,8 @@ def inflate(content: bytes, encoding: str, limit: int = MAX_BODY) -> bytes:
             except zlib.error:
                 return _inflated(content, -zlib.MAX_WBITS, limit)  # raw deflate
     except zlib.error as exc:
-        raise BodyError(f"a {encoding} body that does not inflate: {exc}") from exc
-    raise BodyError(f"an answer in an encoding this client cannot read ({encoding!r})")
+        raise _BodyError(f"a {encoding} body that does not inflate: {exc}") from exc
+    raise _BodyError(f"an answer in an encoding this client cannot read ({encoding!r})")
 
 
 def _inflated(content: bytes, wbits: int, limit: int) -> bytes:

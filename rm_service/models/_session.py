@@ -35,7 +35,7 @@ from rm_service.models._base import (
     JudgeRateLimited,
 )
 from rm_service.models._body import encode_json
-from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, BodyError, inflate
+from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, _BodyError, inflate
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import load_sdk
 from rm_service.models._retry import retry_after_from_headers
@@ -276,7 +276,7 @@ class JsonPoster:
                 encoding = resp.headers.get("Content-Encoding", "identity")
                 try:
                     content = inflate(bytes(raw), encoding, MAX_BODY)
-                except BodyError as exc:
+                except _BodyError as exc:
                     if resp.status < 400:
                         raise JudgeHTTPError(f"{self.who}: {exc}", attempts=n) from exc
                     content = bytes(raw)  # the status is what counts; the detail stays raw
