@@ -377,32 +377,12 @@ def test_a_huge_integer_is_valid_input_and_round_trips(tmp_path: Path, rules: Pa
 
 def test_bad_concurrency_and_a_missing_errors_folder(tmp_path: Path, rules: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [record(0), "not json"])
+    base = ("grade", src, "-c", rules, "-o", tmp_path / "o.jsonl")
     for bad in ("0", "-1"):  # 0 was ignored, -1 blamed on the config
-        r = cli(
-            "grade",
-            src,
-            "-c",
-            rules,
-            "-o",
-            tmp_path / "o.jsonl",
-            "--max-concurrency",
-            bad,
-            cwd=tmp_path,
-        )
+        r = cli(*base, "--max-concurrency", bad, cwd=tmp_path)
         assert r.returncode == 1 and "--max-concurrency must be at least 1" in r.stderr
     errs = tmp_path / "no" / "such" / "errors.jsonl"  # failed mid-run, at the first bad line
-    r = cli(
-        "grade",
-        src,
-        "-c",
-        rules,
-        "-o",
-        tmp_path / "o.jsonl",
-        "--skip-invalid",
-        "--errors",
-        errs,
-        cwd=tmp_path,
-    )
+    r = cli(*base, "--skip-invalid", "--errors", errs, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert [row["line"] for row in read_jsonl(errs)] == [2]
 
