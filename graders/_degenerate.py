@@ -17,8 +17,8 @@ runs for which criterion is decided in :mod:`graders._gateset` (a refusal is a *
 harmfulness, so the non-answer gate is not run there).
 
 This module holds the gates for text shaped to look relevant (keyword stuffing, repetition,
-runaway length) and re-exports the rest: near copies and non-answers are in
-:mod:`graders._non_answer`, the shared word lists and query cues in
+runaway length) and re-exports the rest: near copies are in :mod:`graders._near_copy`,
+non-answers in :mod:`graders._non_answer`, the shared word lists and query cues in
 :mod:`graders._degenerate_words`.
 """
 
@@ -38,7 +38,8 @@ from graders._degenerate_words import (
     _mostly_cjk,
     asks_for_repetition,
 )
-from graders._non_answer import GENERIC_WORDS, NearCopyGate, NonAnswerGate
+from graders._near_copy import NearCopyGate
+from graders._non_answer import GENERIC_WORDS, NonAnswerGate
 from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate
 
 __all__ = [

@@ -33,26 +33,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from rm_service._exceptions import InputError, MappingError, RMServiceError
+from rm_service._io import io_error
 from rm_service._readers import count_records, detect_format, iter_records
+from rm_service._run_record import check_run_record, reward_fingerprint, write_run_record
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet, RunSummary, summarize_jsonl
 from rm_service._wire import plain_json, record_json
 
 __all__ = ["GradeFileResult", "agrade_file", "grade_file"]
-
-_RESUME_HINT = "what is already in the output stays saved; fix this and rerun with --resume"
 
 
 @dataclass
@@ -96,19 +95,6 @@ def _refuse_collisions(paths: dict[str, Path]) -> None:
                     f"the {name_b} {b} is the same file as the {name_a} {a}; "
                     "choose another path (nothing was written)"
                 )
-
-
-@contextlib.contextmanager
-def _io(action: str, path: Path) -> Iterator[None]:
-    """Turn an ``OSError`` (disk full, a path under a file, no permission) into one
-    :class:`RMServiceError` line that names ``path``; a full disk is not a bug."""
-    try:
-        yield
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.filename is not None and Path(os.fsdecode(exc.filename)) != path:
-            reason += f": {os.fsdecode(exc.filename)}"
-        raise RMServiceError(f"cannot {action} {path} ({reason}); {_RESUME_HINT}") from exc
 
 
 class _RunLock:
@@ -204,14 +190,14 @@ class _Sink:
 
     def open(self) -> None:
         if self.f is None:
-            with _io("write", self.path):
+            with io_error("write", self.path):
                 self.f = open(self.path, self.mode, buffering=0)  # noqa: SIM115  (closed in close)
 
     def write(self, row: dict[str, Any]) -> None:
         self.open()
         assert self.f is not None
         view = memoryview(_encode(row))
-        with _io("write", self.path):
+        with io_error("write", self.path):
             while view:
                 view = view[self.f.write(view) or 0 :]
 
@@ -232,7 +218,7 @@ def _scan_done(path: Path, done: LineSet) -> None:
     if not path.is_file():
         raise InputError(f"{path} is not a regular file; --resume needs the output as a file")
     good_end = 0
-    with _io("resume from", path), path.open("rb+") as f:
+    with io_error("resume from", path), path.open("rb+") as f:
         for n, raw in enumerate(f, start=1):
             if not raw.endswith(b"\n"):
                 break  # torn write from a killed run: drop it, the record is redone
@@ -252,7 +238,7 @@ def _scan_done(path: Path, done: LineSet) -> None:
 
 def _count_records(path: Path) -> int:
     """Non-blank lines of the input: the progress bar's total."""
-    with _io("read", path), path.open("rb") as f:
+    with io_error("read", path), path.open("rb") as f:
         return sum(1 for raw in f if raw.strip())
 
 
@@ -281,7 +267,7 @@ class _Reader:
         self.on_invalid: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[Any]:
-        with _io("read", self.path):  # only reading the input raises OSError here
+        with io_error("read", self.path):  # only reading the input raises OSError here
             yield from self._records()
 
     def _records(self) -> Iterator[Any]:
@@ -341,96 +327,6 @@ def check_record(
         raise err from None
 
 
-# --- what an output was graded from ---------------------------------------------------------
-
-_HEAD_LINES = 64
-"""Input lines a run record fingerprints, one digest each: enough to tell another or a
-reordered file. Lines after them, and lines not yet graded (a malformed line being fixed),
-may change between runs."""
-
-
-def reward_fingerprint(runner: GradingRunner) -> str:
-    """A digest of what makes ``runner``'s rewards: its graders (names, kinds, mappers), its
-    aggregators (names, kinds, components, weights) and the reward's name. Settings inside a
-    grader (a judge's model, a threshold) count where its repr shows them."""
-
-    def shown(obj: Any) -> str:
-        text = repr(obj)
-        return type(obj).__qualname__ if " at 0x" in text else text
-
-    parts = {
-        "reward": runner.reward_name,
-        "graders": [
-            [name, shown(gc.grader), gc.mapper if isinstance(gc.mapper, Mapping) else "code"]
-            for name, gc in runner.grader_configs.items()
-        ],
-        "aggregators": [
-            [a.name, shown(a), getattr(a, "components", None), getattr(a, "weights", None)]
-            for a in runner.aggregators
-        ],
-    }
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _input_head(src: Path) -> list[str] | None:
-    """A short digest of each of the first :data:`_HEAD_LINES` lines of a JSONL file, or
-    ``None`` for an input that cannot be read twice (a pipe) or is not JSONL."""
-    if detect_format(src) != "jsonl" or not src.is_file():
-        return None
-    out: list[str] = []
-    with _io("read", src), src.open("rb") as f:
-        for raw in f:
-            if len(out) == _HEAD_LINES:
-                break
-            out.append(hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()[:12])
-    return out
-
-
-def _check_run_record(path: Path, src: Path, out: Path, fingerprint: str, done: LineSet) -> bool:
-    """Refuse to resume ``out`` from another reward, or from an input whose graded lines are
-    not those it was graded from; ``False`` when there is no run record to check (an output
-    from before they were kept), ``True`` when it matched.
-
-    Resume keys on line numbers: an input with a line added at the top had every later record
-    skipped or labelled with its neighbour's number, and a changed config mixed two rewards in
-    one file, without a word.
-    """
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        reward, head = record["reward"], record.get("input")
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"{path} is not a readable run record ({exc}); move it aside to resume {out} "
-            "without the check"
-        ) from None
-    if reward != fingerprint:
-        raise InputError(
-            f"{out} was graded with another reward (its graders, mappers or aggregators differ "
-            "from this config's); resuming would mix two rewards in one file. Pass --overwrite "
-            "to grade it all again with this one, or write to another output"
-        )
-    now = _input_head(src) if isinstance(head, list) else None
-    if now is not None and isinstance(head, list):
-        now += [""] * (len(head) - len(now))  # lines since removed
-        for line, (was, is_) in enumerate(zip(head, now[: len(head)], strict=True), start=1):
-            if line in done and was != is_:
-                raise InputError(
-                    f"line {line} of {src} is not the line {out} graded there: the input "
-                    "changed, and resuming by line number would skip or mislabel records. "
-                    "Pass --overwrite to grade it again, or write to another output"
-                )
-    return True
-
-
-def _write_run_record(path: Path, src: Path, fingerprint: str) -> None:
-    record = {"reward": fingerprint, "input": _input_head(src)}
-    with _io("write", path):
-        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-
-
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -483,7 +379,7 @@ async def agrade_file(
             "run record": run_path,
         }
     )
-    with _io("write", out):
+    with io_error("write", out):
         for parent in {out.parent, err_path.parent}:
             if parent.exists() and not parent.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, f"{parent} is not a directory")
@@ -524,7 +420,7 @@ async def _locked_run(
         _scan_done(out, done)
     # Checked against the graded lines only: a line in the errors file may have been fixed.
     recorded = resume and out.is_file() and out.stat().st_size > 0
-    recorded = recorded and _check_run_record(run_path, src, out, fingerprint, done)
+    recorded = recorded and check_run_record(run_path, src, out, fingerprint, done)
     if resume and skip_invalid:
         _scan_done(err_path, done)
     fmt = detect_format(src)
@@ -542,14 +438,14 @@ async def _locked_run(
         """The first record passed its check (or there is none): now the output may change."""
         sink.open()
         if not recorded:  # a new output (or one from before run records): what it is from
-            _write_run_record(run_path, src, fingerprint)
+            write_run_record(run_path, src, fingerprint)
         if overwrite and not (err_sink and err_sink.opened):
-            with _io("remove", err_path):
+            with io_error("remove", err_path):
                 err_path.unlink(missing_ok=True)  # stale: from the run being replaced
 
     try:
         with (
-            _io("read", src),
+            io_error("read", src),
             src.open("rb") if fmt == "jsonl" else contextlib.nullcontext() as f_in,
         ):
             rows = None if fmt == "jsonl" else iter_records(src, fmt)
@@ -561,7 +457,7 @@ async def _locked_run(
         sink.close()
         if err_sink is not None:
             err_sink.close()
-    with _io("read", out), out.open(encoding="utf-8") as f:
+    with io_error("read", out), out.open(encoding="utf-8") as f:
         summary = summarize_jsonl(f, runner.reward_name)
     warnings = [
         f"grader {name!r} could not start ({error}); its components are unscored"

@@ -1,0 +1,32 @@
+"""File errors of a grading run as one line naming the file: a full disk is not a bug.
+
+One idea, shared by the offline run (:mod:`rm_service._offline`) and its run record
+(:mod:`rm_service._run_record`): an ``OSError`` while reading or writing a run's files becomes an
+:class:`~rm_service.RMServiceError` that names the path and says what is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from rm_service._exceptions import RMServiceError
+
+__all__ = ["RESUME_HINT", "io_error"]
+
+RESUME_HINT = "what is already in the output stays saved; fix this and rerun with --resume"
+
+
+@contextlib.contextmanager
+def io_error(action: str, path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` (disk full, a path under a file, no permission) into one
+    :class:`RMServiceError` line that names ``path``; a full disk is not a bug."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.filename is not None and Path(os.fsdecode(exc.filename)) != path:
+            reason += f": {os.fsdecode(exc.filename)}"
+        raise RMServiceError(f"cannot {action} {path} ({reason}); {RESUME_HINT}") from exc
