@@ -253,8 +253,10 @@ class _Reader:
         done: LineSet,
         errors_out: _Sink | None,
         rows: Iterator[tuple[int, dict[str, Any]]] | None = None,
+        listed: LineSet | None = None,
     ) -> None:
         self.path = path
+        self.listed = listed if listed is not None else LineSet()  # already in the errors file
         self.f = f
         self.rows = rows  # (row, record) of a Parquet file or saved dataset, instead of lines
         self.unit = "line" if rows is None else "row"
@@ -292,6 +294,9 @@ class _Reader:
             except ValueError as exc:
                 if self.errors_out is None:
                     raise InputError(f"invalid record: {exc}", line=lineno) from None
+                if lineno in self.listed:  # still bad, and listed by an earlier run
+                    self.skipped += 1
+                    continue
                 self.invalid += 1
                 text = raw[:200].decode("utf-8", "replace")
                 self.errors_out.write({"line": lineno, "error": str(exc), "text": text})
@@ -421,8 +426,11 @@ async def _locked_run(
     # Checked against the graded lines only: a line in the errors file may have been fixed.
     recorded = resume and out.is_file() and out.stat().st_size > 0
     recorded = recorded and check_run_record(run_path, src, out, fingerprint, done)
+    # Lines an earlier run sent to the errors file are read again: one fixed since is graded (it
+    # was taken as done and never graded), one still bad is not listed twice.
+    listed = LineSet()
     if resume and skip_invalid:
-        _scan_done(err_path, done)
+        _scan_done(err_path, listed)
     fmt = detect_format(src)
     if fmt != "jsonl":
         total: int | None = count_records(src, fmt)
@@ -449,7 +457,7 @@ async def _locked_run(
             src.open("rb") if fmt == "jsonl" else contextlib.nullcontext() as f_in,
         ):
             rows = None if fmt == "jsonl" else iter_records(src, fmt)
-            reader = _Reader(src, f_in, done, err_sink, rows)
+            reader = _Reader(src, f_in, done, err_sink, rows, listed)
             graded, not_ready = await _pump(
                 runner, reader, sink, src, commit, total, done.count, progress
             )

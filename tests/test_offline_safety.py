@@ -441,3 +441,18 @@ def test_resume_refuses_another_reward_or_a_changed_input(tmp_path: Path, rules:
     r = cli("grade", src, "-c", rules, "-o", out, "--overwrite", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(row["id"] for row in read_jsonl(out)) == [*range(6), 99]
+
+
+def test_a_line_fixed_after_the_errors_file_is_graded_on_resume(
+    tmp_path: Path, rules: Path
+) -> None:
+    """A line sent to the errors file was taken as done: fixed and resumed, it was never graded.
+    Now it is read again; one still bad is not listed twice."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0), "not json", record(2), "[1]"])
+    out, errs = tmp_path / "out.jsonl", tmp_path / "out.jsonl.errors.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, "--skip-invalid", cwd=tmp_path).returncode == 0
+    write_jsonl(src, [record(0), record(1), record(2), "[1]"])  # line 2 fixed, line 4 still bad
+    r = cli("grade", src, "-c", rules, "-o", out, "--skip-invalid", "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["line"] for row in read_jsonl(out)) == [1, 2, 3]
+    assert [row["line"] for row in read_jsonl(errs)] == [2, 4]  # the earlier run's, once each
