@@ -310,8 +310,14 @@ class _Reader:
 
 def parse_record(raw: bytes) -> dict[str, Any]:
     """One JSONL line as a record: a JSON object, or ``ValueError`` saying what it is instead
-    (``UnicodeDecodeError``, bad UTF-8, is a ``ValueError`` too)."""
-    record = json.loads(raw)
+    (``UnicodeDecodeError``, bad UTF-8, is a ``ValueError`` too). A JSON error gives its place
+    within the line, not the parser's "line 2 column 1" (the line's own newline)."""
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        body = exc.doc.rstrip() if isinstance(exc.doc, str) else ""
+        where = "at the end of the line" if exc.pos >= len(body) else f"at character {exc.pos + 1}"
+        raise ValueError(f"{exc.msg} {where}") from None
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
     return record

@@ -456,3 +456,32 @@ def test_a_line_fixed_after_the_errors_file_is_graded_on_resume(
     assert r.returncode == 0, r.stderr
     assert sorted(row["line"] for row in read_jsonl(out)) == [1, 2, 3]
     assert [row["line"] for row in read_jsonl(errs)] == [2, 4]  # the earlier run's, once each
+
+
+def test_a_json_error_says_where_in_the_line_not_the_parsers_line_2(
+    tmp_path: Path, rules: Path
+) -> None:
+    """A cut line read "line 7: invalid record: Expecting value: line 2 column 1": the parser's
+    own count, which names the line's newline and reads like another line of the file."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0), '{"id": "bad", "response": ', '{"a" 1}'])
+    r = cli("grade", src, "-c", rules, "-o", tmp_path / "o.jsonl", cwd=tmp_path)
+    err = one_error_line(r.stderr)
+    assert "line 2" in err and "Expecting value at the end of the line" in err
+    assert "column" not in err
+    r = cli(
+        "grade",
+        src,
+        "-c",
+        rules,
+        "-o",
+        tmp_path / "o.jsonl",
+        "--skip-invalid",
+        "--resume",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    errors = read_jsonl(tmp_path / "o.jsonl.errors.jsonl")
+    assert [e["error"] for e in errors] == [
+        "Expecting value at the end of the line",
+        "Expecting ':' delimiter at character 6",
+    ]
