@@ -91,11 +91,20 @@ def _pow(x: float, y: float) -> float:
 
 
 def _min(*xs: float) -> float:
+    _no_nan("min", xs)
     return min(xs)
 
 
 def _max(*xs: float) -> float:
+    _no_nan("max", xs)
     return max(xs)
+
+
+def _no_nan(fname: str, xs: tuple[float, ...]) -> None:
+    """Python's ``min``/``max`` drop a NaN or return it depending on argument order, so an
+    overflow upstream (``inf - inf``) could come out as a plausible 1.0: it is an error."""
+    if any(x != x for x in xs):
+        raise ValueError(f"{fname}() of NaN (an overflow upstream)")
 
 
 def _div(x: float, y: float) -> float:
@@ -265,6 +274,8 @@ class _Parser:
         kind, value, pos = self.take()
         if kind == "num":
             x = float(value)
+            if not math.isfinite(x):  # 1e400 reads as infinity, and inf * 0 is NaN
+                self.fail(pos, f"the number {value} is not finite", "error")
             return _Node(lambda v: x, value, const=x)
         if kind == "name":
             if self.peek()[:2] == ("op", "(") and self.text[pos] != "`":

@@ -190,8 +190,10 @@ async def _grade(runner: GradingRunner, records: list[dict[str, Any]]) -> list[A
 def _read_yaml(config: Path) -> dict[str, Any]:
     import yaml
 
+    from rm_service._config import load_yaml
+
     try:
-        data = yaml.safe_load(config.read_text())
+        data = load_yaml(config.read_text())
     except OSError as exc:
         raise ConfigError(f"{config}: cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -166,6 +166,37 @@ class RewardConfig(BaseModel):
     id_field: str = "id"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, refusing a mapping that repeats a key: YAML itself lets the last one
+    win, so ``weights: {a: 0.9, b: 0.1, a: 0.0}`` or a second ``aggregators:`` block changed the
+    reward without a word, and ``check`` called it ok."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base loader reports an unhashable key itself
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"the key {key!r} appears twice (first on line {seen[key].line + 1}); "
+                    "YAML would keep only the last",
+                    mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML as :func:`yaml.safe_load` reads it, but a repeated key is an error."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+
+
 def validate_yaml(source: str | Path | dict[str, Any], model: type[M]) -> tuple[M, str]:
     """Read a YAML file (or take an already-parsed dict) and validate it as ``model``; returns
     the model and the label errors use (the path, or ``<config>``).
@@ -179,10 +210,12 @@ def validate_yaml(source: str | Path | dict[str, Any], model: type[M]) -> tuple[
         data: Any = source
     else:
         try:
-            data = yaml.safe_load(Path(source).read_text())
+            data = load_yaml(Path(source).read_text())
         except OSError as exc:
             raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from exc
         except yaml.YAMLError as exc:
+            raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
+        except ValueError as exc:  # an integer of more digits than Python converts by default
             raise ConfigError(f"{label}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(

@@ -439,11 +439,19 @@ class GradingRunner:
         results = pend.results
         for agg in self.aggregators:
             try:
-                results[agg.name] = agg(results)
+                out = agg(results)
             except Exception as exc:  # a broken aggregator is a bug: unscored, loudly named
-                results[agg.name] = GraderError(
+                out = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"
                 )
+            if not isinstance(out, GraderScore | GraderError):
+                # A custom aggregator returning a bare number failed the whole run when the
+                # record was built; it is this component's bug, unscored and named.
+                out = GraderError(
+                    name=agg.name,
+                    error=f"aggregator returned {type(out).__name__}, not GraderScore/GraderError",
+                )
+            results[agg.name] = out
         # Config order, not completion order. Validated: pydantic checks the components are
         # results by type alone, which costs less than ``model_construct``'s Python path.
         ordered = {n: results[n] for n in self._names}

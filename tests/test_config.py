@@ -98,3 +98,21 @@ def test_the_judge_pool_follows_the_rewards_concurrency_unless_set() -> None:
     assert pool({"judge": judge, "graders": graders}, max_concurrency=100) == 100
     own = {**judge, "max_concurrency": 16}
     assert pool({"judge": own, "graders": graders, "max_concurrency": 256}) == 16
+
+
+def test_a_repeated_yaml_key_is_an_error_naming_its_line(tmp_path: Any) -> None:
+    """YAML lets the last of two equal keys win: ``weights: {a: 0.9, b: 0.1, a: 0.0}`` or a
+    second ``aggregators:`` block changed the reward without a word, and check said ok."""
+    for text in (
+        "graders:\n  a: {type: format}\n  b: {type: length_penalty}\naggregators:\n"
+        "  - {type: weighted_sum, name: reward, weights: {a: 0.9, b: 0.1, a: 0.0}}\n",
+        "graders:\n  a: {type: format}\n  a: {type: length_penalty}\n",
+        "graders:\n  a: {type: format}\naggregators: []\naggregators:\n  - {type: min}\n",
+    ):
+        path = tmp_path / "dup.yaml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=r"the key 'a(ggregators)?' appears twice"):
+            load_config(path)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("graders:\n  a: {type: format}\n  b: {type: format}\n")
+    assert list(load_config(ok).graders) == ["a", "b"]

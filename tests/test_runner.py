@@ -437,3 +437,19 @@ async def test_a_grader_cannot_change_the_callers_record() -> None:
     (got,) = await runner.agrade([record])
     assert record == {"id": 1, "response": "as sent"}
     assert got.components["read"].score == 1.0
+
+
+async def test_an_aggregator_returning_a_bare_number_is_its_own_error() -> None:
+    """A custom aggregator overriding __call__ to return 0.5: check passed, and grading then
+    failed the whole run building the record (a pydantic traceback, an empty output)."""
+    from aggregators import BaseAggregator
+
+    class ReturnsFloat(BaseAggregator):
+        def __call__(self, results: Any) -> Any:
+            return 0.5
+
+    runner = GradingRunner({"digit": has_digit}, aggregators=[ReturnsFloat("reward")])
+    (rec,) = await runner.agrade([{"response": "1"}])
+    err = rec.components["reward"]
+    assert isinstance(err, GraderError) and "returned float" in err.error
+    assert rec.scores()["digit"] == 1.0 and rec.reward is None

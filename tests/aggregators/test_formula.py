@@ -280,3 +280,16 @@ def test_long_flat_sum_is_fine() -> None:
 def test_deep_nesting_is_a_config_error(formula: str) -> None:
     with pytest.raises(ConfigError, match="nested"):
         FormulaAggregator("r", formula)
+
+
+def test_an_overflow_is_unscored_never_a_plausible_score() -> None:
+    """A literal like 1e400 is infinity, and infinity times 0 is NaN, which Python's min and
+    max drop or keep by argument order: ``max(0, min(1, 1e400 * (a - 0.5)))`` gave 1.0 at
+    a = 0.5. A non-finite literal is refused; a NaN reaching min or max is an error."""
+    with pytest.raises(ConfigError, match="the number 1e400 is not finite"):
+        FormulaAggregator("r", "max(0, min(1, 1e400 * (a - 0.5)))")
+    agg = FormulaAggregator("r", "min(0.5, a * 1e300 * 1e10 - a * 1e300 * 1e10)")
+    out = agg(results(a=0.5))
+    assert isinstance(out, GraderError) and "NaN" in out.error
+    finite = agg(results(a=0.0))
+    assert isinstance(finite, GraderScore) and finite.score == 0.0
