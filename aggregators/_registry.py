@@ -119,6 +119,8 @@ def get_aggregator(type: str, /, **params: Any) -> Aggregator:
         raise ConfigError(f"aggregator {type!r}: {exc}") from None
     except TypeError as exc:  # a signature inspect could not see (C callables, *args wrappers)
         raise ConfigError(f"aggregator {type!r}: bad params {sorted(params)}: {exc}") from None
+    except (OverflowError, ValueError) as exc:  # a number too large for a float (10**400)
+        raise ConfigError(f"aggregator {type!r}: a parameter out of range: {exc}") from None
     if isinstance(built, BaseAggregator | FunctionAggregator):
         return built
     if callable(built) and not inspect.isclass(built):  # a callable object: f(results)

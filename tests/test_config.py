@@ -116,3 +116,20 @@ def test_a_repeated_yaml_key_is_an_error_naming_its_line(tmp_path: Any) -> None:
     ok = tmp_path / "ok.yaml"
     ok.write_text("graders:\n  a: {type: format}\n  b: {type: format}\n")
     assert list(load_config(ok).graders) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "aggregator",
+    [
+        {"type": "weighted_sum", "weights": {"a": 10**400, "b": 1}},
+        {"type": "weighted_sum", "weights": {"a": 1e308, "b": 1e308}},
+        {"type": "min", "on_error": 10**400},
+        {"type": "gate", "gate": "a", "inner": "b", "threshold": 10**400},
+        {"type": "gate", "gate": "a", "inner": "b", "threshold": 0.5, "penalty": 10**400},
+    ],
+)
+def test_a_number_too_large_for_a_float_is_a_config_error(aggregator: dict[str, Any]) -> None:
+    """They escaped as OverflowError tracebacks from the aggregators' checks."""
+    graders = {"a": {"type": "tests.support:has_digit"}, "b": {"type": "tests.support:has_digit"}}
+    with pytest.raises(ConfigError, match=r"aggregators\[0\]"):
+        load_config({"graders": graders, "aggregators": [aggregator]})
