@@ -105,7 +105,7 @@ def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool =
     if isinstance(score, float) and not allow_float:
         raise VerdictError(f"score {score!r} is not an integer")
     lo, hi = scale
-    if not (math.isfinite(score) and lo <= score <= hi):
+    if not (lo <= score <= hi and math.isfinite(score)):  # range first: 10**400 overflows
         raise VerdictError(f"score {score!r} is outside the scale {lo}-{hi}")
     reason = obj.get("reason", "")
     if not isinstance(reason, str):

@@ -518,8 +518,16 @@ def encode_result(result: ChatResult) -> str:
 
 
 def decode_result(value: str) -> ChatResult:
-    """The answer :func:`encode_result` stored; ``ValueError``/``KeyError``/``TypeError`` on a
-    corrupt value."""
+    """The answer :func:`encode_result` stored; ``ValueError`` on a corrupt value, whatever is
+    wrong with it (a short ``usage`` list, a number too large for a float), so every store
+    treats it as a miss and replaces it, rather than failing that record on every try."""
+    try:
+        return _decoded(value)
+    except Exception as exc:
+        raise ValueError(f"a corrupt cache entry: {type(exc).__name__}: {exc}") from None
+
+
+def _decoded(value: str) -> ChatResult:
     d = json.loads(value)
     logprobs = None
     if d["logprobs"] is not None:

@@ -27,6 +27,7 @@ The policy:
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import logging
 import random
@@ -65,6 +66,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
+        if when.tzinfo is None:  # asctime form: HTTP-dates are UTC, not the local time
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:  # NaN
         return None

@@ -350,3 +350,10 @@ def test_the_shared_decoder_reads_one_verdict_after_another() -> None:
     for score in (1, 5, 2):
         v = parse_json_verdict(f'{{"reason": "r{score}", "score": {score}}}', scale=(1, 5))
         assert (v.value, v.reason) == (score, f"r{score}")
+
+
+def test_a_score_too_large_for_a_float_is_unparseable_not_internal() -> None:
+    from graders._verdict import VerdictError, parse_json_verdict
+
+    with pytest.raises(VerdictError, match="outside the scale"):
+        parse_json_verdict('{"score": 1' + "0" * 400 + "}", scale=(1, 5))

@@ -140,3 +140,20 @@ async def test_a_cache_disk_that_fills_mid_run_keeps_every_verdict(
         stored = db.execute("SELECT COUNT(*) FROM judge_cache").fetchone()[0]
     db.close()
     assert 0 < stored < N_DISTINCT  # the writes did start failing mid-run
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        '{"text": "x", "model": "m", "usage": [1], "logprobs": null}',
+        '{"text": "x", "model": "m", "usage": [1e400, 0], "logprobs": null}',
+        '{"text": "x", "model": "m", "usage": [1, 2], "logprobs": [[1, 2]]}',
+    ],
+)
+def test_a_corrupt_cache_row_is_a_miss_never_a_failed_record(row: str) -> None:
+    """A short usage list or a number too large for a float raised IndexError/OverflowError,
+    which neither store treats as a miss: the record failed as internal on every try."""
+    from rm_service.models._cache import decode_result
+
+    with pytest.raises(ValueError, match="a corrupt cache entry"):
+        decode_result(row)

@@ -513,3 +513,22 @@ async def test_a_lone_surrogate_in_a_message_reaches_the_judge(server: JudgeServ
     result = await make(server).achat([{"role": "user", "content": text}])
     assert result.text == "5"
     assert server.stats.bodies[-1]["messages"][0]["content"] == text.replace("\ud800", "\ufffd")
+
+
+def test_an_asctime_retry_after_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Retry-After: Sun Dec  6 04:45:35 2026`` (an HTTP-date without a zone) was read as
+    local time: 8 hours off in Los Angeles, so the client gave up or retried at once."""
+    import time as _time
+
+    from rm_service.models._retry import parse_retry_after
+
+    now = 1_800_000_000.0
+    asctime = _time.strftime("%a %b %d %H:%M:%S %Y", _time.gmtime(now + 5))
+    for zone in ("America/Los_Angeles", "Asia/Tokyo", "UTC"):
+        monkeypatch.setenv("TZ", zone)
+        _time.tzset()
+        assert parse_retry_after(asctime, now=now) == pytest.approx(5.0)
+    monkeypatch.delenv("TZ")
+    _time.tzset()
