@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -477,7 +478,7 @@ class LLMGrader(BaseGrader):
             else:
                 # The key is rendered with a fixed nonce: the answer does not depend on the
                 # random code, and a random code in the key would make every lookup a miss.
-                key = key_of(self._key_frame(model_name), self._messages(safe, _KEY_NONCE))
+                key = key_of(self._key_frame(model), self._messages(safe, _KEY_NONCE))
                 result = await self.cache.get_or_call(
                     key, lambda: model.achat(messages, self.params)
                 )
@@ -486,10 +487,22 @@ class LLMGrader(BaseGrader):
             raise Unscored.backend_failed(exc, "judge", **meta) from None
         return result, _call_meta(model_name, result, started, result.attempts)
 
-    def _key_frame(self, model_name: str) -> tuple[str, str]:
-        """This grader's cache-key frame (``key_frame``), built once per namespace, model and
-        sampling parameters: a copy with another sample index or params gets its own."""
-        ident = (self._cache_namespace, model_name, self.params)
+    def _key_frame(self, model: Any) -> tuple[str, str]:
+        """This grader's cache-key frame (``key_frame``), built once per namespace, backend and
+        sampling parameters: a copy with another sample index or params gets its own.
+
+        The backend is its model name, endpoint and ``extra_body``: two servers serving one
+        model name (vLLM's ``--served-model-name``, a default like ``gpt-4o-mini``) shared
+        verdicts through a shared cache, and ``extra_body`` can override sampling fields.
+        """
+        extra = getattr(model, "extra_body", None)
+        backend = json.dumps(
+            [str(model.model), getattr(model, "base_url", None), extra],
+            sort_keys=True,
+            ensure_ascii=False,
+            default=repr,
+        )
+        ident = (self._cache_namespace, backend, self.params)
         cached = self.__dict__.get("_frame")
         if cached is None or cached[0] != ident:
             cached = (ident, key_frame(*ident))

@@ -70,7 +70,7 @@ __all__ = ["JudgeCache", "Store", "decode_result", "encode_result", "key_frame",
 
 logger = logging.getLogger(__name__)
 
-_KEY_VERSION = 1  # bump when the key or the stored format changes: old entries then just miss
+_KEY_VERSION = 2  # bump when the key or the stored format changes: old entries then just miss
 
 
 class _OwnerCancelled:

@@ -911,3 +911,27 @@ async def test_the_attacks_do_fool_the_judge_without_hardening() -> None:
             fooled.append(case["id"])
     missed = sorted({c["id"] for c in attacks} - set(fooled))
     assert len(fooled) >= 0.7 * len(attacks), missed
+
+
+async def test_two_endpoints_serving_one_model_name_never_share_verdicts() -> None:
+    """The cache key named the model but not the endpoint: a second server serving the same
+    model name (vLLM's --served-model-name, a default name) got the first one's verdicts
+    through a shared cache, and was never asked. ``extra_body`` is part of the key too."""
+    from rm_service.models import OpenAIChatModel
+    from tests.judge_server import JudgeServer, Reply
+
+    cache = JudgeCache()
+    with (
+        JudgeServer(lambda body: Reply('{"reason": "a", "score": 5}')) as a,
+        JudgeServer(lambda body: Reply('{"reason": "b", "score": 1}')) as b,
+    ):
+        scores = []
+        for url, extra in ((a.base_url, None), (b.base_url, None), (b.base_url, {"top_k": 5})):
+            model = OpenAIChatModel(model="same", base_url=url, api_key="k", extra_body=extra)
+            result = await judge(model, cache=cache).aevaluate(**RECORD)
+            assert isinstance(result, GraderScore), result
+            scores.append((result.score, result.metadata["cached"]))
+        assert scores == [(1.0, False), (0.0, False), (0.0, False)]
+        again = OpenAIChatModel(model="same", base_url=b.base_url, api_key="k")
+        hit = await judge(again, cache=cache).aevaluate(**RECORD)
+        assert isinstance(hit, GraderScore) and (hit.score, hit.metadata["cached"]) == (0.0, True)

@@ -44,9 +44,10 @@ _CHARS = ["a", "Z", " ", '"', "\\", "\n", "\t", "\x00", "\x1f", "é", "中", "\u
 
 
 def _reference_key(ns: str, model: str, messages: list[dict[str, str]], p: SamplingParams) -> str:
-    """The cache key as it was first defined (the Redis and SQLite tiers hold such keys)."""
+    """The cache key as it is defined (the Redis and SQLite tiers hold such keys); version 2
+    since the model part names the endpoint too."""
     payload = [
-        1,
+        2,
         ns,
         model,
         [[str(m.get("role", "")), str(m.get("content", ""))] for m in messages],
