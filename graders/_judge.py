@@ -480,7 +480,7 @@ class LLMGrader(BaseGrader):
                 # random code, and a random code in the key would make every lookup a miss.
                 key = key_of(self._key_frame(model), self._messages(safe, _KEY_NONCE))
                 result = await self.cache.get_or_call(
-                    key, lambda: model.achat(messages, self.params)
+                    key, lambda: model.achat(messages, self.params), keep=self._parses
                 )
         except (JudgeError, TimeoutError) as exc:
             meta = _call_meta(model_name, None, started, getattr(exc, "attempts", 1))
@@ -512,6 +512,15 @@ class LLMGrader(BaseGrader):
     @property
     def _cache_namespace(self) -> str:
         return self.name if self.sample_index == 0 else f"{self.name}#{self.sample_index}"
+
+    def _parses(self, result: ChatResult) -> bool:
+        """Whether ``result`` holds a verdict this grader reads: only such answers are cached
+        (an unparseable or cut-short one was replayed from the cache on every later try)."""
+        try:
+            self._parse(result, {}, "")
+        except Unscored:
+            return False
+        return True
 
     def _parse(self, result: ChatResult, meta: dict[str, Any], response: str) -> _Verdict:
         try:

@@ -178,10 +178,18 @@ class JudgeCache:
 
     # -- the async entry point --
 
-    async def get_or_call(self, key: str, call: Callable[[], Awaitable[ChatResult]]) -> ChatResult:
+    async def get_or_call(
+        self,
+        key: str,
+        call: Callable[[], Awaitable[ChatResult]],
+        keep: Callable[[ChatResult], bool] | None = None,
+    ) -> ChatResult:
         """Return the cached answer for ``key``, or await ``call()`` once and cache its result.
 
         Concurrent requests for the same key on the same event loop share one ``call()``.
+        ``keep``: whether an answer is worth storing; one it refuses (a verdict that does not
+        parse, an answer cut short) is handed to the callers waiting on it and not stored, so
+        the next request asks the judge again rather than replaying the failure for ever.
 
         Raises:
             Whatever ``call()`` raises (nothing is cached then).
@@ -214,7 +222,7 @@ class JudgeCache:
                         self._hits += 1
                     return _as_cached(hit, started)
             if owner:
-                return await self._own(key, loop, fut, call, started)
+                return await self._own(key, loop, fut, call, started, keep)
             outcome = await asyncio.shield(fut)
             if isinstance(outcome, _OwnerCancelled):
                 continue  # the owner gave up; look again, and call ourselves if still missing
@@ -246,6 +254,7 @@ class JudgeCache:
         fut: asyncio.Future[_Outcome],
         call: Callable[[], Awaitable[ChatResult]],
         started: float,
+        keep: Callable[[ChatResult], bool] | None = None,
     ) -> ChatResult:
         # Re-check under ownership: another request may have stored the answer between our miss
         # and our claim, and a second call would be wasted.
@@ -265,6 +274,9 @@ class JudgeCache:
         except BaseException as exc:
             self._release(key, loop, fut, (None, exc))
             raise
+        if keep is not None and not keep(result):
+            self._release(key, loop, fut, (result, None))
+            return result
         self._memory_put(key, result)
         if self._uses_file() or self.store is not None:
             try:

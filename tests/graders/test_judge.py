@@ -935,3 +935,20 @@ async def test_two_endpoints_serving_one_model_name_never_share_verdicts() -> No
         again = OpenAIChatModel(model="same", base_url=b.base_url, api_key="k")
         hit = await judge(again, cache=cache).aevaluate(**RECORD)
         assert isinstance(hit, GraderScore) and (hit.score, hit.metadata["cached"]) == (0.0, True)
+
+
+async def test_an_unparseable_answer_is_not_cached(tmp_path: Path) -> None:
+    """A cut-short or garbled answer was stored like any other: after the judge recovered, the
+    record stayed unparseable from memory, and from the SQLite file in a new process."""
+    fake = FakeJudge('{"reason": "cut sh', verdict(4))
+    cache = JudgeCache(path=tmp_path / "cache.sqlite")
+    first = await judge(fake, cache=cache).aevaluate(**RECORD)
+    assert isinstance(first, GraderError) and first.kind == "unparseable"
+    second = await judge(fake, cache=cache).aevaluate(**RECORD)
+    assert isinstance(second, GraderScore) and second.metadata["cached"] is False
+    cache.close()
+    fresh = JudgeCache(path=tmp_path / "cache.sqlite")
+    third = await judge(fake, cache=fresh).aevaluate(**RECORD)
+    assert isinstance(third, GraderScore) and third.metadata["cached"] is True
+    assert fake.n_calls == 2
+    fresh.close()
