@@ -160,6 +160,10 @@ LOW_SCALE_MASS = 0.5
 the judge mostly meant to write something else, so the weighted mean says little."""
 
 
+_LOGPROB_SLACK = 1e-6
+"""The most a log-probability may exceed 0 by (servers round); above it, an entry is dropped."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Expected:
     value: float
@@ -186,13 +190,17 @@ def expected_from_token(
     pre, suf = prefix.strip(), suffix.strip()
     probs: dict[int, float] = {}
     for alt, logprob in candidates:
+        if not isinstance(alt, str) or not isinstance(logprob, int | float):
+            continue  # a malformed entry: not evidence for any value
+        if not math.isfinite(logprob) or logprob > _LOGPROB_SLACK:
+            continue  # a probability above 1 is no probability (and exp(1000) overflows)
         cand = alt.strip()
         if pre and cand.startswith(pre):
             cand = cand[len(pre) :].strip()
         if suf and cand.endswith(suf):
             cand = cand[: -len(suf)].strip()
         value = folded.get(cand.casefold())
-        if value is None or not math.isfinite(logprob):
+        if value is None:
             continue
         probs[value] = probs.get(value, 0.0) + math.exp(logprob)
     mass = sum(probs.values())

@@ -358,3 +358,16 @@ def test_a_score_too_large_for_a_float_is_unparseable_not_internal() -> None:
 
     with pytest.raises(VerdictError, match="outside the scale"):
         parse_json_verdict('{"score": 1' + "0" * 400 + "}", scale=(1, 5))
+
+
+def test_malformed_logprobs_are_no_evidence() -> None:
+    """An alternative with logprob +3 (a probability of 20) outweighed the sampled verdict
+    (expected 0.035 against a sampled 0.75, mass 21), +1000 overflowed and a token that is not
+    text raised: both became internal errors. Such entries are dropped."""
+    from graders._verdict import expected_from_token
+    from rm_service.models._base import TokenLogprob
+
+    values = {str(i): i for i in range(1, 6)}
+    for top in ((("4", -0.1), ("1", 3.0)), (("4", -0.1), ("1", 1000.0), (5, -1.0))):
+        got = expected_from_token(TokenLogprob("4", -0.1, top), values)  # type: ignore[arg-type]
+        assert got is not None and got.value == 4.0 and got.mass <= 1.0
