@@ -24,10 +24,11 @@ __all__ = ["MaxAggregator", "MinAggregator", "WeightedSumAggregator"]
 
 
 def _check_names(owner: str, names: Sequence[str] | None) -> tuple[str, ...] | None:
-    """Reject a bare string (``tuple("ab")`` would silently read components ``a`` and ``b``)."""
+    """Reject a bare string (``tuple("ab")`` would silently read components ``a`` and ``b``) and
+    a mapping (``{a: 0.9, b: 0.1}`` read as ``a, b``, its values silently ignored)."""
     if names is None:
         return None
-    if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) and n for n in names):
         raise ConfigError(f"{owner}: components must be a list of non-empty names, got {names!r}")
     if not names:
         raise ConfigError(f"{owner}: components is empty; pass None to read every component")

@@ -40,7 +40,7 @@ from graders import get_grader
 from graders._base import takes_judge
 from rm_service._exceptions import ConfigError, RMServiceError
 from rm_service._mapper import GraderConfig
-from rm_service._runner import DEFAULT_MAX_CONCURRENCY, GradingRunner
+from rm_service._runner import DEFAULT_MAX_CONCURRENCY, MAX_CONCURRENCY, GradingRunner
 from rm_service.models._cache import JudgeCache
 from rm_service.models._factory import JudgeSpec, judge_factory
 from rm_service.models._redis import (
@@ -161,7 +161,7 @@ class RewardConfig(BaseModel):
     judge: JudgeSpec | None = None
     cache: CacheSpec | None = None
     reward: str | None = None
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1)
+    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=MAX_CONCURRENCY)
     call_timeout: float | None = Field(default=None, gt=0)
     id_field: str = "id"
 

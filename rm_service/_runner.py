@@ -57,6 +57,10 @@ AggregatorLike = Aggregator | Callable[[Mapping[str, GraderResult]], Any]
 """One of what ``aggregators=`` takes: an aggregator, or a plain ``f(results_by_name)``."""
 
 
+MAX_CONCURRENCY = 65_536
+"""The most grader calls a runner keeps in flight; each is a worker task, started up front."""
+
+
 class GradingRunner:
     """Run graders over records and combine them with aggregators.
 
@@ -100,8 +104,12 @@ class GradingRunner:
     ) -> None:
         if not grader_configs:
             raise ConfigError("GradingRunner needs at least one grader")
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= MAX_CONCURRENCY:
+            # Each slot is a worker task: a million of them took 1.1 GB before grading began.
+            raise ConfigError(
+                f"max_concurrency must be an int from 1 to {MAX_CONCURRENCY}, "
+                f"got {max_concurrency!r}"
+            )
         if call_timeout is not None and not call_timeout > 0:
             raise ConfigError(f"call_timeout must be > 0 seconds, got {call_timeout!r}")
         self.grader_configs: dict[str, GraderConfig] = {}

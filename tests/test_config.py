@@ -133,3 +133,20 @@ def test_a_number_too_large_for_a_float_is_a_config_error(aggregator: dict[str, 
     graders = {"a": {"type": "tests.support:has_digit"}, "b": {"type": "tests.support:has_digit"}}
     with pytest.raises(ConfigError, match=r"aggregators\[0\]"):
         load_config({"graders": graders, "aggregators": [aggregator]})
+
+
+def test_an_unbounded_concurrency_and_a_components_mapping_are_config_errors() -> None:
+    """max_concurrency: 1000000 started a million worker tasks (1.1 GB) before grading; a
+    mapping given as min's components was read as its keys, its values silently ignored."""
+    graders = {"a": {"type": "tests.support:has_digit"}, "b": {"type": "tests.support:has_digit"}}
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        load_config({"graders": graders, "max_concurrency": 1_000_000})
+    with pytest.raises(ConfigError, match="max_concurrency must be an int from 1 to 65536"):
+        from rm_service import GradingRunner
+        from tests.support import has_digit
+
+        GradingRunner({"a": has_digit}, max_concurrency=1_000_000)
+    mapping = {"type": "min", "name": "reward", "components": {"a": 0.9, "b": 0.1}}
+    with pytest.raises(ConfigError, match="components must be a list"):
+        load_config({"graders": graders, "aggregators": [mapping]})
+    assert load_config({"graders": graders, "max_concurrency": 4096}).max_concurrency == 4096
