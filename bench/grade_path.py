@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.http_load import CONFIG, NOOP_CONFIG, _echo_app, _records  # noqa: E402
+from tests.app import http_scope  # noqa: E402
 
 
 async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
@@ -57,25 +58,12 @@ async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
         elif message["type"] == "http.response.body":
             out.append(message.get("body", b""))
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"bench"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "state": {},
-    }
+    headers = [
+        (b"host", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = http_scope(path, headers)
     await app(scope, receive, send)
     return status, b"".join(out)
 

@@ -15,7 +15,7 @@ import httpx
 from rm_service._http_schemas import ServiceSettings
 from rm_service.app import create_app
 
-__all__ = ["MATH_CFG", "SLOW_CFG", "client", "make_app"]
+__all__ = ["MATH_CFG", "SLOW_CFG", "client", "http_scope", "make_app"]
 
 SLOW_CFG: dict[str, Any] = {
     "graders": {
@@ -48,3 +48,23 @@ async def client(app: Any, **kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://rm", **kwargs) as c:
         yield c
+
+
+def http_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of a POST to ``path``, for calling the app directly (no socket, no
+    client): tests that script ``receive`` themselves, and ``bench/grade_path.py``."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }

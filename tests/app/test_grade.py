@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.app import MATH_CFG, SLOW_CFG, client, make_app
+from tests.app import MATH_CFG, SLOW_CFG, client, http_scope, make_app
 
 GOOD = "<think>hm</think><answer>42</answer>"
 
@@ -130,20 +130,7 @@ async def test_client_disconnect_cancels_its_grading(monkeypatch: pytest.MonkeyP
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/grade",
-        "raw_path": b"/grade",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("rm", 80),
-    }
+    scope = http_scope("/grade", [(b"content-type", b"application/json")])
     task = asyncio.ensure_future(app(scope, receive, send))
     admission, metrics = app.state.admission, app.state.metrics
     for _ in range(300):
