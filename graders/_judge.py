@@ -11,7 +11,7 @@ Why the hardening: in RL the graded text is written by the policy, which is opti
 this judge and will find its weak spots. So:
 
 * **Fencing.** Each field is put between marker lines carrying a per-request random code
-  (``secrets.token_hex``), which the system prompt names. The response cannot close its block,
+  (``os.urandom``), which the system prompt names. The response cannot close its block,
   because it cannot know the code, and bracket runs or chat-template tags that look like markers
   are defanged before rendering. The system prompt says the blocks are data, never instructions.
 * **Verdict isolation.** Only the judge's own answer is parsed, and only as a *whole-answer* JSON

@@ -23,6 +23,11 @@ What it keeps from a full client, because a reward service needs it:
   A redirect is an error naming where it points: a POST is not silently re-sent elsewhere.
 * **Cancellation-safe:** a request abandoned mid-flight (a record's deadline) closes its
   connection, so a late answer can never be read as the next request's.
+* **Deadlines without a timer per request:** ``post(..., until=t)`` fails with ``TimeoutError``
+  once the loop's clock passes ``t``. The requests whose deadlines fall in one
+  ``_DEADLINE_GRAIN`` slot share one timer (:class:`_Deadlines`), so a deadline fires at most
+  that late and never early; ``asyncio.timeout_at`` per request was a timer, a task
+  cancellation and its bookkeeping on every judge call.
 
 It asks for ``gzip, deflate`` at most (``Accept-Encoding``, as aiohttp did): without the header a
 server may pick any coding, brotli included; a gzip or deflate answer is inflated.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import re
 import ssl
 from collections import deque
@@ -93,6 +99,54 @@ class _Response:
         self.status = status
         self.headers = headers
         self.body = body
+
+
+_DEADLINE_GRAIN = 0.01
+"""Seconds: the slot width of :class:`_Deadlines` (how late a deadline may fire)."""
+
+
+class _DeadlinePassed(TimeoutError):
+    """A request's deadline passed (not a socket's own timeout, which is a lost connection)."""
+
+
+class _Deadlines:
+    """Fails each armed future with ``TimeoutError`` once the loop's clock passes its deadline.
+
+    One loop timer per ``_DEADLINE_GRAIN`` slot of deadlines, shared by the requests whose
+    deadlines fall in it; the last of them to finish early cancels it. At a thousand requests a
+    second that is a timer per ten or so requests, and no task is ever cancelled: the request's
+    own future gets the exception, which ``Http1Poster`` handles as any failed request (its
+    connection is closed, so a late answer is never read as another's)."""
+
+    __slots__ = ("_loop", "_slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._slots: dict[int, tuple[set[asyncio.Future[Any]], asyncio.TimerHandle]] = {}
+
+    def arm(self, fut: asyncio.Future[Any], until: float) -> int:
+        """Watch ``fut`` until ``until`` (loop time); the slot to :meth:`disarm` it from."""
+        slot = math.ceil(until / _DEADLINE_GRAIN)
+        entry = self._slots.get(slot)
+        if entry is None:
+            timer = self._loop.call_at(slot * _DEADLINE_GRAIN, self._expire, slot)
+            entry = self._slots[slot] = (set(), timer)
+        entry[0].add(fut)
+        return slot
+
+    def disarm(self, fut: asyncio.Future[Any], slot: int) -> None:
+        entry = self._slots.get(slot)
+        if entry is not None:
+            entry[0].discard(fut)
+            if not entry[0]:
+                del self._slots[slot]
+                entry[1].cancel()
+
+    def _expire(self, slot: int) -> None:
+        entry = self._slots.pop(slot, None)
+        for fut in entry[0] if entry is not None else ():
+            if not fut.done():
+                fut.set_exception(_DeadlinePassed())
 
 
 class _Connection(asyncio.Protocol):
@@ -345,10 +399,11 @@ class Http1Poster:
         self._idle: deque[_Connection] = deque()
         self._pool = pool
         self._closed = False
+        self._deadlines: _Deadlines | None = None  # made on the loop of the first post
 
-    async def post(self, body: dict[str, Any], n: int) -> bytes:
+    async def post(self, body: dict[str, Any], n: int, *, until: float | None = None) -> bytes:
         data = encode_json(body)
-        resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n)
+        resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n, until)
         content = resp.body
         encoding = resp.headers.get("content-encoding", "identity")
         if resp.status >= 400:
@@ -369,11 +424,16 @@ class Http1Poster:
             )
         return content
 
-    async def _send(self, data: bytes, n: int) -> _Response:
-        conn, reused = await self._connection(n)
+    async def _send(self, data: bytes, n: int, until: float | None) -> _Response:
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = _Deadlines(asyncio.get_running_loop())
+        conn, reused = await self._connection(n, until)
         while True:
+            waiter = conn.request(data)
+            slot = None if until is None else deadlines.arm(waiter, until)
             try:
-                resp = await conn.request(data)
+                resp = await waiter
             except BaseException as exc:
                 conn.close()  # mid-flight: a late answer must never be read as the next one's
                 if isinstance(exc, _Stale) and reused:
@@ -381,16 +441,21 @@ class Http1Poster:
                     # when the request went out: nothing was answered, so the request goes once
                     # more, on a new connection, as HTTP clients do, rather than costing the
                     # caller a retry and its backoff.
-                    conn, reused = await self._connect(n), False
+                    conn, reused = await self._connect(n, until), False
                     continue
                 mapped = self._error(exc, n)
                 if mapped is exc:
                     raise  # a cancellation (a deadline), or a bug: as it is
                 raise mapped from exc
+            finally:
+                if slot is not None:
+                    deadlines.disarm(waiter, slot)
             self._keep(conn)
             return resp
 
     def _error(self, exc: BaseException, n: int) -> BaseException:
+        if isinstance(exc, _DeadlinePassed):  # a TimeoutError, so an OSError: checked first
+            return exc
         if isinstance(exc, _Broken):
             return JudgeHTTPError(f"{self.who}: a malformed HTTP answer: {exc}", attempts=n)
         if isinstance(exc, OSError):
@@ -405,26 +470,29 @@ class Http1Poster:
         else:
             conn.close()
 
-    async def _connection(self, n: int) -> tuple[_Connection, bool]:
+    async def _connection(self, n: int, until: float | None) -> tuple[_Connection, bool]:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
                 return conn, True
-        return await self._connect(n), False
+        return await self._connect(n, until), False
 
-    async def _connect(self, n: int) -> _Connection:
+    async def _connect(self, n: int, until: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
-        try:
-            _, conn = await loop.create_connection(
-                _Connection,
-                self.host,
-                self.port,
-                ssl=self.ssl,
-                server_hostname=self.host if self.ssl is not None else None,
-            )
-        except (OSError, ssl.SSLError) as exc:
-            who = "" if self.who == self.url else f"{self.who}: "
-            raise JudgeConnectionError(f"{who}cannot reach {self.url}: {exc}", attempts=n) from exc
+        async with asyncio.timeout_at(until):  # a new connection only: rare on keep-alive
+            try:
+                _, conn = await loop.create_connection(
+                    _Connection,
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl is not None else None,
+                )
+            except (OSError, ssl.SSLError) as exc:  # the kernel's own timeout included
+                who = "" if self.who == self.url else f"{self.who}: "
+                raise JudgeConnectionError(
+                    f"{who}cannot reach {self.url}: {exc}", attempts=n
+                ) from exc
         return conn
 
     def _inflate(self, content: bytes, encoding: str, n: int) -> bytes:

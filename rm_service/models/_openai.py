@@ -360,8 +360,9 @@ class OpenAIChatModel(PerLoopSessions):
         else:
             await slots.acquire()
         try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + self.timeout)):
-                content = await state.client.post(body, n)
+            content = await state.client.post(
+                body, n, until=min(deadline, loop.time() + self.timeout)
+            )
         except TimeoutError:
             raise self._timeout(loop, deadline, n) from None
         finally:

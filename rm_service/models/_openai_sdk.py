@@ -23,6 +23,7 @@ takes (``Limits`` and ``Response``).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -94,12 +95,13 @@ class SdkClient:
             http_client=http_cls(limits=limits, timeout=model.timeout),
         )
 
-    async def post(self, body: dict[str, Any], n: int) -> bytes:
+    async def post(self, body: dict[str, Any], n: int, *, until: float | None = None) -> bytes:
         sdk = self._sdk
         try:
-            response = await self.client.post(
-                "/chat/completions", body=without_surrogates(body), cast_to=sdk.response_type
-            )
+            async with asyncio.timeout_at(until):
+                response = await self.client.post(
+                    "/chat/completions", body=without_surrogates(body), cast_to=sdk.response_type
+                )
         except sdk.status_error as exc:
             detail = str(getattr(exc, "message", exc))
             raise self._model._http_error(

@@ -324,9 +324,10 @@ class RemoteRMClient(PerLoopSessions):
                 attempts=n,
             )
         try:
-            async with asyncio.timeout_at(min(deadline, loop.time() + self.timeout)):
+            until = min(deadline, loop.time() + self.timeout)
+            async with asyncio.timeout_at(until):  # the wait for a slot too
                 async with state.slots:
-                    content = await state.client.post(body, n)
+                    content = await state.client.post(body, n, until=until)
         except TimeoutError:
             if loop.time() >= deadline - 1e-3:
                 raise JudgeTimeout(

@@ -56,9 +56,13 @@ ERROR_TEXT_LIMIT = 300
 
 
 class Client(Protocol):
-    """One loop's transport: a response body, or a :class:`JudgeError`."""
+    """One loop's transport: a response body, or a :class:`JudgeError`.
 
-    async def post(self, body: dict[str, Any], n: int) -> bytes: ...
+    ``post`` raises ``TimeoutError`` once the loop's clock passes ``until`` (``None``: no
+    deadline): the transport owns the request's deadline, so one that can keep it cheaply
+    (``Http1Poster``) need not pay a timer per request."""
+
+    async def post(self, body: dict[str, Any], n: int, *, until: float | None = None) -> bytes: ...
 
     async def close(self) -> None: ...
 
@@ -261,7 +265,11 @@ class JsonPoster:
             auto_decompress=False,
         )
 
-    async def post(self, body: dict[str, Any], n: int) -> bytes:
+    async def post(self, body: dict[str, Any], n: int, *, until: float | None = None) -> bytes:
+        async with asyncio.timeout_at(until):
+            return await self._post(body, n)
+
+    async def _post(self, body: dict[str, Any], n: int) -> bytes:
         data = encode_json(body)
         try:
             async with self.session.post(self.url, data=data, headers=self.headers) as resp:

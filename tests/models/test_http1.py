@@ -542,3 +542,50 @@ def test_a_header_with_a_line_break_is_refused() -> None:
     for bad in ("sk-abc\n", "sk-abc\r\nX-Evil: 1", "sk\0"):
         with pytest.raises(ValueError, match="Authorization header"):
             Http1Poster(url, {"Authorization": f"Bearer {bad}"}, pool=1, who="m")
+
+
+# --- deadlines -----------------------------------------------------------------------------------
+
+
+async def test_a_deadline_fails_the_request_on_time_and_drops_its_connection(
+    serve: Callable[..., Any],
+) -> None:
+    """``until`` is kept by timers shared between requests: a hung answer fails with
+    ``TimeoutError`` after its deadline (never before it, and at most a slot late), the
+    connection it was on is dropped, and the next request goes out on a fresh one."""
+    server, url = await serve(lambda req, n: None if req["id"] == "hang" else echo(req, n))
+    p = poster(url)
+    loop = asyncio.get_running_loop()
+    assert json.loads(await p.post({"id": 1}, 1, until=loop.time() + 30)) == {"echo": 1}
+    until = loop.time() + 0.25
+    with pytest.raises(TimeoutError):
+        await p.post({"id": "hang"}, 1, until=until)
+    late = loop.time() - until
+    assert 0 <= late < 0.2
+    assert json.loads(await p.post({"id": 2}, 1, until=loop.time() + 30)) == {"echo": 2}
+    assert server.connections == 2  # the hung connection was not reused
+    await p.close()
+
+
+async def test_finished_requests_leave_no_deadline_timers_behind(
+    serve: Callable[..., Any],
+) -> None:
+    """A request that finishes before its deadline takes itself out of its timer slot, and the
+    slot's timer goes when its last request does: a long deadline (an hour) on thousands of
+    requests must not pile up timers or keep finished requests alive."""
+    _, url = await serve()
+    p = poster(url, pool=16)
+    loop = asyncio.get_running_loop()
+    got = await asyncio.gather(
+        *(p.post({"id": i}, 1, until=loop.time() + 3600 + i / 1000) for i in range(200))
+    )
+    assert [json.loads(g)["echo"] for g in got] == list(range(200))
+    deadlines = p._deadlines
+    assert deadlines is not None and deadlines._slots == {}
+    live = [
+        h
+        for h in loop._scheduled  # type: ignore[attr-defined]
+        if not h.cancelled() and h.when() > loop.time() + 1000
+    ]
+    assert live == []
+    await p.close()
