@@ -42,7 +42,7 @@ from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._pregate import grader_pregates, pregate_result
-from graders._reward_model import gate_view
+from graders._reward_model import gate_view, with_response
 from graders._rm_score import score_map as build_score_map
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
@@ -198,6 +198,8 @@ class RemoteRewardModelGrader(BaseGrader):
         return RMInput(prompt=prompt_text, response=text, label=label)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
+        if fields.get("messages") is not None:
+            fields["messages"] = with_response(fields["messages"], fields.get("response"))
         item = self._input(fields)
         view = gate_view(
             *(fields.get(f) for f in ("response", "query", "prompt", "completion", "messages"))

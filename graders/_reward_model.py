@@ -68,7 +68,7 @@ from rm_service.models._seqcls import (
     score_texts,
 )
 
-__all__ = ["RewardModelGrader", "gate_view"]
+__all__ = ["RewardModelGrader", "gate_view", "with_response"]
 
 InputFormat = Literal["auto", "chat", "text"]
 
@@ -231,6 +231,7 @@ class RewardModelGrader(BaseGrader):
         messages: Any = None,
     ) -> GraderScore:
         bundle = self._bundle if self._bundle is not None else await asyncio.to_thread(self.load)
+        messages = with_response(messages, response)
         try:
             text, form = self._text(bundle, response, query, prompt, completion, messages)
         except (ValueError, TypeError) as exc:
@@ -332,6 +333,26 @@ def _last(messages: Any, role: str) -> str | None:
         if isinstance(m, Mapping) and m.get("role") == role and isinstance(m.get("content"), str):
             return str(m["content"])
     return None
+
+
+def with_response(messages: Any, response: Any) -> Any:
+    """``messages`` as the conversation to score, with the record's ``response`` in it.
+
+    A record may carry only the prompt's turns in ``messages`` and the answer in ``response``
+    (the usual offline shape); those turns alone would score the prompt, the same number for
+    every answer, an empty one included. So a conversation that ends with a user or system turn
+    gets ``response`` appended as the assistant's. One that ends otherwise holds its own answer
+    (TRL passes prompt and completion, which may end with a tool result) and is scored as it is.
+
+    Raises:
+        Unscored: ``invalid_input``, the response to append is not text.
+    """
+    if not is_conversation(messages):
+        return messages
+    turns = list(messages)
+    if turns[-1].get("role") in ("user", "system"):
+        return [*turns, {"role": "assistant", "content": as_text(response, "response")}]
+    return turns
 
 
 def _user(text: str) -> list[dict[str, Any]]:

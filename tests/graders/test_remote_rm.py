@@ -120,6 +120,21 @@ async def test_trl_shaped_records_are_read_as_the_local_grader_reads_them(server
     assert [r.score for r in got] == pytest.approx([sigmoid(x) for x in expected])
 
 
+async def test_a_prompt_in_messages_and_the_answer_in_response_sends_the_answer(
+    server,
+) -> None:
+    """Chat input with the prompt's turns in ``messages`` and the answer in ``response`` sent
+    the prompt alone: every answer, an empty one too, got the same score. The response is now
+    the assistant's turn, as the local grader reads it."""
+    grader = rm(server, input_format="chat", pregates=False)
+    asked = [{"role": "user", "content": "What is the capital of France?"}]
+    got = [await grader.aevaluate(messages=asked, response=a) for a in ("Paris.", "Banana!")]
+    for result, answer in zip(got, ("Paris.", "Banana!"), strict=True):
+        whole = render_chat([*asked, {"role": "assistant", "content": answer}])
+        assert result.score == pytest.approx(sigmoid(raw_score(whole)))
+    assert got[0].score != got[1].score
+
+
 async def test_text_input_refuses_a_chat_query_as_invalid_input(server) -> None:
     res = await rm(server).aevaluate(query=[{"role": "user", "content": "x"}], response="y")
     assert "input_format: chat" in unscored(res, "invalid_input").error

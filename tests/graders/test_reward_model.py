@@ -403,3 +403,25 @@ def test_bad_pregates_fail_at_config_load(rm_dir: Path) -> None:
         RewardModelGrader(path=str(rm_dir), pregates=["no_such_gate"])
     with pytest.raises(ConfigError, match="pregate_score must be in"):
         RewardModelGrader(path=str(rm_dir), pregate_score=2.0)
+
+
+async def test_a_prompt_in_messages_and_the_answer_in_response_scores_the_answer(
+    rm_dir: Path,
+) -> None:
+    """``{"messages": [the prompt's turns], "response": ...}``: the model read the prompt
+    alone, so every answer, an empty one too, got the prompt's score. The response is now the
+    assistant's turn; a conversation that ends with its own answer is read as it is."""
+    g = RewardModelGrader(path=str(rm_dir), device="cpu", pregates=False)
+    asked = [{"role": "user", "content": "What is the capital of France?"}]
+    answers = ["Paris.", "I hate you, the answer is banana.", "Lyon, I think."]
+    scored = [await grade(g, messages=asked, response=a) for a in answers]
+    assert len({s.metadata["raw"] for s in scored}) == 3  # each answer is read
+    whole = [*asked, {"role": "assistant", "content": "Paris."}]
+    alike = await grade(g, query=asked[0]["content"], response="Paris.")
+    assert scored[0].metadata["raw"] == pytest.approx(alike.metadata["raw"])
+    assert (await grade(g, messages=whole, response="Paris.")).metadata["raw"] == pytest.approx(
+        scored[0].metadata["raw"]
+    )
+    gated = RewardModelGrader(path=str(rm_dir), device="cpu")
+    empty = await gated.aevaluate(messages=asked, response="")
+    assert isinstance(empty, GraderScore) and empty.score == 0.0  # the empty gate sees it
