@@ -49,7 +49,7 @@ from rm_service._readers import count_records, detect_format, iter_records
 from rm_service._run_record import check_run_record, reward_fingerprint, write_run_record
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet, RunSummary, summarize_jsonl
-from rm_service._wire import plain_json, record_json
+from rm_service._wire import json_text, record_json
 
 __all__ = ["GradeFileResult", "agrade_file", "grade_file"]
 
@@ -159,17 +159,8 @@ def _read_holder(fd: int) -> str:
 
 
 def _encode(row: dict[str, Any]) -> bytes:
-    """One JSONL line. UTF-8 as written by a person where it can be; ASCII-escaped where the
-    row holds a lone surrogate (valid JSON, not encodable as UTF-8), which reads back the same."""
-    try:
-        text = json.dumps(row, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):  # a grader's metadata holding a NaN or a numpy number
-        row = plain_json(row)
-        text = json.dumps(row, ensure_ascii=False, allow_nan=False)
-    try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return (json.dumps(row, allow_nan=False) + "\n").encode("ascii")
+    """One JSONL line (see :func:`~rm_service._wire.json_text`)."""
+    return (json_text(row) + "\n").encode("utf-8")
 
 
 class _Sink:

@@ -30,6 +30,7 @@ reports.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, cast, get_args
@@ -38,10 +39,12 @@ from rm_service._result import ErrorKind, GraderError, GraderScore, RecordResult
 
 __all__ = [
     "USAGE_KEYS",
+    "json_text",
     "plain_json",
     "record_from_json",
     "record_json",
     "record_status",
+    "reindexed",
     "usage",
     "usage_of",
 ]
@@ -75,6 +78,26 @@ def plain_json(value: Any) -> Any:
         with contextlib.suppress(Exception):
             return plain_json(tolist())
     return repr(value)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict JSON text that UTF-8 can hold: the one encoding of a result row
+    for every file face (offline JSONL, Ray's output).
+
+    UTF-8 as a person would write it where it can be; :func:`plain_json` where strict JSON
+    cannot carry a value (a NaN or numpy number in a grader's metadata); ASCII-escaped where
+    the value holds a lone surrogate (valid JSON, not encodable as UTF-8), which reads back the
+    same."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        value = plain_json(value)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, allow_nan=False)
+    return text
 
 
 def record_status(rec: RecordResult) -> Status:
@@ -145,6 +168,21 @@ def record_json(
         for err in errors.values():
             err["error"] = err["error"].replace(old, new)
     return out
+
+
+def reindexed(rec: RecordResult, index: int) -> RecordResult:
+    """``rec`` at another position (a face that graded a subset of its rows): the index, and
+    the runner's "record <index>: " in its error texts, which named the old position."""
+    if rec.index == index:
+        return rec
+    old, new = f"record {rec.index}: ", f"record {index}: "
+    components = {
+        k: v.model_copy(update={"error": v.error.replace(old, new)})
+        if isinstance(v, GraderError) and old in v.error
+        else v
+        for k, v in rec.components.items()
+    }
+    return rec.model_copy(update={"index": index, "components": components})
 
 
 def record_from_json(out: Mapping[str, Any], index: int, reward_name: str) -> RecordResult:

@@ -58,7 +58,7 @@ from graders._math import MathGrader
 from rm_service._config import load_runner
 from rm_service._result import GraderError, RecordResult
 from rm_service._runner import GradingRunner
-from rm_service._wire import USAGE_KEYS, record_json
+from rm_service._wire import USAGE_KEYS, json_text, record_json, reindexed
 
 __all__ = [
     "JUDGE_CPUS",
@@ -106,20 +106,10 @@ def cpus_per_actor(runner: GradingRunner) -> float:
     return 1.0 if math_bound else JUDGE_CPUS
 
 
-def _text(value: Any) -> str:
-    """JSON text that UTF-8 can hold: ASCII-escaped where the value has a lone surrogate."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(value)
-    return text
-
-
 def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     rid = row.get("id")
     out = {
-        "id": None if rid is None else rid if isinstance(rid, str) else json.dumps(rid),
+        "id": None if rid is None else rid if isinstance(rid, str) else json_text(rid),
         "index": row["index"],
         "reward": row["reward"],
         "status": row["status"],
@@ -127,7 +117,7 @@ def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
         "line": row.get("line"),
     }
     for col in _JSON_COLUMNS:
-        out[col] = _text(row[col]) if col in row else None
+        out[col] = json_text(row[col]) if col in row else None
     return out
 
 
@@ -192,7 +182,7 @@ class GradeBatch:
             if self.source_field is not None:
                 for r, row in zip(shaped, rows, strict=True):
                     r["source"] = row.get(self.source_field)
-            cols: dict[str, Any] = {"json": [_text(r) for r in shaped]}
+            cols: dict[str, Any] = {"json": [json_text(r) for r in shaped]}
         else:
             arrow = [_arrow_row(r) for r in shaped]
             cols = {f.name: pa.array([r[f.name] for r in arrow], f.type) for f in RESULT_SCHEMA}
@@ -231,7 +221,7 @@ class GradeBatch:
             ]
         results: dict[int, RecordResult] = {}
         for i, rec in zip(good, graded, strict=True):
-            results[i] = rec.model_copy(update={"index": i})
+            results[i] = reindexed(rec, i)
         for i, reason in bad.items():
             results[i] = self._unscored(i, reason, "invalid_input")
         return [record_json(results[i], line=lines[i]) for i in range(len(rows))]

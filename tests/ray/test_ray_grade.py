@@ -376,3 +376,84 @@ def test_bad_ray_flags_fail_before_ray_starts(
     r = cli("grade", EXAMPLES / "math_sample.jsonl", "--engine", "ray", *flag, cwd=tmp_path)
     assert r.returncode == 1
     assert message in one_error_line(r.stderr)
+
+
+def _batch(records: list[Any]) -> pa.Table:
+    """A Ray batch as the CLI's reader shapes it: a key, the line, the record's JSON text, or
+    the reason the line is no record."""
+    return pa.table(
+        {
+            "key": [f"f:{i + 1}" for i in range(len(records))],
+            "line": list(range(1, len(records) + 1)),
+            "record": [r if isinstance(r, str) or r is None else json.dumps(r) for r in records],
+            "error": pa.array(
+                [
+                    f"line {i + 1}: invalid record" if r is None else None
+                    for i, r in enumerate(records)
+                ],
+                pa.string(),
+            ),
+        }
+    )
+
+
+def _grade_batch(config: Any, table: pa.Table, output: str) -> pa.Table:
+    import asyncio
+
+    from rm_service.integrations.ray import GradeBatch
+
+    udf = GradeBatch(
+        config, record_column="record", error_column="error", line_column="line",
+        keep_columns=("key",), output=output,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return asyncio.run(udf(table))
+
+
+@pytest.mark.parametrize("output", ["jsonl", "arrow"])
+def test_metadata_strict_json_cannot_hold_neither_fails_the_batch_nor_writes_nan(
+    output: str,
+) -> None:
+    """A grader's metadata holding a numpy number failed the whole Ray job (TypeError in the
+    UDF: nothing written), and a NaN (what a reward model reports for a NaN logit) was written
+    as the bare word NaN. Both are made plain, as the local CLI writes them."""
+    from rm_service._offline import _encode
+
+    config = {"graders": {"odd": {"type": "tests.support:odd_metadata"}}}
+    out = _grade_batch(config, _batch([{"id": i, "response": "x"} for i in range(3)]), output)
+    assert out.num_rows == 3
+
+    def strict(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    if output == "jsonl":
+        lines = out.column("json").to_pylist()
+        rows = [json.loads(line, parse_constant=strict) for line in lines]
+        local = load_runner(config).grade([{"id": 0, "response": "x"}])[0]
+        from rm_service._wire import record_json
+
+        assert lines[0] + "\n" == _encode(record_json(local, line=1)).decode()
+    else:
+        rows = out.to_pylist()
+        for row in rows:
+            json.loads(row["metadata"], parse_constant=strict)
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_an_error_names_its_own_line_when_a_bad_line_comes_before_it() -> None:
+    """The runner numbers the good rows it grades; a row after an unreadable one was named by
+    the runner's number, which is another row's line ("line 1: ..." on line 2)."""
+    config = ROOT / "examples" / "rules.yaml"
+    records = [
+        None,
+        {"id": "a", "response": "<think>x</think><answer>3</answer>"},  # lacks ground_truth
+        {"id": "b", "response": "<think>x</think><answer>3</answer>", "ground_truth": "3"},
+    ]
+    rows = [
+        json.loads(j) for j in _grade_batch(config, _batch(records), "jsonl")["json"].to_pylist()
+    ]
+    assert [(r["line"], r["index"], r["status"]) for r in rows] == [
+        (1, 0, "error"), (2, 1, "error"), (3, 2, "ok"),
+    ]  # fmt: skip
+    missing = [e["error"] for e in rows[1]["errors"].values() if "ground_truth" in e["error"]]
+    assert missing and all(m.startswith("line 2: ") or ": line 2: " in m for m in missing)
+    assert not any("line 1" in e["error"] for e in rows[1]["errors"].values())
