@@ -493,11 +493,15 @@ class LLMGrader(BaseGrader):
 
         The backend is its model name, endpoint and ``extra_body``: two servers serving one
         model name (vLLM's ``--served-model-name``, a default like ``gpt-4o-mini``) shared
-        verdicts through a shared cache, and ``extra_body`` can override sampling fields.
+        verdicts through a shared cache, and ``extra_body`` can override sampling fields. A
+        backend with a ``cache_identity`` (a local model: its weights) is named by that.
         """
         extra = getattr(model, "extra_body", None)
+        identity = getattr(model, "cache_identity", None)  # a local model: its weights
         backend = json.dumps(
-            [str(model.model), getattr(model, "base_url", None), extra],
+            identity
+            if identity is not None
+            else [str(model.model), getattr(model, "base_url", None), extra],
             sort_keys=True,
             ensure_ascii=False,
             default=repr,

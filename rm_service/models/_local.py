@@ -172,6 +172,31 @@ class LocalChatModel:
     def __repr__(self) -> str:
         return f"LocalChatModel(model={self.model!r}, path={str(self.path or 'default')!r})"
 
+    @property
+    def cache_identity(self) -> list[Any]:
+        """What names this judge in a verdict cache's key: the weights, not the display name.
+
+        ``model`` is only the file's stem or the folder's name, so ``runs/a/final`` and
+        ``runs/b/final`` (or two ``model.gguf`` files) shared verdicts through a cache, and the
+        second model was never asked. The key names the resolved path, the size and time of the
+        weights as first seen (a checkpoint rewritten in place is another model), and the
+        settings that change what the model reads."""
+        cached = self.__dict__.get("_identity")
+        if cached is None:
+            try:
+                path = self._resolve()[0].resolve()
+                stamp = _weights_stamp(path)
+            except (LocalModelUnavailable, OSError):
+                path, stamp = self.path, None
+            cached = self._identity = [
+                self.model,
+                str(path),
+                stamp,
+                self.chat_template,
+                self.max_input_tokens,
+            ]
+        return list(cached)
+
     # -- loading --
 
     def _resolve(self) -> tuple[Path, Path | None]:
@@ -361,3 +386,10 @@ def _generate(
         logprobs=lp,
         finish_reason="stop" if stop else "length",
     )
+
+
+def _weights_stamp(path: Path) -> list[int]:
+    """Size and modification time (ns) of a weights file, or of a model folder's newest file."""
+    files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+    stats = [p.stat() for p in files]
+    return [sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0)]

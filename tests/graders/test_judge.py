@@ -970,6 +970,48 @@ async def test_two_endpoints_serving_one_model_name_never_share_verdicts() -> No
         assert isinstance(hit, GraderScore) and (hit.score, hit.metadata["cached"]) == (0.0, True)
 
 
+async def test_two_local_models_of_one_name_never_share_verdicts(tmp_path: Path) -> None:
+    """A local judge was keyed by its name alone, the folder's or file's stem: ``runs/a/final``
+    and ``runs/b/final`` shared verdicts through a cache file, and the second was never asked.
+    Its weights (path, size and time) are in the key now."""
+    import os
+
+    from rm_service.models._base import Usage
+    from rm_service.models._local import LocalChatModel
+
+    class Scripted(LocalChatModel):  # the weights are never loaded: the answer is scripted
+        def __init__(self, path: Path, score: int) -> None:
+            super().__init__(path)
+            self.score, self.calls = score, 0
+
+        async def achat(self, messages: Any, params: Any = None) -> ChatResult:
+            self.calls += 1
+            text = json.dumps({"reason": "r", "score": self.score})
+            return ChatResult(text=text, model=self.model, usage=Usage(1, 1), latency_s=0.0)
+
+    folders = [tmp_path / run / "final" for run in ("a", "b", "c")]
+    for i, folder in enumerate(folders):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"w" * (10 + (i == 1)))
+    os.utime(folders[2] / "model.safetensors", ns=(1, 1))
+    (folders[1] / "model.safetensors").touch()
+    db = tmp_path / "cache.sqlite"
+    seen = []
+    for folder, score in zip(folders, (5, 1, 3), strict=True):
+        model = Scripted(folder, score)
+        cache = JudgeCache(path=db)  # a new process each time: the same file
+        result = await judge(model, cache=cache, name="judge").aevaluate(**RECORD)
+        cache.close()
+        assert isinstance(result, GraderScore), result
+        seen.append((result.score, model.calls))
+    assert seen == [(1.0, 1), (0.0, 1), (0.5, 1)]
+    same = Scripted(folders[0], 1)  # the first model again: its verdict comes from the file
+    cache = JudgeCache(path=db)
+    hit = await judge(same, cache=cache, name="judge").aevaluate(**RECORD)
+    cache.close()
+    assert isinstance(hit, GraderScore) and (hit.score, same.calls) == (1.0, 0)
+
+
 async def test_an_unparseable_answer_is_not_cached(tmp_path: Path) -> None:
     """A cut-short or garbled answer was stored like any other: after the judge recovered, the
     record stayed unparseable from memory, and from the SQLite file in a new process."""
