@@ -54,9 +54,10 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._pregate import grader_pregates, pregate_result
 from graders._rm_score import ScoreMap, score_map
 from graders._text import as_text
-from rm_service._exceptions import ConfigError, LocalModelUnavailable
+from rm_service._exceptions import ConfigError, InputError, LocalModelUnavailable
 from rm_service._result import GraderScore
 from rm_service.models._batch import MicroBatcher
+from rm_service.models._body import scrub_surrogates
 from rm_service.models._seqcls import (
     SMOLLM2,
     Scored,
@@ -238,12 +239,16 @@ class RewardModelGrader(BaseGrader):
             raise Unscored(str(exc), kind="invalid_input") from None
         if not text:
             raise Unscored("the reward model's input is empty", kind="invalid_input")
+        text = scrub_surrogates(text)  # a lone surrogate (valid JSON) no tokenizer takes
         view = gate_view(response, query, prompt, completion, messages)
         if view is not None:
             gated = pregate_result(self.pregates, *view, name=self.name, score=self.pregate_score)
             if gated is not None:
                 return gated
-        scored = await self._batcher.submit(text)
+        try:
+            scored = await self._batcher.submit(text)
+        except InputError as exc:  # tokenized to nothing
+            raise Unscored(str(exc), kind="invalid_input") from None
         try:
             score = self.score_map(scored.raw)
         except ValueError as exc:
@@ -299,10 +304,23 @@ class RewardModelGrader(BaseGrader):
             ), "chat"
         return (query or "") + response, "text"
 
-    async def _forward(self, texts: list[str]) -> list[Scored]:
+    async def _forward(self, texts: list[str]) -> list[Scored | Exception]:
         bundle = self.load()  # loaded before any record was submitted; returns at once
         limit = self.max_length or bundle.max_length
-        return await asyncio.to_thread(score_texts, bundle, texts, limit)
+        try:
+            return list(await asyncio.to_thread(score_texts, bundle, texts, limit))
+        except Exception:
+            if len(texts) == 1:
+                raise
+        # One input the tokenizer or the model cannot take failed the whole pass: each text
+        # alone, so that only it fails and its batch-mates keep their scores.
+        out: list[Scored | Exception] = []
+        for text in texts:
+            try:
+                out += await asyncio.to_thread(score_texts, bundle, [text], limit)
+            except Exception as exc:
+                out.append(exc)
+        return out
 
 
 def gate_view(

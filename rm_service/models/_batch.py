@@ -18,8 +18,10 @@ Design points:
   hands a future to the wrong one.
 * **One failure is everyone's, one cancellation is nobody's.** ``run`` returns one result per
   item, in order; whatever it raises (or a wrong count) is raised in every submitter of that
-  batch. A submitter that is cancelled leaves the batch running for the others, and an item
-  whose submitter is gone before its batch starts is dropped rather than computed.
+  batch. An exception *returned* for an item is raised in that item's submitter alone (a
+  backend that can tell which input failed keeps the others' results). A submitter that is
+  cancelled leaves the batch running for the others, and an item whose submitter is gone
+  before its batch starts is dropped rather than computed.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class MicroBatcher(Generic[T, R]):
 
     def __init__(
         self,
-        run: Callable[[list[T]], Awaitable[Sequence[R]]],
+        run: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
         *,
         max_batch: int = 32,
         max_wait_s: float = 0.0,
@@ -177,7 +179,11 @@ class MicroBatcher(Generic[T, R]):
                     w.future.set_exception(exc)
         else:
             for w, result in zip(batch, results, strict=True):
-                if not w.future.done():
+                if w.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    w.future.set_exception(result)
+                else:
                     w.future.set_result(result)
         finally:
             for w in batch:  # cancelled, or a BaseException: nobody waits forever

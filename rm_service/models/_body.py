@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["encode_json", "without_surrogates"]
+__all__ = ["encode_json", "scrub_surrogates", "without_surrogates"]
 
 _encode_ascii = json.JSONEncoder().encode
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -38,6 +38,16 @@ def without_surrogates(body: dict[str, Any]) -> dict[str, Any]:
         scrubbed: dict[str, Any] = _scrubbed(body)
         return scrubbed
     return body
+
+
+def scrub_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD, as a UTF-8 round trip would read it: what a
+    tokenizer (or a server) can take. The same text when it holds none (one encode to check)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE_RE.sub("\ufffd", text)
+    return text
 
 
 def _scrubbed(obj: Any) -> Any:

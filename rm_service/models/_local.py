@@ -183,14 +183,16 @@ class LocalChatModel:
         settings that change what the model reads."""
         cached = self.__dict__.get("_identity")
         if cached is None:
+            where: Path | None = self.path
+            stamp: list[int] | None = None
             try:
-                path = self._resolve()[0].resolve()
-                stamp = _weights_stamp(path)
+                where = self._resolve()[0].resolve()
+                stamp = _weights_stamp(where)
             except (LocalModelUnavailable, OSError):
-                path, stamp = self.path, None
+                pass  # unloadable: the first call says so; the key still names the path
             cached = self._identity = [
                 self.model,
-                str(path),
+                str(where),
                 stamp,
                 self.chat_template,
                 self.max_input_tokens,

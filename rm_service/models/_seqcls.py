@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rm_service._exceptions import InputError
 from rm_service.models._weights import (
     LocalModelUnavailable,
     cache_dir,
@@ -357,7 +358,7 @@ def score_texts(bundle: SeqClsBundle, texts: Sequence[str], max_length: int) -> 
     for ids in encoded:
         n = len(ids)
         if n == 0:
-            raise ValueError("an input tokenized to nothing; the reward model needs a token")
+            raise InputError("the input tokenized to nothing; the reward model needs a token")
         cut = ids[-max_length:] if n > max_length else list(ids)
         kept.append(cut)
         info.append((len(cut), n, n > max_length))

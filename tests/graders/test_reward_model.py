@@ -139,6 +139,23 @@ async def test_concurrent_records_share_forward_passes_with_unbatched_results(rm
     assert [r.metadata["raw"] for r in together] == pytest.approx(alone, abs=1e-5)
 
 
+async def test_one_record_no_tokenizer_takes_does_not_cost_its_batch_mates(
+    rm_dir: Path,
+) -> None:
+    """A lone surrogate (valid JSON: ``"\\ud800"``) made the tokenizer raise for the whole
+    forward pass, so every record batched with it was unscored as ``internal``. It is read as a
+    UTF-8 decoder would (U+FFFD), and a pass that still fails is retried a text at a time."""
+    g = RewardModelGrader(path=str(rm_dir), max_batch=8, max_wait_ms=50, device="cpu")
+    records = [{"query": q, "response": r} for q, r in zip(PROMPTS, COMPLETIONS, strict=True)]
+    alone = [(await grade(g, **r)).metadata["raw"] for r in records]
+    poisoned = {"query": "Say hi", "response": "hi \ud800 there"}
+    together = await asyncio.gather(*(g.aevaluate(**r) for r in [poisoned, *records]))
+    assert all(isinstance(r, GraderScore) for r in together), together
+    assert [r.metadata["raw"] for r in together[1:]] == pytest.approx(alone, abs=1e-5)
+    replaced = await grade(g, query="Say hi", response="hi \ufffd there")
+    assert together[0].metadata["raw"] == pytest.approx(replaced.metadata["raw"], abs=1e-5)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 async def test_a_gpu_is_used_in_bf16_when_present_and_agrees_with_the_cpu(rm_dir: Path) -> None:
     gpu = RewardModelGrader(path=str(rm_dir))

@@ -103,6 +103,21 @@ async def test_a_failure_reaches_every_item_of_its_batch_and_no_other() -> None:
     assert results[4:] == [16, 25, 36, 49]
 
 
+async def test_an_exception_returned_for_one_item_fails_that_item_alone() -> None:
+    """A backend that can tell which input failed returns the exception in its place: that
+    submitter gets it, its batch-mates their results (one bad record no longer costs the
+    others their scores)."""
+
+    async def run(items: list[int]) -> list[int | Exception]:
+        return [ValueError(f"bad {i}") if i < 0 else i * 10 for i in items]
+
+    b: MicroBatcher[int, int] = MicroBatcher(run, max_batch=8)
+    got = await asyncio.gather(*(b.submit(i) for i in (1, -2, 3)), return_exceptions=True)
+    assert got[0] == 10 and got[2] == 30
+    assert isinstance(got[1], ValueError) and str(got[1]) == "bad -2"
+    assert b.batches == 1
+
+
 async def test_a_wrong_count_is_an_error_not_a_shifted_result() -> None:
     async def short(items: list[int]) -> list[int]:
         return items[:-1]
