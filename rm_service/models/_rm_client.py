@@ -283,7 +283,7 @@ class RemoteRMClient(PerLoopSessions):
         body = self._body(items)
         cost = 0.0
         if self.limiter is not None and self.limiter.tpm:
-            cost = sum(len(i.prompt) + len(i.response) for i in items) / 4
+            cost = sum(_chars(i) for i in items) / 4
         deadline = loop.time() + self.deadline
 
         async def attempt(n: int) -> tuple[list[RMValue], int]:
@@ -400,11 +400,21 @@ class RemoteRMClient(PerLoopSessions):
             raise self._malformed(f"{len(rewards)} rewards for {count} queries", content, n)
         logs = doc.get("extra_logs")
         flags = logs.get("rm_error") if isinstance(logs, dict) else None
-        if not (isinstance(flags, list) and len(flags) == count):
+        if flags is None:
             flags = [0] * count
+        elif not (
+            isinstance(flags, list)
+            and len(flags) == count
+            and all(isinstance(f, int | float) for f in flags)
+        ):
+            # Flags that cannot be read say some samples' rewards are stand-ins without saying
+            # which: taking them as all clear would score a fallback 0.0 as a real reward.
+            raise self._malformed(
+                f"extra_logs.rm_error is {flags!r:.80}, not a list of {count} flags", content, n
+            )
         out = []
         for reward, flag in zip(rewards, flags, strict=True):
-            if _is_number(flag) and flag == 1:
+            if flag:
                 out.append(
                     RMValue(
                         None,
@@ -416,6 +426,13 @@ class RemoteRMClient(PerLoopSessions):
             else:
                 out.append(_pick([reward], None, key, {}))
         return out
+
+
+def _chars(item: RMInput) -> int:
+    """The characters an input sends, the rate budget's estimate of its tokens (chat input
+    sends its messages: the prompt and response fields are empty there)."""
+    chat = sum(len(m.get("content") or "") for m in item.messages or ())
+    return len(item.prompt) + len(item.response) + chat
 
 
 def _is_number(value: Any) -> bool:
@@ -443,7 +460,10 @@ def _pick(values: Any, index: int | None, what: str, detail: dict[str, Any]) -> 
     value = values[index]
     if not _is_number(value):
         return RMValue(None, f"{what}[{index}] is {value!r}, not a number", detail=detail)
-    raw = float(value)
+    try:
+        raw = float(value)
+    except OverflowError:  # an integer past the float range
+        return RMValue(None, f"{what}[{index}] is too large for a float", detail=detail)
     if not math.isfinite(raw):
         return RMValue(raw, f"{what}[{index}] is {raw!r}, not a finite number", detail=detail)
     return RMValue(raw, detail=detail)

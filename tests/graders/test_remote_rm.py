@@ -245,6 +245,63 @@ async def test_one_bad_item_is_unparseable_and_the_others_keep_their_values() ->
         assert "outside [0, 1]" in unscored(res, "unparseable").error
 
 
+@pytest.mark.parametrize(
+    "flags",
+    ["[1]", "1", '["x", 0]', '{"0": 1}'],
+    ids=["too-few", "a-scalar", "not-numbers", "an-object"],
+)
+async def test_rm_error_flags_that_cannot_be_read_are_a_malformed_answer(server, flags) -> None:
+    """``extra_logs.rm_error`` says which rewards are the server's stand-ins. Flags of the wrong
+    length or shape were dropped, so a flagged sample's fallback 0.0 was scored as a reward."""
+    grader = rm(server, "get_reward")
+    body = f'{{"rewards": [0.0, 0.7], "extra_logs": {{"rm_error": {flags}}}}}'.encode()
+    server.script(*[Reply(body=body, kind="x")] * 4)  # the retry gets the same answer
+    got = await asyncio.gather(
+        grader.aevaluate(query="a", response="b"), grader.aevaluate(query="c", response="d")
+    )
+    for result in got:
+        assert "rm_error" in unscored(result, "judge_error").error
+
+
+async def test_true_as_an_rm_error_flag_marks_its_sample(server) -> None:
+    grader = rm(server, "get_reward")
+    body = b'{"rewards": [0.0, 0.7], "extra_logs": {"rm_error": [true, false]}}'
+    server.script(Reply(body=body, kind="x"))
+    got = await asyncio.gather(
+        grader.aevaluate(query="a", response="b"), grader.aevaluate(query="c", response="d")
+    )
+    assert "fallback" in unscored(got[0], "judge_error").error
+    assert got[1].score == pytest.approx(sigmoid(0.7))
+
+
+async def test_a_value_too_large_for_a_float_fails_its_item_alone(server) -> None:
+    """An integer past the float range raised OverflowError for the whole batch (internal)."""
+    grader = rm(server, max_batch=8, max_wait_ms=50)
+    big = "1" + "0" * 400
+    body = f'{{"data": [{{"index": 0, "probs": [{big}]}}, {{"index": 1, "probs": [0.8]}}]}}'
+    server.script(Reply(body=body.encode(), kind="x"))
+    got = await asyncio.gather(
+        grader.aevaluate(query="a", response="b"), grader.aevaluate(query="c", response="d")
+    )
+    assert "too large for a float" in unscored(got[0], "unparseable").error
+    assert isinstance(got[1], GraderScore) and got[1].score == pytest.approx(0.8)
+    assert server.stats.batch_sizes == [2]
+
+
+async def test_chat_input_is_charged_to_the_token_budget(server) -> None:
+    """With ``input_format: chat`` the prompt and response fields are empty (the text is in
+    the messages), so the tpm budget was charged nothing and never limited a request."""
+    budgeted = rm(server, input_format="chat", tpm=12_000, max_batch=1, pregates=False)
+    records = [{"query": "q" * 400, "response": "a" * 400} for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    got = await asyncio.gather(*(budgeted.aevaluate(**r) for r in records))
+    assert all(isinstance(r, GraderScore) for r in got)
+    # 200 estimated tokens each against 200 tokens a second with a second's burst: the budget
+    # holds the third request back (unlimited, the three take milliseconds)
+    assert loop.time() - started > 0.5
+
+
 async def test_a_two_class_model_needs_label_index() -> None:
     with RMServer(num_classes=2) as server:
         res = await rm(server).aevaluate(query="q", response="r")
