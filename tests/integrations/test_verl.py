@@ -109,6 +109,27 @@ async def test_a_backend_that_raises_gives_the_fallback_not_an_exception(
         assert got == sample(0.5, 0.5, 0.5, 0.5, 1.0)
 
 
+async def test_a_backend_that_raises_leaves_each_component_its_kind_and_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The trainers' stand-in for a failed batch held no components: unscored, with no kind
+    and no reason anywhere (only a log line). Each component is now an ``internal`` error
+    naming the exception, as every other face reports one."""
+
+    async def broken(self: Any, records: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("grading blew up")
+
+    monkeypatch.setattr(GradingRunner, "agrade", broken)
+    target = await _targets.acached_target(_targets.reward_key(SHIM_CONFIG, None, None, None))
+    results = await _targets.grade_safely(target, [{"response": "7"}, {"response": "8"}])
+    assert [r.index for r in results] == [0, 1]
+    for rec in results:
+        assert rec.status == "unscored" and rec.reward is None
+        assert set(rec.errors) == {*target.names, target.reward}
+        for err in rec.errors.values():
+            assert err.kind == "internal" and "RuntimeError: grading blew up" in err.error
+
+
 async def test_no_key_is_one_verl_writes_itself_whatever_the_components_are_called() -> None:
     """verl's _validate adds its own ``reward`` column, then appends every returned key: an
     aggregator named ``reward`` made that column twice as long and failed its length assert.
