@@ -11,7 +11,9 @@ The script reads Redis's own clock (``TIME``), so replicas' clocks need not agre
 * **Settling** is folded into the next acquire: :meth:`settle` is called from synchronous code
   after a call, so the correction is kept and sent with this replica's next reservation (an
   extra round trip per call would double the Redis traffic for a correction that only matters
-  to later calls anyway).
+  to later calls anyway). If that reservation fails, Redis may still have applied it (a
+  timeout while Redis was slow), so only a charge is sent again, never a refund: applied twice,
+  a charge keeps the replicas under the limit, a refund would not.
 * **Redis down or slow**: the limiter falls back to a local one, warned once per outage and
   counted (the link's circuit breaker probes Redis again after ``retry_after``). The local
   fallback runs at the configured rate divided by the number of replicas that used the budget
@@ -155,8 +157,13 @@ class RedisRateLimiter(RateLimiter):
                     "acquire", lambda c: self._eval(c, tokens, max_wait, correction)
                 )
             except Exception as exc:  # Redis failed: the local limiter keeps us under the limit
-                with self._shared_lock:
-                    self._pending_tokens += correction
+                if correction > 0:
+                    # A failure may come after Redis ran the script (a timeout while it was
+                    # slow), so a correction sent again may be applied twice. A charge twice
+                    # errs under the limit; a refund twice would let replicas exceed it, so
+                    # only a charge is kept for the next try.
+                    with self._shared_lock:
+                        self._pending_tokens += correction
                 link.failed("acquire", exc)
             else:
                 link.succeeded()

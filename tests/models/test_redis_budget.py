@@ -139,6 +139,37 @@ async def test_a_frozen_redis_delays_an_acquire_by_the_timeout_at_most(
     assert first < 1.0 and second < 0.3, (first, second)
 
 
+async def test_a_refund_sent_to_a_frozen_redis_is_applied_once(
+    redis_server: RedisServer,
+) -> None:
+    """A settle() refund goes with the next acquire. When that acquire timed out while Redis was
+    frozen, Redis still ran it once it woke, and the refund was queued again and sent with a
+    later acquire: applied twice, so replicas together went over the limit."""
+    key = uuid.uuid4().hex
+    tok = f"rm:budget:{key}:tok"
+
+    def tat() -> float:
+        reply = redis_server.command("GET", tok)
+        return float(reply.split(b"\r\n")[1])
+
+    limiter = _limiter(redis_server, key, tpm=60_000, timeout=0.1, retry_after=0.3)
+    try:
+        assert await limiter.acquire(10_000)  # ten seconds' worth of tokens
+        charged = tat()
+        limiter.settle(10_000, 0)  # the call used nothing: a refund of ten seconds, once
+        redis_server.pause()
+        try:
+            assert await limiter.acquire(0)  # times out: the local fallback grants it
+        finally:
+            redis_server.resume()
+        await asyncio.sleep(0.4)  # Redis ran the queued reservation; the breaker probes again
+        assert await limiter.acquire(0)
+        assert limiter.link.up
+        assert tat() - charged == pytest.approx(-10.0, abs=0.5)
+    finally:
+        await limiter.aclose()
+
+
 def test_the_judge_spec_builds_a_shared_limiter() -> None:
     spec = JudgeSpec(
         backend="openai",
