@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graders._pregate_text import normalize_for_gate
+from graders._text import INVISIBLE
 
 __all__ = ["Anchored", "fold"]
 
 
 # --- normalisation -------------------------------------------------------------------------------
 
-_INVISIBLE = "\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e"
+_INVISIBLE = INVISIBLE
 _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}\U000e0000-\U000e007f]")
 _MARKS_RE = re.compile("[\u0300-\u036f]")
 _LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")

@@ -12,11 +12,12 @@ import re
 from collections.abc import Iterable, Mapping
 
 from graders._pregate_text import _is_cjk, _quote, asked_verbatim, normalize_for_gate
+from graders._text import INVISIBLE
 
 __all__ = ["DEFAULT_MASTER_KEYS", "META_WORDS", "STOP_WORDS", "EmptyGate", "MasterKeyGate"]
 
 
-_VISIBLE_RE = re.compile(r"[^\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e]")
+_VISIBLE_RE = re.compile(rf"[^\s{INVISIBLE}]")
 
 
 class EmptyGate:

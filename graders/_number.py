@@ -28,8 +28,8 @@ from rm_service._result import GraderScore
 
 __all__ = ["NumberComparison", "NumberGrader", "compare_numbers"]
 
-_EXACT_REL_TOL = 1e-9
-"""Relative difference still called *exact*: absorbs float noise (``3/4`` vs ``0.75``)."""
+_FLOAT_CLOSE = 1e-9
+"""Floats this close (relative) may be one number: :meth:`Number.exact` then decides."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,8 @@ class NumberComparison:
     """How close a predicted number is to a gold one.
 
     Attributes:
-        exact: equal up to float noise (relative difference ≤ 1e-9).
+        exact: the same value as written (``3/4`` and ``0.75``; not ``2147483648`` and
+            ``2147483647``, which a float tolerance would call equal).
         within_tolerance: ``|pred − gold| ≤ max(rel_tol·|gold|, abs_tol)``.
         relative_error: ``|pred − gold| / |gold|`` (``inf`` when gold is 0 and pred is not).
     """
@@ -54,19 +55,48 @@ def compare_numbers(
 
     The tolerance is relative to the *gold* value, not symmetric like ``math.isclose``: "within
     10%" should mean 10% of the right answer, whatever the model said. The boundary is inclusive.
+    Both sides written as percentages are compared as written (``25%`` is not ``2500%``); the
+    two readings are for a percentage against a bare number. Equality is exact (see
+    :meth:`Number.exact`), decided in floats unless they are too close to tell.
     """
     best_err = math.inf
     exact = within = False
-    for p in pred.candidates():
-        for g in gold.candidates():
+    for p, p_div in _readings(pred, gold):
+        for g, g_div in _readings(gold, pred):
             diff = abs(p - g)
-            exact = exact or math.isclose(p, g, rel_tol=_EXACT_REL_TOL, abs_tol=0.0)
-            # The tiny slack keeps a response exactly on the boundary (1.1 vs 1.0 at 10%) inside
-            # despite binary rounding of the bound itself.
-            within = within or diff <= max(rel_tol * abs(g), abs_tol) * (1 + 1e-9)
+            tol = max(rel_tol * abs(g), abs_tol)
+            # The tiny slack keeps a response exactly on the boundary (1.1 vs 1.0 at 10%)
+            # inside despite binary rounding of the bound itself.
+            near = diff <= tol * (1 + 1e-9)
+            if math.isclose(p, g, rel_tol=_FLOAT_CLOSE, abs_tol=0.0):  # too close for floats
+                same = pred.exact() / p_div == gold.exact() / g_div
+                exact = exact or same
+                near = same or (near and tol > 0)  # 1e-400 is not 0 at no tolerance
+            within = within or near
             err = diff / abs(g) if g else (0.0 if diff == 0 else math.inf)
             best_err = min(best_err, err)
     return NumberComparison(exact=exact, within_tolerance=exact or within, relative_error=best_err)
+
+
+def _readings(n: Number, other: Number) -> tuple[tuple[float, int], ...]:
+    """``(value, divisor)`` for each value ``n`` may stand for against ``other``: a percentage
+    against a bare number is also its hundredth (see ``Number.candidates``); against another
+    percentage it is read as written."""
+    if n.percent and not other.percent:
+        return ((n.value, 1), (n.value / 100.0, 100))
+    return ((n.value, 1),)
+
+
+def _last_matches(numbers: list[Number], gold: Number) -> list[Number]:
+    """The last :data:`METADATA_LIST_LIMIT` of ``numbers`` that equal ``gold``, in order: the
+    scan stops there, so a response of millions of numbers is not compared number by number."""
+    found: list[Number] = []
+    for n in reversed(numbers):
+        if compare_numbers(n, gold, rel_tol=0.0).exact:
+            found.append(n)
+            if len(found) == METADATA_LIST_LIMIT:
+                break
+    return found[::-1]
 
 
 def _texts(numbers: list[Number]) -> list[str]:
@@ -102,9 +132,7 @@ def grade_number(
         "response_source": pred_source,
         "response_numbers": _texts(pred_all),
         "response_number_count": len(pred_all),
-        "matched_numbers": _texts(
-            [n for n in pred_all if compare_numbers(n, gold, rel_tol=0.0).exact]
-        ),
+        "matched_numbers": _texts(_last_matches(pred_all, gold)),
     }
     if pred is None:
         where = "response" if pred_source == "last_number" else f"response's {pred_source} answer"

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Literal
 
 from graders._base import Unscored
@@ -23,6 +24,7 @@ from rm_service._exceptions import ConfigError
 __all__ = [
     "ANSWER_FIELDS",
     "GOLD_LIST_GRADERS",
+    "INVISIBLE",
     "METADATA_LIST_LIMIT",
     "METADATA_TEXT_LIMIT",
     "NUMBER_CORE",
@@ -40,6 +42,7 @@ __all__ = [
     "grade_any_gold",
     "jsonable_number",
     "no_gradable_gold",
+    "numeric_text",
     "parse_number",
     "plain_value",
     "select_answer_number",
@@ -57,10 +60,33 @@ METADATA_LIST_LIMIT = 100
 
 # --- numbers -------------------------------------------------------------------------------------
 
+INVISIBLE = "\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e"
+"""Characters that render as nothing (zero-width spaces and joiners, direction marks, the soft
+hyphen), as the body of a regex character class: a reader sees the text without them."""
+_INVISIBLE_RE = re.compile(f"[{INVISIBLE}]+")
+_FULL_WIDTH = str.maketrans(
+    {
+        **{chr(0xFF10 + i): str(i) for i in range(10)},
+        "\uff0d": "-", "\ufe63": "-", "\uff0b": "+", "\ufe62": "+", "\uff0e": ".",
+        "\uff0c": ",", "\uff05": "%", "\ufe6a": "%",
+    }
+)  # fmt: skip
+
+
+def numeric_text(text: str) -> str:
+    """``text`` as the number rules read it: invisible characters removed (``4\u200b2`` is the
+    42 a reader sees) and full-width digits, signs, points, commas and percent signs as ASCII
+    (``－５`` is -5, not 5). Nothing else changes: NFKC would also turn ``5²`` into ``52``."""
+    if text.isascii():
+        return text
+    return _INVISIBLE_RE.sub("", text).translate(_FULL_WIDTH)
+
+
 NUMBER_CORE = (
     r"[-+\u2212]?"  # optional sign; U+2212 is the typographic minus
     r"(?:"
-    r"\\[dt]?frac\{\s*\d+\s*\}\{\s*\d+\s*\}"  # \frac{3}{4}, \dfrac, \tfrac
+    r"\\[dt]?frac"  # \frac{3}{4}, \dfrac, \tfrac, \frac{-3}{4}, \frac12 (TeX: one digit each)
+    r"(?:\{\s*[-+\u2212]?\s*\d+\s*\}\{\s*[-+\u2212]?\s*\d+\s*\}|\s*\d\d(?!\d))"
     r"|\d+/\d+(?![\d/])"  # 3/4, but not a date such as 1/2/2024
     r"|(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"  # 1,234.5  12  1.5e-3
     r"|\.\d+(?:[eE][-+]?\d+)?"  # .5
@@ -104,6 +130,42 @@ class Number:
         """
         return (self.value, self.value / 100.0) if self.percent else (self.value,)
 
+    def exact(self) -> Fraction:
+        """The value as written, exactly (``value`` is a float: ``2147483647`` and
+        ``2147483648`` are one float apart in relative terms, and ``9007199254740993`` is no
+        float at all). A percentage *not* divided by 100, as ``value``."""
+        s = self.text.strip()
+        if s.endswith("%"):
+            s = s[:-1].rstrip().removesuffix("\\").rstrip()
+        sign = -1 if s[:1] in ("-", "\u2212") else 1
+        s = s[1:] if s[:1] in ("-", "+", "\u2212") else s
+        try:
+            if s.startswith("\\"):
+                num, den = _frac_parts(s)
+                return sign * Fraction(num, den)
+            num_text, slash, den_text = s.partition("/")
+            if slash:
+                return sign * Fraction(int(num_text), int(den_text))
+            return sign * Fraction(s.replace(",", ""))
+        except (ValueError, ZeroDivisionError):  # not written as a number ("eight"): its value
+            return Fraction(self.value)
+
+
+_FRAC_PART_RE = re.compile(r"([-+\u2212]?)\s*(\d+)")
+
+
+def _frac_parts(latex: str) -> tuple[int, int]:
+    """Numerator and denominator of ``\\frac{a}{b}`` (signs inside the braces kept) or of the
+    shorthand ``\\frac12``; ``ZeroDivisionError`` is the caller's to catch."""
+    body = latex[latex.index("frac") + 4 :]
+    if "{" not in body:  # \frac12: one digit each, as TeX reads it
+        digits = body.strip()
+        return int(digits[0]), int(digits[1])
+    (s1, n1), (s2, n2) = _FRAC_PART_RE.findall(body)
+    num = -int(n1) if s1 in ("-", "\u2212") else int(n1)
+    den = -int(n2) if s2 in ("-", "\u2212") else int(n2)
+    return num, den
+
 
 def parse_number(text: str) -> Number | None:
     """Parse one number span (as matched by :data:`NUMBER_CORE`) into a :class:`Number`.
@@ -121,8 +183,8 @@ def parse_number(text: str) -> Number | None:
         s = s[1:]
     try:
         if s.startswith("\\"):
-            num, den = _DIGITS_RE.findall(s)
-            value = float(num) / float(den)
+            top, bottom = _frac_parts(s)
+            value = top / bottom
         elif "/" in s:
             num, _, den = s.partition("/")
             value = float(num) / float(den)
@@ -241,9 +303,12 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
     reasoning. Otherwise "\\boxed{x}" after a stray "42" in the working would score as 42.
     The regions are :func:`answer_regions`'.
 
+    The text is read through :func:`numeric_text` (full-width forms, invisible characters).
+
     Returns:
         ``(answer or None, the rule used, every number in text)``.
     """
+    text = numeric_text(text)
     everything = find_numbers(text)
     regions, source = answer_regions(text)
     if source == "last_number":

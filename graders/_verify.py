@@ -61,7 +61,7 @@ import re
 from typing import TYPE_CHECKING
 
 from graders._base import Unscored
-from graders._text import NUMBER_PATTERN, answer_regions
+from graders._text import NUMBER_PATTERN, answer_regions, numeric_text
 from graders._verify_answer import (
     Decision,
     _decide_choice,
@@ -247,13 +247,14 @@ async def decide(response: str, reference: str, math: MathGrader) -> tuple[Refer
         Unscored: a math check timed out or failed (``timeout`` / ``internal``): a failure is never
             turned into a judge call or a score.
     """
-    ref = read_reference(reference)
+    ref = read_reference(numeric_text(reference))
     if ref.kind == "prose":
         return ref, Decision(None, "judge", "the reference is prose: only a judge can compare it")
     path = f"rule:{ref.kind}"
     final = final_part(response)
     if final is None:
         return ref, _no_answer(path, "text", "the reasoning never ended (<think> without </think>)")
+    final = numeric_text(final)  # full-width signs and digits, invisible characters
     if len(final) > OFFLOAD_CHARS:  # keep the event loop free while a long text is read
         decision = await asyncio.to_thread(_decide_by_text, final, ref)
     else:

@@ -86,6 +86,22 @@ GRADE_CASES = [
     ("I don't know", "42", 0.0, "no number in the response"),
     ("", "42", 0.0, "empty response"),
     (r"42, so \boxed{x}", "42", 0.0, "marked answer without a number; no fallback"),
+    # found by review: full-width forms and invisible characters read as a reader sees them
+    (r"\boxed{－5}", "5", 0.0, "a full-width minus is a sign (it was dropped: -5 scored as 5)"),
+    (r"\boxed{－5}", "-5", 1.0, "... so -5 written full-width is -5"),
+    ("４２．５", "42.5", 1.0, "full-width digits and point (read as 5)"),
+    ("１，２３４", "1234", 1.0, "full-width thousands comma (read as 234)"),
+    ("4\u200b2", "42", 1.0, "a zero-width space inside a number (read as 2)"),
+    ("42\u200b", "2", 0.0, "... and the 42 a reader sees is not 2"),
+    # percentages on both sides are read as written
+    (r"2500\%", r"25\%", 0.0, "2500% is not 25%"),
+    (r"25\%", r"0.25\%", 0.0, "25% is not 0.25%"),
+    (r"26\%", r"2500\%", 0.0, "no partial credit through the hundredth reading"),
+    (r"25\%", "25%", 1.0, "the same percentage"),
+    # fractions with a sign inside, and TeX's digit shorthand
+    (r"\boxed{\frac{-3}{4}}", "-0.75", 1.0, "a signed numerator (read as the denominator 4)"),
+    (r"\boxed{\frac{-3}{4}}", "4", 0.0, "... which is not 4"),
+    (r"\boxed{\frac12}", "0.5", 1.0, r"\frac12 is one half (no number before)"),
 ]
 
 
@@ -94,6 +110,33 @@ async def test_number_grading(response: str, reference: str, expected: float, wh
     result = await NumberGrader().aevaluate(response=response, reference_response=reference)
     assert isinstance(result, GraderScore), why
     assert result.score == expected, why
+
+
+@pytest.mark.parametrize(
+    ("response", "reference"),
+    [
+        ("2147483648", "2147483647"),
+        ("1000000001", "1000000000"),
+        ("9007199254740993", "9007199254740992"),  # one float: 2**53
+        ("1e-400", "0"),  # underflows to 0.0
+    ],
+)
+async def test_a_different_number_is_never_exact(response: str, reference: str) -> None:
+    """Exactness was a relative float tolerance of 1e-9: above 10**9, and for any integer past
+    2**53, an off-by-one answer scored 1.0 even with every tolerance off."""
+    strict = NumberGrader(rel_tol=0.0, abs_tol=0.0)
+    result = await strict.aevaluate(response=response, reference_response=reference)
+    assert isinstance(result, GraderScore) and result.score == 0.0, result
+    assert result.metadata["matched_numbers"] == []
+    same = await strict.aevaluate(response=reference, reference_response=reference)
+    assert isinstance(same, GraderScore) and same.score == 1.0
+
+
+async def test_matched_numbers_stop_at_the_last_hundred() -> None:
+    response = " ".join(["7"] * 5000) + " 7"
+    result = await NumberGrader().aevaluate(response=response, reference_response="7")
+    assert isinstance(result, GraderScore) and result.score == 1.0
+    assert result.metadata["matched_numbers"] == ["7"] * 100
 
 
 async def test_no_number_in_response_says_so() -> None:

@@ -121,8 +121,8 @@ CASES: list[tuple[str, str, float | None, str]] = [
     ("The speed of light is about 3 × 10^8 m/s.", "300000000", 1.0, "rule:math"),
     (r"\boxed{1{,}000}", "1000", 1.0, "rule:number"),  # LaTeX thousands separators
     (r"\boxed{1\,000}", "1000", 1.0, "rule:number"),
-    (r"\boxed{\frac{-1}{2}}", "-0.5", 1.0, "rule:math"),  # not "the last number, 2"
-    (r"Therefore $x = \frac{-1}{2}$.", "-0.5", 1.0, "rule:math"),
+    (r"\boxed{\frac{-1}{2}}", "-0.5", 1.0, "rule:number"),  # not "the last number, 2"
+    (r"Therefore $x = \frac{-1}{2}$.", "-0.5", 1.0, "rule:number"),
     # what the number rule leaves to the judge
     ("One half.", "0.5", None, "rule:number"),  # a fraction in words is not "one"
     ("It is 4.01", "4", None, "rule:number"),
