@@ -210,6 +210,8 @@ class BaseGrader:
         reason: Any = ""
         if isinstance(out, tuple) and len(out) == 2:
             out, reason = out
+        if not isinstance(out, _NUMBER_TYPES) and type(out).__module__ == "numpy":
+            out = out.tolist()  # np.float32(0.5) is 0.5 (an array stays a list: no score)
         # NaN and the infinities fail the range comparison
         if isinstance(out, _NUMBER_TYPES) and 0.0 <= out <= 1.0:
             text = reason if type(reason) is str else str(reason)

@@ -20,7 +20,15 @@ from functools import partial
 from typing import Any, Literal, get_args
 
 from graders._base import BaseGrader, grader
-from graders._text import NUMBER_CORE, as_text, clip, compile_regex, jsonable_number, parse_number
+from graders._text import (
+    NUMBER_CORE,
+    as_text,
+    clip,
+    jsonable_number,
+    parse_number,
+    without_invisible,
+)
+from graders._user_regex import MATCH_TIMEOUT_S, UserRegex, check_timeout, compile_regex
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -110,7 +118,7 @@ def check_think_answer(text: str, *, think_tag: str, answer_tag: str) -> Outcome
     if text[i_ca + len(ca) :].strip():
         return 0.0, f"trailing text after {ca}", {}
     answer = text[i_oa + len(oa) : i_ca].strip()
-    if not answer:
+    if not without_invisible(answer).strip():  # zero-width characters are no answer either
         return 0.0, f"empty {oa} block", {}
     return (
         1.0,
@@ -122,7 +130,7 @@ def check_think_answer(text: str, *, think_tag: str, answer_tag: str) -> Outcome
 # --- regex ---------------------------------------------------------------------------------------
 
 
-def check_regex(text: str, *, regex: re.Pattern[str], match: RegexMatch) -> Outcome:
+def check_regex(text: str, *, regex: UserRegex, match: RegexMatch) -> Outcome:
     """1.0 iff ``regex`` matches ``text``: the whole text (``fullmatch``), a prefix of it
     (``match``, as ``re.match``: anchored at the start, anything may follow) or anywhere in it
     (``search``).
@@ -130,7 +138,7 @@ def check_regex(text: str, *, regex: re.Pattern[str], match: RegexMatch) -> Outc
     Metadata holds the matched text and groups; a group named ``answer`` is also lifted to
     ``metadata["answer"]``.
     """
-    m = getattr(regex, match)(text)
+    m = regex.find(text, match)
     if m is None:
         return 0.0, f"pattern does not {match} the response", {}
     metadata: dict[str, Any] = {"matched": clip(m.group(0))}
@@ -147,8 +155,10 @@ def check_regex(text: str, *, regex: re.Pattern[str], match: RegexMatch) -> Outc
 # --- template ------------------------------------------------------------------------------------
 
 PLACEHOLDERS: dict[str, str] = {
-    # Not preceded by a digit or dot, so "[NUM]" cannot match the "2" of "12" or of "1.2".
-    "NUM": r"(?<![0-9.])" + NUMBER_CORE,
+    # Not preceded by a digit or dot, so "[NUM]" cannot match the "2" of "12" or of "1.2"; nor
+    # by a digit and a comma, so it never starts inside "1,234" (a search would retry at every
+    # group of "1,111,111,…" and read all the groups after it: quadratic).
+    "NUM": r"(?<![0-9.])(?<![0-9],)" + NUMBER_CORE,
     # A whole word (letters/digits, inner ' or -), atomic: no backtracking into a long "word".
     "WORD": r"(?<![\w'’-])(?>\w+(?:['’-]\w+)*)",
     # Non-empty and ending in a non-space (so it never has to be retried inside a whitespace run).
@@ -342,12 +352,16 @@ class FormatGrader(BaseGrader):
         multiline: ``^``/``$`` also match at line breaks (``regex`` mode only).
         dotall: ``.`` also matches a line break; on unless ``False`` (``regex`` mode only).
         template: the template (``template`` mode only, required there).
-        partial_credit: the score of a partial template match, in [0, 1].
-        think_tag: the reasoning tag name (``think`` modes), e.g. ``"reasoning"``.
-        answer_tag: the answer tag name (``think_answer`` mode).
+        partial_credit: the score of a partial template match, in [0, 1] (``template`` mode
+            only; default 0.5).
+        think_tag: the reasoning tag name (``think`` modes only), e.g. ``"reasoning"``.
+        answer_tag: the answer tag name (``think_answer`` mode only).
         think_prefilled: the chat template already opened ``<think>`` in the prompt (Qwen3,
             DeepSeek-R1), so the completion starts inside the block; checked as if the response
             began with ``<think>`` (so a response that repeats it has two and fails).
+        match_timeout: seconds one match of ``pattern`` may take (``regex`` mode only; default
+            :data:`~graders._user_regex.MATCH_TIMEOUT_S`); past it the response is unscored
+            (``timeout``), since a pattern that backtracks without bound would stall the loop.
         name: the result name.
 
     Raises:
@@ -369,10 +383,11 @@ class FormatGrader(BaseGrader):
         multiline: bool = False,
         dotall: bool | None = None,
         template: str | None = None,
-        partial_credit: float = 0.5,
-        think_tag: str = "think",
-        answer_tag: str = "answer",
+        partial_credit: float | None = None,
+        think_tag: str | None = None,
+        answer_tag: str | None = None,
         think_prefilled: bool = False,
+        match_timeout: float | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -395,10 +410,17 @@ class FormatGrader(BaseGrader):
             ignore_case=ignore_case or None,
             multiline=multiline or None,
             dotall=dotall,
+            match_timeout=match_timeout,
         )
-        _only_for(mode, "template", template=template)
-        if think_prefilled and mode not in ("think", "think_answer"):
-            raise ConfigError(f"think_prefilled applies to the think modes, not {mode!r}")
+        _only_for(mode, "template", template=template, partial_credit=partial_credit)
+        _only_for(mode, "think_answer", answer_tag=answer_tag, required=False)
+        if mode not in ("think", "think_answer"):
+            for what, given in (("think_prefilled", think_prefilled), ("think_tag", think_tag)):
+                if given not in (None, False):
+                    raise ConfigError(f"{what} applies to the think modes, not {mode!r}")
+        think_tag = "think" if think_tag is None else think_tag
+        answer_tag = "answer" if answer_tag is None else answer_tag
+        partial_credit = 0.5 if partial_credit is None else partial_credit
         for what, tag in (("think_tag", think_tag), ("answer_tag", answer_tag)):
             if not isinstance(tag, str) or not _TAG_NAME_RE.fullmatch(tag):
                 raise ConfigError(f"{what} must be a tag name such as 'think', got {tag!r}")
@@ -422,7 +444,8 @@ class FormatGrader(BaseGrader):
                 | (re.IGNORECASE if ignore_case else 0)
                 | (re.MULTILINE if multiline else 0)
             )
-            regex = compile_regex(pattern, flags, what="format pattern")
+            timeout = MATCH_TIMEOUT_S if match_timeout is None else check_timeout(match_timeout)
+            regex = compile_regex(pattern, flags, what="format pattern", timeout=timeout)
             check = partial(check_regex, regex=regex, match=match or "fullmatch")
         else:
             tpl = compile_template(template)
@@ -438,12 +461,14 @@ class FormatGrader(BaseGrader):
         return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)
 
 
-def _only_for(mode: str, wanted: str, **options: Any) -> None:
-    """Reject options meant for another mode, so a typo'd config fails at load, not silently."""
+def _only_for(mode: str, wanted: str, *, required: bool = True, **options: Any) -> None:
+    """Reject options meant for another mode, so a typo'd config fails at load, not silently
+    (``mode: think, answer_tag: final`` scored 1.0 with no answer tag at all). The first option
+    is ``wanted``'s required one, unless ``required=False``."""
     given = sorted(k for k, v in options.items() if v is not None)
     if mode == wanted:
-        required = next(iter(options))
-        if options[required] is None:
-            raise ConfigError(f"format mode {wanted!r} needs {required}=")
+        first = next(iter(options))
+        if required and options[first] is None:
+            raise ConfigError(f"format mode {wanted!r} needs {first}=")
     elif given:
         raise ConfigError(f"{', '.join(given)}: only for format mode {wanted!r}, not {mode!r}")

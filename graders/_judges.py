@@ -269,6 +269,9 @@ class RelevanceGrader(_NamedJudge):
         except EmbedderUnavailable as exc:
             note = cross_check_unavailable(self.cross_check, self.name, str(exc))
             return _noted(await super()._aevaluate(**fields), note)
+        except ValueError as exc:  # no direction (a non-finite embedding): the judge decides
+            note = {"ran": False, "reason": f"the embeddings failed: {exc}"}
+            return _noted(await super()._aevaluate(**fields), note)
         note = {
             "ran": True,
             "grader": "relevance_embedding",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 from graders._base import BaseGrader, grader
-from graders._text import as_text
+from graders._text import as_text, without_invisible
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -20,8 +20,9 @@ LengthUnit = Literal["chars", "words"]
 
 
 def length_of(text: str, unit: LengthUnit) -> int:
-    """``chars``: Unicode code points; ``words``: whitespace-separated tokens (``str.split``)."""
-    return len(text) if unit == "chars" else len(text.split())
+    """``chars``: Unicode code points; ``words``: tokens separated by whitespace or by invisible
+    characters (5,000 words joined by zero-width spaces are 5,000 words, not one)."""
+    return len(text) if unit == "chars" else len(without_invisible(text, " ").split())
 
 
 def length_score(

@@ -125,7 +125,7 @@ class _EmbeddingGrader(BaseGrader):
             )
         try:
             cos = await self.embedder.asimilarity(a, b)
-        except EmbedderUnavailable as exc:
+        except (EmbedderUnavailable, ValueError) as exc:
             raise Unscored(str(exc), kind="internal") from exc
         score = cosine_to_score(cos, self.low, self.high)
         return GraderScore(

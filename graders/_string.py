@@ -11,8 +11,11 @@ import re
 import unicodedata
 from typing import Any, Literal, get_args
 
+import regex
+
 from graders._base import BaseGrader, Unscored, grader
-from graders._text import as_gold_list, as_text, clip, compile_regex, grade_any_gold
+from graders._text import as_gold_list, as_text, clip, grade_any_gold
+from graders._user_regex import MATCH_TIMEOUT_S, UserRegex, check_timeout, compile_regex
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -43,7 +46,7 @@ def normalize_answer(text: str) -> str:
 
 def match_string(
     response: str,
-    reference: str | re.Pattern[str],
+    reference: str | UserRegex,
     *,
     mode: Literal["exact", "normalized", "contains", "regex"],
     ignore_case: bool = False,
@@ -63,8 +66,8 @@ def match_string(
         Unscored: the reference is empty (after stripping or normalising): an empty reference
             would match every response in ``contains`` mode and every blank one otherwise.
     """
-    if isinstance(reference, re.Pattern):
-        m = reference.fullmatch(response) if match == "fullmatch" else reference.search(response)
+    if isinstance(reference, UserRegex):
+        m = reference.find(response, match)
         meta: dict[str, Any] = {"pattern": reference.pattern}
         if m is not None:
             meta["matched"] = clip(m.group(0))
@@ -118,6 +121,9 @@ class StringMatchGrader(BaseGrader):
         pattern: a fixed regex (``regex`` mode only), compiled once here.
         ignore_case: case-insensitive ``exact``/``contains``/``regex``.
         match: ``"search"`` (default) or ``"fullmatch"`` (``regex`` mode only).
+        match_timeout: seconds one match may take (``regex`` mode only; default
+            :data:`~graders._user_regex.MATCH_TIMEOUT_S`); past it the response is unscored
+            (``timeout``): a pattern that backtracks without bound would stall the loop.
         name: the result name.
 
     Raises:
@@ -136,9 +142,12 @@ class StringMatchGrader(BaseGrader):
         pattern: str | None = None,
         ignore_case: bool = False,
         match: RegexMatch | None = None,
+        match_timeout: float | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        if not isinstance(ignore_case, bool):  # bool("false") is True
+            raise ConfigError(f"ignore_case must be true or false, got {ignore_case!r}")
         if mode not in get_args(StringMatchMode):
             raise ConfigError(
                 f"string_match mode must be one of {get_args(StringMatchMode)}, got {mode!r}"
@@ -154,8 +163,10 @@ class StringMatchGrader(BaseGrader):
             if match not in (None, *get_args(RegexMatch)):
                 raise ConfigError(f"match must be 'search' or 'fullmatch', got {match!r}")
         else:
-            if pattern is not None or match is not None:
-                raise ConfigError(f"pattern= and match= apply to regex mode, not {mode!r}")
+            if pattern is not None or match is not None or match_timeout is not None:
+                raise ConfigError(
+                    f"pattern=, match= and match_timeout= apply to regex mode, not {mode!r}"
+                )
             if reference is not None and not isinstance(reference, str):
                 raise ConfigError(f"reference must be a string, got {type(reference).__name__}")
             if reference is not None and not (
@@ -163,8 +174,9 @@ class StringMatchGrader(BaseGrader):
             ):
                 raise ConfigError(f"reference {reference!r} is empty for mode {mode!r}")
         self.match: RegexMatch = match or "search"
-        self._fixed: str | re.Pattern[str] | None = (
-            compile_regex(pattern, self._flags, what="string_match pattern")
+        self._timeout = MATCH_TIMEOUT_S if match_timeout is None else check_timeout(match_timeout)
+        self._fixed: str | UserRegex | None = (
+            compile_regex(pattern, self._flags, what="string_match pattern", timeout=self._timeout)
             if pattern is not None
             else reference
         )
@@ -193,20 +205,21 @@ class StringMatchGrader(BaseGrader):
             )
         return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)
 
-    def _match(self, text: str, ref: str | re.Pattern[str]) -> tuple[float, str, dict[str, Any]]:
+    def _match(self, text: str, ref: str | UserRegex) -> tuple[float, str, dict[str, Any]]:
         if self.mode == "regex" and isinstance(ref, str):
-            ref = _compile_record_pattern(ref, self._flags)
+            ref = _compile_record_pattern(ref, self._flags, self._timeout)
         ok, metadata = match_string(
             text, ref, mode=self.mode, ignore_case=self.ignore_case, match=self.match
         )
         return float(ok), f"{self.mode}: {'match' if ok else 'no match'}", metadata
 
 
-def _compile_record_pattern(pattern: str, flags: int) -> re.Pattern[str]:
-    """Compile a per-record pattern (``re`` caches compiled patterns); bad data is unscored."""
+def _compile_record_pattern(pattern: str, flags: int, timeout: float) -> UserRegex:
+    """Compile a per-record pattern (the ``regex`` module caches compiled patterns); bad data
+    is unscored."""
     if not pattern:
         raise Unscored("the reference pattern is empty", kind="invalid_input")
     try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
+        return UserRegex(pattern, flags, timeout=timeout)
+    except regex.error as exc:
         raise Unscored(f"invalid reference regex {pattern!r}: {exc}", kind="invalid_input") from exc

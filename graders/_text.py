@@ -19,7 +19,6 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from graders._base import Unscored
-from rm_service._exceptions import ConfigError
 
 __all__ = [
     "ANSWER_FIELDS",
@@ -36,7 +35,6 @@ __all__ = [
     "as_text",
     "boxed_contents",
     "clip",
-    "compile_regex",
     "find_numbers",
     "gold_list_note",
     "grade_any_gold",
@@ -46,6 +44,7 @@ __all__ = [
     "parse_number",
     "plain_value",
     "select_answer_number",
+    "without_invisible",
 ]
 
 METADATA_TEXT_LIMIT = 1000
@@ -73,13 +72,17 @@ _FULL_WIDTH = str.maketrans(
 )  # fmt: skip
 
 
+def without_invisible(text: str, sep: str = "") -> str:
+    """``text`` with each run of :data:`INVISIBLE` characters replaced by ``sep``: what a reader
+    sees (an answer of one zero-width space is empty; words joined by them are words)."""
+    return text if text.isascii() else _INVISIBLE_RE.sub(sep, text)
+
+
 def numeric_text(text: str) -> str:
     """``text`` as the number rules read it: invisible characters removed (``4\u200b2`` is the
     42 a reader sees) and full-width digits, signs, points, commas and percent signs as ASCII
     (``－５`` is -5, not 5). Nothing else changes: NFKC would also turn ``5²`` into ``52``."""
-    if text.isascii():
-        return text
-    return _INVISIBLE_RE.sub("", text).translate(_FULL_WIDTH)
+    return without_invisible(text).translate(_FULL_WIDTH)
 
 
 NUMBER_CORE = (
@@ -479,16 +482,6 @@ def _number_text(value: float) -> str | None:
         return format(Decimal(repr(value)), "f") if math.isfinite(value) else None
     except ValueError:  # an int past Python's str() digit limit
         return None
-
-
-def compile_regex(pattern: Any, flags: int = 0, *, what: str) -> re.Pattern[str]:
-    """Compile a construction-time regex, raising :class:`ConfigError` (naming ``what``) if bad."""
-    if not isinstance(pattern, str) or not pattern:
-        raise ConfigError(f"{what} must be a non-empty regex string, got {pattern!r}")
-    try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise ConfigError(f"{what}: invalid regex {pattern!r}: {exc}") from exc
 
 
 def clip(text: str, limit: int = METADATA_TEXT_LIMIT) -> str:

@@ -73,7 +73,8 @@ class GradingRunner:
         call_timeout: default per-call deadline in seconds (a ``GraderConfig`` may override it);
             a call past it is unscored with ``kind="timeout"``. It does not apply to inline
             graders (``grader.inline``: pure CPU, never awaiting), which no timer could
-            interrupt; the batch ``deadline`` is still checked before each of their calls.
+            interrupt, and a ``GraderConfig`` that sets one for such a grader is a
+            ``ConfigError``; the batch ``deadline`` is still checked before each of their calls.
         reward: which result is a record's ``reward``. Default: the aggregator named ``reward``,
             else the last aggregator (later ones may wrap earlier ones), else the only grader.
             With several graders and no aggregator, an equal-weight
@@ -139,6 +140,13 @@ class GradingRunner:
             for name, cfg in self.grader_configs.items()
             if contract(cfg.grader).inline
         )
+        for name, cfg, _ in self._inline:
+            if cfg.call_timeout is not None:  # it was silently ignored
+                raise ConfigError(
+                    f"{name}: call_timeout does not apply to an inline grader (pure CPU, run on "
+                    "the event loop), which no timer could stop; a format or string_match "
+                    "pattern has its own match_timeout"
+                )
         self._jobs: list[tuple[str, GraderConfig | None, float | None]] = [
             (name, cfg, cfg.call_timeout or call_timeout)
             for name, cfg in self.grader_configs.items()

@@ -150,3 +150,18 @@ def test_an_unbounded_concurrency_and_a_components_mapping_are_config_errors() -
     with pytest.raises(ConfigError, match="components must be a list"):
         load_config({"graders": graders, "aggregators": [mapping]})
     assert load_config({"graders": graders, "max_concurrency": 4096}).max_concurrency == 4096
+
+
+def test_call_timeout_on_an_inline_grader_is_a_config_error() -> None:
+    """A per-grader ``call_timeout`` on an inline rule grader was accepted and silently
+    ignored (no timer can stop code that never awaits), though the README promised it."""
+    from rm_service._config import load_runner
+
+    config = {
+        "graders": {"format": {"type": "format", "mode": "think", "call_timeout": 1}},
+        "aggregators": [],
+    }
+    with pytest.raises(ConfigError, match="format: call_timeout does not apply to an inline"):
+        load_runner(config)
+    config["graders"]["format"].pop("call_timeout")  # type: ignore[attr-defined]
+    assert load_runner(config).names == ["format"]

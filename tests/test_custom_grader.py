@@ -16,7 +16,7 @@ import pytest
 
 from graders import FunctionGrader, get_grader, grader, list_graders
 from graders._base import _REGISTRY
-from rm_service import ConfigError, GraderScore
+from rm_service import ConfigError, GraderError, GraderScore
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 RM_SERVICE = Path(sys.executable).with_name("rm-service")  # the console script a user runs
@@ -149,3 +149,22 @@ def test_running_a_grader_cell_again_redefines_it() -> None:
     assert get_grader("cell_probe", k=2).func(response="r") == 0.75
     with pytest.raises(ConfigError, match="'cell_probe' is already registered"):
         exec(code.format(score=0.5), {"grader": grader, "__name__": "other_module"})
+
+
+async def test_a_numpy_score_from_a_function_is_a_score() -> None:
+    """``np.float32(0.5)`` was refused as "not a score in [0, 1]" (internal), though it is one;
+    an array is still no score."""
+    import numpy as np
+
+    from graders._base import FunctionGrader
+
+    half = FunctionGrader(lambda response: np.float32(0.5), name="half")
+    result = await half.aevaluate(response="x")
+    assert isinstance(result, GraderScore) and result.score == 0.5
+    assert isinstance(result.score, float) and type(result.score) is float
+    yes = await FunctionGrader(lambda response: np.bool_(True), name="yes").aevaluate(response="x")
+    assert isinstance(yes, GraderScore) and yes.score == 1.0
+    many = await FunctionGrader(lambda response: np.array([0.5]), name="many").aevaluate(
+        response="x"
+    )
+    assert isinstance(many, GraderError) and many.kind == "internal"

@@ -351,6 +351,15 @@ class Embedder:
         return [[float(x) for x in row] for row in await self.aembed_array(texts)]
 
     async def asimilarity(self, a: str, b: str) -> float:
-        """Cosine similarity of two texts, in ``[-1, 1]``."""
+        """Cosine similarity of two texts, in ``[-1, 1]``.
+
+        Raises:
+            ValueError: an embedding is not finite (a float16 overflow) or all zeros: no
+                direction, and ``max(-1, min(1, nan))`` is 1.0, a made-up perfect match.
+        """
         vectors = await self.aembed_array([a, b])
-        return max(-1.0, min(1.0, float(vectors[0] @ vectors[1])))
+        cos = float(vectors[0] @ vectors[1])
+        norms = (float(vectors[0] @ vectors[0]), float(vectors[1] @ vectors[1]))
+        if not math.isfinite(cos) or not all(n > 0.5 for n in norms):  # unit vectors: norm 1
+            raise ValueError(f"the embeddings have no direction (cosine {cos!r}, norms² {norms})")
+        return max(-1.0, min(1.0, cos))

@@ -305,3 +305,66 @@ async def test_one_instance_shared_across_concurrent_calls() -> None:
         *(g.aevaluate(response=f"The answer is {i}.") for i in range(50))
     )
     assert [r.metadata["captures"][0]["value"] for r in results] == list(range(50))
+
+
+# --- found by the rule graders review ------------------------------------------------------------
+
+OPEN_R1_CODE_FORMAT = r"^<think>\n.*?\n</think>\n<answer>\n.*?```python.*?```.*?\n</answer>$"
+
+
+async def test_a_pattern_that_backtracks_without_bound_is_stopped_and_unscored() -> None:
+    """open-r1's code-format pattern backtracks without bound on a response that never closes
+    its answer: 34 s for 6 KB, on the event loop (rule graders run inline). A match now stops at
+    ``match_timeout`` and the component is unscored as a timeout, never a score."""
+    grader = FormatGrader(
+        mode="regex", pattern=OPEN_R1_CODE_FORMAT, match="match", multiline=True,
+        match_timeout=0.1,
+    )  # fmt: skip
+    response = "<think>\n" + "\n</think>\n<answer>\n```python```" * 200
+    started = time.monotonic()
+    result = await grader.aevaluate(response=response)
+    assert time.monotonic() - started < 5.0  # a guard against a hang, not a speed target
+    assert isinstance(result, GraderError) and result.kind == "timeout", result
+    assert "match_timeout" in result.error
+    honest = "<think>\nplan\n</think>\n<answer>\n```python\nprint(1)\n```\n</answer>"
+    ok = await grader.aevaluate(response=honest)
+    assert isinstance(ok, GraderScore) and ok.score == 1.0
+
+
+async def test_a_template_opening_with_num_stays_linear_on_comma_groups() -> None:
+    """``[NUM]`` could start inside ``1,111,…``, so the partial search retried at every group
+    and read all the groups after it: 35 s for 80 KB. A hang guard, generous on purpose."""
+    grader = FormatGrader(mode="template", template="[NUM] apples.")
+    started = time.monotonic()
+    result = await grader.aevaluate(response="1" + ",111" * 20_000)
+    assert time.monotonic() - started < 5.0
+    assert isinstance(result, GraderScore) and result.score == 0.0
+    whole = await grader.aevaluate(response="1,234,567 apples.")
+    assert isinstance(whole, GraderScore) and whole.score == 1.0
+    assert [c["text"] for c in whole.metadata["captures"]] == ["1,234,567"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"mode": "think", "answer_tag": "final"}, "answer_tag"),
+        ({"mode": "think_answer", "partial_credit": 0.3}, "partial_credit"),
+        ({"mode": "regex", "pattern": "x", "think_tag": "reason"}, "think_tag"),
+        ({"mode": "template", "template": "[NUM]", "answer_tag": "a"}, "answer_tag"),
+        ({"mode": "think", "match_timeout": 1.0}, "match_timeout"),
+        ({"mode": "regex", "pattern": "x", "match_timeout": 0}, "match_timeout"),
+    ],
+)
+def test_an_option_for_another_mode_is_a_config_error(kwargs: dict, says: str) -> None:
+    """``mode: think, answer_tag: final`` was accepted, and scored 1.0 a response with no
+    answer tag at all: the option only applies to think_answer."""
+    with pytest.raises(ConfigError, match=says):
+        FormatGrader(**kwargs)
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u2060", "\ufeff", " \u200b\u200c "])
+async def test_an_answer_of_invisible_characters_is_empty(invisible: str) -> None:
+    grader = FormatGrader(mode="think_answer")
+    result = await grader.aevaluate(response=f"<think>x</think><answer>{invisible}</answer>")
+    assert isinstance(result, GraderScore) and result.score == 0.0
+    assert "empty" in result.reason

@@ -106,3 +106,12 @@ async def test_constructible_by_name() -> None:
     assert isinstance(g, LengthPenalty) and g.name == "len"
     result = await g.aevaluate(response="abcdef")
     assert result.score == 0.5 and result.name == "len"
+
+
+async def test_words_joined_by_invisible_characters_are_counted_as_words() -> None:
+    """5,000 words joined by zero-width spaces counted as one word, so an over-long response
+    dodged the penalty (1.0 instead of 0.0)."""
+    grader = LengthPenalty(unit="words", max_len=50)
+    result = await grader.aevaluate(response="\u200b".join(["word"] * 5000))
+    assert isinstance(result, GraderScore) and result.score == 0.0, result
+    assert result.reason.startswith("5000 words")

@@ -193,6 +193,32 @@ async def test_many_records_in_flight_share_a_few_encodes(monkeypatch: pytest.Mo
 
 
 @needs_model
+@pytest.mark.parametrize("broken", [math.nan, 0.0], ids=["nan", "zero"])
+async def test_an_embedding_with_no_direction_is_unscored_not_a_perfect_match(
+    monkeypatch: pytest.MonkeyPatch, broken: float
+) -> None:
+    """A NaN embedding (a float16 overflow) gave ``max(-1, min(1, nan))`` = 1.0, a perfect
+    match for unrelated texts; an all-zero one gave cosine 0. Both are unscored now, and the
+    relevance judge's cross-check steps aside for the judge."""
+    grader = SimilarityGrader()
+    grader.embedder.load()
+    shared = grader.embedder._shared()
+    shared.lru.clear()
+    real = shared.st.encode
+
+    def broken_encode(texts: list[str], *args: object, **kwargs: object) -> object:
+        return real(texts, *args, **kwargs) * broken
+
+    monkeypatch.setattr(shared.st, "encode", broken_encode)
+    result = await grader.aevaluate(
+        response="The cat sat on the mat.", reference_response="Quarterly revenue rose 4%."
+    )
+    assert isinstance(result, GraderError) and result.kind == "internal", result
+    assert "no direction" in result.error
+    shared.lru.clear()
+
+
+@needs_model
 async def test_bfloat16_keeps_unit_vectors_and_the_labelled_split(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

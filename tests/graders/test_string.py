@@ -138,3 +138,28 @@ async def test_constructible_by_name() -> None:
     assert isinstance(g, StringMatchGrader) and g.name == "em" and g.mode == "normalized"
     result = await g.aevaluate(response="the Beatles", reference_response="Beatles")
     assert result.score == 1.0 and result.name == "em"
+
+
+# --- found by the rule graders review ------------------------------------------------------------
+
+
+async def test_a_record_pattern_that_backtracks_without_bound_is_unscored_as_a_timeout() -> None:
+    """A reference pattern with an ambiguous repetition (``(\\w+\\s?)+`` under ``re``,
+    ``(a|aa)+b`` here) takes exponential time in the response's length, seconds at 25
+    characters; it is stopped at ``match_timeout``."""
+    import time
+
+    grader = StringMatchGrader(mode="regex", match="fullmatch", match_timeout=0.1)
+    started = time.monotonic()
+    result = await grader.aevaluate(response="a" * 40 + "!", reference_response=r"(a|aa)+b")
+    assert time.monotonic() - started < 5.0  # a hang guard, not a speed target
+    assert isinstance(result, GraderError) and result.kind == "timeout", result
+    fine = await grader.aevaluate(response="aaab", reference_response=r"(a|aa)+b")
+    assert isinstance(fine, GraderScore) and fine.score == 1.0
+
+
+@pytest.mark.parametrize("value", ["false", "true", 0, 1, None])
+def test_ignore_case_must_be_a_bool(value: object) -> None:
+    """``bool("false")`` is True: a quoted YAML value turned case-folding on."""
+    with pytest.raises(ConfigError, match="ignore_case"):
+        StringMatchGrader(mode="exact", reference="x", ignore_case=value)  # type: ignore[arg-type]
