@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any, Literal
 
 from graders._base import Unscored
@@ -82,7 +81,9 @@ def numeric_text(text: str) -> str:
     """``text`` as the number rules read it: invisible characters removed (``4\u200b2`` is the
     42 a reader sees) and full-width digits, signs, points, commas and percent signs as ASCII
     (``－５`` is -5, not 5). Nothing else changes: NFKC would also turn ``5²`` into ``52``."""
-    return without_invisible(text).translate(_FULL_WIDTH)
+    if text.isascii():
+        return text
+    return _INVISIBLE_RE.sub("", text).translate(_FULL_WIDTH)
 
 
 NUMBER_CORE = (
@@ -133,25 +134,31 @@ class Number:
         """
         return (self.value, self.value / 100.0) if self.percent else (self.value,)
 
-    def exact(self) -> Fraction:
-        """The value as written, exactly (``value`` is a float: ``2147483647`` and
-        ``2147483648`` are one float apart in relative terms, and ``9007199254740993`` is no
-        float at all). A percentage *not* divided by 100, as ``value``."""
+    def ratio(self) -> tuple[int, int]:
+        """The value as written, exactly: ``(numerator, denominator)``, the denominator > 0
+        (``value`` is a float: ``2147483647`` and ``2147483648`` are one float apart in
+        relative terms, and ``9007199254740993`` is no float at all). A percentage *not*
+        divided by 100, as ``value``. Integers, through :class:`decimal.Decimal`: cheap."""
         s = self.text.strip()
         if s.endswith("%"):
             s = s[:-1].rstrip().removesuffix("\\").rstrip()
         sign = -1 if s[:1] in ("-", "\u2212") else 1
         s = s[1:] if s[:1] in ("-", "+", "\u2212") else s
+        if s.isascii() and s.isdigit():  # the usual answer: an integer
+            return sign * int(s), 1
         try:
             if s.startswith("\\"):
                 num, den = _frac_parts(s)
-                return sign * Fraction(num, den)
-            num_text, slash, den_text = s.partition("/")
-            if slash:
-                return sign * Fraction(int(num_text), int(den_text))
-            return sign * Fraction(s.replace(",", ""))
-        except (ValueError, ZeroDivisionError):  # not written as a number ("eight"): its value
-            return Fraction(self.value)
+            elif "/" in s:
+                top, _, bottom = s.partition("/")
+                num, den = int(top), int(bottom)
+            else:
+                num, den = Decimal(s.replace(",", "")).as_integer_ratio()
+        except (ValueError, ArithmeticError):  # not written as a number ("eight"): its value
+            return self.value.as_integer_ratio()
+        if den == 0:
+            return self.value.as_integer_ratio()
+        return (-sign * num, -den) if den < 0 else (sign * num, den)
 
 
 _FRAC_PART_RE = re.compile(r"([-+\u2212]?)\s*(\d+)")
