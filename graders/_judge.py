@@ -395,18 +395,25 @@ class LLMGrader(BaseGrader):
             for f, t in texts.items()
         }
 
-    def _messages(self, safe: Mapping[str, str | None], nonce: str) -> list[dict[str, str]]:
+    def _messages(
+        self, safe: Mapping[str, str | None], nonce: str, *, wire: bool = False
+    ) -> list[dict[str, str]]:
+        """The chat messages; with ``wire``, each content carries its JSON encoding (the
+        messages that are sent; a cache key's need none)."""
         user_parts, system_parts = self._compiled()
         labels = self._labels_of
-        values: dict[str, object] = {}
+        values: dict[str, str] = {}
         for f, text in safe.items():
             values[f] = (
                 NOT_PROVIDED
                 if text is None
                 else fence(labels.get(f) or _field_label(f), text, nonce)
             )
-        system = system_parts.render({"nonce": nonce})
-        user = user_parts.render(values)
+        if wire:
+            system: str = system_parts.render_json({"nonce": nonce})
+            user: str = user_parts.render_json(values)
+        else:
+            system, user = system_parts.render({"nonce": nonce}), user_parts.render(values)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _compiled(self) -> tuple[_Parts, _Parts]:
@@ -472,7 +479,7 @@ class LLMGrader(BaseGrader):
         try:
             model = self.model
             model_name = str(model.model)
-            messages = self._messages(safe, new_nonce())
+            messages = self._messages(safe, new_nonce(), wire=True)
             if self.cache is None:
                 result = await model.achat(messages, self.params)
             else:

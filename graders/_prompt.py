@@ -20,6 +20,7 @@ from typing import Any
 from graders._base import Unscored
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
+from rm_service.models._body import JsonText, json_escape
 
 __all__ = ["fence", "load_prompt", "neutralize", "new_nonce"]
 
@@ -59,7 +60,7 @@ class _Parts:
     construction, so only the per-call placeholders remain.
     """
 
-    __slots__ = ("names", "parts", "slots")
+    __slots__ = ("escaped", "names", "parts", "slots")
 
     def __init__(self, tpl: string.Template, fixed: Mapping[str, object] | None = None) -> None:
         fixed = fixed or {}
@@ -87,6 +88,7 @@ class _Parts:
         literal.append(text[pos:])
         parts.append("".join(literal))
         self.parts = parts
+        self.escaped = [json_escape(part) for part in parts]  # for render_json
         self.slots = tuple(slots)
         self.names = frozenset(name for _, name in slots)
 
@@ -101,6 +103,16 @@ class _Parts:
             v = values[name]
             parts[i] = v if type(v) is str else str(v)
         return "".join(parts)
+
+    def render_json(self, values: Mapping[str, str]) -> JsonText:
+        """:meth:`render` of text ``values``, carrying its JSON encoding: the template's parts
+        were escaped once, so only the values are escaped here (see
+        :class:`~rm_service.models._body.JsonText`)."""
+        parts, escaped = self.parts.copy(), self.escaped.copy()
+        for i, name in self.slots:
+            parts[i] = v = values[name]
+            escaped[i] = json_escape(v)
+        return JsonText.of("".join(parts), "".join(escaped))
 
 
 def _template(text: str, what: str) -> string.Template:

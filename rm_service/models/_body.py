@@ -10,10 +10,85 @@ import json
 import re
 from typing import Any
 
-__all__ = ["encode_json", "scrub_surrogates", "without_surrogates"]
+__all__ = [
+    "ChatBody",
+    "JsonText",
+    "encode_json",
+    "json_escape",
+    "scrub_surrogates",
+    "without_surrogates",
+]
 
 _encode_ascii = json.JSONEncoder().encode
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+class JsonText(str):
+    """Text that carries its own encoding: ``json`` is its ASCII JSON string literal.
+
+    Why: a judge prompt is a few kilobytes of fixed template around short fields, and encoding
+    the whole of it on every request cost more than the rest of the request's encoding. A grader
+    escapes its template's parts once and each request's fields alone (:func:`json_escape`),
+    then hands the two over together; :func:`encode_json` uses ``json`` where a chat message's
+    content is one. Everywhere else it is the ``str`` it is."""
+
+    json: str
+
+    @classmethod
+    def of(cls, text: str, escaped: str) -> JsonText:
+        """``text`` with ``escaped`` (:func:`json_escape` of it, without the quotes)."""
+        out = cls(text)
+        out.json = f'"{escaped}"'
+        return out
+
+
+def json_escape(text: str) -> str:
+    """``text`` as the inside of an ASCII JSON string literal, a lone surrogate as U+FFFD (see
+    :func:`encode_json`)."""
+    escaped = _encode_ascii(text)
+    if "\\ud" in escaped:
+        escaped = _encode_ascii(_SURROGATE_RE.sub("\ufffd", text))
+    return escaped[1:-1]
+
+
+class ChatBody(dict[str, Any]):
+    """A chat-completions body (a ``dict``, as every transport takes one) whose encoding is
+    built from parts: the fixed fields encoded once per model and sampling settings
+    (``frame``: the JSON before and after the messages), and each message's content from its
+    :class:`JsonText` where it is one. :func:`encode_json` gives exactly the bytes it would give
+    the same dict built plainly; only the work differs."""
+
+    frame: tuple[str, str]
+
+    @classmethod
+    def framed(cls, fields: dict[str, Any], frame: tuple[str, str]) -> ChatBody:
+        body = cls(fields)
+        body.frame = frame
+        return body
+
+    @staticmethod
+    def frame_of(fields: dict[str, Any]) -> tuple[str, str]:
+        """The encoded text before and after ``fields["messages"]``, the rest as they are."""
+        marker = "\x00messages\x00"
+        text = _encode_ascii(_scrubbed({**fields, "messages": marker}))
+        head, _, tail = text.partition(_encode_ascii(marker))
+        return head, tail
+
+    def encoded(self) -> str:
+        messages = ", ".join(
+            "{" + ", ".join(f"{_encode_ascii(k)}: {_value(v)}" for k, v in m.items()) + "}"
+            for m in self["messages"]
+        )
+        head, tail = self.frame
+        return f"{head}[{messages}]{tail}"
+
+
+def _value(value: Any) -> str:
+    """One value of a message, as :func:`encode_json` encodes it (its own :class:`JsonText`)."""
+    if type(value) is JsonText:
+        return value.json
+    text = _encode_ascii(value)
+    return _encode_ascii(_scrubbed(value)) if "\\ud" in text else text
 
 
 def encode_json(obj: Any) -> bytes:
@@ -25,6 +100,8 @@ def encode_json(obj: Any) -> bytes:
     server that decodes it may fail on it (a tokenizer wants valid text), so it is sent as
     U+FFFD, the replacement character, as a UTF-8 decoder would have read it. The check is one
     substring search; only a body holding a surrogate's escape is walked."""
+    if type(obj) is ChatBody:
+        return obj.encoded().encode("ascii")
     text = _encode_ascii(obj)
     if "\\ud" in text:  # a surrogate's escape (or the text "\\ud" itself: then no change)
         text = _encode_ascii(_scrubbed(obj))

@@ -57,6 +57,7 @@ from rm_service.models._base import (
     TokenLogprob,
     Usage,
 )
+from rm_service.models._body import ChatBody
 from rm_service.models._http1 import json_poster
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import SdkClient
@@ -214,7 +215,7 @@ class OpenAIChatModel(PerLoopSessions):
         self.limiter = RateLimiter(rpm, tpm) if (rpm or tpm) else None
         self._build_body([], self.default_params)  # fail now on a bad response_format
         self._init_sessions()
-        self._frame: tuple[SamplingParams, dict[str, Any]] | None = None
+        self._frame: tuple[SamplingParams, dict[str, Any], tuple[str, str]] | None = None
 
     @property
     def probe_headers(self) -> dict[str, str]:
@@ -307,9 +308,10 @@ class OpenAIChatModel(PerLoopSessions):
         frame = self._frame
         if frame is None or frame[0] is not p:
             # Everything but the messages is the same for every call with these params (a
-            # grader passes one params object): build it once, not a dict per call.
-            frame = self._frame = (p, self._build_body((), p))
-        body = frame[1].copy()
+            # grader passes one params object): build it, and its encoding, once.
+            fields = self._build_body((), p)
+            frame = self._frame = (p, fields, ChatBody.frame_of(fields))
+        body = ChatBody.framed(frame[1], frame[2])
         body["messages"] = [m if type(m) is dict else dict(m) for m in messages]
         cost = 0.0
         if self.limiter is not None and self.limiter.tpm:

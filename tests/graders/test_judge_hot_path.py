@@ -138,6 +138,38 @@ def test_split_templates_render_what_substitute_renders(text: str) -> None:
     assert parts.names <= {"query", "response"}
 
 
+def test_a_body_encoded_from_its_parts_is_byte_for_byte_the_plain_encoding() -> None:
+    """Templates escaped once, fields per request, the fixed fields once per model: the bytes
+    must be exactly what encoding the same body plainly gives, whatever the text (quotes,
+    controls, non-ASCII, a lone surrogate, U+2028) and whatever the sampling settings."""
+    from rm_service.models._body import ChatBody, JsonText, encode_json
+
+    rng = random.Random(11)
+    for i in range(300):
+        tpl = _Parts(string.Template(_text(rng, 40) + "${a}" + _text(rng) + "${b}$$"))
+        values = {"a": _text(rng), "b": _text(rng)}
+        content = tpl.render_json(values)
+        assert type(content) is JsonText and content == tpl.render(values)
+        params = SamplingParams(
+            temperature=rng.random(),
+            max_tokens=rng.randrange(1, 600),
+            top_logprobs=rng.choice([0, 5]),
+            response_format=rng.choice(["json_object", "text"]),
+        )
+        model = OpenAIChatModel(model=_text(rng, 6) or "m", base_url="http://h/v1", api_key="k")
+        fields = model._build_body((), params)
+        body = ChatBody.framed(fields, ChatBody.frame_of(fields))
+        body["messages"] = [
+            {"role": "system", "content": content},
+            {"role": "user", "content": _text(rng)},  # plain text: encoded as it is
+        ]
+        plain = {
+            k: [{kk: str(vv) for kk, vv in m.items()} for m in v] if k == "messages" else v
+            for k, v in body.items()
+        }
+        assert encode_json(body) == encode_json(plain), i
+
+
 def test_a_split_template_needs_every_value() -> None:
     with pytest.raises(KeyError):
         _Parts(string.Template("$query $response")).render({"query": "q"})
