@@ -100,6 +100,8 @@ NO_API_KEY = "EMPTY"
 llama.cpp accept any key unless started with one)."""
 
 _OPENAI_HOST = "api.openai.com"
+_FRAMES_KEPT = 64
+"""Request frames (one per sampling-params object in use) a model keeps before starting over."""
 
 _dotenv_lock = threading.Lock()
 _dotenv_loaded = False
@@ -215,7 +217,7 @@ class OpenAIChatModel(PerLoopSessions):
         self.limiter = RateLimiter(rpm, tpm) if (rpm or tpm) else None
         self._build_body([], self.default_params)  # fail now on a bad response_format
         self._init_sessions()
-        self._frame: tuple[SamplingParams, dict[str, Any], tuple[str, str]] | None = None
+        self._frames: dict[int, tuple[SamplingParams, dict[str, Any], tuple[str, str]]] = {}
 
     @property
     def probe_headers(self) -> dict[str, str]:
@@ -233,11 +235,11 @@ class OpenAIChatModel(PerLoopSessions):
             f"deadline={self.deadline:g}, max_retries={self.retry_policy.max_retries}{limits})"
         )
 
-    _transient = (*PerLoopSessions._transient, "_frame")
+    _transient = (*PerLoopSessions._transient, "_frames")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._frame = None
+        self._frames = {}
 
     # -- per-loop client -----------------------------------------------------------------------
 
@@ -305,12 +307,16 @@ class OpenAIChatModel(PerLoopSessions):
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         state = self._states.get(loop) or await self._loop_state(loop)
-        frame = self._frame
+        frame = self._frames.get(id(p))
         if frame is None or frame[0] is not p:
             # Everything but the messages is the same for every call with these params (a
-            # grader passes one params object): build it, and its encoding, once.
+            # grader passes one params object, and the graders sharing this model each theirs):
+            # build it, and its encoding, once per params object. An entry keeps its params
+            # alive, so no other object can take its id while it is kept.
+            if len(self._frames) >= _FRAMES_KEPT:
+                self._frames.clear()
             fields = self._build_body((), p)
-            frame = self._frame = (p, fields, ChatBody.frame_of(fields))
+            frame = self._frames[id(p)] = (p, fields, ChatBody.frame_of(fields))
         body = ChatBody.framed(frame[1], frame[2])
         body["messages"] = [m if type(m) is dict else dict(m) for m in messages]
         cost = 0.0
