@@ -142,7 +142,9 @@ def _with_text(record: Mapping[str, Any], paths: Sequence[Steps], text: str) -> 
 # --- the run ------------------------------------------------------------------------------------
 
 
-def read_records(path: str | Path, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+def read_records(
+    path: str | Path, limit: int | None = None, *, what: str = "audit"
+) -> list[tuple[int, dict[str, Any]]]:
     """``(line, record)`` for the first ``limit`` records of a JSONL file (blank lines skipped).
 
     Raises:
@@ -165,7 +167,7 @@ def read_records(path: str | Path, limit: int | None = None) -> list[tuple[int, 
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
     if not out:
-        raise InputError(f"{src}: no records to audit")
+        raise InputError(f"{src}: no records to {what}")
     return out
 
 

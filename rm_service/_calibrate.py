@@ -125,9 +125,16 @@ def calibrate(
 
     from graders._rm_score import fit_score_map
     from rm_service._config import load_runner
+    from rm_service._offline import _refuse_collisions
     from rm_service._result import GraderScore
     from rm_service._runner import GradingRunner
 
+    target = output or config
+    # Before anything is graded: -o naming the reference replaced the data with the config.
+    _refuse_collisions({"reference": reference, "config": config})
+    _refuse_collisions({"reference": reference, "output": target})
+    if not target.parent.is_dir():
+        raise InputError(f"{target}: no such folder {target.parent} (nothing was graded)")
     raw_cfg = _read_yaml(config)
     runner = load_runner(config)
     name = _pick(runner, grader, config)
@@ -148,6 +155,8 @@ def calibrate(
         raw = comp.metadata.get("raw") if isinstance(comp, GraderScore) else None
         if not isinstance(comp, GraderScore):
             skipped[lines[i]] = f"{comp.kind}: {comp.error}"
+        elif "pregate" in comp.metadata:  # scored 0 by a gate, the model never saw it
+            skipped[lines[i]] = f"gated: {comp.reason}"
         elif not isinstance(raw, int | float) or isinstance(raw, bool):
             raise ConfigError(
                 f"{config}: graders.{name} reports no raw output (metadata 'raw'); only a reward "
@@ -165,10 +174,15 @@ def calibrate(
     except ValueError as exc:
         raise InputError(f"{reference}: cannot fit a {chosen} map: {exc}") from None
     raw_cfg["graders"][name]["score_map"] = fitted.describe()
-    target = output or config
-    if target.resolve() == config.resolve():
-        shutil.copyfile(config, config.with_name(config.name + ".bak"))
-    target.write_text(yaml.safe_dump(raw_cfg, sort_keys=False, allow_unicode=True))
+    try:
+        if target.resolve() == config.resolve():
+            shutil.copyfile(config, config.with_name(config.name + ".bak"))
+        target.write_text(yaml.safe_dump(raw_cfg, sort_keys=False, allow_unicode=True))
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {target}: {exc.strerror or exc}; the fitted map was "
+            f"{json.dumps(fitted.describe())}"
+        ) from None
     load_runner(target)  # the written config must load; a failure here is a bug worth seeing
     return Calibration(score_map=fitted, raws=raws, skipped=skipped, written=target)
 
@@ -222,22 +236,14 @@ def _read_reference(
     path: Path, label_field: str | None
 ) -> tuple[list[int], list[dict[str, Any]], list[float] | None]:
     """``(line numbers, records, labels)`` of the reference JSONL."""
+    from rm_service._audit import read_records
+
     numbers: list[int] = []
     records: list[dict[str, Any]] = []
     labels: list[float] | None = [] if label_field else None
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path} line {n}: not JSON: {exc.msg}") from None
-        if not isinstance(rec, dict):
-            raise InputError(f"{path} line {n}: not a JSON object")
+    # One reader for every JSONL input: lines split on b"\n" alone (a raw U+2028 inside a JSON
+    # string is valid and was split by str.splitlines), a BOM and blank lines allowed.
+    for n, rec in read_records(path, what="calibrate on"):
         if labels is not None and label_field is not None:
             value = rec.get(label_field)
             if isinstance(value, bool):

@@ -22,7 +22,7 @@ from rm_service._config import load_runner
 from rm_service._exceptions import RMServiceError
 from rm_service._rollout import RolloutRewardCalculator
 from rm_service._runner import GradingRunner
-from rm_service.integrations.trl import RemoteReward, RMServiceReward
+from rm_service.integrations.trl import RemoteReward, RMServiceReward, check_dataset_columns
 from trainer._agent import AgentReward, check_columns
 from trainer._config import TrainConfig
 from trainer._data import load_prompts
@@ -160,13 +160,16 @@ def grpo_args(
         "per_device_train_batch_size": 8,
         "num_generations": 8,
         "beta": 0.0,  # no reference model: half the memory, and the recipe TRL defaults to
-        "max_steps": 50,
+        # Epochs, if given alone, decide the length: HF's Trainer lets a positive max_steps win.
+        "max_steps": -1 if "num_train_epochs" in cfg.grpo and "max_steps" not in cfg.grpo else 50,
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
         "disable_tqdm": True,
         **(_TINY_DEFAULTS if cfg.model.tiny is not None else _REAL_DEFAULTS),
     }
+    if "reward_weights" in cfg.grpo and (weights is not None or cfg.reward.weights is not None):
+        raise cfg.error("grpo.reward_weights", "reward.weights sets them already: give one")
     if weights is not None:
         args["reward_weights"] = weights
     elif cfg.reward.weights is not None and reward_names is not None and not cfg.reward.agent:
@@ -208,6 +211,8 @@ def build_trainer(
     dataset = load_prompts(cfg)
     if cfg.reward.agent:
         check_columns(dataset.column_names, f"{cfg.source}: dataset.path")
+    else:
+        check_dataset_columns(dataset.column_names, f"{cfg.source}: dataset.path")
     model, tokenizer = load_model(cfg)
     env = cfg.loaded_environment
     agent: dict[str, Any] = {}

@@ -277,15 +277,28 @@ def _check_weights(weights: dict[str, float]) -> None:
 
 
 def _check_env_weight(cfg: TrainConfig) -> None:
-    """A positive ``weights.env`` needs an environment that scores rollouts."""
-    weights = cfg.reward.weights or {}
-    if not cfg.reward.agent or not weights.get("env"):
+    """A positive ``weights.env`` needs an environment that scores rollouts, and with every
+    other source at weight 0 each environment must: a rollout of one that does not would have
+    no positive source, and its whole batch failed mid-training."""
+    if not cfg.reward.agent or cfg.reward.weights is None:
         return
+    weights = cfg.reward.weights
     env = cfg.loaded_environment
-    if env is None or not env.rewarded:
+    if weights.get("env") and (env is None or not env.rewarded):
         raise cfg.error(
             "reward.weights.env",
             "no environment with a get_reward() method is configured (environment.factory)",
+        )
+    others = [s for s in ("step", "rollout") if getattr(cfg.reward, s) is not None]
+    if any(weights.get(s, 1.0) > 0 for s in others):
+        return
+    unrewarded = [] if env is None else [n for n in env.factories if n not in env.rewarded]
+    if env is None or unrewarded or not weights.get("env", 1.0):
+        raise cfg.error(
+            "reward.weights",
+            f"every source has weight 0 for some rollouts (weights {weights}; environments "
+            f"without get_reward(): {unrewarded or 'none configured'}): give "
+            f"{' or '.join(others) or 'a source'} a positive weight",
         )
 
 

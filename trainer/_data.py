@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
@@ -33,8 +34,12 @@ def load_prompts(cfg: TrainConfig) -> Dataset:
             if cfg.dataset.split not in data:
                 raise cfg.error("dataset.split", f"{cfg.dataset.split!r} not in {list(data)}")
             data = data[cfg.dataset.split]
+        elif "split" in cfg.dataset.model_fields_set:
+            raise cfg.error("dataset.split", f"{path} is one dataset, not a DatasetDict of splits")
     else:
-        data = Dataset.from_list(_read_jsonl(cfg, path))
+        if "split" in cfg.dataset.model_fields_set:
+            raise cfg.error("dataset.split", f"{path} is a JSONL file, which has no splits")
+        data = _from_rows(cfg, path, _read_jsonl(cfg, path))
     if "prompt" not in data.column_names:
         raise cfg.error("dataset.path", f"{path} has no 'prompt' column: {data.column_names}")
     if len(data) == 0:
@@ -70,7 +75,37 @@ def _check_environment_column(cfg: TrainConfig, data: Dataset, names: list[str])
             )
 
 
-def _read_jsonl(cfg: TrainConfig, path: Path) -> list[dict[str, object]]:
+def _from_rows(cfg: TrainConfig, path: Path, lines: list[tuple[int, dict[str, Any]]]) -> Dataset:
+    """The rows as a dataset whose columns are every key of every line (a key missing from a
+    line is null there): ``Dataset.from_list`` takes its columns from the first row alone, so a
+    column that line 1 lacks vanished from every row. A column whose lines disagree on its type
+    (``8`` and ``"3/4"``) is an error naming the lines, not an Arrow traceback."""
+    columns = list(dict.fromkeys(k for _, row in lines for k in row))
+    rows = [{k: row.get(k) for k in columns} for _, row in lines]
+    try:
+        return Dataset.from_list(rows)
+    except (ValueError, TypeError, ArithmeticError):  # pyarrow's ArrowInvalid/TypeError
+        pass
+    for col in columns:
+        seen: dict[str, int] = {}
+        for lineno, row in lines:
+            value = row.get(col)
+            if value is None:
+                continue
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            kind = "number" if number else type(value).__name__  # Arrow widens int to float
+            seen.setdefault(kind, lineno)
+            if len(seen) > 1:
+                (first, at), _ = seen.items()
+                raise cfg.error(
+                    "dataset.path",
+                    f"{path} line {lineno}: column {col!r} is {kind} where line {at} has "
+                    f"{first}; give each column one type (e.g. every answer as text)",
+                )
+    raise cfg.error("dataset.path", f"{path}: the rows do not form one table")
+
+
+def _read_jsonl(cfg: TrainConfig, path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     try:
         with path.open("rb") as f:
@@ -87,7 +122,7 @@ def _read_jsonl(cfg: TrainConfig, path: Path) -> list[dict[str, object]]:
                     raise cfg.error(
                         "dataset.path", f"{path} line {lineno}: expected an object with 'prompt'"
                     )
-                rows.append(row)
+                rows.append((lineno, row))
     except OSError as exc:
         raise cfg.error("dataset.path", f"cannot read {path}: {exc.strerror or exc}") from None
     return rows

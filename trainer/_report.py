@@ -66,6 +66,7 @@ class RunSummary:
     last: float | None
     components: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     agent: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    points: int = 0  # logged entries with a reward; fewer than steps with logging_steps > 1
 
     def text(self, output_dir: Path, device: str) -> str:
         """The lines the CLI prints after training."""
@@ -74,6 +75,7 @@ class RunSummary:
             return "n/a" if v is None else f"{v:.3f}"
 
         per_step = self.seconds / self.steps if self.steps else 0.0
+        unit = "steps" if self.points in (0, self.steps) else "logged points"
         rows = [
             ("reward", self.first, self.last),
             # a single function named "reward" is the overall row already
@@ -84,7 +86,7 @@ class RunSummary:
         lines = [
             f"trained {self.steps} steps in {self.seconds:.1f} s ({per_step:.2f} s/step) "
             f"on {device}",
-            f"mean reward, first {self.block} steps -> last {self.block} steps:",
+            f"mean reward, first {self.block} {unit} -> last {self.block} {unit}:",
         ]
         for name, a, b in rows:
             delta = f"  ({b - a:+.3f})" if a is not None and b is not None else ""
@@ -97,10 +99,13 @@ class RunSummary:
 
 
 def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummary:
-    """First vs last block (10 steps, or half the run when shorter) of each reward curve."""
+    """First vs last block (10 logged points, or half of them when fewer) of each reward
+    curve; ``steps`` is the last step logged."""
     rewards = _series(history, "reward")
     n = len(rewards)
     block = max(1, min(10, n // 2))
+    # The last logged step, not the entries: with logging_steps: 5, ten steps log two.
+    steps = max((int(e["step"]) for e in history if isinstance(e.get("step"), int)), default=n)
 
     def ends(values: list[float | None]) -> tuple[float | None, float | None]:
         return (_mean(values[:block]), _mean(values[-block:])) if values else (None, None)
@@ -115,7 +120,7 @@ def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummar
         for label, key in _AGENT.items()
         if any(key in e for e in history)
     }
-    return RunSummary(n, block, seconds, first, last, components, agent)
+    return RunSummary(steps, block, seconds, first, last, components, agent, points=n)
 
 
 def plot_rewards(history: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:

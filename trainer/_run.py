@@ -91,15 +91,31 @@ def train(
         trainer.add_callback(_Progress(max(1, trainer.args.max_steps // 10), echo))
     device = str(trainer.args.device)
     started = time.perf_counter()
-    with warnings.catch_warnings(), _one_thread_if(cfg.model.tiny is not None and device == "cpu"):
-        # TRL 1.16 calls the deprecated name itself on every generation; nothing to act on.
-        warnings.filterwarnings("ignore", _TRL_OWN_DEPRECATION, FutureWarning)
-        trainer.train()
-    seconds = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    history = list(trainer.state.log_history)
-    write_history(history, out / "log_history.jsonl")
-    plot_rewards(history, out / "reward_curve.png", title=f"GRPO on {cfg.source}")
+    finished = False
+    try:
+        with (
+            warnings.catch_warnings(),
+            _one_thread_if(cfg.model.tiny is not None and device == "cpu"),
+        ):
+            # TRL 1.16 calls the deprecated name itself on every generation; nothing to act on.
+            warnings.filterwarnings("ignore", _TRL_OWN_DEPRECATION, FutureWarning)
+            # GRPOConfig takes resume_from_checkpoint, but the Trainer only reads it here.
+            trainer.train(resume_from_checkpoint=trainer.args.resume_from_checkpoint)
+        finished = True
+    finally:
+        # Interrupted (Ctrl-C, a crash, preemption) or not, the steps trained so far are logged:
+        # the log and the plot were written only after a whole run, so nothing survived.
+        seconds = time.perf_counter() - started
+        out.mkdir(parents=True, exist_ok=True)
+        history = list(trainer.state.log_history)
+        write_history(history, out / "log_history.jsonl")
+        if history:
+            plot_rewards(history, out / "reward_curve.png", title=f"GRPO on {cfg.source}")
+        if not finished and echo is not None:
+            echo(
+                f"interrupted at step {trainer.state.global_step}: the log so far is in "
+                f"{out / 'log_history.jsonl'}"
+            )
     if cfg.save_model:
         trainer.save_model(str(out / "model"))
     summary = summarize(history, seconds)

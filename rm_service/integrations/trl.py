@@ -64,7 +64,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,13 @@ from rm_service._result import GraderScore, RecordResult
 from rm_service._runner import GradingRunner
 from rm_service.integrations._backend import Backend, RemoteBackend, RewardSource, as_backend
 
-__all__ = ["RECORD_FIELDS", "RMServiceReward", "RemoteReward", "trl_records"]
+__all__ = [
+    "RECORD_FIELDS",
+    "RMServiceReward",
+    "RemoteReward",
+    "check_dataset_columns",
+    "trl_records",
+]
 
 logger = logging.getLogger("rm_service.integrations")
 
@@ -85,6 +91,27 @@ RECORD_FIELDS = frozenset(
     {"prompt", "query", "response", "completion", "completion_ids", "messages"}
 )
 """The record fields built from the batch itself; a dataset column may not reuse these names."""
+
+
+def check_dataset_columns(columns: Iterable[str], where: str) -> None:
+    """Refuse dataset columns named like the fields a reward record builds from the batch.
+
+    TRL itself drops ``completion`` and ``completion_ids`` (and ``prompt``, which it reads)
+    before calling a reward function, and this face sets ``query``, ``response`` and
+    ``messages``; a gold answer kept under one of these names would be replaced by the
+    generated text, and a completion compared with itself scores 1.0. Checked when a trainer is
+    built, before any model loads.
+
+    Raises:
+        ConfigError: naming ``where`` and the columns.
+    """
+    clash = sorted((RECORD_FIELDS - {"prompt"}).intersection(columns))
+    if clash:
+        raise ConfigError(
+            f"{where}: column(s) {clash} would be replaced by the generated completion's fields "
+            f"before the reward sees them; rename them (e.g. to 'reference_{clash[0]}') and map "
+            "the new name in the reward config"
+        )
 
 
 def _text(content: Any) -> str:

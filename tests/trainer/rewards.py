@@ -11,3 +11,12 @@ def unscored_if_digit(response: str) -> float:
     if any(ch.isdigit() for ch in response):
         raise Unscored("a digit: pretend the judge failed", kind="judge_error")
     return sum(ch.isalpha() for ch in response) / max(1, len(response))
+
+
+calls: list[int] = []
+
+
+def counted(response: str) -> float:
+    """The share of letters, counting each sample it scores (in ``calls``)."""
+    calls.append(1)
+    return sum(ch.isalpha() for ch in response) / max(1, len(response))

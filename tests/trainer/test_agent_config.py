@@ -194,3 +194,22 @@ def test_a_dataset_column_named_like_a_rollout_field_is_refused(tmp_path: Path) 
     cfg = load_train_config(_write(tmp_path, _cfg(), rows))
     with pytest.raises(ConfigError, match=r"dataset\.path: column\(s\) \['env_rewards'\] clash"):
         build_trainer(cfg, output_dir=tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("environment", "weights"),
+    [
+        (NAMED, {"step": 0}),  # Lookup has no get_reward(): its rollouts have no source
+        (None, {"step": 0, "env": 0}),
+    ],
+)
+def test_weights_that_leave_some_rollouts_no_positive_source_are_refused(
+    tmp_path: Path, environment: Any, weights: dict[str, float]
+) -> None:
+    """Every source at weight 0 for some rollouts (no environment reward to fall back on)
+    loaded fine, then every batch holding such a rollout raised mid-training."""
+    reward = {"step": STEP, "weights": weights}
+    with pytest.raises(ConfigError, match=r"reward\.weights: every source has weight 0"):
+        load_train_config(_write(tmp_path, _cfg(environment, reward)))
+    fine = {"step": STEP, "weights": {"step": 0, "env": 1}}
+    load_train_config(_write(tmp_path, _cfg(None, fine)))  # Calculator rewards every rollout

@@ -215,3 +215,85 @@ def test_explicit_weights_win_and_a_min_reward_keeps_trls_default(
     assert "TRL sums the components with weight 1" in caplog.text
     cfg = _per_component(tmp_path, "{type: min, name: reward}", weights={"a": 2, "b": 1})
     assert reward_weights(cfg, reward_functions(cfg)) == [2, 1]
+
+
+# --- found by the training review ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["completion", "completion_ids", "messages", "query"])
+def test_a_column_the_generated_completion_would_replace_is_refused(
+    tmp_path: Path, column: str
+) -> None:
+    """TRL drops ``completion`` from what it passes a reward, and the face sets ``query``,
+    ``response`` and ``messages``: a gold answer kept under such a name was replaced by the
+    generated text, so any completion matched itself (gibberish scored 1.0). Refused before the
+    model loads, naming the file and the column."""
+    from trainer import build_trainer
+
+    path = _write(tmp_path, _base())
+    (tmp_path / "prompts.jsonl").write_text(json_line({"prompt": "7+7?", column: "14"}))
+    with pytest.raises(ConfigError, match=rf"dataset\.path: column\(s\) \['{column}'\] would"):
+        build_trainer(load_train_config(path), output_dir=tmp_path / "out")
+
+
+def json_line(row: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(row) + "\n"
+
+
+def test_every_jsonl_column_is_kept_and_mixed_types_name_their_lines(tmp_path: Path) -> None:
+    """Columns came from the first line alone: an ``answer`` line 1 lacked vanished from every
+    row (the whole run then trained on unscored samples). A column whose lines disagree on
+    type was an Arrow traceback naming no file or line."""
+    path = _write(tmp_path, _base())
+    rows = [{"prompt": "a"}, {"prompt": "b", "answer": "2"}, {"prompt": "c", "answer": "3"}]
+    (tmp_path / "prompts.jsonl").write_text("".join(json_line(r) for r in rows))
+    data = load_prompts(load_train_config(path))
+    assert data["answer"] == [None, "2", "3"]
+    mixed = [{"prompt": "a", "answer": 8}, {"prompt": "b", "answer": 2.5}, {"prompt": "c"}]
+    (tmp_path / "prompts.jsonl").write_text("".join(json_line(r) for r in mixed))
+    assert load_prompts(load_train_config(path))["answer"] == [8, 2.5, None]  # numbers widen
+    mixed.append({"prompt": "d", "answer": "3/4"})
+    (tmp_path / "prompts.jsonl").write_text("".join(json_line(r) for r in mixed))
+    with pytest.raises(
+        ConfigError, match=r"prompts\.jsonl line 4: column 'answer' is str where line 1 has number"
+    ):
+        load_prompts(load_train_config(path))
+
+
+def test_a_split_for_a_dataset_without_splits_is_an_error(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    cfg = load_train_config(
+        _write(tmp_path, _base(dataset={"path": "prompts.jsonl", "split": "x"}))
+    )
+    with pytest.raises(ConfigError, match=r"dataset\.split: .*JSONL file, which has no splits"):
+        load_prompts(cfg)
+    Dataset.from_dict({"prompt": ["a"]}).save_to_disk(str(tmp_path / "one"))
+    cfg = load_train_config(_write(tmp_path, _base(dataset={"path": "one", "split": "test"})))
+    with pytest.raises(ConfigError, match=r"dataset\.split: .*not a DatasetDict"):
+        load_prompts(cfg)
+    assert (
+        len(load_prompts(load_train_config(_write(tmp_path, _base(dataset={"path": "one"}))))) == 1
+    )
+
+
+def test_epochs_given_alone_decide_the_run_length(tmp_path: Path) -> None:
+    """The default ``max_steps: 50`` always won over ``num_train_epochs`` (HF's Trainer lets a
+    positive max_steps win): one epoch over four prompts trained 50 steps."""
+    cfg = load_train_config(_write(tmp_path, _base(grpo={"num_train_epochs": 2})))
+    args = grpo_args(cfg, output_dir=tmp_path / "out")
+    assert (args.num_train_epochs, args.max_steps) == (2, -1)
+    both = load_train_config(_write(tmp_path, _base(grpo={"num_train_epochs": 2, "max_steps": 7})))
+    assert grpo_args(both, output_dir=tmp_path / "out").max_steps == 7
+    assert (
+        grpo_args(load_train_config(_write(tmp_path, _base())), output_dir=tmp_path).max_steps == 50
+    )
+
+
+def test_reward_weights_in_two_places_is_an_error(tmp_path: Path) -> None:
+    reward = {"config": "reward.yaml", "per_component": True, "weights": {"n": 1.0}}
+    cfg = load_train_config(_write(tmp_path, _base(reward=reward, grpo={"reward_weights": [0.5]})))
+    with pytest.raises(ConfigError, match=r"grpo\.reward_weights: reward\.weights sets them"):
+        grpo_args(cfg, output_dir=tmp_path / "out", weights=[1.0])

@@ -179,3 +179,71 @@ def test_a_real_model_trains_on_conversational_prompts(tmp_path: Path) -> None:
     assert step["step"] == 1 and math.isfinite(step["loss"])
     assert {"rewards/digit/mean", "rewards/long/mean"} <= set(step)
     assert step["rm_service/failure_rate"] == 0.0
+
+
+# --- found by the training review ----------------------------------------------------------------
+
+
+def test_an_interrupted_run_keeps_the_log_of_the_steps_it_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log and the plot were written only after a whole run: a Ctrl-C at step 600 of 2000
+    left an empty output directory. What was trained is logged, and the interrupt goes on."""
+    from transformers import TrainerCallback
+
+    import trainer._run as run_module
+
+    class CtrlC(TrainerCallback):  # the main thread's KeyboardInterrupt, in step 3
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 3:  # steps 1 and 2 are logged by now
+                raise KeyboardInterrupt
+
+    real = run_module.build_trainer
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        trainer = real(*args, **kwargs)
+        trainer.add_callback(CtrlC())
+        return trainer
+
+    monkeypatch.setattr(run_module, "build_trainer", build)
+    lines: list[str] = []
+    cfg = _config(tmp_path, {"config": str(EXAMPLE_REWARD)}, max_steps=6)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_train_config(cfg), echo=lines.append)
+    out = tmp_path / "out"
+    assert [e["step"] for e in _history(out) if "reward" in e] == [1, 2]
+    assert (out / "reward_curve.png").stat().st_size > 0
+    assert lines[-1].startswith("interrupted at step 3: the log so far is in")
+
+
+def test_resume_from_checkpoint_resumes_and_the_log_covers_both_runs(tmp_path: Path) -> None:
+    """``grpo.resume_from_checkpoint`` was accepted and ignored: the run started again from a
+    fresh model (all four steps generated and scored again), and its log replaced the first
+    run's."""
+    from tests.trainer import rewards
+
+    reward_yaml = tmp_path / "reward.yaml"
+    reward_yaml.write_text("graders:\n  letters: {type: 'tests.trainer.rewards:counted'}\n")
+    reward = {"config": str(reward_yaml)}
+    first = _config(tmp_path, reward, max_steps=2, save_strategy="steps", save_steps=2)
+    train(load_train_config(first), echo=None)
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    assert checkpoint.is_dir()
+    rewards.calls.clear()
+    again = _config(tmp_path, reward, max_steps=4, resume_from_checkpoint=str(checkpoint))
+    result = train(load_train_config(again), echo=None)
+    assert len(rewards.calls) == 2 * 8  # steps 3 and 4 only, batches of 8 samples
+    assert [e["step"] for e in result.history if "reward" in e] == [1, 2, 3, 4]
+    assert result.summary.steps == 4
+
+
+def test_the_summary_counts_steps_not_log_entries() -> None:
+    """With ``logging_steps: 5`` ten steps log two entries, and the summary said "trained 2
+    steps" and "first 1 steps -> last 1 steps"."""
+    from trainer._report import summarize
+
+    history = [{"step": 5, "reward": 0.2}, {"step": 10, "reward": 0.6}, {"train_runtime": 1.0}]
+    summary = summarize(history, 2.0)
+    assert (summary.steps, summary.points) == (10, 2)
+    text = summary.text(Path("out"), "cpu")
+    assert "trained 10 steps" in text and "first 1 logged points -> last 1 logged points" in text
