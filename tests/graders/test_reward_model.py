@@ -20,7 +20,7 @@ import yaml
 
 from graders import RewardModelGrader
 from rm_service._config import load_runner
-from rm_service._exceptions import ConfigError, LocalModelUnavailable
+from rm_service._exceptions import ConfigError, InputError, LocalModelUnavailable
 from rm_service._result import GraderError, GraderScore
 from rm_service.integrations.trl import trl_records
 from tests.rm_support import TINY_MAX_LENGTH, make_tiny_rm
@@ -318,6 +318,40 @@ def test_calibrate_fits_a_quantile_map_and_saves_it_in_the_config(
     results = asyncio.run(load_runner(config).agrade(rows))
     scores = sorted(r.components["rm"].score for r in results)  # type: ignore[union-attr]
     assert scores == pytest.approx([i / 15 for i in range(16)], abs=1e-6)
+
+
+def test_calibrate_keeps_the_reference_and_reads_every_valid_line(
+    rm_dir: Path, tmp_path: Path
+) -> None:
+    """Found by the CLI review: ``-o`` naming the reference replaced the data with the config;
+    one gated response ("Let's solve this step by step.") failed the whole fit as "no raw
+    output"; a raw U+2028 inside a JSON string (valid) or a BOM was "not JSON"; and ``-o`` into
+    a missing folder was a traceback after all the grading."""
+    from rm_service._calibrate import calibrate
+
+    config = write_config(tmp_path / "reward.yaml", rm_dir)
+    rows = read_jsonl(ROOT / "examples" / "rm_reference.jsonl")
+    reference = tmp_path / "ref.jsonl"
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    reference.write_bytes(body.encode())
+    with pytest.raises(InputError, match="is the same file as the reference"):
+        calibrate(reference, config, grader="rm", output=reference)
+    assert reference.read_bytes() == body.encode()  # untouched
+    with pytest.raises(InputError, match="no such folder"):
+        calibrate(reference, config, grader="rm", output=tmp_path / "nowhere" / "cal.yaml")
+    gated = {
+        "query": "What is the capital of France?",
+        "response": "Let's solve this step by step.",
+    }
+    odd = {**rows[0], "response": rows[0]["response"] + "\u2028line two"}
+    reference.write_bytes(
+        b"\xef\xbb\xbf"
+        + (body + json.dumps(gated) + "\n" + json.dumps(odd, ensure_ascii=False) + "\n").encode()
+    )
+    result = calibrate(reference, config, grader="rm", output=tmp_path / "cal.yaml")
+    assert len(result.raws) == len(rows) + 1  # the U+2028 line is a record
+    assert list(result.skipped.values()) == [result.skipped[len(rows) + 1]]
+    assert result.skipped[len(rows) + 1].startswith("gated: pre-gate:")
 
 
 def test_calibrate_with_labels_fits_platt_scaling(rm_dir: Path, tmp_path: Path) -> None:
