@@ -115,9 +115,11 @@ class ServiceSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
-        for name in ("get_reward_max_records", "get_reward_max_body_bytes"):
+        for name in ("get_reward_max_records", "get_reward_max_body_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_queue < 0:  # it failed later, in every worker, as a traceback
+            raise ValueError(f"max_queue must be >= 0, got {self.max_queue!r}")
         try:
             fallback = finite(self.unscored_fallback, FALLBACK_SETTING)
         except ConfigError as exc:

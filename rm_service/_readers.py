@@ -112,7 +112,7 @@ def iter_parquet(
         raise InputError(f"{label}: not a readable Parquet file ({exc})") from None
     row = 0
     for batch in pf.iter_batches(batch_size=_BATCH_ROWS):
-        for rec in batch.to_pylist():
+        for rec in batch.to_pylist(maps_as_pydicts="strict"):
             row += 1
             yield row, _jsonable(rec)
 
@@ -139,7 +139,7 @@ def iter_arrow_stream(
         ) from None
     row = start
     for batch in reader:
-        for rec in batch.to_pylist():
+        for rec in batch.to_pylist(maps_as_pydicts="strict"):
             row += 1
             yield row, _jsonable(rec)
 
@@ -179,7 +179,7 @@ def iter_saved_dataset(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]
         )
     row = 0
     for batch in ds.with_format("arrow").iter(batch_size=_BATCH_ROWS):
-        for rec in batch.to_pylist():
+        for rec in batch.to_pylist(maps_as_pydicts="strict"):
             row += 1
             yield row, _jsonable(rec)
 

@@ -80,7 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--log-level", default="info", help="uvicorn log level")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        help="uvicorn log level (default info)",
+    )
     p.add_argument(
         "--timeout-keep-alive",
         type=float,
@@ -182,6 +187,10 @@ def serve_args(args: argparse.Namespace) -> int:
     from rm_service._http_schemas import ServiceSettings
     from rm_service.app import create_app, load_rewards
 
+    if not 0 <= args.port <= 65535:  # uvicorn took 99999 and listened on a random port
+        raise ConfigError(f"--port must be from 0 to 65535, got {args.port}")
+    if args.workers < 1:  # 0 ran one worker, silently
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     configs = parse_configs(args.config)
     connection = _connection_options(args)
     overrides = _settings_overrides(args)

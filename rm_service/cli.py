@@ -71,8 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--max-concurrency",
         type=int,
-        default=_env_int("RM_SERVICE_MAX_CONCURRENCY"),
-        help="grader calls in flight (default: the config's)",
+        help="grader calls in flight (env RM_SERVICE_MAX_CONCURRENCY; default: the config's)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument(
@@ -103,9 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-c", "--config", help="reward config YAML (env RM_SERVICE_CONFIG)")
     c.add_argument(
         "input",
-        type=Path,
-        nargs="?",
-        help="optional JSONL to check the first record of; a .yaml/.yml here is the config",
+        nargs="*",
+        help="[CONFIG.yaml] [DATA]: the data file (any input `grade` reads) whose first record "
+        "is checked; a .yaml/.yml first is the config",
     )
 
     a = sub.add_parser(
@@ -141,8 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--max-concurrency",
         type=int,
-        default=_env_int("RM_SERVICE_MAX_CONCURRENCY"),
-        help="grader calls in flight (default: the config's)",
+        help="grader calls in flight (env RM_SERVICE_MAX_CONCURRENCY; default: the config's)",
     )
     a.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -165,9 +163,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value else None
+def _max_concurrency(args: argparse.Namespace) -> int | None:
+    """``--max-concurrency``, else ``RM_SERVICE_MAX_CONCURRENCY``, checked and named: the
+    variable was parsed while the parser was built, so ``abc`` was a traceback for every
+    command, and a bad value was blamed on the flag or on the config file."""
+    from rm_service._runner import MAX_CONCURRENCY
+
+    limit, source = getattr(args, "max_concurrency", None), "--max-concurrency"
+    env = os.environ.get("RM_SERVICE_MAX_CONCURRENCY")
+    if limit is None and env:
+        source = "RM_SERVICE_MAX_CONCURRENCY"
+        try:
+            limit = int(env)
+        except ValueError:
+            raise InputError(f"{source} must be an integer, got {env!r}") from None
+    if limit is not None and not 1 <= limit <= MAX_CONCURRENCY:
+        raise InputError(f"{source} must be from 1 to {MAX_CONCURRENCY}, got {limit}")
+    return limit
 
 
 def _version() -> str:
@@ -224,10 +236,8 @@ def _runner_from(args: argparse.Namespace) -> GradingRunner:
         print(f"rm-service: {DEFAULT_NOTICE}", file=sys.stderr)
         config = DEFAULT_CONFIG
     overrides = {}
-    limit = getattr(args, "max_concurrency", None)
+    limit = _max_concurrency(args)
     if limit is not None:
-        if limit < 1:  # 0 was taken for "not given", and -1 blamed on the config
-            raise InputError(f"--max-concurrency must be at least 1, got {limit}")
         overrides["max_concurrency"] = limit
     return load_runner(config, **overrides)
 
@@ -329,7 +339,7 @@ def _grade_ray(args: argparse.Namespace) -> int:
             workers=args.workers,
             num_cpus=args.num_cpus,
             batch_size=64 if args.batch_size is None else args.batch_size,
-            max_concurrency=args.max_concurrency,
+            max_concurrency=_max_concurrency(args),
             report_path=args.report,
             progress=not args.no_progress,
         )
@@ -340,34 +350,52 @@ def _grade_ray(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    import json
-
     from rm_service._offline import check_record
 
-    if args.config is None and args.input is not None and args.input.suffix in {".yaml", ".yml"}:
-        args.config, args.input = str(args.input), None  # `rm-service check reward.yaml`
+    given = [Path(p) for p in args.input]
+    if args.config is None and given and given[0].suffix in {".yaml", ".yml"}:
+        args.config = str(given.pop(0))  # `rm-service check reward.yaml [data.jsonl]`
+    if len(given) > 1:
+        raise InputError(f"check takes one data file, got {len(given)}: {given}")
+    data = given[0] if given else None
     args.config = args.config or os.environ.get("RM_SERVICE_CONFIG")
     runner = _runner_from(args)
     print(
         f"config ok: graders {list(runner.grader_configs)}, "
         f"aggregators {[a.name for a in runner.aggregators]}, reward = {runner.reward_name!r}"
     )
-    if args.input:
-        if not args.input.is_file():
-            raise InputError(f"{args.input}: no such file")
-        with args.input.open("rb") as f:
-            for lineno, raw in enumerate(f, start=1):
-                if raw.strip():
-                    try:
-                        record = json.loads(raw)
-                    except ValueError as exc:
-                        raise InputError(
-                            f"{args.input} line {lineno}: invalid JSON: {exc}"
-                        ) from None
-                    check_record(runner, record, args.input, lineno)
-                    print(f"first record (line {lineno}) fits every grader")
-                    break
+    if data is not None:
+        if not data.exists():
+            raise InputError(f"{data}: no such file")
+        first = _first_record(data)  # JSONL, Parquet or a saved dataset: as `grade` reads
+        if first is None:
+            print(f"warning: {data} holds no record to check", file=sys.stderr)
+        else:
+            where, number, record = first
+            check_record(runner, record, data, number)
+            print(f"first record ({where} {number}) fits every grader")
     return 0
+
+
+def _first_record(path: Path) -> tuple[str, int, dict[str, Any]] | None:
+    """``(line or row, its number, record)`` of the first record of any input ``grade``
+    reads, or ``None`` for an input with none."""
+    from rm_service._offline import parse_record
+    from rm_service._readers import detect_format, iter_records
+
+    fmt = detect_format(path)
+    if fmt != "jsonl":
+        for row, record in iter_records(path, fmt):
+            return "row", row, record
+        return None
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if raw.strip():
+                try:
+                    return "line", lineno, parse_record(raw)
+                except ValueError as exc:
+                    raise InputError(f"{path} line {lineno}: invalid record: {exc}") from None
+    return None
 
 
 _EXIT_EXPLOITABLE = 3
@@ -389,6 +417,8 @@ def _audit(args: argparse.Namespace) -> int:
     exploits = get_exploits(args.exploits.split(",") if args.exploits else None)
     report = args.report or args.input.with_name(args.input.stem + ".audit.html")
     _refuse_collisions({"input": args.input, "report": report})
+    if args.config:  # the HTML report written over the reward config
+        _refuse_collisions({"config": Path(args.config), "report": report})
     runner = _runner_from(args)
     bar = None
 

@@ -143,3 +143,108 @@ def test_json_dump_of_output_rows_is_plain(tmp_path: Path, rules: Path) -> None:
     assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
     assert '"id": "é"' in out.read_text(encoding="utf-8")
     assert json.loads(out.read_text(encoding="utf-8"))["id"] == "é"
+
+
+# --- found by the CLI review ----------------------------------------------------------------------
+
+
+def _main(*args: str | Path) -> int:
+    from rm_service.cli import main
+
+    return main([str(a) for a in args])
+
+
+def test_a_bad_max_concurrency_variable_is_named_not_a_traceback(
+    tmp_path: Path, rules: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``RM_SERVICE_MAX_CONCURRENCY=abc`` was parsed while the parser was built: a traceback
+    for every command, --version included. Out-of-range values were blamed on a flag never
+    passed, or on the config file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RM_SERVICE_MAX_CONCURRENCY", "abc")
+    assert _main("graders") == 0  # a command that grades nothing does not read it
+    assert _main("check", rules) == 1
+    assert "RM_SERVICE_MAX_CONCURRENCY must be an integer, got 'abc'" in capsys.readouterr().err
+    monkeypatch.setenv("RM_SERVICE_MAX_CONCURRENCY", "0")
+    assert _main("check", rules) == 1
+    assert "RM_SERVICE_MAX_CONCURRENCY must be from 1 to 65536, got 0" in capsys.readouterr().err
+    monkeypatch.delenv("RM_SERVICE_MAX_CONCURRENCY")
+    data = write_jsonl(tmp_path / "in.jsonl", [record(1)])
+    assert _main("grade", data, "-c", rules, "--max-concurrency", "100000", "--no-progress") == 1
+    err = capsys.readouterr().err
+    assert "--max-concurrency must be from 1 to 65536, got 100000" in err
+    assert "rules.yaml" not in err  # the config says nothing about it
+
+
+def test_check_takes_a_config_and_a_data_file_of_any_input_format(
+    tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's ``rm-service check reward.yaml data.jsonl`` was "unrecognized arguments",
+    and a Parquet input that ``grade`` reads was "invalid JSON"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = write_jsonl(tmp_path / "in.jsonl", [record(1)])
+    assert _main("check", rules, data) == 0
+    assert "first record (line 1) fits every grader" in capsys.readouterr().out
+    pq.write_table(pa.Table.from_pylist([record(1), record(2)]), tmp_path / "in.parquet")
+    assert _main("check", "-c", rules, tmp_path / "in.parquet") == 0
+    assert "first record (row 1) fits every grader" in capsys.readouterr().out
+    (tmp_path / "empty.jsonl").write_text("\n")
+    assert _main("check", rules, tmp_path / "empty.jsonl") == 0
+    assert "holds no record to check" in capsys.readouterr().err
+
+
+def test_an_audit_report_over_the_config_is_refused(
+    tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", [record(1)])
+    before = rules.read_text()
+    assert _main("audit", data, "-c", rules, "--report", rules, "--no-progress") == 1
+    assert "is the same file as the config" in capsys.readouterr().err
+    assert rules.read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--max-queue", "-5"], "max_queue must be >= 0"),
+        (["--max-body-bytes", "0"], "max_body_bytes must be >= 1"),
+        (["--port", "99999"], "--port must be from 0 to 65535"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_bad_serve_settings_are_errors_before_anything_starts(
+    rules: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
+) -> None:
+    """A negative --max-queue was a traceback (and, with workers, a crash loop); --port 99999
+    listened on a random port; --workers 0 ran one; --max-body-bytes 0 answered 413 to all."""
+    assert _main("serve", "-c", rules, *flags) == 1
+    assert says in capsys.readouterr().err
+
+
+def test_an_unknown_serve_log_level_is_a_usage_error(rules: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _main("serve", "-c", rules, "--log-level", "bogus")
+    assert exc.value.code == 2
+
+
+def test_a_parquet_map_column_is_an_object_to_the_mapper(tmp_path: Path) -> None:
+    """A MAP column came back as a list of pairs, so ``reward_model.ground_truth`` (verl's
+    layout) did not resolve."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rm_service._readers import iter_parquet
+
+    table = pa.table(
+        {
+            "response": ["56"],
+            "reward_model": pa.array(
+                [[("ground_truth", "56")]], type=pa.map_(pa.string(), pa.string())
+            ),
+        }
+    )
+    pq.write_table(table, tmp_path / "map.parquet")
+    [(_, rec)] = list(iter_parquet(tmp_path / "map.parquet"))
+    assert rec["reward_model"] == {"ground_truth": "56"}

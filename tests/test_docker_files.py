@@ -367,6 +367,17 @@ def test_service_builds_this_dockerfile_from_the_repo_root(services: dict) -> No
     assert set(build.get("args", {})) <= {"EXTRAS"}
 
 
+def test_the_default_build_installs_what_the_replicas_config_needs(services: dict) -> None:
+    """The replicas serve a config with a Redis cache, and the default build installed no
+    extras, so redis-py was missing: every replica exited at start-up, forever."""
+    arg = services["rm-service"]["build"]["args"]["EXTRAS"]
+    m = re.fullmatch(r"\$\{EXTRAS:-([\w,-]*)\}", arg)
+    assert m, arg
+    extras = set(m.group(1).split(","))
+    if "redis://" in REPLICAS_CONFIG.read_text():
+        assert "redis" in extras, extras
+
+
 def test_replicas_serve_the_compose_reward_config(services: dict) -> None:
     svc = services["rm-service"]
     assert "profiles" not in svc
