@@ -216,8 +216,13 @@ class GradingRunner:
             missing = [f for f in required if fields.get(f) is None]
             if missing:
                 null = [f for f in missing if f in fields]
+                mapper = cfg.mapper if isinstance(cfg.mapper, Mapping) else {}
+                named = [
+                    f"{f!r} (from {src!r})" if isinstance(src := mapper.get(f), str) else repr(f)
+                    for f in null
+                ]  # the record's own field, which is what is null there
                 why = (
-                    f"which are null in the record ({null})"
+                    f"which are null in the record: {', '.join(named)}"
                     if null == missing
                     else f"which the record lacks (has: {sorted(fields)})"
                 )

@@ -166,8 +166,14 @@ async def test_check_fails_before_any_call() -> None:
     with pytest.raises(MappingError, match="needs field"):
         GradingRunner({"g": g}).check({"response": "x"})
     # present but null: said so (it read "the record lacks" while listing the field)
-    with pytest.raises(MappingError, match=r"which are null in the record \(\['response'\]\)"):
+    with pytest.raises(MappingError, match=r"which are null in the record: 'response'; add"):
         GradingRunner({"g": g}).check({"response": None, "reference_response": "y"})
+    # mapped from another field: that field is named (it read "'reference_response' ...
+    # null in the record (['reference_response'])" of a record that has no such field)
+    with pytest.raises(
+        MappingError, match=r"null in the record: 'reference_response' \(from 'gt.answer'\)"
+    ):
+        runner.check({"response": "x", "gt": {"answer": None}})
     runner.check({"response": "x", "gt": {"answer": "y"}})  # fits: no raise
     assert calls == 0
 
