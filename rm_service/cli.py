@@ -270,10 +270,12 @@ def _grade(args: argparse.Namespace) -> int:
         )
     except InputError as exc:
         if exc.line is not None:
-            raise InputError(
-                f"{args.input} {exc}. Records graded so far are saved in {output}; fix the line "
-                "and rerun with --resume, or pass --skip-invalid"
-            ) from None
+            if output.is_file() and output.stat().st_size:
+                saved = f"Records graded so far are saved in {output}; fix the line and rerun "
+                saved += "with --resume"
+            else:  # it said so of a file never created
+                saved = "Nothing was graded and no output was written; fix the line and rerun"
+            raise InputError(f"{args.input} {exc}. {saved}, or pass --skip-invalid") from None
         raise
     except KeyboardInterrupt:
         print(

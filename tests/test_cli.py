@@ -47,6 +47,18 @@ def test_failed_first_record_check_names_file_and_line_and_leaves_no_output(
     assert again.returncode == 0, again.stderr
 
 
+def test_a_bad_first_line_does_not_claim_an_output_was_saved(tmp_path: Path, rules: Path) -> None:
+    """It said "Records graded so far are saved in OUT" of a file never created."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("{oops\n" + json.dumps(record(1)) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = cli("grade", src, "-c", rules, "-o", out, "--no-progress", cwd=tmp_path)
+    assert r.returncode == 1
+    err = one_error_line(r.stderr)
+    assert "in.jsonl line 1" in err and "Nothing was graded and no output was written" in err
+    assert "saved in" not in err and not out.exists()
+
+
 def test_output_errors_name_the_input_line_not_the_record_index(tmp_path: Path) -> None:
     cfg = tmp_path / "gold.yaml"
     cfg.write_text(NEEDS_GOLD)
