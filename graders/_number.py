@@ -21,6 +21,7 @@ from graders._text import (
     as_text,
     grade_any_gold,
     jsonable_number,
+    same_value,
     select_answer_number,
 )
 from rm_service._exceptions import ConfigError
@@ -29,7 +30,7 @@ from rm_service._result import GraderScore
 __all__ = ["NumberComparison", "NumberGrader", "compare_numbers"]
 
 _FLOAT_CLOSE = 1e-9
-"""Floats this close (relative) may be one number: :meth:`Number.ratio` then decides."""
+"""Floats this close (relative) may be one number: :meth:`Number.exact` then decides."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def compare_numbers(
     10%" should mean 10% of the right answer, whatever the model said. The boundary is inclusive.
     Both sides written as percentages are compared as written (``25%`` is not ``2500%``); the
     two readings are for a percentage against a bare number. Equality is exact (see
-    :meth:`Number.ratio`), decided in floats unless they are too close to tell.
+    :meth:`Number.exact`), decided in floats unless they are too close to tell.
     """
     best_err = math.inf
     exact = within = False
@@ -69,8 +70,8 @@ def compare_numbers(
             # inside despite binary rounding of the bound itself.
             near = diff <= tol * (1 + 1e-9)
             if math.isclose(p, g, rel_tol=_FLOAT_CLOSE, abs_tol=0.0):  # too close for floats
-                (pn, pd), (gn, gd) = pred.ratio(), gold.ratio()
-                same = pn * gd * g_div == gn * pd * p_div
+                (pn, pd), (gn, gd) = pred.exact(), gold.exact()
+                same = same_value((pn, pd * p_div), (gn, gd * g_div))
                 exact = exact or same
                 near = same or (near and tol > 0)  # 1e-400 is not 0 at no tolerance
             within = within or near

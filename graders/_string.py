@@ -221,5 +221,5 @@ def _compile_record_pattern(pattern: str, flags: int, timeout: float) -> UserReg
         raise Unscored("the reference pattern is empty", kind="invalid_input")
     try:
         return UserRegex(pattern, flags, timeout=timeout)
-    except regex.error as exc:
+    except (regex.error, ValueError) as exc:  # ValueError: flags at odds, e.g. (?V1)
         raise Unscored(f"invalid reference regex {pattern!r}: {exc}", kind="invalid_input") from exc

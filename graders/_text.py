@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any, Literal
 
 from graders._base import Unscored
@@ -42,6 +42,7 @@ __all__ = [
     "numeric_text",
     "parse_number",
     "plain_value",
+    "same_value",
     "select_answer_number",
     "without_invisible",
 ]
@@ -134,18 +135,18 @@ class Number:
         """
         return (self.value, self.value / 100.0) if self.percent else (self.value,)
 
-    def ratio(self) -> tuple[int, int]:
-        """The value as written, exactly: ``(numerator, denominator)``, the denominator > 0
-        (``value`` is a float: ``2147483647`` and ``2147483648`` are one float apart in
-        relative terms, and ``9007199254740993`` is no float at all). A percentage *not*
-        divided by 100, as ``value``. Integers, through :class:`decimal.Decimal`: cheap."""
+    def exact(self) -> tuple[Decimal, int]:
+        """The value as written, exactly: ``(numerator, denominator)`` with the denominator an
+        integer > 0 (``value`` is a float: ``2147483647`` and ``2147483648`` are one float
+        apart in relative terms, ``9007199254740993`` is no float at all, and ``1e-400`` is
+        0.0). A percentage *not* divided by 100, as ``value``. A :class:`decimal.Decimal`
+        numerator, never an ``int``: ``1e-9999999`` as an integer ratio took seconds, and a
+        digit string past 4,300 digits is refused by ``int``. See :func:`same_value`."""
         s = self.text.strip()
         if s.endswith("%"):
             s = s[:-1].rstrip().removesuffix("\\").rstrip()
         sign = -1 if s[:1] in ("-", "\u2212") else 1
         s = s[1:] if s[:1] in ("-", "+", "\u2212") else s
-        if s.isascii() and s.isdigit():  # the usual answer: an integer
-            return sign * int(s), 1
         try:
             if s.startswith("\\"):
                 num, den = _frac_parts(s)
@@ -153,12 +154,23 @@ class Number:
                 top, _, bottom = s.partition("/")
                 num, den = int(top), int(bottom)
             else:
-                num, den = Decimal(s.replace(",", "")).as_integer_ratio()
+                value = Decimal(s.replace(",", ""))  # exact: no context rounds it
+                return (value.copy_negate() if sign < 0 else value), 1
         except (ValueError, ArithmeticError):  # not written as a number ("eight"): its value
-            return self.value.as_integer_ratio()
+            return Decimal(self.value), 1
         if den == 0:
-            return self.value.as_integer_ratio()
-        return (-sign * num, -den) if den < 0 else (sign * num, den)
+            return Decimal(self.value), 1
+        return (Decimal(-sign * num), -den) if den < 0 else (Decimal(sign * num), den)
+
+
+def same_value(a: tuple[Decimal, int], b: tuple[Decimal, int]) -> bool:
+    """Whether two :meth:`Number.exact` values are equal, exactly and at any exponent."""
+    (an, ad), (bn, bd) = a, b
+    if ad == bd:
+        return an == bn
+    digits = len(an.as_tuple().digits) + len(bn.as_tuple().digits) + len(str(ad * bd)) + 2
+    exact = Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[])
+    return exact.multiply(an, Decimal(bd)) == exact.multiply(bn, Decimal(ad))
 
 
 _FRAC_PART_RE = re.compile(r"([-+\u2212]?)\s*(\d+)")

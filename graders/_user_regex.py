@@ -45,7 +45,8 @@ class UserRegex:
     ``timeout`` seconds each, else raise ``Unscored(kind="timeout")``.
 
     Raises:
-        regex.error: the pattern does not compile (the caller says whose fault that is).
+        regex.error, ValueError: the pattern does not compile, or its inline flags contradict
+            the re-compatible mode (``(?V1)``); the caller says whose fault that is.
     """
 
     __slots__ = ("_compiled", "groups", "pattern", "timeout")
@@ -86,5 +87,5 @@ def compile_regex(
         raise ConfigError(f"{what} must be a non-empty regex string, got {pattern!r}")
     try:
         return UserRegex(pattern, flags, timeout=timeout)
-    except regex.error as exc:
+    except (regex.error, ValueError) as exc:  # ValueError: flags at odds, e.g. (?V1)
         raise ConfigError(f"{what}: invalid regex {pattern!r}: {exc}") from exc

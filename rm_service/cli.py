@@ -374,7 +374,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"warning: {data} holds no record to check", file=sys.stderr)
         else:
             where, number, record = first
-            check_record(runner, record, data, number)
+            check_record(runner, record, data, number, where)
             print(f"first record ({where} {number}) fits every grader")
     return 0
 

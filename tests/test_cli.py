@@ -202,6 +202,10 @@ def test_check_takes_a_config_and_a_data_file_of_any_input_format(
     pq.write_table(pa.Table.from_pylist([record(1), record(2)]), tmp_path / "in.parquet")
     assert _main("check", "-c", rules, tmp_path / "in.parquet") == 0
     assert "first record (row 1) fits every grader" in capsys.readouterr().out
+    bad = [{"id": 1, "query": "q"}]  # no response: the error names the row, not a "line"
+    pq.write_table(pa.Table.from_pylist(bad), tmp_path / "bad.parquet")
+    assert _main("check", rules, tmp_path / "bad.parquet") == 1
+    assert "bad.parquet row 1:" in capsys.readouterr().err
     (tmp_path / "empty.jsonl").write_text("\n")
     assert _main("check", rules, tmp_path / "empty.jsonl") == 0
     assert "holds no record to check" in capsys.readouterr().err

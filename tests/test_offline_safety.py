@@ -380,7 +380,7 @@ def test_bad_concurrency_and_a_missing_errors_folder(tmp_path: Path, rules: Path
     base = ("grade", src, "-c", rules, "-o", tmp_path / "o.jsonl")
     for bad in ("0", "-1"):  # 0 was ignored, -1 blamed on the config
         r = cli(*base, "--max-concurrency", bad, cwd=tmp_path)
-        assert r.returncode == 1 and "--max-concurrency must be at least 1" in r.stderr
+        assert r.returncode == 1 and "--max-concurrency must be from 1 to 65536" in r.stderr
     errs = tmp_path / "no" / "such" / "errors.jsonl"  # failed mid-run, at the first bad line
     r = cli(*base, "--skip-invalid", "--errors", errs, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -119,6 +119,8 @@ async def test_number_grading(response: str, reference: str, expected: float, wh
         ("1000000001", "1000000000"),
         ("9007199254740993", "9007199254740992"),  # one float: 2**53
         ("1e-400", "0"),  # underflows to 0.0
+        ("1e-9999999", "0"),  # as an integer ratio: seconds on the event loop
+        ("-1e-99999999", "0"),
     ],
 )
 async def test_a_different_number_is_never_exact(response: str, reference: str) -> None:
@@ -130,6 +132,17 @@ async def test_a_different_number_is_never_exact(response: str, reference: str) 
     assert result.metadata["matched_numbers"] == []
     same = await strict.aevaluate(response=reference, reference_response=reference)
     assert isinstance(same, GraderScore) and same.score == 1.0
+
+
+async def test_an_integer_past_python_s_int_limit_is_compared_not_an_error() -> None:
+    """A digit string of more than 4,300 digits is refused by ``int``: the exact comparison
+    raised (internal) where the old float comparison scored it."""
+    zeros = await NumberGrader(rel_tol=0.0).aevaluate(response="0" * 4301, reference_response="0")
+    assert isinstance(zeros, GraderScore) and zeros.score == 1.0, zeros
+    big = "9" * 5000
+    text = f"first {big}, then 7"
+    seven = await NumberGrader().aevaluate(response=text, reference_response="7")
+    assert isinstance(seven, GraderScore) and seven.score == 1.0, seven
 
 
 async def test_matched_numbers_stop_at_the_last_hundred() -> None:

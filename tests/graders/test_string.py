@@ -163,3 +163,14 @@ def test_ignore_case_must_be_a_bool(value: object) -> None:
     """``bool("false")`` is True: a quoted YAML value turned case-folding on."""
     with pytest.raises(ConfigError, match="ignore_case"):
         StringMatchGrader(mode="exact", reference="x", ignore_case=value)  # type: ignore[arg-type]
+
+
+async def test_a_pattern_whose_flags_contradict_is_invalid_not_internal() -> None:
+    """``(?V1)`` asks the regex module for its other mode, which the re-compatible one cannot
+    be combined with: a ValueError, not regex.error, so it escaped as ``internal`` (and as a
+    raw ValueError from a config)."""
+    grader = StringMatchGrader(mode="regex")
+    result = await grader.aevaluate(response="abc", reference_response="(?V1)a")
+    assert isinstance(result, GraderError) and result.kind == "invalid_input", result
+    with pytest.raises(ConfigError, match="invalid regex"):
+        StringMatchGrader(mode="regex", pattern="(?V1)a")
