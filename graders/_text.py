@@ -109,7 +109,6 @@ purpose, so a number right after CJK text (``答案是42``) is still found.
 """
 
 _NUMBER_RE = re.compile(NUMBER_PATTERN)
-_DIGITS_RE = re.compile(r"\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +141,7 @@ class Number:
         0.0). A percentage *not* divided by 100, as ``value``. A :class:`decimal.Decimal`
         numerator, never an ``int``: ``1e-9999999`` as an integer ratio took seconds, and a
         digit string past 4,300 digits is refused by ``int``. See :func:`same_value`."""
-        s = self.text.strip()
-        if s.endswith("%"):
-            s = s[:-1].rstrip().removesuffix("\\").rstrip()
-        sign = -1 if s[:1] in ("-", "\u2212") else 1
-        s = s[1:] if s[:1] in ("-", "+", "\u2212") else s
+        s, sign, _ = _unsigned(self.text)
         try:
             if s.startswith("\\"):
                 num, den = _frac_parts(s)
@@ -189,20 +184,26 @@ def _frac_parts(latex: str) -> tuple[int, int]:
     return num, den
 
 
+def _unsigned(text: str) -> tuple[str, int, bool]:
+    """A number span as ``(its magnitude's text, sign, whether a percentage)``: the one place
+    that reads the sign and the ``%`` (or ``\\%``) off a span, for the float and the exact
+    value alike."""
+    s = text.strip()
+    percent = s.endswith("%")
+    if percent:
+        s = s[:-1].rstrip().removesuffix("\\").rstrip()
+    if s[:1] in ("-", "+", "\u2212"):
+        return s[1:], -1 if s[0] != "+" else 1, percent
+    return s, 1, percent
+
+
 def parse_number(text: str) -> Number | None:
     """Parse one number span (as matched by :data:`NUMBER_CORE`) into a :class:`Number`.
 
     Returns ``None`` for a zero denominator or a value that overflows a float: neither is a number
     that can be compared, and a made-up value would be worse than none.
     """
-    s = text.strip()
-    percent = s.endswith("%")
-    if percent:
-        s = s[:-1].rstrip().removesuffix("\\").rstrip()
-    sign = 1.0
-    if s[:1] in ("-", "+", "\u2212"):
-        sign = -1.0 if s[0] != "+" else 1.0
-        s = s[1:]
+    s, sign, percent = _unsigned(text)
     try:
         if s.startswith("\\"):
             top, bottom = _frac_parts(s)
