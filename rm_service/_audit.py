@@ -143,7 +143,7 @@ def _with_text(record: Mapping[str, Any], paths: Sequence[Steps], text: str) -> 
 
 
 def read_records(
-    path: str | Path, limit: int | None = None, *, what: str = "audit"
+    path: str | Path, limit: int | None = None, *, what: str | None = "audit"
 ) -> list[tuple[int, dict[str, Any]]]:
     """``(line, record)`` for the first ``limit`` records of a JSONL file (blank lines skipped).
 
@@ -166,7 +166,7 @@ def read_records(
                 out.append((lineno, record))
     except OSError as exc:
         raise InputError(f"cannot read {src}: {exc.strerror or exc}") from None
-    if not out:
+    if not out and what is not None:  # what=None: an empty file is the caller's to judge
         raise InputError(f"{src}: no records to {what}")
     return out
 

@@ -382,7 +382,7 @@ def _check(args: argparse.Namespace) -> int:
 def _first_record(path: Path) -> tuple[str, int, dict[str, Any]] | None:
     """``(line or row, its number, record)`` of the first record of any input ``grade``
     reads, or ``None`` for an input with none."""
-    from rm_service._offline import parse_record
+    from rm_service._audit import read_records
     from rm_service._readers import detect_format, iter_records
 
     fmt = detect_format(path)
@@ -390,14 +390,8 @@ def _first_record(path: Path) -> tuple[str, int, dict[str, Any]] | None:
         for row, record in iter_records(path, fmt):
             return "row", row, record
         return None
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if raw.strip():
-                try:
-                    return "line", lineno, parse_record(raw)
-                except ValueError as exc:
-                    raise InputError(f"{path} line {lineno}: invalid record: {exc}") from None
-    return None
+    first = read_records(path, limit=1, what=None)  # as audit and calibrate read JSONL
+    return ("line", *first[0]) if first else None
 
 
 _EXIT_EXPLOITABLE = 3
