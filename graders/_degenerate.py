@@ -93,7 +93,7 @@ _RUN_SPLIT_RE = re.compile(r"[,;:.!?、，；：。！？\n•·]+")
 
 
 def _is_word(token: str) -> bool:
-    return any(c.isalpha() for c in token)
+    return token.isalpha() or any(c.isalpha() for c in token)
 
 
 class KeywordStuffingGate:

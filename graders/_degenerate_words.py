@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from graders._master_key import META_WORDS, STOP_WORDS
 from graders._pregate_text import per_text
@@ -96,13 +97,26 @@ def _filler_for(tokens: Sequence[str]) -> frozenset[str]:
     likely a content word that happens to be spelt like one ("Au", the symbol of gold, is French
     "au"; "die" is German "the"), and an answer must not lose its one content word to that.
     """
-    present = set(tokens)
-    extra = [
-        words
-        for lang, words in FUNCTION_WORDS_BY_LANGUAGE.items()
-        if lang != "en" and len(words & present) >= 2
-    ]
-    return _EN_FILLER.union(*extra)
+    counts: dict[str, int] = {}
+    for token in set(tokens):
+        for lang in _LANGUAGES_OF.get(token, ()):
+            counts[lang] = counts.get(lang, 0) + 1
+    langs = tuple(sorted(lang for lang, n in counts.items() if n >= 2))
+    return _filler_in(langs) if langs else _EN_FILLER
+
+
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
+"""Each function word of a language other than English, to the languages it is one of: a text's
+languages are counted from its own words, not by intersecting it with every list."""
+for _lang, _function_words in FUNCTION_WORDS_BY_LANGUAGE.items():
+    if _lang != "en":
+        for _w in _function_words:
+            _LANGUAGES_OF[_w] = (*_LANGUAGES_OF.get(_w, ()), _lang)
+
+
+@lru_cache(maxsize=64)
+def _filler_in(langs: tuple[str, ...]) -> frozenset[str]:
+    return _EN_FILLER.union(*(FUNCTION_WORDS_BY_LANGUAGE[lang] for lang in langs))
 
 
 _SUFFIXES = ("ing", "ed", "ly", "es", "s")
@@ -111,13 +125,28 @@ _SUFFIXES = ("ing", "ed", "ly", "es", "s")
 def _stem(token: str) -> str:
     """A crude English stem ("explained", "explains", "explaining" → "explain"; "changing",
     "change" → "chang"; "briefly" → "brief"), so a reworded echo cannot hide behind inflection.
-    Only words over five letters lose a suffix; a final "e" goes from words over four."""
-    if len(token) > 5 and not token.endswith("ss"):
-        for suffix in _SUFFIXES:
-            if token.endswith(suffix):
-                token = token[: -len(suffix)]
-                break
-    return token[:-1] if len(token) > 4 and token.endswith("e") else token
+    Only words over five letters lose a suffix; a final "e" goes from words over four.
+
+    Remembered for words up to 40 characters (a bounded table): the gates stem every word of
+    every response, and words recur."""
+    stem = _STEMS.get(token)
+    if stem is None:
+        stem = token
+        if len(stem) > 5 and not stem.endswith("ss"):
+            for suffix in _SUFFIXES:
+                if stem.endswith(suffix):
+                    stem = stem[: -len(suffix)]
+                    break
+        if len(stem) > 4 and stem.endswith("e"):
+            stem = stem[:-1]
+        if len(token) <= 40:
+            if len(_STEMS) >= 65536:
+                _STEMS.clear()
+            _STEMS[token] = stem
+    return stem
+
+
+_STEMS: dict[str, str] = {}
 
 
 _EN_FILLER_STEMS = frozenset(map(_stem, _EN_FILLER))
@@ -135,8 +164,11 @@ _CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf90
 
 
 def _mostly_cjk(text: str) -> bool:
-    letters = [c for c in text if c.isalpha()]
-    return bool(letters) and sum(bool(_CJK_RE.match(c)) for c in letters) >= 0.2 * len(letters)
+    """At least a fifth of the text's letters are CJK."""
+    if text.isascii():
+        return False
+    letters = sum(map(str.isalpha, text))
+    return bool(letters) and sum(map(str.isalpha, _CJK_RE.findall(text))) >= 0.2 * letters
 
 
 # --- what the query asks for ---------------------------------------------------------------------

@@ -230,6 +230,8 @@ def forged_boundary(view: _View) -> str | None:
     markers (``END OF RESPONSE`` in capitals anywhere, or "end of response" as a line of its own).
     """
     text = html.unescape(view.scan) if "&" in view.scan else view.scan
+    if not _BOUNDARY_CHARS_RE.search(text):
+        return _end_line(text)  # none of the patterns below can match: each needs one of these
     for rx in (_CHAT_TOKEN_RE, _FENCE_MARKER_RE, _ROLE_HEADER_RE, _END_MARK_RE):
         if m := rx.search(text):
             return m.group(0).strip()
@@ -259,6 +261,17 @@ def forged_boundary(view: _View) -> str | None:
             return next(
                 m.group(0).strip() for r, m in turns if r in ("human", "system") or r in _USER_ROLES
             )
+    return _end_line(text)
+
+
+_BOUNDARY_CHARS_RE = re.compile(r"[<\[#:(﹤‹«⟨〈《❮❬⟪]|END")
+"""What every pattern of :func:`forged_boundary` but the end line needs: a tag, token, header,
+speaker or turn has one of these characters (``(`` or ``:`` for a speaker, ``:`` for a turn);
+an end mark in capitals has ``END``. Text without any is read for an end line alone."""
+
+
+def _end_line(text: str) -> str | None:
+    """A line of its own that says the response ended ("End of response")."""
     for line in text.splitlines():
         if len(line) < 80 and _END_LINE_RE.fullmatch(fold(line)):
             return line.strip()
@@ -303,12 +316,15 @@ _AMBIGUOUS_KEYS = frozenset(
 _MT_BENCH_RE = re.compile(r"\[\[\s*(?:[ABC]|[Tt]ie|[AB]\s*[<>=]{1,2}\s*[AB])\s*\]\]")
 """An MT-Bench verdict ``[[A]]``, ``[[A>B]]``; a bare ``[[1]]`` is a matrix (``Rating: [[5]]`` is
 caught with its key)."""
+_VERDICT_CHARS_RE = re.compile(r"[:=\[/]")
 _DIGIT_RE = re.compile(r"\d")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
 
 
 def _verdict_in(text: str, *, fractions: bool = True) -> str | None:
     """The first verdict in ``text``; with ``fractions``, a lone ``10/10`` line counts too."""
+    if not _VERDICT_CHARS_RE.search(text):
+        return None  # a keyed verdict has ``:`` or ``=``, an MT-Bench one ``[[``, a fraction ``/``
     for m in _VERDICT_RE.finditer(text):
         val = m.group("val")
         if (

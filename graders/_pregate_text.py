@@ -68,8 +68,14 @@ def normalize_for_gate(text: str) -> str:
 
 
 def _normalize(text: str) -> str:
+    if text.isascii():  # the same result, several times faster: no regex over the text
+        return " ".join(text.translate(_ASCII_NON_CONTENT).lower().split())
     t = unicodedata.normalize("NFKC", text).casefold()
     return _NON_CONTENT_RE.sub(" ", t).strip()
+
+
+_ASCII_NON_CONTENT = str.maketrans({chr(i): " " for i in range(128) if not chr(i).isalnum()})
+"""ASCII characters that carry no content (all but letters and digits), to a space."""
 
 
 _MEMO_MAX_CHARS = 4096
@@ -107,7 +113,8 @@ def tokens_for_gate(text: str) -> list[str]:
 
 
 def _tokens(text: str) -> list[str]:
-    return _CJK_RE.sub(r" \1 ", normalize_for_gate(text)).split()
+    normal = normalize_for_gate(text)
+    return normal.split() if normal.isascii() else _CJK_RE.sub(r" \1 ", normal).split()
 
 
 @lru_cache(maxsize=2048)
