@@ -22,6 +22,9 @@ from rm_service._exceptions import ConfigError
 
 __all__ = ["MaxAggregator", "MinAggregator", "WeightedSumAggregator"]
 
+_ROUNDING = 1e-9
+"""How far outside [0, 1] a weighted sum may land by float rounding alone (it is clipped back)."""
+
 
 def _check_names(owner: str, names: Sequence[str] | None) -> tuple[str, ...] | None:
     """Reject a bare string (``tuple("ab")`` would silently read components ``a`` and ``b``) and
@@ -148,8 +151,11 @@ class WeightedSumAggregator(BaseAggregator):
         # noise: users read rewards in files and logs, and 0.2 + 0.1 should read 0.3, not
         # 0.30000000000000004. A convex combination of values in [0, 1] is in [0, 1]; clip only
         # float rounding (e.g. 1.0000000000000002), which the base would otherwise reject.
+        # Anything further out is no rounding: the base rejects it.
         s = float(f"{s:.15g}")
-        return (0.0 if s < 0.0 else 1.0 if s > 1.0 else s), reason
+        if -_ROUNDING < s < 0.0 or 1.0 < s < 1.0 + _ROUNDING:
+            s = min(max(s, 0.0), 1.0)
+        return s, reason
 
 
 class _Extremum(BaseAggregator):

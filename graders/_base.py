@@ -35,7 +35,7 @@ from pydantic import TypeAdapter, ValidationError
 from graders._unscored import Unscored
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
-from rm_service._result import GraderError, GraderResult, GraderScore
+from rm_service._result import GraderError, GraderResult, GraderScore, checked
 
 __all__ = [
     "BaseGrader",
@@ -158,9 +158,16 @@ class BaseGrader:
         """What a grader's exception means: ``Unscored`` says its kind and reason; anything else
         is a bug in the grader (``internal``), named, never a number."""
         if isinstance(exc, Unscored):
-            return GraderError(
-                name=self.name, error=exc.reason, kind=exc.kind, metadata=exc.metadata
-            )
+            try:
+                return GraderError(
+                    name=self.name, error=exc.reason, kind=exc.kind, metadata=exc.metadata
+                )
+            except ValidationError:  # a kind that is none of the five, a reason not a str
+                return GraderError(
+                    name=self.name,
+                    error=f"Unscored({exc.reason!r}, kind={exc.kind!r}): not a valid "
+                    "reason and kind",
+                )
         return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
 
     # *args makes this signature gradual for mypy: a subclass names the fields it takes as its own
@@ -206,6 +213,7 @@ class BaseGrader:
         Tuples of types, not ``X | Y`` unions, in the ``isinstance`` checks: this runs for every
         rule-graded component, and a union check costs several times more."""
         if isinstance(out, _RESULT_TYPES):
+            out = checked(out)
             return out if out.name == self.name else out.model_copy(update={"name": self.name})
         reason: Any = ""
         if isinstance(out, tuple) and len(out) == 2:

@@ -45,7 +45,8 @@ class GraderScore(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    score: float
+    score: float = Field(strict=True)
+    """Strict: ``True`` or ``"0.9"`` is not a score (a remote answer's ``"1"`` either)."""
     reason: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -70,12 +71,36 @@ class GraderError(BaseModel):
 
 GraderResult = GraderScore | GraderError
 
+
+def checked(result: GraderResult) -> GraderResult:
+    """``result``, unless it is a score that is not a reward in ``[0, 1]``: then an
+    ``internal`` error that names it.
+
+    Why again: the model checks a score where one is built, but ``model_copy(update=...)`` (a
+    natural "bonus" idiom: ``score.model_copy(update={"score": s + 0.25})``) and
+    ``model_construct`` skip that check. So a result object handed over by a grader or a custom
+    aggregator is checked once more where the engine takes it."""
+    if isinstance(result, GraderScore):
+        s = result.score
+        if not ((isinstance(s, float) or type(s) is int) and 0.0 <= s <= 1.0):
+            return GraderError(
+                name=result.name,
+                error=f"score {s!r} is not a reward in [0, 1] (a score object built without "
+                "its check, e.g. by model_copy or model_construct)",
+                kind="internal",
+            )
+    return result
+
+
 Status = Literal["ok", "unscored", "error"]
 """A record's status, the same word on every face.
 
 * ``ok``: the reward is a number.
 * ``error``: no reward, because the record itself is invalid (a component's error is
-  ``invalid_input``: a missing field, a mapper path that does not resolve). Fix the data.
+  ``invalid_input``: a missing field, a mapper path that does not resolve). Fix the data. Where
+  the reward is an aggregate that names the components it failed on, only those count: a
+  monitor grader it does not read, failing on a missing field, leaves a judge's timeout
+  ``unscored``.
 * ``unscored``: no reward for any other reason (a timeout, a judge failure). Retrying may help.
 """
 
@@ -115,6 +140,15 @@ class RecordResult(BaseModel):
         """``ok``, ``error`` or ``unscored``: see :data:`Status`."""
         if self.reward is not None:
             return "ok"
+        reward = self.components.get(self.reward_name) if self.reward_name is not None else None
+        if isinstance(reward, GraderError):
+            # An aggregate names the components it failed on: those decide, so a monitor grader
+            # with a missing field does not make a judge's timeout "fix the data".
+            read = reward.metadata.get("unscored_components")
+            if isinstance(read, dict):
+                return "error" if "invalid_input" in {reward.kind, *read.values()} else "unscored"
+            if reward.kind == "invalid_input":
+                return "error"
         errors = self.components.values()
         if any(isinstance(e, GraderError) and e.kind == "invalid_input" for e in errors):
             return "error"

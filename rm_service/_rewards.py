@@ -25,6 +25,7 @@ from graders._base import GraderContract, contract, load_all, takes_judge
 from rm_service._config import RewardConfig, build_runner, load_config
 from rm_service._runner import GradingRunner
 from rm_service.models._factory import JudgeSpec
+from rm_service.models._http1 import endpoint
 from rm_service.models._openai import OpenAIChatModel
 from rm_service.models._rm_client import RemoteRMClient
 
@@ -151,7 +152,7 @@ def _judge_endpoints(entries: Iterable[RewardEntry]) -> dict[str, tuple[str, dic
 
     def judge(base: str, headers: dict[str, str]) -> None:
         base = base.rstrip("/")
-        found.setdefault(base, (f"{base}/models", headers, 400))
+        found.setdefault(base, (endpoint(base, "models"), headers, 400))
 
     entries = list(entries)
     for entry in entries:

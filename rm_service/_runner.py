@@ -33,6 +33,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from types import MappingProxyType
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -43,7 +44,7 @@ from graders._base import BaseGrader, contract, load_all
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone
 from rm_service._mapper import GraderConfig
-from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult
+from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult, checked
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "CallObserver", "GradingRunner", "Records"]
 
@@ -269,6 +270,8 @@ class GradingRunner:
             while True:
                 item = await out.get()
                 if isinstance(item, StreamDone):
+                    if isinstance(item.error, _Interrupted):
+                        raise item.error.interrupt  # in the caller's task, as inline graders do
                     if item.error is not None:
                         raise item.error
                     return
@@ -276,7 +279,7 @@ class GradingRunner:
         finally:
             if not supervisor.done():
                 supervisor.cancel()
-                await asyncio.gather(supervisor, return_exceptions=True)
+            await asyncio.gather(supervisor, return_exceptions=True)
 
     async def aload(self) -> dict[str, str]:
         """Start now what the first record would wait for: the math worker pool, local judge and
@@ -357,6 +360,17 @@ class GradingRunner:
         await out.put(StreamDone(source.error))
 
     async def _worker(
+        self, source: JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
+    ) -> None:
+        try:
+            await self._work(source, sem, out)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Raised in a worker task, asyncio would stop the loop at once and the caller's
+            # except and finally blocks would never run (its output never flushed): the stream
+            # raises it in the caller's task instead.
+            raise _Interrupted(exc) from exc
+
+    async def _work(
         self, source: JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
     ) -> None:
         while True:
@@ -458,9 +472,12 @@ class GradingRunner:
 
     def _finish(self, pend: Pending) -> RecordResult:
         results = pend.results
+        # Read-only: an aggregator that rewrote a component (an error "filled" with 0.0) would
+        # fake a score, and one that dropped a key would fail the whole batch.
+        view = MappingProxyType(results)
         for agg in self.aggregators:
             try:
-                out = agg(results)
+                out = agg(view)
             except Exception as exc:  # a broken aggregator is a bug: unscored, loudly named
                 out = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"
@@ -531,10 +548,19 @@ async def _call(
     return _named(name, result)
 
 
+class _Interrupted(Exception):
+    """A worker's ``KeyboardInterrupt`` or ``SystemExit``, on its way to the caller's task."""
+
+    def __init__(self, interrupt: KeyboardInterrupt | SystemExit) -> None:
+        super().__init__(repr(interrupt))
+        self.interrupt = interrupt
+
+
 def _named(name: str, result: Any) -> GraderResult:
     """``result`` under the name the runner knows the grader by; anything that is not a result
     is the grader's bug, unscored and named."""
     if isinstance(result, GraderScore | GraderError):
+        result = checked(result)
         return result if result.name == name else result.model_copy(update={"name": name})
     return GraderError(
         name=name, error=f"grader returned {type(result).__name__}, not GraderScore/GraderError"

@@ -76,7 +76,7 @@ class ChatBody(dict[str, Any]):
 
     def encoded(self) -> str:
         messages = ", ".join(
-            "{" + ", ".join(f"{_encode_ascii(k)}: {_value(v)}" for k, v in m.items()) + "}"
+            "{" + ", ".join(f"{_value(k)}: {_value(v)}" for k, v in m.items()) + "}"
             for m in self["messages"]
         )
         head, tail = self.frame
@@ -132,7 +132,7 @@ def _scrubbed(obj: Any) -> Any:
     if isinstance(obj, str):
         return _SURROGATE_RE.sub("\ufffd", obj)
     if isinstance(obj, dict):
-        return {k: _scrubbed(v) for k, v in obj.items()}
+        return {_scrubbed(k): _scrubbed(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_scrubbed(v) for v in obj]
     return obj

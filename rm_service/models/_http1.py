@@ -43,7 +43,7 @@ import re
 import ssl
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from rm_service.models._base import JudgeConnectionError, JudgeHTTPError
 from rm_service.models._body import encode_json
@@ -63,11 +63,31 @@ _HEX = re.compile(rb"[0-9A-Fa-f]+")
 _STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([0-9]{3})(?: .*)?")
 
 
+def _tokens(value: str) -> set[str]:
+    """A list header's tokens, lowercased: ``Connection: keep-alive, Close`` holds ``close``."""
+    return {t.strip().lower() for t in value.split(",")}
+
+
 @functools.cache
 def _default_tls() -> ssl.SSLContext:
     """The system's default verifying context, built once per process: loading the CA store is
     blocking disk work, and a TRL reward function opens a client per step (a fresh loop each)."""
     return ssl.create_default_context()
+
+
+def _quote(text: str) -> str:
+    """A URL's path or query as a request line carries it: a space or a non-ASCII character
+    percent-encoded (UTF-8), what is already encoded (``%2F``) and the delimiters as they are."""
+    return quote(text, safe="/%:@!$&'()*+,;=?~")
+
+
+def endpoint(base: str, path: str) -> str:
+    """``path`` under ``base``'s path, with ``base``'s query kept where it belongs: a base of
+    ``https://h/openai/deployments/d?api-version=2024-06-01`` and ``chat/completions`` give
+    ``https://h/openai/deployments/d/chat/completions?api-version=2024-06-01``."""
+    parts = urlsplit(base)
+    where = parts.path.rstrip("/") + "/" + path.lstrip("/")
+    return urlunsplit(parts._replace(path=where, fragment=""))
 
 
 def supports(url: str) -> bool:
@@ -221,9 +241,16 @@ class _Connection(asyncio.Protocol):
         return self._waiter
 
     def close(self) -> None:
+        """Close; drop at once (an RST) when part of a request is still unsent, since a close
+        waits for the buffer to drain, and a server that stopped reading would hold the socket
+        and its megabytes of unsent body open for good."""
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None:
+            if transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                transport.close()
 
     def _fail(self, exc: BaseException) -> None:
         self.reusable = False
@@ -235,7 +262,7 @@ class _Connection(asyncio.Protocol):
         headers = self._headers or {}
         if self._buf:  # bytes beyond the answer: the stream cannot be trusted for another
             self.reusable = False
-        if headers.get("connection", "").lower() == "close":
+        if "close" in _tokens(headers.get("connection", "")):
             self.reusable = False
         waiter = self._waiter
         self._waiter = None
@@ -296,7 +323,7 @@ class _Connection(asyncio.Protocol):
             value = value.strip()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         self._status, self._headers = status, headers
-        if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+        if version == "HTTP/1.0" and "keep-alive" not in _tokens(headers.get("connection", "")):
             self.reusable = False
         coding = headers.get("transfer-encoding")
         if status in (204, 304):
@@ -385,8 +412,11 @@ class Http1Poster:
         tls = parts.scheme == "https"
         self.port = parts.port or (443 if tls else 80)
         self.ssl = (ssl_context or _default_tls()) if tls else None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = _quote(parts.path or "/") + (f"?{_quote(parts.query)}" if parts.query else "")
         host = parts.netloc.rpartition("@")[2]
+        if not host.isascii():  # an internationalised name goes out as its ASCII form
+            name = self.host.encode("idna").decode("ascii")
+            host = f"{name}:{parts.port}" if parts.port else name
         lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
         for k, v in headers.items():
             if any(c in f"{k}{v}" for c in "\r\n\0"):
@@ -430,6 +460,9 @@ class Http1Poster:
             deadlines = self._deadlines = _Deadlines(asyncio.get_running_loop())
         conn, reused = await self._connection(n, until)
         while True:
+            if until is not None and deadlines._loop.time() >= until:
+                self._keep(conn)  # unused: still good for the next request
+                raise _DeadlinePassed(f"{self.who}: the deadline passed before the request went")
             waiter = conn.request(data)
             slot = None if until is None else deadlines.arm(waiter, until)
             try:

@@ -38,6 +38,7 @@ Design points (most answer a failure seen in other judge clients):
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import threading
@@ -58,7 +59,7 @@ from rm_service.models._base import (
     Usage,
 )
 from rm_service.models._body import ChatBody
-from rm_service.models._http1 import json_poster
+from rm_service.models._http1 import endpoint, json_poster
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import SdkClient
 from rm_service.models._retry import RetryPolicy, retry_async
@@ -101,6 +102,8 @@ llama.cpp accept any key unless started with one)."""
 
 _OPENAI_HOST = "api.openai.com"
 _FRAMES_KEPT = 64
+_Frame = tuple[SamplingParams, str, "dict[str, Any] | None", dict[str, Any], tuple[str, str]]
+"""A request's fixed part: its params, model name and extra body, the fields, their encoding."""
 """Request frames (one per sampling-params object in use) a model keeps before starting over."""
 
 _dotenv_lock = threading.Lock()
@@ -194,6 +197,13 @@ class OpenAIChatModel(PerLoopSessions):
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if base_url is not None and urlsplit(base_url).scheme not in ("http", "https"):
             raise ConfigError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if base_url is not None and "@" in urlsplit(base_url).netloc:
+            # Every request carries the key as ``Authorization: Bearer``; a URL's user and
+            # password would need that header too, and no client sends both.
+            raise ConfigError(
+                "base_url holds a user name or password (user:pass@host): pass the credential "
+                "as api_key= (sent as a bearer token) and give the URL without it"
+            )
         host = urlsplit(base_url).hostname if base_url else _OPENAI_HOST
         if api_key is None:
             if host == _OPENAI_HOST:
@@ -217,7 +227,7 @@ class OpenAIChatModel(PerLoopSessions):
         self.limiter = RateLimiter(rpm, tpm) if (rpm or tpm) else None
         self._build_body([], self.default_params)  # fail now on a bad response_format
         self._init_sessions()
-        self._frames: dict[int, tuple[SamplingParams, dict[str, Any], tuple[str, str]]] = {}
+        self._frames: dict[int, _Frame] = {}
 
     @property
     def probe_headers(self) -> dict[str, str]:
@@ -251,7 +261,7 @@ class OpenAIChatModel(PerLoopSessions):
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             }
-            url = f"{base}/chat/completions"
+            url = endpoint(base, "chat/completions")
             return json_poster(url, headers, pool=self.max_concurrency, who=self.model)
         return SdkClient(self, endpoint=self.base_url or _OPENAI_HOST)
 
@@ -308,16 +318,24 @@ class OpenAIChatModel(PerLoopSessions):
         loop = asyncio.get_running_loop()
         state = self._states.get(loop) or await self._loop_state(loop)
         frame = self._frames.get(id(p))
-        if frame is None or frame[0] is not p:
+        if (
+            frame is None
+            or frame[0] is not p
+            or frame[1] != self.model
+            or frame[2] != self.extra_body
+        ):
             # Everything but the messages is the same for every call with these params (a
             # grader passes one params object, and the graders sharing this model each theirs):
-            # build it, and its encoding, once per params object. An entry keeps its params
-            # alive, so no other object can take its id while it is kept.
+            # build it, and its encoding, once per params object, model name and extra body
+            # (either may be set after the first call). An entry keeps its params alive, so no
+            # other object can take its id while it is kept.
             if len(self._frames) >= _FRAMES_KEPT:
                 self._frames.clear()
             fields = self._build_body((), p)
-            frame = self._frames[id(p)] = (p, fields, ChatBody.frame_of(fields))
-        body = ChatBody.framed(frame[1], frame[2])
+            extra = copy.deepcopy(self.extra_body)
+            frame = (p, self.model, extra, fields, ChatBody.frame_of(fields))
+            self._frames[id(p)] = frame
+        body = ChatBody.framed(frame[3], frame[4])
         body["messages"] = [m if type(m) is dict else dict(m) for m in messages]
         cost = 0.0
         if self.limiter is not None and self.limiter.tpm:
@@ -422,7 +440,14 @@ class OpenAIChatModel(PerLoopSessions):
                 finish_reason=choice.get("finish_reason"),
                 attempts=n,
             )
-        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        except (
+            ValueError,
+            LookupError,
+            TypeError,
+            AttributeError,
+            ArithmeticError,  # a token count of 1e400, a logprob of 10**400
+            RecursionError,  # a body nested past the parser's depth
+        ) as exc:
             raise JudgeHTTPError(
                 f"{self.model}: malformed chat completion ({type(exc).__name__}: {exc}); "
                 f"body starts {bytes(content[:120])!r}",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from rm_service.models._base import JudgeConnectionError, JudgeError, JudgeTimeout
 from rm_service.models._body import without_surrogates
@@ -55,6 +56,18 @@ class _Sdk:
 
 _sdk_lock = threading.Lock()
 _sdk_cache: _Sdk | None = None
+
+
+def _split_query(base_url: str | None) -> tuple[str | None, dict[str, str] | None]:
+    """The SDK appends its path to the whole base URL, so a query in it (Azure's
+    ``?api-version=``) would end up in the path: it goes as the client's default query."""
+    if base_url is None:
+        return None, None
+    parts = urlsplit(base_url)
+    if not parts.query:
+        return base_url, None
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query="", fragment="")), query
 
 
 def load_sdk() -> _Sdk:
@@ -87,9 +100,11 @@ class SdkClient:
             if model.transport == "aiohttp"
             else sdk.openai.DefaultAsyncHttpxClient
         )
+        base, query = _split_query(model.base_url)
         self.client = sdk.openai.AsyncOpenAI(
             api_key=model._api_key,
-            base_url=model.base_url,
+            base_url=base,
+            default_query=query,
             timeout=model.timeout,
             max_retries=0,
             http_client=http_cls(limits=limits, timeout=model.timeout),

@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import gzip
 import json
+import selectors
 import socket
 import ssl
 import struct
@@ -589,3 +590,196 @@ async def test_finished_requests_leave_no_deadline_timers_behind(
     ]
     assert live == []
     await p.close()
+
+
+# --- found by the review of the request path ------------------------------------------------------
+
+
+def _writing_sockets(loop: asyncio.AbstractEventLoop) -> int:
+    """Sockets the loop still waits to write to (a connection closing after its buffer drains)."""
+    selector = loop._selector  # type: ignore[attr-defined]
+    return sum(1 for key in selector.get_map().values() if key.events & selectors.EVENT_WRITE)
+
+
+async def test_a_request_the_server_never_reads_is_dropped_not_left_draining() -> None:
+    """A request that fails with part of its body unsent (the server stopped reading) drops its
+    connection at once: a close would wait for the buffer to drain, forever, holding the socket
+    and megabytes of body per failed call."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_read(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        held.append(w)
+        await asyncio.sleep(3600)
+
+    mute = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = mute.sockets[0].getsockname()[1]
+    p = poster(f"http://127.0.0.1:{port}/v1/chat/completions")
+    loop = asyncio.get_running_loop()
+    big = "x" * (16 * 1024 * 1024)  # more than the kernel's socket buffers hold
+    for _ in range(3):
+        with pytest.raises(TimeoutError):
+            await p.post({"id": big}, 1, until=loop.time() + 0.3)
+    await asyncio.sleep(0.1)
+    assert _writing_sockets(loop) == 0
+    await p.close()
+    for w in held:
+        w.close()
+    mute.close()
+
+
+async def test_a_request_whose_deadline_passed_is_never_sent(serve: Any) -> None:
+    """A deadline that has passed by the time a connection is free (a rate limiter's wait, a
+    busy loop) fails the request before it is written: nothing goes on the wire late."""
+    server, url = await serve()
+    p = poster(url)
+    loop = asyncio.get_running_loop()
+    assert json.loads(await p.post({"id": 1}, 1, until=loop.time() + 30)) == {"echo": 1}
+    with pytest.raises(TimeoutError):
+        await p.post({"id": 2}, 1, until=loop.time() - 1)
+    await asyncio.sleep(0.05)
+    assert len(server.requests) == 1
+    assert json.loads(await p.post({"id": 3}, 1, until=loop.time() + 30)) == {"echo": 3}
+    assert server.connections == 1  # the unused connection stayed good
+    await p.close()
+
+
+@pytest.mark.parametrize("value", ["keep-alive, close", "close, Upgrade", "Close"])
+async def test_connection_close_among_other_tokens_is_honoured(serve: Any, value: str) -> None:
+    """``Connection`` is a list of tokens: ``close`` anywhere in it means the server will close,
+    so the next request goes on a new connection rather than on one about to be closed."""
+    server, url = await serve(lambda req, n: ok(b'{"x": 1}', f"Connection: {value}"))
+    p = poster(url)
+    for i in range(2):
+        await p.post({"id": i}, 1)
+    assert server.connections == 2
+    await p.close()
+
+
+async def test_a_path_with_spaces_or_non_ascii_is_percent_encoded(serve: Any) -> None:
+    """The request line carries the path percent-encoded (UTF-8); what the URL already encodes
+    stays as it is. Raw, a space split the request line and a CJK name failed the encoding."""
+    server, url = await serve()
+    base = url.rsplit("/v1/", 1)[0]
+    for path, line in [
+        ("/v1/modèle/chat/completions", b"POST /v1/mod%C3%A8le/chat/completions HTTP/1.1"),
+        ("/v1/模型/chat/completions", b"POST /v1/%E6%A8%A1%E5%9E%8B/chat/completions HTTP/1.1"),
+        ("/my models/v1?a=b c", b"POST /my%20models/v1?a=b%20c HTTP/1.1"),
+        ("/v1/a%2Fb", b"POST /v1/a%2Fb HTTP/1.1"),
+    ]:
+        p = poster(base + path)
+        await p.post({"id": 1}, 1)
+        assert server.requests[-1].split(b"\r\n", 1)[0] == line
+        await p.close()
+
+
+def test_surrogates_in_keys_are_sent_as_replacement_characters() -> None:
+    """A lone surrogate goes as U+FFFD wherever it is, a dict key included (an ``extra_body``
+    key, a message's key), in the plain and the pre-framed encodings alike."""
+    from rm_service.models._body import ChatBody, encode_json
+
+    body = {"k\ud800": "v\ud800", "messages": [{"role": "user", "n\udc00": "y"}]}
+    want = {"k\ufffd": "v\ufffd", "messages": [{"role": "user", "n\ufffd": "y"}]}
+    assert json.loads(encode_json(body)) == want
+    fields = {"model": "m", "k\ud800": 1, "messages": []}
+    framed = ChatBody.framed(fields, ChatBody.frame_of(fields))
+    framed["messages"] = [{"role": "user", "n\udc00": "y"}]
+    assert json.loads(encode_json(framed)) == {
+        "model": "m",
+        "k\ufffd": 1,
+        "messages": [{"role": "user", "n\ufffd": "y"}],
+    }
+
+
+def _completion(content: str, **extra: Any) -> bytes:
+    body = {"model": "m", "choices": [{"message": {"content": content}, "finish_reason": "stop"}]}
+    return json.dumps({**body, **extra}).encode()
+
+
+async def test_numbers_no_float_can_hold_are_a_malformed_completion(serve: Any) -> None:
+    """A token count of 1e400, a logprob of 10**400 or a body nested past the parser's depth is
+    a malformed answer (``JudgeHTTPError``), never an ``OverflowError`` or ``RecursionError``
+    that a grader would report as its own bug."""
+    from rm_service.models import OpenAIChatModel, SamplingParams
+
+    verdict = '{"score": 1}'
+    bodies = [
+        _completion(verdict, usage={"prompt_tokens": 1e400, "completion_tokens": 1}),
+        json.dumps(
+            {
+                "model": "m",
+                "choices": [
+                    {
+                        "message": {"content": verdict},
+                        "logprobs": {"content": [{"token": "1", "logprob": 10**400}]},
+                    }
+                ],
+            }
+        ).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+    ]
+    for raw in bodies:
+        _, url = await serve(lambda req, n, raw=raw: ok(raw))
+        model = OpenAIChatModel(
+            "m", base_url=url.rsplit("/chat/completions", 1)[0], api_key="k", max_retries=0
+        )
+        params = SamplingParams(logprobs=True)
+        with pytest.raises(JudgeHTTPError, match="malformed chat completion"):
+            await model.achat([{"role": "user", "content": "hi"}], params)
+        await model.aclose()
+
+
+async def test_a_base_url_query_stays_a_query_after_the_path(serve: Any) -> None:
+    """``https://host/openai/deployments/d?api-version=...`` (Azure's form) posts to
+    ``/openai/deployments/d/chat/completions?api-version=...``, not to a path that holds the
+    query; on the direct transport and the SDK's."""
+    from rm_service.models import OpenAIChatModel
+    from rm_service.models._openai_sdk import _split_query
+
+    server, url = await serve(lambda req, n: ok(_completion("hello")))
+    base = url.rsplit("/v1/", 1)[0] + "/openai/deployments/d?api-version=2024-06-01"
+    model = OpenAIChatModel("m", base_url=base, api_key="k", max_retries=0)
+    assert (await model.achat([{"role": "user", "content": "hi"}])).text == "hello"
+    line = server.requests[-1].split(b"\r\n", 1)[0]
+    assert line == b"POST /openai/deployments/d/chat/completions?api-version=2024-06-01 HTTP/1.1"
+    await model.aclose()
+    assert _split_query(base) == (
+        base.split("?")[0],
+        {"api-version": "2024-06-01"},
+    )
+
+
+def test_a_base_url_with_credentials_is_a_config_error() -> None:
+    """The key goes as ``Authorization: Bearer``; a URL's user and password would need that
+    header too. Refused when the model is built, naming the fix, not a ``ValueError`` from
+    the HTTP library on every call."""
+    from rm_service import ConfigError
+    from rm_service.models import OpenAIChatModel
+
+    with pytest.raises(ConfigError, match="user name or password"):
+        OpenAIChatModel("m", base_url="http://user:pw@127.0.0.1:1/v1", api_key="k")
+
+
+async def test_a_model_name_or_extra_body_set_after_a_call_is_what_is_sent(serve: Any) -> None:
+    """The request's fixed part is built once per params object, but a model name or extra body
+    changed after the first call is what the next request sends (the judge cache's key reads
+    the new values, so a stale request would file old answers under the new key)."""
+    from rm_service.models import OpenAIChatModel
+
+    server, url = await serve(lambda req, n: ok(_completion("ok")))
+    model = OpenAIChatModel(
+        "judge-a", base_url=url.rsplit("/chat/completions", 1)[0], api_key="k", max_retries=0
+    )
+    msgs = [{"role": "user", "content": "hi"}]
+    sent = []
+    for change in (
+        lambda: None,
+        lambda: setattr(model, "model", "judge-b"),
+        lambda: setattr(model, "extra_body", {"top_k": 2}),
+        lambda: model.extra_body.update(top_k=3),  # type: ignore[union-attr]
+    ):
+        change()
+        await model.achat(msgs)
+        body = json.loads(server.requests[-1].split(b"\r\n\r\n", 1)[1])
+        sent.append((body["model"], body.get("top_k")))
+    assert sent == [("judge-a", None), ("judge-b", None), ("judge-b", 2), ("judge-b", 3)]
+    await model.aclose()

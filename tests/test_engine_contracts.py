@@ -1,0 +1,225 @@
+"""The engine's promises where grader or aggregator code hands it something odd.
+
+Found by a review of the runner and the aggregators: a score object built without its check, a
+score that is a bool or a string, an aggregator that rewrites the record's results, an interrupt
+in a grader beside an async one, a status that blamed the data for a judge's timeout, and an
+``Unscored`` of an unknown kind.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from aggregators import WeightedSumAggregator
+from graders import FunctionGrader, Unscored
+from rm_service import GraderError, GraderScore, GradingRunner
+from rm_service._result import GraderResult
+from rm_service._wire import record_from_json, record_json
+
+
+class _Bonus:
+    """A grader that only implements the protocol (no ``BaseGrader``): its result reaches the
+    runner as it is."""
+
+    name = "bonus"
+    required_fields = ("response",)
+    optional_fields: tuple[str, ...] = ()
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    async def aevaluate(self, **fields: Any) -> GraderResult:
+        base = GraderScore(name=self.name, score=0.5)
+        return base.model_copy(update={"score": self.value})
+
+
+@pytest.mark.parametrize("value", [1.25, -0.5, math.nan, math.inf])
+async def test_a_score_object_built_without_its_check_is_unscored_not_clipped(
+    value: float,
+) -> None:
+    """``score.model_copy(update={"score": s + 0.25})`` skips the model's check. Whether a
+    grader function, a protocol grader or a custom aggregator returns it, the component is an
+    ``internal`` error and the reward is unscored: never 1.0 by a clip, never NaN marked ok."""
+
+    def copied(response: str) -> GraderScore:
+        return GraderScore(name="x", score=0.5).model_copy(update={"score": value})
+
+    def agg(results: Mapping[str, GraderResult]) -> GraderScore:
+        return GraderScore(name="agg", score=0.5).model_copy(update={"score": value})
+
+    cases: list[tuple[dict[str, Any], list[Any] | None, str]] = [
+        ({"copied": copied, "ok": lambda response: 1.0}, None, "copied"),
+        ({"bonus": _Bonus(value), "ok": lambda response: 1.0}, None, "bonus"),
+        ({"ok": lambda response: 1.0}, [agg], "agg"),
+    ]
+    for graders, aggregators, bad in cases:
+        runner = GradingRunner(graders, aggregators=aggregators)
+        rec = (await runner.agrade([{"response": "r"}]))[0]
+        err = rec.components[bad]
+        assert isinstance(err, GraderError) and err.kind == "internal", err
+        assert "not a reward in [0, 1]" in err.error
+        assert rec.reward is None and rec.status == "unscored"
+        wire = record_json(rec)
+        assert wire["reward"] is None and wire["status"] == "unscored"
+
+
+def test_the_weighted_sum_clips_rounding_only() -> None:
+    """A convex combination can land a rounding error outside [0, 1] (clipped back); a value
+    further out is not rounding, and the aggregate is unscored rather than clipped."""
+    agg = WeightedSumAggregator("reward", {"a": 1.0, "b": 1.0})
+    agg.bind(["a", "b"])
+    near = agg({"a": GraderScore(name="a", score=1.0), "b": GraderScore(name="b", score=1.0)})
+    assert isinstance(near, GraderScore) and near.score == 1.0
+    far = agg(
+        {
+            "a": GraderScore(name="a", score=1.0).model_copy(update={"score": 1.5}),
+            "b": GraderScore(name="b", score=1.0),
+        }
+    )
+    assert isinstance(far, GraderError) and "not in [0, 1]" in far.error
+
+
+@pytest.mark.parametrize("value", [True, False, "0.9", b"1", "1e-0"])
+def test_a_score_is_a_number_not_a_bool_or_text(value: Any) -> None:
+    """``GraderScore(score=True)`` or ``"0.9"`` is refused where it is built, and so is a
+    remote server's answer that carries one (the TRL, verl and OpenRLHF remote backends read
+    answers through ``record_from_json``, whose callers treat a ``ValueError`` as a malformed
+    answer)."""
+    with pytest.raises(ValueError):
+        GraderScore(name="x", score=value)
+    with pytest.raises(ValueError):
+        record_from_json({"scores": {"reward": value}}, 0, "reward")
+    assert GraderScore(name="x", score=1).score == 1.0  # an int is a number
+
+
+async def test_an_aggregator_cannot_rewrite_or_drop_a_component() -> None:
+    """An aggregator gets the record's results read-only: one that "fills" a judge's error with
+    0.0 cannot fake that component's score, and one that drops a key cannot fail the batch. Its
+    attempt makes its own result an ``internal`` error, named."""
+
+    async def judge(response: str) -> float:
+        raise Unscored("judge endpoint 503", kind="judge_error")
+
+    def fill(results: Any) -> float:
+        results["judge"] = GraderScore(name="judge", score=0.0)
+        return 0.0
+
+    def drop(results: Any) -> float:
+        del results["judge"]
+        return 0.0
+
+    runner = GradingRunner({"judge": judge, "ok": lambda response: 1.0}, aggregators=[fill, drop])
+    recs = await runner.agrade([{"response": str(i)} for i in range(20)])
+    assert len(recs) == 20
+    for rec in recs:
+        judged = rec.components["judge"]
+        assert isinstance(judged, GraderError) and judged.kind == "judge_error"
+        for name in ("fill", "drop"):
+            err = rec.components[name]
+            assert isinstance(err, GraderError) and err.kind == "internal", err
+
+
+_INTERRUPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from rm_service import GradingRunner
+
+    calls = {"n": 0}
+
+    def boom(response):
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise EXC
+        return 1.0
+
+    async def slow(response):
+        await asyncio.sleep(0.005)
+        return 0.5
+
+    graders = {"boom": boom, "slow": slow} if sys.argv[1] == "mixed" else {"boom": boom}
+    runner = GradingRunner(graders, max_concurrency=8)
+    seen = []
+
+    async def main():
+        try:
+            await runner.agrade([{"response": str(i)} for i in range(1000)])
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+            raise
+        finally:
+            seen.append("finally")
+
+    try:
+        asyncio.run(main())
+    except BaseException:
+        pass
+    print("seen", seen, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("exc", ["KeyboardInterrupt", "SystemExit(3)"])
+@pytest.mark.parametrize("mode", ["inline", "mixed"])
+def test_an_interrupt_in_a_grader_reaches_the_caller(mode: str, exc: str) -> None:
+    """A Ctrl-C (or ``sys.exit``) landing in a sync grader while an async grader runs beside it
+    reaches the task that awaits the runner, whose ``except`` and ``finally`` run (the command
+    line flushes its output there), as on the all-inline path; no task is left pending."""
+    out = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT.replace("EXC", exc), mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    name = exc.split("(")[0]
+    assert f"seen ['{name}', 'finally']" in out.stdout, out.stdout + out.stderr
+    assert "Task was destroyed but it is pending" not in out.stderr
+    assert "was never retrieved" not in out.stderr
+
+
+async def test_the_status_follows_the_reward_not_a_monitor() -> None:
+    """A reward unscored by a judge's timeout is ``unscored`` (retry may help), even when a
+    monitor grader the reward does not read lacks its field; a reward that failed on a missing
+    field is ``error`` (fix the data)."""
+
+    async def judge(response: str) -> float:
+        raise Unscored("judge timed out after 30 s", kind="timeout")
+
+    def tools(messages: Any) -> float:
+        return 1.0
+
+    runner = GradingRunner(
+        {"judge": judge, "tools": tools},
+        aggregators=WeightedSumAggregator("reward", {"judge": 1.0}),
+    )
+    rec = (await runner.agrade([{"response": "x"}]))[0]
+    assert rec.components["tools"].kind == "invalid_input"  # type: ignore[union-attr]
+    assert rec.status == "unscored"
+    runner = GradingRunner(
+        {"judge": judge, "tools": tools},
+        aggregators=WeightedSumAggregator("reward", {"judge": 1.0, "tools": 1.0}),
+    )
+    assert (await runner.agrade([{"response": "x"}]))[0].status == "error"
+
+
+async def test_an_unscored_of_an_unknown_kind_is_an_internal_error() -> None:
+    """``Unscored("...", kind="refusal")`` (no such kind) or a reason that is not text: the
+    grader's ``aevaluate`` returns an ``internal`` error that shows what was raised, as its
+    contract says; it does not raise a validation error."""
+
+    async def refusal(response: str) -> float:
+        raise Unscored("judge refused", kind="refusal")  # type: ignore[arg-type]
+
+    def not_text(response: str) -> float:
+        raise Unscored(RuntimeError("boom"))  # type: ignore[arg-type]
+
+    for func in (refusal, not_text):
+        out = await FunctionGrader(func).aevaluate(response="x")
+        assert isinstance(out, GraderError) and out.kind == "internal"
+        assert "Unscored(" in out.error
