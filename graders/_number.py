@@ -17,6 +17,7 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._text import (
     METADATA_LIST_LIMIT,
     Number,
+    answer_expression,
     as_gold_list,
     as_text,
     grade_any_gold,
@@ -118,12 +119,26 @@ def grade_number(
     Raises:
         Unscored: the reference has no number to compare against (``invalid_input``).
     """
+    if (expr := answer_expression(reference)) is not None:
+        raise Unscored(
+            f"the reference's answer is an expression, not a number: {_short(expr)} (grade "
+            "math answers with the math grader)",
+            kind="invalid_input",
+        )
     gold, gold_source, gold_all = select_answer_number(reference)
     if gold is None:
         raise Unscored(
             f"no number in the reference (looked in: {gold_source})",
             kind="invalid_input",
             reference_numbers=_texts(gold_all),
+        )
+    if (expr := answer_expression(response)) is not None:
+        # Its number alone is not its value (\sqrt{16} is 4): neither equal nor different by
+        # this rule, so no score rather than a made-up one.
+        raise Unscored(
+            f"the response's answer is an expression, not a number: {_short(expr)}; the number "
+            "rule cannot value it (grade math answers with the math grader)",
+            kind="unparseable",
         )
     pred, pred_source, pred_all = select_answer_number(response)
     metadata: dict[str, Any] = {
@@ -153,6 +168,11 @@ def grade_number(
             metadata,
         )
     return 0.0, f"{pred.text} does not match the reference {gold.text}", metadata
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _check_fraction(value: Any, what: str, *, upper: float | None = None) -> float:

@@ -23,12 +23,14 @@ __all__ = [
     "ANSWER_FIELDS",
     "GOLD_LIST_GRADERS",
     "INVISIBLE",
+    "MATH_SPAN",
     "METADATA_LIST_LIMIT",
     "METADATA_TEXT_LIMIT",
     "NUMBER_CORE",
     "NUMBER_PATTERN",
     "AnswerSource",
     "Number",
+    "answer_expression",
     "answer_regions",
     "as_gold_list",
     "as_text",
@@ -312,6 +314,14 @@ def answer_regions(
     return [text], "last_number"
 
 
+LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
+"""A LaTeX thousands separator (``1{,}000``, ``1\\,000``), to be read as a plain comma."""
+
+
+def _answer_text(text: str) -> str:
+    return LATEX_THOUSANDS.sub(r"\1,", numeric_text(text))
+
+
 def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
     """Pick the number that is *the answer* of ``text``; the first rule that applies wins.
 
@@ -326,12 +336,13 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
     reasoning. Otherwise "\\boxed{x}" after a stray "42" in the working would score as 42.
     The regions are :func:`answer_regions`'.
 
-    The text is read through :func:`numeric_text` (full-width forms, invisible characters).
+    The text is read through :func:`numeric_text` (full-width forms, invisible characters), and
+    a LaTeX thousands separator as a comma (``\\boxed{1{,}000}`` is 1000, not 000).
 
     Returns:
         ``(answer or None, the rule used, every number in text)``.
     """
-    text = numeric_text(text)
+    text = _answer_text(text)
     everything = find_numbers(text)
     regions, source = answer_regions(text)
     if source == "last_number":
@@ -341,6 +352,50 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
         return (parse_number(m.group(0)) if m else None), source, everything
     nums = find_numbers(regions[-1])
     return (nums[-1] if nums else None), source, everything
+
+
+_LATEX_WORDS = re.compile(
+    r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{[^{}]*\}"
+    r"|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
+    r"|[,;:! %$])"
+)
+"""LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""
+_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π]|(?<=#)\s*!(?!=)")
+"""Once the numbers are ``#`` and the dressing gone: a command (``\\sqrt``, ``\\frac`` around
+a letter), a brace, a power, or a factorial."""
+MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
+"""A ``$…$``, ``$$…$$``, ``\\(…\\)`` or ``\\[…\\]`` span."""
+
+
+def _more_than_a_number(math: str) -> bool:
+    return bool(_MORE_THAN_A_NUMBER.search(_NUMBER_RE.sub("#", _LATEX_WORDS.sub(" ", math))))
+
+
+def answer_expression(text: str) -> str | None:
+    """The math around :func:`select_answer_number`'s answer when it is more than a number
+    (``\\boxed{\\sqrt{16}}``, ``\\boxed{2^{4}}``, ``$\\frac{x}{4}$``, ``\\boxed{4!}``), else
+    ``None``.
+
+    Why: read alone, the number in such an answer is not its value (``\\sqrt{16}`` is 4, not
+    16), so a rule that compares numbers cannot grade it either way. A boxed answer is read
+    whole; elsewhere, the ``$…$`` span the answer number sits in, or a power around it.
+    """
+    text = _answer_text(text)
+    regions, source = answer_regions(text)
+    region = regions[-1]
+    if source == "boxed":
+        return region.strip() if _more_than_a_number(region) else None
+    found = list(_NUMBER_RE.finditer(region))
+    if not found:
+        return None
+    chosen = found[0] if source == "answer_phrase" else found[-1]
+    for m in MATH_SPAN.finditer(region):
+        if m.start() <= chosen.start() < m.end():
+            return m.group(0) if _more_than_a_number(m.group(0)) else None
+    before, after = region[: chosen.start()].rstrip(), region[chosen.end() :].lstrip()
+    if after.startswith("^") or before.endswith(("^", "^{", "\\sqrt{", "\\sqrt")):
+        return region[max(0, chosen.start() - 8) : chosen.end() + 8].strip()
+    return None
 
 
 def jsonable_number(value: float) -> int | float:

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from graders._string import normalize_answer
-from graders._text import NUMBER_CORE, NUMBER_PATTERN, Number, answer_regions, find_numbers
+from graders._text import (
+    LATEX_THOUSANDS,
+    MATH_SPAN,
+    NUMBER_CORE,
+    NUMBER_PATTERN,
+    Number,
+    answer_regions,
+    find_numbers,
+)
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -132,8 +140,7 @@ _LATEX_NOISE = re.compile(
     r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
     r"|\\(?:quad|qquad|[,;:! ])"
 )
-_LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
-_MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
+_MATH_SPAN = MATH_SPAN
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+(?=\S)|\n")
 
 _NEGATIONS = frozenset(
@@ -206,7 +213,7 @@ _MULTI = re.compile(r"\d\s*[,;]\s*[-+]?\d|\bor\b|\\lor|\\cup|∪|\\pm|±", re.IG
 def _clean(text: str) -> str:
     """LaTeX text blocks to their words and spacing commands to spaces, for reading answers;
     LaTeX thousands separators (``1{,}000``, ``1\\,000``) to plain ones first."""
-    text = _LATEX_THOUSANDS.sub(r"\1,", text)
+    text = LATEX_THOUSANDS.sub(r"\1,", text)
     return _LATEX_NOISE.sub(lambda m: f" {m.group(1) or ''} ", text)
 
 

@@ -34,7 +34,9 @@ ErrorKind = Literal["invalid_input", "timeout", "judge_error", "unparseable", "i
   unparseable: the data's fault, retrying will not help.
 * ``timeout``: a deadline passed (grader call, math verification, judge request).
 * ``judge_error``: the judge endpoint failed (HTTP error, rate limit after retries, refusal).
-* ``unparseable``: the judge answered but no valid verdict could be read from it.
+* ``unparseable``: the judge answered but no valid verdict could be read from it, or a rule
+  cannot read the response's answer as what it compares (an expression, ``\\sqrt{16}``, where
+  the number rule wants a number).
 * ``internal``: a bug or an unexpected exception in a grader or aggregator.
 """
 

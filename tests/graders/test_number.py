@@ -267,3 +267,78 @@ async def test_constructible_by_name() -> None:
     assert (await g.aevaluate(response="118", reference_response="100")).score == 0.5
     with pytest.raises(ConfigError):
         get_grader("number", tolerance=0.1)  # unknown parameter
+
+
+@pytest.mark.parametrize(
+    ("response", "reference"),
+    [
+        (r"\boxed{1{,}000}", "1000"),
+        (r"\boxed{1\,000}", "1000"),
+        (r"The answer is $1{,}250$.", "1250"),
+        (r"\boxed{12\!345}", "12345"),
+    ],
+)
+async def test_a_latex_thousands_separator_is_read_as_one(response: str, reference: str) -> None:
+    """``\\boxed{1{,}000}`` (how LaTeX typesets 1,000) is 1000: read as "000" it was a 0 for a
+    right answer."""
+    out = await NumberGrader().aevaluate(response=response, reference_response=reference)
+    assert isinstance(out, GraderScore) and out.score == 1.0, out
+
+
+@pytest.mark.parametrize(
+    ("response", "reference"),
+    [
+        (r"\boxed{\sqrt{4}}", "4"),  # is 2
+        (r"\boxed{2^{4}}", "4"),  # is 16
+        (r"\boxed{4!}", "4"),  # is 24
+        (r"$\frac{x}{4}$", "4"),
+        (r"The answer is $\frac{x}{4}$.", "4"),
+        (r"\boxed{\sqrt{16}}", "16"),  # is 4
+        (r"\boxed{4 \times 10^3}", "4000"),  # is 4000: read as 3 it was a 0
+        (r"\boxed{3\frac{1}{2}}", "3.5"),  # is 3.5: read as 2 it was a 0
+        (r"\boxed{\pi}", "3.14159"),
+        (r"The answer is 10^3", "1000"),
+    ],
+)
+async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
+    response: str, reference: str
+) -> None:
+    """The number rule reads numbers; the number inside ``\\sqrt{16}`` or ``2^{4}`` is not the
+    answer's value, so it neither matches nor misses the reference by this rule: unscored
+    (``unparseable``), naming the expression, never a 1.0 for a wrong answer or a 0 for a right
+    one."""
+    out = await NumberGrader().aevaluate(response=response, reference_response=reference)
+    assert isinstance(out, GraderError) and out.kind == "unparseable", out
+    assert "expression" in out.error
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "expected"),
+    [
+        (r"\boxed{\frac{3}{4}}", "0.75", 1.0),
+        (r"\boxed{-\frac{3}{4}}", "-0.75", 1.0),
+        (r"\boxed{72^{\circ}}", "72", 1.0),
+        (r"\boxed{5\%}", "5%", 1.0),
+        (r"\boxed{5\text{ cm}}", "5", 1.0),
+        (r"\boxed{4.5\,\mathrm{m}}", "4.5", 1.0),
+        (r"So $2^{10} = 1024$, and the answer is 1024.", "1024", 1.0),
+        ("The answer is 4!", "4", 1.0),  # prose: an exclamation, not a factorial
+        (r"\boxed{x}", "4", 0.0),  # no number at all: a wrong answer
+    ],
+)
+async def test_a_number_dressed_in_latex_is_still_a_number(
+    response: str, reference: str, expected: float
+) -> None:
+    """Fractions of numbers, degrees, percent, units and spacing leave a number a number."""
+    out = await NumberGrader().aevaluate(response=response, reference_response=reference)
+    assert isinstance(out, GraderScore) and out.score == expected, out
+
+
+async def test_a_reference_that_is_an_expression_is_invalid_input() -> None:
+    """A gold of ``\\boxed{\\frac{\\sqrt{3}}{2}}`` has no number to compare: the record is the
+    data's fault, said so, rather than compared by its last digit."""
+    out = await NumberGrader().aevaluate(
+        response=r"\boxed{2}", reference_response=r"\boxed{\frac{\sqrt{3}}{2}}"
+    )
+    assert isinstance(out, GraderError) and out.kind == "invalid_input", out
+    assert "expression" in out.error
