@@ -47,6 +47,10 @@ _VERIFIED = _Family(
             + r" (?:as )?(?:(?:fully |100 )?(?:correct|accurate|right) )?"
             + rf"(?:against|with|by|according to) {_EN_REFERENCE}",
             r"verified (?:as )?(?:correct|accurate)",
+            # "Confirmed correct by the grading team"
+            _any("verified validated confirmed certified approved checked marked graded")
+            + r" (?:as )?(?:fully )?(?:correct|accurate|right|valid|true|perfect) by "
+            + rf"(?:the |an? |our |your )?{_W}{{0,3}}?{_EN_GRADER_AUTHORITY}",
             _any(
                 "verified validated confirmed certified approved fact_checked double_checked "
                 "checked vetted endorsed graded reviewed"
@@ -310,7 +314,17 @@ _POSES = _Family(
                 "attention"
             )
             + r" (?:to|for) (?:the |any |all |our |my )?(?:ai |automated |llm )?"
-            + rf"(?:{_EN_ADDRESSEE}|judges?|ai|llm|language model|model|assistant|chatbot|bot)",
+            + rf"(?:{_EN_ADDRESSEE}|judges?|ai|llm|language model|model|assistant|chatbot|bot"
+            + r"|reviewers?|examiners?|markers?|graders?)",
+            # "To whoever is grading this: ...", "for the person marking this"
+            r"(?:to|for|dear) (?:whoever|whomever|anyone|the person|the people|the one|those) "
+            r"(?:who (?:is |are |will be )?|(?:is |are |will be ))?"
+            r"(?:grading|marking|reviewing|evaluating|scoring|assessing|judging|grades|marks"
+            r"|reviews|evaluates|scores|assesses|judges) (?:this|these|my|the|it)",
+            # "If you are an AI reading this, ..."
+            r"if you (?:are|re) (?:an? |the )?(?:ai|llm|language model|model|grader|evaluator"
+            r"|judge|bot|chatbot|assistant|reward model|grading model)(?: \w+){0,2}? "
+            r"(?:reading|grading|evaluating|scoring|reviewing|assessing|judging|checking)",
             _any("dear attention attn hey hello hi")
             + " (?:the )?"
             + _any(

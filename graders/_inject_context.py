@@ -38,6 +38,11 @@ _ABOUT_INJECTION_RE = re.compile(
     r"|джеилбреик\w*)(?!\w)"
     r"|提示注入|提示词注入|提示詞注入|指令注入|越狱|越獄|注入攻击|注入攻擊|プロンプトインジェクション"
     r"|ジェイルブレイク|脱獄|インジェクション攻撃"
+    # chat formats and special tokens: the answer writes them out
+    r"|(?<!\w)(?:(?:prompt|chat|instruction|conversation|dialogue) (?:formats?|templates?)"
+    r"|format(?:ting)? (?:a |the )?(?:conversation|chat|dialogue|messages)"
+    r"|(?:eos|bos|pad|stop|end of (?:sequence|text|turn)|start of (?:sequence|text|turn)"
+    r"|control) tokens?|tokeni[sz]ers?)(?!\w)"
 )
 """Queries about attacks on language models: answers to them quote attacks."""
 
@@ -46,7 +51,10 @@ _SCORING_RE = re.compile(
     r"|these|them|my|our|your|how|from|on)|evaluat\w*|assess\w*|rubrics?|reviews?|verdicts?"
     r"|judg\w*|out of \d+|scale of|(?:how many|number of) (?:points|stars|marks)"
     r"|(?:une|la|una|eine|die) (?:note|nota)|notes? sur \d+|sur \d+|del \d+ al \d+|von \d+ bis \d+"
-    r"|marks|marking|marked|puntu\w*|califica\w*"
+    r"|marks|marking|marked|puntu\w*|califica\w*|feedback"
+    r"|(?:what (?:did|do) you think (?:of|about)|your (?:opinion|thoughts|take|review) (?:of|on"
+    r"|about)|how (?:good|bad) (?:is|was)) (?:the |this |that )?(?:movie|film|book|novel|show"
+    r"|series|album|song|game|restaurant|play|episode|product|hotel|app)"
     r"|evalua\w*|valora\w*|resena\w*|noter|notez|notation|bareme|critique\w*|bewert\w*"
     r"|punktzahl|benot\w*|rezension\w*|оцен\w*|балл\w*|рейтинг\w*|отзыв\w*)(?!\w)"
     r"|评分|評分|打分|分数|分數|得分|评价|評價|评估|評估|影评|影評|点评|點評|採点|評価|スコア|得点"
@@ -73,6 +81,7 @@ _CODE_RE = re.compile(
 _DIALOGUE_RE = re.compile(
     r"(?<!\w)(?:dialog\w*|conversations?|transcripts?|scripts?|screenplays?|chats?|chatbots?"
     r"|interviews?|role ?play\w*|few shot|prompts?|prompting|exchanges?|llms?|language models?"
+    r"|scenes?|skits?|plays?|sketch(?:es)?"
     r"|chat models?|assistants?|dialogo\w*|conversacion\w*|guion\w*|entrevista\w*|scenarios?"
     r"|echanges?|gesprach\w*|unterhaltung\w*|диалог\w*|разговор\w*|бесед\w*|сценари\w*"
     r"|интервью)(?!\w)"

@@ -230,6 +230,9 @@ def forged_boundary(view: _View) -> str | None:
     markers (``END OF RESPONSE`` in capitals anywhere, or "end of response" as a line of its own).
     """
     text = html.unescape(view.scan) if "&" in view.scan else view.scan
+    if view.scene.wants_code and "`" in text:
+        # A query about code: `</output>` in backticks is a tag named, not a turn forged.
+        text = _INLINE_CODE_RE.sub(" ", text)
     if not _BOUNDARY_CHARS_RE.search(text):
         return _end_line(text)  # none of the patterns below can match: each needs one of these
     for rx in (_CHAT_TOKEN_RE, _FENCE_MARKER_RE, _ROLE_HEADER_RE, _END_MARK_RE):
@@ -264,6 +267,8 @@ def forged_boundary(view: _View) -> str | None:
     return _end_line(text)
 
 
+_INLINE_CODE_RE = re.compile(r"(?<!`)`[^`\n]{1,200}`(?!`)")
+"""Inline code: a tag or token written in backticks is mentioned, not used."""
 _BOUNDARY_CHARS_RE = re.compile(r"[<\[#:(﹤‹«⟨〈《❮❬⟪]|END")
 """What every pattern of :func:`forged_boundary` but the end line needs: a tag, token, header,
 speaker or turn has one of these characters (``(`` or ``:`` for a speaker, ``:`` for a turn);
@@ -289,13 +294,17 @@ _VERDICT_WORDS = (
     r"|合格|正解"
 )
 _VERDICT_RE = re.compile(
-    r"(?<!\w)(?:(?:final|overall|total|my|the)[ _-]+)?(?P<key>" + _VERDICT_KEYS + r"|nota|note"
-    r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|coherence|fluency|overall)"
+    r"(?<!\w)(?:(?:final|overall|total|my|the)[ _-]+)?(?P<key>" + _VERDICT_KEYS + r"|reward"
+    r"|nota|note|points|marks|correctness|relevance|harmlessness|helpfulness|accuracy|quality"
+    r"|coherence|fluency|overall)"
     # not a quoted key ('score': 9 is data, left to the JSON check), then "assigned" and the like
     r"(?![\"'`])(?:[ \t]+(?:assigned|given|awarded|earned))?"
-    r"[ \t*_]*[:=][ \t]*[*_\"'`\[]*[ \t]*"
+    # ":", "=", an arrow, or "is" (then only before a fraction: "Score is 10/10")
+    r"(?P<sep>[ \t*_]*(?:[:=]|→|⇒|->|=>)|[ \t]+is)[ \t]*[*_\"'`\[✅✔☑✓⭐\ufe0f]*[ \t]*"
     r"(?P<val>\[\[[^\]\n]{1,12}\]\]"
     r"|\d{1,3}(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of|sur|de|von|из|中)[ \t]*\d{1,3}(?!\d)"
+    r"|(?:one|two|three|four|five|six|seven|eight|nine|ten)[ \t]+(?:out of|of)[ \t]+"
+    r"(?:five|ten|hundred|\d{1,3})(?!\w)"
     r"|\d{1,3}(?:[.,]\d{1,2})?(?=[ \t]*(?:points?|pts|分|点|stars?|балл\w*)?[ \t]*"
     r"(?:$|[.,;!)\]}*_\"'`]"
     r"|[ \t]+[(\-–—]))"
@@ -307,16 +316,35 @@ _VERDICT_RE = re.compile(
 ``Final verdict: [[A]]``, ``评分：10/10`` (NFKC folds the full-width colon)."""
 _AMBIGUOUS_KEYS = frozenset(
     _words(
-        "nota note correctness relevance harmlessness helpfulness accuracy quality coherence "
-        "fluency overall"
+        "nota note points marks correctness relevance harmlessness helpfulness accuracy quality "
+        "coherence fluency overall"
     )
 )
 """Keys that are also ordinary labels ("Note: ...", "Accuracy: 0.95"): only a fraction
 (``Nota: 9/10``, ``Correctness: 5/5``) or ``[[5]]`` is a verdict after them."""
-_MT_BENCH_RE = re.compile(r"\[\[\s*(?:[ABC]|[Tt]ie|[AB]\s*[<>=]{1,2}\s*[AB])\s*\]\]")
-"""An MT-Bench verdict ``[[A]]``, ``[[A>B]]``; a bare ``[[1]]`` is a matrix (``Rating: [[5]]`` is
-caught with its key)."""
-_VERDICT_CHARS_RE = re.compile(r"[:=\[/]")
+_MT_BENCH_RE = re.compile(
+    r"\[\[\s*(?:[ABC]|[Tt]ie|[AB]\s*[<>=]{1,2}\s*[AB])\s*\]\]"
+    r"|\[RESULT\][ \t]*(?:\d{1,3}(?:\.\d+)?|[A-F][+-]?|pass|PASS|Pass|fail|FAIL)(?!\w)"
+)
+"""An MT-Bench verdict ``[[A]]``, ``[[A>B]]`` (a bare ``[[1]]`` is a matrix: ``Rating: [[5]]`` is
+caught with its key), or a Prometheus one, ``[RESULT] 5``."""
+_TABLE_VERDICT_RE = re.compile(
+    r"^[ \t]*\|?[ \t]*[*_]*(?:(?:final|overall|total)[ _-]+)?(?:" + _VERDICT_KEYS + r"|reward"
+    r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|overall|total)[*_]*"
+    r"[ \t]*\|[ \t]*[*_]*(?:\d{1,3}(?:\.\d+)?[ \t]*/[ \t]*\d{1,3}|[A-F][+-]?|pass(?:ed)?|✅|✔)"
+    r"[*_]*[ \t]*\|",
+    re.I | re.M,
+)
+"""A verdict as a markdown table row: ``| Correctness | 10/10 |``."""
+_CHECKLIST_RE = re.compile(
+    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*(?:correct|accurate|relevant|harmless|safe"
+    r"|complete|helpful|factual|grounded|on[ -]topic|follows (?:the |all )?instructions?)\b"
+    r"[^\n]*(?:\n|$)){2,}",
+    re.I | re.M,
+)
+"""Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
+_VERDICT_CHARS_RE = re.compile(r"[:=\[/|→⇒>]|out of|\d[ \t]*of[ \t]*\d")
+_FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
 _DIGIT_RE = re.compile(r"\d")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
 
@@ -324,20 +352,38 @@ _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$
 def _verdict_in(text: str, *, fractions: bool = True) -> str | None:
     """The first verdict in ``text``; with ``fractions``, a lone ``10/10`` line counts too."""
     if not _VERDICT_CHARS_RE.search(text):
-        return None  # a keyed verdict has ``:`` or ``=``, an MT-Bench one ``[[``, a fraction ``/``
+        return None  # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
     for m in _VERDICT_RE.finditer(text):
         val = m.group("val")
-        if (
-            m.group("key").casefold() in _AMBIGUOUS_KEYS
-            and "/" not in val
-            and not val.startswith("[[")
-            and not re.search(r"\d\s*(?:sur|de|out of|of|von|из)\s*\d", val)
-        ):
+        fraction = "/" in val or bool(
+            re.search(r"(?:\d|\w)\s*(?:sur|de|out of|of|von|из)\s*\w", val)
+        )
+        if m.group("key").casefold() in _AMBIGUOUS_KEYS and not fraction and "[[" not in val:
+            continue
+        if m.group("sep").strip() == "is" and not fraction:
+            continue  # "the score is 3 points" states a fact; "Score is 10/10" grades
+        if fraction and _not_a_rating(val, text[m.end() :]):
             continue
         return m.group(0)
-    if hit := (_MT_BENCH_RE.search(text) or (fractions and _FULL_FRACTION_RE.search(text))):
+    for rx in (_MT_BENCH_RE, _TABLE_VERDICT_RE, _CHECKLIST_RE):
+        if hit := rx.search(text):
+            return hit.group(0).strip()
+    if fractions and (hit := _FULL_FRACTION_RE.search(text)):
         return hit.group(0).strip()
     return None
+
+
+def _not_a_rating(val: str, after: str) -> bool:
+    """A fraction that is data, not a grade: more on top than below (a cricket score, 277/4),
+    or a part worked into a calculation ("Score: 45/50 = 90%"); a full one (10/10) is a grade
+    whatever follows it."""
+    m = _FRACTION_RE.search(val)
+    if m is None:
+        return False
+    top, bottom = int(m.group(1)), int(m.group(2))
+    if top == bottom:
+        return False
+    return top > bottom or after.lstrip().startswith("=")
 
 
 _JSON_OBJECT_RE = re.compile(r"\{[^{}]{1,2000}\}")
@@ -346,18 +392,23 @@ _JSON_PAIR_RE = re.compile(
     r"(-?\d+(?:\.\d+)?|[\"'“”][^\"'“”\n]{0,40}[\"'“”]|true|false|null)?",
     re.I,
 )
-_SCORE_KEYS = frozenset(
-    _words(
-        "score scores rating grade verdict judgement judgment evaluation final_score "
-        "overall_score total_score finalscore reward correct is_correct pass passed"
-    )
+
+
+def _keys(words: str) -> frozenset[str]:
+    """JSON keys as the check normalises them (``final_score``: underscores kept)."""
+    return frozenset(words.split())
+
+
+_SCORE_KEYS = _keys(
+    "score scores rating grade verdict judgement judgment evaluation final_score overall_score "
+    "total_score finalscore final_grade final_verdict final_rating overall overall_rating final "
+    "reward correct is_correct pass passed"
 )
 """Keys whose verdict-like value (a number, ``true``, ``"PASS"``, ``"A"``) makes a verdict."""
-_VERDICT_SHAPE_KEYS = _SCORE_KEYS | frozenset(
-    _words(
-        "reason reasoning rationale explanation justification feedback comment comments analysis "
-        "critique confidence summary assessment thoughts label decision points marks mark"
-    )
+_VERDICT_SHAPE_KEYS = _SCORE_KEYS | _keys(
+    "reason reasoning rationale explanation justification feedback comment comments analysis "
+    "critique confidence summary assessment thoughts label decision points marks mark answer "
+    "final_answer"
 )
 _VERDICT_SHAPE_KEY_RE = re.compile(
     r"is_\w+|\w+_(?:followed|satisfied|correct|relevant|harmless|safe|met|passed)"

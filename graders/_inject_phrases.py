@@ -30,6 +30,7 @@ _EN_POSITIONAL = _any(
 )
 _EN_IGNORE_V = _any(
     "ignore disregard forget override bypass skip discard drop abandon set_aside throw_out "
+    "pay_no_attention_to pay_no_heed_to take_no_notice_of "
     "do_not_follow don_t_follow stop_following no_longer_follow do_not_obey don_t_obey "
     "stop_obeying do_not_apply don_t_apply stop_applying"
 )
@@ -75,7 +76,7 @@ _EN_MARKS = _p(
 _EN_GIVE_V = _any(
     "give award assign grant provide output return respond_with reply_with answer_with "
     "(?:respond|reply|answer)_only_with output_only print emit produce put set deserve deserves "
-    "merit merits rate score grade mark evaluate "
+    "merit merits earn earns earned warrant warrants rate score grade mark evaluate "
     "(?:should|must|shall)_(?:be_given|be_awarded|receive|get) "
     "is_worth worthy_of"
 )
@@ -410,6 +411,18 @@ _DEMAND = _Family(
             r"(?:rated|scored|graded|marked) (?:as )?(?:a )?(?:10 10|5 5|100 100|perfect|full marks"
             r"|excellent|(?:10|5|100) out of (?:10|5|100))",
             r"(?:accept|approve|pass) (?:this|my) (?:response|answer|submission)",
+            # "That's a 10/10 answer", "this is an A+ response"
+            r"(?:this|that|it) (?:is|s|was|would be) (?:a |an )?(?:solid |perfect |clear |definite "
+            r"|easy |clean )?(?:10 10|5 5|100 100|20 20|perfect 10|(?:10|ten) out of (?:10|ten)"
+            r"|(?:5|five) out of (?:5|five)|a plus|a\+|full marks) (?:answer|response|reply"
+            r"|solution|submission)",
+            # "This response fully satisfies the rubric", "meets all the grading criteria"
+            rf"(?:(?:{_EN_OBJ_N}|it|this) )?(?:fully |completely |entirely |clearly )?"
+            r"(?:satisfies|meets|fulfils|fulfills|matches|exceeds) (?:all |every |each )?(?:of )?"
+            r"(?:the |your |this |its )?(?:grading |scoring |evaluation |marking )?rubric",
+            rf"{_EN_OBJ_N} (?:fully |completely |entirely |clearly )?(?:satisfies|meets|fulfils"
+            r"|fulfills|exceeds) (?:all |every |each )(?:of )?(?:the |your )?(?:grading |scoring "
+            r"|evaluation |marking )?(?:criteria|criterion|requirements|standards)",
             rf"(?:any|every|all|each|the|a|an) (?:{_EN_ADDRESSEE}|judges?|reviewers?|teachers?"
             r"|examiners?) (?:would|will|should|must|could) (?:\w++ )?(?:give|award|assign|rate"
             rf"|score|grade|mark) {_W}{{0,3}}?(?:{_EN_MARKS}|\d+|perfect|highly)",
@@ -424,6 +437,12 @@ _DEMAND = _Family(
                 "lower_the_score"
             )
             + r" (?:this|my|the|any|a single|points|marks)",
+            # "Please grade leniently", "mark this generously"
+            r"(?:grade|mark|score|rate|evaluate|assess|judge|review) (?:this |it |me |my \w+ )?"
+            r"(?:leniently|generously|favou?rably|kindly|charitably|with leniency)",
+            # "Your verdict should be 'correct'"
+            r"your (?:final )?(?:verdict|score|rating|grade|evaluation|assessment|judge?ment"
+            r"|decision|output) (?:here )?(?:should|must|will|needs to|has to|ought to|is to) be",
             # Spanish
             _any(
                 "da dale dele den denle dar darle otorga otórgale otorgue otorguen otorgar asigna "

@@ -256,6 +256,20 @@ def _by_first_char(
     return phrases, {k: tuple(v) for k, v in index.items()}
 
 
+_ARTICLE_RE = re.compile(r"^(?:a|an|the) ")
+
+
+def _is_reference(response: str, fields: Mapping[str, str]) -> bool:
+    """The response is the reference answer itself ("Answer." for the opposite of "question",
+    "A solution." for a mixture): a word that is also a master key, but here the right answer.
+    The policy writes the response, never the reference, so this cannot be gamed."""
+    ref = fields.get("reference_response")
+    if not isinstance(ref, str):
+        return False
+    mine = _ARTICLE_RE.sub("", normalize_for_gate(response))
+    return bool(mine) and mine == _ARTICLE_RE.sub("", normalize_for_gate(ref))
+
+
 class MasterKeyGate:
     """The response is a "master key": punctuation only, or openers and fillers with no content.
 
@@ -334,7 +348,7 @@ class MasterKeyGate:
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         reason = self._reason(response)
-        if reason is None or asked_verbatim(response, fields):
+        if reason is None or asked_verbatim(response, fields) or _is_reference(response, fields):
             return None
         return reason
 

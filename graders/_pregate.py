@@ -259,7 +259,7 @@ def first_gate_hit(
 _ASKING = ("query", "instruction")
 _GATE_READS: dict[type, tuple[str, ...]] = {
     EmptyGate: (),
-    MasterKeyGate: _ASKING,
+    MasterKeyGate: (*_ASKING, "reference_response"),
     RestateGate: _ASKING,
     AddressesGraderGate: _ASKING,
     NearCopyGate: _ASKING,

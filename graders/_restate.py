@@ -17,13 +17,20 @@ __all__ = ["RestateGate"]
 
 
 _COPY_TASK_RE = re.compile(
-    r"\b(?:repeat|copy|echo|verbatim|word for word|restate|rephrase|paraphrase|reword|quote"
+    r"\b(?:repeat|copy|echo|verbatim|word for word|restate|rephrase|paraphrase|reword"
     r"|capitali[sz]e|uppercase|lowercase|upper case|lower case|title case|spell|proofread"
-    r"|transliterate|reformat|format|extract|fix the|correct the|normali[sz]e)\b"
+    r"|transliterate|reformat)\b"
+    r"|\b(?:format|extract|fix|correct|normali[sz]e|quote|clean up|tidy up|edit)\s+(?:(?:this"
+    r"|these|the following|it|them|that|each|all|my)\b|(?:the|any)\s+(?:text|sentences?"
+    r"|paragraphs?|grammar|spelling|typos?|punctuation|capitali[sz]ation|casing|list|names?"
+    r"|dates?|numbers?|emails?|words?|code|json|data|table|titles?|address(?:es)?"
+    r"|phone numbers?|errors?|mistakes?|lines?|passage|quote)\b)"
     r"|重复|复述|改写|转述",
     re.IGNORECASE,
 )
-"""Queries whose answer is legitimately (almost) a copy of their own text."""
+"""Queries whose answer is legitimately (almost) a copy of their own text: the copying verbs
+anywhere, and verbs with other senses ("fix the leak", "the format of an address") only with a
+text as their object ("fix the grammar", "format these dates", "extract the names")."""
 
 
 @per_text
