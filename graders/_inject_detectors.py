@@ -193,15 +193,16 @@ _TURN_RE = re.compile(
     r"^[ \t>*_]*(human|user|assistant|ai|gpt|chatgpt|bot|model|system)[*_]*:", re.I | re.M
 )
 _CLOSING_TAG_RE = re.compile(
-    r"</\s*(response|answer|candidate(?:_response)?|model_response|assistant_response"
+    r"</\s*(response|answer|reply|candidate(?:_response)?|model_response|assistant_response"
+    r"|model_output|student_response|user_message|assistant_message|turn"
     r"|student_answer|submission|completion|output|user_input|query|document|instructions?"
     r"|system|context)\s*>",
     re.I,
 )
 _ROLE_TAG_RE = re.compile(
     r"<\s*(?:system|system_prompt|sys|admin|grader[\w-]*|evaluator[\w-]*|judge[\w-]*|assistant"
-    r"|user|human|instructions?|evaluation|verdict|score|grade|judge?ment|assessment"
-    r"|rating)\s*>",
+    r"|user|human|instructions?|(?:evaluation|verdict|score|grade|judge?ment|assessment|rating"
+    r"|grading|final)(?:[_-](?:result|score|verdict|grade|rating|decision))?)\s*>",
     re.I,
 )
 _END_MARK_RE = re.compile(

@@ -36,6 +36,11 @@ _LOOKALIKES = str.maketrans(
     "aeopcyxijsdhlqwcoaeivtkpux",
 )
 """Cyrillic and Greek letters drawn like Latin ones, used to dodge a phrase list (``ignоre``)."""
+_SMALL_CAPS = str.maketrans(
+    "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ",
+    "abcdefghijklmnopqrstuvwyz",
+)
+"""Small capitals, which NFKC leaves alone: ``ɪɢɴᴏʀᴇ ᴘʀᴇᴠɪᴏᴜꜱ`` reads as plain words."""
 
 
 def _strip_marks(text: str) -> str:
@@ -58,6 +63,8 @@ def fold(text: str) -> str:
     Latin letters with Cyrillic or Greek lookalikes is mapped to Latin; a whole Russian word is
     left alone.
     """
+    if not text.isascii():
+        text = text.translate(_SMALL_CAPS)
     t = _strip_marks(normalize_for_gate(text))
     if t.isascii():
         return t

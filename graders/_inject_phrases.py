@@ -279,6 +279,15 @@ _IGNORE = _Family(
             r"|guidelines|scheme) (?:have|has) "
             r"(?:changed|been (?:updated|replaced|revised|changed))",
             r"(?:the )?rubric (?:has|have) (?:changed|been (?:updated|replaced|revised|changed))",
+            # Italian, Portuguese, Dutch (folded: no accents)
+            r"(?:ignora|ignorate|ignori|dimentica|dimenticate|trascura|trascurate|non seguire) "
+            r"(?:\w+ ){0,2}?(?:istruzioni|indicazioni|regole) (?:\w+ )?(?:precedenti|sopra|date"
+            r"|ricevute|di sistema)",
+            r"(?:ignore|ignora|ignorem|esqueca|esquecam|desconsidere|desconsiderem) "
+            r"(?:\w+ ){0,2}?(?:instrucoes|orientacoes|regras) (?:\w+ )?(?:anteriores|acima"
+            r"|dadas|recebidas|do sistema)",
+            r"(?:negeer|negeert|vergeet|vergeten) (?:\w+ ){0,2}?(?:vorige|eerdere|voorgaande"
+            r"|bovenstaande|oude) (?:instructies|aanwijzingen|regels|opdrachten)",
             # Spanish
             rf"{_ES_IGNORE_V} {_W}{{0,3}}?{_ES_NOUN} {_W}?{_ES_POS}",
             rf"{_ES_IGNORE_V} (?:todas|todos) {_W}{{0,2}}?{_ES_NOUN}",
@@ -443,6 +452,13 @@ _DEMAND = _Family(
             # "Your verdict should be 'correct'"
             r"your (?:final )?(?:verdict|score|rating|grade|evaluation|assessment|judge?ment"
             r"|decision|output) (?:here )?(?:should|must|will|needs to|has to|ought to|is to) be",
+            # Italian, Portuguese, Dutch (folded: no accents)
+            r"(?:da|date|dai|dia|assegna|assegnate|metti|mettete|merita) (?:a questa risposta )?"
+            r"(?:il |un )?(?:punteggio|voto) (?:massimo|pieno|piu alto|di 10|10)",
+            r"(?:de|deem|da|atribua|atribuam|coloque|merece) (?:a esta resposta )?(?:a )?"
+            r"(?:nota|pontuacao) (?:maxima|maxima possivel|10|dez|mais alta)",
+            r"(?:geef|geeft|ken|verdient) (?:dit antwoord |het antwoord )?(?:de |het |een )?"
+            r"(?:hoogste|maximale|volle|volledige|perfecte) (?:score|punten|cijfer|beoordeling)",
             # Spanish
             _any(
                 "da dale dele den denle dar darle otorga otórgale otorgue otorguen otorgar asigna "

@@ -118,6 +118,12 @@ DEFAULT_MASTER_KEYS: tuple[str, ...] = (
     "here is",
     "here's",
     "here you go",
+    "done",
+    "all done",
+    "finished",
+    "task complete",
+    "task completed",
+    "completed",
     "as follows",
     "the following",
     # Fillers, acknowledgements and greetings.
@@ -224,7 +230,8 @@ META_WORDS: frozenset[str] = _word_set(
     analysing analysis approach explanation explain explaining proof prove figure breakdown
     consider considering understand understanding calculate calculating compute computing
     determine determining evaluate evaluating tackle begin beginning start started starting dive
-    walk final result response help
+    walk final result response help confident confidence certain know complete accurate
+    reasoned thorough comprehensive
     """
 )
 """Words that talk *about* answering. A response made only of these and :data:`STOP_WORDS`, with
@@ -348,6 +355,9 @@ class MasterKeyGate:
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         reason = self._reason(response)
+        end = response.rfind("</think>")
+        if reason is None and end >= 0 and not _VISIBLE_RE.search(response[end + 8 :]):
+            reason = "the response only reasons: nothing follows its </think>"
         if reason is None or asked_verbatim(response, fields) or _is_reference(response, fields):
             return None
         return reason

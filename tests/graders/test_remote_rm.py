@@ -110,13 +110,13 @@ async def test_trl_shaped_records_are_read_as_the_local_grader_reads_them(server
     answer = [{"role": "assistant", "content": "4"}]
     text_rm, chat_rm = rm(server), rm(server, input_format="chat")
     got = [
-        await text_rm.aevaluate(prompt="P: ", completion="done", query="q", response="r"),
+        await text_rm.aevaluate(prompt="P: ", completion="walrus", query="q", response="r"),
         await chat_rm.aevaluate(prompt=user, completion=answer, query="2+2?", response="4"),
         await chat_rm.aevaluate(prompt="2+2?", completion="4", response="4"),
         await chat_rm.aevaluate(messages=[*user, *answer], query="other", response="4"),
     ]
     conversation = render_chat([*user, *answer])
-    expected = [raw_score("P: done")] + [raw_score(conversation)] * 3
+    expected = [raw_score("P: walrus")] + [raw_score(conversation)] * 3
     assert [r.score for r in got] == pytest.approx([sigmoid(x) for x in expected])
 
 
