@@ -12,7 +12,10 @@ The deadlines, like nginx's ``client_header_timeout`` and ``client_body_timeout`
   ``header_timeout`` seconds of the connection opening, or of the request's first byte when it
   follows another request on a kept-alive connection;
 * **body**: its body must be complete within ``body_timeout`` seconds of the head;
-* **idle** between requests: uvicorn's own ``timeout_keep_alive``.
+* **idle** between requests: uvicorn's own ``timeout_keep_alive``;
+* **send**: a response the client stops reading (the socket's buffer full) must drain within
+  ``body_timeout`` seconds of filling it, or the connection is dropped: a client that never
+  reads its answer would otherwise hold the socket and the answer's memory for ever.
 
 A deadline runs from the start of its phase and is not restarted by each byte, so trickling
 cannot extend it. When one passes, a client that has begun a request and has no response yet
@@ -60,6 +63,7 @@ class DeadlineH11Protocol(H11Protocol):
         self.body_timeout = body_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._phase: Phase | None = None
+        self._stalled: asyncio.TimerHandle | None = None
 
     # -- uvicorn's hooks, each followed by a look at where the request now stands --
 
@@ -79,7 +83,35 @@ class DeadlineH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        self._unstall()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.body_timeout, self._stall_expired)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._unstall()
+
+    def _unstall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _stall_expired(self) -> None:
+        self._stalled = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        prefix = "{}:{} - ".format(*self.client) if self.client else ""
+        self.logger.info(
+            "%sdropping the connection: the client read none of its response for %gs "
+            "(--body-timeout)",
+            prefix,
+            self.body_timeout,
+        )
+        self.transport.abort()  # a close would wait for the unread response to drain
 
     # -- the deadline --
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
@@ -115,8 +116,41 @@ class _BodyLimits:
         self._paths = {p: _NamedBodyLimit(app, n, name) for p, (name, n) in per_path.items()}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            problem = _unreadable(scope)
+            if problem is not None:
+                await _json({"detail": problem}, 415)(scope, receive, send)
+                return
         limit = self._paths.get(scope.get("path", ""), self._default)
         await limit(scope, receive, send)
+
+
+def _overflows(value: Any) -> bool:
+    """``value`` holds an infinity: a JSON number too large for a float, read as one."""
+    if isinstance(value, float):
+        return value in (math.inf, -math.inf)
+    if isinstance(value, dict):
+        return any(_overflows(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_overflows(v) for v in value)
+    return False
+
+
+def _unreadable(scope: Any) -> str | None:
+    """Why a POST body cannot be read as JSON from its headers alone, or ``None``: a form or
+    text content type (``curl -d`` sends a form unless told otherwise), or a compressed body.
+    Read anyway, either was a 422 about a "dictionary" or a 400 naming no cause."""
+    headers = {k.lower(): v for k, v in scope.get("headers") or ()}
+    kind = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if kind and kind != b"application/json" and not kind.endswith(b"+json"):
+        return (
+            f"the body is {kind.decode('latin-1')!r}; send JSON with "
+            "Content-Type: application/json (curl: -H 'Content-Type: application/json')"
+        )
+    coding = headers.get(b"content-encoding", b"identity").strip().lower()
+    if coding not in (b"", b"identity"):
+        return f"a {coding.decode('latin-1')!r} body is not accepted; send the JSON uncompressed"
+    return None
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -222,7 +256,7 @@ def create_app(
     )
 
     def entry_for(name: str | None) -> RewardEntry:
-        key = name or default
+        key = default if name is None else name
         if key not in entries:
             raise HTTPException(
                 422,
@@ -256,23 +290,27 @@ def create_app(
         if deadline is None or (settings.deadline is not None and deadline > settings.deadline):
             deadline = settings.deadline
         weight = min(n, admission.max_in_flight)
-        start = time.monotonic()
-        try:
-            await admission.acquire(weight, max_wait=settings.queue_timeout)
-        except Overloaded as exc:
-            metrics.rejected.inc()
-            raise HTTPException(
-                429, str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
-        if deadline is not None:
-            deadline = max(deadline - (time.monotonic() - start), 1e-3)
-        try:
-            results = await _unless_disconnected(
-                request, entry.runner.agrade(records, deadline=deadline, observer=timer)
-            )
-        finally:
-            admission.release(weight)
-            metrics.flush()
+
+        async def admitted(deadline: float | None) -> list[RecordResult]:
+            start = time.monotonic()
+            try:
+                await admission.acquire(weight, max_wait=settings.queue_timeout)
+            except Overloaded as exc:
+                metrics.rejected.inc()
+                raise HTTPException(
+                    429, str(exc), headers={"Retry-After": str(exc.retry_after)}
+                ) from None
+            if deadline is not None:
+                deadline = max(deadline - (time.monotonic() - start), 1e-3)
+            try:
+                return await entry.runner.agrade(records, deadline=deadline, observer=timer)
+            finally:
+                admission.release(weight)
+                metrics.flush()
+
+        # The wait in the queue is watched too: a client that leaves while queued frees its
+        # place at once, rather than holding it (and 429-ing others) until admitted.
+        results = await _unless_disconnected(request, admitted(deadline))
         metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
         return results
 
@@ -284,6 +322,17 @@ def create_app(
     async def grade(body: GradeRequest, request: Request) -> Any:
         """Grade a batch of records; results come back in input order."""
         entry = entry_for(body.reward)
+        id_field = entry.runner.id_field
+        for i, rec in enumerate(body.records):
+            if isinstance(rec, dict) and _overflows(rec.get(id_field)):
+                raise HTTPException(
+                    422,
+                    field_error(
+                        ["records", i, id_field],
+                        "holds a number past the float range (1e400): it could not come back "
+                        "as sent; send the id as a string",
+                    ),
+                )
         start = time.perf_counter()
         try:
             results = await run(request, entry, body.records, body.deadline, "records")

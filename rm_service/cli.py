@@ -199,10 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     from dotenv import find_dotenv, load_dotenv
 
     load_dotenv(find_dotenv(usecwd=True), override=False)  # the user's .env, not ours
-    # Any valid JSON round-trips: an integer of more than 4,300 digits is valid JSON, and
-    # Python's default limit on int/str conversion would reject the line it sits on.
-    sys.set_int_max_str_digits(0)
     args = _parser().parse_args(argv)
+    if args.command != "serve":
+        # Any valid JSON round-trips: an integer of more than 4,300 digits is valid JSON, and
+        # Python's default limit on int/str conversion would reject the line it sits on. Not for
+        # the service: reading and writing such a number takes time growing with the square of
+        # its length, so one request of a few megabytes of digits would hold every other for
+        # a minute; the limit answers it with a 400 at once.
+        sys.set_int_max_str_digits(0)
     try:
         if args.command == "grade":
             return _grade(args)

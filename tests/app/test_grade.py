@@ -210,3 +210,104 @@ async def test_ids_of_any_json_type_come_back_as_sent() -> None:
     rows = json.loads(resp.content, parse_constant=lambda name: pytest.fail(f"{name} sent"))
     assert [r["id"] for r in rows["results"]] == [1.5, True, {"k": [1, "x"]}, None, "7"]
     assert all(r["status"] == "ok" for r in rows["results"])
+
+
+async def test_a_client_that_leaves_while_queued_frees_its_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request waiting for admission whose client disconnects gives its queue place back at
+    once: it held it until admitted or the queue timeout (30 s), and meanwhile a new request
+    got 429 with nobody really waiting."""
+    monkeypatch.setenv("RM_TEST_DELAY", "30")
+    app = make_app(max_records=2, max_in_flight=2, max_queue=2, queue_timeout=30)
+    admission = app.state.admission
+    body = json.dumps({"records": [{"response": "x"}, {"response": "y"}]}).encode()
+    scope = http_scope("/grade", [(b"content-type", b"application/json")])
+
+    def caller(gone: asyncio.Event) -> Any:
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        return receive
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    first_gone, second_gone = asyncio.Event(), asyncio.Event()
+    first = asyncio.ensure_future(app(scope, caller(first_gone), send))
+    for _ in range(300):
+        if admission.in_flight == 2:
+            break
+        await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(app(scope, caller(second_gone), send))
+    for _ in range(300):
+        if admission.queued == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert admission.queued == 2
+    second_gone.set()
+    await asyncio.wait_for(second, 5)
+    assert admission.queued == 0  # freed at once, not at the 30 s queue timeout
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [499]
+    first_gone.set()
+    await asyncio.wait_for(first, 5)
+    assert admission.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "word"),
+    [
+        ([(b"content-type", b"application/x-www-form-urlencoded")], "application/json"),
+        ([(b"content-type", b"text/plain")], "application/json"),
+        ([(b"content-type", b"application/json"), (b"content-encoding", b"gzip")], "gzip"),
+    ],
+)
+async def test_a_body_that_is_not_plain_json_is_415_saying_what_to_send(
+    headers: list[tuple[bytes, bytes]], word: str
+) -> None:
+    """``curl -d`` sends a form unless told otherwise: the answer was a 422 about a
+    "dictionary" for a body that is a JSON object, and a gzip body a 400 naming no cause."""
+    app = make_app()
+    body = json.dumps({"records": [{"response": GOOD}]}).encode()
+    async with client(app) as c:
+        resp = await c.post(
+            "/grade", content=body, headers=[(k.decode(), v.decode()) for k, v in headers]
+        )
+    assert resp.status_code == 415, resp.text
+    assert word in resp.json()["detail"]
+    async with client(app) as c:  # JSON with a charset is JSON
+        ok = await c.post(
+            "/grade", content=body, headers={"content-type": "application/json; charset=utf-8"}
+        )
+    assert ok.status_code == 200
+
+
+async def test_an_id_past_the_float_range_is_a_422_naming_it() -> None:
+    """``1e400`` is a valid JSON number that a float cannot hold: it came back as ``null`` with
+    a 200, an id that no longer joins its record. Now a 422 naming ``records[1].id``."""
+    app = make_app()
+    for bad in ("1e400", "-1e400", '{"a": [1e999]}'):
+        body = '{"records": [{"id": 1, "response": "x"}, {"id": ' + bad + ', "response": "y"}]}'
+        async with client(app) as c:
+            resp = await c.post(
+                "/grade", content=body, headers={"content-type": "application/json"}
+            )
+        assert resp.status_code == 422, resp.text
+        assert "records" in resp.text and "id" in resp.text and "float range" in resp.text
+
+
+async def test_an_empty_reward_name_is_not_the_default() -> None:
+    """``"reward": ""`` was read as "not given" and graded with the default reward, while any
+    other unknown name is a 422."""
+    async with client(make_app()) as c:
+        resp = await c.post("/grade", json={"records": [{"response": GOOD}], "reward": ""})
+    assert resp.status_code == 422 and "reward" in resp.text

@@ -9,12 +9,14 @@ connection (408 where a request was begun, then EOF) well before the client woul
 from __future__ import annotations
 
 import asyncio
+import json
 import select
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from rm_service._serve import SPEC_ENV
@@ -197,3 +199,52 @@ def test_a_deadline_must_be_positive(flag: str, capsys: pytest.CaptureFixture[st
 
     assert main(["serve", "--port", "1", flag, "0"]) == 1
     assert flag in capsys.readouterr().err
+
+
+def test_a_client_that_never_reads_its_response_is_dropped(server: Server) -> None:
+    """A client that sends a valid request and never reads the answer: once the socket's
+    buffers are full the server waits ``--body-timeout`` for room, then drops the connection.
+    It held the socket and the answer's megabytes for good (uvicorn waits for ever)."""
+    ident = "i" * 10_000  # each result echoes its id: a ~10 MB answer, more than buffers hold
+    body = json.dumps({"records": [{"id": f"{n}{ident}", "response": "x"} for n in range(1000)]})
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(
+        b"POST /grade HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body.encode()
+    )
+    time.sleep(4)  # never read: the server's deadline is 1 s
+    got = b""
+    sock.settimeout(GIVE_UP)
+    try:
+        while chunk := sock.recv(1 << 20):
+            got += chunk
+    except ConnectionResetError:
+        pass
+    sock.close()
+    head, _, rest = got.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length")
+    )
+    assert len(rest) < length  # cut off: the whole answer never came
+    assert "read none of its response" in server.log()
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_at_once(server: Server) -> None:
+    """Python reads and writes a huge integer in time that grows with the square of its length;
+    the command line lifts the limit so any file round-trips, but under ``serve`` one request of
+    a million digits held every other for 16 s. The service keeps the limit: a 400 at once."""
+    body = '{"records": [{"id": ' + "7" * 1_000_000 + ', "response": "x"}]}'
+    start = time.monotonic()
+    resp = httpx.post(
+        f"{server.base_url}/grade",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=GIVE_UP,
+    )
+    assert resp.status_code in (400, 422), resp.text
+    assert time.monotonic() - start < 2
