@@ -41,6 +41,30 @@ class CallObserver(Protocol):
     def finished(self, grader: str, seconds: float, awaited: bool) -> None: ...
 
 
+BIG_RECORD_CHARS = 262_144
+"""Text a record may hold and still have its inline graders run on the event loop."""
+
+
+def is_big(record: Any) -> bool:
+    """Whether ``record`` holds more than :data:`BIG_RECORD_CHARS` of text (its string fields, and
+    the strings of lists of messages in it). Rule graders on such a record can take a second or
+    more (regexes over megabytes), and run on the loop they would stall every other request and
+    the health probe: the runner grades it in a worker thread instead."""
+    if not isinstance(record, dict):
+        return False
+    size = 0
+    for value in record.values():
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    size += len(item)
+                elif isinstance(item, dict):
+                    size += sum(len(v) for v in item.values() if isinstance(v, str))
+    return size > BIG_RECORD_CHARS
+
+
 class Pending:
     """One record in flight: its input, its results so far, and how many graders remain."""
 

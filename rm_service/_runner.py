@@ -42,7 +42,7 @@ from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract, load_all
 from rm_service._exceptions import ConfigError, MappingError
-from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone
+from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone, is_big
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult, checked
 
@@ -380,7 +380,11 @@ class GradingRunner:
             pend, name, cfg, timeout = job
             if cfg is None:
                 async with sem:
-                    self._run_inline(pend, source.deadline_at, source.observer)
+                    args = (pend, source.deadline_at, source.observer)
+                    if is_big(pend.record):  # long texts: graded off the loop
+                        await asyncio.to_thread(self._run_inline, *args)
+                    else:
+                        self._run_inline(*args)
             else:
                 try:
                     fields = cfg.fields(pend.record, pend.index)
@@ -413,18 +417,13 @@ class GradingRunner:
         self, source: JobSource, sem: asyncio.Semaphore
     ) -> AsyncIterator[list[RecordResult]]:
         """Grade records one after another on the calling task, a slice at a time: the path
-        when every grader is inline (rule graders).
-
-        With nothing that awaits, ``max_concurrency`` workers could not overlap anything; they
-        would only cost a task each, queue hand-offs and a sort, and a generator step per record
-        would cost more than rule graders themselves (see ``docs/benchmarks.md``). So records
-        are graded in slices of ``_INLINE_SLICE_S``, each under one concurrency slot (shared
-        with other streams on the loop), and the loop gets a turn between slices, so a big batch
-        does not starve other requests, disconnect watchers or a metrics scrape. Contracts kept:
-        input order, lazy input, the batch deadline checked before each call, and an input error
-        re-raised after the records before it. An async input ends a slice at each record, so a
-        slow producer never holds back a finished result.
-        """
+        when every grader is inline (rule graders). Workers would only cost a task each, queue
+        hand-offs and a sort: nothing awaits. Slices of ``_INLINE_SLICE_S`` run under one
+        concurrency slot, and the loop gets a turn between them, so a big batch does not starve
+        other requests or a metrics scrape; a record of long texts (:func:`is_big`) is graded
+        in a worker thread. Kept: input order, lazy input, the batch deadline checked before each
+        call, an input error re-raised after the records before it; an async input ends a slice
+        at each record, so a slow producer never holds back a finished result."""
         clock = asyncio.get_running_loop().time
         deadline_at, observer, sync = source.deadline_at, source.observer, source.sync
         while True:
@@ -435,7 +434,10 @@ class GradingRunner:
             async with sem:
                 turn_at = clock() + _INLINE_SLICE_S
                 while job is not None:
-                    self._run_inline(job[0], deadline_at, observer)
+                    if is_big(job[0].record):  # long texts: graded off the loop
+                        await asyncio.to_thread(self._run_inline, job[0], deadline_at, observer)
+                    else:
+                        self._run_inline(job[0], deadline_at, observer)
                     batch.append(self._finish(job[0]))
                     if not sync or clock() >= turn_at:
                         break

@@ -223,3 +223,40 @@ async def test_an_unscored_of_an_unknown_kind_is_an_internal_error() -> None:
         out = await FunctionGrader(func).aevaluate(response="x")
         assert isinstance(out, GraderError) and out.kind == "internal"
         assert "Unscored(" in out.error
+
+
+async def test_a_record_of_long_texts_is_graded_off_the_event_loop() -> None:
+    """A rule grader over megabytes of text can take seconds (a regex, a number scan): run on
+    the loop it stalled every other request and the service's health probe. A record over
+    ``BIG_RECORD_CHARS`` of text is graded in a worker thread; a small one stays inline."""
+    import asyncio
+    import itertools
+    import threading
+    import time
+
+    big = 1_000_000  # over the runner's threshold (``rm_service._jobs.BIG_RECORD_CHARS``)
+
+    where: dict[int, bool] = {}
+
+    def scan(response: str) -> float:
+        where[len(response)] = threading.current_thread() is threading.main_thread()
+        time.sleep(0.5 if len(response) >= big else 0)
+        return 1.0
+
+    async def ticker(ticks: list[float]) -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    for graders in ({"scan": scan}, {"scan": scan, "judge": _Bonus(0.5)}):
+        runner = GradingRunner(graders)
+        ticks: list[float] = []
+        tick = asyncio.ensure_future(ticker(ticks))
+        where.clear()
+        recs = await runner.agrade([{"response": "x" * big}, {"response": "y"}])
+        tick.cancel()
+        assert [r.components["scan"].score for r in recs] == [1.0, 1.0]  # type: ignore[union-attr]
+        # the big one in a thread, the small one on the loop
+        assert where == {big: False, 1: True}
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        assert ticks and max(gaps, default=0) < 0.25  # the loop kept turning meanwhile
