@@ -87,6 +87,15 @@ class StreamDone:
         self.error = error
 
 
+class Interrupted(Exception):
+    """A worker's ``KeyboardInterrupt`` or ``SystemExit``, on its way to the caller's task (in
+    a worker task, asyncio would stop the loop with the caller's task still pending)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt | SystemExit) -> None:
+        super().__init__(repr(interrupt))
+        self.interrupt = interrupt
+
+
 class JobSource:
     """Hands out ``(record, grader)`` jobs, reading the input one record at a time."""
 

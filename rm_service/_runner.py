@@ -42,7 +42,15 @@ from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract, load_all
 from rm_service._exceptions import ConfigError, MappingError
-from rm_service._jobs import CallObserver, JobSource, Pending, Records, StreamDone, is_big
+from rm_service._jobs import (
+    CallObserver,
+    Interrupted,
+    JobSource,
+    Pending,
+    Records,
+    StreamDone,
+    is_big,
+)
 from rm_service._mapper import GraderConfig
 from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult, checked
 
@@ -72,14 +80,11 @@ class GradingRunner:
             in order after the graders; each sees the graders' and earlier aggregators' results.
         max_concurrency: the most grader calls in flight at once (per event loop).
         call_timeout: default per-call deadline in seconds (a ``GraderConfig`` may override it);
-            a call past it is unscored with ``kind="timeout"``. It does not apply to inline
-            graders (``grader.inline``: pure CPU, never awaiting), which no timer could
-            interrupt, and a ``GraderConfig`` that sets one for such a grader is a
-            ``ConfigError``; the batch ``deadline`` is still checked before each of their calls.
+            past it a call is unscored, ``kind="timeout"``. Not for inline graders (pure CPU: no
+            timer could interrupt them; setting one is a ``ConfigError``).
         reward: which result is a record's ``reward``. Default: the aggregator named ``reward``,
-            else the last aggregator (later ones may wrap earlier ones), else the only grader.
-            With several graders and no aggregator, an equal-weight
-            ``WeightedSumAggregator("reward")`` is added.
+            else the last aggregator, else the only grader. With several graders and no
+            aggregator, an equal-weight ``WeightedSumAggregator("reward")`` is added.
         id_field: the record key copied into ``RecordResult.id``.
         show_progress: show a tqdm bar in ``arun``.
 
@@ -270,7 +275,7 @@ class GradingRunner:
             while True:
                 item = await out.get()
                 if isinstance(item, StreamDone):
-                    if isinstance(item.error, _Interrupted):
+                    if isinstance(item.error, Interrupted):
                         raise item.error.interrupt  # in the caller's task, as inline graders do
                     if item.error is not None:
                         raise item.error
@@ -368,7 +373,7 @@ class GradingRunner:
             # Raised in a worker task, asyncio would stop the loop at once and the caller's
             # except and finally blocks would never run (its output never flushed): the stream
             # raises it in the caller's task instead.
-            raise _Interrupted(exc) from exc
+            raise Interrupted(exc) from exc
 
     async def _work(
         self, source: JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
@@ -380,7 +385,8 @@ class GradingRunner:
             pend, name, cfg, timeout = job
             if cfg is None:
                 async with sem:
-                    args = (pend, source.deadline_at, source.observer)
+                    clock = asyncio.get_running_loop().time
+                    args = (pend, source.deadline_at, source.observer, clock)
                     if is_big(pend.record):  # long texts: graded off the loop
                         await asyncio.to_thread(self._run_inline, *args)
                     else:
@@ -434,10 +440,11 @@ class GradingRunner:
             async with sem:
                 turn_at = clock() + _INLINE_SLICE_S
                 while job is not None:
+                    args = (job[0], deadline_at, observer, clock)
                     if is_big(job[0].record):  # long texts: graded off the loop
-                        await asyncio.to_thread(self._run_inline, job[0], deadline_at, observer)
+                        await asyncio.to_thread(self._run_inline, *args)
                     else:
-                        self._run_inline(job[0], deadline_at, observer)
+                        self._run_inline(*args)
                     batch.append(self._finish(job[0]))
                     if not sync or clock() >= turn_at:
                         break
@@ -449,16 +456,20 @@ class GradingRunner:
             raise source.error
 
     def _run_inline(
-        self, pend: Pending, deadline_at: float | None, observer: CallObserver | None
+        self,
+        pend: Pending,
+        deadline_at: float | None,
+        observer: CallObserver | None,
+        clock: Callable[[], float],
     ) -> None:
-        """Run the record's inline graders in turn; the batch deadline is checked before each."""
+        """Run the record's inline graders, checking the deadline on the loop's ``clock``."""
         for name, cfg, evaluate in self._inline:
             try:
                 fields = cfg.fields(pend.record, pend.index)
             except MappingError as exc:
                 pend.results[name] = GraderError(name=name, error=str(exc), kind="invalid_input")
                 continue
-            if deadline_at is not None and asyncio.get_running_loop().time() >= deadline_at:
+            if deadline_at is not None and clock() >= deadline_at:
                 pend.results[name] = GraderError(
                     name=name, error="batch deadline passed before the call", kind="timeout"
                 )
@@ -474,8 +485,7 @@ class GradingRunner:
 
     def _finish(self, pend: Pending) -> RecordResult:
         results = pend.results
-        # Read-only: an aggregator that rewrote a component (an error "filled" with 0.0) would
-        # fake a score, and one that dropped a key would fail the whole batch.
+        # Read-only: rewriting a component (an error "filled" with 0.0) would fake a score.
         view = MappingProxyType(results)
         for agg in self.aggregators:
             try:
@@ -548,14 +558,6 @@ async def _call(
         if observer is not None:
             observer.finished(name, time.perf_counter() - began, True)
     return _named(name, result)
-
-
-class _Interrupted(Exception):
-    """A worker's ``KeyboardInterrupt`` or ``SystemExit``, on its way to the caller's task."""
-
-    def __init__(self, interrupt: KeyboardInterrupt | SystemExit) -> None:
-        super().__init__(repr(interrupt))
-        self.interrupt = interrupt
 
 
 def _named(name: str, result: Any) -> GraderResult:
