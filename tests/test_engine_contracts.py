@@ -228,7 +228,8 @@ async def test_an_unscored_of_an_unknown_kind_is_an_internal_error() -> None:
 async def test_a_record_of_long_texts_is_graded_off_the_event_loop() -> None:
     """A rule grader over megabytes of text can take seconds (a regex, a number scan): run on
     the loop it stalled every other request and the service's health probe. A record over
-    ``BIG_RECORD_CHARS`` of text is graded in a worker thread; a small one stays inline."""
+    ``BIG_RECORD_CHARS`` of text is graded in a worker thread (the batch deadline checked there
+    too); a small one stays inline."""
     import asyncio
     import itertools
     import threading
@@ -253,7 +254,7 @@ async def test_a_record_of_long_texts_is_graded_off_the_event_loop() -> None:
         ticks: list[float] = []
         tick = asyncio.ensure_future(ticker(ticks))
         where.clear()
-        recs = await runner.agrade([{"response": "x" * big}, {"response": "y"}])
+        recs = await runner.agrade([{"response": "x" * big}, {"response": "y"}], deadline=60)
         tick.cancel()
         assert [r.components["scan"].score for r in recs] == [1.0, 1.0]  # type: ignore[union-attr]
         # the big one in a thread, the small one on the loop
