@@ -110,11 +110,8 @@ async def test_empty_batch_is_fine() -> None:
     assert resp.status_code == 200 and resp.json()["results"] == []
 
 
-async def test_client_disconnect_cancels_its_grading(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RM_TEST_DELAY", "30")
-    app = make_app()
-    body = json.dumps({"records": [{"response": "x"}, {"response": "y"}]}).encode()
-    gone = asyncio.Event()
+def _client(body: bytes, gone: asyncio.Event) -> Any:
+    """An ASGI ``receive`` that delivers ``body`` and then disconnects once ``gone`` is set."""
     delivered = False
 
     async def receive() -> dict[str, Any]:
@@ -125,6 +122,15 @@ async def test_client_disconnect_cancels_its_grading(monkeypatch: pytest.MonkeyP
         await gone.wait()
         return {"type": "http.disconnect"}
 
+    return receive
+
+
+async def test_client_disconnect_cancels_its_grading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RM_TEST_DELAY", "30")
+    app = make_app()
+    body = json.dumps({"records": [{"response": "x"}, {"response": "y"}]}).encode()
+    gone = asyncio.Event()
+    receive = _client(body, gone)
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -224,31 +230,18 @@ async def test_a_client_that_leaves_while_queued_frees_its_place(
     body = json.dumps({"records": [{"response": "x"}, {"response": "y"}]}).encode()
     scope = http_scope("/grade", [(b"content-type", b"application/json")])
 
-    def caller(gone: asyncio.Event) -> Any:
-        delivered = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        return receive
-
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     first_gone, second_gone = asyncio.Event(), asyncio.Event()
-    first = asyncio.ensure_future(app(scope, caller(first_gone), send))
+    first = asyncio.ensure_future(app(scope, _client(body, first_gone), send))
     for _ in range(300):
         if admission.in_flight == 2:
             break
         await asyncio.sleep(0.01)
-    second = asyncio.ensure_future(app(scope, caller(second_gone), send))
+    second = asyncio.ensure_future(app(scope, _client(body, second_gone), send))
     for _ in range(300):
         if admission.queued == 2:
             break
