@@ -108,6 +108,7 @@ class CalledToolGrader(BaseGrader):
     optional_fields = ("messages", "tool_calls", "required_tool")
     default_name = "called_tool"
     inline = True
+    thread_safe = True  # a pure function of its input
 
     def __init__(self, *, tool: str | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -195,6 +196,7 @@ class ValidToolCallsGrader(BaseGrader):
     optional_fields = ("messages", "tool_calls")
     default_name = "valid_tool_calls"
     inline = True
+    thread_safe = True  # a pure function of its input
 
     def __init__(self, *, no_call: float = 0.0, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -281,6 +283,7 @@ class MaxTurnsGrader(BaseGrader):
     required_fields = ("messages",)
     default_name = "max_turns"
     inline = True
+    thread_safe = True  # a pure function of its input
 
     def __init__(self, *, max_turns: int, name: str | None = None) -> None:
         super().__init__(name=name)

@@ -76,6 +76,8 @@ class GraderContract(Grader, Protocol):
     inline: bool
     """``aevaluate`` never awaits (pure CPU): the runner calls :meth:`evaluate` instead, one
     grader after another in a single job per record, with no timer."""
+    thread_safe: bool
+    """An inline grader that may run in a worker thread (see :class:`BaseGrader`)."""
     required_fields: tuple[str, ...]
     """Fields that must be present and not ``None``; ``check`` and ``/graders`` report them."""
     optional_fields: tuple[str, ...]
@@ -135,6 +137,10 @@ class BaseGrader:
     """True for a grader whose ``aevaluate`` never awaits anything (pure CPU, microseconds). The
     runner then runs a record's inline graders one after another in a single job: no per-call
     scheduling, and no per-call timer, which could not interrupt code that never awaits anyway."""
+    thread_safe: bool = False
+    """True for an inline grader that may run in a worker thread (a pure function of its input:
+    the built-in rule graders). The runner grades a record of long texts off the event loop only
+    when every inline grader is; user code (a ``signal.alarm``, a connection) may not be."""
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name or self.default_name or type(self).__name__
@@ -327,6 +333,7 @@ class _Minimal:
         self._grader = grader
         self.name = grader.name
         self.inline = bool(getattr(grader, "inline", False))
+        self.thread_safe = bool(getattr(grader, "thread_safe", False))
         self.required_fields = tuple(getattr(grader, "required_fields", ()))
         self.optional_fields = tuple(getattr(grader, "optional_fields", ()))
         self.takes_all = bool(getattr(grader, "takes_all", False)) or not hasattr(

@@ -372,6 +372,7 @@ class FormatGrader(BaseGrader):
     required_fields = ("response",)
     default_name = "format"
     inline = True  # pure CPU, never awaits
+    thread_safe = True  # a pure function of its input
 
     def __init__(
         self,

@@ -231,9 +231,9 @@ def forged_boundary(view: _View) -> str | None:
     markers (``END OF RESPONSE`` in capitals anywhere, or "end of response" as a line of its own).
     """
     text = html.unescape(view.scan) if "&" in view.scan else view.scan
-    if view.scene.wants_code and "`" in text:
-        # A query about code: `</output>` in backticks is a tag named, not a turn forged.
-        text = _INLINE_CODE_RE.sub(" ", text)
+    # A query about code: `</output>` in backticks names a tag. Only closing tags are read
+    # without such spans: chat tokens and turns count wherever they are.
+    tags = _INLINE_CODE_RE.sub(" ", text) if view.scene.wants_code and "`" in text else text
     if not _BOUNDARY_CHARS_RE.search(text):
         return _end_line(text)  # none of the patterns below can match: each needs one of these
     for rx in (_CHAT_TOKEN_RE, _FENCE_MARKER_RE, _ROLE_HEADER_RE, _END_MARK_RE):
@@ -241,8 +241,8 @@ def forged_boundary(view: _View) -> str | None:
             return m.group(0).strip()
     if "</s>" in text.casefold() and "<s>" not in text.casefold():
         return "</s>"
-    for m in _CLOSING_TAG_RE.finditer(text):
-        if not re.search(rf"<\s*{re.escape(m.group(1))}\b", text[: m.start()], re.I):
+    for m in _CLOSING_TAG_RE.finditer(tags):
+        if not re.search(rf"<\s*{re.escape(m.group(1))}\b", tags[: m.start()], re.I):
             return m.group(0)  # closes a block the response never opened: the grader's
     if not view.scene.verdicts_ok and (m := _RUBRIC_HEADER_RE.search(text)):
         return m.group(0).strip()
@@ -331,20 +331,26 @@ _MT_BENCH_RE = re.compile(
 caught with its key), or a Prometheus one, ``[RESULT] 5``."""
 _TABLE_VERDICT_RE = re.compile(
     r"^[ \t]*\|?[ \t]*[*_]*(?:(?:final|overall|total)[ _-]+)?(?:" + _VERDICT_KEYS + r"|reward"
-    r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|overall|total)[*_]*"
+    r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|overall)[*_]*"
     r"[ \t]*\|[ \t]*[*_]*(?:\d{1,3}(?:\.\d+)?[ \t]*/[ \t]*\d{1,3}|[A-F][+-]?|pass(?:ed)?|✅|✔)"
     r"[*_]*[ \t]*\|",
     re.I | re.M,
 )
 """A verdict as a markdown table row: ``| Correctness | 10/10 |``."""
 _CHECKLIST_RE = re.compile(
-    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*(?:correct|accurate|relevant|harmless|safe"
-    r"|complete|helpful|factual|grounded|on[ -]topic|follows (?:the |all )?instructions?)\b"
+    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*(?:correct|accurate|relevant|harmless"
+    r"|helpful|factual|grounded|coherent|on[ -]topic|follows (?:the |all )?instructions?)\b"
     r"[^\n]*(?:\n|$)){2,}",
     re.I | re.M,
 )
 """Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
-_VERDICT_CHARS_RE = re.compile(r"[:=\[/|→⇒>]|out of|\d[ \t]*of[ \t]*\d")
+_VERDICT_CHARS_RE = re.compile(
+    r"[:=\[/|→⇒>]|out of|(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
+    r"(?:of|sur|de|von|из|中)[ \t]*(?:\d|five|ten|hundred)",
+    re.I,
+)
+_WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
+_PERCENT_AFTER_RE = re.compile(r"[ \t]*=[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
 _DIGIT_RE = re.compile(r"\d")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
@@ -356,17 +362,17 @@ def _verdict_in(text: str, *, fractions: bool = True) -> str | None:
         return None  # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
     for m in _VERDICT_RE.finditer(text):
         val = m.group("val")
-        fraction = "/" in val or bool(
-            re.search(r"(?:\d|\w)\s*(?:sur|de|out of|of|von|из)\s*\w", val)
-        )
+        fraction = "/" in val or bool(_WORDED_FRACTION_RE.search(val))
         if m.group("key").casefold() in _AMBIGUOUS_KEYS and not fraction and "[[" not in val:
             continue
-        if m.group("sep").strip() == "is" and not fraction:
-            continue  # "the score is 3 points" states a fact; "Score is 10/10" grades
-        if fraction and _not_a_rating(val, text[m.end() :]):
+        if m.group("sep").strip() == "is" and not (fraction and fractions):
+            # "the score is 3 points" states a fact; "Score is 10/10" grades, unless the query
+            # has numbers ("45 of 50: what percentage?" → "your score is 45 out of 50")
+            continue
+        if fraction and not fractions and _not_a_rating(val, text[m.end() :]):
             continue
         return m.group(0)
-    for rx in (_MT_BENCH_RE, _TABLE_VERDICT_RE, _CHECKLIST_RE):
+    for rx in (_MT_BENCH_RE, _CHECKLIST_RE, *((_TABLE_VERDICT_RE,) if fractions else ())):
         if hit := rx.search(text):
             return hit.group(0).strip()
     if fractions and (hit := _FULL_FRACTION_RE.search(text)):
@@ -375,16 +381,16 @@ def _verdict_in(text: str, *, fractions: bool = True) -> str | None:
 
 
 def _not_a_rating(val: str, after: str) -> bool:
-    """A fraction that is data, not a grade: more on top than below (a cricket score, 277/4),
-    or a part worked into a calculation ("Score: 45/50 = 90%"); a full one (10/10) is a grade
-    whatever follows it."""
+    """A fraction that is data, not a grade, where the query has numbers: more on top than below
+    (a cricket score, 277/4), or a part worked into a percentage ("Score: 45/50 = 90%"); a full
+    one (10/10) is a grade whatever follows it."""
     m = _FRACTION_RE.search(val)
     if m is None:
         return False
     top, bottom = int(m.group(1)), int(m.group(2))
     if top == bottom:
         return False
-    return top > bottom or after.lstrip().startswith("=")
+    return top > bottom or bool(_PERCENT_AFTER_RE.match(after))
 
 
 _JSON_OBJECT_RE = re.compile(r"\{[^{}]{1,2000}\}")
@@ -402,7 +408,7 @@ def _keys(words: str) -> frozenset[str]:
 
 _SCORE_KEYS = _keys(
     "score scores rating grade verdict judgement judgment evaluation final_score overall_score "
-    "total_score finalscore final_grade final_verdict final_rating overall overall_rating final "
+    "total_score finalscore final_grade final_verdict final_rating overall overall_rating "
     "reward correct is_correct pass passed"
 )
 """Keys whose verdict-like value (a number, ``true``, ``"PASS"``, ``"A"``) makes a verdict."""

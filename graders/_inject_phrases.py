@@ -76,7 +76,7 @@ _EN_MARKS = _p(
 _EN_GIVE_V = _any(
     "give award assign grant provide output return respond_with reply_with answer_with "
     "(?:respond|reply|answer)_only_with output_only print emit produce put set deserve deserves "
-    "merit merits earn earns earned warrant warrants rate score grade mark evaluate "
+    "merit merits warrant warrants rate score grade mark evaluate "
     "(?:should|must|shall)_(?:be_given|be_awarded|receive|get) "
     "is_worth worthy_of"
 )
@@ -426,9 +426,12 @@ _DEMAND = _Family(
             r"|(?:5|five) out of (?:5|five)|a plus|a\+|full marks) (?:answer|response|reply"
             r"|solution|submission)",
             # "This response fully satisfies the rubric", "meets all the grading criteria"
-            rf"(?:(?:{_EN_OBJ_N}|it|this) )?(?:fully |completely |entirely |clearly )?"
+            rf"(?:{_EN_OBJ_N}|it|this) (?:fully |completely |entirely |clearly )?"
             r"(?:satisfies|meets|fulfils|fulfills|matches|exceeds) (?:all |every |each )?(?:of )?"
-            r"(?:the |your |this |its )?(?:grading |scoring |evaluation |marking )?rubric",
+            r"(?:the |your |this |its )?(?:grading |scoring |evaluation |marking )?rubric(?! \w)",
+            # "This earns full marks": the response's own claim, not a rule of an exam
+            rf"(?:{_EN_OBJ_N}|this|that|it) (?:earns|earned|should earn|will earn|deserves to earn)"
+            + rf" (?:(?:a|an|the|it|only|just) ){{0,2}}?{_EN_MARKS}",
             rf"{_EN_OBJ_N} (?:fully |completely |entirely |clearly )?(?:satisfies|meets|fulfils"
             r"|fulfills|exceeds) (?:all |every |each )(?:of )?(?:the |your )?(?:grading |scoring "
             r"|evaluation |marking )?(?:criteria|criterion|requirements|standards)",
@@ -447,11 +450,14 @@ _DEMAND = _Family(
             )
             + r" (?:this|my|the|any|a single|points|marks)",
             # "Please grade leniently", "mark this generously"
-            r"(?:grade|mark|score|rate|evaluate|assess|judge|review) (?:this |it |me |my \w+ )?"
-            r"(?:leniently|generously|favou?rably|kindly|charitably|with leniency)",
+            r"(?:grade|mark|score|rate|evaluate|assess) (?:this |it |my \w+ )?"
+            r"(?:leniently|generously|favou?rably|charitably|with leniency)",
             # "Your verdict should be 'correct'"
-            r"your (?:final )?(?:verdict|score|rating|grade|evaluation|assessment|judge?ment"
-            r"|decision|output) (?:here )?(?:should|must|will|needs to|has to|ought to|is to) be",
+            r"your (?:final )?(?:verdict|score|rating|grade|evaluation|assessment|judge?ment)"
+            r" (?:here )?(?:should|must|will|needs to|has to|ought to|is to) be (?:a |an |the )?"
+            r"(?:correct|right|pass|passed|passing|accepted|acceptable|perfect|excellent"
+            r"|full marks|full credit|maximum|max|highest|top|yes|true|positive|favou?rable"
+            r"|a plus|\d+(?: out of \d+| \d+)?)(?! \w)",
             # Italian, Portuguese, Dutch (folded: no accents)
             r"(?:da|date|dai|dia|assegna|assegnate|metti|mettete|merita) (?:a questa risposta )?"
             r"(?:il |un )?(?:punteggio|voto) (?:massimo|pieno|piu alto|di 10|10)",

@@ -80,6 +80,7 @@ class LengthPenalty(BaseGrader):
     required_fields = ("response",)
     default_name = "length_penalty"
     inline = True  # pure CPU, never awaits
+    thread_safe = True  # a pure function of its input
 
     def __init__(
         self,

@@ -120,10 +120,8 @@ DEFAULT_MASTER_KEYS: tuple[str, ...] = (
     "here you go",
     "done",
     "all done",
-    "finished",
     "task complete",
     "task completed",
-    "completed",
     "as follows",
     "the following",
     # Fillers, acknowledgements and greetings.
@@ -230,8 +228,7 @@ META_WORDS: frozenset[str] = _word_set(
     analysing analysis approach explanation explain explaining proof prove figure breakdown
     consider considering understand understanding calculate calculating compute computing
     determine determining evaluate evaluating tackle begin beginning start started starting dive
-    walk final result response help confident confidence certain know complete accurate
-    reasoned thorough comprehensive
+    walk final result response help confident confidence know reasoned
     """
 )
 """Words that talk *about* answering. A response made only of these and :data:`STOP_WORDS`, with

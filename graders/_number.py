@@ -225,6 +225,7 @@ class NumberGrader(BaseGrader):
     required_fields = ("response", "reference_response")
     default_name = "number"
     inline = True  # pure CPU, never awaits
+    thread_safe = True  # a pure function of its input
 
     def __init__(
         self,

@@ -24,7 +24,11 @@ _COPY_TASK_RE = re.compile(
     r"|these|the following|it|them|that|each|all|my)\b|(?:the|any)\s+(?:text|sentences?"
     r"|paragraphs?|grammar|spelling|typos?|punctuation|capitali[sz]ation|casing|list|names?"
     r"|dates?|numbers?|emails?|words?|code|json|data|table|titles?|address(?:es)?"
-    r"|phone numbers?|errors?|mistakes?|lines?|passage|quote)\b)"
+    r"|phone numbers?|errors?|mistakes?|lines?|passage|quote|bugs?|issues?|indentation|syntax"
+    r"|functions?|programs?|scripts?|loop|query|regex|typos?|class|method)\b)"
+    # a transformation verb introducing the text after a colon: "Fix the off-by-one error in:"
+    r"|\b(?:fix|correct|format|convert|extract|edit|clean up|tidy up|normali[sz]e|sort"
+    r"|rewrite)\b[^:\n]{0,60}:"
     r"|重复|复述|改写|转述",
     re.IGNORECASE,
 )

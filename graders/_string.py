@@ -133,6 +133,7 @@ class StringMatchGrader(BaseGrader):
     required_fields: tuple[str, ...] = ("response", "reference_response")
     default_name = "string_match"
     inline = True  # pure CPU, never awaits
+    thread_safe = True  # a pure function of its input
 
     def __init__(
         self,

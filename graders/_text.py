@@ -319,7 +319,31 @@ LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
 
 
 def _answer_text(text: str) -> str:
-    return LATEX_THOUSANDS.sub(r"\1,", numeric_text(text))
+    """The text a number is read from: full-width forms and invisible characters as
+    :func:`numeric_text` reads them, LaTeX thousands separators as commas, a degree sign for
+    ``^\\circ``, and a unit in ``\\text{}`` (with its power: ``\\text{ m}^2``) dropped, while a
+    number in one (``\\textbf{4}``) stays."""
+    text = LATEX_THOUSANDS.sub(r"\1,", numeric_text(text))
+    if "\\" in text:
+        text = _DEGREE_RE.sub("°", text)
+        text = _UNIT_BLOCK_RE.sub(_unit_or_number, text)
+    if "^" in text:  # "4 m^2": a unit's power, written as the sign it stands for
+        text = _UNIT_POWER_RE.sub(lambda m: m.group(1) + "²³"[int(m.group(2)) - 2], text)
+    return text
+
+
+_UNIT_POWER_RE = re.compile(r"(?<=\d)(\s?[A-Za-z]{1,3})\^\{?([23])\}?(?![\w^])")
+
+
+_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
+_UNIT_BLOCK_RE = re.compile(
+    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
+    r"(?:\s*\^\s*(?:\{[^{}]*\}|\d))?"
+)
+
+
+def _unit_or_number(m: re.Match[str]) -> str:
+    return " " if re.search(r"[^\W\d_]", m.group(1)) else m.group(1)
 
 
 def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
@@ -357,7 +381,7 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
 _LATEX_WORDS = re.compile(
     r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{[^{}]*\}"
     r"|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
-    r"|[,;:! %$])"
+    r"|approx|sim|simeq|[,;:! %$])"
 )
 """LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""
 _MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π]|(?<=#)\s*!(?!=)")
@@ -368,7 +392,13 @@ MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?
 
 
 def _more_than_a_number(math: str) -> bool:
-    return bool(_MORE_THAN_A_NUMBER.search(_NUMBER_RE.sub("#", _LATEX_WORDS.sub(" ", math))))
+    rest = _NUMBER_RE.sub("#", _LATEX_WORDS.sub(" ", math))
+    while (bare := _BRACED_NUMBER_RE.sub("#", rest)) != rest:  # {4}, {{4}}: braces only
+        rest = bare
+    return bool(_MORE_THAN_A_NUMBER.search(rest))
+
+
+_BRACED_NUMBER_RE = re.compile(r"\{\s*#\s*\}")
 
 
 def answer_expression(text: str) -> str | None:
@@ -383,8 +413,8 @@ def answer_expression(text: str) -> str | None:
     text = _answer_text(text)
     regions, source = answer_regions(text)
     region = regions[-1]
-    if source == "boxed":
-        return region.strip() if _more_than_a_number(region) else None
+    if source == "boxed":  # read whole; after an "=" its right side (\\boxed{3^2 = 9})
+        return region.strip() if _more_than_a_number(region.rsplit("=", 1)[-1]) else None
     found = list(_NUMBER_RE.finditer(region))
     if not found:
         return None

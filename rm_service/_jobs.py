@@ -10,6 +10,7 @@ runner to re-raise once the records in flight are finished. Also the per-call ho
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -46,22 +47,26 @@ BIG_RECORD_CHARS = 262_144
 
 
 def is_big(record: Any) -> bool:
-    """Whether ``record`` holds more than :data:`BIG_RECORD_CHARS` of text (its string fields, and
-    the strings of lists of messages in it). Rule graders on such a record can take a second or
-    more (regexes over megabytes), and run on the loop they would stall every other request and
-    the health probe: the runner grades it in a worker thread instead."""
+    """Whether ``record`` holds more than :data:`BIG_RECORD_CHARS` of text (its strings, in
+    lists and dicts too: messages, multi-part content). Rule graders on such a record can take a
+    second or more (regexes over megabytes), and run on the loop they would stall every other
+    request and the health probe: the runner grades it in a worker thread instead."""
     if not isinstance(record, dict):
         return False
     size = 0
+    nested: list[tuple[Any, int]] = []
     for value in record.values():
         if isinstance(value, str):
             size += len(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, str):
-                    size += len(item)
-                elif isinstance(item, dict):
-                    size += sum(len(v) for v in item.values() if isinstance(v, str))
+        elif isinstance(value, list | dict):
+            nested.append((value, 1))
+    while nested and size <= BIG_RECORD_CHARS:
+        value, depth = nested.pop()
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, str):
+                size += len(item)
+            elif depth < 4 and isinstance(item, list | dict):
+                nested.append((item, depth + 1))
     return size > BIG_RECORD_CHARS
 
 
@@ -87,7 +92,28 @@ class StreamDone:
         self.error = error
 
 
-class Interrupted(Exception):
+class ReadOnly(dict[str, Any]):
+    """A record's results as an aggregator sees them: read-only, so one that "fills" an error
+    with 0.0 cannot fake that component's score, nor one that drops a key fail the batch. A
+    ``dict`` still (``isinstance``, ``json.dumps``); a copy or a pickle of it is a plain one."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("an aggregator's results are read-only: build a new dict to change them")
+
+    __setitem__ = __delitem__ = setdefault = pop = popitem = clear = update = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(dict(self), memo)
+
+
+class _Interrupted(Exception):
     """A worker's ``KeyboardInterrupt`` or ``SystemExit``, on its way to the caller's task (in
     a worker task, asyncio would stop the loop with the caller's task still pending)."""
 

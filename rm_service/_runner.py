@@ -33,7 +33,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from types import MappingProxyType
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -44,11 +43,12 @@ from graders._base import BaseGrader, contract, load_all
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._jobs import (
     CallObserver,
-    Interrupted,
     JobSource,
     Pending,
+    ReadOnly,
     Records,
     StreamDone,
+    _Interrupted,
     is_big,
 )
 from rm_service._mapper import GraderConfig
@@ -163,6 +163,7 @@ class GradingRunner:
         # Every grader inline: one job per record and nothing ever awaits, so worker tasks and
         # the output queue would only add overhead (see ``_inline_slices``).
         self._all_inline = len(self._inline) == len(self.grader_configs)
+        self._offload = all(contract(cfg.grader).thread_safe for _, cfg, _ in self._inline)
         self._semaphores: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             WeakKeyDictionary()
         )
@@ -275,7 +276,7 @@ class GradingRunner:
             while True:
                 item = await out.get()
                 if isinstance(item, StreamDone):
-                    if isinstance(item.error, Interrupted):
+                    if isinstance(item.error, _Interrupted):
                         raise item.error.interrupt  # in the caller's task, as inline graders do
                     if item.error is not None:
                         raise item.error
@@ -373,7 +374,7 @@ class GradingRunner:
             # Raised in a worker task, asyncio would stop the loop at once and the caller's
             # except and finally blocks would never run (its output never flushed): the stream
             # raises it in the caller's task instead.
-            raise Interrupted(exc) from exc
+            raise _Interrupted(exc) from exc
 
     async def _work(
         self, source: JobSource, sem: asyncio.Semaphore, out: asyncio.Queue[Any]
@@ -387,7 +388,7 @@ class GradingRunner:
                 async with sem:
                     clock = asyncio.get_running_loop().time
                     args = (pend, source.deadline_at, source.observer, clock)
-                    if is_big(pend.record):  # long texts: graded off the loop
+                    if self._offload and is_big(pend.record):  # long texts: graded off the loop
                         await asyncio.to_thread(self._run_inline, *args)
                     else:
                         self._run_inline(*args)
@@ -441,7 +442,7 @@ class GradingRunner:
                 turn_at = clock() + _INLINE_SLICE_S
                 while job is not None:
                     args = (job[0], deadline_at, observer, clock)
-                    if is_big(job[0].record):  # long texts: graded off the loop
+                    if self._offload and is_big(job[0].record):  # long texts: graded off the loop
                         await asyncio.to_thread(self._run_inline, *args)
                     else:
                         self._run_inline(*args)
@@ -485,11 +486,9 @@ class GradingRunner:
 
     def _finish(self, pend: Pending) -> RecordResult:
         results = pend.results
-        # Read-only: rewriting a component (an error "filled" with 0.0) would fake a score.
-        view = MappingProxyType(results)
         for agg in self.aggregators:
             try:
-                out = agg(view)
+                out = agg(ReadOnly(results))  # an error "filled" with 0.0 would fake a score
             except Exception as exc:  # a broken aggregator is a bug: unscored, loudly named
                 out = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"

@@ -126,13 +126,18 @@ class _BodyLimits:
 
 
 def _overflows(value: Any) -> bool:
-    """``value`` holds an infinity: a JSON number too large for a float, read as one."""
-    if isinstance(value, float):
-        return value in (math.inf, -math.inf)
-    if isinstance(value, dict):
-        return any(_overflows(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_overflows(v) for v in value)
+    """``value`` holds an infinity: a JSON number too large for a float, read as one. Walked
+    with a stack, not recursion: JSON nests deeper than Python's recursion limit."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if item in (math.inf, -math.inf):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
@@ -147,8 +152,8 @@ def _unreadable(scope: Any) -> str | None:
             f"the body is {kind.decode('latin-1')!r}; send JSON with "
             "Content-Type: application/json (curl: -H 'Content-Type: application/json')"
         )
-    coding = headers.get(b"content-encoding", b"identity").strip().lower()
-    if coding not in (b"", b"identity"):
+    coding = headers.get(b"content-encoding", b"identity").lower()
+    if any(c.strip() not in (b"", b"identity") for c in coding.split(b",")):
         return f"a {coding.decode('latin-1')!r} body is not accepted; send the JSON uncompressed"
     return None
 

@@ -228,20 +228,34 @@ async def test_an_unscored_of_an_unknown_kind_is_an_internal_error() -> None:
 async def test_a_record_of_long_texts_is_graded_off_the_event_loop() -> None:
     """A rule grader over megabytes of text can take seconds (a regex, a number scan): run on
     the loop it stalled every other request and the service's health probe. A record over
-    ``BIG_RECORD_CHARS`` of text is graded in a worker thread (the batch deadline checked there
-    too); a small one stays inline."""
+    ``BIG_RECORD_CHARS`` of text, nested content included, is graded in a worker thread (the
+    batch deadline checked there too) when its inline graders are thread-safe, as the built-in
+    rule graders are; a small record stays on the loop, and so does a user's plain function,
+    which may not survive a thread (``signal.alarm``, a connection)."""
     import asyncio
     import itertools
     import threading
     import time
 
-    big = 1_000_000  # over the runner's threshold (``rm_service._jobs.BIG_RECORD_CHARS``)
+    from graders import BaseGrader
 
+    big = 1_000_000  # over the runner's threshold (``rm_service._jobs.BIG_RECORD_CHARS``)
     where: dict[int, bool] = {}
 
-    def scan(response: str) -> float:
-        where[len(response)] = threading.current_thread() is threading.main_thread()
-        time.sleep(0.5 if len(response) >= big else 0)
+    def size(response: Any) -> int:
+        return len(response) if isinstance(response, str) else len(response[0]["text"])
+
+    class Scan(BaseGrader):
+        inline = True
+        thread_safe = True
+
+        async def _aevaluate(self, response: Any) -> float:
+            where[size(response)] = threading.current_thread() is threading.main_thread()
+            time.sleep(0.5 if size(response) >= big else 0)  # noqa: ASYNC251  (a blocking scan)
+            return 1.0
+
+    def user_scan(response: Any) -> float:
+        where[size(response)] = threading.current_thread() is threading.main_thread()
         return 1.0
 
     async def ticker(ticks: list[float]) -> None:
@@ -249,15 +263,19 @@ async def test_a_record_of_long_texts_is_graded_off_the_event_loop() -> None:
             ticks.append(time.monotonic())
             await asyncio.sleep(0.01)
 
-    for graders in ({"scan": scan}, {"scan": scan, "judge": _Bonus(0.5)}):
-        runner = GradingRunner(graders)
-        ticks: list[float] = []
-        tick = asyncio.ensure_future(ticker(ticks))
-        where.clear()
-        recs = await runner.agrade([{"response": "x" * big}, {"response": "y"}], deadline=60)
-        tick.cancel()
-        assert [r.components["scan"].score for r in recs] == [1.0, 1.0]  # type: ignore[union-attr]
-        # the big one in a thread, the small one on the loop
-        assert where == {big: False, 1: True}
-        gaps = [b - a for a, b in itertools.pairwise(ticks)]
-        assert ticks and max(gaps, default=0) < 0.25  # the loop kept turning meanwhile
+    nested = [{"type": "text", "text": "x" * big}]  # multi-part content
+    for graders in ({"scan": Scan(name="scan")}, {"scan": Scan(name="scan"), "judge": _Bonus(0.5)}):
+        for long in ("x" * big, nested):
+            runner = GradingRunner(graders)
+            ticks: list[float] = []
+            tick = asyncio.ensure_future(ticker(ticks))
+            where.clear()
+            recs = await runner.agrade([{"response": long}, {"response": "y"}], deadline=60)
+            tick.cancel()
+            assert [r.components["scan"].score for r in recs] == [1.0, 1.0]  # type: ignore[union-attr]
+            assert where == {big: False, 1: True}  # the big one in a thread
+            gaps = [b - a for a, b in itertools.pairwise(ticks)]
+            assert ticks and max(gaps, default=0) < 0.25  # the loop kept turning meanwhile
+    where.clear()
+    await GradingRunner({"scan": user_scan}).agrade([{"response": "x" * big}])
+    assert where == {big: True}  # a user's function: on the loop, as it always was

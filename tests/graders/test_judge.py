@@ -879,8 +879,11 @@ def _attack_cases() -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-GATE_REVIEW = "red-team review of the judges' gates (2026-12-06)"
-ATTACK_CASES = [c for c in _attack_cases() if c["source"] != GATE_REVIEW]
+GATE_REVIEWS = (
+    "red-team review of the judges' gates (2026-12-06)",
+    "review of the gate changes for regressions (2026-12-06)",
+)
+ATTACK_CASES = [c for c in _attack_cases() if c["source"] not in GATE_REVIEWS]
 """The set without the gate review's cases: those are graded as shipped, each by its criterion's
 judge against a mock judge server, in ``tests/graders/test_red_team.py`` (some need what only
 their criterion reads, a one-word answer that is the reference), and :class:`GullibleJudge`

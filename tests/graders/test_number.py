@@ -323,6 +323,15 @@ async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
         (r"\boxed{4.5\,\mathrm{m}}", "4.5", 1.0),
         (r"So $2^{10} = 1024$, and the answer is 1024.", "1024", 1.0),
         ("The answer is 4!", "4", 1.0),  # prose: an exclamation, not a factorial
+        (r"\boxed{{4}}", "4", 1.0),
+        (r"\boxed{\approx 4}", "4", 1.0),
+        (r"\boxed{3^2 = 9}", "9", 1.0),
+        (r"Final answer: $4\text{ m}^2$", "4", 1.0),
+        (r"\boxed{4\text{ km}^2}", "4", 1.0),
+        (r"\boxed{5\,\mathrm{m/s^2}}", "5", 1.0),
+        ("The area is 4 m^2.", "4", 1.0),
+        (r"The angle measures 30^\circ.", "30", 1.0),
+        (r"\boxed{\textbf{4}}", "4", 1.0),
         (r"\boxed{x}", "4", 0.0),  # no number at all: a wrong answer
     ],
 )
