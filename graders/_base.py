@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import TypeAdapter, ValidationError
 
+from graders._threads import in_thread
 from graders._unscored import Unscored
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
@@ -320,7 +321,7 @@ class FunctionGrader(BaseGrader):
         if self.is_async:
             return await self.func(**fields)
         if self.run_in_thread:
-            return await asyncio.to_thread(self.func, **fields)
+            return await in_thread(self.func, **fields)
         return self.func(**fields)
 
 

@@ -40,6 +40,8 @@ from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract, load_all
+from graders._threads import lingering
+from rm_service._call import call, named, release_after
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._jobs import (
     CallObserver,
@@ -52,7 +54,7 @@ from rm_service._jobs import (
     is_big,
 )
 from rm_service._mapper import GraderConfig
-from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult, checked
+from rm_service._result import GraderError, GraderResult, GraderScore, RecordResult
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "CallObserver", "GradingRunner", "Records"]
 
@@ -400,10 +402,16 @@ class GradingRunner:
                         name=name, error=str(exc), kind="invalid_input"
                     )
                 else:
-                    async with sem:
-                        result = await _call(
+                    await sem.acquire()
+                    held: list[asyncio.Future[Any]] = []
+                    token = lingering.set(held)
+                    try:
+                        result = await call(
                             cfg, name, fields, timeout, source.deadline_at, source.observer
                         )
+                    finally:
+                        lingering.reset(token)
+                        release_after(sem, held)
                 pend.results[name] = result
             pend.remaining -= 1
             if pend.remaining == 0:
@@ -477,7 +485,7 @@ class GradingRunner:
                 continue
             began = time.perf_counter() if observer is not None else 0.0
             try:
-                result = _named(name, evaluate(fields))
+                result = named(name, evaluate(fields))
             except Exception as exc:  # a contract's evaluate that raised: a bug, named
                 result = GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
             if observer is not None:
@@ -507,67 +515,6 @@ class GradingRunner:
         return RecordResult(
             index=pend.index, id=pend.id, reward_name=self.reward_name, components=ordered
         )
-
-
-async def _call(
-    cfg: GraderConfig,
-    name: str,
-    fields: dict[str, Any],
-    call_timeout: float | None,
-    deadline_at: float | None,
-    observer: CallObserver | None,
-) -> GraderResult:
-    """One grader call under its deadlines; anything but a result becomes an ``internal`` error.
-
-    ``call_timeout`` bounds this call (seconds); ``deadline_at`` is the batch's absolute
-    deadline on the loop's clock. Whichever comes first ends the call as ``kind="timeout"``.
-    ``observer`` is told when the call starts and how long it took.
-    """
-    if deadline_at is None and call_timeout is None:
-        when = None
-    else:
-        now = asyncio.get_running_loop().time()
-        own = now + call_timeout if call_timeout is not None else None
-        when = min(t for t in (own, deadline_at) if t is not None)
-        if when <= now:
-            return GraderError(
-                name=name, error="batch deadline passed before the call", kind="timeout"
-            )
-    if observer is not None:
-        observer.started(name)
-        began = time.perf_counter()
-    try:
-        if when is None:
-            result = await cfg.grader.aevaluate(**fields)
-        else:
-            async with asyncio.timeout_at(when):
-                result = await cfg.grader.aevaluate(**fields)
-    except TimeoutError:
-        which = (
-            f"grader call exceeded {call_timeout} s"
-            if deadline_at is None
-            or when is None
-            or (call_timeout is not None and when < deadline_at)
-            else "batch deadline passed during the call"
-        )
-        return GraderError(name=name, error=which, kind="timeout")
-    except Exception as exc:
-        return GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
-    finally:
-        if observer is not None:
-            observer.finished(name, time.perf_counter() - began, True)
-    return _named(name, result)
-
-
-def _named(name: str, result: Any) -> GraderResult:
-    """``result`` under the name the runner knows the grader by; anything that is not a result
-    is the grader's bug, unscored and named."""
-    if isinstance(result, GraderScore | GraderError):
-        result = checked(result)
-        return result if result.name == name else result.model_copy(update={"name": name})
-    return GraderError(
-        name=name, error=f"grader returned {type(result).__name__}, not GraderScore/GraderError"
-    )
 
 
 def _default_reward(aggregators: Sequence[Aggregator], names: Sequence[str]) -> str:

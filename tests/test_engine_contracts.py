@@ -279,3 +279,33 @@ async def test_a_record_of_long_texts_is_graded_off_the_event_loop() -> None:
     where.clear()
     await GradingRunner({"scan": user_scan}).agrade([{"response": "x" * big}])
     assert where == {big: True}  # a user's function: on the loop, as it always was
+
+
+async def test_threads_a_timeout_gave_up_on_still_count_against_max_concurrency() -> None:
+    """A ``run_in_thread`` grader past its ``call_timeout`` is unscored at once, but its thread
+    runs on (no thread can be stopped): the runner held its slot only for the call, so with
+    ``max_concurrency=2`` six threads ran at once. The slot is now kept until the thread ends."""
+    import threading
+    import time
+
+    from rm_service import GraderConfig
+
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def slow(response: str) -> float:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return 1.0
+
+    grader = FunctionGrader(slow, run_in_thread=True)
+    runner = GradingRunner(
+        {"slow": GraderConfig(grader, call_timeout=0.02), "ok": _Bonus(0.5)}, max_concurrency=2
+    )
+    recs = await runner.agrade([{"response": str(i)} for i in range(8)])
+    assert [r.components["slow"].kind for r in recs] == ["timeout"] * 8  # type: ignore[union-attr]
+    assert state["peak"] <= 2, state
