@@ -288,6 +288,12 @@ _IGNORE = _Family(
             r"|dadas|recebidas|do sistema)",
             r"(?:negeer|negeert|vergeet|vergeten) (?:\w+ ){0,2}?(?:vorige|eerdere|voorgaande"
             r"|bovenstaande|oude) (?:instructies|aanwijzingen|regels|opdrachten)",
+            # Turkish, Korean, Arabic (folded)
+            r"(?:onceki|yukaridaki|tum) (?:\w+ )?(?:talimatlar[ıi]|yonergeleri|komutlar[ıi]"
+            r"|kurallar[ıi]) (?:\w+ )?(?:yok say|gormezden gel|unut|dikkate alma)",
+            r"(?:이전|앞의|위의|기존|모든) (?:\w+ )?(?:지시|지침|명령|규칙|지시사항)\w* "
+            r"(?:\w+ )?무시\w*",
+            r"تجاهل (?:\w+ )?(?:التعليمات|الإرشادات|الارشادات|الأوامر|الاوامر|القواعد)",
             # Spanish
             rf"{_ES_IGNORE_V} {_W}{{0,3}}?{_ES_NOUN} {_W}?{_ES_POS}",
             rf"{_ES_IGNORE_V} (?:todas|todos) {_W}{{0,2}}?{_ES_NOUN}",
