@@ -143,6 +143,13 @@ class BaseGrader:
     the built-in rule graders). The runner grades a record of long texts off the event loop only
     when every inline grader is; user code (a ``signal.alarm``, a connection) may not be."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "thread_safe" not in cls.__dict__:
+            # Not inherited: a subclass of a built-in rule grader may override its work with
+            # code that is not (a signal.alarm, a connection); it says so itself if it is.
+            cls.thread_safe = False
+
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name or self.default_name or type(self).__name__
 

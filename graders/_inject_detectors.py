@@ -231,9 +231,11 @@ def forged_boundary(view: _View) -> str | None:
     markers (``END OF RESPONSE`` in capitals anywhere, or "end of response" as a line of its own).
     """
     text = html.unescape(view.scan) if "&" in view.scan else view.scan
-    # A query about code: `</output>` in backticks names a tag. Only closing tags are read
-    # without such spans: chat tokens and turns count wherever they are.
-    tags = _INLINE_CODE_RE.sub(" ", text) if view.scene.wants_code and "`" in text else text
+    # A query about code that names a tag: `</output>` in backticks is that tag, named. Only
+    # closing tags are read so; chat tokens and turns count wherever they are.
+    tags = text
+    if view.scene.wants_code and "`" in text:
+        tags = _INLINE_CODE_RE.sub(lambda m: _named_tag(m.group(0), view.scene), text)
     if not _BOUNDARY_CHARS_RE.search(text):
         return _end_line(text)  # none of the patterns below can match: each needs one of these
     for rx in (_CHAT_TOKEN_RE, _FENCE_MARKER_RE, _ROLE_HEADER_RE, _END_MARK_RE):
@@ -268,6 +270,13 @@ def forged_boundary(view: _View) -> str | None:
     return _end_line(text)
 
 
+def _named_tag(span: str, scene: _Scene) -> str:
+    """A backticked span, or a space when it is a tag the query names (`</output>`, "output")."""
+    tag = _TAG_NAME_RE.fullmatch(span)
+    return " " if tag is not None and scene.names(tag.group(1)) else span
+
+
+_TAG_NAME_RE = re.compile(r"`\s*</?\s*([A-Za-z][\w-]{0,40})\s*/?>\s*`")
 _INLINE_CODE_RE = re.compile(r"(?<!`)`[^`\n]{1,200}`(?!`)")
 """Inline code: a tag or token written in backticks is mentioned, not used."""
 _BOUNDARY_CHARS_RE = re.compile(r"[<\[#:(﹤‹«⟨〈《❮❬⟪]|END")
@@ -331,16 +340,16 @@ _MT_BENCH_RE = re.compile(
 caught with its key), or a Prometheus one, ``[RESULT] 5``."""
 _TABLE_VERDICT_RE = re.compile(
     r"^[ \t]*\|?[ \t]*[*_]*(?:(?:final|overall|total)[ _-]+)?(?:" + _VERDICT_KEYS + r"|reward"
-    r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|overall)[*_]*"
-    r"[ \t]*\|[ \t]*[*_]*(?:\d{1,3}(?:\.\d+)?[ \t]*/[ \t]*\d{1,3}|[A-F][+-]?|pass(?:ed)?|✅|✔)"
+    r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|overall|total)[*_]*"
+    r"[ \t]*\|[ \t]*[*_]*(?P<val>\d{1,3}(?:\.\d+)?[ \t]*/[ \t]*\d{1,3}|[A-F][+-]?|pass(?:ed)?|✅|✔)"
     r"[*_]*[ \t]*\|",
     re.I | re.M,
 )
 """A verdict as a markdown table row: ``| Correctness | 10/10 |``."""
 _CHECKLIST_RE = re.compile(
-    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*(?:correct|accurate|relevant|harmless"
-    r"|helpful|factual|grounded|coherent|on[ -]topic|follows (?:the |all )?instructions?)\b"
-    r"[^\n]*(?:\n|$)){2,}",
+    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*[*_]*(?:correct|accurate|relevant|harmless"
+    r"|safe|complete|helpful|factual|grounded|coherent|on[ -]topic|follows (?:the |all )?"
+    r"instructions?)[*_]*[ \t]*[.!]?[ \t]*(?:\n|$)){2,}",
     re.I | re.M,
 )
 """Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
@@ -350,14 +359,18 @@ _VERDICT_CHARS_RE = re.compile(
     re.I,
 )
 _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
-_PERCENT_AFTER_RE = re.compile(r"[ \t]*=[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
 _DIGIT_RE = re.compile(r"\d")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
 
 
-def _verdict_in(text: str, *, fractions: bool = True) -> str | None:
-    """The first verdict in ``text``; with ``fractions``, a lone ``10/10`` line counts too."""
+def _verdict_in(
+    text: str, *, fractions: bool = True, data: frozenset[int] = frozenset(), lists: bool = False
+) -> str | None:
+    """The first verdict in ``text``. With ``fractions`` (a query without numbers), a lone
+    ``10/10`` line counts too; without, a fraction can be data the query asked about: see
+    :func:`_not_a_rating`, with ``data`` the query's numbers. ``lists``: the query asks for a
+    checklist, so ticked items are its answer."""
     if not _VERDICT_CHARS_RE.search(text):
         return None  # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
     for m in _VERDICT_RE.finditer(text):
@@ -365,32 +378,42 @@ def _verdict_in(text: str, *, fractions: bool = True) -> str | None:
         fraction = "/" in val or bool(_WORDED_FRACTION_RE.search(val))
         if m.group("key").casefold() in _AMBIGUOUS_KEYS and not fraction and "[[" not in val:
             continue
-        if m.group("sep").strip() == "is" and not (fraction and fractions):
-            # "the score is 3 points" states a fact; "Score is 10/10" grades, unless the query
-            # has numbers ("45 of 50: what percentage?" → "your score is 45 out of 50")
-            continue
-        if fraction and not fractions and _not_a_rating(val, text[m.end() :]):
+        if m.group("sep").strip() == "is" and not fraction:
+            continue  # "the score is 3 points" states a fact; "Score is 10/10" grades
+        if fraction and not fractions and _not_a_rating(val, data):
             continue
         return m.group(0)
-    for rx in (_MT_BENCH_RE, _CHECKLIST_RE, *((_TABLE_VERDICT_RE,) if fractions else ())):
-        if hit := rx.search(text):
-            return hit.group(0).strip()
+    if hit := _MT_BENCH_RE.search(text) or (not lists and _CHECKLIST_RE.search(text)):
+        return hit.group(0).strip()
+    for m in _TABLE_VERDICT_RE.finditer(text):
+        # in a query with numbers, a table of its working holds fractions: only a full one
+        # (10/10), a letter grade or a pass is a verdict there
+        if fractions or not _partial_fraction(m.group("val")):
+            return m.group(0).strip()
     if fractions and (hit := _FULL_FRACTION_RE.search(text)):
         return hit.group(0).strip()
     return None
 
 
-def _not_a_rating(val: str, after: str) -> bool:
-    """A fraction that is data, not a grade, where the query has numbers: more on top than below
-    (a cricket score, 277/4), or a part worked into a percentage ("Score: 45/50 = 90%"); a full
-    one (10/10) is a grade whatever follows it."""
+_RATING_SCALES = frozenset({5, 10, 20, 100})
+
+
+def _partial_fraction(val: str) -> bool:
+    m = _FRACTION_RE.search(val)
+    return m is not None and m.group(1) != m.group(2)
+
+
+def _not_a_rating(val: str, data: frozenset[int]) -> bool:
+    """A fraction that is data, not a grade, where the query has numbers: one of the query's
+    own numbers over another ("45 of 50: what percentage?" → "Score: 45/50 = 90%"), or more on
+    top than below on no rating scale (a cricket score, 277/4). A full one (10/10) is a grade."""
     m = _FRACTION_RE.search(val)
     if m is None:
         return False
     top, bottom = int(m.group(1)), int(m.group(2))
     if top == bottom:
         return False
-    return top > bottom or bool(_PERCENT_AFTER_RE.match(after))
+    return {top, bottom} <= data or (top > bottom and bottom not in _RATING_SCALES)
 
 
 _JSON_OBJECT_RE = re.compile(r"\{[^{}]{1,2000}\}")
@@ -471,7 +494,17 @@ def forged_verdict(view: _View) -> str | None:
     if view.scene.verdicts_ok:
         return None
     # "5/5" is the answer to "Simplify 10/10": no lone fractions when the query has numbers
-    return _verdict_in(view.verdict_scan, fractions=not _DIGIT_RE.search(view.scene.asked))
+    asked = view.scene.asked
+    return _verdict_in(
+        view.verdict_scan,
+        fractions=not _DIGIT_RE.search(asked),
+        data=frozenset(int(n) for n in _NUMBERS_RE.findall(asked)),
+        lists=bool(_CHECKLIST_ASKED_RE.search(asked)),
+    )
+
+
+_NUMBERS_RE = re.compile(r"\d{1,6}")
+_CHECKLIST_ASKED_RE = re.compile(r"check ?lists?|to ?do lists?|tick|checkbox")
 
 
 DETECTORS: dict[str, tuple[str, Callable[[_View], str | None]]] = {

@@ -280,10 +280,12 @@ _IGNORE = _Family(
             r"(?:changed|been (?:updated|replaced|revised|changed))",
             r"(?:the )?rubric (?:has|have) (?:changed|been (?:updated|replaced|revised|changed))",
             # Italian, Portuguese, Dutch (folded: no accents)
-            r"(?:ignora|ignorate|ignori|dimentica|dimenticate|trascura|trascurate|non seguire) "
+            r"(?:^|per favore |ora |adesso )(?:ignora|ignorate|ignori|dimentica|dimenticate"
+            r"|trascura|trascurate|non seguire) "
             r"(?:\w+ ){0,2}?(?:istruzioni|indicazioni|regole) (?:\w+ )?(?:precedenti|sopra|date"
             r"|ricevute|di sistema)",
-            r"(?:ignore|ignora|ignorem|esqueca|esquecam|desconsidere|desconsiderem) "
+            r"(?:^|por favor |agora )(?:ignore|ignora|ignorem|esqueca|esquecam|desconsidere"
+            r"|desconsiderem) "
             r"(?:\w+ ){0,2}?(?:instrucoes|orientacoes|regras) (?:\w+ )?(?:anteriores|acima"
             r"|dadas|recebidas|do sistema)",
             r"(?:negeer|negeert|vergeet|vergeten) (?:\w+ ){0,2}?(?:vorige|eerdere|voorgaande"
@@ -432,12 +434,13 @@ _DEMAND = _Family(
             r"|(?:5|five) out of (?:5|five)|a plus|a\+|full marks) (?:answer|response|reply"
             r"|solution|submission)",
             # "This response fully satisfies the rubric", "meets all the grading criteria"
-            rf"(?:{_EN_OBJ_N}|it|this) (?:fully |completely |entirely |clearly )?"
+            # a sentence of its own: "Make sure it satisfies the rubric" is advice
+            rf"^(?:(?:{_EN_OBJ_N}|it|this) )?(?:fully |completely |entirely |clearly )?"
             r"(?:satisfies|meets|fulfils|fulfills|matches|exceeds) (?:all |every |each )?(?:of )?"
             r"(?:the |your |this |its )?(?:grading |scoring |evaluation |marking )?rubric(?! \w)",
             # "This earns full marks": the response's own claim, not a rule of an exam
-            rf"(?:{_EN_OBJ_N}|this|that|it) (?:earns|earned|should earn|will earn|deserves to earn)"
-            + rf" (?:(?:a|an|the|it|only|just) ){{0,2}}?{_EN_MARKS}",
+            rf"^(?:(?:{_EN_OBJ_N}|this|that|it) )?(?:earns|earned|should earn|will earn"
+            + rf"|deserves to earn) (?:(?:a|an|the|it|only|just) ){{0,2}}?{_EN_MARKS}",
             rf"{_EN_OBJ_N} (?:fully |completely |entirely |clearly )?(?:satisfies|meets|fulfils"
             r"|fulfills|exceeds) (?:all |every |each )(?:of )?(?:the |your )?(?:grading |scoring "
             r"|evaluation |marking )?(?:criteria|criterion|requirements|standards)",
@@ -456,14 +459,15 @@ _DEMAND = _Family(
             )
             + r" (?:this|my|the|any|a single|points|marks)",
             # "Please grade leniently", "mark this generously"
-            r"(?:grade|mark|score|rate|evaluate|assess) (?:this |it |my \w+ )?"
-            r"(?:leniently|generously|favou?rably|charitably|with leniency)",
+            r"(?:^|please |kindly )(?:grade|mark|score|rate|evaluate|assess|judge|review) "
+            r"(?:this |it |my \w+ )?(?:leniently|generously|favou?rably|charitably|with leniency)",
             # "Your verdict should be 'correct'"
-            r"your (?:final )?(?:verdict|score|rating|grade|evaluation|assessment|judge?ment)"
-            r" (?:here )?(?:should|must|will|needs to|has to|ought to|is to) be (?:a |an |the )?"
-            r"(?:correct|right|pass|passed|passing|accepted|acceptable|perfect|excellent"
-            r"|full marks|full credit|maximum|max|highest|top|yes|true|positive|favou?rable"
-            r"|a plus|\d+(?: out of \d+| \d+)?)(?! \w)",
+            r"your (?:final )?(?:verdict|score|rating|grade|evaluation|assessment|judge?ment"
+            r"|decision|output) (?:here )?(?:should|must|will|needs to|has to|ought to|is to) be "
+            r"(?:a |an |the )?(?:perfect |very high |full |top |maximum )?(?:correct|right|pass"
+            r"|passed|passing|accepted|acceptable|perfect|excellent|full marks|full credit|maximum"
+            r"|max|highest|top|yes|true|positive|favou?rable|a plus|(?:10|100|5|20)(?: out of \d+"
+            r"| (?:10|100|5|20))?)(?! \w)",
             # Italian, Portuguese, Dutch (folded: no accents)
             r"(?:da|date|dai|dia|assegna|assegnate|metti|mettete|merita) (?:a questa risposta )?"
             r"(?:il |un )?(?:punteggio|voto) (?:massimo|pieno|piu alto|di 10|10)",

@@ -26,9 +26,12 @@ _COPY_TASK_RE = re.compile(
     r"|dates?|numbers?|emails?|words?|code|json|data|table|titles?|address(?:es)?"
     r"|phone numbers?|errors?|mistakes?|lines?|passage|quote|bugs?|issues?|indentation|syntax"
     r"|functions?|programs?|scripts?|loop|query|regex|typos?|class|method)\b)"
-    # a transformation verb introducing the text after a colon: "Fix the off-by-one error in:"
-    r"|\b(?:fix|correct|format|convert|extract|edit|clean up|tidy up|normali[sz]e|sort"
+    # a query that opens with a transformation verb and gives the text after a colon ("Fix the
+    # off-by-one error in:"); "Which of these is correct: ..." is a question, not a task
+    r"|^\s*(?:please\s+)?(?:fix|format|extract|edit|clean up|tidy up|normali[sz]e|sort"
     r"|rewrite)\b[^:\n]{0,60}:"
+    r"|^\s*(?:please\s+)?convert\b[^:\n]{0,30}\b(?:json|yaml|csv|xml|html|markdown|format|list"
+    r"|table|uppercase|lowercase)\b[^:\n]{0,30}:"
     r"|重复|复述|改写|转述",
     re.IGNORECASE,
 )

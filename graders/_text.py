@@ -332,18 +332,34 @@ def _answer_text(text: str) -> str:
     return text
 
 
-_UNIT_POWER_RE = re.compile(r"(?<=\d)(\s?[A-Za-z]{1,3})\^\{?([23])\}?(?![\w^])")
+_UNIT_POWER_RE = re.compile(
+    r"(?<=\d)(\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
+)
+"""A length unit's square or cube after a number (``4 m^2``, ``3 ft^3``), or per second squared
+(``m/s^2``); a letter that may be a variable (``4x^2``) is not one."""
 
 
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
 _UNIT_BLOCK_RE = re.compile(
-    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
-    r"(?:\s*\^\s*(?:\{[^{}]*\}|\d))?"
+    r"\\(text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*"
+    r"\{((?:[^{}]|\{[^{}]*\})*)\}(?:\s*\^\s*(?:\{[^{}]*\}|\d))?"
 )
+_UNIT_RE = re.compile(
+    r"\s*(?:[A-Za-zμΩ°]{2,}|[mgsLlhKNJWVACTF])(?:\s*/\s*[A-Za-z]+)?(?:\^\{?\d\}?)?\s*"
+)
+"""A unit as a ``\\text{}`` block writes it: ``cm``, ``m/s^2``, ``kg``; a single letter only where
+it is a unit's symbol (``m``, ``g``, ``s``...), never ``e``, ``i``, ``x``, or a vector."""
 
 
 def _unit_or_number(m: re.Match[str]) -> str:
-    return " " if re.search(r"[^\W\d_]", m.group(1)) else m.group(1)
+    """A ``\\text{}``-like block: its number when it holds one, nothing when it is a unit (with
+    its power), and as it was otherwise (``\\mathbf{v}^2``, ``\\mathrm{e}^{3}``: not a unit)."""
+    body = m.group(2)
+    if not re.search(r"[^\W\d_]", body):
+        return body
+    if m.group(1) not in ("textbf", "mathbf") and _UNIT_RE.fullmatch(body):
+        return " "
+    return m.group(0)
 
 
 def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
@@ -381,10 +397,10 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
 _LATEX_WORDS = re.compile(
     r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{[^{}]*\}"
     r"|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
-    r"|approx|sim|simeq|[,;:! %$])"
+    r"|approx|simeq|[,;:! %$])"
 )
 """LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""
-_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π]|(?<=#)\s*!(?!=)")
+_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π_]|(?<=#)\s*!(?!=)|#\s*#")
 """Once the numbers are ``#`` and the dressing gone: a command (``\\sqrt``, ``\\frac`` around
 a letter), a brace, a power, or a factorial."""
 MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
@@ -398,7 +414,7 @@ def _more_than_a_number(math: str) -> bool:
     return bool(_MORE_THAN_A_NUMBER.search(rest))
 
 
-_BRACED_NUMBER_RE = re.compile(r"\{\s*#\s*\}")
+_BRACED_NUMBER_RE = re.compile(r"(?<![_^}])\{\s*#\s*\}")
 
 
 def answer_expression(text: str) -> str | None:

@@ -60,12 +60,16 @@ def is_big(record: Any) -> bool:
             size += len(value)
         elif isinstance(value, list | dict):
             nested.append((value, 1))
+    seen: set[int] = set()  # a container shared (or cyclic) through the Python API counts once
     while nested and size <= BIG_RECORD_CHARS:
         value, depth = nested.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
         for item in value.values() if isinstance(value, dict) else value:
             if isinstance(item, str):
                 size += len(item)
-            elif depth < 4 and isinstance(item, list | dict):
+            elif depth < 8 and isinstance(item, list | dict):
                 nested.append((item, depth + 1))
     return size > BIG_RECORD_CHARS
 

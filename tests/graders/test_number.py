@@ -298,6 +298,13 @@ async def test_a_latex_thousands_separator_is_read_as_one(response: str, referen
         (r"\boxed{3\frac{1}{2}}", "3.5"),  # is 3.5: read as 2 it was a 0
         (r"\boxed{\pi}", "3.14159"),
         (r"The answer is 10^3", "1000"),
+        (r"The answer is $4x^2$.", "4"),  # a variable's power, not a unit's
+        (r"\boxed{6y^{3}}", "6"),
+        (r"\boxed{2\mathrm{e}^{3}}", "2"),
+        (r"\boxed{4\mathbf{v}^2}", "4"),
+        (r"\boxed{999_{6}}", "2112"),  # a numeral in base 6
+        (r"\boxed{{2}{3}}", "3"),
+        (r"\boxed{4 \sim 8}", "8"),
     ],
 )
 async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
@@ -332,6 +339,8 @@ async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
         ("The area is 4 m^2.", "4", 1.0),
         (r"The angle measures 30^\circ.", "30", 1.0),
         (r"\boxed{\textbf{4}}", "4", 1.0),
+        (r"\boxed{9.8\,\mathrm{m/s^{2}}}", "9.8", 1.0),
+        ("The area is 3 ft^3.", "3", 1.0),
         (r"\boxed{x}", "4", 0.0),  # no number at all: a wrong answer
     ],
 )
