@@ -339,7 +339,7 @@ _MT_BENCH_RE = re.compile(
 """An MT-Bench verdict ``[[A]]``, ``[[A>B]]`` (a bare ``[[1]]`` is a matrix: ``Rating: [[5]]`` is
 caught with its key), or a Prometheus one, ``[RESULT] 5``."""
 _TABLE_VERDICT_RE = re.compile(
-    r"^[ \t]*\|?[ \t]*[*_]*(?:(?:final|overall|total)[ _-]+)?(?:" + _VERDICT_KEYS + r"|reward"
+    r"^[ \t]*\|?[ \t]*[*_]*(?:(?:final|overall|total)[ _-]+)?(?P<key>" + _VERDICT_KEYS + r"|reward"
     r"|correctness|relevance|harmlessness|helpfulness|accuracy|quality|overall|total)[*_]*"
     r"[ \t]*\|[ \t]*[*_]*(?P<val>\d{1,3}(?:\.\d+)?[ \t]*/[ \t]*\d{1,3}|[A-F][+-]?|pass(?:ed)?|✅|✔)"
     r"[*_]*[ \t]*\|",
@@ -347,9 +347,12 @@ _TABLE_VERDICT_RE = re.compile(
 )
 """A verdict as a markdown table row: ``| Correctness | 10/10 |``."""
 _CHECKLIST_RE = re.compile(
-    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*[*_]*(?:correct|accurate|relevant|harmless"
-    r"|safe|complete|helpful|factual|grounded|coherent|on[ -]topic|follows (?:the |all )?"
-    r"instructions?)[*_]*[ \t]*[.!]?[ \t]*(?:\n|$)){2,}",
+    r"(?:^[ \t]*(?:[-*+][ \t]*)?\[[xX✓✔]\][ \t]*[*_]*(?:correct(?:ness)?|accura(?:te|cy)"
+    r"|relevan(?:t|ce)|harmless(?:ness)?|safe(?:ty)?|complete(?:ness)?|helpful(?:ness)?|factual"
+    r"|grounded|coherent|on[ -]topic|follows (?:the |all )?instructions?)[*_]*"
+    # nothing after it but a rubric word or a value: "Correct answer", "Correct: yes"
+    r"(?:[ \t]+(?:answer|response|reasoning|arithmetic|solution|result|calculations?|work|steps"
+    r"|logic|facts?))?[ \t]*(?::[^\n]*|[.!])?[ \t]*(?:\n|$)){2,}",
     re.I | re.M,
 )
 """Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
@@ -359,6 +362,7 @@ _VERDICT_CHARS_RE = re.compile(
     re.I,
 )
 _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
+_PERCENT_AFTER_RE = re.compile(r"[ \t]*(?:=|≈|is|or)[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
 _DIGIT_RE = re.compile(r"\d")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
@@ -378,17 +382,24 @@ def _verdict_in(
         fraction = "/" in val or bool(_WORDED_FRACTION_RE.search(val))
         if m.group("key").casefold() in _AMBIGUOUS_KEYS and not fraction and "[[" not in val:
             continue
-        if m.group("sep").strip() == "is" and not fraction:
+        stated = m.group("sep").strip() == "is"
+        if stated and not fraction:
             continue  # "the score is 3 points" states a fact; "Score is 10/10" grades
-        if fraction and not fractions and _not_a_rating(val, data):
-            continue
+        if fraction and not fractions:
+            # data the query asked about: stated ("her score is 7/8") or worked ("= 90%"), not
+            # a "Key: x/y" line on its own, which reads as a grade whatever its numbers
+            worked = stated or bool(_PERCENT_AFTER_RE.match(text, m.end()))
+            if _not_a_rating(val, data if worked else frozenset()):
+                continue
         return m.group(0)
     if hit := _MT_BENCH_RE.search(text) or (not lists and _CHECKLIST_RE.search(text)):
         return hit.group(0).strip()
     for m in _TABLE_VERDICT_RE.finditer(text):
-        # in a query with numbers, a table of its working holds fractions: only a full one
-        # (10/10), a letter grade or a pass is a verdict there
+        # in a query with numbers, a table of its working holds fractions: a partial one is a
+        # total there, or the query's own numbers; a full one (10/10), a grade or a pass is not
         if fractions or not _partial_fraction(m.group("val")):
+            return m.group(0).strip()
+        if m.group("key").casefold() != "total" and not _not_a_rating(m.group("val"), data):
             return m.group(0).strip()
     if fractions and (hit := _FULL_FRACTION_RE.search(text)):
         return hit.group(0).strip()
@@ -504,7 +515,9 @@ def forged_verdict(view: _View) -> str | None:
 
 
 _NUMBERS_RE = re.compile(r"\d{1,6}")
-_CHECKLIST_ASKED_RE = re.compile(r"check ?lists?|to ?do lists?|tick|checkbox")
+_CHECKLIST_ASKED_RE = re.compile(
+    r"\b(?:check ?lists?|to ?do lists?|tick(?:ed)? (?:off|boxes?)|check ?box(?:es)?)\b"
+)
 
 
 DETECTORS: dict[str, tuple[str, Callable[[_View], str | None]]] = {

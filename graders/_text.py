@@ -314,7 +314,7 @@ def answer_regions(
     return [text], "last_number"
 
 
-LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ )(?=\d{3}(?!\d))")
+LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ |~)(?=\d{3}(?!\d))")
 """A LaTeX thousands separator (``1{,}000``, ``1\\,000``), to be read as a plain comma."""
 
 
@@ -328,13 +328,17 @@ def _answer_text(text: str) -> str:
         text = _DEGREE_RE.sub("°", text)
         text = _UNIT_BLOCK_RE.sub(_unit_or_number, text)
     if "^" in text:  # "4 m^2": a unit's power, written as the sign it stands for
-        text = _UNIT_POWER_RE.sub(lambda m: m.group(1) + "²³"[int(m.group(2)) - 2], text)
+        text = _UNIT_POWER_RE.sub(
+            lambda m: m.group(0).partition("^")[0] + "²³"[int(m.group(1)) - 2], text
+        )
     return text
 
 
 _UNIT_POWER_RE = re.compile(
-    r"(?<=\d)(\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
+    r"(?:(?<=\d)\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
 )
+_VARIABLE_POWER_RE = re.compile(r"[A-Za-z]\s*\^")
+"""A letter raised to a power right after the number: ``4x^2`` is not the number 4."""
 """A length unit's square or cube after a number (``4 m^2``, ``3 ft^3``), or per second squared
 (``m/s^2``); a letter that may be a variable (``4x^2``) is not one."""
 
@@ -342,10 +346,12 @@ _UNIT_POWER_RE = re.compile(
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
 _UNIT_BLOCK_RE = re.compile(
     r"\\(text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*"
-    r"\{((?:[^{}]|\{[^{}]*\})*)\}(?:\s*\^\s*(?:\{[^{}]*\}|\d))?"
+    r"\{((?:[^{}]|\{[^{}]*\})*)\}(\s*\^\s*(?:\{[^{}]*\}|\d))?"
 )
+_UNIT_WORD = r"(?!(?:ln|log|sin|cos|tan|exp|lcm|gcd|max|min|mod|det|or|and|of)\b)"
 _UNIT_RE = re.compile(
-    r"\s*(?:[A-Za-zμΩ°]{2,}|[mgsLlhKNJWVACTF])(?:\s*/\s*[A-Za-z]+)?(?:\^\{?\d\}?)?\s*"
+    rf"[\s~]*(?:{_UNIT_WORD}(?:[A-Za-zμΩ°]{{2,}}|[mgsLlhKNJWVACTF])(?:\^\{{?-?\d\}}?)?[\s~]*){{1,3}}"
+    r"(?:/\s*[A-Za-z]+(?:\^\{?-?\d\}?)?)?[\s~]*"
 )
 """A unit as a ``\\text{}`` block writes it: ``cm``, ``m/s^2``, ``kg``; a single letter only where
 it is a unit's symbol (``m``, ``g``, ``s``...), never ``e``, ``i``, ``x``, or a vector."""
@@ -356,7 +362,7 @@ def _unit_or_number(m: re.Match[str]) -> str:
     its power), and as it was otherwise (``\\mathbf{v}^2``, ``\\mathrm{e}^{3}``: not a unit)."""
     body = m.group(2)
     if not re.search(r"[^\W\d_]", body):
-        return body
+        return m.group(0) if m.group(3) else body  # \textbf{4}^2 is a power, not a 4
     if m.group(1) not in ("textbf", "mathbf") and _UNIT_RE.fullmatch(body):
         return " "
     return m.group(0)
@@ -395,12 +401,12 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
 
 
 _LATEX_WORDS = re.compile(
-    r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{[^{}]*\}"
+    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{[^{}\d]*\}"
     r"|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
     r"|approx|simeq|[,;:! %$])"
 )
 """LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""
-_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π_]|(?<=#)\s*!(?!=)|#\s*#")
+_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π_]|(?<=#)\s*!(?!=)|#\s*(?:[-+*×÷·]\s*)?#")
 """Once the numbers are ``#`` and the dressing gone: a command (``\\sqrt``, ``\\frac`` around
 a letter), a brace, a power, or a factorial."""
 MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
@@ -439,7 +445,11 @@ def answer_expression(text: str) -> str | None:
         if m.start() <= chosen.start() < m.end():
             return m.group(0) if _more_than_a_number(m.group(0)) else None
     before, after = region[: chosen.start()].rstrip(), region[chosen.end() :].lstrip()
-    if after.startswith("^") or before.endswith(("^", "^{", "\\sqrt{", "\\sqrt")):
+    if (
+        after.startswith("^")
+        or _VARIABLE_POWER_RE.match(after)
+        or before.endswith(("^", "^{", "\\sqrt{", "\\sqrt"))
+    ):
         return region[max(0, chosen.start() - 8) : chosen.end() + 8].strip()
     return None
 

@@ -305,6 +305,12 @@ async def test_a_latex_thousands_separator_is_read_as_one(response: str, referen
         (r"\boxed{999_{6}}", "2112"),  # a numeral in base 6
         (r"\boxed{{2}{3}}", "3"),
         (r"\boxed{4 \sim 8}", "8"),
+        (r"\boxed{\text{3 or 5}}", "5"),  # words in a \text block are more than a number
+        (r"\boxed{\mathrm{e^3}}", "3"),
+        (r"\boxed{\text{sqrt(16)}}", "16"),
+        (r"\boxed{\textbf{4}^2}", "4"),
+        (r"\boxed{10-4}", "4"),
+        ("The answer is 4x^2", "4"),
     ],
 )
 async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
@@ -341,6 +347,9 @@ async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
         (r"\boxed{\textbf{4}}", "4", 1.0),
         (r"\boxed{9.8\,\mathrm{m/s^{2}}}", "9.8", 1.0),
         ("The area is 3 ft^3.", "3", 1.0),
+        (r"\boxed{5 \mathrm{~cm}^2}", "5", 1.0),
+        (r"\boxed{12\text{ m s}^{-2}}", "12", 1.0),
+        (r"\boxed{2~500}", "2500", 1.0),
         (r"\boxed{x}", "4", 0.0),  # no number at all: a wrong answer
     ],
 )
