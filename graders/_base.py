@@ -139,15 +139,13 @@ class BaseGrader:
     runner then runs a record's inline graders one after another in a single job: no per-call
     scheduling, and no per-call timer, which could not interrupt code that never awaits anyway."""
     thread_safe: bool = False
-    """True for an inline grader that may run in a worker thread (a pure function of its input:
-    the built-in rule graders). The runner grades a record of long texts off the event loop only
-    when every inline grader is; user code (a ``signal.alarm``, a connection) may not be."""
+    """An inline grader that may run in a worker thread (the built-in rule graders: pure
+    functions). Long records go off the loop only when every inline grader is. Not inherited:
+    a subclass may override the work with code that is not (a ``signal.alarm``, a connection)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "thread_safe" not in cls.__dict__:
-            # Not inherited: a subclass of a built-in rule grader may override its work with
-            # code that is not (a signal.alarm, a connection); it says so itself if it is.
             cls.thread_safe = False
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -177,11 +175,8 @@ class BaseGrader:
                     name=self.name, error=exc.reason, kind=exc.kind, metadata=exc.metadata
                 )
             except ValidationError:  # a kind that is none of the five, a reason not a str
-                return GraderError(
-                    name=self.name,
-                    error=f"Unscored({exc.reason!r}, kind={exc.kind!r}): not a valid "
-                    "reason and kind",
-                )
+                bad = f"Unscored({exc.reason!r}, kind={exc.kind!r}): not a valid reason and kind"
+                return GraderError(name=self.name, error=bad)
         return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
 
     # *args makes this signature gradual for mypy: a subclass names the fields it takes as its own

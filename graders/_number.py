@@ -13,17 +13,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from graders._answer_number import answer_expression, select_answer_number
 from graders._base import BaseGrader, Unscored, grader
 from graders._text import (
     METADATA_LIST_LIMIT,
     Number,
-    answer_expression,
     as_gold_list,
     as_text,
     grade_any_gold,
     jsonable_number,
     same_value,
-    select_answer_number,
 )
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
@@ -196,7 +195,8 @@ class NumberGrader(BaseGrader):
     reference ``"… \\boxed{72}"`` work as they are): the last ``\\boxed{}``'s last number, else the
     last ``<answer>`` block's last number, else the first number after the last "answer is" /
     "answer:" / ``####``, else the last number. A marked answer with no number in it is *no*
-    number (see :func:`graders._text.select_answer_number` for why and what counts as a number).
+    number (see :func:`graders._answer_number.select_answer_number` for why and what counts as
+    a number).
 
     Scoring:
 

@@ -23,14 +23,12 @@ __all__ = [
     "ANSWER_FIELDS",
     "GOLD_LIST_GRADERS",
     "INVISIBLE",
-    "MATH_SPAN",
     "METADATA_LIST_LIMIT",
     "METADATA_TEXT_LIMIT",
     "NUMBER_CORE",
     "NUMBER_PATTERN",
     "AnswerSource",
     "Number",
-    "answer_expression",
     "answer_regions",
     "as_gold_list",
     "as_text",
@@ -45,7 +43,6 @@ __all__ = [
     "parse_number",
     "plain_value",
     "same_value",
-    "select_answer_number",
     "without_invisible",
 ]
 
@@ -312,146 +309,6 @@ def answer_regions(
     if last is not None:
         return [text[last.end() :]], "answer_phrase"
     return [text], "last_number"
-
-
-LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ |~)(?=\d{3}(?!\d))")
-"""A LaTeX thousands separator (``1{,}000``, ``1\\,000``), to be read as a plain comma."""
-
-
-def _answer_text(text: str) -> str:
-    """The text a number is read from: full-width forms and invisible characters as
-    :func:`numeric_text` reads them, LaTeX thousands separators as commas, a degree sign for
-    ``^\\circ``, and a unit in ``\\text{}`` (with its power: ``\\text{ m}^2``) dropped, while a
-    number in one (``\\textbf{4}``) stays."""
-    text = LATEX_THOUSANDS.sub(r"\1,", numeric_text(text))
-    if "\\" in text:
-        text = _DEGREE_RE.sub("°", text)
-        text = _UNIT_BLOCK_RE.sub(_unit_or_number, text)
-    if "^" in text:  # "4 m^2": a unit's power, written as the sign it stands for
-        text = _UNIT_POWER_RE.sub(
-            lambda m: m.group(0).partition("^")[0] + "²³"[int(m.group(1)) - 2], text
-        )
-    return text
-
-
-_UNIT_POWER_RE = re.compile(
-    r"(?:(?<=\d)\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
-)
-_VARIABLE_POWER_RE = re.compile(r"[A-Za-z]\s*\^")
-"""A letter raised to a power right after the number: ``4x^2`` is not the number 4."""
-"""A length unit's square or cube after a number (``4 m^2``, ``3 ft^3``), or per second squared
-(``m/s^2``); a letter that may be a variable (``4x^2``) is not one."""
-
-
-_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
-_UNIT_BLOCK_RE = re.compile(
-    r"\\(text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*"
-    r"\{((?:[^{}]|\{[^{}]*\})*)\}(\s*\^\s*(?:\{[^{}]*\}|\d))?"
-)
-_UNIT_WORD = r"(?!(?:ln|log|sin|cos|tan|exp|lcm|gcd|max|min|mod|det|or|and|of)\b)"
-_UNIT_RE = re.compile(
-    rf"[\s~]*(?:{_UNIT_WORD}(?:[A-Za-zμΩ°]{{2,}}|[mgsLlhKNJWVACTF])(?:\^\{{?-?\d\}}?)?[\s~]*){{1,3}}"
-    r"(?:/\s*[A-Za-z]+(?:\^\{?-?\d\}?)?)?[\s~]*"
-)
-"""A unit as a ``\\text{}`` block writes it: ``cm``, ``m/s^2``, ``kg``; a single letter only where
-it is a unit's symbol (``m``, ``g``, ``s``...), never ``e``, ``i``, ``x``, or a vector."""
-
-
-def _unit_or_number(m: re.Match[str]) -> str:
-    """A ``\\text{}``-like block: its number when it holds one, nothing when it is a unit (with
-    its power), and as it was otherwise (``\\mathbf{v}^2``, ``\\mathrm{e}^{3}``: not a unit)."""
-    body = m.group(2)
-    if not re.search(r"[^\W\d_]", body):
-        return m.group(0) if m.group(3) else body  # \textbf{4}^2 is a power, not a 4
-    if m.group(1) not in ("textbf", "mathbf") and _UNIT_RE.fullmatch(body):
-        return " "
-    return m.group(0)
-
-
-def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
-    """Pick the number that is *the answer* of ``text``; the first rule that applies wins.
-
-    1. ``boxed``: the last ``\\boxed{…}`` (or ``\\fbox{…}``); its *last* number (``x = 5`` → 5).
-    2. ``answer_tag``: the last ``<answer>…</answer>`` block; its *last* number.
-    3. ``answer_phrase``: the *first* number after the last "answer is" / "answer:" /
-       "answer =" / ``####``, so commentary after the stated answer does not override it.
-    4. ``last_number``: the last number anywhere.
-
-    Why strict: once the text marks its answer (rules 1–3), that region alone is used, and a
-    marked answer with no number in it gives ``None`` instead of falling back to a number from the
-    reasoning. Otherwise "\\boxed{x}" after a stray "42" in the working would score as 42.
-    The regions are :func:`answer_regions`'.
-
-    The text is read through :func:`numeric_text` (full-width forms, invisible characters), and
-    a LaTeX thousands separator as a comma (``\\boxed{1{,}000}`` is 1000, not 000).
-
-    Returns:
-        ``(answer or None, the rule used, every number in text)``.
-    """
-    text = _answer_text(text)
-    everything = find_numbers(text)
-    regions, source = answer_regions(text)
-    if source == "last_number":
-        return (everything[-1] if everything else None), source, everything
-    if source == "answer_phrase":
-        m = _NUMBER_RE.search(regions[-1])
-        return (parse_number(m.group(0)) if m else None), source, everything
-    nums = find_numbers(regions[-1])
-    return (nums[-1] if nums else None), source, everything
-
-
-_LATEX_WORDS = re.compile(
-    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{[^{}\d]*\}"
-    r"|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
-    r"|approx|simeq|[,;:! %$])"
-)
-"""LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""
-_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π_]|(?<=#)\s*!(?!=)|#\s*(?:[-+*×÷·]\s*)?#")
-"""Once the numbers are ``#`` and the dressing gone: a command (``\\sqrt``, ``\\frac`` around
-a letter), a brace, a power, or a factorial."""
-MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
-"""A ``$…$``, ``$$…$$``, ``\\(…\\)`` or ``\\[…\\]`` span."""
-
-
-def _more_than_a_number(math: str) -> bool:
-    rest = _NUMBER_RE.sub("#", _LATEX_WORDS.sub(" ", math))
-    while (bare := _BRACED_NUMBER_RE.sub("#", rest)) != rest:  # {4}, {{4}}: braces only
-        rest = bare
-    return bool(_MORE_THAN_A_NUMBER.search(rest))
-
-
-_BRACED_NUMBER_RE = re.compile(r"(?<![_^}])\{\s*#\s*\}")
-
-
-def answer_expression(text: str) -> str | None:
-    """The math around :func:`select_answer_number`'s answer when it is more than a number
-    (``\\boxed{\\sqrt{16}}``, ``\\boxed{2^{4}}``, ``$\\frac{x}{4}$``, ``\\boxed{4!}``), else
-    ``None``.
-
-    Why: read alone, the number in such an answer is not its value (``\\sqrt{16}`` is 4, not
-    16), so a rule that compares numbers cannot grade it either way. A boxed answer is read
-    whole; elsewhere, the ``$…$`` span the answer number sits in, or a power around it.
-    """
-    text = _answer_text(text)
-    regions, source = answer_regions(text)
-    region = regions[-1]
-    if source == "boxed":  # read whole; after an "=" its right side (\\boxed{3^2 = 9})
-        return region.strip() if _more_than_a_number(region.rsplit("=", 1)[-1]) else None
-    found = list(_NUMBER_RE.finditer(region))
-    if not found:
-        return None
-    chosen = found[0] if source == "answer_phrase" else found[-1]
-    for m in MATH_SPAN.finditer(region):
-        if m.start() <= chosen.start() < m.end():
-            return m.group(0) if _more_than_a_number(m.group(0)) else None
-    before, after = region[: chosen.start()].rstrip(), region[chosen.end() :].lstrip()
-    if (
-        after.startswith("^")
-        or _VARIABLE_POWER_RE.match(after)
-        or before.endswith(("^", "^{", "\\sqrt{", "\\sqrt"))
-    ):
-        return region[max(0, chosen.start() - 8) : chosen.end() + 8].strip()
-    return None
 
 
 def jsonable_number(value: float) -> int | float:

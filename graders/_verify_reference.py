@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from graders._answer_number import LATEX_THOUSANDS, MATH_SPAN
 from graders._string import normalize_answer
 from graders._text import (
-    LATEX_THOUSANDS,
-    MATH_SPAN,
     NUMBER_CORE,
     NUMBER_PATTERN,
     Number,

@@ -8,9 +8,10 @@ import re
 import pytest
 
 import graders._number  # noqa: F401  (registers "number")
+from graders._answer_number import select_answer_number
 from graders._base import get_grader
 from graders._number import NumberGrader
-from graders._text import find_numbers, select_answer_number
+from graders._text import find_numbers
 from rm_service import ConfigError, GraderError, GraderScore
 
 
