@@ -60,12 +60,19 @@ class LineSet:
 
 @dataclass
 class ComponentStats:
-    """Streaming statistics of one component's scores (Welford's algorithm for the variance)."""
+    """Streaming statistics of one component's scores, the same whatever order they come in.
+
+    Why sums and not Welford's running mean: records finish in whatever order the judges and
+    workers answer, and a running mean's rounding depends on that order, so a mean of exactly
+    0.84375 printed as 0.8438 one run and 0.8437 the next. Compensated (Neumaier) sums of the
+    scores and their squares give the same figures in any order, in constant memory."""
 
     name: str
     n: int = 0
-    mean: float = 0.0
-    _m2: float = 0.0
+    _sum: float = 0.0
+    _sum_c: float = 0.0
+    _sq: float = 0.0
+    _sq_c: float = 0.0
     min: float = math.inf
     max: float = -math.inf
     unscored: Counter[str] = field(default_factory=Counter)
@@ -76,20 +83,33 @@ class ComponentStats:
             self.unscored[error_kind or "unknown"] += 1
             return
         self.n += 1
-        delta = score - self.mean
-        self.mean += delta / self.n
-        self._m2 += delta * (score - self.mean)
+        self._sum, self._sum_c = _compensated(self._sum, self._sum_c, score)
+        self._sq, self._sq_c = _compensated(self._sq, self._sq_c, score * score)
         self.min = min(self.min, score)
         self.max = max(self.max, score)
         self.hist[min(int(score * BINS), BINS - 1)] += 1
 
     @property
+    def mean(self) -> float:
+        return (self._sum + self._sum_c) / self.n if self.n else 0.0
+
+    @property
     def std(self) -> float:
-        return math.sqrt(self._m2 / self.n) if self.n > 1 else 0.0
+        if self.n < 2:
+            return 0.0
+        total = self._sum + self._sum_c
+        return math.sqrt(max(0.0, (self._sq + self._sq_c - total * total / self.n) / self.n))
 
     @property
     def n_unscored(self) -> int:
         return sum(self.unscored.values())
+
+
+def _compensated(total: float, carry: float, x: float) -> tuple[float, float]:
+    """Neumaier's step: ``total + x``, with what rounding lost kept in ``carry``."""
+    t = total + x
+    carry += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+    return t, carry
 
 
 @dataclass
