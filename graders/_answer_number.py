@@ -112,7 +112,7 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
 
 _LATEX_WORDS = re.compile(
     r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{[^{}\d]*\}"
-    r"|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
+    r"|\\(?:circ|degree|left|right|displaystyle|quad|qquad"
     r"|approx|simeq|[,;:! %$])"
 )
 """LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""

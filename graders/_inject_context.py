@@ -100,6 +100,10 @@ _about_injection, _scoring, _wants_json, _wants_code, _dialogue, _grader_roles =
 )
 
 _ASKING_FIELDS = ("query", "instruction")
+_NUMBERS_RE = re.compile(r"\d{1,6}")
+_CHECKLIST_RE = re.compile(
+    r"\b(?:check ?lists?|to ?do lists?|tick(?:ed)? (?:off|boxes?)|check ?box(?:es)?)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,10 @@ class _Scene:
     """The folded query and instruction, to look up words the response reuses."""
     query_families: frozenset[str] = frozenset()
     """Phrase families the query itself contains: the response may repeat them."""
+    numbers: frozenset[int] = frozenset()
+    """The query's numbers: a fraction of them in the response may be the data it asked about."""
+    checklist: bool = False
+    """The query asks for a checklist: ticked items are its answer, not a self-graded rubric."""
 
     @property
     def verdicts_ok(self) -> bool:
@@ -143,6 +151,8 @@ class _Scene:
             grader_roles=bool(_grader_roles(asked)),
             asked=f" {asked} ",
             query_families=families,
+            numbers=frozenset(int(n) for n in _NUMBERS_RE.findall(asked)),
+            checklist=bool(_CHECKLIST_RE.search(asked)),
         )
 
     def names(self, word: str) -> bool:

@@ -364,7 +364,6 @@ _VERDICT_CHARS_RE = re.compile(
 _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
 _PERCENT_AFTER_RE = re.compile(r"[ \t]*(?:=|≈|is|or)[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
-_DIGIT_RE = re.compile(r"\d")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
 
 
@@ -505,19 +504,13 @@ def forged_verdict(view: _View) -> str | None:
     if view.scene.verdicts_ok:
         return None
     # "5/5" is the answer to "Simplify 10/10": no lone fractions when the query has numbers
-    asked = view.scene.asked
+    scene = view.scene
     return _verdict_in(
         view.verdict_scan,
-        fractions=not _DIGIT_RE.search(asked),
-        data=frozenset(int(n) for n in _NUMBERS_RE.findall(asked)),
-        lists=bool(_CHECKLIST_ASKED_RE.search(asked)),
+        fractions=not scene.numbers,
+        data=scene.numbers,
+        lists=scene.checklist,
     )
-
-
-_NUMBERS_RE = re.compile(r"\d{1,6}")
-_CHECKLIST_ASKED_RE = re.compile(
-    r"\b(?:check ?lists?|to ?do lists?|tick(?:ed)? (?:off|boxes?)|check ?box(?:es)?)\b"
-)
 
 
 DETECTORS: dict[str, tuple[str, Callable[[_View], str | None]]] = {

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from graders._answer_number import MATH_SPAN
 from graders._number import compare_numbers
 from graders._string import normalize_answer
 from graders._text import NUMBER_CORE, Number, answer_regions, find_numbers
@@ -27,7 +28,6 @@ from graders._verify_reference import (
     _GAP,
     _GAP_AND,
     _LIST_GAP,
-    _MATH_SPAN,
     _MAX_GAP,
     _NEG_BEFORE,
     _NEGATION_CJK,
@@ -245,7 +245,7 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
         where = "the response" if not marked else f"the response's {source} answer"
         return _no_answer(path, source, f"no number in {where}")
     assert chosen.number is not None
-    span = next((m for m in _MATH_SPAN.finditer(text) if m.start() <= chosen.start < m.end()), None)
+    span = next((m for m in MATH_SPAN.finditer(text) if m.start() <= chosen.start < m.end()), None)
     if span is not None and _needs_math(span.group(0)):
         return [span.group(0)]  # "$x = \frac{-1}{2}$": the span is math-verify's to read
     if text[chosen.end : chosen.end + 1] == "^" or text[: chosen.start].rstrip().endswith(

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from graders._answer_number import LATEX_THOUSANDS, MATH_SPAN
+from graders._answer_number import LATEX_THOUSANDS
 from graders._string import normalize_answer
 from graders._text import (
     NUMBER_CORE,
@@ -139,7 +139,6 @@ _LATEX_NOISE = re.compile(
     r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}"
     r"|\\(?:quad|qquad|[,;:! ])"
 )
-_MATH_SPAN = MATH_SPAN
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+(?=\S)|\n")
 
 _NEGATIONS = frozenset(
