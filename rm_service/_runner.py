@@ -82,11 +82,14 @@ class GradingRunner:
             in order after the graders; each sees the graders' and earlier aggregators' results.
         max_concurrency: the most grader calls in flight at once (per event loop).
         call_timeout: default per-call deadline in seconds (a ``GraderConfig`` may override it);
-            past it a call is unscored, ``kind="timeout"``. Not for inline graders (pure CPU: no
-            timer could interrupt them; setting one is a ``ConfigError``).
+            a call past it is unscored with ``kind="timeout"``. It does not apply to inline
+            graders (``grader.inline``: pure CPU, never awaiting), which no timer could
+            interrupt, and a ``GraderConfig`` that sets one for such a grader is a
+            ``ConfigError``; the batch ``deadline`` is still checked before each of their calls.
         reward: which result is a record's ``reward``. Default: the aggregator named ``reward``,
-            else the last aggregator, else the only grader. With several graders and no
-            aggregator, an equal-weight ``WeightedSumAggregator("reward")`` is added.
+            else the last aggregator (later ones may wrap earlier ones), else the only grader.
+            With several graders and no aggregator, an equal-weight
+            ``WeightedSumAggregator("reward")`` is added.
         id_field: the record key copied into ``RecordResult.id``.
         show_progress: show a tqdm bar in ``arun``.
 
