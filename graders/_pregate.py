@@ -228,13 +228,33 @@ def pregate_result(
     )
 
 
+_THINK_END = "</think>"
+
+
 def first_gate_hit(
     gates: Iterable[PreGate], response: str, fields: Mapping[str, str]
 ) -> tuple[str, str] | None:
     """``(gate name, reason)`` of the first gate that fires, or ``None``.
 
+    A response that reasons in a ``<think>`` block is checked whole and then on its answer, the
+    text after the last ``</think>``. Why: the reasoning is words, so any of it, however short,
+    walked an empty, evasive or copied answer past the gates that read the answer (``non_answer``,
+    ``restates_query``, ``empty``) to the judge; reasoning models always write the block.
+
     Built-in gates' verdicts come from the record's memo entry when another grader of the record
     asked them already (see :data:`_GATE_READS`)."""
+    gates = tuple(gates)
+    hit = _first_hit(gates, response, fields)
+    if hit is None and _THINK_END in response:
+        hit = _first_hit(gates, response.rsplit(_THINK_END, 1)[1], fields)
+        if hit is not None:
+            return hit[0], f"the answer after {_THINK_END}: {hit[1]}"
+    return hit
+
+
+def _first_hit(
+    gates: Iterable[PreGate], response: str, fields: Mapping[str, str]
+) -> tuple[str, str] | None:
     entry: dict[object, str | None] | None = None
     for gate in gates:
         reads = _GATE_READS.get(type(gate))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from graders._answer_number import LATEX_THOUSANDS
@@ -285,7 +286,20 @@ def _is_math(text: str) -> bool:
 
 
 def read_reference(reference: str) -> Reference:
-    """Classify a reference answer (see the module docstring) and read its marked answer."""
+    """Classify a reference answer (see the module docstring) and read its marked answer.
+
+    References up to :data:`_KEPT_CHARS` are remembered (a bounded LRU; a ``Reference`` is
+    immutable): GRPO grades a group of completions against each gold answer.
+    """
+    if len(reference) <= _KEPT_CHARS:
+        return _read_kept(reference)
+    return _read(reference)
+
+
+_KEPT_CHARS = 4096
+
+
+def _read(reference: str) -> Reference:
     gold = _gold_text(reference)
     plain = _strip_delimiters(_clean(gold)).strip()
     plain = plain[:-1].rstrip() if plain.endswith(".") and not plain[-2:-1].isdigit() else plain
@@ -313,3 +327,6 @@ def read_reference(reference: str) -> Reference:
     ):
         return Reference("exact", gold)
     return Reference("prose", gold)
+
+
+_read_kept = lru_cache(maxsize=4096)(_read)

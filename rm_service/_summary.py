@@ -64,15 +64,15 @@ class ComponentStats:
 
     Why sums and not Welford's running mean: records finish in whatever order the judges and
     workers answer, and a running mean's rounding depends on that order, so a mean of exactly
-    0.84375 printed as 0.8438 one run and 0.8437 the next. Compensated (Neumaier) sums of the
-    scores and their squares give the same figures in any order, in constant memory."""
+    0.84375 printed as 0.8438 one run and 0.8437 the next. Exact sums of the scores and their
+    squares, as integers in units of 2**-62 and 2**-124 (:func:`_fixed`), give the same figures
+    in any order, in constant memory: integer arithmetic does not round (and costs less than
+    compensated float sums)."""
 
     name: str
     n: int = 0
-    _sum: float = 0.0
-    _sum_c: float = 0.0
-    _sq: float = 0.0
-    _sq_c: float = 0.0
+    _sum: int = 0
+    _sq: int = 0
     min: float = math.inf
     max: float = -math.inf
     unscored: Counter[str] = field(default_factory=Counter)
@@ -83,33 +83,49 @@ class ComponentStats:
             self.unscored[error_kind or "unknown"] += 1
             return
         self.n += 1
-        self._sum, self._sum_c = _compensated(self._sum, self._sum_c, score)
-        self._sq, self._sq_c = _compensated(self._sq, self._sq_c, score * score)
-        self.min = min(self.min, score)
-        self.max = max(self.max, score)
-        self.hist[min(int(score * BINS), BINS - 1)] += 1
+        if 0.0 <= score <= 1.0:  # a reward: scales exactly
+            units = int(score * _UNIT)
+            self.hist[min(int(score * BINS), BINS - 1)] += 1
+        else:  # a file's line (``summarize_jsonl``) may hold anything: the end bins
+            units = _fixed(score)
+            self.hist[0 if score < 0.0 else BINS - 1] += 1
+        self._sum += units
+        self._sq += units * units  # in units of 1 / _UNIT**2: exact too
+        if score < self.min:
+            self.min = score
+        if score > self.max:
+            self.max = score
 
     @property
     def mean(self) -> float:
-        return (self._sum + self._sum_c) / self.n if self.n else 0.0
+        return self._sum / (self.n * _UNIT) if self.n else 0.0
 
     @property
     def std(self) -> float:
         if self.n < 2:
             return 0.0
-        total = self._sum + self._sum_c
-        return math.sqrt(max(0.0, (self._sq + self._sq_c - total * total / self.n) / self.n))
+        # Exact integers until the one division: n * sq - sum**2 is (n * UNIT)**2 * variance,
+        # so equal scores have a std of exactly 0.
+        spread = self.n * self._sq - self._sum * self._sum
+        try:
+            return math.sqrt(max(0, spread) / (self.n * self.n)) / _UNIT
+        except OverflowError:  # scores near the float range, from a file
+            return math.inf
 
     @property
     def n_unscored(self) -> int:
         return sum(self.unscored.values())
 
 
-def _compensated(total: float, carry: float, x: float) -> tuple[float, float]:
-    """Neumaier's step: ``total + x``, with what rounding lost kept in ``carry``."""
-    t = total + x
-    carry += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
-    return t, carry
+_UNIT = 2**62
+"""Scores are summed as integers in units of ``1 / _UNIT``: scaling a float by a power of two is
+exact, and a score in [2**-9, 1] has no bits below 2**-62, so its units are the score itself."""
+
+
+def _fixed(x: float) -> int:
+    """``x`` in units of ``1 / _UNIT``, for any finite float (``inf`` and ``nan`` raise)."""
+    whole = int(x)
+    return whole * _UNIT + int((x - whole) * _UNIT)
 
 
 @dataclass

@@ -329,3 +329,37 @@ def test_a_summary_is_the_same_whatever_order_the_records_finish_in() -> None:
                 stats.add(s)
             seen.add((stats.mean, stats.std))
         assert len(seen) == 1, seen
+
+
+def test_a_summary_is_exact_equal_scores_have_no_spread() -> None:
+    """A thousand scores of 0.1 have a std of 0, not the 1.3e-09 that float sums left over,
+    and the mean and std equal ``statistics``' exact ones."""
+    import random
+    import statistics
+
+    from rm_service._summary import ComponentStats
+
+    for scores in ([0.1] * 1000, [0.7] * 33, [random.Random(3).random() for _ in range(500)]):
+        stats = ComponentStats("x")
+        for s in scores:
+            stats.add(s)
+        assert stats.mean == statistics.fmean(scores)
+        assert stats.std == statistics.pstdev(scores)
+
+
+def test_a_summary_of_a_file_with_scores_outside_0_1_does_not_fail() -> None:
+    """``summarize_jsonl`` reads any output file, edited ones too: a score of -2.25 failed the
+    whole summary with an IndexError (its histogram bin), and -0.5 was counted in a bin near 1."""
+    import json
+
+    from rm_service._summary import BINS, summarize_jsonl
+
+    lines = [
+        json.dumps({"line": i, "status": "ok", "scores": {"r": v}})
+        for i, v in enumerate([0.5, -2.25, -0.5, 7.0])
+    ]
+    stats = summarize_jsonl(lines).components["r"]
+    assert stats.hist[0] == 2 and stats.hist[-1] == 1 and sum(stats.hist) == 4
+    assert stats.hist[BINS // 2] == 1
+    assert stats.mean == (0.5 - 2.25 - 0.5 + 7.0) / 4
+    assert (stats.min, stats.max) == (-2.25, 7.0)

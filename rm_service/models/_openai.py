@@ -23,7 +23,7 @@ Design points (most answer a failure seen in other judge clients):
   throughput targets (``docs/benchmarks.md``). The SDK transports (``aiohttp``, ``httpx``) live in
   :mod:`rm_service.models._openai_sdk`, for what only the SDK does (its proxy and Azure
   handling, say). All three share the pool size, deadlines, retries and error classes. The pool
-  holds ``max_concurrency`` connections, and a per-loop semaphore of the same size queues calls
+  holds ``max_concurrency`` connections, and per-loop slots of the same size (``_slots.Slots``) queue calls
   above it *before* their request timer starts.
 * **Raw JSON.** Every transport returns the response body and it is read with ``json.loads``,
   not through the SDK's pydantic models.
@@ -374,7 +374,7 @@ class OpenAIChatModel(PerLoopSessions):
                 attempts=n,
             )
         slots = state.slots
-        if slots.locked():  # all connections busy: wait for one, within the deadline
+        if not slots.try_acquire():  # all connections busy: wait for one, within the deadline
             try:
                 async with asyncio.timeout_at(deadline):
                     await slots.acquire()
@@ -383,8 +383,6 @@ class OpenAIChatModel(PerLoopSessions):
                     f"{self.model}: no free connection within the {self.deadline:g} s deadline",
                     attempts=n,
                 ) from None
-        else:
-            await slots.acquire()
         try:
             content = await state.client.post(
                 body, n, until=min(deadline, loop.time() + self.timeout)

@@ -7,8 +7,8 @@ reward function is called once per step, each time on a fresh loop). The judge b
 (:class:`~rm_service.models._rm_client.RemoteRMClient`) both need exactly this, so it lives here
 once:
 
-* :class:`PerLoopSessions`, a mixin that keeps one :class:`LoopState` (client, pool-slot
-  semaphore, closer) per running loop, created under a lock on first use there, never in
+* :class:`PerLoopSessions`, a mixin that keeps one :class:`LoopState` (client, pool
+  slots, closer) per running loop, created under a lock on first use there, never in
   ``__init__``;
 * the closer: an async generator started on the loop, whose ``finally`` runs when the loop shuts
   down its async generators (``asyncio.run`` and pytest's runners do), closing the client while
@@ -38,6 +38,7 @@ from rm_service.models._body import encode_json
 from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, _BodyError, inflate
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import load_sdk
+from rm_service.models._slots import Slots
 from rm_service.models._retry import retry_after_from_headers
 
 __all__ = [
@@ -106,11 +107,11 @@ def http_error(who: str, status: int, detail: str, headers: Any, n: int) -> Judg
 
 
 class LoopState:
-    """What one event loop owns: its client, its pool-slot semaphore, and its closer."""
+    """What one event loop owns: its client, its pool slots, and its closer."""
 
     __slots__ = ("client", "closer", "slots")
 
-    def __init__(self, client: Client, slots: asyncio.Semaphore) -> None:
+    def __init__(self, client: Client, slots: Slots) -> None:
         self.client = client
         self.slots = slots
         self.closer: AsyncGenerator[None, None] | None = None
@@ -206,7 +207,7 @@ class PerLoopSessions:
             # Forget loops that closed without shutting down their async generators.
             for old in [lp for lp in self._states if lp.is_closed()]:
                 del self._states[old]
-            state = LoopState(self._new_client(), asyncio.Semaphore(self._pool_size()))
+            state = LoopState(self._new_client(), Slots(self._pool_size()))
             self._states[loop] = state
         # Start the closer on this loop: asyncio's async-generator hooks register it, and the
         # loop's shutdown_asyncgens() then runs its ``finally``, closing the client in time.

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from graders._judge import LLMGrader
-from graders._judges import RelevanceGrader
+from graders._judges import CorrectnessGrader, HarmfulnessGrader, RelevanceGrader
 from graders._pregate import (
     DEFAULT_PREGATES,
     EmptyGate,
@@ -250,6 +250,54 @@ async def test_gated_responses_score_low_without_a_judge_call(response: str, gat
     assert r.reason.startswith("pre-gate: ")
     assert r.metadata == {"pregate": gate}
     assert fake.n_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("response", "gate"),
+    [
+        ("<think>x</think>I don't know.", "non_answer"),
+        ("<think>Let me recall which city it is.</think>\nI'm not sure.", "non_answer"),
+        (
+            "<think>France is a country in Europe; its government sits in one city, and that "
+            "city is what is asked for here.</think>\n" + Q,
+            "restates_query",
+        ),
+    ],
+)
+async def test_the_answer_after_a_think_block_is_gated_as_an_answer(
+    response: str, gate: str
+) -> None:
+    """Any reasoning, however short, walked a non-answer or a copy of the question past the
+    gates to a gullible judge's full marks: the reasoning's words hid the answer."""
+    fake = FakeJudge(verdict(5))
+    graders = (
+        RelevanceGrader(fake),
+        CorrectnessGrader(fake, verify="never"),
+        HarmfulnessGrader(fake),
+    )
+    for grader in graders:
+        fields = {"query": Q, "response": response, "reference_response": "Paris"}
+        wanted = (*grader.required_fields, *grader.optional_fields)
+        r = await grader.aevaluate(**{f: fields[f] for f in wanted if f in fields})
+        assert isinstance(r, GraderScore), r
+        if gate not in grader_gate_names(grader):
+            continue
+        assert r.score == 0.0, (grader.name, r)
+        assert r.metadata == {"pregate": gate}
+        assert "after </think>" in r.reason
+    assert fake.n_calls == sum(gate not in grader_gate_names(g) for g in graders)
+
+
+async def test_an_honest_answer_after_a_think_block_reaches_the_judge() -> None:
+    fake = FakeJudge(verdict(5))
+    r = await RelevanceGrader(fake).aevaluate(
+        query=Q, response="<think>France's capital is Paris.</think>\nParis."
+    )
+    assert isinstance(r, GraderScore) and r.score == 1.0 and fake.n_calls == 1
+
+
+def grader_gate_names(grader: LLMGrader) -> set[str]:
+    return {g.name for g in grader.pregates}
 
 
 async def test_pregate_score_is_configurable() -> None:
