@@ -23,8 +23,8 @@ Design points (most answer a failure seen in other judge clients):
   throughput targets (``docs/benchmarks.md``). The SDK transports (``aiohttp``, ``httpx``) live in
   :mod:`rm_service.models._openai_sdk`, for what only the SDK does (its proxy and Azure
   handling, say). All three share the pool size, deadlines, retries and error classes. The pool
-  holds ``max_concurrency`` connections, and per-loop slots of the same size (``_slots.Slots``) queue calls
-  above it *before* their request timer starts.
+  holds ``max_concurrency`` connections, and per-loop slots of the same size (``_slots.Slots``)
+  queue calls above it *before* their request timer starts.
 * **Raw JSON.** Every transport returns the response body and it is read with ``json.loads``,
   not through the SDK's pydantic models.
 * **Our retries, not the SDK's:** see ``_retry.py``. Every attempt is bounded by ``timeout`` and

@@ -38,8 +38,8 @@ from rm_service.models._body import encode_json
 from rm_service.models._inflate import ACCEPT_ENCODING, MAX_BODY, _BodyError, inflate
 from rm_service.models._limits import RateLimiter
 from rm_service.models._openai_sdk import load_sdk
-from rm_service.models._slots import Slots
 from rm_service.models._retry import retry_after_from_headers
+from rm_service.models._slots import Slots
 
 __all__ = [
     "Client",

@@ -10,6 +10,7 @@ the order is the arrival order).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 __all__ = ["Slots"]
@@ -51,10 +52,8 @@ class Slots:
             if fut.done() and not fut.cancelled():
                 self.release()  # handed a slot as it was cancelled: pass it on
             else:
-                try:
+                with contextlib.suppress(ValueError):  # a release may have dropped it already
                     self._waiters.remove(fut)
-                except ValueError:
-                    pass
             raise
 
     def release(self) -> None:
