@@ -125,7 +125,9 @@ def openrlhf_records(
     label_field: str = "label",
 ) -> OpenRLHFBatch:
     """Grader records ``{"id", "query", "prompt", "response", <label_field>}`` of a request, and
-    each query's :class:`QuerySplit`.
+    each query's :class:`QuerySplit`. ``prompt`` is the prompt without end tokens; ``query`` its
+    last user turn (:meth:`ChatTokenStripper.question`), or the prompt where no template marks
+    one.
 
     Raises:
         ValueError: ``prompts`` or ``labels`` not as long as ``query`` (the message names the
@@ -137,10 +139,13 @@ def openrlhf_records(
             raise ValueError(f"{fld}: {len(got)} item(s), but 'query' has {n}: they must match")
     records, splits = [], []
     for i, q in enumerate(query):
-        split = stripper.split(q, prompts[i] if prompts is not None else None)
+        sent = prompts[i] if prompts is not None else None
+        split = stripper.split(q, sent)
         rec: dict[str, Any] = {
             "id": i,
-            "query": split.prompt,
+            # The question the graders compare the response with: the last user turn, not
+            # the templated prompt with its system prompt (a plain prompt is its own question).
+            "query": stripper.question(sent if sent is not None else split.prompt) or split.prompt,
             "prompt": split.prompt,
             "response": split.response,
         }

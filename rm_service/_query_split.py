@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_STRIP_PATTERNS",
     "PROBE_CHARS",
     "SPECIAL_TOKEN_PATTERNS",
+    "USER_MARKERS",
     "ChatTokenStripper",
     "Cut",
     "QuerySplit",
@@ -36,13 +37,19 @@ DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
     r"<\|im_end\|>",
     r"<\|endoftext\|>",
     r"<\|eot_id\|>",
+    r"<\|eom_id\|>",
     r"<\|end_of_text\|>",
+    r"<\|finetune_right_pad_id\|>",
     r"<\|end\|>",
     r"</s>",
     r"<pad>",
+    r"<end_of_turn>",
+    r"<eos>",
+    "<\uff5cend\u2581of\u2581sentence\uff5c>",
 )
-"""Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the common chat
-templates (ChatML/Qwen, Llama 3, Phi, Llama 2/Mistral)."""
+"""Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the chat templates
+whose assistant turns :data:`ASSISTANT_MARKERS` knows (ChatML/Qwen, Llama 3 and 3.1, Phi, Llama
+2/Mistral, Gemma, DeepSeek V3/R1). A response decoded with one left in fails a format check."""
 
 SPECIAL_TOKEN_PATTERNS: tuple[str, ...] = (
     r"<\|[A-Za-z0-9_]{1,40}\|>",  # ChatML, Llama 3, Phi, GLM: <|im_start|>, <|end_header_id|>
@@ -63,6 +70,17 @@ ASSISTANT_MARKERS: tuple[str, ...] = (
     "<\uff5cAssistant\uff5c>",  # DeepSeek V3/R1
 )
 """Where an assistant turn starts, in the whitespace-normalised text (see :class:`_Canonical`)."""
+
+USER_MARKERS: tuple[str, ...] = (
+    r"<\|im_start\|>user\n?",  # ChatML
+    r"<\|start_header_id\|>user<\|end_header_id\|>",  # Llama 3
+    r"<\|user\|>",  # Phi-3, GLM-4, Zephyr
+    r"\[INST\](?:\s*<<SYS>>.*?<</SYS>>)?",  # Llama 2 (its system block opens the first turn)
+    r"<start_of_turn>user\n?",  # Gemma
+    "<\uff5cUser\uff5c>",  # DeepSeek V3/R1
+)
+"""Where a user turn starts: the question is the text from the last one to the next special
+token (:meth:`ChatTokenStripper.question`)."""
 
 PROBE_CHARS = 64
 """How much of a prompt's end (normalised) is looked for in a query whose start does not match:
@@ -123,9 +141,28 @@ class ChatTokenStripper:
         self._re = re.compile("|".join(f"(?:{p})" for p in kept)) if kept else None
         self._tokens = re.compile("|".join(f"(?:{p})" for p in (*kept, *SPECIAL_TOKEN_PATTERNS)))
         self._markers = re.compile("|".join(f"(?:{p})" for p in ASSISTANT_MARKERS))
+        self._users = re.compile("|".join(f"(?:{p})" for p in USER_MARKERS), re.DOTALL)
 
     def strip(self, text: str) -> str:
         return self._re.sub("", text) if self._re is not None else text
+
+    def question(self, prompt: str) -> str | None:
+        """The last user turn's text in a chat-templated ``prompt``; ``None`` when no template
+        marks one (a plain-text prompt is its own question).
+
+        Why: graders compare the response with the question (a copy of it is gated, a judge
+        reads it as what was asked); the whole templated prompt, system prompt and special
+        tokens included, hid a copied question from those checks and showed the judge a
+        system prompt as the question.
+        """
+        last = None
+        for last in self._users.finditer(prompt):  # noqa: B007  (the last one is wanted)
+            pass
+        if last is None:
+            return None
+        end = self._tokens.search(prompt, last.end())
+        text = self.strip(prompt[last.end() : end.start() if end is not None else len(prompt)])
+        return text.strip() or None
 
     def canonical(self, text: str) -> _Canonical:
         """``text`` normalised for finding a prompt in a query (see :class:`_Canonical`)."""

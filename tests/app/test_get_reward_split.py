@@ -301,3 +301,65 @@ def test_a_query_repeating_its_prompts_end_is_split_in_linear_work(
     split = ChatTokenStripper().split(query, prompt)
     assert split.cut == "prompt_end"
     assert len(tested) <= 2 and all(n <= len(prompt) + 40 for n in tested)
+
+
+# The other templates whose assistant turns the split knows, rendered for one question; with
+# the end token (or tokens) a decoded response ends with.
+OTHER_TEMPLATES = {
+    "deepseek_r1": ("<｜begin▁of▁sentence｜><｜User｜>Q?<｜Assistant｜>", "<｜end▁of▁sentence｜>"),
+    "gemma": (
+        "<bos><start_of_turn>user\nQ?<end_of_turn>\n<start_of_turn>model\n",
+        "<end_of_turn>\n<eos>",
+    ),
+    "llama3_1_padded": (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "<|eot_id|><|finetune_right_pad_id|><|finetune_right_pad_id|>",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("template", list(OTHER_TEMPLATES))
+async def test_the_end_tokens_of_every_known_template_are_stripped(template: str) -> None:
+    """DeepSeek-R1's and Gemma's end tokens (and Llama 3.1's padding) stayed in the graded
+    response: a perfect R1-format answer scored format 0, reward 0.8, with nothing flagged."""
+    SEEN.clear()
+    prompt, eos = OTHER_TEMPLATES[template]
+    request = {"query": [prompt + RESPONSE + eos], "prompts": [prompt], "labels": ["72"]}
+    body = await get_reward(make_app({"r": CFG}), request)
+    (rec,) = SEEN
+    assert rec["response"].strip() == RESPONSE
+    assert body["extra_logs"]["fmt"] == [1.0] and body["rewards"] == [1.0]
+
+
+@pytest.mark.parametrize("with_prompts", [True, False])
+@pytest.mark.parametrize("template", list(PROMPTS))
+async def test_graders_get_the_question_not_the_templated_prompt(
+    template: str, with_prompts: bool
+) -> None:
+    """The graders' ``query`` was the whole templated prompt, system prompt and special tokens
+    included: a response copying the question passed the copy gates (a gullible judge gave it
+    full marks), and a judge read the system prompt as the question."""
+    SEEN.clear()
+    prompt = PROMPTS[template]
+    body: dict[str, Any] = {"query": [prompt + RESPONSE + EOS[template]], "labels": ["72"]}
+    if with_prompts:
+        body["prompts"] = [prompt]
+    await get_reward(make_app({"r": CFG}), body)
+    (rec,) = SEEN
+    assert rec["query"] == QUESTION
+    assert "careful math tutor" in rec["prompt"]  # the whole prompt is still there
+
+
+@pytest.mark.parametrize(
+    ("prompt", "question"),
+    [
+        ("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nQ? [/INST]", "Q?"),  # Llama 2
+        ("<s>[INST] Hi [/INST] Hello</s>[INST] Q? [/INST]", "Q?"),  # Mistral, two turns
+        ("<|user|>\nQ?<|end|>\n<|assistant|>\n", "Q?"),  # Phi-3
+        *((p, "Q?") for p, _ in OTHER_TEMPLATES.values()),
+        ("Q? Answer in one word.", None),  # a plain prompt is its own question
+    ],
+)
+def test_the_question_is_the_last_user_turn(prompt: str, question: str | None) -> None:
+    assert ChatTokenStripper().question(prompt) == question
