@@ -40,6 +40,7 @@ from rm_service._exceptions import (
     EmbedderUnavailable,  # re-exported: raised here
 )
 from rm_service.models._batch import MicroBatcher
+from rm_service.models._body import scrub_surrogates
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -154,7 +155,24 @@ class _Shared:
         return np.stack(cached)
 
     async def _aencode(self, texts: list[str]) -> list[Any]:
-        return list(await asyncio.to_thread(self.embed, texts, self.batch_size))
+        return await asyncio.to_thread(self._embed_each, texts)
+
+    def _embed_each(self, texts: list[str]) -> list[Any]:
+        """One vector per text; where the batch's encode fails, each text is encoded alone and
+        one that still fails gets its exception (the batcher raises it for its caller only):
+        a text the model cannot take must not fail every record queued beside it."""
+        try:
+            return list(self.embed(texts, self.batch_size))
+        except Exception:
+            if len(texts) == 1:
+                raise
+        out: list[Any] = []
+        for t in texts:
+            try:
+                out.append(self.embed([t], self.batch_size)[0])
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     def _dim(self) -> int:
         return int(self.st.get_embedding_dimension())
@@ -164,6 +182,9 @@ class _Shared:
         float32, so a text's vector has norm 1 and its cosine with itself is exactly 1."""
         import numpy as np
 
+        # A lone surrogate (valid JSON) is no text a tokenizer takes: read as U+FFFD, as a
+        # UTF-8 round trip (and the judges' request bodies) would read it.
+        texts = [t if t.isascii() else scrub_surrogates(t) for t in texts]
         if self.dtype == "float32":
             return self.st.encode(
                 texts,
@@ -180,7 +201,11 @@ class _Shared:
         return vectors / np.where(norms == 0.0, 1.0, norms)
 
     def _encode(self, batch: list[_Request], batch_size: int) -> None:
-        """Embed every request in ``batch`` in one ``encode`` call (under ``encode_lock``)."""
+        """Embed every request in ``batch`` in one ``encode`` call (under ``encode_lock``).
+
+        If that call fails, each request is encoded on its own, so a text the model cannot take
+        fails its own request only, not every record that happened to share its batch.
+        """
         import numpy as np
 
         with self.state_lock:
@@ -189,8 +214,11 @@ class _Shared:
             empty = np.zeros((0, self._dim()), np.float32)
             vectors = self._vectors(todo, batch_size) if todo else empty
         except Exception as exc:
-            for r in batch:
-                r.error = exc
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for r in batch:
+                    self._encode([r], batch_size)
             return
         fresh = dict(zip(todo, vectors, strict=True))
         with self.state_lock:

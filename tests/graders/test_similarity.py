@@ -193,6 +193,53 @@ async def test_many_records_in_flight_share_a_few_encodes(monkeypatch: pytest.Mo
 
 
 @needs_model
+async def test_a_lone_surrogate_is_embedded_and_fails_no_record_beside_it() -> None:
+    """One record holding a lone surrogate (valid JSON) made the tokenizer raise, and every
+    record sharing its encode batch came back unscored (``internal: TypeError``). It is read
+    as U+FFFD, as a UTF-8 round trip reads it; the others are graded as they are alone."""
+    g = EmbeddingRelevanceGrader()
+    q = "How do I boil an egg so the yolk stays soft?"
+    good = [f"Boil the egg for {n} minutes, then cool it in cold water." for n in (5, 6, 7)]
+    alone = [await g.aevaluate(query=q, response=r) for r in good]
+    for shared in _embed._MODELS.values():
+        shared.lru.clear()
+    results = await asyncio.gather(
+        *(g.aevaluate(query=q, response=r) for r in [*good, "Boil \ud800 six minutes"])
+    )
+    assert all(isinstance(r, GraderScore) for r in results), results
+    for a, b in zip(results, alone, strict=False):
+        assert isinstance(a, GraderScore) and isinstance(b, GraderScore)
+        assert a.metadata["cosine"] == pytest.approx(b.metadata["cosine"], abs=1e-5)
+    assert (
+        results[-1].score == (await g.aevaluate(query=q, response="Boil \ufffd six minutes")).score
+    )
+
+
+@needs_model
+async def test_a_text_the_model_cannot_take_fails_its_own_record_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever makes an encode fail, it fails the request holding that text, not every
+    request that shared the batch."""
+    e = Embedder()
+    e.load()
+    shared = e._shared()
+    shared.lru.clear()
+    real = shared.st.encode
+
+    def picky(texts: list[str], *args: object, **kwargs: object) -> object:
+        if any("POISON" in t for t in texts):
+            raise TypeError("the tokenizer cannot take this text")
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(shared.st, "encode", picky)
+    pairs = [(f"Question {i}?", f"Answer {i}.") for i in range(6)] + [("Q?", "POISON")]
+    results = await asyncio.gather(*(e.asimilarity(q, r) for q, r in pairs), return_exceptions=True)
+    assert isinstance(results[-1], TypeError)
+    assert all(isinstance(r, float) for r in results[:-1]), results
+
+
+@needs_model
 @pytest.mark.parametrize("broken", [math.nan, 0.0], ids=["nan", "zero"])
 async def test_an_embedding_with_no_direction_is_unscored_not_a_perfect_match(
     monkeypatch: pytest.MonkeyPatch, broken: float
