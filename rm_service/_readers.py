@@ -51,6 +51,8 @@ def detect_format(path: str | Path) -> InputFormat:
     if p.is_dir():
         if (p / "state.json").is_file() and (p / "dataset_info.json").is_file():
             return "datasets"
+        if (p / "dataset_dict.json").is_file():  # a DatasetDict, saved with save_to_disk
+            raise InputError(_several_splits(p, _split_names(p)))
         raise InputError(
             f"{p} is a directory but not a dataset saved with datasets' save_to_disk (no "
             "state.json); the local engine reads one file: pass the file, or use --engine ray "
@@ -112,9 +114,27 @@ def iter_parquet(
         raise InputError(f"{label}: not a readable Parquet file ({exc})") from None
     row = 0
     for batch in pf.iter_batches(batch_size=_BATCH_ROWS):
-        for rec in batch.to_pylist(maps_as_pydicts="strict"):
+        for rec in _rows(batch, label, row):
             row += 1
             yield row, _jsonable(rec)
+
+
+def _rows(batch: Any, label: str, before: int) -> list[dict[str, Any]]:
+    """A record batch's rows as dicts (maps as dicts), or an ``InputError`` naming the row that
+    cannot be one: a map with a duplicate key is valid Arrow and Parquet, but no JSON object
+    holds it (pyarrow raised a bare ``KeyError``, and every row of the batch was lost)."""
+    try:
+        return batch.to_pylist(maps_as_pydicts="strict")  # type: ignore[no-any-return]
+    except KeyError:
+        for i in range(batch.num_rows):
+            try:
+                batch.slice(i, 1).to_pylist(maps_as_pydicts="strict")
+            except KeyError as exc:
+                raise InputError(
+                    f"{label} row {before + i + 1}: a map column holds a key twice ({exc}); a "
+                    "record's maps must have distinct keys"
+                ) from None
+        raise
 
 
 def iter_arrow_stream(
@@ -139,7 +159,7 @@ def iter_arrow_stream(
         ) from None
     row = start
     for batch in reader:
-        for rec in batch.to_pylist(maps_as_pydicts="strict"):
+        for rec in _rows(batch, label, row):
             row += 1
             yield row, _jsonable(rec)
 
@@ -173,15 +193,27 @@ def iter_saved_dataset(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]
     except FileNotFoundError as exc:
         raise InputError(f"{path}: not a dataset saved with save_to_disk ({exc})") from None
     if isinstance(ds, datasets.DatasetDict):
-        raise InputError(
-            f"{path} holds several splits ({', '.join(ds)}); pass one split's directory, "
-            f"e.g. {Path(path) / next(iter(ds))}"
-        )
+        raise InputError(_several_splits(Path(path), list(ds)))
     row = 0
     for batch in ds.with_format("arrow").iter(batch_size=_BATCH_ROWS):
-        for rec in batch.to_pylist(maps_as_pydicts="strict"):
+        for rec in _rows(batch, str(path), row):
             row += 1
             yield row, _jsonable(rec)
+
+
+def _split_names(path: Path) -> list[str]:
+    try:
+        names = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+        return [str(n) for n in names] or ["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ["train"]
+
+
+def _several_splits(path: Path, names: list[str]) -> str:
+    return (
+        f"{path} holds several splits ({', '.join(names)}); pass one split's directory, "
+        f"e.g. {path / names[0]}"
+    )
 
 
 def iter_records(path: str | Path, fmt: InputFormat) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -95,6 +95,23 @@ def test_parquet_values_json_cannot_hold_become_text(tmp_path: Path) -> None:
     json.dumps(rec)  # a record a JSONL line could be
 
 
+def test_a_map_with_a_duplicate_key_names_its_row(tmp_path: Path) -> None:
+    """A map column holding a key twice (valid Parquet) failed the run with pyarrow's bare
+    KeyError as a traceback, naming no row; the rows before its batch were graded."""
+    rows = sample()[:3]
+    src = tmp_path / "dup.parquet"
+    tags = pa.array(
+        [[("k", 1)], [("k", 1)], [("k", 2), ("k", 3)]], pa.map_(pa.string(), pa.int64())
+    )
+    table = pa.Table.from_pylist(rows).append_column("tags", tags)
+    pq.write_table(table, src)
+    with pytest.raises(InputError, match=r"dup\.parquet row 3: a map column holds a key twice"):
+        list(iter_parquet(src))
+    r = cli("grade", src, "-c", RULES, "-o", tmp_path / "out.jsonl", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "dup.parquet row 3: a map column holds a key twice" in one_error_line(r.stderr)
+
+
 def test_unreadable_inputs_are_input_errors_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet")
@@ -115,6 +132,12 @@ def test_a_saved_dataset_dict_asks_for_one_split(tmp_path: Path) -> None:
     datasets.DatasetDict({"train": d, "test": d}).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(InputError, match=r"several splits.*train"):
         list(iter_saved_dataset(tmp_path / "dd"))
+    # From the command line too: it said the directory was no saved dataset ("no state.json").
+    r = cli("grade", tmp_path / "dd", "-c", RULES, "--no-progress", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "holds several splits (train, test); pass one split's directory" in one_error_line(
+        r.stderr
+    )
 
 
 def test_without_pyarrow_parquet_input_says_what_to_install(tmp_path: Path) -> None:
