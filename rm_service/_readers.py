@@ -124,7 +124,7 @@ def _rows(batch: Any, label: str, before: int) -> list[dict[str, Any]]:
     cannot be one: a map with a duplicate key is valid Arrow and Parquet, but no JSON object
     holds it (pyarrow raised a bare ``KeyError``, and every row of the batch was lost)."""
     try:
-        return batch.to_pylist(maps_as_pydicts="strict")  # type: ignore[no-any-return]
+        return batch.to_pylist(maps_as_pydicts="strict")
     except KeyError:
         for i in range(batch.num_rows):
             try:
