@@ -360,7 +360,7 @@ async def agrade_file(
     # symbolic link and its target must meet at one lock.
     real = Path(os.path.realpath(out))
     lock_path = real.with_name(real.name + ".lock")
-    run_path = out.with_name(out.name + ".run.json")
+    run_path = real.with_name(real.name + ".run.json")  # beside the lock: one per real file
     if not src.exists():
         raise InputError(f"{src}: no such file")
     detect_format(src)  # a directory that is not a saved dataset fails here
@@ -422,7 +422,9 @@ async def _locked_run(
         _scan_done(out, done)
     # Checked against the graded lines only: a line in the errors file may have been fixed.
     recorded = resume and out.is_file() and out.stat().st_size > 0
-    recorded = recorded and check_run_record(run_path, src, out, fingerprint, done)
+    recorded = recorded and check_run_record(
+        run_path, src, out, fingerprint, done, legacy=reward_fingerprint(runner, settings=False)
+    )
     # Lines an earlier run sent to the errors file are read again: one fixed since is graded (it
     # was taken as done and never graded), one still bad is not listed twice.
     listed = LineSet()

@@ -9,15 +9,19 @@ skip and mislabel records, or mix two rewards in one file, without a word).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
+import re
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rm_service._exceptions import InputError
 from rm_service._io import io_error
-from rm_service._readers import detect_format
+from rm_service._readers import detect_format, iter_records, row_label
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet
 
@@ -30,16 +34,17 @@ reordered file. Lines after them, and lines not yet graded (a malformed line bei
 may change between runs."""
 
 
-def reward_fingerprint(runner: GradingRunner) -> str:
-    """A digest of what makes ``runner``'s rewards: its graders (names, kinds, mappers), its
-    aggregators (names, kinds, components, weights) and the reward's name. Settings inside a
-    grader (a judge's model, a threshold) count where its repr shows them."""
+def reward_fingerprint(runner: GradingRunner, *, settings: bool = True) -> str:
+    """A digest of what makes ``runner``'s rewards: its graders (names, kinds, mappers, and
+    their settings: :func:`_settings`), its aggregators (names, kinds, components, weights) and
+    the reward's name. ``settings=False`` gives the digest run records held before settings
+    counted (a grader's repr only)."""
 
     def shown(obj: Any) -> str:
         text = repr(obj)
         return type(obj).__qualname__ if " at 0x" in text else text
 
-    parts = {
+    parts: dict[str, Any] = {
         "reward": runner.reward_name,
         "graders": [
             [name, shown(gc.grader), gc.mapper if isinstance(gc.mapper, Mapping) else "code"]
@@ -50,16 +55,89 @@ def reward_fingerprint(runner: GradingRunner) -> str:
             for a in runner.aggregators
         ],
     }
+    if settings:
+        parts["settings"] = {n: _settings(gc.grader) for n, gc in runner.grader_configs.items()}
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_NOT_THE_REWARD = frozenset({"workers", "queue_timeout", "match_timeout", "name"})
+"""Grader attributes that say how it runs, not what it scores: changing them keeps a resume."""
+
+
+def _settings(grader: Any) -> dict[str, Any]:
+    """A grader's settings as plain data: every public attribute holding text, numbers, a
+    regex, a function (by name), a ``partial`` of those, a dataclass or containers of them;
+    objects (models, caches, pools, locks) are left out, and so is what only says how it runs.
+
+    Why not its repr: most graders' reprs name a mode or a model but not the pattern, the
+    template, a threshold or a function's params, so a resume after changing one mixed two
+    rewards in one file without a word.
+    """
+    out: dict[str, Any] = {}
+    for k, value in sorted(vars(grader).items()):
+        if k in _NOT_THE_REWARD:
+            continue
+        # Private attributes are mostly state (caches, a loaded model, a note on what is
+        # installed), which must not refuse a resume; a regex or a partial there is settings
+        # compiled (a format grader's pattern and tags).
+        if k.startswith("_") and not isinstance(value, re.Pattern | functools.partial):
+            continue
+        if (v := _plain(value, 0)) is not _SKIP:
+            out[k] = v
+    return out
+
+
+_SKIP = object()
+
+
+def _plain(value: Any, depth: int, loose: bool = False) -> Any:
+    """``value`` as plain data, or ``_SKIP``. ``loose``: inside a ``partial``, whose arguments
+    are settings compiled (a user regex, a template), an object is kept by its repr."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if depth > 4:
+        return _SKIP
+    if isinstance(value, re.Pattern):
+        return ["re", value.pattern, value.flags]
+    if isinstance(value, functools.partial):
+        return ["partial", _plain(value.func, depth + 1), _plain(value.args, depth + 1, True),
+                _plain(value.keywords, depth + 1, True)]  # fmt: skip
+    if isinstance(value, types.FunctionType | types.BuiltinFunctionType | types.MethodType):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # sampling params
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _plain(fields, depth + 1, loose)
+    if isinstance(value, Mapping):
+        items = {str(k): _plain(v, depth + 1, loose) for k, v in value.items()}
+        return {k: v for k, v in sorted(items.items()) if v is not _SKIP}
+    if isinstance(value, list | tuple):
+        return [v for v in (_plain(x, depth + 1, loose) for x in value) if v is not _SKIP]
+    if isinstance(value, set | frozenset):
+        kept = [v for v in (_plain(x, depth + 1, loose) for x in value) if v is not _SKIP]
+        return sorted(kept, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    if loose:
+        text = repr(value)
+        if " at 0x" not in text:
+            return [type(value).__qualname__, text]
+    return _SKIP
+
+
 def _input_head(src: Path) -> list[str] | None:
-    """A short digest of each of the first :data:`_HEAD_LINES` lines of a JSONL file, or
-    ``None`` for an input that cannot be read twice (a pipe) or is not JSONL."""
-    if detect_format(src) != "jsonl" or not src.is_file():
-        return None
+    """A short digest of each of the first :data:`_HEAD_LINES` lines of a JSONL file (rows of
+    a Parquet file or a saved dataset), or ``None`` for an input that cannot be read twice (a
+    pipe)."""
+    fmt = detect_format(src)
     out: list[str] = []
+    if fmt != "jsonl":  # rows, as the run reads them: a row inserted at the top moved them all
+        for _, rec in iter_records(src, fmt):
+            if len(out) == _HEAD_LINES:
+                break
+            text = json.dumps(rec, sort_keys=True, ensure_ascii=True, default=str)
+            out.append(hashlib.sha256(text.encode()).hexdigest()[:12])
+        return out
+    if not src.is_file():
+        return None
     with io_error("read", src), src.open("rb") as f:
         for raw in f:
             if len(out) == _HEAD_LINES:
@@ -68,14 +146,17 @@ def _input_head(src: Path) -> list[str] | None:
     return out
 
 
-def check_run_record(path: Path, src: Path, out: Path, fingerprint: str, done: LineSet) -> bool:
+def check_run_record(
+    path: Path, src: Path, out: Path, fingerprint: str, done: LineSet, *, legacy: str = ""
+) -> bool:
     """Refuse to resume ``out`` from another reward, or from an input whose graded lines are
     not those it was graded from; ``False`` when there is no run record to check (an output
     from before they were kept), ``True`` when it matched.
 
     Resume keys on line numbers: an input with a line added at the top had every later record
     skipped or labelled with its neighbour's number, and a changed config mixed two rewards in
-    one file, without a word.
+    one file, without a word. ``legacy`` is the fingerprint as records without grader
+    settings (``"fingerprint": 1``, or none) computed it: such a record is held to that.
     """
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -87,19 +168,23 @@ def check_run_record(path: Path, src: Path, out: Path, fingerprint: str, done: L
             f"{path} is not a readable run record ({exc}); move it aside to resume {out} "
             "without the check"
         ) from None
+    if record.get("fingerprint", 1) == 1 and legacy:
+        fingerprint = legacy
     if reward != fingerprint:
         raise InputError(
-            f"{out} was graded with another reward (its graders, mappers or aggregators differ "
-            "from this config's); resuming would mix two rewards in one file. Pass --overwrite "
-            "to grade it all again with this one, or write to another output"
+            f"{out} was graded with another reward (its graders, their settings, mappers or "
+            "aggregators differ from this config's); resuming would mix two rewards in one "
+            "file. Pass --overwrite to grade it all again with this one, or write to another "
+            "output"
         )
     now = _input_head(src) if isinstance(head, list) else None
     if now is not None and isinstance(head, list):
         now += [""] * (len(head) - len(now))  # lines since removed
         for line, (was, is_) in enumerate(zip(head, now[: len(head)], strict=True), start=1):
             if line in done and was != is_:
+                what = row_label(src, detect_format(src))
                 raise InputError(
-                    f"line {line} of {src} is not the line {out} graded there: the input "
+                    f"{what} {line} of {src} is not the {what} {out} graded there: the input "
                     "changed, and resuming by line number would skip or mislabel records. "
                     "Pass --overwrite to grade it again, or write to another output"
                 )
@@ -107,6 +192,6 @@ def check_run_record(path: Path, src: Path, out: Path, fingerprint: str, done: L
 
 
 def write_run_record(path: Path, src: Path, fingerprint: str) -> None:
-    record = {"reward": fingerprint, "input": _input_head(src)}
+    record = {"reward": fingerprint, "fingerprint": 2, "input": _input_head(src)}
     with io_error("write", path):
         path.write_text(json.dumps(record) + "\n", encoding="utf-8")

@@ -256,8 +256,14 @@ def _grade(args: argparse.Namespace) -> int:
 
     args.input = Path(args.input)
     args.output = Path(args.output) if args.output else None
-    runner = _runner_from(args)
     output = args.output or args.input.with_name(args.input.stem + ".graded.jsonl")
+    if args.config:  # the output or the HTML report written over the reward config
+        from rm_service._offline import _refuse_collisions
+
+        report = output.with_name(output.name + ".report.html")
+        report = Path(args.report) if args.report else report
+        _refuse_collisions({"config": Path(args.config), "output": output, "report": report})
+    runner = _runner_from(args)
     try:
         result = asyncio.run(
             agrade_file(
@@ -301,7 +307,20 @@ def _print_result(result: Any, more: str = "") -> int:
     if result.skipped_done:
         print(f", {result.skipped_done} already done", end="")
     print(f"{more}\noutput: {result.output}\nreport: {result.report or '(not written)'}")
+    summary = result.summary
+    if summary.ok == 0 and (summary.records or getattr(result, "invalid", 0)):
+        # Every record unscored (a judge down, a field missing everywhere) or every line
+        # invalid: the output is complete, but it holds no reward, and `grade && train` must
+        # stop rather than go on as if it did.
+        kinds = ", ".join(f"{n} {k}" for k, n in summary.unscored_records.most_common())
+        why = f"every record is unscored ({kinds})" if summary.records else "every line is invalid"
+        print(f"rm-service: error: no record got a reward: {why}", file=sys.stderr)
+        return NOTHING_SCORED
     return 0
+
+
+NOTHING_SCORED = 4
+"""The exit status of a ``grade`` run whose output holds no reward at all."""
 
 
 _RAY_EXTRA = "pip install -e '.[ray]'"

@@ -29,6 +29,11 @@ def has_digit(response: str) -> float:
     return float(any(c.isdigit() for c in response))
 
 
+def min_words(response: str, min_words: int = 3) -> float:
+    """1.0 for a response of at least ``min_words`` words (a config's extra key sets it)."""
+    return float(len(response.split()) >= min_words)
+
+
 class InFlight:
     """An async grader that counts how many of its calls overlap."""
 

@@ -485,3 +485,132 @@ def test_a_json_error_says_where_in_the_line_not_the_parsers_line_2(
         "Expecting value at the end of the line",
         "Expecting ':' delimiter at character 6",
     ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("{type: format, mode: regex, pattern: 'x.*'}",
+         "{type: format, mode: regex, pattern: '.*'}"),
+        ("{type: 'tests.support:min_words', min_words: 5}",
+         "{type: 'tests.support:min_words', min_words: 1}"),
+        ("{type: number, partial_credit: 0.5, mapper: {reference_response: ground_truth}}",
+         "{type: number, partial_credit: 0.0, mapper: {reference_response: ground_truth}}"),
+    ],
+)  # fmt: skip
+def test_resume_refuses_a_grader_whose_settings_changed(
+    tmp_path: Path, before: str, after: str
+) -> None:
+    """The reward's fingerprint read each grader's repr, which shows a format grader's mode but
+    not its pattern, and a function grader's name but not its params: a resume after changing
+    them mixed two rewards in one file (rewards 1.0 then 0.0) without a word."""
+    rows = [record(i, ground_truth=str(i)) for i in range(6)]
+    src, out, cfg = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "r.yaml"
+    cfg.write_text(f"graders:\n  g: {before}\n")
+    write_jsonl(src, rows[:2])
+    assert cli("grade", src, "-c", cfg, "-o", out, cwd=tmp_path).returncode != 1
+    write_jsonl(src, rows[:4])  # lines added at the end, the same settings: resumed
+    same = cli("grade", src, "-c", cfg, "-o", out, "--resume", cwd=tmp_path)
+    assert same.returncode != 1, same.stderr
+    cfg.write_text(f"graders:\n  g: {after}\n")
+    write_jsonl(src, rows)
+    r = cli("grade", src, "-c", cfg, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
+    assert len(read_jsonl(out)) == 4
+
+
+def test_resume_keeps_going_when_only_how_it_runs_changed(tmp_path: Path, rules: Path) -> None:
+    """What says how a reward runs (concurrency, a math worker pool) is not the reward."""
+    rows = [record(i, ground_truth=str(i)) for i in range(4)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows[:2])
+    out = tmp_path / "out.jsonl"
+    cfg = tmp_path / "m.yaml"
+    mapper = "mapper: {reference_response: ground_truth}"
+    cfg.write_text(f"graders:\n  m: {{type: math, workers: 1, {mapper}}}\n")
+    assert cli("grade", src, "-c", cfg, "-o", out, cwd=tmp_path).returncode == 0
+    write_jsonl(src, rows)
+    cfg.write_text(f"max_concurrency: 8\ngraders:\n  m: {{type: math, workers: 2, {mapper}}}\n")
+    r = cli("grade", src, "-c", cfg, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["line"] for row in read_jsonl(out)) == [1, 2, 3, 4]
+
+
+def test_a_run_record_from_before_settings_counted_still_resumes(
+    tmp_path: Path, rules: Path
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(2)])
+    out = tmp_path / "out.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    write_jsonl(src, [record(i) for i in range(4)])
+    from rm_service._config import load_runner
+    from rm_service._run_record import reward_fingerprint
+
+    run = tmp_path / "out.jsonl.run.json"
+    old = json.loads(run.read_text())
+    del old["fingerprint"]
+    old["reward"] = reward_fingerprint(load_runner(rules), settings=False)
+    run.write_text(json.dumps(old))
+    r = cli("grade", src, "-c", rules, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_parquet_resume_refuses_rows_that_moved(tmp_path: Path, rules: Path) -> None:
+    """The run record held no digest of a Parquet file's rows: with rows inserted at the top,
+    a resume labelled new rows with old results, skipped some and graded others twice."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    src, out = tmp_path / "in.parquet", tmp_path / "out.jsonl"
+    pq.write_table(pa.Table.from_pylist([record(i) for i in range(3)]), src)
+    assert cli("grade", src, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    pq.write_table(pa.Table.from_pylist([record(9), *(record(i) for i in range(3))]), src)
+    r = cli("grade", src, "-c", rules, "-o", out, "--resume", cwd=tmp_path)
+    assert r.returncode == 1 and "row 1 of" in one_error_line(r.stderr)
+    assert sorted(row["id"] for row in read_jsonl(out)) == [0, 1, 2]  # untouched
+
+
+def test_resume_through_a_symbolic_link_checks_the_reward(tmp_path: Path, rules: Path) -> None:
+    """The run record was looked for beside the link's name, found missing, and the resume
+    mixed two rewards in the file the link points to."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(2)])
+    real, link = tmp_path / "out.jsonl", tmp_path / "link.jsonl"
+    assert cli("grade", src, "-c", rules, "-o", real, cwd=tmp_path).returncode == 0
+    write_jsonl(src, [record(i) for i in range(4)])
+    link.symlink_to(real)
+    other = tmp_path / "other.yaml"
+    other.write_text("graders:\n  length: {type: length_penalty, max_len: 10, buffer: 10}\n")
+    r = cli("grade", src, "-c", other, "-o", link, "--resume", cwd=tmp_path)
+    assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
+
+
+def test_the_report_or_output_is_never_written_over_the_config(tmp_path: Path, rules: Path) -> None:
+    """``grade --report CONFIG`` replaced the reward config with the HTML report (``audit``
+    refused the same thing)."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0)])
+    before = rules.read_text()
+    for extra in (("--report", rules), ("-o", rules, "--overwrite")):
+        args = ("grade", src, "-c", rules, *extra)
+        if "-o" not in extra:
+            args += ("-o", tmp_path / "out.jsonl")
+        r = cli(*args, cwd=tmp_path)
+        assert r.returncode == 1 and "is the same file as the config" in one_error_line(r.stderr)
+        assert rules.read_text() == before
+
+
+def test_a_run_that_scores_no_record_exits_4(tmp_path: Path, rules: Path) -> None:
+    """Every record unscored (here no gold answer can be read) or every line invalid exited 0,
+    so ``rm-service grade ... && train`` went on with an output holding no reward."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(i, ground_truth="none") for i in range(3)])
+    cfg = tmp_path / "n.yaml"
+    cfg.write_text("graders:\n  n: {type: number, mapper: {reference_response: ground_truth}}\n")
+    r = cli("grade", src, "-c", cfg, "-o", tmp_path / "o.jsonl", cwd=tmp_path)
+    assert r.returncode == 4, r.stderr
+    assert "no record got a reward: every record is unscored" in r.stderr
+    assert len(read_jsonl(tmp_path / "o.jsonl")) == 3  # the output is still complete
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["not json", "[1]"])
+    r = cli("grade", bad, "-c", rules, "-o", tmp_path / "b.jsonl", "--skip-invalid", cwd=tmp_path)
+    assert r.returncode == 4 and "every line is invalid" in r.stderr
+    one = write_jsonl(
+        tmp_path / "one.jsonl", [record(0, ground_truth="none"), record(1, ground_truth="1")]
+    )
+    r = cli("grade", one, "-c", cfg, "-o", tmp_path / "one_out.jsonl", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # one reward is a reward
