@@ -21,7 +21,14 @@ from graders._text import (
     parse_number,
 )
 
-__all__ = ["LATEX_THOUSANDS", "MATH_SPAN", "answer_expression", "select_answer_number"]
+__all__ = [
+    "LATEX_THOUSANDS",
+    "MATH_SPAN",
+    "answer_expression",
+    "joined_to_variable",
+    "select_answer_number",
+    "variable_term",
+]
 
 
 LATEX_THOUSANDS = re.compile(r"(\d)(?:\{,\}|\\,|\\!|\\ |~)(?=\d{3}(?!\d))")
@@ -47,6 +54,20 @@ def _answer_text(text: str) -> str:
 _UNIT_POWER_RE = re.compile(
     r"(?:(?<=\d)\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
 )
+_PROSE_VARIABLE_BEFORE = re.compile(r"(?<![A-Za-z])[xyzn]\s*[-+*/×÷·]\s*$")
+_PROSE_VARIABLE_AFTER = re.compile(r"\s*[-+*/×÷·]\s*[xyzn](?![A-Za-z])(?!\s*\d)")
+"""Outside math spans, a number joined to a variable by an operator (``the answer is x + 4``);
+only the usual variable letters, since prose has "a" and "I". Prose's ``4x`` is "four times"
+and ``12 x 3`` a times sign, so neither counts."""
+
+
+def joined_to_variable(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``text[start:end]`` is joined to a variable by an operator
+    (``x + 4``, ``4 - n``): then it is a term, not the answer (:data:`_PROSE_VARIABLE_AFTER`)."""
+    before = text[:start].rstrip()
+    return bool(_PROSE_VARIABLE_BEFORE.search(before) or _PROSE_VARIABLE_AFTER.match(text, end))
+
+
 _VARIABLE_POWER_RE = re.compile(r"[A-Za-z]\s*\^")
 """A letter raised to a power right after the number: ``4x^2`` is not the number 4."""
 """A length unit's square or cube after a number (``4 m^2``, ``3 ft^3``), or per second squared
@@ -116,18 +137,36 @@ _LATEX_WORDS = re.compile(
     r"|approx|simeq|[,;:! %$])"
 )
 """LaTeX that dresses a number without changing it: units in text, degrees, spacing, ``\\%``."""
-_MORE_THAN_A_NUMBER = re.compile(r"\\[A-Za-z]+|[{}^√π_]|(?<=#)\s*!(?!=)|#\s*(?:[-+*×÷·]\s*)?#")
+_VARIABLE_TERM = (
+    r"(?<![A-Za-z\\])[A-Za-z]\s*[-+*/×÷·]\s*#|#\s*[-+*/×÷·]\s*[A-Za-z](?![A-Za-z])"
+    r"|#[xyzn](?![A-Za-z])"
+)
+_VARIABLE_TERM_RE = re.compile(_VARIABLE_TERM)
+_MORE_THAN_A_NUMBER = re.compile(
+    r"\\[A-Za-z]+|[{}^√π_]|(?<=#)\s*!(?!=)|#\s*(?:[-+*×÷·]\s*)?#|" + _VARIABLE_TERM
+)
 """Once the numbers are ``#`` and the dressing gone: a command (``\\sqrt``, ``\\frac`` around
-a letter), a brace, a power, or a factorial."""
+a letter), a brace, a power, a factorial, arithmetic between numbers, or a number joined to a
+variable (``x+4``, ``2x+4``, ``4x``): such an answer's number is not its value, and read as one
+``\\boxed{x+4}`` scored 1.0 against a gold of 4. A unit after a number (``4 m``, ``4 apples``)
+joins it with no operator, so it stays a number."""
 MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
 """A ``$…$``, ``$$…$$``, ``\\(…\\)`` or ``\\[…\\]`` span."""
 
 
 def _more_than_a_number(math: str) -> bool:
+    """Whether ``math`` (a box's content, a ``$…$`` span) is more than a number in its LaTeX
+    dressing: see :data:`_MORE_THAN_A_NUMBER`."""
     rest = _NUMBER_RE.sub("#", _LATEX_WORDS.sub(" ", math))
     while (bare := _BRACED_NUMBER_RE.sub("#", rest)) != rest:  # {4}, {{4}}: braces only
         rest = bare
     return bool(_MORE_THAN_A_NUMBER.search(rest))
+
+
+def variable_term(math: str) -> bool:
+    """Whether ``math`` joins a number to a variable (``x+4``, ``2x+4``, ``4x``): a term, not a
+    number (see :data:`_MORE_THAN_A_NUMBER`)."""
+    return bool(_VARIABLE_TERM_RE.search(_NUMBER_RE.sub("#", _LATEX_WORDS.sub(" ", math))))
 
 
 _BRACED_NUMBER_RE = re.compile(r"(?<![_^}])\{\s*#\s*\}")
@@ -159,6 +198,7 @@ def answer_expression(text: str) -> str | None:
         after.startswith("^")
         or _VARIABLE_POWER_RE.match(after)
         or before.endswith(("^", "^{", "\\sqrt{", "\\sqrt"))
+        or joined_to_variable(region, chosen.start(), chosen.end())
     ):
         return region[max(0, chosen.start() - 8) : chosen.end() + 8].strip()
     return None

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from graders._answer_number import MATH_SPAN
+from graders._answer_number import MATH_SPAN, joined_to_variable, variable_term
 from graders._number import compare_numbers
 from graders._string import normalize_answer
 from graders._text import NUMBER_CORE, Number, answer_regions, find_numbers
@@ -204,7 +204,11 @@ def _needs_math(region: str) -> bool:
     """Math beyond a plain number (``\\sqrt{16}``, ``2^2``, ``\\frac{-1}{2}``): what is left
     once the numbers are taken out still has a command, a brace or a power."""
     rest = _NUMBER_RE.sub(" ", _clean(region))
-    return bool(re.search(r"\\(?![%$])[A-Za-z]*|[{}^√π]", rest))
+    if re.search(r"\\(?![%$])[A-Za-z]*|[{}^√π]", rest):
+        return True
+    # A number joined to a variable (x + 4, 2x + 4, 4x): its number is a term, not the answer
+    # (\boxed{x+4} scored 1.0 against a gold of 4).
+    return variable_term(region.rsplit("=", 1)[-1])
 
 
 def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
@@ -248,6 +252,8 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
     span = next((m for m in MATH_SPAN.finditer(text) if m.start() <= chosen.start < m.end()), None)
     if span is not None and _needs_math(span.group(0)):
         return [span.group(0)]  # "$x = \frac{-1}{2}$": the span is math-verify's to read
+    if span is None and joined_to_variable(text, chosen.start, chosen.end):
+        return None  # "the answer is x + 4": a term, math-verify's to read
     if text[chosen.end : chosen.end + 1] == "^" or text[: chosen.start].rstrip().endswith(
         ("^", "^{")
     ):

@@ -312,6 +312,14 @@ async def test_a_latex_thousands_separator_is_read_as_one(response: str, referen
         (r"\boxed{\textbf{4}^2}", "4"),
         (r"\boxed{10-4}", "4"),
         ("The answer is 4x^2", "4"),
+        # a number joined to a variable is a term: each scored 1.0 against a gold of 4
+        (r"\boxed{x+4}", "4"),
+        (r"\boxed{4 + x}", "4"),
+        (r"\boxed{2x+4}", "4"),
+        (r"\boxed{n - 4}", "-4"),
+        (r"\boxed{4x}", "4"),
+        (r"The answer is $x + 4$.", "4"),
+        ("The answer is x + 4.", "4"),
     ],
 )
 async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
@@ -352,6 +360,11 @@ async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
         (r"\boxed{12\text{ m s}^{-2}}", "12", 1.0),
         (r"\boxed{2~500}", "2500", 1.0),
         (r"\boxed{x}", "4", 0.0),  # no number at all: a wrong answer
+        (r"\boxed{x = 4}", "4", 1.0),  # an assignment: its right side is the answer
+        (r"\boxed{4 \text{ apples}}", "4", 1.0),
+        (r"\boxed{4 m}", "4", 1.0),  # a unit joins with no operator
+        ("Each box has 4x as many.", "4", 1.0),  # prose's 4x is "four times"
+        ("The answer is 4 - a small number.", "4", 1.0),  # "a" is no variable
     ],
 )
 async def test_a_number_dressed_in_latex_is_still_a_number(

@@ -177,6 +177,12 @@ CASES: list[tuple[str, str, float | None, str]] = [
     ("The derivative is x.", "2x", 0.0, "rule:math"),
     # the reference stated on its own, then another last expression: the judge reads it
     ("x = 5, так как 3·5 − 5 = 10.", "x = 5", None, "rule:math"),
+    # a number joined to a variable is a term, not the answer: each was a rule 1.0 against 4
+    (r"\boxed{x+4}", "4", 0.0, "rule:math"),
+    (r"\boxed{2x + 4}", "4", 0.0, "rule:math"),
+    (r"\boxed{4x}", "4", 0.0, "rule:math"),
+    ("The answer is x + 4.", "4", None, "rule:math"),  # the judge reads it
+    (r"\boxed{x = 4}", "4", 1.0, "rule:number"),
     # prose references are the judge's
     ("Plants make sugar from light.", PROSE_GOLD, None, "judge"),
 ]
