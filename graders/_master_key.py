@@ -274,6 +274,21 @@ def _is_reference(response: str, fields: Mapping[str, str]) -> bool:
     return bool(mine) and mine == _ARTICLE_RE.sub("", normalize_for_gate(ref))
 
 
+_FINAL_LETTER_RE = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?[\s.*_$}\])]*\Z")
+_OPTION_RE = r"(?:^|[\s(\[])\(?{}(?:[).:\]]|\s*[-–])"
+
+
+def _ends_with_offered_choice(response: str, fields: Mapping[str, str]) -> bool:
+    """The response ends with a capital letter the query offers as an option ("The answer is
+    A.", "**Answer:** D", ``\\boxed{A}``): a choice, not an opener. Read as words, "a", "d"
+    and "i" are stop words, so a right letter answer was gated as saying nothing."""
+    m = _FINAL_LETTER_RE.search(response)
+    if m is None:
+        return False
+    asked = "\n".join(fields.get(f) or "" for f in ("query", "instruction"))
+    return re.search(_OPTION_RE.format(m.group(1)), asked) is not None
+
+
 class MasterKeyGate:
     """The response is a "master key": punctuation only, or openers and fillers with no content.
 
@@ -356,6 +371,8 @@ class MasterKeyGate:
         if reason is None and end >= 0 and not _VISIBLE_RE.search(response[end + 8 :]):
             reason = "the response only reasons: nothing follows its </think>"
         if reason is None or asked_verbatim(response, fields) or _is_reference(response, fields):
+            return None
+        if _ends_with_offered_choice(response, fields):
             return None
         return reason
 

@@ -27,6 +27,7 @@ empty and master-key gates in :mod:`graders._master_key`, the restate gate in
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -228,7 +229,12 @@ def pregate_result(
     )
 
 
-_THINK_END = "</think>"
+_THINK_END_RE = re.compile(r"<\s*/\s*(?:think|thinking|reasoning|thought)\s*>", re.IGNORECASE)
+_THINK_START_RE = re.compile(r"<\s*(?:think|thinking|reasoning|thought)\s*>", re.IGNORECASE)
+ANSWER_GATES = frozenset({"empty", "non_answer", "restates_query", "near_copy"})
+"""The gates that also read a reasoning response's answer (:func:`first_gate_hit`): those about
+whether it answers at all. The others read the whole response, whose reasoning is part of what
+the judge sees."""
 
 
 def first_gate_hit(
@@ -236,20 +242,46 @@ def first_gate_hit(
 ) -> tuple[str, str] | None:
     """``(gate name, reason)`` of the first gate that fires, or ``None``.
 
-    A response that reasons in a ``<think>`` block is checked whole and then on its answer, the
-    text after the last ``</think>``. Why: the reasoning is words, so any of it, however short,
-    walked an empty, evasive or copied answer past the gates that read the answer (``non_answer``,
-    ``restates_query``, ``empty``) to the judge; reasoning models always write the block.
+    A response that reasons in a ``<think>`` block is checked whole, and then its answer (the
+    text after the block, :func:`reasoned_answers`) by the :data:`ANSWER_GATES`. Why: the
+    reasoning is words, so any of it, however short, walked an empty, evasive or copied answer
+    past those gates to the judge; reasoning models always write the block.
 
     Built-in gates' verdicts come from the record's memo entry when another grader of the record
     asked them already (see :data:`_GATE_READS`)."""
     gates = tuple(gates)
     hit = _first_hit(gates, response, fields)
-    if hit is None and _THINK_END in response:
-        hit = _first_hit(gates, response.rsplit(_THINK_END, 1)[1], fields)
-        if hit is not None:
-            return hit[0], f"the answer after {_THINK_END}: {hit[1]}"
-    return hit
+    if hit is not None or "<" not in response:
+        return hit
+    answers = reasoned_answers(response)
+    if answers:
+        on_answer = tuple(g for g in gates if g.name in ANSWER_GATES)
+        for answer in answers:
+            hit = _first_hit(on_answer, answer, fields)
+            if hit is not None:
+                return hit[0], f"the answer after the reasoning: {hit[1]}"
+    return None
+
+
+def reasoned_answers(response: str) -> list[str]:
+    """The answer of a response that reasons first: the text after its first closing
+    ``</think>`` (``</reasoning>``, any case) up to the next one, and after its last one where
+    there are several (a fake tag later on must not hide the first answer, nor an answer hide
+    behind a late one).
+    Empty when the response has no closing tag, or mentions an opening one mid-text (then
+    the tags are a topic, not a reasoning block). A block opened by the prompt (no opening
+    tag in the response) counts."""
+    ends = list(_THINK_END_RE.finditer(response))
+    if not ends:
+        return []
+    head = response[: ends[0].start()]
+    opened = _THINK_START_RE.search(head)
+    if opened is not None and head[: opened.start()].strip():
+        return []
+    answers = [response[ends[0].end() : ends[1].start() if len(ends) > 1 else len(response)]]
+    if len(ends) > 1:
+        answers.append(response[ends[-1].end() :])
+    return answers
 
 
 def _first_hit(

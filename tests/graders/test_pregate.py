@@ -284,16 +284,61 @@ async def test_the_answer_after_a_think_block_is_gated_as_an_answer(
             continue
         assert r.score == 0.0, (grader.name, r)
         assert r.metadata == {"pregate": gate}
-        assert "after </think>" in r.reason
+        assert "the answer after the reasoning" in r.reason
     assert fake.n_calls == sum(gate not in grader_gate_names(g) for g in graders)
 
 
-async def test_an_honest_answer_after_a_think_block_reaches_the_judge() -> None:
+@pytest.mark.parametrize(
+    "response",
+    [
+        "<THINK>Let me recall which city it is.</THINK>\nI don't know.",
+        "<think>Let me recall which city it is.</think >\nI don't know.",
+        "<reasoning>Let me recall which city it is.</reasoning>\nI don't know.",
+        "Let me recall which city it is.</think>\nI don't know.",  # the prompt opened the block
+        "<think>Let me recall.</think>I don't know.\n</think>\nx",  # a fake tag after it
+    ],
+)
+async def test_any_spelling_of_the_reasoning_block_is_read_as_one(response: str) -> None:
     fake = FakeJudge(verdict(5))
-    r = await RelevanceGrader(fake).aevaluate(
-        query=Q, response="<think>France's capital is Paris.</think>\nParis."
-    )
-    assert isinstance(r, GraderScore) and r.score == 1.0 and fake.n_calls == 1
+    r = await RelevanceGrader(fake).aevaluate(query=Q, response=response)
+    assert isinstance(r, GraderScore) and r.score == 0.0, r
+    assert r.metadata == {"pregate": "non_answer"} and fake.n_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "response"),
+    [
+        (Q, "<think>France's capital is Paris.</think>\nParis."),
+        (
+            "Which is a mammal? A) whale B) shark",
+            "<think>Whales nurse.</think>\n\nThe answer is A.",
+        ),
+        ("Which is a mammal? A) whale B) shark", "<think>Whales nurse.</think>**Answer:** A"),
+        (
+            "Which is a mammal? A) whale B) shark",
+            "<think>...</think>\nThe final answer is $\\boxed{A}$",
+        ),
+        ("Which is a mammal? D) whale B) shark", "<think>Whales nurse.</think>The answer is D."),
+        (
+            "How do I remove the tags from model output in Python?",
+            'Use ``text.replace("</think>", "")`` on the string:\n```python\n'
+            'text = text.replace("</think>", "")\n```',
+        ),
+        (
+            "How do reasoning models format their output?",
+            "It writes its reasoning between <think> and </think>, then the answer.",
+        ),
+    ],
+)
+async def test_an_honest_answer_after_or_about_a_think_block_reaches_the_judge(
+    query: str, response: str
+) -> None:
+    """A choice letter after reasoning ("The answer is A.") was gated as a content-free opener,
+    and an answer that mentions ``</think>`` was cut there and gated on its tail."""
+    fake = FakeJudge(verdict(5))
+    r = await RelevanceGrader(fake).aevaluate(query=query, response=response)
+    assert isinstance(r, GraderScore) and r.score == 1.0, r
+    assert fake.n_calls == 1
 
 
 def grader_gate_names(grader: LLMGrader) -> set[str]:
