@@ -314,6 +314,8 @@ async def test_any_spelling_of_the_reasoning_block_is_read_as_one(response: str)
             "<think>Whales nurse.</think>\n\nThe answer is A.",
         ),
         ("Which is a mammal? A) whale B) shark", "<think>Whales nurse.</think>**Answer:** A"),
+        ("Which is a mammal? A) whale B) shark", "The answer is A."),
+        ("Which is a mammal?\n(A) whale\n(D) shark", "Answer: D"),
         (
             "Which is a mammal? A) whale B) shark",
             "<think>...</think>\nThe final answer is $\\boxed{A}$",
