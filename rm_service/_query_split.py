@@ -26,7 +26,8 @@ __all__ = [
     "DEFAULT_STRIP_PATTERNS",
     "PROBE_CHARS",
     "SPECIAL_TOKEN_PATTERNS",
-    "USER_MARKERS",
+    "TRAILING_END_TOKENS",
+    "USER_TURNS",
     "ChatTokenStripper",
     "Cut",
     "QuerySplit",
@@ -39,17 +40,23 @@ DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
     r"<\|eot_id\|>",
     r"<\|eom_id\|>",
     r"<\|end_of_text\|>",
-    r"<\|finetune_right_pad_id\|>",
     r"<\|end\|>",
     r"</s>",
     r"<pad>",
+)
+"""Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the common chat
+templates (ChatML/Qwen, Llama 3, Phi, Llama 2/Mistral)."""
+
+TRAILING_END_TOKENS: tuple[str, ...] = (
     r"<end_of_turn>",
     r"<eos>",
     "<\uff5cend\u2581of\u2581sentence\uff5c>",
+    r"<\|finetune_right_pad_id\|>",
 )
-"""Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the chat templates
-whose assistant turns :data:`ASSISTANT_MARKERS` knows (ChatML/Qwen, Llama 3 and 3.1, Phi, Llama
-2/Mistral, Gemma, DeepSeek V3/R1). A response decoded with one left in fails a format check."""
+"""End and padding tokens of the other templates :data:`ASSISTANT_MARKERS` knows (Gemma,
+DeepSeek V3/R1, Llama 3.1's padding), removed where they end a response (a response decoded
+with one left in fails a format check), and kept elsewhere: their text is everyday enough
+(``tokenizer.eos_token = "<eos>"``) that removing it everywhere would edit answers."""
 
 SPECIAL_TOKEN_PATTERNS: tuple[str, ...] = (
     r"<\|[A-Za-z0-9_]{1,40}\|>",  # ChatML, Llama 3, Phi, GLM: <|im_start|>, <|end_header_id|>
@@ -71,16 +78,24 @@ ASSISTANT_MARKERS: tuple[str, ...] = (
 )
 """Where an assistant turn starts, in the whitespace-normalised text (see :class:`_Canonical`)."""
 
-USER_MARKERS: tuple[str, ...] = (
-    r"<\|im_start\|>user\n?",  # ChatML
-    r"<\|start_header_id\|>user<\|end_header_id\|>",  # Llama 3
-    r"<\|user\|>",  # Phi-3, GLM-4, Zephyr
-    r"\[INST\](?:\s*<<SYS>>.*?<</SYS>>)?",  # Llama 2 (its system block opens the first turn)
-    r"<start_of_turn>user\n?",  # Gemma
-    "<\uff5cUser\uff5c>",  # DeepSeek V3/R1
+USER_TURNS: tuple[tuple[str, str], ...] = (
+    (r"<\|im_start\|>user\n?", r"<\|im_end\|>|<\|im_start\|>"),  # ChatML
+    (
+        r"<\|start_header_id\|>user<\|end_header_id\|>",
+        r"<\|eot_id\|>|<\|start_header_id\|>",
+    ),  # Llama 3
+    (r"<\|user\|>", r"<\|end\|>|<\|(?:user|assistant|system)\|>"),  # Phi-3, GLM-4, Zephyr
+    (r"\[INST\](?:\s*<<SYS>>.*?<</SYS>>)?", r"\[/INST\]"),  # Llama 2 (system in the 1st turn)
+    (r"<start_of_turn>user\n?", r"<end_of_turn>|<start_of_turn>"),  # Gemma
+    (
+        "<\uff5cUser\uff5c>",
+        "<\uff5c(?:Assistant|User|end\u2581of\u2581sentence)\uff5c>",
+    ),  # DeepSeek
 )
-"""Where a user turn starts: the question is the text from the last one to the next special
-token (:meth:`ChatTokenStripper.question`)."""
+"""Where a template's user turn starts, and what ends it: the question is the last user turn
+(:meth:`ChatTokenStripper.question`)."""
+_TRAILING_END_RE = re.compile("(?:\\s*(?:" + "|".join(TRAILING_END_TOKENS) + "))+\\s*\\Z")
+_TOOL_RESULT_RE = re.compile(r"\s*<tool_response>", re.IGNORECASE)
 
 PROBE_CHARS = 64
 """How much of a prompt's end (normalised) is looked for in a query whose start does not match:
@@ -141,10 +156,16 @@ class ChatTokenStripper:
         self._re = re.compile("|".join(f"(?:{p})" for p in kept)) if kept else None
         self._tokens = re.compile("|".join(f"(?:{p})" for p in (*kept, *SPECIAL_TOKEN_PATTERNS)))
         self._markers = re.compile("|".join(f"(?:{p})" for p in ASSISTANT_MARKERS))
-        self._users = re.compile("|".join(f"(?:{p})" for p in USER_MARKERS), re.DOTALL)
+        self._user_turns = [
+            (re.compile(start, re.DOTALL), re.compile(end)) for start, end in USER_TURNS
+        ]
 
     def strip(self, text: str) -> str:
         return self._re.sub("", text) if self._re is not None else text
+
+    def _response(self, text: str) -> str:
+        """A response without the strip patterns, nor the end tokens that end it."""
+        return _TRAILING_END_RE.sub("", self.strip(text))
 
     def question(self, prompt: str) -> str | None:
         """The last user turn's text in a chat-templated ``prompt``; ``None`` when no template
@@ -154,15 +175,29 @@ class ChatTokenStripper:
         reads it as what was asked); the whole templated prompt, system prompt and special
         tokens included, hid a copied question from those checks and showed the judge a
         system prompt as the question.
+
+        The template is the one whose user marker comes first, so a marker quoted inside a
+        user's text (``[INST]`` in a ChatML chat) is text; a turn ends at that template's own
+        end-of-turn token, so ``<s>`` or ``<eos>`` in a question stays in it. A tool result
+        rendered as a user turn (Qwen's ``<tool_response>``) is skipped for the turn before.
         """
-        last = None
-        for last in self._users.finditer(prompt):  # noqa: B007  (the last one is wanted)
-            pass
-        if last is None:
+        best: tuple[int, re.Pattern[str], re.Pattern[str]] | None = None
+        for start_re, end_re in self._user_turns:
+            first = start_re.search(prompt)
+            if first is not None and (best is None or first.start() < best[0]):
+                best = (first.start(), start_re, end_re)
+        if best is None:
             return None
-        end = self._tokens.search(prompt, last.end())
-        text = self.strip(prompt[last.end() : end.start() if end is not None else len(prompt)])
-        return text.strip() or None
+        _, start_re, end_re = best
+        for turn in reversed(list(start_re.finditer(prompt))):
+            end = end_re.search(prompt, turn.end())
+            text = prompt[turn.end() : end.start() if end is not None else len(prompt)]
+            if _TOOL_RESULT_RE.match(text):
+                continue
+            text = text.strip()
+            if text:
+                return text
+        return None
 
     def canonical(self, text: str) -> _Canonical:
         """``text`` normalised for finding a prompt in a query (see :class:`_Canonical`)."""
@@ -207,21 +242,21 @@ class ChatTokenStripper:
         """
         strip = self.strip
         if prompt is not None and query.startswith(prompt):
-            return QuerySplit(strip(prompt), strip(query[len(prompt) :]), "prompt")
+            return QuerySplit(strip(prompt), self._response(query[len(prompt) :]), "prompt")
         q = self.canonical(query)
         if prompt is None:
             at = _last_marker_end(self._markers, q.text, 0)
             if at is None:
-                return QuerySplit("", strip(query), "whole")
+                return QuerySplit("", self._response(query), "whole")
             cut = q.raw_at(at)
-            return QuerySplit(strip(query[:cut]), strip(query[cut:]), "marker")
+            return QuerySplit(strip(query[:cut]), self._response(query[cut:]), "marker")
         p = self.canonical(prompt).text
         common = _common_prefix(p, q.text)
         at, how = self._locate(p, q.text, common)
         cut = q.raw_at(at)
         if how != "marker":  # the prompt's own last whitespace, dropped from ``p``
             cut = _skip_space(query, cut, len(prompt) - len(prompt.rstrip()))
-        response = strip(query if how == "whole" else query[cut:])
+        response = self._response(query if how == "whole" else query[cut:])
         if how == "prompt":
             return QuerySplit(strip(prompt), response, how)
         return QuerySplit(strip(prompt), response, how, True, _where_they_part(p, q.text, common))

@@ -363,3 +363,39 @@ async def test_graders_get_the_question_not_the_templated_prompt(
 )
 def test_the_question_is_the_last_user_turn(prompt: str, question: str | None) -> None:
     assert ChatTokenStripper().question(prompt) == question
+
+
+CHATML = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does the <s> tag do in HTML?",
+        "Explain what [INST] and [/INST] mean in Llama 2 prompts.",
+        "In Gemma, what is the <eos> token for?",
+    ],
+)
+def test_token_like_text_in_a_question_stays_in_it(question: str) -> None:
+    """The question ended at the first special-token-like text, from any template: graders
+    got "What does the" as the question."""
+    assert ChatTokenStripper().question(CHATML.format(question)) == question
+
+
+def test_a_tool_result_is_not_the_question() -> None:
+    prompt = (
+        "<|im_start|>user\nWhat's the weather in Paris?<|im_end|>\n<|im_start|>assistant\n"
+        '<tool_call>{"name": "weather"}</tool_call><|im_end|>\n'
+        '<|im_start|>user\n<tool_response>{"temp_c": 21}</tool_response><|im_end|>\n'
+        "<|im_start|>assistant\n"
+    )
+    assert ChatTokenStripper().question(prompt) == "What's the weather in Paris?"
+
+
+def test_end_tokens_in_an_answer_are_kept_unless_they_end_it() -> None:
+    """Gemma's and DeepSeek's end tokens are removed where they end a response; inside it
+    (code that names them) they are the answer's text."""
+    prompt = CHATML.format("How do I set Gemma's stop token?")
+    answer = 'Set `tokenizer.eos_token = "<eos>"` and `stop = ["<end_of_turn>"]`.'
+    got = ChatTokenStripper().split(prompt + answer + "<|im_end|>", prompt)
+    assert got.response == answer
