@@ -365,7 +365,10 @@ def test_the_question_is_the_last_user_turn(prompt: str, question: str | None) -
     assert ChatTokenStripper().question(prompt) == question
 
 
-CHATML = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+CHATML = (
+    "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
 
 
 @pytest.mark.parametrize(
