@@ -147,7 +147,13 @@ def _input_head(src: Path) -> list[str] | None:
 
 
 def check_run_record(
-    path: Path, src: Path, out: Path, fingerprint: str, done: LineSet, *, legacy: str = ""
+    path: Path,
+    src: Path | None,
+    out: Path | str,
+    fingerprint: str,
+    done: LineSet,
+    *,
+    legacy: str = "",
 ) -> bool:
     """Refuse to resume ``out`` from another reward, or from an input whose graded lines are
     not those it was graded from; ``False`` when there is no run record to check (an output
@@ -177,8 +183,10 @@ def check_run_record(
             "file. Pass --overwrite to grade it all again with this one, or write to another "
             "output"
         )
-    now = _input_head(src) if isinstance(head, list) else None
-    if now is not None and isinstance(head, list):
+    if src is None or not isinstance(head, list):
+        return True
+    now = _input_head(src)
+    if now is not None:
         now += [""] * (len(head) - len(now))  # lines since removed
         for line, (was, is_) in enumerate(zip(head, now[: len(head)], strict=True), start=1):
             if line in done and was != is_:
@@ -191,7 +199,9 @@ def check_run_record(
     return True
 
 
-def write_run_record(path: Path, src: Path, fingerprint: str) -> None:
-    record = {"reward": fingerprint, "fingerprint": 2, "input": _input_head(src)}
+def write_run_record(path: Path, src: Path | None, fingerprint: str) -> None:
+    """Write the run record; ``src`` ``None``: no input digest (the Ray engine's shards)."""
+    head = _input_head(src) if src is not None else None
+    record = {"reward": fingerprint, "fingerprint": 2, "input": head}
     with io_error("write", path):
         path.write_text(json.dumps(record) + "\n", encoding="utf-8")

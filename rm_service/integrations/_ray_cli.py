@@ -47,7 +47,8 @@ import yaml
 from rm_service._config import load_runner
 from rm_service._exceptions import InputError, RMServiceError
 from rm_service._offline import _RunLock, check_record
-from rm_service._summary import RunSummary
+from rm_service._run_record import check_run_record, reward_fingerprint, write_run_record
+from rm_service._summary import LineSet, RunSummary
 from rm_service.integrations._ray_io import (
     JsonLinesSink,
     RecordsDatasource,
@@ -145,6 +146,24 @@ def grade_with_ray(
                 if fs.get_file_info(path).type != pafs.FileType.NotFound:
                     fs.delete_dir(path)
             existing = 0
+        run_path = Path(out_path + ".run.json") if local else None
+        fingerprint = reward_fingerprint(runner)
+        if run_path is not None and resume and existing:
+            # The local engine's check: a resume with another reward mixed two in one output.
+            # (Ray keys records by shard and line, so the input itself is not digested.)
+            check_run_record(
+                run_path, None, out, fingerprint, LineSet(),
+                legacy=reward_fingerprint(runner, settings=False),
+            )  # fmt: skip
+        if run_path is not None:
+            write_run_record(run_path, None, fingerprint)
+        stale = []
+        if not existing and ckpt_fs.get_file_info(ckpt_path).type != pafs.FileType.NotFound:
+            # The output holds no row, so a checkpoint left by an earlier run (its output since
+            # removed) lists records that are nowhere: Ray would skip every one of them, and
+            # the run wrote nothing and exited 0.
+            ckpt_fs.delete_dir(ckpt_path)
+            stale.append(f"removed {ckpt}, a checkpoint without an output: every record is graded")
         started = time.perf_counter()
         _start_ray(address)
         startup = time.perf_counter() - started
@@ -191,7 +210,7 @@ def grade_with_ray(
     finally:
         if lock is not None:
             lock.release()
-    warnings = []
+    warnings = stale
     report = Path(report_path) if report_path else _default_report(out, local)
     written: Path | None = report
     try:

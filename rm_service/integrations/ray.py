@@ -219,11 +219,15 @@ class GradeBatch:
                 self._unscored(n, f"grading failed: {type(exc).__name__}: {exc}", "internal")
                 for n in range(len(good))
             ]
+        # A record's index is its place in the input (its line, counted from 0) where the
+        # line is known, as the local engine writes it; the batch position otherwise. It was
+        # the batch position always, so indexes repeated across a run's batches.
+        index = [i if line is None else line - 1 for i, line in enumerate(lines)]
         results: dict[int, RecordResult] = {}
         for i, rec in zip(good, graded, strict=True):
-            results[i] = reindexed(rec, i)
+            results[i] = reindexed(rec, index[i])
         for i, reason in bad.items():
-            results[i] = self._unscored(i, reason, "invalid_input")
+            results[i] = self._unscored(index[i], reason, "invalid_input")
         return [record_json(results[i], line=lines[i]) for i in range(len(rows))]
 
     def _line(self, row: dict[str, Any]) -> int | None:

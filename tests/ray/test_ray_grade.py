@@ -86,8 +86,8 @@ def test_math_sample_gives_the_local_clis_lines(tmp_path: Path, ray_instance: Ra
         tmp_path, EXAMPLES / "math_sample.jsonl", cfg, ray_instance
     )
     assert len(remote) == len(local) == 32
-    # index is the record's place in its batch, not in the run: everything else is equal
-    assert by_line(remote, "index") == by_line(local, "index")
+    # index too: it was the record's place in its Ray batch, repeated across batches
+    assert by_line(remote) == by_line(local)
     assert {r["status"] for r in remote} >= {"ok", "error"}  # m-line without a gold answer
     same_table(local_out, ray_out)
     assert (tmp_path / "ray.jsonl.report.html").read_text().count("<svg") == 4
@@ -457,3 +457,30 @@ def test_an_error_names_its_own_line_when_a_bad_line_comes_before_it() -> None:
     missing = [e["error"] for e in rows[1]["errors"].values() if "ground_truth" in e["error"]]
     assert missing and all(m.startswith("line 2: ") or ": line 2: " in m for m in missing)
     assert not any("line 1" in e["error"] for e in rows[1]["errors"].values())
+
+
+def test_a_checkpoint_left_without_its_output_is_removed_not_obeyed(
+    tmp_path: Path, ray_instance: RayInstance
+) -> None:
+    """The user removed an output and graded again: the old checkpoint listed every record as
+    done, so the run wrote nothing and exited 0. Also: each row's index, and a resume with
+    another reward."""
+    src = tmp_path / "in.jsonl"
+    shutil.copy(EXAMPLES / "math_sample.jsonl", src)
+    out = tmp_path / "out.jsonl"
+    args = ("grade", src, "-c", EXAMPLES / "rules.yaml", "-o", out, "--engine", "ray")
+    args += ("--address", ray_instance.address, "--no-progress", "--batch-size", "8")
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    rows = sorted(ray_rows(out), key=lambda row: row["line"])
+    # index is the line counted from 0, as the local engine writes it (it was the place in
+    # the Ray batch: lines 9 and 17 both had index 0)
+    assert [row["index"] for row in rows] == list(range(32))
+    shutil.rmtree(out)
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "a checkpoint without an output" in r.stderr
+    assert sorted(row["line"] for row in ray_rows(out)) == list(range(1, 33))
+    other = tmp_path / "other.yaml"  # and a resume with another reward is refused
+    other.write_text("graders:\n  length: {type: length_penalty, max_len: 10, buffer: 10}\n")
+    r = cli(*args[:3], other, *args[4:], "--resume", cwd=tmp_path)
+    assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
