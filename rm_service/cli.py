@@ -262,7 +262,11 @@ def _grade(args: argparse.Namespace) -> int:
 
         report = output.with_name(output.name + ".report.html")
         report = Path(args.report) if args.report else report
-        _refuse_collisions({"config": Path(args.config), "output": output, "report": report})
+        errors = output.with_name(output.name + ".errors.jsonl")
+        errors = Path(args.errors) if args.errors else errors
+        _refuse_collisions(
+            {"config": Path(args.config), "output": output, "report": report, "errors file": errors}
+        )
     runner = _runner_from(args)
     try:
         result = asyncio.run(

@@ -587,7 +587,11 @@ def test_the_report_or_output_is_never_written_over_the_config(tmp_path: Path, r
     refused the same thing)."""
     src = write_jsonl(tmp_path / "in.jsonl", [record(0)])
     before = rules.read_text()
-    for extra in (("--report", rules), ("-o", rules, "--overwrite")):
+    for extra in (
+        ("--report", rules),
+        ("-o", rules, "--overwrite"),
+        ("--skip-invalid", "--errors", rules, "--overwrite"),
+    ):
         args = ("grade", src, "-c", rules, *extra)
         if "-o" not in extra:
             args += ("-o", tmp_path / "out.jsonl")
