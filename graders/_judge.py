@@ -330,6 +330,11 @@ class LLMGrader(BaseGrader):
         """
         return self._model_ref.get()
 
+    @property
+    def judge_identity(self) -> list[Any]:
+        """What the judge is (backend, model, endpoint), without building it."""
+        return self._model_ref.identity
+
     def with_sample_index(self, sample_index: int) -> LLMGrader:
         """A copy that draws independent sample ``sample_index`` (for committees).
 

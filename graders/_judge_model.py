@@ -6,6 +6,7 @@ construction and copies of it (committee samples) share one construction.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,23 @@ class _ModelRef:
     @property
     def name(self) -> str | None:
         return None if self._model is None else str(self._model.model)
+
+    @property
+    def identity(self) -> list[Any]:
+        """What the judge is (backend, model, endpoint), built or not: a run's reward
+        fingerprint counts it, so a resume with another judge is refused. The model and
+        endpoint a spec leaves to the environment are read from it, as building would."""
+        spec = getattr(self._factory, "spec", None)  # the same before and after it is built
+        model = self._model
+        if spec is None and model is not None:
+            return [type(model).__name__, str(model.model), getattr(model, "base_url", None)]
+        if spec is None:
+            return ["factory", getattr(self._factory, "__qualname__", "?")]
+        return [
+            spec.backend,
+            spec.model or os.environ.get("RM_SERVICE_JUDGE_MODEL"),
+            spec.base_url or os.environ.get("OPENAI_BASE_URL"),
+        ]
 
     def get(self) -> ChatModel:
         model = self._model

@@ -61,7 +61,12 @@ def reward_fingerprint(runner: GradingRunner, *, settings: bool = True) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_NOT_THE_REWARD = frozenset({"workers", "queue_timeout", "match_timeout", "name"})
+_NOT_THE_REWARD = frozenset(
+    {
+        "name", "workers", "queue_timeout", "match_timeout", "cache", "max_wait_ms",
+        "max_batch", "batch_size", "max_concurrency", "device",
+    }
+)  # fmt: skip
 """Grader attributes that say how it runs, not what it scores: changing them keeps a resume."""
 
 
@@ -75,7 +80,7 @@ def _settings(grader: Any) -> dict[str, Any]:
     rewards in one file without a word.
     """
     out: dict[str, Any] = {}
-    for k, value in sorted(vars(grader).items()):
+    for k, value in sorted(_attrs(grader).items()):
         if k in _NOT_THE_REWARD:
             continue
         # Private attributes are mostly state (caches, a loaded model, a note on what is
@@ -85,10 +90,31 @@ def _settings(grader: Any) -> dict[str, Any]:
             continue
         if (v := _plain(value, 0)) is not _SKIP:
             out[k] = v
+    judge = getattr(grader, "judge_identity", None)  # an LLM judge: its model and endpoint
+    if judge is not None:
+        out["judge"] = judge
     return out
 
 
 _SKIP = object()
+
+
+def _attrs(obj: Any) -> dict[str, Any]:
+    """An object's attributes: its ``__dict__``, or its slots."""
+    found = dict(getattr(obj, "__dict__", {}))
+    for cls in type(obj).__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if slot not in found and slot != "__dict__" and hasattr(obj, slot):
+                found[slot] = getattr(obj, slot)
+    return found
+
+
+def _is_part(value: Any) -> bool:
+    """A grader, a pre-gate or another of the graders' own parts (the harm detector) held by a
+    grader, whose settings are the reward's too."""
+    from graders._pregate_text import PreGate
+
+    return type(value).__module__.startswith("graders.") or isinstance(value, PreGate)
 
 
 def _plain(value: Any, depth: int, loose: bool = False) -> Any:
@@ -116,6 +142,8 @@ def _plain(value: Any, depth: int, loose: bool = False) -> Any:
     if isinstance(value, set | frozenset):
         kept = [v for v in (_plain(x, depth + 1, loose) for x in value) if v is not _SKIP]
         return sorted(kept, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    if _is_part(value):  # a gate, a committee's member: its own settings
+        return [type(value).__qualname__, _settings(value)] if depth < 3 else _SKIP
     if loose:
         text = repr(value)
         if " at 0x" not in text:

@@ -496,6 +496,9 @@ def test_a_json_error_says_where_in_the_line_not_the_parsers_line_2(
          "{type: 'tests.support:min_words', min_words: 1}"),
         ("{type: number, partial_credit: 0.5, mapper: {reference_response: ground_truth}}",
          "{type: number, partial_credit: 0.0, mapper: {reference_response: ground_truth}}"),
+        ("{type: similarity, mapper: {reference_response: ground_truth}}",
+         "{type: similarity, pregates: false, mapper: {reference_response: ground_truth}}"),
+        ("{type: harmless_offline}", "{type: harmless_offline, low: 0.1}"),
     ],
 )  # fmt: skip
 def test_resume_refuses_a_grader_whose_settings_changed(
@@ -517,6 +520,24 @@ def test_resume_refuses_a_grader_whose_settings_changed(
     r = cli("grade", src, "-c", cfg, "-o", out, "--resume", cwd=tmp_path)
     assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
     assert len(read_jsonl(out)) == 4
+
+
+def test_the_fingerprint_names_the_judge_and_not_its_cache(tmp_path: Path) -> None:
+    """A resume with another judge model was not refused (the repr said ``model='<lazy>'``),
+    and adding a judge cache (how it runs, not what it scores) was."""
+    from rm_service._config import load_runner
+    from rm_service._run_record import reward_fingerprint
+
+    def digest(judge: str, cache: str = "") -> str:
+        cfg = tmp_path / "j.yaml"
+        cfg.write_text(
+            f"judge: {{base_url: 'http://127.0.0.1:9/v1', model: {judge}}}\n{cache}"
+            "graders:\n  relevance: {type: relevance}\n"
+        )
+        return reward_fingerprint(load_runner(cfg))
+
+    assert digest("judge-a") != digest("judge-b")
+    assert digest("judge-a") == digest("judge-a", f"cache: {{path: {tmp_path / 'c.db'}}}\n")
 
 
 def test_resume_keeps_going_when_only_how_it_runs_changed(tmp_path: Path, rules: Path) -> None:

@@ -140,6 +140,7 @@ def judge_factory(spec: JudgeSpec | dict[str, Any] | None = None) -> Callable[[]
                 model = _SHARED[spec] = build_judge(spec)
             return model
 
+    get.spec = spec  # type: ignore[attr-defined]  # what the judge is, before it is built
     return get
 
 
