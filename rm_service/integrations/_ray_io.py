@@ -190,7 +190,9 @@ def read_shard(fs: Any, shard: Shard) -> Iterator[tuple[int, str | None, str | N
                         text = raw[:200].decode("utf-8", "replace")
                         yield line, None, f"line {line}: invalid record: {exc} ({text!r})"
                         continue
-                    yield line, raw.decode("utf-8").rstrip("\r\n"), None
+                    # A BOM opening the file: json.loads reads bytes past it, the text not.
+                    text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+                    yield line, text.rstrip("\r\n"), None
             return
         with fs.open_input_file(shard.path) as f:
             rows = (

@@ -484,3 +484,22 @@ def test_a_checkpoint_left_without_its_output_is_removed_not_obeyed(
     other.write_text("graders:\n  length: {type: length_penalty, max_len: 10, buffer: 10}\n")
     r = cli(*args[:3], other, *args[4:], "--resume", cwd=tmp_path)
     assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
+
+
+def test_a_jsonl_file_opening_with_a_bom_is_graded_as_the_local_engine_grades_it(
+    tmp_path: Path, ray_instance: RayInstance
+) -> None:
+    """The local engine graded it; the Ray engine failed with a JSONDecodeError traceback (a
+    second shard's first record became an error row)."""
+    src = tmp_path / "bom.jsonl"
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")[:3]
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    out = tmp_path / "out.jsonl"
+    r = cli(
+        "grade", src, "-c", EXAMPLES / "rules.yaml", "-o", out, "--engine", "ray",
+        "--address", ray_instance.address, "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = sorted(ray_rows(out), key=lambda row: row["line"])
+    assert [row["id"] for row in got] == [row["id"] for row in rows]
+    assert all(row["status"] == "ok" for row in got)
