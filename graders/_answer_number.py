@@ -54,11 +54,11 @@ def _answer_text(text: str) -> str:
 _UNIT_POWER_RE = re.compile(
     r"(?:(?<=\d)\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
 )
-_PROSE_VARIABLE_BEFORE = re.compile(r"(?<![A-Za-z])[xyzn]\s*[-+*/×÷·]\s*$")
-_PROSE_VARIABLE_AFTER = re.compile(r"\s*[-+*/×÷·]\s*[xyzn](?![A-Za-z])(?!\s*\d)")
-"""Outside math spans, a number joined to a variable by an operator (``the answer is x + 4``);
-only the usual variable letters, since prose has "a" and "I". Prose's ``4x`` is "four times"
-and ``12 x 3`` a times sign, so neither counts."""
+_PROSE_VARIABLE_BEFORE = re.compile(r"(?<![A-Za-z])[xyzn][ \t]*[-+*/×÷·][ \t]*$")
+_PROSE_VARIABLE_AFTER = re.compile(r"[ \t]*[-+*/×÷·][ \t]*[xyzn](?![A-Za-z])(?![ \t]*\d)")
+"""Outside math spans, a number joined to a variable by an operator on its line (``the answer
+is x + 4``; a bullet on the next line is no operator); only the usual variable letters, since
+prose has "a" and "I". Prose's ``4x`` is "four times" and ``12 x 3`` a times sign."""
 
 
 def joined_to_variable(text: str, start: int, end: int) -> bool:

@@ -47,9 +47,10 @@ class _ModelRef:
 
     @property
     def identity(self) -> list[Any]:
-        """What the judge is (backend, model, endpoint), built or not: a run's reward
-        fingerprint counts it, so a resume with another judge is refused. The model and
-        endpoint a spec leaves to the environment are read from it, as building would."""
+        """What the judge is (backend, model, endpoint): a run's reward fingerprint counts it,
+        so a resume with another judge is refused. From a config's spec (the same built or
+        not; the model and endpoint it leaves to the environment read from there, as building
+        would); a model given directly is named by itself; a bare factory only by its name."""
         spec = getattr(self._factory, "spec", None)  # the same before and after it is built
         model = self._model
         if spec is None and model is not None:

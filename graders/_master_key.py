@@ -275,18 +275,24 @@ def _is_reference(response: str, fields: Mapping[str, str]) -> bool:
 
 
 _FINAL_LETTER_RE = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?[\s.*_$}\])]*\Z")
-_OPTION_RE = r"(?:^|[\s(\[])\(?{}(?:[).:\]]|\s*[-–])"
+_OPTION_MARK_RE = re.compile(
+    r"(?:^|[\s\[])\(([A-J])\)|(?:^|\s)([A-J])[).](?=\s)|^\s*([A-J]):(?=\s)", re.M
+)
+"""An option letter as a multiple-choice question marks one: ``(A)``, ``A)`` or ``A.`` before
+a space, or ``A:`` opening a line."""
 
 
 def _ends_with_offered_choice(response: str, fields: Mapping[str, str]) -> bool:
     """The response ends with a capital letter the query offers as an option ("The answer is
     A.", "**Answer:** D", ``\\boxed{A}``): a choice, not an opener. Read as words, "a", "d"
-    and "i" are stop words, so a right letter answer was gated as saying nothing."""
+    and "i" are stop words, so a right letter answer was gated as saying nothing. The query
+    must offer two options or more (a few-shot "Q: ...\nA:" offers none)."""
     m = _FINAL_LETTER_RE.search(response)
     if m is None:
         return False
     asked = "\n".join(fields.get(f) or "" for f in ("query", "instruction"))
-    return re.search(_OPTION_RE.format(m.group(1)), asked) is not None
+    offered = {a or b or c for a, b, c in _OPTION_MARK_RE.findall(asked)}
+    return len(offered) >= 2 and m.group(1) in offered
 
 
 class MasterKeyGate:

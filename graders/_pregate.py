@@ -229,9 +229,9 @@ def pregate_result(
     )
 
 
-_THINK_END_RE = re.compile(r"<\s*/\s*(?:think|thinking|reasoning|thought)\s*>", re.IGNORECASE)
-_THINK_START_RE = re.compile(r"<\s*(?:think|thinking|reasoning|thought)\s*>", re.IGNORECASE)
-ANSWER_GATES = frozenset({"empty", "non_answer", "restates_query", "near_copy"})
+_THINK_START_RE = re.compile(r"<\s*(think|thinking|reasoning|thought)\s*>", re.IGNORECASE)
+_THINK_END = r"<\s*/\s*{}\s*>"
+ANSWER_GATES = frozenset({"empty", "master_key", "non_answer", "restates_query", "near_copy"})
 """The gates that also read a reasoning response's answer (:func:`first_gate_hit`): those about
 whether it answers at all. The others read the whole response, whose reasoning is part of what
 the judge sees."""
@@ -264,24 +264,49 @@ def first_gate_hit(
 
 
 def reasoned_answers(response: str) -> list[str]:
-    """The answer of a response that reasons first: the text after its first closing
-    ``</think>`` (``</reasoning>``, any case) up to the next one, and after its last one where
-    there are several (a fake tag later on must not hide the first answer, nor an answer hide
-    behind a late one).
-    Empty when the response has no closing tag, or mentions an opening one mid-text (then
-    the tags are a topic, not a reasoning block). A block opened by the prompt (no opening
-    tag in the response) counts."""
-    ends = list(_THINK_END_RE.finditer(response))
-    if not ends:
-        return []
-    head = response[: ends[0].start()]
-    opened = _THINK_START_RE.search(head)
-    if opened is not None and head[: opened.start()].strip():
-        return []
+    """The answer of a response that reasons first: the text after its first closing tag
+    (``</think>``; ``</reasoning>``, ``</thinking>``, ``</thought>`` when the response opened
+    one; any case) up to the next one, and after its last one where there are several (a
+    fake tag later on must not hide the first answer, nor an answer hide behind a late one).
+
+    A block with no opening tag counts only for ``</think>`` (the prompt opened it, as R1's
+    template does). Empty when there is no closing tag, or when the tags are a topic: words
+    before the opening tag and next to nothing inside ("between <think> and </think>").
+    """
+    opened = next((m for m in _THINK_START_RE.finditer(response) if not _quoted(response, m)), None)
+    name = opened.group(1) if opened is not None else "think"
+    ends = [
+        m
+        for m in re.finditer(_THINK_END.format(name), response, re.IGNORECASE)
+        if not _quoted(response, m)
+    ]
+    if not ends or (opened is not None and opened.start() > ends[0].start()):
+        if opened is not None or not ends:
+            return []
+    elif opened is not None:
+        inside = response[opened.end() : ends[0].start()]
+        if _has_words(response[: opened.start()]) and len(inside.strip()) < _MENTION_CHARS:
+            return []
     answers = [response[ends[0].end() : ends[1].start() if len(ends) > 1 else len(response)]]
     if len(ends) > 1:
         answers.append(response[ends[-1].end() :])
     return answers
+
+
+_MENTION_CHARS = 24
+"""Fewer characters than this between the tags, after words: the tags are named, not used."""
+
+
+def _quoted(text: str, m: re.Match[str]) -> bool:
+    """A tag in quotes or backticks (``"</think>"`` in code): named, not used."""
+    return text[m.start() - 1 : m.start()] in _QUOTES or text[m.end() : m.end() + 1] in _QUOTES
+
+
+_QUOTES = frozenset("\"'`")
+
+
+def _has_words(text: str) -> bool:
+    return any(c.isalnum() for c in text)
 
 
 def _first_hit(

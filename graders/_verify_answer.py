@@ -253,7 +253,12 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
     if span is not None and _needs_math(span.group(0)):
         return [span.group(0)]  # "$x = \frac{-1}{2}$": the span is math-verify's to read
     if span is None and joined_to_variable(text, chosen.start, chosen.end):
-        return None  # "the answer is x + 4": a term, math-verify's to read
+        # "so the count is x + 4": a term. Not math-verify's either: it reads the 4 out of
+        # prose and called it equal. The judge reads the answer.
+        return Decision(
+            None, path, f"the final number is a term of an expression ({chosen.text} beside a "
+            "variable): the judge reads the answer", (), source,
+        )  # fmt: skip
     if text[chosen.end : chosen.end + 1] == "^" or text[: chosen.start].rstrip().endswith(
         ("^", "^{")
     ):

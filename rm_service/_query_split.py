@@ -78,23 +78,36 @@ ASSISTANT_MARKERS: tuple[str, ...] = (
 )
 """Where an assistant turn starts, in the whitespace-normalised text (see :class:`_Canonical`)."""
 
-USER_TURNS: tuple[tuple[str, str], ...] = (
-    (r"<\|im_start\|>user\n?", r"<\|im_end\|>|<\|im_start\|>"),  # ChatML
+USER_TURNS: tuple[tuple[str, str, str], ...] = (
+    # (any turn or the template's opening token, a user turn, what ends a turn)
+    (r"<\|im_start\|>", r"<\|im_start\|>user\n?", r"<\|im_end\|>|<\|im_start\|>"),  # ChatML
     (
+        r"<\|begin_of_text\|>|<\|start_header_id\|>",
         r"<\|start_header_id\|>user<\|end_header_id\|>",
         r"<\|eot_id\|>|<\|start_header_id\|>",
     ),  # Llama 3
-    (r"<\|user\|>", r"<\|end\|>|<\|(?:user|assistant|system)\|>"),  # Phi-3, GLM-4, Zephyr
-    (r"\[INST\](?:\s*<<SYS>>.*?<</SYS>>)?", r"\[/INST\]"),  # Llama 2 (system in the 1st turn)
-    (r"<start_of_turn>user\n?", r"<end_of_turn>|<start_of_turn>"),  # Gemma
     (
+        r"<\|(?:system|user|assistant)\|>",
+        r"<\|user\|>",
+        r"<\|end\|>|<\|(?:user|assistant|system)\|>",
+    ),  # Phi-3, GLM-4, Zephyr
+    (r"\[INST\]", r"\[INST\](?:\s*<<SYS>>.*?<</SYS>>)?", r"\[/INST\]"),  # Llama 2
+    (r"<start_of_turn>", r"<start_of_turn>user\n?", r"<end_of_turn>|<start_of_turn>"),  # Gemma
+    (  # DeepSeek V3/R1
+        "<\uff5c(?:begin\u2581of\u2581sentence|User|Assistant)\uff5c>",
         "<\uff5cUser\uff5c>",
         "<\uff5c(?:Assistant|User|end\u2581of\u2581sentence)\uff5c>",
-    ),  # DeepSeek
+    ),
 )
-"""Where a template's user turn starts, and what ends it: the question is the last user turn
-(:meth:`ChatTokenStripper.question`)."""
+"""Per template: its first token, where a user turn starts, and what ends a turn. The question
+is the last user turn (:meth:`ChatTokenStripper.question`) of the template whose first token
+opens the prompt: a system prompt quoting another template's marker comes after it."""
 _TRAILING_END_RE = re.compile("(?:\\s*(?:" + "|".join(TRAILING_END_TOKENS) + "))+\\s*\\Z")
+_USES_TRAILING_RE = re.compile(
+    "<start_of_turn>|<bos>|<\uff5c|<\\|start_header_id\\|>|<\\|begin_of_text\\|>"
+)
+"""A query of a template whose end tokens are :data:`TRAILING_END_TOKENS` (Gemma, DeepSeek,
+Llama 3.1)."""
 _TOOL_RESULT_RE = re.compile(r"\s*<tool_response>", re.IGNORECASE)
 
 PROBE_CHARS = 64
@@ -157,15 +170,20 @@ class ChatTokenStripper:
         self._tokens = re.compile("|".join(f"(?:{p})" for p in (*kept, *SPECIAL_TOKEN_PATTERNS)))
         self._markers = re.compile("|".join(f"(?:{p})" for p in ASSISTANT_MARKERS))
         self._user_turns = [
-            (re.compile(start, re.DOTALL), re.compile(end)) for start, end in USER_TURNS
+            (re.compile(first), re.compile(start, re.DOTALL), re.compile(end))
+            for first, start, end in USER_TURNS
         ]
 
     def strip(self, text: str) -> str:
         return self._re.sub("", text) if self._re is not None else text
 
-    def _response(self, text: str) -> str:
-        """A response without the strip patterns, nor the end tokens that end it."""
-        return _TRAILING_END_RE.sub("", self.strip(text))
+    def _response(self, text: str, query: str) -> str:
+        """A response without the strip patterns, nor (in a query of a template that uses
+        them) the end tokens that end it. No patterns: nothing is removed."""
+        text = self.strip(text)
+        if self._re is None or not _USES_TRAILING_RE.search(query):
+            return text
+        return _TRAILING_END_RE.sub("", text)
 
     def question(self, prompt: str) -> str | None:
         """The last user turn's text in a chat-templated ``prompt``; ``None`` when no template
@@ -176,14 +194,15 @@ class ChatTokenStripper:
         tokens included, hid a copied question from those checks and showed the judge a
         system prompt as the question.
 
-        The template is the one whose user marker comes first, so a marker quoted inside a
-        user's text (``[INST]`` in a ChatML chat) is text; a turn ends at that template's own
-        end-of-turn token, so ``<s>`` or ``<eos>`` in a question stays in it. A tool result
-        rendered as a user turn (Qwen's ``<tool_response>``) is skipped for the turn before.
+        The template is the one whose first token opens the prompt, so a marker quoted in a
+        system prompt or a user's text (``[INST]`` in a ChatML chat) is text; a turn ends at
+        that template's own end-of-turn token, so ``<s>`` or ``<eos>`` in a question stays in
+        it. A tool result rendered as a user turn (Qwen's ``<tool_response>``) is skipped for
+        the turn before.
         """
         best: tuple[int, re.Pattern[str], re.Pattern[str]] | None = None
-        for start_re, end_re in self._user_turns:
-            first = start_re.search(prompt)
+        for any_re, start_re, end_re in self._user_turns:
+            first = any_re.search(prompt)
             if first is not None and (best is None or first.start() < best[0]):
                 best = (first.start(), start_re, end_re)
         if best is None:
@@ -242,21 +261,21 @@ class ChatTokenStripper:
         """
         strip = self.strip
         if prompt is not None and query.startswith(prompt):
-            return QuerySplit(strip(prompt), self._response(query[len(prompt) :]), "prompt")
+            return QuerySplit(strip(prompt), self._response(query[len(prompt) :], query), "prompt")
         q = self.canonical(query)
         if prompt is None:
             at = _last_marker_end(self._markers, q.text, 0)
             if at is None:
-                return QuerySplit("", self._response(query), "whole")
+                return QuerySplit("", self._response(query, query), "whole")
             cut = q.raw_at(at)
-            return QuerySplit(strip(query[:cut]), self._response(query[cut:]), "marker")
+            return QuerySplit(strip(query[:cut]), self._response(query[cut:], query), "marker")
         p = self.canonical(prompt).text
         common = _common_prefix(p, q.text)
         at, how = self._locate(p, q.text, common)
         cut = q.raw_at(at)
         if how != "marker":  # the prompt's own last whitespace, dropped from ``p``
             cut = _skip_space(query, cut, len(prompt) - len(prompt.rstrip()))
-        response = self._response(query if how == "whole" else query[cut:])
+        response = self._response(query if how == "whole" else query[cut:], query)
         if how == "prompt":
             return QuerySplit(strip(prompt), response, how)
         return QuerySplit(strip(prompt), response, how, True, _where_they_part(p, q.text, common))

@@ -56,9 +56,20 @@ def reward_fingerprint(runner: GradingRunner, *, settings: bool = True) -> str:
         ],
     }
     if settings:
-        parts["settings"] = {n: _settings(gc.grader) for n, gc in runner.grader_configs.items()}
+        parts["settings"] = {
+            n: _safe_settings(gc.grader) for n, gc in runner.grader_configs.items()
+        }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _safe_settings(grader: Any) -> dict[str, Any]:
+    """:func:`_settings`, or its repr's stand-in when a user's grader cannot be read: the
+    fingerprint must never fail a run."""
+    try:
+        return _settings(grader)
+    except Exception as exc:
+        return {"unreadable": type(exc).__name__}
 
 
 _NOT_THE_REWARD = frozenset(
@@ -70,7 +81,7 @@ _NOT_THE_REWARD = frozenset(
 """Grader attributes that say how it runs, not what it scores: changing them keeps a resume."""
 
 
-def _settings(grader: Any) -> dict[str, Any]:
+def _settings(grader: Any, depth: int = 0) -> dict[str, Any]:
     """A grader's settings as plain data: every public attribute holding text, numbers, a
     regex, a function (by name), a ``partial`` of those, a dataclass or containers of them;
     objects (models, caches, pools, locks) are left out, and so is what only says how it runs.
@@ -88,7 +99,7 @@ def _settings(grader: Any) -> dict[str, Any]:
         # compiled (a format grader's pattern and tags).
         if k.startswith("_") and not isinstance(value, re.Pattern | functools.partial):
             continue
-        if (v := _plain(value, 0)) is not _SKIP:
+        if (v := _plain(value, depth)) is not _SKIP:
             out[k] = v
     judge = getattr(grader, "judge_identity", None)  # an LLM judge: its model and endpoint
     if judge is not None:
@@ -103,18 +114,18 @@ def _attrs(obj: Any) -> dict[str, Any]:
     """An object's attributes: its ``__dict__``, or its slots."""
     found = dict(getattr(obj, "__dict__", {}))
     for cls in type(obj).__mro__:
-        for slot in getattr(cls, "__slots__", ()):
+        slots = getattr(cls, "__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
             if slot not in found and slot != "__dict__" and hasattr(obj, slot):
                 found[slot] = getattr(obj, slot)
     return found
 
 
 def _is_part(value: Any) -> bool:
-    """A grader, a pre-gate or another of the graders' own parts (the harm detector) held by a
-    grader, whose settings are the reward's too."""
-    from graders._pregate_text import PreGate
-
-    return type(value).__module__.startswith("graders.") or isinstance(value, PreGate)
+    """One of the graders' own parts held by a grader (a gate, a committee's member, the harm
+    detector), whose settings are the reward's too. By module, not by protocol: a runtime
+    protocol check reads the object's properties, and a user's may raise."""
+    return type(value).__module__.startswith("graders.")
 
 
 def _plain(value: Any, depth: int, loose: bool = False) -> Any:
@@ -122,7 +133,7 @@ def _plain(value: Any, depth: int, loose: bool = False) -> Any:
     are settings compiled (a user regex, a template), an object is kept by its repr."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    if depth > 4:
+    if depth > 6:  # deep enough for any setting, and a cycle ends here
         return _SKIP
     if isinstance(value, re.Pattern):
         return ["re", value.pattern, value.flags]
@@ -143,7 +154,7 @@ def _plain(value: Any, depth: int, loose: bool = False) -> Any:
         kept = [v for v in (_plain(x, depth + 1, loose) for x in value) if v is not _SKIP]
         return sorted(kept, key=lambda v: json.dumps(v, sort_keys=True, default=str))
     if _is_part(value):  # a gate, a committee's member: its own settings
-        return [type(value).__qualname__, _settings(value)] if depth < 3 else _SKIP
+        return [type(value).__qualname__, _settings(value, depth + 1)] if depth < 4 else _SKIP
     if loose:
         text = repr(value)
         if " at 0x" not in text:

@@ -248,6 +248,10 @@ def _runner_from(args: argparse.Namespace) -> GradingRunner:
 
 def _grade(args: argparse.Namespace) -> int:
     if args.engine == "ray":
+        if args.config and args.report:  # the HTML report written over the reward config
+            from rm_service._offline import _refuse_collisions
+
+            _refuse_collisions({"config": Path(args.config), "report": Path(args.report)})
         return _grade_ray(args)
     for flag in ("address", "workers", "num_cpus", "batch_size"):
         if getattr(args, flag) is not None:

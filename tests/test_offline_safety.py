@@ -639,3 +639,28 @@ def test_a_run_that_scores_no_record_exits_4(tmp_path: Path, rules: Path) -> Non
     )
     r = cli("grade", one, "-c", cfg, "-o", tmp_path / "one_out.jsonl", cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # one reward is a reward
+
+
+class _Lazy:
+    """A user's grader with a property that raises until loaded, and a part pointing back."""
+
+    name = "lazy"
+    required_fields = ("response",)
+    optional_fields = ()
+
+    def __init__(self) -> None:
+        self.threshold = 0.5
+        self.me = self
+
+    @property
+    def check(self) -> object:
+        raise RuntimeError("model not loaded yet")
+
+
+def test_the_fingerprint_never_fails_on_a_users_grader() -> None:
+    """A runtime protocol check read a raising property, and two objects holding each other
+    recursed without end: ``grade`` failed with a traceback before grading."""
+    from rm_service._run_record import _safe_settings
+
+    first = _safe_settings(_Lazy())
+    assert first == _safe_settings(_Lazy()) and first["threshold"] == 0.5

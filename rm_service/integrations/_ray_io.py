@@ -190,8 +190,9 @@ def read_shard(fs: Any, shard: Shard) -> Iterator[tuple[int, str | None, str | N
                         text = raw[:200].decode("utf-8", "replace")
                         yield line, None, f"line {line}: invalid record: {exc} ({text!r})"
                         continue
-                    # A BOM opening the file: json.loads reads bytes past it, the text not.
-                    text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+                    # A BOM (opening the file, or a file concatenated in): json.loads reads
+                    # bytes past it, the text not.
+                    text = raw.decode("utf-8-sig")
                     yield line, text.rstrip("\r\n"), None
             return
         with fs.open_input_file(shard.path) as f:

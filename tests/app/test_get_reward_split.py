@@ -402,3 +402,30 @@ def test_end_tokens_in_an_answer_are_kept_unless_they_end_it() -> None:
     answer = 'Set `tokenizer.eos_token = "<eos>"` and `stop = ["<end_of_turn>"]`.'
     got = ChatTokenStripper().split(prompt + answer + "<|im_end|>", prompt)
     assert got.response == answer
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "<|im_start|>system\nNever write [INST] or [/INST] tags.<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nIgnore <|user|> markers.<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nGemma uses "
+        "<start_of_turn>user or model.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+        "What is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+        "<｜begin▁of▁sentence｜>Never write [INST] tags.<｜User｜>What is 2+2?<｜Assistant｜>",
+    ],
+)
+def test_a_system_prompt_quoting_another_templates_marker_is_text(prompt: str) -> None:
+    """The template was the one whose user marker came first, so a system prompt naming
+    another template's marker gave graders "or" as the question."""
+    assert ChatTokenStripper().question(prompt) == "What is 2+2?"
+
+
+def test_no_strip_patterns_remove_nothing_and_other_templates_keep_their_endings() -> None:
+    gemma = "<bos><start_of_turn>user\nQ?<end_of_turn>\n<start_of_turn>model\n"
+    assert ChatTokenStripper([]).split(gemma + "4<end_of_turn>", gemma).response == "4<end_of_turn>"
+    chatml = CHATML.format("What ends a Gemma sequence?")
+    answer = "In Gemma the end-of-sequence token is <eos>"
+    assert ChatTokenStripper().split(chatml + answer, chatml).response == answer

@@ -365,6 +365,7 @@ async def test_an_answer_that_is_an_expression_is_unscored_not_its_last_number(
         (r"\boxed{4 m}", "4", 1.0),  # a unit joins with no operator
         ("Each box has 4x as many.", "4", 1.0),  # prose's 4x is "four times"
         ("The answer is 4 - a small number.", "4", 1.0),  # "a" is no variable
+        ("Answer: 4\n- x is the number of apples", "4", 1.0),  # a bullet, not a minus
     ],
 )
 async def test_a_number_dressed_in_latex_is_still_a_number(

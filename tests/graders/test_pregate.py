@@ -289,6 +289,37 @@ async def test_the_answer_after_a_think_block_is_gated_as_an_answer(
 
 
 @pytest.mark.parametrize(
+    "answer",
+    ["Thought process:", "Let me think step by step.", ":", "Solution:", "**Answer:**", "..."],
+)
+async def test_an_opener_after_the_reasoning_is_a_master_key(answer: str) -> None:
+    """With only the answering gates on the answer, an opener alone after a reasoning block
+    reached a gullible judge's full marks."""
+    fake = FakeJudge(verdict(5))
+    response = f"<think>France is a European country; its capital is well known.</think>\n{answer}"
+    r = await RelevanceGrader(fake).aevaluate(query=Q, response=response)
+    assert isinstance(r, GraderScore) and r.score == 0.0, r
+    assert r.metadata == {"pregate": "master_key"} and fake.n_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "response"),
+    [
+        ("Q: What is the capital of France?\nA:", "Thought process: A"),  # few-shot, no options
+        ("Q: What is the capital of France?\nA:", "**Answer:** A"),
+        ("Compute P(A) when P(B) = 0.3.", "Let me solve this step by step.\n\nA"),
+        ("Which vitamin is it? Think of vitamin A. Then answer.", "**Answer:** A"),
+    ],
+)
+async def test_a_letter_the_query_does_not_offer_as_an_option_is_no_choice(
+    query: str, response: str
+) -> None:
+    fake = FakeJudge(verdict(5))
+    r = await RelevanceGrader(fake).aevaluate(query=query, response=response)
+    assert isinstance(r, GraderScore) and r.metadata == {"pregate": "master_key"}, r
+
+
+@pytest.mark.parametrize(
     "response",
     [
         "<THINK>Let me recall which city it is.</THINK>\nI don't know.",
@@ -296,6 +327,8 @@ async def test_the_answer_after_a_think_block_is_gated_as_an_answer(
         "<reasoning>Let me recall which city it is.</reasoning>\nI don't know.",
         "Let me recall which city it is.</think>\nI don't know.",  # the prompt opened the block
         "<think>Let me recall.</think>I don't know.\n</think>\nx",  # a fake tag after it
+        ".<think>Let me recall which city it is.</think>\nI don't know.",  # a dot before it
+        "Ok <think>Let me recall which city it is.</think>\nI don't know.",
     ],
 )
 async def test_any_spelling_of_the_reasoning_block_is_read_as_one(response: str) -> None:
@@ -330,6 +363,8 @@ async def test_any_spelling_of_the_reasoning_block_is_read_as_one(response: str)
             "How do reasoning models format their output?",
             "It writes its reasoning between <think> and </think>, then the answer.",
         ),
+        ("Which tag closes a reasoning block?", "The closing tag is </reasoning>"),
+        ("What does the model write?", "<think>recall</think>It writes </thinking> at the end."),
     ],
 )
 async def test_an_honest_answer_after_or_about_a_think_block_reaches_the_judge(

@@ -181,7 +181,8 @@ CASES: list[tuple[str, str, float | None, str]] = [
     (r"\boxed{x+4}", "4", 0.0, "rule:math"),
     (r"\boxed{2x + 4}", "4", 0.0, "rule:math"),
     (r"\boxed{4x}", "4", 0.0, "rule:math"),
-    ("The answer is x + 4.", "4", None, "rule:math"),  # the judge reads it
+    ("The answer is x + 4.", "4", None, "rule:number"),  # the judge reads it
+    ("So the count is x + 4.", "4", None, "rule:number"),  # math-verify read the 4: a 1.0
     (r"\boxed{x = 4}", "4", 1.0, "rule:number"),
     # prose references are the judge's
     ("Plants make sugar from light.", PROSE_GOLD, None, "judge"),
