@@ -93,6 +93,12 @@ class RateLimiter:
                 self._tok_tat = max(self._tok_tat, start) + tokens * self._tok_interval
             return wait
 
+    def booked_until(self) -> float:
+        """The ``time.monotonic()`` by which every slot reserved so far has started (or a time
+        already past): a schedule taking over from this one waits until then."""
+        with self._lock:
+            return max(self._req_tat - self._req_interval, self._tok_tat - self._tok_tolerance)
+
     async def acquire(self, tokens: float = 0.0, *, max_wait: float = float("inf")) -> bool:
         """Wait until one request costing ``tokens`` fits every limit.
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 import weakref
 from typing import Any
@@ -113,6 +114,7 @@ class RedisRateLimiter(RateLimiter):
         self._replicas = 1  # last count Redis reported
         self._pending_tokens = 0.0  # settle() corrections not yet sent
         self._fallback: tuple[int, RateLimiter] | None = None
+        self._redis_until = 0.0  # monotonic start of the last slot Redis booked for us
         self._shared_lock = threading.Lock()
         self._scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
@@ -169,10 +171,29 @@ class RedisRateLimiter(RateLimiter):
                 link.succeeded()
                 if not granted:
                     return False
+                # Slots the local fallback booked while Redis was away are still being used:
+                # a slot from Redis waits them out, or both schedules ran side by side (up to
+                # three times the limit after an outage).
+                now = time.monotonic()
+                fallback = self._fallback
+                if fallback is not None:  # shifted whole, so Redis's spacing is kept
+                    wait += max(0.0, fallback[1].booked_until() - now)
+                    if wait > max_wait:
+                        return False  # the Redis slot goes unused: under the limit, not over
+                with self._shared_lock:
+                    self._redis_until = max(self._redis_until, now + wait)
                 if wait > 0:
                     await asyncio.sleep(wait)
                 return True
         link.count("acquire", "fallback")
+        # Likewise, slots Redis booked for this replica before it went away are still being
+        # used: the local share starts after them.
+        hold = self._redis_until - time.monotonic()
+        if hold > 0:
+            if hold > max_wait:
+                return False
+            await asyncio.sleep(hold)
+            max_wait -= hold
         return await self._local().acquire(tokens, max_wait=max_wait)
 
     def settle(self, estimated: float, actual: float) -> None:

@@ -241,3 +241,39 @@ async def test_closing_a_judge_closes_its_shared_budget_connection(
             break
         await asyncio.sleep(0.02)
     assert clients() == before
+
+
+async def test_each_schedule_waits_out_the_slots_the_other_booked(
+    redis_server: RedisServer,
+) -> None:
+    """Across a Redis outage the replicas together ran up to three times their budget: slots
+    Redis had booked kept being used while the local share started afresh beside them, and
+    after Redis came back the local share's booked slots ran beside Redis's new ones."""
+    limiter = _limiter(redis_server, uuid.uuid4().hex, rpm=600)  # 10 a second, 1 s of burst
+
+    async def granted_at() -> float:
+        assert await limiter.acquire()
+        return time.monotonic()
+
+    try:
+        # 25 slots from Redis: about 1.5 s of them are still ahead when Redis goes away.
+        booked = [asyncio.create_task(granted_at()) for _ in range(25)]
+        await asyncio.sleep(0.3)  # every reply is in; the last slots are a second ahead
+        redis_server.stop()
+        fallback = [asyncio.create_task(granted_at()) for _ in range(5)]
+        redis_slots, local_slots = await asyncio.gather(*booked), await asyncio.gather(*fallback)
+        assert min(local_slots) >= max(redis_slots) - 0.02, (max(redis_slots), local_slots)
+        # Now the local share has slots booked ahead; Redis comes back.
+        later = [asyncio.create_task(granted_at()) for _ in range(15)]
+        await asyncio.sleep(0.05)
+        redis_server.start()
+        await asyncio.sleep(0.35)  # retry_after: Redis is tried again
+        local_end = limiter._local().booked_until()
+        back = await granted_at()
+        assert limiter.link.up
+        assert back >= local_end - 0.02, (back, local_end)
+        await asyncio.gather(*later)
+    finally:
+        if redis_server.proc is None or redis_server.proc.poll() is not None:
+            redis_server.start()
+        await limiter.aclose()
