@@ -274,25 +274,30 @@ def _is_reference(response: str, fields: Mapping[str, str]) -> bool:
     return bool(mine) and mine == _ARTICLE_RE.sub("", normalize_for_gate(ref))
 
 
-_FINAL_LETTER_RE = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?[\s.*_$}\])]*\Z")
-_OPTION_MARK_RE = re.compile(
-    r"(?:^|[\s\[])\(([A-J])\)|(?:^|\s)([A-J])[).](?=\s)|^\s*([A-J]):(?=\s)", re.M
+_FINAL_LETTER_RE = re.compile(r"(?<![A-Za-z])\(?([A-Ja-j])\)?[\s.*_$}\])]*(?:</answer>[\s.]*)?\Z")
+_OPTION_RE = (
+    r"(?:(?<![A-Za-z0-9(])|(?<![A-Za-z0-9])\(){0}\)?(?:\*\*)?(?:[).:\]．]|\s*[-–,])"
+    r"|^[ \t]*{0}[ \t]"
 )
-"""An option letter as a multiple-choice question marks one: ``(A)``, ``A)`` or ``A.`` before
-a space, or ``A:`` opening a line."""
+"""An option letter as a question marks one: ``(A)``, ``A)``, ``A.``, ``A:``, ``**A.**``,
+``A -``, ``A．``, a list ``A, B, C``, or a letter opening a line (``A whale``); not
+``P(A)``."""
 
 
 def _ends_with_offered_choice(response: str, fields: Mapping[str, str]) -> bool:
-    """The response ends with a capital letter the query offers as an option ("The answer is
-    A.", "**Answer:** D", ``\\boxed{A}``): a choice, not an opener. Read as words, "a", "d"
-    and "i" are stop words, so a right letter answer was gated as saying nothing. The query
-    must offer two options or more (a few-shot "Q: ...\nA:" offers none)."""
+    """The response ends with a letter the query offers as an option ("The answer is A.",
+    "**Answer:** D", ``\\boxed{A}``, ``<answer>A</answer>``): a choice, not an opener. Read
+    as words, "a", "d" and "i" are stop words, so a right letter answer was gated as saying
+    nothing. The query must offer two options or more (a few-shot "Q: ...\nA:" offers none).
+    """
     m = _FINAL_LETTER_RE.search(response)
     if m is None:
         return False
     asked = "\n".join(fields.get(f) or "" for f in ("query", "instruction"))
-    offered = {a or b or c for a, b, c in _OPTION_MARK_RE.findall(asked)}
-    return len(offered) >= 2 and m.group(1) in offered
+    offered = [
+        x for x in "ABCDEFGHIJ" if re.search(_OPTION_RE.format(f"[{x}{x.lower()}]"), asked, re.M)
+    ]
+    return len(offered) >= 2 and m.group(1).upper() in offered
 
 
 class MasterKeyGate:

@@ -269,23 +269,39 @@ def reasoned_answers(response: str) -> list[str]:
     one; any case) up to the next one, and after its last one where there are several (a
     fake tag later on must not hide the first answer, nor an answer hide behind a late one).
 
-    A block with no opening tag counts only for ``</think>`` (the prompt opened it, as R1's
-    template does). Empty when there is no closing tag, or when the tags are a topic: words
-    before the opening tag and next to nothing inside ("between <think> and </think>").
+    A block with no opening tag before it counts only for ``</think>`` ending its line (the
+    prompt opened it, as R1's template does; "the closing tag is </think>." is prose). No
+    answers when there is no closing tag, or when the tags are a topic: words before the
+    opening tag and next to nothing inside ("between <think> and </think>"), or a tag in
+    quotes on both sides. Prose around the tags must end the closing tag's line to be a block
+    ("closes it with </think>." is prose).
     """
-    opened = next((m for m in _THINK_START_RE.finditer(response) if not _quoted(response, m)), None)
+    ends_any = [m for m in _CLOSE_ANY_RE.finditer(response) if not _quoted(response, m)]
+    if not ends_any:
+        return []
+    opened = next(
+        (
+            m
+            for m in _THINK_START_RE.finditer(response, 0, ends_any[0].start())
+            if not _quoted(response, m)
+        ),
+        None,
+    )
     name = opened.group(1) if opened is not None else "think"
     ends = [
         m
         for m in re.finditer(_THINK_END.format(name), response, re.IGNORECASE)
         if not _quoted(response, m)
     ]
-    if not ends or (opened is not None and opened.start() > ends[0].start()):
-        if opened is not None or not ends:
+    if not ends:
+        return []
+    ends_line = _ENDS_LINE_RE.match(response, ends[0].end()) is not None
+    if opened is None:
+        if not ends_line:
             return []
-    elif opened is not None:
-        inside = response[opened.end() : ends[0].start()]
-        if _has_words(response[: opened.start()]) and len(inside.strip()) < _MENTION_CHARS:
+    elif _has_words(response[: opened.start()]):  # prose around the tags: a topic, unless
+        inside = response[opened.end() : ends[0].start()]  # a real block ends its line
+        if len(inside.strip()) < _MENTION_CHARS or not ends_line:
             return []
     answers = [response[ends[0].end() : ends[1].start() if len(ends) > 1 else len(response)]]
     if len(ends) > 1:
@@ -293,13 +309,16 @@ def reasoned_answers(response: str) -> list[str]:
     return answers
 
 
+_CLOSE_ANY_RE = re.compile(r"<\s*/\s*(?:think|thinking|reasoning|thought)\s*>", re.IGNORECASE)
+_ENDS_LINE_RE = re.compile(r"[ \t]*(?:\n|\Z)")
 _MENTION_CHARS = 24
 """Fewer characters than this between the tags, after words: the tags are named, not used."""
 
 
 def _quoted(text: str, m: re.Match[str]) -> bool:
-    """A tag in quotes or backticks (``"</think>"`` in code): named, not used."""
-    return text[m.start() - 1 : m.start()] in _QUOTES or text[m.end() : m.end() + 1] in _QUOTES
+    """A tag in quotes or backticks on both sides (``"</think>"`` in code): named, not used."""
+    before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
+    return bool(before) and before in _QUOTES and after in _QUOTES
 
 
 _QUOTES = frozenset("\"'`")

@@ -179,9 +179,12 @@ class ChatTokenStripper:
 
     def _response(self, text: str, query: str) -> str:
         """A response without the strip patterns, nor (in a query of a template that uses
-        them) the end tokens that end it. No patterns: nothing is removed."""
+        them, or that ends with one) the end tokens that end it. No patterns: nothing is
+        removed."""
         text = self.strip(text)
-        if self._re is None or not _USES_TRAILING_RE.search(query):
+        if self._re is None or not (
+            _USES_TRAILING_RE.search(query) or _TRAILING_END_RE.search(query)
+        ):
             return text
         return _TRAILING_END_RE.sub("", text)
 
@@ -200,14 +203,22 @@ class ChatTokenStripper:
         it. A tool result rendered as a user turn (Qwen's ``<tool_response>``) is skipped for
         the turn before.
         """
-        best: tuple[int, re.Pattern[str], re.Pattern[str]] | None = None
+        found = []
         for any_re, start_re, end_re in self._user_turns:
             first = any_re.search(prompt)
-            if first is not None and (best is None or first.start() < best[0]):
-                best = (first.start(), start_re, end_re)
-        if best is None:
-            return None
-        _, start_re, end_re = best
+            if first is not None:
+                found.append((first.start(), start_re, end_re))
+        for _, start_re, end_re in sorted(found, key=lambda f: f[0]):
+            # The first template with a user turn (one whose token only appears quoted, or
+            # whose opening token a truncation cut, has none: the next is tried).
+            question = self._last_user_turn(prompt, start_re, end_re)
+            if question is not None:
+                return question
+        return None
+
+    def _last_user_turn(
+        self, prompt: str, start_re: re.Pattern[str], end_re: re.Pattern[str]
+    ) -> str | None:
         for turn in reversed(list(start_re.finditer(prompt))):
             end = end_re.search(prompt, turn.end())
             text = prompt[turn.end() : end.start() if end is not None else len(prompt)]

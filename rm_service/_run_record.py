@@ -122,10 +122,12 @@ def _attrs(obj: Any) -> dict[str, Any]:
 
 
 def _is_part(value: Any) -> bool:
-    """One of the graders' own parts held by a grader (a gate, a committee's member, the harm
-    detector), whose settings are the reward's too. By module, not by protocol: a runtime
-    protocol check reads the object's properties, and a user's may raise."""
-    return type(value).__module__.startswith("graders.")
+    """A part held by a grader whose settings are the reward's too: one of the graders' own
+    (a gate, a committee's member, the harm detector), or a user's gate (a class with a
+    ``check`` method). Read off the class: a runtime protocol check reads the object's own
+    properties, and a user's may raise."""
+    cls = type(value)
+    return cls.__module__.startswith("graders.") or callable(getattr(cls, "check", None))
 
 
 def _plain(value: Any, depth: int, loose: bool = False) -> Any:

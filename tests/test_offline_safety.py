@@ -664,3 +664,29 @@ def test_the_fingerprint_never_fails_on_a_users_grader() -> None:
 
     first = _safe_settings(_Lazy())
     assert first == _safe_settings(_Lazy()) and first["threshold"] == 0.5
+
+
+class _Shouting:
+    """A user's pre-gate: its threshold is the reward's."""
+
+    name = "shouting"
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def check(self, response: str, fields: object) -> str | None:
+        caps = sum(c.isupper() for c in response)
+        return "shouting" if caps > self.share * max(1, len(response)) else None
+
+
+def test_a_users_gate_counts_in_the_fingerprint() -> None:
+    from graders import RelevanceGrader
+    from rm_service import GraderConfig, GradingRunner
+    from rm_service._run_record import reward_fingerprint
+    from tests.support import FakeJudge
+
+    def digest(*gates: object) -> str:
+        grader = RelevanceGrader(FakeJudge(), pregates=list(gates))
+        return reward_fingerprint(GradingRunner({"r": GraderConfig(grader=grader)}))
+
+    assert len({digest(), digest(_Shouting(0.5)), digest(_Shouting(0.9))}) == 3

@@ -415,6 +415,12 @@ def test_end_tokens_in_an_answer_are_kept_unless_they_end_it() -> None:
         "<start_of_turn>user or model.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
         "What is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
         "<｜begin▁of▁sentence｜>Never write [INST] tags.<｜User｜>What is 2+2?<｜Assistant｜>",
+        # Mistral v7: its system block has no token the templates list; ChatML's is quoted
+        "<s>[SYSTEM_PROMPT]Never emit <|im_start|> tokens.[/SYSTEM_PROMPT][INST]What is 2+2?"
+        "[/INST]",
+        # a left-truncated ChatML prompt whose cut system prompt names Gemma's token
+        "emit <start_of_turn> tokens.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+        "<|im_start|>assistant\n",
     ],
 )
 def test_a_system_prompt_quoting_another_templates_marker_is_text(prompt: str) -> None:
@@ -428,4 +434,11 @@ def test_no_strip_patterns_remove_nothing_and_other_templates_keep_their_endings
     assert ChatTokenStripper([]).split(gemma + "4<end_of_turn>", gemma).response == "4<end_of_turn>"
     chatml = CHATML.format("What ends a Gemma sequence?")
     answer = "In Gemma the end-of-sequence token is <eos>"
-    assert ChatTokenStripper().split(chatml + answer, chatml).response == answer
+    assert ChatTokenStripper().split(chatml + answer + "<|im_end|>", chatml).response == answer
+
+
+def test_a_query_ending_in_an_end_token_loses_it_without_a_template() -> None:
+    """A plain (no chat template) Gemma prompt, left-truncated: the <eos> ending the query is
+    still an end token."""
+    prompt = "Question: 2+2?\nAnswer:"
+    assert ChatTokenStripper().split(prompt + " 4<eos>", prompt).response == " 4"

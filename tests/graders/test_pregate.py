@@ -294,12 +294,14 @@ async def test_the_answer_after_a_think_block_is_gated_as_an_answer(
 )
 async def test_an_opener_after_the_reasoning_is_a_master_key(answer: str) -> None:
     """With only the answering gates on the answer, an opener alone after a reasoning block
-    reached a gullible judge's full marks."""
-    fake = FakeJudge(verdict(5))
-    response = f"<think>France is a European country; its capital is well known.</think>\n{answer}"
-    r = await RelevanceGrader(fake).aevaluate(query=Q, response=response)
-    assert isinstance(r, GraderScore) and r.score == 0.0, r
-    assert r.metadata == {"pregate": "master_key"} and fake.n_calls == 0
+    reached a gullible judge's full marks (a block the prompt opened, as R1's does, too)."""
+    for opening in ("<think>", ""):
+        fake = FakeJudge(verdict(5))
+        reasoning = "France is a European country; its capital is well known."
+        response = f"{opening}{reasoning}</think>\n{answer}"
+        r = await RelevanceGrader(fake).aevaluate(query=Q, response=response)
+        assert isinstance(r, GraderScore) and r.score == 0.0, r
+        assert r.metadata == {"pregate": "master_key"} and fake.n_calls == 0
 
 
 @pytest.mark.parametrize(
@@ -329,6 +331,8 @@ async def test_a_letter_the_query_does_not_offer_as_an_option_is_no_choice(
         "<think>Let me recall.</think>I don't know.\n</think>\nx",  # a fake tag after it
         ".<think>Let me recall which city it is.</think>\nI don't know.",  # a dot before it
         "Ok <think>Let me recall which city it is.</think>\nI don't know.",
+        "<think>Let me recall which city it is.</think>'\nI don't know.",  # a quote beside it
+        "Let me recall which city it is.</think>\nI don't know.<think>",  # a late opening tag
     ],
 )
 async def test_any_spelling_of_the_reasoning_block_is_read_as_one(response: str) -> None:
@@ -364,6 +368,22 @@ async def test_any_spelling_of_the_reasoning_block_is_read_as_one(response: str)
             "It writes its reasoning between <think> and </think>, then the answer.",
         ),
         ("Which tag closes a reasoning block?", "The closing tag is </reasoning>"),
+        ("Which tag closes a reasoning block?", "The closing tag is </think>."),
+        (
+            "How does R1 format its output?",
+            "The model writes <think> followed by its reasoning, and closes it with </think>.",
+        ),
+        (
+            "Which is a mammal?\nA. whale\nB. shark\nC. trout\nD. eel",
+            "<think>Whales nurse their young, so option A.</think>\n<answer>A</answer>",
+        ),
+        (
+            "Which is a mammal?\n(a) whale\n(b) shark",
+            "<think>Whales nurse their young ones.</think>\nThe answer is A.",
+        ),
+        ("Which is a mammal?\nA whale\nB shark\nC trout\nD eel", "The answer is A."),
+        ("Which is a mammal? A - whale B - shark", "The answer is A."),
+        ("Which is a mammal?\n**A.** whale\n**B.** shark", "The answer is A."),
         ("What does the model write?", "<think>recall</think>It writes </thinking> at the end."),
     ],
 )
