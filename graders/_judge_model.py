@@ -6,7 +6,6 @@ construction and copies of it (committee samples) share one construction.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -48,20 +47,16 @@ class _ModelRef:
     @property
     def identity(self) -> list[Any]:
         """What the judge is (backend, model, endpoint): a run's reward fingerprint counts it,
-        so a resume with another judge is refused. From a config's spec (the same built or
-        not; the model and endpoint it leaves to the environment read from there, as building
-        would); a model given directly is named by itself; a bare factory only by its name."""
-        spec = getattr(self._factory, "spec", None)  # the same before and after it is built
+        so a resume with another judge is refused. A config's judge says it itself, the same
+        built or not; a model given directly is named by itself; a bare factory only by its
+        name."""
+        of_factory = getattr(self._factory, "identity", None)
+        if callable(of_factory):
+            return list(of_factory())
         model = self._model
-        if spec is None and model is not None:
+        if model is not None:
             return [type(model).__name__, str(model.model), getattr(model, "base_url", None)]
-        if spec is None:
-            return ["factory", getattr(self._factory, "__qualname__", "?")]
-        return [
-            spec.backend,
-            spec.model or os.environ.get("RM_SERVICE_JUDGE_MODEL"),
-            spec.base_url or os.environ.get("OPENAI_BASE_URL"),
-        ]
+        return ["factory", getattr(self._factory, "__qualname__", "?")]
 
     def get(self) -> ChatModel:
         model = self._model

@@ -87,6 +87,17 @@ class JudgeSpec(BaseModel):
             raise ValueError("rate_limit_key names a shared budget: set rate_limit_redis too")
         return self
 
+    def resolved_model(self) -> str:
+        """An endpoint judge's model name, as :func:`build_judge` picks it."""
+        return self.model or os.environ.get("RM_SERVICE_JUDGE_MODEL") or DEFAULT_ENDPOINT_MODEL
+
+    def identity(self) -> list[Any]:
+        """What the judge is (backend, model, endpoint), resolved as building it would, without
+        building it: a run's reward fingerprint counts it."""
+        if self.resolved_backend() == "local":
+            return ["local", self.model]
+        return ["openai", self.resolved_model(), self.base_url or os.environ.get("OPENAI_BASE_URL")]
+
     def resolved_backend(self) -> Literal["openai", "local"]:
         _load_dotenv()
         if self.backend is not None:
@@ -116,7 +127,7 @@ def build_judge(spec: JudgeSpec | dict[str, Any] | None = None) -> ChatModel:
     }
     if spec.transport:
         kwargs["transport"] = spec.transport
-    model = spec.model or os.environ.get("RM_SERVICE_JUDGE_MODEL") or DEFAULT_ENDPOINT_MODEL
+    model = spec.resolved_model()
     chat = OpenAIChatModel(model, **kwargs)
     if spec.rate_limit_redis is not None:
         key = spec.rate_limit_key or f"{chat.base_url or 'https://api.openai.com/v1'}|{model}"
@@ -130,18 +141,26 @@ _LOCK = threading.Lock()
 
 def judge_factory(spec: JudgeSpec | dict[str, Any] | None = None) -> Callable[[], ChatModel]:
     """A zero-argument callable returning the backend for ``spec``, built on first call and
-    shared process-wide by every caller with an equal spec (one pool, one loaded model)."""
-    spec = _as_spec(spec)
+    shared process-wide by every caller with an equal spec (one pool, one loaded model). Its
+    ``identity()`` says what the judge is before it is built."""
+    return _JudgeFactory(_as_spec(spec))
 
-    def get() -> ChatModel:
+
+class _JudgeFactory:
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        self.spec = spec
+
+    def __call__(self) -> ChatModel:
         with _LOCK:
-            model = _SHARED.get(spec)
+            model = _SHARED.get(self.spec)
             if model is None:
-                model = _SHARED[spec] = build_judge(spec)
+                model = _SHARED[self.spec] = build_judge(self.spec)
             return model
 
-    get.spec = spec  # type: ignore[attr-defined]  # what the judge is, before it is built
-    return get
+    def identity(self) -> list[Any]:
+        return self.spec.identity()
 
 
 def _load_dotenv() -> None:
