@@ -442,3 +442,16 @@ def test_a_query_ending_in_an_end_token_loses_it_without_a_template() -> None:
     still an end token."""
     prompt = "Question: 2+2?\nAnswer:"
     assert ChatTokenStripper().split(prompt + " 4<eos>", prompt).response == " 4"
+
+
+def test_end_tokens_are_cut_from_the_end_only_and_whitespace_runs_cost_little() -> None:
+    """The first version searched a regex of whitespace runs around the tokens at the end,
+    quadratic in a run of spaces (2 s for 40,000 of them, on the event loop)."""
+    from rm_service._query_split import _without_trailing_ends
+
+    assert _without_trailing_ends("4 <end_of_turn>\n<eos>  ") == "4"
+    assert _without_trailing_ends("4 <eos> x") == "4 <eos> x"
+    assert _without_trailing_ends("4\n") == "4\n"  # nothing cut: the text as it was
+    gemma = "<bos><start_of_turn>user\nQ?<end_of_turn>\n<start_of_turn>model\n"
+    response = "a" + " " * 400_000 + "b"
+    assert ChatTokenStripper().split(gemma + response, gemma).response == response
