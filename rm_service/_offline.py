@@ -84,6 +84,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def side_paths(
+    out: Path, errors_path: str | Path | None, report_path: str | Path | None
+) -> tuple[Path, Path]:
+    """The errors file and the HTML report of output ``out``: as given, else beside it."""
+    errors = Path(errors_path) if errors_path else out.with_name(out.name + ".errors.jsonl")
+    report = Path(report_path) if report_path else out.with_name(out.name + ".report.html")
+    return errors, report
+
+
 def _refuse_collisions(paths: dict[str, Path]) -> None:
     """Raise when two of the run's files are one file, before any of them is touched: with
     ``--overwrite``, an output that is the input used to be unlinked, input and all."""
@@ -354,8 +363,7 @@ async def agrade_file(
         RMServiceError: the output is in use by another run, or cannot be written.
     """
     src, out = Path(input_path), Path(output_path)
-    err_path = Path(errors_path) if errors_path else out.with_name(out.name + ".errors.jsonl")
-    report = Path(report_path) if report_path else out.with_name(out.name + ".report.html")
+    err_path, report = side_paths(out, errors_path, report_path)
     # The lock sits beside the file the output really is: two runs writing one file through a
     # symbolic link and its target must meet at one lock.
     real = Path(os.path.realpath(out))

@@ -262,12 +262,9 @@ def _grade(args: argparse.Namespace) -> int:
     args.output = Path(args.output) if args.output else None
     output = args.output or args.input.with_name(args.input.stem + ".graded.jsonl")
     if args.config:  # the output or the HTML report written over the reward config
-        from rm_service._offline import _refuse_collisions
+        from rm_service._offline import _refuse_collisions, side_paths
 
-        report = output.with_name(output.name + ".report.html")
-        report = Path(args.report) if args.report else report
-        errors = output.with_name(output.name + ".errors.jsonl")
-        errors = Path(args.errors) if args.errors else errors
+        errors, report = side_paths(output, args.errors, args.report)
         _refuse_collisions(
             {"config": Path(args.config), "output": output, "report": report, "errors file": errors}
         )
