@@ -14,7 +14,14 @@ from collections.abc import Iterable, Mapping
 from graders._pregate_text import _is_cjk, _quote, asked_verbatim, normalize_for_gate
 from graders._text import INVISIBLE
 
-__all__ = ["DEFAULT_MASTER_KEYS", "META_WORDS", "STOP_WORDS", "EmptyGate", "MasterKeyGate"]
+__all__ = [
+    "DEFAULT_GREETINGS",
+    "DEFAULT_MASTER_KEYS",
+    "META_WORDS",
+    "STOP_WORDS",
+    "EmptyGate",
+    "MasterKeyGate",
+]
 
 
 _VISIBLE_RE = re.compile(rf"[^\s{INVISIBLE}]")
@@ -124,7 +131,7 @@ DEFAULT_MASTER_KEYS: tuple[str, ...] = (
     "task completed",
     "as follows",
     "the following",
-    # Fillers, acknowledgements and greetings.
+    # Fillers and acknowledgements (greetings: DEFAULT_GREETINGS).
     "okay",
     "ok",
     "sure",
@@ -207,6 +214,35 @@ DEFAULT_MASTER_KEYS: tuple[str, ...] = (
 Extend per task with ``MasterKeyGate(extra_phrases=...)``. Bare numbers and ``yes``/``no`` are
 deliberately absent: they are complete answers.
 """
+
+DEFAULT_GREETINGS: tuple[str, ...] = (
+    "hi",
+    "hi there",
+    "hello",
+    "hello there",
+    "hey",
+    "hey there",
+    "greetings",
+    "dear user",
+    "hola",
+    "bonjour",
+    "salut",
+    "hallo",
+    "ciao",
+    "olá",
+    "привет",
+    "здравствуйте",
+    "你好",
+    "您好",
+    "こんにちは",
+    "안녕하세요",
+)
+"""Greetings: stripped from the front like a filler, but only when something follows them.
+
+Why apart from :data:`DEFAULT_MASTER_KEYS`: "Hello! Let's solve this step by step." is a master
+key with a greeting in front, and the greeting's word passed as content. Yet "Hello" alone is the
+right answer to "What is 'bonjour' in English?", so a greeting is never the whole of what the
+gate strips."""
 
 _ENUMERATOR_RE = re.compile(
     r"(?:step|part|stage|phase|schritt|paso|étape|шаг|步骤|第)\s*(?:\d+|one|two|three|i{1,3}|一|二|三)"
@@ -323,6 +359,8 @@ class MasterKeyGate:
     Args:
         phrases: the base phrase list (default :data:`DEFAULT_MASTER_KEYS`).
         extra_phrases: more phrases for a task or language, added to ``phrases``.
+        greetings: phrases stripped from the front only when something follows them
+            (default :data:`DEFAULT_GREETINGS`).
         dangling_colon: also gate short responses ending in a colon.
         vocabulary: apply check 3 (English meta-word vocabulary).
         name: the gate name reported in metadata.
@@ -333,6 +371,7 @@ class MasterKeyGate:
         *,
         phrases: Iterable[str] = DEFAULT_MASTER_KEYS,
         extra_phrases: Iterable[str] = (),
+        greetings: Iterable[str] = DEFAULT_GREETINGS,
         dangling_colon: bool = True,
         vocabulary: bool = True,
         name: str = "master_key",
@@ -343,6 +382,9 @@ class MasterKeyGate:
         self.phrases: tuple[str, ...] = tuple(sorted(normalized, key=lambda p: (-len(p), p)))
         self._strong = frozenset(p for p in self.phrases if _is_strong(p))
         self._by_first = _by_first_char(self.phrases)
+        greeted = {normalize_for_gate(g) for g in greetings}
+        greeted.discard("")
+        self.greetings: tuple[str, ...] = tuple(sorted(greeted, key=lambda g: (-len(g), g)))
         self.dangling_colon = dangling_colon
         self.vocabulary = vocabulary
         self.name = name
@@ -358,6 +400,7 @@ class MasterKeyGate:
         answer labels are); fillers such as "sure" or "here" are weak.
         """
         strong = False
+        text = self._strip_greeting(text)
         while text:
             m = _ENUMERATOR_RE.match(text)
             if m and (m.end() == len(text) or text[m.end()] == " "):
@@ -375,6 +418,16 @@ class MasterKeyGate:
             else:
                 break
         return text, strong
+
+    def _strip_greeting(self, text: str) -> str:
+        """``text`` without a greeting in front, when something follows it ("Hello! Let me
+        think." is an opener; "Hello" alone is a word, perhaps the answer)."""
+        for g in self.greetings:
+            end = len(g)
+            if text.startswith(g) and end < len(text) and (text[end] == " " or _is_cjk(g[-1])):
+                rest = text[end:].lstrip()
+                return rest if rest else text
+        return text
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         reason = self._reason(response)

@@ -143,6 +143,31 @@ def test_honest_short_answers_pass(response: str) -> None:
     assert MasterKeyGate().check(response, {}) is None, response
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        "Hi. Let me think step by step.",
+        "Hello! Let us solve this step by step.",
+        "Hello there! Thought process:",
+        "Hey, let's think about this.",
+        "Greetings! Here is my answer:",
+        "Bonjour ! Réfléchissons étape par étape.",
+        "你好！让我们一步一步地思考",
+    ],
+)
+def test_a_greeting_before_a_master_key_is_an_opener(response: str) -> None:
+    assert MasterKeyGate().check(response, {}), response
+
+
+@pytest.mark.parametrize(
+    "response", ["Hello", "Hi!", "Hello there", "Hi! The capital is Paris.", "Hello, 4.", "Hola"]
+)
+def test_a_greeting_alone_or_before_content_is_not_gated(response: str) -> None:
+    """A greeting alone may be the answer ("What is 'bonjour' in English?"): it is stripped only
+    when something follows it."""
+    assert MasterKeyGate().check(response, {}) is None, response
+
+
 def test_master_key_gate_leaves_empty_to_the_empty_gate() -> None:
     assert MasterKeyGate().check("   ", {}) is None
 
