@@ -152,6 +152,52 @@ def _source(source: str) -> str:
     return "text" if source == "last_number" else source
 
 
+# --- bare lists ----------------------------------------------------------------------------------
+
+_LIST_SEP = re.compile(r"\s*(?:\n+|[,;|、，]|\s[/&]\s|\s(?:and|und|et|y|и)\s)\s*", re.IGNORECASE)
+_LIST_BULLET = re.compile(r"^\s*(?:[-*•·+]|\d{1,2}[.)])\s+")
+_LIST_LABEL = re.compile(r"^[^\W\d_][^\W\d_ ]*(?: [^\W\d_]+){0,2}\s*:\s*")
+_LIST_NOTE = re.compile(r"\s*\([^()]{0,24}\)")
+_LIST_ITEM_WORDS = 4
+_LIST_PUNCT = r"(?:[\s,;|/&.()\[\]*•·]|(?<![^\n])[ \t]*[-+*•][ \t])*"
+_LIST_RESIDUE = re.compile(rf"{_LIST_PUNCT}(?:\b(?:and|und|et|y|и)\b{_LIST_PUNCT})?", re.IGNORECASE)
+"""What may stand between the items of a bare list of numbers or letters: separators, brackets,
+a bullet opening a line, one "and" (not a sign: "2 + 2" is a sum)."""
+
+
+def _listed(text: str) -> list[str]:
+    """The items of a reply that is only a list of short candidates ("Paris, Lyon, Nice.",
+    "Candidates: Jane Austen, George Eliot", "- Mercury\n- Venus", "Mercury (60%), Venus (30%)"),
+    each as :func:`_fold` reads it; empty when the reply is prose, or lists fewer than two
+    different items.
+
+    Why: a short reply that states the reference verbatim was the reference, whatever else it
+    listed, so a list of every plausible answer scored 1.0 by rule against each of them, even
+    under an honest judge."""
+    body = _LIST_LABEL.sub("", text.strip(), count=1)
+    items = []
+    for line in body.splitlines():
+        for raw in _LIST_SEP.split(_LIST_BULLET.sub("", line)):
+            item = _fold(_LIST_NOTE.sub("", raw))
+            if not item:
+                continue
+            if len(item.split()) > _LIST_ITEM_WORDS:
+                return []
+            items.append(item)
+    return items if len(set(items)) > 1 else []
+
+
+def _only_listed(text: str, spans: Sequence[_Span]) -> bool:
+    """``spans`` (numbers or letters) are all of ``text`` but separators, and two of them differ:
+    "56\n\n54", "56 and 54", "A, B, C, D", "(A)(B)(C)(D)"."""
+    if len({s.key for s in spans}) < 2:
+        return False
+    bounds = [0, *(x for s in spans for x in (s.start, s.end)), len(text)]
+    return all(
+        _LIST_RESIDUE.fullmatch(text, bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)
+    )
+
+
 # --- numbers -------------------------------------------------------------------------------------
 
 
@@ -269,6 +315,8 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
         )
         return [f"${expr}$"]
     alternatives = _hedged_with(text, spans, idx, marked=marked)
+    if not alternatives and _only_listed(text, spans):
+        alternatives = list({s.key: s.text for s in spans}.values())
     if alternatives:
         return _hedge(path, alternatives, source)
     cmp = compare_numbers(chosen.number, ref.number, rel_tol=NEAR_REL_TOL)
@@ -361,6 +409,8 @@ def _decide_choice(final: str, ref: Reference) -> Decision:
         # A reply of a few words ("B", "B and C", "A good choice is B.") is all answer; in
         # longer text only a formatted letter ("(B)", "B)", "**B**", "option B") is a choice.
         picked = spans
+        if _only_listed(text, spans):  # "A, B, C, D": every option, none chosen
+            return _hedge(path, list({s.key: s.text for s in spans}.values()), source)
         if len(text.split()) > _SHORT_CHOICE_WORDS:
             strong = {s.start for s in _letters(text, _LETTER_STRONG)}
             picked = [s for s in spans if s.start in strong]
@@ -445,6 +495,13 @@ def _decide_exact(final: str, gold: str, path: str = "rule:exact") -> Decision:
         return Decision(
             None, path, f"the answer stating {gold!r} also negates something", shown, source
         )
+    listed = next((items for s in scopes if target in (items := _listed(_clean(s)))), None)
+    if listed is not None:
+        return Decision(
+            None, path, f"the answer lists {gold!r} among other candidates "
+            f"({', '.join(repr(i) for i in dict.fromkeys(listed))}): the judge reads it",
+            shown, source,
+        )  # fmt: skip
     return Decision(1.0, path, f"the response's answer states {gold!r}", shown, source)
 
 

@@ -203,6 +203,45 @@ async def test_hedge_reports_every_candidate(math: MathGrader) -> None:
     assert decision.reason.startswith("hedged")
 
 
+LISTED_CANDIDATES = [
+    # a bare list of every plausible answer: each was a rule 1.0 against any of them
+    ("Paris, Lyon, Marseille, Toulouse, Nice.", "Lyon", None, "rule:exact"),
+    ("Paris and Lyon and Marseille.", "Paris", None, "rule:exact"),
+    ("Candidates: Jane Austen, Emily Brontë, George Eliot.", "George Eliot", None, "rule:exact"),
+    ("Mercury\nVenus\nMars", "Mars", None, "rule:exact"),
+    ("- Mercury\n- Venus\n- Mars", "Mercury", None, "rule:exact"),
+    ("Mercury (60%), Venus (30%), Mars (10%)", "Venus", None, "rule:exact"),
+    ("A, B, C, D", "C", 0.0, "rule:choice"),
+    ("(A)(B)(C)(D)", "A", 0.0, "rule:choice"),
+    ("A\nB\nC\nD", "D", 0.0, "rule:choice"),
+    ("56\n\n54", "54", 0.0, "rule:number"),
+    ("56 and 54", "56", 0.0, "rule:number"),
+    ("- 56\n- 54", "54", 0.0, "rule:number"),
+    # guards: one answer, however written
+    ("Paris.", "Paris", 1.0, "rule:exact"),
+    ("It was Jane Austen, in 1813.", "Jane Austen", 1.0, "rule:exact"),
+    ("red, yellow, blue", "red, yellow, blue", 1.0, "rule:exact"),
+    ("2 + 2\n\n4", "4", 1.0, "rule:number"),
+    ("5 - 1\n\n4", "4", 1.0, "rule:number"),
+    ("7 × 8 = 56", "56", 1.0, "rule:number"),
+    ("56\n56", "56", 1.0, "rule:number"),
+    ("- 56", "56", 1.0, "rule:number"),
+    ("1,000", "1000", 1.0, "rule:number"),
+    ("(C)", "C", 1.0, "rule:choice"),
+]
+
+
+@pytest.mark.parametrize(("response", "reference", "score", "path"), LISTED_CANDIDATES)
+async def test_a_list_of_candidates_is_no_answer_the_rule_pays(
+    response: str, reference: str, score: float | None, path: str, math: MathGrader
+) -> None:
+    """A list holding the reference among other candidates is never a rule 1.0: numbers and
+    letters listed bare are a hedge (0.0); words go to the judge, since "Paris, France" may be
+    an answer."""
+    _, decision = await decide(response, reference, math)
+    assert (decision.score, decision.path) == (score, path), decision.reason
+
+
 async def test_a_long_response_is_read_off_the_event_loop(math: MathGrader) -> None:
     filler = "Some careful reasoning about the problem. " * 600  # > OFFLOAD_CHARS
     _, decision = await decide(filler + "The answer is 5.", "4", math)
