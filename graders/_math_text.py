@@ -60,6 +60,12 @@ _BROKEN_INLINE = re.compile(
 )
 # Answer anchors in other languages, mapped to the English word math-verify anchors on.
 _ANSWER_WORDS = re.compile(r"(?i)\b(?:réponse|respuesta|resposta|antwort|risposta)\b|答案")
+_LOGICAL_OR = re.compile(r"\\(?:lor|vee)(?![A-Za-z])|∨")
+_LOGICAL_AND = re.compile(r"\\land(?![A-Za-z])|∧")
+r"""``\lor`` and ``\land``: math-verify reads neither, and kept the last alternative alone, so
+``\boxed{x = 7 \lor x = 2}`` equalled a gold of ``x = 2`` (and ``\boxed{2}`` the gold
+``x = -2 \lor x = 2``). Written as ``\text{ or }`` / ``\text{ and }``, which it reads as a set
+of answers, each side counts. (``\wedge`` is left alone: it is also the exterior product.)"""
 # A single letter set upright (``\mathrm{e}``) is a symbol unless it follows a number, where it is a
 # unit (``5\,\mathrm{m}``). Left as text, math-verify's unit stripping can delete it together with
 # a closing brace: ``1 - \frac{1}{\mathrm{e}}`` became ``1 - \frac{1}{`` and matched ``1 + ...``.
@@ -202,6 +208,8 @@ def _prepare_text(text: str) -> str:
     text = _map_plain(text, _fix_mixed_numbers)
     text = _map_plain(text, _scientific_plain)
     text = _ANSWER_WORDS.sub(" answer", text)
+    if "\\l" in text or "\\vee" in text or "∨" in text or "∧" in text:
+        text = _LOGICAL_AND.sub(r" \\text{ and } ", _LOGICAL_OR.sub(r" \\text{ or } ", text))
     return _CJK_BEFORE.sub(r"\1 ", text).strip()
 
 

@@ -77,6 +77,15 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         ("$[0,1)$", "$[0,1]$", 0.0),
         ("5", r"\boxed{5} is wrong; the answer is \boxed{6}", 0.0),
         ("9", "Answer $ \n 9 \n $", 0.0),  # inline math cannot span lines
+        # \lor and \land: math-verify read only the last alternative (each was a 1.0)
+        (r"x = -2 \lor x = 2", r"\boxed{2}", 0.0),  # a root missing
+        (r"x = -2 \lor x = 2", r"\boxed{x = 7 \lor x = 2}", 0.0),
+        ("5", r"\boxed{x = 2 \land x = 5}", 0.0),
+        ("5", r"\boxed{x > 100 \lor x = 5}", 0.0),
+        ("2", r"\boxed{x = 2 ∨ x = 3}", 0.0),
+        (r"x = -2 \lor x = 2", r"\boxed{-2, 2}", 1.0),  # was a 0.0
+        (r"x = -2 \lor x = 2", r"\boxed{x = 2 \vee x = -2}", 1.0),
+        (r"x = -2 \text{ or } x = 2", r"\boxed{x = -2 \lor x = 2}", 1.0),
         # no extractable answer: a genuine 0, not an error
         ("42", "I don't know.", 0.0),
         (r"\frac{1}{2}", r"<think>It is \boxed{\frac{1}{2}}", 0.0),  # reasoning never ended
