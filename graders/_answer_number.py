@@ -26,6 +26,7 @@ __all__ = [
     "MATH_SPAN",
     "answer_expression",
     "joined_to_variable",
+    "listed_answers",
     "select_answer_number",
     "variable_term",
 ]
@@ -202,3 +203,47 @@ def answer_expression(text: str) -> str | None:
     ):
         return region[max(0, chosen.start() - 8) : chosen.end() + 8].strip()
     return None
+
+
+_LISTED_GAP = re.compile(
+    r"(?:\s|[,;/|.()\[\]$]|\\[{}(),;!]|\\(?:quad|qquad|lor|vee|text\s*\{\s*(?:or|and)\s*\})"
+    r"|\b(?:or|and)\b|(?<![A-Za-z\\])[A-Za-z]\s*=)*",
+    re.IGNORECASE,
+)
+"""What may stand around the numbers of a list of answers: separators, brackets, braces, "or",
+"and", a variable and its "=" (``x = 3 \\text{ or } x = 4``)."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s|\n")
+
+
+def listed_answers(text: str) -> list[Number]:
+    """The numbers of an answer that is a list of several different values (``\\boxed{1, 2, 3,
+    4}``, ``<answer>5 or 6</answer>``, "the answer is 5 or 6", a last line "-2, 2"), else
+    ``[]``.
+
+    Why: the number rule reads one number (a box's last, the first after "answer is"), so a list
+    of candidates scored 1.0 against whichever of them it read, and a gold of two roots was
+    graded as its last one. Read where :func:`select_answer_number` reads: the marked answer
+    (after a phrase, to its sentence's end), else the whole text or its last line."""
+    text = _answer_text(text)
+    regions, source = answer_regions(text)
+    if source == "last_number":
+        lines = [line for line in text.splitlines() if line.strip()]
+        return _listed_in(text) or (_listed_in(lines[-1]) if lines else [])
+    if source == "answer_phrase":
+        region = _SENTENCE_END.split(regions[-1].strip(), maxsplit=1)[0]
+    else:
+        region = regions[-1]
+    return _listed_in(region)
+
+
+def _listed_in(region: str) -> list[Number]:
+    found = list(_NUMBER_RE.finditer(region))
+    numbers = [n for m in found if (n := parse_number(m.group(0))) is not None]
+    if len({n.value for n in numbers}) < 2 or len(numbers) != len(found):
+        return []
+    bounds = [0, *(x for m in found for x in m.span()), len(region)]
+    if all(
+        _LISTED_GAP.fullmatch(region, bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)
+    ):
+        return numbers
+    return []

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from graders._answer_number import answer_expression, select_answer_number
+from graders._answer_number import answer_expression, listed_answers, select_answer_number
 from graders._base import BaseGrader, Unscored, grader
 from graders._text import (
     METADATA_LIST_LIMIT,
@@ -125,11 +125,23 @@ def grade_number(
             kind="invalid_input",
         )
     gold, gold_source, gold_all = select_answer_number(reference)
+    if several := listed_answers(reference):
+        raise Unscored(
+            f"the reference holds several answers ({_listed(several)}); the number rule compares "
+            "one (pass the acceptable answers as a list of golds, or grade with the math grader)",
+            kind="invalid_input",
+        )
     if gold is None:
         raise Unscored(
             f"no number in the reference (looked in: {gold_source})",
             kind="invalid_input",
             reference_numbers=_texts(gold_all),
+        )
+    if several := listed_answers(response):
+        return (
+            0.0,
+            f"hedged: several different answers ({_listed(several)})",
+            {"reference_answer": gold.text, "response_numbers": _texts(several)},
         )
     if (expr := answer_expression(response)) is not None:
         # Its number alone is not its value (\sqrt{16} is 4): neither equal nor different by
@@ -167,6 +179,11 @@ def grade_number(
             metadata,
         )
     return 0.0, f"{pred.text} does not match the reference {gold.text}", metadata
+
+
+def _listed(numbers: list[Number], limit: int = 10) -> str:
+    shown = ", ".join(repr(n.text) for n in numbers[:limit])
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
 
 
 def _short(text: str, limit: int = 60) -> str:

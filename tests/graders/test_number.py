@@ -191,12 +191,59 @@ async def test_near_miss_reports_relative_error_and_right_number_wrong_place() -
 
 
 async def test_metadata_lists_are_capped_keeping_the_last() -> None:
-    response = " ".join(str(i) for i in range(500))
+    response = " ".join(f"step {i}:" for i in range(500))  # prose, not a list of answers
     result = await NumberGrader().aevaluate(response=response, reference_response="499")
     assert result.score == 1.0
     assert len(result.metadata["response_numbers"]) == 100
     assert result.metadata["response_numbers"][-1] == "499"
     assert result.metadata["response_number_count"] == 500
+
+
+@pytest.mark.parametrize(
+    ("response", "reference"),
+    [
+        (r"\boxed{1, 2, 3, 4}", "4"),
+        (r"\boxed{3 \text{ or } 4}", "4"),
+        (r"\boxed{x = 3 \text{ or } x = 4}", "3"),
+        ("The answer is 5 or 6", "5"),
+        ("<answer>5, 6</answer>", "6"),
+        ("5 or 6", "6"),
+        ("56\n\n5", "5"),
+        (" ".join(str(i) for i in range(500)), "499"),
+    ],
+)
+async def test_a_list_of_candidate_answers_is_a_hedge(response: str, reference: str) -> None:
+    """Each was 1.0: the rule read the one number it reads (the box's last, the first after
+    "answer is") and ignored the others listed beside it."""
+    result = await NumberGrader().aevaluate(response=response, reference_response=reference)
+    assert isinstance(result, GraderScore) and result.score == 0.0, result
+    assert result.reason.startswith("hedged: several different answers")
+
+
+@pytest.mark.parametrize("reference", ["-2, 2", r"x = -2 \text{ or } x = 2", "3 and 4"])
+async def test_a_reference_with_several_answers_is_invalid_input(reference: str) -> None:
+    """Graded as its last number before: a lone 2 matched the two roots -2 and 2."""
+    result = await NumberGrader().aevaluate(response=r"\boxed{2}", reference_response=reference)
+    assert isinstance(result, GraderError) and result.kind == "invalid_input", result
+    assert "several answers" in result.error
+
+
+@pytest.mark.parametrize(
+    ("response", "reference"),
+    [
+        ("The answer is 4, since 2 + 2 = 4.", "4"),
+        ("I think it's 3 or 4... no wait, 5.", "5"),
+        ("4 and 4", "4"),
+        ("48 + 24 = 72", "72"),
+        (r"\boxed{1{,}000}", "1000"),
+        ("Natalia sold 48/2 = 24 clips.\nShe sold 48+24 = 72 clips.\n#### 72", "72"),
+    ],
+)
+async def test_one_answer_with_other_numbers_around_it_is_no_hedge(
+    response: str, reference: str
+) -> None:
+    result = await NumberGrader().aevaluate(response=response, reference_response=reference)
+    assert isinstance(result, GraderScore) and result.score == 1.0, result
 
 
 @pytest.mark.parametrize(
