@@ -24,9 +24,9 @@ from graders._text import (
     NUMBER_CORE,
     as_text,
     clip,
+    is_blank,
     jsonable_number,
     parse_number,
-    without_invisible,
 )
 from graders._user_regex import MATCH_TIMEOUT_S, UserRegex, check_timeout, compile_regex
 from rm_service._exceptions import ConfigError
@@ -118,7 +118,7 @@ def check_think_answer(text: str, *, think_tag: str, answer_tag: str) -> Outcome
     if text[i_ca + len(ca) :].strip():
         return 0.0, f"trailing text after {ca}", {}
     answer = text[i_oa + len(oa) : i_ca].strip()
-    if not without_invisible(answer).strip():  # zero-width characters are no answer either
+    if is_blank(answer):  # zero-width characters, fillers or blank cells are no answer either
         return 0.0, f"empty {oa} block", {}
     return (
         1.0,

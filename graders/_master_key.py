@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from graders._pregate_text import _is_cjk, _quote, asked_verbatim, normalize_for_gate
-from graders._text import INVISIBLE
+from graders._text import is_blank
 
 __all__ = [
     "DEFAULT_GREETINGS",
@@ -22,9 +22,6 @@ __all__ = [
     "EmptyGate",
     "MasterKeyGate",
 ]
-
-
-_VISIBLE_RE = re.compile(rf"[^\s{INVISIBLE}]")
 
 
 class EmptyGate:
@@ -38,7 +35,7 @@ class EmptyGate:
         self.name = name
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
-        if _VISIBLE_RE.search(response):
+        if not is_blank(response):
             return None
         return "the response is empty or whitespace only"
 
@@ -432,7 +429,7 @@ class MasterKeyGate:
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         reason = self._reason(response)
         end = response.rfind("</think>")
-        if reason is None and end >= 0 and not _VISIBLE_RE.search(response[end + 8 :]):
+        if reason is None and end >= 0 and is_blank(response[end + 8 :]):
             reason = "the response only reasons: nothing follows its </think>"
         if reason is None or asked_verbatim(response, fields) or _is_reference(response, fields):
             return None

@@ -21,6 +21,7 @@ from graders._base import Unscored
 
 __all__ = [
     "ANSWER_FIELDS",
+    "BLANK",
     "GOLD_LIST_GRADERS",
     "INVISIBLE",
     "METADATA_LIST_LIMIT",
@@ -37,6 +38,7 @@ __all__ = [
     "find_numbers",
     "gold_list_note",
     "grade_any_gold",
+    "is_blank",
     "jsonable_number",
     "no_gradable_gold",
     "numeric_text",
@@ -62,6 +64,24 @@ INVISIBLE = "\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e"
 """Characters that render as nothing (zero-width spaces and joiners, direction marks, the soft
 hyphen), as the body of a regex character class: a reader sees the text without them."""
 _INVISIBLE_RE = re.compile(f"[{INVISIBLE}]+")
+BLANK = (
+    INVISIBLE
+    + "\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180d\u202a-\u202e\u2066-\u2069\u2800\u3164"
+    + "\ufe00-\ufe0f\uffa0\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+)
+""":data:`INVISIBLE` and the other characters that show nothing on their own: Hangul fillers,
+the blank Braille cell, variation selectors, direction embeddings and isolates, tag characters,
+musical formatting marks. Only for "is anything visible at all": they carry meaning next to
+other characters (an emoji's variation selector, a Braille picture), so text is never edited
+with them."""
+_VISIBLE_RE = re.compile(f"[^\\s{BLANK}]")
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and :data:`BLANK` characters."""
+    return _VISIBLE_RE.search(text) is None
+
+
 _FULL_WIDTH = str.maketrans(
     {
         **{chr(0xFF10 + i): str(i) for i in range(10)},

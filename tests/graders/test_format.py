@@ -362,9 +362,34 @@ def test_an_option_for_another_mode_is_a_config_error(kwargs: dict, says: str) -
         FormatGrader(**kwargs)
 
 
-@pytest.mark.parametrize("invisible", ["\u200b", "\u2060", "\ufeff", " \u200b\u200c "])
+@pytest.mark.parametrize(
+    "invisible",
+    [
+        "\u200b",
+        "\u2060",
+        "\ufeff",
+        " \u200b\u200c ",
+        # each was a well-formed answer (1.0): they show nothing either
+        "\u3164",  # Hangul filler
+        "\u115f\u1160",
+        "\uffa0",
+        "\u2800",  # blank Braille cell
+        "\ufe0f",  # variation selector
+        "\U000e0020",  # tag space
+        "\u061c\u202e",  # direction marks
+        "\U0001d173",  # musical formatting
+    ],
+)
 async def test_an_answer_of_invisible_characters_is_empty(invisible: str) -> None:
     grader = FormatGrader(mode="think_answer")
     result = await grader.aevaluate(response=f"<think>x</think><answer>{invisible}</answer>")
     assert isinstance(result, GraderScore) and result.score == 0.0
     assert "empty" in result.reason
+
+
+@pytest.mark.parametrize("answer", ["❤️", "⠿", "1️⃣", "안녕"])
+async def test_an_answer_with_a_visible_character_is_not_empty(answer: str) -> None:
+    """A variation selector or a Braille cell beside a visible character is part of it."""
+    grader = FormatGrader(mode="think_answer")
+    result = await grader.aevaluate(response=f"<think>x</think><answer>{answer}</answer>")
+    assert isinstance(result, GraderScore) and result.score == 1.0, result.reason

@@ -37,7 +37,10 @@ def test_tokens_split_cjk_characters() -> None:
     assert tokens_for_gate("法国的首都 is Paris") == ["法", "国", "的", "首", "都", "is", "paris"]
 
 
-@pytest.mark.parametrize("response", ["", " ", "\n\t  \n", "\u200b", "\ufeff \u200d\u2060"])
+@pytest.mark.parametrize(
+    "response",
+    ["", " ", "\n\t  \n", "\u200b", "\ufeff \u200d\u2060", "\u3164", "\u2800\u2800", "\ufe0f"],
+)
 def test_empty_gate(response: str) -> None:
     assert EmptyGate().check(response, {})
 
