@@ -158,11 +158,15 @@ def hidden_instructions(view: _View) -> str | None:
 
 
 _CHAT_TOKEN_RE = re.compile(
-    r"<\|\s?[A-Za-z_▁][\w▁.\-]{0,40}\s?\|>|\[/?INST\]|<<\s*/?\s*SYS\s*>>"
+    r"<\|\s?(?!(?:begin|end)_of_(?:thought|solution)\s?\|>)[A-Za-z_▁][\w▁.\-]{0,40}\s?\|>"
+    r"|\[/?INST\]|<<\s*/?\s*SYS\s*>>"
     r"|<\s*/?\s*(?:start_of_turn|end_of_turn|eos|bos|endoftext|im_start|im_end|eot_id|eom_id"
     r"|start_header_id|end_header_id|begin_of_text|end_of_text)\s*>",
     re.I,
 )
+"""A chat template's special token: a forged turn. Not the reasoning format's own
+``<|begin_of_thought|>`` ... ``<|end_of_solution|>`` (Sky-T1, OpenThoughts, Bespoke-Stratos),
+which models trained on it write in every honest answer."""
 _FENCE_MARKER_RE = re.compile(
     r"(?<![<﹤‹«⟨〈《❮❬⟪])(?<![<﹤‹«⟨〈《❮❬⟪]\s)(?:[<﹤‹«⟨〈《❮❬⟪]\s?){3,}+\s*(?:END[\s_-]*)?(?:OF[\s_-]*)?(?:THE[\s_-]*)?(?:RESPONSE|QUERY"
     r"|ANSWER|REFERENCE|INSTRUCTION|INPUT|OUTPUT|CANDIDATE|SYSTEM|USER|ASSISTANT|PROMPT|DATA"
