@@ -60,6 +60,15 @@ _BROKEN_INLINE = re.compile(
 )
 # Answer anchors in other languages, mapped to the English word math-verify anchors on.
 _ANSWER_WORDS = re.compile(r"(?i)\b(?:réponse|respuesta|resposta|antwort|risposta)\b|答案")
+_MARKDOWN_EMPHASIS = re.compile(
+    r"(?<![\w*])\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*(?![\w*])"
+    r"|(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"
+    r"|(?<!\w)__(?=\S)([^_\n]+?)(?<=\S)__(?!\w)"
+    r"|(?<!`)`([^`\n]+)`(?!`)"
+)
+"""Markdown bold, italics and inline code around an answer (``<answer>**4**</answer>``): the
+answer inside is the answer; math-verify read ``**4**`` as no number. Not a product or a power:
+``2 * 3 * 4`` and ``2**3`` have no marker hugging a word on both sides."""
 _LOGICAL_OR = re.compile(r"\\(?:lor|vee)(?![A-Za-z])|∨")
 _LOGICAL_AND = re.compile(r"\\land(?![A-Za-z])|∧")
 r"""``\lor`` and ``\land``: math-verify reads neither, and kept the last alternative alone, so
@@ -208,6 +217,8 @@ def _prepare_text(text: str) -> str:
     text = _map_plain(text, _fix_mixed_numbers)
     text = _map_plain(text, _scientific_plain)
     text = _ANSWER_WORDS.sub(" answer", text)
+    if "*" in text or "_" in text or "`" in text:
+        text = _MARKDOWN_EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
     if "\\l" in text or "\\vee" in text or "∨" in text or "∧" in text:
         text = _LOGICAL_AND.sub(r" \\text{ and } ", _LOGICAL_OR.sub(r" \\text{ or } ", text))
     return _CJK_BEFORE.sub(r"\1 ", text).strip()

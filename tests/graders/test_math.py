@@ -77,6 +77,13 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         ("$[0,1)$", "$[0,1]$", 0.0),
         ("5", r"\boxed{5} is wrong; the answer is \boxed{6}", 0.0),
         ("9", "Answer $ \n 9 \n $", 0.0),  # inline math cannot span lines
+        # markdown around the answer: each was a 0.0
+        ("4", "<think>t</think><answer>**4**</answer>", 1.0),
+        ("4", "<answer>*4*</answer>", 1.0),
+        ("4", "<answer>`4`</answer>", 1.0),
+        (r"\frac{1}{2}", r"<answer>**\frac{1}{2}**</answer>", 1.0),
+        ("5", "<answer>**6**</answer>", 0.0),
+        ("24", "The answer is $2 * 3 * 4$.", 1.0),  # a product stays one
         # \lor and \land: math-verify read only the last alternative (each was a 1.0)
         (r"x = -2 \lor x = 2", r"\boxed{2}", 0.0),  # a root missing
         (r"x = -2 \lor x = 2", r"\boxed{x = 7 \lor x = 2}", 0.0),
