@@ -89,7 +89,7 @@ _LIST_TASK_RE = re.compile(
     r"|items|examples)\b",
     re.IGNORECASE,
 )
-_RUN_SPLIT_RE = re.compile(r"[,;:.!?、，；：。！？\n•·]+")
+_RUN_SPLIT_RE = re.compile(r"[,;:.!?、，；：。！？\n•·।॥،؛؟։።]+")
 
 
 def _is_word(token: str) -> bool:
@@ -108,7 +108,7 @@ class KeywordStuffingGate:
     song's refrain. Text that runs on is stuffing by either rule:
 
     * **repeated keywords**: at least ``min_words`` words, at most ``max_function_ratio`` of them
-      function words ("the", "is", "of"... in eleven languages, see :data:`FUNCTION_WORDS`), and
+      function words ("the", "is", "of"... in fifteen languages, see :data:`FUNCTION_WORDS`), and
       at least ``min_repeat`` of the content words repeats of an earlier one ("photosynthesis
       plants chlorophyll sunlight glucose photosynthesis light plants ...");
     * **a dump**: at least ``dump_words`` words, at most ``dump_function_ratio`` function words,

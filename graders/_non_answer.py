@@ -464,7 +464,7 @@ class NonAnswerGate:
     ignorance, a hedge, praise of the question, a disclaimer, a referral to experts, or a cue
     word such as "depends", "complicated", "perspective" that the query does not use itself)
     and, once the marker phrases are removed, every word left is filler that would fit any
-    question: function and meta words (of any of eleven languages), a generic vocabulary
+    question: function and meta words (of any of fifteen languages), a generic vocabulary
     ("factors", "perspectives", "important", "experts"...), or a word of the query or
     instruction itself, inflections included ("Improving your credit score is a complex topic";
     not for a choice or yes/no question, where repeating the query's words is an answer: "Not
