@@ -261,7 +261,8 @@ META_WORDS: frozenset[str] = _word_set(
     analysing analysis approach explanation explain explaining proof prove figure breakdown
     consider considering understand understanding calculate calculating compute computing
     determine determining evaluate evaluating tackle begin beginning start started starting dive
-    walk final result response help confident confidence know reasoned
+    walk final result response help confident confidence know reasoned cover covers covered
+    covering
     """
 )
 """Words that talk *about* answering. A response made only of these and :data:`STOP_WORDS`, with
@@ -276,7 +277,9 @@ STOP_WORDS: frozenset[str] = _word_set(
     go will would can could should must shall may might try trying out up down over some bit
     little more detail details detailed following follows below above way best simple simply
     easy clearly get make sense one all boxed therefore thus hence finally overall conclusion
-    summary basically essentially happy glad pleased
+    summary basically essentially happy glad pleased comprehensive complete completely clear
+    thorough thoroughly full fully accurate accurately requested entire entirely whole key point
+    points
     """
 )
 """Function words and soft fillers: neutral on their own ("It is." passes), no content either."""
