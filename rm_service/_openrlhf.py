@@ -96,6 +96,7 @@ __all__ = [  # the split's names are re-exported: they were defined here before 
     "openrlhf_response",
     "plan_labels",
     "split_query",
+    "unscored_key",
 ]
 
 logger = logging.getLogger("rm_service.openrlhf")
@@ -192,16 +193,45 @@ def openrlhf_response(
     return out
 
 
+UNSCORED_SUFFIX = "/unscored"
+"""Ends the name of a component's unscored flag: ``correct/unscored`` (OpenRLHF's ``extra_logs``
+and verl's ``rm/correct/unscored`` alike)."""
+
+
+def unscored_key(name: str) -> str:
+    """The name of component ``name``'s flag column: 1.0 where ``name`` is unscored, else 0.0."""
+    return name + UNSCORED_SUFFIX
+
+
+def _fallback_score(result: RecordResult, name: str, fallback: float) -> float:
+    """``name``'s score in ``result``, or ``fallback`` where it is unscored."""
+    comp = result.components.get(name)
+    return comp.score if isinstance(comp, GraderScore) else fallback
+
+
+def _unscored_flag(result: RecordResult, name: str) -> float:
+    """1.0 where ``name`` is unscored in ``result``, else 0.0: what tells the fallback apart."""
+    return 0.0 if isinstance(result.components.get(name), GraderScore) else 1.0
+
+
 def fallback_columns(
     results: Sequence[RecordResult], names: Sequence[str], fallback: float
 ) -> dict[str, list[float]]:
-    """Each of ``names`` per record, ``fallback`` where unscored, then ``rm_error``: verl's
-    per-sample keys (``rm_service.integrations.verl``), which keep the stand-in that
-    ``extra_logs`` no longer uses."""
+    """verl's per-sample keys (``rm_service.integrations.verl``), a list per key: for each
+    ``c`` of ``names``, ``c`` (its score, ``fallback`` where unscored) and ``c/unscored``
+    (:func:`unscored_key`: 1.0 where ``c`` is unscored, else 0.0); then ``rm_error`` (1.0
+    where the reward itself is unscored).
+
+    verl needs a number in ``c`` where ``extra_logs`` sends NaN: GDPO trains on these columns
+    (``algorithm.gdpo_reward_keys``), and one NaN there makes every advantage of the batch NaN
+    (it whitens them together). So ``c`` keeps the stand-in, and the flag says it is no score:
+    without it a failed grader under a reward that still scored (``on_error: skip``) read as
+    a wrong answer, ``rm_error`` 0.
+    """
     cols: dict[str, list[float]] = {}
     for name in names:
-        comps = [r.components.get(name) for r in results]
-        cols[name] = [c.score if isinstance(c, GraderScore) else fallback for c in comps]
+        cols[name] = [_fallback_score(r, name, fallback) for r in results]
+        cols[unscored_key(name)] = [_unscored_flag(r, name) for r in results]
     cols["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
     return cols
 

@@ -35,10 +35,15 @@ without it ``rate_limited`` grades one sample at a time. verl's contract and how
   and writes them next to its own columns: ``_validate`` adds ``reward`` and then appends each
   returned key, so a component named ``reward`` (the default aggregator name) doubled that
   column and failed its length check. Each sample returns ``score`` (the reward; verl requires
-  it), ``rm/<name>`` per grader and aggregator (:data:`KEY_PREFIX`), and ``rm_error``. verl
-  cannot skip a sample, so an unscored reward or component is ``fallback_score``, with
-  ``rm_error = 1.0`` when the reward is the unscored one; grading failures (a judge down, the
-  service unreachable mid-training) never raise.
+  it), ``rm/<name>`` and ``rm/<name>/unscored`` per grader and aggregator (:data:`KEY_PREFIX`),
+  and ``rm_error``; grading failures (a judge down, the service unreachable mid-training)
+  never raise.
+* **Unscored is flagged, never only a number.** verl cannot skip a sample, and GDPO trains on
+  the ``rm/<name>`` columns (DAPO's filter compares them), so each must be a number: an unscored
+  reward or component is ``fallback_score`` there. ``rm/<name>/unscored`` is 1.0 for exactly
+  those samples (else 0.0), and ``rm_error`` 1.0 where the reward itself is unscored. A grader
+  that failed under a reward that still scored (``on_error: skip``) has ``rm_error = 0``: its
+  flag is the only thing that tells its fallback from a real score of that value.
 * **Records** are ``{"query": extra_info[question_key] or "", "response": solution_str,
   "ground_truth", "data_source", "extra_info", **other kwargs}``; the config's mappers pick grader
   fields from them (e.g. ``reference_response: ground_truth``). Values are made plain as JSON
@@ -60,11 +65,12 @@ The backend cache, the sync bridge and the failure-proof grading pass live in
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from rm_service._exceptions import ConfigError, InputError
-from rm_service._openrlhf import fallback_columns
+from rm_service._openrlhf import fallback_columns, unscored_key
 from rm_service._result import RecordResult
 from rm_service.integrations._backend import LocalBackend, jsonable, logger
 from rm_service.integrations._targets import (
@@ -93,7 +99,7 @@ KEY_PREFIX = "rm/"
 them (``reward``, ``acc``, ``pred``, ``uid``, ``data_source``, ...; more in each release), so
 bare component names could collide; none of verl's starts with this. A ``/`` is what verl's own
 metric names are made of: ``val-aux/<data_source>/rm/correct/mean@4``, and
-``algorithm.filter_groups.metric=rm/correct`` selects one for DAPO."""
+``val-aux/<data_source>/rm/correct/unscored/mean@4`` is that component's unscored rate."""
 
 DEFAULT_DEADLINE = 240.0
 """Seconds one :func:`compute_score` call may grade before it answers with what is done (the
@@ -127,11 +133,26 @@ def _record(
     return jsonable(rec)
 
 
+def check_keys(names: Sequence[str]) -> None:
+    """Refuse components whose returned keys would coincide: ``a`` and ``a/unscored`` both make
+    ``rm/a/unscored``, and one of the two columns would silently overwrite the other.
+
+    Raises:
+        ConfigError: two components make the same key (the message names them).
+    """
+    keys = Counter(k for name in names for k in (name, unscored_key(name)))
+    clash = sorted(k for k, n in keys.items() if n > 1)
+    if clash:
+        made = ", ".join(repr(KEY_PREFIX + k) for k in clash)
+        raise ConfigError(f"component names {list(names)} make the key(s) {made} twice: rename one")
+
+
 def verl_scores(
     results: Sequence[RecordResult], names: Sequence[str], fallback: float
 ) -> list[dict[str, float]]:
-    """verl's per-sample dicts: ``score``, ``rm/<name>`` for each of ``names``, ``rm_error``;
-    the same keys for every sample, ``fallback`` where unscored (``fallback_columns``)."""
+    """verl's per-sample dicts: ``score``, ``rm/<name>`` and ``rm/<name>/unscored`` for each of
+    ``names``, ``rm_error``; the same keys for every sample, ``fallback`` where unscored and
+    flagged (``fallback_columns``)."""
     columns = fallback_columns(results, names, fallback)
     errors = columns.pop("rm_error")
     return [
@@ -174,6 +195,7 @@ async def _score(
         if not deadline > 0:
             raise ConfigError(f"deadline must be > 0 seconds (or None), got {deadline!r}")
     target = await acached_target(reward_key(config, url, api_key, reward))
+    check_keys(target.names)
     infos = extra_infos if extra_infos is not None else [None] * n
     records = [
         _record(data_sources[i], solution_strs[i], ground_truths[i], infos[i], question_key, extras)
@@ -232,7 +254,8 @@ async def compute_score(
     deadline: float | None = DEFAULT_DEADLINE,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """One sample's ``{"score", "rm/<component>"..., "rm_error"}`` for verl's reward loop.
+    """One sample's ``{"score", "rm/<component>", "rm/<component>/unscored"..., "rm_error"}``
+    for verl's reward loop.
 
     Args:
         data_source, solution_str, ground_truth, extra_info: what verl passes (the decoded
@@ -242,7 +265,8 @@ async def compute_score(
         url: a running rm-service's root instead, graded over ``POST /grade``.
         api_key: the service's key; default ``$RM_SERVICE_API_KEY``.
         reward: which of the service's rewards; default ``$RM_SERVICE_REWARD``, else its default.
-        fallback_score: the number for an unscored reward or component (verl cannot skip).
+        fallback_score: the number for an unscored reward or component (verl cannot skip);
+            ``rm/<component>/unscored`` and ``rm_error`` flag it.
         question_key: the ``extra_info`` key holding the question (the record's ``query``).
         deadline: seconds to grade before answering with what is done, the rest unscored
             (:data:`DEFAULT_DEADLINE`; below ``rate_limited``'s ``reward.timeout``); ``None``:
@@ -251,8 +275,8 @@ async def compute_score(
 
     Raises:
         ConfigError: no reward chosen, an invalid config, an unreachable service on first use,
-            a non-finite ``fallback_score``, a ``deadline`` not above 0. Grading failures never
-            raise.
+            a non-finite ``fallback_score``, a ``deadline`` not above 0, two components that
+            make one key (:func:`check_keys`). Grading failures never raise.
     """
     (out,) = await _score(
         [data_source],

@@ -31,25 +31,34 @@ from tests.support import serve_in_thread
 
 pytestmark = pytest.mark.usefixtures("shim_env")
 
-KEYS = {"score", "rm/short", "rm/num", "rm/reward", "rm_error"}
+KEYS = [
+    "score",
+    *("rm/short", "rm/short/unscored", "rm/num", "rm/num/unscored"),
+    *("rm/reward", "rm/reward/unscored", "rm_error"),
+]
+"""Every sample's keys, in order: each component's score then its unscored flag."""
 
 
-def sample(score: float, short: float, num: float, reward: float, rm_error: float) -> dict:
-    return {
-        "score": score,
-        "rm/short": short,
-        "rm/num": num,
-        "rm/reward": reward,
-        "rm_error": rm_error,
-    }
+def flag(score: float | None) -> tuple[float, float]:
+    """A component's ``(rm/<name>, rm/<name>/unscored)``: ``None`` is unscored (-1, the
+    fallback the cases use, flagged)."""
+    return (-1.0, 1.0) if score is None else (score, 0.0)
+
+
+def sample(
+    score: float, short: float | None, num: float | None, reward: float | None, rm_error: float
+) -> dict[str, float]:
+    """The expected dict, a component ``None`` where it is unscored (fallback_score=-1)."""
+    values = [score, *flag(short), *flag(num), *flag(reward), rm_error]
+    return dict(zip(KEYS, values, strict=True))
 
 
 # (solution_str, ground_truth) -> the expected dict with fallback_score=-1.
 CASES: list[tuple[str, str | None, dict[str, float]]] = [
     ("7", "7", sample(0.975, 0.95, 1.0, 0.975, 0.0)),
     ("no 8", "7", sample(0.4, 0.8, 0.0, 0.4, 0.0)),
-    ("8", None, sample(-1.0, 0.95, -1.0, -1.0, 1.0)),
-    ("FAIL", "7", sample(-1.0, -1.0, 0.0, -1.0, 1.0)),
+    ("8", None, sample(-1.0, 0.95, None, None, 1.0)),
+    ("FAIL", "7", sample(-1.0, None, 0.0, None, 1.0)),
 ]
 
 VERL_KEYS = frozenset(
@@ -87,7 +96,7 @@ async def test_every_sample_has_the_same_keys_and_unscored_is_the_fallback() -> 
         )
         for s, gt, _ in CASES
     ]
-    assert all(set(d) == KEYS for d in got)
+    assert all(list(d) == KEYS for d in got)
     assert got == [approx(want) for _, _, want in CASES]
     assert all(isinstance(v, float) for d in got for v in d.values())
     default = await compute_score("gsm8k", "8", None, config=SHIM_CONFIG)
@@ -106,7 +115,8 @@ async def test_a_backend_that_raises_gives_the_fallback_not_an_exception(
         got = await compute_score(
             "d", "7", "7", config=SHIM_CONFIG, fallback_score=0.5, deadline=deadline
         )
-        assert got == sample(0.5, 0.5, 0.5, 0.5, 1.0)
+        fallback = dict.fromkeys(KEYS, 0.5) | {k: 1.0 for k in KEYS if k.endswith("unscored")}
+        assert got == fallback | {"rm_error": 1.0}
 
 
 async def test_a_backend_that_raises_leaves_each_component_its_kind_and_reason(
@@ -140,7 +150,8 @@ async def test_no_key_is_one_verl_writes_itself_whatever_the_components_are_call
         "aggregators": [{"type": "weighted_sum", "name": "reward"}],
     }
     got = await compute_score("d", "<think>a</think><answer>7</answer>", "7", config=cfg)
-    assert list(got) == ["score", *(f"rm/{n}" for n in names[1:]), "rm/reward", "rm_error"]
+    columns = [f"rm/{n}{flag}" for n in [*names[1:], "reward"] for flag in ("", "/unscored")]
+    assert list(got) == ["score", *columns, "rm_error"]
     assert set(got) & VERL_KEYS == set()
     assert got["score"] == got["rm/reward"] == got["rm/acc"] == 1.0 and got["rm_error"] == 0.0
     for s, gt, _ in CASES:  # the shim's own config: the same holds
@@ -221,8 +232,9 @@ async def test_a_numpy_array_of_acceptable_answers_is_graded() -> None:
     golds = np.array(["14", "7"], dtype=object)
     right = await compute_score("d", "so \\boxed{7}", golds, config=cfg)
     wrong = await compute_score("d", "so \\boxed{9}", golds, config=cfg)
-    assert right == {"score": 1.0, "rm/correct": 1.0, "rm_error": 0.0}
-    assert wrong == {"score": 0.0, "rm/correct": 0.0, "rm_error": 0.0}
+    flag = {"rm/correct/unscored": 0.0, "rm_error": 0.0}
+    assert right == {"score": 1.0, "rm/correct": 1.0, **flag}
+    assert wrong == {"score": 0.0, "rm/correct": 0.0, **flag}
 
 
 def test_yaml_config_env_fallback_and_clear_errors(
@@ -351,3 +363,64 @@ async def test_a_deadline_given_as_text_is_used_as_a_number() -> None:
     assert got["rm_error"] == 0.0 and got["rm/num"] == 1.0
     with pytest.raises(ConfigError, match="deadline must be a finite number"):
         await compute_score("d", "7", "7", {}, config=SHIM_CONFIG, deadline="soon")
+
+
+# --- a failed component under a reward that still scores ---------------------------------------
+
+SKIP_CONFIG: dict[str, Any] = {
+    "graders": {
+        "correct": {"type": "number", "mapper": {"reference_response": "ground_truth"}},
+        "format": {"type": "format", "mode": "think_answer"},
+    },
+    "aggregators": [
+        {
+            "type": "weighted_sum",
+            "name": "reward",
+            "weights": {"correct": 0.7, "format": 0.3},
+            "on_error": "skip",
+        }
+    ],
+}
+"""The README's kind of reward: ``correct`` may fail (a gold it cannot read) while the reward
+still scores, from ``format`` alone."""
+
+WRONG = "<think>x</think><answer>1</answer>"
+
+
+async def test_a_failed_component_is_flagged_apart_from_a_wrong_answer() -> None:
+    """A gold the grader cannot read left ``correct`` unscored, but the reward scored (skip):
+    verl got ``rm/correct = 0.0`` and ``rm_error = 0.0``, the very dict of a wrong answer, so
+    DAPO's filter and verl's val-aux means counted the failure as a wrong answer. The flag
+    ``rm/correct/unscored`` now tells them apart, for every way verl calls us."""
+    unreadable = await compute_score("d", WRONG, "see solution manual", config=SKIP_CONFIG)
+    wrong = await compute_score("d", WRONG, "56", config=SKIP_CONFIG)
+    assert unreadable["rm_error"] == wrong["rm_error"] == 0.0
+    assert unreadable["rm/correct"] == wrong["rm/correct"] == 0.0  # the fallback, and a score
+    assert unreadable["rm/correct/unscored"] == 1.0
+    assert wrong["rm/correct/unscored"] == 0.0
+    for got in (unreadable, wrong):
+        assert got["rm/format/unscored"] == got["rm/reward/unscored"] == 0.0
+    assert list(unreadable) == list(wrong)  # verl reads the first sample's keys from all
+    assert unreadable["score"] == 1.0 and wrong["score"] == pytest.approx(0.3)
+    batch = compute_score_batch(
+        ["d", "d"], [WRONG, WRONG], ["see solution manual", "56"], config=SKIP_CONFIG
+    )
+    sync = compute_score_sync("d", WRONG, "see solution manual", config=SKIP_CONFIG)
+    assert batch == [unreadable, approx(wrong)] and sync == unreadable
+
+
+async def test_the_fallback_stays_a_number_and_only_the_flag_says_unscored() -> None:
+    """GDPO trains on ``rm/<name>`` and DAPO compares it, so an unscored component keeps
+    ``fallback_score`` there (a float, never NaN); its flag is 1.0 and a scored one's 0.0."""
+    got = await compute_score("d", WRONG, None, config=SKIP_CONFIG, fallback_score=-0.5)
+    assert got["rm/correct"] == -0.5 and got["rm/correct/unscored"] == 1.0
+    assert got["rm/format"] == 1.0 and got["rm/format/unscored"] == 0.0
+    assert all(type(v) is float for v in got.values())
+
+
+async def test_components_whose_keys_would_coincide_are_refused() -> None:
+    """``a`` and ``a/unscored`` would both make ``rm/a/unscored``: one column silently
+    overwriting the other. Refused, naming the key, as a clash with verl's keys is."""
+    cfg = {"graders": {n: {"type": "format"} for n in ("a", "a/unscored")}}
+    with pytest.raises(ConfigError, match="'rm/a/unscored' twice"):
+        await compute_score("d", "7", "7", config=cfg)

@@ -48,6 +48,14 @@ RESPONSES = ["7", "no 8", "8", "FAIL"]
 GOLDS = ["7", "7", None, "7"]
 """As test_verl.CASES: scored, scored, unscored (no gold), unscored (a judge error)."""
 SCORES = [0.975, 0.4, 0.0, 0.0]
+UNSCORED = {"short": [0.0, 0.0, 0.0, 1.0], "num": [0.0, 0.0, 1.0, 0.0], "reward": [0, 0, 1.0, 1.0]}
+"""Each component's ``rm/<name>/unscored`` for those samples."""
+KEYS = [
+    "score",
+    *(f"rm/{name}{flag}" for name in ("short", "num", "reward") for flag in ("", "/unscored")),
+    "rm_error",
+]
+"""What every sample of ``SHIM_CONFIG`` returns, in order."""
 
 
 # --- where verl is, and which version --------------------------------------------------------
@@ -210,6 +218,20 @@ def test_the_old_readme_command_fails_as_reported() -> None:
     with pytest.raises(Exception, match="max_concurrent"):
         compose(["reward.max_concurrent=64"])
     assert compose(["+reward.max_concurrent=64"]).reward.max_concurrent == 64
+
+
+async def test_the_readmes_dapo_metric_is_the_reward_not_a_component() -> None:
+    """The README advised ``filter_groups.metric=rm/correct``: a column that holds the fallback
+    where ``correct`` is unscored, so DAPO read a failed grader as a wrong answer. It now names
+    the reward (a key we return, which verl's config takes) and documents the flag."""
+    section = README.read_text(encoding="utf-8").split("\n### verl\n", 1)[1].split("\n### ", 1)[0]
+    found = re.search(r"algorithm\.filter_groups\.metric=([\w/]+)", section)
+    assert found is not None, "the README's verl section names no DAPO metric"
+    metric = found.group(1)
+    returned = await shim.compute_score("d", "7", "7", config=SHIM_CONFIG)
+    assert metric in returned and not metric.startswith(shim.KEY_PREFIX)
+    assert "rm/<name>/unscored" in section
+    assert compose([f"algorithm.filter_groups.metric={metric}"]).algorithm.filter_groups.metric
 
 
 # --- the keys verl writes itself ------------------------------------------------------------
@@ -422,9 +444,10 @@ def test_the_readme_config_through_verls_reward_loop_worker(
     data = generated(rt, columns(sample_rows()), RESPONSES)
     outputs = rt.loop.run_until_complete(worker.compute_score_batch(data))
     assert [o["reward_score"] for o in outputs] == pytest.approx(SCORES)
-    keys = ["score", "rm/short", "rm/num", "rm/reward", "rm_error"]
-    assert all(list(o["reward_extra_info"]) == keys for o in outputs)
+    assert all(list(o["reward_extra_info"]) == KEYS for o in outputs)
     assert [o["reward_extra_info"]["rm_error"] for o in outputs] == [0.0, 0.0, 1.0, 1.0]
+    for name, flags in UNSCORED.items():
+        assert [o["reward_extra_info"][f"rm/{name}/unscored"] for o in outputs] == flags
     assert RateLimitedRewardManager._max_concurrent == 64
 
 
@@ -463,6 +486,62 @@ def test_every_reward_loop_manager_gives_the_same_numbers(
             ray.shutdown()
     assert [o["reward_score"] for o in outputs] == pytest.approx(SCORES)
     assert all(o["reward_extra_info"]["rm/reward"] == o["reward_score"] for o in outputs)
+    assert [o["reward_extra_info"]["rm/num/unscored"] for o in outputs] == UNSCORED["num"]
+
+
+SKIP_CONFIG: dict[str, Any] = {
+    "graders": SHIM_CONFIG["graders"],
+    "aggregators": [
+        {
+            "type": "weighted_sum",
+            "name": "reward",
+            "weights": {"short": 1, "num": 1},
+            "on_error": "skip",
+        }
+    ],
+}
+"""``SHIM_CONFIG`` whose reward still scores (from ``short``) when ``num`` fails."""
+
+
+@pytest.mark.parametrize("name", ["naive", "dapo", "gdpo", "rate_limited"])
+def test_a_failed_component_reaches_verls_columns_flagged(
+    verl_runtime: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A gold ``num`` cannot read, under a reward that skips it: through verl's manager and the
+    agent loop's columns, ``rm/num`` was 0.0 with ``rm_error`` 0.0 just as for a wrong answer
+    (what ``filter_groups.metric=rm/num`` and the val-aux means then read). The flag column
+    tells them apart; ``rm/num`` stays a number, as GDPO's advantage needs (no NaN in it)."""
+    registry = verl_module("verl.experimental.reward_loop.reward_manager")
+    core_algos = verl_module("verl.trainer.ppo.core_algos")
+    from omegaconf import OmegaConf
+
+    rt = verl_runtime
+    try:
+        cls = registry.get_reward_manager_cls(name)
+    except ValueError:
+        pytest.skip(f"verl {verl_version()} has no {name!r} manager")
+    monkeypatch.setattr(cls, "_class_initialized", False)
+    rt.config_path.write_text(yaml.safe_dump(SKIP_CONFIG, sort_keys=False))
+    manager_key = "reward.reward_manager.name" if new_layout() else "reward_model.reward_manager"
+    worker = reward_loop_worker(readme_config(rt, f"{manager_key}={name}"))
+    golds = ["see solution manual", "7", "7"]  # unreadable, then a wrong and a right answer
+    data = generated(rt, columns(sample_rows(golds)), ["8", "8", "7"])
+    outputs = rt.loop.run_until_complete(worker.compute_score_batch(data))
+    batch = rollout_output(rt, data, outputs).non_tensor_batch
+    assert batch["rm_error"].tolist() == [0.0, 0.0, 0.0]  # the reward scored every time
+    assert batch["rm/num"].tolist() == [0.0, 0.0, 1.0]  # the fallback, a wrong, a right
+    assert batch["rm/num/unscored"].tolist() == [1.0, 0.0, 0.0]
+    assert batch["rm/short/unscored"].tolist() == batch["rm/reward/unscored"].tolist() == [0.0] * 3
+    gdpo = OmegaConf.create({"gdpo_reward_keys": ["rm/num", "rm/short"]})
+    advantages, _ = core_algos.compute_gdpo_outcome_advantage(
+        token_level_rewards=data.batch["response_mask"].float(),
+        response_mask=data.batch["response_mask"],
+        index=np.array(["p"] * 3, dtype=object),
+        config=gdpo,
+        non_tensor_batch=batch,
+        batch=data.batch,
+    )
+    assert bool(advantages.isfinite().all())
 
 
 @pytest.mark.parametrize("prefix", ["rm/", ""])
@@ -523,6 +602,8 @@ def test_verls_validation_takes_our_keys(
     assert metrics["val-aux/gsm8k/rm/reward/mean@2"] == pytest.approx(np.mean(SCORES))
     assert metrics["val-aux/gsm8k/rm/num/mean@2"] == pytest.approx(np.mean([1, 0, 0, 0]))
     assert metrics["val-aux/gsm8k/rm_error/mean@2"] == pytest.approx(0.5)
+    for name, flags in UNSCORED.items():  # each component's unscored rate, beside its mean
+        assert metrics[f"val-aux/gsm8k/rm/{name}/unscored/mean@2"] == pytest.approx(np.mean(flags))
     rows = [json.loads(line) for line in (tmp_path / "val" / "1.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and [r["rm/reward"] for r in rows[::2]] == pytest.approx(SCORES)
     assert all(r["score"] == r["rm/reward"] for r in rows)
@@ -567,8 +648,9 @@ def test_every_legacy_manager_gives_the_same_numbers(
     assert out["reward_tensor"].sum(-1).tolist() == pytest.approx(SCORES)
     if name != "prime":  # prime records no extras
         extras = out["reward_extra_info"]
-        assert list(extras) == ["score", "rm/short", "rm/num", "rm/reward", "rm_error"]
+        assert list(extras) == KEYS
         assert extras["rm_error"] == [0.0, 0.0, 1.0, 1.0]
+        assert extras["rm/num/unscored"] == UNSCORED["num"]
 
 
 def test_prime_cannot_take_a_dict(
@@ -621,7 +703,7 @@ def test_a_sample_past_rate_limiteds_timeout_keeps_our_keys(
         responses = ["Seven, found quickly.", "Seven, found slowly.", "Seven, quick too."]
         data = generated(rt, columns(sample_rows(GOLDS[:3])), responses)
         outputs = rt.loop.run_until_complete(worker.compute_score_batch(data))
-    keys = ["score", "rm/rel", "rm_error"]
+    keys = ["score", "rm/rel", "rm/rel/unscored", "rm_error"]
     assert [list(o["reward_extra_info"]) for o in outputs] == [keys] * 3
     assert [o["reward_extra_info"]["rm_error"] for o in outputs] == [0.0, 1.0, 0.0]
     assert [o["reward_score"] for o in outputs] == [1.0, 0.0, 1.0]

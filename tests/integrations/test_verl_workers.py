@@ -112,8 +112,11 @@ async def test_deadline_answers_in_time_with_what_is_done(monkeypatch: pytest.Mo
     assert got == {
         "score": -1.0,
         "rm/slow": -1.0,
+        "rm/slow/unscored": 1.0,
         "rm/digit": 1.0,
+        "rm/digit/unscored": 0.0,
         "rm/reward": -1.0,
+        "rm/reward/unscored": 1.0,
         "rm_error": 1.0,
     }
 
@@ -127,7 +130,8 @@ async def test_deadline_bounds_a_slow_service(monkeypatch: pytest.MonkeyPatch) -
         got = await compute_score("d", "7 days", None, url=url, deadline=0.3, fallback_score=-1)
         assert time.monotonic() - start < 1.5
     assert got["rm_error"] == 1.0 and got["score"] == -1.0
-    assert set(got) == {"score", "rm/slow", "rm/digit", "rm/reward", "rm_error"}
+    components = ("rm/slow", "rm/digit", "rm/reward")
+    assert set(got) == {"score", *components, *(f"{c}/unscored" for c in components), "rm_error"}
 
 
 async def test_a_deadline_must_be_positive() -> None:
