@@ -44,6 +44,7 @@ from graders._math_text import (
 )
 from graders._math_text import final_part as _final_part
 from graders._math_unequal import proved_unequal
+from graders._math_units import units_differ
 
 __all__ = ["FAST_KEY", "check_equivalence", "check_golds", "worker_main"]
 
@@ -224,6 +225,8 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
     shown = _shown(gold_parsed)
+    if (units := _units_differ(gold, response)) is not None:
+        return _result(NOT_EQUAL, shown, detail=f"the units differ: {units[0]} and {units[1]}")
     if entry.fast_key is not None:
         final = _final_part(response)
         if final is not None and fast_answer(final) == entry.fast_key:
@@ -238,6 +241,13 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if entry.fast_key is not None:
         out[FAST_KEY] = entry.fast_key  # the caller may decide exact matches itself from now on
     return out
+
+
+def _units_differ(gold: str, response: str) -> tuple[str, str] | None:
+    """The gold's and the final answer's units, when both write a known one and they differ
+    (:mod:`graders._math_units`): math-verify drops units, so ``5 m`` equalled ``5 cm``."""
+    final = _final_part(response)
+    return None if final is None else units_differ(gold, final)
 
 
 _VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], bool] = OrderedDict()
@@ -317,6 +327,8 @@ def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str
         answer = pred.get()
         if answer is None:
             return NO_ANSWER, _shown(parsed)
+        if _units_differ(gold, response) is not None:
+            return NOT_EQUAL, _shown(parsed)
         return (EQUAL if _equivalent(parsed, answer) else NOT_EQUAL), _shown(parsed)
 
     def result(

@@ -77,6 +77,17 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         ("$[0,1)$", "$[0,1]$", 0.0),
         ("5", r"\boxed{5} is wrong; the answer is \boxed{6}", 0.0),
         ("9", "Answer $ \n 9 \n $", 0.0),  # inline math cannot span lines
+        # two known units that differ: math-verify drops units, so each was a 1.0
+        (r"5\text{ cm}", r"\boxed{5\text{ m}}", 0.0),
+        (r"3\text{ hours}", r"\boxed{3\text{ minutes}}", 0.0),
+        (r"20\text{ cm}^2", r"\boxed{20\text{ cm}}", 0.0),
+        (r"5\text{ cm}", "<answer>5 km</answer>", 0.0),
+        # the same unit in other words, or a unit on one side only, is still equal
+        (r"5\text{ cm}", "The answer is 5 centimeters.", 1.0),
+        (r"5\text{ cm}", r"\boxed{5}", 1.0),
+        ("5", r"\boxed{5\text{ m}}", 1.0),
+        (r"20\text{ cm}^2", r"\boxed{20 \text{ cm}^2}", 1.0),
+        ("5 s", r"\boxed{5 \text{ seconds}}", 1.0),
         # markdown around the answer: each was a 0.0
         ("4", "<think>t</think><answer>**4**</answer>", 1.0),
         ("4", "<answer>*4*</answer>", 1.0),
