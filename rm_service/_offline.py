@@ -324,12 +324,20 @@ def parse_record(raw: bytes) -> dict[str, Any]:
 
 
 def check_record(
-    runner: GradingRunner, record: Any, src: Path, line: int, unit: str = "line"
+    runner: GradingRunner,
+    record: Any,
+    src: Path,
+    line: int,
+    unit: str = "line",
+    *,
+    nulls_ok: bool = False,
 ) -> None:
     """``runner.check`` for the record on ``line`` of ``src``, its error naming the file and the
-    1-based line (``unit`` "row" for Parquet) instead of the runner's 0-based record index."""
+    1-based line (``unit`` "row" for Parquet) instead of the runner's 0-based record index.
+    ``nulls_ok``: a null field is the record's data, not the config's fault (see
+    :meth:`GradingRunner.check`)."""
     try:
-        runner.check(record, 0)
+        runner.check(record, 0, nulls_ok=nulls_ok)
     except MappingError as exc:
         err = MappingError(
             f"{src} {unit} {line}: {exc.detail}", index=None, path=exc.path, field=exc.field
@@ -523,7 +531,9 @@ async def _pump(
     except StopIteration:
         commit()
         return 0, {}
-    check_record(runner, first, src, reader.lines[0], reader.unit)
+    # A null field in the first record is that record's data: it grades as unscored, as it
+    # would on any later line, rather than stop a run whose config is fine.
+    check_record(runner, first, src, reader.lines[0], reader.unit, nulls_ok=True)
     commit()
     # Warm before the clock starts: the math worker pool and local models start here, not in
     # the first records' latency and the progress bar's rate.

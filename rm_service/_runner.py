@@ -207,9 +207,12 @@ class GradingRunner:
         """Every result name, graders first, then aggregators in order."""
         return [*self.grader_configs, *(a.name for a in self.aggregators)]
 
-    def check(self, record: Any, index: int = 0) -> None:
+    def check(self, record: Any, index: int = 0, *, nulls_ok: bool = False) -> None:
         """Raise if ``record`` cannot feed every grader: a mapper path that does not resolve, or a
         required field that is missing. Call it on the first record before spending judge calls.
+        With ``nulls_ok``, a required field that is there but null passes: that is this record's
+        data, which grades as an unscored record (``invalid_input``) like any later one, not a
+        config that cannot work.
 
         Raises:
             MappingError: naming the record index, the grader and the path or field.
@@ -228,6 +231,8 @@ class GradingRunner:
             missing = [f for f in required if fields.get(f) is None]
             if missing:
                 null = [f for f in missing if f in fields]
+                if nulls_ok and null == missing:
+                    continue
                 mapper = cfg.mapper if isinstance(cfg.mapper, Mapping) else {}
                 named = [
                     f"{f!r} (from {src!r})" if isinstance(src := mapper.get(f), str) else repr(f)

@@ -128,6 +128,27 @@ async def test_first_record_is_checked_before_any_grading(tmp_path: Path, config
     assert not out.exists() or out.read_text() == ""
 
 
+async def test_a_null_field_in_the_first_record_is_that_records_error_not_the_runs(
+    tmp_path: Path, config: Path
+) -> None:
+    """The same null stopped the whole run on line 1 (a MappingError) and was an ordinary
+    unscored row on line 2: a config that fits is not refused for one record's data."""
+    src = _write(tmp_path / "in.jsonl", [{"id": "n", "output": {"text": None}}, *_rows(3)])
+    out = tmp_path / "out.jsonl"
+    result = await agrade_file(build_runner(load_config(config)), src, out, progress=False)
+    rows = _read(out)
+    assert [r["id"] for r in rows] == ["n", "q0", "q1", "q2"]
+    assert rows[0]["reward"] is None and rows[0]["status"] == "error"
+    assert all(r["reward"] is not None for r in rows[1:])
+    assert result.graded == 4
+    # a missing field is still the config's: caught before any grading
+    missing = _write(tmp_path / "in2.jsonl", [{"id": 1, "output": {}}, *_rows(3)])
+    with pytest.raises(MappingError):
+        await agrade_file(
+            build_runner(load_config(config)), missing, tmp_path / "o2.jsonl", progress=False
+        )
+
+
 def test_sigkill_then_resume_grades_every_line_exactly_once(tmp_path: Path, config: Path) -> None:
     n = 400
     src = _write(tmp_path / "in.jsonl", _rows(n))

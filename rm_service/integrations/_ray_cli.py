@@ -249,7 +249,7 @@ def _first_record_check(runner: Any, fs: Any, shards: list[Shard]) -> None:
     for shard in shards:
         for line, record, error in read_shard(fs, shard):
             if error is None and record is not None:
-                check_record(runner, json.loads(record), Path(shard.path), line)
+                check_record(runner, json.loads(record), Path(shard.path), line, nulls_ok=True)
             return
 
 
