@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 from pydantic import TypeAdapter, ValidationError
 
 from graders._threads import in_thread
-from graders._unscored import Unscored
+from graders._unscored import Unscored, unusable_fields
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
 from rm_service._result import GraderError, GraderResult, GraderScore, checked
@@ -204,12 +204,7 @@ class BaseGrader:
         for f in self.required_fields:
             value = fields.get(f)
             if value is None:
-                missing = [f for f in self.required_fields if fields.get(f) is None]
-                raise Unscored(
-                    f"missing required field(s) {', '.join(map(repr, missing))} "
-                    f"(record has: {', '.join(sorted(fields)) or 'nothing'})",
-                    kind="invalid_input",
-                )
+                raise Unscored(unusable_fields(self.required_fields, fields), kind="invalid_input")
             kwargs[f] = value
         for f in self.optional_fields:
             if f in fields:

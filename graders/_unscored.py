@@ -6,12 +6,13 @@ without importing the grader machinery of :mod:`graders._base`, which re-exports
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rm_service._result import ErrorKind
 from rm_service.models._base import JudgeTimeout
 
-__all__ = ["Unscored"]
+__all__ = ["Unscored", "unusable_fields"]
 
 
 class Unscored(Exception):
@@ -36,3 +37,20 @@ class Unscored(Exception):
             reason = f"{what} timed out: {exc}" if str(exc) else f"{what} timed out"
             return cls(reason, kind="timeout", **metadata)
         return cls(f"{what} failed: {type(exc).__name__}: {exc}", kind="judge_error", **metadata)
+
+
+def unusable_fields(required: tuple[str, ...], fields: Mapping[str, Any]) -> str:
+    """Why ``fields`` cannot feed a grader needing ``required``: the fields it lacks and those it
+    holds as null, said apart (a null one reported as "missing" while listed among the record's
+    fields read as a contradiction), then the record's other fields."""
+    absent = [f for f in required if f not in fields]
+    null = [f for f in required if f in fields and fields[f] is None]
+    parts = []
+    if absent:
+        parts.append(f"missing required field(s) {', '.join(map(repr, absent))}")
+    if null:
+        parts.append(
+            f"required field(s) {', '.join(map(repr, null))}, which are null in the record"
+        )
+    others = ", ".join(sorted(f for f in fields if f not in null)) or "nothing"
+    return f"{'; '.join(parts)} (record has: {others})"

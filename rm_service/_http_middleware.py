@@ -57,14 +57,15 @@ class BearerAuthMiddleware:
     """Require ``Authorization: Bearer <api_key>`` on every HTTP path but ``exempt``.
 
     The key is compared with :func:`hmac.compare_digest` (constant time), so response timing does
-    not leak how much of a guessed key was right.
+    not leak how much of a guessed key was right. The scheme is matched in any case
+    (``bearer``, ``BEARER``): RFC 7235 makes it case-insensitive, and some clients lower it.
     """
 
     def __init__(self, app: ASGIApp, api_key: str, exempt: Iterable[str] = ("/healthz",)) -> None:
         if not api_key:
             raise ValueError("api_key must be a non-empty string")
         self.app = app
-        self._expected = f"Bearer {api_key}".encode()
+        self._expected = api_key.encode()
         self._exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,7 +77,7 @@ class BearerAuthMiddleware:
             if key == b"authorization":
                 given = value
                 break
-        if not hmac.compare_digest(given, self._expected):
+        if not hmac.compare_digest(_bearer_token(given), self._expected):
             detail = "missing bearer token" if not given else "invalid bearer token"
             await send_json(
                 send,
@@ -86,6 +87,13 @@ class BearerAuthMiddleware:
             )
             return
         await self.app(scope, receive, send)
+
+
+def _bearer_token(header: bytes) -> bytes:
+    """The credentials of an ``Authorization: Bearer <token>`` header, the scheme matched in any
+    case (RFC 7235) and the spaces after it skipped; ``b""`` for another scheme or none."""
+    scheme, _, token = header.partition(b" ")
+    return token.lstrip(b" ") if scheme.lower() == b"bearer" else b""
 
 
 def redact_query(target: str) -> str:

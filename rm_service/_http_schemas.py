@@ -14,9 +14,17 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rm_service._exceptions import ConfigError
 from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
@@ -38,6 +46,8 @@ __all__ = [
     "error_detail",
     "field_error",
     "json_safe",
+    "more_errors",
+    "shown_errors",
 ]
 
 
@@ -61,7 +71,9 @@ class ServiceSettings:
         max_in_flight: records being graded at once across all requests (admission control). A
             request with more records counts as ``max_in_flight``: it runs alone.
         max_queue: records allowed to wait for admission; beyond it, 429 with ``Retry-After``.
-        queue_timeout: seconds a request may wait in the queue before a 429.
+        queue_timeout: seconds a ``/grade`` request may wait in the queue before a 429.
+            ``/get_reward`` waits up to its deadline instead, then answers every record
+            unscored (``timeout``): OpenRLHF fails the run after a few 429s.
         retry_after: the ``Retry-After`` seconds sent with a 429.
         deadline: the per-request grading deadline in seconds (a request may ask for less),
             counted from when the request is parsed, its wait for admission included;
@@ -159,13 +171,118 @@ class ServiceSettings:
         return self._stripper.strip(text)
 
 
+# --- few errors per 422 ---------------------------------------------------------------------
+
+ERROR_LIMIT = 50
+"""Validation errors a 422 lists at most (:func:`shown_errors`): a backstop over the
+per-field cap of :data:`ITEM_ERROR_LIMIT`, so a body with many bad fields stays small too."""
+
+ITEM_ERROR_LIMIT = 20
+"""Bad items of one list field a 422 lists; the rest are counted (:func:`few_item_errors`).
+Pydantic reports one error per bad item, so a 2 MB body of a million non-objects made a million
+errors: echoing them was a 105 MB answer that held the event loop (and ``/healthz``) for a
+minute. The first few say what is wrong."""
+
+CHUNK = 4096
+"""Items of a long list validated at a time (:func:`few_item_errors`): turning a chunk's errors
+into dicts, as pydantic and FastAPI do for every error, costs at most this many."""
+
+
+def shown_errors(errors: Sequence[Any], limit: int = ERROR_LIMIT) -> tuple[list[Any], int]:
+    """The first ``limit`` of ``errors`` and how many more there were. Sliced before anything
+    encodes them, so a 422's cost does not grow with the number of errors."""
+    return list(errors[:limit]), max(len(errors) - limit, 0)
+
+
+def more_errors(loc: Sequence[str | int], shown: int, more: int) -> list[dict[str, Any]]:
+    """The 422 ``detail`` entry saying ``more`` errors at ``loc`` were left out after the
+    ``shown`` ones, in FastAPI's shape (``type``, ``loc``, ``msg``) so a client reading the list
+    reads it too; empty when none were."""
+    if more <= 0:
+        return []
+    return [
+        {
+            "type": "too_many_errors",
+            "loc": list(loc),
+            "msg": f"{more} more error(s) not shown ({shown + more} in all; the first {shown} "
+            "are listed)",
+            "ctx": {"shown": shown, "more": more},
+        }
+    ]
+
+
+def _shifted(exc: ValidationError, offset: int, room: int) -> list[InitErrorDetails]:
+    """Up to ``room`` of a chunk's errors as they were (type, message, context), their item
+    index moved by the chunk's ``offset``."""
+    out: list[InitErrorDetails] = []
+    if room <= 0:  # errors() builds a dict per error: only counted, past the first ones
+        return out
+    for err in exc.errors(include_url=False)[:room]:
+        loc = err["loc"]
+        if loc and isinstance(loc[0], int):
+            loc = (loc[0] + offset, *loc[1:])
+        # The message is already formatted: a custom error of the same type carries it as is.
+        kind = PydanticCustomError(err["type"], err["msg"], err.get("ctx"))
+        out.append(InitErrorDetails(type=kind, loc=loc, input=err["input"]))
+    return out
+
+
+def _raise_few(errors: list[InitErrorDetails], more: int) -> NoReturn:
+    """Raise ``errors`` and, when ``more`` were left out, a ``too_many_errors`` one counting
+    them."""
+    if more > 0:
+        summary = more_errors((), len(errors), more)[0]
+        kind = PydanticCustomError(summary["type"], summary["msg"], summary["ctx"])
+        errors = [*errors, InitErrorDetails(type=kind, loc=(), input=None)]
+    raise ValidationError.from_exception_data("list", errors)
+
+
+def _by_chunks(value: list[Any], handler: ValidatorFunctionWrapHandler) -> list[Any]:
+    """``value`` validated :data:`CHUNK` items at a time; only the first
+    :data:`ITEM_ERROR_LIMIT` errors are turned into dicts, the rest counted."""
+    out: list[Any] = []
+    errors: list[InitErrorDetails] = []
+    more = 0
+    for start in range(0, len(value), CHUNK):
+        try:
+            out.extend(handler(value[start : start + CHUNK]))
+        except ValidationError as exc:
+            kept = _shifted(exc, start, ITEM_ERROR_LIMIT - len(errors))
+            errors.extend(kept)
+            more += exc.error_count() - len(kept)
+    if errors:
+        _raise_few(errors, more)
+    return out
+
+
+def few_item_errors(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate a list field keeping the first :data:`ITEM_ERROR_LIMIT` item errors, with their
+    item's index, and counting the rest: pydantic and FastAPI build a dict per error, which for a
+    body of a million bad items took a minute on the event loop. A long list is validated a
+    chunk at a time, so the errors past the first chunks are only counted."""
+    if not isinstance(value, list) or len(value) <= CHUNK:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            count = exc.error_count()
+            if count <= ITEM_ERROR_LIMIT:
+                raise
+            _raise_few(_shifted(exc, 0, ITEM_ERROR_LIMIT), count - ITEM_ERROR_LIMIT)
+    return _by_chunks(value, handler)
+
+
+FewErrors = WrapValidator(few_item_errors)
+"""Annotate a list field with it (``Annotated[list[str], FewErrors]``) to cap its item errors;
+the JSON schema is the list's own."""
+
+
 # --- /grade -------------------------------------------------------------------------------------
 
 
 class GradeRequest(BaseModel):
     """A batch of records to grade with one configured reward."""
 
-    records: list[dict[str, Any]] = Field(
+    records: Annotated[list[dict[str, Any]], FewErrors] = Field(
         description="the records, JSON objects with the fields the reward's graders read"
     )
     reward: str | None = Field(default=None, description="a configured reward; default: the first")
@@ -342,7 +459,7 @@ class GetRewardRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    query: list[str]
-    prompts: list[str] | None = None
+    query: Annotated[list[str], FewErrors]
+    prompts: Annotated[list[str] | None, FewErrors] = None
     labels: list[Any] | None = None
     reward: str | None = Field(default=None, description="a configured reward; default: first")

@@ -56,7 +56,10 @@ from rm_service._http_schemas import (
     ServiceSettings,
     error_detail,
     field_error,
+    more_errors,
+    shown_errors,
 )
+from rm_service._jobs import record_id
 from rm_service._metrics import CONTENT_TYPE_LATEST, GraderTimer, ServiceMetrics
 from rm_service._openrlhf import (
     PromptLog,
@@ -66,7 +69,7 @@ from rm_service._openrlhf import (
     openrlhf_records,
     openrlhf_response,
 )
-from rm_service._result import RecordResult
+from rm_service._result import GraderError, RecordResult
 from rm_service._rewards import (
     RewardEntry,
     RewardSource,
@@ -108,15 +111,28 @@ class _NamedBodyLimit(BodyLimitMiddleware):
 
 class _BodyLimits:
     """:class:`BodyLimitMiddleware` with its own limit on some paths (``/get_reward`` takes
-    whole OpenRLHF rollout batches; see ``ServiceSettings.get_reward_max_body_bytes``).
-    ``per_path``: path -> (setting name, bytes)."""
+    whole OpenRLHF rollout batches; see ``ServiceSettings.get_reward_max_body_bytes``), and a
+    415 for a POST to ``json_paths`` whose body is not plain JSON (see ``_unreadable``); a POST
+    elsewhere gets the router's 404 or 405, which say more. ``per_path``: path -> (setting
+    name, bytes)."""
 
-    def __init__(self, app: Any, max_bytes: int, per_path: Mapping[str, tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        per_path: Mapping[str, tuple[str, int]],
+        json_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self._default = BodyLimitMiddleware(app, max_bytes)
         self._paths = {p: _NamedBodyLimit(app, n, name) for p, (name, n) in per_path.items()}
+        self._json_paths = json_paths
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope.get("method") == "POST":
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path") in self._json_paths
+        ):
             problem = _unreadable(scope)
             if problem is not None:
                 await _json({"detail": problem}, 415)(scope, receive, send)
@@ -125,14 +141,15 @@ class _BodyLimits:
         await limit(scope, receive, send)
 
 
-def _overflows(value: Any) -> bool:
-    """``value`` holds an infinity: a JSON number too large for a float, read as one. Walked
-    with a stack, not recursion: JSON nests deeper than Python's recursion limit."""
+def _not_finite(value: Any) -> bool:
+    """``value`` holds a float that strict JSON cannot write back: an infinity (a number too
+    large for a float, or ``Infinity``) or ``NaN``, which came back as ``null``. Walked with a
+    stack, not recursion: JSON nests deeper than Python's recursion limit."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float):
-            if item in (math.inf, -math.inf):
+            if not math.isfinite(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.values())
@@ -143,11 +160,18 @@ def _overflows(value: Any) -> bool:
 
 def _unreadable(scope: Any) -> str | None:
     """Why a POST body cannot be read as JSON from its headers alone, or ``None``: a form or
-    text content type (``curl -d`` sends a form unless told otherwise), or a compressed body.
-    Read anyway, either was a 422 about a "dictionary" or a 400 naming no cause."""
+    text content type (``curl -d`` sends a form unless told otherwise), none at all, or a
+    compressed body. Read anyway, each was a 422 about a "dictionary", or one echoing the whole
+    body as a string (FastAPI reads a body with no content type as bytes), or a 400 naming no
+    cause."""
     headers = {k.lower(): v for k, v in scope.get("headers") or ()}
-    kind = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-    if kind and kind != b"application/json" and not kind.endswith(b"+json"):
+    if b"content-type" not in headers:
+        return (
+            "the request has no Content-Type; send JSON with Content-Type: application/json "
+            "(curl: -H 'Content-Type: application/json')"
+        )
+    kind = headers[b"content-type"].split(b";", 1)[0].strip().lower()
+    if kind != b"application/json" and not kind.endswith(b"+json"):
         return (
             f"the body is {kind.decode('latin-1')!r}; send JSON with "
             "Content-Type: application/json (curl: -H 'Content-Type: application/json')"
@@ -156,6 +180,28 @@ def _unreadable(scope: Any) -> str | None:
     if any(c.strip() not in (b"", b"identity") for c in coding.split(b",")):
         return f"a {coding.decode('latin-1')!r} body is not accepted; send the JSON uncompressed"
     return None
+
+
+def _unadmitted(
+    entry: RewardEntry, records: list[dict[str, Any]], deadline: float | None, bound: int
+) -> list[RecordResult]:
+    """Every record unscored with ``kind="timeout"``: the deadline passed while the request
+    waited for admission, so nothing was graded. What the runner answers for work unfinished at
+    a deadline, so ``/get_reward`` reports it the same way (``rm_error`` = 1)."""
+    runner = entry.runner
+    why = (
+        f"the deadline ({deadline} s) passed while waiting for admission: max_in_flight="
+        f"{bound} records were being graded"
+    )
+    return [
+        RecordResult(
+            index=i,
+            id=record_id(rec, runner.id_field),
+            reward_name=runner.reward_name,
+            components={n: GraderError(name=n, error=why, kind="timeout") for n in runner.names},
+        )
+        for i, rec in enumerate(records)
+    ]
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -251,6 +297,7 @@ def create_app(
         _BodyLimits,
         max_bytes=settings.max_body_bytes,
         per_path={"/get_reward": ("get_reward_max_body_bytes", settings.get_reward_max_body_bytes)},
+        json_paths=frozenset({"/grade", "/get_reward"}),
     )
     if settings.api_key:
         app.add_middleware(BearerAuthMiddleware, api_key=settings.api_key)
@@ -271,6 +318,29 @@ def create_app(
             )
         return entries[key]
 
+    async def admit(weight: int, deadline: float | None, patient: bool) -> bool:
+        """Take ``weight`` admission slots; ``False`` if ``deadline`` passed first.
+
+        A ``/grade`` request waits up to ``queue_timeout``, then gets a 429: shedding load tells
+        its client to back off. A ``patient`` one (``/get_reward``) waits up to its deadline
+        (without one, until admitted), since OpenRLHF fails the run after a few 429s and is
+        promised an answer within the deadline, unfinished records unscored. A full queue is a
+        429 for both."""
+        try:
+            if not patient:
+                await admission.acquire(weight, max_wait=settings.queue_timeout)
+                return True
+            async with asyncio.timeout(deadline):
+                await admission.acquire(weight)
+            return True
+        except TimeoutError:
+            return False
+        except Overloaded as exc:
+            metrics.rejected.inc()
+            raise HTTPException(
+                429, str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+
     async def run(
         request: Request,
         entry: RewardEntry,
@@ -278,11 +348,14 @@ def create_app(
         deadline: float | None,
         field: str,
         limit: tuple[str, int] = ("max_records", settings.max_records),
+        patient: bool = False,
     ) -> list[RecordResult]:
         """Grade ``records`` once admitted. ``deadline`` counts from now, the wait for
         admission included. A request larger than ``max_in_flight`` (``/get_reward``'s may be)
         is admitted as ``max_in_flight`` records: it waits for the whole bound and runs alone,
-        rather than being refused for ever; grading is bounded by the runner's concurrency."""
+        rather than being refused for ever; grading is bounded by the runner's concurrency.
+        ``patient``: wait for admission up to the deadline, not ``queue_timeout`` (see
+        ``admit``); past it every record comes back unscored (``timeout``)."""
         n = len(records)
         if n > limit[1]:
             raise HTTPException(
@@ -298,13 +371,8 @@ def create_app(
 
         async def admitted(deadline: float | None) -> list[RecordResult]:
             start = time.monotonic()
-            try:
-                await admission.acquire(weight, max_wait=settings.queue_timeout)
-            except Overloaded as exc:
-                metrics.rejected.inc()
-                raise HTTPException(
-                    429, str(exc), headers={"Retry-After": str(exc.retry_after)}
-                ) from None
+            if not await admit(weight, deadline, patient):
+                return _unadmitted(entry, records, deadline, admission.max_in_flight)
             if deadline is not None:
                 deadline = max(deadline - (time.monotonic() - start), 1e-3)
             try:
@@ -329,13 +397,13 @@ def create_app(
         entry = entry_for(body.reward)
         id_field = entry.runner.id_field
         for i, rec in enumerate(body.records):
-            if isinstance(rec, dict) and _overflows(rec.get(id_field)):
+            if isinstance(rec, dict) and _not_finite(rec.get(id_field)):
                 raise HTTPException(
                     422,
                     field_error(
                         ["records", i, id_field],
-                        "holds a number past the float range (1e400): it could not come back "
-                        "as sent; send the id as a string",
+                        "holds NaN or a number past the float range (1e400, Infinity): it "
+                        "could not come back as sent; send the id as a string",
                     ),
                 )
         start = time.perf_counter()
@@ -379,7 +447,13 @@ def create_app(
         limit = ("get_reward_max_records", settings.get_reward_max_records)
         try:
             results = await run(
-                request, entry, batch.records, settings.get_reward_deadline, "query", limit
+                request,
+                entry,
+                batch.records,
+                settings.get_reward_deadline,
+                "query",
+                limit,
+                patient=True,
             )
         except _ClientGone:
             return Response(status_code=499)
@@ -474,9 +548,13 @@ def _json(
 async def _validation_error(_: Request, exc: Exception) -> Response:
     """FastAPI's 422, with the request's values made safe to echo (see ``error_detail``): its
     own handler failed on ``NaN``, ``Infinity`` or a lone surrogate in ``input`` and answered 500,
-    logging a traceback that held the request input."""
+    logging a traceback that held the request input. At most ``ERROR_LIMIT`` errors are encoded
+    and sent, the rest counted (``shown_errors``), as a backstop to the per-field cap of
+    ``FewErrors``: a body of a million bad items made a million errors, a 105 MB answer."""
     assert isinstance(exc, RequestValidationError)
-    return _json({"detail": error_detail(jsonable_encoder(exc.errors()))}, 422)
+    shown, more = shown_errors(exc.errors())
+    detail = error_detail(jsonable_encoder(shown)) + more_errors(["body"], len(shown), more)
+    return _json({"detail": detail}, 422)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

@@ -203,11 +203,12 @@ async def test_metadata_strict_json_cannot_hold_is_made_plain_not_a_500() -> Non
 async def test_ids_of_any_json_type_come_back_as_sent() -> None:
     """A float, bool or object id made /grade answer 422 for the whole request (a pandas id
     column with a gap is floats), and a remote reward function lost every record of the chunk;
-    ids are the caller's, and come back as sent (a NaN, which strict JSON has not, as null)."""
+    ids are the caller's, and come back as sent (a NaN, which strict JSON has not, is a 422:
+    see ``test_a_nan_id_is_a_422_naming_it``)."""
     app = make_app({"m": {"graders": {"f": {"type": "format"}}}})
     body = (
         '{"records": [{"id": 1.5, "response": "a"}, {"id": true, "response": "b"},'
-        ' {"id": {"k": [1, "x"]}, "response": "c"}, {"id": NaN, "response": "d"},'
+        ' {"id": {"k": [1, "x"]}, "response": "c"}, {"id": null, "response": "d"},'
         ' {"id": "7", "response": "e"}]}'
     )
     async with client(app) as c:

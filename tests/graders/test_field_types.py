@@ -183,10 +183,12 @@ async def test_a_gold_that_is_a_finite_number_is_read_as_its_text(
 
 @pytest.mark.parametrize("name", ["format", "length_penalty", "number", "string_match"])
 async def test_a_missing_field_is_still_invalid_input(name: str, built: dict[str, Any]) -> None:
-    # None is a missing value, as before; it never reaches the text check.
+    # None is a missing value, as before; it never reaches the text check. It is named as
+    # null, not "missing", and not listed among the fields the record has.
     result = await built[name].aevaluate(response=None, reference_response="4")
     assert isinstance(result, GraderError) and result.kind == "invalid_input"
-    assert "missing required field(s) 'response'" in result.error
+    assert "required field(s) 'response', which are null in the record" in result.error
+    assert "record has: reference_response)" in result.error
 
 
 def test_offline_run_unscores_non_text_responses(tmp_path: Path) -> None:
