@@ -3,7 +3,12 @@ real tools with valid arguments, is its final answer right, did it stay within N
 
 They read the conversation in OpenAI/TRL form: ``messages``, where an assistant message may
 carry ``tool_calls`` (``[{"type": "function", "function": {"name", "arguments"}}]`` or the flat
-``{"name", "arguments"}``) and tool results are ``{"role": "tool", ...}`` messages. That is the
+``{"name", "arguments"}``) and tool results are ``{"role": "tool", ...}`` messages. OpenAI's
+legacy ``function_call`` (one call) and Anthropic's ``tool_use`` content blocks (``name``,
+``input``) are read as calls too, so a rollout in those shapes is not scored as "did not call".
+A call structure that is none of these (``tool_calls`` as one object or a JSON string, a call
+that is no object, a name that is no string) is unscored (``invalid_input``, naming the message
+and field): malformed data must never read as a rollout that made no call. That is the
 record :class:`~rm_service._rollout.RolloutRewardCalculator` gives rollout-level graders, and
 ``rm-service train``'s agent reward adds ``available_tools`` (the JSON schemas of the tools the
 rollout could call) and, per assistant turn, ``tool_calls``. So each grader works as a rollout
@@ -23,6 +28,7 @@ from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._math import MathGrader
+from graders._text import plain_value
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -54,40 +60,123 @@ def _messages(value: Any) -> list[Mapping[str, Any]]:
     return list(value)
 
 
-def _flat(call: Any) -> dict[str, Any]:
-    """One tool call as ``{"name", "arguments"}`` (from the nested or the flat form)."""
+def _is_list(value: Any) -> bool:
+    """A JSON array: a list or tuple; a string or an object is not one, however iterable."""
+    return isinstance(value, list | tuple)
+
+
+def _name(name: Any, where: str) -> str | None:
+    """A call's tool name: a string, or ``None`` for a call that names no tool (the policy's
+    fault, which ``valid_tool_calls`` scores as an invalid call). Anything else is malformed
+    data: a list name would otherwise escape as an unhashable-type error."""
+    if name is not None and not isinstance(name, str):
+        raise Unscored(f"{where} is {type(name).__name__}, not a tool name (a string)")
+    return name
+
+
+def _arguments(arguments: Any) -> Any:
+    """Arguments as an object where OpenAI's wire form sends a JSON string; text that is not
+    JSON stays text, so the schema check says the policy wrote no object."""
+    if isinstance(arguments, str):
+        with contextlib.suppress(ValueError):
+            return json.loads(arguments)
+    return arguments
+
+
+def _flat(call: Any, where: str) -> dict[str, Any]:
+    """One tool call as ``{"name", "arguments"}`` from the nested OpenAI form, the flat TRL form
+    or a legacy ``function_call``; ``where`` names it (``messages[2].tool_calls[0]``) when it
+    is not a call object, so the record is unscored rather than read as a nameless call."""
     if not isinstance(call, Mapping):
-        return {"name": None, "arguments": call}
-    function = call.get("function", call)
+        raise Unscored(f"{where} is {type(call).__name__}, not a tool call object")
+    nested = "function" in call
+    function = call["function"] if nested else call
     if not isinstance(function, Mapping):
-        return {"name": None, "arguments": None}
-    arguments = function.get("arguments")
-    if isinstance(arguments, str):  # OpenAI's wire form: arguments as a JSON string
-        with contextlib.suppress(ValueError):  # not JSON: the check says what it is
-            arguments = json.loads(arguments)
-    return {"name": function.get("name"), "arguments": arguments}
+        raise Unscored(f"{where}.function is {type(function).__name__}, not an object")
+    prefix = f"{where}.function" if nested else where
+    return {
+        "name": _name(function.get("name"), f"{prefix}.name"),
+        "arguments": _arguments(function.get("arguments")),
+    }
+
+
+def _call_list(calls: Any, where: str) -> list[dict[str, Any]]:
+    """A ``tool_calls`` value as calls. It must be a list of call objects: one call object
+    (whose keys would be iterated as calls) or a JSON string is malformed, not "no call".
+    A numpy array (a parquet column read through pandas) counts as the list it holds."""
+    calls = plain_value(calls)
+    if not _is_list(calls):
+        raise Unscored(f"{where} must be a list of tool call objects, got {type(calls).__name__}")
+    return [_flat(call, f"{where}[{j}]") for j, call in enumerate(calls)]
+
+
+def _tool_use_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    """Anthropic's calls: ``{"type": "tool_use", "name", "input"}`` blocks in a content list."""
+    if not _is_list(content):
+        return []
+    return [
+        {"name": _name(block.get("name"), f"{where}[{j}].name"), "arguments": block.get("input")}
+        for j, block in enumerate(content)
+        if isinstance(block, Mapping) and block.get("type") == "tool_use"
+    ]
+
+
+def _message_calls(message: Mapping[str, Any], index: int) -> list[dict[str, Any]]:
+    """The tool calls of one assistant message (``messages[index]``), in every shape read."""
+    where = f"messages[{index}]"
+    calls = []
+    if message.get("tool_calls") is not None:
+        calls += _call_list(message["tool_calls"], f"{where}.tool_calls")
+    if message.get("function_call") is not None:  # OpenAI's legacy single call
+        calls.append(_flat(message["function_call"], f"{where}.function_call"))
+    return calls + _tool_use_blocks(message.get("content"), f"{where}.content")
 
 
 def tool_calls_of(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every tool call the assistant made in ``messages``, in order, as name and arguments."""
+    """Every tool call the assistant made in ``messages``, in order, as name and arguments.
+
+    Raises:
+        Unscored: a malformed call structure (``invalid_input``, naming the message and field).
+    """
     return [
-        _flat(call)
-        for m in messages
+        call
+        for i, m in enumerate(messages)
         if m.get("role") == "assistant"
-        for call in (m.get("tool_calls") or [])
+        for call in _message_calls(m, i)
     ]
 
 
 def _calls(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A step record's own ``tool_calls``, else every call in ``messages``."""
     if fields.get("tool_calls") is not None:
-        calls = fields["tool_calls"]
-        if not isinstance(calls, Sequence) or isinstance(calls, str | bytes):
-            raise Unscored(f"tool_calls must be a list, got {type(calls).__name__}")
-        return [_flat(c) for c in calls]
+        return _call_list(fields["tool_calls"], "tool_calls")
     if fields.get("messages") is None:
         raise Unscored("needs messages (a conversation) or tool_calls (one turn's calls)")
     return tool_calls_of(_messages(fields["messages"]))
+
+
+def _wanted(value: Any) -> list[str]:
+    """The tools a record's ``required_tool`` names: one name or a non-empty list of names.
+
+    Anything else is unscored: an empty list would divide by zero, an empty name can never be
+    called (a plausible 0), and a dict's keys would pass for a list of names."""
+    value = plain_value(value)
+    if value is None:
+        raise Unscored("no tool to look for: set tool, or give the record required_tool")
+    if isinstance(value, str):
+        if not value.strip():
+            raise Unscored("required_tool is an empty string, not a tool name")
+        return [value]
+    if not _is_list(value):
+        raise Unscored(
+            f"required_tool must be a tool name or a list of them, got {type(value).__name__}"
+        )
+    if not value:
+        raise Unscored("required_tool is an empty list: no tool to look for")
+    for i, tool in enumerate(value):
+        if not isinstance(tool, str) or not tool.strip():
+            raise Unscored(f"required_tool[{i}] is {tool!r}, not a tool name")
+    return list(value)
 
 
 @grader
@@ -112,15 +201,12 @@ class CalledToolGrader(BaseGrader):
 
     def __init__(self, *, tool: str | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
-        if tool is not None and (not isinstance(tool, str) or not tool):
+        if tool is not None and (not isinstance(tool, str) or not tool.strip()):
             raise ConfigError(f"tool must be a non-empty string, got {tool!r}")
         self.tool = tool
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
-        wanted: Any = self.tool if self.tool is not None else fields.get("required_tool")
-        if wanted is None:
-            raise Unscored("no tool to look for: set tool, or give the record required_tool")
-        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        wanted = [self.tool] if self.tool is not None else _wanted(fields.get("required_tool"))
         called = {c["name"] for c in _calls(fields)}
         hit = [t for t in wanted if t in called]
         missed = [t for t in wanted if t not in called]
@@ -138,7 +224,8 @@ def _check_arguments(arguments: Any, schema: Mapping[str, Any]) -> str | None:
 
     The subset of JSON Schema that transformers' ``get_json_schema`` writes for a Python
     function: an object with typed ``properties``, ``required`` names, ``enum`` and
-    ``nullable``. Unknown keys are invalid: Python would raise on an unexpected argument."""
+    ``nullable``. Unknown keys are invalid: Python would raise on an unexpected argument.
+    The schema's shape was checked by :func:`_schemas`."""
     if not isinstance(arguments, Mapping):
         return f"arguments are {type(arguments).__name__}, not an object"
     params = schema.get("parameters") or {}
@@ -150,30 +237,80 @@ def _check_arguments(arguments: Any, schema: Mapping[str, Any]) -> str | None:
     if unknown:
         return f"unknown argument(s) {unknown}"
     for key, value in arguments.items():
-        spec = props[key]
-        if value is None and spec.get("nullable"):
-            continue
-        types = spec.get("type")
-        names = [types] if isinstance(types, str) else list(types or [])
-        allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, (object,)))
-        bad_bool = isinstance(value, bool) and "boolean" not in names
-        if allowed and (not isinstance(value, allowed) or bad_bool):
-            return f"argument {key!r} is {type(value).__name__}, expected {types}"
-        if "enum" in spec and value not in spec["enum"]:
-            return f"argument {key!r} is {value!r}, not one of {spec['enum']}"
+        why = _check_value(value, props[key])
+        if why is not None:
+            return f"argument {key!r} is {why}"
     return None
 
 
+def _check_value(value: Any, spec: Mapping[str, Any]) -> str | None:
+    """Why one argument does not fit its property ``spec`` (its type, its ``enum``), or
+    ``None``. A bool is no integer or number here, as in JSON Schema."""
+    if value is None and spec.get("nullable"):
+        return None
+    types = spec.get("type")
+    names = [types] if isinstance(types, str) else list(types or [])
+    allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, (object,)))
+    bad_bool = isinstance(value, bool) and "boolean" not in names
+    if allowed and (not isinstance(value, allowed) or bad_bool):
+        return f"{type(value).__name__}, expected {types}"
+    if "enum" in spec and not _in_enum(value, spec["enum"]):
+        return f"{value!r}, not one of {list(spec['enum'])}"
+    return None
+
+
+def _in_enum(value: Any, enum: Sequence[Any]) -> bool:
+    """List membership, with ``True`` no match for ``1`` (Python's ``True == 1``)."""
+    return any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum)
+
+
 def _schemas(value: Any) -> dict[str, Mapping[str, Any]]:
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+    """The record's ``available_tools`` by name, each checked by :func:`_check_schema`."""
+    if not _is_list(value):
         raise Unscored(f"available_tools must be a list of tool schemas, got {value!r}")
     out: dict[str, Mapping[str, Any]] = {}
-    for schema in value:
+    for i, schema in enumerate(value):
         function = schema.get("function", schema) if isinstance(schema, Mapping) else None
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
             raise Unscored(f"available_tools holds {schema!r}, not a tool schema with a name")
+        _check_schema(function, f"available_tools[{i}] ({function['name']!r})")
         out[function["name"]] = function
     return out
+
+
+def _check_schema(function: Mapping[str, Any], where: str) -> None:
+    """Unscored (naming the field) unless the parts of a tool schema that the argument check
+    reads have JSON Schema's shapes: a malformed schema is bad data, not a grader bug
+    (``internal``) and not a verdict on the policy's call."""
+    params = function.get("parameters")
+    if params is None:
+        return
+    if not isinstance(params, Mapping):
+        raise Unscored(f"{where}: parameters is {type(params).__name__}, not an object")
+    props = params.get("properties")
+    if props is not None and not isinstance(props, Mapping):
+        raise Unscored(f"{where}: parameters.properties is {type(props).__name__}, not an object")
+    required = params.get("required")
+    if required is not None and not (
+        _is_list(required) and all(isinstance(r, str) for r in required)
+    ):
+        raise Unscored(f"{where}: parameters.required is {required!r}, not a list of names")
+    for key, spec in (props or {}).items():
+        _check_property(spec, f"{where}: parameters.properties.{key}")
+
+
+def _check_property(spec: Any, where: str) -> None:
+    """Unscored unless one property spec is an object whose ``type`` is a name or a list of
+    names and whose ``enum`` is a list (a string enum would be tested as a substring)."""
+    if not isinstance(spec, Mapping):
+        raise Unscored(f"{where} is {type(spec).__name__}, not a property schema object")
+    types = spec.get("type")
+    if types is not None and not (
+        isinstance(types, str) or (_is_list(types) and all(isinstance(t, str) for t in types))
+    ):
+        raise Unscored(f"{where}.type is {types!r}, not a type name or a list of them")
+    if "enum" in spec and not _is_list(spec["enum"]):
+        raise Unscored(f"{where}.enum is {type(spec['enum']).__name__}, not a list")
 
 
 @grader
@@ -261,7 +398,7 @@ class FinalAnswerGrader(MathGrader):
         text = last.get("content") or ""
         if not isinstance(text, str):
             raise Unscored(f"the final assistant content is {type(text).__name__}, not text")
-        if last.get("tool_calls") and not text.strip():
+        if (last.get("tool_calls") or last.get("function_call")) and not text.strip():
             return self._score(0.0, "the rollout ended on a tool call, with no answer", {})
         return await super()._aevaluate(
             response=text, reference_response=fields["reference_response"]

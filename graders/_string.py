@@ -15,7 +15,13 @@ import regex
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._text import as_gold_list, as_text, clip, grade_any_gold
-from graders._user_regex import MATCH_TIMEOUT_S, UserRegex, check_timeout, compile_regex
+from graders._user_regex import (
+    MATCH_TIMEOUT_S,
+    PatternTooLarge,
+    UserRegex,
+    check_timeout,
+    compile_regex,
+)
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -217,10 +223,20 @@ class StringMatchGrader(BaseGrader):
 
 def _compile_record_pattern(pattern: str, flags: int, timeout: float) -> UserRegex:
     """Compile a per-record pattern (the ``regex`` module caches compiled patterns); bad data
-    is unscored."""
+    is unscored. A pattern too large to compile safely (``a{1000000000}``: an OOM kill) is
+    refused before compiling, since a record is data the service does not control."""
     if not pattern:
         raise Unscored("the reference pattern is empty", kind="invalid_input")
     try:
         return UserRegex(pattern, flags, timeout=timeout)
+    except PatternTooLarge as exc:
+        raise Unscored(
+            f"the reference regex in reference_response {clip(pattern, 200)!r} is refused before "
+            f"compiling: {exc}",
+            kind="invalid_input",
+        ) from exc
     except (regex.error, ValueError) as exc:  # ValueError: flags at odds, e.g. (?V1)
-        raise Unscored(f"invalid reference regex {pattern!r}: {exc}", kind="invalid_input") from exc
+        raise Unscored(
+            f"invalid reference regex in reference_response {clip(pattern, 200)!r}: {exc}",
+            kind="invalid_input",
+        ) from exc

@@ -9,26 +9,139 @@ past ``timeout`` seconds the component is unscored (``kind="timeout"``) and the 
 
 ``regex`` is compiled in its ``re``-compatible mode (``VERSION0``), so a pattern pasted from a
 recipe that uses ``re`` reads the same.
+
+Compiling needs a bound of its own, which no match timeout gives: ``regex`` (unlike ``re``)
+lays out a copy of what a counted repeat repeats, so the 14 characters ``a{10000000}`` took
+2.6 GB and stalled the loop for 4 s, and ``a{1000000000}`` got the process OOM-killed. So a
+pattern is parsed first, with ``regex``'s own parser (cheap: it builds a tree, copies nothing),
+and one longer than :data:`MAX_PATTERN_CHARS` or larger than :data:`MAX_PATTERN_SIZE` once its
+counted repeats are written out is refused (:class:`PatternTooLarge`) before it is compiled.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Literal
 
 import regex
+from regex import _regex_core
 
 from graders._base import Unscored
 from rm_service._exceptions import ConfigError
 
-__all__ = ["MATCH_TIMEOUT_S", "UserRegex", "check_timeout", "compile_regex"]
+__all__ = [
+    "MATCH_TIMEOUT_S",
+    "MAX_PATTERN_CHARS",
+    "MAX_PATTERN_SIZE",
+    "PatternTooLarge",
+    "UserRegex",
+    "check_pattern_size",
+    "check_timeout",
+    "compile_regex",
+    "expanded_size",
+]
 
 MATCH_TIMEOUT_S = 0.25
 """The default time limit of one match, in seconds: an honest pattern on a long response takes
 milliseconds; one that backtracks without bound is stopped here."""
 
+MAX_PATTERN_CHARS = 5_000
+"""The longest pattern compiled, in characters: ``regex`` parses in Python, at about 4 µs a
+character, on the event loop (a 5,000-character pattern: about 20 ms, once, then cached)."""
+
+MAX_PATTERN_SIZE = 10_000
+"""The most items a pattern may hold once its counted repeats are written out (see
+:func:`expanded_size`): ``a{10000}`` compiles in about 1 ms and 3 MB; each factor of ten past
+it costs ten times that, on the event loop."""
+
 _FLAGS = {re.IGNORECASE: regex.IGNORECASE, re.MULTILINE: regex.MULTILINE, re.DOTALL: regex.DOTALL}
+
+
+class PatternTooLarge(ValueError):
+    """A pattern refused before it is compiled: too long, or too large once its counted repeats
+    are written out. A ``ValueError``, as the callers already take a pattern ``regex`` refuses,
+    so it is ``invalid_input`` for a record's pattern and a ``ConfigError`` for a config's."""
+
+
+def check_pattern_size(pattern: str, flags: int = 0) -> None:
+    """Raise :class:`PatternTooLarge` if compiling ``pattern`` could take unbounded memory and
+    time: it is longer than :data:`MAX_PATTERN_CHARS`, or :func:`expanded_size` is above
+    :data:`MAX_PATTERN_SIZE`. ``flags`` are ``regex`` flags (verbose mode changes the parse).
+
+    Raises:
+        PatternTooLarge: the pattern is refused; the message says why.
+        regex.error, ValueError: the pattern does not parse (as compiling would say).
+    """
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise PatternTooLarge(
+            f"the pattern is {len(pattern):,} characters long (limit {MAX_PATTERN_CHARS:,})"
+        )
+    size = expanded_size(pattern, flags)
+    if size > MAX_PATTERN_SIZE:
+        raise PatternTooLarge(
+            f"its counted repeats, multiplied along their nesting, expand it to {size:,} items "
+            f"(limit {MAX_PATTERN_SIZE:,}); the regex engine lays out every copy, so compiling "
+            "it would take memory and time in proportion"
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def expanded_size(pattern: str, flags: int = 0) -> int:
+    """How many items ``pattern`` holds once each counted repeat is written out as copies.
+
+    Every leaf of ``regex``'s parse tree (a character, a class member, an anchor...) counts 1,
+    a node holding others counts their sum, and a repeat counts its body times its count,
+    so nesting multiplies (``(?:a{100}){1000}`` is 100,000) and siblings add (``a{9000}`` ten
+    times is 90,000: a product bound alone would let a long row of them through). A counted
+    repeat counts its larger number (``{2,500}`` is 500; ``{500,}`` is 500), so the bound holds
+    whichever count an engine lays out; ``*``, ``+`` and ``?`` count once. Cached: a GRPO group
+    shares one reference pattern.
+
+    Raises:
+        PatternTooLarge: nested too deeply for the parser.
+        regex.error, ValueError: the pattern does not parse.
+    """
+    try:
+        return _size(_parse(pattern, flags))
+    except RecursionError:
+        raise PatternTooLarge("its groups are nested too deeply to parse") from None
+
+
+def _parse(pattern: str, flags: int) -> Any:
+    """``regex``'s parse tree of ``pattern``, as ``regex.compile`` builds it before compiling:
+    parsed again with the global flags when an inline flag such as ``(?x)`` sets them."""
+    global_flags = flags
+    while True:
+        source = _regex_core.Source(pattern)
+        info = _regex_core.Info(global_flags, source.char_type, {})
+        source.ignore_space = bool(info.flags & regex.VERBOSE)
+        source.use_unicode_space(bool(info.flags & regex.VERSION1))
+        try:
+            return _regex_core._parse_pattern(source, info)
+        except _regex_core._UnscopedFlagSet:
+            global_flags = info.global_flags
+
+
+def _size(node: Any) -> int:
+    """:func:`expanded_size` of one parse-tree node."""
+    if isinstance(node, _regex_core.GreedyRepeat):  # lazy and possessive repeats subclass it
+        count = node.min_count if node.max_count is None else node.max_count
+        return max(count, 1) * _size(node.subpattern)
+    return max(1, sum(_size(child) for child in _children(node)))
+
+
+def _children(node: Any) -> list[Any]:
+    """A node's sub-nodes, whatever the attribute (``subpattern``, ``items``, ``branches``,
+    ``yes_item``...): read generically, so a node kind this code does not name still counts."""
+    out: list[Any] = []
+    for value in getattr(node, "__dict__", {}).values():
+        if isinstance(value, _regex_core.RegexBase):
+            out.append(value)
+        elif isinstance(value, list | tuple):
+            out.extend(v for v in value if isinstance(v, _regex_core.RegexBase))
+    return out
 
 
 def check_timeout(value: Any) -> float:
@@ -45,6 +158,7 @@ class UserRegex:
     ``timeout`` seconds each, else raise ``Unscored(kind="timeout")``.
 
     Raises:
+        PatternTooLarge: the pattern is refused before compiling (:func:`check_pattern_size`).
         regex.error, ValueError: the pattern does not compile, or its inline flags contradict
             the re-compatible mode (``(?V1)``); the caller says whose fault that is.
     """
@@ -56,6 +170,7 @@ class UserRegex:
         for flag, theirs in _FLAGS.items():
             if flags & flag:
                 own |= theirs
+        check_pattern_size(pattern, own)
         self._compiled = regex.compile(pattern, own)
         self.pattern = pattern
         self.groups: int = self._compiled.groups
