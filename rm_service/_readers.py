@@ -58,7 +58,19 @@ def detect_format(path: str | Path) -> InputFormat:
             "state.json); the local engine reads one file: pass the file, or use --engine ray "
             "for a directory or glob of shards"
         )
-    return "parquet" if p.suffix.lower() in _PARQUET_SUFFIXES else "jsonl"
+    suffix = p.suffix.lower()
+    if suffix in _NOT_READ:
+        raise InputError(
+            f"{p}: {_NOT_READ[suffix]} files are not read; give JSONL (one JSON object per line), "
+            "Parquet (.parquet/.pq) or a directory saved with datasets' save_to_disk; pandas "
+            "converts one: df.to_json('in.jsonl', orient='records', lines=True)"
+        )
+    return "parquet" if suffix in _PARQUET_SUFFIXES else "jsonl"
+
+
+_NOT_READ = {".csv": "CSV", ".tsv": "TSV", ".xlsx": "Excel", ".xls": "Excel"}
+"""Table formats a user may try first: named, rather than read as JSONL (whose first error,
+"Expecting value at character 1", did not say the format was the problem)."""
 
 
 def row_label(path: str | Path, fmt: InputFormat) -> str:

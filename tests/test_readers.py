@@ -140,6 +140,19 @@ def test_a_saved_dataset_dict_asks_for_one_split(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["in.csv", "in.TSV", "in.xlsx"])
+def test_a_table_format_is_named_not_read_as_jsonl(tmp_path: Path, name: str) -> None:
+    """A CSV was read as JSONL: "line 1: invalid record: Expecting value at character 1", and
+    with --skip-invalid every line went to the errors file and the run exited 4."""
+    src = tmp_path / name
+    src.write_text("query,response\nq,a\n")
+    with pytest.raises(InputError, match=r"files are not read; give JSONL"):
+        detect_format(src)
+    r = cli("grade", src, "-c", RULES, "--no-progress", "--skip-invalid", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "files are not read; give JSONL" in one_error_line(r.stderr)
+
+
 def test_without_pyarrow_parquet_input_says_what_to_install(tmp_path: Path) -> None:
     src = tmp_path / "in.parquet"
     pq.write_table(pa.Table.from_pylist(sample()[:1]), src)
