@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, GraderResult, GraderScore, checked
+from rm_service._result import GraderError, GraderResult, GraderScore, checked, plain_reward
 
 __all__ = ["BaseAggregator", "FunctionAggregator", "OnError", "as_aggregator"]
 
@@ -181,14 +181,11 @@ class FunctionAggregator:
         if isinstance(out, GraderScore | GraderError):
             out = checked(out)
             return out if out.name == self.name else out.model_copy(update={"name": self.name})
-        if (
-            isinstance(out, int | float)
-            and not isinstance(out, bool)
-            and math.isfinite(out)
-            and 0.0 <= out <= 1.0
-        ):
+        out = plain_reward(out)  # np.float64(0.5) is 0.5 and True 1.0, as from a grader
+        if isinstance(out, int | float) and math.isfinite(out) and 0.0 <= out <= 1.0:
             return GraderScore(name=self.name, score=float(out))
-        return GraderError(name=self.name, error=f"aggregator returned {out!r}, not in [0, 1]")
+        what = "not a number" if not isinstance(out, int | float) else "not in [0, 1]"
+        return GraderError(name=self.name, error=f"aggregator returned {out!r}, {what}")
 
 
 def as_aggregator(obj: Any) -> BaseAggregator | FunctionAggregator:

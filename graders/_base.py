@@ -36,7 +36,7 @@ from graders._threads import in_thread
 from graders._unscored import Unscored, unusable_fields
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
-from rm_service._result import GraderError, GraderResult, GraderScore, checked
+from rm_service._result import GraderError, GraderResult, GraderScore, checked, plain_reward
 
 __all__ = [
     "BaseGrader",
@@ -222,8 +222,7 @@ class BaseGrader:
         reason: Any = ""
         if isinstance(out, tuple) and len(out) == 2:
             out, reason = out
-        if not isinstance(out, _NUMBER_TYPES) and type(out).__module__ == "numpy":
-            out = out.tolist()  # np.float32(0.5) is 0.5 (an array stays a list: no score)
+        out = plain_reward(out)  # np.float32(0.5) is 0.5
         # NaN and the infinities fail the range comparison
         if isinstance(out, _NUMBER_TYPES) and 0.0 <= out <= 1.0:
             text = reason if type(reason) is str else str(reason)

@@ -25,6 +25,7 @@ __all__ = [
     "GraderScore",
     "RecordResult",
     "Status",
+    "plain_reward",
 ]
 
 ErrorKind = Literal["invalid_input", "timeout", "judge_error", "unparseable", "internal"]
@@ -92,6 +93,18 @@ def checked(result: GraderResult) -> GraderResult:
                 kind="internal",
             )
     return result
+
+
+_NUMBER_TYPES = (bool, int, float)
+
+
+def plain_reward(out: Any) -> Any:
+    """``out`` as a plain Python value where it is a numpy scalar (``np.float32(0.5)`` is 0.5; an
+    array stays a list, which is no score), else as it is: what a grader's or a custom
+    aggregator's function returns is read the same way in both places."""
+    if not isinstance(out, _NUMBER_TYPES) and type(out).__module__ == "numpy":
+        return out.tolist()
+    return out
 
 
 Status = Literal["ok", "unscored", "error"]

@@ -186,8 +186,8 @@ def test_function_aggregator_sees_errors() -> None:
         (1.5, "not in \\[0, 1\\]"),  # out of range is not clipped
         (-0.1, "not in \\[0, 1\\]"),
         (float("nan"), "not in \\[0, 1\\]"),
-        ("0.5", "not in \\[0, 1\\]"),  # no string coercion
-        (None, "not in \\[0, 1\\]"),  # None is not a score
+        ("0.5", "not a number"),  # no string coercion
+        (None, "not a number"),  # None is not a score
     ],
 )
 def test_function_aggregator_bad_returns_are_unscored(returned: Any, match: str) -> None:
@@ -195,6 +195,18 @@ def test_function_aggregator_bad_returns_are_unscored(returned: Any, match: str)
     assert isinstance(out, GraderError)
     assert out.kind == "internal"
     assert re.search(match, out.error), out.error
+
+
+@pytest.mark.parametrize(("returned", "score"), [("f32", 0.5), ("f64", 0.25), (True, 1.0)])
+def test_function_aggregator_takes_numpy_scalars_and_bools_as_a_grader_does(
+    returned: Any, score: float
+) -> None:
+    """Refused as "not in [0, 1]" (np.float32(0.5) is in it), while a grader returning the
+    same value scored it."""
+    np = pytest.importorskip("numpy")
+    value = {"f32": np.float32(0.5), "f64": np.float64(0.25)}.get(returned, returned)
+    out = FunctionAggregator(lambda res: value, name="f")(results(a=1.0))
+    assert isinstance(out, GraderScore) and out.score == score and type(out.score) is float
 
 
 def test_function_aggregator_exception_is_unscored() -> None:
