@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal, get_args
 from graders._base import BaseGrader, Grader, Unscored, contract, grader
 from graders._judge import LLMGrader, ModelSpec
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, GraderResult, GraderScore
+from rm_service._result import GraderError, GraderResult, GraderScore, checked
 
 __all__ = [
     "CombineRule",
@@ -185,9 +185,14 @@ class CommitteeGrader(BaseGrader):
         return f"CommitteeGrader(name={self.name!r}, members=[{names}], combine={self.combine!r})"
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
-        results: list[GraderResult] = await asyncio.gather(
-            *(g.aevaluate(**fields) for g, _ in self._voters)
-        )
+        results: list[GraderResult] = [
+            _as_result(g, r)
+            for (g, _), r in zip(
+                self._voters,
+                await asyncio.gather(*(g.aevaluate(**fields) for g, _ in self._voters)),
+                strict=True,
+            )
+        ]
         members = [
             {
                 "member": g.name,
@@ -226,6 +231,18 @@ class CommitteeGrader(BaseGrader):
             reason=f"{self.combine} of {len(valid)}/{len(results)} valid verdicts ({shown})",
             metadata=meta,
         )
+
+
+def _as_result(member: Any, out: Any) -> GraderResult:
+    """A member's verdict as a result: a protocol-only member (any object with ``aevaluate``) may
+    hand back a bare number or ``None``, which was dropped unnamed (or, with no valid verdict
+    left, failed as an ``IndexError``); it is an ``internal`` error naming the member."""
+    if isinstance(out, GraderScore | GraderError):
+        return checked(out)  # a score built without its check (model_construct) is one too
+    name = str(getattr(member, "name", type(member).__name__))
+    return GraderError(
+        name=name, error=f"returned {out!r}, not a GraderScore or GraderError", kind="internal"
+    )
 
 
 # --- cross-checks --------------------------------------------------------------------------------

@@ -192,3 +192,32 @@ def test_judge_arguments_need_models() -> None:
 def test_registered() -> None:
     c = get_grader("committee", models=[FakeJudge()], judge=RelevanceGrader)
     assert isinstance(c, CommitteeGrader) and c.name == "committee"
+
+
+class _Bare:
+    """A member that satisfies the grader protocol only: its aevaluate may return anything."""
+
+    def __init__(self, name: str, out: object) -> None:
+        self.name, self.out = name, out
+
+    async def aevaluate(self, **fields: object) -> object:
+        return self.out
+
+
+@pytest.mark.parametrize(
+    "out", [0.7, None, GraderScore.model_construct(name="m", score=5.0, reason="", metadata={})]
+)
+async def test_a_member_that_returns_no_valid_result_is_named_as_an_internal_error(
+    out: object,
+) -> None:
+    """A bare number or None was dropped unnamed, and with no valid verdict left the committee
+    failed as "IndexError: list index out of range"; an unchecked score of 5 counted."""
+    alone = await CommitteeGrader([_Bare("m", out)]).aevaluate(response="r")  # type: ignore[list-item]  # a protocol-only member, as a user may write one
+    assert isinstance(alone, GraderError) and alone.kind == "internal", alone
+    assert "not a reward in [0, 1]" in alone.error or "not a GraderScore" in alone.error
+    beside = await CommitteeGrader(
+        [_Bare("m", out), _Bare("ok", GraderScore(name="ok", score=1.0))],  # type: ignore[list-item]  # as above
+        min_valid=1,
+    ).aevaluate(response="r")
+    assert isinstance(beside, GraderScore) and beside.score == 1.0
+    assert [m.get("error") for m in beside.metadata["members"]] == ["internal", None]
