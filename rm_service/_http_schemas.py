@@ -29,7 +29,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from rm_service._exceptions import ConfigError
 from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
 from rm_service._result import ErrorKind, Status
-from rm_service.integrations._targets import finite
+from rm_service.integrations._targets import fallback_reward
 
 __all__ = [
     "FALLBACK_SETTING",
@@ -133,7 +133,7 @@ class ServiceSettings:
         if self.max_queue < 0:  # it failed later, in every worker, as a traceback
             raise ValueError(f"max_queue must be >= 0, got {self.max_queue!r}")
         try:
-            fallback = finite(self.unscored_fallback, FALLBACK_SETTING)
+            fallback = fallback_reward(self.unscored_fallback, FALLBACK_SETTING)
         except ConfigError as exc:
             raise ConfigError(
                 f"{exc}: /get_reward sends it as an unscored record's reward, and OpenRLHF "

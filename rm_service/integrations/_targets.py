@@ -29,6 +29,7 @@ __all__ = [
     "Target",
     "acached_target",
     "cached_target",
+    "fallback_reward",
     "finite",
     "grade_safely",
     "reward_key",
@@ -177,6 +178,20 @@ async def grade_safely(target: Target, records: list[dict[str, Any]]) -> list[Re
             )
             for i in range(len(records))
         ]
+
+
+def fallback_reward(value: Any, name: str) -> float:
+    """``value`` as the reward an unscored sample trains with, or a ``ConfigError``: a finite
+    number no greater than 1. Above every reward an answer can earn, a failure (a judge down, a
+    bad record) would pay best, and the policy would learn to cause it. Below 0 it is a penalty
+    for failing, which a user may choose on purpose."""
+    out = finite(value, name)
+    if out > 1.0:
+        raise ConfigError(
+            f"{name} must be at most 1, got {value!r}: an unscored sample trains with it, and "
+            "above every reward an answer can earn, a failure would pay best"
+        )
+    return out
 
 
 def finite(value: Any, name: str) -> float:

@@ -61,7 +61,7 @@ from rm_service.integrations._backend import LocalBackend
 from rm_service.integrations._targets import (
     Target,
     cached_target,
-    finite,
+    fallback_reward,
     grade_safely,
     reward_key,
     run_blocking,
@@ -153,7 +153,7 @@ def _reward_func(
     queries: Sequence[str], prompts: Sequence[str] | None, labels: Sequence[Any] | None
 ) -> dict[str, Any]:
     """:func:`reward_func`'s work, in the importable module (see there)."""
-    fallback = finite(
+    fallback = fallback_reward(
         os.environ.get("RM_SERVICE_UNSCORED_FALLBACK") or 0.0, "RM_SERVICE_UNSCORED_FALLBACK"
     )
     stripper = _stripper(os.environ.get("RM_SERVICE_STRIP_PATTERNS"))

@@ -77,6 +77,7 @@ from rm_service.integrations._targets import (
     Config,
     Target,
     acached_target,
+    fallback_reward,
     finite,
     grade_safely,
     reward_key,
@@ -187,7 +188,7 @@ async def _score(
     for name, values in lists.items():
         if len(values) != n:
             raise InputError(f"{name!r} has {len(values)} values for {n} solution_strs")
-    fallback = finite(fallback_score, "fallback_score")
+    fallback = fallback_reward(fallback_score, "fallback_score")
     if deadline is not None:
         # the checked number, not the argument: a string "240" passed the check and then failed
         # every comparison, and every sample got the fallback

@@ -229,3 +229,13 @@ async def test_the_fallback_comes_from_the_environment(monkeypatch: pytest.Monke
     async with client(app) as c:
         resp = await c.post("/get_reward", json={"query": ["7"], "labels": [None]})
     assert resp.json()["rewards"] == [-1.0] and resp.json()["extra_logs"]["rm_error"] == [1.0]
+
+
+@pytest.mark.parametrize("value", [1.5, 5, "2"])
+def test_a_fallback_above_every_reward_is_a_config_error(value: Any) -> None:
+    """--unscored-fallback 5 started, and an unscored record (a bad gold) earned 5.0, more than
+    any answer: a failure paid best. A penalty below 0 stays a choice (see above)."""
+    with pytest.raises(ConfigError, match="must be at most 1"):
+        ServiceSettings(unscored_fallback=value)
+    assert ServiceSettings(unscored_fallback=1.0).unscored_fallback == 1.0
+    assert ServiceSettings(unscored_fallback=-1.0).unscored_fallback == -1.0

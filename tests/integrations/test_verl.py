@@ -365,6 +365,12 @@ async def test_a_deadline_given_as_text_is_used_as_a_number() -> None:
         await compute_score("d", "7", "7", {}, config=SHIM_CONFIG, deadline="soon")
 
 
+async def test_a_fallback_above_every_reward_is_refused() -> None:
+    """fallback_score=5 trained every unscored sample at 5, above any answer's reward."""
+    with pytest.raises(ConfigError, match="fallback_score must be at most 1"):
+        await compute_score("d", "7", "7", {}, config=SHIM_CONFIG, fallback_score=5)
+
+
 # --- a failed component under a reward that still scores ---------------------------------------
 
 SKIP_CONFIG: dict[str, Any] = {
