@@ -95,7 +95,12 @@ class WeightedSumAggregator(BaseAggregator):
                     f"{owner}: weight for {k!r} is {w!r}; weights must be >= 0 (a negative weight "
                     "would push the reward outside [0, 1]; use a formula aggregator for penalties)"
                 )
-        total = math.fsum(float(w) for w in weights.values())
+        try:
+            total = math.fsum(float(w) for w in weights.values())
+        except OverflowError:  # each weight finite, their sum not (1e308 + 1e308)
+            raise ConfigError(
+                f"{owner}: the weights sum past the float range; scale them down"
+            ) from None
         if total <= 0:
             raise ConfigError(f"{owner}: all weights are zero; at least one must be positive")
         self._weights = {k: float(w) / total for k, w in weights.items() if w > 0}

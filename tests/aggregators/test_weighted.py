@@ -128,6 +128,7 @@ def test_bind_rejects_unknown_weighted_name() -> None:
         ({"a": True}, "finite number"),  # bool is not a weight
         ({"a": float("nan")}, "finite number"),
         ({"a": float("inf")}, "finite number"),
+        ({"a": 1e308, "b": 1e308}, "past the float range"),  # was a raw OverflowError
         ({"": 1}, "component names"),
     ],
 )
