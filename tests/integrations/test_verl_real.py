@@ -451,19 +451,25 @@ def test_the_readme_config_through_verls_reward_loop_worker(
     assert RateLimitedRewardManager._max_concurrent == 64
 
 
+def _reward_manager(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo the one-time class setup of verl's reward-loop manager ``name`` for this test
+    (skipped where this verl has no such manager)."""
+    registry = verl_module("verl.experimental.reward_loop.reward_manager")
+    try:
+        cls = registry.get_reward_manager_cls(name)
+    except ValueError:
+        pytest.skip(f"verl {verl_version()} has no {name!r} manager")
+    monkeypatch.setattr(cls, "_class_initialized", False)
+
+
 @pytest.mark.parametrize("name", ["naive", "dapo", "gdpo", "rate_limited", "remote"])
 def test_every_reward_loop_manager_gives_the_same_numbers(
     verl_runtime: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     """Each manager of verl's reward loop calls our function its own way (``remote`` in Ray
     workers, which reject coroutine functions: it gets ``compute_score_sync``)."""
-    registry = verl_module("verl.experimental.reward_loop.reward_manager")
     rt = verl_runtime
-    try:
-        cls = registry.get_reward_manager_cls(name)
-    except ValueError:
-        pytest.skip(f"verl {verl_version()} has no {name!r} manager")
-    monkeypatch.setattr(cls, "_class_initialized", False)
+    _reward_manager(name, monkeypatch)
     fn_name = "compute_score_sync" if name == "remote" else "compute_score"
     prefix = "reward." if new_layout() else ""
     manager_key = "reward.reward_manager.name" if new_layout() else "reward_model.reward_manager"
@@ -511,16 +517,11 @@ def test_a_failed_component_reaches_verls_columns_flagged(
     agent loop's columns, ``rm/num`` was 0.0 with ``rm_error`` 0.0 just as for a wrong answer
     (what ``filter_groups.metric=rm/num`` and the val-aux means then read). The flag column
     tells them apart; ``rm/num`` stays a number, as GDPO's advantage needs (no NaN in it)."""
-    registry = verl_module("verl.experimental.reward_loop.reward_manager")
     core_algos = verl_module("verl.trainer.ppo.core_algos")
     from omegaconf import OmegaConf
 
     rt = verl_runtime
-    try:
-        cls = registry.get_reward_manager_cls(name)
-    except ValueError:
-        pytest.skip(f"verl {verl_version()} has no {name!r} manager")
-    monkeypatch.setattr(cls, "_class_initialized", False)
+    _reward_manager(name, monkeypatch)
     rt.config_path.write_text(yaml.safe_dump(SKIP_CONFIG, sort_keys=False))
     manager_key = "reward.reward_manager.name" if new_layout() else "reward_model.reward_manager"
     worker = reward_loop_worker(readme_config(rt, f"{manager_key}={name}"))
