@@ -18,11 +18,13 @@ __all__ = ["Admission", "Overloaded"]
 
 
 class Overloaded(Exception):
-    """Admission refused: too many records in flight and queued. ``retry_after`` in seconds."""
+    """Admission refused: too many records in flight and queued. ``retry_after`` in seconds;
+    ``queue_full``: refused at once for a full queue, rather than after waiting in it."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, *, queue_full: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.queue_full = queue_full
 
 
 class Admission:
@@ -100,6 +102,7 @@ class Admission:
                     f"overloaded: waited {max_wait} s in the admission queue without a slot; "
                     "retry later",
                     self.retry_after,
+                    queue_full=False,
                 ) from None
             raise
 

@@ -71,9 +71,9 @@ class ServiceSettings:
         max_in_flight: records being graded at once across all requests (admission control). A
             request with more records counts as ``max_in_flight``: it runs alone.
         max_queue: records allowed to wait for admission; beyond it, 429 with ``Retry-After``.
-        queue_timeout: seconds a ``/grade`` request may wait in the queue before a 429.
-            ``/get_reward`` waits up to its deadline instead, then answers every record
-            unscored (``timeout``): OpenRLHF fails the run after a few 429s.
+        queue_timeout: seconds a request may wait in the queue: then ``/grade`` gets a 429,
+            and ``/get_reward`` (its deadline permitting) answers every record unscored
+            (``timeout``), since OpenRLHF fails the run after a few 429s.
         retry_after: the ``Retry-After`` seconds sent with a 429.
         deadline: the per-request grading deadline in seconds (a request may ask for less),
             counted from when the request is parsed, its wait for admission included;

@@ -319,23 +319,24 @@ def create_app(
         return entries[key]
 
     async def admit(weight: int, deadline: float | None, patient: bool) -> bool:
-        """Take ``weight`` admission slots; ``False`` if ``deadline`` passed first.
+        """Take ``weight`` admission slots; ``False`` when a ``patient`` request was not
+        admitted in time.
 
-        A ``/grade`` request waits up to ``queue_timeout``, then gets a 429: shedding load tells
-        its client to back off. A ``patient`` one (``/get_reward``) waits up to its deadline
-        (without one, until admitted), since OpenRLHF fails the run after a few 429s and is
-        promised an answer within the deadline, unfinished records unscored. A full queue is a
-        429 for both."""
+        Each waits in the queue up to ``queue_timeout`` (a ``patient`` one no longer than its
+        deadline either): the queue admits in order, so a longer wait would hold every request
+        behind it. Then a ``/grade`` request gets a 429: shedding load tells its client to back
+        off. A ``patient`` one (``/get_reward``) answers with every record unscored instead,
+        since OpenRLHF fails the run after a few 429s and is promised an answer within the
+        deadline, unfinished records unscored. A full queue is a 429 for both."""
+        wait = settings.queue_timeout
+        if patient and deadline is not None:
+            wait = min(wait, deadline) if wait is not None else deadline
         try:
-            if not patient:
-                await admission.acquire(weight, max_wait=settings.queue_timeout)
-                return True
-            async with asyncio.timeout(deadline):
-                await admission.acquire(weight)
+            await admission.acquire(weight, max_wait=wait)
             return True
-        except TimeoutError:
-            return False
         except Overloaded as exc:
+            if patient and not exc.queue_full:
+                return False
             metrics.rejected.inc()
             raise HTTPException(
                 429, str(exc), headers={"Retry-After": str(exc.retry_after)}
@@ -354,8 +355,8 @@ def create_app(
         admission included. A request larger than ``max_in_flight`` (``/get_reward``'s may be)
         is admitted as ``max_in_flight`` records: it waits for the whole bound and runs alone,
         rather than being refused for ever; grading is bounded by the runner's concurrency.
-        ``patient``: wait for admission up to the deadline, not ``queue_timeout`` (see
-        ``admit``); past it every record comes back unscored (``timeout``)."""
+        ``patient``: not admitted in time (see ``admit``), every record comes back unscored
+        (``timeout``) rather than a 429."""
         n = len(records)
         if n > limit[1]:
             raise HTTPException(

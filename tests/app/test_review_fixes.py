@@ -108,21 +108,30 @@ async def test_the_422_handler_reports_at_most_its_limit() -> None:
 # --- 2. /get_reward waits for admission up to its deadline -------------------------------------
 
 
-async def test_get_reward_waits_past_queue_timeout_and_is_graded(
+async def test_get_reward_not_admitted_answers_unscored_and_holds_no_grade_behind_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """It got a 429 after ``queue_timeout`` (30 s) in the queue; OpenRLHF fails a run after a
-    few. It waits up to its own deadline, and is graded once admitted."""
-    monkeypatch.setenv("RM_TEST_DELAY", "0.5")
-    app = make_app(max_in_flight=1, max_records=1, max_queue=5, queue_timeout=0.05)
+    """Not admitted within ``queue_timeout``, ``/get_reward`` got a 429 (OpenRLHF fails a run
+    after a few); it answers every record unscored instead. It leaves the queue then, as before:
+    the queue admits in order, and waiting longer (to its deadline) held a 1-record ``/grade``
+    behind it until that one's own 429, with a slot free all along."""
+    monkeypatch.setenv("RM_TEST_DELAY", "2")
+    app = make_app(max_in_flight=2, max_records=2, max_queue=10, queue_timeout=0.5)
     admission = app.state.admission
     async with client(app) as c:
         first = asyncio.ensure_future(c.post("/grade", json={"records": [{"response": "a"}]}))
         await _wait_for(lambda: admission.in_flight == 1)
-        resp = await c.post("/get_reward", json={"query": [GOOD], "prompts": [""]})
+        big = asyncio.ensure_future(
+            c.post("/get_reward", json={"query": [GOOD, "x"], "prompts": ["", ""]})
+        )
+        await _wait_for(lambda: admission.queued == 2)
+        await asyncio.sleep(0.3)
+        small = await c.post("/grade", json={"records": [{"response": "b"}]})
+        resp = await big
         assert (await first).status_code == 200
+    assert small.status_code == 200, small.text
     assert resp.status_code == 200, resp.text
-    assert resp.json()["extra_logs"]["rm_error"] == [0.0]
+    assert resp.json()["extra_logs"]["rm_error"] == [1.0, 1.0]
     assert admission.in_flight == 0 and admission.queued == 0
 
 
