@@ -130,6 +130,13 @@ class ServiceSettings:
         for name in ("get_reward_max_records", "get_reward_max_body_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.api_key is not None and self.api_key != self.api_key.strip():
+            # The token is read with the spaces after the scheme skipped: such a key could
+            # never be sent, and every client got a 401 with no hint why.
+            raise ValueError(
+                "api_key (RM_SERVICE_API_KEY) starts or ends with whitespace, which no "
+                "Authorization header can carry: remove it"
+            )
         if self.max_queue < 0:  # it failed later, in every worker, as a traceback
             raise ValueError(f"max_queue must be >= 0, got {self.max_queue!r}")
         try:

@@ -247,3 +247,10 @@ async def test_the_bearer_scheme_is_case_insensitive(header: str, status: int) -
     async with client(make_app(api_key="s3cret")) as c:
         resp = await c.get("/graders", headers={"Authorization": header})
     assert resp.status_code == status, resp.text
+
+
+@pytest.mark.parametrize("key", [" lead", "trail ", "\tboth\n"])
+def test_a_key_no_header_can_carry_is_refused_at_start(key: str) -> None:
+    """ " lead" started, and every client got 401: the spaces after the scheme are skipped."""
+    with pytest.raises(ValueError, match="starts or ends with whitespace"):
+        make_app(api_key=key)
