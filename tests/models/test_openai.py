@@ -84,7 +84,7 @@ async def test_plain_answer_usage_and_request_shape(server: JudgeServer) -> None
     assert result.usage.completion_tokens == 9  # The| answer| is| correct|.| Score|:| |5
     assert result.finish_reason == "stop"
     assert result.attempts == 1 and result.logprobs is None and not result.cached
-    assert 0 < result.latency_s < 2
+    assert 0 < result.latency_s < 60  # this call's seconds, not a clock; loose: CI is loaded
     body = server.stats.last_body
     assert body == {"model": "judge", "messages": ASK, "temperature": 0.0, "max_tokens": 64}
     assert server.stats.authorization == "Bearer sk-test-1234567890"
