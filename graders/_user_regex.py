@@ -29,7 +29,7 @@ import regex
 from regex import _regex_core
 
 from graders._base import Unscored
-from rm_service._exceptions import ConfigError
+from rm_service._exceptions import ConfigError, PatternTooLarge
 
 __all__ = [
     "MATCH_TIMEOUT_S",
@@ -57,12 +57,6 @@ MAX_PATTERN_SIZE = 10_000
 it costs ten times that, on the event loop."""
 
 _FLAGS = {re.IGNORECASE: regex.IGNORECASE, re.MULTILINE: regex.MULTILINE, re.DOTALL: regex.DOTALL}
-
-
-class PatternTooLarge(ValueError):
-    """A pattern refused before it is compiled: too long, or too large once its counted repeats
-    are written out. A ``ValueError``, as the callers already take a pattern ``regex`` refuses,
-    so it is ``invalid_input`` for a record's pattern and a ``ConfigError`` for a config's."""
 
 
 def check_pattern_size(pattern: str, flags: int = 0) -> None:

@@ -5,6 +5,7 @@ they care about::
     ├── ConfigError                bad reward config, unknown grader name, bad mapper or aggregator
     │   └── MappingError           a mapper path does not resolve on a record (index, path, field)
     ├── InputError                 malformed input data (line number)
+    │   └── PatternTooLarge        a regex too large to compile safely (also a ValueError)
     ├── EmbedderUnavailable        the embedding model's dependency or files are missing
     └── JudgeError                 the judge gave no answer (attempts)
         ├── JudgeTimeout           a per-call or overall deadline passed first
@@ -40,6 +41,7 @@ __all__ = [
     "JudgeTimeout",
     "LocalModelUnavailable",
     "MappingError",
+    "PatternTooLarge",
     "RMServiceError",
 ]
 
@@ -83,6 +85,13 @@ class InputError(RMServiceError):
         where = f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{message}")
         self.line = line
+
+
+class PatternTooLarge(InputError, ValueError):
+    """A regex refused before it is compiled: too long, or too large once its counted repeats
+    are written out (``a{10000000}``). A ``ValueError`` too, as the callers already take a
+    pattern the engine refuses: ``invalid_input`` for a record's pattern, a ``ConfigError`` for
+    a config's."""
 
 
 class EmbedderUnavailable(RMServiceError):
