@@ -122,14 +122,22 @@ def _tool_use_blocks(content: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _message_calls(message: Mapping[str, Any], index: int) -> list[dict[str, Any]]:
-    """The tool calls of one assistant message (``messages[index]``), in every shape read."""
+    """The tool calls of one assistant message (``messages[index]``), in the first shape it
+    holds: ``tool_calls``, else OpenAI's legacy ``function_call``, else Anthropic ``tool_use``
+    blocks (a message that carries one call in two shapes made one call, not two). An empty
+    value (``""``, ``{}``, ``[]``) is no call, as ``None`` is."""
     where = f"messages[{index}]"
-    calls = []
-    if message.get("tool_calls") is not None:
-        calls += _call_list(message["tool_calls"], f"{where}.tool_calls")
-    if message.get("function_call") is not None:  # OpenAI's legacy single call
-        calls.append(_flat(message["function_call"], f"{where}.function_call"))
-    return calls + _tool_use_blocks(message.get("content"), f"{where}.content")
+    if not _empty(calls := message.get("tool_calls")):
+        return _call_list(calls, f"{where}.tool_calls")
+    if not _empty(call := message.get("function_call")):  # OpenAI's legacy single call
+        return [_flat(call, f"{where}.function_call")]
+    return _tool_use_blocks(message.get("content"), f"{where}.content")
+
+
+def _empty(value: Any) -> bool:
+    """No value at all: ``None``, or an empty string, list or object."""
+    value = plain_value(value)
+    return value is None or (isinstance(value, str | list | tuple | Mapping) and not value)
 
 
 def tool_calls_of(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +156,7 @@ def tool_calls_of(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 def _calls(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A step record's own ``tool_calls``, else every call in ``messages``."""
-    if fields.get("tool_calls") is not None:
+    if not _empty(fields.get("tool_calls")) or isinstance(fields.get("tool_calls"), list):
         return _call_list(fields["tool_calls"], "tool_calls")
     if fields.get("messages") is None:
         raise Unscored("needs messages (a conversation) or tool_calls (one turn's calls)")

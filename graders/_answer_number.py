@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from graders._answer_list import listed_items
 from graders._text import (
     _NUMBER_RE,
     AnswerSource,
@@ -205,20 +206,13 @@ def answer_expression(text: str) -> str | None:
     return None
 
 
-_LISTED_GAP = re.compile(
-    r"(?:\s|[,;/|.()\[\]$]|\\[{}(),;!]|\\(?:quad|qquad|lor|vee|text\s*\{\s*(?:or|and)\s*\})"
-    r"|\b(?:or|and)\b|(?<![A-Za-z\\])[A-Za-z]\s*=)*",
-    re.IGNORECASE,
-)
-"""What may stand around the numbers of a list of answers: separators, brackets, braces, "or",
-"and", a variable and its "=" (``x = 3 \\text{ or } x = 4``)."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s|\n")
 
 
 def listed_answers(text: str) -> list[Number]:
-    """The numbers of an answer that is a list of several different values (``\\boxed{1, 2, 3,
-    4}``, ``<answer>5 or 6</answer>``, "the answer is 5 or 6", a last line "-2, 2"), else
-    ``[]``.
+    """The numbers of an answer that is a bare list of values (``\\boxed{1, 2, 3, 4}``,
+    ``<answer>5 or 6</answer>``, "the answer is 5 or 6", a last line "-2, 2"), else ``[]``;
+    whether they differ is the caller's to say (``3/4 (75%)`` lists one value twice).
 
     Why: the number rule reads one number (a box's last, the first after "answer is"), so a list
     of candidates scored 1.0 against whichever of them it read, and a gold of two roots was
@@ -238,12 +232,6 @@ def listed_answers(text: str) -> list[Number]:
 
 def _listed_in(region: str) -> list[Number]:
     found = list(_NUMBER_RE.finditer(region))
-    numbers = [n for m in found if (n := parse_number(m.group(0))) is not None]
-    if len({n.value for n in numbers}) < 2 or len(numbers) != len(found):
-        return []
-    bounds = [0, *(x for m in found for x in m.span()), len(region)]
-    if all(
-        _LISTED_GAP.fullmatch(region, bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)
-    ):
-        return numbers
-    return []
+    items = listed_items(region, [m.span() for m in found], numbers=True)
+    numbers = [parse_number(found[i].group(0)) for i in items]
+    return [n for n in numbers if n is not None] if None not in numbers else []

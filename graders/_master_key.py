@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_GREETINGS",
     "DEFAULT_MASTER_KEYS",
     "META_WORDS",
+    "SOFT_WORDS",
     "STOP_WORDS",
     "EmptyGate",
     "MasterKeyGate",
@@ -261,8 +262,7 @@ META_WORDS: frozenset[str] = _word_set(
     analysing analysis approach explanation explain explaining proof prove figure breakdown
     consider considering understand understanding calculate calculating compute computing
     determine determining evaluate evaluating tackle begin beginning start started starting dive
-    walk final result response help confident confidence know reasoned cover covers covered
-    covering
+    walk final result response help confident confidence know reasoned covers covered
     """
 )
 """Words that talk *about* answering. A response made only of these and :data:`STOP_WORDS`, with
@@ -277,12 +277,20 @@ STOP_WORDS: frozenset[str] = _word_set(
     go will would can could should must shall may might try trying out up down over some bit
     little more detail details detailed following follows below above way best simple simply
     easy clearly get make sense one all boxed therefore thus hence finally overall conclusion
-    summary basically essentially happy glad pleased comprehensive complete completely clear
-    thorough thoroughly full fully accurate accurately requested entire entirely whole key point
-    points
+    summary basically essentially happy glad pleased
     """
 )
 """Function words and soft fillers: neutral on their own ("It is." passes), no content either."""
+
+SOFT_WORDS: frozenset[str] = _word_set(
+    """
+    comprehensive complete completely clear thorough thoroughly full fully accurate accurately
+    requested entire entirely whole key point points
+    """
+)
+"""Words that praise or size an answer ("a comprehensive explanation", "full details"): no
+content beside a meta word, but maybe the answer itself after a label ("Answer: full"), so they
+count as filler only where a meta word is there too."""
 
 
 def _by_first_char(
@@ -297,6 +305,7 @@ def _by_first_char(
 
 
 _ARTICLE_RE = re.compile(r"^(?:a|an|the) ")
+_LABEL_RE = re.compile(r"^(?:(?:the |my |final |correct )*answer(?: is)?|solution|result) ")
 
 
 def _is_reference(response: str, fields: Mapping[str, str]) -> bool:
@@ -306,8 +315,12 @@ def _is_reference(response: str, fields: Mapping[str, str]) -> bool:
     ref = fields.get("reference_response")
     if not isinstance(ref, str):
         return False
-    mine = _ARTICLE_RE.sub("", normalize_for_gate(response))
-    return bool(mine) and mine == _ARTICLE_RE.sub("", normalize_for_gate(ref))
+    gold = _ARTICLE_RE.sub("", normalize_for_gate(ref))
+    mine = normalize_for_gate(response)
+    if not gold or not mine:
+        return False
+    # the reference itself, or after a label or opener ("Answer: full" for "full")
+    return gold in (_ARTICLE_RE.sub("", mine), _ARTICLE_RE.sub("", _LABEL_RE.sub("", mine)))
 
 
 _FINAL_LETTER_RE = re.compile(r"(?<![A-Za-z])\(?([A-Ja-j])\)?[\s.*_$}\])]*(?:</answer>[\s.]*)?\Z")
@@ -392,7 +405,7 @@ class MasterKeyGate:
     def __repr__(self) -> str:
         return f"MasterKeyGate(name={self.name!r}, phrases={len(self.phrases)})"
 
-    def _strip_openers(self, text: str) -> tuple[str, bool]:
+    def _strip_openers(self, text: str, *, greeted: bool = False) -> tuple[str, bool]:
         """Strip known phrases and enumerators from the front; also say if a strong one went.
 
         A phrase is *strong* when it announces reasoning or an answer (it has a meta word,
@@ -400,7 +413,8 @@ class MasterKeyGate:
         answer labels are); fillers such as "sure" or "here" are weak.
         """
         strong = False
-        text = self._strip_greeting(text)
+        if not greeted:
+            text = self._strip_greeting(text)
         while text:
             m = _ENUMERATOR_RE.match(text)
             if m and (m.end() == len(text) or text[m.end()] == " "):
@@ -430,7 +444,7 @@ class MasterKeyGate:
         return text
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
-        reason = self._reason(response)
+        reason = self._reason(response, greeted=self._greets(fields))
         end = response.rfind("</think>")
         if reason is None and end >= 0 and is_blank(response[end + 8 :]):
             reason = "the response only reasons: nothing follows its </think>"
@@ -440,20 +454,28 @@ class MasterKeyGate:
             return None
         return reason
 
-    def _reason(self, response: str) -> str | None:
+    def _greets(self, fields: Mapping[str, str]) -> bool:
+        """The query is itself a greeting ("Hi", "Hello there!"): then "Hello! How can I help
+        you?" is the answer, and its greeting is no opener to strip."""
+        words = normalize_for_gate(fields.get("query") or "").split()
+        greeting = {w for g in self.greetings for w in g.split()}
+        return bool(words) and all(w in greeting or w in STOP_WORDS for w in words)
+
+    def _reason(self, response: str, *, greeted: bool = False) -> str | None:
         norm = normalize_for_gate(response)
         if not norm:
             if not response.strip():
                 return None  # empty: EmptyGate's business, so the reason names the right gate
             return "the response contains only punctuation or symbols (a master key)"
-        rest, strong = self._strip_openers(norm)
+        rest, strong = self._strip_openers(norm, greeted=greeted)
         if not rest:
             return f"the response is only an opener with no content: {_quote(response)}"
         words = _ENUMERATOR_RE.sub(" ", rest).split()
+        meta = any(w in META_WORDS for w in words)
         if (
             self.vocabulary
-            and all(w in META_WORDS or w in STOP_WORDS for w in words)
-            and (strong or any(w in META_WORDS for w in words))
+            and all(w in META_WORDS or w in STOP_WORDS or (meta and w in SOFT_WORDS) for w in words)
+            and (strong or meta)
         ):
             return f"the response talks about answering but says nothing: {_quote(response)}"
         stripped = response.strip().rstrip("*_`~ \t")

@@ -210,6 +210,10 @@ def _wrap(text: str) -> str:
     return "$" + re.sub(r"(?<!\\)%", r"\\%", text) + "$"
 
 
+def _without_emphasis(text: str) -> str:
+    return _MARKDOWN_EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+
+
 def _prepare_text(text: str) -> str:
     """Text-level repairs, applied before deciding how to read the text."""
     text = _ESCAPED_DOLLAR.sub("", text.strip())  # "\$5.40" is currency: math-verify drops it too
@@ -217,8 +221,8 @@ def _prepare_text(text: str) -> str:
     text = _map_plain(text, _fix_mixed_numbers)
     text = _map_plain(text, _scientific_plain)
     text = _ANSWER_WORDS.sub(" answer", text)
-    if "*" in text or "_" in text or "`" in text:
-        text = _MARKDOWN_EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+    if "*" in text or "_" in text or "`" in text:  # outside math: $2 *3* 4$ is a product
+        text = _map_plain(text, _without_emphasis)
     if "\\l" in text or "\\vee" in text or "∨" in text or "∧" in text:
         text = _LOGICAL_AND.sub(r" \\text{ and } ", _LOGICAL_OR.sub(r" \\text{ or } ", text))
     return _CJK_BEFORE.sub(r"\1 ", text).strip()

@@ -3,7 +3,7 @@
 math-verify drops units before it compares (its ``units`` normalisation, which the math grader
 keeps on so that ``5\\text{ cm}`` equals a gold of ``5``), so ``\\boxed{5\\text{ m}}`` equalled
 a gold of ``5\\text{ cm}``, ``3\\text{ minutes}`` one of ``3\\text{ hours}``, and ``20\\text{
-cm}^2`` one of ``20\\text{ cm}``. Here the unit written after each answer's last number is read
+cm}^2`` one of ``20\\text{ cm}``. Here the unit written after each answer's numbers is read
 and named canonically (``centimetres`` and ``cm`` are one unit); when both answers name one and
 the two differ, they are not equal. A unit only one side writes, or one this table does not
 know, changes nothing: math-verify decides as before.
@@ -55,33 +55,39 @@ UNITS: dict[str, str] = _names(
 )
 """Spellings of common units, each to one canonical name (case-sensitive only for ``mL``/``L``)."""
 
-_UNIT_TAIL = re.compile(
-    r"\d\s*(?:\\[,;:! ]|~|\s)*"
-    r"(?:\\(?:text|mathrm|mbox|textrm|operatorname)\s*\{\s*~?\s*(?P<tex>[A-Za-z]+)\s*\}"
-    r"|(?P<plain>[A-Za-z]+))"
-    r"(?P<power>\s*(?:\^\s*\{?\s*\d\s*\}?|[²³]))?"
-    r"[\s.,;!}$\\)]*$"
+_UNIT_AFTER = re.compile(
+    r"\d[ \t]*+(?:\\[,;:! ]|~)?[ \t]*+"
+    r"(?:\\(?:text|mathrm|mbox|textrm|operatorname)[ \t]*+\{[ \t]*+~?[ \t]*+"
+    r"(?P<tex>[A-Za-z]+)[ \t]*+\}"
+    r"|(?P<plain>[A-Za-z]+)\b)"
+    r"(?P<power>[ \t]*+(?:\^[ \t]*+\{?[ \t]*+\d[ \t]*+\}?|[²³]))?"
 )
+_SAME_AS = {"cm^3": "ml", "dm^3": "l"}
+"""Units that are one unit under two names (a cubic centimetre is a millilitre)."""
 
 
 def _unit(answer: str) -> str | None:
-    """The canonical unit after the last number of ``answer`` (its last box, else all of it),
-    with its power (``cm^2``); ``None`` when it writes none this table knows."""
+    """The canonical unit written after the numbers of ``answer`` (its last box, else all of
+    it), with its power (``cm^2``): ``None`` when it writes none this table knows, or more than
+    one ("6 days (144 hours)" names its answer twice; which is meant is not for a rule)."""
     boxes = boxed_contents(answer)
-    region = (boxes[-1] if boxes else answer).strip()
-    m = _UNIT_TAIL.search(region[-200:])
-    if m is None:
-        return None
-    word = m.group("tex") or m.group("plain")
-    unit = UNITS.get(word) or UNITS.get(word.lower())
-    if unit is None:
-        return None
-    power = re.sub(r"\D", "", (m.group("power") or "").replace("²", "2").replace("³", "3"))
-    return unit + (f"^{power}" if power and power != "1" else "")
+    region = boxes[-1] if boxes else answer
+    found = set()
+    for m in _UNIT_AFTER.finditer(region):
+        word = m.group("tex") or m.group("plain")
+        unit = UNITS.get(word) or UNITS.get(word.lower())
+        if unit is None:
+            continue
+        power = re.sub(r"\D", "", (m.group("power") or "").replace("²", "2").replace("³", "3"))
+        named = unit + (f"^{power}" if power and power != "1" else "")
+        found.add(_SAME_AS.get(named, named))
+    return found.pop() if len(found) == 1 else None
 
 
 def units_differ(gold: str, answer: str) -> tuple[str, str] | None:
-    """The two units when ``gold`` and ``answer`` each write a known one and they differ."""
+    """The two units when ``gold`` and ``answer`` each write a known one and they differ.
+    ``answer`` is a delimited final answer (a box, an ``<answer>`` block): in running prose the
+    unit after a number may belong to a remark ("150 km, which it covers in 3 hours")."""
     mine, theirs = _unit(gold), _unit(answer)
     if mine is None or theirs is None or mine == theirs:
         return None

@@ -247,7 +247,9 @@ def _units_differ(gold: str, response: str) -> tuple[str, str] | None:
     """The gold's and the final answer's units, when both write a known one and they differ
     (:mod:`graders._math_units`): math-verify drops units, so ``5 m`` equalled ``5 cm``."""
     final = _final_part(response)
-    return None if final is None else units_differ(gold, final)
+    if final is None or not ("\\boxed" in final or "<answer>" in response):
+        return None  # a unit in running prose may belong to a remark, not to the answer
+    return units_differ(gold, final)
 
 
 _VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], bool] = OrderedDict()

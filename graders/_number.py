@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,28 @@ def compare_numbers(
     return NumberComparison(exact=exact, within_tolerance=exact or within, relative_error=best_err)
 
 
+_SAME = 0.01
+"""Two values of one list within this relative distance are one answer written twice
+("1/3 (0.333)"), not a hedge."""
+
+
+def distinct_numbers(numbers: Sequence[Number], *, rel_tol: float) -> list[Number]:
+    """``numbers`` with each value kept once, as written first: two numbers are one value when
+    they compare exact (``3/4`` and ``75%``, ``25%`` and ``0.25``) or within ``rel_tol``
+    (``1/3`` and ``0.333``). Why: a reply restating its answer in another form ("3/4 (75%)")
+    lists one answer, not a hedge."""
+    kept: list[Number] = []
+    for n in numbers:
+        if not any(_same_value(n, k, rel_tol) for k in kept):
+            kept.append(n)
+    return kept
+
+
+def _same_value(a: Number, b: Number, rel_tol: float) -> bool:
+    cmp = compare_numbers(a, b, rel_tol=rel_tol)
+    return cmp.exact or cmp.within_tolerance
+
+
 def _readings(n: Number, other: Number) -> tuple[tuple[float, int], ...]:
     """``(value, divisor)`` for each value ``n`` may stand for against ``other``: a percentage
     against a bare number is also its hundredth (see ``Number.candidates``); against another
@@ -125,7 +148,7 @@ def grade_number(
             kind="invalid_input",
         )
     gold, gold_source, gold_all = select_answer_number(reference)
-    if several := listed_answers(reference):
+    if len(several := distinct_numbers(listed_answers(reference), rel_tol=_SAME)) > 1:
         raise Unscored(
             f"the reference holds several answers ({_listed(several)}); the number rule compares "
             "one (pass the acceptable answers as a list of golds, or grade with the math grader)",
@@ -137,7 +160,7 @@ def grade_number(
             kind="invalid_input",
             reference_numbers=_texts(gold_all),
         )
-    if several := listed_answers(response):
+    if len(several := distinct_numbers(listed_answers(response), rel_tol=_SAME)) > 1:
         return (
             0.0,
             f"hedged: several different answers ({_listed(several)})",

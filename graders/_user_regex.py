@@ -47,9 +47,10 @@ MATCH_TIMEOUT_S = 0.25
 """The default time limit of one match, in seconds: an honest pattern on a long response takes
 milliseconds; one that backtracks without bound is stopped here."""
 
-MAX_PATTERN_CHARS = 5_000
+MAX_PATTERN_CHARS = 20_000
 """The longest pattern compiled, in characters: ``regex`` parses in Python, at about 4 µs a
-character, on the event loop (a 5,000-character pattern: about 20 ms, once, then cached)."""
+character, on the event loop (a 20,000-character pattern, such as an alternation of accepted
+answers: about 80 ms, once, then cached)."""
 
 MAX_PATTERN_SIZE = 10_000
 """The most items a pattern may hold once its counted repeats are written out (see
@@ -89,8 +90,8 @@ def expanded_size(pattern: str, flags: int = 0) -> int:
     a node holding others counts their sum, and a repeat counts its body times its count,
     so nesting multiplies (``(?:a{100}){1000}`` is 100,000) and siblings add (``a{9000}`` ten
     times is 90,000: a product bound alone would let a long row of them through). A counted
-    repeat counts its larger number (``{2,500}`` is 500; ``{500,}`` is 500), so the bound holds
-    whichever count an engine lays out; ``*``, ``+`` and ``?`` count once. Cached: a GRPO group
+    repeat counts its smaller number, the copies ``regex`` lays out (``{2,500}`` is 2; ``{500,}``
+    is 500): the rest of a range is a loop; ``*``, ``+`` and ``?`` count once. Cached: a GRPO group
     shares one reference pattern.
 
     Raises:
@@ -121,8 +122,9 @@ def _parse(pattern: str, flags: int) -> Any:
 def _size(node: Any) -> int:
     """:func:`expanded_size` of one parse-tree node."""
     if isinstance(node, _regex_core.GreedyRepeat):  # lazy and possessive repeats subclass it
-        count = node.min_count if node.max_count is None else node.max_count
-        return max(count, 1) * _size(node.subpattern)
+        # The engine lays out the minimum's copies (x{100000}: 26 MB); the rest of a range
+        # is a loop (a{1,100000000} compiles at once), so ".{200,15000}" counts as 200.
+        return max(node.min_count, 1) * _size(node.subpattern)
     return max(1, sum(_size(child) for child in _children(node)))
 
 

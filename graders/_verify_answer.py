@@ -13,8 +13,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from graders._answer_list import listed_items
 from graders._answer_number import MATH_SPAN, joined_to_variable, variable_term
-from graders._number import compare_numbers
+from graders._number import compare_numbers, distinct_numbers
 from graders._string import normalize_answer
 from graders._text import NUMBER_CORE, Number, answer_regions, find_numbers
 from graders._verify_reference import (
@@ -154,15 +155,23 @@ def _source(source: str) -> str:
 
 # --- bare lists ----------------------------------------------------------------------------------
 
-_LIST_SEP = re.compile(r"\s*(?:\n+|[,;|、，]|\s[/&]\s|\s(?:and|und|et|y|и)\s)\s*", re.IGNORECASE)
-_LIST_BULLET = re.compile(r"^\s*(?:[-*•·+]|\d{1,2}[.)])\s+")
+_LIST_SEP = re.compile(r" ?[,;|、，] ?| [/&] | (?:and|und|et|y|и) ", re.IGNORECASE)
+"""Between two items of a line whose whitespace runs are single spaces (so the split is linear:
+a pattern of ``\\s*`` on both sides was quadratic in a run of spaces)."""
+_LIST_BULLET = re.compile(r"^(?:[-*•·+]|\d{1,2}[.)]) ")
 _LIST_LABEL = re.compile(r"^[^\W\d_][^\W\d_ ]*(?: [^\W\d_]+){0,2}\s*:\s*")
-_LIST_NOTE = re.compile(r"\s*\([^()]{0,24}\)")
+_LIST_NOTE = re.compile(r" ?\([^()]{0,24}\)")
 _LIST_ITEM_WORDS = 4
-_LIST_PUNCT = r"(?:[\s,;|/&.()\[\]*•·]|(?<![^\n])[ \t]*[-+*•][ \t])*"
-_LIST_RESIDUE = re.compile(rf"{_LIST_PUNCT}(?:\b(?:and|und|et|y|и)\b{_LIST_PUNCT})?", re.IGNORECASE)
-"""What may stand between the items of a bare list of numbers or letters: separators, brackets,
-a bullet opening a line, one "and" (not a sign: "2 + 2" is a sum)."""
+_PROSE_OPENERS = frozenset(
+    re.split(
+        r"\s+",
+        """the a an its it this that these those which who whose where when because since as so
+        but or not of in on at by for from with to i we you he she they is are was were obviously
+        clearly certainly definitely indeed probably course yes no also""",
+    )
+)
+"""First words that make an item prose ("Paris, the capital of France", "Blue, obviously",
+"Yes, Paris"), not a candidate answer: a reply with one is read as a sentence."""
 
 
 def _listed(text: str) -> list[str]:
@@ -177,8 +186,12 @@ def _listed(text: str) -> list[str]:
     body = _LIST_LABEL.sub("", text.strip(), count=1)
     items = []
     for line in body.splitlines():
-        for raw in _LIST_SEP.split(_LIST_BULLET.sub("", line)):
-            item = _fold(_LIST_NOTE.sub("", raw))
+        line = _LIST_BULLET.sub("", " ".join(line.split()))
+        for raw in _LIST_SEP.split(line):
+            words = _LIST_NOTE.sub("", raw).split()
+            if words and words[0].casefold().strip(".,!?") in _PROSE_OPENERS:
+                return []
+            item = _fold(" ".join(words))
             if not item:
                 continue
             if len(item.split()) > _LIST_ITEM_WORDS:
@@ -187,15 +200,26 @@ def _listed(text: str) -> list[str]:
     return items if len(set(items)) > 1 else []
 
 
-def _only_listed(text: str, spans: Sequence[_Span]) -> bool:
-    """``spans`` (numbers or letters) are all of ``text`` but separators, and two of them differ:
-    "56\n\n54", "56 and 54", "A, B, C, D", "(A)(B)(C)(D)"."""
-    if len({s.key for s in spans}) < 2:
-        return False
-    bounds = [0, *(x for s in spans for x in (s.start, s.end)), len(text)]
-    return all(
-        _LIST_RESIDUE.fullmatch(text, bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)
-    )
+def _listed_spans(text: str, spans: Sequence[_Span], numbers: bool = False) -> list[_Span]:
+    """The spans (numbers or letters) that are a bare list's items, when ``text`` is one
+    (:func:`~graders._answer_list.listed_items`): "56\n\n54", "56 and 54", "A, B, C, D",
+    "(A)(B)(C)(D)"; else ``[]``."""
+    bounds = [(s.start, s.end) for s in spans]
+    return [spans[i] for i in listed_items(text, bounds, numbers=numbers)]
+
+
+def _listed_letters(text: str, spans: Sequence[_Span]) -> list[str]:
+    """Two or more different option letters listed bare, none chosen ("A, B, C, D")."""
+    letters = list(dict.fromkeys(s.text for s in _listed_spans(text, spans)))
+    return letters if len(letters) > 1 else []
+
+
+def _listed_numbers(text: str, spans: Sequence[_Span]) -> list[str]:
+    """Two or more different values listed bare ("56\n\n54"); one value written two ways
+    ("3/4 (75%)", "1/3 (0.333)") is one answer (:func:`~graders._number.distinct_numbers`)."""
+    listed = [s.number for s in _listed_spans(text, spans, True) if s.number is not None]
+    values = distinct_numbers(listed, rel_tol=NEAR_REL_TOL)
+    return [n.text for n in values] if len(values) > 1 else []
 
 
 # --- numbers -------------------------------------------------------------------------------------
@@ -315,8 +339,8 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
         )
         return [f"${expr}$"]
     alternatives = _hedged_with(text, spans, idx, marked=marked)
-    if not alternatives and _only_listed(text, spans):
-        alternatives = list({s.key: s.text for s in spans}.values())
+    if not alternatives:
+        alternatives = _listed_numbers(text, spans)
     if alternatives:
         return _hedge(path, alternatives, source)
     cmp = compare_numbers(chosen.number, ref.number, rel_tol=NEAR_REL_TOL)
@@ -409,8 +433,8 @@ def _decide_choice(final: str, ref: Reference) -> Decision:
         # A reply of a few words ("B", "B and C", "A good choice is B.") is all answer; in
         # longer text only a formatted letter ("(B)", "B)", "**B**", "option B") is a choice.
         picked = spans
-        if _only_listed(text, spans):  # "A, B, C, D": every option, none chosen
-            return _hedge(path, list({s.key: s.text for s in spans}.values()), source)
+        if letters := _listed_letters(text, spans):  # "A, B, C, D": every option, none chosen
+            return _hedge(path, letters, source)
         if len(text.split()) > _SHORT_CHOICE_WORDS:
             strong = {s.start for s in _letters(text, _LETTER_STRONG)}
             picked = [s for s in spans if s.start in strong]

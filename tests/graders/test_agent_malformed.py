@@ -195,3 +195,22 @@ async def test_tool_calls_from_a_numpy_column() -> None:
     calls = np.array([{"name": "search", "arguments": {"q": "x"}}], dtype=object)
     grader = ValidToolCallsGrader()
     assert await _score(grader, tool_calls=calls, available_tools=[SEARCH]) == 1.0
+
+
+@pytest.mark.parametrize(
+    "fields", [{"tool_calls": ""}, {"tool_calls": {}}, {"function_call": {}}, {"tool_calls": []}]
+)
+async def test_an_empty_call_field_is_no_call(fields: dict[str, Any]) -> None:
+    """'' and {} were made invalid_input (was: no call, 0), and function_call {} a call named
+    None; an empty value says the assistant called nothing."""
+    result = await CalledToolGrader(tool="search").aevaluate(messages=_assistant(**fields))
+    assert isinstance(result, GraderScore) and result.score == 0.0, result
+    assert "did not call" in result.reason
+
+
+async def test_one_call_in_two_shapes_counts_once() -> None:
+    """A message with tool_calls and the same call as a legacy function_call was two calls."""
+    both = _assistant(tool_calls=[CALL], function_call=CALL["function"])
+    result = await ValidToolCallsGrader().aevaluate(messages=both, available_tools=[SEARCH])
+    assert isinstance(result, GraderScore) and result.metadata.get("calls", 1) == 1, result
+    assert "2 call" not in result.reason

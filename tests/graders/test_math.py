@@ -88,6 +88,11 @@ async def grade(grader: MathGrader, gold: Any, response: Any) -> GraderScore | G
         ("5", r"\boxed{5\text{ m}}", 1.0),
         (r"20\text{ cm}^2", r"\boxed{20 \text{ cm}^2}", 1.0),
         ("5 s", r"\boxed{5 \text{ seconds}}", 1.0),
+        # guards: a remark's unit in prose, one volume under two names, a product in math
+        (r"150 \text{ km}", "The answer is 150 km, which it covers in 3 hours.", 1.0),
+        (r"42 \text{ dollars}", "The final answer is 42 dollars, saved over 6 weeks", 1.0),
+        (r"500 \text{ cm}^3", r"\boxed{500 \text{ mL}}", 1.0),
+        ("24", "$2 *3* 4$", 1.0),
         # markdown around the answer: each was a 0.0
         ("4", "<think>t</think><answer>**4**</answer>", 1.0),
         ("4", "<answer>*4*</answer>", 1.0),

@@ -209,7 +209,7 @@ async def test_metadata_lists_are_capped_keeping_the_last() -> None:
         ("<answer>5, 6</answer>", "6"),
         ("5 or 6", "6"),
         ("56\n\n5", "5"),
-        (" ".join(str(i) for i in range(500)), "499"),
+        (", ".join(str(i) for i in range(500)), "499"),
     ],
 )
 async def test_a_list_of_candidate_answers_is_a_hedge(response: str, reference: str) -> None:
@@ -237,6 +237,11 @@ async def test_a_reference_with_several_answers_is_invalid_input(reference: str)
         ("48 + 24 = 72", "72"),
         (r"\boxed{1{,}000}", "1000"),
         ("Natalia sold 48/2 = 24 clips.\nShe sold 48+24 = 72 clips.\n#### 72", "72"),
+        # one value in two forms, a mixed number, a numbered line: each was read as a hedge
+        ("The answer is 3/4 (75%).", "0.75"),
+        ("The answer is 0.5 or 50%.", "0.5"),
+        ("Answer: 4.5 (or 4 1/2)", "4.5"),
+        ("Work:\n3. 18", "18"),
     ],
 )
 async def test_one_answer_with_other_numbers_around_it_is_no_hedge(

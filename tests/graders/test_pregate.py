@@ -183,6 +183,23 @@ def test_a_greeting_alone_or_before_content_is_not_gated(response: str) -> None:
     assert MasterKeyGate().check(response, {}) is None, response
 
 
+@pytest.mark.parametrize(
+    ("response", "fields"),
+    [
+        ("Hello! How can I help you?", {"query": "Hi"}),  # a greeting answers a greeting
+        ("Hi there! What can I help you with?", {"query": "Hello!"}),
+        ("Answer: Full", {"reference_response": "Full"}),  # the reference after a label
+        ("The answer is: complete.", {"reference_response": "complete"}),
+        ("Answer: clear", {}),  # a soft word is content without a meta word beside it
+        ("Answer: cover", {}),
+    ],
+)
+def test_an_honest_reply_a_regression_review_found_gated_passes(
+    response: str, fields: dict[str, str]
+) -> None:
+    assert MasterKeyGate().check(response, fields) is None, response
+
+
 def test_master_key_gate_leaves_empty_to_the_empty_gate() -> None:
     assert MasterKeyGate().check("   ", {}) is None
 
