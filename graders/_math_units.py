@@ -15,7 +15,7 @@ import re
 
 from graders._text import boxed_contents
 
-__all__ = ["UNITS", "units_differ"]
+__all__ = ["UNITS", "unit_of"]
 
 
 def _names(table: dict[str, str]) -> dict[str, str]:
@@ -66,7 +66,7 @@ _SAME_AS = {"cm^3": "ml", "dm^3": "l"}
 """Units that are one unit under two names (a cubic centimetre is a millilitre)."""
 
 
-def _unit(answer: str) -> str | None:
+def unit_of(answer: str) -> str | None:
     """The canonical unit written after the numbers of ``answer`` (its last box, else all of
     it), with its power (``cm^2``): ``None`` when it writes none this table knows, or more than
     one ("6 days (144 hours)" names its answer twice; which is meant is not for a rule)."""
@@ -82,13 +82,3 @@ def _unit(answer: str) -> str | None:
         named = unit + (f"^{power}" if power and power != "1" else "")
         found.add(_SAME_AS.get(named, named))
     return found.pop() if len(found) == 1 else None
-
-
-def units_differ(gold: str, answer: str) -> tuple[str, str] | None:
-    """The two units when ``gold`` and ``answer`` each write a known one and they differ.
-    ``answer`` is a delimited final answer (a box, an ``<answer>`` block): in running prose the
-    unit after a number may belong to a remark ("150 km, which it covers in 3 hours")."""
-    mine, theirs = _unit(gold), _unit(answer)
-    if mine is None or theirs is None or mine == theirs:
-        return None
-    return mine, theirs

@@ -44,7 +44,7 @@ from graders._math_text import (
 )
 from graders._math_text import final_part as _final_part
 from graders._math_unequal import proved_unequal
-from graders._math_units import units_differ
+from graders._math_units import unit_of
 
 __all__ = ["FAST_KEY", "check_equivalence", "check_golds", "worker_main"]
 
@@ -225,7 +225,7 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
     shown = _shown(gold_parsed)
-    if (units := _units_differ(gold, response)) is not None:
+    if (units := _units_differ(gold, lambda: _answer_unit(response))) is not None:
         return _result(NOT_EQUAL, shown, detail=f"the units differ: {units[0]} and {units[1]}")
     if entry.fast_key is not None:
         final = _final_part(response)
@@ -243,13 +243,29 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     return out
 
 
-def _units_differ(gold: str, response: str) -> tuple[str, str] | None:
-    """The gold's and the final answer's units, when both write a known one and they differ
-    (:mod:`graders._math_units`): math-verify drops units, so ``5 m`` equalled ``5 cm``."""
+def _answer_unit(response: str) -> str | None:
+    """The unit of the response's final answer where it is delimited (a box, an ``<answer>``
+    block): in running prose a unit after a number may belong to a remark ("150 km, which it
+    covers in 3 hours"). See :mod:`graders._math_units`."""
     final = _final_part(response)
     if final is None or not ("\\boxed" in final or "<answer>" in response):
-        return None  # a unit in running prose may belong to a remark, not to the answer
-    return units_differ(gold, final)
+        return None
+    return unit_of(final)
+
+
+@functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
+def _gold_unit(gold: str) -> str | None:
+    return unit_of(gold)
+
+
+def _units_differ(gold: str, answer_unit: Callable[[], str | None]) -> tuple[str, str] | None:
+    """The gold's unit and the answer's (read only when the gold has one), when both are known
+    and differ: math-verify drops units, so ``5 m`` equalled ``5 cm``."""
+    mine = _gold_unit(gold)
+    if mine is None:
+        return None
+    theirs = answer_unit()
+    return (mine, theirs) if theirs is not None and theirs != mine else None
 
 
 _VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], bool] = OrderedDict()
@@ -301,6 +317,11 @@ class _LazyPrediction:
     def shown(self) -> str:
         return _shown(self.parsed) if self.parsed else ""
 
+    @functools.cached_property
+    def unit(self) -> str | None:
+        """The final answer's unit (:func:`_answer_unit`), read once for every gold."""
+        return _answer_unit(self.response)
+
 
 def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str, Any]:
     """:func:`check_equivalence` against several acceptable golds: the first equivalent one wins.
@@ -329,7 +350,7 @@ def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str
         answer = pred.get()
         if answer is None:
             return NO_ANSWER, _shown(parsed)
-        if _units_differ(gold, response) is not None:
+        if _units_differ(gold, lambda: pred.unit) is not None:
             return NOT_EQUAL, _shown(parsed)
         return (EQUAL if _equivalent(parsed, answer) else NOT_EQUAL), _shown(parsed)
 
