@@ -398,6 +398,7 @@ class MasterKeyGate:
         greeted = {normalize_for_gate(g) for g in greetings}
         greeted.discard("")
         self.greetings: tuple[str, ...] = tuple(sorted(greeted, key=lambda g: (-len(g), g)))
+        self._greeting_words = frozenset(w for g in self.greetings for w in g.split())
         self.dangling_colon = dangling_colon
         self.vocabulary = vocabulary
         self.name = name
@@ -405,7 +406,9 @@ class MasterKeyGate:
     def __repr__(self) -> str:
         return f"MasterKeyGate(name={self.name!r}, phrases={len(self.phrases)})"
 
-    def _strip_openers(self, text: str, *, greeted: bool = False) -> tuple[str, bool]:
+    def _strip_openers(
+        self, text: str, fields: Mapping[str, str] | None = None
+    ) -> tuple[str, bool]:
         """Strip known phrases and enumerators from the front; also say if a strong one went.
 
         A phrase is *strong* when it announces reasoning or an answer (it has a meta word,
@@ -413,8 +416,9 @@ class MasterKeyGate:
         answer labels are); fillers such as "sure" or "here" are weak.
         """
         strong = False
-        if not greeted:
-            text = self._strip_greeting(text)
+        rest = self._strip_greeting(text)
+        if rest is not text and not (fields is not None and self._greets(fields)):
+            text = rest  # the query is read only when the response opens with a greeting
         while text:
             m = _ENUMERATOR_RE.match(text)
             if m and (m.end() == len(text) or text[m.end()] == " "):
@@ -444,7 +448,7 @@ class MasterKeyGate:
         return text
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
-        reason = self._reason(response, greeted=self._greets(fields))
+        reason = self._reason(response, fields)
         end = response.rfind("</think>")
         if reason is None and end >= 0 and is_blank(response[end + 8 :]):
             reason = "the response only reasons: nothing follows its </think>"
@@ -458,16 +462,15 @@ class MasterKeyGate:
         """The query is itself a greeting ("Hi", "Hello there!"): then "Hello! How can I help
         you?" is the answer, and its greeting is no opener to strip."""
         words = normalize_for_gate(fields.get("query") or "").split()
-        greeting = {w for g in self.greetings for w in g.split()}
-        return bool(words) and all(w in greeting or w in STOP_WORDS for w in words)
+        return bool(words) and all(w in self._greeting_words or w in STOP_WORDS for w in words)
 
-    def _reason(self, response: str, *, greeted: bool = False) -> str | None:
+    def _reason(self, response: str, fields: Mapping[str, str] | None = None) -> str | None:
         norm = normalize_for_gate(response)
         if not norm:
             if not response.strip():
                 return None  # empty: EmptyGate's business, so the reason names the right gate
             return "the response contains only punctuation or symbols (a master key)"
-        rest, strong = self._strip_openers(norm, greeted=greeted)
+        rest, strong = self._strip_openers(norm, fields)
         if not rest:
             return f"the response is only an opener with no content: {_quote(response)}"
         words = _ENUMERATOR_RE.sub(" ", rest).split()
