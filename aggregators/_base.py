@@ -181,9 +181,9 @@ class FunctionAggregator:
         if isinstance(out, GraderScore | GraderError):
             out = checked(out)
             return out if out.name == self.name else out.model_copy(update={"name": self.name})
-        out = plain_reward(out)  # np.float64(0.5) is 0.5 and True 1.0, as from a grader
-        if isinstance(out, int | float) and math.isfinite(out) and 0.0 <= out <= 1.0:
-            return GraderScore(name=self.name, score=float(out))
+        out, score = plain_reward(out)  # np.float64(0.5) is 0.5 and True 1.0, as from a grader
+        if score is not None:
+            return GraderScore(name=self.name, score=score)
         what = "not a number" if not isinstance(out, int | float) else "not in [0, 1]"
         return GraderError(name=self.name, error=f"aggregator returned {out!r}, {what}")
 

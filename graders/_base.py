@@ -222,11 +222,10 @@ class BaseGrader:
         reason: Any = ""
         if isinstance(out, tuple) and len(out) == 2:
             out, reason = out
-        out = plain_reward(out)  # np.float32(0.5) is 0.5
-        # NaN and the infinities fail the range comparison
-        if isinstance(out, _NUMBER_TYPES) and 0.0 <= out <= 1.0:
+        out, score = plain_reward(out)  # np.float32(0.5) is 0.5
+        if score is not None:
             text = reason if type(reason) is str else str(reason)
-            return GraderScore(name=self.name, score=float(out), reason=text)
+            return GraderScore(name=self.name, score=score, reason=text)
         return GraderError(
             name=self.name,
             error=f"grader returned {out!r}, not a score in [0, 1]",
@@ -362,7 +361,6 @@ class _Minimal:
 
 
 _RESULT_TYPES = (GraderScore, GraderError)
-_NUMBER_TYPES = (bool, int, float)
 
 
 async def load_all(graders: Mapping[str, Grader]) -> dict[str, str]:

@@ -98,13 +98,17 @@ def checked(result: GraderResult) -> GraderResult:
 _NUMBER_TYPES = (bool, int, float)
 
 
-def plain_reward(out: Any) -> Any:
-    """``out`` as a plain Python value where it is a numpy scalar (``np.float32(0.5)`` is 0.5; an
-    array stays a list, which is no score), else as it is: what a grader's or a custom
-    aggregator's function returns is read the same way in both places."""
+def plain_reward(out: Any) -> tuple[Any, float | None]:
+    """What a grader's or a custom aggregator's function returned, read the same way in both
+    places: ``(out as a plain value, its score)``. A numpy scalar is its Python value
+    (``np.float32(0.5)`` is 0.5; an array stays a list, which is no score). The score is ``None``
+    unless the value is a number (``True`` is 1.0) in [0, 1]; NaN and the infinities fail the
+    range comparison."""
     if not isinstance(out, _NUMBER_TYPES) and type(out).__module__ == "numpy":
-        return out.tolist()
-    return out
+        out = out.tolist()
+    if isinstance(out, _NUMBER_TYPES) and 0.0 <= out <= 1.0:
+        return out, float(out)
+    return out, None
 
 
 Status = Literal["ok", "unscored", "error"]
