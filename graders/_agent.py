@@ -156,8 +156,9 @@ def tool_calls_of(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 def _calls(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A step record's own ``tool_calls``, else every call in ``messages``."""
-    if not _empty(fields.get("tool_calls")) or isinstance(fields.get("tool_calls"), list):
-        return _call_list(fields["tool_calls"], "tool_calls")
+    calls = fields.get("tool_calls")
+    if isinstance(calls, list) or not _empty(calls):  # [] is "this turn called nothing"
+        return _call_list(calls, "tool_calls")
     if fields.get("messages") is None:
         raise Unscored("needs messages (a conversation) or tool_calls (one turn's calls)")
     return tool_calls_of(_messages(fields["messages"]))
