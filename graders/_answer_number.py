@@ -10,6 +10,7 @@ than compare that number. The text helpers this builds on are in :mod:`graders._
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from graders._answer_list import listed_items
 from graders._text import (
@@ -25,9 +26,11 @@ from graders._text import (
 __all__ = [
     "LATEX_THOUSANDS",
     "MATH_SPAN",
+    "NumberAnswer",
     "answer_expression",
     "joined_to_variable",
     "listed_answers",
+    "read_number_answer",
     "select_answer_number",
     "variable_term",
 ]
@@ -101,6 +104,51 @@ def _unit_or_number(m: re.Match[str]) -> str:
     return m.group(0)
 
 
+@dataclass(frozen=True, slots=True)
+class NumberAnswer:
+    """How the number rule reads one text, read once: where its answer is, and what it holds.
+
+    Why one reading: the rule asks three things of each side (is the answer an expression, which
+    number is it, is it a list of candidates), and each had read the text through
+    :func:`_answer_text` and :func:`~graders._text.answer_regions` again.
+
+    Attributes:
+        answer: :func:`select_answer_number`'s number, or ``None``.
+        source: the rule that found it (:func:`~graders._text.answer_regions`').
+        numbers: every number in the text, in order.
+        expression: :func:`answer_expression`'s math, or ``None``.
+        listed: :func:`listed_answers`' numbers (empty when the answer is not a list).
+    """
+
+    answer: Number | None
+    source: AnswerSource
+    numbers: tuple[Number, ...]
+    expression: str | None
+    listed: tuple[Number, ...]
+
+
+def read_number_answer(text: str) -> NumberAnswer:
+    """Read ``text`` for the number rule once (see :class:`NumberAnswer`)."""
+    text = _answer_text(text)
+    everything = find_numbers(text)
+    regions, source = answer_regions(text)
+    if source == "last_number":
+        answer = everything[-1] if everything else None
+    elif source == "answer_phrase":
+        m = _NUMBER_RE.search(regions[-1])
+        answer = parse_number(m.group(0)) if m else None
+    else:
+        nums = find_numbers(regions[-1])
+        answer = nums[-1] if nums else None
+    return NumberAnswer(
+        answer=answer,
+        source=source,
+        numbers=tuple(everything),
+        expression=_expression(regions, source),
+        listed=tuple(_listed(text, regions, source)),
+    )
+
+
 def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[Number]]:
     """Pick the number that is *the answer* of ``text``; the first rule that applies wins.
 
@@ -121,16 +169,8 @@ def select_answer_number(text: str) -> tuple[Number | None, AnswerSource, list[N
     Returns:
         ``(answer or None, the rule used, every number in text)``.
     """
-    text = _answer_text(text)
-    everything = find_numbers(text)
-    regions, source = answer_regions(text)
-    if source == "last_number":
-        return (everything[-1] if everything else None), source, everything
-    if source == "answer_phrase":
-        m = _NUMBER_RE.search(regions[-1])
-        return (parse_number(m.group(0)) if m else None), source, everything
-    nums = find_numbers(regions[-1])
-    return (nums[-1] if nums else None), source, everything
+    reading = read_number_answer(text)
+    return reading.answer, reading.source, list(reading.numbers)
 
 
 _LATEX_WORDS = re.compile(
@@ -183,8 +223,10 @@ def answer_expression(text: str) -> str | None:
     16), so a rule that compares numbers cannot grade it either way. A boxed answer is read
     whole; elsewhere, the ``$…$`` span the answer number sits in, or a power around it.
     """
-    text = _answer_text(text)
-    regions, source = answer_regions(text)
+    return read_number_answer(text).expression
+
+
+def _expression(regions: list[str], source: AnswerSource) -> str | None:
     region = regions[-1]
     if source == "boxed":  # read whole; after an "=" its right side (\\boxed{3^2 = 9})
         return region.strip() if _more_than_a_number(region.rsplit("=", 1)[-1]) else None
@@ -218,8 +260,10 @@ def listed_answers(text: str) -> list[Number]:
     of candidates scored 1.0 against whichever of them it read, and a gold of two roots was
     graded as its last one. Read where :func:`select_answer_number` reads: the marked answer
     (after a phrase, to its sentence's end), else the whole text or its last line."""
-    text = _answer_text(text)
-    regions, source = answer_regions(text)
+    return list(read_number_answer(text).listed)
+
+
+def _listed(text: str, regions: list[str], source: AnswerSource) -> list[Number]:
     if source == "last_number":
         lines = [line for line in text.splitlines() if line.strip()]
         return _listed_in(text) or (_listed_in(lines[-1]) if lines else [])

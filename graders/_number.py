@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graders._answer_number import answer_expression, listed_answers, select_answer_number
+from graders._answer_number import read_number_answer
 from graders._base import BaseGrader, Unscored, grader
+from graders._pregate_text import per_text
 from graders._text import (
     METADATA_LIST_LIMIT,
     Number,
@@ -112,7 +113,7 @@ def _readings(n: Number, other: Number) -> tuple[tuple[float, int], ...]:
     return ((n.value, 1),)
 
 
-def _last_matches(numbers: list[Number], gold: Number) -> list[Number]:
+def _last_matches(numbers: Sequence[Number], gold: Number) -> list[Number]:
     """The last :data:`METADATA_LIST_LIMIT` of ``numbers`` that equal ``gold``, in order: the
     scan stops there, so a response of millions of numbers is not compared number by number."""
     found: list[Number] = []
@@ -124,8 +125,13 @@ def _last_matches(numbers: list[Number], gold: Number) -> list[Number]:
     return found[::-1]
 
 
-def _texts(numbers: list[Number]) -> list[str]:
+def _texts(numbers: Sequence[Number]) -> list[str]:
     return [n.text for n in numbers[-METADATA_LIST_LIMIT:]]
+
+
+_read_gold = per_text(read_number_answer)
+"""A reference's reading, remembered per text: GRPO grades a group of completions against each
+gold (a :class:`~graders._answer_number.NumberAnswer` is immutable)."""
 
 
 def grade_number(
@@ -141,14 +147,15 @@ def grade_number(
     Raises:
         Unscored: the reference has no number to compare against (``invalid_input``).
     """
-    if (expr := answer_expression(reference)) is not None:
+    ref = _read_gold(reference)
+    if ref.expression is not None:
         raise Unscored(
-            f"the reference's answer is an expression, not a number: {_short(expr)} (grade "
-            "math answers with the math grader)",
+            f"the reference's answer is an expression, not a number: {_short(ref.expression)} "
+            "(grade math answers with the math grader)",
             kind="invalid_input",
         )
-    gold, gold_source, gold_all = select_answer_number(reference)
-    if len(several := distinct_numbers(listed_answers(reference), rel_tol=_SAME)) > 1:
+    gold, gold_all = ref.answer, ref.numbers
+    if len(several := distinct_numbers(ref.listed, rel_tol=_SAME)) > 1:
         raise Unscored(
             f"the reference holds several answers ({_listed(several)}); the number rule compares "
             "one (pass the acceptable answers as a list of golds, or grade with the math grader)",
@@ -156,29 +163,30 @@ def grade_number(
         )
     if gold is None:
         raise Unscored(
-            f"no number in the reference (looked in: {gold_source})",
+            f"no number in the reference (looked in: {ref.source})",
             kind="invalid_input",
             reference_numbers=_texts(gold_all),
         )
-    if len(several := distinct_numbers(listed_answers(response), rel_tol=_SAME)) > 1:
+    res = read_number_answer(response)
+    if len(several := distinct_numbers(res.listed, rel_tol=_SAME)) > 1:
         return (
             0.0,
             f"hedged: several different answers ({_listed(several)})",
             {"reference_answer": gold.text, "response_numbers": _texts(several)},
         )
-    if (expr := answer_expression(response)) is not None:
+    if res.expression is not None:
         # Its number alone is not its value (\sqrt{16} is 4): neither equal nor different by
         # this rule, so no score rather than a made-up one.
         raise Unscored(
-            f"the response's answer is an expression, not a number: {_short(expr)}; the number "
-            "rule cannot value it (grade math answers with the math grader)",
+            f"the response's answer is an expression, not a number: {_short(res.expression)}; "
+            "the number rule cannot value it (grade math answers with the math grader)",
             kind="unparseable",
         )
-    pred, pred_source, pred_all = select_answer_number(response)
+    pred, pred_source, pred_all = res.answer, res.source, res.numbers
     metadata: dict[str, Any] = {
         "reference_answer": gold.text,
         "reference_value": jsonable_number(gold.value),
-        "reference_source": gold_source,
+        "reference_source": ref.source,
         "reference_numbers": _texts(gold_all),
         "response_source": pred_source,
         "response_numbers": _texts(pred_all),
