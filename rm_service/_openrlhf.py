@@ -91,6 +91,7 @@ __all__ = [  # the split's names are re-exported: they were defined here before 
     "check_labels",
     "fallback_columns",
     "field_reads",
+    "log_key_problem",
     "openrlhf_json",
     "openrlhf_records",
     "openrlhf_response",
@@ -108,6 +109,8 @@ GOLD_PARAMS = frozenset({"reference_response"})
 """Grader fields that hold a gold answer (every built-in reference grader's name for it)."""
 RESERVED_LOG_KEYS = frozenset({"reward", "score"})
 """``extra_logs`` keys OpenRLHF fills itself, from ``rewards`` and ``scores``."""
+PROTOCOL_LOG_KEYS: tuple[str, ...] = ("prompt_not_found", "rm_error")
+"""``extra_logs`` keys this protocol sends for every sample, whatever the reward's components."""
 
 
 class OpenRLHFBatch(NamedTuple):
@@ -175,12 +178,15 @@ def openrlhf_response(
     """
     rewards = [r.reward if r.reward is not None else fallback for r in results]
     logs: dict[str, list[float]] = {}
-    for name in names:
-        if name in RESERVED_LOG_KEYS:
-            continue
-        comps = [r.components.get(name) for r in results]
-        logs[name] = [c.score if isinstance(c, GraderScore) else math.nan for c in comps]
-        logs[f"{name}/unscored"] = [0.0 if isinstance(c, GraderScore) else 1.0 for c in comps]
+    logged = [n for n in dict.fromkeys(names) if n not in RESERVED_LOG_KEYS]
+    flags = {unscored_key(n): [_unscored_flag(r, n) for r in results] for n in logged}
+    for name in logged:
+        # Where names clash (log_key_problem: ``a`` and ``a/unscored``; a grader named
+        # ``prompt_not_found``), the flag and the protocol's keys win, in whichever order the
+        # config lists the components: never another column's numbers under their name.
+        if name not in flags:
+            logs[name] = [_log_score(r, name) for r in results]
+        logs[unscored_key(name)] = flags[unscored_key(name)]
     logs["prompt_not_found"] = [1.0 if s.prompt_not_found else 0.0 for s in splits]
     logs["rm_error"] = [0.0 if r.reward is not None else 1.0 for r in results]
     out: dict[str, Any] = {
@@ -201,6 +207,32 @@ and verl's ``rm/correct/unscored`` alike)."""
 def unscored_key(name: str) -> str:
     """The name of component ``name``'s flag column: 1.0 where ``name`` is unscored, else 0.0."""
     return name + UNSCORED_SUFFIX
+
+
+def log_key_problem(reward: str, names: Sequence[str]) -> str | None:
+    """Why ``names`` cannot all be sent in ``extra_logs``, or ``None``: two of them make one key
+    (``a/unscored`` is the flag of ``a`` and the score of a component so named), or one is
+    named like a key the protocol sends itself (:data:`PROTOCOL_LOG_KEYS`). One of the two
+    columns would be lost: :func:`openrlhf_response` keeps the flags and the protocol's keys."""
+    keys: dict[str, list[str]] = {k: ["the protocol"] for k in PROTOCOL_LOG_KEYS}
+    for name in dict.fromkeys(names):
+        if name not in RESERVED_LOG_KEYS:
+            keys.setdefault(name, []).append(f"component {name!r}")
+            keys.setdefault(unscored_key(name), []).append(f"the unscored flag of {name!r}")
+    clash = {k: who for k, who in keys.items() if len(who) > 1}
+    if not clash:
+        return None
+    made = "; ".join(f"{k!r} by {' and '.join(who)}" for k, who in sorted(clash.items()))
+    return (
+        f"reward {reward!r}: OpenRLHF's extra_logs would get the key(s) {made}, and one column "
+        "of each would be lost: rename the component(s)"
+    )
+
+
+def _log_score(result: RecordResult, name: str) -> float:
+    """``name``'s score in ``result``, or NaN where it is unscored (``extra_logs``)."""
+    comp = result.components.get(name)
+    return comp.score if isinstance(comp, GraderScore) else math.nan
 
 
 def _fallback_score(result: RecordResult, name: str, fallback: float) -> float:
@@ -380,11 +412,20 @@ def check_labels(
         setting: how to set the label field, ``{}`` standing for the field.
         strict: raise instead of warning when a grader requires a field no record will carry.
 
+    Also checks that a runner's components make distinct ``extra_logs`` keys
+    (:func:`log_key_problem`): a warning, or with ``strict`` an error.
+
     Raises:
-        ConfigError: ``strict`` and a grader requires such a field (the message names the fix).
+        ConfigError: ``strict`` and a grader requires such a field (the message names the fix),
+            or two components make one ``extra_logs`` key.
     """
     out: dict[str, str] = {}
     for name, runner in runners.items():
+        clash = None if isinstance(runner, Sequence) else log_key_problem(name, runner.names)
+        if clash is not None and strict:
+            raise ConfigError(f"{face}, {clash}")
+        if clash is not None:
+            logger.warning("%s, %s", face, clash)
         plan = plan_labels(name, runner, label_field)
         problem = plan.problem(face, setting)
         if problem is not None and strict:

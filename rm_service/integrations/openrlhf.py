@@ -54,6 +54,7 @@ from rm_service._openrlhf import (
     UnscoredLog,
     check_labels,
     described_reads,
+    log_key_problem,
     openrlhf_records,
     openrlhf_response,
 )
@@ -137,8 +138,9 @@ def reward_func(
 
     Raises:
         InputError: ``prompts`` or ``labels`` not as long as ``queries`` (the message names it).
-        ConfigError: no reward configured, an invalid config or environment variable, or a
-            service that cannot be reached on first use.
+        ConfigError: no reward configured, an invalid config or environment variable, a
+            service that cannot be reached on first use, or two components that make one
+            ``extra_logs`` key (``a`` and ``a/unscored``; one named ``prompt_not_found``).
     """
     # OpenRLHF 0.7-0.9.0 hand this function to Ray (``ray.remote(reward_module.reward_func)``),
     # which pickles it by value: the file is loaded as a module named "reward_func" that no
@@ -158,6 +160,9 @@ def _reward_func(
     )
     stripper = _stripper(os.environ.get("RM_SERVICE_STRIP_PATTERNS"))
     target = cached_target(reward_key(None, None, None, None))
+    clash = log_key_problem(target.reward, target.names)
+    if clash is not None:  # a service's reward too: its components are known only here
+        raise ConfigError(f"reward_func, {clash}")
     label_field = _label_field(
         target, os.environ.get("RM_SERVICE_LABEL_FIELD") or DEFAULT_LABEL_FIELD
     )

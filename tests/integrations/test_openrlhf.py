@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 import torch
 import yaml
@@ -297,3 +298,50 @@ def test_a_service_routes_the_labels_as_a_config_does(shim_env: pytest.MonkeyPat
         out = load_like_openrlhf().reward_func([IM + answer], [IM], ["56"])
     assert out["extra_logs"]["rm_error"].tolist() == [0.0]
     assert out["rewards"].tolist() == [1.0]
+
+
+CLASHING = {
+    "graders": {
+        "a": {"type": "tests.support:short_or_unscored"},
+        "a/unscored": {"type": "tests.support:short_or_unscored"},
+        "prompt_not_found": {"type": "tests.support:short_or_unscored"},
+    },
+    "aggregators": [{"type": "min", "name": "total"}],
+}
+"""Components whose ``extra_logs`` keys clash: ``a``'s flag is ``a/unscored``, and
+``prompt_not_found`` is the protocol's own flag."""
+
+
+def test_components_that_make_one_extra_logs_key_are_refused(
+    tmp_path: Path, shim_env: pytest.MonkeyPatch
+) -> None:
+    """``a/unscored`` (the score of a component so named) overwrote ``a``'s unscored flag, and
+    the split's ``prompt_not_found`` overwrote a component of that name: OpenRLHF logged one
+    column's numbers under the other's name, silently."""
+    path = tmp_path / "clash.yaml"
+    path.write_text(yaml.safe_dump(CLASHING))
+    shim_env.setenv("RM_SERVICE_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=r"'a/unscored' by the unscored flag of 'a' and comp"):
+        load_like_openrlhf().reward_func([QUERIES[0]], [IM], ["7"])
+
+
+def test_a_service_with_clashing_names_warns_and_keeps_the_flags(
+    shim_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``/get_reward`` (the same config may serve ``/grade`` only) warns at start-up and keeps
+    each flag and the protocol's keys; the in-process face over that service refuses it."""
+    caplog.set_level(logging.WARNING, logger="rm_service")
+    app = create_app({"clash": CLASHING}, ServiceSettings())
+    assert any("'prompt_not_found' by the protocol" in r.getMessage() for r in caplog.records)
+    fail = IM + "FAIL<|im_end|>"
+    with serve_in_thread(app) as url:
+        got = httpx.post(
+            f"{url}/get_reward", json={"query": [fail, QUERIES[0]], "prompts": [IM] * 2}
+        )
+        shim_env.setenv("RM_SERVICE_URL", url)
+        with pytest.raises(ConfigError, match="'prompt_not_found' by the protocol"):
+            load_like_openrlhf().reward_func([QUERIES[0]], [IM], ["7"])
+    logs = got.json()["extra_logs"]
+    assert logs["a/unscored"] == [1.0, 0.0]  # a's flag, not the other component's score
+    assert logs["prompt_not_found"] == [0.0, 0.0]
+    assert logs["total/unscored"] == [1.0, 0.0] and logs["rm_error"] == [1.0, 0.0]
