@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import ssl
 import threading
 import time
@@ -341,26 +342,37 @@ class RemoteBackend:
 
 
 _SKIP = object()
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate: a ``str`` may hold one (``json.loads('"\\ud800"')``), UTF-8 cannot."""
+
+
+def _utf8(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD: sent as it was, the request failed
+    to encode (``UnicodeEncodeError``) and took every record of the batch with it."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def jsonable(value: Any) -> Any:
     """``value`` in plain JSON types, dropping what has no JSON form (a tokenizer, a client).
 
     numpy and torch values become numbers and lists (``.tolist()``), tuples lists, keys strings,
-    and NaN or infinite floats ``None`` (a missing value, as pandas and parquet mean it; JSON has
-    no NaN). A list holding something unrepresentable is dropped whole rather than silently
-    shortened. Used on every record sent to a service, so a record means the same there.
+    a lone surrogate in a string U+FFFD (UTF-8 has no form for it), and NaN or infinite floats
+    ``None`` (a missing value, as pandas and parquet mean it; JSON has no NaN). A list holding
+    something unrepresentable is dropped whole rather than silently shortened. Used on every
+    record sent to a service, so a record means the same there.
     """
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if value is None or type(value) in (str, bool, int, float):
+    if type(value) is str:
+        return value if value.isascii() or not _SURROGATE.search(value) else _utf8(value)
+    if value is None or type(value) in (bool, int, float):
         return value
     if isinstance(value, str):  # a subclass (numpy.str_, a str Enum): its plain text
-        return str.__str__(value)
+        return jsonable(str.__str__(value))
     if isinstance(value, int | float):  # a subclass (numpy.float64, IntEnum): the plain number
         return float(value) if isinstance(value, float) else int(value)
     if isinstance(value, Mapping):
-        items = ((str(k), jsonable(v)) for k, v in value.items())
+        items = ((jsonable(str(k)), jsonable(v)) for k, v in value.items())
         return {k: v for k, v in items if v is not _SKIP}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         # Any sequence, not only lists and tuples: verl hands over OmegaConf's ListConfig.

@@ -520,3 +520,13 @@ async def test_a_chunk_too_large_for_the_service_is_split_not_lost() -> None:
         out = await RemoteReward(url, batch_size=8, retries=0)(["p"] * 7, ["c"] * 7)
     assert out == [1.0] * 7
     assert sizes[0] == 7 and sum(n for n in sizes if n <= 2) == 7  # halved until they fit
+
+
+async def test_a_lone_surrogate_does_not_take_the_batch_with_it() -> None:
+    """A ``str`` may hold a lone surrogate (``json.loads('"\\ud800"')`` of a dataset line),
+    which UTF-8 cannot: the request failed to encode and TRL's step crashed with
+    ``UnicodeEncodeError`` (verl and OpenRLHF lost the whole coalesced batch as unscored)."""
+    bad = "a\ud800a"
+    with serve_in_thread(create_app(CONFIG)) as url:
+        out = await RemoteReward(url)(PROMPTS, [*COMPLETIONS[:3], bad], note=["\udfff"] * 4)
+    assert out == approx([0.975, 0.25, None, 0.425])  # "a\ufffda": 3 chars, no digit
