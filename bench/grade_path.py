@@ -12,6 +12,8 @@ figures are the server's own CPU per record. Layers, each timed over the same re
   validation, admission, the runner, the wire records, the summary, metrics and the JSON body;
 * ``grade-rules``: the same with the rule graders (format, number, length) of
   ``examples/rules.yaml``;
+* ``number``: :class:`~graders.NumberGrader` alone on each record, its ``evaluate`` called
+  directly (no runner): the rule graders' largest part;
 * ``echo``: a bare FastAPI endpoint that validates the same request model and answers a body of
   the same shape (``bench/http_load.py``'s echo), the floor any FastAPI service pays.
 
@@ -36,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.http_load import CONFIG, NOOP_CONFIG, _echo_app, _records  # noqa: E402
 from tests.app import http_scope  # noqa: E402
+
+LAYERS = ("agrade", "grade", "grade-rules", "number", "echo")
 
 
 async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
@@ -87,6 +91,16 @@ def build(layer: str) -> Any:
             await runner.agrade(records)
 
         return call
+    if layer == "number":
+        from graders import NumberGrader
+
+        evaluate = NumberGrader().evaluate
+
+        async def each(records: list[dict[str, Any]], body: bytes) -> None:
+            for r in records:
+                evaluate({"response": r["response"], "reference_response": r["ground_truth"]})
+
+        return each
     if layer == "echo":
         app = _echo_app("model")
     else:
@@ -115,7 +129,7 @@ async def _measure(layer: str, n_requests: int, per_request: int, rounds: int) -
     return figures
 
 
-async def _profile(layer: str, n_requests: int, per_request: int) -> None:
+async def _profile(layer: str, n_requests: int, per_request: int, sort: str = "tottime") -> None:
     call = build(layer)
     records = _records(per_request)
     body = json.dumps({"records": records}).encode()
@@ -126,7 +140,7 @@ async def _profile(layer: str, n_requests: int, per_request: int) -> None:
     for _ in range(n_requests):
         await call(records, body)
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    pstats.Stats(prof).sort_stats(sort).print_stats(25)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=300, help="requests per round (default 300)")
     p.add_argument("--records", type=int, default=64, help="records per request (default 64)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--layers", nargs="+", default=["agrade", "grade", "grade-rules", "echo"])
-    p.add_argument("--profile", choices=("agrade", "grade", "grade-rules", "echo"))
+    p.add_argument("--layers", nargs="+", default=list(LAYERS))
+    p.add_argument("--profile", choices=LAYERS)
+    p.add_argument("--sort", default="tottime", help="the profile's order (default tottime)")
     args = p.parse_args(argv)
     print(f"$ python bench/grade_path.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"machine: {platform.machine()}, Python {platform.python_version()}")
@@ -144,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = asyncio.run(_measure(layer, args.requests, args.records, args.rounds))
         print(f"{layer:12s} " + "  ".join(f"{f:6.1f}" for f in figures))
     if args.profile:
-        asyncio.run(_profile(args.profile, args.requests, args.records))
+        asyncio.run(_profile(args.profile, args.requests, args.records, args.sort))
     return 0
 
 
