@@ -70,6 +70,9 @@ class GradeFileResult:
     report: Path | None
     errors: Path | None
     warnings: list[str] = field(default_factory=list)
+    still_invalid: int = 0
+    """Lines an earlier run listed in the errors file that are still invalid (counted in
+    ``skipped_done`` too): not graded, so a run where they are all there is stays a failure."""
 
 
 # --- paths, the lock and I/O errors ---------------------------------------------------------
@@ -266,6 +269,8 @@ class _Reader:
         self.index = 0
         self.invalid = 0
         self.skipped = 0
+        self.still_invalid = 0  # listed by an earlier run and still bad (in ``skipped`` too)
+        self.fixed = LineSet()  # listed by an earlier run and now a record: no longer an error
         self.on_invalid: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[Any]:
@@ -296,6 +301,7 @@ class _Reader:
                     raise InputError(f"invalid record: {exc}", line=lineno) from None
                 if lineno in self.listed:  # still bad, and listed by an earlier run
                     self.skipped += 1
+                    self.still_invalid += 1
                     continue
                 self.invalid += 1
                 text = raw[:200].decode("utf-8", "replace")
@@ -303,9 +309,35 @@ class _Reader:
                 if self.on_invalid is not None:
                     self.on_invalid()
                 continue
+            if lineno in self.listed:
+                self.fixed.add(lineno)
             self.lines[self.index] = lineno
             self.index += 1
             yield record
+
+
+def _drop_fixed(path: Path, done: LineSet, fixed: LineSet) -> None:
+    """Rewrite the errors file without the lines that are records now (graded by this run or
+    an earlier one): a line fixed since it was listed is no longer an error. Written beside the
+    file it really is and moved over it, so a crash leaves the old list whole."""
+    real = Path(os.path.realpath(path))
+    tmp = real.with_name(real.name + ".tmp")
+    dropped = False
+    with io_error("rewrite", path):
+        with real.open("rb") as f, tmp.open("wb") as new:
+            for raw in f:
+                try:
+                    line = json.loads(raw)["line"]
+                except (ValueError, KeyError, TypeError):
+                    line = None  # not ours to judge: kept as it is
+                if type(line) is int and (line in done or line in fixed):
+                    dropped = True
+                    continue
+                new.write(raw)
+        if dropped:
+            os.replace(tmp, real)
+        else:
+            tmp.unlink()
 
 
 def parse_record(raw: bytes) -> dict[str, Any]:
@@ -317,10 +349,21 @@ def parse_record(raw: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         body = exc.doc.rstrip() if isinstance(exc.doc, str) else ""
         where = "at the end of the line" if exc.pos >= len(body) else f"at character {exc.pos + 1}"
-        raise ValueError(f"{exc.msg} {where}") from None
+        raise ValueError(f"{exc.msg} {where}{_array_hint(raw)}") from None
     if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}{_array_hint(raw)}")
     return record
+
+
+def _array_hint(raw: bytes) -> str:
+    """What to do about a line that opens a JSON array: a whole file may be one (``[{...},
+    {...}]``, or pretty-printed over many lines), which JSONL is not."""
+    if not raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        return ""
+    return (
+        "; JSONL needs one JSON object per line, and a JSON array is not read "
+        "(jq -c '.[]' IN.json > IN.jsonl converts one)"
+    )
 
 
 def check_record(
@@ -443,9 +486,14 @@ async def _locked_run(
     )
     # Lines an earlier run sent to the errors file are read again: one fixed since is graded (it
     # was taken as done and never graded), one still bad is not listed twice.
+    # Without --skip-invalid the list only tells which of its lines are records now (and are
+    # dropped from it): an errors file this run does not use never stops it.
     listed = LineSet()
     if resume and skip_invalid:
         _scan_done(err_path, listed)
+    elif resume and err_path.is_file():
+        with contextlib.suppress(RMServiceError):
+            _scan_done(err_path, listed)
     fmt = detect_format(src)
     if fmt != "jsonl":
         total: int | None = count_records(src, fmt)
@@ -460,7 +508,11 @@ async def _locked_run(
     def commit() -> None:
         """The first record passed its check (or there is none): now the output may change."""
         sink.open()
-        if not recorded:  # a new output (or one from before run records): what it is from
+        # What the output is from: a new output's input, or, on a resume that passed its check,
+        # the input as it is now, whose lines this run grades (a malformed line fixed since the
+        # record was written must not make the next resume refuse). A pipe, read once, has no
+        # head to record: the old record stays.
+        if not recorded or fmt != "jsonl" or src.is_file():
             write_run_record(run_path, src, fingerprint)
         if overwrite and not (err_sink and err_sink.opened):
             with io_error("remove", err_path):
@@ -480,12 +532,20 @@ async def _locked_run(
         sink.close()
         if err_sink is not None:
             err_sink.close()
+    stale = ""
+    if listed.count and err_path.is_file():  # lines an earlier run listed, graded since
+        try:
+            _drop_fixed(err_path, done, reader.fixed)
+        except RMServiceError as exc:  # the output is complete: the list is a side note
+            stale = f"{exc}; lines of {err_path} graded since are still listed there"
     with io_error("read", out), out.open(encoding="utf-8") as f:
         summary = summarize_jsonl(f, runner.reward_name)
     warnings = [
         f"grader {name!r} could not start ({error}); its components are unscored"
         for name, error in not_ready.items()
     ]
+    if stale:
+        warnings.append(stale)
     if summary.duplicates:
         warnings.append(
             f"{summary.duplicates} duplicate line(s) in {out} ignored (an input line graded "
@@ -510,6 +570,7 @@ async def _locked_run(
         report=written,
         errors=err_path if skip_invalid else None,
         warnings=warnings,
+        still_invalid=reader.still_invalid,
     )
 
 

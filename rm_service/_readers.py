@@ -65,12 +65,36 @@ def detect_format(path: str | Path) -> InputFormat:
             "Parquet (.parquet/.pq) or a directory saved with datasets' save_to_disk; pandas "
             "converts one: df.to_json('in.jsonl', orient='records', lines=True)"
         )
-    return "parquet" if suffix in _PARQUET_SUFFIXES else "jsonl"
+    if suffix in _PARQUET_SUFFIXES:
+        return "parquet"
+    if p.is_file():  # never a pipe: peeking would consume what the run reads
+        try:
+            with p.open("rb") as f:
+                head = f.read(6)
+        except OSError:
+            head = b""  # the reader names the file and the error
+        for magic, (kind, cat) in _COMPRESSED.items():
+            if head.startswith(magic):
+                raise InputError(
+                    f"{p}: a {kind}-compressed file is not read; decompress it first, or pipe "
+                    f"it in: {cat} {p} | rm-service grade /dev/stdin -o OUT.jsonl"
+                )
+    return "jsonl"
 
 
 _NOT_READ = {".csv": "CSV", ".tsv": "TSV", ".xlsx": "Excel", ".xls": "Excel"}
 """Table formats a user may try first: named, rather than read as JSONL (whose first error,
 "Expecting value at character 1", did not say the format was the problem)."""
+
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -c"),
+    b"BZh": ("bzip2", "bzcat"),
+    b"\xfd7zXZ\x00": ("xz", "xzcat"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstdcat"),
+    b"PK\x03\x04": ("zip", "unzip -p"),
+}
+"""Compressed files by their magic bytes: read as JSONL, a gzip file's first error was
+"'utf-8' codec can't decode byte 0x8b in position 1", which did not say it was compressed."""
 
 
 def row_label(path: str | Path, fmt: InputFormat) -> str:

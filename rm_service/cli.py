@@ -219,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "calibrate":
             from rm_service._calibrate import calibrate_args
 
+            if args.label_field is not None and not args.label_field.strip():
+                # An empty name read as "no labels": a quantile fit, or an error blaming the
+                # map, after grading the whole reference.
+                raise InputError(
+                    f"--label-field must name a record field, got {args.label_field!r}"
+                )
+
             return calibrate_args(args)
         if args.command == "serve":
             from rm_service._serve import serve_args
@@ -297,7 +304,11 @@ def _grade(args: argparse.Namespace) -> int:
             f"\ninterrupted; finished records are in {output}; rerun with --resume", file=sys.stderr
         )
         return 130
-    invalid = f", {result.invalid} invalid line(s) -> {result.errors}" if result.invalid else ""
+    invalid = ""
+    if result.still_invalid:  # counted as done: listed by an earlier run, and still bad
+        invalid = f" ({result.still_invalid} of them still invalid, listed in {result.errors})"
+    if result.invalid:
+        invalid += f", {result.invalid} invalid line(s) -> {result.errors}"
     return _print_result(result, invalid)
 
 
@@ -313,7 +324,8 @@ def _print_result(result: Any, more: str = "") -> int:
         print(f", {result.skipped_done} already done", end="")
     print(f"{more}\noutput: {result.output}\nreport: {result.report or '(not written)'}")
     summary = result.summary
-    if summary.ok == 0 and (summary.records or getattr(result, "invalid", 0)):
+    invalid = getattr(result, "invalid", 0) + getattr(result, "still_invalid", 0)
+    if summary.ok == 0 and (summary.records or invalid):
         # Every record unscored (a judge down, a field missing everywhere) or every line
         # invalid: the output is complete, but it holds no reward, and `grade && train` must
         # stop rather than go on as if it did.
@@ -380,6 +392,7 @@ def _grade_ray(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from rm_service._exceptions import MappingError
     from rm_service._offline import check_record
 
     given = [Path(p) for p in args.input]
@@ -402,7 +415,17 @@ def _check(args: argparse.Namespace) -> int:
             print(f"warning: {data} holds no record to check", file=sys.stderr)
         else:
             where, number, record = first
-            check_record(runner, record, data, number, where)
+            try:
+                check_record(runner, record, data, number, where)
+            except MappingError as exc:
+                # A null field is that record's data, as `grade` takes it (an unscored row), not
+                # a config that cannot work: say so, and refuse only what `grade` refuses.
+                check_record(runner, record, data, number, where, nulls_ok=True)
+                print(
+                    f"warning: {exc.detail}; `grade` scores that record as unscored "
+                    "(invalid_input)",
+                    file=sys.stderr,
+                )
             print(f"first record ({where} {number}) fits every grader")
     return 0
 
