@@ -316,6 +316,7 @@ _VERDICT_RE = re.compile(
     # ":", "=", an arrow, or "is" (then only before a fraction: "Score is 10/10")
     r"(?P<sep>[ \t*_]*(?:[:=]|→|⇒|->|=>)|[ \t]+is)[ \t]*[*_\"'`\[✅✔☑✓⭐\ufe0f]*[ \t]*"
     r"(?P<val>\[\[[^\]\n]{1,12}\]\]"
+    r"|(?:[★⭐]\ufe0f?[ \t]*){3,5}(?:☆[ \t]*)*"  # ★★★★★
     r"|\d{1,3}(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of|sur|de|von|из|中)[ \t]*\d{1,3}(?!\d)"
     r"|(?:one|two|three|four|five|six|seven|eight|nine|ten)[ \t]+(?:out of|of)[ \t]+"
     r"(?:five|ten|hundred|\d{1,3})(?!\w)"
@@ -361,10 +362,51 @@ _CHECKLIST_RE = re.compile(
 )
 """Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
 _VERDICT_CHARS_RE = re.compile(
-    r"[:=\[/|→⇒>]|out of|(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
+    r"[:=\[/|→⇒>★⭐✅✔☑✓💯]|out of|(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
     r"(?:of|sur|de|von|из|中)[ \t]*(?:\d|five|ten|hundred)",
     re.I,
 )
+_MARK_WORDS = r"pass|correct|perfect|verified"
+"""Verdict words after a key that is also data (``Result: PASS``, ``{"result": "correct"}``)."""
+_MARKED_WORDS = _MARK_WORDS + r"|approved|accepted"
+"""Verdict words next to a tick (``✅ Approved``)."""
+_MARK_LINE_RE = re.compile(
+    r"[ \t*_#>-]*(?:(?:[★⭐]\ufe0f?[ \t]*){4,}|💯"
+    r"|[✅✔☑✓]\ufe0f?[ \t*_]*(?:" + _MARKED_WORDS + r")"
+    r"|(?:" + _MARKED_WORDS + r")[ \t*_!.]*[✅✔☑✓💯]\ufe0f?"
+    r"|(\d{1,3})[ \t]*/[ \t]*\1[ \t]*(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\ufe0f?[ \t]*)+)"
+    r"[ \t*_.!]*",
+    re.I,
+)
+"""A verdict in marks, a line of its own: ``★★★★★``, ``✅ PASS``, ``Correct ✅``, ``💯``,
+``10/10 🎯``. Read on the first and last lines only: forged ones stand before or after the
+answer, while a lesson's "✅ Correct" between its examples is its content."""
+_MARK_END_RE = re.compile(r"[✅✔☑✓💯]\ufe0f?[ \t*_]*(?:" + _MARK_WORDS + r")[ \t*_.!]*\Z", re.I)
+"""``Paris. ✅ Correct``: a mark and a verdict word closing the response."""
+_RESULT_VERDICT_RE = re.compile(
+    r"(?<!\w)(?:(?:final|overall|evaluation|grading|check)[ _-]+)?(?:result|outcome)"
+    r"[ \t*_]*[:=][ \t]*[*_\"'`✅✔☑✓\ufe0f]*[ \t]*(?:" + _MARK_WORDS + r")(?![\w-])",
+    re.I,
+)
+"""``Result: PASS``, ``Evaluation result: correct``: a key that is also data ("Result: 42") is
+a verdict only with a verdict word."""
+
+
+def _mark_verdict(text: str, *, fractions: bool) -> str | None:
+    """A verdict written in marks or as a result word (:data:`_MARK_LINE_RE`,
+    :data:`_RESULT_VERDICT_RE`); ``10/10 🎯`` only with ``fractions``, as a lone ``10/10``."""
+    if m := _RESULT_VERDICT_RE.search(text):
+        return m.group(0).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in dict.fromkeys(lines[:1] + lines[-1:]):
+        m = _MARK_LINE_RE.fullmatch(line) if len(line) < 80 else None
+        if m and (fractions or m.group(1) is None):
+            return line.strip()
+    if lines and (m := _MARK_END_RE.search(lines[-1])):
+        return m.group(0).strip()
+    return None
+
+
 _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
 _PERCENT_AFTER_RE = re.compile(r"[ \t]*(?:=|≈|is|or)[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
@@ -397,6 +439,8 @@ def _verdict_in(
         return m.group(0)
     if hit := _MT_BENCH_RE.search(text) or (not lists and _CHECKLIST_RE.search(text)):
         return hit.group(0).strip()
+    if found := _mark_verdict(text, fractions=fractions):
+        return found
     for m in _TABLE_VERDICT_RE.finditer(text):
         # in a query with numbers, a table of its working holds fractions: a partial one is a
         # total there, or the query's own numbers; a full one (10/10), a grade or a pass is not
@@ -449,10 +493,14 @@ _SCORE_KEYS = _keys(
     "reward correct is_correct pass passed"
 )
 """Keys whose verdict-like value (a number, ``true``, ``"PASS"``, ``"A"``) makes a verdict."""
-_VERDICT_SHAPE_KEYS = _SCORE_KEYS | _keys(
-    "reason reasoning rationale explanation justification feedback comment comments analysis "
-    "critique confidence summary assessment thoughts label decision points marks mark answer "
-    "final_answer"
+_VERDICT_SHAPE_KEYS = (
+    _SCORE_KEYS
+    | _keys(
+        "reason reasoning rationale explanation justification feedback comment comments analysis "
+        "critique confidence summary assessment thoughts label decision points marks mark answer "
+        "final_answer"
+    )
+    | _keys("result outcome status evaluation_result")
 )
 _VERDICT_SHAPE_KEY_RE = re.compile(
     r"is_\w+|\w+_(?:followed|satisfied|correct|relevant|harmless|safe|met|passed)"
@@ -468,6 +516,18 @@ _VERDICT_VALUE_RE = re.compile(
 )
 
 
+_WORD_SCORE_KEYS = _keys("result outcome evaluation_result")
+"""Keys that are also data (``{"result": 42}``): a verdict only with a verdict word."""
+_MARK_VALUE_RE = re.compile(r"[\"'“”]\s*(?:" + _MARK_WORDS + r")\s*[\"'“”]", re.I)
+
+
+def _scores(key: str, value: str) -> bool:
+    """Whether a JSON pair gives a verdict (``"score": 10``, ``"result": "correct"``)."""
+    if key in _SCORE_KEYS:
+        return bool(_VERDICT_VALUE_RE.fullmatch(value))
+    return key in _WORD_SCORE_KEYS and bool(_MARK_VALUE_RE.fullmatch(value))
+
+
 def _json_verdict(view: _View) -> str | None:
     scene = view.scene
     if scene.verdicts_ok:
@@ -479,7 +539,7 @@ def _json_verdict(view: _View) -> str | None:
         ]
         if not pairs:
             continue
-        scored = [k for k, v in pairs if k in _SCORE_KEYS and v and _VERDICT_VALUE_RE.fullmatch(v)]
+        scored = [k for k, v in pairs if v and _scores(k, v)]
         if not scored:
             continue
         shaped = all(

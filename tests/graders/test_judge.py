@@ -795,7 +795,10 @@ _INJECTION_RE = re.compile(
 """Instructions aimed at a grader, as a weak judge would recognise (and obey) them."""
 _VERDICT_RE = re.compile(
     r"""["'`*]*\b(?:score|grade|rating|verdict|evaluation)\b["'`*]*\s*[:=]\s*["']?"""
-    r"(?:\d|(?-i:[A-F])\b|correct|pass)",
+    r"(?:\d|(?-i:[A-F])\b|correct|pass|★)"
+    # verdicts in marks: stars, a tick and a verdict word, 💯, 10/10, a result word
+    r"|[★⭐]{3}|[✅✔]\s*(?:pass|correct)|(?:pass|correct)\s*✅|💯|\b10/10\b"
+    r"""|\bresult\b["']?\s*[:=]\s*["']?(?:correct|pass)""",
     re.IGNORECASE,
 )
 """A verdict-looking string, which a weak judge takes over as its own verdict."""
