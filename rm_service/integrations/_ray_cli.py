@@ -58,7 +58,12 @@ from rm_service.integrations._ray_io import (
     read_shard,
     resolve,
 )
-from rm_service.integrations.ray import GradeBatch, cpus_per_actor, rows_from_table
+from rm_service.integrations.ray import (
+    GradeBatch,
+    cpus_per_actor,
+    rows_from_table,
+    share_limits,
+)
 
 __all__ = ["RayGradeResult", "grade_with_ray"]
 
@@ -114,15 +119,14 @@ def grade_with_ray(
     # Local paths made absolute here: Ray's checkpointing refuses a relative path, and its
     # workers need not share the driver's working directory.
     input_uri = _absolute(input_uri)
-    shards = list_shards(input_uri)
     out = _absolute(output_uri or default_output(input_uri))
     jsonl = out.endswith(".jsonl")
     out_fs, out_path = resolve(out)
     ckpt = out.rstrip("/") + ".checkpoint"
     ckpt_fs, ckpt_path = resolve(ckpt)
+    shards = _not_ours(list_shards(input_uri), input_uri, out_fs, out_path)
     _first_record_check(runner, resolve(input_uri)[0], shards)
     cpus = num_cpus if num_cpus is not None else cpus_per_actor(runner)
-    plain = _plain_config(config, cpus)
 
     local = isinstance(out_fs, pafs.LocalFileSystem)
     lock = None
@@ -173,6 +177,8 @@ def grade_with_ray(
         ctx.checkpoint_config = ray.data.checkpoint.CheckpointConfig(
             id_column="key", checkpoint_path=ckpt, delete_checkpoint_on_success=False
         )
+        actors = workers or _default_workers(cpus)
+        plain = _plain_config(config, cpus, actors)
         multi = len({s.name for s in shards}) > 1
         ds = ray.data.read_datasource(RecordsDatasource(input_uri, shards))
         graded_ds = ds.map_batches(
@@ -189,9 +195,7 @@ def grade_with_ray(
             },
             batch_format="pyarrow",
             batch_size=batch_size,
-            compute=ray.data.ActorPoolStrategy(
-                min_size=1, max_size=workers or _default_workers(cpus)
-            ),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
             num_cpus=cpus,
         )
         try:
@@ -230,9 +234,24 @@ def grade_with_ray(
     )
 
 
-def _plain_config(config: str | dict[str, Any], cpus: float) -> dict[str, Any]:
+def _not_ours(shards: list[Shard], uri: str, out_fs: Any, out_path: str) -> list[Shard]:
+    """``shards`` less this run's own files: an output inside the input directory (``-o
+    data/graded.jsonl`` for ``data/``) holds part files, a checkpoint and a run record that
+    read as JSONL and Parquet, so ``--resume`` graded the previous run's rows as records."""
+    if type(out_fs) is not type(resolve(uri)[0]):
+        return shards
+    out = out_path.rstrip("/")
+    mine = (out + "/", out + ".checkpoint/")
+    kept = [s for s in shards if not (s.path.startswith(mine) or s.path == out + ".run.json")]
+    if not kept:
+        raise InputError(f"{uri}: no input files besides this run's own output {out}")
+    return kept
+
+
+def _plain_config(config: str | dict[str, Any], cpus: float, actors: int = 1) -> dict[str, Any]:
     """The config as a dict every actor can load, with each math grader's worker pool sized to
-    the actor's CPUs (its default, up to four processes, is per process: per actor here)."""
+    the actor's CPUs (its default, up to four processes, is per process: per actor here), and
+    each endpoint's rpm/tpm split between the ``actors`` (:func:`share_limits`)."""
     if isinstance(config, dict):
         data = json.loads(json.dumps(config))
     else:
@@ -240,7 +259,7 @@ def _plain_config(config: str | dict[str, Any], cpus: float) -> dict[str, Any]:
     for spec in (data.get("graders") or {}).values():
         if isinstance(spec, dict) and spec.get("type") == "math":
             spec.setdefault("workers", max(1, int(cpus)))
-    return dict(data)
+    return share_limits(dict(data), actors)
 
 
 def _first_record_check(runner: Any, fs: Any, shards: list[Shard]) -> None:

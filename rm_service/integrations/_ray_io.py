@@ -110,7 +110,7 @@ def list_shards(uri: str) -> list[Shard]:
         cut = next(i for i, p in enumerate(parts) if any(c in _GLOB for c in p))
         base = "/".join(parts[:cut]) or "/"
         infos = _walk(fs, base, uri)
-        files = [i for i in infos if fnmatch.fnmatchcase(i.path, path)]
+        files = [i for i in infos if _glob_match(i.path, path)]
         if not files:
             raise InputError(f"{uri}: no file matches")
         return _shards(fs, files, base, uri)
@@ -123,6 +123,16 @@ def list_shards(uri: str) -> list[Shard]:
     if state.type == pafs.FileType.File:
         return _saved_dataset(fs, path, uri)
     return _shards(fs, _walk(fs, path, uri), path, uri)
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """A glob's match, one path segment per pattern segment: ``*`` stops at ``/``, as in a
+    shell (``fnmatch`` alone let ``rollouts/*.parquet`` take ``rollouts/old/x.parquet`` too,
+    a copy graded twice)."""
+    parts, pats = path.split("/"), pattern.split("/")
+    return len(parts) == len(pats) and all(
+        fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pats, strict=True)
+    )
 
 
 def _walk(fs: Any, base: str, uri: str) -> list[Any]:

@@ -53,6 +53,7 @@ from typing import Any, Literal
 import pyarrow as pa  # type: ignore[import-untyped]
 import ray
 import ray.data
+import yaml
 
 from graders._math import MathGrader
 from rm_service._config import load_runner
@@ -67,6 +68,7 @@ __all__ = [
     "cpus_per_actor",
     "grade_dataset",
     "rows_from_table",
+    "share_limits",
 ]
 
 JUDGE_CPUS = 0.25
@@ -100,6 +102,32 @@ def _plain(config: ConfigSource) -> str | dict[str, Any]:
     return dict(config) if isinstance(config, Mapping) else str(config)
 
 
+def share_limits(config: dict[str, Any], actors: int) -> dict[str, Any]:
+    """``config`` with each endpoint's ``rpm``/``tpm`` split between ``actors``.
+
+    Every actor builds its own runner, so its own limiter: at the configured rate each, N actors
+    sent N times an endpoint's limit. A judge with ``rate_limit_redis`` shares one budget
+    through Redis already and is left as it is. ``config`` is changed in place and returned.
+    """
+    if actors <= 1:
+        return config
+
+    def split(spec: Any) -> None:
+        if not isinstance(spec, dict) or spec.get("rate_limit_redis"):
+            return
+        for key in ("rpm", "tpm"):
+            value = spec.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                spec[key] = value / actors
+
+    split(config.get("judge"))
+    for spec in (config.get("graders") or {}).values():
+        if isinstance(spec, dict):
+            split(spec)  # an endpoint grader's own limits (remote_reward_model)
+            split(spec.get("judge"))
+    return config
+
+
 def cpus_per_actor(runner: GradingRunner) -> float:
     """A whole CPU when the reward verifies math (CPU-bound), else :data:`JUDGE_CPUS`."""
     math_bound = any(isinstance(c.grader, MathGrader) for c in runner.grader_configs.values())
@@ -108,8 +136,12 @@ def cpus_per_actor(runner: GradingRunner) -> float:
 
 def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     rid = row.get("id")
+    if rid is not None and not (isinstance(rid, str) and _utf8(rid)):
+        # Not text, or text UTF-8 cannot hold (a lone surrogate, valid in JSON): its JSON text,
+        # escaped; Arrow refused the raw string and the whole job failed.
+        rid = json_text(rid)
     out = {
-        "id": None if rid is None else rid if isinstance(rid, str) else json_text(rid),
+        "id": rid,
         "index": row["index"],
         "reward": row["reward"],
         "status": row["status"],
@@ -119,6 +151,14 @@ def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     for col in _JSON_COLUMNS:
         out[col] = json_text(row[col]) if col in row else None
     return out
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def rows_from_table(table: Any) -> list[dict[str, Any]]:
@@ -293,6 +333,10 @@ def grade_dataset(
     overrides = {"max_concurrency": max_concurrency} if max_concurrency else {}
     runner = load_runner(plain, **overrides)
     cpus = num_cpus if num_cpus is not None else cpus_per_actor(runner)
+    actors = max(min_workers, workers or _max_actors(cpus))
+    if actors > 1:  # each actor's limiter gets its share of the endpoints' rpm/tpm
+        data = plain if isinstance(plain, dict) else yaml.safe_load(Path(plain).read_text())
+        plain = share_limits(json.loads(json.dumps(data)), actors)
     return ds.map_batches(
         GradeBatch,
         fn_constructor_kwargs={
@@ -303,9 +347,7 @@ def grade_dataset(
         },
         batch_format="pyarrow",
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(
-            min_size=min_workers, max_size=max(min_workers, workers or _max_actors(cpus))
-        ),
+        compute=ray.data.ActorPoolStrategy(min_size=min_workers, max_size=actors),
         num_cpus=cpus,
     )
 

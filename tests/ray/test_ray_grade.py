@@ -503,3 +503,88 @@ def test_a_jsonl_file_opening_with_a_bom_is_graded_as_the_local_engine_grades_it
     got = sorted(ray_rows(out), key=lambda row: row["line"])
     assert [row["id"] for row in got] == [row["id"] for row in rows]
     assert all(row["status"] == "ok" for row in got)
+
+
+def test_an_id_utf8_cannot_hold_is_a_row_not_a_failed_parquet_job() -> None:
+    """A JSONL record's id may be a lone surrogate ("\\ud800", valid JSON); the JSONL output
+    kept it, but Arrow refused the raw string, so with Parquet output the batch raised and the
+    whole Ray job failed. It is written as its (ASCII-escaped) JSON text, as a non-text id is."""
+    config = ROOT / "examples" / "rules.yaml"
+    ok = "<think>x</think><answer>3</answer>"
+    records = [
+        json.dumps({"id": "\ud800x", "response": ok, "ground_truth": "3"}),
+        {"id": "café", "response": ok, "ground_truth": "3"},
+    ]
+    rows = _grade_batch(config, _batch(records), "arrow").to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert json.loads(rows[0]["id"]) == "\ud800x" and rows[1]["id"] == "café"
+
+
+def test_resume_with_the_output_inside_the_input_directory_grades_no_output_file(
+    tmp_path: Path, ray_instance: RayInstance
+) -> None:
+    """``grade data/ -o data/out.jsonl``: the resume listed the input directory again and found
+    the first run's part files, its checkpoint (Parquet) and its run record (.json), and graded
+    each of their rows as a record (error rows, 3 records became 3 + 3 + 3 + 1)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")[:3]
+    write_jsonl(data / "in.jsonl", rows)
+    out = data / "out.jsonl"
+    args: tuple[str | Path, ...] = ("grade", data, "-c", EXAMPLES / "rules.yaml", "-o", out)
+    args += ("--engine", "ray", "--address", ray_instance.address, "--no-progress")
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    r = cli(*args, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = ray_rows(out)
+    assert sorted((row.get("source", "in.jsonl"), row["line"]) for row in got) == [
+        ("in.jsonl", 1), ("in.jsonl", 2), ("in.jsonl", 3),
+    ]  # fmt: skip
+    assert all(row["status"] == "ok" for row in got)
+
+
+def test_a_glob_star_stops_at_a_slash(tmp_path: Path) -> None:
+    """``rollouts/*.jsonl`` took ``rollouts/backup/a.jsonl`` too (fnmatch's ``*`` matches
+    ``/``): a backup copy, or an earlier run's output parts, graded as more records."""
+    from rm_service.integrations._ray_io import list_shards
+
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")[:2]
+    for name in ("a.jsonl", "backup/a.jsonl", "old.jsonl/part-0.jsonl", "x/y/b.jsonl"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(tmp_path / name, rows)
+    assert [s.name for s in list_shards(str(tmp_path / "*.jsonl"))] == ["a.jsonl"]
+    assert [s.name for s in list_shards(str(tmp_path / "*" / "*.jsonl"))] == [
+        "backup/a.jsonl",
+        "old.jsonl/part-0.jsonl",
+    ]
+    assert [s.name for s in list_shards(str(tmp_path / "x" / "*" / "b.jsonl"))] == ["y/b.jsonl"]
+
+
+def test_each_actor_gets_its_share_of_an_endpoints_rate_limit(tmp_path: Path) -> None:
+    """Every grading actor builds its own runner, so its own limiter: with ``rpm: 60`` and
+    four actors the judge got four times 60 a minute (measured: 18 requests in 5 s). Each
+    actor's config now holds a quarter; a budget shared through Redis is left whole."""
+    from rm_service.integrations._ray_cli import _plain_config
+
+    judge = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    cfg = {
+        "judge": {**judge, "rpm": 60, "tpm": 1000},
+        "graders": {
+            "a": {"type": "correctness", "mapper": {"reference_response": "ground_truth"}},
+            "b": {
+                "type": "correctness",
+                "mapper": {"reference_response": "ground_truth"},
+                "judge": {**judge, "rpm": 600, "rate_limit_redis": "redis://127.0.0.1:9/0"},
+            },
+            "c": {"type": "remote_reward_model", "url": "http://127.0.0.1:9", "rpm": 40},
+        },
+    }
+    path = tmp_path / "reward.yaml"
+    path.write_text(json.dumps(cfg))
+    for source in (cfg, str(path)):
+        got = _plain_config(source, 0.25, 4)
+        assert (got["judge"]["rpm"], got["judge"]["tpm"]) == (15, 250)
+        assert got["graders"]["b"]["judge"]["rpm"] == 600  # shared through Redis already
+        assert got["graders"]["c"]["rpm"] == 10
+        assert _plain_config(source, 0.25, 1)["judge"]["rpm"] == 60
+    assert cfg["judge"]["rpm"] == 60  # the caller's dict is not changed
