@@ -52,7 +52,7 @@ TRL's contract (trl 1.16, ``GRPOTrainer._calculate_rewards``) and how it is met:
   component, ``rm_service/<name>/failure_rate`` and ``rm_service/<name>/mean`` (the latter only
   for components that are not TRL functions themselves: TRL logs ``rewards/<name>/mean``).
   With a single function, each grader's scores also go to the completions table through
-  ``log_extra``; ``rm_service/errors`` holds each row's failures.
+  ``log_extra``, as ``rm_service/<name>``; ``rm_service/errors`` holds each row's failures.
 """
 
 from __future__ import annotations
@@ -388,7 +388,10 @@ class RMServiceReward:
         if log_extra is not None:
             if self._shared.functions == {reward_name}:  # one function: show its parts
                 for comp in self._graders:
-                    log_extra(comp, [_score(r, comp) for r in results])
+                    # Prefixed: TRL's table puts these after its own columns and its reward
+                    # functions' ("prompt", "step", another function named like a grader),
+                    # so a bare name replaced that column, and "advantage" replaced this one.
+                    log_extra(f"rm_service/{comp}", [_score(r, comp) for r in results])
             log_extra(
                 "rm_service/errors",
                 [

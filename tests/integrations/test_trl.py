@@ -157,7 +157,7 @@ async def test_logging_through_trl_callbacks() -> None:
     assert metrics["rm_service/short/failure_rate"] == [0.25]
     assert metrics["rm_service/digit/mean"] == [0.5]
     assert metrics["rm_service/latency_s"][0] > 0
-    assert extra["short"] == approx(EXPECTED["short"])
+    assert extra["rm_service/short"] == approx(EXPECTED["short"])
     assert extra["rm_service/errors"][2].startswith("short: judge_error: the judge said FAIL")
     assert extra["rm_service/errors"][0] == ""
 
@@ -173,6 +173,27 @@ async def test_logging_through_trl_callbacks() -> None:
     )
     assert metrics["rm_service/failure_rate"] == [0.25]
     assert set(extra) == {"rm_service/errors"}
+
+
+async def test_completions_table_columns_never_replace_trls_or_each_other() -> None:
+    """A grader's column went into TRL's completions table under its bare name, after TRL's
+    own and its reward functions' columns: a grader named "prompt" replaced the prompts, one
+    named like another reward function replaced that function's rewards, and TRL's
+    "advantage" replaced a grader so named."""
+    config = {
+        "graders": {
+            name: {"type": "tests.support:min_words", "min_words": 1}
+            for name in ("prompt", "advantage", "format")
+        },
+        "aggregators": [{"type": "min", "name": "reward"}],
+    }
+    extra: dict[str, list[Any]] = {}
+    await RMServiceReward(config)(PROMPTS, COMPLETIONS, log_extra=extra.__setitem__)
+    table = {"step": [1] * 4, "prompt": PROMPTS, "completion": COMPLETIONS, "format": [0.0] * 4}
+    table |= extra  # TRL: {step, prompt, completion, **rewards, **extra, "advantage": ...}
+    table["advantage"] = [0.0] * 4
+    assert table["prompt"] == PROMPTS and table["format"] == [0.0] * 4
+    assert {"rm_service/prompt", "rm_service/advantage", "rm_service/format"} <= set(table)
 
 
 def test_bad_component_and_bad_config_fail_at_construction(tmp_path: Path) -> None:
