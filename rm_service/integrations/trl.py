@@ -121,9 +121,8 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
-        )
+        # _text again: a part's null text is no text, where str() made it the word "None"
+        return "".join(_text(p["text"]) for p in content if isinstance(p, Mapping) and "text" in p)
     return str(content)
 
 

@@ -196,6 +196,15 @@ async def test_completions_table_columns_never_replace_trls_or_each_other() -> N
     assert {"rm_service/prompt", "rm_service/advantage", "rm_service/format"} <= set(table)
 
 
+async def test_a_null_text_part_is_no_text_not_the_word_none() -> None:
+    """A content part ``{"type": "text", "text": None}`` was read as the text "None", which
+    a grader then scored as if the model had written it."""
+    config = {"graders": {"words": {"type": "tests.support:min_words", "min_words": 1}}}
+    said = [{"role": "assistant", "content": [{"type": "text", "text": None}]}]
+    prompt = [{"role": "user", "content": "Say something."}]
+    assert await RMServiceReward(config)([prompt], [said]) == [0.0]
+
+
 def test_bad_component_and_bad_config_fail_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'nope' is not one of"):
         RMServiceReward(CONFIG, component="nope")
