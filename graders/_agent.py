@@ -379,9 +379,10 @@ class ValidToolCallsGrader(BaseGrader):
 
 @grader
 class FinalAnswerGrader(MathGrader):
-    """:class:`MathGrader` on the conversation's final answer: the last assistant message with
+    """:class:`MathGrader` on the conversation's final answer: the last assistant message's
     text, so a rollout that ends on a tool call with no text scores 0.0 (no answer), and text
-    before tool calls in earlier turns is not an answer.
+    before tool calls in earlier turns is not an answer. Content that is not a string (a list
+    of parts) is unscored, not read.
 
     Takes ``messages`` and ``reference_response`` (map the gold column to it); the same
     arguments as ``math``. Default name ``"final_answer"``.
