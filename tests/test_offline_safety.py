@@ -496,9 +496,6 @@ def test_a_json_error_says_where_in_the_line_not_the_parsers_line_2(
          "{type: 'tests.support:min_words', min_words: 1}"),
         ("{type: number, partial_credit: 0.5, mapper: {reference_response: ground_truth}}",
          "{type: number, partial_credit: 0.0, mapper: {reference_response: ground_truth}}"),
-        ("{type: similarity, mapper: {reference_response: ground_truth}}",
-         "{type: similarity, pregates: false, mapper: {reference_response: ground_truth}}"),
-        ("{type: harmless_offline}", "{type: harmless_offline, low: 0.1}"),
     ],
 )  # fmt: skip
 def test_resume_refuses_a_grader_whose_settings_changed(
@@ -520,6 +517,31 @@ def test_resume_refuses_a_grader_whose_settings_changed(
     r = cli("grade", src, "-c", cfg, "-o", out, "--resume", cwd=tmp_path)
     assert r.returncode == 1 and "graded with another reward" in one_error_line(r.stderr)
     assert len(read_jsonl(out)) == 4
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("{type: similarity, mapper: {reference_response: ground_truth}}",
+         "{type: similarity, pregates: false, mapper: {reference_response: ground_truth}}"),
+        ("{type: harmless_offline}", "{type: harmless_offline, low: 0.1}"),
+    ],
+)  # fmt: skip
+def test_the_fingerprint_reads_a_local_model_graders_settings(
+    tmp_path: Path, before: str, after: str
+) -> None:
+    """As above for graders that load a local model, read from the fingerprint the resume
+    compares (the end-to-end resume is the test above; a model load per run costs seconds)."""
+    from rm_service._config import load_runner
+    from rm_service._run_record import reward_fingerprint
+
+    def digest(spec: str) -> str:
+        cfg = tmp_path / "r.yaml"
+        cfg.write_text(f"graders:\n  g: {spec}\n")
+        return reward_fingerprint(load_runner(cfg))
+
+    assert digest(before) != digest(after)
+    assert digest(before) == digest(before)
 
 
 def test_the_fingerprint_names_the_judge_and_not_its_cache(tmp_path: Path) -> None:
