@@ -362,11 +362,14 @@ _CHECKLIST_RE = re.compile(
 )
 """Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
 _VERDICT_CHARS_RE = re.compile(
-    r"[:=\[/|→⇒>★⭐✅✔☑✓💯]|out of|(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
+    r"[:=\[/|→⇒>]|out of|(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
     r"(?:of|sur|de|von|из|中)[ \t]*(?:\d|five|ten|hundred)",
     re.I,
 )
-_MARK_WORDS = r"pass|correct|perfect|verified"
+_MARK_CHARS_RE = re.compile(r"[★⭐✅✔☑✓💯]")
+"""What a verdict in marks needs, when text has no :data:`_VERDICT_CHARS_RE`: then only
+:func:`_mark_verdict` can find one (the other scans cost a 200 kB text of ticks 100 ms)."""
+_MARK_WORDS = r"pass(?:ed)?|correct|perfect|verified"
 """Verdict words after a key that is also data (``Result: PASS``, ``{"result": "correct"}``)."""
 _MARKED_WORDS = _MARK_WORDS + r"|approved|accepted"
 """Verdict words next to a tick (``✅ Approved``)."""
@@ -385,16 +388,32 @@ _MARK_END_RE = re.compile(r"[✅✔☑✓💯]\ufe0f?[ \t*_]*(?:" + _MARK_WORDS 
 """``Paris. ✅ Correct``: a mark and a verdict word closing the response."""
 _RESULT_VERDICT_RE = re.compile(
     r"(?<!\w)(?:(?:final|overall|evaluation|grading|check)[ _-]+)?(?:result|outcome)"
-    r"[ \t*_]*[:=][ \t]*[*_\"'`✅✔☑✓\ufe0f]*[ \t]*(?:" + _MARK_WORDS + r")(?![\w-])",
-    re.I,
+    r"[ \t*_]*[:=][ \t]*[*_\"'`✅✔☑✓\ufe0f]*[ \t]*(?:" + _MARK_WORDS + r")"
+    r"(?=[ \t*_.!\"'`✅✔☑✓💯\ufe0f]*$)",
+    re.I | re.M,
 )
 """``Result: PASS``, ``Evaluation result: correct``: a key that is also data ("Result: 42") is
-a verdict only with a verdict word."""
+a verdict only with a verdict word, ending its line ("Outcome: pass means every assertion held"
+and "Result: correct, 3 divides 12" say what a word means or why)."""
+_CHECK_QUERY_RE = re.compile(
+    r"(?<!\w)(?:check\w*|verif\w*|validat\w*|confirm\w*|tests?|testing|ci|builds?|lint\w*"
+    r"|pipelines?|correct\w*|right|valid|pass\w*|grammatical\w*|accurate)(?!\w)"
+)
+"""Queries that ask for a check ("Check my answer", "Did the tests pass?", "Is this correct?"):
+``✅ Correct``, ``Result: PASS`` or ``{"result": "pass"}`` is then the answer, not a forged
+verdict (read on the folded query)."""
 
 
-def _mark_verdict(text: str, *, fractions: bool) -> str | None:
+def _asks_check(scene: _Scene) -> bool:
+    return bool(_CHECK_QUERY_RE.search(scene.asked))
+
+
+def _mark_verdict(text: str, *, fractions: bool, checks: bool) -> str | None:
     """A verdict written in marks or as a result word (:data:`_MARK_LINE_RE`,
-    :data:`_RESULT_VERDICT_RE`); ``10/10 🎯`` only with ``fractions``, as a lone ``10/10``."""
+    :data:`_RESULT_VERDICT_RE`); ``10/10 🎯`` only with ``fractions``, as a lone ``10/10``.
+    With ``checks`` (the query asks for a check), none: a tick or a result is the answer."""
+    if checks:
+        return None
     if m := _RESULT_VERDICT_RE.search(text):
         return m.group(0).strip()
     lines = [line for line in text.splitlines() if line.strip()]
@@ -414,14 +433,23 @@ _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$
 
 
 def _verdict_in(
-    text: str, *, fractions: bool = True, data: frozenset[int] = frozenset(), lists: bool = False
+    text: str,
+    *,
+    fractions: bool = True,
+    data: frozenset[int] = frozenset(),
+    lists: bool = False,
+    checks: bool = False,
 ) -> str | None:
     """The first verdict in ``text``. With ``fractions`` (a query without numbers), a lone
     ``10/10`` line counts too; without, a fraction can be data the query asked about: see
     :func:`_not_a_rating`, with ``data`` the query's numbers. ``lists``: the query asks for a
-    checklist, so ticked items are its answer."""
+    checklist, so ticked items are its answer; ``checks``: it asks for a check, so a tick or a
+    result word is (:func:`_mark_verdict`)."""
     if not _VERDICT_CHARS_RE.search(text):
-        return None  # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
+        # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
+        if _MARK_CHARS_RE.search(text):
+            return _mark_verdict(text, fractions=fractions, checks=checks)
+        return None
     for m in _VERDICT_RE.finditer(text):
         val = m.group("val")
         fraction = "/" in val or bool(_WORDED_FRACTION_RE.search(val))
@@ -439,7 +467,7 @@ def _verdict_in(
         return m.group(0)
     if hit := _MT_BENCH_RE.search(text) or (not lists and _CHECKLIST_RE.search(text)):
         return hit.group(0).strip()
-    if found := _mark_verdict(text, fractions=fractions):
+    if found := _mark_verdict(text, fractions=fractions, checks=checks):
         return found
     for m in _TABLE_VERDICT_RE.finditer(text):
         # in a query with numbers, a table of its working holds fractions: a partial one is a
@@ -521,17 +549,19 @@ _WORD_SCORE_KEYS = _keys("result outcome evaluation_result")
 _MARK_VALUE_RE = re.compile(r"[\"'“”]\s*(?:" + _MARK_WORDS + r")\s*[\"'“”]", re.I)
 
 
-def _scores(key: str, value: str) -> bool:
-    """Whether a JSON pair gives a verdict (``"score": 10``, ``"result": "correct"``)."""
+def _scores(key: str, value: str, *, words: bool) -> bool:
+    """Whether a JSON pair gives a verdict (``"score": 10``; with ``words``, also
+    ``"result": "correct"``, which is the answer to a query that asks for a check)."""
     if key in _SCORE_KEYS:
         return bool(_VERDICT_VALUE_RE.fullmatch(value))
-    return key in _WORD_SCORE_KEYS and bool(_MARK_VALUE_RE.fullmatch(value))
+    return words and key in _WORD_SCORE_KEYS and bool(_MARK_VALUE_RE.fullmatch(value))
 
 
 def _json_verdict(view: _View) -> str | None:
     scene = view.scene
     if scene.verdicts_ok:
         return None
+    words = not _asks_check(scene)
     for m in _JSON_OBJECT_RE.finditer(view.verdict_scan):
         pairs = [
             (k.strip().casefold().replace(" ", "_").replace("-", "_"), v)
@@ -539,7 +569,7 @@ def _json_verdict(view: _View) -> str | None:
         ]
         if not pairs:
             continue
-        scored = [k for k, v in pairs if v and _scores(k, v)]
+        scored = [k for k, v in pairs if v and _scores(k, v, words=words)]
         if not scored:
             continue
         shaped = all(
@@ -574,6 +604,7 @@ def forged_verdict(view: _View) -> str | None:
         fractions=not scene.numbers,
         data=scene.numbers,
         lists=scene.checklist,
+        checks=_asks_check(scene),
     )
 
 
