@@ -36,7 +36,9 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -321,23 +323,29 @@ def _drop_fixed(path: Path, done: LineSet, fixed: LineSet) -> None:
     an earlier one): a line fixed since it was listed is no longer an error. Written beside the
     file it really is and moved over it, so a crash leaves the old list whole."""
     real = Path(os.path.realpath(path))
-    tmp = real.with_name(real.name + ".tmp")
     dropped = False
     with io_error("rewrite", path):
-        with real.open("rb") as f, tmp.open("wb") as new:
-            for raw in f:
-                try:
-                    line = json.loads(raw)["line"]
-                except (ValueError, KeyError, TypeError):
-                    line = None  # not ours to judge: kept as it is
-                if type(line) is int and (line in done or line in fixed):
-                    dropped = True
-                    continue
-                new.write(raw)
-        if dropped:
-            os.replace(tmp, real)
-        else:
-            tmp.unlink()
+        # A name of its own (a fixed ``ERRORS.tmp`` was a user's file, overwritten and moved
+        # over the list), with the list's permissions (it holds input text: a list kept 0600
+        # came back 0644).
+        fd, name = tempfile.mkstemp(prefix=real.name + ".", suffix=".tmp", dir=real.parent)
+        tmp = Path(name)
+        try:
+            with open(fd, "wb") as new, real.open("rb") as f:
+                os.fchmod(new.fileno(), stat.S_IMODE(os.fstat(f.fileno()).st_mode))
+                for raw in f:
+                    try:
+                        line = json.loads(raw)["line"]
+                    except (ValueError, KeyError, TypeError):
+                        line = None  # not ours to judge: kept as it is
+                    if type(line) is int and (line in done or line in fixed):
+                        dropped = True
+                        continue
+                    new.write(raw)
+            if dropped:
+                os.replace(tmp, real)
+        finally:
+            tmp.unlink(missing_ok=True)  # moved over the list, or not needed
 
 
 def parse_record(raw: bytes) -> dict[str, Any]:

@@ -160,3 +160,24 @@ def test_a_json_array_file_says_jsonl_wants_one_object_a_line(tmp_path: Path, ru
         r = cli("grade", src, "-c", rules, "-o", tmp_path / f"{src.stem}.out", cwd=tmp_path)
         err = one_error_line(r.stderr)
         assert f"{src.name} line 1" in err and "a JSON array is not read" in err
+
+
+def test_the_errors_file_rewrite_keeps_its_mode_and_a_users_tmp_file(
+    tmp_path: Path, rules: Path
+) -> None:
+    """The rewrite went through a fixed ``ERRORS.tmp``: a user's file of that name was
+    overwritten and moved over the list, and the list (input text) kept 0600 came back 0644."""
+    src = write_jsonl(tmp_path / "in.jsonl", [record(0), "not json", record(2), "[1]"])
+    out, errs = tmp_path / "out.jsonl", tmp_path / "out.jsonl.errors.jsonl"
+    args = ("grade", src, "-c", rules, "-o", out, "--skip-invalid", "--no-progress")
+    assert cli(*args, cwd=tmp_path).returncode == 0
+    errs.chmod(0o600)
+    mine = tmp_path / "out.jsonl.errors.jsonl.tmp"
+    mine.write_text("mine\n")
+    write_jsonl(src, [record(0), record(1), record(2), "[1]"])  # line 2 fixed
+    r = cli(*args, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [row["line"] for row in read_jsonl(errs)] == [4]
+    assert errs.stat().st_mode & 0o777 == 0o600
+    assert mine.read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == [mine.name]

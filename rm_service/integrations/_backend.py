@@ -352,6 +352,15 @@ def _utf8(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+def _key(key: str) -> str:
+    """A mapping's key with each lone surrogate as its escape (``"a\\ud800"``), not U+FFFD:
+    keys that differ only there (``"a\\ud800"`` and ``"a\\udfff"``) stay two keys, where
+    U+FFFD made them one and a value was lost without a word."""
+    if key.isascii() or not _SURROGATE.search(key):
+        return key
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def jsonable(value: Any) -> Any:
     """``value`` in plain JSON types, dropping what has no JSON form (a tokenizer, a client).
 
@@ -372,7 +381,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, int | float):  # a subclass (numpy.float64, IntEnum): the plain number
         return float(value) if isinstance(value, float) else int(value)
     if isinstance(value, Mapping):
-        items = ((jsonable(str(k)), jsonable(v)) for k, v in value.items())
+        items = ((_key(str(k)), jsonable(v)) for k, v in value.items())
         return {k: v for k, v in items if v is not _SKIP}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         # Any sequence, not only lists and tuples: verl hands over OmegaConf's ListConfig.

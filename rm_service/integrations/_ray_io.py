@@ -128,11 +128,20 @@ def list_shards(uri: str) -> list[Shard]:
 def _glob_match(path: str, pattern: str) -> bool:
     """A glob's match, one path segment per pattern segment: ``*`` stops at ``/``, as in a
     shell (``fnmatch`` alone let ``rollouts/*.parquet`` take ``rollouts/old/x.parquet`` too,
-    a copy graded twice)."""
-    parts, pats = path.split("/"), pattern.split("/")
-    return len(parts) == len(pats) and all(
-        fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pats, strict=True)
-    )
+    a copy graded twice). A ``**`` segment is any number of directories, none included, as
+    with ``glob(recursive=True)``: read as ``*``, ``rollouts/**/*.parquet`` dropped every file
+    two levels down, which the plain ``fnmatch`` had read."""
+    return _segments_match(path.split("/"), pattern.split("/"))
+
+
+def _segments_match(parts: list[str], pats: list[str]) -> bool:
+    for i, pat in enumerate(pats):
+        if pat == "**":
+            rest = pats[i + 1 :]
+            return any(_segments_match(parts[j:], rest) for j in range(i, len(parts) + 1))
+        if i >= len(parts) or not fnmatch.fnmatchcase(parts[i], pat):
+            return False
+    return len(parts) == len(pats)
 
 
 def _walk(fs: Any, base: str, uri: str) -> list[Any]:

@@ -560,3 +560,14 @@ async def test_a_lone_surrogate_does_not_take_the_batch_with_it() -> None:
     with serve_in_thread(create_app(CONFIG)) as url:
         out = await RemoteReward(url)(PROMPTS, [*COMPLETIONS[:3], bad], note=["\udfff"] * 4)
     assert out == approx([0.975, 0.25, None, 0.425])  # "a\ufffda": 3 chars, no digit
+
+
+def test_keys_that_differ_only_in_a_lone_surrogate_stay_two_keys() -> None:
+    """Each lone surrogate became U+FFFD in keys too: ``{"a\\ud800": 1, "a\\udfff": 2}`` was
+    sent as one key, and one value was lost without a word."""
+    from rm_service.integrations._backend import jsonable
+
+    keys = ["a" + chr(0xD800), "a" + chr(0xDFFF), "a\ufffd"]  # three keys (ruff reads one)
+    got = jsonable({**dict(zip(keys, [1, 2, 3], strict=True)), "é": {"b\ud800": 4}})
+    assert got == {"a\\ud800": 1, "a\\udfff": 2, "a\ufffd": 3, "é": {"b\\ud800": 4}}
+    assert jsonable({"k": "v\ud800"}) == {"k": "v\ufffd"}  # values as before

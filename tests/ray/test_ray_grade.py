@@ -560,6 +560,22 @@ def test_a_glob_star_stops_at_a_slash(tmp_path: Path) -> None:
     assert [s.name for s in list_shards(str(tmp_path / "x" / "*" / "b.jsonl"))] == ["y/b.jsonl"]
 
 
+def test_a_globstar_still_crosses_directories(tmp_path: Path) -> None:
+    """``*`` stopping at ``/`` made ``**`` one directory too: ``rollouts/**/*.jsonl`` lost
+    every file two levels down and ``rollouts/**`` every file below the top, without a word."""
+    from rm_service.integrations._ray_io import list_shards
+
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")[:1]
+    for name in ("a.jsonl", "x/b.jsonl", "x/y/c.jsonl", "x/y/c.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(tmp_path / name, rows)
+    every = ["a.jsonl", "x/b.jsonl", "x/y/c.jsonl"]
+    assert [s.name for s in list_shards(str(tmp_path / "**" / "*.jsonl"))] == every
+    assert [s.name for s in list_shards(str(tmp_path / "**"))] == every
+    assert [s.name for s in list_shards(str(tmp_path / "**" / "y" / "*.jsonl"))] == ["x/y/c.jsonl"]
+    assert [s.name for s in list_shards(str(tmp_path / "*" / "*.jsonl"))] == ["x/b.jsonl"]
+
+
 def test_each_actor_gets_its_share_of_an_endpoints_rate_limit(tmp_path: Path) -> None:
     """Every grading actor builds its own runner, so its own limiter: with ``rpm: 60`` and
     four actors the judge got four times 60 a minute (measured: 18 requests in 5 s). Each
