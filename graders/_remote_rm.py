@@ -47,11 +47,15 @@ from graders._rm_score import score_map as build_score_map
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
-from rm_service.models._base import JudgeError
-from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput
+from rm_service.models._base import JudgeError, JudgeHTTPError
+from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput, RMValue
 from rm_service.models._seqcls import is_conversation
 
 __all__ = ["RemoteRewardModelGrader"]
+
+_REFUSED_INPUT = frozenset({400, 413, 422})
+"""Statuses with which a model server refuses a request for what it holds (vLLM answers 400 for
+the whole batch when one text is past the model's context): each record is then sent alone."""
 
 
 @grader
@@ -187,6 +191,15 @@ class RemoteRewardModelGrader(BaseGrader):
         if isinstance(prompt, str) and isinstance(completion, str):
             return RMInput(prompt=prompt, response=completion, label=label)
         query = fields.get("query")
+        if query is None and (is_conversation(fields.get("messages")) or is_conversation(prompt)):
+            # Text input sends query + response: without a query, the response alone, and the
+            # conversation the record holds would be dropped (the same score for any question).
+            raise Unscored(
+                "the record's conversation ('messages' or a message-list 'prompt') cannot be sent "
+                "with input_format: text, which would send the response alone; set input_format: "
+                "chat, or map a text 'query'",
+                kind="invalid_input",
+            )
         if is_conversation(query):
             raise Unscored(
                 "field 'query' must be text with input_format: text, got a list of chat "
@@ -211,7 +224,7 @@ class RemoteRewardModelGrader(BaseGrader):
         client = self.client
         meta: dict[str, Any] = {"format": client.format, "url": client.url}
         try:
-            value = await client.score(item)
+            value = await self._score(item)
         except (JudgeError, TimeoutError) as exc:
             attempts = getattr(exc, "attempts", 1)
             raise Unscored.backend_failed(exc, "reward model", attempts=attempts, **meta) from None
@@ -240,6 +253,19 @@ class RemoteRewardModelGrader(BaseGrader):
             reason=f"reward model {value.raw:.4g} → {score:.3f} ({kind})",
             metadata={"raw": value.raw, "score_map": self.score_map.describe(), **meta},
         )
+
+    async def _score(self, item: RMInput) -> RMValue:
+        """The server's value for ``item``, batched; a batch the server refused as a whole
+        (``_REFUSED_INPUT``) is tried again one record per request, so one input the model
+        cannot take fails alone and its batch-mates keep their scores, as in the local grader."""
+        client = self.client
+        try:
+            return await client.score(item)
+        except JudgeHTTPError as exc:
+            if exc.status not in _REFUSED_INPUT or client.max_batch == 1:
+                raise
+        (value,) = await client._run([item])
+        return value
 
 
 def _turns(value: Any, field: str, role: str = "assistant") -> tuple[dict[str, str], ...]:

@@ -297,6 +297,14 @@ class RewardModelGrader(BaseGrader):
         response = as_text(response, "response")
         query = as_text(query, "query") if query is not None else None
         chat = fmt == "chat" or (fmt == "auto" and bundle.has_chat_template)
+        if not chat and query is None and (is_conversation(messages) or is_conversation(prompt)):
+            # query + response would be the response alone: the conversation dropped, the same
+            # score whatever was asked.
+            raise ValueError(
+                "the record's conversation ('messages' or a message-list 'prompt') cannot be read "
+                "with input_format: text, which would score the response alone; use "
+                "input_format: auto or chat, or map a text 'query'"
+            )
         if chat:
             turns = _user(query) if query else []
             return reward_text(

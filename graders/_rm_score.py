@@ -191,17 +191,23 @@ def fit_score_map(
         spread = q75 - q25
         if spread <= 0:
             raise ValueError("the reference outputs' interquartile range is 0; cannot set a scale")
+        if not math.isfinite(spread):
+            raise ValueError("the reference outputs' interquartile range is past the float range")
         return ScoreMap(kind="sigmoid", temperature=spread / (2 * math.log(3)), offset=median)
     if kind == "quantile":
         ordered = sorted(xs)
         if ordered[0] == ordered[-1]:
             raise ValueError("every reference output is the same; cannot fit quantiles")
         levels = _even(min(_QUANTILE_KNOTS, len(ordered)))
-        return ScoreMap(
-            kind="quantile", knots=tuple(_quantile(ordered, p) for p in levels), levels=levels
-        )
+        knots = tuple(_quantile(ordered, p) for p in levels)
+        if not all(math.isfinite(k) for k in knots):
+            raise ValueError("the reference outputs span more than the float range; rescale them")
+        return ScoreMap(kind="quantile", knots=knots, levels=levels)
     if labels is None:
         raise ValueError("map logistic is fitted on labels (1 = good, 0 = bad); none were given")
+    if max(abs(x) for x in xs) > 1e150:
+        # Standardising squares them: past the float range, an OverflowError, not a fit.
+        raise ValueError("reference outputs beyond 1e150 in size cannot be fitted; rescale them")
     ys = [float(y) for y in labels]
     if len(ys) != len(xs):
         raise ValueError(f"{len(xs)} reference outputs but {len(ys)} labels")
@@ -234,7 +240,9 @@ def _interpolate(x: float, knots: Sequence[float], levels: Sequence[float]) -> f
         return 1.0
     i = bisect.bisect_right(knots, x)  # knots[i - 1] <= x < knots[i], past any equal knots
     lo, hi = knots[i - 1], knots[i]
-    frac = (x - lo) / (hi - lo)  # hi > lo: bisect_right skipped any run of equal knots
+    # hi > lo: bisect_right skipped any run of equal knots. Halved (exact for floats), so that
+    # knots further apart than the float range (-1e308, 1e308) give a fraction, not inf / inf.
+    frac = (x / 2 - lo / 2) / (hi / 2 - lo / 2)
     return min(1.0, max(0.0, levels[i - 1] + frac * (levels[i] - levels[i - 1])))
 
 
@@ -243,6 +251,8 @@ def _quantile(ordered: Sequence[float], p: float) -> float:
     pos = p * (len(ordered) - 1)
     lo = math.floor(pos)
     hi = min(lo + 1, len(ordered) - 1)
+    if pos == lo:  # on a sample: itself, not 0 * (a gap past the float range) = NaN
+        return ordered[lo]
     return ordered[lo] + (pos - lo) * (ordered[hi] - ordered[lo])
 
 

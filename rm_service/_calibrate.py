@@ -123,7 +123,7 @@ def calibrate(
     """
     import yaml
 
-    from graders._rm_score import fit_score_map
+    from graders._rm_score import ScoreMap, fit_score_map
     from rm_service._config import load_runner
     from rm_service._offline import _refuse_collisions
     from rm_service._result import GraderScore
@@ -139,6 +139,12 @@ def calibrate(
     runner = load_runner(config)
     name = _pick(runner, grader, config)
     lines, records, labels = _read_reference(reference, label_field)
+    target_grader = runner.grader_configs[name].grader
+    if isinstance(getattr(target_grader, "score_map", None), ScoreMap):
+        # The fit reads the raw outputs, whatever the config's map makes of them; under a map
+        # that refuses some raws (identity: outside [0, 1]) those records would be unscored and
+        # the fit made on the rest, a biased subset. The default sigmoid takes any finite raw.
+        setattr(target_grader, "score_map", ScoreMap())  # noqa: B010  # Grader declares none
     one = GradingRunner(
         {name: runner.grader_configs[name]},
         aggregators=[],
