@@ -20,6 +20,7 @@ from graders._text import (
     AnswerSource,
     Number,
     answer_regions,
+    delimited_math,
     find_numbers,
     numeric_text,
     parse_number,
@@ -206,7 +207,13 @@ a letter), a brace, a power, a factorial, arithmetic between numbers, or a numbe
 variable (``x+4``, ``2x+4``, ``4x``): such an answer's number is not its value, and read as one
 ``\\boxed{x+4}`` scored 1.0 against a gold of 4. A unit after a number (``4 m``, ``4 apples``)
 joins it with no operator, so it stays a number."""
-MATH_SPAN = re.compile(r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|\\\[.+?\\\]", re.DOTALL)
+MATH_SPAN = re.compile(
+    r"\$\$.+?\$\$|(?<!\\)\$[^$]+(?<!\\)\$|"
+    + delimited_math("\\(", "\\)")
+    + "|"
+    + delimited_math("\\[", "\\]"),
+    re.DOTALL,
+)
 """A ``$…$``, ``$$…$$``, ``\\(…\\)`` or ``\\[…\\]`` span."""
 
 

@@ -17,13 +17,14 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from graders._text import delimited_math
+
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _ESCAPED_DOLLAR = re.compile(r"(?<!\\)\\\$")
 _MATH_SPAN = re.compile(
     r"(?<!\\)\$\$(?P<dd>.+?)(?<!\\)\$\$"
     r"|(?<!\\)\$(?P<d>[^$\n]+?)(?<!\\)\$"
-    r"|\\\[(?P<b>.+?)\\\]"
-    r"|\\\((?P<p>.+?)\\\)",
+    r"|" + delimited_math("\\[", "\\]", "b") + "|" + delimited_math("\\(", "\\)", "p"),
     re.DOTALL,
 )
 # A plain number as math-verify's expression extractor reads it: thousands separators, a decimal

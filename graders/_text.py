@@ -35,6 +35,7 @@ __all__ = [
     "as_text",
     "boxed_contents",
     "clip",
+    "delimited_math",
     "find_numbers",
     "gold_list_note",
     "grade_any_gold",
@@ -128,6 +129,19 @@ purpose, so a number right after CJK text (``答案是42``) is still found.
 """
 
 _NUMBER_RE = re.compile(NUMBER_PATTERN)
+
+
+def delimited_math(opener: str, closer: str, group: str = "") -> str:
+    """A regex for one ``\\(…\\)`` or ``\\[…\\]`` span, its content optionally a named group.
+
+    The content holds no opener of its own kind (one escaped as ``\\\\[`` may stay: TeX's
+    line break ``\\\\[2pt]``). Why: with a bare ``.+?``, each unclosed opener scanned to the
+    end of the text, so a response of 20,000 ``\\(`` cost seconds (quadratic); now each stops at
+    the next opener. Only nested openers of one kind, not valid math, read differently.
+    """
+    o, c = re.escape(opener), re.escape(closer)
+    body = rf"(?:(?!(?<!\\){o}).)+?"
+    return rf"{o}(?P<{group}>{body}){c}" if group else rf"{o}{body}{c}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ import re
 from typing import TYPE_CHECKING
 
 from graders._base import Unscored
-from graders._text import NUMBER_PATTERN, answer_regions, numeric_text
+from graders._text import NUMBER_PATTERN, answer_regions, delimited_math, numeric_text
 from graders._verify_answer import (
     Decision,
     _decide_choice,
@@ -113,7 +113,10 @@ __all__ = [
 # --- math ----------------------------------------------------------------------------------------
 
 _MATH_ALT = re.compile(
-    r"(?<!\\)\$[^$]+(?<!\\)\$|\\\(.+?\\\)|(?:(?<![A-Za-z])[A-Za-z]\s*=\s*)?" + NUMBER_PATTERN
+    r"(?<!\\)\$[^$]+(?<!\\)\$|"
+    + delimited_math("\\(", "\\)")
+    + r"|(?:(?<![A-Za-z])[A-Za-z]\s*=\s*)?"
+    + NUMBER_PATTERN
 )
 """A candidate answer in math text: a ``$...$`` / ``\\(...\\)`` span, ``x = 3``, or a number."""
 _SQUASH = re.compile(r"[\s$]|\\[,;:! ]|\\[()]")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -450,6 +452,28 @@ async def test_a_hedge_is_not_read_for_an_expression() -> None:
     )
     assert time.perf_counter() - start < 1.0
     assert isinstance(out, GraderScore) and out.reason.startswith("hedged"), out
+
+
+_UNCLOSED_SPANS = """
+from graders._answer_number import MATH_SPAN
+from graders._math_text import _MATH_SPAN
+from graders._verify import _MATH_ALT
+for rx in (MATH_SPAN, _MATH_SPAN, _MATH_ALT):
+    for opener in ("\\\\(", "\\\\["):
+        list(rx.finditer(opener * 100_000 + " 5"))
+print("done")
+"""
+
+
+def test_unclosed_math_openers_cost_linear_time() -> None:
+    """Each unclosed ``\\(`` or ``\\[`` scanned to the end of the text for its closer: 20,000
+    of them cost 4 s in each of the three span patterns (the number rule's, the math check's
+    text repairs, the correctness rule's), 100,000 about 100 s. A child process with a timeout,
+    since a regex holds the GIL."""
+    out = subprocess.run(
+        [sys.executable, "-c", _UNCLOSED_SPANS], capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "done", out.stderr
 
 
 def test_a_reference_that_is_an_expression_is_not_read_for_a_list(
