@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from rm_service._exceptions import RMServiceError
 
-__all__ = ["RESUME_HINT", "io_error"]
+__all__ = ["RESUME_HINT", "io_error", "replacing"]
 
 RESUME_HINT = "what is already in the output stays saved; fix this and rerun with --resume"
 
@@ -30,3 +33,25 @@ def io_error(action: str, path: Path) -> Iterator[None]:
         if exc.filename is not None and Path(os.fsdecode(exc.filename)) != path:
             reason += f": {os.fsdecode(exc.filename)}"
         raise RMServiceError(f"cannot {action} {path} ({reason}); {RESUME_HINT}") from exc
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A new file that takes the place of ``path`` (of the file it links to) when the block
+    ends without an error, and is removed otherwise: a crash or a full disk mid-write leaves the
+    old file whole, where writing over it left it cut short. Beside the real file, under a name
+    of its own, with the old file's permissions (0644 for a new one)."""
+    real = Path(os.path.realpath(path))
+    fd, name = tempfile.mkstemp(prefix=real.name + ".", suffix=".tmp", dir=real.parent)
+    tmp = Path(name)
+    try:
+        with open(fd, "wb") as f:
+            try:
+                mode = stat.S_IMODE(real.stat().st_mode)
+            except FileNotFoundError:
+                mode = 0o644
+            os.fchmod(f.fileno(), mode)
+            yield f
+        os.replace(tmp, real)
+    finally:
+        tmp.unlink(missing_ok=True)  # moved into place, or not wanted

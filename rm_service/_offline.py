@@ -36,9 +36,7 @@ import fcntl
 import json
 import os
 import socket
-import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rm_service._exceptions import InputError, MappingError, RMServiceError
-from rm_service._io import io_error
+from rm_service._io import io_error, replacing
 from rm_service._readers import count_records, detect_format, iter_records
 from rm_service._run_record import check_run_record, reward_fingerprint, write_run_record
 from rm_service._runner import GradingRunner
@@ -322,30 +320,21 @@ def _drop_fixed(path: Path, done: LineSet, fixed: LineSet) -> None:
     """Rewrite the errors file without the lines that are records now (graded by this run or
     an earlier one): a line fixed since it was listed is no longer an error. Written beside the
     file it really is and moved over it, so a crash leaves the old list whole."""
-    real = Path(os.path.realpath(path))
-    dropped = False
     with io_error("rewrite", path):
-        # A name of its own (a fixed ``ERRORS.tmp`` was a user's file, overwritten and moved
-        # over the list), with the list's permissions (it holds input text: a list kept 0600
-        # came back 0644).
-        fd, name = tempfile.mkstemp(prefix=real.name + ".", suffix=".tmp", dir=real.parent)
-        tmp = Path(name)
-        try:
-            with open(fd, "wb") as new, real.open("rb") as f:
-                os.fchmod(new.fileno(), stat.S_IMODE(os.fstat(f.fileno()).st_mode))
-                for raw in f:
-                    try:
-                        line = json.loads(raw)["line"]
-                    except (ValueError, KeyError, TypeError):
-                        line = None  # not ours to judge: kept as it is
-                    if type(line) is int and (line in done or line in fixed):
-                        dropped = True
-                        continue
-                    new.write(raw)
-            if dropped:
-                os.replace(tmp, real)
-        finally:
-            tmp.unlink(missing_ok=True)  # moved over the list, or not needed
+        with path.open("rb") as f:
+            if not any(_graded(raw, done, fixed) for raw in f):
+                return  # nothing to drop: the list stays as it is
+        with path.open("rb") as f, replacing(path) as new:
+            new.writelines(raw for raw in f if not _graded(raw, done, fixed))
+
+
+def _graded(raw: bytes, done: LineSet, fixed: LineSet) -> bool:
+    """Whether an errors-file line names a line that is a record now."""
+    try:
+        line = json.loads(raw)["line"]
+    except (ValueError, KeyError, TypeError):
+        return False  # not ours to judge: kept as it is
+    return type(line) is int and (line in done or line in fixed)
 
 
 def parse_record(raw: bytes) -> dict[str, Any]:

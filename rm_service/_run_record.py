@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rm_service._exceptions import InputError
-from rm_service._io import io_error
+from rm_service._io import io_error, replacing
 from rm_service._readers import detect_format, iter_records, row_label
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet
@@ -244,5 +244,7 @@ def write_run_record(path: Path, src: Path | None, fingerprint: str) -> None:
     """Write the run record; ``src`` ``None``: no input digest (the Ray engine's shards)."""
     head = _input_head(src) if src is not None else None
     record = {"reward": fingerprint, "fingerprint": 2, "input": head}
-    with io_error("write", path):
-        path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    # Replaced, not written over: a resume rewrites it, and one cut short by a crash made the
+    # next resume refuse an output it could have continued.
+    with io_error("write", path), replacing(path) as f:
+        f.write((json.dumps(record) + "\n").encode("utf-8"))

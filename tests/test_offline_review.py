@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,31 @@ def test_the_errors_file_rewrite_keeps_its_mode_and_a_users_tmp_file(
     assert errs.stat().st_mode & 0o777 == 0o600
     assert mine.read_text() == "mine\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == [mine.name]
+
+
+_WRITE_WITH_A_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from rm_service._run_record import write_run_record
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+try:
+    write_run_record(Path(sys.argv[1]), None, "f" * 64)
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+
+
+def test_a_run_record_that_cannot_be_written_leaves_the_old_one_whole(tmp_path: Path) -> None:
+    """Every resume now rewrites the run record; written over in place, a full disk (here a file
+    size limit) left it cut short, and the next resume refused the output."""
+    run = tmp_path / "out.jsonl.run.json"
+    run.write_text('{"reward": "r", "fingerprint": 2, "input": null}\n', encoding="utf-8")
+    before = run.read_text(encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-c", _WRITE_WITH_A_FULL_DISK, str(run)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip() == "RMServiceError", out.stderr
+    assert run.read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]  # no temporary file left
