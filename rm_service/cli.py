@@ -156,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("-c", "--config", type=Path, required=True, help="training config YAML")
     t.add_argument("--max-steps", type=int, help="override grpo.max_steps")
     t.add_argument("--output-dir", type=Path, help="override output_dir")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run's outputs in output_dir"
+    )
 
     from rm_service._serve import add_arguments as add_serve_arguments
 
@@ -528,7 +531,12 @@ def _train(args: argparse.Namespace) -> int:
         ) from None
     if args.max_steps is not None and args.max_steps < 1:
         raise RMServiceError(f"--max-steps must be at least 1, got {args.max_steps}")
-    train(load_train_config(args.config), max_steps=args.max_steps, output_dir=args.output_dir)
+    train(
+        load_train_config(args.config),
+        max_steps=args.max_steps,
+        output_dir=args.output_dir,
+        overwrite=args.overwrite,
+    )
     return 0
 
 

@@ -19,16 +19,28 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from rm_service._config import load_runner
-from rm_service._exceptions import RMServiceError
-from rm_service._rollout import RolloutRewardCalculator
+from rm_service._exceptions import MappingError, RMServiceError
+from rm_service._rollout import RolloutRewardCalculator, _parse, _rollout_record, _step_record
 from rm_service._runner import GradingRunner
-from rm_service.integrations.trl import RemoteReward, RMServiceReward, check_dataset_columns
-from trainer._agent import AgentReward, check_columns
+from rm_service.integrations.trl import (
+    RemoteReward,
+    RMServiceReward,
+    check_dataset_columns,
+    trl_records,
+)
+from trainer._agent import AgentReward, check_columns, rollout_of
 from trainer._config import TrainConfig
 from trainer._data import load_prompts
 from trainer._model import load_model
 
-__all__ = ["agent_reward", "build_trainer", "grpo_args", "reward_functions", "reward_weights"]
+__all__ = [
+    "agent_reward",
+    "build_trainer",
+    "check_reward_fields",
+    "grpo_args",
+    "reward_functions",
+    "reward_weights",
+]
 
 _log = logging.getLogger("trainer")
 
@@ -192,6 +204,57 @@ def _checkpointing_field(known: set[str]) -> str:
     return new if new in known else "gradient_checkpointing"
 
 
+def _probe_records(cfg: TrainConfig, row: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The records the reward would build from ``row`` and an empty completion, per source:
+    ``config`` (the TRL face's record) or ``step`` / ``rollout`` (the calculator's)."""
+    prompt = row["prompt"]
+    columns = {k: v for k, v in row.items() if k != "prompt"}
+    conversational = isinstance(prompt, list)
+    completion: Any = [{"role": "assistant", "content": ""}] if conversational else ""
+    if not cfg.reward.agent:
+        lists = {k: [v] for k, v in columns.items()}
+        return {"config": trl_records([prompt], [completion], [[]], lists)}
+    env = cfg.loaded_environment
+    name = columns.get("environment") if env is not None and env.named else None
+    tools = env.tool_schemas.get(name, []) if env is not None else []
+    parsed = _parse(rollout_of(prompt, completion, columns, tools=tools), 0)
+    steps = [_step_record(parsed, t) for t in range(len(parsed.turns))]
+    return {"step": steps, "rollout": [_rollout_record(parsed)]}
+
+
+def check_reward_fields(cfg: TrainConfig, dataset: Any, functions: list[Any]) -> None:
+    """Every field the in-process graders need must be in the records the dataset's first row
+    makes: a grader reading a column the dataset lacks would be unscored on every sample, and
+    the run would train on nothing (every reward ``None``) to the end, reporting ``n/a``.
+    A field that is there but null in that row is the row's data, not a config error.
+
+    Raises:
+        ConfigError: naming the config's reward field, the dataset and the grader.
+    """
+    if cfg.reward.agent:
+        calculator = functions[0].calculator
+        runners = {"step": calculator.step_runner, "rollout": calculator.rollout_runner}
+    elif cfg.reward.config is not None:
+        backend = getattr(getattr(functions[0], "_shared", None), "backend", None)
+        runners = {"config": getattr(backend, "runner", None)}
+    else:
+        return  # a service's graders: their fields are known only to the service
+    records = _probe_records(cfg, dict(dataset[0]))
+    for source, runner in runners.items():
+        if not isinstance(runner, GradingRunner):
+            continue
+        for record in records[source]:
+            try:
+                runner.check(record, 0, nulls_ok=True)
+            except MappingError as exc:
+                raise cfg.error(
+                    f"reward.{source}",
+                    f"{exc.detail}; the dataset ({cfg.dataset.path}, columns "
+                    f"{dataset.column_names}) does not provide it, so every sample would be "
+                    "unscored",
+                ) from None
+
+
 def build_trainer(
     cfg: TrainConfig, *, output_dir: Path | None = None, max_steps: int | None = None
 ) -> GRPOTrainer:
@@ -213,6 +276,7 @@ def build_trainer(
         check_columns(dataset.column_names, f"{cfg.source}: dataset.path")
     else:
         check_dataset_columns(dataset.column_names, f"{cfg.source}: dataset.path")
+    check_reward_fields(cfg, dataset, functions)
     model, tokenizer = load_model(cfg)
     env = cfg.loaded_environment
     agent: dict[str, Any] = {}

@@ -12,8 +12,9 @@
       per_component: true                    # one TRL reward function per grader
       weights: {digit: 0.5, long: 0.5}       # per component, into GRPOConfig.reward_weights
     grpo: {max_steps: 50, learning_rate: 3.0e-3}   # any GRPOConfig field
-    output_dir: runs/train
+    output_dir: runs/train             # refused if it holds a run's outputs (see overwrite)
     seed: 0
+    # overwrite: true                  # replace them; a resume (grpo.resume_from_checkpoint) may
 
 An agent (tool-calling, multi-turn) run adds an ``environment:`` block (see :mod:`trainer._env`)
 and grades the whole rollout instead of the last message (see :mod:`trainer._agent`)::
@@ -218,6 +219,9 @@ class TrainConfig(BaseModel):
     output_dir: str = "runs/train"
     seed: int = 0
     save_model: bool = Field(default=False, description="save the trained model to output/model")
+    overwrite: bool = Field(
+        default=False, description="replace a finished run's outputs in output_dir"
+    )
 
     _source: str = PrivateAttr(default="<config>")
     _environment: LoadedEnvironment | None = PrivateAttr(default=None)

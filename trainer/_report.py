@@ -2,7 +2,8 @@
 
 TRL logs a step whose every sample was unscored as a NaN reward. NaN is neither valid JSON nor a
 number to average, so here it becomes ``null`` in the log, a gap in the plot, and is left out of
-the block means (a block with nothing scored shows ``n/a``, never a made-up 0).
+the block means (a block with nothing scored shows ``n/a``, never a made-up 0). Those means are
+over the scored samples, so the summary also shows the share of samples that were unscored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ __all__ = ["RunSummary", "component_names", "plot_rewards", "summarize", "write_
 _PREFIX, _SUFFIX = "rewards/", "/mean"
 _AGENT = {"turns": "agent/turns", "tool calls": "agent/tool_calls"}
 """Per-rollout counts an agent run logs, shown under the rewards with these labels."""
+_UNSCORED = ("rm_service/failure_rate", "agent/unscored_rate")
+"""The share of samples whose reward was unscored (``None``), as the reward functions log it:
+the means above are over the scored samples only, so the summary shows this share beside them."""
 
 
 def _number(value: Any) -> float | None:
@@ -67,6 +71,7 @@ class RunSummary:
     components: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     agent: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     points: int = 0  # logged entries with a reward; fewer than steps with logging_steps > 1
+    unscored: tuple[float | None, float | None] | None = None  # share of samples, when logged
 
     def text(self, output_dir: Path, device: str) -> str:
         """The lines the CLI prints after training."""
@@ -81,6 +86,7 @@ class RunSummary:
             # a single function named "reward" is the overall row already
             *((n, a, b) for n, (a, b) in self.components.items() if n != "reward"),
             *((n, a, b) for n, (a, b) in self.agent.items()),
+            *([("unscored share", *self.unscored)] if self.unscored is not None else []),
         ]
         width = max(len(r[0]) for r in rows)
         lines = [
@@ -120,7 +126,13 @@ def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummar
         for label, key in _AGENT.items()
         if any(key in e for e in history)
     }
-    return RunSummary(steps, block, seconds, first, last, components, agent, points=n)
+    # shown when any sample was unscored: a run that scored everything prints as before
+    key = next((k for k in _UNSCORED if any(k in e for e in history)), None)
+    shares = _series(history, key) if key is not None else []
+    unscored = ends(shares) if any(v for v in shares) else None
+    return RunSummary(
+        steps, block, seconds, first, last, components, agent, points=n, unscored=unscored
+    )
 
 
 def plot_rewards(history: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:

@@ -71,20 +71,44 @@ def _one_thread_if(condition: bool) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+_OUTPUTS = ("log_history.jsonl", "reward_curve.png", "model", "checkpoint-*")
+"""What a run leaves in its output directory (``checkpoint-*``: TRL's with ``save_strategy``)."""
+
+
+def _check_output_dir(cfg: TrainConfig, out: Path, *, overwrite: bool) -> None:
+    """Refuse to write over an earlier run's log, plot, model or checkpoints: a second run with
+    the same config replaced them silently. A resume continues the run, so it may."""
+    if overwrite or cfg.overwrite or cfg.grpo.get("resume_from_checkpoint"):
+        return
+    found = sorted(p.name for pattern in _OUTPUTS for p in out.glob(pattern))
+    if found:
+        raise cfg.error(
+            "output_dir",
+            f"{out} already holds a run's outputs ({', '.join(found)}); choose another "
+            "output_dir (--output-dir), replace them (--overwrite, or overwrite: true), or "
+            "resume with grpo.resume_from_checkpoint",
+        )
+
+
 def train(
     cfg: TrainConfig,
     *,
     max_steps: int | None = None,
     output_dir: Path | str | None = None,
     echo: Callable[[str], None] | None = print,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train per ``cfg``; writes ``log_history.jsonl`` and ``reward_curve.png`` in the output
     directory (and ``model/`` with ``save_model: true``). ``echo=None`` prints nothing.
+    An output directory that holds an earlier run's outputs is refused unless ``overwrite``
+    (or the config's ``overwrite: true``), or the run resumes (``grpo.resume_from_checkpoint``).
 
     Raises:
-        ConfigError: anything wrong with the config or the files it names (before training).
+        ConfigError: anything wrong with the config or the files it names (before training),
+            or an output directory that would be overwritten.
     """
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
+    _check_output_dir(cfg, out, overwrite=overwrite)
     trainer = build_trainer(cfg, output_dir=out, max_steps=max_steps)
     trainer.remove_callback(PrinterCallback)
     if echo is not None:
