@@ -76,6 +76,7 @@ from graders._verdict import (
     _Verdict,
     expected_from_token,
     expected_score,
+    label_distribution_verdict,
     parse_json_verdict,
     parse_label_verdict,
 )
@@ -177,7 +178,8 @@ class LLMGrader(BaseGrader):
             (every field is fenced and has marker lookalikes defanged).
         system_template: the system-message template (``$nonce``, ``$output_format``).
         temperature, max_tokens, top_logprobs, seed: sampling; ``max_tokens`` defaults to 512 in
-            JSON mode and 1 in label mode; ``top_logprobs`` is used in expected mode only.
+            JSON mode and 1 in label mode (the longest label's length when one label begins
+            another, as ``1`` and ``10``); ``top_logprobs`` is used in expected mode only.
         sample_index: which independent sample this grader draws (committees set it): part of the
             cache key, and added to ``seed`` when a seed is set.
         name: the result name.
@@ -260,6 +262,7 @@ class LLMGrader(BaseGrader):
             max_tokens=max_tokens,
             top_logprobs=top_logprobs,
             seed=None if seed is None else int(seed) + self.sample_index,
+            labels=self.labels,
         )
 
     # -- construction helpers --
@@ -539,16 +542,23 @@ class LLMGrader(BaseGrader):
         return True
 
     def _parse(self, result: ChatResult, meta: dict[str, Any], response: str) -> _Verdict:
+        cut = result.finish_reason == "length"  # the answer stopped at max_tokens
         try:
             if self.output == "label":
-                return parse_label_verdict(result.text, self.labels)
+                return parse_label_verdict(result.text, self.labels, cut=cut)
             verdict = parse_json_verdict(
                 result.text, scale=self.scale, allow_float=self.allow_float
             )
         except VerdictError as exc:
-            from_dist = self._label_distribution_verdict(result)
+            from_dist = (
+                label_distribution_verdict(result, self.labels, self.min_label_mass)
+                if self.output == "label" and self.score_mode == "expected"
+                else ""
+            )
             if isinstance(from_dist, _Verdict):
                 return from_dist
+            if cut:
+                from_dist += f"; the answer was cut at max_tokens={self.params.max_tokens}"
             raise Unscored(
                 f"unparseable verdict: {exc}{from_dist}",
                 kind="unparseable",
@@ -564,18 +574,6 @@ class LLMGrader(BaseGrader):
                 **meta,
             )
         return verdict
-
-    def _label_distribution_verdict(self, result: ChatResult) -> _Verdict | str:
-        """In label + expected mode, a verdict from the labels' probabilities at the first token,
-        or a note (appended to the error) saying why there is none."""
-        if self.output != "label" or self.score_mode != "expected" or not result.logprobs:
-            return ""
-        first = next((t for t in result.logprobs if t.token.strip()), None)
-        exp = expected_from_token(first, self.labels) if first is not None else None
-        mass = exp.mass if exp is not None else 0.0
-        if exp is None or mass < self.min_label_mass:
-            return f"; the labels carry {mass:.3f} of the probability (< {self.min_label_mass})"
-        return _Verdict(value=exp.value, reason=f"read from the label probabilities ({mass:.2f})")
 
     def _score(self, verdict: _Verdict, result: ChatResult, meta: dict[str, Any]) -> GraderScore:
         lo, hi = self.scale

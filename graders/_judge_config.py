@@ -81,17 +81,22 @@ def sampling_params(
     max_tokens: int | None,
     top_logprobs: int,
     seed: int | None,
+    labels: Mapping[str, int] | None = None,
 ) -> SamplingParams:
     """The sampling parameters of a judge's requests. A label judge answers one bare token
     (``text``, one token); a JSON judge a ``json_object`` (or a strict ``json_schema`` of its
-    scale). ``expected``: ask for logprobs, to score the expected value over the labels."""
+    scale). ``expected``: ask for logprobs, to score the expected value over the labels.
+
+    A label judge whose ``labels`` include one that begins another (``1`` and ``10`` on a 0-10
+    scale) gets, by default, as many tokens as the longest label has characters: with one token,
+    a tokenizer that splits digits cuts ``10`` to ``1``, a plausible and wrong verdict."""
     if response_format is None:
         response_format = "text" if output == "label" else "json_object"
     check_choice("response_format", response_format, ResponseFormat)
     if output == "label" and response_format != "text":
         raise ConfigError("output='label' answers a bare token: use response_format='text'")
     if max_tokens is None:
-        max_tokens = 1 if output == "label" else 512
+        max_tokens = 512 if output != "label" else _label_tokens(labels or {})
     if max_tokens < 1:
         raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
     if expected and not 1 <= top_logprobs <= 100:
@@ -125,6 +130,14 @@ def sampling_params(
         json_schema=schema,
         seed=seed,
     )
+
+
+def _label_tokens(labels: Mapping[str, int]) -> int:
+    """1, or the longest label's length when a label is the start of another (see above)."""
+    keys = [k.casefold() for k in labels]
+    if any(a != b and b.startswith(a) for a in keys for b in keys):
+        return max(len(k) for k in keys)
+    return 1
 
 
 def plain_number(value: float) -> int | float:

@@ -18,10 +18,13 @@ from typing import Any
 from rm_service.models._base import ChatResult, TokenLogprob
 
 __all__ = [
+    "AMBIGUOUS_MASS",
     "LOW_SCALE_MASS",
     "VerdictError",
+    "ambiguous_value",
     "expected_from_token",
     "expected_score",
+    "label_distribution_verdict",
     "parse_json_verdict",
     "parse_label_verdict",
 ]
@@ -49,6 +52,27 @@ class _Verdict:
 
 
 _FENCED_RE = re.compile(r"\A\s*```[ \t]*(?:json)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.S | re.I)
+_THINK_OPEN_RE = re.compile(r"\A\s*<think>", re.I)
+_THINK_CLOSE = "</think>"
+
+
+def _answer_start(text: str) -> int:
+    """Where the judge's answer starts: after a leading reasoning block, else 0.
+
+    A reasoning model served without a reasoning parser (DeepSeek-R1, QwQ, Qwen3 thinking) writes
+    ``<think>...</think>`` before its answer, or only the closing tag when its chat template
+    opened the block in the prompt. The block is the judge's scratchpad, not its verdict: a draft
+    score in it is never read, and the text after it must be the whole verdict. An answer that
+    starts as a verdict (``{`` or a code fence) is read whole, so a reason quoting ``</think>``
+    is not cut.
+    """
+    m = _THINK_OPEN_RE.match(text)
+    if m is None and text.lstrip().startswith(("{", "`")):
+        return 0
+    end = text.find(_THINK_CLOSE, 0 if m is None else m.end())
+    return 0 if end < 0 else end + len(_THINK_CLOSE)
+
+
 _JSON_WS = " \t\n\r"
 
 
@@ -73,7 +97,8 @@ _DECODER = json.JSONDecoder()
 def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool = False) -> _Verdict:
     """Read a ``{"reason": ..., "score": n}`` verdict that is the *whole* answer.
 
-    Allowed around it: whitespace, and one Markdown code fence (```` ```json ````). Not allowed:
+    Allowed around it: whitespace, one Markdown code fence (```` ```json ````), and before it a
+    reasoning model's ``<think>...</think>`` block, which is skipped unread. Not allowed:
     any other text, a second object, duplicate keys, a missing score, a score that is not an
     integer (or, with ``allow_float``, a finite number), a score outside ``scale``, a reason that
     is not a string. Extra keys are ignored.
@@ -84,11 +109,11 @@ def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool =
     Raises:
         VerdictError: why the answer is not a verdict.
     """
-    offset = 0
-    body = text
-    m = _FENCED_RE.match(text)
+    offset = _answer_start(text)
+    body = text[offset:]
+    m = _FENCED_RE.match(body)
     if m:
-        body, offset = m.group(1), m.start(1)
+        body, offset = m.group(1), offset + m.start(1)
     try:
         if body.startswith("\ufeff"):  # as json.loads says
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
@@ -137,8 +162,12 @@ def _value_span(doc: str, key: str) -> tuple[int, int]:
         i = skip(end) + 1  # past ","
 
 
-def parse_label_verdict(text: str, labels: Mapping[str, int]) -> _Verdict:
+def parse_label_verdict(text: str, labels: Mapping[str, int], *, cut: bool = False) -> _Verdict:
     """Read an answer that is exactly one label (case-insensitive; a trailing period is allowed).
+
+    ``cut``: the answer stopped at ``max_tokens`` (``finish_reason: length``). Then an answer that
+    ends right after a label which begins a longer label (``1`` of ``10`` on a 0-10 scale, where a
+    tokenizer writes ``10`` as two tokens) may be the longer one cut short, and is refused.
 
     Raises:
         VerdictError: the answer is anything else.
@@ -147,9 +176,16 @@ def parse_label_verdict(text: str, labels: Mapping[str, int]) -> _Verdict:
     if token.endswith(".") and len(token) > 1:
         token = token[:-1].rstrip()
     folded = {k.casefold(): v for k, v in labels.items()}
-    value = folded.get(token.casefold())
+    key = token.casefold()
+    value = folded.get(key)
     if value is None:
         raise VerdictError(f"the answer is not one of the labels {', '.join(labels)}")
+    longer = [k for k in labels if k.casefold() != key and k.casefold().startswith(key)]
+    if cut and longer and text.endswith(token):
+        raise VerdictError(
+            f"the answer was cut at max_tokens right after {token!r}, which may be the start of "
+            f"{longer[0]!r}; raise max_tokens so the whole label fits"
+        )
     return _Verdict(float(value), f"judge answered {token!r}")
 
 
@@ -171,6 +207,82 @@ class _Expected:
     distribution: dict[str, float]
 
 
+AMBIGUOUS_MASS = 0.01
+"""From this much probability on alternatives that may be the first token of a longer scale value
+(``1`` of ``10``), the expected score at one position is not read (see :func:`ambiguous_value`)."""
+
+_SIGNS = frozenset({"-", "+", "\u2212"})
+
+
+def _candidates(token: TokenLogprob, prefix: str, suffix: str) -> list[tuple[str, float, bool]]:
+    """The usable alternatives at ``token``'s position: ``(value text, logprob, closed)``.
+
+    The value text is stripped of whitespace and of the ``prefix``/``suffix`` the sampled token
+    carried around the value, and casefolded; ``closed``: the alternative carried that suffix
+    (``"1}"``), so no more of the value follows it."""
+    seen = {alt for alt, _ in token.top}
+    entries = list(token.top)
+    if token.token not in seen:
+        entries.append((token.token, token.logprob))
+    pre, suf = prefix.strip(), suffix.strip()
+    out: list[tuple[str, float, bool]] = []
+    for alt, logprob in entries:
+        if not isinstance(alt, str) or not isinstance(logprob, int | float):
+            continue  # a malformed entry: not evidence for any value
+        if not math.isfinite(logprob) or logprob > _LOGPROB_SLACK:
+            continue  # a probability above 1 is no probability (and exp(1000) overflows)
+        cand = alt.strip()
+        if pre and cand.startswith(pre):
+            cand = cand[len(pre) :].strip()
+        closed = bool(suf) and cand.endswith(suf)
+        if closed:
+            cand = cand[: -len(suf)].strip()
+        out.append((cand.casefold(), float(logprob), closed))
+    return out
+
+
+def _ambiguous(candidates: list[tuple[str, float, bool]], folded: Mapping[str, int]) -> set[int]:
+    """Indices of the alternatives that may be the first token of a longer scale value which is
+    not itself an alternative: ``1`` on a 0-10 scale, where a tokenizer that splits digits
+    writes ``10`` as ``1`` then ``0``, or ``-`` on a scale with negative values."""
+    present = {cand for cand, _, _ in candidates}
+    return {
+        i
+        for i, (cand, _, closed) in enumerate(candidates)
+        if cand
+        and not closed
+        and (cand in folded or cand in _SIGNS)
+        and any(k != cand and k.startswith(cand) and k not in present for k in folded)
+    }
+
+
+def _mass(candidates: list[tuple[str, float, bool]], indices: set[int]) -> float:
+    return sum(math.exp(candidates[i][1]) for i in indices)
+
+
+def ambiguous_value(
+    token: TokenLogprob, values: Mapping[str, int], *, prefix: str = "", suffix: str = ""
+) -> str | None:
+    """Why ``token``'s position cannot give an expected score, or ``None`` when it can.
+
+    It cannot when alternatives carrying :data:`AMBIGUOUS_MASS` or more may be the first token of
+    a longer scale value: the probability of ``1`` on a 0-10 scale is that of 1 *and* of 10,
+    written ``1``, ``0`` by a tokenizer that splits digits, so counting it as 1 reads a judge torn
+    between 9 and 10 as a 5."""
+    folded = {k.casefold(): v for k, v in values.items()}
+    candidates = _candidates(token, prefix, suffix)
+    unsure = _ambiguous(candidates, folded)
+    mass = _mass(candidates, unsure)
+    if mass < AMBIGUOUS_MASS:
+        return None
+    first = max((candidates[i] for i in unsure), key=lambda c: c[1])[0]
+    longer = min((k for k in folded if k != first and k.startswith(first)), key=len)
+    return (
+        f"{first!r} at the score position (p={mass:.3f}) may be the first token of {longer!r}: "
+        "the scale's values are not one token each"
+    )
+
+
 def expected_from_token(
     token: TokenLogprob, values: Mapping[str, int], *, prefix: str = "", suffix: str = ""
 ) -> _Expected | None:
@@ -180,27 +292,19 @@ def expected_from_token(
     whitespace (and the ``prefix``/``suffix`` that the sampled token carried around the value, as
     in a token ``":4"``), case-insensitively; probabilities of alternatives that map to the same
     value add up, and the mean is renormalised over the matched mass. ``None`` when no
-    alternative is a scale value.
+    alternative is a scale value, or when the position cannot tell the values apart (see
+    :func:`ambiguous_value`); alternatives that might begin a longer value but carry under
+    :data:`AMBIGUOUS_MASS` together are left out, like any other non-scale token.
     """
     folded = {k.casefold(): v for k, v in values.items()}
-    seen = {alt for alt, _ in token.top}
-    candidates = list(token.top)
-    if token.token not in seen:
-        candidates.append((token.token, token.logprob))
-    pre, suf = prefix.strip(), suffix.strip()
+    candidates = _candidates(token, prefix, suffix)
+    unsure = _ambiguous(candidates, folded)
+    if _mass(candidates, unsure) >= AMBIGUOUS_MASS:
+        return None
     probs: dict[int, float] = {}
-    for alt, logprob in candidates:
-        if not isinstance(alt, str) or not isinstance(logprob, int | float):
-            continue  # a malformed entry: not evidence for any value
-        if not math.isfinite(logprob) or logprob > _LOGPROB_SLACK:
-            continue  # a probability above 1 is no probability (and exp(1000) overflows)
-        cand = alt.strip()
-        if pre and cand.startswith(pre):
-            cand = cand[len(pre) :].strip()
-        if suf and cand.endswith(suf):
-            cand = cand[: -len(suf)].strip()
-        value = folded.get(cand.casefold())
-        if value is None:
+    for i, (cand, logprob, _) in enumerate(candidates):
+        value = folded.get(cand)
+        if value is None or i in unsure:
             continue
         probs[value] = probs.get(value, 0.0) + math.exp(logprob)
     mass = sum(probs.values())
@@ -248,6 +352,26 @@ def _copies(core: str, response: str) -> bool:
     return bool(squashed) and squashed in _squash(response)
 
 
+def label_distribution_verdict(
+    result: ChatResult, labels: Mapping[str, int], min_mass: float
+) -> _Verdict | str:
+    """A label verdict from the labels' probabilities at the first non-blank token (label mode
+    with expected scoring, when the sampled answer is no label), or a note (appended to the error)
+    saying why there is none: the labels carry under ``min_mass``, or the position cannot tell
+    them apart (:func:`ambiguous_value`)."""
+    if not result.logprobs:
+        return ""
+    first = next((t for t in result.logprobs if t.token.strip()), None)
+    why = None if first is None else ambiguous_value(first, labels)
+    if why is not None:
+        return f"; {why}"
+    exp = expected_from_token(first, labels) if first is not None else None
+    mass = exp.mass if exp is not None else 0.0
+    if exp is None or mass < min_mass:
+        return f"; the labels carry {mass:.3f} of the probability (< {min_mass})"
+    return _Verdict(value=exp.value, reason=f"read from the label probabilities ({mass:.2f})")
+
+
 def expected_score(
     verdict: _Verdict, result: ChatResult, labels: Mapping[str, int], *, label: bool
 ) -> tuple[float | None, dict[str, Any]]:
@@ -274,6 +398,9 @@ def expected_score(
     if isinstance(found, str):
         return fallback(found)
     token, prefix, suffix = found
+    unsure = ambiguous_value(token, labels, prefix=prefix, suffix=suffix)
+    if unsure is not None:
+        return fallback(unsure)
     exp = expected_from_token(token, labels, prefix=prefix, suffix=suffix)
     if exp is None:
         return fallback("no scale value among the top alternatives")
