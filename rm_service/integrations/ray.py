@@ -116,8 +116,8 @@ def share_limits(config: dict[str, Any], actors: int) -> dict[str, Any]:
         if not isinstance(spec, dict) or spec.get("rate_limit_redis"):
             return
         for key in ("rpm", "tpm"):
-            value = spec.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            value = _rate(spec.get(key))
+            if value is not None:
                 spec[key] = value / actors
 
     split(config.get("judge"))
@@ -126,6 +126,18 @@ def share_limits(config: dict[str, Any], actors: int) -> dict[str, Any]:
             split(spec)  # an endpoint grader's own limits (remote_reward_model)
             split(spec.get("judge"))
     return config
+
+
+def _rate(value: Any) -> float | None:
+    """A positive finite rate as the config reads it: YAML writes ``1e3`` as a string, which the
+    config's float field reads as 1000 (and left undivided, each actor took the whole rate)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        return None
+    return rate if math.isfinite(rate) and rate > 0 else None
 
 
 def cpus_per_actor(runner: GradingRunner) -> float:

@@ -593,6 +593,8 @@ def test_each_actor_gets_its_share_of_an_endpoints_rate_limit(tmp_path: Path) ->
                 "judge": {**judge, "rpm": 600, "rate_limit_redis": "redis://127.0.0.1:9/0"},
             },
             "c": {"type": "remote_reward_model", "url": "http://127.0.0.1:9", "rpm": 40},
+            # YAML reads 1e3 as a string, and the config reads that as 1000
+            "d": {"type": "correctness", "judge": {**judge, "rpm": "1e3"}},
         },
     }
     path = tmp_path / "reward.yaml"
@@ -602,5 +604,6 @@ def test_each_actor_gets_its_share_of_an_endpoints_rate_limit(tmp_path: Path) ->
         assert (got["judge"]["rpm"], got["judge"]["tpm"]) == (15, 250)
         assert got["graders"]["b"]["judge"]["rpm"] == 600  # shared through Redis already
         assert got["graders"]["c"]["rpm"] == 10
+        assert got["graders"]["d"]["judge"]["rpm"] == 250
         assert _plain_config(source, 0.25, 1)["judge"]["rpm"] == 60
     assert cfg["judge"]["rpm"] == 60  # the caller's dict is not changed
