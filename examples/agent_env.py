@@ -3,7 +3,7 @@
 the model may call (type hints and an ``Args:`` docstring give its JSON schema), and
 ``get_reward()`` for the environment's own verdict on the rollout, in ``[0, 1]``.
 
-``Calculator`` scores a rollout 1.0 when one of its ``calculate`` calls produced the row's
+``Calculator`` scores a rollout 1.0 when its last ``calculate`` call produced the row's
 ``answer``: the environment saw the right number computed, whatever the final message says
 (the ``final_answer`` grader checks that). ``Lookup`` answers capital-city questions from a
 small table, for a dataset that mixes environments by its ``environment`` column.
@@ -67,8 +67,15 @@ class Calculator:
         return value
 
     def get_reward(self) -> float:
-        """1.0 if a calculation in this rollout produced the gold answer, else 0.0."""
-        return 1.0 if self.answer is not None and self.answer in self.results else 0.0
+        """1.0 if the rollout's last calculation produced the gold answer, else 0.0.
+
+        Only the last one counts: paying for any of them paid a policy that calculated every
+        number it could think of. A row without an answer cannot be scored (an error, which the
+        trainer reports and leaves unscored), rather than a plausible 0.0.
+        """
+        if self.answer is None:
+            raise ValueError("the row has no answer column: this rollout cannot be scored")
+        return 1.0 if self.results and self.results[-1] == self.answer else 0.0
 
 
 CAPITALS = {
