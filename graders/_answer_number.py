@@ -116,9 +116,8 @@ class NumberAnswer:
     :func:`_answer_text` and :func:`~graders._text.answer_regions` again.
 
     Each answer is worked out when first asked for, then kept: the rule stops at the first one
-    that decides (a hedge is not read for an expression, an expression not for its numbers), and
-    an expression's ``$…$`` spans cost a long text far more than its hedge (a 40 kB text of
-    unclosed ``\\(`` took 5 s, against 20 ms for its hedge alone).
+    that decides (a hedge is not read for an expression, an expression not for its numbers), so
+    a text pays only for the questions its verdict needed.
 
     Attributes:
         text: the text as numbers are read from it (:func:`_answer_text`).

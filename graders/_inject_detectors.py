@@ -368,7 +368,8 @@ _VERDICT_CHARS_RE = re.compile(
 )
 _MARK_CHARS_RE = re.compile(r"[★⭐✅✔☑✓💯]")
 """What a verdict in marks needs, when text has no :data:`_VERDICT_CHARS_RE`: then only
-:func:`_mark_verdict` can find one (the other scans cost a 200 kB text of ticks 100 ms)."""
+:func:`_mark_verdict` can find one (the other scans would read a long text of ticks for
+nothing)."""
 _MARK_WORDS = r"pass(?:ed)?|correct|perfect|verified"
 """Verdict words after a key that is also data (``Result: PASS``, ``{"result": "correct"}``)."""
 _MARKED_WORDS = _MARK_WORDS + r"|approved|accepted"

@@ -136,8 +136,8 @@ def delimited_math(opener: str, closer: str, group: str = "") -> str:
 
     The content holds no opener of its own kind (one escaped as ``\\\\[`` may stay: TeX's
     line break ``\\\\[2pt]``). Why: with a bare ``.+?``, each unclosed opener scanned to the
-    end of the text, so a response of 20,000 ``\\(`` cost seconds (quadratic); now each stops at
-    the next opener. Only nested openers of one kind, not valid math, read differently.
+    end of the text, so a response of many ``\\(`` cost time quadratic in its length; now each
+    stops at the next opener. Only nested openers of one kind, not valid math, read differently.
     """
     o, c = re.escape(opener), re.escape(closer)
     body = rf"(?:(?!(?<!\\){o}).)+?"
