@@ -247,6 +247,19 @@ class RolloutRewardCalculator:
             offset += n
         return out
 
+    @staticmethod
+    def records(rollout: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The records the graders see for ``rollout``: one per assistant turn for the step
+        graders, and one for the rollout graders. For checking a config against a dataset before
+        grading anything (:meth:`GradingRunner.check`).
+
+        Raises:
+            InputError: as :meth:`acompute`, for a rollout that is not one.
+        """
+        parsed = _parse(rollout, 0)
+        steps = [_step_record(parsed, t) for t in range(len(parsed.turns))]
+        return steps, _rollout_record(parsed)
+
     def compute(self, rollout: Any) -> list[TurnReward]:
         """Synchronous :meth:`acompute`; not callable from inside a running event loop."""
         return _run_sync(self.acompute(rollout))

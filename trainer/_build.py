@@ -20,7 +20,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from rm_service._config import load_runner
 from rm_service._exceptions import MappingError, RMServiceError
-from rm_service._rollout import RolloutRewardCalculator, _parse, _rollout_record, _step_record
+from rm_service._rollout import RolloutRewardCalculator
 from rm_service._runner import GradingRunner
 from rm_service.integrations.trl import (
     RemoteReward,
@@ -217,9 +217,10 @@ def _probe_records(cfg: TrainConfig, row: dict[str, Any]) -> dict[str, list[dict
     env = cfg.loaded_environment
     name = columns.get("environment") if env is not None and env.named else None
     tools = env.tool_schemas.get(name, []) if env is not None else []
-    parsed = _parse(rollout_of(prompt, completion, columns, tools=tools), 0)
-    steps = [_step_record(parsed, t) for t in range(len(parsed.turns))]
-    return {"step": steps, "rollout": [_rollout_record(parsed)]}
+    steps, rollout = RolloutRewardCalculator.records(
+        rollout_of(prompt, completion, columns, tools=tools)
+    )
+    return {"step": steps, "rollout": [rollout]}
 
 
 def check_reward_fields(cfg: TrainConfig, dataset: Any, functions: list[Any]) -> None:
@@ -235,8 +236,7 @@ def check_reward_fields(cfg: TrainConfig, dataset: Any, functions: list[Any]) ->
         calculator = functions[0].calculator
         runners = {"step": calculator.step_runner, "rollout": calculator.rollout_runner}
     elif cfg.reward.config is not None:
-        backend = getattr(getattr(functions[0], "_shared", None), "backend", None)
-        runners = {"config": getattr(backend, "runner", None)}
+        runners = {"config": functions[0].runner}
     else:
         return  # a service's graders: their fields are known only to the service
     records = _probe_records(cfg, dict(dataset[0]))

@@ -289,6 +289,12 @@ class RMServiceReward:
         """Every grader and aggregator name of the reward, in config order."""
         return list(self._names)
 
+    @property
+    def runner(self) -> GradingRunner | None:
+        """The runner that grades in this process, or ``None`` for a reward on a service."""
+        runner = getattr(self._shared.backend, "runner", None)
+        return runner if isinstance(runner, GradingRunner) else None
+
     def per_component(self, components: Sequence[str] | None = None) -> list[RMServiceReward]:
         """One function per component (default: every grader), sharing one grading pass per
         batch with each other and with this function. Pass them all to ``reward_funcs``;
