@@ -47,15 +47,11 @@ from graders._rm_score import score_map as build_score_map
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
-from rm_service.models._base import JudgeError, JudgeHTTPError
-from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput, RMValue
+from rm_service.models._base import JudgeError
+from rm_service.models._rm_client import InputForm, RemoteRMClient, RMFormat, RMInput
 from rm_service.models._seqcls import is_conversation
 
 __all__ = ["RemoteRewardModelGrader"]
-
-_REFUSED_INPUT = frozenset({400, 413, 422})
-"""Statuses with which a model server refuses a request for what it holds (vLLM answers 400 for
-the whole batch when one text is past the model's context): each record is then sent alone."""
 
 
 @grader
@@ -224,7 +220,7 @@ class RemoteRewardModelGrader(BaseGrader):
         client = self.client
         meta: dict[str, Any] = {"format": client.format, "url": client.url}
         try:
-            value = await self._score(item)
+            value = await client.score(item)
         except (JudgeError, TimeoutError) as exc:
             attempts = getattr(exc, "attempts", 1)
             raise Unscored.backend_failed(exc, "reward model", attempts=attempts, **meta) from None
@@ -253,19 +249,6 @@ class RemoteRewardModelGrader(BaseGrader):
             reason=f"reward model {value.raw:.4g} → {score:.3f} ({kind})",
             metadata={"raw": value.raw, "score_map": self.score_map.describe(), **meta},
         )
-
-    async def _score(self, item: RMInput) -> RMValue:
-        """The server's value for ``item``, batched; a batch the server refused as a whole
-        (``_REFUSED_INPUT``) is tried again one record per request, so one input the model
-        cannot take fails alone and its batch-mates keep their scores, as in the local grader."""
-        client = self.client
-        try:
-            return await client.score(item)
-        except JudgeHTTPError as exc:
-            if exc.status not in _REFUSED_INPUT or client.max_batch == 1:
-                raise
-        (value,) = await client._run([item])
-        return value
 
 
 def _turns(value: Any, field: str, role: str = "assistant") -> tuple[dict[str, str], ...]:

@@ -240,9 +240,11 @@ def _interpolate(x: float, knots: Sequence[float], levels: Sequence[float]) -> f
         return 1.0
     i = bisect.bisect_right(knots, x)  # knots[i - 1] <= x < knots[i], past any equal knots
     lo, hi = knots[i - 1], knots[i]
-    # hi > lo: bisect_right skipped any run of equal knots. Halved (exact for floats), so that
-    # knots further apart than the float range (-1e308, 1e308) give a fraction, not inf / inf.
-    frac = (x / 2 - lo / 2) / (hi / 2 - lo / 2)
+    # hi > lo: bisect_right skipped any run of equal knots. Knots further apart than the float
+    # range (-1e308, 1e308) are halved (exact at that size), a fraction, not inf / inf; only
+    # then: halving a subnormal is not exact (0 and 5e-324 would be one point, 0 / 0).
+    span = hi - lo
+    frac = (x - lo) / span if math.isfinite(span) else (x / 2 - lo / 2) / (hi / 2 - lo / 2)
     return min(1.0, max(0.0, levels[i - 1] + frac * (levels[i] - levels[i - 1])))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import json
 import math
 import shutil
@@ -125,6 +126,7 @@ def calibrate(
 
     from graders._rm_score import ScoreMap, fit_score_map
     from rm_service._config import load_runner
+    from rm_service._mapper import GraderConfig
     from rm_service._offline import _refuse_collisions
     from rm_service._result import GraderScore
     from rm_service._runner import GradingRunner
@@ -139,14 +141,19 @@ def calibrate(
     runner = load_runner(config)
     name = _pick(runner, grader, config)
     lines, records, labels = _read_reference(reference, label_field)
-    target_grader = runner.grader_configs[name].grader
-    if isinstance(getattr(target_grader, "score_map", None), ScoreMap):
+    chosen_cfg = runner.grader_configs[name]
+    if isinstance(getattr(chosen_cfg.grader, "score_map", None), ScoreMap):
         # The fit reads the raw outputs, whatever the config's map makes of them; under a map
         # that refuses some raws (identity: outside [0, 1]) those records would be unscored and
         # the fit made on the rest, a biased subset. The default sigmoid takes any finite raw.
-        setattr(target_grader, "score_map", ScoreMap())  # noqa: B010  # Grader declares none
+        # On a copy: a ready-made grader named by import string is the module's own object.
+        unmapped = copy.copy(chosen_cfg.grader)
+        setattr(unmapped, "score_map", ScoreMap())  # noqa: B010  # Grader declares none
+        chosen_cfg = GraderConfig(
+            grader=unmapped, mapper=chosen_cfg.mapper, call_timeout=chosen_cfg.call_timeout
+        )
     one = GradingRunner(
-        {name: runner.grader_configs[name]},
+        {name: chosen_cfg},
         aggregators=[],
         max_concurrency=runner.max_concurrency,
         call_timeout=runner.call_timeout,

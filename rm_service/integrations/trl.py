@@ -52,7 +52,8 @@ TRL's contract (trl 1.16, ``GRPOTrainer._calculate_rewards``) and how it is met:
   component, ``rm_service/<name>/failure_rate`` and ``rm_service/<name>/mean`` (the latter only
   for components that are not TRL functions themselves: TRL logs ``rewards/<name>/mean``).
   With a single function, each grader's scores also go to the completions table through
-  ``log_extra``, as ``rm_service/<name>``; ``rm_service/errors`` holds each row's failures.
+  ``log_extra``, as ``rm_service/<name>``; ``rm_service/errors`` holds each row's failures
+  (a grader named ``errors`` is ``rm_service/errors/score`` there).
 """
 
 from __future__ import annotations
@@ -124,6 +125,27 @@ def _text(content: Any) -> str:
         # _text again: a part's null text is no text, where str() made it the word "None"
         return "".join(_text(p["text"]) for p in content if isinstance(p, Mapping) and "text" in p)
     return str(content)
+
+
+_ERRORS_COLUMN = "rm_service/errors"
+
+
+def _table_columns(graders: Sequence[str]) -> dict[str, str]:
+    """Each grader's completions-table column, ``rm_service/<name>``. A grader named ``errors``
+    would share :data:`_ERRORS_COLUMN`: TRL extends a column with every list logged under its
+    name, so it held twice as many values as rows (TRL's table then fails to build, or, once its
+    deques are full, shows scores beside the wrong rows). That grader's column is
+    ``rm_service/errors/score`` instead (more ``/score`` while another grader holds that)."""
+    taken = {f"rm_service/{g}" for g in graders} | {_ERRORS_COLUMN}
+    out = {}
+    for g in graders:
+        column = f"rm_service/{g}"
+        if column == _ERRORS_COLUMN:
+            while column in taken:
+                column += "/score"
+            taken.add(column)
+        out[g] = column
+    return out
 
 
 def _is_conversation(value: Any) -> bool:
@@ -392,13 +414,13 @@ class RMServiceReward:
                 log_metric(f"rm_service/{comp}/failure_rate", 1 - len(got) / n)
         if log_extra is not None:
             if self._shared.functions == {reward_name}:  # one function: show its parts
-                for comp in self._graders:
+                for comp, column in _table_columns(self._graders).items():
                     # Prefixed: TRL's table puts these after its own columns and its reward
                     # functions' ("prompt", "step", another function named like a grader),
                     # so a bare name replaced that column, and "advantage" replaced this one.
-                    log_extra(f"rm_service/{comp}", [_score(r, comp) for r in results])
+                    log_extra(column, [_score(r, comp) for r in results])
             log_extra(
-                "rm_service/errors",
+                _ERRORS_COLUMN,
                 [
                     "; ".join(f"{k}: {e.kind}: {e.error}" for k, e in r.errors.items())
                     for r in results

@@ -44,6 +44,7 @@ Design points:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -54,10 +55,7 @@ from urllib.parse import urlsplit
 
 from rm_service._exceptions import ConfigError
 from rm_service._result import ErrorKind
-from rm_service.models._base import (
-    JudgeHTTPError,
-    JudgeTimeout,
-)
+from rm_service.models._base import JudgeError, JudgeHTTPError, JudgeTimeout
 from rm_service.models._batch import MicroBatcher
 from rm_service.models._http1 import json_poster
 from rm_service.models._limits import RateLimiter
@@ -108,6 +106,17 @@ class RMValue:
     batch_size: int = 1
     attempts: int = 1
     latency_s: float = 0.0
+
+
+_REFUSED_INPUT = frozenset({400, 413, 422})
+"""Statuses with which a model server refuses a request for what it holds (vLLM answers 400 for
+the whole batch when one text is past the model's context): each record is then sent alone."""
+
+_PROBES = 2
+"""Records of a refused batch sent alone, one after another, before the others, while the server
+has not yet taken a request from this client: if none is taken, the refusal is the request's
+form (a config error: ``extra_body``, ``model``), not one record, and the rest keep the batch's
+error instead of a request each."""
 
 
 class RemoteRMClient(PerLoopSessions):
@@ -195,8 +204,9 @@ class RemoteRMClient(PerLoopSessions):
 
     def _setup(self) -> None:
         self._init_sessions()
+        self._accepted = False  # per process: the server took a request of ours
         self.batcher: MicroBatcher[RMInput, RMValue] = MicroBatcher(
-            self._run,
+            self._run_split,
             max_batch=self.max_batch,
             max_wait_s=self.max_wait_s,
             max_inflight=self.max_inflight,
@@ -275,6 +285,62 @@ class RemoteRMClient(PerLoopSessions):
         if self.extra_body:
             body.update(self.extra_body)
         return body
+
+    # -- a refused batch, split ------------------------------------------------------------
+
+    async def _run_split(self, items: list[RMInput]) -> list[RMValue | Exception]:
+        """A batch; one the server refuses as a whole (:data:`_REFUSED_INPUT`) is sent again one
+        record per request, within the batch's deadline and its rate limits and slots, so one
+        input the model cannot take fails alone and its batch-mates keep their scores (as in
+        the local grader). A record that was alone in its request is not sent again. Until the
+        server has taken one of this client's requests, at most :data:`_PROBES` records go
+        alone first: a server that refuses them too refuses the config, and the batch costs
+        1 + ``_PROBES`` requests, not one per record."""
+        started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.deadline
+        try:
+            values = await self._run(items)
+        except JudgeHTTPError as exc:
+            if exc.status not in _REFUSED_INPUT or len(items) == 1:
+                raise
+            refused = exc
+        else:
+            self._accepted = True
+            return list(values)
+        out: list[RMValue | Exception] = []
+        if not self._accepted:
+            for item in items[:_PROBES]:
+                out.append(await self._alone(item, deadline, refused.attempts, started))
+                if isinstance(out[-1], RMValue):
+                    break
+            else:  # none taken alone either: the server refuses the request, not a record
+                return out + [refused] * (len(items) - len(out))
+        rest = items[len(out) :]
+        out += await asyncio.gather(
+            *(self._alone(i, deadline, refused.attempts, started) for i in rest)
+        )
+        return out
+
+    async def _alone(
+        self, item: RMInput, deadline: float, before: int, started: float
+    ) -> RMValue | Exception:
+        """``item`` in a request of its own, by the batch's ``deadline``; its ``attempts`` count
+        the ``before`` requests of its refused batch too."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                (value,) = await self._run([item])
+        except JudgeError as exc:
+            exc.attempts += before
+            return exc
+        except TimeoutError:
+            return JudgeTimeout(
+                f"{self.url}: no answer within the {self.deadline:g} s deadline",
+                attempts=before + 1,
+            )
+        self._accepted = True
+        return dataclasses.replace(
+            value, attempts=value.attempts + before, latency_s=time.perf_counter() - started
+        )
 
     async def _run(self, items: list[RMInput]) -> list[RMValue]:
         started = time.perf_counter()

@@ -196,6 +196,28 @@ async def test_completions_table_columns_never_replace_trls_or_each_other() -> N
     assert {"rm_service/prompt", "rm_service/advantage", "rm_service/format"} <= set(table)
 
 
+async def test_a_grader_named_errors_keeps_its_own_column() -> None:
+    """Before: a grader named "errors" was logged as ``rm_service/errors``, the errors
+    column's name; TRL extends a column with each list logged under it, so that column held
+    twice as many values as rows and TRL's completions table could not be built."""
+    config = {
+        "graders": {
+            name: {"type": "tests.support:min_words", "min_words": 1}
+            for name in ("errors", "errors/score", "fmt")
+        },
+        "aggregators": [{"type": "min", "name": "reward"}],
+    }
+    extra: dict[str, list[Any]] = {}
+
+    def log_extra(column: str, values: list[Any]) -> None:  # TRL's _log_completion_extra
+        extra.setdefault(column, []).extend(values)
+
+    await RMServiceReward(config)(PROMPTS, COMPLETIONS, log_extra=log_extra)
+    assert {len(v) for v in extra.values()} == {len(PROMPTS)}, extra
+    assert extra["rm_service/errors"] == [""] * len(PROMPTS)
+    assert len(extra) == 4  # the three graders' columns and the errors column
+
+
 async def test_a_null_text_part_is_no_text_not_the_word_none() -> None:
     """A content part ``{"type": "text", "text": None}`` was read as the text "None", which
     a grader then scored as if the model had written it."""
