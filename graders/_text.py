@@ -138,10 +138,16 @@ def delimited_math(opener: str, closer: str, group: str = "") -> str:
     line break ``\\\\[2pt]``). Why: with a bare ``.+?``, each unclosed opener scanned to the
     end of the text, so a response of many ``\\(`` cost time quadratic in its length; now each
     stops at the next opener. Only nested openers of one kind, not valid math, read differently.
+
+    An escaped opener (``\\\\(``, as in doubled-backslash text ``\\\\(x\\\\)``) still opens a
+    span, but its content stops at an opener of either form: had it scanned past the escaped
+    ones, each of many would have scanned to the end of the text again.
     """
     o, c = re.escape(opener), re.escape(closer)
-    body = rf"(?:(?!(?<!\\){o}).)+?"
-    return rf"{o}(?P<{group}>{body}){c}" if group else rf"{o}{body}{c}"
+    esc = f"esc{ord(opener[-1])}"  # set when the opener is escaped
+    start = rf"(?:(?<=(?P<{esc}>\\))|(?<!\\)){o}"
+    body = rf"(?:(?!(?({esc})|(?<!\\)){o}).)+?"
+    return rf"{start}(?P<{group}>{body}){c}" if group else rf"{start}{body}{c}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -40,17 +40,20 @@ def replacing(path: Path) -> Iterator[BinaryIO]:
     """A new file that takes the place of ``path`` (of the file it links to) when the block
     ends without an error, and is removed otherwise: a crash or a full disk mid-write leaves the
     old file whole, where writing over it left it cut short. Beside the real file, under a name
-    of its own, with the old file's permissions (0644 for a new one)."""
+    of its own, with the old file's permissions; a new file's are what the umask leaves of 0666,
+    as for any file created (a fixed 0644 made a run record world-readable under umask 077)."""
     real = Path(os.path.realpath(path))
-    fd, name = tempfile.mkstemp(prefix=real.name + ".", suffix=".tmp", dir=real.parent)
-    tmp = Path(name)
+    while True:
+        tmp = real.with_name(f"{real.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with open(fd, "wb") as f:
-            try:
-                mode = stat.S_IMODE(real.stat().st_mode)
-            except FileNotFoundError:
-                mode = 0o644
-            os.fchmod(f.fileno(), mode)
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(f.fileno(), stat.S_IMODE(real.stat().st_mode))
             yield f
         os.replace(tmp, real)
     finally:

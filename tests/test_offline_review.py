@@ -211,3 +211,25 @@ def test_a_run_record_that_cannot_be_written_leaves_the_old_one_whole(tmp_path: 
     assert out.stdout.strip() == "RMServiceError", out.stderr
     assert run.read_text(encoding="utf-8") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]  # no temporary file left
+
+
+_WRITE_UNDER_UMASK_077 = """
+import os, sys
+from pathlib import Path
+from rm_service._run_record import write_run_record
+os.umask(0o077)
+write_run_record(Path(sys.argv[1]), None, "f" * 64)
+"""
+
+
+def test_a_new_run_record_takes_its_mode_from_the_umask(tmp_path: Path) -> None:
+    """Its replacement was made 0644 whatever the umask: under umask 077 the output, the
+    report and the errors file were 0600 and the run record beside them world-readable."""
+    run = tmp_path / "out.jsonl.run.json"
+    out = subprocess.run(
+        [sys.executable, "-c", _WRITE_UNDER_UMASK_077, str(run)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert run.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]

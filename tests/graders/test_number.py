@@ -476,6 +476,30 @@ def test_unclosed_math_openers_cost_linear_time() -> None:
     assert out.stdout.strip() == "done", out.stderr
 
 
+_ESCAPED_OPENERS = r"""
+from graders._answer_number import MATH_SPAN
+from graders._math_text import _MATH_SPAN
+from graders._verify import _MATH_ALT
+for rx in (MATH_SPAN, _MATH_SPAN, _MATH_ALT):
+    for opener in ("\\\\(", "\\\\[2pt] "):
+        list(rx.finditer(opener * 20_000 + " 5"))
+    m = rx.search(r"so \\(x = \\sqrt{16}\\).")  # doubled-backslash text is still math
+    assert m is not None and m.group(0) == r"\(x = \\sqrt{16}\\)", m
+print("done")
+"""
+
+
+def test_escaped_math_openers_cost_linear_time() -> None:
+    """``\\\\(`` (or TeX's line break ``\\\\[2pt]``) holds an opener that content may scan past:
+    each one opened a span that scanned past all the later ones to the end of the text, 4,000
+    of them 2 to 5 s in each span pattern. A child process with a timeout (a regex holds the
+    GIL)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _ESCAPED_OPENERS], capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.strip() == "done", out.stderr
+
+
 def test_a_reference_that_is_an_expression_is_not_read_for_a_list(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
