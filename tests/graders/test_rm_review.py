@@ -215,33 +215,27 @@ async def test_a_split_batch_keeps_its_deadline_and_counts_its_attempts() -> Non
     record could take twice the deadline) and their ``attempts`` left out the batch's request."""
     long = "long answer " * 40
     with SlowContextLimited() as server:
-        grader = get_grader(
-            "remote_reward_model",
-            url=server.url("classify"),
-            max_batch=8,
-            max_wait_ms=50,
-            pregates=False,
-        )
-        got = await asyncio.gather(
-            grader.aevaluate(query="Q", response="short"),
-            grader.aevaluate(query="Q", response=long),
-        )
+
+        async def pair(**limits: Any) -> list[Any]:
+            """A short and a too-long record, batched together by one grader."""
+            grader = get_grader(
+                "remote_reward_model",
+                url=server.url("classify"),
+                max_batch=8,
+                max_wait_ms=50,
+                pregates=False,
+                **limits,
+            )
+            return await asyncio.gather(
+                grader.aevaluate(query="Q", response="short"),
+                grader.aevaluate(query="Q", response=long),
+            )
+
+        got = await pair()
         assert isinstance(got[0], GraderScore), got[0]
         assert got[0].metadata["attempts"] == 2  # the refused batch's request and its own
         assert got[0].metadata["batch_size"] == 1
-        tight = get_grader(
-            "remote_reward_model",
-            url=server.url("classify"),
-            max_batch=8,
-            max_wait_ms=50,
-            timeout=0.6,
-            deadline=0.6,
-            pregates=False,
-        )
-        late = await asyncio.gather(
-            tight.aevaluate(query="Q", response="short"),
-            tight.aevaluate(query="Q", response=long),
-        )
+        late = await pair(timeout=0.6, deadline=0.6)
         await asyncio.sleep(2 * server.delay)  # the requests cut at the deadline end
     # 0.4 s for the refused batch, 0.4 s more alone: past the 0.6 s deadline
     assert all(isinstance(r, GraderError) and r.kind == "timeout" for r in late), late

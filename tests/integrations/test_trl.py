@@ -175,18 +175,21 @@ async def test_logging_through_trl_callbacks() -> None:
     assert set(extra) == {"rm_service/errors"}
 
 
+def _graders_named(*names: str) -> dict[str, Any]:
+    """A reward of ``min_words`` graders under these names, and their minimum."""
+    grader = {"type": "tests.support:min_words", "min_words": 1}
+    return {
+        "graders": {name: dict(grader) for name in names},
+        "aggregators": [{"type": "min", "name": "reward"}],
+    }
+
+
 async def test_completions_table_columns_never_replace_trls_or_each_other() -> None:
     """A grader's column went into TRL's completions table under its bare name, after TRL's
     own and its reward functions' columns: a grader named "prompt" replaced the prompts, one
     named like another reward function replaced that function's rewards, and TRL's
     "advantage" replaced a grader so named."""
-    config = {
-        "graders": {
-            name: {"type": "tests.support:min_words", "min_words": 1}
-            for name in ("prompt", "advantage", "format")
-        },
-        "aggregators": [{"type": "min", "name": "reward"}],
-    }
+    config = _graders_named("prompt", "advantage", "format")
     extra: dict[str, list[Any]] = {}
     await RMServiceReward(config)(PROMPTS, COMPLETIONS, log_extra=extra.__setitem__)
     table = {"step": [1] * 4, "prompt": PROMPTS, "completion": COMPLETIONS, "format": [0.0] * 4}
@@ -200,13 +203,7 @@ async def test_a_grader_named_errors_keeps_its_own_column() -> None:
     """Before: a grader named "errors" was logged as ``rm_service/errors``, the errors
     column's name; TRL extends a column with each list logged under it, so that column held
     twice as many values as rows and TRL's completions table could not be built."""
-    config = {
-        "graders": {
-            name: {"type": "tests.support:min_words", "min_words": 1}
-            for name in ("errors", "errors/score", "fmt")
-        },
-        "aggregators": [{"type": "min", "name": "reward"}],
-    }
+    config = _graders_named("errors", "errors/score", "fmt")
     extra: dict[str, list[Any]] = {}
 
     def log_extra(column: str, values: list[Any]) -> None:  # TRL's _log_completion_extra
