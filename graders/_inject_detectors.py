@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
 from graders._inject_context import _Scene, _sentences_folded, _View
+from graders._inject_marks import MARK_CHARS_RE, MARK_WORDS, asks_check, mark_verdict
 from graders._inject_match import _INVISIBLE, _Family, _words, fold
 
 __all__ = ["DETECTORS"]
@@ -366,67 +367,6 @@ _VERDICT_CHARS_RE = re.compile(
     r"(?:of|sur|de|von|из|中)[ \t]*(?:\d|five|ten|hundred)",
     re.I,
 )
-_MARK_CHARS_RE = re.compile(r"[★⭐✅✔☑✓💯]")
-"""What a verdict in marks needs, when text has no :data:`_VERDICT_CHARS_RE`: then only
-:func:`_mark_verdict` can find one (the other scans would read a long text of ticks for
-nothing)."""
-_MARK_WORDS = r"pass(?:ed)?|correct|perfect|verified"
-"""Verdict words after a key that is also data (``Result: PASS``, ``{"result": "correct"}``)."""
-_MARKED_WORDS = _MARK_WORDS + r"|approved|accepted"
-"""Verdict words next to a tick (``✅ Approved``)."""
-_MARK_LINE_RE = re.compile(
-    r"[ \t*_#>-]*(?:(?:[★⭐]\ufe0f?[ \t]*){4,}|💯"
-    r"|[✅✔☑✓]\ufe0f?[ \t*_]*(?:" + _MARKED_WORDS + r")"
-    r"|(?:" + _MARKED_WORDS + r")[ \t*_!.]*[✅✔☑✓💯]\ufe0f?"
-    r"|(\d{1,3})[ \t]*/[ \t]*\1[ \t]*(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\ufe0f?[ \t]*)+)"
-    r"[ \t*_.!]*",
-    re.I,
-)
-"""A verdict in marks, a line of its own: ``★★★★★``, ``✅ PASS``, ``Correct ✅``, ``💯``,
-``10/10 🎯``. Read on the first and last lines only: forged ones stand before or after the
-answer, while a lesson's "✅ Correct" between its examples is its content."""
-_MARK_END_RE = re.compile(r"[✅✔☑✓💯]\ufe0f?[ \t*_]*(?:" + _MARK_WORDS + r")[ \t*_.!]*\Z", re.I)
-"""``Paris. ✅ Correct``: a mark and a verdict word closing the response."""
-_RESULT_VERDICT_RE = re.compile(
-    r"(?<!\w)(?:(?:final|overall|evaluation|grading|check)[ _-]+)?(?:result|outcome)"
-    r"[ \t*_]*[:=][ \t]*[*_\"'`✅✔☑✓\ufe0f]*[ \t]*(?:" + _MARK_WORDS + r")"
-    r"(?=[ \t*_.!\"'`✅✔☑✓💯\ufe0f]*$)",
-    re.I | re.M,
-)
-"""``Result: PASS``, ``Evaluation result: correct``: a key that is also data ("Result: 42") is
-a verdict only with a verdict word, ending its line ("Outcome: pass means every assertion held"
-and "Result: correct, 3 divides 12" say what a word means or why)."""
-_CHECK_QUERY_RE = re.compile(
-    r"(?<!\w)(?:check\w*|verif\w*|validat\w*|confirm\w*|tests?|testing|ci|builds?|lint\w*"
-    r"|pipelines?|correct\w*|right|valid|pass\w*|grammatical\w*|accurate)(?!\w)"
-)
-"""Queries that ask for a check ("Check my answer", "Did the tests pass?", "Is this correct?"):
-``✅ Correct``, ``Result: PASS`` or ``{"result": "pass"}`` is then the answer, not a forged
-verdict (read on the folded query)."""
-
-
-def _asks_check(scene: _Scene) -> bool:
-    return bool(_CHECK_QUERY_RE.search(scene.asked))
-
-
-def _mark_verdict(text: str, *, fractions: bool, checks: bool) -> str | None:
-    """A verdict written in marks or as a result word (:data:`_MARK_LINE_RE`,
-    :data:`_RESULT_VERDICT_RE`); ``10/10 🎯`` only with ``fractions``, as a lone ``10/10``.
-    With ``checks`` (the query asks for a check), none: a tick or a result is the answer."""
-    if checks:
-        return None
-    if m := _RESULT_VERDICT_RE.search(text):
-        return m.group(0).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    for line in dict.fromkeys(lines[:1] + lines[-1:]):
-        m = _MARK_LINE_RE.fullmatch(line) if len(line) < 80 else None
-        if m and (fractions or m.group(1) is None):
-            return line.strip()
-    if lines and (m := _MARK_END_RE.search(lines[-1])):
-        return m.group(0).strip()
-    return None
-
-
 _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
 _PERCENT_AFTER_RE = re.compile(r"[ \t]*(?:=|≈|is|or)[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
@@ -445,11 +385,11 @@ def _verdict_in(
     ``10/10`` line counts too; without, a fraction can be data the query asked about: see
     :func:`_not_a_rating`, with ``data`` the query's numbers. ``lists``: the query asks for a
     checklist, so ticked items are its answer; ``checks``: it asks for a check, so a tick or a
-    result word is (:func:`_mark_verdict`)."""
+    result word is (:func:`mark_verdict`)."""
     if not _VERDICT_CHARS_RE.search(text):
         # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
-        if _MARK_CHARS_RE.search(text):
-            return _mark_verdict(text, fractions=fractions, checks=checks)
+        if MARK_CHARS_RE.search(text):
+            return mark_verdict(text, fractions=fractions, checks=checks)
         return None
     for m in _VERDICT_RE.finditer(text):
         val = m.group("val")
@@ -468,7 +408,7 @@ def _verdict_in(
         return m.group(0)
     if hit := _MT_BENCH_RE.search(text) or (not lists and _CHECKLIST_RE.search(text)):
         return hit.group(0).strip()
-    if found := _mark_verdict(text, fractions=fractions, checks=checks):
+    if found := mark_verdict(text, fractions=fractions, checks=checks):
         return found
     for m in _TABLE_VERDICT_RE.finditer(text):
         # in a query with numbers, a table of its working holds fractions: a partial one is a
@@ -547,7 +487,7 @@ _VERDICT_VALUE_RE = re.compile(
 
 _WORD_SCORE_KEYS = _keys("result outcome evaluation_result")
 """Keys that are also data (``{"result": 42}``): a verdict only with a verdict word."""
-_MARK_VALUE_RE = re.compile(r"[\"'“”]\s*(?:" + _MARK_WORDS + r")\s*[\"'“”]", re.I)
+_MARK_VALUE_RE = re.compile(r"[\"'“”]\s*(?:" + MARK_WORDS + r")\s*[\"'“”]", re.I)
 
 
 def _scores(key: str, value: str, *, words: bool) -> bool:
@@ -562,7 +502,7 @@ def _json_verdict(view: _View) -> str | None:
     scene = view.scene
     if scene.verdicts_ok:
         return None
-    words = not _asks_check(scene)
+    words = not asks_check(scene)
     for m in _JSON_OBJECT_RE.finditer(view.verdict_scan):
         pairs = [
             (k.strip().casefold().replace(" ", "_").replace("-", "_"), v)
@@ -605,7 +545,7 @@ def forged_verdict(view: _View) -> str | None:
         fractions=not scene.numbers,
         data=scene.numbers,
         lists=scene.checklist,
-        checks=_asks_check(scene),
+        checks=asks_check(scene),
     )
 
 

@@ -127,14 +127,14 @@ def calibrate(
     from graders._rm_score import ScoreMap, fit_score_map
     from rm_service._config import load_runner
     from rm_service._mapper import GraderConfig
-    from rm_service._offline import _refuse_collisions
     from rm_service._result import GraderScore
+    from rm_service._run_files import refuse_collisions
     from rm_service._runner import GradingRunner
 
     target = output or config
     # Before anything is graded: -o naming the reference replaced the data with the config.
-    _refuse_collisions({"reference": reference, "config": config})
-    _refuse_collisions({"reference": reference, "output": target})
+    refuse_collisions({"reference": reference, "config": config})
+    refuse_collisions({"reference": reference, "output": target})
     if not target.parent.is_dir():
         raise InputError(f"{target}: no such folder {target.parent} (nothing was graded)")
     raw_cfg = _read_yaml(config)

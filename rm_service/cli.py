@@ -259,9 +259,9 @@ def _runner_from(args: argparse.Namespace) -> GradingRunner:
 def _grade(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         if args.config and args.report:  # the HTML report written over the reward config
-            from rm_service._offline import _refuse_collisions
+            from rm_service._run_files import refuse_collisions
 
-            _refuse_collisions({"config": Path(args.config), "report": Path(args.report)})
+            refuse_collisions({"config": Path(args.config), "report": Path(args.report)})
         return _grade_ray(args)
     for flag in ("address", "workers", "num_cpus", "batch_size"):
         if getattr(args, flag) is not None:
@@ -272,10 +272,10 @@ def _grade(args: argparse.Namespace) -> int:
     args.output = Path(args.output) if args.output else None
     output = args.output or args.input.with_name(args.input.stem + ".graded.jsonl")
     if args.config:  # the output or the HTML report written over the reward config
-        from rm_service._offline import _refuse_collisions, side_paths
+        from rm_service._run_files import refuse_collisions, side_paths
 
         errors, report = side_paths(output, args.errors, args.report)
-        _refuse_collisions(
+        refuse_collisions(
             {"config": Path(args.config), "output": output, "report": report, "errors file": errors}
         )
     runner = _runner_from(args)
@@ -456,7 +456,7 @@ def _audit(args: argparse.Namespace) -> int:
     """Imported here: the exploit battery and its report are needed by no other command."""
     from rm_service._audit import audit_file
     from rm_service._exploits import get_exploits
-    from rm_service._offline import _refuse_collisions
+    from rm_service._run_files import refuse_collisions
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
@@ -466,9 +466,9 @@ def _audit(args: argparse.Namespace) -> int:
         raise InputError(f"{args.input}: no such file")
     exploits = get_exploits(args.exploits.split(",") if args.exploits else None)
     report = args.report or args.input.with_name(args.input.stem + ".audit.html")
-    _refuse_collisions({"input": args.input, "report": report})
+    refuse_collisions({"input": args.input, "report": report})
     if args.config:  # the HTML report written over the reward config
-        _refuse_collisions({"config": Path(args.config), "report": report})
+        refuse_collisions({"config": Path(args.config), "report": report})
     runner = _runner_from(args)
     bar = None
 

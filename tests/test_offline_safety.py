@@ -231,7 +231,7 @@ async def test_disk_full_is_one_line_naming_the_output_and_resume(
     longer a stand-in): one error naming the output, the reason and how to go on."""
     import errno
 
-    import rm_service._offline as offline
+    import rm_service._run_files as run_files
     from rm_service import RMServiceError
 
     class Full:
@@ -241,7 +241,7 @@ async def test_disk_full_is_one_line_naming_the_output_and_resume(
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(offline, "open", lambda *a, **k: Full(), raising=False)
+    monkeypatch.setattr(run_files, "open", lambda *a, **k: Full(), raising=False)
     src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(50)])
     runner = build_runner(load_config(rules))
     with pytest.raises(RMServiceError) as failed:
@@ -313,14 +313,14 @@ async def test_a_symlinked_output_meets_the_lock_of_its_target(tmp_path: Path, r
     """Two runs writing one file through a link and its target both ran, and the output held
     every line twice; the lock is now taken beside the file the output really is."""
     from rm_service import RMServiceError
-    from rm_service._offline import _RunLock
+    from rm_service._run_files import RunLock
 
     src = write_jsonl(tmp_path / "in.jsonl", [record(i) for i in range(3)])
     real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
     real.touch()
     link.symlink_to(real)
     runner = build_runner(load_config(rules))
-    held = _RunLock(tmp_path / "real.jsonl.lock", real)  # a run on the target
+    held = RunLock(tmp_path / "real.jsonl.lock", real)  # a run on the target
     try:
         with pytest.raises(RMServiceError, match="in use by another run"):
             await agrade_file(runner, src, link, progress=False)

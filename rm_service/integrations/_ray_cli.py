@@ -46,7 +46,8 @@ import yaml
 
 from rm_service._config import load_runner
 from rm_service._exceptions import InputError, RMServiceError
-from rm_service._offline import _RunLock, check_record
+from rm_service._offline import check_record
+from rm_service._run_files import RunLock
 from rm_service._run_record import check_run_record, reward_fingerprint, write_run_record
 from rm_service._summary import LineSet, RunSummary
 from rm_service.integrations._ray_io import (
@@ -132,7 +133,7 @@ def grade_with_ray(
     lock = None
     if local:
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        lock = _RunLock(Path(out_path + ".lock"), Path(out_path))
+        lock = RunLock(Path(out_path + ".lock"), Path(out_path))
     try:
         existing = _count_rows(out_fs, out_path, jsonl)
         if existing and not (resume or overwrite):

@@ -416,7 +416,7 @@ def test_metadata_strict_json_cannot_hold_neither_fails_the_batch_nor_writes_nan
     """A grader's metadata holding a numpy number failed the whole Ray job (TypeError in the
     UDF: nothing written), and a NaN (what a reward model reports for a NaN logit) was written
     as the bare word NaN. Both are made plain, as the local CLI writes them."""
-    from rm_service._offline import _encode
+    from rm_service._run_files import encode_line
 
     config = {"graders": {"odd": {"type": "tests.support:odd_metadata"}}}
     out = _grade_batch(config, _batch([{"id": i, "response": "x"} for i in range(3)]), output)
@@ -431,7 +431,7 @@ def test_metadata_strict_json_cannot_hold_neither_fails_the_batch_nor_writes_nan
         local = load_runner(config).grade([{"id": 0, "response": "x"}])[0]
         from rm_service._wire import record_json
 
-        assert lines[0] + "\n" == _encode(record_json(local, line=1)).decode()
+        assert lines[0] + "\n" == encode_line(record_json(local, line=1)).decode()
     else:
         rows = out.to_pylist()
         for row in rows:
