@@ -8,6 +8,7 @@ rising reward is readable as it happens and the summary at the end is what matte
 from __future__ import annotations
 
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -75,11 +76,14 @@ _OUTPUTS = ("log_history.jsonl", "reward_curve.png", "model", "checkpoint-*")
 """What a run leaves in its output directory (``checkpoint-*``: TRL's with ``save_strategy``)."""
 
 
-def _check_output_dir(cfg: TrainConfig, out: Path, *, overwrite: bool) -> None:
+def _check_output_dir(cfg: TrainConfig, out: Path, *, overwrite: bool) -> bool:
     """Refuse to write over an earlier run's log, plot, model or checkpoints: a second run with
-    the same config replaced them silently. A resume continues the run, so it may."""
-    if overwrite or cfg.overwrite or cfg.grpo.get("resume_from_checkpoint"):
-        return
+    the same config replaced them silently. A resume continues the run, so it may. Returns
+    whether the earlier run's outputs are being replaced (see :func:`_drop_checkpoints`)."""
+    if cfg.grpo.get("resume_from_checkpoint"):
+        return False
+    if overwrite or cfg.overwrite:
+        return True
     found = sorted(p.name for pattern in _OUTPUTS for p in out.glob(pattern))
     if found:
         raise cfg.error(
@@ -88,6 +92,17 @@ def _check_output_dir(cfg: TrainConfig, out: Path, *, overwrite: bool) -> None:
             "output_dir (--output-dir), replace them (--overwrite, or overwrite: true), or "
             "resume with grpo.resume_from_checkpoint",
         )
+    return False
+
+
+def _drop_checkpoints(out: Path) -> None:
+    """Remove an earlier run's ``checkpoint-*`` folders when its outputs are replaced: the new
+    run writes its own log and plot over the old ones, but left beside its checkpoints the old
+    ones would be what a later ``resume_from_checkpoint: true`` picks up (the newest step wins),
+    resuming the new run from the old one."""
+    for path in out.glob("checkpoint-*"):
+        if path.is_dir():
+            shutil.rmtree(path)
 
 
 def train(
@@ -108,8 +123,10 @@ def train(
             or an output directory that would be overwritten.
     """
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
-    _check_output_dir(cfg, out, overwrite=overwrite)
+    replacing = _check_output_dir(cfg, out, overwrite=overwrite)
     trainer = build_trainer(cfg, output_dir=out, max_steps=max_steps)
+    if replacing:  # only once the config has built: a bad config destroys nothing
+        _drop_checkpoints(out)
     trainer.remove_callback(PrinterCallback)
     if echo is not None:
         trainer.add_callback(_Progress(max(1, trainer.args.max_steps // 10), echo))

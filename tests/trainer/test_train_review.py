@@ -102,13 +102,26 @@ def test_an_earlier_runs_outputs_are_not_overwritten(
 
 
 def test_overwrite_true_replaces_them(tmp_path: Path) -> None:
+    """Checkpoints included: left beside the new run's, the old run's newest checkpoint is what a
+    later ``resume_from_checkpoint: true`` would have resumed from."""
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "checkpoint-500").mkdir(parents=True)
+    (out / "checkpoint-500" / "trainer_state.json").write_text("{}")
     (out / "log_history.jsonl").write_text('{"reward": 0.9, "step": 1}\n')
     reward = {"config": str(ROOT / "examples" / "train_reward.yaml")}
     result = train(load_train_config(_config(tmp_path, reward, overwrite=True)), echo=None)
     assert result.summary.steps == 1
     assert '"reward": 0.9' not in (out / "log_history.jsonl").read_text()
+    assert not (out / "checkpoint-500").exists()
+
+
+def test_a_bad_config_with_overwrite_destroys_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "checkpoint-500").mkdir(parents=True)
+    reward = {"config": str(ROOT / "examples" / "reward.yaml")}  # reads ground_truth: missing
+    with pytest.raises(ConfigError, match="does not provide it"):
+        train(load_train_config(_config(tmp_path, reward, overwrite=True)), echo=None)
+    assert (out / "checkpoint-500").is_dir()
 
 
 def test_the_cli_replaces_them_with_overwrite(
