@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import ssl
 import threading
 import time
@@ -47,6 +46,7 @@ from rm_service.models._base import (
     JudgeRateLimited,
     JudgeTimeout,
 )
+from rm_service.models._body import scrub_surrogates
 from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
 
 __all__ = ["Backend", "LocalBackend", "RemoteBackend", "RewardSource", "as_backend", "jsonable"]
@@ -342,21 +342,13 @@ class RemoteBackend:
 
 
 _SKIP = object()
-_SURROGATE = re.compile("[\ud800-\udfff]")
-"""A lone surrogate: a ``str`` may hold one (``json.loads('"\\ud800"')``), UTF-8 cannot."""
-
-
-def _utf8(text: str) -> str:
-    """``text`` with each lone surrogate replaced by U+FFFD: sent as it was, the request failed
-    to encode (``UnicodeEncodeError``) and took every record of the batch with it."""
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def _key(key: str) -> str:
     """A mapping's key with each lone surrogate as its escape (``"a\\ud800"``), not U+FFFD:
     keys that differ only there (``"a\\ud800"`` and ``"a\\udfff"``) stay two keys, where
     U+FFFD made them one and a value was lost without a word."""
-    if key.isascii() or not _SURROGATE.search(key):
+    if key.isascii() or scrub_surrogates(key) is key:
         return key
     return key.encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -372,8 +364,8 @@ def jsonable(value: Any) -> Any:
     """
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if type(value) is str:
-        return value if value.isascii() or not _SURROGATE.search(value) else _utf8(value)
+    if type(value) is str:  # a lone surrogate as U+FFFD: the request failed to encode
+        return value if value.isascii() else scrub_surrogates(value)
     if value is None or type(value) in (bool, int, float):
         return value
     if isinstance(value, str):  # a subclass (numpy.str_, a str Enum): its plain text
