@@ -60,6 +60,7 @@ from rm_service._config import load_runner
 from rm_service._result import GraderError, RecordResult
 from rm_service._runner import GradingRunner
 from rm_service._wire import USAGE_KEYS, json_text, record_json, reindexed
+from rm_service.models._body import scrub_surrogates
 
 __all__ = [
     "JUDGE_CPUS",
@@ -148,7 +149,7 @@ def cpus_per_actor(runner: GradingRunner) -> float:
 
 def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     rid = row.get("id")
-    if rid is not None and not (isinstance(rid, str) and _utf8(rid)):
+    if rid is not None and not (isinstance(rid, str) and scrub_surrogates(rid) is rid):
         # Not text, or text UTF-8 cannot hold (a lone surrogate, valid in JSON): its JSON text,
         # escaped; Arrow refused the raw string and the whole job failed.
         rid = json_text(rid)
@@ -163,14 +164,6 @@ def _arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     for col in _JSON_COLUMNS:
         out[col] = json_text(row[col]) if col in row else None
     return out
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def rows_from_table(table: Any) -> list[dict[str, Any]]:
