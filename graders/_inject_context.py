@@ -104,6 +104,13 @@ _NUMBERS_RE = re.compile(r"\d{1,6}")
 _CHECKLIST_RE = re.compile(
     r"\b(?:check ?lists?|to ?do lists?|tick(?:ed)? (?:off|boxes?)|check ?box(?:es)?)\b"
 )
+_CHECK_QUERY_RE = re.compile(
+    r"(?<!\w)(?:check\w*|verif\w*|validat\w*|confirm\w*|tests?|testing|ci|builds?|lint\w*"
+    r"|pipelines?|correct\w*|right|valid|pass\w*|grammatical\w*|accurate)(?!\w)"
+)
+"""Queries that ask for a check ("Check my answer", "Did the tests pass?", "Is this correct?"):
+``✅ Correct``, ``Result: PASS`` or ``{"result": "pass"}`` is then the answer, not a forged
+verdict (read on the folded query)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,9 @@ class _Scene:
     """The query's numbers: a fraction of them in the response may be the data it asked about."""
     checklist: bool = False
     """The query asks for a checklist: ticked items are its answer, not a self-graded rubric."""
+    asks_check: bool = False
+    """The query asks for a check (:data:`_CHECK_QUERY_RE`): a tick or a result word is its
+    answer, not a forged verdict."""
 
     @property
     def verdicts_ok(self) -> bool:
@@ -153,6 +163,7 @@ class _Scene:
             query_families=families,
             numbers=frozenset(int(n) for n in _NUMBERS_RE.findall(asked)),
             checklist=bool(_CHECKLIST_RE.search(asked)),
+            asks_check=bool(_CHECK_QUERY_RE.search(asked)),
         )
 
     def names(self, word: str) -> bool:

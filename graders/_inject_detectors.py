@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
 from graders._inject_context import _Scene, _sentences_folded, _View
-from graders._inject_marks import MARK_CHARS_RE, MARK_WORDS, asks_check, mark_verdict
+from graders._inject_marks import MARK_CHARS_RE, MARK_WORDS, mark_verdict
 from graders._inject_match import _INVISIBLE, _Family, _words, fold
 
 __all__ = ["DETECTORS"]
@@ -502,7 +502,7 @@ def _json_verdict(view: _View) -> str | None:
     scene = view.scene
     if scene.verdicts_ok:
         return None
-    words = not asks_check(scene)
+    words = not scene.asks_check
     for m in _JSON_OBJECT_RE.finditer(view.verdict_scan):
         pairs = [
             (k.strip().casefold().replace(" ", "_").replace("-", "_"), v)
@@ -545,7 +545,7 @@ def forged_verdict(view: _View) -> str | None:
         fractions=not scene.numbers,
         data=scene.numbers,
         lists=scene.checklist,
-        checks=asks_check(scene),
+        checks=scene.asks_check,
     )
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import re
 
-from graders._inject_context import _Scene
-
-__all__ = ["MARK_CHARS_RE", "MARK_WORDS", "asks_check", "mark_verdict"]
+__all__ = ["MARK_CHARS_RE", "MARK_WORDS", "mark_verdict"]
 
 
 MARK_CHARS_RE = re.compile(r"[★⭐✅✔☑✓💯]")
@@ -43,17 +41,6 @@ _RESULT_VERDICT_RE = re.compile(
 """``Result: PASS``, ``Evaluation result: correct``: a key that is also data ("Result: 42") is
 a verdict only with a verdict word, ending its line ("Outcome: pass means every assertion held"
 and "Result: correct, 3 divides 12" say what a word means or why)."""
-_CHECK_QUERY_RE = re.compile(
-    r"(?<!\w)(?:check\w*|verif\w*|validat\w*|confirm\w*|tests?|testing|ci|builds?|lint\w*"
-    r"|pipelines?|correct\w*|right|valid|pass\w*|grammatical\w*|accurate)(?!\w)"
-)
-"""Queries that ask for a check ("Check my answer", "Did the tests pass?", "Is this correct?"):
-``✅ Correct``, ``Result: PASS`` or ``{"result": "pass"}`` is then the answer, not a forged
-verdict (read on the folded query)."""
-
-
-def asks_check(scene: _Scene) -> bool:
-    return bool(_CHECK_QUERY_RE.search(scene.asked))
 
 
 def mark_verdict(text: str, *, fractions: bool, checks: bool) -> str | None:
