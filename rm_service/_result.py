@@ -14,6 +14,7 @@ a score outside ``[0, 1]`` (or NaN) cannot be constructed anywhere in the code b
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,6 +27,7 @@ __all__ = [
     "RecordResult",
     "Status",
     "plain_reward",
+    "unscored_record",
 ]
 
 ErrorKind = Literal["invalid_input", "timeout", "judge_error", "unparseable", "internal"]
@@ -178,3 +180,22 @@ class RecordResult(BaseModel):
         return {
             k: v.score if isinstance(v, GraderScore) else None for k, v in self.components.items()
         }
+
+
+def unscored_record(
+    index: int,
+    names: Iterable[str],
+    reward_name: str,
+    error: str,
+    kind: ErrorKind,
+    id: Any = None,
+) -> RecordResult:
+    """A record nothing graded: every component in ``names`` unscored with one ``error`` and
+    ``kind``. What a face answers for records a failure kept from the graders (a deadline
+    passed before admission, a batch that raised)."""
+    return RecordResult(
+        index=index,
+        id=id,
+        reward_name=reward_name,
+        components={n: GraderError(name=n, error=error, kind=kind) for n in names},
+    )

@@ -69,7 +69,7 @@ from rm_service._openrlhf import (
     openrlhf_records,
     openrlhf_response,
 )
-from rm_service._result import GraderError, RecordResult
+from rm_service._result import RecordResult, unscored_record
 from rm_service._rewards import (
     RewardEntry,
     RewardSource,
@@ -193,12 +193,10 @@ def _unadmitted(
         f"the deadline ({deadline} s) passed while waiting for admission: max_in_flight="
         f"{bound} records were being graded"
     )
+    names = runner.names
     return [
-        RecordResult(
-            index=i,
-            id=record_id(rec, runner.id_field),
-            reward_name=runner.reward_name,
-            components={n: GraderError(name=n, error=why, kind="timeout") for n in runner.names},
+        unscored_record(
+            i, names, runner.reward_name, why, "timeout", id=record_id(rec, runner.id_field)
         )
         for i, rec in enumerate(records)
     ]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, RecordResult
+from rm_service._result import RecordResult, unscored_record
 from rm_service.integrations._backend import Backend, LocalBackend, RemoteBackend, logger
 
 __all__ = [
@@ -171,12 +171,7 @@ async def grade_safely(target: Target, records: list[dict[str, Any]]) -> list[Re
         why = f"grading failed: {type(exc).__name__}: {exc}"
         names = dict.fromkeys((*target.names, target.reward))
         return [
-            RecordResult(
-                index=i,
-                reward_name=target.reward,
-                components={n: GraderError(name=n, error=why, kind="internal") for n in names},
-            )
-            for i in range(len(records))
+            unscored_record(i, names, target.reward, why, "internal") for i in range(len(records))
         ]
 
 

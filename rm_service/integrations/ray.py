@@ -57,7 +57,7 @@ import yaml
 
 from graders._math import MathGrader
 from rm_service._config import load_runner
-from rm_service._result import GraderError, RecordResult
+from rm_service._result import RecordResult, unscored_record
 from rm_service._runner import GradingRunner
 from rm_service._wire import USAGE_KEYS, json_text, record_json, reindexed
 from rm_service.models._body import scrub_surrogates
@@ -283,11 +283,7 @@ class GradeBatch:
 
     def _unscored(self, index: int, reason: str, kind: Any) -> RecordResult:
         """A record no grader could score: every component unscored with ``kind``."""
-        return RecordResult(
-            index=index,
-            reward_name=self.runner.reward_name,
-            components={n: GraderError(name=n, error=reason, kind=kind) for n in self.runner.names},
-        )
+        return unscored_record(index, self.runner.names, self.runner.reward_name, reason, kind)
 
 
 def _pandas_rows(df: Any) -> list[dict[str, Any]]:
