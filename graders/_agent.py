@@ -408,7 +408,8 @@ class FinalAnswerGrader(MathGrader):
         text = last.get("content") or ""
         if not isinstance(text, str):
             raise Unscored(f"the final assistant content is {type(text).__name__}, not text")
-        if (last.get("tool_calls") or last.get("function_call")) and not text.strip():
+        called = not (_empty(last.get("tool_calls")) and _empty(last.get("function_call")))
+        if called and not text.strip():  # one "is there a call" for every shape (numpy too)
             return self._score(0.0, "the rollout ended on a tool call, with no answer", {})
         return await super()._aevaluate(
             response=text, reference_response=fields["reference_response"]

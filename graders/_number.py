@@ -94,14 +94,9 @@ def distinct_numbers(numbers: Sequence[Number], *, rel_tol: float) -> list[Numbe
     lists one answer, not a hedge."""
     kept: list[Number] = []
     for n in numbers:
-        if not any(_same_value(n, k, rel_tol) for k in kept):
+        if not any(compare_numbers(n, k, rel_tol=rel_tol).within_tolerance for k in kept):
             kept.append(n)
     return kept
-
-
-def _same_value(a: Number, b: Number, rel_tol: float) -> bool:
-    cmp = compare_numbers(a, b, rel_tol=rel_tol)
-    return cmp.exact or cmp.within_tolerance
 
 
 def _readings(n: Number, other: Number) -> tuple[tuple[float, int], ...]:

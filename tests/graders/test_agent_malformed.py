@@ -214,3 +214,25 @@ async def test_one_call_in_two_shapes_counts_once() -> None:
     result = await ValidToolCallsGrader().aevaluate(messages=both, available_tools=[SEARCH])
     assert isinstance(result, GraderScore) and result.metadata.get("calls", 1) == 1, result
     assert "2 call" not in result.reason
+
+
+async def test_a_rollout_ending_on_numpy_tool_calls_is_no_answer() -> None:
+    """A parquet column hands ``tool_calls`` over as a numpy array: ``tool_calls or
+    function_call`` raised "truth value is ambiguous" for two calls (unscored as internal)."""
+    np = pytest.importorskip("numpy")
+    from graders import FinalAnswerGrader
+
+    calls = np.array(
+        [
+            {"type": "function", "function": {"name": "calc", "arguments": "{}"}},
+            {"type": "function", "function": {"name": "calc", "arguments": "{}"}},
+        ],
+        dtype=object,
+    )
+    messages = [
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+    ]
+    out = await FinalAnswerGrader(workers=1).aevaluate(messages=messages, reference_response="4")
+    assert isinstance(out, GraderScore) and out.score == 0.0, out
+    assert "tool call" in out.reason
