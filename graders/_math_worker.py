@@ -135,6 +135,7 @@ GOLD_CACHE_SIZE = 4096
 class _Gold(NamedTuple):
     parsed: tuple[Any, ...]
     fast_key: str | None  # the gold's canonical text when the fast path may compare with it
+    unit: str | None  # the gold's unit (graders._math_units), compared before math-verify
 
 
 @functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
@@ -143,7 +144,7 @@ def _gold_entry(gold: str, config: str) -> _Gold:
     (``config``), so a change of configs can never serve a gold read the old way."""
     parsed, how = _read_answer(gold)
     has_expression = any(not isinstance(p, str) for p in parsed)
-    return _Gold(tuple(parsed), gold_key(gold, how) if has_expression else None)
+    return _Gold(tuple(parsed), gold_key(gold, how) if has_expression else None, unit_of(gold))
 
 
 def _config_key() -> str:
@@ -225,7 +226,7 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
     shown = _shown(gold_parsed)
-    if (units := _units_differ(gold, lambda: _answer_unit(response))) is not None:
+    if (units := _units_differ(entry.unit, lambda: _answer_unit(response))) is not None:
         return _result(NOT_EQUAL, shown, detail=f"the units differ: {units[0]} and {units[1]}")
     if entry.fast_key is not None:
         final = _final_part(response)
@@ -253,15 +254,12 @@ def _answer_unit(response: str) -> str | None:
     return unit_of(final)
 
 
-@functools.lru_cache(maxsize=GOLD_CACHE_SIZE)
-def _gold_unit(gold: str) -> str | None:
-    return unit_of(gold)
-
-
-def _units_differ(gold: str, answer_unit: Callable[[], str | None]) -> tuple[str, str] | None:
-    """The gold's unit and the answer's (read only when the gold has one), when both are known
-    and differ: math-verify drops units, so ``5 m`` equalled ``5 cm``."""
-    mine = _gold_unit(gold)
+def _units_differ(
+    mine: str | None, answer_unit: Callable[[], str | None]
+) -> tuple[str, str] | None:
+    """The gold's unit (``mine``, kept with the parsed gold) and the answer's (read only when the
+    gold has one), when both are known and differ: math-verify drops units, so ``5 m`` equalled
+    ``5 cm``."""
     if mine is None:
         return None
     theirs = answer_unit()
@@ -350,7 +348,7 @@ def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str
         answer = pred.get()
         if answer is None:
             return NO_ANSWER, _shown(parsed)
-        if _units_differ(gold, lambda: pred.unit) is not None:
+        if _units_differ(_gold_entry(gold, _config_key()).unit, lambda: pred.unit) is not None:
             return NOT_EQUAL, _shown(parsed)
         return (EQUAL if _equivalent(parsed, answer) else NOT_EQUAL), _shown(parsed)
 
