@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, GraderResult, GraderScore, checked, plain_reward
+from rm_service._result import GraderError, GraderResult, GraderScore, plain_reward, renamed
 
 __all__ = ["BaseAggregator", "FunctionAggregator", "OnError", "as_aggregator"]
 
@@ -179,8 +179,7 @@ class FunctionAggregator:
         except Exception as exc:
             return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
         if isinstance(out, GraderScore | GraderError):
-            out = checked(out)
-            return out if out.name == self.name else out.model_copy(update={"name": self.name})
+            return renamed(out, self.name)
         out, score = plain_reward(out)  # np.float64(0.5) is 0.5 and True 1.0, as from a grader
         if score is not None:
             return GraderScore(name=self.name, score=score)

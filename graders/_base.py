@@ -36,7 +36,7 @@ from graders._threads import in_thread
 from graders._unscored import Unscored, unusable_fields
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
-from rm_service._result import GraderError, GraderResult, GraderScore, checked, plain_reward
+from rm_service._result import GraderError, GraderResult, GraderScore, plain_reward, renamed
 
 __all__ = [
     "BaseGrader",
@@ -217,8 +217,7 @@ class BaseGrader:
         Tuples of types, not ``X | Y`` unions, in the ``isinstance`` checks: this runs for every
         rule-graded component, and a union check costs several times more."""
         if isinstance(out, _RESULT_TYPES):
-            out = checked(out)
-            return out if out.name == self.name else out.model_copy(update={"name": self.name})
+            return renamed(out, self.name)
         reason: Any = ""
         if isinstance(out, tuple) and len(out) == 2:
             out, reason = out

@@ -18,6 +18,7 @@ from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any, Literal
 
 from graders._base import Unscored
+from rm_service._result import plain_value
 
 __all__ = [
     "ANSWER_FIELDS",
@@ -370,21 +371,6 @@ GOLD_LIST_GRADERS = ("math", "number", "string_match")
 The others use the reference as one text (an embedding, a judge's prompt) and refuse a list."""
 
 _LIST_GRADERS = ", ".join(GOLD_LIST_GRADERS[:-1]) + " and " + GOLD_LIST_GRADERS[-1]
-
-
-def plain_value(value: Any) -> Any:
-    """A numpy scalar or array as the Python value it holds (``tolist()``); anything else as is.
-
-    verl reads its parquet through pandas/datasets, so a ``ground_truth`` arrives as
-    ``numpy.int64``, ``numpy.float64`` (whose ``repr`` is ``np.float64(0.5)`` in numpy 2) or a
-    ``numpy.ndarray`` of answers. Recognised by the type's module, so numpy is never imported
-    here, and an unrelated object that happens to have a ``tolist`` method is left alone.
-    """
-    if type(value).__module__ == "numpy":
-        tolist = getattr(value, "tolist", None)
-        if callable(tolist):
-            return tolist()
-    return value
 
 
 def as_text(value: Any, field: str) -> str:

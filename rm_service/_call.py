@@ -13,7 +13,7 @@ from typing import Any
 
 from rm_service._jobs import CallObserver
 from rm_service._mapper import GraderConfig
-from rm_service._result import GraderError, GraderResult, GraderScore, checked
+from rm_service._result import GraderError, GraderResult, GraderScore, renamed
 
 __all__ = ["call", "named", "release_after"]
 
@@ -72,8 +72,7 @@ def named(name: str, result: Any) -> GraderResult:
     """``result`` under the name the runner knows the grader by; anything that is not a result
     is the grader's bug, unscored and named."""
     if isinstance(result, GraderScore | GraderError):
-        result = checked(result)
-        return result if result.name == name else result.model_copy(update={"name": name})
+        return renamed(result, name)
     return GraderError(
         name=name, error=f"grader returned {type(result).__name__}, not GraderScore/GraderError"
     )

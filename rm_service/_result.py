@@ -27,6 +27,8 @@ __all__ = [
     "RecordResult",
     "Status",
     "plain_reward",
+    "plain_value",
+    "renamed",
     "unscored_record",
 ]
 
@@ -97,7 +99,31 @@ def checked(result: GraderResult) -> GraderResult:
     return result
 
 
+def renamed(result: GraderResult, name: str) -> GraderResult:
+    """``result`` (:func:`checked`) under ``name``: how a result object a grader's or a custom
+    aggregator's code handed back is taken, wherever the engine takes one. The name is the one
+    the config gives, whatever name the object was built with."""
+    result = checked(result)
+    return result if result.name == name else result.model_copy(update={"name": name})
+
+
 _NUMBER_TYPES = (bool, int, float)
+
+
+def plain_value(value: Any) -> Any:
+    """A numpy scalar or array as the Python value it holds (``tolist()``); anything else as is.
+
+    verl reads its parquet through pandas/datasets, so a ``ground_truth`` arrives as
+    ``numpy.int64``, ``numpy.float64`` (whose ``repr`` is ``np.float64(0.5)`` in numpy 2) or a
+    ``numpy.ndarray`` of answers, and a reward function may return ``np.float32(0.5)``.
+    Recognised by the type's module, so numpy is never imported here, and an unrelated object
+    that happens to have a ``tolist`` method is left alone.
+    """
+    if type(value).__module__ == "numpy":
+        tolist = getattr(value, "tolist", None)
+        if callable(tolist):
+            return tolist()
+    return value
 
 
 def plain_reward(out: Any) -> tuple[Any, float | None]:
@@ -106,8 +132,8 @@ def plain_reward(out: Any) -> tuple[Any, float | None]:
     (``np.float32(0.5)`` is 0.5; an array stays a list, which is no score). The score is ``None``
     unless the value is a number (``True`` is 1.0) in [0, 1]; NaN and the infinities fail the
     range comparison."""
-    if not isinstance(out, _NUMBER_TYPES) and type(out).__module__ == "numpy":
-        out = out.tolist()
+    if not isinstance(out, _NUMBER_TYPES):
+        out = plain_value(out)
     if isinstance(out, _NUMBER_TYPES) and 0.0 <= out <= 1.0:
         return out, float(out)
     return out, None
