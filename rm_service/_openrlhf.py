@@ -25,6 +25,10 @@ sent as two keys:
 
 A result named ``reward`` or ``score`` is left out: OpenRLHF logs ``rewards`` and ``scores``
 under those names itself, and an ``extra_logs`` key of the same name would overwrite them.
+Any other key OpenRLHF writes itself (:data:`OPENRLHF_KEYS`: ``response_length``, ``kl``, ...)
+is never sent either, and a component so named is a problem :func:`log_key_problem` reports:
+OpenRLHF copies ``extra_logs`` into the same ``info`` dict, so ours would replace its value
+(0.9.x reads ``info["response_length"]`` for the overlong penalty) or its would replace ours.
 Over HTTP a NaN is the token ``NaN`` (:func:`openrlhf_json`): not strict JSON, but what
 Python's ``json`` reads, and so OpenRLHF's client (aiohttp's ``response.json()``); ``null``
 would crash its ``torch.tensor`` call. A strict parser of ``/get_reward`` must allow it.
@@ -80,6 +84,7 @@ __all__ = [  # the split's names are re-exported: they were defined here before 
     "DEFAULT_LABEL_FIELD",
     "DEFAULT_STRIP_PATTERNS",
     "FILLED_FIELDS",
+    "OPENRLHF_KEYS",
     "SPECIAL_TOKEN_PATTERNS",
     "ChatTokenStripper",
     "FieldRead",
@@ -111,6 +116,35 @@ RESERVED_LOG_KEYS = frozenset({"reward", "score"})
 """``extra_logs`` keys OpenRLHF fills itself, from ``rewards`` and ``scores``."""
 PROTOCOL_LOG_KEYS: tuple[str, ...] = ("prompt_not_found", "rm_error")
 """``extra_logs`` keys this protocol sends for every sample, whatever the reward's components."""
+OPENRLHF_KEYS = frozenset(
+    {
+        # samples.info / experience.info, 0.8.3 to 0.11 (experience_maker.py, samples_generator.py,
+        # ppo_actor.py): written before extra_logs (lost to ours) or after them (ours lost)
+        "response_length",
+        "total_length",
+        "response_clip_ratio",
+        "kl",
+        "logprobs_diff",
+        "group_reward_std",
+        "return",
+        "ppo_clip_ratio",
+        "ppo_kl",
+        "vllm_kl",
+        # the status dicts each info key is merged into (ppo_actor.py, ppo_critic.py), and the
+        # Experience fields logged beside them (0.10+), which an info key of the name hides
+        "policy_loss",
+        "entropy_loss",
+        "actor_lr",
+        "actor_grad_norm",
+        "critic_loss",
+        "values",
+        "critic_lr",
+        "critic_grad_norm",
+        "truncated",
+    }
+)
+"""Keys OpenRLHF itself puts in a sample's ``info`` or beside it in its logged status: an
+``extra_logs`` key of the same name would replace its value or be replaced by it."""
 
 
 class OpenRLHFBatch(NamedTuple):
@@ -171,7 +205,8 @@ def openrlhf_response(
     """``{"rewards", "scores", "extra_logs"}``, plus ``score`` when ``legacy``.
 
     ``extra_logs`` has, per result ``c`` of ``names`` (but ``reward``/``score``), ``c`` (NaN
-    where unscored) and ``c/unscored`` (1.0 or 0.0); then ``prompt_not_found`` (1.0 where a
+    where unscored; left out where OpenRLHF has a key ``c`` of its own, :data:`OPENRLHF_KEYS`)
+    and ``c/unscored`` (1.0 or 0.0); then ``prompt_not_found`` (1.0 where a
     query does not hold its prompt: :meth:`ChatTokenStripper.split`) and ``rm_error``. Every
     response has the same keys: OpenRLHF stacks them across calls. See the module docstring for
     why NaN and not a number.
@@ -182,9 +217,10 @@ def openrlhf_response(
     flags = {unscored_key(n): [_unscored_flag(r, n) for r in results] for n in logged}
     for name in logged:
         # Where names clash (log_key_problem: ``a`` and ``a/unscored``; a grader named
-        # ``prompt_not_found``), the flag and the protocol's keys win, in whichever order the
-        # config lists the components: never another column's numbers under their name.
-        if name not in flags:
+        # ``prompt_not_found`` or like a key of OpenRLHF's own), the flag and the protocol's and
+        # OpenRLHF's keys win, in whichever order the config lists the components: never
+        # another column's numbers under their name.
+        if name not in flags and name not in OPENRLHF_KEYS:
             logs[name] = [_log_score(r, name) for r in results]
         logs[unscored_key(name)] = flags[unscored_key(name)]
     logs["prompt_not_found"] = [1.0 if s.prompt_not_found else 0.0 for s in splits]
@@ -212,9 +248,11 @@ def unscored_key(name: str) -> str:
 def log_key_problem(reward: str, names: Sequence[str]) -> str | None:
     """Why ``names`` cannot all be sent in ``extra_logs``, or ``None``: two of them make one key
     (``a/unscored`` is the flag of ``a`` and the score of a component so named), or one is
-    named like a key the protocol sends itself (:data:`PROTOCOL_LOG_KEYS`). One of the two
-    columns would be lost: :func:`openrlhf_response` keeps the flags and the protocol's keys."""
+    named like a key the protocol sends itself (:data:`PROTOCOL_LOG_KEYS`) or OpenRLHF writes
+    itself (:data:`OPENRLHF_KEYS`). One of the two columns would be lost:
+    :func:`openrlhf_response` keeps the flags, the protocol's keys and OpenRLHF's."""
     keys: dict[str, list[str]] = {k: ["the protocol"] for k in PROTOCOL_LOG_KEYS}
+    keys.update({k: ["OpenRLHF's own metric"] for k in OPENRLHF_KEYS})
     for name in dict.fromkeys(names):
         if name not in RESERVED_LOG_KEYS:
             keys.setdefault(name, []).append(f"component {name!r}")

@@ -30,12 +30,23 @@ rewards**. Written out:
 reward that raises, is not a number or lies outside ``[0, 1]`` is unscored too, with a warning
 that says which; it is never clipped into a plausible number.
 
+**A rollout cut short is not graded as if it had finished.** TRL ends a rollout whose last turn
+called tools without running them when it reaches ``max_tool_calling_iterations``
+(``environment.max_turns``) or when their results would pass ``max_completion_length``: the
+environment never answered and the model never gave its final answer, so its "final" message is
+a tool call. Grading that as the rollout's outcome scored an unfinished episode as a finished one
+(a ``final_answer`` that reads the call's text, an environment reward on a half-done state). Such
+a rollout is not graded: its reward is ``None`` (``reward.on_cut: unscored``, the default: TRL
+masks it, as DAPO masks overlong samples) or the number ``reward.on_cut`` gives (e.g. 0.0, to
+teach the policy to answer within its turns), with the reason in ``agent/errors``.
+
 **Logged** through TRL's ``log_metric`` every step: ``rewards/<component>/mean`` for ``step``
 (each rollout's mean over its turns), ``step/<grader>``, ``rollout`` (the rollout graders'
 reward, undistributed), ``rollout/<grader>`` and ``env``, each over the rollouts where it was
 scored; ``agent/turns`` and ``agent/tool_calls`` per rollout; ``agent/tool_errors`` (tool results
-that are TRL's ``{'error': ...}``); ``agent/unscored_rate``. The completions table gets each
-rollout's reasons for anything unscored (``agent/errors``).
+that are TRL's ``{'error': ...}``); ``agent/unscored_rate``; ``agent/cut_rate`` (rollouts cut short,
+above). The completions table gets each rollout's reasons for anything unscored or cut
+(``agent/errors``).
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ from rm_service._exceptions import ConfigError
 from rm_service._rollout import RolloutRewardCalculator, TurnReward
 from trainer._env import LoadedEnvironment
 
-__all__ = ["AGENT_FIELDS", "AgentReward", "rollout_of", "rollout_reward"]
+__all__ = ["AGENT_FIELDS", "AgentReward", "cut_reason", "rollout_of", "rollout_reward"]
 
 _log = logging.getLogger("trainer")
 
@@ -143,6 +154,20 @@ def rollout_reward(turns: Sequence[TurnReward]) -> float | None:
     return math.fsum(r for r in rewards if r is not None) / len(rewards)
 
 
+def cut_reason(rollout: Mapping[str, Any]) -> str | None:
+    """Why ``rollout`` (from :func:`rollout_of`) was cut short, or ``None`` when it finished:
+    its last assistant turn called tools and no result follows (see the module docstring)."""
+    infos = rollout["step_infos"]
+    if not infos or not infos[-1]["tool_calls"] or infos[-1]["tool_results"]:
+        return None
+    names = [call["name"] for call in infos[-1]["tool_calls"]]
+    return (
+        f"cut: turn {len(infos) - 1} called {names}, which never ran (the rollout reached "
+        "environment.max_turns, or the results would pass max_completion_length), so it has no "
+        "final answer"
+    )
+
+
 def _is_tool_error(content: str) -> bool:
     return content.startswith("{'error': ")
 
@@ -155,6 +180,7 @@ class AgentReward:
         environment: the loaded ``environment:`` block (tool schemas per environment; which
             environments score rollouts), or ``None``.
         use_env: include each environment's ``get_reward()`` as the ``env`` source.
+        on_cut: the reward of a rollout cut short (:func:`cut_reason`); ``None``: unscored.
     """
 
     def __init__(
@@ -163,9 +189,11 @@ class AgentReward:
         environment: LoadedEnvironment | None = None,
         *,
         use_env: bool = True,
+        on_cut: float | None = None,
     ) -> None:
         self.__name__ = "reward"  # TRL's name for the function: rewards/reward/mean
         self.calculator = calculator
+        self.on_cut = on_cut
         self.environment = environment
         self.use_env = use_env and environment is not None and bool(environment.rewarded)
         self._warned: set[str] = set()
@@ -203,13 +231,26 @@ class AgentReward:
             )
             for i in range(n)
         ]
-        turns = await self.calculator.acompute_many(rollouts)
-        rewards = [rollout_reward(t) for t in turns]
+        cut = [cut_reason(r) for r in rollouts]
+        graded = iter(
+            await self.calculator.acompute_many(
+                [r for r, c in zip(rollouts, cut, strict=True) if c is None]
+            )
+        )
+        turns = [next(graded) if c is None else [] for c in cut]
+        rewards = [
+            rollout_reward(t) if c is None else self.on_cut for t, c in zip(turns, cut, strict=True)
+        ]
         if callable(log_metric):
             for name, value in _metrics(rollouts, turns, rewards, self._same).items():
                 log_metric(name, value)
+            log_metric("agent/cut_rate", sum(c is not None for c in cut) / max(1, n))
         if callable(log_extra):
-            log_extra("agent/errors", [_errors(t) for t in turns])
+            errors = [
+                _errors(t) if c is None else json.dumps({"cut": c})
+                for t, c in zip(turns, cut, strict=True)
+            ]
+            log_extra("agent/errors", errors)
         return rewards
 
     def _tools(self, columns: Mapping[str, Sequence[Any]], i: int) -> list[dict[str, Any]]:

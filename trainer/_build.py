@@ -20,6 +20,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from rm_service._config import load_runner
 from rm_service._exceptions import MappingError, RMServiceError
+from rm_service._openrlhf import described_reads
 from rm_service._rollout import RolloutRewardCalculator
 from rm_service._runner import GradingRunner
 from rm_service.integrations.trl import (
@@ -81,7 +82,8 @@ def agent_reward(cfg: TrainConfig) -> AgentReward:
         )
     except RMServiceError as exc:
         raise cfg.error("reward.weights", str(exc)) from None
-    return AgentReward(calculator, env, use_env=use_env)
+    on_cut = None if spec.on_cut == "unscored" else float(spec.on_cut)
+    return AgentReward(calculator, env, use_env=use_env, on_cut=on_cut)
 
 
 def reward_functions(cfg: TrainConfig) -> list[Any]:
@@ -224,22 +226,24 @@ def _probe_records(cfg: TrainConfig, row: dict[str, Any]) -> dict[str, list[dict
 
 
 def check_reward_fields(cfg: TrainConfig, dataset: Any, functions: list[Any]) -> None:
-    """Every field the in-process graders need must be in the records the dataset's first row
-    makes: a grader reading a column the dataset lacks would be unscored on every sample, and
-    the run would train on nothing (every reward ``None``) to the end, reporting ``n/a``.
-    A field that is there but null in that row is the row's data, not a config error.
+    """Every field the graders need must be in the records the dataset's first row makes: a
+    grader reading a column the dataset lacks would be unscored on every sample, and the run
+    would train on nothing (every reward ``None``) to the end, reporting ``n/a``. A field that
+    is there but null in that row is the row's data, not a config error. A service's graders
+    are checked from its ``GET /graders`` description (:func:`_check_service_fields`).
 
     Raises:
         ConfigError: naming the config's reward field, the dataset and the grader.
     """
+    records = _probe_records(cfg, dict(dataset[0]))
     if cfg.reward.agent:
         calculator = functions[0].calculator
         runners = {"step": calculator.step_runner, "rollout": calculator.rollout_runner}
     elif cfg.reward.config is not None:
         runners = {"config": functions[0].runner}
     else:
-        return  # a service's graders: their fields are known only to the service
-    records = _probe_records(cfg, dict(dataset[0]))
+        _check_service_fields(cfg, dataset, functions[0], records["config"][0])
+        return
     for source, runner in runners.items():
         if not isinstance(runner, GradingRunner):
             continue
@@ -253,6 +257,33 @@ def check_reward_fields(cfg: TrainConfig, dataset: Any, functions: list[Any]) ->
                     f"{dataset.column_names}) does not provide it, so every sample would be "
                     "unscored",
                 ) from None
+
+
+def _check_service_fields(
+    cfg: TrainConfig, dataset: Any, function: Any, record: dict[str, Any]
+) -> None:
+    """:func:`check_reward_fields` for a reward on a service, from what its ``GET /graders``
+    says each grader reads (its mapper, else its required fields): only the field a mapper path
+    starts at is known here, so a path that goes deeper is checked by the service alone.
+
+    Raises:
+        ConfigError: naming ``reward.url``, the grader and the dataset's columns.
+    """
+    description = getattr(function.backend, "reward_description", None)
+    if not isinstance(description, dict):
+        return
+    sent = set(record)
+    if not function.include_completion_ids:
+        sent.discard("completion_ids")
+    for read in described_reads(description):
+        if read.required and read.field not in sent:
+            raise cfg.error(
+                "reward.url",
+                f"{read.describe()} on {cfg.reward.url}, which the records lack (they have "
+                f"{sorted(sent)}); the dataset ({cfg.dataset.path}, columns "
+                f"{dataset.column_names}) does not provide it, so every sample would be "
+                "unscored",
+            )
 
 
 def build_trainer(

@@ -25,6 +25,7 @@ and grades the whole rollout instead of the last message (see :mod:`trainer._age
       rollout: rollout_reward.yaml  # a reward config once on the whole conversation
       distribution: all_steps       # last_step | all_steps | discounted (with gamma)
       weights: {step: 1, rollout: 2, env: 1}   # per source; env is the environment's get_reward()
+      # on_cut: 0.0                 # a rollout cut at max_turns: unscored (default) or this reward
 
 Input paths (``model.path``, ``dataset.path``, ``reward.config``) are relative to the YAML file,
 so a config and its data move together; ``output_dir`` is relative to the working directory, as
@@ -38,7 +39,15 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from rm_service._config import validate_yaml
 from rm_service._exceptions import ConfigError
@@ -145,6 +154,11 @@ class RewardSpec(BaseModel):
     )
     distribution: Literal["last_step", "all_steps", "discounted"] | None = None
     gamma: float | None = Field(default=None, ge=0, le=1)
+    on_cut: Literal["unscored"] | StrictInt | StrictFloat = Field(  # strict: true is no reward
+        default="unscored",
+        description="the reward of a rollout cut short (its last turn's tool calls never ran): "
+        "unscored, or a number in [0, 1]",
+    )
 
     @property
     def agent(self) -> bool:
@@ -170,6 +184,8 @@ class RewardSpec(BaseModel):
             return self._agent_checks()
         if self.distribution is not None or self.gamma is not None:
             raise ValueError("distribution and gamma apply to step/rollout rewards only")
+        if "on_cut" in self.model_fields_set:
+            raise ValueError("on_cut applies to step/rollout rewards only")
         if self.weights is not None:
             if not self.per_component:
                 raise ValueError("weights need per_component: true (the reward config weighs)")
@@ -177,6 +193,8 @@ class RewardSpec(BaseModel):
         return self
 
     def _agent_checks(self) -> RewardSpec:
+        if self.on_cut != "unscored" and not 0.0 <= self.on_cut <= 1.0:  # NaN fails too
+            raise ValueError(f"on_cut must be 'unscored' or a reward in [0, 1], got {self.on_cut}")
         if self.per_component:
             raise ValueError("per_component applies to config/url; step/rollout log per component")
         distribution = self.distribution or "all_steps"

@@ -24,7 +24,9 @@ from each assistant turn. What can go wrong with that is found here instead of m
   loaded. Two tools with the same name are an error: TRL would silently call one of them.
 * **``max_turns``** is the number of assistant turns a rollout may have. TRL counts tool rounds
   (``max_tool_calling_iterations``): ``max_turns: N`` is ``N - 1`` rounds. Setting both is an
-  error, as they would disagree.
+  error, as they would disagree. A rollout whose last turn still calls tools when it is
+  reached is cut short, and not graded as a finished one (``reward.on_cut``, see
+  :mod:`trainer._agent`).
 * **The environment's reward.** When the reward is graded over the rollout (``reward.step`` /
   ``reward.rollout``), ``get_reward()`` is one component of that one reward; TRL would otherwise
   add it as a second reward function with weight 1, outside ``[0, 1]`` and outside our masking.

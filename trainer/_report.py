@@ -72,6 +72,7 @@ class RunSummary:
     agent: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     points: int = 0  # logged entries with a reward; fewer than steps with logging_steps > 1
     unscored: tuple[float | None, float | None] | None = None  # share of samples, when logged
+    resumed_from: int = 0  # the checkpoint's step; ``seconds`` are the steps trained after it
 
     def text(self, output_dir: Path, device: str) -> str:
         """The lines the CLI prints after training."""
@@ -79,7 +80,14 @@ class RunSummary:
         def fmt(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.3f}"
 
-        per_step = self.seconds / self.steps if self.steps else 0.0
+        # A resumed run's history holds the checkpoint's steps too, but its time only this run's.
+        trained = max(0, self.steps - self.resumed_from)
+        per_step = self.seconds / trained if trained else 0.0
+        what = f"{self.steps} steps"
+        if self.resumed_from:
+            what = (
+                f"steps {self.resumed_from + 1}-{self.steps}" if trained else "no steps"
+            ) + f" (resumed from step {self.resumed_from})"
         unit = "steps" if self.points in (0, self.steps) else "logged points"
         rows = [
             ("reward", self.first, self.last),
@@ -90,8 +98,7 @@ class RunSummary:
         ]
         width = max(len(r[0]) for r in rows)
         lines = [
-            f"trained {self.steps} steps in {self.seconds:.1f} s ({per_step:.2f} s/step) "
-            f"on {device}",
+            f"trained {what} in {self.seconds:.1f} s ({per_step:.2f} s/step) on {device}",
             f"mean reward, first {self.block} {unit} -> last {self.block} {unit}:",
         ]
         for name, a, b in rows:
@@ -104,9 +111,12 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummary:
+def summarize(
+    history: Sequence[Mapping[str, Any]], seconds: float, *, resumed_from: int = 0
+) -> RunSummary:
     """First vs last block (10 logged points, or half of them when fewer) of each reward
-    curve; ``steps`` is the last step logged."""
+    curve; ``steps`` is the last step logged. ``resumed_from``: the step a resumed run started
+    at (its history holds the earlier steps, its ``seconds`` do not)."""
     rewards = _series(history, "reward")
     n = len(rewards)
     block = max(1, min(10, n // 2))
@@ -131,7 +141,16 @@ def summarize(history: Sequence[Mapping[str, Any]], seconds: float) -> RunSummar
     shares = _series(history, key) if key is not None else []
     unscored = ends(shares) if any(v for v in shares) else None
     return RunSummary(
-        steps, block, seconds, first, last, components, agent, points=n, unscored=unscored
+        steps,
+        block,
+        seconds,
+        first,
+        last,
+        components,
+        agent,
+        points=n,
+        unscored=unscored,
+        resumed_from=resumed_from,
     )
 
 

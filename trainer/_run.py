@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from trainer._build import build_trainer
 from trainer._config import TrainConfig
@@ -53,6 +54,15 @@ class _Progress(TrainerCallback):
             return
         shown = "n/a" if isinstance(reward, float) and math.isnan(reward) else f"{reward:.3f}"
         self.echo(f"step {state.global_step}/{state.max_steps}  reward {shown}")
+
+
+class _Start(TrainerCallback):
+    """The step training starts at: a resumed run's checkpoint step, else 0."""
+
+    step = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step = state.global_step
 
 
 @contextmanager
@@ -95,6 +105,39 @@ def _check_output_dir(cfg: TrainConfig, out: Path, *, overwrite: bool) -> bool:
     return False
 
 
+def _check_resume(cfg: TrainConfig, out: Path) -> None:
+    """A resume needs a checkpoint to resume from, found here rather than by the Trainer, which
+    looks only once the model has loaded (and raised a bare ``ValueError`` there). With
+    ``grpo.save_strategy`` left at ``"no"`` (the default) no run ever wrote one.
+
+    Raises:
+        ConfigError: naming ``grpo.resume_from_checkpoint`` and what is missing.
+    """
+    resume = cfg.grpo.get("resume_from_checkpoint")
+    if not resume:
+        return
+    if resume is True:
+        if out.is_dir() and get_last_checkpoint(str(out)) is not None:
+            return
+        saves = cfg.grpo.get("save_strategy", "no")
+        raise cfg.error(
+            "grpo.resume_from_checkpoint",
+            f"true, but {out} holds no checkpoint-* folder to resume from"
+            + (
+                " (no run saves one with save_strategy 'no', the default: set "
+                "grpo.save_strategy: steps and grpo.save_steps on the run to resume)"
+                if saves == "no"
+                else ""
+            ),
+        )
+    path = Path(str(resume)).expanduser()
+    if not (path / "trainer_state.json").is_file():
+        raise cfg.error(
+            "grpo.resume_from_checkpoint",
+            f"{path} is not a checkpoint (no trainer_state.json there)",
+        )
+
+
 def _drop_checkpoints(out: Path) -> None:
     """Remove an earlier run's ``checkpoint-*`` folders when its outputs are replaced: the new
     run writes its own log and plot over the old ones, but left beside its checkpoints the old
@@ -124,10 +167,13 @@ def train(
     """
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
     replacing = _check_output_dir(cfg, out, overwrite=overwrite)
+    _check_resume(cfg, out)
     trainer = build_trainer(cfg, output_dir=out, max_steps=max_steps)
     if replacing:  # only once the config has built: a bad config destroys nothing
         _drop_checkpoints(out)
     trainer.remove_callback(PrinterCallback)
+    start = _Start()
+    trainer.add_callback(start)
     if echo is not None:
         trainer.add_callback(_Progress(max(1, trainer.args.max_steps // 10), echo))
     device = str(trainer.args.device)
@@ -145,21 +191,22 @@ def train(
         finished = True
     finally:
         # Interrupted (Ctrl-C, a crash, preemption) or not, the steps trained so far are logged:
-        # the log and the plot were written only after a whole run, so nothing survived.
+        # the log and the plot were written only after a whole run, so nothing survived. A run
+        # that failed before logging anything leaves an earlier run's log (a resume's) as it was.
         seconds = time.perf_counter() - started
-        out.mkdir(parents=True, exist_ok=True)
         history = list(trainer.state.log_history)
-        write_history(history, out / "log_history.jsonl")
         if history:
+            out.mkdir(parents=True, exist_ok=True)
+            write_history(history, out / "log_history.jsonl")
             plot_rewards(history, out / "reward_curve.png", title=f"GRPO on {cfg.source}")
-        if not finished and echo is not None:
+        if not finished and history and echo is not None:
             echo(
                 f"interrupted at step {trainer.state.global_step}: the log so far is in "
                 f"{out / 'log_history.jsonl'}"
             )
     if cfg.save_model:
         trainer.save_model(str(out / "model"))
-    summary = summarize(history, seconds)
+    summary = summarize(history, seconds, resumed_from=start.step)
     if echo is not None:
         echo(summary.text(out, device))
     return TrainResult(summary, history, out, device)

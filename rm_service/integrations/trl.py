@@ -312,6 +312,11 @@ class RMServiceReward:
         return list(self._names)
 
     @property
+    def backend(self) -> Backend:
+        """What grades: a runner in this process, or a service (its ``reward_description``)."""
+        return self._shared.backend
+
+    @property
     def runner(self) -> GradingRunner | None:
         """The runner that grades in this process, or ``None`` for a reward on a service."""
         runner = getattr(self._shared.backend, "runner", None)
