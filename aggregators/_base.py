@@ -19,12 +19,21 @@ aggregators before it, so a gate can wrap a weighted sum.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal
 
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, GraderResult, GraderScore, plain_reward, renamed
+from rm_service._result import (
+    GraderError,
+    GraderResult,
+    GraderScore,
+    new_score,
+    plain_reward,
+    renamed,
+)
 
 __all__ = ["BaseAggregator", "FunctionAggregator", "OnError", "as_aggregator"]
 
@@ -131,11 +140,16 @@ class BaseAggregator:
             out, reason, *extra = out
             if extra:
                 metadata.update(extra[0])
-        if not (math.isfinite(out) and 0.0 <= out <= 1.0):
+        # Read as a function aggregator's return is: a subclass's True or np.float32(0.5) raised
+        # pydantic's strict-float error out of here, and a string a TypeError, not a result.
+        out, score = plain_reward(out)
+        if score is None:
             return GraderError(
-                name=self.name, error=f"aggregate {out!r} is not in [0, 1]", kind="internal"
+                name=self.name,
+                error=f"aggregate {out!r} is not a number in [0, 1]",
+                kind="internal",
             )
-        return GraderScore(name=self.name, score=out, reason=reason, metadata=metadata)
+        return new_score(self.name, score, reason, metadata)
 
     def combine(
         self, values: Mapping[str, float]
@@ -160,9 +174,22 @@ class FunctionAggregator:
 
     The function sees every result (errors included) and owns its failure handling; an exception
     or an out-of-range value becomes an unscored ``internal`` error, never a number.
+
+    Raises:
+        ConfigError: ``func`` is ``async``. Aggregators run synchronously once a record's graders
+            are done, so it would return a coroutine, never awaited, for every record: that
+            config would pass ``check`` and leave every reward unscored.
     """
 
     def __init__(self, func: Callable[[Mapping[str, GraderResult]], Any], name: str | None = None):
+        base = func.func if isinstance(func, partial) else func  # params bound by the registry
+        if inspect.iscoroutinefunction(base) or inspect.iscoroutinefunction(
+            getattr(base, "__call__", None)  # noqa: B004  (async __call__ on an instance)
+        ):
+            raise ConfigError(
+                f"aggregator function {getattr(base, '__qualname__', None) or base!r} is async; "
+                "an aggregator combines finished results and must be a plain (def) function"
+            )
         self.func = func
         self.name = name or getattr(func, "__name__", None) or "aggregate"
 

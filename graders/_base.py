@@ -36,7 +36,14 @@ from graders._threads import in_thread
 from graders._unscored import Unscored, unusable_fields
 from rm_service._exceptions import ConfigError
 from rm_service._registry import Registry, check_params
-from rm_service._result import GraderError, GraderResult, GraderScore, plain_reward, renamed
+from rm_service._result import (
+    GraderError,
+    GraderResult,
+    GraderScore,
+    new_score,
+    plain_reward,
+    renamed,
+)
 
 __all__ = [
     "BaseGrader",
@@ -224,7 +231,7 @@ class BaseGrader:
         out, score = plain_reward(out)  # np.float32(0.5) is 0.5
         if score is not None:
             text = reason if type(reason) is str else str(reason)
-            return GraderScore(name=self.name, score=score, reason=text)
+            return new_score(self.name, score, text)
         return GraderError(
             name=self.name,
             error=f"grader returned {out!r}, not a score in [0, 1]",
