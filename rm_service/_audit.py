@@ -61,7 +61,7 @@ from rm_service._audit_report import (
 from rm_service._exceptions import InputError, RMServiceError
 from rm_service._exploits import ExploitInput, ExploitSpec, get_exploits
 from rm_service._mapper import Step, compile_path, resolve_path
-from rm_service._offline import check_record, parse_record
+from rm_service._offline import blank_line, check_record, parse_record
 from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner
 from rm_service._summary import ComponentStats
@@ -157,7 +157,7 @@ def read_records(
             for lineno, raw in enumerate(f, start=1):
                 if limit is not None and len(out) >= limit:
                     break
-                if not raw.strip():
+                if blank_line(raw):
                     continue
                 try:
                     record = parse_record(raw)

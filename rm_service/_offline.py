@@ -105,7 +105,7 @@ def _scan_done(path: Path, done: LineSet) -> None:
 def _count_records(path: Path) -> int:
     """Non-blank lines of the input: the progress bar's total."""
     with io_error("read", path), path.open("rb") as f:
-        return sum(1 for raw in f if raw.strip())
+        return sum(1 for raw in f if not blank_line(raw))
 
 
 class _Reader:
@@ -152,7 +152,7 @@ class _Reader:
             return
         assert self.f is not None
         for lineno, raw in enumerate(self.f, start=1):
-            if not raw.strip():
+            if blank_line(raw):
                 continue
             if lineno in self.done:
                 self.skipped += 1
@@ -200,6 +200,17 @@ def _graded(raw: bytes, done: LineSet, fixed: LineSet) -> bool:
     return type(line) is int and (line in done or line in fixed)
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def blank_line(raw: bytes) -> bool:
+    """Whether an input line holds no record: whitespace alone, or a UTF-8 byte order mark
+    and whitespace (a file saved by Windows tools with an empty first line, or files
+    concatenated, each with its mark). The JSON parser reads past a mark before a record; a
+    mark alone was an "invalid record" that stopped the run."""
+    return not raw.removeprefix(_BOM).strip()
+
+
 def parse_record(raw: bytes) -> dict[str, Any]:
     """One JSONL line as a record: a JSON object, or ``ValueError`` saying what it is instead
     (``UnicodeDecodeError``, bad UTF-8, is a ``ValueError`` too). A JSON error gives its place
@@ -218,7 +229,7 @@ def parse_record(raw: bytes) -> dict[str, Any]:
 def _array_hint(raw: bytes) -> str:
     """What to do about a line that opens a JSON array: a whole file may be one (``[{...},
     {...}]``, or pretty-printed over many lines), which JSONL is not."""
-    if not raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+    if not raw.removeprefix(_BOM).lstrip().startswith(b"["):
         return ""
     return (
         "; JSONL needs one JSON object per line, and a JSON array is not read "

@@ -233,3 +233,23 @@ def test_a_new_run_record_takes_its_mode_from_the_umask(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert run.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]
+
+
+def test_a_byte_order_mark_on_a_blank_first_line_is_no_invalid_record(
+    tmp_path: Path, rules: Path
+) -> None:
+    """A file saved with a UTF-8 byte order mark and a blank first line (or files concatenated,
+    each with its mark) stopped `grade`, `check` and `audit` at line 1: "invalid record:
+    Expecting value at the end of the line". A mark alone is a blank line."""
+    bom = "\ufeff"
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        f"{bom}\n{json.dumps(record(0))}\n{bom}\n{json.dumps(record(1))}\n", encoding="utf-8"
+    )
+    out = tmp_path / "o.jsonl"
+    r = cli("grade", src, "-c", rules, "-o", out, "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [row["line"] for row in read_jsonl(out)] == [2, 4]
+    assert cli("check", rules, src, cwd=tmp_path).returncode == 0
+    r = cli("audit", src, "-c", rules, "--no-progress", "--exploits", "empty", cwd=tmp_path)
+    assert r.returncode == 0 and "invalid record" not in r.stderr, r.stderr

@@ -33,7 +33,7 @@ from ray.data.datasource import Datasource, ReadTask
 from ray.data.datasource.file_datasink import BlockBasedFileDatasink
 
 from rm_service._exceptions import InputError
-from rm_service._offline import parse_record
+from rm_service._offline import blank_line, parse_record
 from rm_service._readers import InputFormat, iter_arrow_stream, iter_parquet
 
 __all__ = [
@@ -201,7 +201,7 @@ def read_shard(fs: Any, shard: Shard) -> Iterator[tuple[int, str | None, str | N
         if shard.fmt == "jsonl":
             with fs.open_input_stream(shard.path) as f:
                 for line, raw in enumerate(lines(f), start=1):
-                    if not raw.strip():
+                    if blank_line(raw):
                         continue
                     try:
                         parse_record(raw)
