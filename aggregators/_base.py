@@ -145,9 +145,7 @@ class BaseAggregator:
         out, score = plain_reward(out)
         if score is None:
             return GraderError(
-                name=self.name,
-                error=f"aggregate {out!r} is not a number in [0, 1]",
-                kind="internal",
+                name=self.name, error=f"aggregate {out!r} is {_no_reward(out)}", kind="internal"
             )
         return new_score(self.name, score, reason, metadata)
 
@@ -210,8 +208,12 @@ class FunctionAggregator:
         out, score = plain_reward(out)  # np.float64(0.5) is 0.5 and True 1.0, as from a grader
         if score is not None:
             return GraderScore(name=self.name, score=score)
-        what = "not a number" if not isinstance(out, int | float) else "not in [0, 1]"
-        return GraderError(name=self.name, error=f"aggregator returned {out!r}, {what}")
+        return GraderError(name=self.name, error=f"aggregator returned {out!r}, {_no_reward(out)}")
+
+
+def _no_reward(out: Any) -> str:
+    """Why ``out`` (read by :func:`plain_reward`, which gave no score) is no reward."""
+    return "not in [0, 1]" if isinstance(out, int | float) else "not a number"
 
 
 def as_aggregator(obj: Any) -> BaseAggregator | FunctionAggregator:

@@ -421,11 +421,16 @@ class FormulaAggregator(BaseAggregator):
         )
 
     def bind(self, available: Sequence[str]) -> None:
-        """Check every name the formula reads exists; the error lists the available ones."""
+        """Check every name the formula reads exists; the error lists the available ones, and
+        says to quote a name such as ``format-check`` written bare (read as ``format - check``,
+        it was reported as two unknown components, the real name listed as available)."""
         try:
             super().bind(available)
         except ConfigError as exc:
-            raise ConfigError(f"formula {self.formula!r}: {exc}") from None
+            unquoted = re.sub(r"`[^`]*`", " ", self.formula)
+            bare = [n for n in available if not n.isidentifier() and n in unquoted]
+            hint = f"; write {', '.join(f'`{n}`' for n in bare)} in backticks" if bare else ""
+            raise ConfigError(f"formula {self.formula!r}: {exc}{hint}") from None
 
     def combine(self, values: Mapping[str, float]) -> tuple[float, str]:
         x = self._fn(values)

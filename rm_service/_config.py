@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import weakref
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -156,7 +156,9 @@ class RewardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graders: dict[str, GraderSpec] = Field(min_length=1)
+    # A key, like an aggregator's name, is a result's name: an empty one made a nameless
+    # column that no formula or weight can read.
+    graders: dict[Annotated[str, Field(min_length=1)], GraderSpec] = Field(min_length=1)
     aggregators: list[AggregatorSpec] = Field(default_factory=list)
     judge: JudgeSpec | None = None
     cache: CacheSpec | None = None
@@ -169,11 +171,16 @@ class RewardConfig(BaseModel):
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.safe_load``, refusing a mapping that repeats a key: YAML itself lets the last one
     win, so ``weights: {a: 0.9, b: 0.1, a: 0.0}`` or a second ``aggregators:`` block changed the
-    reward without a word, and ``check`` called it ok."""
+    reward without a word, and ``check`` called it ok.
+
+    A merge key (``<<: *defaults``) is no repeated key: it is left to the base loader, which
+    merges the anchored mapping under the keys written beside it, as YAML means."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
@@ -230,9 +237,11 @@ def validate_yaml(source: str | Path | dict[str, Any], model: type[M]) -> tuple[
         raise ConfigError(f"{label}: " + "; ".join(lines)) from None
 
 
-_BUILT: dict[int, tuple[weakref.ref[RewardConfig], GradingRunner]] = {}
-"""The runner :func:`load_config` built to validate a config, until :func:`build_runner` takes
-it: building it again would construct every grader twice (judge clients, embedders, caches)."""
+_BUILT: dict[int, tuple[weakref.ref[RewardConfig], dict[str, Any], GradingRunner]] = {}
+"""The runner :func:`load_config` built to validate a config, with the config as it was then,
+until :func:`build_runner` takes it: building it again would construct every grader twice (judge
+clients, embedders, caches). The snapshot is how a config edited in between (``cfg.reward = ...``)
+is told apart: that one gets a runner of its own, not the one built before the edit."""
 
 
 def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
@@ -247,7 +256,7 @@ def load_config(source: str | Path | dict[str, Any]) -> RewardConfig:
     cfg, label = validate_yaml(source, RewardConfig)
     runner = _build_labelled(cfg, label)
     key = id(cfg)
-    _BUILT[key] = (weakref.ref(cfg, lambda _: _BUILT.pop(key, None)), runner)
+    _BUILT[key] = (weakref.ref(cfg, lambda _: _BUILT.pop(key, None)), cfg.model_dump(), runner)
     return cfg
 
 
@@ -272,14 +281,14 @@ def _build_labelled(cfg: RewardConfig, label: str, **overrides: Any) -> GradingR
 def build_runner(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
     """The runner a config describes. ``overrides`` go to :class:`GradingRunner`.
 
-    Without overrides, the first call on a config from :func:`load_config` returns the runner
-    that validated it; every other call builds a new one.
+    Without overrides, the first call on a config from :func:`load_config`, unedited since,
+    returns the runner that validated it; every other call builds a new one.
     """
     built = _BUILT.get(id(cfg))
     if built is not None and built[0]() is cfg:
         del _BUILT[id(cfg)]
-        if not overrides:
-            return built[1]
+        if not overrides and cfg.model_dump() == built[1]:
+            return built[2]
     return _build(cfg, **overrides)
 
 
@@ -308,11 +317,15 @@ def _build(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
         except RMServiceError as exc:
             raise ConfigError(f"graders.{name}: {exc}") from None
     aggs = []
+    taken = {name: f"graders.{name}" for name in cfg.graders}
     for i, agg in enumerate(cfg.aggregators):
         try:
-            aggs.append(get_aggregator(agg.type, name=agg.name, **agg.params()))
+            built = get_aggregator(agg.type, name=agg.name, **agg.params())
+            _check_place(cfg.aggregators, i, built, taken)
         except RMServiceError as exc:
             raise ConfigError(f"aggregators[{i}] ({agg.name}): {exc}") from None
+        aggs.append(built)
+        taken[agg.name] = f"aggregators[{i}]"
     kwargs: dict[str, Any] = {
         "max_concurrency": cfg.max_concurrency,
         "call_timeout": cfg.call_timeout,
@@ -321,6 +334,25 @@ def _build(cfg: RewardConfig, **overrides: Any) -> GradingRunner:
         **overrides,
     }
     return GradingRunner(configs, aggregators=aggs, **kwargs)
+
+
+def _check_place(specs: list[AggregatorSpec], i: int, agg: Any, taken: dict[str, str]) -> None:
+    """Refuse, naming the keys, what the runner would refuse naming only the result: a name
+    already taken (every aggregator is ``reward`` unless named, so a second unnamed one clashed
+    with a name the config never wrote), and a component that an aggregator further down
+    defines (one sees only the graders and the aggregators above it, so a gate listed before
+    the sum it wraps was told its inner was unknown, though the config defines it)."""
+    spec = specs[i]
+    if spec.name in taken:
+        hint = "" if "name" in spec.model_fields_set else " (unnamed, it is 'reward': name it)"
+        raise ConfigError(f"the name {spec.name!r} is already taken by {taken[spec.name]}{hint}")
+    below = {s.name: f"aggregators[{j}]" for j, s in enumerate(specs) if j > i}
+    ahead = [c for c in getattr(agg, "components", None) or () if c in below]
+    if ahead:
+        raise ConfigError(
+            f"it reads {ahead[0]!r}, which {below[ahead[0]]} defines below it; an aggregator "
+            "sees only the graders and the aggregators above it, so list it after that one"
+        )
 
 
 def _pooled(spec: JudgeSpec | None, concurrency: int) -> JudgeSpec:

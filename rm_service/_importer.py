@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from typing import Any
 
 from rm_service._exceptions import ConfigError
@@ -19,7 +20,8 @@ def import_from_string(spec: str, what: str = "object") -> Any:
     """Import ``spec`` (``"package.module:attr"`` or ``"package.module:Class.attr"``).
 
     Raises:
-        ConfigError: malformed string, missing module or attribute; names ``what`` was wanted.
+        ConfigError: malformed string, missing module or attribute, or a module that fails as
+            it runs (a syntax error, a raise at its top level); names ``what`` was wanted.
     """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -32,6 +34,20 @@ def import_from_string(spec: str, what: str = "object") -> Any:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"cannot import {what} {spec!r} (expected 'package.module:attr'): {exc}"
+        ) from exc
+    except ConfigError:
+        raise  # the module's own refusal (an @aggregator on an async function) says it all
+    except Exception as exc:
+        # The module itself failed as it ran: a SyntaxError, or a raise at its top level. A bare
+        # traceback out of the config loader named neither the config nor the key; this names
+        # both (the caller prefixes them) and where in the user's file it went wrong (a
+        # SyntaxError's own message already does).
+        where = ""
+        if not isinstance(exc, SyntaxError):
+            last = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f" ({last.filename}, line {last.lineno})"
+        raise ConfigError(
+            f"cannot import {what} {spec!r}: {type(exc).__name__}: {exc}{where}"
         ) from exc
     return obj
 
