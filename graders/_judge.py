@@ -133,17 +133,21 @@ class LLMGrader(BaseGrader):
 
     ``score_mode="expected"`` asks for logprobs and scores the probability-weighted mean over the
     scale tokens at the position where the score was written (the value after ``"score":`` in
-    JSON mode, the first token in label mode), renormalised over the scale tokens among the
+    JSON mode, the label's first token in label mode), renormalised over the scale tokens among the
     alternatives. Without logprobs it falls back to the sampled score and says so
     (``metadata["score_mode"] = "sampled_fallback"`` and ``"fallback_reason"``); a scale mass
     under :data:`LOW_SCALE_MASS` sets ``metadata["low_scale_mass"]``.
 
+    A reasoning judge's ``<think>...</think>`` block before its verdict (JSON or label) is skipped
+    unread; only what follows it is the verdict.
+
     Results: unscored ``timeout`` (:class:`JudgeTimeout`), ``judge_error`` (any other
-    :class:`JudgeError`, with its message) or ``unparseable`` (with the judge's raw answer,
-    truncated, in ``metadata["raw"]``). Metadata always has ``model``, ``usage``
-    (``prompt_tokens``/``completion_tokens``), ``latency_s``, ``attempts`` and ``cached``. A
-    pre-gate hit is a real score: ``GraderScore(pregate_score, "pre-gate: ...")`` with
-    ``metadata["pregate"]``, and no judge call.
+    :class:`JudgeError`, with its message, or an answer a content filter withheld) or
+    ``unparseable`` (with the judge's raw answer, truncated, in ``metadata["raw"]``). Metadata
+    always has ``model``, ``usage`` (``prompt_tokens``/``completion_tokens``), ``latency_s``,
+    ``attempts`` and ``cached``. A pre-gate hit is a real score:
+    ``GraderScore(pregate_score, "pre-gate: ...")`` with ``metadata["pregate"]``, and no judge
+    call.
 
     Args:
         model: the judge backend, or a zero-argument callable returning one (built on first use,
@@ -542,6 +546,17 @@ class LLMGrader(BaseGrader):
         return True
 
     def _parse(self, result: ChatResult, meta: dict[str, Any], response: str) -> _Verdict:
+        if result.finish_reason == "content_filter":
+            # The endpoint withheld or cut the answer: whatever text came is not the judge's
+            # whole verdict, and a digit left before the cut would be a plausible wrong score.
+            # Checked here, not in a client, so an answer replayed from a cache is refused too.
+            raise Unscored(
+                "the judge's answer was withheld by the endpoint's content filter "
+                "(finish_reason 'content_filter'), so it holds no verdict",
+                kind="judge_error",
+                raw=clip(result.text, _RAW_LIMIT),
+                **meta,
+            )
         cut = result.finish_reason == "length"  # the answer stopped at max_tokens
         try:
             if self.output == "label":

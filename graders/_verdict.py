@@ -53,7 +53,7 @@ class _Verdict:
 
 _FENCED_RE = re.compile(r"\A\s*```[ \t]*(?:json)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.S | re.I)
 _THINK_OPEN_RE = re.compile(r"\A\s*<think>", re.I)
-_THINK_CLOSE = "</think>"
+_THINK_CLOSE_RE = re.compile(r"</think>", re.I)
 
 
 def _answer_start(text: str) -> int:
@@ -62,15 +62,22 @@ def _answer_start(text: str) -> int:
     A reasoning model served without a reasoning parser (DeepSeek-R1, QwQ, Qwen3 thinking) writes
     ``<think>...</think>`` before its answer, or only the closing tag when its chat template
     opened the block in the prompt. The block is the judge's scratchpad, not its verdict: a draft
-    score in it is never read, and the text after it must be the whole verdict. An answer that
-    starts as a verdict (``{`` or a code fence) is read whole, so a reason quoting ``</think>``
-    is not cut.
+    score in it is never read, and the text after it must be the whole verdict. Both tags are
+    matched in any case, as the opening one always was: a ``<THINK>`` block closed by
+    ``</THINK>`` is the same scratchpad. An answer that starts as a verdict (``{`` or a code
+    fence) is read whole, so a reason quoting ``</think>`` is not cut.
+
+    Raises:
+        VerdictError: the answer opens a reasoning block that never closes, so no verdict follows
+            it (a judge cut at ``max_tokens`` while thinking).
     """
     m = _THINK_OPEN_RE.match(text)
     if m is None and text.lstrip().startswith(("{", "`")):
         return 0
-    end = text.find(_THINK_CLOSE, 0 if m is None else m.end())
-    return 0 if end < 0 else end + len(_THINK_CLOSE)
+    close = _THINK_CLOSE_RE.search(text, 0 if m is None else m.end())
+    if close is None and m is not None:
+        raise VerdictError("the answer opens a reasoning block (<think>) that never closes")
+    return 0 if close is None else close.end()
 
 
 _JSON_WS = " \t\n\r"
@@ -165,6 +172,10 @@ def _value_span(doc: str, key: str) -> tuple[int, int]:
 def parse_label_verdict(text: str, labels: Mapping[str, int], *, cut: bool = False) -> _Verdict:
     """Read an answer that is exactly one label (case-insensitive; a trailing period is allowed).
 
+    Before it, a reasoning model's ``<think>...</think>`` block is skipped unread, as in
+    :func:`parse_json_verdict`: a label judge that reasons first would otherwise never parse, and
+    a digit in its reasoning is a draft, not its verdict.
+
     ``cut``: the answer stopped at ``max_tokens`` (``finish_reason: length``). Then an answer that
     ends right after a label which begins a longer label (``1`` of ``10`` on a 0-10 scale, where a
     tokenizer writes ``10`` as two tokens) may be the longer one cut short, and is refused.
@@ -172,7 +183,7 @@ def parse_label_verdict(text: str, labels: Mapping[str, int], *, cut: bool = Fal
     Raises:
         VerdictError: the answer is anything else.
     """
-    token = text.strip()
+    token = text[_answer_start(text) :].strip()
     if token.endswith(".") and len(token) > 1:
         token = token[:-1].rstrip()
     folded = {k.casefold(): v for k, v in labels.items()}
@@ -352,20 +363,45 @@ def _copies(core: str, response: str) -> bool:
     return bool(squashed) and squashed in _squash(response)
 
 
+def _label_token(result: ChatResult) -> tuple[TokenLogprob, str] | str:
+    """The token where a label answer starts, with its text before the answer, or why there is
+    none: the first non-blank token, or, after a reasoning block, the token at the first
+    non-blank character that follows the block (found by :func:`_token_at`), so the
+    probabilities read are never those of a draft inside the block. A block that never closes
+    has nothing after it: its opening token is read, as any first token that is no label is."""
+    assert result.logprobs
+    try:
+        start = _answer_start(result.text)
+    except VerdictError:
+        start = 0
+    if start == 0:
+        first = next((t for t in result.logprobs if t.token.strip()), None)
+        return "no non-blank token in the logprobs" if first is None else (first, "")
+    rest = result.text[start:]
+    pos = start + len(rest) - len(rest.lstrip())
+    if pos == len(result.text):
+        return "nothing follows the reasoning block"
+    found = _token_at(result.logprobs, result.text, pos, pos + 1)
+    return found if isinstance(found, str) else found[:2]
+
+
 def label_distribution_verdict(
     result: ChatResult, labels: Mapping[str, int], min_mass: float
 ) -> _Verdict | str:
-    """A label verdict from the labels' probabilities at the first non-blank token (label mode
-    with expected scoring, when the sampled answer is no label), or a note (appended to the error)
-    saying why there is none: the labels carry under ``min_mass``, or the position cannot tell
-    them apart (:func:`ambiguous_value`)."""
+    """A label verdict from the labels' probabilities where the answer starts (label mode with
+    expected scoring, when the sampled answer is no label: see :func:`_label_token`), or a note
+    (appended to the error) saying why there is none: the labels carry under ``min_mass``, the
+    position cannot tell them apart (:func:`ambiguous_value`), or there is no such position."""
     if not result.logprobs:
         return ""
-    first = next((t for t in result.logprobs if t.token.strip()), None)
-    why = None if first is None else ambiguous_value(first, labels)
+    found = _label_token(result)
+    if isinstance(found, str):
+        return f"; no label probabilities: {found}"
+    first, prefix = found
+    why = ambiguous_value(first, labels, prefix=prefix)
     if why is not None:
         return f"; {why}"
-    exp = expected_from_token(first, labels) if first is not None else None
+    exp = expected_from_token(first, labels, prefix=prefix)
     mass = exp.mass if exp is not None else 0.0
     if exp is None or mass < min_mass:
         return f"; the labels carry {mass:.3f} of the probability (< {min_mass})"
@@ -377,9 +413,10 @@ def expected_score(
 ) -> tuple[float | None, dict[str, Any]]:
     """The expected score for ``verdict`` from ``result``'s logprobs, and its metadata.
 
-    ``label``: the answer is a label (its first non-blank token carries the value); otherwise the
-    value is the token at the verdict's ``span``. ``None`` (with ``score_mode``
-    ``"sampled_fallback"`` and a ``fallback_reason``) when it cannot be read.
+    ``label``: the answer is a label (its first non-blank token, after any reasoning block,
+    carries the value); otherwise the value is the token at the verdict's ``span``. ``None``
+    (with ``score_mode`` ``"sampled_fallback"`` and a ``fallback_reason``) when it cannot be
+    read.
     """
 
     def fallback(why: str) -> tuple[None, dict[str, Any]]:
@@ -388,10 +425,8 @@ def expected_score(
     if not result.logprobs:
         return fallback("the backend returned no logprobs")
     if label:
-        first = next((t for t in result.logprobs if t.token.strip()), None)
-        if first is None:
-            return fallback("no non-blank token in the logprobs")
-        found: tuple[TokenLogprob, str, str] | str = (first, "", "")
+        at = _label_token(result)
+        found: tuple[TokenLogprob, str, str] | str = at if isinstance(at, str) else (*at, "")
     else:
         assert verdict.span is not None
         found = _token_at(result.logprobs, result.text, *verdict.span)

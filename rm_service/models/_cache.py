@@ -13,7 +13,8 @@ Design points:
   with a fixed placeholder in place of its per-request fence nonce, so the random nonce does not
   defeat the cache (see ``graders._judge``).
 * **Only successes are cached.** A backend failure raises and leaves nothing behind; the next
-  request tries again.
+  request tries again. An answer the caller's ``keep`` refuses (an unparseable verdict) is not
+  stored, and one read back from the file or the store is put to ``keep`` as a fresh one is.
 * **Concurrent identical requests coalesce**: the first becomes the owner and calls the judge;
   the others await its outcome instead of calling too. Futures are per event loop (a future can
   only be awaited on its own loop), so two loops in two threads each make at most one call. If the
@@ -189,7 +190,10 @@ class JudgeCache:
         Concurrent requests for the same key on the same event loop share one ``call()``.
         ``keep``: whether an answer is worth storing; one it refuses (a verdict that does not
         parse, an answer cut short) is handed to the callers waiting on it and not stored, so
-        the next request asks the judge again rather than replaying the failure for ever.
+        the next request asks the judge again rather than replaying the failure for ever. An
+        answer read back from the file or the shared store is put to ``keep`` too, as a fresh
+        one is: one it refuses (stored by another version or another writer) is a miss, and the
+        judge's fresh answer replaces it.
 
         Raises:
             Whatever ``call()`` raises (nothing is cached then).
@@ -199,7 +203,7 @@ class JudgeCache:
         while True:
             hit = self._memory_get(key)
             if hit is None and self._uses_file():
-                hit = await asyncio.to_thread(self._db_get, key)
+                hit = _kept(await asyncio.to_thread(self._db_get, key), keep)
                 if hit is not None:
                     self._memory_put(key, hit)
             if hit is not None:
@@ -211,7 +215,7 @@ class JudgeCache:
                 # Ask the shared store as the owner only: concurrent identical requests on this
                 # loop wait for this one read (and the call, on a miss), not one read each.
                 try:
-                    hit = await self.store.get(key)
+                    hit = _kept(await self.store.get(key), keep)
                 except asyncio.CancelledError:
                     self._release(key, loop, fut, _CANCELLED)
                     raise
@@ -471,6 +475,15 @@ class JudgeCache:
                 self._give_up_file(exc)
 
 
+def _kept(
+    stored: ChatResult | None, keep: Callable[[ChatResult], bool] | None
+) -> ChatResult | None:
+    """``stored`` if ``keep`` would have stored it as a fresh answer, else ``None`` (a miss)."""
+    if stored is None or keep is None or keep(stored):
+        return stored
+    return None
+
+
 def _as_cached(result: ChatResult, started: float) -> ChatResult:
     return dataclasses.replace(
         result, cached=True, attempts=0, latency_s=time.perf_counter() - started
@@ -544,15 +557,26 @@ def _decoded(value: str) -> ChatResult:
     logprobs = None
     if d["logprobs"] is not None:
         logprobs = tuple(
-            TokenLogprob(str(tok), float(lp), tuple((str(a), float(b)) for a, b in top))
+            # An alternative is kept as the client kept it (the verdict reader drops one that
+            # is not text); str() made a null one the text "None".
+            TokenLogprob(_text(tok), float(lp), tuple((a, float(b)) for a, b in top))
             for tok, lp, top in d["logprobs"]
         )
     latency = float(d.get("latency_s") or 0.0)
+    finish = d.get("finish_reason")
     return ChatResult(
-        text=str(d["text"]),
-        model=str(d["model"]),
+        text=_text(d["text"]),
+        model=_text(d["model"]),
         usage=Usage(int(d["usage"][0]), int(d["usage"][1])),
         latency_s=latency if math.isfinite(latency) else 0.0,
         logprobs=logprobs,
-        finish_reason=d.get("finish_reason"),
+        finish_reason=None if finish is None else _text(finish),
     )
+
+
+def _text(value: Any) -> str:
+    """A stored text field, which :func:`encode_result` only ever writes as a string: anything
+    else (a ``null`` answer read as the text ``"None"``, a number) is a foreign value."""
+    if not isinstance(value, str):
+        raise TypeError(f"a text field holds {type(value).__name__}")
+    return value

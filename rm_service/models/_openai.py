@@ -310,7 +310,11 @@ class OpenAIChatModel(PerLoopSessions):
             JudgeRateLimited: 429 on every try (``retry_after`` from the last one).
             JudgeConnectionError: the endpoint could not be reached.
             JudgeHTTPError: a non-retryable status (at once), a 5xx on every try, or a body that
-                is not a chat completion (``status=None``).
+                is not a chat completion (``status=None``; an error body sent with HTTP 200
+                too).
+            JudgeError: the judge refused to answer (``message.refusal``); not retried, since it
+                would refuse again. An answer a content filter withheld comes back with empty
+                text and ``finish_reason="content_filter"``, which the judge grader refuses.
             ConfigError: the params ask for ``json_schema`` without a schema.
         """
         p = self.default_params if params is None else params
@@ -409,18 +413,19 @@ class OpenAIChatModel(PerLoopSessions):
     def _parse(self, content: bytes, n: int) -> ChatResult:
         try:
             data = json.loads(content)
-            choice = data["choices"][0]
-            text = choice["message"]["content"]
-            if not isinstance(text, str):
+            choice, text = _choice_text(data)
+            if text is None:
                 refusal = choice["message"].get("refusal")
-                raise TypeError(f"message content is {text!r}, refusal {refusal!r}")
+                raise JudgeError(
+                    f"{self.model}: the judge refused to answer: {refusal!r:.300}", attempts=n
+                )
             usage = data.get("usage") or {}
             logprobs = None
             lp = choice.get("logprobs")
             if lp and lp.get("content") is not None:
                 logprobs = tuple(
                     TokenLogprob(
-                        t["token"],
+                        _sampled_token(t["token"]),
                         float(t["logprob"]),
                         tuple(
                             (a["token"], float(a["logprob"])) for a in t.get("top_logprobs") or ()
@@ -446,9 +451,64 @@ class OpenAIChatModel(PerLoopSessions):
             ArithmeticError,  # a token count of 1e400, a logprob of 10**400
             RecursionError,  # a body nested past the parser's depth
         ) as exc:
+            why = str(exc) if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
             raise JudgeHTTPError(
-                f"{self.model}: malformed chat completion ({type(exc).__name__}: {exc}); "
+                f"{self.model}: malformed chat completion ({why}); "
                 f"body starts {bytes(content[:120])!r}",
                 attempts=n,
                 status=None,
             ) from exc
+
+
+class _Malformed(ValueError):
+    """The body is not a chat completion: its message says how, in words."""
+
+
+def _sampled_token(value: Any) -> str:
+    """A generated token's text. Not text (``null``), the logprobs cannot be lined up with the
+    answer, and a verdict reading them failed as an internal error; an alternative that is not
+    text is left to the verdict reader, which drops it as no evidence."""
+    if not isinstance(value, str):
+        raise _Malformed(f"a logprob entry's token is {value!r:.40}, not text")
+    return value
+
+
+def _choice_text(data: Any) -> tuple[dict[str, Any], str | None]:
+    """The first choice of a completion body and its answer text: ``None`` when the judge
+    refused (``message.refusal``), ``""`` when a content filter withheld the answer (the grader
+    reads ``finish_reason`` and says so, for cached answers too).
+
+    Why each shape is named: a ``TypeError`` on ``None`` or an ``IndexError`` told the user
+    nothing of a refusal, of an error body sent with HTTP 200, or of content given as a list of
+    parts, which this client does not read (it takes the judge's answer as plain text).
+
+    Raises:
+        _Malformed: the body is no completion, or its answer is no text.
+    """
+    if not isinstance(data, dict):
+        raise _Malformed(f"the body is a JSON {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if choices is None and "error" in data:
+        error = data["error"]
+        detail = error.get("message", error) if isinstance(error, dict) else error
+        raise _Malformed(f"HTTP 200 with an error instead of a completion: {detail!r:.300}")
+    if not isinstance(choices, list) or not choices:
+        raise _Malformed(f"no choices in the completion (choices: {choices!r:.100})")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise _Malformed(f"the first choice has no message: {choice!r:.100}")
+    if message.get("refusal"):
+        return choice, None
+    text = message.get("content")
+    if text is None and choice.get("finish_reason") == "content_filter":
+        return choice, ""
+    if isinstance(text, list):
+        kinds = ", ".join(sorted({str(p.get("type")) for p in text if isinstance(p, dict)}))
+        raise _Malformed(
+            f"the message content is a list of {len(text)} part(s) ({kinds or 'untyped'}), "
+            "not the plain text this client reads"
+        )
+    if not isinstance(text, str):
+        raise _Malformed(f"the message content is {text!r}, not text, and there is no refusal")
+    return choice, text
