@@ -46,6 +46,7 @@ from rm_service.models._factory import JudgeSpec, judge_factory
 from rm_service.models._redis import (
     DEFAULT_RETRY_AFTER,
     DEFAULT_TIMEOUT,
+    MAX_TTL,
     RedisStore,
     check_redis_url,
 )
@@ -94,7 +95,12 @@ class CacheSpec(BaseModel):
     redis: str | None = Field(
         default=None, description="redis://, rediss:// or unix:// URL of a shared cache"
     )
-    ttl: float | None = Field(default=None, gt=0, description="seconds a Redis entry lives")
+    ttl: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TTL,
+        description="seconds a Redis entry lives (unset: for ever)",
+    )
     max_entries: int = Field(default=100_000, ge=1)
     redis_timeout: float = Field(
         default=DEFAULT_TIMEOUT, gt=0, le=30, description="seconds to connect and per operation"

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
+    "MAX_TTL",
     "REDIS_SCHEMES",
     "RedisLink",
     "RedisStore",
@@ -64,6 +65,10 @@ logger = logging.getLogger(__name__)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_TIMEOUT = 0.25
 DEFAULT_RETRY_AFTER = 5.0
+MAX_TTL = 1e9
+"""The longest ``ttl`` (seconds, about 31 years): Redis refuses an expiry past its clock's range
+(``ttl: 1e20`` failed every write, so nothing was ever shared), and ``inf`` cannot be sent at
+all. An entry that should never expire has no ``ttl``."""
 WARN_INTERVAL_S = 60.0
 """A Redis that flaps warns at most once per this many seconds (later outages log at DEBUG)."""
 
@@ -317,8 +322,11 @@ class RedisStore:
         timeout: float = DEFAULT_TIMEOUT,
         retry_after: float = DEFAULT_RETRY_AFTER,
     ) -> None:
-        if ttl is not None and ttl <= 0:
-            raise ValueError(f"ttl must be > 0 seconds, got {ttl}")
+        if ttl is not None and not 0 < ttl <= MAX_TTL:  # NaN fails too
+            raise ValueError(
+                f"ttl must be > 0 and at most {MAX_TTL:g} seconds (leave it unset for entries "
+                f"that never expire), got {ttl}"
+            )
         self.link = RedisLink(url, role="cache", timeout=timeout, retry_after=retry_after)
         self.ttl = ttl
         self.prefix = prefix

@@ -191,6 +191,9 @@ def test_one_client_per_event_loop_across_threads(redis_server: RedisServer) -> 
         ({"redis": "redis://x", "path": "c.db"}, "set path (a SQLite file) or redis"),
         ({"path": "c.db", "ttl": 5}, "ttl applies to a redis cache only"),
         ({"redis": "redis://x", "ttl": 0}, "cache.ttl: Input should be greater than 0"),
+        ({"redis": "redis://x", "ttl": 1e20}, "cache.ttl: Input should be less than or equal to"),
+        ({"redis": "redis://x", "ttl": float("inf")}, "cache.ttl: Input should be less than"),
+        ({"redis": "redis://x", "ttl": float("nan")}, "cache.ttl: Input should be"),
         ({"redis": "redis://x", "redis_timeout": 0}, "cache.redis_timeout"),
     ],
 )
@@ -235,3 +238,27 @@ def test_the_breaker_probes_once_per_interval_and_a_flapping_redis_warns_once(
     assert len(messages) == 2, messages  # the first outage and its end; the flap is quiet
     assert "failed on get" in messages[0] and "is back" in messages[1]
     assert link.stats() == {"get_error": 1, "set_error": 1, "get_skipped": 2, "set_skipped": 1}
+
+
+@pytest.mark.parametrize("ttl", [1e20, float("inf")])
+def test_a_ttl_redis_cannot_take_is_refused_when_built(ttl: float) -> None:
+    """``ttl: 1e20`` failed every write (Redis refuses the expiry), so nothing was ever shared,
+    and ``ttl: .inf`` raised ``OverflowError`` out of the cache after the judge had answered."""
+    with pytest.raises(ValueError, match="ttl must be > 0 and at most"):
+        RedisStore("redis://127.0.0.1:1/0", ttl=ttl)
+
+
+async def test_the_longest_ttl_is_one_redis_takes(redis_server: RedisServer) -> None:
+    from rm_service.models._redis import MAX_TTL
+
+    redis_server.flush()
+    a, b = _cache(redis_server, ttl=MAX_TTL), _cache(redis_server, ttl=MAX_TTL)
+    judge = Judge()
+    try:
+        await a.get_or_call(_key(7), judge("kept"))
+        again = await b.get_or_call(_key(7), judge("another"))
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert judge.calls == 1 and again.text == "kept"
+    assert a.store is not None and a.store.stats().get("set_error", 0) == 0
