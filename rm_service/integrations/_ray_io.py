@@ -49,6 +49,10 @@ __all__ = [
 _BLOCK_ROWS = 256
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
+"""What Arrow's ``open_input_stream`` decompresses, told by the name: a JSONL file so
+compressed is read as JSONL (in a directory or a glob too, where it was skipped without a
+word: its records were never graded)."""
 _GLOB = set("*?[")
 
 READ_SCHEMA = pa.schema(
@@ -87,7 +91,8 @@ def _fmt(path: str) -> InputFormat | None:
     low = path.lower()
     if low.endswith(_PARQUET_SUFFIXES):
         return "parquet"
-    if low.endswith(_JSONL_SUFFIXES):
+    stem = low.rpartition(".")[0] if low.endswith(_COMPRESSED_SUFFIXES) else low
+    if stem.endswith(_JSONL_SUFFIXES):
         return "jsonl"
     return None
 
@@ -163,7 +168,9 @@ def _shards(fs: Any, infos: list[Any], base: str, uri: str, single: bool = False
             continue
         out.append(Shard(info.path, rel, fmt, int(info.size or 0)))
     if not out:
-        raise InputError(f"{uri}: no .jsonl, .json or .parquet files there")
+        raise InputError(
+            f"{uri}: no .jsonl, .json or .parquet files there (nor .jsonl.gz, .bz2, .zst, .lz4)"
+        )
     return out
 
 

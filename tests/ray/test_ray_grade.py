@@ -4,6 +4,8 @@ SIGKILLed job resumed to exactly one row per record, and one-line errors for bad
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
 import os
 import shutil
@@ -607,3 +609,23 @@ def test_each_actor_gets_its_share_of_an_endpoints_rate_limit(tmp_path: Path) ->
         assert got["graders"]["d"]["judge"]["rpm"] == 250
         assert _plain_config(source, 0.25, 1)["judge"]["rpm"] == 60
     assert cfg["judge"]["rpm"] == 60  # the caller's dict is not changed
+
+
+def test_compressed_jsonl_in_a_directory_is_read_not_skipped(tmp_path: Path) -> None:
+    """A directory of ``a.jsonl`` and ``b.jsonl.gz`` graded ``a.jsonl`` alone: the compressed
+    file was skipped without a word, its records never graded (a single named ``.jsonl.gz``
+    was read, Arrow decompressing it by its name)."""
+    from rm_service.integrations._ray_io import list_shards, read_shard, resolve
+
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")[:3]
+    write_jsonl(tmp_path / "a.jsonl", rows[:1])
+    payload = "".join(json.dumps(r) + "\n" for r in rows[1:]).encode()
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(payload))
+    (tmp_path / "c.jsonl.bz2").write_bytes(bz2.compress(payload))
+    (tmp_path / "notes.txt.gz").write_bytes(gzip.compress(b"not records\n"))
+    shards = list_shards(str(tmp_path))
+    assert [s.name for s in shards] == ["a.jsonl", "b.jsonl.gz", "c.jsonl.bz2"]
+    fs, _ = resolve(str(tmp_path))
+    got = [json.loads(rec) for s in shards for _, rec, err in read_shard(fs, s) if not err]
+    assert got == rows[:1] + rows[1:] + rows[1:]
+    assert [s.name for s in list_shards(str(tmp_path / "*.jsonl.gz"))] == ["b.jsonl.gz"]
