@@ -279,6 +279,7 @@ def _grade(args: argparse.Namespace) -> int:
             {"config": Path(args.config), "output": output, "report": report, "errors file": errors}
         )
     runner = _runner_from(args)
+    before = _file_state(output)
     try:
         result = asyncio.run(
             agrade_file(
@@ -295,11 +296,18 @@ def _grade(args: argparse.Namespace) -> int:
         )
     except InputError as exc:
         if exc.line is not None:
-            if output.is_file() and output.stat().st_size:
+            after = _file_state(output)
+            if after is None or (after == before and not args.resume):
+                # Nothing of this run's in it: an --overwrite run keeps the earlier output until
+                # it writes (so "saved in o.jsonl ... --resume" named another run's records, and
+                # that resume was refused as a different input).
+                kept = "" if after is None else f"; {output} still holds the earlier output"
+                again = " with --overwrite" if after is not None and args.overwrite else ""
+                saved = f"Nothing was graded{kept or ' and no output was written'}; fix the line "
+                saved += f"and rerun{again}"
+            else:
                 saved = f"Records graded so far are saved in {output}; fix the line and rerun "
                 saved += "with --resume"
-            else:  # it said so of a file never created
-                saved = "Nothing was graded and no output was written; fix the line and rerun"
             raise InputError(f"{args.input} {exc}. {saved}, or pass --skip-invalid") from None
         raise
     except KeyboardInterrupt:
@@ -313,6 +321,16 @@ def _grade(args: argparse.Namespace) -> int:
     if result.invalid:
         invalid += f", {result.invalid} invalid line(s) -> {result.errors}"
     return _print_result(result, invalid)
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file changed (inode, size, modification time), or ``None`` when there is
+    no file (or an empty one, which holds no records either)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None
 
 
 def _print_result(result: Any, more: str = "") -> int:

@@ -253,3 +253,22 @@ def test_a_byte_order_mark_on_a_blank_first_line_is_no_invalid_record(
     assert cli("check", rules, src, cwd=tmp_path).returncode == 0
     r = cli("audit", src, "-c", rules, "--no-progress", "--exploits", "empty", cwd=tmp_path)
     assert r.returncode == 0 and "invalid record" not in r.stderr, r.stderr
+
+
+def test_an_overwrite_that_stops_at_line_1_does_not_call_the_old_output_its_own(
+    tmp_path: Path, rules: Path
+) -> None:
+    """``--overwrite`` keeps the earlier output until it writes. A first line that is invalid
+    said "Records graded so far are saved in o.jsonl; fix the line and rerun with --resume":
+    those were the earlier run's records, and that resume was refused as another input."""
+    out = tmp_path / "o.jsonl"
+    first = write_jsonl(tmp_path / "first.jsonl", [record(0), record(1)])
+    assert cli("grade", first, "-c", rules, "-o", out, cwd=tmp_path).returncode == 0
+    kept = out.read_bytes()
+    bad = write_jsonl(tmp_path / "bad.jsonl", ["not json", record(2)])
+    r = cli("grade", bad, "-c", rules, "-o", out, "--overwrite", cwd=tmp_path)
+    err = one_error_line(r.stderr)
+    assert "bad.jsonl line 1: invalid record" in err
+    assert f"{out} still holds the earlier output" in err and "rerun with --overwrite" in err
+    assert "--resume" not in err and "saved in" not in err
+    assert out.read_bytes() == kept
