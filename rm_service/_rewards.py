@@ -88,6 +88,17 @@ def _default_name(src: Any) -> str:
     return Path(src).stem if isinstance(src, str | Path) else "default"
 
 
+def _described_mapper(mapper: Any) -> dict[str, str] | str | None:
+    """A grader's mapper in ``GET /graders``: its paths, ``None`` for none, or ``"callable"``
+    for code (a runner built in Python). Not ``None`` for code: a client reading the description
+    (``described_reads``: the trainer's field check, OpenRLHF's label routing) then took the
+    grader's own field names as what the records must hold, and refused a service whose mapper
+    derives them."""
+    if mapper is None:
+        return None
+    return dict(mapper) if isinstance(mapper, Mapping) else "callable"
+
+
 def describe(entry: RewardEntry) -> dict[str, Any]:
     runner = entry.runner
     graders: dict[str, Any] = {}
@@ -96,7 +107,7 @@ def describe(entry: RewardEntry) -> dict[str, Any]:
         graders[name] = {
             "type": spec.type if spec else type(gc.grader).__name__,
             "required_fields": list(contract(gc.grader).required_fields),
-            "mapper": dict(gc.mapper) if isinstance(gc.mapper, Mapping) else None,
+            "mapper": _described_mapper(gc.mapper),
             "call_timeout": gc.call_timeout or runner.call_timeout,
         }
     aggregators = []

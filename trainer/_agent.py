@@ -156,8 +156,15 @@ def rollout_reward(turns: Sequence[TurnReward]) -> float | None:
 
 def cut_reason(rollout: Mapping[str, Any]) -> str | None:
     """Why ``rollout`` (from :func:`rollout_of`) was cut short, or ``None`` when it finished:
-    its last assistant turn called tools and no result follows (see the module docstring)."""
+    its last assistant turn called tools and no result follows (see the module docstring).
+
+    Only a rollout that had tools to call can be cut: with none (no ``environment:``), TRL runs
+    no tool round, yet still parses a ``<tool_call>`` the model writes into ``tool_calls``. That
+    call is the model's final answer, graded as such (a hallucinated call scores what the
+    graders give it), never masked as a rollout cut at ``max_turns``."""
     infos = rollout["step_infos"]
+    if not rollout.get("available_tools"):
+        return None
     if not infos or not infos[-1]["tool_calls"] or infos[-1]["tool_results"]:
         return None
     names = [call["name"] for call in infos[-1]["tool_calls"]]
