@@ -23,7 +23,7 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._math_fast import answer_key
 from graders._math_pool import _run_in_pool, shutdown_math_pool
 from graders._math_text import final_part
-from graders._math_worker import FAST_KEY, check_equivalence, check_golds
+from graders._math_worker import FAST_KEY, answer_unit, check_equivalence, check_golds
 from graders._text import as_gold_list, as_text, gold_list_note, no_gradable_gold
 from rm_service._result import GraderScore
 from rm_service.models._coalesce import Coalescer
@@ -51,23 +51,29 @@ def _short_work(response: str) -> bool:
 
 
 def _check_key(
-    gold: str, final: str | None, answer: tuple[str, str] | None
-) -> tuple[str, ...] | None:
+    gold: str, final: str | None, answer: tuple[str, str] | None, unit: str | None
+) -> tuple[str | None, ...] | None:
     """What decides a single-gold check besides the gold, or ``None`` to check without sharing.
 
-    The worker's verdict is a function of the gold and the response's final part (reasoning and
-    everything before the answer block never count), so completions of one prompt that end the
+    The worker's verdict is a function of the gold, the response's final part (reasoning and
+    everything before the answer block never count) and the unit it reads for the answer
+    (:func:`~graders._math_worker.answer_unit`), so completions of one prompt that end the
     same way share one check. Where the fast path can read the answer, two final parts with the
     same :func:`~graders._math_fast.answer_key` hold the same expression read the same way
     ("So the answer is \\boxed{12}." and "\\boxed{ 12 }"), so they share one too: a group of
     sixteen completions with three distinct answers costs three checks, not sixteen.
+
+    Why the unit is part of the key: the same final part is unit-checked inside an
+    ``<answer>`` block and not in bare prose, and ``$5$ cm`` has the answer key of ``$5$ m``;
+    without it a verdict was served to a response it was not reached for (``<answer>5
+    cm</answer>`` scored 1.0 against ``5 m`` after a completion wrote ``5 cm`` untagged).
     """
     if len(gold) > _KEY_MAX:
         return None
     if answer is not None:
-        return (gold, "answer", *answer)
+        return (gold, unit, "answer", *answer)
     if final is not None and len(final) <= _KEY_MAX:
-        return (gold, "final", final)
+        return (gold, unit, "final", final)
     return None
 
 
@@ -133,7 +139,7 @@ class MathGrader(BaseGrader):
         self.queue_timeout = queue_timeout
         self._exact: OrderedDict[str, tuple[str, str]] = OrderedDict()
         """Gold text -> (its fast-path text, its reading shown in results), as a worker said."""
-        self._checks: Coalescer[tuple[str, ...], dict[str, Any]] = Coalescer(_CHECKS_KEPT)
+        self._checks: Coalescer[tuple[str | None, ...], dict[str, Any]] = Coalescer(_CHECKS_KEPT)
         """Worker answers by (gold, the response's answer): see :func:`_check_key`."""
 
     def __repr__(self) -> str:
@@ -156,7 +162,8 @@ class MathGrader(BaseGrader):
             exact = self._exact_match(gold, answer)
             if exact is not None:
                 return self._verdict(exact, None)
-            key = _check_key(gold, final, answer)
+            unit = answer_unit(response) if final is not None else None
+            key = _check_key(gold, final, answer, unit)
             if key is None:
                 value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
             else:

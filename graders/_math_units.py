@@ -56,23 +56,54 @@ UNITS: dict[str, str] = _names(
 """Spellings of common units, each to one canonical name (case-sensitive only for ``mL``/``L``)."""
 
 _UNIT_AFTER = re.compile(
-    r"\d[ \t]*+(?:\\[,;:! ]|~)?[ \t]*+"
+    r"(?<![\d.,])(?P<num>\d+(?:[.,]\d+)*)(?:[ \t}$~(]|\\[,;:! )\]])*+"
     r"(?:\\(?:text|mathrm|mbox|textrm|operatorname)[ \t]*+\{[ \t]*+~?[ \t]*+"
-    r"(?P<tex>[A-Za-z]+)[ \t]*+\}"
+    r"(?P<tex>[A-Za-z]+)[^{}]*\}"
     r"|(?P<plain>[A-Za-z]+)\b)"
     r"(?P<power>[ \t]*+(?:\^[ \t]*+\{?[ \t]*+\d[ \t]*+\}?|[²³]))?"
 )
+_AFTER_BOX = re.compile(
+    r"\}(?:[ \t$~(]|\\[,;:! )\]])*+"
+    r"(?:\\(?:text|mathrm|mbox|textrm|operatorname)[ \t]*+\{[^{}]*\}|[A-Za-z]+\b)"
+    r"(?:[ \t]*+(?:\^[ \t]*+\{?[ \t]*+\d[ \t]*+\}?|[²³]))?"
+)
+"""The closing brace of a box and the one word or ``\\text{}`` unit straight after it: the
+unit of ``\\boxed{5} cm``, never a word further on ("\\boxed{5} (that is 0.05 m)")."""
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def _unit_after_box(answer: str, content: str) -> str:
+    """What follows the last box's closing brace up to its unit, when a unit comes straight
+    after it; else ``""``. The last box is the last one opened (:func:`boxed_contents`)."""
+    openers = list(_BOX_OPEN.finditer(answer))
+    if not openers:
+        return ""
+    m = _AFTER_BOX.match(answer, openers[-1].end() + len(content))
+    return m.group(0) if m else ""
+
+
 _SAME_AS = {"cm^3": "ml", "dm^3": "l"}
 """Units that are one unit under two names (a cubic centimetre is a millilitre)."""
 
 
 def unit_of(answer: str) -> str | None:
-    """The canonical unit written after the numbers of ``answer`` (its last box, else all of
-    it), with its power (``cm^2``): ``None`` when it writes none this table knows, or more than
-    one ("6 days (144 hours)" names its answer twice; which is meant is not for a rule)."""
+    """The canonical unit written after the numbers of ``answer`` (its last box and a unit
+    right after it, else all of it), with its power (``cm^2``); ``None`` when it writes none
+    this table knows.
+
+    A unit may follow the number's math: ``$5$ cm``, ``\\(5\\) cm``, ``\\boxed{5} cm``,
+    ``\\frac{1}{2} m``. Read only straight after a digit, a unit there went unseen, and math-verify
+    (which reads the math alone) scored ``<answer>$5$ cm</answer>`` 1.0 against a gold of ``5 m``.
+
+    Several units: the first one is the answer's, and the rest restate it ("6 days (144
+    hours)"). Read as no unit at all, ``$5$ cm (0.05 m)`` matched a gold of ``5 m`` and one of
+    ``5 cm``: math-verify reads the 5 and nothing said which unit was checked. One number given
+    in two units ("$5$ cm or $5$ m") is a hedge on the unit: both joined by "or", a unit no
+    gold names.
+    """
     boxes = boxed_contents(answer)
-    region = boxes[-1] if boxes else answer
-    found = set()
+    region = boxes[-1] + _unit_after_box(answer, boxes[-1]) if boxes else answer
+    found: dict[float | str, list[str]] = {}  # the units written after each number, in order
     for m in _UNIT_AFTER.finditer(region):
         word = m.group("tex") or m.group("plain")
         unit = UNITS.get(word) or UNITS.get(word.lower())
@@ -80,5 +111,19 @@ def unit_of(answer: str) -> str | None:
             continue
         power = re.sub(r"\D", "", (m.group("power") or "").replace("²", "2").replace("³", "3"))
         named = unit + (f"^{power}" if power and power != "1" else "")
-        found.add(_SAME_AS.get(named, named))
-    return found.pop() if len(found) == 1 else None
+        units = found.setdefault(_value(m.group("num")), [])
+        if (canonical := _SAME_AS.get(named, named)) not in units:
+            units.append(canonical)
+    hedged = sorted({u for units in found.values() if len(units) > 1 for u in units})
+    if hedged:
+        return " or ".join(hedged)
+    return next(iter(found.values()))[0] if found else None
+
+
+def _value(number: str) -> float | str:
+    """A number as written before a unit, as its value where it reads as one (``5`` and
+    ``5.0`` are one number)."""
+    try:
+        return float(number.replace(",", ""))
+    except ValueError:
+        return number

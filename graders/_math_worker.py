@@ -46,7 +46,7 @@ from graders._math_text import final_part as _final_part
 from graders._math_unequal import proved_unequal
 from graders._math_units import unit_of
 
-__all__ = ["FAST_KEY", "check_equivalence", "check_golds", "worker_main"]
+__all__ = ["FAST_KEY", "answer_unit", "check_equivalence", "check_golds", "worker_main"]
 
 # --- result vocabulary (plain types only: results cross a socket) -------------------------------
 
@@ -226,7 +226,7 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
     shown = _shown(gold_parsed)
-    if (units := _units_differ(entry.unit, lambda: _answer_unit(response))) is not None:
+    if (units := _units_differ(entry.unit, lambda: answer_unit(response))) is not None:
         return _result(NOT_EQUAL, shown, detail=f"the units differ: {units[0]} and {units[1]}")
     if entry.fast_key is not None:
         final = _final_part(response)
@@ -244,7 +244,7 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     return out
 
 
-def _answer_unit(response: str) -> str | None:
+def answer_unit(response: str) -> str | None:
     """The unit of the response's final answer where it is delimited (a box, an ``<answer>``
     block): in running prose a unit after a number may belong to a remark ("150 km, which it
     covers in 3 hours"). See :mod:`graders._math_units`."""
@@ -254,15 +254,13 @@ def _answer_unit(response: str) -> str | None:
     return unit_of(final)
 
 
-def _units_differ(
-    mine: str | None, answer_unit: Callable[[], str | None]
-) -> tuple[str, str] | None:
+def _units_differ(mine: str | None, their_unit: Callable[[], str | None]) -> tuple[str, str] | None:
     """The gold's unit (``mine``, kept with the parsed gold) and the answer's (read only when the
     gold has one), when both are known and differ: math-verify drops units, so ``5 m`` equalled
     ``5 cm``."""
     if mine is None:
         return None
-    theirs = answer_unit()
+    theirs = their_unit()
     return (mine, theirs) if theirs is not None and theirs != mine else None
 
 
@@ -317,8 +315,8 @@ class _LazyPrediction:
 
     @functools.cached_property
     def unit(self) -> str | None:
-        """The final answer's unit (:func:`_answer_unit`), read once for every gold."""
-        return _answer_unit(self.response)
+        """The final answer's unit (:func:`answer_unit`), read once for every gold."""
+        return answer_unit(self.response)
 
 
 def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str, Any]:
