@@ -5,6 +5,15 @@ in a bounded FIFO queue; when the queue is full too it is refused at once (429 w
 ``Retry-After``) instead of queueing without limit, so an overloaded service answers fast and the
 trainer backs off. This is not middleware: the app calls it around each request's grading, once
 it knows how many records the request holds.
+
+**Draining.** When the server begins a graceful shutdown it calls :meth:`Admission.drain` on
+its app's admission (``rm-service serve``'s protocol does, see ``rm_service._http_protocol``):
+queued requests leave
+the queue and new ones are refused (:class:`Overloaded` with ``shutdown`` set), and
+``on_drain`` tells the app to cut in-flight grading short. uvicorn waits for every request in
+flight before it exits, for as long as they take: a request graded for its whole deadline
+(300 s) held the process that long, and under ``docker stop`` (10 s) it was killed with the
+connection reset, no answer at all.
 """
 
 from __future__ import annotations
@@ -19,12 +28,17 @@ __all__ = ["Admission", "Overloaded"]
 
 class Overloaded(Exception):
     """Admission refused: too many records in flight and queued. ``retry_after`` in seconds;
-    ``queue_full``: refused at once for a full queue, rather than after waiting in it."""
+    ``queue_full``: refused at once for a full queue, rather than after waiting in it;
+    ``shutdown``: refused, or sent out of the queue, because the server is shutting down
+    (:meth:`Admission.drain`)."""
 
-    def __init__(self, message: str, retry_after: int, *, queue_full: bool = True) -> None:
+    def __init__(
+        self, message: str, retry_after: int, *, queue_full: bool = True, shutdown: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.queue_full = queue_full
+        self.shutdown = shutdown
 
 
 class Admission:
@@ -45,6 +59,7 @@ class Admission:
         max_queue: int,
         retry_after: int = 1,
         on_change: Callable[[int, int], None] | None = None,
+        on_drain: Callable[[], None] | None = None,
     ) -> None:
         if max_in_flight < 1 or max_queue < 0:
             raise ValueError("max_in_flight must be >= 1 and max_queue >= 0")
@@ -55,17 +70,39 @@ class Admission:
         self.queued = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._on_change = on_change
+        self.draining = False
+        """Set by :meth:`drain`: in-flight work should finish soon or be cut short."""
+        self._on_drain = on_drain
+
+    def drain(self) -> None:
+        """Admit nothing more: every queued request raises :class:`Overloaded` (``shutdown``),
+        and so does every later :meth:`acquire`; :attr:`draining` is set and ``on_drain``
+        called."""
+        if self.draining:
+            return
+        self.draining = True
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(self._shutting_down())
+        if self._on_drain is not None:
+            self._on_drain()
 
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self.in_flight, self.queued)
+
+    def _shutting_down(self) -> Overloaded:
+        return Overloaded("the server is shutting down", self.retry_after, shutdown=True)
 
     async def acquire(self, n: int, max_wait: float | None = None) -> None:
         """Admit ``n`` records, waiting in the queue up to ``max_wait`` seconds.
 
         Raises:
             Overloaded: the queue is full, or the wait timed out.
+                Or the server is shutting down (:meth:`drain`; ``shutdown`` is set).
         """
+        if self.draining:
+            raise self._shutting_down()
         if n > self.max_in_flight:
             raise ValueError(f"{n} records can never fit max_in_flight={self.max_in_flight}")
         if not self._waiters and self.in_flight + n <= self.max_in_flight:
@@ -88,7 +125,7 @@ class Admission:
             async with asyncio.timeout(max_wait):
                 await fut
         except BaseException as exc:
-            if fut.done() and not fut.cancelled():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
                 # Admitted just as we gave up: hand the slots back.
                 self.release(n)
             else:

@@ -16,6 +16,9 @@ The deadlines, like nginx's ``client_header_timeout`` and ``client_body_timeout`
 * **send**: a response the client stops reading (the socket's buffer full) must drain within
   ``body_timeout`` seconds of filling it, or the connection is dropped: a client that never
   reads its answer would otherwise hold the socket and the answer's memory for ever.
+* **shutdown**: uvicorn waits for every request in flight before it exits; the protocol's
+  ``shutdown`` drains the admission of the app it serves (``Admission.drain``), so each is
+  answered within the app's ``shutdown_grace``.
 
 A deadline runs from the start of its phase and is not restarted by each byte, so trickling
 cannot extend it. When one passes, a client that has begun a request and has no response yet
@@ -80,6 +83,16 @@ class DeadlineH11Protocol(H11Protocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._track()
+
+    def shutdown(self) -> None:
+        """The server begins a graceful shutdown (uvicorn calls this on every connection): drain
+        its app's admission, so queued requests are answered now and requests in flight soon,
+        instead of uvicorn waiting for each to reach its deadline. Only this server's app: other
+        apps in the process (tests, an embedding program) keep serving."""
+        admission = _admission_of(self.app)
+        if admission is not None:
+            admission.drain()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
@@ -182,6 +195,20 @@ def _response_408(detail: str) -> bytes:
         "connection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def _admission_of(app: Any) -> Any:
+    """The ``Admission`` of the app a connection serves (``app.state.admission``, set by
+    ``create_app``), under uvicorn's wrappers, each of which keeps the app it wraps as ``.app``;
+    ``None`` for another app."""
+    for _ in range(8):
+        admission = getattr(getattr(app, "state", None), "admission", None)
+        if admission is not None:
+            return admission
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return None
 
 
 def protocol(header_timeout: float, body_timeout: float) -> Any:

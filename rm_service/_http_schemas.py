@@ -11,7 +11,9 @@ protocol, whose client needs numbers) substitutes a fallback value, and flags it
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn
@@ -98,6 +100,10 @@ class ServiceSettings:
         strip_patterns: regexes removed from ``/get_reward`` queries and prompts (chat special
             tokens).
         ready_timeout: seconds per judge endpoint probe in ``/readyz``.
+        shutdown_grace: seconds requests in flight may go on grading once the server begins
+            shutting down; then each gets a 503 (its client sends it again, through a load
+            balancer to another replica), as do requests still queued at once. Below
+            ``docker stop``'s 10 s, so every request is answered before the process is killed.
     """
 
     api_key: str | None = None
@@ -115,6 +121,7 @@ class ServiceSettings:
     label_field: str = "label"
     strip_patterns: Sequence[str] = DEFAULT_STRIP_PATTERNS
     ready_timeout: float = 2.0
+    shutdown_grace: float = 5.0
     _stripper: ChatTokenStripper = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,6 +134,8 @@ class ServiceSettings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        if not 0 <= self.shutdown_grace < math.inf:
+            raise ValueError(f"shutdown_grace must be >= 0 seconds, got {self.shutdown_grace!r}")
         for name in ("get_reward_max_records", "get_reward_max_body_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -147,13 +156,20 @@ class ServiceSettings:
                 "cannot train on NaN or null (the record is flagged rm_error=1 instead)"
             ) from None
         object.__setattr__(self, "unscored_fallback", fallback)
-        object.__setattr__(self, "_stripper", ChatTokenStripper(self.strip_patterns))
+        try:
+            stripper = ChatTokenStripper(self.strip_patterns)
+        except re.error as exc:  # it was a traceback at start-up, naming no setting
+            raise ValueError(
+                f"strip_patterns (RM_SERVICE_STRIP_PATTERNS): invalid regex: {exc}"
+            ) from None
+        object.__setattr__(self, "_stripper", stripper)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServiceSettings:
-        """Settings with ``api_key`` from ``RM_SERVICE_API_KEY`` and ``unscored_fallback`` from
-        ``RM_SERVICE_UNSCORED_FALLBACK`` (environment, else ``.env`` in the working directory);
-        ``overrides`` win.
+        """Settings with ``api_key`` from ``RM_SERVICE_API_KEY``, ``unscored_fallback`` from
+        ``RM_SERVICE_UNSCORED_FALLBACK`` and ``strip_patterns`` from ``RM_SERVICE_STRIP_PATTERNS``
+        (whitespace-separated regexes, as OpenRLHF's ``reward_func`` reads them; empty: strip
+        nothing) (environment, else ``.env`` in the working directory); ``overrides`` win.
 
         Raises:
             ConfigError: a fallback that is not a finite number (the message names the flag
@@ -166,6 +182,9 @@ class ServiceSettings:
         fallback = os.environ.get("RM_SERVICE_UNSCORED_FALLBACK")
         if fallback:
             overrides.setdefault("unscored_fallback", fallback)
+        patterns = os.environ.get("RM_SERVICE_STRIP_PATTERNS")
+        if patterns is not None:  # the README promised it for /get_reward; it went unread
+            overrides.setdefault("strip_patterns", tuple(patterns.split()))
         return cls(**overrides)
 
     @property
@@ -287,7 +306,13 @@ the JSON schema is the list's own."""
 
 
 class GradeRequest(BaseModel):
-    """A batch of records to grade with one configured reward."""
+    """A batch of records to grade with one configured reward.
+
+    Unknown fields are refused (422 naming them): a misspelt ``"rewards"`` or ``"dedline"``
+    was ignored, and the batch came back graded by the default reward, or with the server's
+    deadline, as if asked for."""
+
+    model_config = ConfigDict(extra="forbid")
 
     records: Annotated[list[dict[str, Any]], FewErrors] = Field(
         description="the records, JSON objects with the fields the reward's graders read"

@@ -64,6 +64,7 @@ _SETTING_ARGS = {
     "get_reward_deadline": "get_reward_deadline",
     "unscored_fallback": "unscored_fallback",
     "label_field": "label_field",
+    "shutdown_grace": "shutdown_grace",
 }
 
 
@@ -135,6 +136,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(env RM_SERVICE_UNSCORED_FALLBACK; default 0.0)",
     )
     p.add_argument("--label-field", help="record field /get_reward labels go to (default label)")
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        metavar="S",
+        help="on shutdown, requests in flight get S more seconds to finish, then a 503; queued "
+        "ones get a 503 at once (default 5)",
+    )
 
 
 def parse_configs(values: list[str] | None) -> dict[str, str]:

@@ -261,9 +261,25 @@ def create_app(
         metrics.records_in_flight.set(in_flight)
         metrics.records_queued.set(queued)
 
+    # Grading in flight, each under a timeout that a shutdown brings forward to
+    # ``shutdown_grace`` from then (see ``_admission``: uvicorn waits for every request).
+    cuts: set[asyncio.Timeout] = set()
+
+    def on_drain() -> None:
+        when = asyncio.get_running_loop().time() + settings.shutdown_grace
+        for cut in cuts:
+            cut.reschedule(when)
+
     admission = Admission(
-        settings.max_in_flight, settings.max_queue, settings.retry_after, on_admission
+        settings.max_in_flight, settings.max_queue, settings.retry_after, on_admission, on_drain
     )
+
+    def shutting_down() -> HTTPException:
+        return HTTPException(
+            503,
+            "the server is shutting down: send the request again (to another replica)",
+            headers={"Retry-After": str(settings.retry_after)},
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -317,23 +333,26 @@ def create_app(
         return entries[key]
 
     async def admit(weight: int, deadline: float | None, patient: bool) -> bool:
-        """Take ``weight`` admission slots; ``False`` when a ``patient`` request was not
-        admitted in time.
+        """Take ``weight`` admission slots; ``False`` when the request's deadline passed first,
+        or a ``patient`` request was not admitted in time.
 
-        Each waits in the queue up to ``queue_timeout`` (a ``patient`` one no longer than its
-        deadline either): the queue admits in order, so a longer wait would hold every request
-        behind it. Then a ``/grade`` request gets a 429: shedding load tells its client to back
-        off. A ``patient`` one (``/get_reward``) answers with every record unscored instead,
-        since OpenRLHF fails the run after a few 429s and is promised an answer within the
-        deadline, unfinished records unscored. A full queue is a 429 for both."""
-        wait = settings.queue_timeout
-        if patient and deadline is not None:
-            wait = min(wait, deadline) if wait is not None else deadline
+        Each waits in the queue up to ``queue_timeout``, and no longer than its deadline: the
+        queue admits in order, so a longer wait would hold every request behind it. A request
+        whose deadline passes in the queue answers every record unscored (``timeout``), as at
+        any deadline: a ``/grade`` asking for 2 s was answered after ``queue_timeout`` (30 s).
+        Past ``queue_timeout`` a ``/grade`` request gets a 429: shedding load tells its client
+        to back off. A ``patient`` one (``/get_reward``) answers with every record unscored
+        instead, since OpenRLHF fails the run after a few 429s and is promised an answer within
+        the deadline, unfinished records unscored. A full queue is a 429 for both."""
+        by_deadline = deadline is not None and deadline <= settings.queue_timeout
+        wait = deadline if by_deadline else settings.queue_timeout
         try:
             await admission.acquire(weight, max_wait=wait)
             return True
         except Overloaded as exc:
-            if patient and not exc.queue_full:
+            if exc.shutdown:
+                raise shutting_down() from None
+            if not exc.queue_full and (patient or by_deadline):
                 return False
             metrics.rejected.inc()
             raise HTTPException(
@@ -375,7 +394,18 @@ def create_app(
             if deadline is not None:
                 deadline = max(deadline - (time.monotonic() - start), 1e-3)
             try:
-                return await entry.runner.agrade(records, deadline=deadline, observer=timer)
+                async with asyncio.timeout(None) as cut:
+                    cuts.add(cut)
+                    if admission.draining:  # began while this one was being admitted
+                        on_drain()
+                    try:
+                        return await entry.runner.agrade(records, deadline=deadline, observer=timer)
+                    finally:
+                        cuts.discard(cut)
+            except TimeoutError:
+                if not cut.expired():
+                    raise
+                raise shutting_down() from None
             finally:
                 admission.release(weight)
                 metrics.flush()
@@ -552,8 +582,33 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     ``FewErrors``: a body of a million bad items made a million errors, a 105 MB answer."""
     assert isinstance(exc, RequestValidationError)
     shown, more = shown_errors(exc.errors())
+    shown = [_named_extra(err) for err in shown]
     detail = error_detail(jsonable_encoder(shown)) + more_errors(["body"], len(shown), more)
     return _json({"detail": detail}, 422)
+
+
+def _named_extra(err: Any) -> Any:
+    """A 422 error for an unknown field, its message naming the fields there are: only
+    ``/grade``'s body refuses unknown fields (see ``GradeRequest``)."""
+    if not isinstance(err, dict) or err.get("type") != "extra_forbidden":
+        return err
+    fields = ", ".join(GradeRequest.model_fields)
+    return {**err, "msg": f"{err['loc'][-1]!r} is not a field of this request; it has: {fields}"}
+
+
+def _unparsed(cause: BaseException | None) -> str | None:
+    """What FastAPI's 400 "There was an error parsing the body" hid: why ``json.loads`` failed
+    on a body other than with a syntax error (those are 422s saying where), or ``None``."""
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset "
+            f"{cause.start}): send the JSON encoded as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return "the body nests arrays or objects too deeply to read"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "the body holds an integer of more than 4300 digits: send it as a string"
+    return None
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:
@@ -561,4 +616,5 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code < 200 or exc.status_code in (204, 205, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return _json({"detail": error_detail(exc.detail)}, exc.status_code, exc.headers)
+    detail = (_unparsed(exc.__cause__) if exc.status_code == 400 else None) or exc.detail
+    return _json({"detail": error_detail(detail)}, exc.status_code, exc.headers)
