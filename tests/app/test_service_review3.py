@@ -219,7 +219,7 @@ def test_sigterm_answers_a_request_in_flight_and_the_server_exits(tmp_path: Path
 
         resp, took = asyncio.run(main())
         assert resp.status_code == 503, resp.text
-        assert 4 < took < 9, took
+        assert 4 < took < 20, took  # the grace (5 s), far below the 60 s the grading would take
         srv.proc.wait(timeout=10)
         log = srv.log()
     assert "Traceback" not in log and "Exception in ASGI" not in log, log
