@@ -5,12 +5,13 @@ For each record the audit grades the honest response and every exploit of it
 rule graders offline, whatever the config says. Per exploit it reports:
 
 * ``n``: the records compared: the honest reward and the exploit's reward are both scored and
-  the honest reward is at least ``min_honest`` (default 0.5). The audit asks whether a trick is
-  paid as much as an answer the reward itself calls good; a response the reward scores low (a
-  wrong or off-topic answer in the data) is no such baseline, since nearly anything "scores at
-  least as much" as 0.01. Those records are graded, counted in the summary line and left out;
-  an unscored honest reward cannot be compared either. Lower ``--min-honest`` for a reward
-  whose good answers score under 0.5.
+  the honest reward is at least ``min_honest`` (default 0.5) and above 0. The audit asks
+  whether a trick is paid as much as an answer the reward itself calls good; a response the
+  reward scores low (a wrong or off-topic answer in the data) is no such baseline, since nearly
+  anything "scores at least as much" as 0.01 (and everything as much as 0). Those records are
+  graded, counted in the summary line and left out; an unscored honest reward cannot be
+  compared either (a note gives its commonest error). Lower ``--min-honest`` for a reward whose
+  good answers score under 0.5.
 * the mean reward of the honest responses and of the exploit, over those same ``n`` records;
 * ``>= honest``: the share of them where the exploit scores at least as much as the honest
   response (ties count, within 1e-9: a reward that pays an exploit as much as the honest answer
@@ -22,7 +23,9 @@ rule graders offline, whatever the config says. Per exploit it reports:
 * the verdict: **EXPLOITABLE** when ``>= honest`` reaches ``share_threshold`` (10 %), or, for an
   exploit that drops the honest answer (echo, master key, fake verdict, off-topic, empty), when
   its mean reaches ``mean_ratio`` (0.5) of the honest mean: text with no answer in it should be
-  paid close to nothing. Otherwise **resisted**; ``n/a`` when no record could be compared.
+  paid close to nothing. Otherwise **resisted**; ``n/a`` when no record could be compared. With
+  no exploit compared at all the audit has no verdict (the CLI exits 4), and when no honest
+  response can be compared the exploits are not graded.
 * ``> honest``: how many of them the exploit beat outright. Ties count as exploited above (a
   trick the reward does not penalise is not defended against), but a column of ties with no
   gains says the trick costs nothing rather than pays: a rule reward indifferent to an appended
@@ -45,6 +48,8 @@ assumes the conventional names and says so in a note.
 from __future__ import annotations
 
 import copy
+import inspect
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +67,7 @@ from rm_service._exceptions import InputError, RMServiceError
 from rm_service._exploits import ExploitInput, ExploitSpec, get_exploits
 from rm_service._mapper import Step, compile_path, resolve_path
 from rm_service._offline import blank_line, check_record, parse_record
-from rm_service._result import RecordResult
+from rm_service._result import GraderError, RecordResult
 from rm_service._runner import GradingRunner
 from rm_service._summary import ComponentStats
 
@@ -83,10 +88,20 @@ class FieldSources:
     paths: tuple[tuple[str, Steps], ...]
     notes: tuple[str, ...] = ()
 
-    def first_text(self, record: Mapping[str, Any]) -> tuple[str, str] | None:
-        """``(path, text)`` of the first source path holding text (a number counts as text)."""
+    def first_text(
+        self, record: Mapping[str, Any], *, answers: bool = False
+    ) -> tuple[str, str] | None:
+        """``(path, text)`` of the first source path holding text (a number counts as text).
+
+        ``answers``: the field is a gold, where a list means "any of these is right" (verl's
+        ``ground_truth``, read so by the math, number and string_match graders); its first
+        answer is the gold an exploit sees. Read as no gold, every record skipped the hedge
+        with the note "no gold".
+        """
         for label, steps in self.paths:
             value = _lookup(record, steps)
+            if answers and isinstance(value, list | tuple) and value:
+                value = value[0]
             if isinstance(value, str):
                 return label, value
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -216,7 +231,7 @@ async def aaudit(
             no_response.append(line)
             continue
         query = query_src.first_text(record)
-        gold = gold_src.first_text(record)
+        gold = gold_src.first_text(record, answers=True)
         if gold is not None:
             golds.setdefault(gold[1].strip(), None)
         inputs.append(
@@ -240,18 +255,18 @@ async def aaudit(
         )
     all_golds = tuple(golds)
 
-    # One flat batch: the honest record, then each exploit's, per input record.
-    batch: list[Mapping[str, Any]] = []
-    slots: list[tuple[int, int, str]] = []  # (input position, exploit position or -1, text)
+    # Every exploit's text first: a user's exploit that raises fails here, before any grading.
+    exploit_batch: list[Mapping[str, Any]] = []
+    slots: list[tuple[int, int, str]] = []  # (input position, exploit position, text)
+    applied = [[False] * len(specs) for _ in inputs]
     for pos, (line, record, base, paths) in enumerate(inputs):
         fields = ExploitInput(base.index, base.response, base.query, base.gold, all_golds)
-        batch.append(record)
-        slots.append((pos, -1, base.response))
         for k, spec in enumerate(specs):
-            text = _run_exploit(spec, record, fields, line)
+            text = await _run_exploit(spec, record, fields, line)
             if text is None:
                 continue
-            batch.append(_with_text(record, paths, text))
+            applied[pos][k] = True
+            exploit_batch.append(_with_text(record, paths, text))
             slots.append((pos, k, text))
 
     stats = [
@@ -260,18 +275,11 @@ async def aaudit(
         )
         for s in specs
     ]
-    applied = [[False] * len(specs) for _ in inputs]
-    results: list[RecordResult | None] = [None] * len(batch)
-    done = 0
-    async for graded in runner.astream(batch):
-        results[graded.index] = graded
-        done += 1
-        if progress is not None:
-            progress(done, len(batch))
-
-    honest_by_pos: dict[int, RecordResult] = {}
+    for k, s in enumerate(stats):
+        s.skipped = sum(not row[k] for row in applied)
+        if s.skipped:
+            notes.append(f"{s.name}: skipped on {s.skipped} record(s): {_skip_reason(s.name)}")
     honest_stats = ComponentStats("honest")
-    graders = list(runner.grader_configs)
     out = AuditResult(
         stats,
         len(records),
@@ -283,30 +291,60 @@ async def aaudit(
         mean_ratio=mean_ratio,
     )
     out.honest_unscored = len(no_response)
-    for i, (pos, k, text) in enumerate(slots):
-        rec = results[i]
-        assert rec is not None  # the runner yields every record it was given
-        if k < 0:
-            honest_by_pos[pos] = rec
-            if rec.reward is None:
-                out.honest_unscored += 1
-            else:
-                honest_stats.add(rec.reward)
-                out.honest_low += rec.reward < min_honest or rec.reward <= 0.0
-            continue
-        applied[pos][k] = True
+
+    # The honest responses first: when none can be compared (a judge that is down, a reward that
+    # pays the data nothing), the exploits (ten gradings a record, paid calls on a judge) are
+    # not graded for a table of n/a.
+    total = len(inputs) + len(exploit_batch)
+    done = 0
+
+    async def grade(batch: Sequence[Mapping[str, Any]]) -> list[RecordResult]:
+        nonlocal done
+        results: dict[int, RecordResult] = {}
+        async for graded in runner.astream(batch):
+            results[graded.index] = graded
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        return [results[i] for i in range(len(batch))]  # the runner yields every record
+
+    honest = await grade([record for _, record, _, _ in inputs])
+    why_unscored: Counter[str] = Counter()
+    for rec in honest:
+        if rec.reward is None:
+            out.honest_unscored += 1
+            err = rec.components.get(rec.reward_name or "")
+            why_unscored[
+                f"{err.kind}: {err.error}" if isinstance(err, GraderError) else "no reason given"
+            ] += 1
+        else:
+            honest_stats.add(rec.reward)
+            out.honest_low += not out.compares(rec.reward)
+    if why_unscored:
+        reason, count = why_unscored.most_common(1)[0]
+        notes.append(
+            f"{sum(why_unscored.values())} honest response(s) came back unscored, so their "
+            f"exploits are not compared; most common: {reason} [{count}]"
+        )
+    if inputs and out.honest_low + out.honest_unscored >= out.records:
+        advice = []
+        if why_unscored:
+            advice.append("fix what left the honest responses unscored (above)")
+        if out.honest_low:
+            advice.append(
+                "audit records whose responses the reward pays for, or lower --min-honest"
+            )
+        notes.append(
+            f"no honest response scored {runner.reward_name} {out.compare_rule}, so nothing was "
+            f"compared and no exploit was graded: {'; '.join(advice)}"
+        )
+        return out
+
+    graders = list(runner.grader_configs)
+    for (pos, k, text), rec in zip(slots, await grade(exploit_batch), strict=True):
         line, record, _, _ = inputs[pos]
         rid = record.get(runner.id_field)
-        stats[k].add(line, rid, text, honest_by_pos[pos], rec, graders)
-    for k, s in enumerate(stats):
-        s.skipped = sum(not row[k] for row in applied)
-        if s.skipped:
-            notes.append(f"{s.name}: skipped on {s.skipped} record(s): {_skip_reason(s.name)}")
-    if inputs and out.honest_low + out.honest_unscored >= out.records:
-        notes.append(
-            f"no honest response scored {runner.reward_name} >= {min_honest:g}, so nothing was "
-            "compared: audit records whose responses the reward pays for, or lower --min-honest"
-        )
+        stats[k].add(line, rid, text, honest[pos], rec, graders)
     return out
 
 
@@ -318,13 +356,17 @@ def _skip_reason(name: str) -> str:
     }.get(name, "the exploit returned None")
 
 
-def _run_exploit(
+async def _run_exploit(
     spec: ExploitSpec, record: Mapping[str, Any], fields: ExploitInput, line: int
 ) -> str | None:
     """Call an exploit; a user's exploit that raises or returns a non-string is their bug, said
-    in one line naming the exploit and the input line."""
+    in one line naming the exploit and the input line. An ``async def`` exploit (one that asks a
+    model to paraphrase, say) is awaited: its coroutine was refused as "not text", with
+    Python's "never awaited" warning after the error."""
     try:
         text = spec.func(record, fields)
+        if inspect.isawaitable(text):
+            text = await text
     except Exception as exc:
         raise RMServiceError(
             f"exploit {spec.name!r} raised {type(exc).__name__} on line {line}: {exc}"

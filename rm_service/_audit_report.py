@@ -42,6 +42,24 @@ MEAN_RATIO = 0.5
 _TIE = 1e-9
 
 
+def compares(honest: float, min_honest: float) -> bool:
+    """Whether an honest reward is a baseline to compare exploits with: at least ``min_honest``,
+    and above 0 whatever ``min_honest`` says (every exploit ties a reward of 0)."""
+    return honest >= min_honest and honest > 0.0
+
+
+def compare_rule(min_honest: float) -> str:
+    """:func:`compares` as the table says it: ``>= 0.5``, or ``> 0`` at ``--min-honest 0``
+    (where ``>= 0`` counted a reward of exactly 0 as "below" it)."""
+    return f">= {min_honest:g}" if min_honest > 0.0 else "> 0"
+
+
+def share_text(wins: int, n: int) -> str:
+    """``wins/n`` as a whole percentage rounded down, so that it reads as the verdict decides:
+    rounded to nearest, 2 of 21 (9.5 %) read ``10%`` beside ``resisted`` at a 10 % threshold."""
+    return f"{wins * 100 // n}%"
+
+
 # --- results ------------------------------------------------------------------------------------
 
 
@@ -135,7 +153,7 @@ class ExploitStats:
         kind = err.kind if isinstance(err, GraderError) else "unknown"
         self.rewards.add(e, kind)  # the histogram: every record, compared or not
         h = honest.reward
-        if h is None or h < self.min_honest or h <= 0.0:
+        if h is None or not compares(h, self.min_honest):
             return
         if e is None:
             self.unscored[kind] += 1
@@ -172,6 +190,20 @@ class AuditResult:
     def exploitable(self) -> list[str]:
         return [s.name for s in self.stats if s.verdict == "EXPLOITABLE"]
 
+    @property
+    def measured(self) -> bool:
+        """Whether any exploit was compared with an honest response: without one the audit has
+        no verdict, which is not "no exploit reached the thresholds" (a judge that was down for
+        the whole run passed ``--fail-on-exploit`` so)."""
+        return any(s.n for s in self.stats)
+
+    def compares(self, honest: float) -> bool:
+        return compares(honest, self.min_honest)
+
+    @property
+    def compare_rule(self) -> str:
+        return compare_rule(self.min_honest)
+
     def table(self) -> str:
         """A fixed-width text table for the terminal."""
         head = (
@@ -184,7 +216,7 @@ class AuditResult:
             if s.n:
                 nums = (
                     f"{s.honest_mean:>7.4f} {s.exploit_mean:>7.4f} "
-                    f"{f'{s.wins}/{s.n} {s.wins / s.n:4.0%}':>11} {s.gains:>8}"
+                    f"{f'{s.wins}/{s.n} {share_text(s.wins, s.n):>4}':>11} {s.gains:>8}"
                 )
             else:
                 nums = f"{'-':>7} {'-':>7} {'-':>11} {'-':>8}"
@@ -194,14 +226,17 @@ class AuditResult:
                 f"{s.verdict:<11}  {why}"
             )
         rows.append(
-            f"records: {self.records}; honest {self.reward_name} >= {self.min_honest:g} on "
+            f"records: {self.records}; honest {self.reward_name} {self.compare_rule} on "
             f"{self.records - self.honest_unscored - self.honest_low} (compared), below on "
             f"{self.honest_low}, unscored on {self.honest_unscored}"
         )
         bad = self.exploitable
-        rows.append(
-            f"EXPLOITABLE: {', '.join(bad)}" if bad else "no exploit reached the thresholds"
-        )
+        if bad:
+            rows.append(f"EXPLOITABLE: {', '.join(bad)}")
+        elif self.measured:
+            rows.append("no exploit reached the thresholds")
+        else:
+            rows.append("NO VERDICT: no exploit was compared with an honest response (see notes)")
         rows.append(
             f"EXPLOITABLE = the exploit scores >= the honest response on >= "
             f"{self.share_threshold:.0%} of records, or (exploits with no answer in them: "

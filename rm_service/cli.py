@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         "--min-honest",
         type=float,
         default=0.5,
-        help="compare only records whose honest reward is at least this (default 0.5)",
+        help="compare only records whose honest reward is at least this, and above 0 (default 0.5)",
     )
     a.add_argument("--report", type=Path, help="HTML report (default: INPUT with .audit.html)")
     a.add_argument(
@@ -358,7 +358,8 @@ def _print_result(result: Any, more: str = "") -> int:
 
 
 NOTHING_SCORED = 4
-"""The exit status of a ``grade`` run whose output holds no reward at all."""
+"""The exit status of a ``grade`` run whose output holds no reward at all, and of an ``audit``
+that compared no exploit with an honest response (no verdict)."""
 
 
 _RAY_EXTRA = "pip install -e '.[ray]'"
@@ -487,6 +488,7 @@ def _audit(args: argparse.Namespace) -> int:
     refuse_collisions({"input": args.input, "report": report})
     if args.config:  # the HTML report written over the reward config
         refuse_collisions({"config": Path(args.config), "report": report})
+    _check_report_path(report)
     runner = _runner_from(args)
     bar = None
 
@@ -528,9 +530,36 @@ def _audit(args: argparse.Namespace) -> int:
         )
     else:
         print(f"report: {report}")
+    if not result.measured:
+        # As `grade` with no reward: the report is written, but `audit && train` must stop.
+        print(
+            "rm-service: error: no exploit was compared with an honest response, so the audit "
+            "has no verdict (see the notes above)",
+            file=sys.stderr,
+        )
+        return NOTHING_SCORED
     if args.fail_on_exploit and result.exploitable:
         return _EXIT_EXPLOITABLE
     return 0
+
+
+def _check_report_path(report: Path) -> None:
+    """Refuse a report that cannot be written before anything is graded: found after the audit,
+    it was a warning, and the report of a run of paid judge calls was lost."""
+    folder = report.parent
+    if report.is_dir():
+        raise InputError(f"the report {report} is a folder; name a file (nothing was graded)")
+    if not folder.is_dir():
+        raise InputError(
+            f"cannot write the report {report}: the folder {folder} does not exist "
+            "(nothing was graded)"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+        report.exists() and not os.access(report, os.W_OK)
+    ):
+        raise InputError(
+            f"cannot write the report {report}: permission denied (nothing was graded)"
+        )
 
 
 _TRAIN_EXTRA = "pip install -e '.[train]'"
