@@ -11,7 +11,9 @@ know, changes nothing: math-verify decides as before.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 
 from graders._text import boxed_contents
 
@@ -56,9 +58,9 @@ UNITS: dict[str, str] = _names(
 """Spellings of common units, each to one canonical name (case-sensitive only for ``mL``/``L``)."""
 
 _UNIT_AFTER = re.compile(
-    r"(?<![\d.,])(?P<num>\d+(?:[.,]\d+)*)(?:[ \t}$~(]|\\[,;:! )\]])*+"
+    r"(?<![\d.,])(?P<num>\d+(?:[.,]\d+)*)(?P<sep>(?:[ \t}$~(]|\\[,;:! )\]])*+)"
     r"(?:\\(?:text|mathrm|mbox|textrm|operatorname)[ \t]*+\{[ \t]*+~?[ \t]*+"
-    r"(?P<tex>[A-Za-z]+)[^{}]*\}"
+    r"(?P<tex>[A-Za-z]++)[^{}]*+\}"
     r"|(?P<plain>[A-Za-z]+)\b)"
     r"(?P<power>[ \t]*+(?:\^[ \t]*+\{?[ \t]*+\d[ \t]*+\}?|[²³]))?"
 )
@@ -70,6 +72,11 @@ _AFTER_BOX = re.compile(
 """The closing brace of a box and the one word or ``\\text{}`` unit straight after it: the
 unit of ``\\boxed{5} cm``, never a word further on ("\\boxed{5} (that is 0.05 m)")."""
 _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_MATH_BETWEEN = re.compile(r"[}$()\]]")
+"""A math delimiter between a number and a word: the word follows the math, not the digit."""
+_PREPOSITIONS = frozenset({"in"})
+"""Unit spellings that are also words of the sentence around an answer ("\\boxed{12} in
+total", "$12$ in centimetres"): read as units straight after a digit only (``12 in``)."""
 
 
 def _unit_after_box(answer: str, content: str) -> str:
@@ -86,7 +93,7 @@ _SAME_AS = {"cm^3": "ml", "dm^3": "l"}
 """Units that are one unit under two names (a cubic centimetre is a millilitre)."""
 
 
-def unit_of(answer: str) -> str | None:
+def unit_of(answer: str, read: Callable[[], float | None] | None = None) -> str | None:
     """The canonical unit written after the numbers of ``answer`` (its last box and a unit
     right after it, else all of it), with its power (``cm^2``); ``None`` when it writes none
     this table knows.
@@ -95,8 +102,12 @@ def unit_of(answer: str) -> str | None:
     ``\\frac{1}{2} m``. Read only straight after a digit, a unit there went unseen, and math-verify
     (which reads the math alone) scored ``<answer>$5$ cm</answer>`` 1.0 against a gold of ``5 m``.
 
-    Several units: the first one is the answer's, and the rest restate it ("6 days (144
-    hours)"). Read as no unit at all, ``$5$ cm (0.05 m)`` matched a gold of ``5 m`` and one of
+    Several units: the unit of the number math-verify reads as the answer (``read``, asked for
+    only then: the answer's value, or ``None``), where exactly one number of that value has a
+    unit; else the first one is the answer's, and the rest restate it ("6 days (144
+    hours)"). In prose math-verify reads the last number ("500 cm, i.e. 5 m", "2 kg = 2000
+    g"): the first unit scored those 0 against a gold in the unit of what was read. Read as
+    no unit at all, ``$5$ cm (0.05 m)`` matched a gold of ``5 m`` and one of
     ``5 cm``: math-verify reads the 5 and nothing said which unit was checked. One number given
     in two units ("$5$ cm or $5$ m") is a hedge on the unit: both joined by "or", a unit no
     gold names.
@@ -107,7 +118,7 @@ def unit_of(answer: str) -> str | None:
     for m in _UNIT_AFTER.finditer(region):
         word = m.group("tex") or m.group("plain")
         unit = UNITS.get(word) or UNITS.get(word.lower())
-        if unit is None:
+        if unit is None or _word_after_math(m):
             continue
         power = re.sub(r"\D", "", (m.group("power") or "").replace("²", "2").replace("³", "3"))
         named = unit + (f"^{power}" if power and power != "1" else "")
@@ -117,7 +128,31 @@ def unit_of(answer: str) -> str | None:
     hedged = sorted({u for units in found.values() if len(units) > 1 for u in units})
     if hedged:
         return " or ".join(hedged)
-    return next(iter(found.values()))[0] if found else None
+    if not found:
+        return None
+    first = next(iter(found.values()))[0]
+    if read is None or len({units[0] for units in found.values()}) == 1:
+        return first
+    value = read()
+    if value is None:
+        return first
+    mine = {
+        units[0]
+        for number, units in found.items()
+        if isinstance(number, float) and math.isclose(number, value, rel_tol=1e-9)
+    }
+    return mine.pop() if len(mine) == 1 else first
+
+
+def _word_after_math(m: re.Match[str]) -> bool:
+    """Whether ``m`` read a word of the sentence as a unit: a plain word that is also a
+    preposition (``_PREPOSITIONS``), written after a math delimiter rather than a digit."""
+    plain = m.group("plain")
+    return (
+        plain is not None
+        and plain.lower() in _PREPOSITIONS
+        and _MATH_BETWEEN.search(m.group("sep")) is not None
+    )
 
 
 def _value(number: str) -> float | str:

@@ -226,16 +226,17 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
     shown = _shown(gold_parsed)
-    if (units := _units_differ(entry.unit, lambda: answer_unit(response))) is not None:
+    pred = _LazyPrediction(response)
+    if (units := _units_differ(entry.unit, lambda: pred.unit)) is not None:
         return _result(NOT_EQUAL, shown, detail=f"the units differ: {units[0]} and {units[1]}")
     if entry.fast_key is not None:
         final = _final_part(response)
         if final is not None and fast_answer(final) == entry.fast_key:
             # The same expression in the same reading as the gold (see graders._math_fast).
             return _result(EQUAL, shown, shown)
-    pred_parsed, why = _prediction(response)
+    pred_parsed = pred.get()
     if pred_parsed is None:
-        out = _result(NO_ANSWER, shown, detail=why)
+        out = _result(NO_ANSWER, shown, detail=pred.why)
     else:
         equal = _equivalent_cached(gold, gold_parsed, pred_parsed)
         out = _result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed))
@@ -244,14 +245,31 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     return out
 
 
-def answer_unit(response: str) -> str | None:
+def answer_unit(response: str, read: Callable[[], float | None] | None = None) -> str | None:
     """The unit of the response's final answer where it is delimited (a box, an ``<answer>``
     block): in running prose a unit after a number may belong to a remark ("150 km, which it
-    covers in 3 hours"). See :mod:`graders._math_units`."""
+    covers in 3 hours"). ``read``: the value math-verify reads, for an answer with several
+    units (see :mod:`graders._math_units`)."""
     final = _final_part(response)
     if final is None or not ("\\boxed" in final or "<answer>" in response):
         return None
-    return unit_of(final)
+    return unit_of(final, read)
+
+
+def _read_value(parsed: Sequence[Any] | None) -> float | None:
+    """The number math-verify read as an answer (the right side of an equation it read: the
+    side it compares), or ``None`` when it read no single number."""
+    if not parsed:
+        return None
+    value = parsed[0]
+    if getattr(value, "is_Relational", False):
+        value = value.rhs
+    if not getattr(value, "is_number", False):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _units_differ(mine: str | None, their_unit: Callable[[], str | None]) -> tuple[str, str] | None:
@@ -315,8 +333,9 @@ class _LazyPrediction:
 
     @functools.cached_property
     def unit(self) -> str | None:
-        """The final answer's unit (:func:`answer_unit`), read once for every gold."""
-        return answer_unit(self.response)
+        """The final answer's unit (:func:`answer_unit`), read once for every gold; the answer
+        is parsed for it only when it writes several units."""
+        return answer_unit(self.response, lambda: _read_value(self.get()))
 
 
 def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str, Any]:

@@ -75,7 +75,8 @@ class ServiceSettings:
         max_queue: records allowed to wait for admission; beyond it, 429 with ``Retry-After``.
         queue_timeout: seconds a request may wait in the queue: then ``/grade`` gets a 429,
             and ``/get_reward`` (its deadline permitting) answers every record unscored
-            (``timeout``), since OpenRLHF fails the run after a few 429s.
+            (``timeout``), since OpenRLHF fails the run after a few 429s. ``None``: no limit
+            but the request's deadline.
         retry_after: the ``Retry-After`` seconds sent with a 429.
         deadline: the per-request grading deadline in seconds (a request may ask for less),
             counted from when the request is parsed, its wait for admission included;
@@ -111,7 +112,7 @@ class ServiceSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_in_flight: int = 4096
     max_queue: int = 8192
-    queue_timeout: float = 30.0
+    queue_timeout: float | None = 30.0
     retry_after: int = 1
     deadline: float | None = 300.0
     get_reward_max_records: int = 1024 * 16

@@ -344,8 +344,9 @@ def create_app(
         to back off. A ``patient`` one (``/get_reward``) answers with every record unscored
         instead, since OpenRLHF fails the run after a few 429s and is promised an answer within
         the deadline, unfinished records unscored. A full queue is a 429 for both."""
-        by_deadline = deadline is not None and deadline <= settings.queue_timeout
-        wait = deadline if by_deadline else settings.queue_timeout
+        queue_timeout = settings.queue_timeout  # None: no limit but the deadline
+        by_deadline = deadline is not None and (queue_timeout is None or deadline <= queue_timeout)
+        wait = deadline if by_deadline else queue_timeout
         try:
             await admission.acquire(weight, max_wait=wait)
             return True
