@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -154,11 +156,17 @@ def tool_calls_of(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
+def _is_step(fields: Mapping[str, Any]) -> bool:
+    """Whether the record gives one turn's own ``tool_calls`` (a step), where an empty list
+    (or an empty numpy array, from parquet) is "this turn called nothing", not "no field"."""
+    calls = plain_value(fields.get("tool_calls"))
+    return _is_list(calls) or not _empty(calls)
+
+
 def _calls(fields: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A step record's own ``tool_calls``, else every call in ``messages``."""
-    calls = fields.get("tool_calls")
-    if isinstance(calls, list) or not _empty(calls):  # [] is "this turn called nothing"
-        return _call_list(calls, "tool_calls")
+    if _is_step(fields):
+        return _call_list(fields["tool_calls"], "tool_calls")
     if fields.get("messages") is None:
         raise Unscored("needs messages (a conversation) or tool_calls (one turn's calls)")
     return tool_calls_of(_messages(fields["messages"]))
@@ -195,7 +203,10 @@ class CalledToolGrader(BaseGrader):
     The tool is ``tool`` (the same for every record) or the record's ``required_tool`` field
     (per prompt, e.g. a dataset column); a record with neither is unscored (``invalid_input``).
     ``required_tool`` may also be a list: then every tool in it must have been called, and the
-    score is the share that were.
+    score is the share that were. When the record gives ``available_tools``, a tool to look
+    for that none of them is unscored (``invalid_input``): no rollout could call it, so its
+    0.0 would grade the data (a misspelt ``required_tool``, a row given the wrong
+    environment), not the policy.
 
     Args:
         tool: the tool's name; ``None`` to read ``required_tool`` from each record.
@@ -203,7 +214,7 @@ class CalledToolGrader(BaseGrader):
     """
 
     required_fields = ()
-    optional_fields = ("messages", "tool_calls", "required_tool")
+    optional_fields = ("messages", "tool_calls", "required_tool", "available_tools")
     default_name = "called_tool"
     inline = True
     thread_safe = True  # a pure function of its input
@@ -216,7 +227,15 @@ class CalledToolGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         wanted = [self.tool] if self.tool is not None else _wanted(fields.get("required_tool"))
-        called = {c["name"] for c in _calls(fields)}
+        called = {c["name"] for c in _calls(fields)}  # a malformed conversation speaks first
+        if fields.get("available_tools") is not None:
+            tools = _schemas(fields["available_tools"])
+            absent = [t for t in wanted if t not in tools]
+            if absent:
+                raise Unscored(
+                    f"no available tool is named {absent} (tools: {sorted(tools)}): no rollout "
+                    "could call it"
+                )
         hit = [t for t in wanted if t in called]
         missed = [t for t in wanted if t not in called]
         reason = f"called {hit}" if not missed else f"did not call {missed}"
@@ -232,29 +251,45 @@ def _check_arguments(arguments: Any, schema: Mapping[str, Any]) -> str | None:
     """Why ``arguments`` do not fit the tool's JSON schema, or ``None`` when they do.
 
     The subset of JSON Schema that transformers' ``get_json_schema`` writes for a Python
-    function: an object with typed ``properties``, ``required`` names, ``enum`` and
-    ``nullable``. Unknown keys are invalid: Python would raise on an unexpected argument.
+    function: an object with typed ``properties``, ``required`` names, ``enum``, ``nullable``
+    and, inside a property, ``items``, ``prefixItems`` and ``additionalProperties``. Unknown
+    keys are invalid: Python would raise on an unexpected argument.
     The schema's shape was checked by :func:`_schemas`."""
     if not isinstance(arguments, Mapping):
         return f"arguments are {type(arguments).__name__}, not an object"
     params = schema.get("parameters") or {}
-    props: Mapping[str, Any] = params.get("properties") or {}
-    missing = [p for p in params.get("required") or [] if p not in arguments]
+    return _check_object(arguments, params, closed=True, noun="argument")
+
+
+def _check_object(
+    value: Mapping[str, Any], spec: Mapping[str, Any], *, closed: bool, noun: str = "key"
+) -> str | None:
+    """Why an object does not fit ``spec``'s ``required``, ``properties`` and
+    ``additionalProperties``. ``closed`` refuses keys no property names, whatever the schema
+    says (a function's arguments: Python raises on one it does not take); a nested object
+    admits them unless ``additionalProperties`` is false, and checks them against it when it
+    is a schema."""
+    props: Mapping[str, Any] = spec.get("properties") or {}
+    missing = [p for p in spec.get("required") or [] if p not in value]
     if missing:
-        return f"missing required argument(s) {missing}"
-    unknown = [k for k in arguments if k not in props]
-    if unknown:
-        return f"unknown argument(s) {unknown}"
-    for key, value in arguments.items():
-        why = _check_value(value, props[key])
+        return f"missing required {noun}(s) {missing}"
+    extra = spec.get("additionalProperties", not closed)
+    unknown = [k for k in value if k not in props]
+    if unknown and (closed or extra is False):
+        return f"unknown {noun}(s) {unknown}"
+    for key, item in value.items():
+        sub = props.get(key, extra)
+        why = _check_value(item, sub) if isinstance(sub, Mapping) else None
         if why is not None:
-            return f"argument {key!r} is {why}"
+            return f"{noun} {key!r} is {why}"
     return None
 
 
 def _check_value(value: Any, spec: Mapping[str, Any]) -> str | None:
-    """Why one argument does not fit its property ``spec`` (its type, its ``enum``), or
-    ``None``. A bool is no integer or number here, as in JSON Schema."""
+    """Why one argument does not fit its property ``spec`` (its type, its ``enum``, the items
+    of an array, the values of an object), or ``None``. A bool is no integer or number here,
+    as in JSON Schema, and NaN or infinity is no number: JSON has neither, though Python's
+    ``json.loads`` reads them, so a call could pass absurd values the tool never expects."""
     if value is None and spec.get("nullable"):
         return None
     types = spec.get("type")
@@ -263,8 +298,21 @@ def _check_value(value: Any, spec: Mapping[str, Any]) -> str | None:
     bad_bool = isinstance(value, bool) and "boolean" not in names
     if allowed and (not isinstance(value, allowed) or bad_bool):
         return f"{type(value).__name__}, expected {types}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r}, not a JSON number"
     if "enum" in spec and not _in_enum(value, spec["enum"]):
         return f"{value!r}, not one of {list(spec['enum'])}"
+    if _is_list(value):
+        prefix = spec.get("prefixItems") or []
+        for i, item in enumerate(value):
+            sub = prefix[i] if i < len(prefix) else spec.get("items")
+            why = _check_value(item, sub) if isinstance(sub, Mapping) else None
+            if why is not None:
+                return f"an array whose item {i} is {why}"
+    if isinstance(value, Mapping):
+        why = _check_object(value, spec, closed=False)
+        if why is not None:
+            return f"an object whose {why}"
     return None
 
 
@@ -296,21 +344,28 @@ def _check_schema(function: Mapping[str, Any], where: str) -> None:
         return
     if not isinstance(params, Mapping):
         raise Unscored(f"{where}: parameters is {type(params).__name__}, not an object")
-    props = params.get("properties")
+    _check_object_spec(params, f"{where}: parameters")
+
+
+def _check_object_spec(spec: Mapping[str, Any], where: str) -> None:
+    """Unscored unless an object spec's ``properties`` and ``required`` have their shapes."""
+    props = spec.get("properties")
     if props is not None and not isinstance(props, Mapping):
-        raise Unscored(f"{where}: parameters.properties is {type(props).__name__}, not an object")
-    required = params.get("required")
+        raise Unscored(f"{where}.properties is {type(props).__name__}, not an object")
+    required = spec.get("required")
     if required is not None and not (
         _is_list(required) and all(isinstance(r, str) for r in required)
     ):
-        raise Unscored(f"{where}: parameters.required is {required!r}, not a list of names")
-    for key, spec in (props or {}).items():
-        _check_property(spec, f"{where}: parameters.properties.{key}")
+        raise Unscored(f"{where}.required is {required!r}, not a list of names")
+    for key, sub in (props or {}).items():
+        _check_property(sub, f"{where}.properties.{key}")
 
 
 def _check_property(spec: Any, where: str) -> None:
     """Unscored unless one property spec is an object whose ``type`` is a name or a list of
-    names and whose ``enum`` is a list (a string enum would be tested as a substring)."""
+    names and whose ``enum`` is a list (a string enum would be tested as a substring); the
+    specs nested in it (``items``, ``prefixItems``, ``properties``, ``additionalProperties``)
+    are checked the same way, since the argument check reads them too."""
     if not isinstance(spec, Mapping):
         raise Unscored(f"{where} is {type(spec).__name__}, not a property schema object")
     types = spec.get("type")
@@ -320,6 +375,17 @@ def _check_property(spec: Any, where: str) -> None:
         raise Unscored(f"{where}.type is {types!r}, not a type name or a list of them")
     if "enum" in spec and not _is_list(spec["enum"]):
         raise Unscored(f"{where}.enum is {type(spec['enum']).__name__}, not a list")
+    if spec.get("items") is not None:
+        _check_property(spec["items"], f"{where}.items")
+    prefix = spec.get("prefixItems")
+    if prefix is not None and not _is_list(prefix):
+        raise Unscored(f"{where}.prefixItems is {type(prefix).__name__}, not a list")
+    for i, sub in enumerate(prefix or []):
+        _check_property(sub, f"{where}.prefixItems[{i}]")
+    extra = spec.get("additionalProperties")
+    if extra is not None and not isinstance(extra, bool):
+        _check_property(extra, f"{where}.additionalProperties")
+    _check_object_spec(spec, where)
 
 
 @grader
@@ -329,12 +395,16 @@ class ValidToolCallsGrader(BaseGrader):
     Tools and their schemas come from the record's ``available_tools`` (JSON schemas, as
     ``rm-service train`` and OpenAI's ``tools`` give them). Each call is checked for an existing
     name, an arguments object, every required argument, no unknown argument, and the declared
-    types; the reason names the first bad call. With no call at all the score is ``no_call``:
-    0.0 by default (a rollout that should act but did not), 1.0 for a step grader where a turn
-    without calls has nothing invalid.
+    types; the reason names the first bad call. With no call at all the score is ``no_call``.
+    By default that depends on the record: 0.0 for a conversation (``messages``: a rollout that
+    should act but did not), 1.0 for one turn's ``tool_calls`` (a step, where a turn without
+    calls, such as the final answer, has nothing invalid). A step default of 0.0 paid every
+    tool-calling turn more than the answer turn, so the mean over a rollout's turns rose with
+    each extra call: a policy gained by calling tools it did not need.
 
     Args:
-        no_call: the score when there is no tool call, in ``[0, 1]``.
+        no_call: the score when there is no tool call, in ``[0, 1]``; ``None`` (the default)
+            for 0.0 on a conversation and 1.0 on a step.
         name: the result name (default ``"valid_tool_calls"``).
     """
 
@@ -344,19 +414,24 @@ class ValidToolCallsGrader(BaseGrader):
     inline = True
     thread_safe = True  # a pure function of its input
 
-    def __init__(self, *, no_call: float = 0.0, name: str | None = None) -> None:
+    def __init__(self, *, no_call: float | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
-        if isinstance(no_call, bool) or not isinstance(no_call, int | float):
+        if no_call is not None and (
+            isinstance(no_call, bool)
+            or not isinstance(no_call, int | float)
+            or not 0.0 <= no_call <= 1.0
+        ):
             raise ConfigError(f"no_call must be a number in [0, 1], got {no_call!r}")
-        if not 0.0 <= no_call <= 1.0:
-            raise ConfigError(f"no_call must be a number in [0, 1], got {no_call!r}")
-        self.no_call = float(no_call)
+        self.no_call = None if no_call is None else float(no_call)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         schemas = _schemas(fields["available_tools"])
         calls = _calls(fields)
         if not calls:
-            return GraderScore(name=self.name, score=self.no_call, reason="no tool call")
+            step = _is_step(fields)
+            score = self.no_call if self.no_call is not None else float(step)
+            what = "this turn made no tool call" if step else "the rollout made no tool call"
+            return GraderScore(name=self.name, score=score, reason=what)
         problems = []
         for i, call in enumerate(calls):
             schema = schemas.get(call["name"]) if isinstance(call["name"], str) else None
@@ -377,12 +452,42 @@ class ValidToolCallsGrader(BaseGrader):
         )
 
 
+_SPACING = re.compile(r"\s|\\[,!;: ]|\{,\}|,|\$|\\left|\\right|\\?%|\^\{?\\circ\}?")
+"""What a number may carry around it: spaces, thousands separators, ``$``, ``%``, degrees."""
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:\\times10\^\{?[-+]?\d+\}?)?")
+_FRACTION = re.compile(r"[-+]?\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` (an answer or a gold as math-verify read it) is one number: an integer,
+    a decimal, scientific notation or a fraction in lowest terms, with the value after the
+    last ``=`` counting (``17 * 23 = 391`` states 391). ``17 * 23``, ``400-9``, ``2^{10}`` and
+    ``\\frac{144}{12}`` are not: they are sums still to be done."""
+    body = _SPACING.sub("", text.rsplit("=", 1)[-1])
+    sign, body = (body[0], body[1:]) if body[:1] in ("-", "+") else ("", body)
+    while len(body) > 2 and body[0] == "(" and body[-1] == ")":
+        body = body[1:-1]
+    body = sign + body
+    if _DECIMAL.fullmatch(body):
+        return True
+    fraction = _FRACTION.fullmatch(body)
+    if fraction is None:
+        return False
+    numerator, denominator = int(fraction[1]), int(fraction[2])
+    return denominator > 1 and math.gcd(numerator, denominator) == 1
+
+
 @grader
 class FinalAnswerGrader(MathGrader):
     """:class:`MathGrader` on the conversation's final answer: the last assistant message's
     text, so a rollout that ends on a tool call with no text scores 0.0 (no answer), and text
     before tool calls in earlier turns is not an answer. Content that is not a string (a list
-    of parts) is unscored, not read.
+    of parts) is unscored, not read, and so is a malformed call on the last message.
+
+    Where the gold is a number, the answer must be a number too: math-verify finds ``17 * 23``
+    equal to ``391``, so copying a question's arithmetic back ("What is 17 * 23?") would score
+    1.0 without calling the tool or doing the sum. Such an answer scores 0.0, with
+    ``unevaluated`` in the metadata; ``17 * 23 = 391`` states the number and counts.
 
     Takes ``messages`` and ``reference_response`` (map the gold column to it); the same
     arguments as ``math``. Default name ``"final_answer"``.
@@ -401,19 +506,34 @@ class FinalAnswerGrader(MathGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         messages = _messages(fields["messages"])
-        assistant = [m for m in messages if m.get("role") == "assistant"]
-        if not assistant:
+        turns = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        if not turns:
             raise Unscored("no assistant message in messages")
-        last = assistant[-1]
+        last = messages[turns[-1]]
         text = last.get("content") or ""
         if not isinstance(text, str):
             raise Unscored(f"the final assistant content is {type(text).__name__}, not text")
-        called = not (_empty(last.get("tool_calls")) and _empty(last.get("function_call")))
-        if called and not text.strip():  # one "is there a call" for every shape (numpy too)
+        called = bool(_message_calls(last, turns[-1]))  # every shape; malformed is unscored
+        if called and not text.strip():
             return self._score(0.0, "the rollout ended on a tool call, with no answer", {})
-        return await super()._aevaluate(
+        result = await super()._aevaluate(
             response=text, reference_response=fields["reference_response"]
         )
+        meta = result.metadata or {}
+        pred, gold = meta.get("pred"), meta.get("gold")
+        if (
+            result.score > 0.0
+            and isinstance(pred, str)
+            and isinstance(gold, str)
+            and _is_number(gold)
+            and not _is_number(pred)
+        ):
+            reason = (
+                f"{pred!r} is an expression still to be worked out, not a number like the gold "
+                f"{gold!r}: a final answer states the result"
+            )
+            return self._score(0.0, reason, {**meta, "unevaluated": True})
+        return result
 
 
 @grader
@@ -421,7 +541,11 @@ class MaxTurnsGrader(BaseGrader):
     """1.0 if the conversation has at most ``max_turns`` assistant turns, else 0.0.
 
     A cap on rollouts that loop on tools. The count is of assistant messages in ``messages``
-    (``turn_count`` in the metadata).
+    (``turn_count`` in the metadata); several calls in one turn are one turn. A conversation
+    with no assistant message is unscored (``invalid_input``): it is no rollout, and a 1.0
+    for it would pay an empty one. In a step record (one with ``turn``, where ``messages`` is
+    the history before the turn) the turn itself is counted too, so the turn past the limit
+    is the one that scores 0.0.
 
     Args:
         max_turns: the most assistant turns that still score 1.0 (>= 1).
@@ -429,6 +553,7 @@ class MaxTurnsGrader(BaseGrader):
     """
 
     required_fields = ("messages",)
+    optional_fields = ("turn",)
     default_name = "max_turns"
     inline = True
     thread_safe = True  # a pure function of its input
@@ -442,6 +567,13 @@ class MaxTurnsGrader(BaseGrader):
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         messages = _messages(fields["messages"])
         turns = sum(1 for m in messages if m.get("role") == "assistant")
+        step = fields.get("turn")
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                raise Unscored(f"turn is {step!r}, not a turn index (an integer >= 0)")
+            turns += 1  # the step's own turn, which its history does not hold
+        elif not turns:
+            raise Unscored("no assistant message in messages: no turn to count")
         ok = turns <= self.max_turns
         return GraderScore(
             name=self.name,

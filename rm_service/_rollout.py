@@ -47,10 +47,13 @@ A rollout is a mapping (one JSONL line)::
 
 or just the list of messages. Records the graders see:
 
-* step level, one per assistant turn: the metadata, then that turn's step info, then
+* step level, one per assistant turn: the metadata, then ``tool_calls`` (the turn's own calls:
+  its ``tool_calls``, or its legacy ``function_call`` as a list of one, ``[]`` when it made
+  none), then that turn's step info (which may give ``tool_calls`` of its own), then
   ``query`` (the last user message before the turn, ``None`` if there is none), ``response``
   (the turn's content), ``messages`` (the history before the turn) and ``turn`` (its 0-based
-  index among the assistant turns);
+  index among the assistant turns). ``messages`` stops before the turn, so without
+  ``tool_calls`` a tool-call step grader read the earlier turns' calls as this turn's;
 * rollout level, one per rollout: the metadata, then ``query`` (the first user message),
   ``response`` (the final assistant message), ``messages`` (the full history) and ``step_infos``.
 """
@@ -371,12 +374,24 @@ def _step_record(p: _Rollout, t: int) -> dict[str, Any]:
     query = next((_content(msg) for msg in reversed(p.messages[:m]) if msg["role"] == "user"), None)
     return {
         **p.metadata,
+        "tool_calls": _own_calls(p.messages[m]),
         **p.step_infos[t],
         "query": query,
         "response": _content(p.messages[m]),
         "messages": list(p.messages[:m]),
         "turn": t,
     }
+
+
+def _own_calls(msg: Mapping[str, Any]) -> Any:
+    """An assistant turn's own tool calls as a list, as it holds them (the graders read the
+    call shapes); ``[]`` for a turn that called nothing, so a grader does not fall back to the
+    history's calls."""
+    calls = msg.get("tool_calls")
+    if calls is not None and not (isinstance(calls, str | Sequence | Mapping) and not calls):
+        return calls
+    call = msg.get("function_call")  # OpenAI's legacy single call
+    return [call] if call else []
 
 
 def _rollout_record(p: _Rollout) -> dict[str, Any]:
