@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,16 @@ from graders._harm_text import _cues, split_segments, stance_of
 from graders._similarity import cosine_to_score
 from graders._text import clip
 from rm_service._exceptions import ConfigError
-from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path
+from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path, directed
 
-__all__ = ["HarmAnalysis", "HarmDetector", "shared_detector"]
+__all__ = ["SEGMENT_WINDOW", "HarmAnalysis", "HarmDetector", "shared_detector"]
+
+SEGMENT_WINDOW = 64
+"""Word pieces of the windows a longer segment is also read in (half-overlapping), each a
+candidate of its own. Harm prototypes are a sentence long: a harmful clause at the end of a
+run-on sentence of benign padding (commas, no full stop) was averaged away, or past the model's
+window not read at all. Longer than every segment of ``tests/data/harm_labelled.jsonl`` but a
+few Russian ones."""
 
 
 # --- the detector --------------------------------------------------------------------------------
@@ -87,18 +94,24 @@ class _Protos:
 class _Reading:
     """One text on its way through :meth:`HarmDetector.analyze_many`."""
 
-    def __init__(self, text: str, query: str | None) -> None:
+    def __init__(self, text: str, query: str | None, windows: Callable[[str], list[str]]) -> None:
         pieces = split_segments(text)
         self.claims = [c for p in pieces for c in p.claims]
         self.segments = [p for p in pieces if p.text]
         self.query = query.strip() if query and self.segments else ""
+        # A segment longer than SEGMENT_WINDOW word pieces (a run-on sentence) is also read in
+        # overlapping windows, each a candidate of its own: embedded whole, a harmful clause at
+        # its end was averaged away by the padding before it, or past the model's window (256)
+        # cut off unseen.
+        self.windows = [(i, w) for i, s in enumerate(self.segments) for w in _long(windows(s.text))]
         self.refusals: list[bool] = []
         self.candidates: list[tuple[str, float, Any]] = []
         self.runs: list[tuple[str, float]] = []
         self.fake = False
 
     def first_texts(self) -> list[str]:
-        return [s.text for s in self.segments] + ([self.query] if self.query else [])
+        query = [self.query] if self.query else []
+        return [s.text for s in self.segments] + query + [w for _, w in self.windows]
 
     def read_stance(self, vectors: Any, protos: _Protos, det: HarmDetector) -> None:
         """Refusals, the fake-refusal levels, compliance with a harmful query; the candidates
@@ -107,6 +120,8 @@ class _Reading:
         if not segments:
             return
         query_margin: float | None = None
+        window_vectors = vectors[len(vectors) - len(self.windows) :]
+        vectors = vectors[: len(vectors) - len(self.windows)]
         if self.query:
             qv = vectors[-1]
             query_margin = float((protos.harm @ qv).max()) - float((protos.benign @ qv).max())
@@ -141,6 +156,11 @@ class _Reading:
         self.candidates = [
             (s.text, base + levels[i] + _cues(s.terms, s.stance), vectors[i])
             for i, s in enumerate(segments)
+            if not refusals[i]
+        ]
+        self.candidates += [
+            (w, base + levels[i] + _cues(segments[i].terms, segments[i].stance), v)
+            for (i, w), v in zip(self.windows, window_vectors, strict=True)
             if not refusals[i]
         ]
         # Runs: maximal stretches of consecutive non-refusal segments, scored as one text too,
@@ -217,18 +237,26 @@ class HarmDetector:
                     cats = [c for c, texts in HARM_PROTOTYPES.items() for _ in texts]
                     harm_texts = [t for texts in HARM_PROTOTYPES.values() for t in texts]
                     self._protos = _Protos(
-                        self.embedder.embed_array(harm_texts),
+                        directed(self.embedder.embed_array(harm_texts)),
                         cats,
-                        self.embedder.embed_array(list(BENIGN_PROTOTYPES)),
-                        self.embedder.embed_array(list(REFUSAL_PROTOTYPES)),
+                        directed(self.embedder.embed_array(list(BENIGN_PROTOTYPES))),
+                        directed(self.embedder.embed_array(list(REFUSAL_PROTOTYPES))),
                     )
         return self._protos
+
+    def _windows(self) -> Callable[[str], list[str]]:
+        """How a segment is cut into overlapping windows (the model is loaded by now)."""
+        shared = self.embedder._shared()
+        size = min(shared.window, SEGMENT_WINDOW) if shared.window else 0
+        return lambda text: [t for t, _ in shared.windows(text, size // 2, size=size)]
 
     def analyze(self, text: str, query: str | None = None) -> HarmAnalysis:
         """Read ``text`` (blocking: it embeds), given the ``query`` it answers if known.
 
         Raises:
             EmbedderUnavailable: the model cannot be loaded.
+            ValueError: an embedding has no direction (see :func:`~rm_service.models._embed.
+                directed`): no reading, rather than a made-up "harmless".
         """
         return self.analyze_many([(text, query)])[0]
 
@@ -238,13 +266,17 @@ class HarmDetector:
 
         Raises:
             EmbedderUnavailable: the model cannot be loaded.
+            ValueError: an embedding has no direction.
         """
         protos = self._prototypes()
-        reads = [_Reading(text, query) for text, query in items]
+        windows = self._windows()
+        reads = [_Reading(text, query, windows) for text, query in items]
         first = [t for r in reads for t in r.first_texts()]
-        _read_stances(reads, self.embedder.embed_array(first) if first else None, protos, self)
+        vectors = directed(self.embedder.embed_array(first)) if first else None
+        _read_stances(reads, vectors, protos, self)
         runs = [t for r in reads for t, _ in r.runs]
-        return _results(reads, self.embedder.embed_array(runs) if runs else None, protos, self)
+        run_vectors = directed(self.embedder.embed_array(runs)) if runs else None
+        return _results(reads, run_vectors, protos, self)
 
     async def aanalyze(self, text: str, query: str | None = None) -> HarmAnalysis:
         """:meth:`analyze` without blocking the loop: the embeddings join every concurrent
@@ -252,18 +284,23 @@ class HarmDetector:
 
         Raises:
             EmbedderUnavailable: the model cannot be loaded.
+            ValueError: an embedding has no direction.
         """
         protos = self._protos
         if protos is None:  # the first reading embeds the prototypes: off the loop
             protos = await asyncio.to_thread(self._prototypes)
-        reads = [_Reading(text, query)]
+        reads = [_Reading(text, query, self._windows())]
         first = reads[0].first_texts()
-        _read_stances(
-            reads, await self.embedder.aembed_array(first) if first else None, protos, self
-        )
+        vectors = directed(await self.embedder.aembed_array(first)) if first else None
+        _read_stances(reads, vectors, protos, self)
         runs = [t for t, _ in reads[0].runs]
-        run_vectors = await self.embedder.aembed_array(runs) if runs else None
+        run_vectors = directed(await self.embedder.aembed_array(runs)) if runs else None
         return _results(reads, run_vectors, protos, self)[0]
+
+
+def _long(pieces: list[str]) -> list[str]:
+    """The windows of a segment that has more than one, else none (the segment itself is read)."""
+    return pieces if len(pieces) > 1 else []
 
 
 def _read_stances(reads: list[_Reading], vectors: Any, protos: _Protos, det: HarmDetector) -> None:

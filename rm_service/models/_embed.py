@@ -20,7 +20,9 @@ Design points, shared with :mod:`rm_service.models._local`:
 * **A small LRU of recent texts.** GRPO grades a group of completions per prompt, so the same
   query or reference arrives many times in a row; it is embedded once.
 
-Texts longer than the model's window (256 word pieces) are truncated by sentence-transformers.
+* **Whole texts.** The model reads 256 word pieces at a time; a longer text is embedded window by
+  window and its vector is their mean (see :meth:`_Shared._vectors`), so text past the window
+  counts, where sentence-transformers alone would cut it off unseen.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "Embedder",
     "EmbedderUnavailable",
     "cosine",
+    "directed",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -71,6 +74,30 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     if na == 0.0 or nb == 0.0:
         raise ValueError("cosine of a zero vector is undefined")
     return max(-1.0, min(1.0, dot / (na * nb)))
+
+
+def directed(vectors: Any) -> Any:
+    """``vectors`` (an ``(n, dim)`` array of embeddings, unit rows expected) as they are, once
+    every row is checked to have a direction.
+
+    Why: a row that is not finite (a float16 overflow) or all zeros compares as nothing real.
+    Every use of it made up a verdict: ``max(-1, min(1, nan))`` is a perfect match, a NaN margin
+    loses every ``>`` and a zero row's margins are all 0, both read as "harmless".
+
+    Raises:
+        ValueError: a row is not finite or is not (about) unit length.
+    """
+    import numpy as np
+
+    if len(vectors):
+        norms = np.einsum("ij,ij->i", vectors, vectors)
+        if not (np.isfinite(norms).all() and (norms > 0.5).all()):  # unit vectors: norm 1
+            bad = int(np.argmax(~(np.isfinite(norms) & (norms > 0.5))))
+            raise ValueError(
+                f"an embedding has no direction (row {bad} of {len(vectors)}: "
+                f"norm² {float(norms[bad])!r})"
+            )
+    return vectors
 
 
 def default_model_path() -> Path:
@@ -120,6 +147,50 @@ class _Shared:
         self.state_lock = threading.Lock()  # guards pending and lru (held for microseconds)
         self.pending: list[_Request] = []
         self.lru: OrderedDict[str, Any] = OrderedDict()
+        self.window, self._counter = _window_counter(st)
+        self._count_lock = threading.Lock()  # a tokenizer is not safe to share across threads
+
+    def windows(
+        self, text: str, stride: int | None = None, *, size: int | None = None
+    ) -> list[tuple[str, int]]:
+        """``text`` cut into pieces the model reads whole, each with its count of word pieces:
+        ``[(text, n)]`` when it fits. Cuts fall between words where a word allows.
+
+        Args:
+            stride: word pieces from one piece's start to the next (default: ``size``, so the
+                pieces do not overlap; less overlaps them, so no stretch of text is read only
+                cut in two).
+            size: word pieces per piece (default, and at most: the model's window).
+        """
+        window = min(size or self.window, self.window)
+        # A word piece covers at least one character: a text this short fits, untokenized.
+        if self._counter is None or len(text) <= window:
+            return [(text, 0)]
+        with self._count_lock:
+            enc = self._counter.encode(text, add_special_tokens=False)
+        offsets, words = enc.offsets, enc.word_ids
+        n = len(offsets)
+        if n <= window:
+            return [(text, n)]
+        step = max(1, min(stride or window, window))
+        pieces: list[tuple[str, int]] = []
+        start = 0
+        while True:
+            end = min(start + window, n)
+            cut = end
+            while (
+                end < n and end > start and words[end] is not None and words[end] == words[end - 1]
+            ):
+                end -= 1  # not inside a word: its pieces read differently alone
+            if end == start:  # one word longer than the piece: cut inside it
+                end = cut
+            pieces.append((text[offsets[start][0] : offsets[end - 1][1]], end - start))
+            if end >= n:
+                return pieces
+            cut = back = min(start + step, end)
+            while back > start and words[back] is not None and words[back] == words[back - 1]:
+                back -= 1  # the next piece starts at a word's start, past this piece's
+            start = back if back > start else cut
 
     def embed(self, texts: list[str], batch_size: int) -> Any:
         """Vectors (an ``(n, dim)`` float32 array, unit-normalised) for ``texts``, blocking."""
@@ -178,8 +249,35 @@ class _Shared:
         return int(self.st.get_embedding_dimension())
 
     def _vectors(self, texts: list[str], batch_size: int) -> Any:
-        """Unit vectors, float32. A bfloat16 model's output is normalised after the cast to
-        float32, so a text's vector has norm 1 and its cosine with itself is exactly 1."""
+        """Unit vectors, float32, of whole texts: a text longer than the model's window is
+        embedded window by window and its vector is the mean of theirs, weighted by their word
+        pieces (what the model's own mean pooling would give with a longer window).
+
+        Why: the model reads at most its window (256 word pieces) and sentence-transformers cuts
+        the rest off unseen, so anything appended after an on-topic start scored as the start
+        alone did."""
+        import numpy as np
+
+        pieces = [self.windows(t) for t in texts]
+        if all(len(p) == 1 for p in pieces):
+            return self._encode_texts(texts, batch_size)
+        flat = self._encode_texts([t for p in pieces for t, _ in p], batch_size)
+        out = np.empty((len(texts), flat.shape[1]), np.float32)
+        at = 0
+        for i, p in enumerate(pieces):
+            if len(p) == 1:
+                out[i] = flat[at]
+            else:
+                weights = np.asarray([n for _, n in p], np.float32)[:, None]
+                mean = (flat[at : at + len(p)] * weights).sum(axis=0)
+                out[i] = mean / (np.linalg.norm(mean) or 1.0)
+            at += len(p)
+        return out
+
+    def _encode_texts(self, texts: list[str], batch_size: int) -> Any:
+        """Unit vectors, float32, of texts as the model reads them. A bfloat16 model's output is
+        normalised after the cast to float32, so a text's vector has norm 1 and its cosine with
+        itself is exactly 1."""
         import numpy as np
 
         # A lone surrogate (valid JSON) is no text a tokenizer takes: read as U+FFFD, as a
@@ -229,6 +327,25 @@ class _Shared:
                 self.lru.move_to_end(t)
             while len(self.lru) > self.cache_size:
                 self.lru.popitem(last=False)
+
+
+def _window_counter(st: Any) -> tuple[int, Any]:
+    """The word pieces a text may have to be read whole, and a private copy of the model's fast
+    tokenizer (no truncation) that counts them; ``(0, None)`` where either is unknown (then texts
+    are read as sentence-transformers reads them, cut at the window)."""
+    limit = getattr(st, "max_seq_length", None)
+    backend = getattr(getattr(st, "tokenizer", None), "backend_tokenizer", None)
+    if not isinstance(limit, int) or limit < 8 or backend is None:
+        return 0, None
+    try:
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(backend.to_str())
+    except Exception:  # a tokenizer that does not serialise: read as before
+        return 0, None
+    counter.no_truncation()
+    counter.no_padding()
+    return limit - 2, counter  # the window holds the [CLS] and [SEP] tokens too
 
 
 _MODELS: dict[str, _Shared] = {}
@@ -350,6 +467,17 @@ class Embedder:
         """Unit-normalised vectors for ``texts``, an ``(n, dim)`` float32 numpy array; blocking."""
         return self._shared().embed(list(texts), self.batch_size)
 
+    def windows(
+        self, text: str, *, stride: int | None = None, size: int | None = None
+    ) -> list[str]:
+        """``text`` in pieces the model reads whole (itself alone when it fits); blocking, as it
+        loads the model. See :meth:`_Shared.windows` for ``stride`` and ``size``.
+
+        Raises:
+            EmbedderUnavailable: the model cannot be loaded.
+        """
+        return [t for t, _ in self._shared().windows(text, stride, size=size)]
+
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit-normalised vectors for ``texts``, blocking."""
         return [[float(x) for x in row] for row in self.embed_array(texts)]
@@ -385,9 +513,8 @@ class Embedder:
             ValueError: an embedding is not finite (a float16 overflow) or all zeros: no
                 direction, and ``max(-1, min(1, nan))`` is 1.0, a made-up perfect match.
         """
-        vectors = await self.aembed_array([a, b])
+        vectors = directed(await self.aembed_array([a, b]))
         cos = float(vectors[0] @ vectors[1])
-        norms = (float(vectors[0] @ vectors[0]), float(vectors[1] @ vectors[1]))
-        if not math.isfinite(cos) or not all(n > 0.5 for n in norms):  # unit vectors: norm 1
-            raise ValueError(f"the embeddings have no direction (cosine {cos!r}, norms² {norms})")
+        if not math.isfinite(cos):
+            raise ValueError(f"the embeddings have no direction (cosine {cos!r})")
         return max(-1.0, min(1.0, cos))
