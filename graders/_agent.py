@@ -31,6 +31,8 @@ from typing import Any
 from graders._base import BaseGrader, Unscored, grader
 from graders._math import MathGrader
 from graders._text import plain_value
+from graders._tool_schema import check_arguments, tool_schemas
+from graders._tool_schema import is_list as _is_list
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 
@@ -42,16 +44,6 @@ __all__ = [
     "tool_calls_of",
 ]
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
 
 def _messages(value: Any) -> list[Mapping[str, Any]]:
     if not isinstance(value, Sequence) or isinstance(value, str | bytes):
@@ -60,11 +52,6 @@ def _messages(value: Any) -> list[Mapping[str, Any]]:
     if bad:
         raise Unscored(f"messages[{bad[0]}] is not a mapping")
     return list(value)
-
-
-def _is_list(value: Any) -> bool:
-    """A JSON array: a list or tuple; a string or an object is not one, however iterable."""
-    return isinstance(value, list | tuple)
 
 
 def _name(name: Any, where: str) -> str | None:
@@ -229,7 +216,7 @@ class CalledToolGrader(BaseGrader):
         wanted = [self.tool] if self.tool is not None else _wanted(fields.get("required_tool"))
         called = {c["name"] for c in _calls(fields)}  # a malformed conversation speaks first
         if fields.get("available_tools") is not None:
-            tools = _schemas(fields["available_tools"])
+            tools = _tool_names(fields["available_tools"])
             absent = [t for t in wanted if t not in tools]
             if absent:
                 raise Unscored(
@@ -247,145 +234,22 @@ class CalledToolGrader(BaseGrader):
         )
 
 
-def _check_arguments(arguments: Any, schema: Mapping[str, Any]) -> str | None:
-    """Why ``arguments`` do not fit the tool's JSON schema, or ``None`` when they do.
-
-    The subset of JSON Schema that transformers' ``get_json_schema`` writes for a Python
-    function: an object with typed ``properties``, ``required`` names, ``enum``, ``nullable``
-    and, inside a property, ``items``, ``prefixItems`` and ``additionalProperties``. Unknown
-    keys are invalid: Python would raise on an unexpected argument.
-    The schema's shape was checked by :func:`_schemas`."""
-    if not isinstance(arguments, Mapping):
-        return f"arguments are {type(arguments).__name__}, not an object"
-    params = schema.get("parameters") or {}
-    return _check_object(arguments, params, closed=True, noun="argument")
-
-
-def _check_object(
-    value: Mapping[str, Any], spec: Mapping[str, Any], *, closed: bool, noun: str = "key"
-) -> str | None:
-    """Why an object does not fit ``spec``'s ``required``, ``properties`` and
-    ``additionalProperties``. ``closed`` refuses keys no property names, whatever the schema
-    says (a function's arguments: Python raises on one it does not take); a nested object
-    admits them unless ``additionalProperties`` is false, and checks them against it when it
-    is a schema."""
-    props: Mapping[str, Any] = spec.get("properties") or {}
-    missing = [p for p in spec.get("required") or [] if p not in value]
-    if missing:
-        return f"missing required {noun}(s) {missing}"
-    extra = spec.get("additionalProperties", not closed)
-    unknown = [k for k in value if k not in props]
-    if unknown and (closed or extra is False):
-        return f"unknown {noun}(s) {unknown}"
-    for key, item in value.items():
-        sub = props.get(key, extra)
-        why = _check_value(item, sub) if isinstance(sub, Mapping) else None
-        if why is not None:
-            return f"{noun} {key!r} is {why}"
-    return None
-
-
-def _check_value(value: Any, spec: Mapping[str, Any]) -> str | None:
-    """Why one argument does not fit its property ``spec`` (its type, its ``enum``, the items
-    of an array, the values of an object), or ``None``. A bool is no integer or number here,
-    as in JSON Schema, and NaN or infinity is no number: JSON has neither, though Python's
-    ``json.loads`` reads them, so a call could pass absurd values the tool never expects."""
-    if value is None and spec.get("nullable"):
-        return None
-    types = spec.get("type")
-    names = [types] if isinstance(types, str) else list(types or [])
-    allowed = tuple(t for n in names for t in _JSON_TYPES.get(n, (object,)))
-    bad_bool = isinstance(value, bool) and "boolean" not in names
-    if allowed and (not isinstance(value, allowed) or bad_bool):
-        return f"{type(value).__name__}, expected {types}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{value!r}, not a JSON number"
-    if "enum" in spec and not _in_enum(value, spec["enum"]):
-        return f"{value!r}, not one of {list(spec['enum'])}"
-    if _is_list(value):
-        prefix = spec.get("prefixItems") or []
-        for i, item in enumerate(value):
-            sub = prefix[i] if i < len(prefix) else spec.get("items")
-            why = _check_value(item, sub) if isinstance(sub, Mapping) else None
-            if why is not None:
-                return f"an array whose item {i} is {why}"
-    if isinstance(value, Mapping):
-        why = _check_object(value, spec, closed=False)
-        if why is not None:
-            return f"an object whose {why}"
-    return None
-
-
-def _in_enum(value: Any, enum: Sequence[Any]) -> bool:
-    """List membership, with ``True`` no match for ``1`` (Python's ``True == 1``)."""
-    return any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum)
-
-
-def _schemas(value: Any) -> dict[str, Mapping[str, Any]]:
-    """The record's ``available_tools`` by name, each checked by :func:`_check_schema`."""
+def _tool_names(value: Any) -> set[str]:
+    """The names in a record's ``available_tools``: tool schemas (nested or flat) or bare
+    names, in a list or a numpy array (a parquet column). ``called_tool`` needs only the names,
+    so a schema's parameters are not checked here; anything that gives no name is unscored."""
+    value = plain_value(value)
     if not _is_list(value):
-        raise Unscored(f"available_tools must be a list of tool schemas, got {value!r}")
-    out: dict[str, Mapping[str, Any]] = {}
-    for i, schema in enumerate(value):
-        function = schema.get("function", schema) if isinstance(schema, Mapping) else None
-        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-            raise Unscored(f"available_tools holds {schema!r}, not a tool schema with a name")
-        _check_schema(function, f"available_tools[{i}] ({function['name']!r})")
-        out[function["name"]] = function
-    return out
-
-
-def _check_schema(function: Mapping[str, Any], where: str) -> None:
-    """Unscored (naming the field) unless the parts of a tool schema that the argument check
-    reads have JSON Schema's shapes: a malformed schema is bad data, not a grader bug
-    (``internal``) and not a verdict on the policy's call."""
-    params = function.get("parameters")
-    if params is None:
-        return
-    if not isinstance(params, Mapping):
-        raise Unscored(f"{where}: parameters is {type(params).__name__}, not an object")
-    _check_object_spec(params, f"{where}: parameters")
-
-
-def _check_object_spec(spec: Mapping[str, Any], where: str) -> None:
-    """Unscored unless an object spec's ``properties`` and ``required`` have their shapes."""
-    props = spec.get("properties")
-    if props is not None and not isinstance(props, Mapping):
-        raise Unscored(f"{where}.properties is {type(props).__name__}, not an object")
-    required = spec.get("required")
-    if required is not None and not (
-        _is_list(required) and all(isinstance(r, str) for r in required)
-    ):
-        raise Unscored(f"{where}.required is {required!r}, not a list of names")
-    for key, sub in (props or {}).items():
-        _check_property(sub, f"{where}.properties.{key}")
-
-
-def _check_property(spec: Any, where: str) -> None:
-    """Unscored unless one property spec is an object whose ``type`` is a name or a list of
-    names and whose ``enum`` is a list (a string enum would be tested as a substring); the
-    specs nested in it (``items``, ``prefixItems``, ``properties``, ``additionalProperties``)
-    are checked the same way, since the argument check reads them too."""
-    if not isinstance(spec, Mapping):
-        raise Unscored(f"{where} is {type(spec).__name__}, not a property schema object")
-    types = spec.get("type")
-    if types is not None and not (
-        isinstance(types, str) or (_is_list(types) and all(isinstance(t, str) for t in types))
-    ):
-        raise Unscored(f"{where}.type is {types!r}, not a type name or a list of them")
-    if "enum" in spec and not _is_list(spec["enum"]):
-        raise Unscored(f"{where}.enum is {type(spec['enum']).__name__}, not a list")
-    if spec.get("items") is not None:
-        _check_property(spec["items"], f"{where}.items")
-    prefix = spec.get("prefixItems")
-    if prefix is not None and not _is_list(prefix):
-        raise Unscored(f"{where}.prefixItems is {type(prefix).__name__}, not a list")
-    for i, sub in enumerate(prefix or []):
-        _check_property(sub, f"{where}.prefixItems[{i}]")
-    extra = spec.get("additionalProperties")
-    if extra is not None and not isinstance(extra, bool):
-        _check_property(extra, f"{where}.additionalProperties")
-    _check_object_spec(spec, where)
+        raise Unscored(f"available_tools must be a list of tools, got {type(value).__name__}")
+    names = set()
+    for i, tool in enumerate(value):
+        tool = plain_value(tool)
+        function = tool.get("function", tool) if isinstance(tool, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else tool
+        if not isinstance(name, str) or not name.strip():
+            raise Unscored(f"available_tools[{i}] is {tool!r}, not a tool name or schema")
+        names.add(name)
+    return names
 
 
 @grader
@@ -425,7 +289,7 @@ class ValidToolCallsGrader(BaseGrader):
         self.no_call = None if no_call is None else float(no_call)
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
-        schemas = _schemas(fields["available_tools"])
+        schemas = tool_schemas(fields["available_tools"])
         calls = _calls(fields)
         if not calls:
             step = _is_step(fields)
@@ -438,7 +302,7 @@ class ValidToolCallsGrader(BaseGrader):
             why = (
                 f"no tool named {call['name']!r} (tools: {sorted(schemas)})"
                 if schema is None
-                else _check_arguments(call["arguments"], schema)
+                else check_arguments(call["arguments"], schema)
             )
             if why is not None:
                 problems.append(f"call {i} ({call['name']}): {why}")
@@ -452,20 +316,33 @@ class ValidToolCallsGrader(BaseGrader):
         )
 
 
-_SPACING = re.compile(r"\s|\\[,!;: ]|\{,\}|,|\$|\\left|\\right|\\?%|\^\{?\\circ\}?")
+_SPACING = re.compile(r"\s|\\[,!;: ]|\{,\}|,|\$|\\left|\\right|\\?%|\^\{?\\circ\}?|\\degree|°")
 """What a number may carry around it: spaces, thousands separators, ``$``, ``%``, degrees."""
-_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:\\times10\^\{?[-+]?\d+\}?)?")
-_FRACTION = re.compile(r"[-+]?\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+_RELATION = re.compile(r"=|\\approx|\\simeq|\\sim|≈")
+"""What states the value after it (``17 * 23 = 391``, ``x \\approx 391``)."""
+_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|boldsymbol)\{([^{}]*)\}")
+"""Markup around a number (math-verify reads ``\\mathbf{391}`` and ``\\textbf{391}`` as
+``\\text{391}``); what it holds is checked, so ``\\text{17 * 23}`` is still arithmetic."""
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:(?:\\times|\\cdot|×|·)10\^\{?[-+]?\d+\}?)?")
+_FRACTION = re.compile(
+    r"[-+]?(?P<whole>\d+)?\\[dt]?frac\{(?P<n>[-+]?\d+)\}\{(?P<d>[-+]?\d+)\}"
+    r"|[-+]?(?P<sn>\d+)/(?P<sd>\d+)"
+)
 
 
 def _is_number(text: str) -> bool:
     """Whether ``text`` (an answer or a gold as math-verify read it) is one number: an integer,
-    a decimal, scientific notation or a fraction in lowest terms, with the value after the
-    last ``=`` counting (``17 * 23 = 391`` states 391). ``17 * 23``, ``400-9``, ``2^{10}`` and
-    ``\\frac{144}{12}`` are not: they are sums still to be done."""
-    body = _SPACING.sub("", text.rsplit("=", 1)[-1])
+    a decimal, scientific notation, a fraction in lowest terms (``\\frac{1}{2}``, ``1/2``,
+    ``\\frac{-1}{2}``) or a mixed number (``1\\frac{1}{2}``), with the value after the last
+    ``=`` or ``\\approx`` counting (``17 * 23 = 391`` states 391). ``17 * 23``, ``400-9``,
+    ``2^{10}`` and ``\\frac{144}{12}`` are not: they are sums still to be done."""
+    body = _RELATION.split(text.replace("\u2212", "-"))[-1]  # U+2212, the minus sign
+    count = 1
+    while count:
+        body, count = _WRAPPER.subn(r"\1", body)
+    body = _SPACING.sub("", body)
     sign, body = (body[0], body[1:]) if body[:1] in ("-", "+") else ("", body)
-    while len(body) > 2 and body[0] == "(" and body[-1] == ")":
+    while len(body) > 2 and (body[0], body[-1]) in (("(", ")"), ("{", "}")):
         body = body[1:-1]
     body = sign + body
     if _DECIMAL.fullmatch(body):
@@ -473,7 +350,10 @@ def _is_number(text: str) -> bool:
     fraction = _FRACTION.fullmatch(body)
     if fraction is None:
         return False
-    numerator, denominator = int(fraction[1]), int(fraction[2])
+    numerator = abs(int(fraction["n"] or fraction["sn"]))
+    denominator = abs(int(fraction["d"] or fraction["sd"]))
+    if fraction["whole"] is not None and (fraction["n"][0] in "-+" or numerator >= denominator):
+        return False  # a mixed number's fraction is proper: 1\frac{4}{2} is a sum
     return denominator > 1 and math.gcd(numerator, denominator) == 1
 
 
@@ -567,7 +447,7 @@ class MaxTurnsGrader(BaseGrader):
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         messages = _messages(fields["messages"])
         turns = sum(1 for m in messages if m.get("role") == "assistant")
-        step = fields.get("turn")
+        step = plain_value(fields.get("turn"))  # a numpy integer from parquet is its int
         if step is not None:
             if isinstance(step, bool) or not isinstance(step, int) or step < 0:
                 raise Unscored(f"turn is {step!r}, not a turn index (an integer >= 0)")
