@@ -17,7 +17,8 @@ Why it is built this way:
   background; ``/readyz`` says not ready until that is done, so a first request is not slow.
 * **Clean shutdown.** The lifespan hook closes what serving opened: judge clients (committee
   members' too) and judge cache files. The math worker pool is process-wide and stops at exit.
-* **Light import.** Only this module imports FastAPI; ``import rm_service`` does not import it.
+* **Light import.** Only this module and its error handlers (``rm_service._http_errors``)
+  import FastAPI; ``import rm_service`` does not import it.
 
 Usage::
 
@@ -27,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -36,12 +36,14 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rm_service._admission import Admission, Overloaded
+from rm_service._http_errors import http_error as _http_error
+from rm_service._http_errors import json_response as _json
+from rm_service._http_errors import validation_error as _validation_error
 from rm_service._http_middleware import (
     BearerAuthMiddleware,
     BodyLimitMiddleware,
@@ -54,10 +56,7 @@ from rm_service._http_schemas import (
     GradeRequest,
     GradeResponse,
     ServiceSettings,
-    error_detail,
     field_error,
-    more_errors,
-    shown_errors,
 )
 from rm_service._jobs import record_id
 from rm_service._metrics import CONTENT_TYPE_LATEST, GraderTimer, ServiceMetrics
@@ -80,7 +79,7 @@ from rm_service._rewards import (
     warm_up,
 )
 from rm_service._summary import RunSummary
-from rm_service._wire import plain_json, record_json, record_status
+from rm_service._wire import record_json, record_status
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
 
@@ -551,71 +550,3 @@ _LIMIT_ERRORS: dict[int | str, dict[str, Any]] = {
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
 }
-
-
-def _json(
-    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    """A JSON response serialised once with the stdlib encoder, compact like ``JSONResponse``.
-
-    ``allow_nan=False``: every number here is a score in [0, 1] or a count, so a NaN would be a
-    bug, and an error is better than a body that strict JSON parsers reject.
-    """
-    try:
-        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError):
-        # A grader's free-form metadata holding a NaN or a numpy number: made plain, rather
-        # than a 500 for the whole batch.
-        content = plain_json(content)
-        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    try:
-        data = body.encode()
-    except UnicodeEncodeError:  # a lone surrogate from the request (an id "\ud800"): escape it
-        data = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
-    return Response(data, status_code, headers, media_type="application/json")
-
-
-async def _validation_error(_: Request, exc: Exception) -> Response:
-    """FastAPI's 422, with the request's values made safe to echo (see ``error_detail``): its
-    own handler failed on ``NaN``, ``Infinity`` or a lone surrogate in ``input`` and answered 500,
-    logging a traceback that held the request input. At most ``ERROR_LIMIT`` errors are encoded
-    and sent, the rest counted (``shown_errors``), as a backstop to the per-field cap of
-    ``FewErrors``: a body of a million bad items made a million errors, a 105 MB answer."""
-    assert isinstance(exc, RequestValidationError)
-    shown, more = shown_errors(exc.errors())
-    shown = [_named_extra(err) for err in shown]
-    detail = error_detail(jsonable_encoder(shown)) + more_errors(["body"], len(shown), more)
-    return _json({"detail": detail}, 422)
-
-
-def _named_extra(err: Any) -> Any:
-    """A 422 error for an unknown field, its message naming the fields there are: only
-    ``/grade``'s body refuses unknown fields (see ``GradeRequest``)."""
-    if not isinstance(err, dict) or err.get("type") != "extra_forbidden":
-        return err
-    fields = ", ".join(GradeRequest.model_fields)
-    return {**err, "msg": f"{err['loc'][-1]!r} is not a field of this request; it has: {fields}"}
-
-
-def _unparsed(cause: BaseException | None) -> str | None:
-    """What FastAPI's 400 "There was an error parsing the body" hid: why ``json.loads`` failed
-    on a body other than with a syntax error (those are 422s saying where), or ``None``."""
-    if isinstance(cause, UnicodeDecodeError):
-        return (
-            f"the body is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset "
-            f"{cause.start}): send the JSON encoded as UTF-8"
-        )
-    if isinstance(cause, RecursionError):
-        return "the body nests arrays or objects too deeply to read"
-    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
-        return "the body holds an integer of more than 4300 digits: send it as a string"
-    return None
-
-
-async def _http_error(_: Request, exc: Exception) -> Response:
-    """Starlette's ``HTTPException`` handler, encoding the detail as safely as a 422's."""
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code < 200 or exc.status_code in (204, 205, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    detail = (_unparsed(exc.__cause__) if exc.status_code == 400 else None) or exc.detail
-    return _json({"detail": error_detail(detail)}, exc.status_code, exc.headers)
