@@ -144,7 +144,12 @@ def _gold_entry(gold: str, config: str) -> _Gold:
     (``config``), so a change of configs can never serve a gold read the old way."""
     parsed, how = _read_answer(gold)
     has_expression = any(not isinstance(p, str) for p in parsed)
-    return _Gold(tuple(parsed), gold_key(gold, how) if has_expression else None, unit_of(gold))
+    # The gold's unit is read as the answer's is (that of the number math-verify reads, where it
+    # writes several): read by its first unit, a gold of "3 hours 20 minutes" or "5 km = 5000 m"
+    # was "h" or "km", the same text as an answer "min" or "m", and the gold written out again
+    # scored 0 ("the units differ").
+    unit = unit_of(gold, lambda: _read_value(parsed))
+    return _Gold(tuple(parsed), gold_key(gold, how) if has_expression else None, unit)
 
 
 def _config_key() -> str:
@@ -265,11 +270,27 @@ def _read_value(parsed: Sequence[Any] | None) -> float | None:
     if getattr(value, "is_Relational", False):
         value = value.rhs
     if not getattr(value, "is_number", False):
-        return None
+        value = _number_before_letters(value)
+        if value is None:
+            return None
     try:
         return float(value)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _number_before_letters(value: Any) -> Any:
+    """The number of a product of a number and letters (``2*l``, ``12*i*n``): math-verify keeps
+    a unit it does not drop as letters ("2 L", "12 in"), and read as no number the answer's unit
+    fell back to the first one written, so "2000 mL = 2 L" scored 0 against a gold of ``2 L``."""
+    split = getattr(value, "as_coeff_Mul", None)
+    if split is None:
+        return None
+    number, letters = split()
+    if number == 1 or not getattr(number, "is_number", False):
+        return None
+    factors = letters.args if getattr(letters, "is_Mul", False) else (letters,)
+    return number if all(getattr(f, "is_Symbol", False) for f in factors) else None
 
 
 def _units_differ(mine: str | None, their_unit: Callable[[], str | None]) -> tuple[str, str] | None:

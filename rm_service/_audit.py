@@ -205,7 +205,8 @@ async def aaudit(
         exploits: specs or names (default: the whole battery, :data:`EXPLOITS`).
         min_honest, share_threshold, mean_ratio: which records are compared, and the
             verdict's thresholds (see the module docstring).
-        progress: called as ``progress(done, total)`` after each grading (honest and exploits).
+        progress: called as ``progress(done, total)`` after each grading (honest and exploits);
+            ``total`` drops to ``done`` when the exploits are not graded.
 
     Raises:
         RMServiceError: an exploit function raised or returned something other than text.
@@ -338,6 +339,8 @@ async def aaudit(
             f"no honest response scored {runner.reward_name} {out.compare_rule}, so nothing was "
             f"compared and no exploit was graded: {'; '.join(advice)}"
         )
+        if progress is not None and done < total:
+            progress(done, done)  # the exploits' gradings are not coming: the bar ends full
         return out
 
     graders = list(runner.grader_configs)

@@ -498,7 +498,10 @@ def _audit(args: argparse.Namespace) -> int:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, unit="grading", desc="auditing", file=sys.stderr)
-        bar.update(1)
+        if total != bar.total:  # no exploit graded: the bar ends at done, not at 3/33
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
 
     try:
         result = asyncio.run(
@@ -554,8 +557,10 @@ def _check_report_path(report: Path) -> None:
             f"cannot write the report {report}: the folder {folder} does not exist "
             "(nothing was graded)"
         )
-    if not os.access(folder, os.W_OK | os.X_OK) or (
-        report.exists() and not os.access(report, os.W_OK)
+    # A report that exists is written over in place (``--report /dev/null``, a file made for it
+    # in a shared folder): it needs its own permission, not its folder's.
+    if not (
+        os.access(report, os.W_OK) if report.exists() else os.access(folder, os.W_OK | os.X_OK)
     ):
         raise InputError(
             f"cannot write the report {report}: permission denied (nothing was graded)"
