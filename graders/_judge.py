@@ -79,9 +79,10 @@ from graders._verdict import (
     label_distribution_verdict,
     parse_json_verdict,
     parse_label_verdict,
+    withheld,
 )
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderScore
+from rm_service._result import ErrorKind, GraderScore
 from rm_service.models._base import (
     ChatModel,
     ChatResult,
@@ -546,17 +547,11 @@ class LLMGrader(BaseGrader):
         return True
 
     def _parse(self, result: ChatResult, meta: dict[str, Any], response: str) -> _Verdict:
-        if result.finish_reason == "content_filter":
-            # The endpoint withheld or cut the answer: whatever text came is not the judge's
-            # whole verdict, and a digit left before the cut would be a plausible wrong score.
-            # Checked here, not in a client, so an answer replayed from a cache is refused too.
-            raise Unscored(
-                "the judge's answer was withheld by the endpoint's content filter "
-                "(finish_reason 'content_filter'), so it holds no verdict",
-                kind="judge_error",
-                raw=clip(result.text, _RAW_LIMIT),
-                **meta,
-            )
+        def refused(why: str, kind: ErrorKind = "unparseable") -> Unscored:
+            return Unscored(why, kind=kind, raw=clip(result.text, _RAW_LIMIT), **meta)
+
+        if (why := withheld(result)) is not None:  # here, so a cached answer is refused too
+            raise refused(why, "judge_error")
         cut = result.finish_reason == "length"  # the answer stopped at max_tokens
         try:
             if self.output == "label":
@@ -574,19 +569,11 @@ class LLMGrader(BaseGrader):
                 return from_dist
             if cut:
                 from_dist += f"; the answer was cut at max_tokens={self.params.max_tokens}"
-            raise Unscored(
-                f"unparseable verdict: {exc}{from_dist}",
-                kind="unparseable",
-                raw=clip(result.text, _RAW_LIMIT),
-                **meta,
-            ) from None
+            raise refused(f"unparseable verdict: {exc}{from_dist}") from None
         if _copies(verdict.core, response):
-            raise Unscored(
+            raise refused(
                 "unparseable verdict: the judge's answer copies a verdict written in the graded "
-                "response (a likely injection), so it is not the judge's own",
-                kind="unparseable",
-                raw=clip(result.text, _RAW_LIMIT),
-                **meta,
+                "response (a likely injection), so it is not the judge's own"
             )
         return verdict
 

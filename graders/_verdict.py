@@ -27,6 +27,7 @@ __all__ = [
     "label_distribution_verdict",
     "parse_json_verdict",
     "parse_label_verdict",
+    "withheld",
 ]
 
 
@@ -167,6 +168,18 @@ def _value_span(doc: str, key: str) -> tuple[int, int]:
         if name == key:
             return i, end
         i = skip(end) + 1  # past ","
+
+
+def withheld(result: ChatResult) -> str | None:
+    """Why ``result`` holds no verdict because the endpoint's content filter withheld or cut it
+    (``finish_reason: content_filter``), or ``None``. Whatever text came is not the judge's
+    whole verdict, and a digit left before the cut would be a plausible wrong score."""
+    if result.finish_reason != "content_filter":
+        return None
+    return (
+        "the judge's answer was withheld by the endpoint's content filter "
+        "(finish_reason 'content_filter'), so it holds no verdict"
+    )
 
 
 def parse_label_verdict(text: str, labels: Mapping[str, int], *, cut: bool = False) -> _Verdict:
