@@ -21,7 +21,16 @@ from rm_service._exceptions import InputError, RMServiceError
 from rm_service._io import io_error
 from rm_service._wire import json_text
 
-__all__ = ["RunLock", "Sink", "encode_line", "refuse_collisions", "same_file", "side_paths"]
+__all__ = [
+    "RunLock",
+    "Sink",
+    "encode_line",
+    "file_state",
+    "refuse_collisions",
+    "same_file",
+    "side_paths",
+    "writable_report",
+]
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -154,3 +163,34 @@ class Sink:
         if self.f is not None:
             self.f.close()
             self.f = None
+
+
+def file_state(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file changed (inode, size, modification time), or ``None`` when there is
+    no file (or an empty one, which holds no records either)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None
+
+
+def writable_report(report: Path) -> None:
+    """Refuse a report that cannot be written before anything is graded: found after the audit,
+    it was a warning, and the report of a run of paid judge calls was lost."""
+    folder = report.parent
+    if report.is_dir():
+        raise InputError(f"the report {report} is a folder; name a file (nothing was graded)")
+    if not folder.is_dir():
+        raise InputError(
+            f"cannot write the report {report}: the folder {folder} does not exist "
+            "(nothing was graded)"
+        )
+    # A report that exists is written over in place (``--report /dev/null``, a file made for it
+    # in a shared folder): it needs its own permission, not its folder's.
+    if not (
+        os.access(report, os.W_OK) if report.exists() else os.access(folder, os.W_OK | os.X_OK)
+    ):
+        raise InputError(
+            f"cannot write the report {report}: permission denied (nothing was graded)"
+        )

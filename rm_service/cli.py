@@ -267,6 +267,7 @@ def _grade(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             raise InputError(f"--{flag.replace('_', '-')} needs --engine ray")
     from rm_service._offline import agrade_file
+    from rm_service._run_files import file_state
 
     args.input = Path(args.input)
     args.output = Path(args.output) if args.output else None
@@ -279,7 +280,7 @@ def _grade(args: argparse.Namespace) -> int:
             {"config": Path(args.config), "output": output, "report": report, "errors file": errors}
         )
     runner = _runner_from(args)
-    before = _file_state(output)
+    before = file_state(output)
     try:
         result = asyncio.run(
             agrade_file(
@@ -296,7 +297,7 @@ def _grade(args: argparse.Namespace) -> int:
         )
     except InputError as exc:
         if exc.line is not None:
-            after = _file_state(output)
+            after = file_state(output)
             if after is None or (after == before and not args.resume):
                 # Nothing of this run's in it: an --overwrite run keeps the earlier output until
                 # it writes (so "saved in o.jsonl ... --resume" named another run's records, and
@@ -321,16 +322,6 @@ def _grade(args: argparse.Namespace) -> int:
     if result.invalid:
         invalid += f", {result.invalid} invalid line(s) -> {result.errors}"
     return _print_result(result, invalid)
-
-
-def _file_state(path: Path) -> tuple[int, int, int] | None:
-    """What tells a file changed (inode, size, modification time), or ``None`` when there is
-    no file (or an empty one, which holds no records either)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None
 
 
 def _print_result(result: Any, more: str = "") -> int:
@@ -475,7 +466,7 @@ def _audit(args: argparse.Namespace) -> int:
     """Imported here: the exploit battery and its report are needed by no other command."""
     from rm_service._audit import audit_file
     from rm_service._exploits import get_exploits
-    from rm_service._run_files import refuse_collisions
+    from rm_service._run_files import refuse_collisions, writable_report
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")
@@ -488,7 +479,7 @@ def _audit(args: argparse.Namespace) -> int:
     refuse_collisions({"input": args.input, "report": report})
     if args.config:  # the HTML report written over the reward config
         refuse_collisions({"config": Path(args.config), "report": report})
-    _check_report_path(report)
+    writable_report(report)
     runner = _runner_from(args)
     bar = None
 
@@ -544,27 +535,6 @@ def _audit(args: argparse.Namespace) -> int:
     if args.fail_on_exploit and result.exploitable:
         return _EXIT_EXPLOITABLE
     return 0
-
-
-def _check_report_path(report: Path) -> None:
-    """Refuse a report that cannot be written before anything is graded: found after the audit,
-    it was a warning, and the report of a run of paid judge calls was lost."""
-    folder = report.parent
-    if report.is_dir():
-        raise InputError(f"the report {report} is a folder; name a file (nothing was graded)")
-    if not folder.is_dir():
-        raise InputError(
-            f"cannot write the report {report}: the folder {folder} does not exist "
-            "(nothing was graded)"
-        )
-    # A report that exists is written over in place (``--report /dev/null``, a file made for it
-    # in a shared folder): it needs its own permission, not its folder's.
-    if not (
-        os.access(report, os.W_OK) if report.exists() else os.access(folder, os.W_OK | os.X_OK)
-    ):
-        raise InputError(
-            f"cannot write the report {report}: permission denied (nothing was graded)"
-        )
 
 
 _TRAIN_EXTRA = "pip install -e '.[train]'"

@@ -27,7 +27,7 @@ from graders._math_worker import check_equivalence, check_golds
 from rm_service import GraderScore, GradingRunner
 from rm_service._audit import aaudit
 from rm_service._exceptions import InputError
-from rm_service.cli import _check_report_path
+from rm_service._run_files import writable_report
 
 # --- the gold's unit is read as the answer's ----------------------------------------------------
 
@@ -108,9 +108,9 @@ def test_a_report_that_exists_needs_its_own_permission_not_its_folders(
         return False if Path(path) == folder else real(path, mode)
 
     monkeypatch.setattr(os, "access", access)
-    _check_report_path(made)  # written over in place
+    writable_report(made)  # written over in place
     with pytest.raises(InputError, match="permission denied"):
-        _check_report_path(folder / "new.html")  # would be created in the folder
+        writable_report(folder / "new.html")  # would be created in the folder
 
 
 def test_an_audit_that_grades_no_exploit_ends_its_progress(tmp_path: Path) -> None:
