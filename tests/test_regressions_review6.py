@@ -23,19 +23,8 @@ import pytest
 
 from graders import CalledToolGrader, FinalAnswerGrader, MaxTurnsGrader, ValidToolCallsGrader
 from rm_service._result import GraderError, GraderScore
+from tests.graders.test_agent_hacking_review import CALCULATE, QUESTION
 
-QUESTION = "What is 17 * 23? Use the calculate tool, then answer with the number."
-CALCULATE = {
-    "type": "function",
-    "function": {
-        "name": "calculate",
-        "parameters": {
-            "type": "object",
-            "properties": {"expression": {"type": "string"}},
-            "required": ["expression"],
-        },
-    },
-}
 CALL = {"type": "function", "function": {"name": "calculate", "arguments": {"expression": "17*23"}}}
 
 

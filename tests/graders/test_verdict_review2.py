@@ -8,35 +8,14 @@ result saying why, never a draft score from inside its reasoning.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
-from graders._judge import LLMGrader
 from rm_service import GraderError, GraderScore
-from rm_service.models import JudgeCache, OpenAIChatModel
+from rm_service.models import JudgeCache
+from tests.graders.test_verdict_review import VERDICT, ask, grader, server
 from tests.judge_server import JudgeServer, Reply
 
-RECORD = {"query": "What is the capital of France?", "response": "Paris, on the Seine."}
-VERDICT = '{"reason": "Correct and on topic.", "score": 4}'
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[JudgeServer]:
-    with JudgeServer() as srv:
-        yield srv
-
-
-def grader(server: JudgeServer, **kw: Any) -> LLMGrader:
-    kw.setdefault("template", "generic")
-    kw.setdefault("rubric", "Is the response a good answer to the query?")
-    return LLMGrader(OpenAIChatModel("m", base_url=server.base_url, max_retries=0), **kw)
-
-
-async def ask(server: JudgeServer, g: LLMGrader, reply: Reply | str) -> GraderScore | GraderError:
-    server.script(reply)
-    return await g.aevaluate(**RECORD)
+__all__ = ["server"]  # the fixture, imported for pytest
 
 
 # --- label mode: a reasoning block before the label is skipped, never read -----------------------

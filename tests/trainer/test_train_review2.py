@@ -16,8 +16,10 @@ import pytest
 from rm_service._exceptions import ConfigError
 from rm_service.app import create_app
 from tests.support import serve_in_thread
-from tests.trainer.test_agent_reward import CALL, PROMPT, SOLVED, STEP
-from tests.trainer.test_agent_train import ROLLOUT, _run
+from tests.trainer.test_agent_reward import CALL, PROMPT, SOLVED
+from tests.trainer.test_agent_train import _config as _agent_run_config
+from tests.trainer.test_agent_train import _run
+from tests.trainer.test_train_review import _no_model
 from trainer import load_train_config, train
 from trainer._build import agent_reward
 
@@ -45,28 +47,9 @@ def _config(tmp_path: Path, reward: dict[str, Any], **grpo: Any) -> dict[str, An
 
 
 def _agent_config(tmp_path: Path, max_turns: int, **reward: Any) -> dict[str, Any]:
-    return {
-        "model": {"tiny": {"max_positions": 512}},
-        "dataset": {"path": str(AGENT_PROMPTS)},
-        "environment": {"factory": f"{ENV_FILE}:Calculator", "max_turns": max_turns},
-        "reward": {"step": STEP, "rollout": ROLLOUT, **reward},
-        "grpo": {
-            "max_steps": 1,
-            "per_device_train_batch_size": 8,
-            "num_generations": 4,
-            "max_completion_length": 128,
-        },
-        "output_dir": str(tmp_path / "out"),
-    }
-
-
-def _no_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the model were loaded: the error must come before it."""
-
-    def refuse(cfg: Any) -> Any:
-        raise AssertionError("the model was loaded before the config error")
-
-    monkeypatch.setattr("trainer._build.load_model", refuse)
+    cfg = _agent_run_config(tmp_path, f"{ENV_FILE}:Calculator", AGENT_PROMPTS, **reward)
+    cfg["environment"] = {"factory": f"{ENV_FILE}:Calculator", "max_turns": max_turns}
+    return cfg
 
 
 # --- a rollout cut at max_turns -----------------------------------------------------------------
