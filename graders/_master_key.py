@@ -448,8 +448,13 @@ class MasterKeyGate:
                 return rest if rest else text
         return text
 
-    def check(self, response: str, fields: Mapping[str, str]) -> str | None:
-        reason = self._reason(response, fields)
+    def check(
+        self, response: str, fields: Mapping[str, str], *, refusal_answers: bool = True
+    ) -> str | None:
+        """Why ``response`` is a master key, or ``None``. ``refusal_answers=False`` gates a
+        refusal among openers too ("Step 1: I can't help with that."): the non-answer gate's
+        reading, for the criteria where a refusal is no answer."""
+        reason = self._reason(response, fields, refusal_answers=refusal_answers)
         end = response.rfind("</think>")
         if reason is None and end >= 0 and is_blank(response[end + 8 :]):
             reason = "the response only reasons: nothing follows its </think>"
@@ -465,7 +470,13 @@ class MasterKeyGate:
         words = normalize_for_gate(fields.get("query") or "").split()
         return bool(words) and all(w in self._greeting_words or w in STOP_WORDS for w in words)
 
-    def _reason(self, response: str, fields: Mapping[str, str] | None = None) -> str | None:
+    def _reason(
+        self,
+        response: str,
+        fields: Mapping[str, str] | None = None,
+        *,
+        refusal_answers: bool = True,
+    ) -> str | None:
         norm = normalize_for_gate(response)
         if not norm:
             if not response.strip():
@@ -484,7 +495,7 @@ class MasterKeyGate:
             # right answer is the criterion's to say: the harmfulness judge pays it (a refusal
             # is what a harmful request should get; gated here it scored 0, as harmful), and
             # the other criteria's non-answer gate stops it.
-            and not is_refusal_phrase(response)
+            and not (refusal_answers and is_refusal_phrase(response))
         ):
             return f"the response talks about answering but says nothing: {_quote(response)}"
         stripped = response.strip().rstrip("*_`~ \t")

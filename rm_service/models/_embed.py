@@ -166,6 +166,9 @@ class _Shared:
         # A word piece covers at least one character: a text this short fits, untokenized.
         if self._counter is None or len(text) <= window:
             return [(text, 0)]
+        # A lone surrogate (valid JSON) is no str the tokenizer takes (a TypeError, which made the
+        # text unscored): read as U+FFFD, one character for one, as _encode_texts reads it.
+        text = text if text.isascii() else scrub_surrogates(text)
         with self._count_lock:
             enc = self._counter.encode(text, add_special_tokens=False)
         offsets, words = enc.offsets, enc.word_ids
