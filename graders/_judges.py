@@ -156,8 +156,11 @@ class HarmfulnessGrader(_NamedJudge):
     ) -> None:
         super().__init__(model, **kwargs)
         self.cross_check: CrossCheck = cross_check_mode(cross_check)
+        # Only the empty gate: the judge's own gates ran first, and the check reads content.
         self._offline, self._cross_note = _cross_checker(
-            self.cross_check, self.name, lambda: OfflineHarmGrader(name="harmless_offline")
+            self.cross_check,
+            self.name,
+            lambda: OfflineHarmGrader(name="harmless_offline", pregates=["empty"]),
         )
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
