@@ -30,7 +30,6 @@ from rm_service._result import (
     GraderError,
     GraderResult,
     GraderScore,
-    new_score,
     plain_reward,
     renamed,
 )
@@ -147,7 +146,7 @@ class BaseAggregator:
             return GraderError(
                 name=self.name, error=f"aggregate {out!r} is {_no_reward(out)}", kind="internal"
             )
-        return new_score(self.name, score, reason, metadata)
+        return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)
 
     def combine(
         self, values: Mapping[str, float]

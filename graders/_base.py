@@ -40,7 +40,6 @@ from rm_service._result import (
     GraderError,
     GraderResult,
     GraderScore,
-    new_score,
     plain_reward,
     renamed,
 )
@@ -231,7 +230,7 @@ class BaseGrader:
         out, score = plain_reward(out)  # np.float32(0.5) is 0.5
         if score is not None:
             text = reason if type(reason) is str else str(reason)
-            return new_score(self.name, score, text)
+            return GraderScore(name=self.name, score=score, reason=text)
         return GraderError(
             name=self.name,
             error=f"grader returned {out!r}, not a score in [0, 1]",

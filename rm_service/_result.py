@@ -26,7 +26,6 @@ __all__ = [
     "GraderScore",
     "RecordResult",
     "Status",
-    "new_score",
     "plain_reward",
     "plain_value",
     "renamed",
@@ -64,46 +63,6 @@ class GraderScore(BaseModel):
         if not (math.isfinite(v) and 0.0 <= v <= 1.0):
             raise ValueError(f"score must be a finite float in [0, 1], got {v!r}")
         return float(v)
-
-
-_new_object = object.__new__
-_set_slot = object.__setattr__
-
-
-def new_score(
-    name: str, score: float, reason: str = "", metadata: dict[str, Any] | None = None
-) -> GraderScore:
-    """``GraderScore(name=name, score=score, reason=reason, metadata=metadata)``, checked the
-    same way, for the engine's per-record paths (a grader's returned number, an aggregate).
-
-    Why: pydantic's validation is the largest fixed cost of a rule-graded record, and where
-    the engine makes a score it already holds a plain float. When every argument has exactly
-    the type the model stores (a ``float`` score, ``str`` name and reason, a ``dict`` metadata),
-    the range is checked here and the object is filled in as validation would fill it (the
-    metadata dict is kept, not copied: pass a fresh one); anything else goes through the model,
-    which validates, converts or raises as ever. NaN fails the range comparison."""
-    if (
-        type(score) is float
-        and 0.0 <= score <= 1.0
-        and type(name) is str
-        and type(reason) is str
-        and (metadata is None or type(metadata) is dict)
-    ):
-        out = _new_object(GraderScore)
-        if metadata is None:
-            values = {"name": name, "score": score, "reason": reason, "metadata": {}}
-            given = {"name", "score", "reason"}
-        else:
-            values = {"name": name, "score": score, "reason": reason, "metadata": metadata}
-            given = {"name", "score", "reason", "metadata"}
-        _set_slot(out, "__dict__", values)
-        _set_slot(out, "__pydantic_fields_set__", given)
-        _set_slot(out, "__pydantic_extra__", None)
-        _set_slot(out, "__pydantic_private__", None)
-        return out
-    if metadata is None:
-        return GraderScore(name=name, score=score, reason=reason)
-    return GraderScore(name=name, score=score, reason=reason, metadata=metadata)
 
 
 class GraderError(BaseModel):
