@@ -30,6 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rm_service._exceptions import ConfigError
 from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
+from rm_service._query_split import strip_patterns_setting
 from rm_service._result import ErrorKind, Status
 from rm_service.integrations._targets import fallback_reward
 
@@ -183,9 +184,9 @@ class ServiceSettings:
         fallback = os.environ.get("RM_SERVICE_UNSCORED_FALLBACK")
         if fallback:
             overrides.setdefault("unscored_fallback", fallback)
-        patterns = os.environ.get("RM_SERVICE_STRIP_PATTERNS")
-        if patterns is not None:  # the README promised it for /get_reward; it went unread
-            overrides.setdefault("strip_patterns", tuple(patterns.split()))
+        overrides.setdefault(
+            "strip_patterns", strip_patterns_setting(os.environ.get("RM_SERVICE_STRIP_PATTERNS"))
+        )
         return cls(**overrides)
 
     @property

@@ -32,6 +32,7 @@ __all__ = [
     "Cut",
     "QuerySplit",
     "split_query",
+    "strip_patterns_setting",
 ]
 
 DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
@@ -46,6 +47,14 @@ DEFAULT_STRIP_PATTERNS: tuple[str, ...] = (
 )
 """Regexes removed from OpenRLHF queries and prompts: the end/pad tokens of the common chat
 templates (ChatML/Qwen, Llama 3, Phi, Llama 2/Mistral)."""
+
+
+def strip_patterns_setting(value: str | None) -> tuple[str, ...]:
+    """The patterns ``RM_SERVICE_STRIP_PATTERNS`` (``value``) asks for: whitespace-separated
+    regexes, empty for none; unset, :data:`DEFAULT_STRIP_PATTERNS`. One reading for the
+    ``reward_func`` face and the service."""
+    return DEFAULT_STRIP_PATTERNS if value is None else tuple(value.split())
+
 
 TRAILING_END_TOKENS: tuple[str, ...] = (
     "<end_of_turn>",

@@ -48,7 +48,6 @@ from typing import Any
 from rm_service._exceptions import ConfigError, InputError
 from rm_service._openrlhf import (
     DEFAULT_LABEL_FIELD,
-    DEFAULT_STRIP_PATTERNS,
     ChatTokenStripper,
     PromptLog,
     UnscoredLog,
@@ -58,6 +57,7 @@ from rm_service._openrlhf import (
     openrlhf_records,
     openrlhf_response,
 )
+from rm_service._query_split import strip_patterns_setting
 from rm_service.integrations._backend import LocalBackend
 from rm_service.integrations._targets import (
     Target,
@@ -76,10 +76,8 @@ _prompts = PromptLog("reward_func")
 
 @lru_cache(maxsize=8)
 def _stripper(patterns: str | None) -> ChatTokenStripper:
-    if patterns is None:
-        return ChatTokenStripper(DEFAULT_STRIP_PATTERNS)
     try:
-        return ChatTokenStripper(patterns.split())
+        return ChatTokenStripper(strip_patterns_setting(patterns))
     except Exception as exc:  # re.error, with the offending pattern
         raise ConfigError(f"RM_SERVICE_STRIP_PATTERNS: invalid regex: {exc}") from None
 
