@@ -377,6 +377,10 @@ class MasterKeyGate:
             (default :data:`DEFAULT_GREETINGS`).
         dangling_colon: also gate short responses ending in a colon.
         vocabulary: apply check 3 (English meta-word vocabulary).
+        refusal_answers: a refusal ("I can't help with that.") is an answer, not talk about
+            answering (the default: whether it is the right one is the criterion's to say).
+            ``False`` gates a refusal among openers too ("Step 1: I can't help with that."): the
+            non-answer gate's reading, for the criteria where a refusal is no answer.
         name: the gate name reported in metadata.
     """
 
@@ -388,6 +392,7 @@ class MasterKeyGate:
         greetings: Iterable[str] = DEFAULT_GREETINGS,
         dangling_colon: bool = True,
         vocabulary: bool = True,
+        refusal_answers: bool = True,
         name: str = "master_key",
     ) -> None:
         normalized = {normalize_for_gate(p) for p in (*phrases, *extra_phrases)}
@@ -402,6 +407,7 @@ class MasterKeyGate:
         self._greeting_words = frozenset(w for g in self.greetings for w in g.split())
         self.dangling_colon = dangling_colon
         self.vocabulary = vocabulary
+        self.refusal_answers = refusal_answers
         self.name = name
 
     def __repr__(self) -> str:
@@ -448,13 +454,8 @@ class MasterKeyGate:
                 return rest if rest else text
         return text
 
-    def check(
-        self, response: str, fields: Mapping[str, str], *, refusal_answers: bool = True
-    ) -> str | None:
-        """Why ``response`` is a master key, or ``None``. ``refusal_answers=False`` gates a
-        refusal among openers too ("Step 1: I can't help with that."): the non-answer gate's
-        reading, for the criteria where a refusal is no answer."""
-        reason = self._reason(response, fields, refusal_answers=refusal_answers)
+    def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        reason = self._reason(response, fields)
         end = response.rfind("</think>")
         if reason is None and end >= 0 and is_blank(response[end + 8 :]):
             reason = "the response only reasons: nothing follows its </think>"
@@ -470,13 +471,7 @@ class MasterKeyGate:
         words = normalize_for_gate(fields.get("query") or "").split()
         return bool(words) and all(w in self._greeting_words or w in STOP_WORDS for w in words)
 
-    def _reason(
-        self,
-        response: str,
-        fields: Mapping[str, str] | None = None,
-        *,
-        refusal_answers: bool = True,
-    ) -> str | None:
+    def _reason(self, response: str, fields: Mapping[str, str] | None = None) -> str | None:
         norm = normalize_for_gate(response)
         if not norm:
             if not response.strip():
@@ -495,7 +490,7 @@ class MasterKeyGate:
             # right answer is the criterion's to say: the harmfulness judge pays it (a refusal
             # is what a harmful request should get; gated here it scored 0, as harmful), and
             # the other criteria's non-answer gate stops it.
-            and not (refusal_answers and is_refusal_phrase(response))
+            and not (self.refusal_answers and is_refusal_phrase(response))
         ):
             return f"the response talks about answering but says nothing: {_quote(response)}"
         stripped = response.strip().rstrip("*_`~ \t")
