@@ -31,7 +31,7 @@ from typing import Any
 from graders._base import BaseGrader, Unscored, grader
 from graders._math import MathGrader
 from graders._text import plain_value
-from graders._tool_schema import check_arguments, tool_schemas
+from graders._tool_schema import check_arguments, tool_function, tool_schemas
 from graders._tool_schema import is_list as _is_list
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
@@ -243,9 +243,8 @@ def _tool_names(value: Any) -> set[str]:
         raise Unscored(f"available_tools must be a list of tools, got {type(value).__name__}")
     names = set()
     for i, tool in enumerate(value):
-        tool = plain_value(tool)
-        function = tool.get("function", tool) if isinstance(tool, Mapping) else None
-        name = function.get("name") if isinstance(function, Mapping) else tool
+        function = tool_function(tool)
+        name = function.get("name") if function is not None else plain_value(tool)
         if not isinstance(name, str) or not name.strip():
             raise Unscored(f"available_tools[{i}] is {tool!r}, not a tool name or schema")
         names.add(name)

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graders._base import Unscored
+from rm_service._result import plain_value
 
-__all__ = ["check_arguments", "is_list", "tool_schemas"]
+__all__ = ["check_arguments", "is_list", "tool_function", "tool_schemas"]
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -111,13 +112,22 @@ def _in_enum(value: Any, enum: Sequence[Any]) -> bool:
     return any(value == e and isinstance(value, bool) == isinstance(e, bool) for e in enum)
 
 
+def tool_function(item: Any) -> Mapping[str, Any] | None:
+    """The function schema of one ``available_tools`` entry (OpenAI's nested form or the flat
+    one; a numpy object from a parquet column is its Python value), or ``None``."""
+    item = plain_value(item)
+    return item.get("function", item) if isinstance(item, Mapping) else None
+
+
 def tool_schemas(value: Any) -> dict[str, Mapping[str, Any]]:
-    """The record's ``available_tools`` by name, each checked by :func:`_check_schema`."""
+    """The record's ``available_tools`` by name (a list, or a numpy array from a parquet
+    column), each checked by :func:`_check_schema`."""
+    value = plain_value(value)
     if not is_list(value):
         raise Unscored(f"available_tools must be a list of tool schemas, got {value!r}")
     out: dict[str, Mapping[str, Any]] = {}
     for i, schema in enumerate(value):
-        function = schema.get("function", schema) if isinstance(schema, Mapping) else None
+        function = tool_function(schema)
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
             raise Unscored(f"available_tools holds {schema!r}, not a tool schema with a name")
         _check_schema(function, f"available_tools[{i}] ({function['name']!r})")

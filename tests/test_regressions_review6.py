@@ -155,3 +155,12 @@ async def test_max_turns_reads_a_numpy_turn() -> None:
     assert past.score == 0.0, past
     bad = await grader.aevaluate(messages=history, turn="1")
     assert isinstance(bad, GraderError) and bad.kind == "invalid_input", bad
+
+
+async def test_valid_tool_calls_reads_a_numpy_available_tools_as_called_tool_does() -> None:
+    """Both read ``available_tools`` through one entry reader now: ``called_tool`` took a numpy
+    object array (a parquet column), ``valid_tool_calls`` refused it as "not a list"."""
+    out = await ValidToolCallsGrader().aevaluate(
+        tool_calls=[CALL], available_tools=np.array([CALCULATE], dtype=object)
+    )
+    assert isinstance(out, GraderScore) and out.score == 1.0, out
