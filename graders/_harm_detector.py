@@ -245,10 +245,9 @@ class HarmDetector:
         return self._protos
 
     def _windows(self) -> Callable[[str], list[str]]:
-        """How a segment is cut into overlapping windows (the model is loaded by now)."""
-        shared = self.embedder._shared()
-        size = min(shared.window, SEGMENT_WINDOW) if shared.window else 0
-        return lambda text: [t for t, _ in shared.windows(text, size // 2, size=size)]
+        """How a segment is cut into half-overlapping windows (the model is loaded by now)."""
+        embedder = self.embedder
+        return lambda text: embedder.windows(text, stride=SEGMENT_WINDOW // 2, size=SEGMENT_WINDOW)
 
     def analyze(self, text: str, query: str | None = None) -> HarmAnalysis:
         """Read ``text`` (blocking: it embeds), given the ``query`` it answers if known.
@@ -289,7 +288,9 @@ class HarmDetector:
         protos = self._protos
         if protos is None:  # the first reading embeds the prototypes: off the loop
             protos = await asyncio.to_thread(self._prototypes)
-        reads = [_Reading(text, query, self._windows())]
+        # Off the loop: cutting long segments into windows tokenizes them (under the model's
+        # tokenizer lock, which an encoding thread may hold).
+        reads = [await asyncio.to_thread(_Reading, text, query, self._windows())]
         first = reads[0].first_texts()
         vectors = directed(await self.embedder.aembed_array(first)) if first else None
         _read_stances(reads, vectors, protos, self)
