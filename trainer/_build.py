@@ -206,16 +206,22 @@ def _checkpointing_field(known: set[str]) -> str:
     return new if new in known else "gradient_checkpointing"
 
 
-def _probe_records(cfg: TrainConfig, row: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The records the reward would build from ``row`` and an empty completion, per source:
-    ``config`` (the TRL face's record) or ``step`` / ``rollout`` (the calculator's)."""
+def _probe_records(
+    cfg: TrainConfig, row: dict[str, Any], function: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """The records the reward ``function`` would build from ``row`` and an empty completion,
+    per source: ``config`` (the TRL face's record, with ``completion_ids`` only where the
+    function sends them) or ``step`` / ``rollout`` (the calculator's)."""
     prompt = row["prompt"]
     columns = {k: v for k, v in row.items() if k != "prompt"}
     conversational = isinstance(prompt, list)
     completion: Any = [{"role": "assistant", "content": ""}] if conversational else ""
     if not cfg.reward.agent:
         lists = {k: [v] for k, v in columns.items()}
-        return {"config": trl_records([prompt], [completion], [[]], lists)}
+        ids: list[list[int]] | None = (
+            [[]] if getattr(function, "include_completion_ids", True) else None
+        )
+        return {"config": trl_records([prompt], [completion], ids, lists)}
     env = cfg.loaded_environment
     name = columns.get("environment") if env is not None and env.named else None
     tools = env.tool_schemas.get(name, []) if env is not None else []
@@ -235,7 +241,7 @@ def check_reward_fields(cfg: TrainConfig, dataset: Any, functions: list[Any]) ->
     Raises:
         ConfigError: naming the config's reward field, the dataset and the grader.
     """
-    records = _probe_records(cfg, dict(dataset[0]))
+    records = _probe_records(cfg, dict(dataset[0]), functions[0])
     if cfg.reward.agent:
         calculator = functions[0].calculator
         runners = {"step": calculator.step_runner, "rollout": calculator.rollout_runner}
@@ -273,8 +279,6 @@ def _check_service_fields(
     if not isinstance(description, dict):
         return
     sent = set(record)
-    if not function.include_completion_ids:
-        sent.discard("completion_ids")
     for read in described_reads(description):
         if read.required and read.field not in sent:
             raise cfg.error(
