@@ -33,6 +33,7 @@ from rm_service._openrlhf import DEFAULT_STRIP_PATTERNS, ChatTokenStripper
 from rm_service._query_split import strip_patterns_setting
 from rm_service._result import ErrorKind, Status
 from rm_service.integrations._targets import fallback_reward
+from rm_service.models._body import escape_surrogates
 
 __all__ = [
     "FALLBACK_SETTING",
@@ -350,15 +351,6 @@ ECHO_LIMIT = 500
 what was wrong, not a whole batch sent back (a validator on ``records`` gets the batch)."""
 
 
-def _text_safe(text: str) -> str:
-    """``text`` with each lone surrogate written out as ``\\udXXX``: UTF-8 cannot hold one."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode()
-    return text
-
-
 def json_safe(value: Any, limit: int | None = ECHO_LIMIT) -> Any:
     """``value`` if strict JSON can carry it within ``limit`` characters, else its JSON text.
 
@@ -368,7 +360,7 @@ def json_safe(value: Any, limit: int | None = ECHO_LIMIT) -> Any:
     one, is echoed as its JSON text (ASCII: ``[NaN]``, ``"\\ud800"``), cut to ``limit``.
     """
     if isinstance(value, str):
-        text = _text_safe(value)
+        text = escape_surrogates(value)
     else:
         try:
             text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
@@ -397,9 +389,9 @@ def error_detail(detail: Any) -> Any:
         safe: dict[str, Any] = {}
         for key, value in err.items():
             if key == "loc" and isinstance(value, list | tuple):
-                safe[key] = [x if isinstance(x, int) else _text_safe(str(x)) for x in value]
+                safe[key] = [x if isinstance(x, int) else escape_surrogates(str(x)) for x in value]
             elif key == "ctx" and isinstance(value, Mapping):
-                safe[key] = {_text_safe(str(k)): json_safe(v) for k, v in value.items()}
+                safe[key] = {escape_surrogates(str(k)): json_safe(v) for k, v in value.items()}
             elif key in ("input", "ctx"):
                 safe[key] = json_safe(value)
             else:

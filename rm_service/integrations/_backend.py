@@ -46,7 +46,7 @@ from rm_service.models._base import (
     JudgeRateLimited,
     JudgeTimeout,
 )
-from rm_service.models._body import scrub_surrogates
+from rm_service.models._body import escape_surrogates, scrub_surrogates
 from rm_service.models._retry import RetryPolicy, retry_after_from_headers, retry_async
 
 __all__ = ["Backend", "LocalBackend", "RemoteBackend", "RewardSource", "as_backend", "jsonable"]
@@ -344,15 +344,6 @@ class RemoteBackend:
 _SKIP = object()
 
 
-def _key(key: str) -> str:
-    """A mapping's key with each lone surrogate as its escape (``"a\\ud800"``), not U+FFFD:
-    keys that differ only there (``"a\\ud800"`` and ``"a\\udfff"``) stay two keys, where
-    U+FFFD made them one and a value was lost without a word."""
-    if key.isascii() or scrub_surrogates(key) is key:
-        return key
-    return key.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def jsonable(value: Any) -> Any:
     """``value`` in plain JSON types, dropping what has no JSON form (a tokenizer, a client).
 
@@ -373,7 +364,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, int | float):  # a subclass (numpy.float64, IntEnum): the plain number
         return float(value) if isinstance(value, float) else int(value)
     if isinstance(value, Mapping):
-        items = ((_key(str(k)), jsonable(v)) for k, v in value.items())
+        # A key's lone surrogate as its escape, not U+FFFD: keys that differ only there
+        # ("a\ud800", "a\udfff") stay two keys, where U+FFFD made them one and lost a value.
+        items = ((escape_surrogates(str(k)), jsonable(v)) for k, v in value.items())
         return {k: v for k, v in items if v is not _SKIP}
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         # Any sequence, not only lists and tuples: verl hands over OmegaConf's ListConfig.

@@ -14,6 +14,7 @@ __all__ = [
     "ChatBody",
     "JsonText",
     "encode_json",
+    "escape_surrogates",
     "json_escape",
     "scrub_surrogates",
     "without_surrogates",
@@ -124,6 +125,19 @@ def scrub_surrogates(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return _SURROGATE_RE.sub("\ufffd", text)
+    return text
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate written out as its escape (``\\udXXX``), not U+FFFD:
+    UTF-8 cannot hold one, and where the text is a key (or is echoed back) two that differ
+    only there stay two. The same text when it holds none."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 
