@@ -41,6 +41,7 @@ from graders._committee import (
 from graders._harm import OfflineHarmGrader, is_english
 from graders._judge import LLMGrader, ModelSpec
 from graders._math import MathGrader
+from graders._math_echo import echo_of_query
 from graders._pregate import DEFAULT_PREGATES, PreGate, first_gate_hit
 from graders._text import clip
 from graders._verify import Verify, decide
@@ -328,7 +329,9 @@ class CorrectnessGrader(_NamedJudge):
     ``decided_by`` is ``rule:number``, ``rule:choice``, ``rule:math``, ``rule:exact`` or
     ``judge``, with ``reference_kind``, ``reference_answer``, ``final_answer`` (and
     ``final_answers`` when several were read, e.g. hedging), ``answer_source``, and, on the judge
-    path, ``rule`` (why the rule could not decide).
+    path, ``rule`` (why the rule could not decide). A rule's 1.0 for an answer that is the
+    query's own expression written back (``17 \\times 23`` for "What is 17 * 23?") is a 0.0 with
+    ``echo`` in the metadata (:mod:`graders._math_echo`): math-verify finds them equal.
 
     Args:
         verify: ``"auto"`` (rule where it can decide, judge otherwise), ``"never"`` (the judge
@@ -372,10 +375,22 @@ class CorrectnessGrader(_NamedJudge):
         if decision.source:
             meta["answer_source"] = decision.source
         if decision.score is not None:
+            score, reason = decision.score, decision.reason
+            echo = (
+                echo_of_query(
+                    decision.answers[-1],
+                    texts.get("query"),
+                    (ref.answer, texts["reference_response"] or ""),
+                )
+                if score == 1.0 and decision.answers
+                else None
+            )
+            if echo is not None:
+                score, reason, meta["echo"] = 0.0, echo, True
             return GraderScore(
                 name=self.name,
-                score=decision.score,
-                reason=decision.reason,
+                score=score,
+                reason=reason,
                 metadata={"decided_by": decision.path, **meta},
             )
         if self.verify == "only":

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._math_echo import echo_of_query, query_text
 from graders._math_fast import answer_key
 from graders._math_pool import _run_in_pool, shutdown_math_pool
 from graders._math_text import final_part
@@ -119,9 +120,14 @@ class MathGrader(BaseGrader):
             is shared by all math graders and grows to the largest size asked for.
         queue_timeout: seconds a check may wait for a free worker before it is unscored
             (``timeout``); ``None`` waits as long as it takes.
+        echo_check: where the record has a ``query`` (text or chat messages; anything else is
+            ``invalid_input``), an equivalent answer that is the query's own expression written
+            back (``17 \\times 23`` for "What is 17 * 23?") scores 0.0,
+            with ``echo`` in the metadata (see :mod:`graders._math_echo`). On by default.
     """
 
     required_fields = ("response", "reference_response")
+    optional_fields = ("query",)
     default_name = "math"
 
     def __init__(
@@ -131,6 +137,7 @@ class MathGrader(BaseGrader):
         timeout: float = 5.0,
         workers: int | None = None,
         queue_timeout: float | None = 300.0,
+        echo_check: bool = True,
     ) -> None:
         super().__init__(name=name)
         if not timeout > 0:
@@ -142,6 +149,7 @@ class MathGrader(BaseGrader):
         self.timeout = float(timeout)
         self.workers = workers
         self.queue_timeout = queue_timeout
+        self.echo_check = bool(echo_check)
         self._exact: OrderedDict[str, tuple[str, str]] = OrderedDict()
         """Gold text -> (its fast-path text, its reading shown in results), as a worker said."""
         self._checks: Coalescer[tuple[str | None, ...], dict[str, Any]] = Coalescer(_CHECKS_KEPT)
@@ -158,6 +166,18 @@ class MathGrader(BaseGrader):
             raise RuntimeError(f"a math check failed: {result.error}")
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
+        query = query_text(fields.get("query")) if self.echo_check else None
+        result = await self._equivalence(fields)
+        if query is None or result.score != 1.0:
+            return result
+        meta = result.metadata
+        golds = as_gold_list(fields[_GOLD], _GOLD) or [as_text(fields[_GOLD], _GOLD)]
+        echo = echo_of_query(str(meta.get("pred", "")), query, [*golds, str(meta.get("gold"))])
+        if echo is None:
+            return result
+        return self._score(0.0, echo, {**meta, "echo": True})
+
+    async def _equivalence(self, fields: dict[str, Any]) -> GraderScore:
         response = as_text(fields["response"], "response")
         golds = as_gold_list(fields[_GOLD], _GOLD)
         if golds is None:

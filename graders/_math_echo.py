@@ -1,0 +1,140 @@
+"""An answer that is the question's own expression written back, not worked out.
+
+Why: math-verify evaluates both sides, so ``\\boxed{17 \\times 23}`` for "What is 17 * 23?" is
+equivalent to the gold ``391``, and so are ``\\frac{6}{8}`` for "Simplify 6/8" (gold
+``\\frac{3}{4}``) and ``(x+1)^2`` for "Expand (x+1)^2". Each was paid in full, and a policy
+learns that copying the question's expression back is as good as doing the work: the cheapest
+reward hack there is on a math reward. :func:`echoed_expression` is the defence the math rules
+share (``math``, and ``correctness`` where it decides by rule).
+
+An answer counts as an echo when all of these hold, so an honest answer is not caught:
+
+* it is an operation still to be done (``+ - * / ^ !``, a root, a function, a fraction not in
+  lowest terms), not one number: ``391``, ``-5``, ``1/2`` and ``3 \\times 10^8`` are never an
+  echo, even where the question holds them ("heads has probability 1/2; and tails?");
+* the question holds the same expression, token for token once spacing and notation are set
+  aside (``17 \\times 23``, ``17*23`` and ``$17 \\cdot 23$`` are one shape), and not as part of
+  a longer number or name (``3/4`` is not in ``33/44``);
+* no gold is written that way: when the gold itself is ``17 \\times 23`` (a question that asks
+  for the product form), writing it is the answer.
+
+Only the value after the answer's last ``=`` is read (``x = 17 \\times 23`` is the expression;
+``17 \\times 23 = 391`` states the number).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from graders._prompt import _prompt_text
+
+__all__ = ["echo_of_query", "echoed_expression", "query_text"]
+
+_SPACING = re.compile(
+    r"\$|\\[()\[\]]|\\left|\\right|\\[,!;: ]|\\quad|\\qquad|\\displaystyle"
+    r"|\^\{?\\circ\}?|°|\\degree"  # degrees are a unit, not a power
+)
+_WRAPPER = re.compile(r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|operatorname)\{([^{}]*)\}")
+_SAME = (
+    (re.compile(r"\\[dt]frac"), r"\\frac"),
+    (re.compile(r"\\times|\\cdot|[×·⋅∙]"), "*"),
+    (re.compile(r"\\div|÷"), "/"),
+    (re.compile("[\u2212\u2013]"), "-"),  # the minus sign, an en dash
+    (re.compile(r"√"), r"\\sqrt"),
+)
+_POWER = re.compile(r"\*\*")
+_MIXED = re.compile(r"(?<=\d)(?=\\frac)")
+_FRAC = re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}")
+_SQRT = re.compile(r"\\sqrt\{([^{}]*)\}|\\sqrt(\d+|[a-zA-Z])")
+_POWER_BRACE = re.compile(r"\^\{([^{}]*)\}")
+_AROUND = re.compile(r"\s*([-+*/^=!(),\[\]{}<>])\s*")
+_WHITESPACE = re.compile(r"\s+")
+_RELATION = re.compile(r"=|\\approx|≈")
+_OPERATION = re.compile(r"[-+*/^!]|sqrt\(|\\(?!(?:pi|infty|circ|degree|%)(?![a-zA-Z]))[a-zA-Z]+")
+"""What makes an answer work still to be done. Constants (``\\pi``) and marks (``\\%``) do not."""
+_TRAILING = ".,;:"
+_DECIMAL = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_SCIENTIFIC = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)\*10\^\(?[-+]?\d+\)?")
+_FRACTION = re.compile(r"(?:(\d+) )?\(?([-+]?\d+)\)?/\(?([-+]?\d+)\)?")
+
+
+def _one_number(value: str) -> bool:
+    """Whether a shaped, unsigned answer is one number: an integer, a decimal, scientific
+    notation, a fraction in lowest terms (``6/8`` is a fraction still to be simplified), or a
+    mixed number (``1 1/2``)."""
+    if _DECIMAL.fullmatch(value) or _SCIENTIFIC.fullmatch(value):
+        return True
+    fraction = _FRACTION.fullmatch(value)
+    if fraction is None:
+        return False
+    numerator, denominator = abs(int(fraction[2])), abs(int(fraction[3]))
+    if fraction[1] is not None and numerator >= denominator:
+        return False  # a mixed number's fraction is proper: 1 4/2 is a sum
+    return denominator > 1 and math.gcd(numerator, denominator) == 1
+
+
+def _grouped(inner: str) -> str:
+    """``inner`` as one operand: bare when it is one token, else in parentheses."""
+    return inner if re.fullmatch(r"[\w.]+", inner) else f"({inner})"
+
+
+def _shape(text: str) -> str:
+    """``text`` with spacing and notation set aside, so two writings of one expression are
+    one string: ``$17 \\times 23$`` and ``17*23`` give ``17*23``, ``\\frac{6}{8}`` and
+    ``6/8`` give ``6/8``, ``2^{10}`` and ``2**10`` give ``2^10``."""
+    text = _WRAPPER.sub(r" \1 ", _SPACING.sub(" ", text))
+    text = _POWER.sub("^", text)
+    for pattern, same in _SAME:
+        text = pattern.sub(same, text)
+    text = _MIXED.sub(" ", text)  # 1\\frac{1}{2} is "1 1/2", not 11/2
+    for _ in range(8):  # innermost first; nesting deeper than this stays as written
+        before = text
+        text = _FRAC.sub(lambda m: f"{_grouped(m[1].strip())}/{_grouped(m[2].strip())}", text)
+        text = _SQRT.sub(lambda m: f"sqrt({(m[1] if m[1] is not None else m[2]).strip()})", text)
+        text = _POWER_BRACE.sub(lambda m: f"^{_grouped(m[1].strip())}", text)
+        if text == before:
+            break
+    text = _AROUND.sub(r"\1", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def echoed_expression(answer: str, query: str, golds: Iterable[str]) -> str | None:
+    """The expression ``answer`` copies from ``query``, or ``None`` when it is no echo (see the
+    module docstring for the three conditions)."""
+    value = _shape(_RELATION.split(answer)[-1]).rstrip(_TRAILING).strip()
+    unsigned = value.lstrip("+-")
+    if not unsigned or _one_number(unsigned) or _OPERATION.search(unsigned) is None:
+        return None
+    if any(_shape(_RELATION.split(g)[-1]).rstrip(_TRAILING).strip() == value for g in golds):
+        return None
+    # not inside a longer number or name: 3/4 is not in 33/44 nor in 3/4.5
+    before = r"(?<!\w)(?<!\d\.)" if value[0].isalnum() else ""
+    after = r"(?!\w|\.\d)" if value[-1].isalnum() else ""
+    found = re.search(before + re.escape(value) + after, _shape(query))
+    return value if found is not None else None
+
+
+def query_text(value: Any) -> str | None:
+    """The question as text for :func:`echoed_expression` (text, or chat messages as TRL's
+    conversational prompts are), ``None`` when the record has none.
+
+    Raises:
+        Unscored: the query is neither (``invalid_input`` naming the field), as for every
+            grader's text fields: a check that cannot read its input says so.
+    """
+    return None if value is None else _prompt_text(value, "query")
+
+
+def echo_of_query(answer: str, query: str | None, golds: Iterable[str]) -> str | None:
+    """The reason an equivalent ``answer`` scores 0.0 as the question (read by
+    :func:`query_text`) written back, or ``None``."""
+    copied = None if query is None else echoed_expression(answer, query, golds)
+    if copied is None:
+        return None
+    return (
+        f"the answer {answer!r} is the question's own expression ({copied}) written back: it "
+        "equals the gold only once worked out, and the work is what is graded"
+    )
