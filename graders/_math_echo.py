@@ -104,7 +104,10 @@ def _shape(text: str) -> str:
 def echoed_expression(answer: str, query: str, golds: Iterable[str]) -> str | None:
     """The expression ``answer`` copies from ``query``, or ``None`` when it is no echo (see the
     module docstring for the three conditions)."""
-    value = _shape(_RELATION.split(answer)[-1]).rstrip(_TRAILING).strip()
+    stated = _RELATION.split(answer)[-1]
+    if _DECIMAL.fullmatch(stated.strip().lstrip("+-")):
+        return None  # the common case, a number: no shaping needed
+    value = _shape(stated).rstrip(_TRAILING).strip()
     unsigned = value.lstrip("+-")
     if not unsigned or _one_number(unsigned) or _OPERATION.search(unsigned) is None:
         return None
