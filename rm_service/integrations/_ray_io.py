@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -150,6 +151,8 @@ def _segments_match(parts: list[str], pats: list[str]) -> bool:
 
 
 def _walk(fs: Any, base: str, uri: str) -> list[Any]:
+    if isinstance(fs, pafs.LocalFileSystem):
+        return _walk_local(base, uri)
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
     except (FileNotFoundError, OSError) as exc:
@@ -157,16 +160,64 @@ def _walk(fs: Any, base: str, uri: str) -> list[Any]:
     return [i for i in infos if i.type == pafs.FileType.File]
 
 
+def _walk_local(base: str, uri: str) -> list[Any]:
+    """The files under a local ``base``, following directory links but never into a directory
+    the walk is already inside. Arrow's recursive listing followed a link back up (``ln -s .
+    loop``) until the kernel's limit, each file graded once per level (41 times), and with
+    two such links it never returned."""
+    found: list[Any] = []
+
+    def visit(path: str, inside: frozenset[str]) -> None:
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as exc:
+            raise InputError(f"{uri}: cannot list {path} ({exc.strerror or exc})") from None
+        for entry in entries:
+            if entry.is_dir():
+                real = os.path.realpath(entry.path)
+                if real not in inside:
+                    visit(entry.path, inside | {real})
+            elif entry.is_file():
+                found.append(
+                    pafs.FileInfo(entry.path, pafs.FileType.File, size=entry.stat().st_size)
+                )
+
+    visit(base, frozenset({os.path.realpath(base)}))
+    return found
+
+
+def _once(fs: Any, infos: list[Any], base: str) -> list[Any]:
+    """``infos`` with each local file once, under its own path where the input has it: a file
+    reached by several paths (a link beside it, a linked directory, a hard link) was graded
+    once per path, as distinct records. Two files with the same records are two inputs, and
+    both are kept (``x.jsonl`` and ``x.jsonl.gz``)."""
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return infos  # object stores have no links
+    real_base = os.path.realpath(base)
+    best: dict[tuple[int, int], tuple[tuple[bool, str], Any]] = {}
+    for info in infos:
+        try:
+            st = os.stat(info.path)
+        except OSError as exc:
+            raise InputError(f"{info.path}: cannot read ({exc.strerror or exc})") from None
+        own = os.path.realpath(info.path) == posixpath.join(
+            real_base, posixpath.relpath(info.path, base)
+        )
+        rank = (not own, info.path)
+        inode = (st.st_dev, st.st_ino)
+        if inode not in best or rank < best[inode][0]:
+            best[inode] = (rank, info)
+    return [info for _, info in best.values()]
+
+
 def _shards(fs: Any, infos: list[Any], base: str, uri: str, single: bool = False) -> list[Shard]:
-    out = []
-    for info in sorted(infos, key=lambda i: i.path):
-        rel = posixpath.relpath(info.path, base)
-        fmt = _fmt(info.path)
-        if single:
-            fmt = fmt or "jsonl"  # one named file: JSONL unless it says Parquet
-        elif fmt is None or _hidden(rel):
-            continue
-        out.append(Shard(info.path, rel, fmt, int(info.size or 0)))
+    # One named file: JSONL unless it says Parquet; else only gradable, unhidden files.
+    if not single:
+        infos = [i for i in infos if _fmt(i.path) and not _hidden(posixpath.relpath(i.path, base))]
+    out = [
+        Shard(i.path, posixpath.relpath(i.path, base), _fmt(i.path) or "jsonl", int(i.size or 0))
+        for i in sorted(_once(fs, infos, base), key=lambda i: i.path)
+    ]
     if not out:
         raise InputError(
             f"{uri}: no .jsonl, .json or .parquet files there (nor .jsonl.gz, .bz2, .zst, .lz4)"

@@ -67,7 +67,7 @@ from typing import Any, Protocol
 
 from rm_service.models._base import ChatResult, Message, SamplingParams, TokenLogprob, Usage
 
-__all__ = ["JudgeCache", "Store", "decode_result", "encode_result", "key_frame", "key_of"]
+__all__ = ["JudgeCache", "Store", "decode_result", "encode_result", "kept", "key_frame", "key_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,13 @@ class Store(Protocol):
         """Where it stores, safe to log (no password)."""
         ...
 
-    async def get(self, key: str) -> ChatResult | None: ...
+    async def get(
+        self, key: str, keep: Callable[[ChatResult], bool] | None = None
+    ) -> ChatResult | None:
+        """The stored answer for ``key``, or ``None``. ``keep`` is the caller's test of a fresh
+        answer: a stored one it refuses is returned as ``None`` and counted as a miss, since
+        the store's hit counts are what ``/metrics`` reports and the judge is called for it."""
+        ...
 
     async def put(self, key: str, result: ChatResult) -> None: ...
 
@@ -203,7 +209,7 @@ class JudgeCache:
         while True:
             hit = self._memory_get(key)
             if hit is None and self._uses_file():
-                hit = _kept(await asyncio.to_thread(self._db_get, key), keep)
+                hit = kept(await asyncio.to_thread(self._db_get, key), keep)
                 if hit is not None:
                     self._memory_put(key, hit)
             if hit is not None:
@@ -215,7 +221,7 @@ class JudgeCache:
                 # Ask the shared store as the owner only: concurrent identical requests on this
                 # loop wait for this one read (and the call, on a miss), not one read each.
                 try:
-                    hit = _kept(await self.store.get(key), keep)
+                    hit = await self.store.get(key, keep)
                 except asyncio.CancelledError:
                     self._release(key, loop, fut, _CANCELLED)
                     raise
@@ -475,10 +481,9 @@ class JudgeCache:
                 self._give_up_file(exc)
 
 
-def _kept(
-    stored: ChatResult | None, keep: Callable[[ChatResult], bool] | None
-) -> ChatResult | None:
-    """``stored`` if ``keep`` would have stored it as a fresh answer, else ``None`` (a miss)."""
+def kept(stored: ChatResult | None, keep: Callable[[ChatResult], bool] | None) -> ChatResult | None:
+    """``stored`` if ``keep`` would have stored it as a fresh answer, else ``None`` (a miss):
+    the one test for the file here and for a shared store (:meth:`Store.get`)."""
     if stored is None or keep is None or keep(stored):
         return stored
     return None

@@ -38,12 +38,13 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rm_service._exceptions import ConfigError
 from rm_service.models._base import ChatResult
-from rm_service.models._cache import decode_result, encode_result
+from rm_service.models._cache import decode_result, encode_result, kept
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -341,7 +342,12 @@ class RedisStore:
     def stats(self) -> dict[str, int]:
         return self.link.stats()
 
-    async def get(self, key: str) -> ChatResult | None:
+    async def get(
+        self, key: str, keep: Callable[[ChatResult], bool] | None = None
+    ) -> ChatResult | None:
+        """The stored answer, or ``None`` (a miss): absent, unreadable, or refused by ``keep``
+        (see :meth:`~rm_service.models._cache.Store.get`). A refused value was counted as a
+        hit, so ``rm_cache_backend_hits_total`` rose for lookups that each paid a judge call."""
         link = self.link
         if not link.available("get"):
             return None
@@ -351,15 +357,13 @@ class RedisStore:
             link.failed("get", exc)
             return None
         link.succeeded()
-        if raw is None:
-            link.count("get", "miss")
-            return None
-        try:
-            result = decode_result(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
-        except (ValueError, KeyError, TypeError, IndexError):
-            link.count("get", "miss")  # a corrupt or foreign value is a miss, not a crash
-            return None
-        link.count("get", "hit")
+        result: ChatResult | None = None
+        if raw is not None:
+            # A corrupt or foreign value (bytes that are not UTF-8 included) is a miss, no crash.
+            with contextlib.suppress(ValueError, KeyError, TypeError, IndexError):
+                result = decode_result(raw.decode() if isinstance(raw, bytes) else str(raw))
+        result = kept(result, keep)
+        link.count("get", "miss" if result is None else "hit")
         return result
 
     async def put(self, key: str, result: ChatResult) -> None:
