@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -195,6 +194,12 @@ class CalledToolGrader(BaseGrader):
     0.0 would grade the data (a misspelt ``required_tool``, a row given the wrong
     environment), not the policy.
 
+    A call counts only if its arguments are an object (or JSON text that parses to one), read
+    as ``valid_tool_calls`` reads them: ``calculate`` with arguments that are not JSON, or a
+    list, could call no tool, so counting it paid a policy for a malformed call. The reason
+    names the call that did not count. Whether an object's arguments fit the tool's schema is
+    ``valid_tool_calls``' question, not this one's.
+
     Args:
         tool: the tool's name; ``None`` to read ``required_tool`` from each record.
         name: the result name (default ``"called_tool"``).
@@ -214,7 +219,7 @@ class CalledToolGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         wanted = [self.tool] if self.tool is not None else _wanted(fields.get("required_tool"))
-        called = {c["name"] for c in _calls(fields)}  # a malformed conversation speaks first
+        calls = _calls(fields)  # a malformed conversation speaks first
         if fields.get("available_tools") is not None:
             tools = _tool_names(fields["available_tools"])
             absent = [t for t in wanted if t not in tools]
@@ -223,14 +228,28 @@ class CalledToolGrader(BaseGrader):
                     f"no available tool is named {absent} (tools: {sorted(tools)}): no rollout "
                     "could call it"
                 )
+        called: set[str] = set()
+        refused: dict[str, str] = {}  # per tool, its first call that does not count
+        for i, call in enumerate(calls):
+            name = call["name"]
+            if not isinstance(name, str):
+                continue
+            why = check_arguments(call["arguments"], None)  # the shape, not the schema
+            if why is None:
+                called.add(name)
+            else:
+                refused.setdefault(name, f"call {i} ({name}): {why}")
         hit = [t for t in wanted if t in called]
         missed = [t for t in wanted if t not in called]
         reason = f"called {hit}" if not missed else f"did not call {missed}"
+        invalid = [refused[t] for t in missed if t in refused]
+        if invalid:
+            reason += f"; a call with unreadable arguments is no call: {invalid[0]}"
         return GraderScore(
             name=self.name,
             score=len(hit) / len(wanted),
             reason=reason,
-            metadata={"called": sorted(n for n in called if isinstance(n, str))},
+            metadata={"called": sorted(called), "invalid_calls": invalid},
         )
 
 
@@ -329,31 +348,42 @@ _FRACTION = re.compile(
 )
 
 
-def _is_number(text: str) -> bool:
-    """Whether ``text`` (an answer or a gold as math-verify read it) is one number: an integer,
-    a decimal, scientific notation, a fraction in lowest terms (``\\frac{1}{2}``, ``1/2``,
-    ``\\frac{-1}{2}``) or a mixed number (``1\\frac{1}{2}``), with the value after the last
-    ``=`` or ``\\approx`` counting (``17 * 23 = 391`` states 391). ``17 * 23``, ``400-9``,
-    ``2^{10}`` and ``\\frac{144}{12}`` are not: they are sums still to be done."""
+def _number_body(text: str) -> str:
+    """The value ``text`` states (an answer or a gold as math-verify read it): what follows the
+    last ``=`` or ``\\approx`` (``17 * 23 = 391`` states 391), without markup, spacing, a
+    sentence's full stop (math-verify keeps it on ``1/2.``) and enclosing brackets."""
     body = _RELATION.split(text.replace("\u2212", "-"))[-1]  # U+2212, the minus sign
     count = 1
     while count:
         body, count = _WRAPPER.subn(r"\1", body)
-    body = _SPACING.sub("", body)
+    body = _SPACING.sub("", body).rstrip(".")  # "The answer is 1/2." ends a sentence
     sign, body = (body[0], body[1:]) if body[:1] in ("-", "+") else ("", body)
     while len(body) > 2 and (body[0], body[-1]) in (("(", ")"), ("{", "}")):
         body = body[1:-1]
-    body = sign + body
+    return sign + body
+
+
+def _terms(fraction: re.Match[str]) -> tuple[int, int]:
+    """A fraction's numerator and denominator, without their signs."""
+    return abs(int(fraction["n"] or fraction["sn"])), abs(int(fraction["d"] or fraction["sd"]))
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` states one number (:func:`_number_body`): an integer, a decimal,
+    scientific notation, a fraction (``\\frac{1}{2}``, ``1/2``, ``\\frac{-1}{2}``, and ``2/4``:
+    an honest answer not reduced is still a number) or a mixed number (``1\\frac{1}{2}``).
+    ``17 * 23``, ``400-9``, ``2^{10}`` are not, nor is a fraction whose value is a whole
+    number (``\\frac{144}{12}``, ``24/2``): those are sums and divisions still to be done."""
+    body = _number_body(text)
     if _DECIMAL.fullmatch(body):
         return True
     fraction = _FRACTION.fullmatch(body)
     if fraction is None:
         return False
-    numerator = abs(int(fraction["n"] or fraction["sn"]))
-    denominator = abs(int(fraction["d"] or fraction["sd"]))
+    numerator, denominator = _terms(fraction)
     if fraction["whole"] is not None and (fraction["n"][0] in "-+" or numerator >= denominator):
         return False  # a mixed number's fraction is proper: 1\frac{4}{2} is a sum
-    return denominator > 1 and math.gcd(numerator, denominator) == 1
+    return denominator > 0 and numerator % denominator != 0
 
 
 @grader
@@ -366,13 +396,18 @@ class FinalAnswerGrader(MathGrader):
     Where the gold is a number, the answer must be a number too: math-verify finds ``17 * 23``
     equal to ``391``, so copying a question's arithmetic back ("What is 17 * 23?") would score
     1.0 without calling the tool or doing the sum. Such an answer scores 0.0, with
-    ``unevaluated`` in the metadata; ``17 * 23 = 391`` states the number and counts.
+    ``unevaluated`` in the metadata; ``17 * 23 = 391`` states the number and counts. A
+    fraction not in lowest terms is a number (``2/4`` for the gold ``1/2`` is right), unless
+    its value is whole (``144/12``: a division to do). The question's own expression copied
+    back (``6/8`` for "Simplify 6/8") scores 0.0 with ``echo``, as in ``math``, the system and
+    user messages being the question.
 
     Takes ``messages`` and ``reference_response`` (map the gold column to it); the same
     arguments as ``math``. Default name ``"final_answer"``.
     """
 
     required_fields = ("messages", "reference_response")
+    optional_fields = ()  # the question is read from the messages
     default_name = "final_answer"
 
     async def aload(self) -> None:
@@ -395,24 +430,28 @@ class FinalAnswerGrader(MathGrader):
         called = bool(_message_calls(last, turns[-1]))  # every shape; malformed is unscored
         if called and not text.strip():
             return self._score(0.0, "the rollout ended on a tool call, with no answer", {})
-        result = await super()._aevaluate(
-            response=text, reference_response=fields["reference_response"]
+        question = "\n".join(
+            m["content"]
+            for m in messages
+            if m.get("role") in ("system", "user") and isinstance(m.get("content"), str)
         )
+        gold = fields["reference_response"]
+        result = await self._equivalence({"response": text, "reference_response": gold})
         meta = result.metadata or {}
-        pred, gold = meta.get("pred"), meta.get("gold")
+        pred, read = meta.get("pred"), meta.get("gold")
         if (
             result.score > 0.0
             and isinstance(pred, str)
-            and isinstance(gold, str)
-            and _is_number(gold)
+            and isinstance(read, str)
+            and _is_number(read)
             and not _is_number(pred)
         ):
             reason = (
                 f"{pred!r} is an expression still to be worked out, not a number like the gold "
-                f"{gold!r}: a final answer states the result"
+                f"{read!r}: a final answer states the result"
             )
             return self._score(0.0, reason, {**meta, "unevaluated": True})
-        return result
+        return self._unechoed(result, question if self.echo_check else None, gold)
 
 
 @grader

@@ -127,7 +127,7 @@ class MathGrader(BaseGrader):
     """
 
     required_fields = ("response", "reference_response")
-    optional_fields = ("query",)
+    optional_fields: tuple[str, ...] = ("query",)
     default_name = "math"
 
     def __init__(
@@ -167,11 +167,15 @@ class MathGrader(BaseGrader):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         query = query_text(fields.get("query")) if self.echo_check else None
-        result = await self._equivalence(fields)
+        return self._unechoed(await self._equivalence(fields), query, fields[_GOLD])
+
+    def _unechoed(self, result: GraderScore, query: str | None, gold: Any) -> GraderScore:
+        """``result``, or a 0.0 where it pays the query's own expression written back (see
+        :mod:`graders._math_echo`); ``gold`` is the field as given, one gold or a list."""
         if query is None or result.score != 1.0:
             return result
         meta = result.metadata
-        golds = as_gold_list(fields[_GOLD], _GOLD) or [as_text(fields[_GOLD], _GOLD)]
+        golds = as_gold_list(gold, _GOLD) or [as_text(gold, _GOLD)]
         echo = echo_of_query(str(meta.get("pred", "")), query, [*golds, str(meta.get("gold"))])
         if echo is None:
             return result

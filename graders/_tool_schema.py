@@ -34,16 +34,20 @@ def is_list(value: Any) -> bool:
     return isinstance(value, list | tuple)
 
 
-def check_arguments(arguments: Any, schema: Mapping[str, Any]) -> str | None:
+def check_arguments(arguments: Any, schema: Mapping[str, Any] | None) -> str | None:
     """Why ``arguments`` do not fit the tool's JSON schema, or ``None`` when they do.
 
     The subset of JSON Schema that transformers' ``get_json_schema`` writes for a Python
     function: an object with typed ``properties``, ``required`` names, ``enum``, ``nullable``
     and, inside a property, ``items``, ``prefixItems`` and ``additionalProperties``. Unknown
     keys are invalid: Python would raise on an unexpected argument.
-    The schema's shape was checked by :func:`tool_schemas`."""
+    The schema's shape was checked by :func:`tool_schemas`. With ``schema`` ``None`` only the
+    arguments' shape is checked: arguments that are no object (text that was not JSON, a list)
+    cannot call any tool, whatever its schema (``called_tool``'s test of a call)."""
     if not isinstance(arguments, Mapping):
         return f"arguments are {type(arguments).__name__}, not an object"
+    if schema is None:
+        return None
     params = schema.get("parameters") or {}
     return _check_object(arguments, params, closed=True, noun="argument")
 

@@ -38,7 +38,12 @@ a tool call. Grading that as the rollout's outcome scored an unfinished episode 
 (a ``final_answer`` that reads the call's text, an environment reward on a half-done state). Such
 a rollout is not graded: its reward is ``None`` (``reward.on_cut: unscored``, the default: TRL
 masks it, as DAPO masks overlong samples) or the number ``reward.on_cut`` gives (e.g. 0.0, to
-teach the policy to answer within its turns), with the reason in ``agent/errors``.
+teach the policy to answer within its turns), with the reason in ``agent/errors``. A plain
+reward (``reward.config`` / ``url``) in a run with an environment is masked the same way
+(:class:`CutMasked`): each of its functions gives a cut rollout ``None``, and so does the
+environment's ``get_reward()``, which rm-service then hands TRL as a reward function of its own
+(:class:`EnvRewardFunction`, named and weighted as TRL would) rather than TRL adding it unmasked.
+All of a rollout's functions ``None``: TRL leaves it out.
 
 **Logged** through TRL's ``log_metric`` every step: ``rewards/<component>/mean`` for ``step``
 (each rollout's mean over its turns), ``step/<grader>``, ``rollout`` (the rollout graders'
@@ -62,7 +67,17 @@ from rm_service._exceptions import ConfigError
 from rm_service._rollout import RolloutRewardCalculator, TurnReward
 from trainer._env import LoadedEnvironment
 
-__all__ = ["AGENT_FIELDS", "AgentReward", "cut_reason", "rollout_of", "rollout_reward"]
+__all__ = [
+    "AGENT_FIELDS",
+    "AgentReward",
+    "CutMasked",
+    "EnvRewardFunction",
+    "cut_reason",
+    "env_reward_functions",
+    "rollout_of",
+    "rollout_reward",
+    "rollout_tools",
+]
 
 _log = logging.getLogger("trainer")
 
@@ -203,7 +218,7 @@ class AgentReward:
         self.on_cut = on_cut
         self.environment = environment
         self.use_env = use_env and environment is not None and bool(environment.rewarded)
-        self._warned: set[str] = set()
+        self._env_reward = _EnvRewardReader()
         # "step/<its reward's name>" is "step" again: logged once, as "step"
         self._same = {
             f"{source}/{runner.reward_name}"
@@ -234,7 +249,7 @@ class AgentReward:
                 completions[i],
                 {k: v[i] for k, v in columns.items()},
                 env_reward=env_rewards[i],
-                tools=self._tools(columns, i),
+                tools=rollout_tools(self.environment, columns, i),
             )
             for i in range(n)
         ]
@@ -260,13 +275,6 @@ class AgentReward:
             log_extra("agent/errors", errors)
         return rewards
 
-    def _tools(self, columns: Mapping[str, Sequence[Any]], i: int) -> list[dict[str, Any]]:
-        env = self.environment
-        if env is None:
-            return []
-        name = columns["environment"][i] if env.named and "environment" in columns else None
-        return env.tool_schemas.get(name, [])
-
     async def _env_rewards(
         self, environments: Sequence[Any] | None, n: int
     ) -> list[float | bool | None]:
@@ -274,27 +282,33 @@ class AgentReward:
         environment has no ``get_reward``."""
         if not self.use_env or environments is None:
             return [False] * n
-        out: list[float | bool | None] = []
-        for env in environments:
-            method = LoadedEnvironment.env_reward_method(env)
-            if method is None:
-                out.append(False)
-                continue
-            try:
-                value = method()
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as exc:
-                self._warn(type(env).__name__, f"get_reward() raised {type(exc).__name__}: {exc}")
-                out.append(None)
-                continue
-            out.append(self._checked(type(env).__name__, value))
-        return out
+        return [await self._env_reward(env) for env in environments]
 
-    def _checked(self, cls: str, value: Any) -> float | None:
+
+class _EnvRewardReader:
+    """An environment's own ``get_reward()`` (hidden from TRL or not), checked: one that raises,
+    is not a number or lies outside ``[0, 1]`` is unscored (``None``), with a warning once per
+    message; ``False`` when the environment has no ``get_reward``."""
+
+    def __init__(self) -> None:
+        self._warned: set[str] = set()
+
+    async def __call__(self, env: Any) -> float | bool | None:
+        method = LoadedEnvironment.env_reward_method(env)
+        if method is None:
+            return False
+        try:
+            value = method()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            self._warn(type(env).__name__, f"get_reward() raised {type(exc).__name__}: {exc}")
+            return None
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not (0.0 <= value <= 1.0):  # NaN fails the range test too
-            self._warn(cls, f"get_reward() returned {value!r}, not a number in [0, 1]")
+            self._warn(
+                type(env).__name__, f"get_reward() returned {value!r}, not a number in [0, 1]"
+            )
             return None
         return float(value)
 
@@ -302,6 +316,115 @@ class AgentReward:
         if message not in self._warned:
             self._warned.add(message)
             _log.warning("%s: %s; that rollout's reward is unscored", cls, message)
+
+
+def rollout_tools(
+    environment: LoadedEnvironment | None, columns: Mapping[str, Sequence[Any]], i: int
+) -> list[dict[str, Any]]:
+    """The JSON schemas of the tools rollout ``i`` could call (its environment's, picked by the
+    ``environment`` column when environments are named); none without an environment."""
+    if environment is None:
+        return []
+    name = columns["environment"][i] if environment.named and "environment" in columns else None
+    return environment.tool_schemas.get(name, [])
+
+
+def _cuts(
+    environment: LoadedEnvironment | None,
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    columns: Mapping[str, Sequence[Any]],
+) -> list[str | None]:
+    """:func:`cut_reason` of each of TRL's (prompt, completion) pairs."""
+    return [
+        cut_reason(rollout_of(p, c, {}, tools=rollout_tools(environment, columns, i)))
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=True))
+    ]
+
+
+class CutMasked:
+    """A plain reward function (``reward.config`` / ``url``) in a run with an environment,
+    giving a rollout cut short (:func:`cut_reason`) ``None``: such a rollout's last message is a
+    tool call that never ran, and grading it as the answer scored an unfinished episode as a
+    finished one. The inner function still grades the whole batch (per-component functions
+    share one grading pass per batch, which a subset would split).
+
+    Args:
+        inner: the TRL reward function (:class:`~rm_service.integrations.trl.RMServiceReward`).
+        environment: the loaded ``environment:`` block (tool schemas per environment).
+    """
+
+    def __init__(self, inner: Any, environment: LoadedEnvironment) -> None:
+        self.inner = inner
+        self.environment = environment
+        self.__name__ = getattr(inner, "__name__", "reward")
+
+    def __repr__(self) -> str:
+        return f"CutMasked({self.inner!r})"
+
+    async def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        rewards = self.inner(prompts=prompts, completions=completions, **kwargs)
+        if inspect.isawaitable(rewards):
+            rewards = await rewards
+        columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS}
+        cut = _cuts(self.environment, prompts, completions, columns)
+        if callable(log_metric := kwargs.get("log_metric")):
+            log_metric("agent/cut_rate", sum(c is not None for c in cut) / max(1, len(cut)))
+        return [None if c is not None else r for r, c in zip(rewards, cut, strict=True)]
+
+
+class EnvRewardFunction:
+    """The environment's ``get_reward()`` as a TRL reward function of its own, for a plain
+    reward in a run with an environment: what TRL adds itself (named after the environment's
+    class, weight 1, ``None`` for a rollout in another environment), but ``None`` for a rollout
+    cut short, and checked as the rollout reward checks it (:class:`_EnvRewardReader`). TRL's own
+    function cannot be masked: it runs before the plain reward's (async) functions.
+
+    Args:
+        environment: the loaded ``environment:`` block.
+        names: the environment names (``None``: the unnamed one) this function scores.
+        class_name: their class's name, the function's name (``rewards/<class>/mean``).
+    """
+
+    def __init__(
+        self, environment: LoadedEnvironment, names: set[str | None], class_name: str
+    ) -> None:
+        self.environment = environment
+        self.names = names
+        self.__name__ = class_name
+        self._read = _EnvRewardReader()
+
+    def __repr__(self) -> str:
+        return f"EnvRewardFunction({self.__name__!r})"
+
+    async def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        environments = kwargs.get("environments") or [None] * len(prompts)
+        columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS}
+        cut = _cuts(self.environment, prompts, completions, columns)
+        out: list[float | None] = []
+        for i, env in enumerate(environments):
+            named = self.environment.named and "environment" in columns
+            name = columns["environment"][i] if named else None
+            value = (
+                None if env is None or cut[i] or name not in self.names else await self._read(env)
+            )
+            out.append(None if value is False else value)
+        return out
+
+
+def env_reward_functions(environment: LoadedEnvironment | None) -> list[EnvRewardFunction]:
+    """One :class:`EnvRewardFunction` per class of the environments that define
+    ``get_reward``, as TRL makes one per class."""
+    if environment is None:
+        return []
+    by_class: dict[str, set[str | None]] = {}
+    for name in environment.rewarded:
+        by_class.setdefault(environment.reward_classes[name], set()).add(name)
+    return [EnvRewardFunction(environment, names, cls) for cls, names in by_class.items()]
 
 
 def _mean(values: Sequence[float | None]) -> float:

@@ -29,9 +29,16 @@ from rm_service.integrations.trl import (
     check_dataset_columns,
     trl_records,
 )
-from trainer._agent import AgentReward, check_columns, rollout_of
+from trainer._agent import (
+    AgentReward,
+    CutMasked,
+    check_columns,
+    env_reward_functions,
+    rollout_of,
+)
 from trainer._config import TrainConfig
 from trainer._data import load_prompts
+from trainer._env import LoadedEnvironment
 from trainer._model import load_model
 
 __all__ = [
@@ -290,6 +297,19 @@ def _check_service_fields(
             )
 
 
+def _masked(
+    env: LoadedEnvironment, functions: list[Any], args: GRPOConfig
+) -> tuple[list[Any], GRPOConfig]:
+    """A plain reward's functions in a run with an environment, each giving a rollout cut short
+    ``None`` (:class:`~trainer._agent.CutMasked`), then the environment's ``get_reward()`` as
+    TRL would add it, masked too (:class:`~trainer._agent.EnvRewardFunction`), with weight 1
+    after any ``reward_weights`` already set (TRL appends the same)."""
+    extra = env_reward_functions(env)
+    if extra and args.reward_weights is not None:
+        args.reward_weights = [*args.reward_weights, *[1.0] * len(extra)]
+    return [CutMasked(f, env) for f in functions] + extra, args
+
+
 def build_trainer(
     cfg: TrainConfig, *, output_dir: Path | None = None, max_steps: int | None = None
 ) -> GRPOTrainer:
@@ -316,8 +336,10 @@ def build_trainer(
     env = cfg.loaded_environment
     agent: dict[str, Any] = {}
     if env is not None:
-        agent["tools"] = env.tools or None
-        agent["environment_factory"] = env.trl_factory(hide_reward=cfg.reward.agent)
+        agent["tools"] = env.trl_tools() or None
+        agent["environment_factory"] = env.trl_factory()
+        if not cfg.reward.agent:
+            functions, args = _masked(env, functions, args)
     try:
         with warnings.catch_warnings():
             # TRL marks environment_factory experimental on every run; it is what we build on.

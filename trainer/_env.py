@@ -9,6 +9,7 @@ loads.
       #                                       # named: the dataset's `environment` column picks
       tools: [agent_env.py:today]               # standalone tool functions
       max_turns: 4                              # assistant turns per rollout, at most
+      tool_timeout: 60                          # seconds a tool call may take (null: no limit)
 
 TRL 1.16's ``GRPOTrainer`` runs the rollout itself: it instantiates the environment once per
 rollout slot, calls ``reset(**row)`` before each rollout, exposes the public methods (all but
@@ -27,11 +28,19 @@ from each assistant turn. What can go wrong with that is found here instead of m
   error, as they would disagree. A rollout whose last turn still calls tools when it is
   reached is cut short, and not graded as a finished one (``reward.on_cut``, see
   :mod:`trainer._agent`).
-* **The environment's reward.** When the reward is graded over the rollout (``reward.step`` /
-  ``reward.rollout``), ``get_reward()`` is one component of that one reward; TRL would otherwise
-  add it as a second reward function with weight 1, outside ``[0, 1]`` and outside our masking.
-  So TRL gets a subclass whose ``get_reward`` is hidden (``None``), and the rollout reward calls
-  the original (:meth:`LoadedEnvironment.env_reward_method`).
+* **``tool_timeout``** bounds each tool call (60 s by default). TRL calls tools with no limit,
+  so one tool that hung (a network call, a deadlock) hung the rollout and the run with it. A call
+  past the limit raises ``TimeoutError``, which TRL gives the model as the call's
+  ``{'error': ...}`` result and counts in ``tools/failure_frequency``, as any tool error. A sync
+  tool runs in a worker thread for this (Python cannot stop a thread: one that timed out runs on
+  in the background until it returns, and the instance is ``reset()`` before its next rollout);
+  ``tool_timeout: null`` runs tools in the trainer's thread with no limit, for a tool that must
+  run in the thread that called ``reset()``.
+* **The environment's reward.** TRL would add ``get_reward()`` as a reward function of its own,
+  outside our masking: it would score a rollout cut short. So TRL gets a subclass whose
+  ``get_reward`` is hidden (``None``); the original (:meth:`LoadedEnvironment.env_reward_method`)
+  is one component of the rollout reward (``reward.step`` / ``reward.rollout``), or, with a plain
+  reward, a reward function of its own as TRL would add (see :mod:`trainer._agent`).
 
 Every error names the config file and the field (``environment.factory.calc``,
 ``environment.tools[1]``).
@@ -39,9 +48,12 @@ Every error names the config file and the field (``environment.factory.calc``,
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib.util
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +83,9 @@ class EnvironmentSpec(BaseModel):
     )
     tools: list[str] = Field(default_factory=list, description="standalone tool functions")
     max_turns: int | None = Field(default=None, ge=1, description="assistant turns per rollout")
+    tool_timeout: float | None = Field(
+        default=60.0, gt=0, strict=True, description="seconds a tool call may take; null: no limit"
+    )
 
     @model_validator(mode="after")
     def _something(self) -> EnvironmentSpec:
@@ -94,6 +109,9 @@ class LoadedEnvironment:
             call (standalone tools first), as transformers renders them into the prompt.
         rewarded: names of the environments whose class defines ``get_reward``.
         max_turns: assistant turns per rollout, or ``None`` for TRL's default (no limit).
+        tool_timeout: seconds a tool call may take, or ``None`` for no limit.
+        reward_classes: per environment name in ``rewarded``, its class's name (what TRL names
+            the environment's reward function).
     """
 
     factories: dict[str | None, Callable[[], Any]]
@@ -102,18 +120,26 @@ class LoadedEnvironment:
     tool_schemas: dict[str | None, list[dict[str, Any]]]
     rewarded: set[str | None] = field(default_factory=set)
     max_turns: int | None = None
+    tool_timeout: float | None = 60.0
+    reward_classes: dict[str | None, str] = field(default_factory=dict)
 
-    def trl_factory(self, *, hide_reward: bool) -> Any:
+    def trl_factory(self, *, hide_reward: bool = True) -> Any:
         """What ``GRPOTrainer(environment_factory=...)`` gets: one factory or the dict, or
-        ``None``. With ``hide_reward``, instances come from a subclass whose ``get_reward`` TRL
-        cannot see (see the module docstring)."""
+        ``None``. Instances come from a subclass whose tools are bounded by ``tool_timeout``
+        and, with ``hide_reward``, whose ``get_reward`` TRL cannot see (see the module
+        docstring)."""
         if not self.factories:
             return None
         wrapped = {
-            name: _hidden_reward(f) if hide_reward and name in self.rewarded else f
+            name: _for_trl(f, self.tool_timeout, hide_reward=hide_reward)
             for name, f in self.factories.items()
         }
         return wrapped if self.named else wrapped[None]
+
+    def trl_tools(self) -> list[Callable[..., Any]]:
+        """The standalone tools for ``GRPOTrainer(tools=...)``, bounded by ``tool_timeout``."""
+        timeout = self.tool_timeout
+        return [t if timeout is None else _bounded(t, timeout) for t in self.tools]
 
     @staticmethod
     def env_reward_method(env: Any) -> Callable[[], Any] | None:
@@ -150,6 +176,7 @@ def load_environment(
     factories: dict[str | None, Callable[[], Any]] = {}
     tool_schemas: dict[str | None, list[dict[str, Any]]] = {None: schemas}
     rewarded: set[str | None] = set()
+    reward_classes: dict[str | None, str] = {}
     named = isinstance(spec.factory, dict)
     if spec.factory is not None:
         entries = spec.factory.items() if isinstance(spec.factory, dict) else [(None, spec.factory)]
@@ -172,7 +199,17 @@ def load_environment(
             tool_schemas[name] = all_schemas
             if callable(getattr(cls, "get_reward", None)):
                 rewarded.add(name)
-    return LoadedEnvironment(factories, named, tools, tool_schemas, rewarded, spec.max_turns)
+                reward_classes[name] = cls.__name__
+    return LoadedEnvironment(
+        factories,
+        named,
+        tools,
+        tool_schemas,
+        rewarded,
+        spec.max_turns,
+        spec.tool_timeout,
+        reward_classes,
+    )
 
 
 def _resolve(
@@ -266,27 +303,82 @@ def _unique(names: list[str], where: str, error: Callable[[str, str], ConfigErro
 
 def _hidden_reward(factory: Callable[[], Any]) -> Callable[[], Any]:
     """``factory`` whose instances hide ``get_reward`` from TRL and keep it for us."""
+    return _for_trl(factory, None, hide_reward=True)
+
+
+def _for_trl(
+    factory: Callable[[], Any], timeout: float | None, *, hide_reward: bool
+) -> Callable[[], Any]:
+    """``factory`` whose instances hide ``get_reward`` from TRL (keeping it for us) with
+    ``hide_reward``, and bound each tool method by ``timeout`` (``None``: no bound)."""
+    if not hide_reward and timeout is None:
+        return factory
     made: dict[type, type] = {}
 
-    def hide(cls: type) -> type:
+    def adapt(cls: type) -> type:
         if cls not in made:
-            made[cls] = type(
-                cls.__name__,
-                (cls,),
-                {
-                    "get_reward": None,
-                    _REWARD_ATTR: getattr(cls, "get_reward"),  # noqa: B009  # not on `type`
-                    "__module__": cls.__module__,
-                },
-            )
+            attrs: dict[str, Any] = {"__module__": cls.__module__}
+            if hide_reward and callable(getattr(cls, "get_reward", None)):
+                attrs.update(get_reward=None, **{_REWARD_ATTR: getattr(cls, "get_reward")})  # noqa: B009
+            if timeout is not None:
+                for name in _tool_methods(cls):
+                    method = inspect.getattr_static(cls, name)
+                    if isinstance(method, staticmethod):
+                        attrs[name] = staticmethod(_bounded(method.__func__, timeout))
+                    else:
+                        attrs[name] = _bounded(getattr(cls, name), timeout)
+            made[cls] = type(cls.__name__, (cls,), attrs)
         return made[cls]
 
     if inspect.isclass(factory):
-        return hide(factory)
+        return adapt(factory)
 
     def build() -> Any:
         instance = factory()
-        instance.__class__ = hide(type(instance))
+        instance.__class__ = adapt(type(instance))
         return instance
 
     return build
+
+
+def _bounded(tool: Callable[..., Any], seconds: float) -> Callable[..., Any]:
+    """``tool`` that raises ``TimeoutError`` after ``seconds``, keeping its name, signature and
+    docstring (TRL builds the tool's JSON schema from them). TRL turns the error into the call's
+    ``{'error': ...}`` result. A coroutine is cancelled; a sync tool runs in a daemon thread,
+    since Python can interrupt no call in its own thread, and is left to finish on its own."""
+    name = getattr(tool, "__name__", "tool")
+    message = (
+        f"tool {name!r} did not return within {seconds:g} s (environment.tool_timeout); "
+        "the call was abandoned"
+    )
+    if inspect.iscoroutinefunction(tool):
+
+        @functools.wraps(tool)
+        async def bounded_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await asyncio.wait_for(tool(*args, **kwargs), seconds)
+            except TimeoutError:
+                raise TimeoutError(message) from None
+
+        return bounded_async
+
+    @functools.wraps(tool)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = tool(*args, **kwargs)
+            except BaseException as exc:  # re-raised in the caller's thread, as TRL expects
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"rm-service-tool-{name}", daemon=True)
+        worker.start()
+        worker.join(seconds)
+        if worker.is_alive():
+            raise TimeoutError(message)
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    return bounded
