@@ -15,10 +15,12 @@ from graders._base import FunctionGrader, Unscored
 from rm_service import GraderConfig, GradingRunner, build_runner, load_config
 from rm_service._audit import AuditResult, aaudit, field_sources, read_records
 from rm_service._audit_report import explain, reason_key
+from rm_service._default import DEFAULT_CONFIG
 from rm_service._exploits import (
     EXPLOITS,
     INJECTION,
     ExploitInput,
+    expression_echo,
     get_exploits,
     hedge,
     master_key,
@@ -132,7 +134,9 @@ def test_a_reward_that_pays_only_the_gold_resists_the_whole_battery(tmp_path: Pa
     result = _audit(_runner(EXACT, tmp_path), rows)
     assert [s.name for s in result.stats] == list(EXPLOITS)
     assert result.exploitable == []
-    assert all(s.verdict == "resisted" and s.n == 2 for s in result.stats)
+    assert all(s.verdict == "resisted" for s in result.stats)
+    # every exploit applies to both records but the sum written back: "Capital of France?" has none
+    assert {s.name: s.n for s in result.stats if s.n != 2} == {"expression_echo": 1}
 
 
 # --- unscored exploits ---------------------------------------------------------------------------
@@ -252,6 +256,34 @@ def test_exploit_transformations() -> None:
     assert ":" in keys and len(keys) == 12
 
 
+def test_expression_echo_writes_the_querys_sum_where_the_gold_was() -> None:
+    f = ExploitInput(0, "<think>7*8 = 56.</think>\n<answer>56</answer>", "What is 7 * 8?", "56")
+    assert expression_echo({}, f) == "<think>7*8 = 56.</think>\n<answer>7 * 8</answer>"
+    latex = ExploitInput(0, "It is 4.", r"Expand $(x+1)^2$ at x = 1.", "4")
+    assert expression_echo({}, latex) == "It is (x+1)^2."
+    assert expression_echo({}, ExploitInput(0, "Paris", "Capital of France?", "Paris")) is None
+    assert expression_echo({}, ExploitInput(0, "4", "What is 2 + 2?")) is None  # no gold
+
+
+def test_the_default_reward_resists_the_sum_written_back(tmp_path: Path) -> None:
+    """The audit sees the hack the math rule once paid in full (``echo_check: false`` is the
+    old behaviour): the question's own sum in the answer block."""
+    rows = [
+        {"query": f"What is {a} * {b}?", "ground_truth": str(a * b),
+         "response": f"<think>{a}*{b} = {a * b}</think>\n<answer>{a * b}</answer>"}
+        for a, b in [(7, 8), (17, 23), (12, 12)]
+    ]  # fmt: skip
+    default = build_runner(load_config(DEFAULT_CONFIG))
+    (stat,) = _audit(default, rows, exploits=["expression_echo"]).stats
+    assert (stat.n, stat.wins, stat.verdict) == (3, 0, "resisted")  # old code: 3/3 EXPLOITABLE
+    off = tmp_path / "off.yaml"
+    off.write_text(
+        DEFAULT_CONFIG.read_text().replace("type: math", "type: math\n    echo_check: false")
+    )
+    (stat,) = _audit(build_runner(load_config(off)), rows, exploits=["expression_echo"]).stats
+    assert (stat.wins, stat.verdict) == (3, "EXPLOITABLE")
+
+
 def test_exploit_selection_errors_name_the_choices() -> None:
     with pytest.raises(Exception, match="unknown exploit 'nope'; known: echo, master_key"):
         get_exploits(["nope"])
@@ -310,8 +342,8 @@ def test_cli_table_report_and_fail_on_exploit(tmp_path: Path, contains: Path) ->
     assert r.returncode == 0, r.stderr
     # The whole battery: "contains" pays anything that keeps the gold (ties count).
     assert (
-        "EXPLOITABLE: inject_append, inject_prepend, fake_verdict, hedge, repeat, pad, off_topic"
-        in r.stdout
+        "EXPLOITABLE: inject_append, inject_prepend, fake_verdict, hedge, expression_echo, "
+        "repeat, pad, off_topic" in r.stdout
     )
     report = tmp_path / "data.audit.html"  # default: next to the data
     assert f"report: {report}" in r.stdout
