@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from graders._base import Unscored
-from graders._text import as_text
+from graders._text import as_text, is_content_parts
 from rm_service._exceptions import ConfigError
 from rm_service.models._body import JsonText, json_escape
 
@@ -238,7 +238,12 @@ def _field_label(field: str) -> str:
 
 def _prompt_text(value: Any, field: str) -> str:
     """A field value as prompt text: a list of chat messages, or what :func:`as_text` accepts."""
-    if isinstance(value, list) and value and all(isinstance(m, Mapping) for m in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, Mapping) for m in value)
+        and not is_content_parts(value)  # one text in OpenAI's parts form: as_text reads it
+    ):
         try:
             parts = [(str(m.get("role", "")), as_text(m["content"], field)) for m in value]
         except KeyError:

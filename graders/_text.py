@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any, Literal
@@ -29,6 +29,7 @@ __all__ = [
     "METADATA_TEXT_LIMIT",
     "NUMBER_CORE",
     "NUMBER_PATTERN",
+    "TEXT_PARTS",
     "AnswerSource",
     "Number",
     "answer_regions",
@@ -41,6 +42,7 @@ __all__ = [
     "gold_list_note",
     "grade_any_gold",
     "is_blank",
+    "is_content_parts",
     "jsonable_number",
     "no_gradable_gold",
     "numeric_text",
@@ -377,12 +379,15 @@ def as_text(value: Any, field: str) -> str:
     """``value`` as the text of ``field``, or ``Unscored(kind="invalid_input")`` naming the field.
 
     The one check every built-in grader runs on a field before reading it as text. A string
-    passes. In an answer field (:data:`ANSWER_FIELDS`) a finite number passes as its decimal text
-    (``1e-05`` → ``"0.00001"``, which every grader reads as a number). Anything else is the
-    data's fault and must not be scored: ``NaN`` or ``1e999`` (JSON's infinity) read as
-    ``"nan"``/``"inf"`` would earn a full length reward and a plausible 0 elsewhere, and a bool,
-    a list or an object is not text at all. (``None`` never gets here: a grader treats it as a
-    missing field.) numpy scalars count as the Python values they hold (:func:`plain_value`).
+    passes, and so does OpenAI's content-parts form of one (:func:`is_content_parts`), read as
+    its text parts joined. In an answer field (:data:`ANSWER_FIELDS`) a finite number passes
+    as its decimal text (``1e-05`` → ``"0.00001"``, which every grader reads as a number).
+    Anything else is the data's fault and must not be scored: ``NaN`` or ``1e999`` (JSON's
+    infinity) read as ``"nan"``/``"inf"`` would earn a full length reward and a plausible 0
+    elsewhere, and a bool, another list or an object is not text at all (nor is a content part
+    that is not text: an image's text alone is not the input). (``None`` never gets here: a
+    grader treats it as a missing field.) numpy scalars count as the Python values they hold
+    (:func:`plain_value`).
     """
     return _as_text(value, f"field {field!r}", answer=field in ANSWER_FIELDS)
 
@@ -391,6 +396,8 @@ def _as_text(value: Any, what: str, *, answer: bool) -> str:
     value = plain_value(value)
     if isinstance(value, str):
         return value
+    if is_content_parts(value):
+        return _parts_text(value, what)
     if answer and isinstance(value, int | float) and not isinstance(value, bool):
         text = _number_text(value)
         if text is not None:
@@ -401,15 +408,74 @@ def _as_text(value: Any, what: str, *, answer: bool) -> str:
     allowed = "a string or a finite number" if answer else "a string"
     if answer and isinstance(value, list | tuple):
         got += f" (a list of acceptable answers is read by the {_LIST_GRADERS} graders)"
+    elif isinstance(value, list | tuple):
+        allowed += " or a list of text content parts"
     raise Unscored(f"{what} must be {allowed}, got {got}", kind="invalid_input")
+
+
+TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
+"""The content-part types that hold text, and the key that holds it: Chat Completions' ``text``
+and an assistant's ``refusal`` (what the model said, so it is graded like any answer), the
+Responses API's ``input_text`` and ``output_text``."""
+
+
+def is_content_parts(value: Any) -> bool:
+    """``value`` is in OpenAI's content-parts form: a non-empty list of objects none of which
+    has a ``role``, such as ``[{"type": "text", "text": "..."}]``, which OpenAI-format datasets
+    and chat templates give for a message's ``content``. No field holds such a list as anything
+    but text, so a reader that meets one reads it as parts (:func:`as_text`) and names what is
+    wrong in it, rather than "not a string". Every chat message has a ``role``: a list of
+    messages is a conversation, never parts, so a reader that takes either (a judge's prompt
+    fields) asks this first."""
+    value = plain_value(value)
+    if not isinstance(value, list | tuple) or not value:
+        return False
+    items = [plain_value(part) for part in value]
+    return all(isinstance(part, Mapping) and "role" not in part for part in items)
+
+
+def _parts_text(parts: Sequence[Any], what: str) -> str:
+    """The text of content parts: the text parts joined with nothing between them, as chat
+    templates render them (a response split into ``<think>…</think>`` and ``<answer>…</answer>``
+    parts reads as one). A part that is not text (an image, audio, a file) is the record's
+    fault, ``invalid_input`` naming the field and the part: its text alone is not the input,
+    and grading what is left would score an answer the model did not give."""
+    texts: list[str] = []
+    for i, part in enumerate(parts):
+        part = plain_value(part)
+        kind = plain_value(part.get("type"))
+        if not isinstance(kind, str):
+            raise Unscored(
+                f"{what} must be a string or a list of content parts such as "
+                f'[{{"type": "text", "text": "..."}}], got a list whose item {i} has no "type"',
+                kind="invalid_input",
+            )
+        key = TEXT_PARTS.get(kind)
+        if key is None:
+            raise Unscored(
+                f"{what} must hold text only, got a part of type {kind!r} (item {i}): only "
+                f"{', '.join(repr(k) for k in TEXT_PARTS)} parts can be graded",
+                kind="invalid_input",
+            )
+        text = plain_value(part.get(key))
+        if not isinstance(text, str):
+            raise Unscored(
+                f"{what} must hold a string {key!r} in its {kind!r} part (item {i}), got "
+                f"{type(text).__name__}",
+                kind="invalid_input",
+            )
+        texts.append(text)
+    return "".join(texts)
 
 
 def as_gold_list(value: Any, field: str) -> list[str] | None:
     """The golds of an answer field that holds several acceptable answers; ``None`` for one.
 
     A list, a tuple or a 1-D numpy array of golds (verl's ``ground_truth`` often is one) means
-    "any of these is right": each item must be what :func:`as_text` accepts in an answer field
-    (a string or a finite number, numpy's too) and comes back as its text. ``None`` when
+    "any of these is right" (a list of objects is one gold in content parts,
+    :func:`is_content_parts`, read by :func:`as_text`): each item must be what :func:`as_text`
+    accepts in an answer field (a string or a finite number, numpy's too) and comes back as its
+    text. ``None`` when
     ``value`` is a single gold: the caller then reads it with :func:`as_text` as before.
 
     Raises:
@@ -419,8 +485,8 @@ def as_gold_list(value: Any, field: str) -> list[str] | None:
             index (``reference_response[2]``).
     """
     value = plain_value(value)
-    if not isinstance(value, list | tuple):
-        return None
+    if not isinstance(value, list | tuple) or is_content_parts(value):
+        return None  # content parts are one gold, read by as_text
     if not value:
         raise Unscored(f"field {field!r} must hold at least one gold answer, got an empty list")
     golds = []

@@ -46,6 +46,9 @@ class Admission:
 
     ``acquire(n)`` admits ``n`` records at once (a request is all or nothing, so a batch never
     holds half its slots while waiting for the rest, which could deadlock two big batches).
+    The queue bound (``max_queue``) counts only records waiting: a request that fits in the free
+    slots is admitted whatever ``max_queue`` is, and one bigger than the whole queue may wait
+    alone (see :meth:`_queue_refuses`).
     Waiters are served in arrival order; a small batch does not overtake a big one waiting at the
     head, so big batches cannot starve.
 
@@ -109,7 +112,7 @@ class Admission:
             self.in_flight += n
             self._changed()
             return
-        if self.queued + n > self.max_queue:
+        if self._queue_refuses(n):
             raise Overloaded(
                 f"overloaded: {self.in_flight} records in flight (max_in_flight="
                 f"{self.max_in_flight}) and {self.queued} queued (max_queue={self.max_queue}); "
@@ -142,6 +145,21 @@ class Admission:
                     queue_full=False,
                 ) from None
             raise
+
+    def _queue_refuses(self, n: int) -> bool:
+        """Whether ``n`` records that must wait find no room in the queue.
+
+        ``max_queue`` bounds the records waiting, never the size of one request: a request
+        with more records than ``max_queue`` (at most ``max_in_flight``, the weight of any
+        request) waits when nothing else does, as one bigger than ``max_in_flight`` runs
+        alone. Counted strictly, such a request, which the service was configured to accept
+        (``max_records``, or a ``/get_reward`` batch), was refused whenever a single record was
+        in flight, with the queue empty and slots free, and so, under steady load, every time
+        its client tried again. ``max_queue=0`` still means that nothing waits.
+        """
+        if self.max_queue == 0:
+            return True
+        return self.queued > 0 and self.queued + n > self.max_queue
 
     def release(self, n: int) -> None:
         """Give back ``n`` admitted records' slots and admit waiters that now fit."""

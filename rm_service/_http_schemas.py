@@ -75,6 +75,9 @@ class ServiceSettings:
         max_in_flight: records being graded at once across all requests (admission control). A
             request with more records counts as ``max_in_flight``: it runs alone.
         max_queue: records allowed to wait for admission; beyond it, 429 with ``Retry-After``.
+            Only waiting records count: a request that fits in the free slots is admitted, and
+            one with more records than ``max_queue`` waits when nothing else does (0: nothing
+            waits), so no request the limits accept is refused for its size alone.
         queue_timeout: seconds a request may wait in the queue: then ``/grade`` gets a 429,
             and ``/get_reward`` (its deadline permitting) answers every record unscored
             (``timeout``), since OpenRLHF fails the run after a few 429s. ``None``: no limit

@@ -113,7 +113,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-records", type=int, help="records per request (default 1024)")
     p.add_argument("--max-body-bytes", type=int, help="request body size (default 16 MiB)")
     p.add_argument("--max-in-flight", type=int, help="records graded at once (default 4096)")
-    p.add_argument("--max-queue", type=int, help="records waiting before 429 (default 8192)")
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        help="records waiting for a free slot before 429; in-flight records do not count, and a "
+        "request bigger than the queue may wait alone; 0: nothing waits (default 8192)",
+    )
     p.add_argument("--deadline", type=float, help="per-request deadline, seconds (default 300)")
     p.add_argument(
         "--get-reward-max-records",
