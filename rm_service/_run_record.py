@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from rm_service._readers import detect_format, iter_records, row_label
 from rm_service._runner import GradingRunner
 from rm_service._summary import LineSet
 
-__all__ = ["check_run_record", "reward_fingerprint", "write_run_record"]
+__all__ = ["ShardedInput", "check_run_record", "reward_fingerprint", "write_run_record"]
 
 
 _HEAD_LINES = 64
@@ -164,27 +165,89 @@ def _plain(value: Any, depth: int, loose: bool = False) -> Any:
     return _SKIP
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardedInput:
+    """A Ray run's input, as its run record keeps it and a resume checks it.
+
+    Ray keys each record on its shard's name and line, not on the input's path: a resume is right
+    only while the shards the output was graded from are still there, under the same names,
+    holding the same rows. Without this a resume from another file mixed two inputs in one
+    output (``x.json`` after ``x.jsonl``: both default to ``x.graded.parquet``) or skipped
+    another file's records as done (``b/data.jsonl`` after ``a/data.jsonl``). The names are
+    listed anyway; rows are read from the first shard only, since opening thousands of shards
+    on an object store before every run would cost minutes.
+
+    Attributes:
+        uri: the input as given (a path, a directory, a glob), for messages.
+        names: every shard's name (its records' key prefix), in the order they are read.
+        rows: the rows of the first shard so named, each as bytes, in order.
+    """
+
+    uri: str
+    names: Sequence[str]
+    rows: Callable[[str], Iterable[bytes]]
+
+    def recorded(self) -> dict[str, Any]:
+        """What the run record keeps: the names, and the head of the first shard."""
+        names = list(dict.fromkeys(self.names))  # a saved dataset's shards share one name
+        first = names[0] if names else None
+        head = _digests(self.rows(first)) if first is not None else []
+        return {"uri": self.uri, "shards": names, "first": first, "head": head}
+
+    def check(self, was: Any, out: Path | str) -> None:
+        """Refuse to resume ``out``, graded from ``was`` (a run record's ``sharded``), from
+        this input: a shard it was graded from is gone, or the first one's rows changed."""
+        if not isinstance(was, dict) or not isinstance(was.get("shards"), list):
+            return  # a record from before Ray inputs were kept: the reward alone is checked
+        here = set(self.names)
+        gone = [n for n in was["shards"] if n not in here]
+        source = f"{out} was graded from {was.get('uri')}; this input, {self.uri},"
+        advice = "Pass -o to write another output, or --overwrite to replace this one"
+        if gone:
+            more = f" (nor {len(gone) - 1} other shard(s) it was graded from)" if gone[1:] else ""
+            raise InputError(
+                f"{source} has no {gone[0]}{more}: resuming would mix two inputs' records in "
+                f"one output, or skip records as done by another file's positions. {advice}"
+            )
+        first, head = was.get("first"), was.get("head")
+        if first not in here or not isinstance(head, list):
+            return
+        if _first_change(head, _digests(self.rows(first)), None) is not None:
+            raise InputError(
+                f"{source} holds other records in {first}: the input changed, and "
+                f"resuming by position would skip or mislabel records. {advice}"
+            )
+
+
+def _digests(items: Iterable[bytes]) -> list[str]:
+    """A short digest of each of the first :data:`_HEAD_LINES` items."""
+    return [hashlib.sha256(i).hexdigest()[:12] for i in itertools.islice(items, _HEAD_LINES)]
+
+
+def _first_change(was: list[str], now: list[str], done: LineSet | None) -> int | None:
+    """The first 1-based line whose digest differs (``done``: among those lines only), a line
+    since removed included; ``None`` when the head still holds."""
+    now = now + [""] * (len(was) - len(now))  # lines since removed
+    for line, (a, b) in enumerate(zip(was, now[: len(was)], strict=True), start=1):
+        if (done is None or line in done) and a != b:
+            return line
+    return None
+
+
 def _input_head(src: Path) -> list[str] | None:
     """A short digest of each of the first :data:`_HEAD_LINES` lines of a JSONL file (rows of
     a Parquet file or a saved dataset), or ``None`` for an input that cannot be read twice (a
     pipe)."""
     fmt = detect_format(src)
-    out: list[str] = []
     if fmt != "jsonl":  # rows, as the run reads them: a row inserted at the top moved them all
-        for _, rec in iter_records(src, fmt):
-            if len(out) == _HEAD_LINES:
-                break
-            text = json.dumps(rec, sort_keys=True, ensure_ascii=True, default=str)
-            out.append(hashlib.sha256(text.encode()).hexdigest()[:12])
-        return out
+        return _digests(
+            json.dumps(rec, sort_keys=True, ensure_ascii=True, default=str).encode()
+            for _, rec in iter_records(src, fmt)
+        )
     if not src.is_file():
         return None
     with io_error("read", src), src.open("rb") as f:
-        for raw in f:
-            if len(out) == _HEAD_LINES:
-                break
-            out.append(hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()[:12])
-    return out
+        return _digests(raw.rstrip(b"\r\n") for raw in f)
 
 
 def check_run_record(
@@ -195,6 +258,7 @@ def check_run_record(
     done: LineSet,
     *,
     legacy: str = "",
+    sharded: ShardedInput | None = None,
 ) -> bool:
     """Refuse to resume ``out`` from another reward, or from an input whose graded lines are
     not those it was graded from; ``False`` when there is no run record to check (an output
@@ -204,6 +268,8 @@ def check_run_record(
     skipped or labelled with its neighbour's number, and a changed config mixed two rewards in
     one file, without a word. ``legacy`` is the fingerprint as records without grader
     settings (``"fingerprint": 1``, or none) computed it: such a record is held to that.
+    ``sharded``: a Ray run's input, checked against the one the record keeps
+    (:meth:`ShardedInput.check`); ``src`` is then ``None``.
     """
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -224,26 +290,31 @@ def check_run_record(
             "file. Pass --overwrite to grade it all again with this one, or write to another "
             "output"
         )
+    if sharded is not None:
+        sharded.check(record.get("sharded"), out)
     if src is None or not isinstance(head, list):
         return True
     now = _input_head(src)
-    if now is not None:
-        now += [""] * (len(head) - len(now))  # lines since removed
-        for line, (was, is_) in enumerate(zip(head, now[: len(head)], strict=True), start=1):
-            if line in done and was != is_:
-                what = row_label(src, detect_format(src))
-                raise InputError(
-                    f"{what} {line} of {src} is not the {what} {out} graded there: the input "
-                    "changed, and resuming by line number would skip or mislabel records. "
-                    "Pass --overwrite to grade it again, or write to another output"
-                )
+    line = _first_change(head, now, done) if now is not None else None
+    if line is not None:
+        what = row_label(src, detect_format(src))
+        raise InputError(
+            f"{what} {line} of {src} is not the {what} {out} graded there: the input "
+            "changed, and resuming by line number would skip or mislabel records. "
+            "Pass --overwrite to grade it again, or write to another output"
+        )
     return True
 
 
-def write_run_record(path: Path, src: Path | None, fingerprint: str) -> None:
-    """Write the run record; ``src`` ``None``: no input digest (the Ray engine's shards)."""
+def write_run_record(
+    path: Path, src: Path | None, fingerprint: str, *, sharded: ShardedInput | None = None
+) -> None:
+    """Write the run record; ``src`` ``None``: no input digest (the Ray engine's shards, kept
+    as ``sharded`` instead: :class:`ShardedInput`)."""
     head = _input_head(src) if src is not None else None
-    record = {"reward": fingerprint, "fingerprint": 2, "input": head}
+    record: dict[str, Any] = {"reward": fingerprint, "fingerprint": 2, "input": head}
+    if sharded is not None:
+        record["sharded"] = sharded.recorded()
     # Replaced, not written over: a resume rewrites it, and one cut short by a crash made the
     # next resume refuse an output it could have continued.
     with io_error("write", path), replacing(path) as f:

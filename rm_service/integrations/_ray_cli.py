@@ -48,7 +48,12 @@ from rm_service._config import load_runner
 from rm_service._exceptions import InputError, RMServiceError
 from rm_service._offline import check_record
 from rm_service._run_files import RunLock
-from rm_service._run_record import check_run_record, reward_fingerprint, write_run_record
+from rm_service._run_record import (
+    ShardedInput,
+    check_run_record,
+    reward_fingerprint,
+    write_run_record,
+)
 from rm_service._summary import LineSet, RunSummary
 from rm_service.integrations._ray_io import (
     JsonLinesSink,
@@ -136,32 +141,36 @@ def grade_with_ray(
         lock = RunLock(Path(out_path + ".lock"), Path(out_path))
     try:
         existing = _count_rows(out_fs, out_path, jsonl)
-        if existing and not (resume or overwrite):
-            raise InputError(
-                f"{out} exists; pass --resume to continue it or --overwrite to replace it"
-            )
-        if resume and existing and ckpt_fs.get_file_info(ckpt_path).type == pafs.FileType.NotFound:
+        run_path = Path(out_path + ".run.json") if local else None
+        fingerprint = reward_fingerprint(runner)
+        sharded = _sharded_input(input_uri, shards)
+        kept = existing and (resume or not overwrite)  # both flags: resume wins
+        if run_path is not None and kept:
+            # The local engine's check, before any advice: an output graded from another input
+            # or reward is never resumed (it mixed two in one output), so --resume is not
+            # suggested for it. Two inputs meet there by default: x.jsonl and x.json both
+            # write x.graded.parquet.
+            check_run_record(
+                run_path, None, out, fingerprint, LineSet(),
+                legacy=reward_fingerprint(runner, settings=False), sharded=sharded,
+            )  # fmt: skip
+        if kept and ckpt_fs.get_file_info(ckpt_path).type == pafs.FileType.NotFound:
             raise InputError(
                 f"{out} has {existing} row(s) but its checkpoint {ckpt} is gone, so which "
                 "records are done is unknown and resuming would grade some twice; pass "
-                "--overwrite to start again (nothing was changed)"
+                "--overwrite to start again, or -o to write another output (nothing was changed)"
+            )
+        if existing and not (resume or overwrite):
+            raise InputError(
+                f"{out} exists; pass --resume to continue it or --overwrite to replace it"
             )
         if overwrite and not resume:
             for fs, path in ((out_fs, out_path), (ckpt_fs, ckpt_path)):
                 if fs.get_file_info(path).type != pafs.FileType.NotFound:
                     fs.delete_dir(path)
             existing = 0
-        run_path = Path(out_path + ".run.json") if local else None
-        fingerprint = reward_fingerprint(runner)
-        if run_path is not None and resume and existing:
-            # The local engine's check: a resume with another reward mixed two in one output.
-            # (Ray keys records by shard and line, so the input itself is not digested.)
-            check_run_record(
-                run_path, None, out, fingerprint, LineSet(),
-                legacy=reward_fingerprint(runner, settings=False),
-            )  # fmt: skip
         if run_path is not None:
-            write_run_record(run_path, None, fingerprint)
+            write_run_record(run_path, None, fingerprint, sharded=sharded)
         stale = []
         if not existing and ckpt_fs.get_file_info(ckpt_path).type != pafs.FileType.NotFound:
             # The output holds no row, so a checkpoint left by an earlier run (its output since
@@ -247,6 +256,19 @@ def _not_ours(shards: list[Shard], uri: str, out_fs: Any, out_path: str) -> list
     if not kept:
         raise InputError(f"{uri}: no input files besides this run's own output {out}")
     return kept
+
+
+def _sharded_input(uri: str, shards: list[Shard]) -> ShardedInput:
+    """``shards`` as the run record keeps them: each row as its line and text (or the reason
+    it is no record), which is what its key and its graded row stand for."""
+    fs = resolve(uri)[0]
+
+    def rows(name: str) -> Iterator[bytes]:
+        shard = next(s for s in shards if s.name == name)
+        for line, record, error in read_shard(fs, shard):
+            yield f"{line}\t{record if error is None else error}".encode()
+
+    return ShardedInput(uri, [s.name for s in shards], rows)
 
 
 def _plain_config(config: str | dict[str, Any], cpus: float, actors: int = 1) -> dict[str, Any]:
