@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -118,13 +119,21 @@ def check_think_answer(text: str, *, think_tag: str, answer_tag: str) -> Outcome
     if text[i_ca + len(ca) :].strip():
         return 0.0, f"trailing text after {ca}", {}
     answer = text[i_oa + len(oa) : i_ca].strip()
-    if is_blank(answer):  # zero-width characters, fillers or blank cells are no answer either
+    if _shows_nothing(answer):
         return 0.0, f"empty {oa} block", {}
     return (
         1.0,
         f"one {ot} block then one {oa} block",
         {"think_chars": i_ct - i_ot - len(ot), "answer": clip(answer)},
     )
+
+
+def _shows_nothing(answer: str) -> bool:
+    """Whether an answer block shows a reader nothing: whitespace, zero-width characters, fillers
+    or blank cells (:func:`~graders._text.is_blank`), or control characters alone. A NUL byte
+    (``<answer>\x00</answer>``) was a non-empty answer, so the format reward was paid for an
+    answer block with nothing in it."""
+    return is_blank("".join(c for c in answer if unicodedata.category(c) != "Cc"))
 
 
 # --- regex ---------------------------------------------------------------------------------------

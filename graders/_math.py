@@ -23,7 +23,7 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._math_echo import echo_of_query, query_text
 from graders._math_fast import answer_key
 from graders._math_pool import _run_in_pool, shutdown_math_pool
-from graders._math_text import final_part
+from graders._math_text import canonical_tags, final_part
 from graders._math_worker import FAST_KEY, answer_unit, check_equivalence, check_golds
 from graders._text import as_gold_list, as_text, gold_list_note, no_gradable_gold
 from rm_service._result import GraderScore
@@ -48,7 +48,9 @@ checked without sharing, so the remembered keys stay small."""
 def _short_work(response: str) -> bool:
     """Whether reading the final part here is bounded work for the event loop (few answer blocks:
     the block pattern is quadratic in unclosed ones); otherwise only a worker reads it."""
-    return len(response) <= _EXACT_MAX and response.count("<answer>") <= 4
+    if len(response) > _EXACT_MAX:
+        return False
+    return canonical_tags(response).count("<answer>") <= 4
 
 
 def _check_key(
@@ -293,7 +295,10 @@ class MathGrader(BaseGrader):
             return self._score(1.0, reason, meta)
         if outcome == "not_equal":
             what = repr(meta["gold"]) if count is None else "any gold"
-            return self._score(0.0, f"{meta['pred']!r} is not equivalent to {what}{note}", meta)
+            # Why, where a check said more (the units differ, equal only once rounded).
+            why = f" ({value['detail']})" if value.get("detail") else ""
+            reason = f"{meta['pred']!r} is not equivalent to {what}{note}{why}"
+            return self._score(0.0, reason, meta)
         raise Unscored(f"math check returned an unknown outcome {outcome!r}", kind="internal")
 
     def _score(self, score: float, reason: str, meta: dict[str, Any]) -> GraderScore:

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
-from graders._text import delimited_math
+from graders._text import delimited_math, numeric_text
 
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _ESCAPED_DOLLAR = re.compile(r"(?<!\\)\\\$")
@@ -215,9 +215,26 @@ def _without_emphasis(text: str) -> str:
     return _MARKDOWN_EMPHASIS.sub(lambda m: next(g for g in m.groups() if g is not None), text)
 
 
+def _ascii_digits(text: str) -> str:
+    """``text`` with the digits a reader sees as digits written in ASCII: full-width ``５６``
+    (Chinese and Japanese text), other scripts' decimal digits (Arabic-Indic ``٥٦``,
+    mathematical bold ``𝟓𝟔``), and no invisible characters between them (a direction mark
+    before a number). math-verify reads none of these, so an honest ``<answer>５６</answer>``
+    scored 0 as "no answer found". Superscripts (``²``) are not decimal digits and stay powers.
+    """
+    if text.isascii():
+        return text
+    text = numeric_text(text)
+    return "".join(
+        str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.category(c) == "Nd" else c
+        for c in text
+    )
+
+
 def _prepare_text(text: str) -> str:
     """Text-level repairs, applied before deciding how to read the text."""
-    text = _ESCAPED_DOLLAR.sub("", text.strip())  # "\$5.40" is currency: math-verify drops it too
+    text = _ascii_digits(text).strip()
+    text = _ESCAPED_DOLLAR.sub("", text)  # "\$5.40" is currency: math-verify drops it too
     text = _BROKEN_INLINE.sub(" ", text)
     text = _map_plain(text, _fix_mixed_numbers)
     text = _map_plain(text, _scientific_plain)
@@ -234,6 +251,21 @@ def _fix_spans(text: str) -> str:
 
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_ODD_TAG = re.compile(r"<(/?)(think|answer)(?:\s[^<>]*)?>", re.IGNORECASE)
+
+
+def canonical_tags(response: str) -> str:
+    """``response`` with its think and answer tags written as ``<think>``, ``</answer>``...
+
+    ``<ANSWER>56</ANSWER>``, ``<Answer>`` and ``<answer id="final">`` are an answer block to a
+    reader, but math-verify reads no number after a ``>``, so the right answer in one scored 0
+    ("no answer found"), and an upper-case ``</THINK>`` let the reasoning count as the answer.
+    The format grader still holds them to the exact tags; the correctness of what they hold is
+    graded here either way.
+    """
+    if "<" not in response:
+        return response
+    return _ODD_TAG.sub(lambda m: f"<{m[1]}{m[2].lower()}>", response)
 
 
 def final_part(response: str) -> str | None:
@@ -241,8 +273,10 @@ def final_part(response: str) -> str | None:
 
     Reasoning (``<think>...</think>``) never counts. In the R1 format the answer is the last
     ``<answer>...</answer>`` block (an unclosed one runs to the end); whether the format itself is
-    right is the format grader's business, not this one's.
+    right is the format grader's business, not this one's. Tags are read in any case and with
+    attributes (:func:`canonical_tags`).
     """
+    response = canonical_tags(response)
     if "</think>" in response:
         response = response.rsplit("</think>", 1)[1]
     elif "<think>" in response:

@@ -19,6 +19,13 @@ matrices or functions, and no lone symbol (math-verify compares those by name). 
 one fixed value each: values that differ there prove that the expressions differ as functions.
 Anything outside this, or a value that is not a finite real number, gives ``False`` ("not
 proved"), and math-verify decides as before.
+
+The other way round, :func:`rounded_together` takes back an "equal" that only math-verify's
+rounding made: it compares a decimal with the gold after rounding both to 6 decimal places (and
+this grader retries at the 4-5 a prediction was written in), an absolute tolerance, so every
+small gold equalled every small answer: ``0.0`` scored 1.0 against ``10^{-8}``, ``0.0000001``
+against ``0.0000002`` and ``0.0001`` against ``0.00012``. A policy that learns to answer
+``0.0`` for any small quantity (a probability, a physical constant) farms those.
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["proved_unequal"]
+__all__ = ["proved_unequal", "rounded_together"]
 
 _PRECISION = 30
 _ABSOLUTE = 1e-3
 _RELATIVE = 1e-6
+_CLOSE = 1e-3
+"""How far (relative) a number math-verify equated with the gold may be from it: agreement to
+about three significant figures, what the rounding retry asks of an answer near 1 (``0.3333``
+for 1/3, ``0.1429`` for 1/7), asked of small answers too."""
 
 
 def _plain(expr: Any) -> bool:
@@ -99,3 +110,47 @@ def proved_unequal(gold: Sequence[Any], pred: Sequence[Any]) -> bool:
             elif not _differ(g, p):
                 return False
     return True
+
+
+def _readings(expr: Any) -> list[Any] | None:
+    """The values math-verify may read for one parsed answer (the right side of ``x = 5``; for
+    a percent ``X%`` both ``X`` and ``X/100``, as it equates ``9%`` with 9 and ``50%`` with
+    1/2), or ``None`` when it is not a finite real number."""
+    from sympy import Mul, Rational, Symbol, UnevaluatedExpr
+
+    if getattr(expr, "is_Relational", False) and isinstance(expr.lhs, Symbol):
+        expr = expr.rhs
+    percent = UnevaluatedExpr(Rational(1, 100))
+    if isinstance(expr, Mul) and len(expr.args) == 2 and expr.args[1] == percent:
+        value = _value(expr.args[0], {})
+        return None if value is None else [value, value / 100]
+    if not getattr(expr, "is_number", False):
+        return None
+    value = _value(expr, {})
+    return None if value is None else [value]
+
+
+def _close(a: float, b: float) -> bool:
+    return a == b or abs(a - b) <= _CLOSE * max(abs(a), abs(b))
+
+
+def rounded_together(gold: Sequence[Any], pred: Sequence[Any]) -> str | None:
+    """Why an answer math-verify found equal to the gold is not, or ``None`` when it may be.
+
+    Only for numbers on both sides (sets, tuples, functions and symbols keep math-verify's
+    verdict): an equal verdict stands when some reading of the answer is within
+    :data:`_CLOSE` of some reading of the gold, relative to the larger. An exact 0 is close
+    only to 0, so ``0.0`` is never the answer to ``10^{-8}``.
+    """
+    golds = [_readings(g) for g in gold if not isinstance(g, str)]
+    preds = [_readings(p) for p in pred if not isinstance(p, str)]
+    if not golds or not preds or any(r is None for r in (*golds, *preds)):
+        return None
+    gold_values = [v for r in golds if r is not None for v in r]
+    pred_values = [v for r in preds if r is not None for v in r]
+    if any(_close(g, p) for g in gold_values for p in pred_values):
+        return None
+    return (
+        f"equal only once rounded: {pred_values[0]:.6g} differs from {gold_values[0]:.6g} by "
+        f"more than {_CLOSE:.1%} of its size"
+    )

@@ -41,9 +41,10 @@ from graders._math_text import (
     _is_bare_math,
     _prepare_text,
     _wrap,
+    canonical_tags,
 )
 from graders._math_text import final_part as _final_part
-from graders._math_unequal import proved_unequal
+from graders._math_unequal import proved_unequal, rounded_together
 from graders._math_units import unit_of
 
 __all__ = ["FAST_KEY", "answer_unit", "check_equivalence", "check_golds", "worker_main"]
@@ -216,6 +217,15 @@ def _equivalent(gold: Sequence[Any], pred: list[Any]) -> bool:
     )
 
 
+def _judged(gold: Sequence[Any], pred: list[Any]) -> tuple[bool, str]:
+    """:func:`_equivalent`, less an equality that only math-verify's rounding made
+    (:func:`~graders._math_unequal.rounded_together`), with the reason then."""
+    if not _equivalent(gold, pred):
+        return False, ""
+    why = rounded_together(gold, pred)
+    return why is None, why or ""
+
+
 def _result(status: str, gold: str = "", pred: str = "", detail: str = "") -> dict[str, Any]:
     return {"status": status, "gold": gold, "pred": pred, "detail": detail}
 
@@ -243,8 +253,8 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     if pred_parsed is None:
         out = _result(NO_ANSWER, shown, detail=pred.why)
     else:
-        equal = _equivalent_cached(gold, gold_parsed, pred_parsed)
-        out = _result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed))
+        equal, why = _equivalent_cached(gold, gold_parsed, pred_parsed)
+        out = _result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed), why)
     if entry.fast_key is not None:
         out[FAST_KEY] = entry.fast_key  # the caller may decide exact matches itself from now on
     return out
@@ -256,7 +266,7 @@ def answer_unit(response: str, read: Callable[[], float | None] | None = None) -
     covers in 3 hours"). ``read``: the value math-verify reads, for an answer with several
     units (see :mod:`graders._math_units`)."""
     final = _final_part(response)
-    if final is None or not ("\\boxed" in final or "<answer>" in response):
+    if final is None or not ("\\boxed" in final or "<answer>" in canonical_tags(response)):
         return None
     return unit_of(final, read)
 
@@ -303,14 +313,14 @@ def _units_differ(mine: str | None, their_unit: Callable[[], str | None]) -> tup
     return (mine, theirs) if theirs is not None and theirs != mine else None
 
 
-_VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], bool] = OrderedDict()
+_VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], tuple[bool, str]] = OrderedDict()
 _VERDICTS_SIZE = 4096
 """Verdicts kept per worker: completions of one prompt often repeat a wrong answer, and
 comparing one with the gold can be the slowest step of a check."""
 
 
-def _equivalent_cached(gold: str, gold_parsed: Sequence[Any], pred: list[Any]) -> bool:
-    """:func:`_equivalent`, remembered per (gold text, parsed prediction).
+def _equivalent_cached(gold: str, gold_parsed: Sequence[Any], pred: list[Any]) -> tuple[bool, str]:
+    """:func:`_judged`, remembered per (gold text, parsed prediction).
 
     The verdict is a function of the two parsed answers (sympy objects compare and hash by
     structure), so a repeat gets the same answer. A prediction that cannot be hashed (a mutable
@@ -320,12 +330,12 @@ def _equivalent_cached(gold: str, gold_parsed: Sequence[Any], pred: list[Any]) -
         key = (gold, tuple(pred))
         hash(key)
     except TypeError:
-        return _equivalent(gold_parsed, pred)
+        return _judged(gold_parsed, pred)
     known = _VERDICTS.get(key)
     if known is not None:
         _VERDICTS.move_to_end(key)
         return known
-    equal = not proved_unequal(gold_parsed, pred) and _equivalent(gold_parsed, pred)
+    equal = (False, "") if proved_unequal(gold_parsed, pred) else _judged(gold_parsed, pred)
     _VERDICTS[key] = equal
     if len(_VERDICTS) > _VERDICTS_SIZE:
         _VERDICTS.popitem(last=False)
@@ -377,18 +387,19 @@ def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str
     pred = _LazyPrediction(response)
     skipped: list[int] = []
     timed_out: list[int] = []
-    first_gold = ""
+    first_gold = first_why = ""
 
-    def one(gold: str) -> tuple[str, str]:
+    def one(gold: str) -> tuple[str, str, str]:
         parsed = _gold_answer(gold)
         if parsed is None:
-            return INVALID_GOLD, ""
+            return INVALID_GOLD, "", ""
         answer = pred.get()
         if answer is None:
-            return NO_ANSWER, _shown(parsed)
+            return NO_ANSWER, _shown(parsed), ""
         if _units_differ(_gold_entry(gold, _config_key()).unit, lambda: pred.unit) is not None:
-            return NOT_EQUAL, _shown(parsed)
-        return (EQUAL if _equivalent(parsed, answer) else NOT_EQUAL), _shown(parsed)
+            return NOT_EQUAL, _shown(parsed), ""
+        equal, why = _judged(parsed, answer)
+        return (EQUAL if equal else NOT_EQUAL), _shown(parsed), why
 
     def result(
         status: str, gold: str, detail: str = "", index: int | None = None
@@ -407,20 +418,20 @@ def check_golds(golds: Sequence[str], response: str, timeout: float) -> dict[str
             if pred.state == "parsing":
                 return result("timeout", "", f"reading the response took over {timeout:g}s")
             continue
-        status, shown = outcome
+        status, shown, why = outcome
         if status == INVALID_GOLD:
             skipped.append(i)
         elif status == NO_ANSWER:
             return result(NO_ANSWER, shown, pred.why)
         elif status == EQUAL:
             return result(EQUAL, shown, index=i)
-        else:
-            first_gold = first_gold or shown
+        elif not first_gold:
+            first_gold, first_why = shown, why
     if timed_out:
         return result("timeout", first_gold, f"no gold matched; {len(timed_out)} timed out")
     if len(skipped) == len(golds):
         return result(INVALID_GOLD, "", "no answer in any gold")
-    return result(NOT_EQUAL, first_gold)
+    return result(NOT_EQUAL, first_gold, first_why)
 
 
 # --- the worker process --------------------------------------------------------------------------
