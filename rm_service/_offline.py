@@ -341,20 +341,23 @@ async def _locked_run(
     # The errors file follows the same rule: a stale one would be appended to (every bad line
     # listed twice) and, on a later resume, its lines taken as done.
     kept = ((out, ""), (err_path if skip_invalid else None, " (the errors file of an earlier run)"))
+    fingerprint = reward_fingerprint(runner)
+    legacy = reward_fingerprint(runner, settings=False)
     for path, what in kept:
         if path and path.is_file() and path.stat().st_size and not (resume or overwrite):
+            if path == out:  # --resume is advised only where a resume would be accepted
+                graded = LineSet()
+                _scan_done(out, graded)
+                check_run_record(run_path, src, out, fingerprint, graded, legacy=legacy)
             raise InputError(
                 f"{path} exists; pass --resume to continue it or --overwrite to replace it{what}"
             )
-    fingerprint = reward_fingerprint(runner)
     done = LineSet()
     if resume:
         _scan_done(out, done)
     # Checked against the graded lines only: a line in the errors file may have been fixed.
     recorded = resume and out.is_file() and out.stat().st_size > 0
-    recorded = recorded and check_run_record(
-        run_path, src, out, fingerprint, done, legacy=reward_fingerprint(runner, settings=False)
-    )
+    recorded = recorded and check_run_record(run_path, src, out, fingerprint, done, legacy=legacy)
     # Lines an earlier run sent to the errors file are read again: one fixed since is graded (it
     # was taken as done and never graded), one still bad is not listed twice.
     # Without --skip-invalid the list only tells which of its lines are records now (and are
