@@ -346,9 +346,9 @@ async def _locked_run(
     for path, what in kept:
         if path and path.is_file() and path.stat().st_size and not (resume or overwrite):
             if path == out:  # --resume is advised only where a resume would be accepted
-                graded = LineSet()
-                _scan_done(out, graded)
-                check_run_record(run_path, src, out, fingerprint, graded, legacy=legacy)
+                lines = LineSet()
+                _scan_done(out, lines)
+                check_run_record(run_path, src, out, fingerprint, lines, legacy=legacy)
             raise InputError(
                 f"{path} exists; pass --resume to continue it or --overwrite to replace it{what}"
             )
