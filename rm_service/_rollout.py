@@ -66,6 +66,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
+from graders._text import as_text, is_content_parts
+from graders._unscored import Unscored
 from rm_service._exceptions import ConfigError, InputError
 from rm_service._result import RecordResult
 from rm_service._runner import GradingRunner, _run_sync
@@ -450,8 +452,13 @@ def _parse(rollout: Any, i: int) -> _Rollout:
 
 
 def _check_messages(messages: Any, i: int) -> list[Mapping[str, Any]]:
+    """``messages`` checked, each content as text: a content in OpenAI's parts form
+    (``[{"type": "text", "text": ...}]``, as OpenAI-format datasets write it) is read as its
+    text once here (:func:`~graders._text.as_text`), so every grader and the chat template see
+    the text the model saw."""
     if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
         raise InputError(f"rollout {i}: 'messages' must be a list, got {type(messages).__name__}")
+    out: list[Mapping[str, Any]] = []
     for m, msg in enumerate(messages):
         where = f"rollout {i}, message {m}"
         if not isinstance(msg, Mapping):
@@ -463,8 +470,17 @@ def _check_messages(messages: Any, i: int) -> list[Mapping[str, Any]]:
         if content is None and not (role == "assistant" and msg.get("tool_calls")):
             raise InputError(f"{where}: no 'content' (only an assistant tool call may omit it)")
         if content is not None and not isinstance(content, str):
-            raise InputError(f"{where}: 'content' must be a string, got {type(content).__name__}")
-    return list(messages)
+            if not is_content_parts(content):
+                raise InputError(
+                    f"{where}: 'content' must be a string or a list of text content parts, "
+                    f"got {type(content).__name__}"
+                )
+            try:
+                msg = {**msg, "content": as_text(content, "content")}
+            except Unscored as exc:
+                raise InputError(f"{where}: {exc}") from None
+        out.append(msg)
+    return out
 
 
 def _one_per_turn(value: Any, key: str, turns: list[int], i: int) -> Sequence[Any]:
