@@ -15,8 +15,13 @@ An answer counts as an echo when all of these hold, so an honest answer is not c
 * the question holds the same expression, token for token once spacing and notation are set
   aside (``17 \\times 23``, ``17*23`` and ``$17 \\cdot 23$`` are one shape), and not as part of
   a longer number or name (``3/4`` is not in ``33/44``);
+* the question puts it whole, not as a piece of a longer expression: ``x + 1`` is the honest
+  quotient of "divide ``x^2 + 2x + 1`` by ``x + 1``" and of "simplify
+  ``\\frac{(x+1)(x+2)}{x+2}``", where only the first is the expression put whole;
 * no gold is written that way: when the gold itself is ``17 \\times 23`` (a question that asks
-  for the product form), writing it is the answer.
+  for the product form), writing it is the answer. Nor is the gold in another order, grouping
+  or spacing (``1 + x`` for ``x + 1``, ``\\sqrt{3}/2`` for ``\\frac{\\sqrt{3}}{2}``): its own
+  terms rearranged are the gold's form, not work left undone.
 
 Only the value after the answer's last ``=`` is read (``x = 17 \\times 23`` is the expression;
 ``17 \\times 23 = 391`` states the number).
@@ -35,22 +40,66 @@ __all__ = ["echo_of_query", "echoed_expression", "query_text"]
 
 _SPACING = re.compile(
     r"\$|\\[()\[\]]|\\left|\\right|\\[,!;: ]|\\quad|\\qquad|\\displaystyle"
-    r"|\^\{?\\circ\}?|°|\\degree"  # degrees are a unit, not a power
+    r"|\^\{?\\circ\}?|°|\\degree|~"  # degrees are a unit, not a power
 )
 _WRAPPER = re.compile(r"\\(?:text|textrm|textbf|mathrm|mathbf|mbox|operatorname)\{([^{}]*)\}")
 _SAME = (
-    (re.compile(r"\\[dt]frac"), r"\\frac"),
-    (re.compile(r"\\times|\\cdot|[×·⋅∙]"), "*"),
-    (re.compile(r"\\div|÷"), "/"),
+    (re.compile(r"\\[dtc]frac"), r"\\frac"),
+    (re.compile(r"\\times|\\cdot|\\ast|[×·⋅∙∗✕]"), "*"),
+    (re.compile(r"\\div|[÷∕⁄]"), "/"),
     (re.compile("[\u2212\u2013]"), "-"),  # the minus sign, an en dash
     (re.compile(r"√"), r"\\sqrt"),
 )
 _POWER = re.compile(r"\*\*")
+_SUPERSCRIPT = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 _MIXED = re.compile(r"(?<=\d)(?=\\frac)")
 _FRAC = re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}")
-_SQRT = re.compile(r"\\sqrt\{([^{}]*)\}|\\sqrt(\d+|[a-zA-Z])")
+_SQRT = re.compile(r"\\sqrt\s*\{([^{}]*)\}|\\sqrt\s*(\d+|[a-zA-Z])")
 _POWER_BRACE = re.compile(r"\^\{([^{}]*)\}")
-_AROUND = re.compile(r"\s*([-+*/^=!(),\[\]{}<>])\s*")
+_TOKEN_BRACE = re.compile(r"(?<!\\)\{([\w.]+)\}")
+"""A brace around one token is no grouping: ``{17}\\times{23}`` is ``17*23``."""
+_AROUND = re.compile(r" ?([-+*/^=!),\[\]{}<>]) ?|(\() ?")
+"""One space either side of a mark, after runs of spacing are one space: with ``\\s*`` either
+side, a run of spaces with no mark after it was rescanned from each of its spaces (a 50,000-space
+query took 16 s on the event loop). The space before ``(`` stays: ``Expand (x+1)^2`` puts
+``(x+1)^2`` whole, ``f(x+1)`` does not."""
+_IMPLICIT = re.compile(r"(?<=[\d)]) ?(?=\()|(?<=\))(?=[\w\\])")
+"""A product written without its sign: ``2(3+4)`` is ``2*(3+4)``, ``(x+1)(x+2)`` is
+``(x+1)*(x+2)``. Not between a number and a name: ``2\\pi`` stays one number."""
+_TERM = re.compile(r"\d+(?:\.\d+)?|[a-zA-Z]+|[^\s()*\\\w]")
+"""The terms of a shaped expression, for :func:`_terms` (grouping, ``*`` and ``\\`` aside)."""
+_ENCLOSED_LEFT = set("+-*/^)")
+_FUNCTIONS = frozenset(
+    [
+        "sqrt",
+        "sin",
+        "cos",
+        "tan",
+        "sec",
+        "csc",
+        "cot",
+        "sinh",
+        "cosh",
+        "tanh",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "log",
+        "ln",
+        "lg",
+        "exp",
+        "gcd",
+        "lcm",
+        "max",
+        "min",
+        "abs",
+        "det",
+    ]
+)
+"""Names that before ``(`` apply a function to the group, as a one-letter name (``f(x+1)``) or a
+command (``\\log(x+1)``) does; a prose word (``Expand(x+1)^2``) does not."""
+_ENCLOSED_RIGHT = set("+-*/^!(")
 _WHITESPACE = re.compile(r"\s+")
 _RELATION = re.compile(r"=|\\approx|≈")
 _OPERATION = re.compile(r"[-+*/^!]|sqrt\(|\\(?!(?:pi|infty|circ|degree|%)(?![a-zA-Z]))[a-zA-Z]+")
@@ -87,6 +136,7 @@ def _shape(text: str) -> str:
     ``6/8`` give ``6/8``, ``2^{10}`` and ``2**10`` give ``2^10``."""
     text = _WRAPPER.sub(r" \1 ", _SPACING.sub(" ", text))
     text = _POWER.sub("^", text)
+    text = _SUPERSCRIPT.sub(lambda m: "^" + _grouped(m[0].translate(_SUPERSCRIPT_DIGITS)), text)
     for pattern, same in _SAME:
         text = pattern.sub(same, text)
     text = _MIXED.sub(" ", text)  # 1\\frac{1}{2} is "1 1/2", not 11/2
@@ -97,8 +147,36 @@ def _shape(text: str) -> str:
         text = _POWER_BRACE.sub(lambda m: f"^{_grouped(m[1].strip())}", text)
         if text == before:
             break
-    text = _AROUND.sub(r"\1", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    text = _TOKEN_BRACE.sub(r"\1", text)  # after: a fraction's {2} is no stray brace
+    text = _AROUND.sub(lambda m: m[1] or m[2], _WHITESPACE.sub(" ", text))
+    return _IMPLICIT.sub("*", text).strip()
+
+
+def _terms(shaped: str) -> list[str]:
+    """The terms of a shaped expression in order of their text: two writings with equal terms
+    are one expression in another order, grouping or spacing (``1+x`` and ``x + 1``), which
+    math-verify found equal, so neither is work left undone on the other."""
+    return sorted(_TERM.findall(shaped))
+
+
+def _put_whole(query: str, start: int, end: int) -> bool:
+    """Whether ``query[start:end]`` stands whole in the shaped question, not as a piece of a
+    longer expression: parentheses around it are its own, and no operation or product joins it
+    to what is beside them (the ``x+1`` in ``(x^2+2x+1)/(x+1)`` is a divisor)."""
+    while start > 0 and end < len(query) and query[start - 1] == "(" and query[end] == ")":
+        start, end = start - 1, end + 1
+    left = query[start - 1] if start > 0 else " "
+    right = query[end] if end < len(query) else " "
+    if left in _ENCLOSED_LEFT or left.isdigit() or right in _ENCLOSED_RIGHT or right.isalnum():
+        return False
+    if not left.isalpha():
+        return True
+    word = start
+    while word > 0 and query[word - 1].isalpha():
+        word -= 1
+    name = query[word:start]
+    command = word > 0 and query[word - 1] == "\\"
+    return not (command or len(name) == 1 or name.lower() in _FUNCTIONS)
 
 
 def echoed_expression(answer: str, query: str, golds: Iterable[str]) -> str | None:
@@ -111,13 +189,19 @@ def echoed_expression(answer: str, query: str, golds: Iterable[str]) -> str | No
     unsigned = value.lstrip("+-")
     if not unsigned or _one_number(unsigned) or _OPERATION.search(unsigned) is None:
         return None
-    if any(_shape(_RELATION.split(g)[-1]).rstrip(_TRAILING).strip() == value for g in golds):
-        return None
+    terms = _terms(value)
+    for gold in golds:
+        written = _shape(_RELATION.split(gold)[-1]).rstrip(_TRAILING).strip()
+        if written == value or _terms(written) == terms:
+            return None
     # not inside a longer number or name: 3/4 is not in 33/44 nor in 3/4.5
     before = r"(?<!\w)(?<!\d\.)" if value[0].isalnum() else ""
     after = r"(?!\w|\.\d)" if value[-1].isalnum() else ""
-    found = re.search(before + re.escape(value) + after, _shape(query))
-    return value if found is not None else None
+    shaped = _shape(query)
+    for found in re.finditer(before + re.escape(value) + after, shaped):
+        if _put_whole(shaped, found.start(), found.end()):
+            return value
+    return None
 
 
 def query_text(value: Any) -> str | None:
