@@ -44,7 +44,7 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._pregate import grader_pregates, pregate_result
 from graders._reward_model import gate_view, with_response
 from graders._rm_score import score_map as build_score_map
-from graders._text import as_text, is_content_parts
+from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 from rm_service.models._base import JudgeError
@@ -196,7 +196,7 @@ class RemoteRewardModelGrader(BaseGrader):
                 "chat, or map a text 'query'",
                 kind="invalid_input",
             )
-        if is_conversation(query) and not is_content_parts(query):
+        if is_conversation(query):
             raise Unscored(
                 "field 'query' must be text with input_format: text, got a list of chat "
                 "messages; input_format: chat lets the server apply the chat template",
@@ -253,7 +253,7 @@ class RemoteRewardModelGrader(BaseGrader):
 
 def _turns(value: Any, field: str, role: str = "assistant") -> tuple[dict[str, str], ...]:
     """``value`` as chat messages: a message list as it is (checked), text as one ``role`` turn."""
-    if not is_conversation(value) or is_content_parts(value):
+    if not is_conversation(value):
         return ({"role": role, "content": as_text(value, field)},)
     out = []
     for i, m in enumerate(value):

@@ -53,7 +53,7 @@ from typing import Any, Literal
 from graders._base import BaseGrader, Unscored, grader
 from graders._pregate import grader_pregates, pregate_result
 from graders._rm_score import ScoreMap, score_map
-from graders._text import as_text
+from graders._text import as_text, is_content_parts
 from rm_service._exceptions import ConfigError, InputError, LocalModelUnavailable
 from rm_service._result import GraderScore
 from rm_service.models._batch import MicroBatcher
@@ -284,6 +284,11 @@ class RewardModelGrader(BaseGrader):
         """The text the model reads, and which form it took (``chat`` or ``text``)."""
         tok = bundle.tokenizer
         fmt = self.input_format
+        # OpenAI's content-parts form of one text is that text (a TRL column may hold it)
+        if is_content_parts(prompt):
+            prompt = as_text(prompt, "prompt")
+        if is_content_parts(completion):
+            completion = as_text(completion, "completion")
         if fmt != "text" and is_conversation(messages):
             return reward_text(tok, list(messages), []), "chat"
         if prompt is not None and completion is not None:

@@ -299,12 +299,15 @@ def _finish(
 
 
 def is_conversation(value: Any) -> bool:
-    """A list of chat messages (mappings), as TRL's ``is_conversational`` reads a prompt."""
+    """A list of chat messages (mappings, the first with a ``role``), as TRL's
+    ``is_conversational`` reads a prompt. A list of mappings without roles is OpenAI's
+    content-parts form of one text (``[{"type": "text", "text": ...}]``), read as that text."""
     return (
         isinstance(value, Sequence)
         and not isinstance(value, str | bytes)
         and len(value) > 0
         and all(isinstance(m, Mapping) for m in value)
+        and "role" in value[0]
     )
 
 

@@ -145,3 +145,23 @@ async def test_a_judge_reads_a_query_and_response_in_content_parts(
     )
     assert isinstance(parts, GraderScore), parts
     assert isinstance(text, GraderScore) and parts.score == text.score
+
+
+# --- a reward model reads a prompt in parts as its text, not as a conversation ------------------
+
+
+async def test_a_reward_model_reads_a_prompt_in_content_parts_as_its_text(tmp_path: Any) -> None:
+    """A list of mappings without roles was taken for a conversation (every mapping counted as
+    a chat message), so a prompt in parts reached the chat template as messages with no role.
+    Read as its text, it scores as the same prompt written as a string."""
+    from graders import RewardModelGrader
+    from tests.rm_support import make_tiny_rm
+
+    grader = RewardModelGrader(path=str(make_tiny_rm(tmp_path / "rm")))
+    answer = " It is 4."
+    text = await grader.aevaluate(prompt="What is 2 + 2?", completion=answer, response=answer)
+    parts = await grader.aevaluate(
+        prompt=_parts("What is ", "2 + 2?"), completion=_parts(answer), response=answer
+    )
+    assert isinstance(text, GraderScore) and isinstance(parts, GraderScore), (text, parts)
+    assert parts.score == text.score
