@@ -17,9 +17,11 @@ runs for which criterion is decided in :mod:`graders._gateset` (a refusal is a *
 harmfulness, so the non-answer gate is not run there).
 
 This module holds the gates for text shaped to look relevant (keyword stuffing, repetition,
-runaway length) and re-exports the rest: near copies are in :mod:`graders._near_copy`,
-non-answers in :mod:`graders._non_answer`, the shared word lists and query cues in
-:mod:`graders._degenerate_words`.
+runaway length), :func:`keyword_frame` (a response without its labels and lists of the query's
+words, which the embedding graders judge when keywords are stuffed around off-topic prose, a
+trick no rule can see without a model) and re-exports the rest: near copies are in
+:mod:`graders._near_copy`, non-answers in :mod:`graders._non_answer`, the shared word lists and
+query cues in :mod:`graders._degenerate_words`.
 """
 
 from __future__ import annotations
@@ -30,22 +32,27 @@ import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from graders._degenerate_words import (
     _ASKING_FIELDS,
     FUNCTION_WORDS,
     FUNCTION_WORDS_BY_LANGUAGE,
+    _content_tokens,
+    _filler_for,
     _mostly_cjk,
+    _stem,
     asks_for_repetition,
 )
 from graders._near_copy import NearCopyGate
 from graders._non_answer import GENERIC_WORDS, NonAnswerGate
-from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate
+from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate, tokens_for_gate
 
 __all__ = [
     "FUNCTION_WORDS",
     "FUNCTION_WORDS_BY_LANGUAGE",
     "GENERIC_WORDS",
+    "KeywordFrame",
     "KeywordStuffingGate",
     "LengthGate",
     "NearCopyGate",
@@ -53,6 +60,7 @@ __all__ = [
     "RepetitionGate",
     "asks_for_repetition",
     "compression_ratio",
+    "keyword_frame",
     "length_limit",
 ]
 
@@ -193,6 +201,105 @@ class KeywordStuffingGate:
                 "no sentence structure"
             )
         return None
+
+
+# --- the query's words as labels and lists -------------------------------------------------------
+
+_CONJUNCTION = r"(?:and|or|&|y|e|et|und|oder|o|ou|и|или)"
+_LIST_WORD = rf"(?<![\w'’-])(?!{_CONJUNCTION}\b)[^\W_][\w'’-]*"
+_LIST_ITEM = rf"{_LIST_WORD}(?:[ \t]+{_LIST_WORD})?"
+_LIST_RE = re.compile(
+    rf"{_LIST_ITEM}(?:[ \t]*,[ \t]*{_LIST_ITEM})+"
+    rf"(?:[ \t]*,?[ \t]+{_CONJUNCTION}[ \t]+{_LIST_ITEM})?",
+    re.IGNORECASE,
+)
+"""A comma list of one- or two-word items, maybe closed by "and"/"or" (in a few languages)."""
+_ITEM_SPLIT_RE = re.compile(rf"\s*,\s*(?:{_CONJUNCTION}\s+)?|\s+{_CONJUNCTION}\s+", re.IGNORECASE)
+_FRAGMENT_SPLIT_RE = re.compile(r"[.;:!?\n。；：！？]+")
+_INFLECTIONS = ("ing", "ies", "ied", "es", "ed", "s", "e", "y")
+
+
+def _word_key(token: str) -> str:
+    """``token`` less one inflection, keeping at least three letters ("baking", "bake",
+    "baked" → "bak"; "studies", "study" → "stud"), for matching a response's words to the
+    query's where :func:`~graders._degenerate_words._stem` leaves short words whole."""
+    for suffix in _INFLECTIONS:
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            if suffix == "s" and token.endswith("ss"):
+                break
+            return token[: -len(suffix)]
+    return token
+
+
+@dataclass(frozen=True)
+class KeywordFrame:
+    """A response with the query's words taken out where they do no work in a sentence.
+
+    Attributes:
+        removed: what was taken out: lists naming the query's words and fragments that hold
+            nothing but the query's words (a label such as "Sourdough bread baking:").
+        text: the rest, the response's own prose, with the query's words left where a
+            sentence uses them.
+        words: the content words (not function or filler words) of ``text``.
+    """
+
+    removed: tuple[str, ...]
+    text: str
+    words: int
+
+
+def keyword_frame(query: str, response: str) -> KeywordFrame | None:
+    """The response without its labels and lists of the query's words; ``None`` without any.
+
+    Why: the query's words raise an embedding's topic score wherever they stand, so a policy
+    learns to prepend them as a label and list them inside off-topic text ("Sourdough bread
+    baking: the stock market closed higher as investors welcomed bread, sourdough, starter,
+    flour, oven and bake earnings reports" scored relevance 1.0). The frame is what is left to
+    judge: an honest answer's frame is still about the question, because its sentences use
+    the query's words ("cats are independent, while dogs need walks"), which stay.
+
+    Removed: a comma list of at least three short items, at least two of them the query's
+    words (one, for a query with a single content word), and every fragment between sentence
+    marks or colons whose content words are all the query's. A word is the query's when its
+    stem or its form less one inflection (:func:`_word_key`) is. Not read: code and text
+    mostly in CJK scripts (no comma lists or spaces to read this way), queries with no content
+    word.
+    """
+    if _looks_like_code(response) or _mostly_cjk(response):
+        return None
+    asked = _content_tokens(tokens_for_gate(query))
+    if not asked:
+        return None
+    stems = {_stem(t) for t in asked}
+    keys = {_word_key(t) for t in asked}
+
+    def is_asked(token: str) -> bool:
+        return _stem(token) in stems or _word_key(token) in keys
+
+    need = min(2, len(set(asked)))
+    removed: list[str] = []
+
+    def cut_list(m: re.Match[str]) -> str:
+        items = [i for i in _ITEM_SPLIT_RE.split(m.group(0)) if i]
+        named = sum(any(map(is_asked, tokens_for_gate(i))) for i in items)
+        if len(items) >= 3 and named >= need:
+            removed.append(m.group(0).strip())
+            return " "
+        return m.group(0)
+
+    rest = _LIST_RE.sub(cut_list, response)
+    filler = _filler_for(tokens_for_gate(response))
+    kept: list[str] = []
+    for fragment in _FRAGMENT_SPLIT_RE.split(rest):
+        content = _content_tokens(tokens_for_gate(fragment), filler)
+        if content and all(map(is_asked, content)):
+            removed.append(fragment.strip())
+        elif any(map(str.isalnum, fragment)):
+            kept.append(" ".join(fragment.split()))
+    if not removed:
+        return None
+    text = ". ".join(kept)
+    return KeywordFrame(tuple(removed), text, len(_content_tokens(tokens_for_gate(text), filler)))
 
 
 # --- degenerate repetition -----------------------------------------------------------------------

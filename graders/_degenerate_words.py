@@ -162,12 +162,17 @@ _STEMS: dict[str, str] = {}
 _EN_FILLER_STEMS = frozenset(map(_stem, _EN_FILLER))
 
 
+def _content_tokens(tokens: Sequence[str], filler: frozenset[str] | None = None) -> list[str]:
+    """The tokens that are not filler in the text's own languages (see :func:`_filler_for`, or
+    ``filler`` when the caller judged the languages on a larger text); a token whose stem is an
+    English filler word's stem is filler too."""
+    filler = _filler_for(tokens) if filler is None else filler
+    return [t for t in tokens if t not in filler and _stem(t) not in _EN_FILLER_STEMS]
+
+
 def _content_stems(tokens: Sequence[str]) -> set[str]:
-    """Stems of the tokens that are not filler in the text's own languages (see
-    :func:`_filler_for`); a token whose stem is an English filler word's stem is filler too."""
-    filler = _filler_for(tokens)
-    stems = (_stem(t) for t in tokens if t not in filler)
-    return {s for s in stems if s not in _EN_FILLER_STEMS}
+    """Stems of :func:`_content_tokens`: what a text says, whatever its inflection."""
+    return {_stem(t) for t in _content_tokens(tokens)}
 
 
 _CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._degenerate import KeywordStuffingGate, keyword_frame
 from graders._pregate import PreGate, grader_pregates, pregate_result
 from graders._text import as_text
 from rm_service._exceptions import ConfigError
@@ -35,9 +36,11 @@ from rm_service.models._embed import Embedder, EmbedderUnavailable, default_mode
 __all__ = [
     "RELEVANCE_HIGH",
     "RELEVANCE_LOW",
+    "STUFFED_FRAME_MAX",
     "EmbeddingRelevanceGrader",
     "SimilarityGrader",
     "cosine_to_score",
+    "query_word_stuffing",
 ]
 
 RELEVANCE_LOW = 0.15
@@ -53,6 +56,64 @@ RELEVANCE_HIGH = 0.45
 The 10 on-topic answers measured 0.52 to 0.71 (the survey's set: 0.50 to 0.88, its weakest a
 procedural how-to), so the ramp ends a little below them. Answers that touch the topic only in
 part land on the ramp; the midpoint, score 0.5, is a cosine of 0.30."""
+
+
+STUFFED_FRAME_MAX = 0.25
+"""Query cosine of a response's own prose (:func:`~graders._degenerate.keyword_frame`) at and
+below which the query's words stuffed around it are all that made it relevant.
+
+Measured on the attacks of ``tests/data/judge_attacks.jsonl`` (keyword-stuffing-02, -03, -05)
+and six more of the kind: their prose scored -0.09 to 0.16 (a pancake recipe under "French
+Revolution causes:" the highest). The honest answers with such labels or lists (the controls
+there, ``judge_labelled.jsonl``, ``harm_labelled.jsonl``, ``examples/chat_sample.jsonl`` and 25
+written for this: lists of pets, symptoms, ingredients, languages, in four languages) kept
+0.44 or more: they use the query's words in their sentences, and those stay. The cut sits a
+third of the way up the relevance ramp."""
+
+STUFFED_MIN_DROP = 0.2
+"""How far the query cosine must fall without the labels and lists: the removed words carried
+the relevance (the attacks fell 0.45 to 0.63)."""
+
+STUFFED_MIN_WORDS = 5
+"""The fewest content words the rest must hold: fewer is a terse answer under a label
+("Dehydration symptoms: thirst, dry mouth"), whose cosine alone says little."""
+
+
+async def query_word_stuffing(
+    embedder: Embedder, query: str, response: str
+) -> dict[str, Any] | None:
+    """Why ``response`` is on the query's topic only through the query's own words, or ``None``.
+
+    Why: an embedding reads topic, and the query's words are the topic, wherever they stand.
+    Off-topic text under a label of the query's words, with a list of them inside, scored
+    relevance 1.0 (unsloth issue #2690: keyword-overlap rewards get hacked this way in GRPO).
+    The :class:`~graders._degenerate.KeywordStuffingGate` reads only runs of bare keywords, so
+    sentences around the list walked past it. Here the response's labels and lists of the
+    query's words come out (:func:`~graders._degenerate.keyword_frame`); when what is left is
+    prose (:data:`STUFFED_MIN_WORDS`) that is off topic (:data:`STUFFED_FRAME_MAX`) although the
+    whole response was on it (cosine above :data:`RELEVANCE_LOW`, :data:`STUFFED_MIN_DROP`
+    higher), the response is stuffing. Returns what the verdict rests on: the cosines of the
+    whole response and of the rest, the rest, and what was removed. One more embedding, only
+    for responses with such labels or lists.
+
+    Raises:
+        EmbedderUnavailable, ValueError: as :meth:`Embedder.asimilarity`.
+    """
+    frame = keyword_frame(query, response)
+    if frame is None or frame.words < STUFFED_MIN_WORDS:
+        return None
+    whole = await embedder.asimilarity(query, response)
+    if whole <= RELEVANCE_LOW:
+        return None  # off topic with the keywords too: the cosine says so already
+    rest = await embedder.asimilarity(query, frame.text)
+    if rest > STUFFED_FRAME_MAX or whole - rest < STUFFED_MIN_DROP:
+        return None
+    return {
+        "whole_cosine": round(whole, 6),
+        "rest_cosine": round(rest, 6),
+        "rest": frame.text,
+        "removed": list(frame.removed),
+    }
 
 
 def cosine_to_score(cos: float, low: float, high: float) -> float:
@@ -71,6 +132,11 @@ class _EmbeddingGrader(BaseGrader):
     the question, a non-answer on the topic or a sentence repeated to fill the page would
     otherwise score as well as an answer. A gated response scores ``pregate_score`` with the
     reason and ``metadata["pregate"]``; the model is not called.
+
+    With the ``keyword_stuffing`` gate on and a query in the record, a response relevant only
+    through the query's words stuffed around off-topic prose (:func:`query_word_stuffing`) also
+    scores ``pregate_score``, with the reason and ``metadata["stuffing"]``: the gate reads bare
+    keyword runs, this check the same trick inside sentences, which needs the model.
     """
 
     pair: ClassVar[tuple[str, str]]
@@ -100,6 +166,7 @@ class _EmbeddingGrader(BaseGrader):
         self.low = float(low)
         self.high = float(high)
         self.embedder = Embedder(model)
+        self.checks_stuffing = any(isinstance(g, KeywordStuffingGate) for g in self.pregates)
 
     async def aload(self) -> None:
         """Load the embedding model now rather than on the first record."""
@@ -123,10 +190,27 @@ class _EmbeddingGrader(BaseGrader):
             return GraderScore(
                 name=self.name, score=0.0, reason=f"{second} is empty", metadata=meta
             )
+        query = texts.get("query", "")
         try:
             cos = await self.embedder.asimilarity(a, b)
+            stuffed = (
+                await query_word_stuffing(self.embedder, query, b)
+                if self.checks_stuffing and query.strip()
+                else None
+            )
         except (EmbedderUnavailable, ValueError) as exc:
             raise Unscored(str(exc), kind="internal") from exc
+        if stuffed is not None:
+            return GraderScore(
+                name=self.name,
+                score=self.pregate_score,
+                reason=(
+                    f"keyword stuffing: on topic only through the query's words "
+                    f"({'; '.join(stuffed['removed'])[:120]!r}); without them the query cosine "
+                    f"falls from {stuffed['whole_cosine']:.3f} to {stuffed['rest_cosine']:.3f}"
+                ),
+                metadata={"cosine": round(cos, 6), **meta, "stuffing": stuffed},
+            )
         score = cosine_to_score(cos, self.low, self.high)
         return GraderScore(
             name=self.name,
@@ -147,7 +231,9 @@ class SimilarityGrader(_EmbeddingGrader):
 
     A copy of the question would still be similar to the reference (same topic), so the
     pre-gates read the record's ``query`` (and ``instruction``) when it has one: map it in a
-    config if the record names it otherwise.
+    config if the record names it otherwise. The query also lets it see the query's words
+    stuffed around off-topic prose (:func:`query_word_stuffing`), which share the reference's
+    topic words too.
 
     Args:
         low: cosine at and below which the score is 0.
@@ -193,6 +279,8 @@ class EmbeddingRelevanceGrader(_EmbeddingGrader):
     scores high. A response that restates the question, or only dodges it, is on topic too,
     which is why the pre-gates run first: a copy or near-copy of the query, a non-answer, keyword
     stuffing, degenerate repetition and a runaway length score 0 (see :mod:`graders._degenerate`).
+    So does off-topic prose made relevant by the query's words stuffed around it, as a label and
+    a list (:func:`query_word_stuffing`; on with the ``keyword_stuffing`` gate).
 
     Args:
         low: cosine at and below which the score is 0.
