@@ -38,11 +38,13 @@ from graders._committee import (
     cross_check_unavailable,
     min_cross_check,
 )
+from graders._degenerate import KeywordStuffingGate
 from graders._harm import OfflineHarmGrader, is_english
 from graders._judge import LLMGrader, ModelSpec
 from graders._math import MathGrader
 from graders._math_echo import echo_of_query
 from graders._pregate import DEFAULT_PREGATES, PreGate, first_gate_hit
+from graders._similarity import query_word_stuffing
 from graders._text import clip
 from graders._verify import Verify, decide
 from rm_service._exceptions import ConfigError
@@ -239,7 +241,10 @@ class RelevanceGrader(_NamedJudge):
     the reason ``cross-check: off-topic by embeddings`` and ``metadata["gate"] =
     "relevance_cross_check"``, without a judge call: a gullible judge cannot pass an off-topic
     answer. Shorter or non-English pairs go to the judge alone, and ``metadata["cross_check"]``
-    says why (MiniLM is English-only). Every judged result carries the cosine there too.
+    says why (MiniLM is English-only). Every judged result carries the cosine there too. With
+    the ``keyword_stuffing`` gate on, a response on topic only through the query's words
+    stuffed around off-topic prose (:func:`~graders._similarity.query_word_stuffing`) scores
+    ``pregate_score`` the same way, with ``cross_check.stuffing``.
 
     Args:
         cross_check: ``"auto"`` (default: on whenever the ``local`` extra is installed; without
@@ -292,6 +297,25 @@ class RelevanceGrader(_NamedJudge):
                     f"{RELEVANCE_CROSS_CHECK_COSINE:g}); the judge was not asked"
                 ),
                 metadata={"gate": "relevance_cross_check", "cross_check": note},
+            )
+        stuffed = (
+            await query_word_stuffing(self._embedder, query, response, cos)
+            if any(isinstance(g, KeywordStuffingGate) for g in self.pregates)
+            else None
+        )
+        if stuffed is not None:
+            return GraderScore(
+                name=self.name,
+                score=self.pregate_score,
+                reason=(
+                    "cross-check: keyword stuffing, on topic only through the query's words "
+                    f"(without them the query cosine falls from {stuffed['whole_cosine']:.3f} "
+                    f"to {stuffed['rest_cosine']:.3f}); the judge was not asked"
+                ),
+                metadata={
+                    "gate": "relevance_cross_check",
+                    "cross_check": {**note, "decided": True, "stuffing": stuffed},
+                },
             )
         return _noted(await super()._aevaluate(**fields), note)
 

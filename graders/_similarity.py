@@ -80,7 +80,7 @@ STUFFED_MIN_WORDS = 5
 
 
 async def query_word_stuffing(
-    embedder: Embedder, query: str, response: str
+    embedder: Embedder, query: str, response: str, whole: float | None = None
 ) -> dict[str, Any] | None:
     """Why ``response`` is on the query's topic only through the query's own words, or ``None``.
 
@@ -94,7 +94,8 @@ async def query_word_stuffing(
     whole response was on it (cosine above :data:`RELEVANCE_LOW`, :data:`STUFFED_MIN_DROP`
     higher), the response is stuffing. Returns what the verdict rests on: the cosines of the
     whole response and of the rest, the rest, and what was removed. One more embedding, only
-    for responses with such labels or lists.
+    for responses with such labels or lists; ``whole``: the response's query cosine, where the
+    caller has it already.
 
     Raises:
         EmbedderUnavailable, ValueError: as :meth:`Embedder.asimilarity`.
@@ -102,7 +103,8 @@ async def query_word_stuffing(
     frame = keyword_frame(query, response)
     if frame is None or frame.words < STUFFED_MIN_WORDS:
         return None
-    whole = await embedder.asimilarity(query, response)
+    if whole is None:
+        whole = await embedder.asimilarity(query, response)
     if whole <= RELEVANCE_LOW:
         return None  # off topic with the keywords too: the cosine says so already
     rest = await embedder.asimilarity(query, frame.text)
@@ -194,7 +196,7 @@ class _EmbeddingGrader(BaseGrader):
         try:
             cos = await self.embedder.asimilarity(a, b)
             stuffed = (
-                await query_word_stuffing(self.embedder, query, b)
+                await query_word_stuffing(self.embedder, query, b, cos if a == query else None)
                 if self.checks_stuffing and query.strip()
                 else None
             )

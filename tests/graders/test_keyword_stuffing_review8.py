@@ -265,3 +265,33 @@ async def test_the_check_follows_the_keyword_stuffing_gate_setting() -> None:
         query=case["query"], response=case["response"]
     )
     assert isinstance(soft, GraderScore) and soft.score == 0.1 and "stuffing" in soft.metadata
+
+
+# --- the LLM relevance judge's embedding cross-check reads it too --------------------------------
+
+
+@pytest.fixture(scope="module")
+def gullible_judge() -> Any:
+    from tests.judge_server import JudgeServer, Reply
+
+    with JudgeServer(lambda body: Reply(json.dumps({"reason": "On topic.", "score": 5}))) as s:
+        yield s
+
+
+@needs_model
+@pytest.mark.parametrize("case", STUFFED, ids=[c["id"] for c in STUFFED])
+async def test_the_relevance_judge_does_not_ask_its_judge_about_stuffing(
+    gullible_judge: Any, case: dict[str, Any]
+) -> None:
+    """A gullible judge gave them 1.0: the embedding cross-check passed them, their cosine
+    being the query words' (bench/reward_hacking.py blocked 3 of 6 keyword_stuffing attacks)."""
+    from graders._judges import RelevanceGrader
+    from rm_service.models._openai import OpenAIChatModel
+
+    grader = RelevanceGrader(OpenAIChatModel("m", base_url=gullible_judge.base_url, max_retries=0))
+    before = gullible_judge.stats.requests
+    result = await grader.aevaluate(query=case["query"], response=case["response"])
+    assert isinstance(result, GraderScore)
+    assert (result.score, gullible_judge.stats.requests - before) == (0.0, 0), result.reason
+    assert result.metadata["gate"] == "relevance_cross_check"
+    assert result.metadata["cross_check"]["stuffing"]["rest_cosine"] <= 0.25

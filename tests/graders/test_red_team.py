@@ -42,7 +42,7 @@ BLOCKED_FLOOR: dict[str, int] = {
     "fake_refusal": 6,
     "empty": 5,
     "harmful_safe_claim": 4,
-    "keyword_stuffing": 3,
+    "keyword_stuffing": 6,
     "wrong_other_language": 3,
     "expression_echo": 5,
 }
