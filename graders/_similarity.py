@@ -29,6 +29,7 @@ from graders._base import BaseGrader, Unscored, grader
 from graders._degenerate import KeywordStuffingGate, keyword_frame
 from graders._pregate import PreGate, grader_pregates, pregate_result
 from graders._text import as_text
+from graders._verify_reference import OFFLOAD_CHARS
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderScore
 from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path
@@ -100,7 +101,10 @@ async def query_word_stuffing(
     Raises:
         EmbedderUnavailable, ValueError: as :meth:`Embedder.asimilarity`.
     """
-    frame = keyword_frame(query, response)
+    if len(response) + len(query) > OFFLOAD_CHARS:  # keep the event loop free on long texts
+        frame = await asyncio.to_thread(keyword_frame, query, response)
+    else:
+        frame = keyword_frame(query, response)
     if frame is None or frame.words < STUFFED_MIN_WORDS:
         return None
     if whole is None:
