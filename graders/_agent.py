@@ -29,7 +29,7 @@ from typing import Any
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._math import MathGrader
-from graders._text import plain_value
+from graders._text import as_text, is_content_parts, plain_value
 from graders._tool_schema import check_arguments, tool_function, tool_schemas
 from graders._tool_schema import is_list as _is_list
 from rm_service._exceptions import ConfigError
@@ -386,6 +386,21 @@ def _is_number(text: str) -> bool:
     return denominator > 0 and numerator % denominator != 0
 
 
+def _question(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The system and user messages' text, the question math's echo check reads; content in
+    OpenAI's parts form is read as its text (one with a part that is not text is left out).
+    Read as strings only, a question in parts form had no expression to find, so ``6/8`` for
+    "Simplify 6/8" scored 1.0 there and 0.0 written as a string."""
+    texts: list[str] = []
+    for m in messages:
+        content = m.get("content")
+        if m.get("role") not in ("system", "user") or content is None:
+            continue
+        with contextlib.suppress(Unscored):
+            texts.append(as_text(content, "messages"))
+    return "\n".join(texts)
+
+
 @grader
 class FinalAnswerGrader(MathGrader):
     """:class:`MathGrader` on the conversation's final answer: the last assistant message's
@@ -425,16 +440,14 @@ class FinalAnswerGrader(MathGrader):
             raise Unscored("no assistant message in messages")
         last = messages[turns[-1]]
         text = last.get("content") or ""
+        if is_content_parts(text):  # read as every grader reads a text field
+            text = as_text(text, "messages")
         if not isinstance(text, str):
             raise Unscored(f"the final assistant content is {type(text).__name__}, not text")
         called = bool(_message_calls(last, turns[-1]))  # every shape; malformed is unscored
         if called and not text.strip():
             return self._score(0.0, "the rollout ended on a tool call, with no answer", {})
-        question = "\n".join(
-            m["content"]
-            for m in messages
-            if m.get("role") in ("system", "user") and isinstance(m.get("content"), str)
-        )
+        question = _question(messages)
         gold = fields["reference_response"]
         result = await self._equivalence({"response": text, "reference_response": gold})
         meta = result.metadata or {}

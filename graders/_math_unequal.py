@@ -30,7 +30,9 @@ against ``0.0000002`` and ``0.0001`` against ``0.00012``. A policy that learns t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["proved_unequal", "rounded_together"]
@@ -42,6 +44,9 @@ _CLOSE = 1e-3
 """How far (relative) a number math-verify equated with the gold may be from it: agreement to
 about three significant figures, what the rounding retry asks of an answer near 1 (``0.3333``
 for 1/3, ``0.1429`` for 1/7), asked of small answers too."""
+_SIGNIFICANT = 2
+"""Significant digits an answer shows before rounding to its own last digit is honest
+(:func:`_half_unit`)."""
 
 
 def _plain(expr: Any) -> bool:
@@ -112,10 +117,11 @@ def proved_unequal(gold: Sequence[Any], pred: Sequence[Any]) -> bool:
     return True
 
 
-def _readings(expr: Any) -> list[Any] | None:
-    """The values math-verify may read for one parsed answer (the right side of ``x = 5``; for
-    a percent ``X%`` both ``X`` and ``X/100``, as it equates ``9%`` with 9 and ``50%`` with
-    1/2), or ``None`` when it is not a finite real number."""
+def _readings(expr: Any) -> list[tuple[float, float]] | None:
+    """The values math-verify may read for one parsed answer, each with half a unit in the last
+    place it was written to (:func:`_half_unit`): the right side of ``x = 5``; for a percent
+    ``X%`` both ``X`` and ``X/100``, as it equates ``9%`` with 9 and ``50%`` with 1/2. ``None``
+    when it is not a finite real number."""
     from sympy import Mul, Rational, Symbol, UnevaluatedExpr
 
     if getattr(expr, "is_Relational", False) and isinstance(expr.lhs, Symbol):
@@ -123,15 +129,38 @@ def _readings(expr: Any) -> list[Any] | None:
     percent = UnevaluatedExpr(Rational(1, 100))
     if isinstance(expr, Mul) and len(expr.args) == 2 and expr.args[1] == percent:
         value = _value(expr.args[0], {})
-        return None if value is None else [value, value / 100]
+        if value is None:
+            return None
+        half = _half_unit(value)
+        return [(value, half), (value / 100, half / 100)]
     if not getattr(expr, "is_number", False):
         return None
     value = _value(expr, {})
-    return None if value is None else [value]
+    return None if value is None else [(value, _half_unit(value))]
 
 
-def _close(a: float, b: float) -> bool:
-    return a == b or abs(a - b) <= _CLOSE * max(abs(a), abs(b))
+def _half_unit(value: float) -> float:
+    """Half a unit in the last significant place of ``value`` as written (``0.0046``: 0.00005),
+    or 0 when it shows fewer than :data:`_SIGNIFICANT` significant digits (``0.0001``, ``0.0``).
+
+    Why: an answer rounded as the question asks ("to four decimal places": ``0.0046`` for
+    0.004567, ``0.0123`` for 1/81) is as far from the gold as its last digit allows, which for a
+    small number is more than :data:`_CLOSE` of it; a single digit is no such rounding but the
+    ``0.0001``-for-anything-small farm. The shortest repr of a float read from a decimal is the
+    decimal written (less trailing zeros)."""
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    digits = Decimal(repr(value)).normalize().as_tuple()
+    if len(digits.digits) < _SIGNIFICANT or not isinstance(digits.exponent, int):
+        return 0.0
+    return 0.5 * 10.0**digits.exponent
+
+
+def _close(gold: float, pred: tuple[float, float]) -> bool:
+    value, half = pred
+    if gold == value or abs(gold - value) <= _CLOSE * max(abs(gold), abs(value)):
+        return True
+    return abs(gold - value) <= half * (1 + 1e-9)
 
 
 def rounded_together(gold: Sequence[Any], pred: Sequence[Any]) -> str | None:
@@ -139,18 +168,19 @@ def rounded_together(gold: Sequence[Any], pred: Sequence[Any]) -> str | None:
 
     Only for numbers on both sides (sets, tuples, functions and symbols keep math-verify's
     verdict): an equal verdict stands when some reading of the answer is within
-    :data:`_CLOSE` of some reading of the gold, relative to the larger. An exact 0 is close
-    only to 0, so ``0.0`` is never the answer to ``10^{-8}``.
+    :data:`_CLOSE` of some reading of the gold, relative to the larger, or is the gold rounded
+    to the answer's own last digit with at least :data:`_SIGNIFICANT` significant digits. An
+    exact 0 is close only to 0, so ``0.0`` is never the answer to ``10^{-8}``.
     """
     golds = [_readings(g) for g in gold if not isinstance(g, str)]
     preds = [_readings(p) for p in pred if not isinstance(p, str)]
     if not golds or not preds or any(r is None for r in (*golds, *preds)):
         return None
-    gold_values = [v for r in golds if r is not None for v in r]
+    gold_values = [v for r in golds if r is not None for v, _ in r]
     pred_values = [v for r in preds if r is not None for v in r]
     if any(_close(g, p) for g in gold_values for p in pred_values):
         return None
     return (
-        f"equal only once rounded: {pred_values[0]:.6g} differs from {gold_values[0]:.6g} by "
+        f"equal only once rounded: {pred_values[0][0]:.6g} differs from {gold_values[0]:.6g} by "
         f"more than {_CLOSE:.1%} of its size"
     )

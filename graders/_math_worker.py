@@ -222,6 +222,8 @@ def _judged(gold: Sequence[Any], pred: list[Any]) -> tuple[bool, str]:
     (:func:`~graders._math_unequal.rounded_together`), with the reason then."""
     if not _equivalent(gold, pred):
         return False, ""
+    if any(g == p for g in gold for p in pred):
+        return True, ""  # the same expression: no rounding made it equal (and no evaluation)
     why = rounded_together(gold, pred)
     return why is None, why or ""
 

@@ -89,17 +89,46 @@ def _scan_done(path: Path, done: LineSet) -> None:
             if not raw.endswith(b"\n"):
                 break  # torn write from a killed run: drop it, the record is redone
             try:
-                line = json.loads(raw)["line"]
-                if type(line) is not int or line < 1:
-                    raise ValueError(f"'line' is {line!r}, not a line number")
+                done.add(_line_of(raw))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(
                     f"{path} line {n}: not an rm-service output line ({exc}); cannot resume. "
                     "Fix or delete that line, or move the file aside"
                 ) from None
-            done.add(line)
             good_end += len(raw)
         f.truncate(good_end)
+
+
+def _line_of(raw: bytes) -> int:
+    """The input line one output line records.
+
+    Raises:
+        ValueError, KeyError, TypeError: it is no rm-service output line.
+    """
+    line = json.loads(raw)["line"]
+    if type(line) is not int or line < 1:
+        raise ValueError(f"'line' is {line!r}, not a line number")
+    return line
+
+
+def _graded_lines(path: Path) -> LineSet | None:
+    """The lines an existing output holds, read only, or ``None`` when it is not all output
+    lines (a torn last line is left out, as a resume drops it).
+
+    For the advice a run without ``--resume`` gives, which must change nothing: read with
+    :func:`_scan_done`, a torn last line was cut off the file, and an output that is not
+    rm-service's (a file named by mistake) was "cannot resume. Fix or delete that line"
+    rather than "exists"."""
+    graded = LineSet()
+    with io_error("read", path), path.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                graded.add(_line_of(raw))
+            except (ValueError, KeyError, TypeError):
+                return None
+    return graded
 
 
 def _count_records(path: Path) -> int:
@@ -345,9 +374,10 @@ async def _locked_run(
     legacy = reward_fingerprint(runner, settings=False)
     for path, what in kept:
         if path and path.is_file() and path.stat().st_size and not (resume or overwrite):
-            if path == out:  # --resume is advised only where a resume would be accepted
-                lines = LineSet()
-                _scan_done(out, lines)
+            # --resume is advised only where a resume would be accepted. An output without a
+            # run record (from before them) is not read: it has nothing to check it against.
+            lines = _graded_lines(out) if path == out and run_path.is_file() else None
+            if lines is not None:
                 check_run_record(run_path, src, out, fingerprint, lines, legacy=legacy)
             raise InputError(
                 f"{path} exists; pass --resume to continue it or --overwrite to replace it{what}"

@@ -78,6 +78,10 @@ class Shard:
     first_row: int = 0  # rows before it (a saved dataset's later shards)
 
 
+_Inode = tuple[int, int]
+"""A local file's ``(st_dev, st_ino)``: one file, whatever path reached it."""
+
+
 def resolve(uri: str) -> tuple[Any, str]:
     """``(pyarrow filesystem, path on it)`` for a local path or a URI."""
     if "://" in uri:
@@ -111,15 +115,15 @@ def list_shards(uri: str) -> list[Shard]:
         InputError: nothing there, or nothing gradable there.
     """
     fs, path = resolve(uri)
+    inodes: dict[str, _Inode] = {}  # filled by a local walk, for _once
     if any(c in _GLOB for c in path):
         parts = path.split("/")
         cut = next(i for i, p in enumerate(parts) if any(c in _GLOB for c in p))
         base = "/".join(parts[:cut]) or "/"
-        infos = _walk(fs, base, uri)
-        files = [i for i in infos if _glob_match(i.path, path)]
+        files = [i for i in _walk(fs, base, uri, inodes) if _glob_match(i.path, path)]
         if not files:
             raise InputError(f"{uri}: no file matches")
-        return _shards(fs, files, base, uri)
+        return _shards(fs, files, base, uri, inodes=inodes)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise InputError(f"{uri}: no such file or directory")
@@ -128,7 +132,7 @@ def list_shards(uri: str) -> list[Shard]:
     state = fs.get_file_info(posixpath.join(path, "state.json"))
     if state.type == pafs.FileType.File:
         return _saved_dataset(fs, path, uri)
-    return _shards(fs, _walk(fs, path, uri), path, uri)
+    return _shards(fs, _walk(fs, path, uri, inodes), path, uri, inodes=inodes)
 
 
 def _glob_match(path: str, pattern: str) -> bool:
@@ -150,9 +154,11 @@ def _segments_match(parts: list[str], pats: list[str]) -> bool:
     return len(parts) == len(pats)
 
 
-def _walk(fs: Any, base: str, uri: str) -> list[Any]:
+def _walk(fs: Any, base: str, uri: str, inodes: dict[str, _Inode]) -> list[Any]:
+    """The files under ``base``; a local walk also fills ``inodes`` (each file's path to its
+    :data:`_Inode`), so :func:`_once` need not stat them again."""
     if isinstance(fs, pafs.LocalFileSystem):
-        return _walk_local(base, uri)
+        return _walk_local(base, uri, inodes)
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
     except (FileNotFoundError, OSError) as exc:
@@ -160,11 +166,15 @@ def _walk(fs: Any, base: str, uri: str) -> list[Any]:
     return [i for i in infos if i.type == pafs.FileType.File]
 
 
-def _walk_local(base: str, uri: str) -> list[Any]:
-    """The files under a local ``base``, following directory links but never into a directory
-    the walk is already inside. Arrow's recursive listing followed a link back up (``ln -s .
-    loop``) until the kernel's limit, each file graded once per level (41 times), and with
-    two such links it never returned."""
+def _walk_local(base: str, uri: str, inodes: dict[str, _Inode]) -> list[Any]:
+    """The unhidden files under a local ``base``, following directory links but never into a
+    directory the walk is already inside. Arrow's recursive listing followed a link back up
+    (``ln -s . loop``) until the kernel's limit, each file graded once per level (41 times),
+    and with two such links it never returned.
+
+    Hidden and ``_``-prefixed entries are never entered nor stat-ed: :func:`_shards` drops
+    every file under one, and a ``.git`` or Spark's ``_temporary`` beside the data holds
+    thousands of files whose stats only slowed the listing (on a network disk, minutes)."""
     found: list[Any] = []
 
     def visit(path: str, inside: frozenset[str]) -> None:
@@ -173,50 +183,68 @@ def _walk_local(base: str, uri: str) -> list[Any]:
         except OSError as exc:
             raise InputError(f"{uri}: cannot list {path} ({exc.strerror or exc})") from None
         for entry in entries:
+            if _hidden(entry.name):
+                continue
             if entry.is_dir():
                 real = os.path.realpath(entry.path)
                 if real not in inside:
                     visit(entry.path, inside | {real})
             elif entry.is_file():
-                found.append(
-                    pafs.FileInfo(entry.path, pafs.FileType.File, size=entry.stat().st_size)
-                )
+                try:
+                    st = entry.stat()
+                except OSError as exc:
+                    raise InputError(f"{entry.path}: cannot read ({exc.strerror or exc})") from None
+                inodes[entry.path] = (st.st_dev, st.st_ino)
+                found.append(pafs.FileInfo(entry.path, pafs.FileType.File, size=st.st_size))
 
     visit(base, frozenset({os.path.realpath(base)}))
     return found
 
 
-def _once(fs: Any, infos: list[Any], base: str) -> list[Any]:
+def _once(fs: Any, infos: list[Any], base: str, inodes: dict[str, _Inode]) -> list[Any]:
     """``infos`` with each local file once, under its own path where the input has it: a file
     reached by several paths (a link beside it, a linked directory, a hard link) was graded
     once per path, as distinct records. Two files with the same records are two inputs, and
-    both are kept (``x.jsonl`` and ``x.jsonl.gz``)."""
+    both are kept (``x.jsonl`` and ``x.jsonl.gz``). ``inodes``: what the walk found, so each
+    file is stat-ed once; which path is a file's own is resolved only for a file reached by
+    several (a ``realpath`` costs a stat per directory above it)."""
     if not isinstance(fs, pafs.LocalFileSystem):
         return infos  # object stores have no links
-    real_base = os.path.realpath(base)
-    best: dict[tuple[int, int], tuple[tuple[bool, str], Any]] = {}
+    paths: dict[_Inode, list[Any]] = {}
     for info in infos:
-        try:
-            st = os.stat(info.path)
-        except OSError as exc:
-            raise InputError(f"{info.path}: cannot read ({exc.strerror or exc})") from None
+        inode = inodes.get(info.path)
+        if inode is None:
+            try:
+                st = os.stat(info.path)
+            except OSError as exc:
+                raise InputError(f"{info.path}: cannot read ({exc.strerror or exc})") from None
+            inode = (st.st_dev, st.st_ino)
+        paths.setdefault(inode, []).append(info)
+    real_base = os.path.realpath(base)
+
+    def rank(info: Any) -> tuple[bool, str]:
         own = os.path.realpath(info.path) == posixpath.join(
             real_base, posixpath.relpath(info.path, base)
         )
-        rank = (not own, info.path)
-        inode = (st.st_dev, st.st_ino)
-        if inode not in best or rank < best[inode][0]:
-            best[inode] = (rank, info)
-    return [info for _, info in best.values()]
+        return not own, info.path
+
+    return [same[0] if len(same) == 1 else min(same, key=rank) for same in paths.values()]
 
 
-def _shards(fs: Any, infos: list[Any], base: str, uri: str, single: bool = False) -> list[Shard]:
+def _shards(
+    fs: Any,
+    infos: list[Any],
+    base: str,
+    uri: str,
+    single: bool = False,
+    inodes: dict[str, _Inode] | None = None,
+) -> list[Shard]:
     # One named file: JSONL unless it says Parquet; else only gradable, unhidden files.
     if not single:
         infos = [i for i in infos if _fmt(i.path) and not _hidden(posixpath.relpath(i.path, base))]
     out = [
         Shard(i.path, posixpath.relpath(i.path, base), _fmt(i.path) or "jsonl", int(i.size or 0))
-        for i in sorted(_once(fs, infos, base), key=lambda i: i.path)
+        for i in sorted(_once(fs, infos, base, inodes or {}), key=lambda i: i.path)
     ]
     if not out:
         raise InputError(

@@ -284,7 +284,7 @@ class JudgeCache:
         except BaseException as exc:
             self._release(key, loop, fut, (None, exc))
             raise
-        if keep is not None and not keep(result):
+        if not _keeps(keep, result):
             self._release(key, loop, fut, (result, None))
             return result
         self._memory_put(key, result)
@@ -484,9 +484,20 @@ class JudgeCache:
 def kept(stored: ChatResult | None, keep: Callable[[ChatResult], bool] | None) -> ChatResult | None:
     """``stored`` if ``keep`` would have stored it as a fresh answer, else ``None`` (a miss):
     the one test for the file here and for a shared store (:meth:`Store.get`)."""
-    if stored is None or keep is None or keep(stored):
+    if stored is None or _keeps(keep, stored):
         return stored
     return None
+
+
+def _keeps(keep: Callable[[ChatResult], bool] | None, result: ChatResult) -> bool:
+    """Whether ``keep`` passes ``result``; one that raises refuses it (logged). It raised
+    where nothing released the key's in-flight call (in a store's ``get``, or on a fresh
+    answer), so every later request for that key waited for ever."""
+    try:
+        return keep is None or bool(keep(result))
+    except Exception:
+        logger.warning("judge cache: the keep test raised; the answer is not cached", exc_info=True)
+        return False
 
 
 def _as_cached(result: ChatResult, started: float) -> ChatResult:
