@@ -167,17 +167,23 @@ def _walk(fs: Any, base: str, uri: str, inodes: dict[str, _Inode]) -> list[Any]:
 
 
 def _walk_local(base: str, uri: str, inodes: dict[str, _Inode]) -> list[Any]:
-    """The unhidden files under a local ``base``, following directory links but never into a
-    directory the walk is already inside. Arrow's recursive listing followed a link back up
-    (``ln -s . loop``) until the kernel's limit, each file graded once per level (41 times),
-    and with two such links it never returned.
+    """The unhidden files under a local ``base``, following directory links, each directory
+    listed once. Arrow's recursive listing followed a link back up (``ln -s . loop``) until
+    the kernel's limit, each file graded once per level (41 times), and with two such links it
+    never returned; a walk that only refused the directories it was inside still listed a
+    directory once per path to it, so links that fan out (each level linking twice to the next)
+    made it exponential. The real tree is walked before the links, so a file is found under its
+    own path where it has one.
 
     Hidden and ``_``-prefixed entries are never entered nor stat-ed: :func:`_shards` drops
     every file under one, and a ``.git`` or Spark's ``_temporary`` beside the data holds
     thousands of files whose stats only slowed the listing (on a network disk, minutes)."""
     found: list[Any] = []
+    walked: set[str] = set()
+    links: list[str] = []
 
-    def visit(path: str, inside: frozenset[str]) -> None:
+    def visit(path: str, real: str) -> None:
+        walked.add(real)
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError as exc:
@@ -185,10 +191,12 @@ def _walk_local(base: str, uri: str, inodes: dict[str, _Inode]) -> list[Any]:
         for entry in entries:
             if _hidden(entry.name):
                 continue
-            if entry.is_dir():
-                real = os.path.realpath(entry.path)
-                if real not in inside:
-                    visit(entry.path, inside | {real})
+            if entry.is_dir(follow_symlinks=False):
+                inner = os.path.join(real, entry.name)  # no link: its real path, without a stat
+                if inner not in walked:
+                    visit(entry.path, inner)
+            elif entry.is_dir():
+                links.append(entry.path)  # after the real tree
             elif entry.is_file():
                 try:
                     st = entry.stat()
@@ -197,7 +205,12 @@ def _walk_local(base: str, uri: str, inodes: dict[str, _Inode]) -> list[Any]:
                 inodes[entry.path] = (st.st_dev, st.st_ino)
                 found.append(pafs.FileInfo(entry.path, pafs.FileType.File, size=st.st_size))
 
-    visit(base, frozenset({os.path.realpath(base)}))
+    visit(base, os.path.realpath(base))
+    while links:
+        link = links.pop(0)
+        real = os.path.realpath(link)
+        if real not in walked:
+            visit(link, real)
     return found
 
 

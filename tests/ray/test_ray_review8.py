@@ -75,3 +75,34 @@ def test_a_directory_of_x_jsonl_and_x_jsonl_gz_grades_each_file_once(
     assert result.graded == result.summary.records == 7
     ids = Counter(r["id"] for r in got if r["source"] != "latest/y.jsonl")
     assert ids == Counter({r["id"]: 2 for r in rows})  # two files with these records: two rows
+
+
+def test_links_that_fan_out_list_each_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each level links twice to the next (``a0/l -> a1``, ``a0/r -> a1``, ...): a walk that
+    only refused the directories it was inside listed level ``n`` 2**n times (exponential; 20
+    levels never return). Each real directory is listed once now, its files under their own
+    paths."""
+    from rm_service.integrations import _ray_io
+
+    rows = read_jsonl(EXAMPLES / "math_sample.jsonl")[:1]
+    levels = 8
+    src = tmp_path / "in"
+    for i in range(levels + 1):
+        (src / f"a{i}").mkdir(parents=True)
+        write_jsonl(src / f"a{i}" / "x.jsonl", rows)
+    for i in range(levels):
+        for side in ("l", "r"):
+            (src / f"a{i}" / side).symlink_to(src / f"a{i + 1}")
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path: str) -> object:
+        listed.append(str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(_ray_io.os, "scandir", counting)
+    names = [s.name for s in _ray_io.list_shards(str(src))]
+    assert names == [f"a{i}/x.jsonl" for i in range(levels + 1)]
+    assert len(listed) == levels + 2, len(listed)  # old code: 2**9 - 1 + 1 listings
