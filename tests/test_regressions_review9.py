@@ -14,23 +14,13 @@ from typing import Any
 
 import pytest
 
-from graders._math import MathGrader
 from rm_service import GraderScore
 from rm_service.models import ChatResult, JudgeCache, SamplingParams, Usage
 from rm_service.models._redis import RedisStore
+from tests.graders.test_default_reward_review8 import graded, tagged
 from tests.redis_support import RedisServer, redis_server
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
-
-
-def tagged(answer: str) -> str:
-    return f"<think>Work it out.</think>\n<answer>{answer}</answer>"
-
-
-async def graded(gold: Any, response: str, **fields: Any) -> GraderScore:
-    result = await MathGrader().aevaluate(response=response, reference_response=gold, **fields)
-    assert isinstance(result, GraderScore), result
-    return result
 
 
 # --- rounded to the answer's own last digit ------------------------------------------------------
