@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from graders._base import Unscored
-from graders._text import as_text, is_content_parts
+from graders._text import as_text
 from rm_service._exceptions import ConfigError
 from rm_service.models._body import JsonText, json_escape
+from rm_service.models._seqcls import is_conversation
 
 __all__ = ["fence", "load_prompt", "neutralize", "new_nonce"]
 
@@ -238,12 +239,7 @@ def _field_label(field: str) -> str:
 
 def _prompt_text(value: Any, field: str) -> str:
     """A field value as prompt text: a list of chat messages, or what :func:`as_text` accepts."""
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(m, Mapping) for m in value)
-        and not is_content_parts(value)  # one text in OpenAI's parts form: as_text reads it
-    ):
+    if is_conversation(value):  # a list without roles is one text in parts: as_text reads it
         try:
             parts = [(str(m.get("role", "")), as_text(m["content"], field)) for m in value]
         except KeyError:
