@@ -12,18 +12,7 @@ import pytest
 
 from graders import CalledToolGrader, FinalAnswerGrader
 from rm_service._result import GraderScore
-
-CALCULATE = {
-    "type": "function",
-    "function": {
-        "name": "calculate",
-        "parameters": {
-            "type": "object",
-            "properties": {"expression": {"type": "string"}},
-            "required": ["expression"],
-        },
-    },
-}
+from tests.graders.test_agent_hacking_review import CALCULATE
 
 
 def _called(arguments: Any, question: str = "What is 17 * 23?") -> list[dict[str, Any]]:
