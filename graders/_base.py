@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -120,6 +120,13 @@ class GraderContract(Grader, Protocol):
         builds one (a local backend would load a model no request has needed yet)."""
         ...
 
+    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        """Compute now, together, what the calls on a few upcoming records will ask for (a
+        judge's pre-gate verdicts); members' too. A cache fill only: it never changes a result,
+        and a record it cannot read is left for its own call to report. The runner calls it on
+        a few records at a time, before their calls start."""
+        ...
+
 
 class BaseGrader:
     """Base for built-in graders: field selection, failure capture and range checks in one place.
@@ -204,6 +211,12 @@ class BaseGrader:
         """The members' built judge backends; a judge grader adds its own."""
         for member in self.members:
             yield from contract(member).judges()
+
+    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        """The members' (see :meth:`GraderContract.prepare`); a grader with work of its own to
+        do ahead overrides this."""
+        for member in self.members:
+            contract(member).prepare(batch)
 
     def _select(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -363,6 +376,14 @@ class _Minimal:
     def judges(self) -> Iterator[Any]:
         for member in self.members:
             yield from contract(member).judges()
+
+    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        prepare = getattr(self._grader, "prepare", None)
+        if prepare is not None:
+            prepare(batch)
+        else:
+            for member in self.members:
+                contract(member).prepare(batch)
 
 
 _RESULT_TYPES = (GraderScore, GraderError)

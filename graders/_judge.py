@@ -42,7 +42,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,7 +57,13 @@ from graders._judge_config import (
     sampling_params,
 )
 from graders._judge_model import ModelSpec, _call_meta, _ModelRef
-from graders._pregate import PreGate, check_pregate_score, pregate_result, resolve_pregates
+from graders._pregate import (
+    PreGate,
+    check_pregate_score,
+    pregate_result,
+    resolve_pregates,
+    warm_gate_memo,
+)
 from graders._prompt import (
     _field_label,
     _Parts,
@@ -473,10 +479,29 @@ class LLMGrader(BaseGrader):
 
     # -- grading --
 
+    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        """Compute the pre-gates' verdicts on a few upcoming records together, gate by gate
+        (:func:`~graders._pregate.warm_gate_memo`): their calls then find them memoised. The
+        runner calls this before their calls start. Why: the gates are most of a judge call's
+        own CPU, and run one record at a time, between the other calls' HTTP and parsing, each
+        starts on cold CPU caches. A record this cannot read is left for its call to report.
+        """
+        calls: list[tuple[Sequence[PreGate], str, Mapping[str, str]]] = []
+        for fields in batch:
+            try:
+                calls.append((self.pregates, *self._gate_view(self._texts(self._select(fields)))))
+            except Exception:  # the record's own call reports it
+                continue
+        warm_gate_memo(calls)
+
+    @staticmethod
+    def _gate_view(texts: Mapping[str, str | None]) -> tuple[str, dict[str, str]]:
+        """The response and the fields the pre-gates read, from :meth:`_texts`."""
+        return texts["response"] or "", {k: v for k, v in texts.items() if v is not None}
+
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         texts = self._texts(fields)
-        response = texts["response"] or ""
-        gate_fields = {k: v for k, v in texts.items() if v is not None}
+        response, gate_fields = self._gate_view(texts)
         gated = pregate_result(
             self.pregates, response, gate_fields, name=self.name, score=self.pregate_score
         )

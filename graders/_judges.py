@@ -266,8 +266,8 @@ class RelevanceGrader(_NamedJudge):
         if self._embedder is None:
             return _noted(await super()._aevaluate(**fields), self._cross_note)
         texts = self._texts(fields)
-        query, response = texts["query"] or "", texts["response"] or ""
-        gate_fields = {k: v for k, v in texts.items() if v is not None}
+        query = texts["query"] or ""
+        response, gate_fields = self._gate_view(texts)
         if first_gate_hit(self.pregates, response, gate_fields) is not None:
             return await super()._aevaluate(**fields)  # the pre-gate's own result
         skip = relevance_cross_check_skip(query, response)
@@ -383,8 +383,7 @@ class CorrectnessGrader(_NamedJudge):
         if self.verify == "never":
             return await super()._aevaluate(**fields)
         texts = self._texts(fields)
-        response = texts["response"] or ""
-        gate_fields = {k: v for k, v in texts.items() if v is not None}
+        response, gate_fields = self._gate_view(texts)
         if first_gate_hit(self.pregates, response, gate_fields) is not None:
             return await super()._aevaluate(**fields)  # the gate's own result
         ref, decision = await decide(response, texts["reference_response"] or "", self._math)

@@ -73,6 +73,7 @@ __all__ = [
     "pregate_result",
     "resolve_pregates",
     "tokens_for_gate",
+    "warm_gate_memo",
 ]
 
 
@@ -348,6 +349,50 @@ def _first_hit(
         if reason:
             return gate.name, reason
     return None
+
+
+def warm_gate_memo(calls: Sequence[tuple[Sequence[PreGate], str, Mapping[str, str]]]) -> None:
+    """Compute the memoised gate verdicts of many calls gate by gate, before they ask for them.
+
+    Why: the gates are regex-heavy Python. Run for one record at a time, between the judge
+    calls' HTTP, parsing and bookkeeping, each gate starts with the CPU's caches full of other
+    code; run over many records in a row, its code and patterns stay hot. Only the memo is
+    filled: each call still asks :func:`first_gate_hit` itself, in its own gate order, and gets
+    the same verdicts, reasons and exceptions as without this (a gate that raises here is left
+    for the call to run, and raise, itself).
+
+    Each call's gates run in order and stop at its first hit, as the call would: round ``k``
+    runs every call's ``k``-th gate, the calls sharing a gate one after another. A call stops
+    being warmed at a gate whose verdicts are not memoised (a user's gate may keep state, so it
+    runs once, in the call) and at a response too long to be kept (:data:`WARM_CHARS`).
+    """
+    pending = [
+        (tuple(gates), response, fields)
+        for gates, response, fields in calls
+        if len(response) + sum(len(fields.get(f) or "") for f in _ASKING) <= WARM_CHARS
+    ]
+    at = 0
+    while pending:
+        by_gate: dict[PreGate, list[tuple[tuple[PreGate, ...], str, Mapping[str, str]]]] = {}
+        for call in pending:
+            gates = call[0]
+            if at < len(gates) and type(gates[at]) in _GATE_READS:
+                by_gate.setdefault(gates[at], []).append(call)
+        pending = []
+        for gate, group in by_gate.items():
+            for call in group:
+                try:
+                    hit = _first_hit((gate,), call[1], call[2])
+                except Exception:  # the call runs it again, and reports it
+                    continue
+                if hit is None:
+                    pending.append(call)
+        at += 1
+
+
+WARM_CHARS = 20_000
+"""Longer texts are not warmed: their verdicts are not worth holding in the memo for long, and a
+batch of them would hold the event loop as long as they take to read."""
 
 
 # --- the verdict memo ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from rm_service._mapper import GraderConfig
@@ -74,6 +74,11 @@ def is_big(record: Any) -> bool:
     return size > BIG_RECORD_CHARS
 
 
+PREPARE_AHEAD = 16
+"""Records the graders prepare together (:meth:`JobSource._expand`): about as long a hold of the
+event loop as an inline slice, for a judge's pre-gates."""
+
+
 class Pending:
     """One record in flight: its input, its results so far, and how many graders remain."""
 
@@ -129,10 +134,26 @@ class _Interrupted(Exception):
 class JobSource:
     """Hands out ``(record, grader)`` jobs, reading the input one record at a time."""
 
-    def __init__(self, jobs: Sequence[Job], id_field: str, records: Records, start: int) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        id_field: str,
+        records: Records,
+        start: int,
+        prepare: Callable[[Sequence[Any], int], None] | None = None,
+    ) -> None:
         self.jobs = jobs
         self.id_field = id_field
         self.index = start
+        # A list in hand: the graders may prepare the next few records before their calls
+        # (``prepare(records, first_index)``, see ``GradingRunner``).
+        self.ahead: tuple[Sequence[Any], Callable[[Sequence[Any], int], None]] | None = (
+            (records, prepare)
+            if prepare is not None and isinstance(records, list | tuple)
+            else None
+        )
+        self.first = start
+        self.prepared_to = 0
         self.buf: deque[tuple[Pending, str, GraderConfig | None, float | None]] = deque()
         self.error: BaseException | None = None
         self.done = False
@@ -194,6 +215,11 @@ class JobSource:
             self.done = True
             return None
         jobs = self.jobs
+        if self.ahead is not None and self.index - self.first >= self.prepared_to:
+            listed, prepare = self.ahead
+            at = self.index - self.first
+            self.prepared_to = at + PREPARE_AHEAD
+            prepare(listed[at : self.prepared_to], self.index)
         pend = Pending(self.index, record, len(jobs), record_id(record, self.id_field))
         self.index += 1
         self.buf.extend((pend, *job) for job in jobs)

@@ -165,6 +165,13 @@ class GradingRunner:
         ]
         if self._inline:
             self._jobs.insert(0, ("", None, None))
+        # The awaited graders, prepared a few records ahead (``_prepare``); not through a
+        # callable mapper, which is the user's code and runs once per record and grader.
+        self._prepared = tuple(
+            (cfg, contract(cfg.grader).prepare)
+            for cfg in self.grader_configs.values()
+            if not contract(cfg.grader).inline and not callable(cfg.mapper)
+        )
         # Every grader inline: one job per record and nothing ever awaits, so worker tasks and
         # the output queue would only add overhead (see ``_inline_slices``).
         self._all_inline = len(self._inline) == len(self.grader_configs)
@@ -430,7 +437,8 @@ class GradingRunner:
     ) -> JobSource:
         if deadline is not None and not deadline > 0:
             raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
-        source = JobSource(self._jobs, self.id_field, records, start)
+        prepare = self._prepare if self._prepared else None
+        source = JobSource(self._jobs, self.id_field, records, start, prepare)
         if deadline is not None:
             source.deadline_at = asyncio.get_running_loop().time() + deadline
         source.observer = observer
@@ -499,6 +507,23 @@ class GradingRunner:
             if observer is not None:
                 observer.finished(name, time.perf_counter() - began, False)
             pend.results[name] = result
+
+    def _prepare(self, records: Sequence[Any], first: int) -> None:
+        """Let each awaited grader compute together what its calls on these records will ask
+        for (:meth:`GraderContract.prepare`: a judge's pre-gates, gate by gate), before the
+        calls start. A cache fill only: a record that does not map, or a prepare that raises,
+        is left for the calls, which report it."""
+        for cfg, prepare in self._prepared:
+            batch = []
+            for index, record in enumerate(records, first):
+                try:
+                    batch.append(cfg.fields(record, index))
+                except MappingError:
+                    continue
+            try:
+                prepare(batch)
+            except Exception:  # the calls run without it, and report what fails
+                continue
 
     def _finish(self, pend: Pending) -> RecordResult:
         results = pend.results
