@@ -76,12 +76,19 @@ class ChatBody(dict[str, Any]):
         return head, tail
 
     def encoded(self) -> str:
-        messages = ", ".join(
-            "{" + ", ".join(f"{_value(k)}: {_value(v)}" for k, v in m.items()) + "}"
-            for m in self["messages"]
-        )
+        # One join of every piece: nested joins copied each message's kilobytes of prompt twice.
         head, tail = self.frame
-        return f"{head}[{messages}]{tail}"
+        out = [head, "["]
+        opening = "{"
+        for m in self["messages"]:
+            sep = opening
+            for k, v in m.items():
+                out += (sep, _value(k), ": ", _value(v))
+                sep = ", "
+            out.append("}" if sep == ", " else opening + "}")
+            opening = ", {"
+        out += ("]", tail)
+        return "".join(out)
 
 
 def _value(value: Any) -> str:

@@ -303,8 +303,8 @@ def is_conversation(value: Any) -> bool:
     ``is_conversational`` reads a prompt. A list of mappings without roles is OpenAI's
     content-parts form of one text (``[{"type": "text", "text": ...}]``), read as that text."""
     return (
-        isinstance(value, Sequence)
-        and not isinstance(value, str | bytes)
+        not isinstance(value, str | bytes)  # first: most values are text, and this is cheap
+        and isinstance(value, Sequence)
         and len(value) > 0
         and all(isinstance(m, Mapping) for m in value)
         and "role" in value[0]
