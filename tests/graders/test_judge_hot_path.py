@@ -170,6 +170,29 @@ def test_a_body_encoded_from_its_parts_is_byte_for_byte_the_plain_encoding() -> 
         assert encode_json(body) == encode_json(plain), i
 
 
+def test_a_framed_body_of_any_shape_is_encoded_as_the_plain_dict() -> None:
+    """No messages, an empty message, extra keys, JSON text or plain text in any key."""
+    from rm_service.models._body import ChatBody, JsonText, encode_json, json_escape
+
+    rng = random.Random(12)
+    for i in range(500):
+        fields = {"model": _text(rng, 6) or "m", "max_tokens": rng.randrange(9)}
+        messages: list[dict[str, str]] = []
+        for _ in range(rng.randrange(4)):
+            keys = rng.sample(["role", "content", "name", _text(rng, 6)], rng.randrange(4))
+            values = [_text(rng) for _ in keys]
+            messages.append(
+                {
+                    k: JsonText.of(v, json_escape(v)) if rng.random() < 0.5 else v
+                    for k, v in zip(keys, values, strict=True)
+                }
+            )
+        body = ChatBody.framed(fields, ChatBody.frame_of(fields))
+        body["messages"] = messages
+        plain = {**fields, "messages": [{k: str(v) for k, v in m.items()} for m in messages]}
+        assert encode_json(body) == encode_json(plain), i
+
+
 def test_a_split_template_needs_every_value() -> None:
     with pytest.raises(KeyError):
         _Parts(string.Template("$query $response")).render({"query": "q"})
