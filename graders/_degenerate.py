@@ -44,6 +44,7 @@ from graders._degenerate_words import (
     _stem,
     asks_for_repetition,
 )
+from graders._inject_match import Alternatives
 from graders._near_copy import NearCopyGate
 from graders._non_answer import GENERIC_WORDS, NonAnswerGate
 from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate, tokens_for_gate
@@ -92,10 +93,12 @@ def _looks_like_code(text: str) -> bool:
     )
 
 
-_LIST_TASK_RE = re.compile(
-    r"\b(?:list|lists|name|enumerate|keywords?|tags?|hashtags?|words|terms|vocabulary|bullet"
-    r"|items|examples)\b",
-    re.IGNORECASE,
+_LIST_TASK_RE = Alternatives.of(
+    re.compile(
+        r"\b(?:list|lists|name|enumerate|keywords?|tags?|hashtags?|words|terms|vocabulary|bullet"
+        r"|items|examples)\b",
+        re.IGNORECASE,
+    )
 )
 _RUN_SPLIT_RE = re.compile(r"[,;:.!?、，；：。！？\n•·।॥،؛؟։።]+")
 
@@ -405,24 +408,31 @@ class RepetitionGate:
 
 # --- runaway length ------------------------------------------------------------------------------
 
-_ONE_LINE_CUES = re.compile(
-    r"\b(?:in (?:one|a single|a) (?:sentence|word|line|phrase)|one[- ](?:word|sentence|line)"
-    r"|single (?:word|sentence)|in (?:a few|few|two|three) words|yes or no|tl;? ?dr"
-    r"|just the (?:answer|number|name)|only the (?:answer|number|name)"
-    r"|en una (?:frase|palabra|oración)|en une (?:phrase)|en un mot|in einem (?:satz|wort)"
-    r"|одним (?:предложением|словом))\b|一句话|一个词|一言で|一文で",
-    re.IGNORECASE,
+_ONE_LINE_CUES = Alternatives.of(
+    re.compile(
+        r"\b(?:in (?:one|a single|a) (?:sentence|word|line|phrase)|one[- ](?:word|sentence|line)"
+        r"|single (?:word|sentence)|in (?:a few|few|two|three) words|yes or no|tl;? ?dr"
+        r"|just the (?:answer|number|name)|only the (?:answer|number|name)"
+        r"|en una (?:frase|palabra|oración)|en une (?:phrase)|en un mot|in einem (?:satz|wort)"
+        r"|одним (?:предложением|словом))\b|一句话|一个词|一言で|一文で",
+        re.IGNORECASE,
+    )
 )
-_BRIEF_CUES = re.compile(
-    r"\b(?:briefly|brief|concise|concisely|succinct|succinctly|short answer|keep it short"
-    r"|in short|brevemente|breve|brièvement|kurz|kurzgefasst|кратко|коротко|resumidamente"
-    r"|in breve)\b|简要|简短|简单地|簡潔|簡単に",
-    re.IGNORECASE,
+_BRIEF_CUES = Alternatives.of(
+    re.compile(
+        r"\b(?:briefly|brief|concise|concisely|succinct|succinctly|short answer|keep it short"
+        r"|in short|brevemente|breve|brièvement|kurz|kurzgefasst|кратко|коротко|resumidamente"
+        r"|in breve)\b|简要|简短|简单地|簡潔|簡単に",
+        re.IGNORECASE,
+    )
 )
-_COUNT_RE = re.compile(
-    r"\b(?:in|under|within|at most|no more than|not more than|maximum of|max|fewer than|less than"
-    r"|up to)\s+(\d{1,5})\s+(words?|sentences?|lines?|characters?|chars?|paragraphs?)\b",
-    re.IGNORECASE,
+_COUNT_RE = Alternatives.of(
+    re.compile(
+        r"\b(?:in|under|within|at most|no more than|not more than|maximum of|max|fewer than"
+        r"|less than|up to)\s+(\d{1,5})\s+"
+        r"(words?|sentences?|lines?|characters?|chars?|paragraphs?)\b",
+        re.IGNORECASE,
+    )
 )
 _CHARS_PER_UNIT = {"word": 15, "sentence": 300, "line": 200, "character": 2, "char": 2}
 _CHARS_PER_UNIT["paragraph"] = 1500

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from graders._inject_match import Alternatives
 from graders._master_key import META_WORDS, STOP_WORDS
 from graders._pregate_text import per_text
 from graders._restate import _FRAMING_WORDS
@@ -188,16 +189,21 @@ def _mostly_cjk(text: str) -> bool:
 
 # --- what the query asks for ---------------------------------------------------------------------
 
-_REPEAT_TASK_RE = re.compile(
-    r"\b(?:repeat\w*|again and again|over and over|(?:\d+|two|three|four|five|six|seven|eight|nine"
-    r"|ten|twenty|fifty|hundred|a hundred|thousand) times|copy|echo|verbatim|loop|chant|mantra)\b"
-    r"|重复|遍|繰り返",
-    re.IGNORECASE,
+_REPEAT_TASK_RE = Alternatives.of(
+    re.compile(
+        r"\b(?:repeat\w*|again and again|over and over|(?:\d+|two|three|four|five|six|seven|eight"
+        r"|nine|ten|twenty|fifty|hundred|a hundred|thousand) times|copy|echo|verbatim|loop|chant"
+        r"|mantra)\b"
+        r"|重复|遍|繰り返",
+        re.IGNORECASE,
+    )
 )
-_TRANSFORM_RE = re.compile(
-    r"\b(?:sort|sorted|alphabeti[sz]e|reverse|rearrange|arrange|order|reorder|rank|shuffle"
-    r"|dedupe|deduplicate|fill in|complete the|continue|finish the)\b",
-    re.IGNORECASE,
+_TRANSFORM_RE = Alternatives.of(
+    re.compile(
+        r"\b(?:sort|sorted|alphabeti[sz]e|reverse|rearrange|arrange|order|reorder|rank|shuffle"
+        r"|dedupe|deduplicate|fill in|complete the|continue|finish the)\b",
+        re.IGNORECASE,
+    )
 )
 _ASKING_FIELDS = ("query", "instruction")
 

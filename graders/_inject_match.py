@@ -7,22 +7,26 @@ derived from its own patterns, so the regex only runs on sentences holding an an
 :class:`_Family` also knows when a match is a description, a report or a negation rather than an
 order to the grader. The phrase tables themselves are in :mod:`graders._inject_phrases` and
 :mod:`graders._inject_claims`.
+
+The anchor screen is shared beyond that gate: :class:`Anchored` for a case-sensitive regex, and
+:class:`Alternatives` for the other gates' and the harm rules' case-insensitive phrase lists.
 """
 
 from __future__ import annotations
 
 import re
+import re._casefix as _sre_casefix  # type: ignore[import-not-found]  # no stub: a private table
 import re._constants as _sre_constants
 import re._parser as _sre_parser
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from graders._pregate_text import normalize_for_gate
 from graders._text import INVISIBLE
 
-__all__ = ["Anchored", "fold"]
+__all__ = ["Alternatives", "Anchored", "fold"]
 
 
 # --- normalisation -------------------------------------------------------------------------------
@@ -175,6 +179,118 @@ class Anchored:
 
     def search(self, text: str) -> re.Match[str] | None:
         return self.pattern.search(text) if self.may_match(text) else None
+
+
+# --- case-insensitive alternations, screened by their anchors ------------------------------------
+
+
+def _case_groups() -> dict[str, str]:
+    """Each character the regex engine's case-insensitive mode equates with others beyond
+    lowercasing (``ı`` with ``i``, ``ſ`` with ``s``, ``ᲀ`` with ``в``...), to one character
+    of its group."""
+    parent: dict[int, int] = {}
+
+    def root(c: int) -> int:
+        while parent.get(c, c) != c:
+            c = parent[c]
+        return c
+
+    for c, others in _sre_casefix._EXTRA_CASES.items():
+        for o in others:
+            a, b = root(c), root(o)
+            parent[max(a, b)] = min(a, b)
+    return {chr(c): chr(root(c)) for c in parent if root(c) != c}
+
+
+_CASE_GROUPS = str.maketrans(_case_groups())
+_LOWER_BEFORE = str.maketrans({"\u0130": "i"})
+"""``İ``: the one character whose full lowercase (``str.lower``) is two characters; the
+engine's is ``i``."""
+
+
+def _fold_case(text: str) -> str:
+    """``text`` lowercased character by character as the regex engine's case-insensitive mode
+    compares characters, each case group (:func:`_case_groups`) to one character.
+
+    Two characters that ``re.IGNORECASE`` matches fold alike, and the length is kept, so a
+    substring a case-insensitive regex matches folds to its literals' folded form.
+    """
+    if text.isascii():
+        return text.lower()
+    return text.translate(_LOWER_BEFORE).lower().translate(_CASE_GROUPS)
+
+
+class Alternatives:
+    """A case-insensitive alternation of ``patterns`` that runs only the alternatives whose
+    literal anchors occur in the text.
+
+    Why: the regex engine tries every alternative at every position, so a multilingual phrase
+    list costs tens of microseconds on a one-line answer that holds none of its phrases. Each
+    alternative's anchors (literals one of which every match of it contains) are derived from
+    its own parse tree, as the phrase families' are (:func:`_anchors`),
+    and one trie regex finds them in the case-folded text (:func:`_fold_case`). Exact: an
+    alternative with no anchor in the text matches nowhere in it. :meth:`search` runs the
+    alternatives left one by one, each compiled once, and keeps the leftmost match, the first
+    alternative's on a tie, which is the text the whole alternation matches;
+    :meth:`finditer` and :meth:`sub` run the whole alternation when any anchor occurs. An
+    alternative without derivable anchors always runs.
+    """
+
+    __slots__ = ("_each", "_owners", "_screen", "pattern")
+
+    def __init__(self, patterns: Sequence[str], flags: int = 0) -> None:
+        flags |= re.IGNORECASE
+        self.pattern = re.compile("|".join(f"(?:{p})" for p in patterns), flags)
+        self._each = tuple(re.compile(p, flags) for p in patterns)
+        anchors = [_family_anchors([p]) for p in patterns]
+        folded = [frozenset(map(_fold_case, a or ())) for a in anchors]
+        every = frozenset().union(*folded)
+        # the trie reports the shortest anchor at a position; longer ones there start with it
+        self._owners = {
+            a: frozenset(i for i, own in enumerate(folded) if any(b.startswith(a) for b in own))
+            for a in every
+        }
+        self._screen: Callable[[str, int], re.Match[str] | None] | None = (
+            _trie_regex(every).search if every and None not in anchors else None
+        )
+
+    @classmethod
+    def of(cls, regex: re.Pattern[str]) -> Alternatives:
+        """``regex`` (case-insensitive) as one alternative: its anchors screen the text, and it
+        runs only where one occurs."""
+        if not regex.flags & re.IGNORECASE:
+            raise ValueError(f"not a case-insensitive regex: {regex.pattern!r}")
+        return cls([regex.pattern], regex.flags)
+
+    def _chosen(self, text: str) -> frozenset[int] | None:
+        """The alternatives whose anchors occur in ``text``; ``None`` for "run them all"."""
+        screen = self._screen
+        if screen is None or not _PREFILTER:
+            return None
+        folded = _fold_case(text)
+        chosen: frozenset[int] = frozenset()
+        found = screen(folded, 0)
+        while found is not None:
+            chosen |= self._owners[found.group()]
+            found = screen(folded, found.start() + 1)
+        return chosen
+
+    def search(self, text: str) -> re.Match[str] | None:
+        chosen = self._chosen(text)
+        if chosen is None or len(chosen) == len(self._each):
+            return self.pattern.search(text)
+        best = None
+        for i in sorted(chosen):
+            m = self._each[i].search(text)
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        return best
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return iter(()) if self._chosen(text) == frozenset() else self.pattern.finditer(text)
+
+    def sub(self, repl: str, text: str) -> str:
+        return text if self._chosen(text) == frozenset() else self.pattern.sub(repl, text)
 
 
 def _trie_regex(words: Iterable[str]) -> re.Pattern[str]:

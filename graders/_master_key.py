@@ -405,6 +405,7 @@ class MasterKeyGate:
         greeted.discard("")
         self.greetings: tuple[str, ...] = tuple(sorted(greeted, key=lambda g: (-len(g), g)))
         self._greeting_words = frozenset(w for g in self.greetings for w in g.split())
+        self._greeted = _by_first_char(self.greetings)
         self.dangling_colon = dangling_colon
         self.vocabulary = vocabulary
         self.refusal_answers = refusal_answers
@@ -447,7 +448,9 @@ class MasterKeyGate:
     def _strip_greeting(self, text: str) -> str:
         """``text`` without a greeting in front, when something follows it ("Hello! Let me
         think." is an opener; "Hello" alone is a word, perhaps the answer)."""
-        for g in self.greetings:
+        if self._greeted[0] is not self.greetings:  # greetings replaced after construction
+            self._greeted = _by_first_char(self.greetings)
+        for g in self._greeted[1].get(text[:1], ()):
             end = len(g)
             if text.startswith(g) and end < len(text) and (text[end] == " " or _is_cjk(g[-1])):
                 rest = text[end:].lstrip()

@@ -10,30 +10,33 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from graders._inject_match import Alternatives
 from graders._master_key import META_WORDS, STOP_WORDS, MasterKeyGate, _word_set
 from graders._pregate_text import asked_verbatim, normalize_for_gate, per_text, tokens_for_gate
 
 __all__ = ["RestateGate"]
 
 
-_COPY_TASK_RE = re.compile(
-    r"\b(?:repeat|copy|echo|verbatim|word for word|restate|rephrase|paraphrase|reword"
-    r"|capitali[sz]e|uppercase|lowercase|upper case|lower case|title case|spell|proofread"
-    r"|transliterate|reformat)\b"
-    r"|\b(?:format|extract|fix|correct|normali[sz]e|quote|clean up|tidy up|edit)\s+(?:(?:this"
-    r"|these|the following|it|them|that|each|all|my)\b|(?:the|any)\s+(?:text|sentences?"
-    r"|paragraphs?|grammar|spelling|typos?|punctuation|capitali[sz]ation|casing|list|names?"
-    r"|dates?|numbers?|emails?|words?|code|json|data|table|titles?|address(?:es)?"
-    r"|phone numbers?|errors?|mistakes?|lines?|passage|quote|bugs?|issues?|indentation|syntax"
-    r"|functions?|programs?|scripts?|loop|query|regex|typos?|class|method)\b)"
-    # a query that opens with a transformation verb and gives the text after a colon ("Fix the
-    # off-by-one error in:"); "Which of these is correct: ..." is a question, not a task
-    r"|^\s*(?:please\s+)?(?:fix|format|extract|edit|clean up|tidy up|normali[sz]e|sort"
-    r"|rewrite)\b[^:\n]{0,60}:"
-    r"|^\s*(?:please\s+)?convert\b[^:\n]{0,30}\b(?:json|yaml|csv|xml|html|markdown|format|list"
-    r"|table|uppercase|lowercase)\b[^:\n]{0,30}:"
-    r"|重复|复述|改写|转述",
-    re.IGNORECASE,
+_COPY_TASK_RE = Alternatives.of(
+    re.compile(
+        r"\b(?:repeat|copy|echo|verbatim|word for word|restate|rephrase|paraphrase|reword"
+        r"|capitali[sz]e|uppercase|lowercase|upper case|lower case|title case|spell|proofread"
+        r"|transliterate|reformat)\b"
+        r"|\b(?:format|extract|fix|correct|normali[sz]e|quote|clean up|tidy up|edit)\s+(?:(?:this"
+        r"|these|the following|it|them|that|each|all|my)\b|(?:the|any)\s+(?:text|sentences?"
+        r"|paragraphs?|grammar|spelling|typos?|punctuation|capitali[sz]ation|casing|list|names?"
+        r"|dates?|numbers?|emails?|words?|code|json|data|table|titles?|address(?:es)?"
+        r"|phone numbers?|errors?|mistakes?|lines?|passage|quote|bugs?|issues?|indentation|syntax"
+        r"|functions?|programs?|scripts?|loop|query|regex|typos?|class|method)\b)"
+        # a query that opens with a transformation verb and gives the text after a colon ("Fix the
+        # off-by-one error in:"); "Which of these is correct: ..." is a question, not a task
+        r"|^\s*(?:please\s+)?(?:fix|format|extract|edit|clean up|tidy up|normali[sz]e|sort"
+        r"|rewrite)\b[^:\n]{0,60}:"
+        r"|^\s*(?:please\s+)?convert\b[^:\n]{0,30}\b(?:json|yaml|csv|xml|html|markdown|format|list"
+        r"|table|uppercase|lowercase)\b[^:\n]{0,30}:"
+        r"|重复|复述|改写|转述",
+        re.IGNORECASE,
+    )
 )
 """Queries whose answer is legitimately (almost) a copy of their own text: the copying verbs
 anywhere, and verbs with other senses ("fix the leak", "the format of an address") only with a
