@@ -30,6 +30,7 @@ from rm_service._result import (
     GraderError,
     GraderResult,
     GraderScore,
+    assembled,
     plain_reward,
     renamed,
 )
@@ -134,11 +135,15 @@ class BaseAggregator:
             return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
         except Exception as exc:  # a bug in a subclass: unscored and named, never a number
             return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
-        reason = ""
+        reason: Any = ""
+        extra: list[Any] = []
         if isinstance(out, tuple):
-            out, reason, *extra = out
-            if extra:
-                metadata.update(extra[0])
+            if len(out) == 2:
+                out, reason = out
+            else:
+                out, reason, *extra = out
+                if extra:
+                    metadata.update(extra[0])
         # Read as a function aggregator's return is: a subclass's True or np.float32(0.5) raised
         # pydantic's strict-float error out of here, and a string a TypeError, not a result.
         out, score = plain_reward(out)
@@ -146,6 +151,11 @@ class BaseAggregator:
             return GraderError(
                 name=self.name, error=f"aggregate {out!r} is {_no_reward(out)}", kind="internal"
             )
+        if not extra and type(reason) is str and type(self.name) is str:
+            # Every field already what the model checks (the score a float in [0, 1] from
+            # plain_reward, the metadata this method's own list of names): not validated again.
+            fields = {"name": self.name, "score": score, "reason": reason, "metadata": metadata}
+            return assembled(GraderScore, fields)
         return GraderScore(name=self.name, score=score, reason=reason, metadata=metadata)
 
     def combine(

@@ -157,7 +157,8 @@ class WeightedSumAggregator(BaseAggregator):
         # 0.30000000000000004. A convex combination of values in [0, 1] is in [0, 1]; clip only
         # float rounding (e.g. 1.0000000000000002), which the base would otherwise reject.
         # Anything further out is no rounding: the base rejects it.
-        s = float(f"{s:.15g}")
+        if s != 1.0 and s != 0.0:  # each of them reads back as itself (-0.0 too)
+            s = float(f"{s:.15g}")
         if -_ROUNDING < s < 0.0 or 1.0 < s < 1.0 + _ROUNDING:
             s = min(max(s, 0.0), 1.0)
         return s, reason

@@ -13,7 +13,7 @@ from typing import Any
 
 from rm_service._jobs import CallObserver
 from rm_service._mapper import GraderConfig
-from rm_service._result import GraderError, GraderResult, GraderScore, renamed
+from rm_service._result import RESULT_TYPES, GraderError, GraderResult, GraderScore, renamed
 
 __all__ = ["call", "named", "release_after"]
 
@@ -71,7 +71,11 @@ async def call(
 def named(name: str, result: Any) -> GraderResult:
     """``result`` under the name the runner knows the grader by; anything that is not a result
     is the grader's bug, unscored and named."""
-    if isinstance(result, GraderScore | GraderError):
+    if type(result) is GraderScore:  # the common case, taken with no further call
+        s = result.score
+        if type(s) is float and 0.0 <= s <= 1.0 and result.name == name:
+            return result
+    if isinstance(result, RESULT_TYPES):
         return renamed(result, name)
     return GraderError(
         name=name, error=f"grader returned {type(result).__name__}, not GraderScore/GraderError"

@@ -222,6 +222,8 @@ class JobSource:
             prepare(listed[at : self.prepared_to], self.index)
         pend = Pending(self.index, record, len(jobs), record_id(record, self.id_field))
         self.index += 1
+        if len(jobs) == 1:  # one job a record (every grader inline): nothing to buffer
+            return (pend, *jobs[0])
         self.buf.extend((pend, *job) for job in jobs)
         return self.buf.popleft()
 

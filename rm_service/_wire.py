@@ -140,6 +140,9 @@ def record_json(
     scores: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     errors: dict[str, dict[str, str]] = {}
+    metas: dict[str, dict[str, Any]] = {}  # the components that have any
+    # One pass over the components: the reward, the status and the usage are read from what it
+    # collects rather than from RecordResult's properties, each of which walks them again.
     for name, comp in rec.components.items():
         if isinstance(comp, GraderScore):
             scores[name] = comp.score
@@ -147,19 +150,20 @@ def record_json(
         else:
             scores[name] = None
             errors[name] = {"kind": comp.kind, "error": comp.error}
+        if comp.metadata:
+            metas[name] = comp.metadata
+    reward = scores.get(rec.reward_name) if rec.reward_name is not None else None
     out: dict[str, Any] = {
         "id": rec.id,
         "index": rec.index,
-        "reward": rec.reward,
-        "status": rec.status,
+        "reward": reward,
+        "status": "ok" if reward is not None else rec.status,
         "scores": scores,
         "reasons": reasons,
         "errors": errors,
-        "usage": usage(rec),
+        "usage": usage_of(metas.values()) if metas else dict.fromkeys(USAGE_KEYS, 0),
+        "metadata": metas if metadata else {},
     }
-    out["metadata"] = (
-        {k: v.metadata for k, v in rec.components.items() if v.metadata} if metadata else {}
-    )
     if line is not None:
         out["line"] = line
         if out["id"] is None:
