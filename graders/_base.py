@@ -428,6 +428,15 @@ def contract(grader: Grader) -> GraderContract:
     return grader if isinstance(grader, BaseGrader) else _Minimal(grader)
 
 
+def prepares(grader: Grader) -> bool:
+    """Whether ``grader`` has work to do ahead (:meth:`GraderContract.prepare`): a ``prepare`` of
+    its own, or a member's. The runner reads records ahead only for graders that do."""
+    own = getattr(type(grader), "prepare", None)
+    if own is not None and own is not BaseGrader.prepare:
+        return True
+    return any(prepares(m) for m in getattr(grader, "members", ()))
+
+
 def _fields_of(func: Callable[..., Any]) -> tuple[list[str], list[str], bool]:
     required: list[str] = []
     optional: list[str] = []

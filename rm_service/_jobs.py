@@ -1,8 +1,8 @@
 """The runner's input side: ``(record, grader)`` jobs handed out one record at a time.
 
 One idea: the lazy, record-major job stream ``GradingRunner`` schedules from (see there for
-why). A record is read from the input only when its first job is wanted, so nothing is created
-per record up front; an input that raises ends the stream and keeps the exception for the
+why). A record is read from the input only when its first job is wanted (a plain iterable
+:data:`PREPARE_AHEAD` records at a time when the graders prepare records ahead), so nothing is created per record up front; an input that raises ends the stream and keeps the exception for the
 runner to re-raise once the records in flight are finished. Also the per-call hook
 (:class:`CallObserver`) a stream carries.
 """
@@ -75,8 +75,8 @@ def is_big(record: Any) -> bool:
 
 
 PREPARE_AHEAD = 16
-"""Records the graders prepare together (:meth:`JobSource._expand`): about as long a hold of the
-event loop as an inline slice, for a judge's pre-gates."""
+"""Records of a plain iterable read and prepared together (:meth:`JobSource._read`): about as
+long a hold of the event loop as an inline slice, for a judge's pre-gates."""
 
 
 class Pending:
@@ -132,7 +132,8 @@ class _Interrupted(Exception):
 
 
 class JobSource:
-    """Hands out ``(record, grader)`` jobs, reading the input one record at a time."""
+    """Hands out ``(record, grader)`` jobs, reading the input one record at a time (a few at a
+    time when the graders prepare them, from a plain iterable)."""
 
     def __init__(
         self,
@@ -145,15 +146,10 @@ class JobSource:
         self.jobs = jobs
         self.id_field = id_field
         self.index = start
-        # A list in hand: the graders may prepare the next few records before their calls
-        # (``prepare(records, first_index)``, see ``GradingRunner``).
-        self.ahead: tuple[Sequence[Any], Callable[[Sequence[Any], int], None]] | None = (
-            (records, prepare)
-            if prepare is not None and isinstance(records, list | tuple)
-            else None
-        )
-        self.first = start
-        self.prepared_to = 0
+        # A plain iterable is read a few records ahead when the graders prepare them together
+        # before their calls (``prepare(records, first_index)``, see ``GradingRunner``).
+        self.prepare = prepare
+        self.pulled: deque[Any] = deque()
         self.buf: deque[tuple[Pending, str, GraderConfig | None, float | None]] = deque()
         self.error: BaseException | None = None
         self.done = False
@@ -202,24 +198,33 @@ class JobSource:
             return self._expand(record)
 
     def _pull_sync(self) -> Any:
-        try:
-            return next(self.iter)  # type: ignore[arg-type]  # set when there is no lock
-        except StopIteration:
-            return _END
-        except Exception as exc:
-            self.error = exc
-            return _END
+        if not self.pulled:
+            self._read(PREPARE_AHEAD if self.prepare is not None else 1)
+        return self.pulled.popleft()
+
+    def _read(self, n: int) -> None:
+        """Read up to ``n`` records (the end, or the input's error, ends them), and have them
+        prepared together."""
+        read: list[Any] = []
+        ended = False
+        while len(read) < n and not ended:
+            try:
+                read.append(next(self.iter))  # type: ignore[arg-type]  # set when there is no lock
+            except StopIteration:
+                ended = True
+            except Exception as exc:
+                self.error, ended = exc, True
+        if read and self.prepare is not None:
+            self.prepare(read, self.index)
+        self.pulled.extend(read)
+        if ended:
+            self.pulled.append(_END)
 
     def _expand(self, record: Any) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
         if record is _END:
             self.done = True
             return None
         jobs = self.jobs
-        if self.ahead is not None and self.index - self.first >= self.prepared_to:
-            listed, prepare = self.ahead
-            at = self.index - self.first
-            self.prepared_to = at + PREPARE_AHEAD
-            prepare(listed[at : self.prepared_to], self.index)
         pend = Pending(self.index, record, len(jobs), record_id(record, self.id_field))
         self.index += 1
         if len(jobs) == 1:  # one job a record (every grader inline): nothing to buffer

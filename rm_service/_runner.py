@@ -39,7 +39,7 @@ from weakref import WeakKeyDictionary
 from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
-from graders._base import BaseGrader, contract, load_all
+from graders._base import BaseGrader, contract, load_all, prepares
 from graders._threads import lingering
 from rm_service._call import call, named, release_after
 from rm_service._exceptions import ConfigError, MappingError
@@ -171,12 +171,13 @@ class GradingRunner:
         ]
         if self._inline:
             self._jobs.insert(0, ("", None, None))
-        # The awaited graders, prepared a few records ahead (``_prepare``); not through a
-        # callable mapper, which is the user's code and runs once per record and grader.
+        # The awaited graders with work to do ahead, prepared a few records ahead
+        # (``_prepare``); not through a callable mapper, which is the user's code and runs once
+        # per record and grader.
         self._prepared = tuple(
             (cfg, contract(cfg.grader).prepare)
             for cfg in self.grader_configs.values()
-            if not contract(cfg.grader).inline and not callable(cfg.mapper)
+            if not contract(cfg.grader).inline and not callable(cfg.mapper) and prepares(cfg.grader)
         )
         # Every grader inline: one job per record and nothing ever awaits, so worker tasks and
         # the output queue would only add overhead (see ``_inline_slices``).

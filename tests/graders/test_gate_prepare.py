@@ -16,7 +16,7 @@ import pytest
 
 import graders._pregate as pregate
 from graders import CommitteeGrader, RelevanceGrader
-from graders._base import contract
+from graders._base import contract, prepares
 from graders._pregate import default_pregates
 from rm_service import GraderConfig, GradingRunner
 from rm_service._jobs import PREPARE_AHEAD
@@ -203,12 +203,13 @@ class _Preparing:
         return GraderScore(name=self.name, score=1.0 if fields["i"] % 2 else 0.5)
 
 
-async def test_the_runner_prepares_a_list_a_few_records_ahead_each_once() -> None:
+@pytest.mark.parametrize("as_given", [list, iter], ids=["list", "iterator"])
+async def test_the_runner_prepares_a_few_records_ahead_each_once(as_given: Any) -> None:
     grader = _Preparing()
     records = [{"i": i, "response": "x"} for i in range(3 * PREPARE_AHEAD + 5)]
     records[7] = "not an object"  # type: ignore[call-overload]  # fails to map: not prepared
-    results = await GradingRunner({"p": grader}, max_concurrency=4).agrade(records)
-    assert [len(b) for b in grader.batches[:-1]] == [PREPARE_AHEAD - 1] + [PREPARE_AHEAD] * 2
+    results = await GradingRunner({"p": grader}, max_concurrency=4).agrade(as_given(records))
+    assert [len(b) for b in grader.batches] == [PREPARE_AHEAD - 1] + [PREPARE_AHEAD] * 2 + [5]
     assert [i for batch in grader.batches for i in batch] == [
         i for i in range(len(records)) if i != 7
     ]
@@ -218,6 +219,23 @@ async def test_the_runner_prepares_a_list_a_few_records_ahead_each_once() -> Non
     ]
 
 
+async def test_an_input_that_raises_after_a_read_ahead_is_raised_after_the_records_before_it() -> (
+    None
+):
+    def records() -> Any:
+        for i in range(20):
+            yield {"i": i, "response": "x"}
+        raise OSError("disk gone")
+
+    grader = _Preparing()
+    seen: list[int] = []
+    with pytest.raises(OSError, match="disk gone"):
+        async for rec in GradingRunner({"p": grader}, max_concurrency=4).astream(records()):
+            seen.append(rec.index)
+    assert sorted(seen) == list(range(20))  # every record read before the error was graded
+    assert [i for batch in grader.batches for i in batch] == list(range(20))
+
+
 async def test_a_prepare_that_raises_changes_no_result() -> None:
     records = [{"i": i, "response": "x"} for i in range(40)]
     broken = await GradingRunner({"p": _Preparing(fail=True)}).agrade(records)
@@ -225,15 +243,38 @@ async def test_a_prepare_that_raises_changes_no_result() -> None:
     assert [r.components["p"].score for r in broken] == [r.components["p"].score for r in fine]
 
 
-async def test_a_stream_or_a_callable_mapper_is_not_prepared() -> None:
+async def test_an_async_stream_or_a_callable_mapper_is_not_prepared() -> None:
     async def stream() -> Any:
         for i in range(20):
             yield {"i": i, "response": "x"}
 
     grader = _Preparing()
     await GradingRunner({"p": grader}).agrade(stream())
-    assert grader.batches == []  # nothing read ahead of the stream
+    assert grader.batches == []  # a slow producer is never waited for to fill a batch
     mapped = _Preparing()
     runner = GradingRunner({"p": GraderConfig(grader=mapped, mapper=lambda r: {**r, "i": r["i"]})})
     await runner.agrade([{"i": i, "response": "x"} for i in range(20)])
     assert mapped.batches == []  # the user's mapper runs once per record, in the call
+
+
+async def test_graders_with_nothing_to_prepare_read_no_record_ahead() -> None:
+    pulled = 0
+
+    def source() -> Any:
+        nonlocal pulled
+        for i in range(40):
+            pulled += 1
+            yield {"i": i, "response": "x"}
+
+    ahead: list[int] = []
+
+    async def plain(i: int, response: str) -> float:
+        ahead.append(pulled - i)
+        await asyncio.sleep(0)
+        return 1.0
+
+    await GradingRunner({"plain": plain}, max_concurrency=1).agrade(source())
+    assert max(ahead) == 1  # the record in hand only
+    assert prepares(RelevanceGrader(model=_no_judge)) and not prepares(GraderConfig(plain).grader)
+    committee = CommitteeGrader(graders=[RelevanceGrader(model=_no_judge)], name="c")
+    assert prepares(committee) and prepares(_Preparing())
