@@ -62,8 +62,12 @@ def _answer_text(text: str) -> str:
 _UNIT_POWER_RE = re.compile(
     r"(?:(?<=\d)\s?(?:mm|cm|dm|km|nm|μm|m|ft|in|yd|mi)|(?<=[a-z])/s)\^\{?([23])\}?(?![\w^])"
 )
-_PROSE_VARIABLE_BEFORE = re.compile(r"(?<![A-Za-z])[xyzn][ \t]*[-+*/×÷·][ \t]*$")
-_PROSE_VARIABLE_AFTER = re.compile(r"[ \t]*[-+*/×÷·][ \t]*[xyzn](?![A-Za-z])(?![ \t]*\d)")
+_OPERATOR_CHARS = "-+*/×÷·"
+_OPERATORS = frozenset(_OPERATOR_CHARS)
+_PROSE_VARIABLE_BEFORE = re.compile(rf"(?<![A-Za-z])[xyzn][ \t]*[{_OPERATOR_CHARS}][ \t]*$")
+_PROSE_VARIABLE_AFTER = re.compile(
+    rf"[ \t]*[{_OPERATOR_CHARS}][ \t]*[xyzn](?![A-Za-z])(?![ \t]*\d)"
+)
 """Outside math spans, a number joined to a variable by an operator on its line (``the answer
 is x + 4``; a bullet on the next line is no operator); only the usual variable letters, since
 prose has "a" and "I". Prose's ``4x`` is "four times" and ``12 x 3`` a times sign."""
@@ -73,7 +77,11 @@ def joined_to_variable(text: str, start: int, end: int) -> bool:
     """Whether the number at ``text[start:end]`` is joined to a variable by an operator
     (``x + 4``, ``4 - n``): then it is a term, not the answer (:data:`_PROSE_VARIABLE_AFTER`)."""
     before = text[:start].rstrip()
-    return bool(_PROSE_VARIABLE_BEFORE.search(before) or _PROSE_VARIABLE_AFTER.match(text, end))
+    # A match before ends at the operator, the last character once the blanks are stripped
+    # (``$`` cannot sit before a final newline there): any other last character needs no search.
+    if before[-1:] in _OPERATORS and _PROSE_VARIABLE_BEFORE.search(before):
+        return True
+    return _PROSE_VARIABLE_AFTER.match(text, end) is not None
 
 
 _VARIABLE_POWER_RE = re.compile(r"[A-Za-z]\s*\^")

@@ -10,8 +10,11 @@ inline on the event loop.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+import re._constants as _sre
+import re._parser as _sre_parser
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
@@ -31,6 +34,7 @@ __all__ = [
     "NUMBER_PATTERN",
     "TEXT_PARTS",
     "AnswerSource",
+    "KeywordRegex",
     "Number",
     "answer_regions",
     "as_gold_list",
@@ -296,6 +300,89 @@ def _last_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
     return last
 
 
+class KeywordRegex:
+    """A regex whose every match, in ASCII text, opens with one of a few ASCII words (letter
+    case aside), so its last match there is found by searching for those words.
+
+    Why: an ``IGNORECASE`` alternation of many phrases that each open with ``\\b`` gives ``re``
+    no prefix to scan for, so ``finditer`` tries every alternative at every position of the
+    text; a multilingual answer phrase cost many times the rest of reading a short response.
+    Here the words are found by a plain alternation of literals (which ``re`` scans for by
+    their first characters) in the lowercased text, and the regex is tried only where one
+    stands, in order, each search from the end of the last match: what ``finditer`` would
+    find. Text that is not ASCII (where case folding reaches past ASCII, ``ſ`` for ``s``) is
+    read by ``finditer`` itself.
+
+    Attributes:
+        regex: the pattern, ``IGNORECASE``, never matching the empty string.
+        starts: lowercase ASCII words, read from the pattern's own alternatives
+            (:func:`_opening_words`); in ASCII text every match of ``regex`` opens with one.
+
+    Raises:
+        ValueError: an alternative that opens with no literal word.
+    """
+
+    __slots__ = ("_words", "regex", "starts")
+
+    def __init__(self, regex: re.Pattern[str]) -> None:
+        self.regex = regex
+        self.starts = _opening_words(regex)
+        self._words = re.compile("|".join(map(re.escape, self.starts)))
+
+    def last_match(self, text: str) -> re.Match[str] | None:
+        """The last match ``regex.finditer(text)`` yields, or ``None``."""
+        if not text.isascii():
+            return _last_match(self.regex, text)
+        low = text.lower()  # ASCII: one character for one, so positions carry over
+        last = None
+        pos = 0
+        while (word := self._words.search(low, pos)) is not None:
+            if (m := self.regex.match(text, word.start())) is not None:
+                last, pos = m, m.end()
+            else:
+                pos = word.start() + 1
+        return last
+
+
+def _opening_words(regex: re.Pattern[str]) -> tuple[str, ...]:
+    """The lowercase ASCII words that the top-level alternatives of ``regex`` open with (after
+    any ``\\b``, and through a group of literal words), as ASCII text can match them. An
+    alternative that needs a character no ASCII one matches (``é``, ``ответ``, ``答案``) never
+    matches ASCII text and adds none. Read from the pattern itself, so a phrase added to it is
+    never missed."""
+    top = list(_sre_parser.parse(regex.pattern, regex.flags))
+    alternatives = top[0][1][1] if len(top) == 1 and top[0][0] is _sre.BRANCH else [top]
+    words: set[str] = set()
+    for items in alternatives:
+        opening = [""]
+        for op, arg in itertools.dropwhile(lambda it: it[0] is _sre.AT, items):  # \b: zero-width
+            if op is _sre.LITERAL:
+                opening = [w + chr(arg) for w in opening]
+            elif op is _sre.BRANCH:  # a group of words, ``(?:correct|right)``
+                branch = arg[1]
+                if not all(all(o is _sre.LITERAL for o, _ in alt) for alt in branch):
+                    break
+                opening = [w + "".join(chr(c) for _, c in alt) for w in opening for alt in branch]
+            else:
+                break
+        if not all(opening):
+            raise ValueError(f"an alternative of {regex.pattern!r} opens with no literal word")
+        for word in opening:
+            ascii_word = [_ascii_case(c, regex.flags) for c in word]
+            if None not in ascii_word:
+                words.add("".join(c for c in ascii_word if c is not None))
+    return tuple(sorted(words))
+
+
+def _ascii_case(char: str, flags: int) -> str | None:
+    """The lowercase ASCII character that ``char`` in a pattern with ``flags`` matches (``ſ``
+    matches ``s`` case-insensitively), or ``None`` when it matches none."""
+    if char.isascii():
+        return char.lower() if flags & re.IGNORECASE else char
+    pattern = re.compile(re.escape(char), flags)
+    return next((a.lower() for a in map(chr, range(128)) if pattern.fullmatch(a)), None)
+
+
 _BRACE_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|[{}]")
 
 
@@ -307,6 +394,8 @@ def boxed_contents(text: str) -> list[str]:
     item is always the box opened last, and the items never overlap: one linear pass, and a
     response of nested or unclosed boxes cannot make the result quadratic in its length.
     """
+    if "{" not in text:  # every box opens with one; a lone "}" closes nothing
+        return []
     spans: list[tuple[int, int]] = []
     open_: list[list[int]] = []  # [content start, depth at the box's own brace, holds a box]
     depth = 0
@@ -329,14 +418,15 @@ def boxed_contents(text: str) -> list[str]:
 
 
 def answer_regions(
-    text: str, phrase: re.Pattern[str] = _ANSWER_PHRASE_RE
+    text: str, phrase: re.Pattern[str] | KeywordRegex = _ANSWER_PHRASE_RE
 ) -> tuple[list[str], AnswerSource]:
     """Where ``text`` states its answer; the first rule that applies wins.
 
     1. ``boxed``: every innermost ``\\boxed{…}`` (or ``\\fbox{…}``) content.
     2. ``answer_tag``: every ``<answer>…</answer>`` block (an unclosed last one runs to the end).
     3. ``answer_phrase``: the text after the last ``phrase`` match ("answer is", "answer:",
-       ``####``; a caller may pass a wider pattern).
+       ``####``; a caller may pass a wider pattern, or a :class:`KeywordRegex` to find it
+       faster).
     4. ``last_number``: the whole text (nothing marks an answer).
 
     The list is never empty; its last item is the one :func:`select_answer_number` reads. Several
@@ -348,7 +438,10 @@ def answer_regions(
     tags = [m.group(1) for m in _ANSWER_TAG_RE.finditer(text)]
     if tags:
         return tags, "answer_tag"
-    last = _last_match(phrase, text)
+    if isinstance(phrase, KeywordRegex):
+        last = phrase.last_match(text)
+    else:
+        last = _last_match(phrase, text)
     if last is not None:
         return [text[last.end() :]], "answer_phrase"
     return [text], "last_number"

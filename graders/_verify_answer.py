@@ -17,7 +17,7 @@ from graders._answer_list import listed_items
 from graders._answer_number import MATH_SPAN, joined_to_variable, variable_term
 from graders._number import compare_numbers, distinct_numbers
 from graders._string import normalize_answer
-from graders._text import NUMBER_CORE, Number, answer_regions, find_numbers
+from graders._text import NUMBER_CORE, Number, answer_regions, parse_number
 from graders._verify_reference import (
     _ANSWER_PHRASE,
     _ARITH_TAIL,
@@ -204,6 +204,8 @@ def _listed_spans(text: str, spans: Sequence[_Span], numbers: bool = False) -> l
     """The spans (numbers or letters) that are a bare list's items, when ``text`` is one
     (:func:`~graders._answer_list.listed_items`): "56\n\n54", "56 and 54", "A, B, C, D",
     "(A)(B)(C)(D)"; else ``[]``."""
+    if len(spans) < 2:  # a list has two items or more
+        return []
     bounds = [(s.start, s.end) for s in spans]
     return [spans[i] for i in listed_items(text, bounds, numbers=numbers)]
 
@@ -226,24 +228,28 @@ def _listed_numbers(text: str, spans: Sequence[_Span]) -> list[str]:
 
 
 def _number_spans(text: str) -> list[_Span]:
-    """Numbers in ``text``; number words only when it has no digits (``"eight legs"``)."""
+    """Numbers in ``text``; number words only when it has no digits (``"eight legs"``).
+
+    Each match is parsed as it stands (read alone, a match of the number pattern is that one
+    number again, so it is not searched a second time)."""
     found = [
         (m.start(), m.end(), n)
         for m in _NUMBER_RE.finditer(text)
-        if (n := _parse(m.group(0))) is not None
+        if (n := parse_number(m.group(0))) is not None
     ]
     if not found and not _FRACTION_WORD.search(text):  # "one half" is not 1
         found = _word_numbers(text)
     return [_Span(a, b, n.text, _value_key(n), n) for a, b, n in found]
 
 
-def _parse(text: str) -> Number | None:
-    nums = find_numbers(text)
-    return nums[0] if len(nums) == 1 else None
-
-
 def _value_key(n: Number) -> tuple[float, ...]:
-    return tuple(round(v, 9) for v in n.candidates())
+    return tuple(map(_rounded, n.candidates()))
+
+
+def _rounded(value: float) -> float:
+    """``round(value, 9)``, which a whole number already is: ``round`` with digits goes through
+    decimal text and back, and a whole number (most answers) needs none of it."""
+    return value if type(value) is float and value.is_integer() else round(value, 9)
 
 
 def _phrase_choice(region: str, spans: list[_Span]) -> int | None:
@@ -279,6 +285,14 @@ def _needs_math(region: str) -> bool:
     # A number joined to a variable (x + 4, 2x + 4, 4x): its number is a term, not the answer
     # (\boxed{x+4} scored 1.0 against a gold of 4).
     return variable_term(region.rsplit("=", 1)[-1])
+
+
+def _math_span_at(text: str, at: int) -> re.Match[str] | None:
+    """The math span (:data:`~graders._answer_number.MATH_SPAN`) that holds position ``at``, if
+    any. Each span opens with a dollar sign or a backslash: text with neither is not scanned."""
+    if "$" not in text and "\\" not in text:
+        return None
+    return next((m for m in MATH_SPAN.finditer(text) if m.start() <= at < m.end()), None)
 
 
 def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
@@ -319,7 +333,7 @@ def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:
         where = "the response" if not marked else f"the response's {source} answer"
         return _no_answer(path, source, f"no number in {where}")
     assert chosen.number is not None
-    span = next((m for m in MATH_SPAN.finditer(text) if m.start() <= chosen.start < m.end()), None)
+    span = _math_span_at(text, chosen.start)
     if span is not None and _needs_math(span.group(0)):
         return [span.group(0)]  # "$x = \frac{-1}{2}$": the span is math-verify's to read
     if span is None and joined_to_variable(text, chosen.start, chosen.end):

@@ -19,9 +19,11 @@ from graders._string import normalize_answer
 from graders._text import (
     NUMBER_CORE,
     NUMBER_PATTERN,
+    KeywordRegex,
     Number,
     answer_regions,
     find_numbers,
+    parse_number,
 )
 
 __all__ = [
@@ -57,19 +59,22 @@ MAX_CANDIDATES = 8
 
 # --- shared vocabulary ---------------------------------------------------------------------------
 
-_ANSWER_PHRASE = re.compile(
-    r"\banswers?\s*(?:is\b|are\b|:|=)|####"
-    r"|\b(?:correct|right|final)\s+(?:option|choice)\s*(?:is\b|:)"
-    r"|\brespuesta\s*(?:correcta\s+|final\s+)?(?:es\b|:|=)"
-    r"|\bréponse\s*(?:correcte\s+|finale\s+)?(?:est\b|:|=)"
-    r"|\bantwort\s*(?:ist\b|lautet\b|:|=)"
-    r"|\brisposta\s*(?:corretta\s+|finale\s+)?(?:è|:|=)"
-    r"|\bresposta\s*(?:correta\s+|final\s+)?(?:é|:|=)"
-    r"|\bответ\s*(?:[:=—]|будет\b|равен\b)"
-    r"|答案\s*(?:是|为|為|:|：|=)|答え\s*(?:は|:|：)|正解\s*(?:は|:|：)",
-    re.IGNORECASE,
+_ANSWER_PHRASE = KeywordRegex(
+    re.compile(
+        r"\banswers?\s*(?:is\b|are\b|:|=)|####"
+        r"|\b(?:correct|right|final)\s+(?:option|choice)\s*(?:is\b|:)"
+        r"|\brespuesta\s*(?:correcta\s+|final\s+)?(?:es\b|:|=)"
+        r"|\bréponse\s*(?:correcte\s+|finale\s+)?(?:est\b|:|=)"
+        r"|\bantwort\s*(?:ist\b|lautet\b|:|=)"
+        r"|\brisposta\s*(?:corretta\s+|finale\s+)?(?:è|:|=)"
+        r"|\bresposta\s*(?:correta\s+|final\s+)?(?:é|:|=)"
+        r"|\bответ\s*(?:[:=—]|будет\b|равен\b)"
+        r"|答案\s*(?:是|为|為|:|：|=)|答え\s*(?:は|:|：)|正解\s*(?:は|:|：)",
+        re.IGNORECASE,
+    )
 )
-"""Where a response states its answer: NumberGrader's English phrases, plus other languages."""
+"""Where a response states its answer: NumberGrader's English phrases, plus other languages;
+with the ASCII words its matches open with (:class:`~graders._text.KeywordRegex`)."""
 
 _THINK_END = "</think>"
 _THINK_START = "<think>"
@@ -211,7 +216,11 @@ _MULTI = re.compile(r"\d\s*[,;]\s*[-+]?\d|\bor\b|\\lor|\\cup|∪|\\pm|±", re.IG
 
 def _clean(text: str) -> str:
     """LaTeX text blocks to their words and spacing commands to spaces, for reading answers;
-    LaTeX thousands separators (``1{,}000``, ``1\\,000``) to plain ones first."""
+    LaTeX thousands separators (``1{,}000``, ``1\\,000``) to plain ones first. Text with none
+    of the characters either needs (a backslash, a brace, a tilde) is returned as it is,
+    without a scan by each regex."""
+    if "\\" not in text and "{" not in text and "~" not in text:
+        return text
     text = LATEX_THOUSANDS.sub(r"\1,", text)
     return _LATEX_NOISE.sub(lambda m: f" {m.group(1) or ''} ", text)
 
@@ -299,7 +308,22 @@ def read_reference(reference: str) -> Reference:
 _KEPT_CHARS = 4096
 
 
+_PLAIN_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+"""A reference that is only a number in digits (``42``, ``-3``, ``2.5``): GSM8K's golds."""
+
+
 def _read(reference: str) -> Reference:
+    plain = reference.strip()
+    if _PLAIN_NUMBER.fullmatch(plain) and (number := parse_number(plain)) is not None:
+        # What _classify gives such a text, without its answer-phrase, choice, unit and
+        # word-number scans: a reference graded against a group of responses is read once
+        # (read_reference's LRU), but a batch of distinct golds reads each.
+        return Reference("number", plain, number=number)
+    return _classify(reference)
+
+
+def _classify(reference: str) -> Reference:
+    """:func:`read_reference`'s reading of any text (see the module docstring)."""
     gold = _gold_text(reference)
     plain = _strip_delimiters(_clean(gold)).strip()
     plain = plain[:-1].rstrip() if plain.endswith(".") and not plain[-2:-1].isdigit() else plain
