@@ -2,8 +2,9 @@
 
 One idea: the lazy, record-major job stream ``GradingRunner`` schedules from (see there for
 why). A record is read from the input only when its first job is wanted (a plain iterable
-:data:`PREPARE_AHEAD` records at a time when the graders prepare records ahead), so nothing is created per record up front; an input that raises ends the stream and keeps the exception for the
-runner to re-raise once the records in flight are finished. Also the per-call hook
+:data:`PREPARE_AHEAD` records at a time when the graders prepare records ahead), so nothing is
+created per record up front; an input that raises ends the stream and keeps the exception for
+the runner to re-raise once the records in flight are finished. Also the per-call hook
 (:class:`CallObserver`) a stream carries.
 """
 
@@ -200,25 +201,30 @@ class JobSource:
     def _pull_sync(self) -> Any:
         if not self.pulled:
             self._read(PREPARE_AHEAD if self.prepare is not None else 1)
-        return self.pulled.popleft()
+        record = self.pulled.popleft()
+        if type(record) is _Raise:
+            raise record.interrupt
+        return record
 
     def _read(self, n: int) -> None:
         """Read up to ``n`` records (the end, or the input's error, ends them), and have them
         prepared together."""
         read: list[Any] = []
-        ended = False
-        while len(read) < n and not ended:
+        end: Any = None
+        while len(read) < n and end is None:
             try:
                 read.append(next(self.iter))  # type: ignore[arg-type]  # set when there is no lock
             except StopIteration:
-                ended = True
+                end = _END
             except Exception as exc:
-                self.error, ended = exc, True
+                self.error, end = exc, _END
+            except BaseException as exc:  # KeyboardInterrupt: raised where it was read, after
+                end = _Raise(exc)  # the records before it, as a record-at-a-time read did
+        self.pulled.extend(read)
+        if end is not None:
+            self.pulled.append(end)
         if read and self.prepare is not None:
             self.prepare(read, self.index)
-        self.pulled.extend(read)
-        if ended:
-            self.pulled.append(_END)
 
     def _expand(self, record: Any) -> tuple[Pending, str, GraderConfig | None, float | None] | None:
         if record is _END:
@@ -234,6 +240,16 @@ class JobSource:
 
 
 _END = object()
+
+
+class _Raise:
+    """Where a read-ahead met the input's ``KeyboardInterrupt`` or ``SystemExit``: raised when
+    the records before it are handed out."""
+
+    __slots__ = ("interrupt",)
+
+    def __init__(self, interrupt: BaseException) -> None:
+        self.interrupt = interrupt
 
 
 def record_id(record: Any, id_field: str) -> Any:

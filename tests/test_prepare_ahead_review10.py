@@ -1,0 +1,50 @@
+"""Regression (2507b21 + 6ea3cd8): records read ahead for a judge's ``prepare`` are dropped when
+the input raises ``KeyboardInterrupt`` / ``SystemExit`` within the same 16-record batch.
+
+Before: the input was read one record at a time, so with ``max_concurrency=1`` every record the
+input yielded before it raised was graded and yielded, then the interrupt was re-raised. After:
+``JobSource._read`` pulls 16 records into a local list before handing any out; a
+``BaseException`` from ``next()`` escapes ``_read`` and the records already pulled are never
+graded nor yielded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from graders import RelevanceGrader
+from rm_service import GradingRunner
+from tests.support import FakeJudge, verdict
+
+
+def _input(n: int, exc: BaseException) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {"id": f"r{i}", "query": "What is the capital of France?", "response": "Paris."}
+    raise exc
+
+
+async def _stream(exc: BaseException) -> tuple[list[Any], BaseException | None]:
+    runner = GradingRunner(
+        {"rel": RelevanceGrader(model=FakeJudge(verdict(4)), cross_check="off")},
+        max_concurrency=1,
+    )
+    got: list[Any] = []
+    raised: BaseException | None = None
+    try:
+        async for rec in runner.astream(_input(3, exc)):
+            got.append(rec.id)
+    except BaseException as e:
+        raised = e
+    return got, raised
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), SystemExit(3)], ids=["kbi", "sysexit"])
+def test_records_before_an_input_interrupt_are_still_graded(exc: BaseException) -> None:
+    got, raised = asyncio.run(_stream(exc))
+    assert type(raised) is type(exc)
+    # 774cb71: ['r0', 'r1', 'r2'] then the interrupt; ac357d3: [] then the interrupt.
+    assert got == ["r0", "r1", "r2"]
