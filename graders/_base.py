@@ -120,7 +120,7 @@ class GraderContract(Grader, Protocol):
         builds one (a local backend would load a model no request has needed yet)."""
         ...
 
-    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
         """Compute now, together, what the calls on a few upcoming records will ask for (a
         judge's pre-gate verdicts); members' too. A cache fill only: it never changes a result,
         and a record it cannot read is left for its own call to report. The runner calls it on
@@ -212,11 +212,11 @@ class BaseGrader:
         for member in self.members:
             yield from contract(member).judges()
 
-    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
-        """The members' (see :meth:`GraderContract.prepare`); a grader with work of its own to
+    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        """The members' (see :meth:`GraderContract.prepare_ahead`); a grader with work of its own to
         do ahead overrides this."""
         for member in self.members:
-            contract(member).prepare(batch)
+            contract(member).prepare_ahead(batch)
 
     def _select(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -377,13 +377,13 @@ class _Minimal:
         for member in self.members:
             yield from contract(member).judges()
 
-    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
-        prepare = getattr(self._grader, "prepare", None)
+    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        prepare = getattr(self._grader, "prepare_ahead", None)
         if prepare is not None:
             prepare(batch)
         else:
             for member in self.members:
-                contract(member).prepare(batch)
+                contract(member).prepare_ahead(batch)
 
 
 _RESULT_TYPES = (GraderScore, GraderError)
@@ -428,13 +428,13 @@ def contract(grader: Grader) -> GraderContract:
     return grader if isinstance(grader, BaseGrader) else _Minimal(grader)
 
 
-def prepares(grader: Grader) -> bool:
-    """Whether ``grader`` has work to do ahead (:meth:`GraderContract.prepare`): a ``prepare`` of
+def prepares_ahead(grader: Grader) -> bool:
+    """Whether ``grader`` has work to do ahead (:meth:`GraderContract.prepare_ahead`): one of
     its own, or a member's. The runner reads records ahead only for graders that do."""
-    own = getattr(type(grader), "prepare", None)
-    if own is not None and own is not BaseGrader.prepare:
+    own = getattr(type(grader), "prepare_ahead", None)
+    if own is not None and own is not BaseGrader.prepare_ahead:
         return True
-    return any(prepares(m) for m in getattr(grader, "members", ()))
+    return any(prepares_ahead(m) for m in getattr(grader, "members", ()))
 
 
 def _fields_of(func: Callable[..., Any]) -> tuple[list[str], list[str], bool]:

@@ -479,7 +479,7 @@ class LLMGrader(BaseGrader):
 
     # -- grading --
 
-    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
         """Compute the pre-gates' verdicts on a few upcoming records together, gate by gate
         (:func:`~graders._pregate.warm_gate_memo`): their calls then find them memoised. The
         runner calls this before their calls start. Why: the gates are most of a judge call's

@@ -41,7 +41,7 @@ from pydantic import TypeAdapter
 from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
 from aggregators._base import FunctionAggregator, as_aggregator
-from graders._base import BaseGrader, contract, load_all, prepares
+from graders._base import BaseGrader, contract, load_all, prepares_ahead
 from graders._threads import lingering
 from rm_service._call import call, named, release_after
 from rm_service._exceptions import ConfigError, MappingError
@@ -177,9 +177,11 @@ class GradingRunner:
         # (``_prepare``); not through a callable mapper, which is the user's code and runs once
         # per record and grader.
         self._prepared = tuple(
-            (cfg, contract(cfg.grader).prepare)
+            (cfg, contract(cfg.grader).prepare_ahead)
             for cfg in self.grader_configs.values()
-            if not contract(cfg.grader).inline and not callable(cfg.mapper) and prepares(cfg.grader)
+            if not contract(cfg.grader).inline
+            and not callable(cfg.mapper)
+            and prepares_ahead(cfg.grader)
         )
         # Every grader inline: one job per record and nothing ever awaits, so worker tasks and
         # the output queue would only add overhead (see ``_inline_slices``).
@@ -528,7 +530,7 @@ class GradingRunner:
 
     def _prepare(self, records: Sequence[Any], first: int) -> None:
         """Let each awaited grader compute together what its calls on these records will ask
-        for (:meth:`GraderContract.prepare`: a judge's pre-gates, gate by gate), before the
+        for (:meth:`GraderContract.prepare_ahead`: a judge's pre-gates, gate by gate), before the
         calls start. A cache fill only: a record that does not map, or a prepare that raises,
         is left for the calls, which report it."""
         for cfg, prepare in self._prepared:

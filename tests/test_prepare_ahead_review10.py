@@ -1,5 +1,6 @@
-"""Regression (2507b21 + 6ea3cd8): records read ahead for a judge's ``prepare`` are dropped when
-the input raises ``KeyboardInterrupt`` / ``SystemExit`` within the same 16-record batch.
+"""Regression (2507b21 + 6ea3cd8): records read ahead for a judge's ``prepare_ahead`` were
+dropped when the input raised ``KeyboardInterrupt`` / ``SystemExit`` within the same 16-record
+batch.
 
 Before: the input was read one record at a time, so with ``max_concurrency=1`` every record the
 input yielded before it raised was graded and yielded, then the interrupt was re-raised. After:

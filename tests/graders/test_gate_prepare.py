@@ -1,9 +1,9 @@
-"""A judge's ``prepare``: the pre-gates of a batch computed ahead, gate by gate, changing nothing.
+"""A judge's ``prepare_ahead``: the pre-gates of a batch computed ahead, gate by gate, unchanged.
 
-``prepare`` only fills the gate-verdict memo (see :func:`graders._pregate.warm_gate_memo`); these
-tests check that every call then says exactly what it said without it (verdicts, reasons, errors),
-that it asks each gate no more than the calls would have, and that what it cannot read or what
-raises is left for the call to report.
+``prepare_ahead`` only fills the gate-verdict memo (:func:`graders._pregate.warm_gate_memo`);
+these tests check that every call then says exactly what it said without it (verdicts, reasons,
+errors), that it asks each gate no more than the calls would have, and that what it cannot read
+or what raises is left for the call to report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 import graders._pregate as pregate
 from graders import CommitteeGrader, RelevanceGrader
-from graders._base import contract, prepares
+from graders._base import contract, prepares_ahead
 from graders._pregate import default_pregates
 from rm_service import GraderConfig, GradingRunner
 from rm_service._jobs import PREPARE_AHEAD
@@ -86,7 +86,7 @@ async def test_prepared_calls_say_what_unprepared_ones_said_and_ask_no_gate_agai
 
     pregate.clear_gate_memo()
     counted.clear()
-    grader.prepare(records)
+    grader.prepare_ahead(records)
     asked_ahead = sorted(counted)
     prepared = [_said(await grader.aevaluate(**r)) for r in records]
     assert prepared == plain
@@ -99,7 +99,7 @@ async def test_prepared_calls_say_what_unprepared_ones_said_and_ask_no_gate_agai
 def test_prepare_stops_at_a_records_first_hit(counted: list[tuple[str, str]]) -> None:
     grader = RelevanceGrader(model=_no_judge, cross_check="off")
     names = [g.name for g in grader.pregates]
-    grader.prepare([{"query": "What is 2 + 2?", "response": ":"}])
+    grader.prepare_ahead([{"query": "What is 2 + 2?", "response": ":"}])
     asked = [n for n, _ in counted]
     assert asked == names[: names.index("master_key") + 1]
 
@@ -121,7 +121,7 @@ async def test_a_gate_that_raises_ahead_is_left_for_the_call_to_raise(
         {"query": "Name a colour.", "response": "BOOM blue"},
         {"query": "Name a fruit.", "response": "An apple."},
     ]
-    grader.prepare(batch)  # does not raise
+    grader.prepare_ahead(batch)  # does not raise
     # the other record was warmed past the broken gate
     assert ("keyword_stuffing", "An apple.") in counted
     assert ("keyword_stuffing", "BOOM blue") not in counted
@@ -138,7 +138,7 @@ async def test_a_record_prepare_cannot_read_is_reported_by_its_call(
         {"query": "q", "response": [{"type": "image_url", "image_url": {"url": "x"}}]},
         {"query": "What is 2 + 2?", "response": "4"},
     ]
-    grader.prepare(batch)
+    grader.prepare_ahead(batch)
     results = [await grader.aevaluate(**r) for r in batch]
     assert [getattr(r, "kind", None) for r in results[:2]] == ["invalid_input", "invalid_input"]
     assert results[2].score is not None
@@ -160,7 +160,7 @@ def test_a_gate_of_another_type_is_left_for_the_call(counted: list[tuple[str, st
     grader = RelevanceGrader(
         model=_no_judge, cross_check="off", pregates=[gates[0], mine, *gates[1:]]
     )
-    grader.prepare([{"query": "Name a fruit.", "response": "An apple."}])
+    grader.prepare_ahead([{"query": "Name a fruit.", "response": "An apple."}])
     assert mine.n == 0  # it may keep state: run once, by the call, in its place
     assert [n for n, _ in counted] == [gates[0].name]  # nothing after it is guessed
 
@@ -168,7 +168,7 @@ def test_a_gate_of_another_type_is_left_for_the_call(counted: list[tuple[str, st
 def test_a_committee_prepares_its_members(counted: list[tuple[str, str]]) -> None:
     members = [RelevanceGrader(model=_no_judge, cross_check="off", name=f"m{i}") for i in range(2)]
     committee = CommitteeGrader(graders=members, name="c")
-    contract(committee).prepare([{"query": "Name a fruit.", "response": "An apple."}])
+    contract(committee).prepare_ahead([{"query": "Name a fruit.", "response": "An apple."}])
     assert ("master_key", "An apple.") in counted
 
 
@@ -179,7 +179,7 @@ def test_a_grader_without_prepare_is_prepared_as_a_no_op() -> None:
         async def aevaluate(self, **fields: Any) -> GraderResult:
             raise AssertionError("not called")
 
-    contract(Bare()).prepare([{"response": "x"}])  # no error, nothing called
+    contract(Bare()).prepare_ahead([{"response": "x"}])  # no error, nothing called
 
 
 # --- the runner ----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class _Preparing:
         self.fail = fail
         self.batches: list[list[int]] = []
 
-    def prepare(self, batch: Sequence[Mapping[str, Any]]) -> None:
+    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
         self.batches.append([int(f["i"]) for f in batch])
         if self.fail:
             raise RuntimeError("prepare bug")
@@ -275,6 +275,8 @@ async def test_graders_with_nothing_to_prepare_read_no_record_ahead() -> None:
 
     await GradingRunner({"plain": plain}, max_concurrency=1).agrade(source())
     assert max(ahead) == 1  # the record in hand only
-    assert prepares(RelevanceGrader(model=_no_judge)) and not prepares(GraderConfig(plain).grader)
+    assert prepares_ahead(RelevanceGrader(model=_no_judge)) and not prepares_ahead(
+        GraderConfig(plain).grader
+    )
     committee = CommitteeGrader(graders=[RelevanceGrader(model=_no_judge)], name="c")
-    assert prepares(committee) and prepares(_Preparing())
+    assert prepares_ahead(committee) and prepares_ahead(_Preparing())
