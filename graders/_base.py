@@ -40,6 +40,7 @@ from rm_service._result import (
     GraderError,
     GraderResult,
     GraderScore,
+    assembled,
     plain_reward,
     renamed,
 )
@@ -233,8 +234,35 @@ class BaseGrader:
     def _coerce(self, out: GraderOutput) -> GraderResult:
         """Turn whatever ``_aevaluate`` returned into a validated result; reject bad scores.
 
-        Tuples of types, not ``X | Y`` unions, in the ``isinstance`` checks: this runs for every
-        rule-graded component, and a union check costs several times more."""
+        The common returns, a plain ``float`` (or ``int``) in ``[0, 1]`` alone or with a ``str``
+        reason, are checked here, by exact type and range, for all that
+        ``GraderScore(name=..., score=..., reason=...)`` would check, and that score is built
+        with no second check (:func:`~rm_service._result.assembled`): its metadata a new empty
+        dict, as the default factory gives, and the three fields given marked as set, as for
+        that construction. Everything else takes :meth:`_coerce_other`. Why: this runs for
+        every component a grader scores, and that path's ``isinstance`` tests against the
+        result models (through the model metaclass's ``__instancecheck__`` for anything not a
+        model) and the model's validation cost more than the grader itself when it is a cheap
+        rule. So the range is checked once, here, where the score is made."""
+        value, reason = out if type(out) is tuple and len(out) == 2 else (out, "")
+        name = self.name
+        if (
+            (type(value) is float or type(value) is int)
+            and 0.0 <= value <= 1.0  # NaN fails here, as it fails the model's check
+            and type(reason) is str
+            and type(name) is str
+        ):
+            fields = {"name": name, "score": float(value), "reason": reason, "metadata": {}}
+            return assembled(GraderScore, fields, set(_SCORE_FIELDS_GIVEN))
+        return self._coerce_other(out)
+
+    def _coerce_other(self, out: GraderOutput) -> GraderResult:
+        """:meth:`_coerce` for any return: a result object (checked and renamed), a number of any
+        kind (``True``, a numpy scalar) or a pair with a reason to make a ``str``; anything else
+        is an ``internal`` error that quotes it.
+
+        Tuples of types, not ``X | Y`` unions, in the ``isinstance`` checks: a union check
+        costs several times more."""
         if isinstance(out, _RESULT_TYPES):
             return renamed(out, self.name)
         reason: Any = ""
@@ -387,6 +415,8 @@ class _Minimal:
 
 
 _RESULT_TYPES = (GraderScore, GraderError)
+_SCORE_FIELDS_GIVEN = frozenset(("name", "score", "reason"))
+"""The fields ``BaseGrader._coerce`` gives a score it builds (metadata takes its default)."""
 
 
 async def load_all(graders: Mapping[str, Grader]) -> dict[str, str]:

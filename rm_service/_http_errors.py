@@ -24,6 +24,16 @@ from rm_service._wire import plain_json
 __all__ = ["http_error", "json_response", "validation_error"]
 
 
+# ``check_circular=False``: the encoder's own cycle check keeps a dict of every container it
+# enters, a tenth of the cost of encoding ``/grade``'s records. A cycle (only a grader's
+# free-form metadata could hold one) still fails, as a ``RecursionError``, which it did before
+# too: the cycle's ``ValueError`` sent the body through ``plain_json``, which recursed on it.
+_UTF8 = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+)
+_ASCII = json.JSONEncoder(allow_nan=False, separators=(",", ":"), check_circular=False)
+
+
 def json_response(
     content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
@@ -33,16 +43,16 @@ def json_response(
     bug, and an error is better than a body that strict JSON parsers reject.
     """
     try:
-        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        body = _UTF8.encode(content)
     except (TypeError, ValueError):
         # A grader's free-form metadata holding a NaN or a numpy number: made plain, rather
         # than a 500 for the whole batch.
         content = plain_json(content)
-        body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        body = _UTF8.encode(content)
     try:
         data = body.encode()
     except UnicodeEncodeError:  # a lone surrogate from the request (an id "\ud800"): escape it
-        data = json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        data = _ASCII.encode(content).encode()
     return Response(data, status_code, headers, media_type="application/json")
 
 

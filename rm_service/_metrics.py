@@ -37,7 +37,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rm_service._result import GraderError, RecordResult
+from rm_service._result import GraderError, GraderScore, RecordResult
 from rm_service.models._redis import backend_totals
 
 __all__ = [
@@ -134,7 +134,10 @@ class ServiceMetrics:
             st = status(rec)
             records[st] = records.get(st, 0) + 1
             for name, comp in rec.components.items():
-                if isinstance(comp, GraderError):
+                # A score first, by exact type: ``isinstance`` against a result model goes
+                # through the model metaclass's ``__instancecheck__`` for anything that is not
+                # one, several times the cost of the type test.
+                if type(comp) is not GraderScore and isinstance(comp, GraderError):
                     key = (name, comp.kind)
                     unscored[key] = unscored.get(key, 0) + 1
                     outcome: str = comp.kind
@@ -142,7 +145,8 @@ class ServiceMetrics:
                     outcome = "ok"
                 if name not in grader_names:
                     continue
-                calls[name, outcome] = calls.get((name, outcome), 0) + 1
+                call = (name, outcome)
+                calls[call] = calls.get(call, 0) + 1
                 meta = comp.metadata
                 if not meta:
                     continue

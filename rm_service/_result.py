@@ -90,7 +90,7 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def assembled(model: type[_M], fields: dict[str, Any]) -> _M:
+def assembled(model: type[_M], fields: dict[str, Any], fields_set: set[str] | None = None) -> _M:
     """A ``model`` holding ``fields`` as given, with no validation: what a validated
     construction from these same keyword arguments would hold, at about half its cost.
 
@@ -101,10 +101,12 @@ def assembled(model: type[_M], fields: dict[str, Any]) -> _M:
     field (each value of its field's type, a score already in range), and becomes the model's
     ``__dict__``. ``model_construct`` skips validation too but, walking the fields in Python,
     costs more than validating. The attributes set here are those ``model_construct`` sets, so
-    equality, copies, pickles and dumps behave as for a validated model."""
+    equality, copies, pickles and dumps behave as for a validated model. ``fields_set``: the
+    fields the validated construction was given (default: all), when some took their default,
+    so ``model_fields_set`` and ``exclude_unset`` dumps say the same as for that construction."""
     obj = _new(model)
     _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", set(fields))
+    _set(obj, "__pydantic_fields_set__", set(fields) if fields_set is None else fields_set)
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj

@@ -426,7 +426,11 @@ def create_app(
         entry = entry_for(body.reward)
         id_field = entry.runner.id_field
         for i, rec in enumerate(body.records):
-            if isinstance(rec, dict) and _not_finite(rec.get(id_field)):
+            if not isinstance(rec, dict):
+                continue
+            rid = rec.get(id_field)
+            # An id that is text or absent (the common case) holds no float: no walk.
+            if rid is not None and type(rid) is not str and _not_finite(rid):
                 raise HTTPException(
                     422,
                     field_error(
@@ -442,8 +446,7 @@ def create_app(
             return Response(status_code=499)
         out = [record_json(r, metadata=body.include_metadata) for r in results]
         summary = RunSummary.of(entry.runner.names, entry.runner.reward_name)
-        for rec in out:
-            summary.add(rec)
+        summary.add_all(out)
         latency = time.perf_counter() - start
         return _json({"reward": entry.name, "results": out, "summary": summary.to_json(latency)})
 
