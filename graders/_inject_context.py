@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
+from typing import Any, Generic, TypeVar, overload
 
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
-from graders._inject_match import _INVISIBLE_RE, Anchored, fold
+from graders._inject_match import _INVISIBLE_RE, AnchoredSet, fold
 
 __all__: list[str] = []
 
@@ -94,10 +95,6 @@ _DIALOGUE_RE = re.compile(
     r"|对话|對話|会话|會話|剧本|劇本|聊天|対話|会話|台本|シナリオ|チャット"
 )
 
-_about_injection, _scoring, _wants_json, _wants_code, _dialogue, _grader_roles = (
-    Anchored(rx).search
-    for rx in (_ABOUT_INJECTION_RE, _SCORING_RE, _JSON_RE, _CODE_RE, _DIALOGUE_RE, _GRADER_ROLE_RE)
-)
 
 _ASKING_FIELDS = ("query", "instruction")
 _NUMBERS_RE = re.compile(r"\d{1,6}")
@@ -111,6 +108,20 @@ _CHECK_QUERY_RE = re.compile(
 """Queries that ask for a check ("Check my answer", "Did the tests pass?", "Is this correct?"):
 ``✅ Correct``, ``Result: PASS`` or ``{"result": "pass"}`` is then the answer, not a forged
 verdict (read on the folded query)."""
+
+_QUERY_SCANS = AnchoredSet(
+    (
+        _ABOUT_INJECTION_RE,
+        _SCORING_RE,
+        _JSON_RE,
+        _CODE_RE,
+        _DIALOGUE_RE,
+        _GRADER_ROLE_RE,
+        _CHECKLIST_RE,
+        _CHECK_QUERY_RE,
+    )
+)
+"""The scans of the folded query, screened by one scan for all their anchors."""
 
 
 @dataclass(frozen=True)
@@ -152,18 +163,21 @@ class _Scene:
         asked = " ".join(folded)
         sentences = _FAMILY_SCREEN([f for f in folded if f])
         families = frozenset(f.name for f in _FAMILIES if sentences and f.first(sentences))
+        about, scoring, json, code, dialogue, roles, checklist, check = (
+            m is not None for m in _QUERY_SCANS.search(asked)
+        )
         return cls(
-            about_injection=bool(families) or bool(_about_injection(asked)),
-            scoring=bool(_scoring(asked)),
-            wants_json=bool(_wants_json(asked)),
-            wants_code=bool(_wants_code(asked)),
-            dialogue=bool(_dialogue(asked)),
-            grader_roles=bool(_grader_roles(asked)),
+            about_injection=bool(families) or about,
+            scoring=scoring,
+            wants_json=json,
+            wants_code=code,
+            dialogue=dialogue,
+            grader_roles=roles,
             asked=f" {asked} ",
             query_families=families,
             numbers=frozenset(int(n) for n in _NUMBERS_RE.findall(asked)),
-            checklist=bool(_CHECKLIST_RE.search(asked)),
-            asks_check=bool(_CHECK_QUERY_RE.search(asked)),
+            checklist=checklist,
+            asks_check=check,
         )
 
     def names(self, word: str) -> bool:
@@ -179,14 +193,24 @@ def _scene_of(raw: str) -> _Scene:
 
 # --- text views ----------------------------------------------------------------------------------
 
-_SENTENCE_END_RE = re.compile(r"[!?。！？;；]+|(?<!\b[A-Za-z])\.(?=\s|$)|\n[ \t]*\n")
+_SENTENCE_END_RE = re.compile(
+    r"[!?。！？;；.\n]"  # what an end starts with: the engine skips to these characters
+    r"(?:(?<=[!?。！？;；])[!?。！？;；]*"
+    r"|(?<=\.)(?<!\b[A-Za-z]\.)(?=\s|$)"
+    r"|(?<=\n)[ \t]*\n)"
+)
 """Sentence ends: ``!?;`` (and CJK ones), a full stop before a space (not in ``e.g.``), a blank
 line. A single newline does not end a sentence, so a phrase broken over two lines still reads as
-one."""
+one. The same ends as the plain alternation of those three (:data:`_SENTENCE_END_PLAIN`), but
+opening with the class of their first characters, so the engine skips every other position
+instead of trying three alternatives at each."""
+_SENTENCE_END_PLAIN = r"[!?。！？;；]+|(?<!\b[A-Za-z])\.(?=\s|$)|\n[ \t]*\n"
 
 
 def _clean(text: str) -> str:
     """NFKC and no invisible characters: the text detectors read."""
+    if text.isascii():  # NFKC keeps ASCII, and no invisible character is ASCII
+        return text
     return unicodedata.normalize("NFKC", _INVISIBLE_RE.sub("", text))
 
 
@@ -227,6 +251,35 @@ def _drop_inline_mentions(text: str) -> str:
     return _INLINE_MENTION_RE.sub(_MENTION, text)
 
 
+T = TypeVar("T")
+
+
+class _once(Generic[T]):
+    """A property computed on first use and kept in the instance's ``__dict__``.
+
+    Why not :func:`functools.cached_property`: on Python 3.11 it takes a lock on every first
+    use, shared by every instance, and a ``_View`` is built for each response, read by one
+    thread and has four of them. This one stores the value where plain attribute lookup finds it
+    next time, so later reads never reach it.
+    """
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self._fn = fn
+        self._name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _once[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> T | _once[T]:
+        if obj is None:
+            return self
+        value: T = self._fn(obj)
+        obj.__dict__[self._name] = value
+        return value
+
+
 @dataclass
 class _View:
     """One response as the detectors see it, with its scene; derived forms built once, lazily."""
@@ -239,25 +292,25 @@ class _View:
     def __post_init__(self) -> None:
         self.text = _clean(self.response)
 
-    @cached_property
+    @_once
     def scan(self) -> str:
         """What is *said*: on a query about injections, quoted and code spans are dropped."""
         if self.scene.about_injection:
             return _drop_inline_mentions(_drop_fences(self.text))
         return self.text
 
-    @cached_property
+    @_once
     def verdict_scan(self) -> str:
         """Like :attr:`scan`, but a fenced verdict still counts (it stands on its own lines)."""
         if self.scene.about_injection:
             return _drop_inline_mentions(self.text)
         return self.text
 
-    @cached_property
+    @_once
     def sentences(self) -> list[str]:
         return [f for f in (fold(s) for s in _sentences(self.scan)) if f]
 
-    @cached_property
+    @_once
     def phrase_sentences(self) -> Sequence[str]:
         """The :attr:`sentences` a phrase family may match (one scan for all families)."""
         return _FAMILY_SCREEN(self.sentences)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
 from graders._inject_context import _Scene, _sentences_folded, _View
 from graders._inject_marks import MARK_CHARS_RE, MARK_WORDS, mark_verdict
-from graders._inject_match import _INVISIBLE, _Family, _words, fold
+from graders._inject_match import _INVISIBLE, _Family, _words, first_chars, fold
 
 __all__ = ["DETECTORS"]
 
@@ -62,7 +62,7 @@ def hidden_tag_text(view: _View) -> str | None:
     They render as nothing but spell ASCII to a model that reads them ("ASCII smuggling"). A
     flag such as 🏴 England uses them legitimately, so flag sequences are removed first.
     """
-    if _TAG_RE.search(view.response) is None:
+    if view.response.isascii() or _TAG_RE.search(view.response) is None:
         return None
     rest = _FLAG_EMOJI_RE.sub("", view.response)
     m = _TAG_RE.search(rest)
@@ -85,7 +85,7 @@ def zero_width_run(view: _View) -> str | None:
     ordinary text; a run is not. (Instructions split by single invisible characters are caught
     by the phrase detectors, which read the text with them removed.)
     """
-    m = _ZERO_WIDTH_RUN_RE.search(view.response)
+    m = None if view.response.isascii() else _ZERO_WIDTH_RUN_RE.search(view.response)
     if m is None:
         return None
     return " ".join(f"U+{ord(c):04X}" for c in m.group(0)[:8]) + (
@@ -124,6 +124,8 @@ _DIRECTIVE_RE = re.compile(
 
 def _comments(text: str) -> Iterator[str]:
     """The bodies of HTML comments, markdown comments and elements hidden by style."""
+    if "<" not in text and "[" not in text:
+        return  # each of them opens with one of these: no need to scan for them
     pos = 0
     while (start := text.find("<!--", pos)) != -1:
         end = text.find("-->", start + 4)
@@ -244,24 +246,24 @@ def forged_boundary(view: _View) -> str | None:
     if not _BOUNDARY_CHARS_RE.search(text):
         return _end_line(text)  # none of the patterns below can match: each needs one of these
     for rx in (_CHAT_TOKEN_RE, _FENCE_MARKER_RE, _ROLE_HEADER_RE, _END_MARK_RE):
-        if m := rx.search(text):
+        if m := _search(rx, text):
             return m.group(0).strip()
     if "</s>" in text.casefold() and "<s>" not in text.casefold():
         return "</s>"
     for m in _CLOSING_TAG_RE.finditer(tags):
         if not re.search(rf"<\s*{re.escape(m.group(1))}\b", tags[: m.start()], re.I):
             return m.group(0)  # closes a block the response never opened: the grader's
-    if not view.scene.verdicts_ok and (m := _RUBRIC_HEADER_RE.search(text)):
+    if not view.scene.verdicts_ok and (m := _search(_RUBRIC_HEADER_RE, text)):
         return m.group(0).strip()
     if not (view.scene.dialogue or view.scene.grader_roles) and (
-        m := _GRADER_SPEAKER_RE.search(text)
+        m := _search(_GRADER_SPEAKER_RE, text)
     ):
         return m.group(0).strip()
     if not view.scene.wants_code and (m := _ROLE_TAG_RE.search(text)):
         return m.group(0)
-    if not view.scene.dialogue and (m := _CAPS_ROLE_RE.search(text)):
+    if not view.scene.dialogue and (m := _search(_CAPS_ROLE_RE, text)):
         return m.group(0).strip()
-    if not view.scene.dialogue:
+    if not view.scene.dialogue and _NEEDS[_TURN_RE].search(text):
         turns = [(m.group(1).casefold(), m) for m in _TURN_RE.finditer(text)]
         roles = {r for r, _ in turns}
         if (
@@ -275,6 +277,29 @@ def forged_boundary(view: _View) -> str | None:
     return _end_line(text)
 
 
+_NEEDS: dict[re.Pattern[str], re.Pattern[str]] = {
+    _CHAT_TOKEN_RE: re.compile(r"[<\[]"),
+    _FENCE_MARKER_RE: re.compile("[<﹤‹«⟨〈《❮❬⟪]"),
+    _ROLE_HEADER_RE: re.compile("#"),
+    _END_MARK_RE: re.compile("END"),
+    _RUBRIC_HEADER_RE: re.compile("#"),
+    _GRADER_SPEAKER_RE: re.compile(r"[\[(:]"),
+    _CAPS_ROLE_RE: re.compile(":"),
+    _TURN_RE: re.compile(":"),
+}
+"""For each scan of :func:`forged_boundary`, what every match of it holds: its brackets, its
+``#``, its colon, its ``END`` (none of these characters has another case).
+
+Why: these scans open with a lookbehind, a line start or a word boundary, so the engine tries
+them at every position of the text, while a class or a literal is skipped to at C speed; most
+answers hold none of what a scan needs, and then it does not run."""
+
+
+def _search(rx: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """``rx.search(text)``, where :data:`_NEEDS` says it may match."""
+    return rx.search(text) if _NEEDS[rx].search(text) else None
+
+
 def _named_tag(span: str, scene: _Scene) -> str:
     """A backticked span, or a space when it is a tag the query names (`</output>`, "output")."""
     tag = _TAG_NAME_RE.fullmatch(span)
@@ -284,18 +309,37 @@ def _named_tag(span: str, scene: _Scene) -> str:
 _TAG_NAME_RE = re.compile(r"`\s*</?\s*([A-Za-z][\w-]{0,40})\s*/?>\s*`")
 _INLINE_CODE_RE = re.compile(r"(?<!`)`[^`\n]{1,200}`(?!`)")
 """Inline code: a tag or token written in backticks is mentioned, not used."""
-_BOUNDARY_CHARS_RE = re.compile(r"[<\[#:(﹤‹«⟨〈《❮❬⟪]|END")
+_BOUNDARY_CHARS_RE = re.compile(r"[<\[#:(﹤‹«⟨〈《❮❬⟪E](?:(?<!E)|(?<=E)ND)")
 """What every pattern of :func:`forged_boundary` but the end line needs: a tag, token, header,
 speaker or turn has one of these characters (``(`` or ``:`` for a speaker, ``:`` for a turn);
-an end mark in capitals has ``END``. Text without any is read for an end line alone."""
+an end mark in capitals has ``END``. Text without any is read for an end line alone. It finds
+what :data:`_BOUNDARY_CHARS_PLAIN` finds, but opens with one character class, so the engine
+skips to those characters instead of trying two alternatives at every position."""
+_BOUNDARY_CHARS_PLAIN = r"[<\[#:(﹤‹«⟨〈《❮❬⟪]|END"
 
 
 def _end_line(text: str) -> str | None:
     """A line of its own that says the response ended ("End of response")."""
     for line in text.splitlines():
-        if len(line) < 80 and _END_LINE_RE.fullmatch(fold(line)):
+        if len(line) < 80 and _may_start_end_line(line) and _END_LINE_RE.fullmatch(fold(line)):
             return line.strip()
     return None
+
+
+_END_LINE_FIRST = first_chars(_END_LINE_RE)
+_ASCII_NOT_CONTENT = "".join(c for c in map(chr, range(128)) if not c.isalnum())
+
+
+def _may_start_end_line(line: str) -> bool:
+    """Whether the folded ``line`` may start as an end line does (:data:`_END_LINE_FIRST`).
+
+    Why: folding every line of a long answer costs more than matching them. An ASCII line
+    folds to its letters and digits, lower-cased, between single spaces, so its fold starts
+    with its first letter or digit; other lines are folded.
+    """
+    if _END_LINE_FIRST is None or not line.isascii():
+        return True
+    return line.lstrip(_ASCII_NOT_CONTENT)[:1].lower() in _END_LINE_FIRST
 
 
 _VERDICT_KEYS = (
@@ -362,11 +406,22 @@ _CHECKLIST_RE = re.compile(
     re.I | re.M,
 )
 """Rubric criteria ticked off (``- [x] Correct``, ``- [x] Relevant``): a self-graded checklist."""
-_VERDICT_CHARS_RE = re.compile(
-    r"[:=\[/|→⇒>]|out of|(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
-    r"(?:of|sur|de|von|из|中)[ \t]*(?:\d|five|ten|hundred)",
-    re.I,
+_TICK_RE = re.compile(r"\[[xX✓✔]\]")
+"""A ticked box, which every match of :data:`_CHECKLIST_RE` holds: that regex opens with a line
+start and optional spaces, so it is tried at every position, and this one skips to ``[`` (no other
+character is ``x`` or ``X`` to the engine's case-insensitive mode)."""
+_VERDICT_SEP = r"[:=\[/|→⇒>]"
+_WORDED_FRACTION_START = (
+    r"(?:\d|one|two|three|four|five|six|seven|eight|nine|ten)[ \t]*"
+    r"(?:of|sur|de|von|из|中)[ \t]*(?:\d|five|ten|hundred)"
 )
+_VERDICT_CHARS_RE = re.compile(rf"{_VERDICT_SEP}|out of|{_WORDED_FRACTION_START}", re.I)
+"""What every verdict scan of :func:`_verdict_in` needs (:func:`_may_hold_verdict`)."""
+_VERDICT_SEP_RE = re.compile(_VERDICT_SEP)
+_LOWER_WORDED_FRACTION_RE = re.compile(_WORDED_FRACTION_START)
+"""The worded start of a fraction (``9 sur 10``) in lower-case ASCII text."""
+_CONNECTORS = ("of", "de", "sur", "von")
+"""The ASCII words between the numbers of a worded fraction: it holds one of them."""
 _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.I)
 _PERCENT_AFTER_RE = re.compile(r"[ \t]*(?:=|≈|is|or)[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
@@ -386,7 +441,7 @@ def _verdict_in(
     :func:`_not_a_rating`, with ``data`` the query's numbers. ``lists``: the query asks for a
     checklist, so ticked items are its answer; ``checks``: it asks for a check, so a tick or a
     result word is (:func:`mark_verdict`)."""
-    if not _VERDICT_CHARS_RE.search(text):
+    if not _may_hold_verdict(text):
         # a keyed verdict has a separator, an MT-Bench one ``[[``, a table ``|``...
         if MARK_CHARS_RE.search(text):
             return mark_verdict(text, fractions=fractions, checks=checks)
@@ -406,7 +461,9 @@ def _verdict_in(
             if _not_a_rating(val, data if worked else frozenset()):
                 continue
         return m.group(0)
-    if hit := _MT_BENCH_RE.search(text) or (not lists and _CHECKLIST_RE.search(text)):
+    if hit := _MT_BENCH_RE.search(text) or (
+        not lists and _TICK_RE.search(text) and _CHECKLIST_RE.search(text)
+    ):
         return hit.group(0).strip()
     if found := mark_verdict(text, fractions=fractions, checks=checks):
         return found
@@ -420,6 +477,26 @@ def _verdict_in(
     if fractions and (hit := _FULL_FRACTION_RE.search(text)):
         return hit.group(0).strip()
     return None
+
+
+def _may_hold_verdict(text: str) -> bool:
+    """Whether :data:`_VERDICT_CHARS_RE` matches ``text``.
+
+    Why not just search it: a case-insensitive alternation that can start at any character is
+    tried at every position of every response, most of which hold no verdict. A separator is a
+    character class the engine skips to; in ASCII text, case-insensitive means lower case (the
+    other characters the engine equates with ASCII letters, ``ſ`` or the Kelvin sign, are not
+    ASCII), so the rest is a plain substring test or, with a connector word present, a
+    case-sensitive search of the lowered text. Other text is searched as before.
+    """
+    if _VERDICT_SEP_RE.search(text):
+        return True
+    if not text.isascii():
+        return _VERDICT_CHARS_RE.search(text) is not None
+    low = text.lower()
+    if "out of" in low:
+        return True
+    return any(c in low for c in _CONNECTORS) and bool(_LOWER_WORDED_FRACTION_RE.search(low))
 
 
 _RATING_SCALES = frozenset({5, 10, 20, 100})

@@ -43,13 +43,32 @@ a verdict only with a verdict word, ending its line ("Outcome: pass means every 
 and "Result: correct, 3 divides 12" say what a word means or why)."""
 
 
+_RESULT_WORDS = ("result", "outcome")
+"""The words :data:`_RESULT_VERDICT_RE` needs, one of them in every match."""
+
+
+def _may_state_result(text: str) -> bool:
+    """Whether ``text`` may hold a match of :data:`_RESULT_VERDICT_RE`: in ASCII text, whether
+    it holds one of :data:`_RESULT_WORDS` in any case.
+
+    Why: the case-insensitive regex opens with a lookbehind, so it is tried at every position
+    of the text, which on a long answer costs far more than two substring tests. In ASCII text
+    case-insensitive means lower case (the other characters the engine equates with ASCII
+    letters, ``ſ`` or the Kelvin sign, are not ASCII); other text is searched as before.
+    """
+    if not text.isascii():
+        return True
+    low = text.lower()
+    return any(w in low for w in _RESULT_WORDS)
+
+
 def mark_verdict(text: str, *, fractions: bool, checks: bool) -> str | None:
     """A verdict written in marks or as a result word (:data:`_MARK_LINE_RE`,
     :data:`_RESULT_VERDICT_RE`); ``10/10 🎯`` only with ``fractions``, as a lone ``10/10``.
     With ``checks`` (the query asks for a check), none: a tick or a result is the answer."""
     if checks:
         return None
-    if m := _RESULT_VERDICT_RE.search(text):
+    if _may_state_result(text) and (m := _RESULT_VERDICT_RE.search(text)):
         return m.group(0).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     for line in dict.fromkeys(lines[:1] + lines[-1:]):

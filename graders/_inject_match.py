@@ -8,8 +8,9 @@ derived from its own patterns, so the regex only runs on sentences holding an an
 order to the grader. The phrase tables themselves are in :mod:`graders._inject_phrases` and
 :mod:`graders._inject_claims`.
 
-The anchor screen is shared beyond that gate: :class:`Anchored` for a case-sensitive regex, and
-:class:`Alternatives` for the other gates' and the harm rules' case-insensitive phrase lists.
+The anchor screen is shared beyond that gate: :class:`AnchoredSet` for the query's case-sensitive
+scans, and :class:`Alternatives` for the other gates' and the harm rules' case-insensitive phrase
+lists.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import re._constants as _sre_constants
 import re._parser as _sre_parser
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, overload
 
 from graders._pregate_text import normalize_for_gate
 from graders._text import INVISIBLE
 
-__all__ = ["Alternatives", "Anchored", "fold"]
+__all__ = ["Alternatives", "AnchoredSet", "fold"]
 
 
 # --- normalisation -------------------------------------------------------------------------------
@@ -97,88 +98,280 @@ _CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_SEARCH_RE = re.compile(f"[{_CJK_CHARS}]")
 
 
-@dataclass(frozen=True)
-class _Matcher:
-    """A family's regex, and literal anchors one of which every match contains.
+class _Screened(Sequence[str]):
+    """Sentences an anchor screen kept, with the anchors it found in each.
 
-    A big alternation costs Python's regex engine a try of every alternative at every word,
-    which dominates the check's cost. Every match contains one of a few
-    literal strings (``ignore``, ``instruction``, ``rubric``, ``marks``...), and ``in`` finds
-    them at C speed, so the regex runs only on sentences holding one. The anchors are derived
-    from the patterns themselves (:func:`_anchors`), so they cannot drift from them; ``None``
-    means "run the regex always".
+    ``hits[i]`` holds, for each position of the ``i``-th sentence where an anchor starts, the
+    shortest anchor there (any longer one there starts with it). ``hits`` is ``None`` when the
+    screen did not run (CJK text, whose phrases have no literal anchors; a family without
+    anchors; the prefilter off): then every sentence is kept and meets every alternative.
+    ``covers``: the matchers whose anchors the screen looked for; another one screens again.
     """
 
-    pattern: re.Pattern[str]
-    anchors: frozenset[str] | None
-    anchor_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
-    """Matches where any anchor occurs: the anchors as a trie-shaped regex (see
-    :func:`_trie_regex`), which tests them all in one scan instead of one ``in`` per anchor."""
+    __slots__ = ("_sentences", "covers", "hits")
 
-    def __post_init__(self) -> None:
-        found = None if self.anchors is None else _trie_regex(self.anchors)
-        object.__setattr__(self, "anchor_re", found)
+    def __init__(
+        self,
+        sentences: Sequence[str],
+        hits: Sequence[frozenset[str]] | None,
+        covers: frozenset[_Matcher],
+    ) -> None:
+        self._sentences = sentences
+        self.hits = hits
+        self.covers = covers
 
-    def candidates(self, sentences: Sequence[str], text: str) -> Sequence[str]:
-        """The sentences the regex must see (``text`` is them joined): those holding an anchor."""
-        if self.anchor_re is None or not _PREFILTER or _CJK_SEARCH_RE.search(text):
-            return sentences
-        search = self.anchor_re.search
-        return [s for s in sentences if search(s)]
+    def __len__(self) -> int:
+        return len(self._sentences)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sentences)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._sentences[index]
+
+
+class _AnchorScan:
+    """Where the literal anchors of one or more phrase families occur in each sentence.
+
+    The anchors' trie regex (:func:`_trie_regex`) says whether a sentence holds any; from the
+    first one on, a lookahead around the same trie lists them all, overlapping ones included
+    (``" answer"`` and ``"answer"`` one character apart), in one call.
+    """
+
+    __slots__ = ("_overlapping", "covers", "regex")
+
+    def __init__(self, anchors: frozenset[str], covers: frozenset[_Matcher]) -> None:
+        self.regex = _trie_regex(anchors)
+        self._overlapping = re.compile(f"(?=({self.regex.pattern}))").findall
+        self.covers = covers
+
+    def hits(self, text: str) -> frozenset[str]:
+        """The anchors ``text`` holds, the shortest at each position where one starts."""
+        m = self.regex.search(text)
+        return frozenset() if m is None else frozenset(self._overlapping(text, m.start()))
+
+    def __call__(self, sentences: Sequence[str]) -> _Screened:
+        if not _PREFILTER or _CJK_SEARCH_RE.search("\n".join(sentences)):
+            return _Screened(sentences, None, self.covers)
+        kept: list[str] = []
+        hits: list[frozenset[str]] = []
+        for s in sentences:
+            if found := self.hits(s):
+                kept.append(s)
+                hits.append(found)
+        return _Screened(kept, hits, self.covers)
+
+
+def _owning(hit: str, anchor_sets: Sequence[frozenset[str] | None]) -> tuple[int, ...]:
+    """The indices of the anchor sets holding an anchor that starts with ``hit``: where a trie
+    scan reports ``hit`` (the shortest anchor starting there), those may start there too."""
+    return tuple(
+        i
+        for i, anchors in enumerate(anchor_sets)
+        if anchors and any(a.startswith(hit) for a in anchors)
+    )
+
+
+class _Matcher:
+    """A family's regex, the word alternatives it is made of, and literal anchors one of which
+    every match contains.
+
+    A big alternation costs Python's regex engine a try of every alternative at every word,
+    which dominates the check's cost. Every match contains one of a few literal strings
+    (``ignore``, ``instruction``, ``rubric``, ``marks``...), derived from the patterns
+    themselves (:func:`_anchors`), so they cannot drift from them; ``None`` means "run the
+    regex always". Two exact screens follow from them: a sentence holding none of the
+    family's anchors cannot match, so it is skipped; in one that holds some, an alternative
+    owning none of them cannot match there either, so only the others run, each as its own
+    regex, and their matches merge into those of the whole alternation (:meth:`matches`).
+    """
+
+    def __init__(self, words: Sequence[str], cjk: Sequence[str] = ()) -> None:
+        parts = [r"(?<!\w)" + _p(*words) + r"(?!\w)"]
+        if cjk:
+            # The lookahead fails at once on other scripts, so the CJK alternatives cost nothing
+            # at the positions of a Latin or Cyrillic text (and vice versa: the lookbehind above).
+            parts.append(f"(?=[{_CJK_CHARS}])" + _p(*cjk))
+        self.pattern = re.compile("|".join(parts))
+        self._words = tuple(words)
+        self._alternatives: list[re.Pattern[str] | None] = [None] * len(words)
+        self._word_anchors = tuple(_family_anchors([w]) for w in words)
+        known = [a for a in self._word_anchors if a is not None]
+        self.anchors: frozenset[str] | None = (
+            frozenset().union(*known) if len(known) == len(words) else None
+        )
+        self._scan = None if self.anchors is None else _AnchorScan(self.anchors, frozenset({self}))
+        self._owners: dict[str, tuple[int, ...]] = {}
+        self._chosen_memo: dict[frozenset[str], tuple[re.Pattern[str], ...]] = {}
+
+    @property
+    def anchor_re(self) -> re.Pattern[str] | None:
+        """Matches where any anchor occurs: the anchors as a trie-shaped regex."""
+        return None if self._scan is None else self._scan.regex
+
+    def screen(self, sentences: Sequence[str]) -> _Screened:
+        """The sentences holding one of this family's anchors (all of them without anchors)."""
+        if self._scan is None:
+            return _Screened(sentences, None, frozenset({self}))
+        return self._scan(sentences)
+
+    def runs(self, sentences: Sequence[str]) -> list[tuple[str, tuple[re.Pattern[str], ...]]]:
+        """The sentences that may match, each with the regexes to run on it (:func:`_finditer`):
+        the alternatives owning one of its anchors, or the whole :attr:`pattern` unscreened.
+
+        ``sentences`` may come screened (:class:`_FamilyScreen`): then they are not scanned
+        again.
+        """
+        screened = sentences
+        if not isinstance(screened, _Screened) or self not in screened.covers:
+            screened = self.screen(sentences)
+        hits = screened.hits
+        if hits is None:
+            whole = (self.pattern,)
+            return [(s, whole) for s in screened]
+        return [
+            (s, regexes)
+            for s, found in zip(screened, hits, strict=True)
+            if (regexes := self._chosen(found))
+        ]
+
+    def matches(self, sentences: Sequence[str]) -> Iterator[tuple[str, re.Match[str]]]:
+        """Each sentence's matches, in order, as :attr:`pattern` ``.finditer`` finds them."""
+        for s, regexes in self.runs(sentences):
+            for m in _finditer(s, regexes):
+                yield s, m
+
+    def _chosen(self, hits: frozenset[str]) -> tuple[re.Pattern[str], ...]:
+        """The alternatives owning an anchor that starts with one of ``hits``, in order
+        (remembered: the same few anchors recur from sentence to sentence)."""
+        chosen = self._chosen_memo.get(hits)
+        if chosen is None:
+            owners = self._owners
+            indices: set[int] = set()
+            for hit in hits:
+                own = owners.get(hit)
+                if own is None:
+                    own = owners[hit] = _owning(hit, self._word_anchors)
+                indices.update(own)
+            chosen = tuple(self._alternative(i) for i in sorted(indices))
+            if len(self._chosen_memo) >= _CHOSEN_MEMO_SIZE:
+                self._chosen_memo.clear()
+            self._chosen_memo[hits] = chosen
+        return chosen
+
+    def _alternative(self, i: int) -> re.Pattern[str]:
+        """The ``i``-th word alternative alone, between the same word boundaries (compiled on
+        first use: most never run)."""
+        rx = self._alternatives[i]
+        if rx is None:
+            rx = self._alternatives[i] = re.compile(rf"(?<!\w)(?:{self._words[i]})(?!\w)")
+        return rx
+
+
+_CHOSEN_MEMO_SIZE = 4096
+
+
+def _finditer(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:
+    """The matches of the alternation of ``regexes`` in ``s``, as its ``finditer`` yields them.
+
+    At each position an alternation yields the first alternative that matches there (with the
+    match that alternative alone finds), so the merge takes the leftmost of their next matches,
+    the first one's on a tie, and resumes at its end, as ``finditer`` does. An alternative with
+    anchors never matches the empty string, so every match moves on.
+    """
+    if len(regexes) == 1:
+        return regexes[0].finditer(s)
+    return _merged(s, regexes)
+
+
+def _merged(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:
+    ahead = [rx.search(s) for rx in regexes]
+    while True:
+        best: re.Match[str] | None = None
+        for m in ahead:
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        if best is None:
+            return
+        yield best
+        end = best.end()
+        for k, m in enumerate(ahead):
+            if m is not None and m.start() < end:
+                ahead[k] = regexes[k].search(s, end)
 
 
 class _FamilyScreen:
     """The sentences any of several phrase families may match: one scan for all of them.
 
-    Each family's prefilter (:meth:`_Matcher.candidates`) scans every sentence for its own
+    Each family's own screen (:meth:`_Matcher.screen`) scans every sentence for its own
     anchors, so on a long answer every family pays a scan of the whole text, mostly to find
     nothing. The union of their anchors, as one trie regex, picks the sentences that hold any
-    anchor in a single scan; each family then scans only those. Exact: a sentence left out
-    holds no family's anchor, so no family's regex could match it. With CJK text (whose
-    anchors are not literal) or a family without anchors, every sentence is kept, as each
-    family's own prefilter would keep them.
+    anchor in a single scan, with the anchors found in each, from which each family picks the
+    alternatives to run. Exact: a sentence left out holds no family's anchor, so no family's
+    regex could match it. With CJK text (whose anchors are not literal) or a family without
+    anchors, every sentence is kept, as each family's own screen would keep them.
     """
 
     def __init__(self, families: Sequence[_Family]) -> None:
-        anchors = [f.matcher.anchors for f in families]
-        self.anchor_re: re.Pattern[str] | None = (
+        matchers = frozenset(f.matcher for f in families)
+        anchors = [m.anchors for m in matchers]
+        self._covers = matchers
+        self._scan = (
             None
             if any(a is None for a in anchors)
-            else _trie_regex(frozenset().union(*(a for a in anchors if a is not None)))
+            else _AnchorScan(frozenset().union(*(a for a in anchors if a is not None)), matchers)
         )
 
-    def __call__(self, sentences: Sequence[str]) -> Sequence[str]:
-        if self.anchor_re is None or not _PREFILTER or _CJK_SEARCH_RE.search("\n".join(sentences)):
-            return sentences
-        search = self.anchor_re.search
-        return [s for s in sentences if search(s)]
+    @property
+    def anchor_re(self) -> re.Pattern[str] | None:
+        return None if self._scan is None else self._scan.regex
+
+    def __call__(self, sentences: Sequence[str]) -> _Screened:
+        if self._scan is None:
+            return _Screened(sentences, None, self._covers)
+        return self._scan(sentences)
 
 
-class Anchored:
-    """A regex searched only in text that holds one of the literal anchors every match of it
-    contains (:func:`_anchors`, as the phrase families derive theirs).
+class AnchoredSet:
+    """Several regexes searched in one text, screened by one scan for all their anchors.
 
     Why: a regex that opens with a lookbehind and a big alternation (the query scans of
-    :mod:`graders._inject_context`) is tried at every position, while its anchors' trie regex
-    skips most positions on their first character. Most texts hold no anchor, and then a
-    search costs about half. Without derivable anchors it is the plain regex. Exact: no
-    anchor, no match.
+    :mod:`graders._inject_context`) is tried at every position, and a text read by several of
+    them was scanned once per regex. One trie of all their anchors (:func:`_anchors`: literals
+    one of which every match contains) lists those the text holds in one scan, and a regex
+    owning none of them is not searched. Exact: no anchor, no match. A regex without derivable
+    anchors (or a case-insensitive one) is always searched.
     """
 
-    __slots__ = ("_screen", "pattern")
+    __slots__ = ("_anchors", "_owners", "_scan", "patterns")
 
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern = pattern
-        # Case-insensitive regexes are left alone: a case-insensitive trie tests every position
-        # slowly, and their literal first characters already make them fast.
-        anchors = None if pattern.flags & re.IGNORECASE else _family_anchors([pattern.pattern])
-        self._screen = _trie_regex(anchors).search if anchors else None
+    def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
+        self.patterns = tuple(patterns)
+        self._anchors = tuple(
+            None if p.flags & re.IGNORECASE else _family_anchors([p.pattern]) for p in patterns
+        )
+        every = frozenset().union(*(a for a in self._anchors if a))
+        self._scan = _AnchorScan(every, frozenset()) if every else None
+        self._owners: dict[str, tuple[int, ...]] = {}
 
-    def may_match(self, text: str) -> bool:
-        return self._screen is None or not _PREFILTER or self._screen(text) is not None
-
-    def search(self, text: str) -> re.Match[str] | None:
-        return self.pattern.search(text) if self.may_match(text) else None
+    def search(self, text: str) -> list[re.Match[str] | None]:
+        """Each regex's ``search(text)``, in order (``None`` for one whose anchors are absent)."""
+        may: set[int] | None = None
+        if self._scan is not None and _PREFILTER:
+            may = set()
+            for hit in self._scan.hits(text):
+                own = self._owners.get(hit)
+                if own is None:
+                    own = self._owners[hit] = _owning(hit, self._anchors)
+                may.update(own)
+        return [
+            rx.search(text) if may is None or not anchors or i in may else None
+            for i, (rx, anchors) in enumerate(zip(self.patterns, self._anchors, strict=True))
+        ]
 
 
 # --- case-insensitive alternations, screened by their anchors ------------------------------------
@@ -246,10 +439,7 @@ class Alternatives:
         folded = [frozenset(map(_fold_case, a or ())) for a in anchors]
         every = frozenset().union(*folded)
         # the trie reports the shortest anchor at a position; longer ones there start with it
-        self._owners = {
-            a: frozenset(i for i, own in enumerate(folded) if any(b.startswith(a) for b in own))
-            for a in every
-        }
+        self._owners = {a: frozenset(_owning(a, folded)) for a in every}
         self._screen: Callable[[str, int], re.Match[str] | None] | None = (
             _trie_regex(every).search if every and None not in anchors else None
         )
@@ -374,6 +564,50 @@ def _anchors(items: Sequence[Any]) -> frozenset[str] | None:
 _MAX_RUN_SET = 64
 
 
+def _first_chars(items: Sequence[Any]) -> frozenset[str] | None:
+    """The characters a match of the parsed ``items`` can start with, or ``None`` when that is
+    not a short list of literals (a class such as ``\\w``, an empty match, inline flags).
+
+    Why: a scan that would normalise a line before matching it can first ask whether the line
+    could start such a match. Lookarounds are not part of a match.
+    """
+    found: set[str] = set()
+    for op, arg in items:
+        if op is _sre_constants.LITERAL:
+            return frozenset(found | {chr(arg)})
+        if op is _sre_constants.IN:
+            if not all(o is _sre_constants.LITERAL for o, _ in arg):
+                return None
+            return frozenset(found | {chr(c) for _, c in arg})
+        if op is _sre_constants.BRANCH:
+            alts = [_first_chars(alt) for alt in arg[1]]
+            if any(a is None for a in alts) or any(not alt for alt in arg[1]):
+                return None
+            return frozenset(found.union(*(a for a in alts if a is not None)))
+        if op is _sre_constants.SUBPATTERN and not (arg[1] or arg[2]):
+            inner = _first_chars(arg[-1])
+        elif op in _REPEAT_OPS:
+            inner = _first_chars(arg[2])
+            if inner is not None and arg[0] == 0:
+                found |= inner  # optional: the match may start with what follows
+                continue
+        elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT, _sre_constants.AT):
+            continue
+        else:
+            return None
+        if inner is None or _sre_parser.SubPattern(None, [(op, arg)]).getwidth()[0] == 0:
+            return None
+        return frozenset(found | inner)
+    return None
+
+
+def first_chars(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """:func:`_first_chars` of a compiled case-sensitive regex (``None`` for any other)."""
+    if pattern.flags & re.IGNORECASE:
+        return None
+    return _first_chars(list(_sre_parser.parse(pattern.pattern, pattern.flags)))
+
+
 def _plain_words(op: Any, arg: Any) -> list[str] | None:
     """The strings an item matches when it is a literal, a branch of literals or an optional
     literal (``s?``); ``None`` for anything else."""
@@ -418,13 +652,7 @@ def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> _Matcher:
     Pattern sources go through the same diacritic folding as the text, so they can be written
     with accents (``rúbrica``) and still match.
     """
-    folded = [_strip_marks(w) for w in words]
-    parts = [r"(?<!\w)" + _p(*folded) + r"(?!\w)"]
-    if cjk:
-        # The lookahead fails at once on other scripts, so the CJK alternatives cost nothing
-        # at the positions of a Latin or Cyrillic text (and vice versa: the lookbehind above).
-        parts.append(f"(?=[{_CJK_CHARS}])" + _p(*cjk))
-    return _Matcher(re.compile("|".join(parts)), _family_anchors(folded))
+    return _Matcher([_strip_marks(w) for w in words], cjk)
 
 
 _W = r"(?:\w++ )"
@@ -499,9 +727,10 @@ class _Family:
 
     def first(self, sentences: Iterable[str], *, reported_ok: bool = False) -> str | None:
         """The first match that is neither negated nor (with ``reported_ok``) reported."""
-        sentences = list(sentences)
-        for s in self.matcher.candidates(sentences, "\n".join(sentences)):
-            for m in self.matcher.pattern.finditer(s):
+        if not isinstance(sentences, (_Screened, list, tuple)):
+            sentences = list(sentences)
+        for s, regexes in self.matcher.runs(sentences):
+            for m in _finditer(s, regexes):
                 if _negated(s, m) or (self.imperative and _described(s, m)):
                     continue
                 if reported_ok and _CUE_RE.search(s, 0, m.start()):
