@@ -9,22 +9,34 @@ A GRPO step grades many completions of each prompt against the same gold, most o
 the gold written out or a wrong answer, so the per-check costs are what matter: checks that queue
 while the workers are busy travel to a worker many per message, checks against one gold go to the
 worker that has it parsed when that worker is free, completions that reach the same answer share
-one check (:func:`_check_key`), and a response that writes a gold exactly is answered here once a
-worker has read that gold (:meth:`MathGrader._exact_match`).
+one check (:func:`_check_key`), and once a worker has read a gold, a response that writes it
+exactly, or whose final part is known to hold no answer, is answered here
+(:meth:`MathGrader._decided`). The completions of a group that may be answered so wait for the
+first check on their gold rather than each going to a worker before it is read
+(:meth:`MathGrader._await_gold`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from graders._base import BaseGrader, Unscored, grader
 from graders._math_echo import echo_of_query, query_text
-from graders._math_fast import answer_key
+from graders._math_fast import answer_key, fast_text, gold_key
 from graders._math_pool import _run_in_pool, shutdown_math_pool
 from graders._math_text import canonical_tags, final_part
-from graders._math_worker import FAST_KEY, answer_unit, check_equivalence, check_golds
+from graders._math_worker import (
+    FAST_KEY,
+    GOLD_UNIT,
+    NO_ANSWER,
+    answer_unit,
+    check_equivalence,
+    check_golds,
+)
 from graders._text import as_gold_list, as_text, gold_list_note, no_gradable_gold
 from rm_service._result import GraderScore
 from rm_service.models._coalesce import Coalescer
@@ -34,8 +46,8 @@ __all__ = ["MathGrader", "shutdown_math_pool"]
 _GOLD = "reference_response"
 """The gold's field; it may hold one gold or a list of acceptable ones."""
 
-_EXACT_GOLDS = 4096
-"""Golds whose fast-path text a grader keeps (see ``MathGrader._exact_match``)."""
+_GOLDS_KEPT = 4096
+"""Golds whose reading by a worker a grader keeps (see ``MathGrader._decided``)."""
 _EXACT_MAX = 100_000
 """Longer responses always go to a worker: the event loop only does short text work."""
 _CHECKS_KEPT = 4096
@@ -43,14 +55,52 @@ _CHECKS_KEPT = 4096
 _KEY_MAX = 2000
 """Golds and final parts up to this many characters key a check by their text; longer ones are
 checked without sharing, so the remembered keys stay small."""
+_READINGS_KEPT = 4096
+"""Final parts whose answer key and unit are remembered, and golds whose fast-path spelling is."""
 
 
-def _short_work(response: str) -> bool:
-    """Whether reading the final part here is bounded work for the event loop (few answer blocks:
-    the block pattern is quadratic in unclosed ones); otherwise only a worker reads it."""
+def _answer_part(response: str) -> tuple[str, bool] | None:
+    """The response's final part and whether it has an ``<answer>`` block, when reading them
+    here is bounded work for the event loop (few answer blocks: the block pattern is quadratic
+    in unclosed ones); ``None`` then, or when reasoning never ended: only a worker reads it."""
     if len(response) > _EXACT_MAX:
-        return False
-    return canonical_tags(response).count("<answer>") <= 4
+        return None
+    blocks = canonical_tags(response).count("<answer>")
+    final = final_part(response) if blocks <= 4 else None
+    return None if final is None else (final, blocks > 0)
+
+
+_UNREAD = object()
+
+
+class _KnownGold(NamedTuple):
+    """What a worker's answer told of a gold with math: enough to decide some checks here."""
+
+    fast_key: str | None
+    """Its text for the exact-match fast path, when it may take it."""
+    shown: str
+    """Its reading, as results show it."""
+    unit: str | None
+    """Its unit: a check on a gold with one compares units first, in a worker."""
+
+
+@functools.lru_cache(maxsize=_READINGS_KEPT)
+def _answer_of(final: str) -> tuple[str, str] | None:
+    """:func:`~graders._math_fast.answer_key`, remembered: the completions of one prompt often
+    end the same way, and a final part is read on every check of it."""
+    return answer_key(final)
+
+
+def _answer(final: str) -> tuple[str, str] | None:
+    return _answer_of(final) if len(final) <= _KEY_MAX else answer_key(final)
+
+
+@functools.lru_cache(maxsize=_READINGS_KEPT)
+def _spelled(gold: str) -> str | None:
+    """The gold as the fast path would spell it, were it fit (:func:`~graders._math_fast.gold_key`
+    read as math): only a worker can say whether it is, but an answer spelled otherwise is
+    no exact match whatever it says, so only one spelled so waits for it."""
+    return gold_key(gold, "wrapped")
 
 
 def _check_key(
@@ -152,10 +202,20 @@ class MathGrader(BaseGrader):
         self.workers = workers
         self.queue_timeout = queue_timeout
         self.echo_check = bool(echo_check)
-        self._exact: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        """Gold text -> (its fast-path text, its reading shown in results), as a worker said."""
+        self._golds: OrderedDict[str, _KnownGold] = OrderedDict()
+        """Gold text -> what a worker said of it (see :meth:`_remember`)."""
+        self._empty: dict[str, str] = {}
+        """Final parts a worker found no answer in, with why (see :meth:`_decided`)."""
         self._checks: Coalescer[tuple[str | None, ...], dict[str, Any]] = Coalescer(_CHECKS_KEPT)
         """Worker answers by (gold, the response's answer): see :func:`_check_key`."""
+        self._reading: dict[str, asyncio.Future[None]] = {}
+        """Golds with a check in flight, each done when its answer is in: see ``_await_gold``."""
+        self._units: dict[tuple[str, bool], str | None] = {}
+        """Answer units by (final part, whether in an answer block): see ``_unit``."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy starts with nothing in flight: the futures belong to this process's loops.
+        return {**self.__dict__, "_reading": {}}
 
     def __repr__(self) -> str:
         return f"MathGrader(name={self.name!r}, timeout={self.timeout:g})"
@@ -188,20 +248,29 @@ class MathGrader(BaseGrader):
         golds = as_gold_list(fields[_GOLD], _GOLD)
         if golds is None:
             gold = as_text(fields[_GOLD], _GOLD)
-            final = final_part(response) if _short_work(response) else None
-            answer = answer_key(final) if final is not None else None
-            exact = self._exact_match(gold, answer)
-            if exact is not None:
-                return self._verdict(exact, None)
-            key = _check_key(gold, final, answer, lambda: answer_unit(response))
-            if key is None:
-                value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
-            else:
-                value = await self._checks.run(
-                    key,
-                    lambda: self._check(check_equivalence, (gold, response), self.timeout, gold),
-                )
-            self._remember(gold, value)
+            part = _answer_part(response)
+            final = None if part is None else part[0]
+            answer = None if final is None else _answer(final)
+            decided = self._decided(gold, final, answer)
+            if decided is None and await self._await_gold(gold, final, answer):
+                decided = self._decided(gold, final, answer)
+            if decided is not None:
+                return self._verdict(decided, None)
+            key = _check_key(gold, final, answer, lambda: self._unit(response, part))
+            reading = self._claim(gold)
+            try:
+                if key is None:
+                    value = await self._single(gold, response)
+                else:
+                    value = await self._checks.run(key, lambda: self._single(gold, response))
+            finally:
+                if reading is not None:
+                    self._reading.pop(gold, None)
+                    reading.set_result(None)
+            if value.get("status") == NO_ANSWER and final is not None and len(final) <= _KEY_MAX:
+                if len(self._empty) >= _READINGS_KEPT:
+                    self._empty.clear()
+                self._empty[final] = str(value.get("detail", ""))
             return self._verdict(value, None)
         # Several acceptable golds: one job for them all, each gold with its own timeout.
         value = await self._check(
@@ -209,24 +278,95 @@ class MathGrader(BaseGrader):
         )
         return self._verdict(value, len(golds))
 
-    def _exact_match(self, gold: str, answer: tuple[str, str] | None) -> dict[str, Any] | None:
-        """The worker's answer for a response that writes the gold exactly, without asking it.
+    def _decided(
+        self, gold: str, final: str | None, answer: tuple[str, str] | None
+    ) -> dict[str, Any] | None:
+        """The worker's answer on a check, without asking it, where the grader knows it already.
 
-        Only for a gold a worker has read already and found fit for the fast path
-        (:mod:`graders._math_fast`): the same text-only test it would run, with the same result,
-        minus the round trip. ``answer`` is the response's :func:`~graders._math_fast.answer_key`.
+        Only for a gold a worker has read (:meth:`_remember`), and only the steps of its check
+        that are text: a response that writes a gold fit for the fast path exactly
+        (:mod:`graders._math_fast`; ``answer`` is the response's
+        :func:`~graders._math_fast.answer_key`), and a final part that a worker has parsed and
+        found no answer in, against a gold without a unit (the units come first). The same
+        tests the worker runs, in its order, with the same result, minus the round trip.
         """
-        known = self._exact.get(gold)
-        if known is None or answer is None or answer[1] != known[0]:
+        known = self._golds.get(gold)
+        if known is None:
             return None
-        return {"status": "equal", "gold": known[1], "pred": known[1], "detail": ""}
+        text = fast_text(answer)
+        if text is not None and text == known.fast_key:
+            return {"status": "equal", "gold": known.shown, "pred": known.shown, "detail": ""}
+        why = None if final is None or known.unit is not None else self._empty.get(final)
+        if why is not None:
+            return {"status": NO_ANSWER, "gold": known.shown, "pred": "", "detail": why}
+        return None
+
+    async def _await_gold(
+        self, gold: str, final: str | None, answer: tuple[str, str] | None
+    ) -> bool:
+        """Wait for the check in flight on ``gold``, if any, where its answer may decide this
+        check (:meth:`_decided`); whether it waited.
+
+        A GRPO group's completions arrive together, before any worker has read their gold, and
+        most of them either write it as it is or hold no answer: each of those sent to a worker
+        cost a round trip the grader can answer itself once the first check's answer says how
+        the gold reads. Other answers go to a worker at once, as before. The cost: where that
+        first check runs out of time, a check that waited runs its own after it, so a group on a
+        gold that no worker can read in time is unscored after two check timeouts, not one.
+        """
+        if len(gold) > _KEY_MAX:
+            return False
+        text = fast_text(answer)
+        if (text is None or text != _spelled(gold)) and (final is None or final not in self._empty):
+            return False
+        reading = self._reading.get(gold)
+        if reading is None or reading.get_loop() is not asyncio.get_running_loop():
+            return False
+        await asyncio.shield(reading)
+        return True
+
+    def _claim(self, gold: str) -> asyncio.Future[None] | None:
+        """Mark ``gold`` as being read by this call's check, unless another check reads it
+        already; the future, for the caller to finish when its check is answered.
+
+        Marked now, before the check's task first runs: the other completions of the group
+        arrive in the same turn of the loop, and must find the mark to wait on it.
+        """
+        if gold in self._reading:
+            return None
+        reading: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # setdefault: a check on another thread's loop may have marked it meanwhile.
+        return reading if self._reading.setdefault(gold, reading) is reading else None
+
+    async def _single(self, gold: str, response: str) -> dict[str, Any]:
+        """One single-gold check in the pool, its answer remembered (:meth:`_remember`) as it
+        arrives, so that exact matches waiting on this gold (:meth:`_await_gold`) find it."""
+        value = await self._check(check_equivalence, (gold, response), self.timeout, gold)
+        self._remember(gold, value)
+        return value
+
+    def _unit(self, response: str, part: tuple[str, bool] | None) -> str | None:
+        """:func:`~graders._math_worker.answer_unit` of ``response``, remembered by what it
+        depends on (``part``: the final part, and whether it is an answer block's)."""
+        if part is None or len(part[0]) > _KEY_MAX:
+            return answer_unit(response)
+        known = self._units.get(part, _UNREAD)  # one read: another thread may clear it
+        if known is not _UNREAD:
+            return known  # type: ignore[return-value]  # a unit or None, as stored
+        if len(self._units) >= _READINGS_KEPT:
+            self._units.clear()
+        unit = self._units[part] = answer_unit(response)
+        return unit
 
     def _remember(self, gold: str, value: Any) -> None:
-        key = value.get(FAST_KEY) if isinstance(value, dict) else None
-        if isinstance(key, str) and isinstance(value.get("gold"), str):
-            self._exact[gold] = (key, value["gold"])
-            if len(self._exact) > _EXACT_GOLDS:
-                self._exact.popitem(last=False)
+        """Keep what a worker's answer on ``gold`` told of it, when it read math there."""
+        if not (isinstance(value, dict) and GOLD_UNIT in value):
+            return
+        fast, shown, unit = value.get(FAST_KEY), value.get("gold"), value[GOLD_UNIT]
+        if isinstance(shown, str) and all(v is None or isinstance(v, str) for v in (fast, unit)):
+            self._golds[gold] = _KnownGold(fast, shown, unit)
+            if len(self._golds) > _GOLDS_KEPT:
+                self._golds.popitem(last=False)
 
     async def _check(
         self,

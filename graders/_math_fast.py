@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["answer_key", "fast_answer", "gold_key"]
+__all__ = ["answer_key", "fast_answer", "fast_text", "gold_key"]
 
 _MAX_LEN = 120
 """Longer answers go the full way: the fast path is for the common short ones."""
@@ -190,7 +190,19 @@ def fast_answer(final: str) -> str | None:
     after anything but a space, ``=`` or the start is read the full way too: the gold is read
     as a span at the start.
     """
-    key = answer_key(final)
-    if key is None or key[0] not in ("boxed", *(open_ for open_, _ in _SPANS)):
+    return fast_text(answer_key(final))
+
+
+_FAST_HOWS = frozenset({"boxed", *(open_ for open_, _ in _SPANS)})
+
+
+def fast_text(key: tuple[str, str] | None) -> str | None:
+    """The canonical answer of an :func:`answer_key` when the fast path may compare it with the
+    gold's: boxed, or a span at the start, after a space or after ``=``.
+
+    Shared by the worker's fast path and the grader's own exact match, so that the two take
+    exactly the same answers (a span after other text, ``So:$x^2$``, goes the full way).
+    """
+    if key is None or key[0] not in _FAST_HOWS:
         return None
     return key[1]

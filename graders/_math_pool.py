@@ -25,7 +25,8 @@ the work cannot run on an event loop or a worker thread:
   :data:`MAX_BATCH`) as one message, so under load a job no longer costs a whole round trip. The
   worker answers each job as it finishes, so each still has its own deadline, counted from the
   previous reply; on a hang only that job is a timeout, and the jobs behind it go back to the head
-  of the queue. Jobs with the same ``affinity`` (a gold) prefer one worker, whose caches then hit.
+  of the queue. Jobs with the same ``affinity`` (a gold) stay with the worker that took the first
+  of them while it keeps up, so that one worker parses each gold and its caches then hit.
 * **Callers** get a ``concurrent.futures.Future`` and await it with ``asyncio.wrap_future``, which
   works from any event loop in any thread. Nothing is bound to a loop: the pool is process-wide,
   created lazily under a lock, and survives ``asyncio.run`` calls coming and going.
@@ -42,6 +43,7 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import multiprocessing.spawn
 import os
 import socket
@@ -164,7 +166,7 @@ class _PoolClosed(RuntimeError):
 
 
 class _Job:
-    __slots__ = ("args", "func", "future", "home", "started", "timeout")
+    __slots__ = ("affinity", "args", "func", "future", "started", "timeout")
 
     def __init__(
         self,
@@ -178,10 +180,13 @@ class _Job:
         self.timeout = timeout
         self.future = future
         self.started = False
-        self.home: int | None = None
-        """The feeder that takes this job first when it is free (see ``_MathPool.submit``)."""
         """Taken by a feeder once already (and put back after its worker was replaced)."""
+        self.affinity: str | None = None
+        """Jobs that share one go to one worker while it keeps up (see ``_MathPool._take``)."""
 
+
+_HOMES_KEPT = 4096
+"""Affinities whose home feeder the pool remembers (a GRPO step's golds, and more)."""
 
 MAX_BATCH = 32
 """The most jobs one message to a worker carries. Under load jobs queue while every worker is
@@ -202,6 +207,9 @@ class _MathPool:
         self.pid = os.getpid()
         self.replaced = 0
         """Workers killed and replaced after missing a deadline or dying (for logs and tests)."""
+        self._homes: collections.OrderedDict[str, int] = collections.OrderedDict()
+        """Which feeder took each recent affinity's jobs first: it takes that affinity's jobs
+        from then on, and its worker has the gold parsed (see ``_take``)."""
         self.grow(size)
 
     @property
@@ -233,8 +241,7 @@ class _MathPool:
         """
         future: concurrent.futures.Future[Reply] = concurrent.futures.Future()
         job = _Job(func, args, timeout, future)
-        if affinity is not None:
-            job.home = hash(affinity) % max(1, self.size)
+        job.affinity = affinity
         with self._lock:
             if self._closed:
                 raise _PoolClosed("the math worker pool is shut down")
@@ -314,17 +321,35 @@ class _MathPool:
             self._retire(worker)
 
     def _take(self, index: int) -> list[_Job]:
-        """A fair share of the queued jobs for feeder ``index``, its own first; under the lock.
+        """A fair share of the queued jobs for feeder ``index``, its own; under the lock.
 
         A share, not all: with every worker busy, the first feeder to come free would otherwise
-        take the whole queue and leave the others idle. Its own jobs (their affinity's home is
-        this feeder) come first, then the oldest of anyone's, so no worker idles while jobs wait.
+        take the whole queue and leave the others idle. Its own jobs are those of the
+        affinities it took first (it becomes the home of a new one as it takes it), and jobs
+        with none, taken an affinity at a time, that affinity's queued jobs together: a gold is
+        then parsed by one worker, where interleaved jobs of several golds, or a batch filled
+        up with another feeder's, had both workers parse it. Only a feeder with none of its own
+        takes the oldest of anyone's, so that no worker idles while jobs wait (the jobs of one
+        gold then run on two workers side by side, as one worker alone would take twice as long).
         """
         share = min(MAX_BATCH, max(1, -(-len(self._queue) // max(1, self.size))))
-        mine = [j for j in self._queue if j.home == index][:share]
-        if len(mine) < share:
-            chosen = {id(j) for j in mine}
-            mine += [j for j in self._queue if id(j) not in chosen][: share - len(mine)]
+        groups: dict[str | None, list[_Job]] = {}
+        for job in self._queue:
+            groups.setdefault(job.affinity, []).append(job)
+        homes = self._homes
+        mine: list[_Job] = []
+        for affinity, jobs in groups.items():
+            if len(mine) >= share:
+                break
+            if affinity is not None:
+                if homes.setdefault(affinity, index) != index:
+                    continue
+                homes.move_to_end(affinity)
+                if len(homes) > _HOMES_KEPT:
+                    homes.popitem(last=False)
+            mine += jobs[: share - len(mine)]
+        if not mine:
+            mine = list(itertools.islice(self._queue, share))
         chosen = {id(j) for j in mine}
         self._queue = collections.deque(j for j in self._queue if id(j) not in chosen)
         batch: list[_Job] = []

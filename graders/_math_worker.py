@@ -11,7 +11,8 @@ Two things live here:
   an unfinished ``<think>`` block are not answers. A GRPO step grades many completions of each
   prompt, so each worker keeps its golds parsed (an LRU keyed by the gold and the extraction
   configs) and its verdicts per (gold, parsed answer), and an answer written exactly as the gold
-  is decided from the text (:mod:`graders._math_fast`). :func:`check_golds` runs the check
+  is decided from the text (:mod:`graders._math_fast`); the LaTeX parser reads each number
+  literal once (:func:`_remember_numbers`). :func:`check_golds` runs the check
   against a list of acceptable golds in one job, each gold under its own deadline.
 * :func:`worker_main`, the worker loop: it answers jobs (one, or a batch of them, one reply per
   job) over a socket and bounds each one with a ``SIGALRM`` interval timer. Workers run jobs on
@@ -47,7 +48,15 @@ from graders._math_text import final_part as _final_part
 from graders._math_unequal import proved_unequal, rounded_together
 from graders._math_units import unit_of
 
-__all__ = ["FAST_KEY", "answer_unit", "check_equivalence", "check_golds", "worker_main"]
+__all__ = [
+    "FAST_KEY",
+    "GOLD_UNIT",
+    "NO_ANSWER",
+    "answer_unit",
+    "check_equivalence",
+    "check_golds",
+    "worker_main",
+]
 
 # --- result vocabulary (plain types only: results cross a socket) -------------------------------
 
@@ -57,7 +66,11 @@ NO_ANSWER = "no_answer"
 INVALID_GOLD = "invalid_gold"
 
 FAST_KEY = "fast_key"
-"""A result's field with the gold's text for the exact-match fast path, when it may take it."""
+"""A result's field with the gold's text for the exact-match fast path (``None`` when it may
+not take it). It and :data:`GOLD_UNIT` come with every answer on a gold with math, so that the
+caller can decide some checks on that gold itself from then on (see ``graders._math``)."""
+GOLD_UNIT = "gold_unit"
+"""A result's field with the gold's unit (:mod:`graders._math_units`), or ``None``."""
 
 _MAX_SHOWN = 200
 """Longest extracted string put in a result's metadata."""
@@ -236,30 +249,29 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
     """Compare the final answer in ``response`` with ``gold``; math-verify decides equality.
 
     Returns a dict of plain values: ``status`` (``equal``, ``not_equal``, ``no_answer`` or
-    ``invalid_gold``), the extracted ``gold`` and ``pred`` strings (shortened), and ``detail``.
+    ``invalid_gold``), the extracted ``gold`` and ``pred`` strings (shortened), and ``detail``;
+    on a gold with math, also :data:`FAST_KEY` and :data:`GOLD_UNIT`.
     """
     entry = _gold_entry(gold, _config_key())
     gold_parsed = entry.parsed
     if not gold_parsed or not _holds_math(gold, list(gold_parsed)):
         return _result(INVALID_GOLD, detail="no answer in gold")
     shown = _shown(gold_parsed)
+    known = {FAST_KEY: entry.fast_key, GOLD_UNIT: entry.unit}
     pred = _LazyPrediction(response)
     if (units := _units_differ(entry.unit, lambda: pred.unit)) is not None:
-        return _result(NOT_EQUAL, shown, detail=f"the units differ: {units[0]} and {units[1]}")
+        why = f"the units differ: {units[0]} and {units[1]}"
+        return {**_result(NOT_EQUAL, shown, detail=why), **known}
     if entry.fast_key is not None:
         final = _final_part(response)
         if final is not None and fast_answer(final) == entry.fast_key:
             # The same expression in the same reading as the gold (see graders._math_fast).
-            return _result(EQUAL, shown, shown)
+            return {**_result(EQUAL, shown, shown), **known}
     pred_parsed = pred.get()
     if pred_parsed is None:
-        out = _result(NO_ANSWER, shown, detail=pred.why)
-    else:
-        equal, why = _equivalent_cached(gold, gold_parsed, pred_parsed)
-        out = _result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed), why)
-    if entry.fast_key is not None:
-        out[FAST_KEY] = entry.fast_key  # the caller may decide exact matches itself from now on
-    return out
+        return {**_result(NO_ANSWER, shown, detail=pred.why), **known}
+    equal, why = _equivalent_cached(gold, gold_parsed, pred_parsed)
+    return {**_result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed), why), **known}
 
 
 def answer_unit(response: str, read: Callable[[], float | None] | None = None) -> str | None:
@@ -527,6 +539,7 @@ def worker_main(conn: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGALRM, _on_alarm)
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    _remember_numbers()
     # Pre-import and warm up (regex compilation, the ANTLR parser) so the first job is fast.
     check_equivalence("$\\frac{1}{2}$", "The answer is $\\boxed{0.5}$.")
     # Common answer shapes too: the LaTeX parser and sympy build their caches on first sight of
@@ -553,6 +566,43 @@ def worker_main(conn: Any) -> None:
         for item in job if isinstance(job, list) else [job]:
             if not _send(conn, _answer(item)):
                 return
+
+
+_NUMBERS_KEPT = 4096
+"""Number literals a worker keeps read (see :func:`_remember_numbers`)."""
+
+
+def _remember_numbers() -> None:
+    """Have the LaTeX parser read each number literal once per worker.
+
+    latex2sympy reads every number of an expression with ``sympy.Number(text)``, which runs
+    sympy's whole expression parser (tokenizer, transformations, ``eval``) on the digits: a
+    large share of parsing a gold or an answer, paid again for each "2" of each polynomial and
+    each "1" of each ``+ 1``. A sympy number is immutable and the reading depends on the text
+    alone, so handing back the one read before gives the very same parse. Only in a worker
+    process: the library's class is not ours to change in the caller's. A parser without the
+    method (another latex2sympy) is left as it is.
+    """
+    try:
+        from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+    except ImportError:
+        return
+    read = getattr(_Latex2Sympy, "parse_number", None)
+    if read is None or getattr(read, "remembered", False):
+        return
+    known: dict[str, Any] = {}
+
+    def parse_number(self: Any, text: str) -> Any:
+        value = known.get(text)
+        if value is None:
+            value = read(self, text)
+            if len(known) >= _NUMBERS_KEPT:
+                known.clear()
+            known[text] = value
+        return value
+
+    parse_number.remembered = True  # type: ignore[attr-defined]
+    _Latex2Sympy.parse_number = parse_number
 
 
 _WARM_UP = (
