@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import operator
 import threading
 import time
 from collections.abc import (
@@ -35,8 +36,6 @@ from collections.abc import (
 )
 from typing import Any
 from weakref import WeakKeyDictionary
-
-from pydantic import TypeAdapter
 
 from aggregators import WeightedSumAggregator
 from aggregators._base import BaseAggregator as _BaseAggregator
@@ -449,9 +448,12 @@ class GradingRunner:
         if deadline is not None and not deadline > 0:
             raise ConfigError(f"deadline must be > 0 seconds, got {deadline!r}")
         prepare = self._prepare if self._prepared else None
-        # Read as RecordResult's ``index`` field reads it (np.int64(5) is 5), once here: the
-        # records' results are built from it without validation (``_finish``).
-        start = _AS_INT.validate_python(start)
+        # An int (np.int64(5) is 5), checked once here: the records' results are built from it
+        # without validation (``_finish``).
+        try:
+            start = operator.index(start)
+        except TypeError:
+            raise TypeError(f"start must be an int, got {start!r}") from None
         source = JobSource(self._jobs, self.id_field, records, start, prepare)
         if deadline is not None:
             source.deadline_at = asyncio.get_running_loop().time() + deadline
@@ -574,9 +576,6 @@ class GradingRunner:
             "components": ordered,
         }
         return assembled(RecordResult, fields)
-
-
-_AS_INT: TypeAdapter[int] = TypeAdapter(int)
 
 
 def _default_reward(aggregators: Sequence[Aggregator], names: Sequence[str]) -> str:

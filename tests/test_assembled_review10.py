@@ -2,9 +2,10 @@
 ``index`` is no longer coerced to ``int``.
 
 ``GradingRunner.astream(records, start=...)`` numbers records from ``start``. Before, pydantic
-validated ``RecordResult.index: int`` and a numpy integer (an offset read from a pandas frame),
-a whole float or a bool came out as a plain ``int``. Now the value is kept as given: ``index`` is
-``np.int64(5)`` (``json.dumps(record_json(rec))`` raises ``TypeError``), ``5.0`` or ``True``.
+validated ``RecordResult.index: int`` and a numpy integer (an offset read from a pandas frame)
+or a bool came out as a plain ``int``. At ac357d3 the value was kept as given: ``index`` was
+``np.int64(5)`` (``json.dumps(record_json(rec))`` raised ``TypeError``) or ``True``. Now
+``start`` is read as an int once (``operator.index``), and anything else is refused by name.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ async def _aw(response: str) -> float:
     return 0.5
 
 
-@pytest.mark.parametrize("awaited", [False, True], ids=["inline", "awaited"])
-@pytest.mark.parametrize("start", [np.int64(5), 5.0, True], ids=["np.int64", "float", "bool"])
-def test_index_is_an_int_whatever_start_was(start: Any, awaited: bool) -> None:
+def _runner(awaited: bool) -> GradingRunner:
     cfgs: dict[str, Any] = {"g": graders.FunctionGrader(lambda response: 0.5, name="g")}
     if awaited:
         cfgs["h"] = graders.FunctionGrader(_aw, name="h")
-    runner = GradingRunner(cfgs)
+    return GradingRunner(cfgs)
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["inline", "awaited"])
+@pytest.mark.parametrize("start", [np.int64(5), True], ids=["np.int64", "bool"])
+def test_index_is_an_int_whatever_int_start_was(start: Any, awaited: bool) -> None:
+    runner = _runner(awaited)
 
     async def stream() -> list[Any]:
         return [r async for r in runner.astream([{"response": "a"}], start=start)]
@@ -39,3 +44,12 @@ def test_index_is_an_int_whatever_start_was(start: Any, awaited: bool) -> None:
     (rec,) = asyncio.run(stream())
     assert type(rec.index) is int and rec.index == int(start)  # 774cb71: int; ac357d3: as given
     json.dumps(record_json(rec))  # ac357d3: TypeError for np.int64
+
+
+@pytest.mark.parametrize("start", [5.5, "5", float("nan"), None], ids=repr)
+def test_a_start_that_is_no_int_is_refused_by_name(start: Any) -> None:
+    async def stream() -> list[Any]:
+        return [r async for r in _runner(True).astream([{"response": "a"}], start=start)]
+
+    with pytest.raises(TypeError, match="start must be an int"):
+        asyncio.run(stream())
