@@ -233,8 +233,9 @@ class _Matcher:
         if hits is None:
             whole = (self.pattern,)
             return [(s, whole) for s in screened]
+        whole = (self.pattern,)
         return [
-            (s, regexes)
+            (s, regexes if len(regexes) <= _MERGED_MAX else whole)
             for s, found in zip(screened, hits, strict=True)
             if (regexes := self._chosen(found))
         ]
@@ -273,6 +274,9 @@ class _Matcher:
 
 
 _CHOSEN_MEMO_SIZE = 4096
+_MERGED_MAX = 4
+"""More alternatives than this in a sentence run as the whole alternation, one scan: merging
+many would scan a long sentence once for each (a text stuffed with the family's words)."""
 
 
 def _finditer(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:

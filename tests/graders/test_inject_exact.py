@@ -218,3 +218,19 @@ def test_each_boundary_scan_needs_what_the_table_says() -> None:
                 assert need.search(text), (rx.pattern[:40], text)
     assert _search(_END_MARK_RE, "END OF RESPONSE") is not None
     assert _search(_END_MARK_RE, "end of response") is None
+
+
+def test_a_sentence_stuffed_with_a_family_s_words_runs_its_whole_regex(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past a few alternatives a sentence is scanned once by the whole alternation, not once by
+    each (a long text packed with the words cost several times the old scan); same matches."""
+    family = next(f for f in _FAMILIES if f.name == "claims_verified")
+    words = sorted(family.matcher.anchors or ())[:40]
+    sentence = " ".join(words * 3)
+    runs = family.matcher.runs([sentence])
+    assert runs and runs[0][1] == (family.matcher.pattern,)
+    whole = [m.span() for m in family.matcher.pattern.finditer(sentence)]
+    assert [m.span() for _, m in family.matcher.matches([sentence])] == whole
+    monkeypatch.setattr(inject_match, "_MERGED_MAX", 10**9)  # the merge says the same
+    assert [m.span() for _, m in family.matcher.matches([sentence])] == whole
