@@ -56,6 +56,10 @@ _KEY_MAX = 2000
 """Golds and final parts up to this many characters key a check by their text; longer ones are
 checked without sharing, so the remembered keys stay small."""
 _READINGS_KEPT = 4096
+_GOLD_WAIT_S = 0.5
+"""How long a completion waits for the first check in flight on its gold (``_await_gold``)
+before going to a worker itself: that check usually answers in milliseconds, but a slow one (a
+sibling's huge power) must not hold the group's answers for the whole timeout."""
 """Final parts whose answer key and unit are remembered, and golds whose fast-path spelling is."""
 
 
@@ -310,9 +314,9 @@ class MathGrader(BaseGrader):
         A GRPO group's completions arrive together, before any worker has read their gold, and
         most of them either write it as it is or hold no answer: each of those sent to a worker
         cost a round trip the grader can answer itself once the first check's answer says how
-        the gold reads. Other answers go to a worker at once, as before. The cost: where that
-        first check runs out of time, a check that waited runs its own after it, so a group on a
-        gold that no worker can read in time is unscored after two check timeouts, not one.
+        the gold reads. Other answers go to a worker at once, as before. A check that has waited
+        :data:`_GOLD_WAIT_S` without an answer goes to a worker itself, so a slow first check
+        delays the rest of its group by that much at most.
         """
         if len(gold) > _KEY_MAX:
             return False
@@ -322,7 +326,10 @@ class MathGrader(BaseGrader):
         reading = self._reading.get(gold)
         if reading is None or reading.get_loop() is not asyncio.get_running_loop():
             return False
-        await asyncio.shield(reading)
+        try:
+            await asyncio.wait_for(asyncio.shield(reading), _GOLD_WAIT_S)
+        except TimeoutError:
+            return False  # a slow first check: this one goes to a worker itself
         return True
 
     def _claim(self, gold: str) -> asyncio.Future[None] | None:
