@@ -340,15 +340,29 @@ def _first_hit(
         else:
             if entry is None:
                 entry = _entry(response, fields)
-            extra = _extra_reads(reads, getattr(gate, "against", ()))
-            key: object = (gate, *[fields.get(f) for f in extra]) if extra else gate
-            if key in entry:
-                reason = entry[key]
-            else:
-                reason = entry[key] = gate.check(response, fields)
+            reason = _memoised(gate, reads, response, fields, entry)
         if reason:
             return gate.name, reason
     return None
+
+
+def _memoised(
+    gate: PreGate,
+    reads: tuple[str, ...],
+    response: str,
+    fields: Mapping[str, str],
+    entry: dict[object, str | None],
+) -> str | None:
+    """A built-in gate's verdict on the record of ``entry``: from it, or computed into it."""
+    extra = _extra_reads(reads, getattr(gate, "against", ()))
+    key: object = (gate, *[fields.get(f) for f in extra]) if extra else gate
+    reason = entry.get(key, _UNASKED)
+    if reason is _UNASKED:
+        reason = entry[key] = gate.check(response, fields)
+    return reason  # type: ignore[return-value]  # a reason or None, as stored
+
+
+_UNASKED = object()
 
 
 def warm_gate_memo(calls: Sequence[tuple[Sequence[PreGate], str, Mapping[str, str]]]) -> None:
@@ -367,27 +381,32 @@ def warm_gate_memo(calls: Sequence[tuple[Sequence[PreGate], str, Mapping[str, st
     runs once, in the call) and at a response too long to be kept (:data:`WARM_CHARS`).
     """
     pending = [
-        (tuple(gates), response, fields)
+        (tuple(gates), response, fields, _entry(response, fields))
         for gates, response, fields in calls
         if len(response) + sum(len(fields.get(f) or "") for f in _ASKING) <= WARM_CHARS
     ]
     at = 0
     while pending:
-        by_gate: dict[PreGate, list[tuple[tuple[PreGate, ...], str, Mapping[str, str]]]] = {}
+        by_gate: dict[PreGate, list[_Warming]] = {}
         for call in pending:
             gates = call[0]
             if at < len(gates) and type(gates[at]) in _GATE_READS:
                 by_gate.setdefault(gates[at], []).append(call)
         pending = []
         for gate, group in by_gate.items():
+            reads = _GATE_READS[type(gate)]
             for call in group:
                 try:
-                    hit = _first_hit((gate,), call[1], call[2])
+                    reason = _memoised(gate, reads, call[1], call[2], call[3])
                 except Exception:  # the call runs it again, and reports it
                     continue
-                if hit is None:
+                if not reason:
                     pending.append(call)
         at += 1
+
+
+_Warming = tuple[tuple[PreGate, ...], str, Mapping[str, str], dict[object, str | None]]
+"""A call being warmed: its gates, response, fields and memo entry."""
 
 
 WARM_CHARS = 20_000
