@@ -122,6 +122,10 @@ def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool =
     m = _FENCED_RE.match(body)
     if m:
         body, offset = m.group(1), offset + m.start(1)
+    plain = _plain_verdict(body, scale)
+    if plain is not None:
+        value, reason, (start, end) = plain
+        return _Verdict(value, reason, (start + offset, end + offset), body.strip())
     try:
         if body.startswith("\ufeff"):  # as json.loads says
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", body, 0)
@@ -145,6 +149,31 @@ def parse_json_verdict(text: str, *, scale: tuple[int, int], allow_float: bool =
         raise VerdictError(f"reason is {type(reason).__name__}, not a string")
     start, end = _value_span(body, "score")
     return _Verdict(float(score), reason, (start + offset, end + offset), body.strip())
+
+
+_WS = r"[ \t\n\r]*"
+_PLAIN_REASON = r'"reason"' + _WS + ":" + _WS + r'"(?P<reason>[^"\\\x00-\x1f]*)"'
+_PLAIN_SCORE = r'"score"' + _WS + ":" + _WS + r"(?P<score>-?(?:0|[1-9][0-9]{0,17}))"
+_PLAIN_VERDICTS = tuple(
+    re.compile(_WS + r"\{" + _WS + first + _WS + "," + _WS + second + _WS + r"\}" + _WS)
+    for first, second in ((_PLAIN_REASON, _PLAIN_SCORE), (_PLAIN_SCORE, _PLAIN_REASON))
+)
+"""A verdict of exactly a ``reason`` with no escapes and an integer ``score``, either order,
+in JSON's own whitespace: what a judge answers nearly always."""
+
+
+def _plain_verdict(body: str, scale: tuple[int, int]) -> tuple[float, str, tuple[int, int]] | None:
+    """``(score, reason, score span)`` of a plain verdict within ``scale``, read without a JSON
+    parse (the general path gives the same for it); ``None`` for anything else, which the
+    general path reads or refuses with its reason."""
+    for rx in _PLAIN_VERDICTS:
+        m = rx.fullmatch(body)
+        if m is not None:
+            score = int(m.group("score"))
+            if not scale[0] <= score <= scale[1]:
+                return None
+            return float(score), m.group("reason"), m.span("score")
+    return None
 
 
 def _value_span(doc: str, key: str) -> tuple[int, int]:

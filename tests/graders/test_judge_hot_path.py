@@ -426,3 +426,44 @@ def test_malformed_logprobs_are_no_evidence() -> None:
     for top in ((("4", -0.1), ("1", 3.0)), (("4", -0.1), ("1", 1000.0), (5, -1.0))):
         got = expected_from_token(TokenLogprob("4", -0.1, top), values)  # type: ignore[arg-type]
         assert got is not None and got.value == 4.0 and got.mass <= 1.0
+
+
+def test_a_plain_verdict_reads_as_the_json_parse_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The regex read of ``{"reason": "...", "score": n}`` (either order) gives what the strict
+    JSON parse gives, and anything else it leaves to that parse: escapes, control characters,
+    other whitespace, floats, leading zeros, out-of-scale or huge scores, extra keys, fences."""
+    import graders._verdict as verdict_mod
+
+    rng = random.Random(13)
+    spaces = ["", " ", "\n", "\t", "\r\n", "\u00a0", "\x0b"]
+    reasons = ["ok", "", 'a "q"', "back\\slash", "tab\there", "é 中 😀", "\ud800", "x\x7f"]
+    scores = ["1", "5", "0", "-0", "-1", "6", "05", "4.0", "1e0", "true", "99999999999999999999"]
+    texts = []
+    for _ in range(3000):
+        w = [rng.choice(spaces if rng.random() < 0.05 else spaces[:5]) for _ in range(8)]
+        reason = json.dumps(rng.choice(reasons)) if rng.random() < 0.8 else '"raw\nline"'
+        score = rng.choice(scores)
+        pairs = [f'"reason"{w[0]}:{w[1]}{reason}', f'"score"{w[2]}:{w[3]}{score}']
+        if rng.random() < 0.5:
+            pairs.reverse()
+        if rng.random() < 0.1:
+            pairs.append('"extra": 1')
+        body = w[4] + "{" + w[5] + f"{w[6]},{w[7]}".join(pairs) + "}" + rng.choice(spaces)
+        if rng.random() < 0.1:
+            body = "```json\n" + body + "\n```"
+        texts.append(body)
+
+    def read(text: str) -> Any:
+        try:
+            v = parse_json_verdict(text, scale=(1, 5), allow_float=rng.random() < 0.5)
+        except VerdictError as exc:
+            return str(exc)
+        return (v.value, v.reason, v.span, v.core)
+
+    rng.seed(1)
+    fast = [read(t) for t in texts]
+    monkeypatch.setattr(verdict_mod, "_PLAIN_VERDICTS", ())
+    rng.seed(1)
+    assert [read(t) for t in texts] == fast
+    assert sum(isinstance(r, tuple) for r in fast) > 300  # plenty of verdicts were read
+    assert sum(isinstance(r, str) for r in fast) > 300  # and of answers refused
