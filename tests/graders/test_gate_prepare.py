@@ -22,6 +22,7 @@ from rm_service import GraderConfig, GradingRunner
 from rm_service._jobs import PREPARE_AHEAD
 from rm_service._result import GraderError, GraderResult, GraderScore
 from rm_service.models import OpenAIChatModel
+from tests.graders.test_judge_hot_path import CountingGate
 from tests.judge_server import JudgeServer
 from tests.red_team import load_cases
 from tests.support import verdict
@@ -145,17 +146,7 @@ async def test_a_record_prepare_cannot_read_is_reported_by_its_call(
 
 
 def test_a_gate_of_another_type_is_left_for_the_call(counted: list[tuple[str, str]]) -> None:
-    class Counting:
-        name = "counting"
-
-        def __init__(self) -> None:
-            self.n = 0
-
-        def check(self, response: str, fields: Any) -> str | None:
-            self.n += 1
-            return None
-
-    mine = Counting()
+    mine = CountingGate()
     gates = default_pregates("relevance")
     grader = RelevanceGrader(
         model=_no_judge, cross_check="off", pregates=[gates[0], mine, *gates[1:]]

@@ -309,18 +309,21 @@ def test_the_memo_answers_like_the_gates_and_asks_each_gate_once() -> None:
         pregate.clear_gate_memo()
 
 
+class CountingGate:
+    """A gate of a user's own type (never memoised): it counts how often it is asked."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def check(self, response: str, fields: Any) -> str | None:
+        self.n += 1
+        return None
+
+
 def test_a_gate_of_another_type_is_always_asked() -> None:
-    class Counting:
-        name = "counting"
-
-        def __init__(self) -> None:
-            self.n = 0
-
-        def check(self, response: str, fields: Any) -> str | None:
-            self.n += 1
-            return None
-
-    gate = Counting()
+    gate = CountingGate()
     for _ in range(3):
         assert first_gate_hit([gate], "some answer", {"query": "q"}) is None
     assert gate.n == 3
