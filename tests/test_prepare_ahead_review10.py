@@ -19,6 +19,7 @@ import pytest
 
 from graders import RelevanceGrader
 from rm_service import GradingRunner
+from rm_service._result import GraderScore
 from tests.support import FakeJudge, verdict
 
 
@@ -49,3 +50,25 @@ def test_records_before_an_input_interrupt_are_still_graded(exc: BaseException) 
     assert type(raised) is type(exc)
     # 774cb71: ['r0', 'r1', 'r2'] then the interrupt; ac357d3: [] then the interrupt.
     assert got == ["r0", "r1", "r2"]
+
+
+async def test_a_grader_s_own_prepare_method_is_not_the_runner_s_hook() -> None:
+    """Regression (2507b21, review): the hook was named ``prepare``, so a custom grader whose own
+    ``prepare`` meant something else was called with batches of records. It is
+    ``prepare_ahead`` now; a ``prepare`` of the grader's own is left alone."""
+    called: list[Any] = []
+
+    class Custom:
+        name = "custom"
+
+        def prepare(self, *args: Any) -> None:  # the user's own meaning
+            called.append(args)
+
+        async def aevaluate(self, **fields: Any) -> GraderScore:
+            await asyncio.sleep(0)
+            return GraderScore(name=self.name, score=1.0)
+
+    records = [{"response": "x"} for _ in range(20)]
+    results = await GradingRunner({"custom": Custom()}).agrade(records)
+    assert [r.components["custom"].score for r in results] == [1.0] * 20
+    assert called == []
