@@ -30,8 +30,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, S
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from graders._signature import check_fixed_params, fields_of
 from graders._threads import in_thread
 from graders._unscored import Unscored, unusable_fields
 from rm_service._exceptions import ConfigError
@@ -321,8 +322,8 @@ class FunctionGrader(BaseGrader):
         )
         self.run_in_thread = run_in_thread
         self.inline = not self.is_async and not run_in_thread
-        self.params = _check_params(func, params or {})
-        required, optional, self.takes_all = _fields_of(func)
+        self.params = check_fixed_params(func, params or {})
+        required, optional, self.takes_all = fields_of(func)
         # Per-instance field lists shadow the class defaults.
         self.required_fields = tuple(required)
         self.optional_fields = tuple(f for f in optional if f not in self.params)
@@ -465,91 +466,6 @@ def prepares_ahead(grader: Grader) -> bool:
     if own is not None and own is not BaseGrader.prepare_ahead:
         return True
     return any(prepares_ahead(m) for m in getattr(grader, "members", ()))
-
-
-def _fields_of(func: Callable[..., Any]) -> tuple[list[str], list[str], bool]:
-    required: list[str] = []
-    optional: list[str] = []
-    takes_all = False
-    for p in inspect.signature(func).parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            takes_all = True
-        elif p.kind is p.VAR_POSITIONAL:
-            continue
-        elif p.kind is p.POSITIONAL_ONLY:
-            raise ConfigError(f"grader function parameter {p.name!r} must be passable by keyword")
-        elif p.default is p.empty:
-            required.append(p.name)
-        else:
-            optional.append(p.name)
-    return required, optional, takes_all
-
-
-def _check_params(func: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check config values for ``func``'s parameters; returns them as the annotations read them.
-
-    Only a parameter with a default can be fixed: one without is a record field, which a config
-    points elsewhere with ``mapper:``, never replaces with a constant. A value is validated against
-    the annotation by pydantic, strictly first; a YAML string or list may then convert as in the
-    rest of the config (``"4"`` to an int, a list to a tuple), a bool never turns into a number.
-    """
-    if not params:
-        return {}
-    base = func.func if isinstance(func, partial) else func
-    fname = f"{getattr(base, '__qualname__', None) or type(base).__name__}()"
-    try:  # annotations written as strings (``from __future__ import annotations``) resolved
-        sig = inspect.signature(func, eval_str=True)
-    except Exception:
-        sig = inspect.signature(func)
-    settable = {
-        p.name: p
-        for p in sig.parameters.values()
-        if p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-    checked: dict[str, Any] = {}
-    for key, value in params.items():
-        p = settable.get(key)
-        if p is None:
-            if key in sig.parameters and sig.parameters[key].kind not in (
-                inspect.Parameter.VAR_KEYWORD,
-                inspect.Parameter.VAR_POSITIONAL,
-            ):
-                raise ConfigError(
-                    f"{key}: a record field of {fname} (a parameter without a default), not a "
-                    f"param; to read it from another record key, use mapper: {{{key}: <key>}}"
-                )
-            known = ", ".join(_describe_param(q) for q in settable.values()) or "none"
-            raise ConfigError(f"{key}: {fname} has no such parameter; the params it takes: {known}")
-        checked[key] = _check_value(p, value, fname)
-    return checked
-
-
-def _check_value(p: inspect.Parameter, value: Any, fname: str) -> Any:
-    annotation = p.annotation
-    if annotation is p.empty or isinstance(annotation, str):
-        return value  # nothing to check against
-    try:
-        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-    except Exception:  # a type pydantic cannot validate (an arbitrary class): take it as it is
-        return value
-    try:
-        return adapter.validate_python(value, strict=True)
-    except ValidationError as exc:
-        error = exc
-    if not isinstance(value, bool):
-        try:
-            return adapter.validate_python(value)
-        except ValidationError as exc:
-            error = exc
-    reason = error.errors()[0]["msg"] if error.errors() else str(error)
-    raise ConfigError(
-        f"{p.name}: {fname} declares {_describe_param(p)}; got {value!r} ({reason})"
-    ) from None
-
-
-def _describe_param(p: inspect.Parameter) -> str:
-    """``min_overlap: int = 5``, as the signature writes it."""
-    return str(p.replace(kind=p.KEYWORD_ONLY))
 
 
 # --- registry: lets a YAML config name a grader (the same registry as the aggregators') --------

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from graders._anchor_screen import Alternatives
 from graders._degenerate_words import (
     _ASKING_FIELDS,
     FUNCTION_WORDS,
@@ -44,7 +45,6 @@ from graders._degenerate_words import (
     _stem,
     asks_for_repetition,
 )
-from graders._inject_match import Alternatives
 from graders._near_copy import NearCopyGate
 from graders._non_answer import GENERIC_WORDS, NonAnswerGate
 from graders._pregate_text import _quote, asked_verbatim, normalize_for_gate, tokens_for_gate

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
-from graders._inject_match import Alternatives
+from graders._anchor_screen import Alternatives
 from graders._master_key import META_WORDS, STOP_WORDS
 from graders._pregate_text import per_text
 from graders._restate import _FRAMING_WORDS

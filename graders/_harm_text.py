@@ -14,8 +14,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from graders._anchor_screen import Alternatives
 from graders._harm_prototypes import STANCE_WEIGHT, TERM_BONUS
-from graders._inject_match import Alternatives
 from graders._pregate_text import per_text
 
 __all__ = [

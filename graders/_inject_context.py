@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar, overload
 
+from graders._anchor_screen import AnchoredSet
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
-from graders._inject_match import _INVISIBLE_RE, AnchoredSet, fold
+from graders._inject_match import _INVISIBLE_RE, fold
 
 __all__: list[str] = []
 

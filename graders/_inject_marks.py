@@ -1,5 +1,5 @@
 """Verdicts written in marks and result words: ``★★★★★``, ``✅ PASS``, ``💯``, ``10/10 🎯``,
-``Result: PASS``. Part of :func:`graders._inject_detectors.forged_verdict`, kept apart because
+``Result: PASS``. Part of :func:`graders._inject_verdicts.forged_verdict`, kept apart because
 these marks are also honest content (a review's stars, a packing list's ticks, a test run's
 result), so each form is narrowed to where it grades the response itself.
 """

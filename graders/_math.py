@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from graders._base import BaseGrader, Unscored, grader
+from graders._math_answer_units import answer_unit
 from graders._math_echo import echo_of_query, query_text
 from graders._math_fast import answer_key, fast_text, gold_key
 from graders._math_pool import _run_in_pool, shutdown_math_pool
@@ -33,7 +34,6 @@ from graders._math_worker import (
     FAST_KEY,
     GOLD_UNIT,
     NO_ANSWER,
-    answer_unit,
     check_equivalence,
     check_golds,
 )
@@ -117,7 +117,7 @@ def _check_key(
 
     The worker's verdict is a function of the gold, the response's final part (reasoning and
     everything before the answer block never count) and the unit it reads for the answer
-    (:func:`~graders._math_worker.answer_unit`), so completions of one prompt that end the
+    (:func:`~graders._math_answer_units.answer_unit`), so completions of one prompt that end the
     same way share one check. Where the fast path can read the answer, two final parts with the
     same :func:`~graders._math_fast.answer_key` hold the same expression read the same way
     ("So the answer is \\boxed{12}." and "\\boxed{ 12 }"), so they share one too: a group of
@@ -353,7 +353,7 @@ class MathGrader(BaseGrader):
         return value
 
     def _unit(self, response: str, part: tuple[str, bool] | None) -> str | None:
-        """:func:`~graders._math_worker.answer_unit` of ``response``, remembered by what it
+        """:func:`~graders._math_answer_units.answer_unit` of ``response``, remembered by what it
         depends on (``part``: the final part, and whether it is an answer block's)."""
         if part is None or len(part[0]) > _KEY_MAX:
             return answer_unit(response)

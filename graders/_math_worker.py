@@ -7,8 +7,9 @@ is cheap; ``math_verify`` and sympy are imported in the worker, at start-up (:fu
 Two things live here:
 
 * :func:`check_equivalence`, the grading logic. math-verify does the parsing and the comparison;
-  the text repairs for inputs it misreads are in :mod:`graders._math_text`, and answers inside
-  an unfinished ``<think>`` block are not answers. A GRPO step grades many completions of each
+  the text repairs for inputs it misreads are in :mod:`graders._math_text`, the units both
+  answers write in :mod:`graders._math_answer_units`, and answers inside an unfinished
+  ``<think>`` block are not answers. A GRPO step grades many completions of each
   prompt, so each worker keeps its golds parsed (an LRU keyed by the gold and the extraction
   configs) and its verdicts per (gold, parsed answer), and an answer written exactly as the gold
   is decided from the text (:mod:`graders._math_fast`); the LaTeX parser reads each number
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, NamedTuple
 
+from graders._math_answer_units import _read_value, _units_differ, answer_unit
 from graders._math_fast import fast_answer, gold_key
 from graders._math_text import (
     _PLAIN_NUMBER,
@@ -42,7 +44,6 @@ from graders._math_text import (
     _is_bare_math,
     _prepare_text,
     _wrap,
-    canonical_tags,
 )
 from graders._math_text import final_part as _final_part
 from graders._math_unequal import proved_unequal, rounded_together
@@ -52,7 +53,6 @@ __all__ = [
     "FAST_KEY",
     "GOLD_UNIT",
     "NO_ANSWER",
-    "answer_unit",
     "check_equivalence",
     "check_golds",
     "worker_main",
@@ -272,59 +272,6 @@ def check_equivalence(gold: str, response: str) -> dict[str, Any]:
         return {**_result(NO_ANSWER, shown, detail=pred.why), **known}
     equal, why = _equivalent_cached(gold, gold_parsed, pred_parsed)
     return {**_result(EQUAL if equal else NOT_EQUAL, shown, _shown(pred_parsed), why), **known}
-
-
-def answer_unit(response: str, read: Callable[[], float | None] | None = None) -> str | None:
-    """The unit of the response's final answer where it is delimited (a box, an ``<answer>``
-    block): in running prose a unit after a number may belong to a remark ("150 km, which it
-    covers in 3 hours"). ``read``: the value math-verify reads, for an answer with several
-    units (see :mod:`graders._math_units`)."""
-    final = _final_part(response)
-    if final is None or not ("\\boxed" in final or "<answer>" in canonical_tags(response)):
-        return None
-    return unit_of(final, read)
-
-
-def _read_value(parsed: Sequence[Any] | None) -> float | None:
-    """The number math-verify read as an answer (the right side of an equation it read: the
-    side it compares), or ``None`` when it read no single number."""
-    if not parsed:
-        return None
-    value = parsed[0]
-    if getattr(value, "is_Relational", False):
-        value = value.rhs
-    if not getattr(value, "is_number", False):
-        value = _number_before_letters(value)
-        if value is None:
-            return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _number_before_letters(value: Any) -> Any:
-    """The number of a product of a number and letters (``2*l``, ``12*i*n``): math-verify keeps
-    a unit it does not drop as letters ("2 L", "12 in"), and read as no number the answer's unit
-    fell back to the first one written, so "2000 mL = 2 L" scored 0 against a gold of ``2 L``."""
-    split = getattr(value, "as_coeff_Mul", None)
-    if split is None:
-        return None
-    number, letters = split()
-    if number == 1 or not getattr(number, "is_number", False):
-        return None
-    factors = letters.args if getattr(letters, "is_Mul", False) else (letters,)
-    return number if all(getattr(f, "is_Symbol", False) for f in factors) else None
-
-
-def _units_differ(mine: str | None, their_unit: Callable[[], str | None]) -> tuple[str, str] | None:
-    """The gold's unit (``mine``, kept with the parsed gold) and the answer's (read only when the
-    gold has one), when both are known and differ: math-verify drops units, so ``5 m`` equalled
-    ``5 cm``."""
-    if mine is None:
-        return None
-    theirs = their_unit()
-    return (mine, theirs) if theirs is not None and theirs != mine else None
 
 
 _VERDICTS: OrderedDict[tuple[str, tuple[Any, ...]], tuple[bool, str]] = OrderedDict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from graders._inject_match import Alternatives
+from graders._anchor_screen import Alternatives
 from graders._master_key import META_WORDS, STOP_WORDS, MasterKeyGate, _word_set
 from graders._pregate_text import asked_verbatim, normalize_for_gate, per_text, tokens_for_gate
 

@@ -10,16 +10,14 @@ inline on the event loop.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
-import re._constants as _sre
-import re._parser as _sre_parser
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any, Literal
 
+from graders._anchor_screen import KeywordRegex, _last_match
 from graders._base import Unscored
 from rm_service._result import plain_value
 
@@ -34,7 +32,6 @@ __all__ = [
     "NUMBER_PATTERN",
     "TEXT_PARTS",
     "AnswerSource",
-    "KeywordRegex",
     "Number",
     "answer_regions",
     "as_gold_list",
@@ -291,96 +288,6 @@ _ANSWER_PHRASE_RE = re.compile(
     r"\banswer\s*(?:is\b|:|=)|####",  # "the answer is", "Final answer:", GSM8K's "####"
     re.IGNORECASE,
 )
-
-
-def _last_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
-    last = None
-    for last in regex.finditer(text):  # noqa: B007  (only the last one is wanted)
-        pass
-    return last
-
-
-class KeywordRegex:
-    """A regex whose every match, in ASCII text, opens with one of a few ASCII words (letter
-    case aside), so its last match there is found by searching for those words.
-
-    Why: an ``IGNORECASE`` alternation of many phrases that each open with ``\\b`` gives ``re``
-    no prefix to scan for, so ``finditer`` tries every alternative at every position of the
-    text; a multilingual answer phrase cost many times the rest of reading a short response.
-    Here the words are found by a plain alternation of literals (which ``re`` scans for by
-    their first characters) in the lowercased text, and the regex is tried only where one
-    stands, in order, each search from the end of the last match: what ``finditer`` would
-    find. Text that is not ASCII (where case folding reaches past ASCII, ``ſ`` for ``s``) is
-    read by ``finditer`` itself.
-
-    Attributes:
-        regex: the pattern, ``IGNORECASE``, never matching the empty string.
-        starts: lowercase ASCII words, read from the pattern's own alternatives
-            (:func:`_opening_words`); in ASCII text every match of ``regex`` opens with one.
-
-    Raises:
-        ValueError: an alternative that opens with no literal word.
-    """
-
-    __slots__ = ("_words", "regex", "starts")
-
-    def __init__(self, regex: re.Pattern[str]) -> None:
-        self.regex = regex
-        self.starts = _opening_words(regex)
-        self._words = re.compile("|".join(map(re.escape, self.starts)))
-
-    def last_match(self, text: str) -> re.Match[str] | None:
-        """The last match ``regex.finditer(text)`` yields, or ``None``."""
-        if not text.isascii():
-            return _last_match(self.regex, text)
-        low = text.lower()  # ASCII: one character for one, so positions carry over
-        last = None
-        pos = 0
-        while (word := self._words.search(low, pos)) is not None:
-            if (m := self.regex.match(text, word.start())) is not None:
-                last, pos = m, m.end()
-            else:
-                pos = word.start() + 1
-        return last
-
-
-def _opening_words(regex: re.Pattern[str]) -> tuple[str, ...]:
-    """The lowercase ASCII words that the top-level alternatives of ``regex`` open with (after
-    any ``\\b``, and through a group of literal words), as ASCII text can match them. An
-    alternative that needs a character no ASCII one matches (``é``, ``ответ``, ``答案``) never
-    matches ASCII text and adds none. Read from the pattern itself, so a phrase added to it is
-    never missed."""
-    top = list(_sre_parser.parse(regex.pattern, regex.flags))
-    alternatives = top[0][1][1] if len(top) == 1 and top[0][0] is _sre.BRANCH else [top]
-    words: set[str] = set()
-    for items in alternatives:
-        opening = [""]
-        for op, arg in itertools.dropwhile(lambda it: it[0] is _sre.AT, items):  # \b: zero-width
-            if op is _sre.LITERAL:
-                opening = [w + chr(arg) for w in opening]
-            elif op is _sre.BRANCH:  # a group of words, ``(?:correct|right)``
-                branch = arg[1]
-                if not all(all(o is _sre.LITERAL for o, _ in alt) for alt in branch):
-                    break
-                opening = [w + "".join(chr(c) for _, c in alt) for w in opening for alt in branch]
-            else:
-                break
-        if not all(opening):
-            raise ValueError(f"an alternative of {regex.pattern!r} opens with no literal word")
-        for word in opening:
-            ascii_word = [_ascii_case(c, regex.flags) for c in word]
-            if None not in ascii_word:
-                words.add("".join(c for c in ascii_word if c is not None))
-    return tuple(sorted(words))
-
-
-def _ascii_case(char: str, flags: int) -> str | None:
-    """The lowercase ASCII character that ``char`` in a pattern with ``flags`` matches (``ſ``
-    matches ``s`` case-insensitively), or ``None`` when it matches none."""
-    if char.isascii():
-        return char.lower() if flags & re.IGNORECASE else char
-    pattern = re.compile(re.escape(char), flags)
-    return next((a.lower() for a in map(chr, range(128)) if pattern.fullmatch(a)), None)
 
 
 _BRACE_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|[{}]")

@@ -71,7 +71,6 @@ from graders._verify_answer import (
     _hedged_with,
     _no_answer,
     _source,
-    _Span,
     final_part,
 )
 from graders._verify_reference import (
@@ -90,6 +89,7 @@ from graders._verify_reference import (
     _strip_delimiters,
     read_reference,
 )
+from graders._verify_spans import _Span
 from rm_service._result import GraderScore
 
 if TYPE_CHECKING:

@@ -3,7 +3,8 @@
 One idea: answer extraction. The final part of a response (after ``</think>``), the
 :class:`Decision` a rule reaches, hedging (several different final answers) and the deciders for
 number, choice-letter and short exact-string (yes/no included) references. Math and the
-dispatch are in :mod:`graders._verify`.
+dispatch are in :mod:`graders._verify`; the candidate spans and the reading of a text's numbers
+as them, in :mod:`graders._verify_spans`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from graders._answer_list import listed_items
-from graders._answer_number import MATH_SPAN, joined_to_variable, variable_term
+from graders._answer_number import joined_to_variable
 from graders._number import compare_numbers, distinct_numbers
 from graders._string import normalize_answer
-from graders._text import NUMBER_CORE, Number, answer_regions, parse_number
+from graders._text import NUMBER_CORE, answer_regions
 from graders._verify_reference import (
     _ANSWER_PHRASE,
     _ARITH_TAIL,
@@ -33,7 +34,6 @@ from graders._verify_reference import (
     _NEG_BEFORE,
     _NEGATION_CJK,
     _NEGATIONS,
-    _NUMBER_RE,
     _THINK_END,
     _THINK_START,
     NEAR_REL_TOL,
@@ -42,8 +42,8 @@ from graders._verify_reference import (
     _clean,
     _first_sentence,
     _strip_delimiters,
-    _word_numbers,
 )
+from graders._verify_spans import _math_span_at, _needs_math, _number_spans, _Span, _value_key
 
 __all__ = ["Decision", "final_part"]
 
@@ -78,18 +78,6 @@ class Decision:
     reason: str
     answers: tuple[str, ...] = ()
     source: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """A candidate answer in a text: where, as written, and what it means (equal keys, same
-    answer: ``4`` and ``4.0``)."""
-
-    start: int
-    end: int
-    text: str
-    key: object
-    number: Number | None = None
 
 
 def _link(gap: str, *, with_and: bool) -> str | None:
@@ -227,31 +215,6 @@ def _listed_numbers(text: str, spans: Sequence[_Span]) -> list[str]:
 # --- numbers -------------------------------------------------------------------------------------
 
 
-def _number_spans(text: str) -> list[_Span]:
-    """Numbers in ``text``; number words only when it has no digits (``"eight legs"``).
-
-    Each match is parsed as it stands (read alone, a match of the number pattern is that one
-    number again, so it is not searched a second time)."""
-    found = [
-        (m.start(), m.end(), n)
-        for m in _NUMBER_RE.finditer(text)
-        if (n := parse_number(m.group(0))) is not None
-    ]
-    if not found and not _FRACTION_WORD.search(text):  # "one half" is not 1
-        found = _word_numbers(text)
-    return [_Span(a, b, n.text, _value_key(n), n) for a, b, n in found]
-
-
-def _value_key(n: Number) -> tuple[float, ...]:
-    return tuple(map(_rounded, n.candidates()))
-
-
-def _rounded(value: float) -> float:
-    """``round(value, 9)``, which a whole number already is: ``round`` with digits goes through
-    decimal text and back, and a whole number (most answers) needs none of it."""
-    return value if type(value) is float and value.is_integer() else round(value, 9)
-
-
 def _phrase_choice(region: str, spans: list[_Span]) -> int | None:
     """The stated number after an answer phrase: the first one not negated ("not 5 but 4"),
     carried through an arithmetic chain to its result ("10 - 6 = 4")."""
@@ -274,25 +237,6 @@ _INTEGER = re.compile(r"[-+\u2212]?\d{1,3}(?:,\d{3})*|[-+\u2212]?\d+|[^\W\d_]+(?
 _POWER_EXPR = re.compile(
     rf"{NUMBER_CORE}(?:\s*(?:[-+*/×÷·^]|\*\*|\\times|\\cdot|\\div)\s*\{{?{NUMBER_CORE}\}}?)+"
 )
-
-
-def _needs_math(region: str) -> bool:
-    """Math beyond a plain number (``\\sqrt{16}``, ``2^2``, ``\\frac{-1}{2}``): what is left
-    once the numbers are taken out still has a command, a brace or a power."""
-    rest = _NUMBER_RE.sub(" ", _clean(region))
-    if re.search(r"\\(?![%$])[A-Za-z]*|[{}^√π]", rest):
-        return True
-    # A number joined to a variable (x + 4, 2x + 4, 4x): its number is a term, not the answer
-    # (\boxed{x+4} scored 1.0 against a gold of 4).
-    return variable_term(region.rsplit("=", 1)[-1])
-
-
-def _math_span_at(text: str, at: int) -> re.Match[str] | None:
-    """The math span (:data:`~graders._answer_number.MATH_SPAN`) that holds position ``at``, if
-    any. Each span opens with a dollar sign or a backslash: text with neither is not scanned."""
-    if "$" not in text and "\\" not in text:
-        return None
-    return next((m for m in MATH_SPAN.finditer(text) if m.start() <= at < m.end()), None)
 
 
 def _decide_number(final: str, ref: Reference) -> Decision | list[str] | None:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from graders._anchor_screen import KeywordRegex
 from graders._answer_number import LATEX_THOUSANDS
 from graders._string import normalize_answer
 from graders._text import (
     NUMBER_CORE,
     NUMBER_PATTERN,
-    KeywordRegex,
     Number,
     answer_regions,
     find_numbers,
@@ -74,7 +74,7 @@ _ANSWER_PHRASE = KeywordRegex(
     )
 )
 """Where a response states its answer: NumberGrader's English phrases, plus other languages;
-with the ASCII words its matches open with (:class:`~graders._text.KeywordRegex`)."""
+with the ASCII words its matches open with (:class:`~graders._anchor_screen.KeywordRegex`)."""
 
 _THINK_END = "</think>"
 _THINK_START = "<think>"

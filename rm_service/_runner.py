@@ -37,9 +37,6 @@ from collections.abc import (
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from aggregators import WeightedSumAggregator
-from aggregators._base import BaseAggregator as _BaseAggregator
-from aggregators._base import FunctionAggregator, as_aggregator
 from graders._base import BaseGrader, contract, load_all, prepares_ahead
 from graders._threads import lingering
 from rm_service._call import call, named, release_after
@@ -62,6 +59,12 @@ from rm_service._result import (
     RecordResult,
     assembled,
 )
+from rm_service._runner_aggregators import (
+    Aggregator,
+    AggregatorLike,
+    bind_aggregators,
+    default_reward,
+)
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "CallObserver", "GradingRunner", "Records"]
 
@@ -69,11 +72,6 @@ DEFAULT_MAX_CONCURRENCY = 64
 
 _INLINE_SLICE_S = 0.005
 """How long an all-inline stream grades before it lets the event loop run other tasks."""
-
-Aggregator = _BaseAggregator | FunctionAggregator
-AggregatorLike = Aggregator | Callable[[Mapping[str, GraderResult]], Any]
-"""One of what ``aggregators=`` takes: an aggregator, or a plain ``f(results_by_name)``."""
-
 
 MAX_CONCURRENCY = 65_536
 """The most grader calls a runner keeps in flight; each is a worker task, started up front."""
@@ -138,10 +136,12 @@ class GradingRunner:
                 # Results carry the config's name; fix it once here, not on every call.
                 cfg = _renamed(cfg, name)
             self.grader_configs[name] = cfg
-        self.aggregators: list[Aggregator] = self._bind_aggregators(aggregators, reward)
+        self.aggregators: list[Aggregator] = bind_aggregators(
+            aggregators, reward, list(self.grader_configs)
+        )
         names = [*self.grader_configs, *(a.name for a in self.aggregators)]
         if reward is None:
-            reward = _default_reward(self.aggregators, names)
+            reward = default_reward(self.aggregators, names)
         if reward not in names:
             raise ConfigError(f"reward {reward!r} is not a grader or aggregator: {names}")
         self.reward_name = reward
@@ -190,32 +190,6 @@ class GradingRunner:
             WeakKeyDictionary()
         )
         self._lock = threading.Lock()
-
-    def _bind_aggregators(
-        self, aggregators: AggregatorLike | Sequence[AggregatorLike] | None, reward: str | None
-    ) -> list[Aggregator]:
-        items: list[AggregatorLike]
-        if aggregators is None:
-            items = []
-        elif isinstance(aggregators, Sequence) and not isinstance(aggregators, str):
-            items = list(aggregators)
-        else:
-            items = [aggregators]
-        bound: list[Aggregator] = []
-        available = list(self.grader_configs)
-        if not items and reward is None and len(available) > 1:
-            items = [WeightedSumAggregator("reward")]
-        for item in items:
-            # A copy: binding resolves components, and the caller's instance may serve elsewhere.
-            agg = copy.copy(as_aggregator(item))
-            if agg.name in available:
-                raise ConfigError(f"aggregator name {agg.name!r} clashes with another result")
-            # "Every component" means every grader; named components may be earlier aggregates.
-            every = isinstance(agg, _BaseAggregator) and agg.components is None
-            agg.bind(list(self.grader_configs) if every else available)
-            bound.append(agg)
-            available.append(agg.name)
-        return bound
 
     # --- public API ------------------------------------------------------------------------
 
@@ -576,13 +550,6 @@ class GradingRunner:
             "components": ordered,
         }
         return assembled(RecordResult, fields)
-
-
-def _default_reward(aggregators: Sequence[Aggregator], names: Sequence[str]) -> str:
-    agg_names = [a.name for a in aggregators]
-    if "reward" in agg_names:
-        return "reward"
-    return agg_names[-1] if agg_names else names[0]
 
 
 def _renamed(cfg: GraderConfig, name: str) -> GraderConfig:

@@ -24,8 +24,9 @@ import time
 import pytest
 
 from graders._math import MathGrader
+from graders._math_answer_units import answer_unit
 from graders._math_units import unit_of
-from graders._math_worker import answer_unit, check_equivalence, check_golds
+from graders._math_worker import check_equivalence, check_golds
 from rm_service import GraderScore
 from tests.app import client, make_app
 

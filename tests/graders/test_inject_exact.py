@@ -16,7 +16,9 @@ import unicodedata
 
 import pytest
 
+from graders import _anchor_screen as anchor_screen
 from graders import _inject_match as inject_match
+from graders._anchors import first_chars
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
 from graders._inject_context import (
     _QUERY_SCANS,
@@ -27,20 +29,17 @@ from graders._inject_context import (
 from graders._inject_detectors import (
     _BOUNDARY_CHARS_PLAIN,
     _BOUNDARY_CHARS_RE,
-    _CHECKLIST_RE,
     _END_LINE_FIRST,
     _END_LINE_RE,
     _END_MARK_RE,
     _NEEDS,
-    _TICK_RE,
-    _VERDICT_CHARS_RE,
     _comments,
-    _may_hold_verdict,
     _may_start_end_line,
     _search,
 )
 from graders._inject_marks import _RESULT_VERDICT_RE, _may_state_result
-from graders._inject_match import _INVISIBLE_RE, first_chars, fold
+from graders._inject_match import _INVISIBLE_RE, fold
+from graders._inject_verdicts import _CHECKLIST_RE, _TICK_RE, _VERDICT_CHARS_RE, _may_hold_verdict
 
 
 def _phrase_texts(rng: random.Random, n: int) -> list[str]:
@@ -84,7 +83,7 @@ def test_each_family_reads_the_same_with_the_prefilter_off(
         [f.first(_FAMILY_SCREEN(s), reported_ok=r) for f in _FAMILIES for r in (False, True)]
         for s in sentences
     ]
-    monkeypatch.setattr(inject_match, "_PREFILTER", False)
+    monkeypatch.setattr(anchor_screen, "_PREFILTER", False)
     plain = [
         [f.first(s, reported_ok=r) for f in _FAMILIES for r in (False, True)] for s in sentences
     ]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from graders import AddressesGraderGate, RelevanceGrader
-from graders import _inject_match as inject_match
+from graders import _anchor_screen as anchor_screen
 from graders._inject_claims import _FAMILIES, _FAMILY_SCREEN
 from graders._inject_context import _Scene, _scene_of
 from graders._inject_gate import DETECTORS, fold
@@ -467,7 +467,7 @@ def test_the_anchor_prefilters_never_change_a_verdict(monkeypatch: pytest.Monkey
     _scene_of.cache_clear()
     with_filter = [GATE.check(r, f) for r, f in cases]
     scenes = [_Scene.of(f) for _, f in cases]
-    monkeypatch.setattr(inject_match, "_PREFILTER", False)
+    monkeypatch.setattr(anchor_screen, "_PREFILTER", False)
     _scene_of.cache_clear()
     try:
         assert [_Scene.of(f) for _, f in cases] == scenes

@@ -1,4 +1,4 @@
-"""The anchor screen of the case-insensitive alternations (``graders._inject_match.Alternatives``)
+"""The anchor screen of the case-insensitive alternations (``graders._anchor_screen.Alternatives``)
 and the greeting index of the master-key gate never change a match or a verdict.
 
 Why: both exist only to skip work. The screen looks for each alternative's literal anchors in a
@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
-import graders._inject_match as inject_match
+import graders._anchor_screen as anchor_screen
 from graders import _degenerate, _degenerate_words, _harm_text, _restate
+from graders._anchor_screen import Alternatives, _fold_case
 from graders._harm_text import is_refusal_phrase, strip_claims
-from graders._inject_match import Alternatives, _fold_case
 from graders._master_key import MasterKeyGate
 
 _SCREENED = {
@@ -124,7 +124,7 @@ def test_fold_equates_what_the_engine_equates() -> None:
 def test_without_the_prefilter_it_is_the_plain_alternation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(inject_match, "_PREFILTER", False)
+    monkeypatch.setattr(anchor_screen, "_PREFILTER", False)
     screened, plain = _plain("refusal")
     for text in _TEXTS:
         got, want = screened.search(text), plain.search(text)

@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from graders._anchor_screen import KeywordRegex, _last_match
 from graders._answer_number import (
     _PROSE_VARIABLE_AFTER,
     _PROSE_VARIABLE_BEFORE,
@@ -22,14 +23,11 @@ from graders._answer_number import (
 from graders._number import compare_numbers
 from graders._text import (
     _BRACE_RE,
-    KeywordRegex,
     Number,
-    _last_match,
     answer_regions,
     boxed_contents,
     parse_number,
 )
-from graders._verify_answer import _rounded
 from graders._verify_reference import (
     _ANSWER_PHRASE,
     _LATEX_NOISE,
@@ -37,6 +35,7 @@ from graders._verify_reference import (
     _clean,
     _read,
 )
+from graders._verify_spans import _rounded
 
 CASES = 3000
 
