@@ -20,7 +20,7 @@ from typing import overload
 
 from graders._anchors import _family_anchors, _opening_words, _trie_regex
 
-__all__ = ["Alternatives", "AnchoredSet", "KeywordRegex"]
+__all__ = ["Alternatives", "AnchoredSet", "KeywordRegex", "alternation_matches"]
 
 
 _PREFILTER = True
@@ -244,18 +244,42 @@ class Alternatives:
         chosen = self._chosen(text)
         if chosen is None or len(chosen) == len(self._each):
             return self.pattern.search(text)
-        best = None
-        for i in sorted(chosen):
-            m = self._each[i].search(text)
-            if m is not None and (best is None or m.start() < best.start()):
-                best = m
-        return best
+        return next(alternation_matches(text, [self._each[i] for i in sorted(chosen)]), None)
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         return iter(()) if self._chosen(text) == frozenset() else self.pattern.finditer(text)
 
     def sub(self, repl: str, text: str) -> str:
         return text if self._chosen(text) == frozenset() else self.pattern.sub(repl, text)
+
+
+def alternation_matches(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:
+    """The matches of the alternation of ``regexes`` in ``s``, as its ``finditer`` yields them.
+
+    At each position an alternation yields the first alternative that matches there (with the
+    match that alternative alone finds), so the merge takes the leftmost of their next matches,
+    the first one's on a tie, and resumes at its end, as ``finditer`` does. An alternative with
+    anchors never matches the empty string, so every match moves on.
+    """
+    if len(regexes) == 1:
+        return regexes[0].finditer(s)
+    return _merged(s, regexes)
+
+
+def _merged(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:
+    ahead = [rx.search(s) for rx in regexes]
+    while True:
+        best: re.Match[str] | None = None
+        for m in ahead:
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        if best is None:
+            return
+        yield best
+        end = best.end()
+        for k, m in enumerate(ahead):
+            if m is not None and m.start() < end:
+                ahead[k] = regexes[k].search(s, end)
 
 
 # --- a regex screened by its opening words --------------------------------------------------------

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from graders._anchor_screen import _CJK_CHARS, _AnchorScan, _owning, _Screened
+from graders._anchor_screen import _CJK_CHARS, _AnchorScan, _owning, _Screened, alternation_matches
 from graders._anchors import _family_anchors
 from graders._pregate_text import normalize_for_gate
 from graders._text import INVISIBLE
@@ -132,8 +132,9 @@ class _Matcher:
         return self._scan(sentences)
 
     def runs(self, sentences: Sequence[str]) -> list[tuple[str, tuple[re.Pattern[str], ...]]]:
-        """The sentences that may match, each with the regexes to run on it (:func:`_finditer`):
-        the alternatives owning one of its anchors, or the whole :attr:`pattern` unscreened.
+        """The sentences that may match, each with the regexes to run on it
+        (:func:`~graders._anchor_screen.alternation_matches`): the alternatives owning one of its
+        anchors, or the whole :attr:`pattern` unscreened.
 
         ``sentences`` may come screened (:class:`_FamilyScreen`): then they are not scanned
         again.
@@ -155,7 +156,7 @@ class _Matcher:
     def matches(self, sentences: Sequence[str]) -> Iterator[tuple[str, re.Match[str]]]:
         """Each sentence's matches, in order, as :attr:`pattern` ``.finditer`` finds them."""
         for s, regexes in self.runs(sentences):
-            for m in _finditer(s, regexes):
+            for m in alternation_matches(s, regexes):
                 yield s, m
 
     def _chosen(self, hits: frozenset[str]) -> tuple[re.Pattern[str], ...]:
@@ -189,35 +190,6 @@ _CHOSEN_MEMO_SIZE = 4096
 _MERGED_MAX = 4
 """More alternatives than this in a sentence run as the whole alternation, one scan: merging
 many would scan a long sentence once for each (a text stuffed with the family's words)."""
-
-
-def _finditer(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:
-    """The matches of the alternation of ``regexes`` in ``s``, as its ``finditer`` yields them.
-
-    At each position an alternation yields the first alternative that matches there (with the
-    match that alternative alone finds), so the merge takes the leftmost of their next matches,
-    the first one's on a tie, and resumes at its end, as ``finditer`` does. An alternative with
-    anchors never matches the empty string, so every match moves on.
-    """
-    if len(regexes) == 1:
-        return regexes[0].finditer(s)
-    return _merged(s, regexes)
-
-
-def _merged(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str]]:
-    ahead = [rx.search(s) for rx in regexes]
-    while True:
-        best: re.Match[str] | None = None
-        for m in ahead:
-            if m is not None and (best is None or m.start() < best.start()):
-                best = m
-        if best is None:
-            return
-        yield best
-        end = best.end()
-        for k, m in enumerate(ahead):
-            if m is not None and m.start() < end:
-                ahead[k] = regexes[k].search(s, end)
 
 
 class _FamilyScreen:
@@ -336,7 +308,7 @@ class _Family:
         if not isinstance(sentences, (_Screened, list, tuple)):
             sentences = list(sentences)
         for s, regexes in self.matcher.runs(sentences):
-            for m in _finditer(s, regexes):
+            for m in alternation_matches(s, regexes):
                 if _negated(s, m) or (self.imperative and _described(s, m)):
                     continue
                 if reported_ok and _CUE_RE.search(s, 0, m.start()):
