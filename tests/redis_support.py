@@ -14,14 +14,16 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from rm_service.models import ChatResult, JudgeCache
+from rm_service.models._redis import RedisStore
 from tests.app.uvicorn_server import free_port
 
-__all__ = ["REDIS_SERVER", "RedisServer", "redis_server"]
+__all__ = ["REDIS_SERVER", "RedisServer", "cached_call", "redis_server"]
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -120,3 +122,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+async def cached_call(
+    url: str,
+    key: str,
+    call: Callable[[], Awaitable[ChatResult]],
+    keep: Callable[[ChatResult], bool] | None = None,
+) -> tuple[ChatResult, JudgeCache]:
+    """One ``get_or_call`` through a fresh cache on the Redis at ``url``, as a replica makes it,
+    the cache closed after: the answer, and the cache for its stats."""
+    cache = JudgeCache(store=RedisStore(url))
+    try:
+        return await cache.get_or_call(key, call, keep=keep), cache
+    finally:
+        await cache.aclose()

@@ -16,9 +16,8 @@ import pytest
 
 from rm_service import GraderScore
 from rm_service.models import ChatResult, JudgeCache, SamplingParams, Usage
-from rm_service.models._redis import RedisStore
 from tests.graders.test_default_reward_review8 import graded, tagged
-from tests.redis_support import RedisServer, redis_server
+from tests.redis_support import RedisServer, cached_call, redis_server
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
 
@@ -132,16 +131,8 @@ async def test_a_keep_that_raises_on_a_stored_answer_is_a_miss(redis_server: Red
     never raises, leaving the key in flight (the next request hung) and counting neither a hit
     nor a miss. The stored answer is now a miss, and the judge's answer is returned."""
     redis_server.flush()
-    writer = JudgeCache(store=RedisStore(redis_server.url))
-    try:
-        await writer.get_or_call(KEY, _fresh)
-    finally:
-        await writer.aclose()
-    cache = JudgeCache(store=RedisStore(redis_server.url))
-    try:
-        got = await cache.get_or_call(KEY, _fresh, keep=_broken_keep)
-    finally:
-        await cache.aclose()
+    await cached_call(redis_server.url, KEY, _fresh)
+    got, cache = await cached_call(redis_server.url, KEY, _fresh, keep=_broken_keep)
     assert (got.text, got.cached) == ("VERDICT: 1", False)
     assert cache.stats()["in_flight"] == 0
     assert cache.stats()["store"] == {"get_miss": 1}

@@ -13,7 +13,7 @@ from rm_service.models import ChatResult, JudgeCache, SamplingParams, Usage
 from rm_service.models._cache import encode_result
 from rm_service.models._redis import RedisStore, backend_totals
 from rm_service.models._redis_budget import RedisRateLimiter
-from tests.redis_support import RedisServer, redis_server
+from tests.redis_support import RedisServer, cached_call, redis_server
 
 __all__ = ["redis_server"]  # the fixture, imported for pytest
 
@@ -39,21 +39,13 @@ async def test_a_stored_answer_keep_refuses_is_counted_as_a_miss_not_a_hit(
     redis_server.flush()
     stale = encode_result(ChatResult(text="no verdict here", model="m", usage=Usage(3, 1)))
     assert redis_server.command("SET", f"rm:judge:{KEY}", json_arg(stale)).startswith(b"+OK")
-    cache = JudgeCache(store=RedisStore(redis_server.url))
     hits, misses = _gets()
-    try:
-        got = await cache.get_or_call(KEY, _fresh, keep=_parses)
-    finally:
-        await cache.aclose()
+    got, cache = await cached_call(redis_server.url, KEY, _fresh, keep=_parses)
     assert (got.text, got.cached) == ("VERDICT: 1", False)  # a paid call: not cached_calls
     assert cache.stats()["store"] == {"get_miss": 1}
     assert _gets() == (hits, misses + 1)
     # The fresh answer replaced it: the next replica's lookup is a hit, and counted as one.
-    other = JudgeCache(store=RedisStore(redis_server.url))
-    try:
-        again = await other.get_or_call(KEY, _fresh, keep=_parses)
-    finally:
-        await other.aclose()
+    again, other = await cached_call(redis_server.url, KEY, _fresh, keep=_parses)
     assert (again.text, again.cached) == ("VERDICT: 1", True)
     assert other.stats()["store"] == {"get_hit": 1}
     assert _gets() == (hits + 1, misses + 1)
