@@ -1,4 +1,5 @@
-"""One real local Ray instance for every test under ``tests/ray``.
+"""One real local Ray instance for every test under ``tests/ray`` in a test process (the test
+command runs two, ``-n 2``; each starts its own instance for the Ray files it is given).
 
 ``ray_instance`` (session-scoped) starts Ray once with ``ray.init(address="local",
 num_cpus=4, include_dashboard=False)`` and shuts it down after the last test; it yields a
