@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
+from graders._builtins import BUILTIN_GRADERS
 from graders._signature import check_fixed_params, fields_of
 from graders._threads import in_thread
 from graders._unscored import Unscored, unusable_fields
@@ -470,7 +471,7 @@ def prepares_ahead(grader: Grader) -> bool:
 
 # --- registry: lets a YAML config name a grader (the same registry as the aggregators') --------
 
-_REGISTRY = Registry("grader")
+_REGISTRY = Registry("grader", builtins=BUILTIN_GRADERS)
 _T = TypeVar("_T")
 
 

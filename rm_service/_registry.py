@@ -10,6 +10,7 @@ This module sits beside the result types at the bottom of the layering, so both 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,12 +35,25 @@ class Registry:
     Args:
         kind: ``"grader"`` or ``"aggregator"``, as messages and the decorator are named.
         noun: how a config's unknown ``type`` is reported (default ``kind``).
+        builtins: the built-in names and the module registering each, imported when a name is
+            first looked up (or taken by another component), not before.
     """
 
-    def __init__(self, kind: str, *, noun: str | None = None) -> None:
+    def __init__(
+        self, kind: str, *, noun: str | None = None, builtins: Mapping[str, str] | None = None
+    ) -> None:
         self.kind = kind
         self.noun = noun or kind
         self._factories: dict[str, Callable[..., Any]] = {}
+        self._builtins = dict(builtins or {})
+
+    def _load(self, name: object) -> None:
+        """Import the module that registers the built-in ``name``, if it is one not yet
+        imported. Why: a package that imported all its components to register them paid every
+        one's import (the judges' pre-gates compile hundreds of regexes) in every process that
+        names one of them, math workers included; the table says where each name is defined."""
+        if isinstance(name, str) and name in self._builtins and name not in self._factories:
+            importlib.import_module(self._builtins[name])
 
     def register(self, name: str, factory: Callable[..., Any]) -> None:
         """Register ``factory`` under ``name``.
@@ -59,6 +73,7 @@ class Registry:
             )
         if not callable(factory):
             raise ConfigError(f"{self.kind} factory for {name!r} is not callable: {factory!r}")
+        self._load(name)  # a user's component under a built-in's name meets the built-in
         existing = self._factories.get(name)
         if existing is not None and existing is not factory and origin(existing) != origin(factory):
             raise ConfigError(
@@ -68,10 +83,11 @@ class Registry:
         self._factories[name] = factory
 
     def names(self) -> list[str]:
-        """Registered names, sorted."""
-        return sorted(self._factories)
+        """Registered names, the built-in ones included whether imported yet or not, sorted."""
+        return sorted(self._factories.keys() | self._builtins.keys())
 
     def __contains__(self, name: object) -> bool:
+        self._load(name)
         return name in self._factories
 
     def pop(self, name: str, default: Any = None) -> Any:
@@ -85,6 +101,7 @@ class Registry:
         Raises:
             ConfigError: a ``"module:attr"`` that does not import.
         """
+        self._load(spec)
         if spec in self._factories:
             return self._factories[spec]
         if isinstance(spec, str) and ":" in spec:
