@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, get_args
 
@@ -46,7 +46,7 @@ from graders._math_echo import echo_of_query
 from graders._pregate import DEFAULT_PREGATES, PreGate, first_gate_hit
 from graders._similarity import query_word_stuffing
 from graders._text import clip
-from graders._verify import Verify, decide
+from graders._verify import Verify, decide, decide_ahead
 from rm_service._exceptions import ConfigError
 from rm_service._result import GraderError, GraderScore
 from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path
@@ -378,6 +378,21 @@ class CorrectnessGrader(_NamedJudge):
             )
         self.verify: Verify = verify
         self._math = MathGrader(name=f"{self.name}.verify")
+
+    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        """The pre-gates (as every judge), then the rule's decisions on the records they pass
+        (:func:`~graders._verify.decide_ahead`), for the calls to find."""
+        super().prepare_ahead(batch)
+        if self.verify == "never":
+            return
+        for fields in batch:
+            try:
+                texts = self._texts(self._select(fields))
+                response, gate_fields = self._gate_view(texts)
+                if first_gate_hit(self.pregates, response, gate_fields) is None:
+                    decide_ahead(response, texts["reference_response"] or "")
+            except Exception:  # the record's own call reports it
+                continue
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         if self.verify == "never":

@@ -106,6 +106,7 @@ __all__ = [
     "Reference",
     "Verify",
     "decide",
+    "decide_ahead",
     "final_part",
     "read_reference",
 ]
@@ -250,21 +251,66 @@ async def decide(response: str, reference: str, math: MathGrader) -> tuple[Refer
         Unscored: a math check timed out or failed (``timeout`` / ``internal``): a failure is never
             turned into a judge call or a score.
     """
-    ref = read_reference(numeric_text(reference))
-    if ref.kind == "prose":
-        return ref, Decision(None, "judge", "the reference is prose: only a judge can compare it")
-    path = f"rule:{ref.kind}"
-    final = final_part(response)
-    if final is None:
-        return ref, _no_answer(path, "text", "the reasoning never ended (<think> without </think>)")
-    final = numeric_text(final)  # full-width signs and digits, invisible characters
-    if len(final) > OFFLOAD_CHARS:  # keep the event loop free while a long text is read
-        decision = await asyncio.to_thread(_decide_by_text, final, ref)
-    else:
-        decision = _decide_by_text(final, ref)
+    ruled = _ruled.pop((response, reference), None)
+    if ruled is not None:
+        return ruled
+    ref, final, decision = _read(response, reference)
+    if final is not None and len(final) > OFFLOAD_CHARS:  # keep the event loop free while a
+        decision = await asyncio.to_thread(_decide_by_text, final, ref)  # long text is read
     if isinstance(decision, Decision):
         return ref, decision
+    assert final is not None  # only a final part read by text hands over to math-verify
     return ref, await _decide_math(final, ref, math, decision)
+
+
+def decide_ahead(response: str, reference: str) -> None:
+    """Decide by the synchronous rules now, for :func:`decide` to find later.
+
+    Why: a correctness grader's rule runs between judge calls, on cold CPU caches; run over a few
+    upcoming records in a row (the grader's ``prepare_ahead``), its code and patterns stay hot.
+    Only a decision the text rules reach is kept, and only until its call takes it: math-verify's
+    checks, long texts and a rule that raises are left for the call, which then does as without
+    this."""
+    key = (response, reference)
+    if key in _ruled:
+        return
+    try:
+        ref, final, decision = _read(response, reference)
+    except Exception:  # the call runs it again, and reports it
+        return
+    if isinstance(decision, Decision) and (final is None or len(final) <= OFFLOAD_CHARS):
+        if len(_ruled) >= _RULED_KEPT:
+            _ruled.clear()
+        _ruled[key] = (ref, decision)
+
+
+_ruled: dict[tuple[str, str], tuple[Reference, Decision]] = {}
+_RULED_KEPT = 4096
+"""Decisions made ahead and not yet taken (calls cancelled before they ran leave theirs): past
+this many, all are dropped, and their calls decide again."""
+
+
+def _read(
+    response: str, reference: str
+) -> tuple[Reference, str | None, Decision | list[str] | None]:
+    """The reference, the response's final part (``None`` when none is read) and the text
+    rules' decision (undecided for a final part over :data:`OFFLOAD_CHARS`: read off the loop)."""
+    ref = read_reference(numeric_text(reference))
+    if ref.kind == "prose":
+        return (
+            ref,
+            None,
+            Decision(None, "judge", "the reference is prose: only a judge can compare it"),
+        )
+    final = final_part(response)
+    if final is None:
+        path = f"rule:{ref.kind}"
+        why = "the reasoning never ended (<think> without </think>)"
+        return ref, None, _no_answer(path, "text", why)
+    final = numeric_text(final)  # full-width signs and digits, invisible characters
+    if len(final) > OFFLOAD_CHARS:
+        return ref, final, None
+    return ref, final, _decide_by_text(final, ref)
 
 
 def _decide_by_text(final: str, ref: Reference) -> Decision | list[str] | None:
