@@ -52,7 +52,10 @@ class Registry:
         imported. Why: a package that imported all its components to register them paid every
         one's import (the judges' pre-gates compile hundreds of regexes) in every process that
         names one of them, math workers included; the table says where each name is defined."""
-        if isinstance(name, str) and name in self._builtins and name not in self._factories:
+        if isinstance(name, str) and name in self._builtins:
+            # Even when the name is registered: a module registers its names as it runs, and
+            # another thread must wait for it to finish (the import's module lock) before it
+            # builds one of its types.
             importlib.import_module(self._builtins[name])
 
     def register(self, name: str, factory: Callable[..., Any]) -> None:
@@ -91,7 +94,10 @@ class Registry:
         return name in self._factories
 
     def pop(self, name: str, default: Any = None) -> Any:
-        """Unregister ``name`` (tests that register a throwaway name clean up with this)."""
+        """Unregister ``name`` (tests that register a throwaway name clean up with this); a
+        built-in one is no longer listed or found either."""
+        self._load(name)
+        self._builtins.pop(name, None)
         return self._factories.pop(name, default)
 
     def find(self, spec: str) -> Any:
