@@ -57,12 +57,16 @@ def _put_cwd_on_path() -> None:
 
     A user's grader file sits beside their config (``type: mygraders.cites:cites_context``), but
     a console script such as ``rm-service`` has its own ``bin/`` directory, not the cwd, on
-    ``sys.path``. Like uvicorn's ``--app-dir`` (default ``.``), the cwd goes first, so the user's
-    module is the one found; nothing changes when it is already on the path.
+    ``sys.path``. The cwd goes last, not first: modules are imported when first used (a grader
+    type's module when a config names it, a model's library when it loads), and a file beside
+    the config named like one of them (``regex.py``, ``queue.py``) must not replace it, as a
+    script's own directory does (``PYTHONSAFEPATH`` exists for that). A user's module named like
+    an installed one is then not found, and the error says so. Nothing changes when the cwd is
+    on the path already.
     """
     try:
         cwd = os.getcwd()
     except OSError:  # the cwd was deleted: nothing there to import
         return
     if not any(isinstance(p, str) and os.path.abspath(p) == cwd for p in sys.path):
-        sys.path.insert(0, cwd)
+        sys.path.append(cwd)
