@@ -480,7 +480,9 @@ def test_every_reward_loop_manager_gives_the_same_numbers(
     if name == "remote":
         ray = pytest.importorskip("ray")
         if not ray.is_initialized():  # else tests/ray's session instance, left running
-            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+            # address="local": a new instance, never another test process's cluster (Ray joins
+            # the one its machine-wide address file names otherwise).
+            ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
             started_ray = True
         monkeypatch.setattr(cfg.reward if new_layout() else cfg.reward_model, "num_workers", 1)
     try:
