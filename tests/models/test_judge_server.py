@@ -143,8 +143,8 @@ def test_latency_fixed_and_per_request() -> None:
         assert time.monotonic() - started >= 0.2
         server.script(Reply(latency=0.0))
         started = time.monotonic()
-        post(server, {**BODY, "temperature": 0.5})
-        assert time.monotonic() - started < 0.3
+        post(server, {**BODY, "temperature": 2.0})
+        assert time.monotonic() - started < 1.5
 
 
 def test_responder_errors_become_500s(srv: JudgeServer) -> None:
