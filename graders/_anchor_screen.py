@@ -15,12 +15,35 @@ from __future__ import annotations
 
 import re
 import re._casefix as _sre_casefix  # type: ignore[import-not-found]  # no stub: a private table
-from collections.abc import Callable, Iterator, Sequence
-from typing import overload
+import re._parser as _sre_parser
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
-from graders._anchors import _family_anchors, _opening_words, _trie_regex
+from graders._anchors import (
+    _BOUND,
+    _UNKNOWN,
+    _cheapest,
+    _cheapest_led,
+    _clauses,
+    _family_anchors,
+    _led_clauses,
+    _need_clauses,
+    _opening_words,
+    _openings,
+    _trie_regex,
+    _word_bytes,
+    _word_start_openings,
+)
 
-__all__ = ["Alternatives", "AnchoredSet", "KeywordRegex", "alternation_matches"]
+__all__ = [
+    "Alternatives",
+    "AnchoredSet",
+    "KeywordRegex",
+    "Needs",
+    "OpeningScan",
+    "alternation_matches",
+    "needs_of",
+]
 
 
 _PREFILTER = True
@@ -41,19 +64,24 @@ class _Screened(Sequence[str]):
     screen did not run (CJK text, whose phrases have no literal anchors; a family without
     anchors; the prefilter off): then every sentence is kept and meets every alternative.
     ``covers``: the matchers whose anchors the screen looked for; another one screens again.
+    ``plans``: where the screen also chose each matcher's regexes for each sentence, those runs
+    by matcher (a matcher absent from it runs nothing); the sentences are then those that some
+    matcher runs on.
     """
 
-    __slots__ = ("_sentences", "covers", "hits")
+    __slots__ = ("_sentences", "covers", "hits", "plans")
 
     def __init__(
         self,
         sentences: Sequence[str],
         hits: Sequence[frozenset[str]] | None,
         covers: frozenset[object],
+        plans: Mapping[object, list[tuple[str, tuple[re.Pattern[str], ...]]]] | None = None,
     ) -> None:
         self._sentences = sentences
         self.hits = hits
         self.covers = covers
+        self.plans = plans
 
     def __len__(self) -> int:
         return len(self._sentences)
@@ -111,6 +139,119 @@ def _owning(hit: str, anchor_sets: Sequence[frozenset[str] | None]) -> tuple[int
     )
 
 
+def needs_of(
+    source: str, flags: int = 0, *, led: bool = False
+) -> tuple[Callable[[str], object], ...]:
+    """Checks that a text holding a match of the case-sensitive regex ``source`` passes: for a
+    few of its :func:`~graders._anchors._clauses` (:func:`~graders._anchors._need_clauses`),
+    whether the text holds one of its literals. With ``led``, the regex is read on a sentence of
+    word characters and single spaces with a space put before it, and the clauses are sets of
+    word starts (:func:`~graders._anchors._led_clauses`), whose trie skips from space to space.
+
+    Why: a screen that found one anchor of a regex has only shown the regex *may* match; most
+    regexes are a sequence of word lists ("ignore" ... "instructions"), and a text holding one
+    list's word but none of another's cannot match, which a literal search tells faster than the
+    regex, which is tried at every position. Exact: each clause is met by every match. A
+    case-insensitive regex gets none.
+    """
+    if flags & re.IGNORECASE:
+        return ()
+    try:
+        items = list(_sre_parser.parse(source, flags))
+    except Exception:  # pragma: no cover - a pattern re accepts but the parser does not
+        return ()
+    if led:
+        starts = [c for c in _led_clauses(items, _BOUND)[0] if all(a[0] == " " for a in c)]
+        return compiled_needs(_need_clauses(starts))
+    return compiled_needs(_need_clauses(_clauses(items)))
+
+
+def compiled_needs(clauses: Sequence[frozenset[str]]) -> tuple[Callable[[str], object], ...]:
+    """A search for each clause's literals (:func:`~graders._anchors._trie_regex`)."""
+    return tuple(_trie_regex(c).search for c in clauses)
+
+
+class Needs:
+    """Whether a text may hold a match of ``regex``: it holds a literal of each of a few of the
+    regex's :func:`~graders._anchors._clauses` (case-folded, :func:`_fold_case`, when the regex
+    ignores case), checked before the regex is searched.
+
+    Why: a regex that opens with a line start, a lookbehind or an optional class is tried at
+    every position of the text, while most texts lack a word it needs (``grader``, ``rubric``,
+    ``ASSISTANT``) or a character (``|``, ``/``), which a literal search tells at C speed.
+    Exact: every match holds one literal of each clause. Derived on first use (not at import);
+    with the prefilter off, every text may match.
+    """
+
+    __slots__ = ("_checks", "_lower", "regex")
+
+    def __init__(self, regex: re.Pattern[str]) -> None:
+        self.regex = regex
+        self._lower = bool(regex.flags & re.IGNORECASE)
+        self._checks: tuple[Callable[[str], object], ...] | None = None
+
+    def __call__(self, text: str) -> bool:
+        if not _PREFILTER:
+            return True
+        checks = self._checks
+        if checks is None:
+            checks = self._checks = self._derive()
+        if not checks:
+            return True
+        folded = _fold_case(text) if self._lower else text
+        return all(check(folded) is not None for check in checks)
+
+    def _derive(self) -> tuple[Callable[[str], object], ...]:
+        try:
+            clauses = _clauses(list(_sre_parser.parse(self.regex.pattern, self.regex.flags)))
+        except Exception:  # pragma: no cover - a pattern re accepts but the parser does not
+            return ()
+        if self._lower:
+            clauses = [frozenset(map(_fold_case, c)) for c in clauses]
+        return compiled_needs(_need_clauses(clauses))
+
+
+class _LedScan:
+    """Where the anchors of a screen occur in a sentence of word characters and single spaces:
+    those that start with a space (:func:`~graders._anchors._led_anchors`, a word start) read
+    in the sentence with a space put before it, the others in the sentence itself.
+
+    Why: a trie of anchors that start with a space has that space as its literal prefix, so the
+    engine skips from space to space and tries the trie only there, where a trie of plain
+    anchors is tried at every character. Each scan reports the shortest anchor at each position
+    where one starts (:class:`_AnchorScan`), so an anchor holding one of them may be there.
+    """
+
+    __slots__ = ("_led", "_rest")
+
+    def __init__(self, anchors: frozenset[str]) -> None:
+        led = frozenset(a for a in anchors if a.startswith(" "))
+        self._led = _trie_regex(led).search if led else None
+        self._rest = _trie_regex(anchors - led).search if anchors - led else None
+
+    def hits(self, text: str, spaced: str | None = None) -> frozenset[str]:
+        """The anchors found in ``text`` (``spaced``: the text with a space put before it)."""
+        found: set[str] = set()
+        for search, where in ((self._led, spaced or " " + text), (self._rest, text)):
+            if search is not None:
+                m = search(where, 0)
+                while m is not None:
+                    found.add(m.group())
+                    m = search(where, m.start() + 1)
+        return frozenset(found)
+
+
+def _plain_words(text: str) -> bool:
+    """Whether ``text`` holds nothing but word characters and spaces, where a word starts only
+    after a space (or at the start): what a :class:`_LedScan` reads.
+
+    ``\\w`` is what ``str.isalnum`` says, and the underscore; ``isalnum`` reads the whole text at
+    C speed, where a negated class in a regex looks each character's category up.
+    """
+    rest = text.replace(" ", "").replace("_", "")
+    return not rest or rest.isalnum()
+
+
 class AnchoredSet:
     """Several regexes searched in one text, screened by one scan for all their anchors.
 
@@ -122,31 +263,57 @@ class AnchoredSet:
     anchors (or a case-insensitive one) is always searched.
     """
 
-    __slots__ = ("_anchors", "_owners", "_scan", "patterns")
+    __slots__ = ("_always", "_anchors", "_led", "_led_sets", "_owners", "_scan", "patterns")
 
     def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
         self.patterns = tuple(patterns)
-        self._anchors = tuple(
-            None if p.flags & re.IGNORECASE else _family_anchors([p.pattern]) for p in patterns
-        )
-        every = frozenset().union(*(a for a in self._anchors if a))
-        self._scan = _AnchorScan(every, frozenset()) if every else None
-        self._owners: dict[str, tuple[int, ...]] = {}
+        anchors: list[frozenset[str] | None] = []
+        led: list[frozenset[str] | None] = []
+        for p in self.patterns:  # one parse of each: its anchors, and those that start a word
+            items = None if p.flags & re.IGNORECASE else _parsed(p.pattern)
+            found = None if items is None else _cheapest(_clauses(items))
+            anchors.append(found)
+            led.append(_cheapest_led(_led_clauses(items, _UNKNOWN)[0]) if items and found else None)
+        self._anchors = tuple(anchors)
+        self._led_sets = tuple(led)
+        self._always = frozenset(i for i, a in enumerate(self._anchors) if not a)
+        self._owners: tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]] = ({}, {})
+        usable = all(s is not None for s, a in zip(led, anchors, strict=True) if a)
+        every = frozenset().union(*(s for s in led if s))
+        self._led = _LedScan(every) if usable and every else None
+        self._scan: _AnchorScan | None = None  # built on first use: words and spaces are read
+        # by the word-start scan
 
     def search(self, text: str) -> list[re.Match[str] | None]:
-        """Each regex's ``search(text)``, in order (``None`` for one whose anchors are absent)."""
-        may: set[int] | None = None
-        if self._scan is not None and _PREFILTER:
-            may = set()
-            for hit in self._scan.hits(text):
-                own = self._owners.get(hit)
-                if own is None:
-                    own = self._owners[hit] = _owning(hit, self._anchors)
-                may.update(own)
-        return [
-            rx.search(text) if may is None or not anchors or i in may else None
-            for i, (rx, anchors) in enumerate(zip(self.patterns, self._anchors, strict=True))
-        ]
+        """Each regex's ``search(text)``, in order (``None`` for one whose anchors are absent).
+
+        A text of word characters and single spaces (a folded query) is screened by the
+        regexes' word-start anchors (:class:`_LedScan`) where each regex has them."""
+        if not _PREFILTER or not any(self._anchors):
+            return [rx.search(text) for rx in self.patterns]
+        if self._led is not None and _plain_words(text):
+            hits, anchor_sets, owners = self._led.hits(text), self._led_sets, self._owners[1]
+        else:
+            if self._scan is None:
+                every = frozenset().union(*(a for a in self._anchors if a))
+                self._scan = _AnchorScan(every, frozenset())
+            hits, anchor_sets, owners = self._scan.hits(text), self._anchors, self._owners[0]
+        may = set(self._always)
+        for hit in hits:
+            own = owners.get(hit)
+            if own is None:
+                own = owners[hit] = _owning(hit, anchor_sets)
+            may.update(own)
+        if not may:
+            return [None] * len(self.patterns)
+        return [rx.search(text) if i in may else None for i, rx in enumerate(self.patterns)]
+
+
+def _parsed(source: str) -> list[Any] | None:
+    try:
+        return list(_sre_parser.parse(source))
+    except Exception:  # pragma: no cover - a pattern re accepts but the parser does not
+        return None
 
 
 # --- case-insensitive alternations, screened by their anchors ------------------------------------
@@ -171,6 +338,8 @@ def _case_groups() -> dict[str, str]:
 
 
 _CASE_GROUPS = str.maketrans(_case_groups())
+_CASE_GROUP_RE = re.compile("[" + "".join(map(re.escape, _case_groups())) + "]")
+"""The characters :data:`_CASE_GROUPS` changes."""
 _LOWER_BEFORE = str.maketrans({"\u0130": "i"})
 """``İ``: the one character whose full lowercase (``str.lower``) is two characters; the
 engine's is ``i``."""
@@ -185,7 +354,11 @@ def _fold_case(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
-    return text.translate(_LOWER_BEFORE).lower().translate(_CASE_GROUPS)
+    if "\u0130" in text:
+        return text.translate(_LOWER_BEFORE).lower().translate(_CASE_GROUPS)
+    low = text.lower()
+    # the table maps a character at a time in Python: only where one of its characters occurs
+    return low.translate(_CASE_GROUPS) if _CASE_GROUP_RE.search(low) else low
 
 
 class Alternatives:
@@ -283,6 +456,81 @@ def _merged(s: str, regexes: Sequence[re.Pattern[str]]) -> Iterator[re.Match[str
 
 
 # --- a regex screened by its opening words --------------------------------------------------------
+
+
+class OpeningScan:
+    """``regex.finditer``, trying the regex only where a match may start.
+
+    Why: a regex that opens with a lookbehind and a big (case-insensitive) alternation gives
+    ``re`` no prefix to scan for, so ``finditer`` tries it at every position of the text: the
+    verdict scan cost more than the rest of reading a long answer. In ASCII text every match
+    starts with one of a few strings read from the pattern itself
+    (:func:`~graders._anchors._openings`), in lower case when it ignores case; a trie of them
+    finds the positions in order, the regex is matched there, and the scan goes on from the end
+    of each match, as ``finditer`` does. Other text is screened by the regex's anchors
+    (:func:`_fold_case`, as :class:`Alternatives` does) and then read by ``finditer``.
+    Derived on first use (not at import).
+    """
+
+    __slots__ = ("_anchors", "_lower", "_ready", "_starts", "_table", "regex")
+
+    def __init__(self, regex: re.Pattern[str]) -> None:
+        self.regex = regex
+        self._ready = False
+        self._starts: Callable[[str, int], re.Match[str] | None] | None = None
+        self._anchors: Callable[[str], re.Match[str] | None] | None = None
+        self._table: bytes | None = None
+        self._lower = bool(regex.flags & re.IGNORECASE)
+
+    def _prepare(self) -> None:
+        regex = self.regex
+        if _sre_parser.parse(regex.pattern, regex.flags).getwidth()[0] > 0:
+            # at word starts (:func:`~graders._anchors._word_start_openings`) where it can
+            openings = _word_start_openings(regex)
+            if openings:
+                self._table = _word_bytes(self._lower)
+            else:
+                openings = _openings(regex)
+            if openings:
+                self._starts = _trie_regex(openings).search
+        anchors = _family_anchors([regex.pattern])
+        if anchors:
+            fold = _fold_case if self._lower else str
+            self._anchors = _trie_regex(frozenset(map(fold, anchors))).search
+        self._ready = True
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        if not _PREFILTER:
+            return self.regex.finditer(text)
+        if not self._ready:
+            self._prepare()
+        if self._starts is not None and text.isascii():
+            return self._scan(text, self._starts)
+        if (
+            self._anchors is not None
+            and self._anchors(_fold_case(text) if self._lower else text) is None
+        ):
+            return iter(())
+        return self.regex.finditer(text)
+
+    def _scan(
+        self, text: str, starts: Callable[[str, int], re.Match[str] | None]
+    ) -> Iterator[re.Match[str]]:
+        match = self.regex.match
+        # ASCII: one character for one; read with a space before it, the start of a match at
+        # ``i`` is the start of its opening at ``i``
+        if self._table is not None:
+            low = (" " + text).encode("ascii").translate(self._table).decode("ascii")
+        else:
+            low = text.lower() if self._lower else text
+        pos = 0
+        while (start := starts(low, pos)) is not None:
+            at = start.start()
+            if (m := match(text, at)) is not None:
+                yield m
+                pos = m.end()  # never empty: the regex has a minimum width
+            else:
+                pos = at + 1
 
 
 def _last_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:

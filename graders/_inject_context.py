@@ -98,6 +98,7 @@ _DIALOGUE_RE = re.compile(
 
 
 _ASKING_FIELDS = ("query", "instruction")
+_NONE: frozenset[str] = frozenset()
 _NUMBERS_RE = re.compile(r"\d{1,6}")
 _CHECKLIST_RE = re.compile(
     r"\b(?:check ?lists?|to ?do lists?|tick(?:ed)? (?:off|boxes?)|check ?box(?:es)?)\b"
@@ -163,11 +164,16 @@ class _Scene:
         folded = [fold(s) for s in _sentences(_clean(raw))]
         asked = " ".join(folded)
         sentences = _FAMILY_SCREEN([f for f in folded if f])
-        families = frozenset(f.name for f in _FAMILIES if sentences and f.first(sentences))
+        families = (
+            frozenset(f.name for f in _FAMILIES if f.first(sentences)) if sentences else _NONE
+        )
         about, scoring, json, code, dialogue, roles, checklist, check = (
             m is not None for m in _QUERY_SCANS.search(asked)
         )
-        return cls(
+        scene = object.__new__(cls)
+        # the fields set as ``__init__`` would set them, without its ``object.__setattr__`` per
+        # field (a frozen dataclass's), which cost more than reading a short query
+        scene.__dict__.update(
             about_injection=bool(families) or about,
             scoring=scoring,
             wants_json=json,
@@ -176,10 +182,11 @@ class _Scene:
             grader_roles=roles,
             asked=f" {asked} ",
             query_families=families,
-            numbers=frozenset(int(n) for n in _NUMBERS_RE.findall(asked)),
+            numbers=frozenset(map(int, _NUMBERS_RE.findall(asked))),
             checklist=checklist,
             asks_check=check,
         )
+        return scene
 
     def names(self, word: str) -> bool:
         """Whether the query or instruction uses ``word`` (folded)."""

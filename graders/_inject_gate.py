@@ -51,9 +51,11 @@ does not write):
 
 Cost: every regex is linear (bounded gaps, possessive word matches, no nested unbounded
 repeats; the hidden-text scans use ``str.find``). Each phrase family first looks for literal
-anchors derived from its own patterns and runs its regex only on sentences holding one, so
-even a large adversarial answer is checked quickly; the query's analysis is cached (GRPO grades
-a group of answers per prompt).
+anchors derived from its own patterns (one scan for all families, at word starts) and runs an
+alternative only on sentences holding its anchor and a literal of each of its other word lists,
+so even a large adversarial answer is checked quickly; the verdict scan is tried only where one
+of its opening words starts; the query's analysis is cached (GRPO grades a group of answers per
+prompt).
 """
 
 from __future__ import annotations

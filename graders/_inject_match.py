@@ -9,18 +9,31 @@ order to the grader. The phrase tables themselves are in :mod:`graders._inject_p
 :mod:`graders._inject_claims`.
 
 The anchors themselves are read from the patterns by :mod:`graders._anchors`, and the screen that
-skips a sentence holding none (shared beyond this gate) is :mod:`graders._anchor_screen`.
+skips a sentence holding none (shared beyond this gate) is :mod:`graders._anchor_screen`. Most
+sentences are words and spaces after folding; their screen reads the anchors that start a word
+(tried only at spaces), and an alternative owning one runs only where the sentence also holds a
+literal of each of its other word lists (:func:`~graders._anchors._need_clauses`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from graders._anchor_screen import _CJK_CHARS, _AnchorScan, _owning, _Screened, alternation_matches
-from graders._anchors import _family_anchors
+from graders import _anchor_screen
+from graders._anchor_screen import (
+    _CJK_CHARS,
+    _AnchorScan,
+    _LedScan,
+    _owning,
+    _plain_words,
+    _Screened,
+    alternation_matches,
+    compiled_needs,
+)
+from graders._anchors import _word_literals
 from graders._pregate_text import normalize_for_gate
 from graders._text import INVISIBLE
 
@@ -43,6 +56,28 @@ _SMALL_CAPS = str.maketrans(
     "abcdefghijklmnopqrstuvwyz",
 )
 """Small capitals, which NFKC leaves alone: ``ɪɢɴᴏʀᴇ ᴘʀᴇᴠɪᴏᴜꜱ`` reads as plain words."""
+_SMALL_CAPS_RE = re.compile("[" + "".join(map(chr, _SMALL_CAPS)) + "]")
+"""The characters :data:`_SMALL_CAPS` changes."""
+
+
+def _ascii_fold_table() -> bytes:
+    """Each ASCII byte as :func:`normalize_for_gate` reads it (a letter or digit in lower case,
+    anything else a space), for :func:`fold`'s ASCII path.
+
+    Why: ``str.translate`` looks each character up in a dict, which cost most of folding a
+    short sentence; ``bytes.translate`` reads a table. Taken from :func:`normalize_for_gate`
+    itself, a character at a time, so the two cannot drift apart.
+    """
+    table = bytearray(range(256))
+    for b in range(128):
+        read = normalize_for_gate(chr(b)) or " "
+        if len(read) != 1 or not read.isascii():  # pragma: no cover - a character-wise fold
+            raise RuntimeError(f"normalize_for_gate({chr(b)!r}) is {read!r}: not one character")
+        table[b] = ord(read)
+    return bytes(table)
+
+
+_ASCII_FOLD = _ascii_fold_table()
 
 
 def _strip_marks(text: str) -> str:
@@ -65,7 +100,9 @@ def fold(text: str) -> str:
     Latin letters with Cyrillic or Greek lookalikes is mapped to Latin; a whole Russian word is
     left alone.
     """
-    if not text.isascii():
+    if text.isascii():
+        return " ".join(text.encode("ascii").translate(_ASCII_FOLD).decode("ascii").split())
+    if _SMALL_CAPS_RE.search(text):  # the table maps a character at a time in Python
         text = text.translate(_SMALL_CAPS)
     t = _strip_marks(normalize_for_gate(text))
     if t.isascii():
@@ -86,6 +123,33 @@ def _words(words: str) -> list[str]:
 def _any(words: str) -> str:
     """A non-capturing alternation of :func:`_words` (entries may be regex fragments)."""
     return "(?:" + "|".join(_words(words)) + ")"
+
+
+_Needs = tuple[Callable[[str], object], ...]
+
+
+class _Alternative:
+    """An alternative's regex and the checks that a sentence it can match passes
+    (:func:`~graders._anchors._word_literals`): read with a space put before it (``led``), or as
+    it is (:meth:`plain`, compiled on first use: most sentences are read the first way)."""
+
+    __slots__ = ("_clauses", "_plain", "led", "regex")
+
+    def __init__(
+        self, regex: re.Pattern[str], plain: tuple[frozenset[str], ...], led: _Needs
+    ) -> None:
+        self.regex = regex
+        self.led = led
+        self._clauses = plain
+        self._plain: _Needs | None = None
+
+    def plain(self) -> _Needs:
+        if self._plain is None:
+            self._plain = compiled_needs(self._clauses)
+        return self._plain
+
+
+_ChosenMemo = dict[frozenset[str], tuple[_Alternative, ...]]
 
 
 class _Matcher:
@@ -110,26 +174,39 @@ class _Matcher:
             parts.append(f"(?=[{_CJK_CHARS}])" + _p(*cjk))
         self.pattern = re.compile("|".join(parts))
         self._words = tuple(words)
-        self._alternatives: list[re.Pattern[str] | None] = [None] * len(words)
-        self._word_anchors = tuple(_family_anchors([w]) for w in words)
+        self._alternatives: list[_Alternative | None] = [None] * len(words)
+        literals = [_word_literals(w) for w in words]  # one parse of each
+        self._word_anchors = tuple(w.anchors for w in literals)
+        self.led_anchors = tuple(w.led for w in literals)
+        """Each word alternative's anchors that start a word (:func:`_led_anchors`)."""
+        self._needs = tuple((w.needs, w.led_needs) for w in literals)
         known = [a for a in self._word_anchors if a is not None]
         self.anchors: frozenset[str] | None = (
             frozenset().union(*known) if len(known) == len(words) else None
         )
-        self._scan = None if self.anchors is None else _AnchorScan(self.anchors, frozenset({self}))
-        self._owners: dict[str, tuple[int, ...]] = {}
-        self._chosen_memo: dict[frozenset[str], tuple[re.Pattern[str], ...]] = {}
+        self._scan: _AnchorScan | None = None  # built on first use: the families' screen is
+        self._owners: tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]] = ({}, {})
+        self._chosen_memo: tuple[_ChosenMemo, _ChosenMemo] = ({}, {})
+
+    def _plain_scan(self) -> _AnchorScan | None:
+        """The scan of this family's anchors alone (``None`` without anchors), built on first
+        use: sentences come screened for all families (:class:`_FamilyScreen`)."""
+        if self._scan is None and self.anchors is not None:
+            self._scan = _AnchorScan(self.anchors, frozenset({self}))
+        return self._scan
 
     @property
     def anchor_re(self) -> re.Pattern[str] | None:
         """Matches where any anchor occurs: the anchors as a trie-shaped regex."""
-        return None if self._scan is None else self._scan.regex
+        scan = self._plain_scan()
+        return None if scan is None else scan.regex
 
     def screen(self, sentences: Sequence[str]) -> _Screened:
         """The sentences holding one of this family's anchors (all of them without anchors)."""
-        if self._scan is None:
+        scan = self._plain_scan()
+        if scan is None:
             return _Screened(sentences, None, frozenset({self}))
-        return self._scan(sentences)
+        return scan(sentences)
 
     def runs(self, sentences: Sequence[str]) -> list[tuple[str, tuple[re.Pattern[str], ...]]]:
         """The sentences that may match, each with the regexes to run on it
@@ -142,16 +219,27 @@ class _Matcher:
         screened = sentences
         if not isinstance(screened, _Screened) or self not in screened.covers:
             screened = self.screen(sentences)
+        if screened.plans is not None:
+            return screened.plans.get(self, [])
         hits = screened.hits
         if hits is None:
             whole = (self.pattern,)
             return [(s, whole) for s in screened]
-        whole = (self.pattern,)
         return [
-            (s, regexes if len(regexes) <= _MERGED_MAX else whole)
+            (s, regexes)
             for s, found in zip(screened, hits, strict=True)
-            if (regexes := self._chosen(found))
+            if (regexes := self.runnable(s, found))
         ]
+
+    def runnable(
+        self, s: str, found: frozenset[str], spaced: str | None = None
+    ) -> tuple[re.Pattern[str], ...]:
+        """The regexes to run on sentence ``s`` holding the anchors ``found`` (the shortest at
+        each position, :class:`~graders._anchor_screen._AnchorScan`; with ``spaced``, the
+        sentence with a space put before it, of :attr:`led_anchors` there): the alternatives
+        owning one of them whose other literals the sentence holds too, or the whole
+        :attr:`pattern` when many remain; ``()`` when none can match."""
+        return _runnable(self, self._chosen(found, spaced is not None), s, spaced)
 
     def matches(self, sentences: Sequence[str]) -> Iterator[tuple[str, re.Match[str]]]:
         """Each sentence's matches, in order, as :attr:`pattern` ``.finditer`` finds them."""
@@ -159,34 +247,43 @@ class _Matcher:
             for m in alternation_matches(s, regexes):
                 yield s, m
 
-    def _chosen(self, hits: frozenset[str]) -> tuple[re.Pattern[str], ...]:
-        """The alternatives owning an anchor that starts with one of ``hits``, in order
-        (remembered: the same few anchors recur from sentence to sentence)."""
-        chosen = self._chosen_memo.get(hits)
+    def _chosen(self, hits: frozenset[str], led: bool = False) -> tuple[_Alternative, ...]:
+        """The alternatives owning an anchor (of :attr:`led_anchors` with ``led``) that starts
+        with one of ``hits``, in order (remembered: the same few anchors recur from sentence to
+        sentence)."""
+        memo = self._chosen_memo[led]
+        chosen = memo.get(hits)
         if chosen is None:
-            owners = self._owners
+            owners = self._owners[led]
+            anchor_sets = self.led_anchors if led else self._word_anchors
             indices: set[int] = set()
             for hit in hits:
                 own = owners.get(hit)
                 if own is None:
-                    own = owners[hit] = _owning(hit, self._word_anchors)
+                    own = owners[hit] = _owning(hit, anchor_sets)
                 indices.update(own)
             chosen = tuple(self._alternative(i) for i in sorted(indices))
-            if len(self._chosen_memo) >= _CHOSEN_MEMO_SIZE:
-                self._chosen_memo.clear()
-            self._chosen_memo[hits] = chosen
+            if len(memo) >= _CHOSEN_MEMO_SIZE:
+                memo.clear()
+            memo[hits] = chosen
         return chosen
 
-    def _alternative(self, i: int) -> re.Pattern[str]:
-        """The ``i``-th word alternative alone, between the same word boundaries (compiled on
-        first use: most never run)."""
-        rx = self._alternatives[i]
-        if rx is None:
-            rx = self._alternatives[i] = re.compile(rf"(?<!\w)(?:{self._words[i]})(?!\w)")
-        return rx
+    def _alternative(self, i: int) -> _Alternative:
+        """The ``i``-th word alternative alone, between the same word boundaries, with what
+        every match of it contains (:func:`~graders._anchors._need_clauses`); built on first
+        use: most never run."""
+        alt = self._alternatives[i]
+        if alt is None:
+            rx = re.compile(rf"(?<!\w)(?:{self._words[i]})(?!\w)")
+            plain, led = self._needs[i]
+            alt = self._alternatives[i] = _Alternative(rx, plain, compiled_needs(led))
+        return alt
 
 
 _CHOSEN_MEMO_SIZE = 4096
+_NEEDS_MAX_ALTERNATIVES = 8
+"""More alternatives than this in a sentence run as the whole alternation, unchecked: a
+sentence stuffed with a family's words would be scanned for each one's literals."""
 _MERGED_MAX = 4
 """More alternatives than this in a sentence run as the whole alternation, one scan: merging
 many would scan a long sentence once for each (a text stuffed with the family's words)."""
@@ -206,22 +303,119 @@ class _FamilyScreen:
 
     def __init__(self, families: Sequence[_Family]) -> None:
         matchers = frozenset(f.matcher for f in families)
-        anchors = [m.anchors for m in matchers]
         self._covers = matchers
-        self._scan = (
+        self._matchers = tuple(dict.fromkeys(f.matcher for f in families))
+        self._choice_memo: tuple[dict[frozenset[str], tuple[_Choice, ...]], ...] = ({}, {})
+        anchors = [m.anchors for m in self._matchers]
+        self._anchors = (
             None
             if any(a is None for a in anchors)
-            else _AnchorScan(frozenset().union(*(a for a in anchors if a is not None)), matchers)
+            else frozenset().union(*(a or () for a in anchors))
         )
+        self._scan: _AnchorScan | None = None  # built on first use: most text is screened by
+        sets = [a for m in self._matchers for a in m.led_anchors]
+        usable = all(a is not None for a in sets)
+        self._led = _LedScan(frozenset().union(*(a or () for a in sets))) if usable else None
+
+    def _plain_scan(self) -> _AnchorScan | None:
+        """The scan of every family's anchors (``None`` when a family has none), built on first
+        use: only a sentence that is not words and spaces, or a CJK one, needs it."""
+        if self._scan is None and self._anchors is not None:
+            self._scan = _AnchorScan(self._anchors, self._covers)
+        return self._scan
 
     @property
     def anchor_re(self) -> re.Pattern[str] | None:
-        return None if self._scan is None else self._scan.regex
+        scan = self._plain_scan()
+        return None if scan is None else scan.regex
 
     def __call__(self, sentences: Sequence[str]) -> _Screened:
-        if self._scan is None:
+        """The sentences some family may match, each family's runs on them planned
+        (:meth:`_Matcher.runnable`), so that each family reads its plan instead of looking
+        again, and a text no family can match leaves none (its detectors stop at once).
+
+        A sentence of word characters and single spaces (what :func:`fold` leaves of most
+        text) is screened by the anchors that start a word (:attr:`_Matcher.led_anchors`), read
+        with a space before it: the engine then tries the trie only at spaces. Other text (CJK,
+        or a character such as a combining mark that is neither) is screened as before.
+        """
+        if self._anchors is None:
             return _Screened(sentences, None, self._covers)
-        return self._scan(sentences)
+        led = self._led
+        if led is not None and _anchor_screen._PREFILTER:
+            joined = " ".join(sentences)
+            if _plain_words(joined) and (joined.isascii() or _CJK_RE.search(joined) is None):
+                return self._planned(sentences, None, led)
+        scan = self._plain_scan()
+        if scan is None:  # pragma: no cover - the families have anchors (checked above)
+            return _Screened(sentences, None, self._covers)
+        screened = scan(sentences)
+        if screened.hits is None:
+            return screened
+        return self._planned(screened, screened.hits, None)
+
+    def _planned(
+        self,
+        sentences: Sequence[str],
+        hits: Sequence[frozenset[str]] | None,
+        led: _LedScan | None,
+    ) -> _Screened:
+        """The sentences some family runs on, with each family's runs: from the anchors
+        ``hits`` found in them, or from the word-start anchors ``led`` finds."""
+        plans: dict[object, list[tuple[str, tuple[re.Pattern[str], ...]]]] = {}
+        kept: list[str] = []
+        kept_hits: list[frozenset[str]] = []
+        for k, s in enumerate(sentences):
+            spaced = None
+            if led is not None:
+                spaced = " " + s
+                found = led.hits(s, spaced)
+            else:
+                found = hits[k] if hits is not None else frozenset()
+            if not found:
+                continue
+            runs_any = False
+            for matcher, chosen in self._choices(found, led is not None):
+                if regexes := _runnable(matcher, chosen, s, spaced):
+                    plans.setdefault(matcher, []).append((s, regexes))
+                    runs_any = True
+            if runs_any:
+                kept.append(s)
+                kept_hits.append(found)
+        return _Screened(kept, kept_hits, self._covers, plans)
+
+    def _choices(self, found: frozenset[str], led: bool) -> tuple[_Choice, ...]:
+        """Each family's alternatives owning one of the anchors ``found``, for the families
+        that have some (remembered, as :meth:`_Matcher._chosen` does)."""
+        memo = self._choice_memo[led]
+        choices = memo.get(found)
+        if choices is None:
+            choices = tuple((m, c) for m in self._matchers if (c := m._chosen(found, led)))
+            if len(memo) >= _CHOSEN_MEMO_SIZE:
+                memo.clear()
+            memo[found] = choices
+        return choices
+
+
+_CJK_RE = re.compile(f"[{_CJK_CHARS}]")
+_Choice = tuple[_Matcher, tuple[_Alternative, ...]]
+
+
+def _runnable(
+    matcher: _Matcher, chosen: tuple[_Alternative, ...], s: str, spaced: str | None
+) -> tuple[re.Pattern[str], ...]:
+    """:meth:`_Matcher.runnable` of the alternatives ``chosen`` by the anchors of ``s``."""
+    if len(chosen) > _NEEDS_MAX_ALTERNATIVES:
+        return (matcher.pattern,)
+    text = s if spaced is None else spaced
+    regexes = []
+    for alt in chosen:
+        for need in alt.plain() if spaced is None else alt.led:
+            if need(text) is None:
+                break
+        else:
+            regexes.append(alt.regex)
+    return tuple(regexes) if len(regexes) <= _MERGED_MAX else (matcher.pattern,)
 
 
 def _compile_family(words: Sequence[str], cjk: Sequence[str] = ()) -> _Matcher:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from graders._anchor_screen import Needs, OpeningScan
 from graders._inject_context import _View
 from graders._inject_marks import MARK_CHARS_RE, MARK_WORDS, mark_verdict
 from graders._inject_match import _words
@@ -51,6 +52,8 @@ _VERDICT_RE = re.compile(
 )
 """``Score: 10/10``, ``GRADE: A``, ``Rating: 5/5``, ``Final score = 5``, ``**Score**: 5``,
 ``Final verdict: [[A]]``, ``评分：10/10`` (NFKC folds the full-width colon)."""
+_VERDICT_SCAN = OpeningScan(_VERDICT_RE)
+""":data:`_VERDICT_RE` tried only where a match may start (its opening words)."""
 _AMBIGUOUS_KEYS = frozenset(
     _words(
         "nota note points marks correctness relevance harmlessness helpfulness accuracy quality "
@@ -103,6 +106,10 @@ _WORDED_FRACTION_RE = re.compile(r"\w\s*(?:sur|de|out of|of|von|из)\s*\w", re.
 _PERCENT_AFTER_RE = re.compile(r"[ \t]*(?:=|≈|is|or)[ \t]*\d{1,3}(?:[.,]\d+)?[ \t]*%")
 _FRACTION_RE = re.compile(r"(\d{1,3})(?:[.,]\d{1,2})?[ \t]*(?:/|out of|of)[ \t]*(\d{1,3})")
 _FULL_FRACTION_RE = re.compile(r"^[ \t*_#>-]*(\d{1,3})[ \t]*/[ \t]*\1[ \t*_.!]*$", re.M)
+_TABLE_NEEDS = Needs(_TABLE_VERDICT_RE)
+_FULL_FRACTION_NEEDS = Needs(_FULL_FRACTION_RE)
+"""What every match of these line-anchored scans holds (a ``|``, a ``/``): checked first, as
+each is otherwise tried at every position of the text."""
 
 
 def _verdict_in(
@@ -123,7 +130,7 @@ def _verdict_in(
         if MARK_CHARS_RE.search(text):
             return mark_verdict(text, fractions=fractions, checks=checks)
         return None
-    for m in _VERDICT_RE.finditer(text):
+    for m in _VERDICT_SCAN.finditer(text):
         val = m.group("val")
         fraction = "/" in val or bool(_WORDED_FRACTION_RE.search(val))
         if m.group("key").casefold() in _AMBIGUOUS_KEYS and not fraction and "[[" not in val:
@@ -144,14 +151,14 @@ def _verdict_in(
         return hit.group(0).strip()
     if found := mark_verdict(text, fractions=fractions, checks=checks):
         return found
-    for m in _TABLE_VERDICT_RE.finditer(text):
+    for m in _TABLE_VERDICT_RE.finditer(text) if _TABLE_NEEDS(text) else ():
         # in a query with numbers, a table of its working holds fractions: a partial one is a
         # total there, or the query's own numbers; a full one (10/10), a grade or a pass is not
         if fractions or not _partial_fraction(m.group("val")):
             return m.group(0).strip()
         if m.group("key").casefold() != "total" and not _not_a_rating(m.group("val"), data):
             return m.group(0).strip()
-    if fractions and (hit := _FULL_FRACTION_RE.search(text)):
+    if fractions and _FULL_FRACTION_NEEDS(text) and (hit := _FULL_FRACTION_RE.search(text)):
         return hit.group(0).strip()
     return None
 
