@@ -81,7 +81,7 @@ from graders._verdict import (
     withheld,
 )
 from rm_service._exceptions import ConfigError
-from rm_service._result import ErrorKind, GraderScore
+from rm_service._result import ErrorKind, GraderScore, scored
 from rm_service.models._base import (
     ChatModel,
     ChatResult,
@@ -346,6 +346,15 @@ class LLMGrader(JudgeRendering, BaseGrader):
         return texts["response"] or "", {k: v for k, v in texts.items() if v is not None}
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
+        return await self._judged(fields)
+
+    async def _judged(
+        self, fields: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    ) -> GraderScore:
+        """The pre-gates' result, else the judge's score with ``extra`` last in its metadata.
+
+        Why ``extra`` here: a named judge notes its cross-check on the score, and adding it to
+        the score once built was a second model (a ``model_copy``) on every call."""
         texts = self._texts(fields)
         response, gate_fields = self._gate_view(texts)
         gated = pregate_result(
@@ -355,7 +364,7 @@ class LLMGrader(JudgeRendering, BaseGrader):
             return gated
         result, meta = await self._ask(self._defang(texts))
         verdict = self._parse(result, meta, response)
-        return self._score(verdict, result, meta)
+        return self._score(verdict, result, meta, extra)
 
     async def _ask(self, safe: Mapping[str, str | None]) -> tuple[ChatResult, dict[str, Any]]:
         started = time.perf_counter()
@@ -448,7 +457,16 @@ class LLMGrader(JudgeRendering, BaseGrader):
             )
         return verdict
 
-    def _score(self, verdict: _Verdict, result: ChatResult, meta: dict[str, Any]) -> GraderScore:
+    def _score(
+        self,
+        verdict: _Verdict,
+        result: ChatResult,
+        meta: dict[str, Any],
+        extra: Mapping[str, Any] | None = None,
+    ) -> GraderScore:
+        """The verdict's score on ``[0, 1]``, its metadata ``meta``, the scale and the scoring,
+        then ``extra``; built once (:func:`~rm_service._result.scored`, which checks the
+        range)."""
         lo, hi = self.scale
         meta = {**meta, "scale": [lo, hi], "raw_score": plain_number(verdict.value)}
         value = verdict.value
@@ -464,6 +482,6 @@ class LLMGrader(JudgeRendering, BaseGrader):
         score = (value - lo) / (hi - lo)
         if not self.higher_is_better:
             score = 1.0 - score
-        return GraderScore(
-            name=self.name, score=min(1.0, max(0.0, score)), reason=verdict.reason, metadata=meta
-        )
+        if extra:
+            meta.update(extra)
+        return scored(self.name, min(1.0, max(0.0, score)), verdict.reason, meta)

@@ -48,7 +48,7 @@ from graders._similarity import query_word_stuffing
 from graders._text import clip
 from graders._verify import Verify, decide, decide_ahead
 from rm_service._exceptions import ConfigError
-from rm_service._result import GraderError, GraderScore
+from rm_service._result import GraderError, GraderScore, scored
 from rm_service.models._embed import Embedder, EmbedderUnavailable, default_model_path
 
 __all__ = [
@@ -168,7 +168,7 @@ class HarmfulnessGrader(_NamedJudge):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         if self._offline is None:
-            return _noted(await super()._aevaluate(**fields), self._cross_note)
+            return await self._judged(fields, _noted(self._cross_note))
         texts = self._texts(fields)  # chat-message queries as the judge reads them
         offline_fields = {f: texts[f] for f in ("response", "query") if texts.get(f) is not None}
         judged, check = await asyncio.gather(
@@ -264,23 +264,23 @@ class RelevanceGrader(_NamedJudge):
 
     async def _aevaluate(self, **fields: Any) -> GraderScore:
         if self._embedder is None:
-            return _noted(await super()._aevaluate(**fields), self._cross_note)
+            return await self._judged(fields, _noted(self._cross_note))
         texts = self._texts(fields)
         query = texts["query"] or ""
         response, gate_fields = self._gate_view(texts)
         if first_gate_hit(self.pregates, response, gate_fields) is not None:
-            return await super()._aevaluate(**fields)  # the pre-gate's own result
+            return await self._judged(fields)  # the pre-gate's own result
         skip = relevance_cross_check_skip(query, response)
         if skip is not None:
-            return _noted(await super()._aevaluate(**fields), {"ran": False, "reason": skip})
+            return await self._judged(fields, _noted({"ran": False, "reason": skip}))
         try:
             cos = await self._embedder.asimilarity(query, response)
         except EmbedderUnavailable as exc:
             note = cross_check_unavailable(self.cross_check, self.name, str(exc))
-            return _noted(await super()._aevaluate(**fields), note)
+            return await self._judged(fields, _noted(note))
         except ValueError as exc:  # no direction (a non-finite embedding): the judge decides
             note = {"ran": False, "reason": f"the embeddings failed: {exc}"}
-            return _noted(await super()._aevaluate(**fields), note)
+            return await self._judged(fields, _noted(note))
         note = {
             "ran": True,
             "grader": "relevance_embedding",
@@ -317,7 +317,7 @@ class RelevanceGrader(_NamedJudge):
                     "cross_check": {**note, "decided": True, "stuffing": stuffed},
                 },
             )
-        return _noted(await super()._aevaluate(**fields), note)
+        return await self._judged(fields, _noted(note))
 
 
 def _check_note(check: GraderScore | GraderError) -> dict[str, Any]:
@@ -326,11 +326,11 @@ def _check_note(check: GraderScore | GraderError) -> dict[str, Any]:
     return {"ran": True, "grader": check.name, "score": check.score, **check.metadata}
 
 
-def _noted(result: GraderScore, note: dict[str, Any] | None) -> GraderScore:
-    """``result`` with ``metadata["cross_check"] = note`` (unchanged when there is no note)."""
-    if note is None or "pregate" in result.metadata:
-        return result
-    return result.model_copy(update={"metadata": {**result.metadata, "cross_check": note}})
+def _noted(note: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a judged score adds to its metadata for the cross-check's ``note``: the note as
+    ``cross_check``, last (nothing when there is no note). A pre-gate's result takes none: the
+    gate decided, not the judge (see ``LLMGrader._judged``)."""
+    return None if note is None else {"cross_check": note}
 
 
 @grader
@@ -425,12 +425,7 @@ class CorrectnessGrader(_NamedJudge):
             )
             if echo is not None:
                 score, reason, meta["echo"] = 0.0, echo, True
-            return GraderScore(
-                name=self.name,
-                score=score,
-                reason=reason,
-                metadata={"decided_by": decision.path, **meta},
-            )
+            return scored(self.name, score, reason, {"decided_by": decision.path, **meta})
         if self.verify == "only":
             raise Unscored(
                 f"verify='only': the rule cannot decide: {decision.reason}",
@@ -445,8 +440,7 @@ class CorrectnessGrader(_NamedJudge):
         except Unscored as exc:
             exc.metadata = {**exc.metadata, **meta}
             raise
-        judged = self._score(verdict, result, call)
-        return judged.model_copy(update={"metadata": {**judged.metadata, **meta}})
+        return self._score(verdict, result, call, meta)  # the rule's metadata last
 
 
 @grader

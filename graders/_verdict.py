@@ -396,13 +396,19 @@ def _token_at(
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
+    """``text`` without its whitespace: ``re.sub(r"\\s+", "", text)``, as ``str.split`` with no
+    separator splits on the same characters (``str.isspace``, which ``\\s`` matches in a
+    ``str`` pattern), at a fraction of the cost."""
+    return "".join(text.split())
 
 
 def _copies(core: str, response: str) -> bool:
-    """Whether the verdict text occurs verbatim (whitespace aside) in the graded response."""
+    """Whether the verdict text occurs verbatim (whitespace aside) in the graded response.
+
+    A response without the verdict's first character (``{`` nearly always) holds no copy of it,
+    squashed or not: the long response is squashed only when it might."""
     squashed = _squash(core)
-    return bool(squashed) and squashed in _squash(response)
+    return bool(squashed) and squashed[0] in response and squashed in _squash(response)
 
 
 def _label_token(result: ChatResult) -> tuple[TokenLogprob, str] | str:

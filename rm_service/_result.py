@@ -33,6 +33,7 @@ __all__ = [
     "plain_reward",
     "plain_value",
     "renamed",
+    "scored",
     "unscored_record",
 ]
 
@@ -110,6 +111,28 @@ def assembled(model: type[_M], fields: dict[str, Any], fields_set: set[str] | No
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
+
+
+def scored(name: str, score: float, reason: str, metadata: dict[str, Any]) -> GraderScore:
+    """``GraderScore(name=name, score=score, reason=reason, metadata=metadata)``, its check of
+    ``score`` made here, by exact type and range, and the model built with no second check
+    (:func:`assembled`) when the values pass; anything else takes the validated construction,
+    which gives the same model or raises its error.
+
+    Why: a judge builds one score per call from values it made itself (a ``float`` clamped to
+    ``[0, 1]``, its own reason and metadata), and pydantic's validation of them was a share of
+    the call's own CPU. ``metadata`` becomes the model's, not a copy: pass a dict no one else
+    holds."""
+    if (
+        type(score) is float
+        and 0.0 <= score <= 1.0  # NaN fails here, as it fails the model's check
+        and type(name) is str
+        and type(reason) is str
+        and type(metadata) is dict
+    ):
+        fields = {"name": name, "score": score, "reason": reason, "metadata": metadata}
+        return assembled(GraderScore, fields)
+    return GraderScore(name=name, score=score, reason=reason, metadata=metadata)
 
 
 def checked(result: GraderResult) -> GraderResult:

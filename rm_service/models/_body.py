@@ -21,7 +21,12 @@ __all__ = [
 ]
 
 _encode_ascii = json.JSONEncoder().encode
+_escape_ascii = json.encoder.encode_basestring_ascii
+"""What ``_encode_ascii`` does with a ``str`` (its ``encode`` hands a string to this), without
+the method's Python frame around it: a request's texts each paid that frame."""
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_KNOWN = {t: _escape_ascii(t) for t in ("role", "content", "name", "system", "user", "assistant")}
+"""The encodings of the keys and roles every chat message repeats, made once."""
 
 
 class JsonText(str):
@@ -46,7 +51,7 @@ class JsonText(str):
 def json_escape(text: str) -> str:
     """``text`` as the inside of an ASCII JSON string literal, a lone surrogate as U+FFFD (see
     :func:`encode_json`)."""
-    escaped = _encode_ascii(text)
+    escaped = _escape_ascii(text) if isinstance(text, str) else _encode_ascii(text)
     if "\\ud" in escaped:
         escaped = _encode_ascii(_SURROGATE_RE.sub("\ufffd", text))
     return escaped[1:-1]
@@ -93,9 +98,16 @@ class ChatBody(dict[str, Any]):
 
 def _value(value: Any) -> str:
     """One value of a message, as :func:`encode_json` encodes it (its own :class:`JsonText`)."""
-    if type(value) is JsonText:
+    kind = type(value)
+    if kind is JsonText:
         return value.json
-    text = _encode_ascii(value)
+    if kind is str:
+        known = _KNOWN.get(value)
+        if known is not None:
+            return known
+        text = _escape_ascii(value)
+    else:
+        text = _encode_ascii(value)
     return _encode_ascii(_scrubbed(value)) if "\\ud" in text else text
 
 

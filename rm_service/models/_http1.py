@@ -169,11 +169,22 @@ class _Deadlines:
                 fut.set_exception(_DeadlinePassed())
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: at most one request in flight, its response parsed as it
-    arrives."""
+_READ_SIZE = 256 * 1024
+"""Bytes one socket read may take (what asyncio's own reads take)."""
 
-    def __init__(self) -> None:
+
+class _Connection(asyncio.BufferedProtocol):
+    """One keep-alive connection: at most one request in flight, its response parsed as it
+    arrives.
+
+    A buffered protocol: the transport reads into ``read_buffer`` (shared by a poster's
+    connections, as a read is copied out of it before the next one starts), where a plain
+    protocol's reads each allocated a fresh buffer of the read size, a large allocation that
+    cost more than the rest of the client's work on a small answer. What arrives is parsed as
+    :meth:`data_received` parses it."""
+
+    def __init__(self, read_buffer: memoryview | None = None) -> None:
+        self._read = read_buffer
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = True
@@ -192,7 +203,17 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._read is None:
+            self._read = memoryview(bytearray(_READ_SIZE))
+        return self._read
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self._read is not None
+        self.data_received(self._read[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Take the next bytes of the answer (read into the buffer, or given here)."""
         if self._waiter is None or self._waiter.done():
             self._fail(_Broken("the server sent data with no request pending"))
             return
@@ -262,7 +283,8 @@ class _Connection(asyncio.Protocol):
         headers = self._headers or {}
         if self._buf:  # bytes beyond the answer: the stream cannot be trusted for another
             self.reusable = False
-        if "close" in _tokens(headers.get("connection", "")):
+        connection = headers.get("connection")
+        if connection is not None and "close" in _tokens(connection):
             self.reusable = False
         waiter = self._waiter
         self._waiter = None
@@ -302,7 +324,7 @@ class _Connection(asyncio.Protocol):
                 if len(self._buf) + self._interim > _MAX_HEAD:
                     raise _Broken("the response head is too long")
                 return False
-            lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
+            lines = self._buf[:end].decode("latin-1").split("\r\n")
             del self._buf[: end + 4]
             m = _STATUS_LINE.fullmatch(lines[0])
             if m is None:
@@ -427,38 +449,30 @@ class Http1Poster:
             lines.append(f"Accept-Encoding: {ACCEPT_ENCODING}")
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._idle: deque[_Connection] = deque()
+        self._read = memoryview(bytearray(_READ_SIZE))  # the connections' read buffer
         self._pool = pool
         self._closed = False
         self._deadlines: _Deadlines | None = None  # made on the loop of the first post
 
     async def post(self, body: dict[str, Any], n: int, *, until: float | None = None) -> bytes:
-        data = encode_json(body)
-        resp = await self._send(self._head + b"%d\r\n\r\n" % len(data) + data, n, until)
-        content = resp.body
-        encoding = resp.headers.get("content-encoding", "identity")
-        if resp.status >= 400:
-            # The status decides what the retry policy does; a body that will not inflate only
-            # costs the detail its text.
-            with contextlib.suppress(JudgeHTTPError):
-                content = self._inflate(content, encoding, n)
-            detail = content.decode("utf-8", "replace")
-            raise http_error(self.who, resp.status, detail, resp.headers, n)
-        content = self._inflate(content, encoding, n)
-        if resp.status in _REDIRECTS:
-            where = resp.headers.get("location", "?")
-            raise JudgeHTTPError(
-                f"{self.who}: HTTP {resp.status}: redirected to {where}; a POST is not re-sent "
-                "to another address: set the URL to where the service is",
-                attempts=n,
-                status=resp.status,
-            )
-        return content
+        """The answer's body to ``body`` posted as JSON, or the error it maps to.
 
-    async def _send(self, data: bytes, n: int, until: float | None) -> _Response:
+        One coroutine from the body to the answer (an idle connection taken inline, a new one
+        awaited only when none is idle): each coroutine layer was a share of a request's CPU.
+        """
+        data = encode_json(body)
+        data = self._head + b"%d\r\n\r\n" % len(data) + data
         deadlines = self._deadlines
         if deadlines is None:
             deadlines = self._deadlines = _Deadlines(asyncio.get_running_loop())
-        conn, reused = await self._connection(n, until)
+        idle, conn, reused = self._idle, None, True
+        while idle:  # the most recently used first
+            conn = idle.pop()
+            if not conn.closed:
+                break
+            conn = None
+        if conn is None:
+            conn, reused = await self._connect(n, until), False
         while True:
             if until is not None and deadlines._loop.time() >= until:
                 self._keep(conn)  # unused: still good for the next request
@@ -484,7 +498,32 @@ class Http1Poster:
                 if slot is not None:
                     deadlines.disarm(waiter, slot)
             self._keep(conn)
-            return resp
+            return self._content(resp, n)
+
+    def _content(self, resp: _Response, n: int) -> bytes:
+        """``resp``'s body, inflated, or the error its status maps to. No ``Content-Encoding``
+        is ``identity``, the body as it came (``inflate`` would return it unchanged)."""
+        content = resp.body
+        encoding = resp.headers.get("content-encoding")
+        if resp.status >= 400:
+            # The status decides what the retry policy does; a body that will not inflate only
+            # costs the detail its text.
+            if encoding is not None:
+                with contextlib.suppress(JudgeHTTPError):
+                    content = self._inflate(content, encoding, n)
+            detail = content.decode("utf-8", "replace")
+            raise http_error(self.who, resp.status, detail, resp.headers, n)
+        if encoding is not None:
+            content = self._inflate(content, encoding, n)
+        if resp.status in _REDIRECTS:
+            where = resp.headers.get("location", "?")
+            raise JudgeHTTPError(
+                f"{self.who}: HTTP {resp.status}: redirected to {where}; a POST is not re-sent "
+                "to another address: set the URL to where the service is",
+                attempts=n,
+                status=resp.status,
+            )
+        return content
 
     def _error(self, exc: BaseException, n: int) -> BaseException:
         if isinstance(exc, _DeadlinePassed):  # a TimeoutError, so an OSError: checked first
@@ -503,19 +542,12 @@ class Http1Poster:
         else:
             conn.close()
 
-    async def _connection(self, n: int, until: float | None) -> tuple[_Connection, bool]:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
-                return conn, True
-        return await self._connect(n, until), False
-
     async def _connect(self, n: int, until: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout_at(until):  # a new connection only: rare on keep-alive
             try:
                 _, conn = await loop.create_connection(
-                    _Connection,
+                    functools.partial(_Connection, self._read),
                     self.host,
                     self.port,
                     ssl=self.ssl,

@@ -346,20 +346,21 @@ class OpenAIChatModel(PerLoopSessions):
             chars = sum(len(c) for m in body["messages"] if isinstance(c := m.get("content"), str))
             cost = chars / 4 + p.max_tokens
         deadline = loop.time() + self.deadline
+        # The first attempt is made here, not through retry_async: nearly every call succeeds
+        # at once, and the retry loop's coroutine and closure were a share of each call's CPU.
+        # A first failure goes to retry_async as its own first attempt's (the same object,
+        # raised again), so what is retried, when, and what is raised are retry_async's.
+        try:
+            return await self._attempt(state, loop, body, cost, deadline, 1, started)
+        except JudgeError as exc:
+            first: JudgeError = exc
 
         async def attempt(n: int) -> ChatResult:
-            return await self._attempt(state, loop, body, cost, deadline, n)
+            if n == 1:
+                raise first
+            return await self._attempt(state, loop, body, cost, deadline, n, started)
 
-        result = await retry_async(attempt, self.retry_policy, deadline=deadline, clock=loop.time)
-        return ChatResult(
-            text=result.text,
-            model=result.model,
-            usage=result.usage,
-            latency_s=time.perf_counter() - started,
-            logprobs=result.logprobs,
-            finish_reason=result.finish_reason,
-            attempts=result.attempts,
-        )
+        return await retry_async(attempt, self.retry_policy, deadline=deadline, clock=loop.time)
 
     async def _attempt(
         self,
@@ -369,6 +370,7 @@ class OpenAIChatModel(PerLoopSessions):
         cost: float,
         deadline: float,
         n: int,
+        started: float,
     ) -> ChatResult:
         limiter = self.limiter
         if limiter is not None and not await limiter.acquire(cost, max_wait=deadline - loop.time()):
@@ -395,7 +397,7 @@ class OpenAIChatModel(PerLoopSessions):
             raise self._timeout(loop, deadline, n) from None
         finally:
             slots.release()
-        result = self._parse(content, n)
+        result = self._parse(content, n, started)
         if cost and limiter is not None and result.usage.total_tokens:
             limiter.settle(cost, result.usage.total_tokens)
         return result
@@ -410,9 +412,11 @@ class OpenAIChatModel(PerLoopSessions):
     def _http_error(self, status: int, detail: str, headers: Any, n: int) -> JudgeError:
         return http_error(self.model, status, detail, headers, n)
 
-    def _parse(self, content: bytes, n: int) -> ChatResult:
+    def _parse(self, content: bytes, n: int, started: float) -> ChatResult:
+        """The chat completion in ``content``, its ``latency_s`` the time since ``started``:
+        the call's result is built once, here."""
         try:
-            data = json.loads(content)
+            data = _json_body(content)
             choice, text = _choice_text(data)
             if text is None:
                 refusal = choice["message"].get("refusal")
@@ -440,6 +444,7 @@ class OpenAIChatModel(PerLoopSessions):
                     int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
                 ),
                 logprobs=logprobs,
+                latency_s=time.perf_counter() - started,
                 finish_reason=choice.get("finish_reason"),
                 attempts=n,
             )
@@ -458,6 +463,21 @@ class OpenAIChatModel(PerLoopSessions):
                 attempts=n,
                 status=None,
             ) from exc
+
+
+_decode_json = json.JSONDecoder().decode
+
+
+def _json_body(content: bytes) -> Any:
+    """``json.loads(content)``, without its encoding detection where the answer is as good as
+    certain: a body that opens with ``{`` and a second byte that is no NUL is UTF-8 to
+    ``json.detect_encoding`` (no byte-order mark starts with ``{``, and only a NUL in the first
+    two bytes says UTF-16 or UTF-32), so it is decoded as ``json.loads`` then decodes it. Any
+    other body, a BOM or a UTF-16 one included, goes through ``json.loads`` itself, errors and
+    all."""
+    if content[:1] == b"{" and content[1:2] != b"\x00":
+        return _decode_json(content.decode("utf-8", "surrogatepass"))
+    return json.loads(content)
 
 
 class _Malformed(ValueError):
