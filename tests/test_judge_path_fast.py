@@ -10,7 +10,6 @@ the way it replaced, reproduced in the test. The judge is a real HTTP server on 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import random
@@ -33,7 +32,6 @@ from rm_service._result import GraderScore, scored
 from rm_service.models import (
     ChatResult,
     JudgeError,
-    JudgeHTTPError,
     RetryPolicy,
     TokenLogprob,
     Usage,
@@ -41,7 +39,6 @@ from rm_service.models import (
 from rm_service.models import _body as body_mod
 from rm_service.models._http1 import (
     _READ_SIZE,
-    _REDIRECTS,
     Http1Poster,
     _Connection,
     _Response,
@@ -49,7 +46,6 @@ from rm_service.models._http1 import (
 )
 from rm_service.models._openai import OpenAIChatModel, _json_body
 from rm_service.models._retry import retry_async
-from rm_service.models._session import http_error
 from tests.judge_server import JudgeServer, Reply
 
 # --- the JSON body --------------------------------------------------------------------------------
@@ -416,25 +412,12 @@ ANSWERS: dict[str, bytes] = {
 
 
 def _old_content(poster: Http1Poster, resp: _Response, n: int) -> bytes:
-    """The answer's body as the client read it before: inflated from its coding as named,
-    ``identity`` when none is, whatever the status."""
-    content = resp.body
-    encoding = resp.headers.get("content-encoding", "identity")
-    if resp.status >= 400:
-        with contextlib.suppress(JudgeHTTPError):
-            content = poster._inflate(content, encoding, n)
-        detail = content.decode("utf-8", "replace")
-        raise http_error(poster.who, resp.status, detail, resp.headers, n)
-    content = poster._inflate(content, encoding, n)
-    if resp.status in _REDIRECTS:
-        where = resp.headers.get("location", "?")
-        raise JudgeHTTPError(
-            f"{poster.who}: HTTP {resp.status}: redirected to {where}; a POST is not re-sent "
-            "to another address: set the URL to where the service is",
-            attempts=n,
-            status=resp.status,
-        )
-    return content
+    """The answer's body as the client read it before: inflated from its coding as named, and
+    from ``identity`` when none is (the path the shortcut now skips), whatever the status."""
+    headers = resp.headers
+    if "content-encoding" not in headers:
+        headers = {**headers, "content-encoding": "identity"}
+    return poster._content(_Response(resp.status, headers, resp.body), n)
 
 
 def _error(exc: BaseException) -> Any:
