@@ -6,6 +6,8 @@ One place for it, as in uvicorn's ``importer.py``: the error says what format wa
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import traceback
@@ -28,6 +30,7 @@ def import_from_string(spec: str, what: str = "object") -> Any:
         raise ConfigError(f"bad {what} import string {spec!r}; expected 'package.module:attr'")
     _put_cwd_on_path()
     try:
+        _top_from_cwd(module_name)
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
@@ -61,8 +64,8 @@ def _put_cwd_on_path() -> None:
     type's module when a config names it, a model's library when it loads), and a file beside
     the config named like one of them (``regex.py``, ``queue.py``) must not replace it, as a
     script's own directory does (``PYTHONSAFEPATH`` exists for that). A user's module named like
-    an installed one is then not found, and the error says so. Nothing changes when the cwd is
-    on the path already.
+    an installed one is still the one found, by :func:`_top_from_cwd`. Nothing changes when the
+    cwd is on the path already.
     """
     try:
         cwd = os.getcwd()
@@ -70,3 +73,28 @@ def _put_cwd_on_path() -> None:
         return
     if not any(isinstance(p, str) and os.path.abspath(p) == cwd for p in sys.path):
         sys.path.append(cwd)
+
+
+def _top_from_cwd(module_name: str) -> None:
+    """Import the top-level package (or module) of ``module_name`` from the current directory,
+    when it is there and not imported yet: the config names the user's code beside it, even
+    when an installed distribution has a top-level package of that name (verl installs
+    ``scripts``). Only that name is looked up in the cwd first; the modules it imports are
+    found in the usual order (:func:`_put_cwd_on_path`)."""
+    top = module_name.partition(".")[0]
+    if top in sys.modules:
+        return
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return
+    spec = importlib.machinery.PathFinder.find_spec(top, [cwd])
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[top] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(top, None)
+        raise
