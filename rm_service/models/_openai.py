@@ -348,19 +348,19 @@ class OpenAIChatModel(PerLoopSessions):
         deadline = loop.time() + self.deadline
         # The first attempt is made here, not through retry_async: nearly every call succeeds
         # at once, and the retry loop's coroutine and closure were a share of each call's CPU.
-        # A first failure goes to retry_async as its own first attempt's (the same object,
-        # raised again), so what is retried, when, and what is raised are retry_async's.
+        # A first failure goes to retry_async as its attempt 1 (``failed_first``), so what is
+        # retried, when, and what is raised are retry_async's.
         try:
             return await self._attempt(state, loop, body, cost, deadline, 1, started)
         except JudgeError as exc:
-            first: JudgeError = exc
+            first = exc
 
         async def attempt(n: int) -> ChatResult:
-            if n == 1:
-                raise first
             return await self._attempt(state, loop, body, cost, deadline, n, started)
 
-        return await retry_async(attempt, self.retry_policy, deadline=deadline, clock=loop.time)
+        return await retry_async(
+            attempt, self.retry_policy, deadline=deadline, clock=loop.time, failed_first=first
+        )
 
     async def _attempt(
         self,

@@ -137,6 +137,7 @@ async def retry_async(
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    failed_first: JudgeError | None = None,
 ) -> T:
     """Run ``attempt(n)`` (n = 1, 2, ...) until it returns, retrying per ``policy``.
 
@@ -147,6 +148,9 @@ async def retry_async(
         deadline: the absolute ``clock()`` time after which no new attempt starts.
         clock: the time source ``deadline`` is measured in.
         sleep: how to wait (injectable for tests).
+        failed_first: the error of a first attempt the caller already made itself (a hot path
+            tries once before paying for this loop); it is handled as attempt 1's, and
+            ``attempt`` is called from 2 on.
 
     Raises:
         JudgeError: the last attempt's error, with ``attempts`` set to the number of tries.
@@ -156,6 +160,9 @@ async def retry_async(
     while True:
         n += 1
         try:
+            if failed_first is not None:
+                first, failed_first = failed_first, None
+                raise first
             return await attempt(n)
         except JudgeError as exc:
             exc.attempts = n
