@@ -332,13 +332,21 @@ class LLMGrader(JudgeRendering, BaseGrader):
         own CPU, and run one record at a time, between the other calls' HTTP and parsing, each
         starts on cold CPU caches. A record this cannot read is left for its call to report.
         """
-        calls: list[tuple[Sequence[PreGate], str, Mapping[str, str]]] = []
+        read: list[tuple[dict[str, str | None], str, dict[str, str]]] = []
         for fields in batch:
             try:
-                calls.append((self.pregates, *self._gate_view(self._texts(self._select(fields)))))
+                texts = self._texts(self._select(fields))
             except Exception:  # the record's own call reports it
                 continue
-        warm_gate_memo(calls)
+            read.append((texts, *self._gate_view(texts)))
+        warm_gate_memo([(self.pregates, response, gates) for _, response, gates in read])
+        self._prepare_read(read)
+
+    def _prepare_read(
+        self, read: Sequence[tuple[dict[str, str | None], str, dict[str, str]]]
+    ) -> None:
+        """What a judge prepares ahead beyond its gates, from the records as
+        :meth:`prepare_ahead` read them (texts, response, the gates' fields): nothing here."""
 
     @staticmethod
     def _gate_view(texts: Mapping[str, str | None]) -> tuple[str, dict[str, str]]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, get_args
 
@@ -379,16 +379,15 @@ class CorrectnessGrader(_NamedJudge):
         self.verify: Verify = verify
         self._math = MathGrader(name=f"{self.name}.verify")
 
-    def prepare_ahead(self, batch: Sequence[Mapping[str, Any]]) -> None:
-        """The pre-gates (as every judge), then the rule's decisions on the records they pass
+    def _prepare_read(
+        self, read: Sequence[tuple[dict[str, str | None], str, dict[str, str]]]
+    ) -> None:
+        """After the pre-gates (as every judge), the rule's decisions on the records they pass
         (:func:`~graders._verify.decide_ahead`), for the calls to find."""
-        super().prepare_ahead(batch)
         if self.verify == "never":
             return
-        for fields in batch:
+        for texts, response, gate_fields in read:
             try:
-                texts = self._texts(self._select(fields))
-                response, gate_fields = self._gate_view(texts)
                 if first_gate_hit(self.pregates, response, gate_fields) is None:
                     decide_ahead(response, texts["reference_response"] or "")
             except Exception:  # the record's own call reports it
