@@ -275,10 +275,10 @@ def decide_ahead(response: str, reference: str) -> None:
     if key in _ruled:
         return
     try:
-        ref, final, decision = _read(response, reference)
+        ref, _, decision = _read(response, reference)
     except Exception:  # the call runs it again, and reports it
         return
-    if isinstance(decision, Decision) and (final is None or len(final) <= OFFLOAD_CHARS):
+    if isinstance(decision, Decision):  # a long text's is undecided here (read off the loop)
         if len(_ruled) >= _RULED_KEPT:
             _ruled.clear()
         _ruled[key] = (ref, decision)
