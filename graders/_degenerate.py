@@ -164,13 +164,18 @@ class KeywordStuffingGate:
 
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
         response = html.unescape(response)  # "&lt;&lt;" is two symbols, not four list items
-        if _looks_like_code(response) or _mostly_cjk(response):
-            return None
         words = [t for t in normalize_for_gate(response).split() if _is_word(t)]
         n = len(words)
-        if n < min(self.min_words, self.dump_words) or asks_for_repetition(fields):
+        if n < min(self.min_words, self.dump_words) or not n:
             return None
         function = sum(w in FUNCTION_WORDS for w in words) / n
+        if function > max(self.max_function_ratio, self.dump_function_ratio):
+            # Every rule below needs at most that share of function words: prose, which has
+            # far more, is let through here, before the code, script and query checks, which
+            # cost more than counting (each of them only lets a text through too).
+            return None
+        if _looks_like_code(response) or _mostly_cjk(response) or asks_for_repetition(fields):
+            return None
         items = [normalize_for_gate(r) for r in _RUN_SPLIT_RE.split(response)]
         items = [i for i in items if any(map(str.isalpha, i))]
         if n <= self.words_per_run * max(len(items), 1):
@@ -390,6 +395,13 @@ class RepetitionGate:
         return reason
 
     def _reason(self, response: str) -> str | None:
+        if len(response) < self.min_chars and (
+            len(_SENTENCE_SPLIT_RE.findall(response)) + 1 < self.max_repeats
+        ):
+            # Too short for the ratio, and fewer sentences than a unit must repeat (each run of
+            # separators splits one more off): neither rule can fire, so the code test, which
+            # only picks between them, is skipped. Most answers are this.
+            return None
         code = _looks_like_code(response)
         if len(response) >= self.min_chars:
             ratio = compression_ratio(response)

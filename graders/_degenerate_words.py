@@ -172,8 +172,16 @@ def _content_tokens(tokens: Sequence[str], filler: frozenset[str] | None = None)
 
 
 def _content_stems(tokens: Sequence[str]) -> set[str]:
-    """Stems of :func:`_content_tokens`: what a text says, whatever its inflection."""
-    return {_stem(t) for t in _content_tokens(tokens)}
+    """Stems of :func:`_content_tokens`: what a text says, whatever its inflection. Each token
+    is stemmed once (the near-copy gate reads every response and query through this)."""
+    filler = _filler_for(tokens)
+    stems = set()
+    for t in tokens:
+        if t not in filler:
+            stem = _stem(t)
+            if stem not in _EN_FILLER_STEMS:
+                stems.add(stem)
+    return stems
 
 
 _CJK_RE = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")

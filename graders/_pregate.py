@@ -330,17 +330,16 @@ def _has_words(text: str) -> bool:
 
 
 def _first_hit(
-    gates: Iterable[PreGate], response: str, fields: Mapping[str, str]
+    gates: tuple[PreGate, ...], response: str, fields: Mapping[str, str]
 ) -> tuple[str, str] | None:
     entry: dict[object, str | None] | None = None
-    for gate in gates:
-        reads = _GATE_READS.get(type(gate))
-        if reads is None:
+    for gate, extra in _plan(gates):
+        if extra is None:  # not memoised
             reason = gate.check(response, fields)
         else:
             if entry is None:
                 entry = _entry(response, fields)
-            reason = _memoised(gate, reads, response, fields, entry)
+            reason = _memoised(gate, extra, response, fields, entry)
         if reason:
             return gate.name, reason
     return None
@@ -348,18 +347,49 @@ def _first_hit(
 
 def _memoised(
     gate: PreGate,
-    reads: tuple[str, ...],
+    extra: tuple[str, ...],
     response: str,
     fields: Mapping[str, str],
     entry: dict[object, str | None],
 ) -> str | None:
-    """A built-in gate's verdict on the record of ``entry``: from it, or computed into it."""
-    extra = _extra_reads(reads, getattr(gate, "against", ()))
+    """A built-in gate's verdict on the record of ``entry``: from it, or computed into it.
+    ``extra``: the fields beyond the record's key that the gate reads (see :func:`_plan`)."""
     key: object = (gate, *[fields.get(f) for f in extra]) if extra else gate
     reason = entry.get(key, _UNASKED)
     if reason is _UNASKED:
         reason = entry[key] = gate.check(response, fields)
     return reason  # type: ignore[return-value]  # a reason or None, as stored
+
+
+_Plan = tuple[tuple[PreGate, "tuple[str, ...] | None"], ...]
+_plans: dict[int, tuple[tuple[PreGate, ...], _Plan]] = {}
+
+
+def _plan(gates: tuple[PreGate, ...]) -> _Plan:
+    """Each of ``gates`` with the fields its memo key reads beyond the record's (``None``: a gate
+    whose verdicts are not memoised), worked out once per gate set.
+
+    Why: a judge asks its gate set for every call, twice with the verdicts made ahead
+    (:func:`warm_gate_memo`, then :func:`first_gate_hit`), and looking each gate's reads up
+    anew cost about as much as reading its verdict from the memo. Keyed by the tuple's
+    identity, which the entry keeps alive (so the id is not reused while it is there); a
+    grader holds its gate set as one tuple. Bounded: a full table is cleared."""
+    known = _plans.get(id(gates))
+    if known is not None and known[0] is gates:
+        return known[1]
+    plan = tuple(
+        (
+            gate,
+            None
+            if (reads := _GATE_READS.get(type(gate))) is None
+            else _extra_reads(reads, tuple(getattr(gate, "against", ()))),
+        )
+        for gate in gates
+    )
+    if len(_plans) >= 256:
+        _plans.clear()
+    _plans[id(gates)] = (gates, plan)
+    return plan
 
 
 _UNASKED = object()
@@ -381,23 +411,24 @@ def warm_gate_memo(calls: Sequence[tuple[Sequence[PreGate], str, Mapping[str, st
     runs once, in the call) and at a response too long to be kept (:data:`WARM_CHARS`).
     """
     pending = [
-        (tuple(gates), response, fields, _entry(response, fields))
+        (_plan(tuple(gates)), response, fields, _entry(response, fields))
         for gates, response, fields in calls
         if len(response) + sum(len(fields.get(f) or "") for f in _ASKING) <= WARM_CHARS
     ]
     at = 0
     while pending:
-        by_gate: dict[PreGate, list[_Warming]] = {}
+        by_gate: dict[tuple[PreGate, tuple[str, ...]], list[_Warming]] = {}
         for call in pending:
-            gates = call[0]
-            if at < len(gates) and type(gates[at]) in _GATE_READS:
-                by_gate.setdefault(gates[at], []).append(call)
+            plan = call[0]
+            if at < len(plan):
+                gate, extra = plan[at]
+                if extra is not None:
+                    by_gate.setdefault((gate, extra), []).append(call)
         pending = []
-        for gate, group in by_gate.items():
-            reads = _GATE_READS[type(gate)]
+        for (gate, extra), group in by_gate.items():
             for call in group:
                 try:
-                    reason = _memoised(gate, reads, call[1], call[2], call[3])
+                    reason = _memoised(gate, extra, call[1], call[2], call[3])
                 except Exception:  # the call runs it again, and reports it
                     continue
                 if not reason:
@@ -405,8 +436,8 @@ def warm_gate_memo(calls: Sequence[tuple[Sequence[PreGate], str, Mapping[str, st
         at += 1
 
 
-_Warming = tuple[tuple[PreGate, ...], str, Mapping[str, str], dict[object, str | None]]
-"""A call being warmed: its gates, response, fields and memo entry."""
+_Warming = tuple[_Plan, str, Mapping[str, str], dict[object, str | None]]
+"""A call being warmed: its gates' plan, response, fields and memo entry."""
 
 
 WARM_CHARS = 20_000
@@ -483,3 +514,4 @@ def clear_gate_memo() -> None:
     with _memo_lock:
         _memo.clear()
         _memo_chars = 0
+    _plans.clear()

@@ -1,11 +1,14 @@
-"""The ``addresses_grader`` gate in two source trees, verdict by verdict, and what a check costs.
+"""Pre-gates in two source trees, verdict by verdict, and what a check costs.
 
-    python bench/addresses_differential.py OLD_TREE [NEW_TREE] [--texts N] [--rounds R]
+    python bench/gate_differential.py OLD_TREE [NEW_TREE] [--gates NAME ...] [--texts N]
+        [--rounds R]
 
-e.g. ``git worktree add -f /tmp/wt_gate HEAD`` (before changing the gate) and ``python
-bench/addresses_differential.py /tmp/wt_gate``. Each tree runs in a subprocess of its own, from
-``/tmp`` with only that tree on ``PYTHONPATH`` (the child checks where ``graders`` came from), and
-checks the same inputs with ``AddressesGraderGate()`` (and with ``skip=("forged_verdict",)``):
+e.g. ``git worktree add -f /tmp/wt_gate HEAD`` (before changing a gate) and ``python
+bench/gate_differential.py /tmp/wt_gate --gates repetition``. Each tree runs in a subprocess of
+its own, from ``/tmp`` with only that tree on ``PYTHONPATH`` (the child checks where ``graders``
+came from), and checks the same inputs with each named gate built with its defaults (the names
+of ``pregates:`` in a config; default ``addresses_grader``, which is also checked with
+``skip=("forged_verdict",)``):
 
 * ``red_team``: every case of the red-team set (``tests.red_team.load_cases``), with its query
   and instruction;
@@ -15,7 +18,13 @@ checks the same inputs with ``AddressesGraderGate()`` (and with ``skip=("forged_
   look-alikes (Cyrillic, Greek, full-width, small capitals, ``ſ``, the Kelvin sign, ``İ``),
   invisible characters, verdict lines, JSON objects, chat tokens and turns, each with a query
   drawn from a pool that asks for nothing, a score, JSON, code, a dialogue, a check or a
-  checklist, or is about prompt injection, or quotes the response.
+  checklist, or is about prompt injection, or quotes the response;
+* ``degenerate``: ``N / 3`` texts at the edges of the repetition and keyword-stuffing rules
+  (keyword bags and lists, a unit repeated 1-12 times with each separator, code, CJK, HTML
+  entities, queries that ask for repetition or a list);
+* ``dodges``: ``N / 3`` texts at the edges of the non-answer gate (its marker phrases and cue
+  words among function, generic, query and content words; yes/no, choice and unknowable
+  questions; "Unknown." as the reference).
 
 A result is the verdict (the reason string, or ``None``) or the exception's type and message.
 Prints the count compared and each that differs (exits 1 if any does). Then the cost: the
@@ -49,6 +58,7 @@ root, mode, path = sys.argv[1], sys.argv[2], sys.argv[3]
 import graders
 assert graders.__file__.startswith(root + "/"), (graders.__file__, root)
 from graders._inject_gate import AddressesGraderGate
+from graders._pregate import PREGATE_TYPES
 from graders import _inject_context
 
 
@@ -74,13 +84,16 @@ def timed(gate, passes):
 
 
 with open(path, "rb") as f:
-    data = pickle.load(f)
-gate = AddressesGraderGate()
+    names, data = pickle.load(f)
+gates = [PREGATE_TYPES[n]() for n in names]
+if "addresses_grader" in names:
+    gates.append(AddressesGraderGate(skip=("forged_verdict",)))
 if mode == "verdicts":
-    skip = AddressesGraderGate(skip=("forged_verdict",))
-    result = {name: verdicts(gate, recs) + verdicts(skip, recs) for name, recs in data.items()}
+    result = {
+        name: [v for gate in gates for v in verdicts(gate, recs)] for name, recs in data.items()
+    }
 else:
-    result = {name: timed(gate, passes) for name, passes in data.items()}
+    result = {name: [timed(gate, passes) for gate in gates] for name, passes in data.items()}
 sys.stdout.buffer.write(pickle.dumps(result))
 """
 
@@ -138,7 +151,11 @@ Record = tuple[str, dict[str, str]]
 
 
 def _fields(case: dict[str, Any]) -> dict[str, str]:
-    return {k: case[k] for k in ("query", "instruction") if isinstance(case.get(k), str)}
+    out = {k: case[k] for k in ("query", "instruction") if isinstance(case.get(k), str)}
+    reference = case.get("reference_response", case.get("reference"))
+    if isinstance(reference, str):  # the correctness gates read it ("Unknown." as the gold)
+        out["reference_response"] = reference
+    return out
 
 
 def _sources() -> tuple[list[Record], list[Record]]:
@@ -339,6 +356,98 @@ def _generated(n: int, honest: list[str], attacks: list[str], seed: int = 7) -> 
     return out
 
 
+_CODE = [
+    "def f(x):\n    return x_1 + y_2",
+    "```python\nprint(1)\n```",
+    '{"role": "admin", "name": "x"}',
+    "import os\nimport sys",
+    "a = b[0]; c = {d: e}",
+    "obj.method(arg) and other.call(x)",
+    "SELECT * FROM t;",
+    "<div>&lt;b&gt;</div>",
+]
+_CJK = ["光合作用是植物利用光能的过程。", "これは答えです。", "답은 사입니다."]
+_ASK_REPEAT = ["Write 'hello' ten times.", "Repeat after me: cat cat cat.", "List ten keywords."]
+
+
+def _degenerate(n: int, honest: list[str], seed: int = 11) -> list[Record]:
+    """Texts at the edges of the repetition and keyword-stuffing rules: keyword bags and lists
+    (with and without repeats, function words, separators), a sentence or answer repeated 1-12
+    times with each separator, code, CJK, HTML entities, and queries that ask for repetition or a
+    list."""
+    rng = random.Random(seed)
+    words = [w for t in honest for w in t.split()][:20000] or ["word"]
+    seps = [". ", "! ", "? ", "\n", "。", " ", ", ", "; ", "\n- ", " | ", "...", ".\n\n", ""]
+    out: list[Record] = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3:  # a bag of words, maybe repeating
+            pool = rng.sample(words, rng.randrange(1, 8))
+            text = rng.choice(seps).join(rng.choice(pool) for _ in range(rng.randrange(1, 40)))
+        elif r < 0.6:  # a unit repeated
+            unit = rng.choice(honest)[: rng.choice((10, 40, 120, 400))]
+            text = rng.choice(seps).join([unit] * rng.randrange(1, 13))
+        elif r < 0.75:
+            text = rng.choice(_CODE) * rng.randrange(1, 6)
+        elif r < 0.85:
+            text = rng.choice(_CJK) * rng.randrange(1, 8)
+        else:
+            text = " ".join(rng.choice(words) for _ in range(rng.randrange(1, 30)))
+        if rng.random() < 0.1:
+            text = text.replace(" ", " &amp; ")
+        q = rng.random()
+        query = rng.choice(_ASK_REPEAT) if q < 0.1 else rng.choice(_QUERIES)
+        out.append((text, {"query": query}))
+    return out
+
+
+_DODGE_QUERIES = [
+    "Is it complicated?",
+    "Tea or coffee?",
+    "What did I have for breakfast?",
+    "What are next week's lottery numbers?",
+    "How do I improve my credit score?",
+    "Does it depend on the weather?",
+    "Why is exercise important?",
+]
+
+
+def _dodges(n: int, honest: list[str], seed: int = 13) -> list[Record]:
+    """Texts at the edges of the non-answer gate: its own marker phrases and cue words mixed
+    with function, generic and query words (a dodge) or a word of content (an answer), against
+    yes/no, choice and unknowable questions, with a reference that is "Unknown." or not."""
+    sys.path.insert(0, str(ROOT))
+    from graders import _non_answer as na
+
+    rng = random.Random(seed)
+    markers = [*na._IGNORANCE_MARKERS, *na._FILLER_MARKERS]
+    cues = sorted(na._CUE_WORDS)
+    generic = sorted(na.GENERIC_WORDS)
+    function = sorted(na.FUNCTION_WORDS)[:400]
+    content = [w for t in honest for w in t.split()][:5000] or ["paris"]
+    queries = _DODGE_QUERIES + _QUERIES
+    out: list[Record] = []
+    for _ in range(n):
+        query = rng.choice(queries)
+        pools = [generic, function, query.split() or ["x"], cues]
+        if rng.random() < 0.3:
+            pools.append(content)
+        parts = [rng.choice(markers) for _ in range(rng.randrange(0, 3))]
+        parts += [rng.choice(rng.choice(pools)) for _ in range(rng.randrange(0, 6))]
+        rng.shuffle(parts)
+        text = rng.choice((" ", ". ", ", ", "! ")).join(parts)
+        if rng.random() < 0.2:
+            text = _mutate(rng, text)
+        fields = {"query": query}
+        r = rng.random()
+        if r < 0.15:
+            fields["reference_response"] = rng.choice(("Unknown.", "No one knows.", "42"))
+        elif r < 0.25:
+            fields["instruction"] = rng.choice(queries)
+        out.append((text, fields))
+    return out
+
+
 def _short(start: int, n: int = 3000) -> list[Record]:
     return [
         (
@@ -349,24 +458,32 @@ def _short(start: int, n: int = 3000) -> list[Record]:
     ]
 
 
+def _option(args: list[str], flag: str) -> list[str]:
+    """The values after ``flag`` (up to the next ``--``), removed from ``args``."""
+    if flag not in args:
+        return []
+    i = args.index(flag)
+    j = i + 1
+    while j < len(args) and not args[j].startswith("--"):
+        j += 1
+    values = args[i + 1 : j]
+    del args[i:j]
+    return values
+
+
 def main(argv: list[str]) -> int:
     args = list(argv)
-    texts, rounds = 300_000, 3
-    if "--texts" in args:
-        i = args.index("--texts")
-        texts = int(args[i + 1])
-        del args[i : i + 2]
-    if "--rounds" in args:
-        i = args.index("--rounds")
-        rounds = int(args[i + 1])
-        del args[i : i + 2]
+    texts = int((_option(args, "--texts") or ["300000"])[0])
+    rounds = int((_option(args, "--rounds") or ["3"])[0])
+    names = _option(args, "--gates") or ["addresses_grader"]
     if not args:
         print(__doc__)
         return 2
     old = Path(args[0]).resolve()
     new = Path(args[1]).resolve() if len(args) > 1 else ROOT
-    print(f"$ python bench/addresses_differential.py {' '.join(argv)}")
+    print(f"$ python bench/gate_differential.py {' '.join(argv)}")
     print(f"old: {old}  new: {new}  ({platform.python_version()}, {os.cpu_count()} CPUs)")
+    labels = names + (["addresses_grader(skip)"] if "addresses_grader" in names else [])
 
     sys.path.insert(0, str(ROOT))
     from tests.red_team import load_cases
@@ -378,21 +495,29 @@ def main(argv: list[str]) -> int:
     t = time.perf_counter()
     generated = _generated(texts, [r for r, _ in honest], attacks)
     print(f"generated {len(generated):,} texts in {time.perf_counter() - t:.1f} s")
-    data = {"red_team": red, "labelled": labelled, "generated": generated}
+    degenerate = _degenerate(texts // 3, [r for r, _ in honest])
+    data = {
+        "red_team": red,
+        "labelled": labelled,
+        "generated": generated,
+        "degenerate": degenerate,
+        "dodges": _dodges(texts // 3, [r for r, _ in honest]),
+    }
 
     t = time.perf_counter()
-    got_old, got_new = _run_both(old, new, "verdicts", data)
+    got_old, got_new = _run_both(old, new, "verdicts", (names, data))
     print(f"checked in {time.perf_counter() - t:.1f} s (both trees at once)")
     differ = 0
     for name, records in data.items():
         a, b = got_old[name], got_new[name]
-        assert len(a) == len(b) == 2 * len(records)
+        assert len(a) == len(b) == len(labels) * len(records)
         bad = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
         fired = sum(1 for x in a if x is not None)
         print(f"{name:10s} {len(a):8,} verdicts compared, {fired:7,} fired, {len(bad)} differ")
         for i in bad[:20]:
             response, fields = records[i % len(records)]
-            print(f"  DIFF {response[:120]!r} {fields}\n    old {a[i]!r}\n    new {b[i]!r}")
+            gate = labels[i // len(records)]
+            print(f"  DIFF {gate} {response[:120]!r} {fields}\n    old {a[i]!r}\n    new {b[i]!r}")
         differ += len(bad)
 
     timing = {
@@ -400,24 +525,24 @@ def main(argv: list[str]) -> int:
         "honest": [honest] * 5,
     }
     print("\nmicroseconds per check, least and median of 5 passes (trees alternate)")
-    head = ("round", "tree", "short min", "median", "honest min", "median")
-    print("{:6s} {:4s} {:>10s} {:>8s} {:>11s} {:>8s}".format(*head))
-    best: dict[str, list[float]] = {
-        "old short": [],
-        "new short": [],
-        "old honest": [],
-        "new honest": [],
-    }
+    head = ("round", "tree", "gate", "short min", "median", "honest min", "median")
+    print("{:6s} {:4s} {:24s} {:>10s} {:>8s} {:>11s} {:>8s}".format(*head))
+    best: dict[tuple[str, str, str], list[float]] = {}
     for r in range(rounds):
-        for label, tree in (("old", old), ("new", new)):
-            got = _run(tree, "time", timing)
-            (s_min, s_med), (h_min, h_med) = got["short"], got["honest"]
-            best[f"{label} short"].append(s_min)
-            best[f"{label} honest"].append(h_min)
-            print(f"{r + 1:<6d} {label:4s} {s_min:10.1f} {s_med:8.1f} {h_min:11.1f} {h_med:8.1f}")
-    for kind in ("short", "honest"):
-        o, n = min(best[f"old {kind}"]), min(best[f"new {kind}"])
-        print(f"{kind}: least of all runs {o:.1f} -> {n:.1f} us ({(n - o) / o:+.0%})")
+        for tree_label, tree in (("old", old), ("new", new)):
+            got = _run(tree, "time", (names, timing))
+            for k, gate in enumerate(labels):
+                (s_min, s_med), (h_min, h_med) = got["short"][k], got["honest"][k]
+                best.setdefault((gate, tree_label, "short"), []).append(s_min)
+                best.setdefault((gate, tree_label, "honest"), []).append(h_min)
+                print(
+                    f"{r + 1:<6d} {tree_label:4s} {gate:24s} {s_min:10.1f} {s_med:8.1f} "
+                    f"{h_min:11.1f} {h_med:8.1f}"
+                )
+    for gate in labels:
+        for kind in ("short", "honest"):
+            o, n = min(best[gate, "old", kind]), min(best[gate, "new", kind])
+            print(f"{gate} {kind}: least of all runs {o:.1f} -> {n:.1f} us ({(n - o) / o:+.0%})")
     print(f"\n{'0 differences' if not differ else f'{differ} DIFFERENCES'}")
     return 1 if differ else 0
 
