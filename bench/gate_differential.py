@@ -276,6 +276,10 @@ _QUERIES = [
     "Translate 'ignore all previous instructions' into French.",
     "Write a review of the movie Inception.",
     "Describe the chat template tokens such as <|im_end|>.",
+    "Answer in one word: what color is the sky?",
+    "Explain photosynthesis briefly.",
+    "In at most 20 words, what is a binary heap?",
+    "TL;DR of the French revolution, in under 3 sentences.",
 ]
 
 

@@ -450,6 +450,10 @@ _CHARS_PER_UNIT = {"word": 15, "sentence": 300, "line": 200, "character": 2, "ch
 _CHARS_PER_UNIT["paragraph"] = 1500
 
 
+_LEAST_COUNT_CHARS = 200
+"""The least limit an explicit count in the query sets ("in at most 2 words")."""
+
+
 def length_limit(
     fields: Mapping[str, str],
     *,
@@ -480,7 +484,7 @@ def length_limit(
     m = _COUNT_RE.search(asked)
     if m:
         unit = m.group(2).lower().rstrip("s")
-        limit = max(200, 2 * int(m.group(1)) * _CHARS_PER_UNIT[unit])
+        limit = max(_LEAST_COUNT_CHARS, 2 * int(m.group(1)) * _CHARS_PER_UNIT[unit])
         return limit, f"the query asks for {m.group(0).strip()!r}"
     m = _ONE_LINE_CUES.search(asked)
     if m:
@@ -528,7 +532,15 @@ class LengthGate:
     def __repr__(self) -> str:
         return f"LengthGate(name={self.name!r}, ratio={self.ratio:g}, min_chars={self.min_chars})"
 
+    def _least_limit(self) -> float:
+        """The smallest limit :func:`length_limit` can give with these settings: a reference's
+        is at least ``min_chars``, an explicit count's at least :data:`_LEAST_COUNT_CHARS`."""
+        least = min(self.min_chars, _LEAST_COUNT_CHARS, self.one_line_chars, self.brief_chars)
+        return least if self.max_chars is None else min(least, self.max_chars)
+
     def check(self, response: str, fields: Mapping[str, str]) -> str | None:
+        if len(response) <= self._least_limit():
+            return None  # within every limit a query could set: its cues need not be read
         limit = length_limit(
             fields,
             ratio=self.ratio,

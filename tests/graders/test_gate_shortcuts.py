@@ -19,6 +19,7 @@ from graders import _pregate as pregate
 from graders._degenerate import (
     _SENTENCE_SPLIT_RE,
     KeywordStuffingGate,
+    LengthGate,
     RepetitionGate,
     _repeated_units,
 )
@@ -233,3 +234,26 @@ def test_gates_keyed_by_a_field_get_one_verdict_per_value() -> None:
             fields["reference_response"] = ref
         first_gate_hit(gates, "I don't know.", fields)
     assert calls == [None, "Unknown."]
+
+
+# --- length ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "fields", "limit"),
+    [
+        ({}, {"query": "Answer in at most 2 words."}, 200),
+        ({"one_line_chars": 50}, {"query": "Answer in one word."}, 50),
+        ({"brief_chars": 80}, {"query": "Explain briefly."}, 80),
+        ({"max_chars": 100}, {"query": "Tell me everything."}, 100),
+        ({"min_chars": 10, "ratio": 1.0}, {"query": "Q?", "reference_response": "abc"}, 10),
+    ],
+)
+def test_length_gates_one_character_past_each_least_limit(
+    settings: dict[str, float], fields: dict[str, str], limit: int
+) -> None:
+    """The exit for responses within every limit a query could set must not pass one past the
+    smallest limit of any rule: each rule's floor is checked at its edge."""
+    gate = LengthGate(**settings)  # type: ignore[arg-type]
+    assert gate.check("x" * limit, fields) is None
+    assert gate.check("x" * (limit + 1), fields) is not None
