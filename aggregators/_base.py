@@ -23,7 +23,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rm_service._exceptions import ConfigError
 from rm_service._result import (
@@ -65,6 +65,18 @@ class BaseAggregator:
         components: the names this aggregator reads; ``None`` means every grader.
         on_error: the failure policy (see the module docstring).
     """
+
+    reads_only: ClassVar[bool] = True
+    """Calling it only reads the results it is given (this class's own ``__call__``, which
+    a subclass that writes only ``combine`` keeps): the runner hands it a record's results as
+    they are, not a read-only copy. False for a subclass that overrides how it reads them."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "reads_only" not in cls.__dict__:
+            cls.reads_only = all(
+                getattr(cls, m) is getattr(BaseAggregator, m) for m in ("__call__", "_with_policy")
+            )
 
     def __init__(
         self,
@@ -109,6 +121,40 @@ class BaseAggregator:
     def __call__(self, results: Mapping[str, GraderResult]) -> GraderResult:
         names = self.components if self.components is not None else tuple(results)
         values: dict[str, float] = {}
+        for n in names:
+            r = results.get(n)
+            if type(r) is not GraderScore:  # a failure, a subclass, a missing one: the policy
+                return self._with_policy(results, names)
+            values[n] = r.score
+        # Every component a score (by exact type; ``isinstance`` would take it too): no policy
+        # applies, and from here this is the general path's work with no metadata.
+        try:
+            out = self.combine(values)
+        except (ValueError, ArithmeticError) as exc:
+            return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
+        except Exception as exc:  # a bug in a subclass: unscored and named, never a number
+            return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
+        if type(out) is tuple and len(out) == 2:
+            score, reason = out
+            name = self.name
+            if (
+                type(score) is float
+                and 0.0 <= score <= 1.0  # NaN fails here, as in plain_reward
+                and type(reason) is str
+                and type(name) is str
+            ):
+                # What _scored builds from this pair (plain_reward gives a float in range back
+                # as itself), without its general reading of the return.
+                fields = {"name": name, "score": score, "reason": reason, "metadata": {}}
+                return assembled(GraderScore, fields)
+        return self._scored(out, {})
+
+    def _with_policy(
+        self, results: Mapping[str, GraderResult], names: Sequence[str]
+    ) -> GraderResult:
+        """:meth:`__call__` when a component is not a score by exact type: ``on_error`` says
+        what a failure means."""
+        values: dict[str, float] = {}
         failed: dict[str, GraderError] = {}
         for n in names:
             r = results.get(n)
@@ -135,6 +181,10 @@ class BaseAggregator:
             return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
         except Exception as exc:  # a bug in a subclass: unscored and named, never a number
             return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
+        return self._scored(out, metadata)
+
+    def _scored(self, out: Any, metadata: dict[str, Any]) -> GraderResult:
+        """The result of what :meth:`combine` returned (``metadata``: the policy's so far)."""
         reason: Any = ""
         extra: list[Any] = []
         if isinstance(out, tuple):
@@ -187,6 +237,9 @@ class FunctionAggregator:
             are done, so it would return a coroutine, never awaited, for every record: that
             config would pass ``check`` and leave every reward unscored.
     """
+
+    reads_only: ClassVar[bool] = False
+    """The function is the user's: it gets a read-only copy (see the runner's ``_finish``)."""
 
     def __init__(self, func: Callable[[Mapping[str, GraderResult]], Any], name: str | None = None):
         base = func.func if isinstance(func, partial) else func  # params bound by the registry

@@ -38,6 +38,12 @@ def _check_names(owner: str, names: Sequence[str] | None) -> tuple[str, ...] | N
     return tuple(dict.fromkeys(names))
 
 
+def _terms(weights: Mapping[str, float]) -> tuple[tuple[str, float, str], ...]:
+    """Each component's name, weight and the start of its part of the reason (``0.7*correct(``),
+    formatted once rather than for every record."""
+    return tuple((k, w, f"{w:.3g}*{k}(") for k, w in weights.items())
+
+
 def _check_resolved(agg: BaseAggregator) -> None:
     if not agg.components:
         raise ConfigError(f"aggregator {agg.name!r} has no components to combine")
@@ -75,7 +81,7 @@ class WeightedSumAggregator(BaseAggregator):
     ) -> None:
         self._zero: tuple[str, ...] = ()
         self._weights: dict[str, float] | None = None
-        self._labels: dict[str, str] = {}
+        self._terms: tuple[tuple[str, float, str], ...] = ()
         if weights is None:
             super().__init__(name, components=None, on_error=on_error)
             return
@@ -104,7 +110,7 @@ class WeightedSumAggregator(BaseAggregator):
         if total <= 0:
             raise ConfigError(f"{owner}: all weights are zero; at least one must be positive")
         self._weights = {k: float(w) / total for k, w in weights.items() if w > 0}
-        self._labels = {k: f"{w:.3g}*{k}" for k, w in self._weights.items()}
+        self._terms = _terms(self._weights)
         self._zero = tuple(k for k, w in weights.items() if w == 0)
         super().__init__(name, components=tuple(self._weights), on_error=on_error)
 
@@ -132,15 +138,22 @@ class WeightedSumAggregator(BaseAggregator):
         if self._weights is None:
             assert self.components is not None
             self._weights = dict.fromkeys(self.components, 1.0 / len(self.components))
-            self._labels = {k: f"{w:.3g}*{k}" for k, w in self._weights.items()}
+            self._terms = _terms(self._weights)
 
     def combine(self, values: Mapping[str, float]) -> tuple[float, str]:
         w = self._weights
         if w is not None and len(values) == len(w):
             # The common case: nothing skipped (no failure, or failures substituted). The weight
-            # labels of the reason were formatted once, at construction or bind.
-            s = math.fsum([wk * values[k] for k, wk in w.items()])
-            reason = " + ".join([f"{lab}({values[k]:.3g})" for k, lab in self._labels.items()])
+            # labels of the reason were formatted once, at construction or bind, and the terms
+            # and the reason's parts are gathered in one loop (two comprehensions cost more).
+            products: list[float] = []
+            parts: list[str] = []
+            for k, wk, label in self._terms:
+                v = values[k]
+                products.append(wk * v)
+                parts.append(f"{label}{v:.3g})")
+            s = math.fsum(products)
+            reason = " + ".join(parts)
         else:
             if w is None:  # unbound equal weights: the mean of what arrived
                 share = 1.0 / len(values)

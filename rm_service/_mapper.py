@@ -128,17 +128,22 @@ class GraderConfig:
             MappingError: the record is not an object, a path does not resolve, or the callable
                 mapper failed; the message names the record index and the path.
         """
-        if not isinstance(record, Mapping):
+        # A plain dict first, by exact type: ``isinstance`` against the ``Mapping`` ABC costs
+        # several times more, on every grader's call.
+        if type(record) is dict:
+            if self.mapper is None:
+                # The record itself, not a copy: graders read fields by keyword (``**fields``,
+                # or a selection into a new dict), so none can change the caller's record.
+                return record
+        elif not isinstance(record, Mapping):
             raise MappingError(
                 f"record is a {type(record).__name__}, not a JSON object",
                 index=index,
                 path="",
                 field="",
             )
-        if self.mapper is None:
-            # The record itself, not a copy: graders read fields by keyword (``**fields``, or a
-            # selection into a new dict), so none can change the caller's record.
-            return record if type(record) is dict else dict(record)
+        elif self.mapper is None:
+            return dict(record)
         out = dict(record)
         if isinstance(self.mapper, Mapping):  # its compiled paths, possibly none
             for fld, path, steps in self._paths:

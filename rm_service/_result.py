@@ -88,7 +88,13 @@ RESULT_TYPES = (GraderScore, GraderError)
 ``X | Y`` union costs several times more than one against a tuple."""
 
 _new = object.__new__
-_set = object.__setattr__
+# The four slots every model instance has (``BaseModel.__slots__``), set through their own
+# descriptors: what ``object.__setattr__`` finds for these names, less its lookup by name on
+# the model's MRO, which was most of :func:`assembled`'s cost.
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def assembled(model: type[_M], fields: dict[str, Any], fields_set: set[str] | None = None) -> _M:
@@ -106,10 +112,10 @@ def assembled(model: type[_M], fields: dict[str, Any], fields_set: set[str] | No
     fields the validated construction was given (default: all), when some took their default,
     so ``model_fields_set`` and ``exclude_unset`` dumps say the same as for that construction."""
     obj = _new(model)
-    _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", set(fields) if fields_set is None else fields_set)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, set(fields) if fields_set is None else fields_set)
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 

@@ -43,13 +43,16 @@ from rm_service._call import call, named, release_after
 from rm_service._exceptions import ConfigError, MappingError
 from rm_service._jobs import (
     CallObserver,
+    Durations,
     JobSource,
     Pending,
     ReadOnly,
     Records,
     StreamDone,
     _Interrupted,
+    inline_durations,
     is_big,
+    loop_clock,
 )
 from rm_service._mapper import GraderConfig
 from rm_service._result import (
@@ -387,8 +390,8 @@ class GradingRunner:
             pend, name, cfg, timeout = job
             if cfg is None:
                 async with sem:
-                    clock = asyncio.get_running_loop().time
-                    args = (pend, source.deadline_at, source.observer, clock)
+                    clock = loop_clock()
+                    args = (pend, source.deadline_at, source.durations, clock)
                     if self._offload and is_big(pend.record):  # long texts: graded off the loop
                         await asyncio.to_thread(self._run_inline, *args)
                     else:
@@ -432,6 +435,7 @@ class GradingRunner:
         if deadline is not None:
             source.deadline_at = asyncio.get_running_loop().time() + deadline
         source.observer = observer
+        source.durations = inline_durations(observer, [name for name, _, _ in self._inline])
         return source
 
     async def _inline_slices(
@@ -445,8 +449,8 @@ class GradingRunner:
         in a worker thread. Kept: input order, lazy input, the batch deadline checked before each
         call, an input error re-raised after the records before it; an async input ends a slice
         at each record, so a slow producer never holds back a finished result."""
-        clock = asyncio.get_running_loop().time
-        deadline_at, observer, sync = source.deadline_at, source.observer, source.sync
+        clock = loop_clock()
+        deadline_at, durations, sync = source.deadline_at, source.durations, source.sync
         while True:
             job = source.next_now() if sync else await source.next()
             if job is None:
@@ -455,7 +459,7 @@ class GradingRunner:
             async with sem:
                 turn_at = clock() + _INLINE_SLICE_S
                 while job is not None:
-                    args = (job[0], deadline_at, observer, clock)
+                    args = (job[0], deadline_at, durations, clock)
                     if self._offload and is_big(job[0].record):  # long texts: graded off the loop
                         await asyncio.to_thread(self._run_inline, *args)
                     else:
@@ -474,34 +478,41 @@ class GradingRunner:
         self,
         pend: Pending,
         deadline_at: float | None,
-        observer: CallObserver | None,
+        durations: tuple[Durations, ...] | None,
         clock: Callable[[], float],
     ) -> None:
-        """Run the record's inline graders, checking the deadline on the loop's ``clock``.
+        """Run the record's inline graders, checking the deadline on the loop's ``clock``, and
+        append each call's duration to its grader's ``durations`` (:func:`inline_durations`).
 
         The record's fields and the timer are read into locals once: this loop runs for every
         inline grader of every record, where an attribute lookup is a visible share of a cheap
-        grader's cost."""
+        grader's cost. One clock read ends a call and starts the next (a call's time includes
+        reading its fields); a grader not called (its fields do not map, the deadline passed)
+        is not timed, and the next call starts after it."""
         record, index, results = pend.record, pend.index, pend.results
         perf_counter = time.perf_counter
-        for name, cfg, evaluate in self._inline:
+        began = perf_counter() if durations is not None else 0.0
+        for at, (name, cfg, evaluate) in enumerate(self._inline):
             try:
                 fields = cfg.fields(record, index)
             except MappingError as exc:
                 results[name] = GraderError(name=name, error=str(exc), kind="invalid_input")
+                began = perf_counter() if durations is not None else 0.0
                 continue
             if deadline_at is not None and clock() >= deadline_at:
                 results[name] = GraderError(
                     name=name, error="batch deadline passed before the call", kind="timeout"
                 )
+                began = perf_counter() if durations is not None else 0.0
                 continue
-            began = perf_counter() if observer is not None else 0.0
             try:
                 result = named(name, evaluate(fields))
             except Exception as exc:  # a contract's evaluate that raised: a bug, named
                 result = GraderError(name=name, error=f"grader raised {type(exc).__name__}: {exc}")
-            if observer is not None:
-                observer.finished(name, perf_counter() - began, False)
+            if durations is not None:
+                ended = perf_counter()
+                durations[at].append(ended - began)
+                began = ended
             results[name] = result
 
     def _prepare(self, records: Sequence[Any], first: int) -> None:
@@ -525,7 +536,9 @@ class GradingRunner:
         results = pend.results
         for agg in self.aggregators:
             try:
-                out = agg(ReadOnly(results))  # an error "filled" with 0.0 would fake a score
+                # An error "filled" with 0.0 would fake a score: read-only, but for an
+                # aggregator whose reading is the base's own (no copy to make).
+                out = agg(results if agg.reads_only else ReadOnly(results))
             except Exception as exc:  # a broken aggregator is a bug: unscored, loudly named
                 out = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"

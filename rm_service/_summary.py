@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rm_service._wire import USAGE_KEYS, usage_of
+from rm_service._result import GraderScore, RecordResult
+from rm_service._wire import USAGE_KEYS, record_json, usage_of
 
 __all__ = ["ComponentStats", "JudgeTotals", "RunSummary", "summarize_jsonl"]
 
@@ -115,13 +116,29 @@ class ComponentStats:
             for score in scores:
                 self.add(score)
             return
-        units = [int(score * _UNIT) for score in scores]
-        self._sum += sum(units)
-        self._sq += sum(map(operator.mul, units, units))
-        hist = self.hist
-        for score in scores:
-            bin_ = int(score * BINS)
-            hist[bin_ if bin_ < BINS else BINS - 1] += 1
+        counts = Counter(scores) if len(scores) >= _GROUPED else None
+        if counts is not None and len(counts) * 2 <= len(scores):
+            # Each distinct score once, times its count: a batch's scores mostly repeat (a
+            # rule's 0 and 1, a weighted sum of them), and integer sums are exact however they
+            # are grouped. Equal scores share their units and bin (0.0 and -0.0 too). All are
+            # read before any is added, so a NaN raises with nothing folded, as below.
+            grouped = [(int(s * _UNIT), int(s * BINS), n) for s, n in counts.items()]
+            total = squares = 0
+            hist = self.hist
+            for unit, bin_, n in grouped:
+                total += unit * n
+                squares += unit * unit * n
+                hist[bin_ if bin_ < BINS else BINS - 1] += n
+            self._sum += total
+            self._sq += squares
+        else:
+            units = [int(score * _UNIT) for score in scores]
+            self._sum += sum(units)
+            self._sq += sum(map(operator.mul, units, units))
+            hist = self.hist
+            for score in scores:
+                bin_ = int(score * BINS)
+                hist[bin_ if bin_ < BINS else BINS - 1] += 1
         self.n += len(scores)
         # ``min`` and ``max`` keep the first of equal scores, as the comparisons in add do.
         if lo < self.min:
@@ -149,6 +166,9 @@ class ComponentStats:
     def n_unscored(self) -> int:
         return sum(self.unscored.values())
 
+
+_GROUPED = 16
+"""Scores a column needs before :meth:`ComponentStats.add_all` looks for repeats among them."""
 
 _UNIT = 2**62
 """Scores are summed as integers in units of ``1 / _UNIT``: scaling a float by a power of two is
@@ -213,6 +233,12 @@ class JudgeTotals:
 _NO_USAGE = dict.fromkeys(USAGE_KEYS, 0)
 
 
+def _unjudged(metas: Mapping[str, Mapping[str, Any]]) -> bool:
+    """No component's metadata speaks of a judge call: none has ``usage`` or is ``cached``,
+    which the usage totals and the metrics count."""
+    return not any(meta.get("usage") is not None or meta.get("cached") for meta in metas.values())
+
+
 def _judged(metadata: Any) -> list[Mapping[str, Any]]:
     """The components' metadata in a record's ``metadata`` that are judge calls' (they carry
     ``usage``)."""
@@ -269,6 +295,73 @@ class RunSummary:
         components = self.components
         for name, scores in scored.items():
             components[name].add_all(scores)
+
+    def add_results(
+        self, results: Iterable[RecordResult], *, metadata: bool = True
+    ) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+        """Each result's wire record (:func:`~rm_service._wire.record_json`, ``metadata`` as
+        there), folded in as :meth:`add_all` of those records would fold them; and, when every
+        record was *plain* (below), how many scored each component, by name in the order
+        first seen: all a face's metrics need of such records (every component ``ok``).
+
+        A plain record: every component a :class:`GraderScore` (by exact type) with no judge
+        call in its metadata (no ``usage``, not ``cached``), and a reward. Its wire record is
+        built and folded here with nothing to look up (no status to work out, no usage, no
+        errors); any other record takes ``record_json`` and :meth:`add`'s reading of it.
+
+        Why: ``POST /grade`` walked a batch's results three times (the wire records, this
+        summary, the metrics), and each walk's per-record work was a visible share of a cheap
+        reward's cost; this is one walk, the same records and the same figures."""
+        lines: list[dict[str, Any]] = []
+        scored: dict[str, list[float]] = {}
+        components = self.components
+        plain = 0
+        every = True
+        for rec in results:
+            scores: dict[str, float] = {}
+            reasons: dict[str, str] = {}
+            metas: dict[str, dict[str, Any]] = {}
+            for name, comp in rec.components.items():
+                if type(comp) is not GraderScore:
+                    break
+                scores[name] = comp.score
+                reasons[name] = comp.reason
+                if comp.metadata:
+                    metas[name] = comp.metadata
+            else:
+                reward = scores.get(rec.reward_name) if rec.reward_name is not None else None
+                if reward is not None and (not metas or _unjudged(metas)):
+                    lines.append(
+                        {
+                            "id": rec.id,
+                            "index": rec.index,
+                            "reward": reward,
+                            "status": "ok",
+                            "scores": scores,
+                            "reasons": reasons,
+                            "errors": {},
+                            "usage": dict.fromkeys(USAGE_KEYS, 0),
+                            "metadata": metas if metadata else {},
+                        }
+                    )
+                    plain += 1
+                    for name, score in scores.items():
+                        column = scored.get(name)
+                        if column is None:
+                            if name not in components:
+                                components[name] = ComponentStats(name)
+                            column = scored[name] = []
+                        column.append(score)
+                    continue
+            every = False
+            line = record_json(rec, metadata=metadata)
+            lines.append(line)
+            self._add(line, scored)
+        self.records += plain
+        self.ok += plain
+        for name, column in scored.items():
+            components[name].add_all(column)
+        return lines, ({n: len(c) for n, c in scored.items()} if every else None)
 
     def _add(self, line: Mapping[str, Any], scored: dict[str, list[float]] | None) -> None:
         """Fold in ``line``; its scores into their components now, or, given ``scored``, into

@@ -79,7 +79,7 @@ from rm_service._rewards import (
     warm_up,
 )
 from rm_service._summary import RunSummary
-from rm_service._wire import record_json, record_status
+from rm_service._wire import record_status
 
 __all__ = ["RewardEntry", "create_app", "load_rewards"]
 
@@ -412,9 +412,7 @@ def create_app(
 
         # The wait in the queue is watched too: a client that leaves while queued frees its
         # place at once, rather than holding it (and 429-ing others) until admitted.
-        results = await _unless_disconnected(request, admitted(deadline))
-        metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
-        return results
+        return await _unless_disconnected(request, admitted(deadline))
 
     # ``response_model`` documents the shape; the endpoint returns the JSON itself, so FastAPI
     # neither re-validates nor re-encodes it: building a model per record and letting FastAPI
@@ -444,9 +442,15 @@ def create_app(
             results = await run(request, entry, body.records, body.deadline, "records")
         except _ClientGone:
             return Response(status_code=499)
-        out = [record_json(r, metadata=body.include_metadata) for r in results]
+        # One walk of the results: the wire records, the summary, and the metrics' counts
+        # when every record is plain (else the metrics walk them, as /get_reward's do).
         summary = RunSummary.of(entry.runner.names, entry.runner.reward_name)
-        summary.add_all(out)
+        out, scored = summary.add_results(results, metadata=body.include_metadata)
+        graders = entry.runner.grader_configs
+        if scored is not None:
+            metrics.observe_scored(entry.name, len(results), scored, graders)
+        else:
+            metrics.observe_results(entry.name, results, graders, record_status)
         latency = time.perf_counter() - start
         return _json({"reward": entry.name, "results": out, "summary": summary.to_json(latency)})
 
@@ -489,6 +493,7 @@ def create_app(
             )
         except _ClientGone:
             return Response(status_code=499)
+        metrics.observe_results(entry.name, results, entry.runner.grader_configs, record_status)
         unscored_log.observe(results, entry.name)
         out = openrlhf_response(
             results,
