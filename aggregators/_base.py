@@ -126,14 +126,13 @@ class BaseAggregator:
             if type(r) is not GraderScore:  # a failure, a subclass, a missing one: the policy
                 return self._with_policy(results, names)
             values[n] = r.score
+        if not values:  # nothing to combine (an unbound aggregator given no results)
+            return self._with_policy(results, names)
         # Every component a score (by exact type; ``isinstance`` would take it too): no policy
         # applies, and from here this is the general path's work with no metadata.
-        try:
-            out = self.combine(values)
-        except (ValueError, ArithmeticError) as exc:
-            return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
-        except Exception as exc:  # a bug in a subclass: unscored and named, never a number
-            return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
+        out, error = self._combined(values)
+        if error is not None:
+            return error
         if type(out) is tuple and len(out) == 2:
             score, reason = out
             name = self.name
@@ -175,13 +174,19 @@ class BaseAggregator:
                 metadata["substituted"] = sorted(failed)
         if not values:
             return GraderError(name=self.name, error="no components to combine", kind="internal")
+        out, error = self._combined(values)
+        return error if error is not None else self._scored(out, metadata)
+
+    def _combined(self, values: Mapping[str, float]) -> tuple[Any, GraderError | None]:
+        """What :meth:`combine` returned, or the error it is reported as when it raised."""
         try:
-            out = self.combine(values)
+            return self.combine(values), None
         except (ValueError, ArithmeticError) as exc:
-            return GraderError(name=self.name, error=f"cannot combine: {exc}", kind="internal")
+            return None, GraderError(
+                name=self.name, error=f"cannot combine: {exc}", kind="internal"
+            )
         except Exception as exc:  # a bug in a subclass: unscored and named, never a number
-            return GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
-        return self._scored(out, metadata)
+            return None, GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
 
     def _scored(self, out: Any, metadata: dict[str, Any]) -> GraderResult:
         """The result of what :meth:`combine` returned (``metadata``: the policy's so far)."""

@@ -36,40 +36,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._asgi import asgi_call  # noqa: E402
 from bench.http_load import CONFIG, NOOP_CONFIG, _echo_app, _records  # noqa: E402
-from tests.app import http_scope  # noqa: E402
 
 LAYERS = ("agrade", "grade", "grade-rules", "number", "echo")
 
 
 async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
     """One POST through the ASGI interface; the status and the response body."""
-    sent = False
-    out: list[bytes] = []
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)  # a disconnect watcher waits here, as on a live socket
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            out.append(message.get("body", b""))
-
-    headers = [
-        (b"host", b"bench"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    scope = http_scope(path, headers)
-    await app(scope, receive, send)
-    return status, b"".join(out)
+    status, _, data = await asgi_call(app, "POST", path, body)
+    return status, data
 
 
 def _app(config: dict[str, Any]) -> Any:

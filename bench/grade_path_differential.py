@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _asgi import asgi_call  # beside this script (bench/), whichever tree the service is from
 
 # --- graders and aggregators (plain functions: both trees wrap them the same way) ---------------
 
@@ -434,37 +435,8 @@ def _requests() -> list[tuple[str, bytes]]:
 
 
 async def _call(app: Any, method: str, path: str, body: bytes) -> dict[str, Any]:
-    from tests.app import http_scope
-
-    sent = False
-    status = 0
-    headers: list[list[str]] = []
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)  # a disconnect watcher waits here, as on a live socket
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            headers.extend(
-                [k.decode("latin-1"), v.decode("latin-1")] for k, v in message["headers"]
-            )
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    hdrs = [(b"host", b"diff"), (b"content-type", b"application/json")]
-    if body:
-        hdrs.append((b"content-length", str(len(body)).encode()))
-    scope = http_scope(path, hdrs)
-    scope["method"] = method
-    await app(scope, receive, send)
-    return {"status": status, "headers": headers, "body": b"".join(chunks).decode("utf-8")}
+    status, headers, data = await asgi_call(app, method, path, body, host=b"diff")
+    return {"status": status, "headers": headers, "body": data.decode("utf-8")}
 
 
 _LATENCY = re.compile(r'"latency_s":[-+0-9.eE]+')

@@ -264,6 +264,14 @@ def test_a_score_subclass_or_an_error_takes_the_policy() -> None:
     assert isinstance(out, GraderScore) and out.metadata == {"skipped": ["b"]}
 
 
+def test_an_unbound_aggregator_given_nothing_has_nothing_to_combine() -> None:
+    """No results and no components: the policy path's error, not ``combine({})``'s (a weighted
+    sum's equal share of nothing divided by zero)."""
+    out = WeightedSumAggregator("w")({})
+    assert isinstance(out, GraderError)
+    assert (out.error, out.kind) == ("no components to combine", "internal")
+
+
 def _old_combine(agg: WeightedSumAggregator, values: Mapping[str, float]) -> tuple[float, str]:
     """The weighted sum's two comprehensions, before the one loop."""
     w = agg.weights
