@@ -21,7 +21,8 @@ graders) under the same names and aggregator: its ratio to the echo is the servi
 (validation, admission, runner, aggregation, metrics, response), apart from what the graders cost.
 
 How: each server runs in its own subprocess (this file with ``--serve-child``), built like
-``rm-service serve`` builds it (``create_app(config, settings)`` then ``uvicorn.run(app, ...)``)
+``rm-service serve`` builds it (``create_app(config, settings)``, the start-up heap frozen, then
+``uvicorn.run(app, ...)``; the echo's process too, so both sides run alike)
 with 1 worker on 127.0.0.1, a free port, ``--log-level warning`` and no access log. The load
 generator runs here, in the parent, with aiohttp: C workers each post in a loop (keep-alive, one
 connection each) for the warm-up, then for the measured duration; every request is timed from
@@ -165,6 +166,9 @@ def serve_child(kind: str, port: int, config_path: str, echo: str) -> None:
         app = create_app(config, ServiceSettings())
     else:
         app = _echo_app(echo)
+    from rm_service._gc import freeze_startup_heap
+
+    freeze_startup_heap()  # as rm-service serve does before uvicorn.run
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, workers=1)
 
 

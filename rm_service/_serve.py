@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rm_service._exceptions import ConfigError
+from rm_service._gc import freeze_startup_heap
 
 __all__ = ["SPEC_ENV", "add_arguments", "app_from_env", "parse_configs", "serve_args"]
 
@@ -213,7 +214,8 @@ def serve_args(args: argparse.Namespace) -> int:
         raise ConfigError(f"serve settings: {exc}") from None
     if args.workers > 1:
         load_rewards(configs)  # fail here, once, not in every worker
-        os.environ[SPEC_ENV] = json.dumps({"configs": configs, "settings": overrides})
+        spec = {"configs": configs, "settings": overrides, "freeze_heap": args.freeze_heap}
+        os.environ[SPEC_ENV] = json.dumps(spec)
         uvicorn.run(
             "rm_service._serve:app_from_env",
             factory=True,
@@ -225,6 +227,8 @@ def serve_args(args: argparse.Namespace) -> int:
         )
     else:
         app = create_app(configs, settings)
+        if args.freeze_heap:  # the console script's own process
+            freeze_startup_heap()
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **connection)
     return 0
 
@@ -254,4 +258,7 @@ def app_from_env() -> Any:
     from rm_service.app import create_app
 
     spec = json.loads(os.environ[SPEC_ENV])
-    return create_app(spec["configs"], ServiceSettings.from_env(**spec["settings"]))
+    app = create_app(spec["configs"], ServiceSettings.from_env(**spec["settings"]))
+    if spec.get("freeze_heap"):  # the worker is a process of its own, started by the script's
+        freeze_startup_heap()
+    return app

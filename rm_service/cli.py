@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rm_service._exceptions import InputError, RMServiceError
+from rm_service._gc import freeze_startup_heap
 
 if TYPE_CHECKING:
     from rm_service._runner import GradingRunner
@@ -197,12 +198,23 @@ def _version() -> str:
         return __version__
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+def console() -> int:
+    """The ``rm-service`` console script: :func:`main` as the process itself, so ``grade`` and
+    ``serve`` freeze their start-up heap once loaded (see :mod:`rm_service._gc`)."""
+    return main(freeze_heap=True)
+
+
+def main(argv: list[str] | None = None, *, freeze_heap: bool = False) -> int:
+    """Run a command; returns the exit code.
+
+    ``freeze_heap``: this call is the whole process (:func:`console`), so ``grade`` and
+    ``serve`` may freeze what start-up built out of the garbage collector's reach; a program
+    that calls ``main`` itself keeps its heap as it is."""
     from dotenv import find_dotenv, load_dotenv
 
     load_dotenv(find_dotenv(usecwd=True), override=False)  # the user's .env, not ours
     args = _parser().parse_args(argv)
+    args.freeze_heap = freeze_heap
     if args.command != "serve":
         # Any valid JSON round-trips: an integer of more than 4,300 digits is valid JSON, and
         # Python's default limit on int/str conversion would reject the line it sits on. Not for
@@ -280,6 +292,8 @@ def _grade(args: argparse.Namespace) -> int:
             {"config": Path(args.config), "output": output, "report": report, "errors file": errors}
         )
     runner = _runner_from(args)
+    if args.freeze_heap:
+        freeze_startup_heap()
     before = file_state(output)
     try:
         result = asyncio.run(
@@ -572,4 +586,4 @@ def _list() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())
