@@ -23,7 +23,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rm_service._exceptions import ConfigError
 from rm_service._result import (
@@ -35,7 +35,7 @@ from rm_service._result import (
     renamed,
 )
 
-__all__ = ["BaseAggregator", "FunctionAggregator", "OnError", "as_aggregator"]
+__all__ = ["BaseAggregator", "FunctionAggregator", "OnError", "as_aggregator", "reads_as_base"]
 
 OnError = Literal["unscored", "skip"] | float
 
@@ -65,18 +65,6 @@ class BaseAggregator:
         components: the names this aggregator reads; ``None`` means every grader.
         on_error: the failure policy (see the module docstring).
     """
-
-    reads_only: ClassVar[bool] = True
-    """Calling it only reads the results it is given (this class's own ``__call__``, which
-    a subclass that writes only ``combine`` keeps): the runner hands it a record's results as
-    they are, not a read-only copy. False for a subclass that overrides how it reads them."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "reads_only" not in cls.__dict__:
-            cls.reads_only = all(
-                getattr(cls, m) is getattr(BaseAggregator, m) for m in ("__call__", "_with_policy")
-            )
 
     def __init__(
         self,
@@ -231,6 +219,20 @@ class BaseAggregator:
         )
 
 
+def reads_as_base(aggregator: object) -> bool:
+    """Whether calling ``aggregator`` only reads the results it is given: its class reads them
+    with :class:`BaseAggregator`'s own code (a subclass that writes only ``combine`` does), and
+    nothing on the instance replaces it. The runner then hands it a record's results as they
+    are, not a read-only copy. Asked at each call, of the class as it is then: a ``__call__``
+    replaced after the class was made (a decorator, a patch) gets the copy again."""
+    cls = type(aggregator)
+    return (
+        cls.__call__ is BaseAggregator.__call__
+        and getattr(cls, "_with_policy", None) is BaseAggregator._with_policy
+        and "_with_policy" not in getattr(aggregator, "__dict__", ())
+    )
+
+
 class FunctionAggregator:
     """Wrap ``f(results_by_name) -> GraderScore | GraderError | float`` as an aggregator.
 
@@ -242,9 +244,6 @@ class FunctionAggregator:
             are done, so it would return a coroutine, never awaited, for every record: that
             config would pass ``check`` and leave every reward unscored.
     """
-
-    reads_only: ClassVar[bool] = False
-    """The function is the user's: it gets a read-only copy (see the runner's ``_finish``)."""
 
     def __init__(self, func: Callable[[Mapping[str, GraderResult]], Any], name: str | None = None):
         base = func.func if isinstance(func, partial) else func  # params bound by the registry

@@ -343,9 +343,7 @@ class FunctionGrader(BaseGrader):
         )
 
     def _select(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        # The base's selection, named rather than found through ``super()``: this runs for every
-        # record a function grades, and the lookup cost about as much as the selection itself.
-        kwargs = BaseGrader._select(self, fields)
+        kwargs = super()._select(fields)
         if self.takes_all:
             kwargs = {**fields, **kwargs}
         if self.params:

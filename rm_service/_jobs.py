@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -29,7 +28,6 @@ __all__ = [
     "Records",
     "StreamDone",
     "inline_durations",
-    "loop_clock",
     "record_id",
 ]
 
@@ -49,11 +47,11 @@ class CallObserver(Protocol):
     call, with its wall time in seconds (calls cut short by a timeout included) and whether it
     was an awaited call, paired with a ``started``.
 
-    An observer may also offer ``durations(grader) -> list[float]``, a list the runner appends
-    each of that grader's inline calls' durations to instead of calling ``finished`` (see
-    :func:`inline_durations`). An inline call's duration runs from the end of the record's
-    previous inline call (or the record's start) to the end of its own: it includes reading
-    its fields, and one clock read serves two calls.
+    An observer class may also offer ``_inline_sinks(graders)``: for each of those inline
+    graders, a list the runner appends its calls' durations to instead of calling ``finished``
+    (``None`` to be called; see :func:`inline_durations`). An inline call's duration runs from
+    the end of the record's previous inline call (or the record's start) to the end of its
+    own: it includes reading its fields, and one clock read serves two calls.
     """
 
     def started(self, grader: str) -> None: ...
@@ -86,31 +84,21 @@ def inline_durations(
     observer: CallObserver | None, graders: Sequence[str]
 ) -> tuple[Durations, ...] | None:
     """Where each of ``graders`` (the inline ones) reports its call durations to ``observer``,
-    looked up once a stream: its ``durations(grader)``, a list to append them to, where it
-    offers one (:class:`~rm_service._metrics.GraderTimer`: its histogram's own list), else its
+    looked up once a stream: the lists its class's ``_inline_sinks`` gives
+    (:class:`~rm_service._metrics.GraderTimer`'s: its histogram's own lists), else its
     ``finished`` call by call. ``None`` when nothing observes.
 
     Why: an inline grader's call costs about as much as a method call or two, and a
     ``finished`` call per call was a tenth of a cheap grader's cost; an append is the same
-    observation for less."""
+    observation for less. Looked up on the class, under a private name, so only an observer
+    written for it opts in (not a ``Mock``, nor one with a ``durations`` of its own)."""
     if observer is None:
         return None
-    durations = getattr(observer, "durations", None)
-    if durations is not None:
-        return tuple(durations(g) for g in graders)
+    sinks = getattr(type(observer), "_inline_sinks", None)
+    lists = sinks(observer, graders) if sinks is not None else None
+    if lists is not None:
+        return tuple(lists)
     return tuple(_Finished(observer, g) for g in graders)
-
-
-def loop_clock() -> Callable[[], float]:
-    """The running loop's clock (``loop.time``), as the cheapest callable that reads it:
-    ``time.monotonic`` itself where that method is asyncio's own, which returns just that, so
-    the same readings without a Python call around each; else the loop's own (uvloop's, or a
-    clock a test put on the loop). The runner reads it before every inline call that has a
-    deadline to keep."""
-    clock = asyncio.get_running_loop().time
-    if getattr(clock, "__func__", None) is asyncio.BaseEventLoop.time:
-        return time.monotonic
-    return clock
 
 
 BIG_RECORD_CHARS = 262_144

@@ -353,11 +353,18 @@ class GraderTimer:
     def finished(self, grader: str, seconds: float, awaited: bool) -> None:
         if awaited:
             self._in_flight.dec()
-        self.durations(grader).append(seconds)
+        self._pending(grader).append(seconds)
 
-    def durations(self, grader: str) -> list[float]:
-        """The list ``grader``'s call durations are appended to: the runner appends its inline
-        calls' there itself (see :class:`~rm_service._jobs.CallObserver`)."""
+    def _inline_sinks(self, graders: Sequence[str]) -> list[list[float]] | None:
+        """The lists the runner appends these inline graders' call durations to itself (see
+        :class:`~rm_service._jobs.CallObserver`); ``None`` for a subclass whose ``finished``
+        is its own, which then hears every call."""
+        if type(self).finished is not GraderTimer.finished:
+            return None
+        return [self._pending(g) for g in graders]
+
+    def _pending(self, grader: str) -> list[float]:
+        """The histogram's list of ``grader``'s call durations (looked up once a grader)."""
         times = self._times.get(grader)
         if times is None:
             times = self._times[grader] = self._histogram.pending(grader)

@@ -37,6 +37,7 @@ from collections.abc import (
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from aggregators._base import reads_as_base
 from graders._base import BaseGrader, contract, load_all, prepares_ahead
 from graders._threads import lingering
 from rm_service._call import call, named, release_after
@@ -52,7 +53,6 @@ from rm_service._jobs import (
     _Interrupted,
     inline_durations,
     is_big,
-    loop_clock,
 )
 from rm_service._mapper import GraderConfig
 from rm_service._result import (
@@ -390,7 +390,7 @@ class GradingRunner:
             pend, name, cfg, timeout = job
             if cfg is None:
                 async with sem:
-                    clock = loop_clock()
+                    clock = asyncio.get_running_loop().time
                     args = (pend, source.deadline_at, source.durations, clock)
                     if self._offload and is_big(pend.record):  # long texts: graded off the loop
                         await asyncio.to_thread(self._run_inline, *args)
@@ -449,7 +449,7 @@ class GradingRunner:
         in a worker thread. Kept: input order, lazy input, the batch deadline checked before each
         call, an input error re-raised after the records before it; an async input ends a slice
         at each record, so a slow producer never holds back a finished result."""
-        clock = loop_clock()
+        clock = asyncio.get_running_loop().time
         deadline_at, durations, sync = source.deadline_at, source.durations, source.sync
         while True:
             job = source.next_now() if sync else await source.next()
@@ -538,7 +538,7 @@ class GradingRunner:
             try:
                 # An error "filled" with 0.0 would fake a score: read-only, but for an
                 # aggregator whose reading is the base's own (no copy to make).
-                out = agg(results if agg.reads_only else ReadOnly(results))
+                out = agg(results if reads_as_base(agg) else ReadOnly(results))
             except Exception as exc:  # a broken aggregator is a bug: unscored, loudly named
                 out = GraderError(
                     name=agg.name, error=f"aggregator raised {type(exc).__name__}: {exc}"

@@ -234,9 +234,11 @@ _NO_USAGE = dict.fromkeys(USAGE_KEYS, 0)
 
 
 def _unjudged(metas: Mapping[str, Mapping[str, Any]]) -> bool:
-    """No component's metadata speaks of a judge call: none has ``usage`` or is ``cached``,
-    which the usage totals and the metrics count."""
-    return not any(meta.get("usage") is not None or meta.get("cached") for meta in metas.values())
+    """No component's metadata speaks of a judge call: none has ``usage`` or ``cached``, which
+    the usage totals and the metrics read. The keys are tested, not their values: an
+    aggregate's metadata may hold anything there (an array has no truth value), and the
+    general path, which reads them only where they count, takes such a record."""
+    return not any(meta.get("usage") is not None or "cached" in meta for meta in metas.values())
 
 
 def _judged(metadata: Any) -> list[Mapping[str, Any]]:

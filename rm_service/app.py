@@ -445,8 +445,12 @@ def create_app(
         # One walk of the results: the wire records, the summary, and the metrics' counts
         # when every record is plain (else the metrics walk them, as /get_reward's do).
         summary = RunSummary.of(entry.runner.names, entry.runner.reward_name)
-        out, scored = summary.add_results(results, metadata=body.include_metadata)
         graders = entry.runner.grader_configs
+        try:
+            out, scored = summary.add_results(results, metadata=body.include_metadata)
+        except Exception:  # the batch was graded: it is counted, whatever its answer
+            metrics.observe_results(entry.name, results, graders, record_status)
+            raise
         if scored is not None:
             metrics.observe_scored(entry.name, len(results), scored, graders)
         else:

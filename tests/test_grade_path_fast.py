@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,10 +28,9 @@ from aggregators import (
     MinAggregator,
     WeightedSumAggregator,
 )
-from aggregators._base import BaseAggregator, FunctionAggregator
+from aggregators._base import BaseAggregator, FunctionAggregator, reads_as_base
 from graders import FunctionGrader
 from rm_service._exceptions import MappingError
-from rm_service._jobs import loop_clock
 from rm_service._mapper import GraderConfig
 from rm_service._metrics import GraderTimer, ServiceMetrics
 from rm_service._result import GraderError, GraderScore, RecordResult
@@ -305,10 +303,15 @@ def test_only_an_aggregator_that_reads_as_the_base_gets_the_results_themselves()
         def combine(self, values: Mapping[str, float]) -> float:
             return 0.5
 
-    assert WeightedSumAggregator.reads_only and MinAggregator.reads_only and Combines.reads_only
-    assert FormulaAggregator.reads_only
-    assert not GateAggregator.reads_only and not FunctionAggregator.reads_only
-    assert not Writes.reads_only
+    def made(cls: type, *args: Any) -> Any:
+        return cls(*args) if args else cls("n", components=["a"])
+
+    assert reads_as_base(WeightedSumAggregator("w", {"a": 1}))
+    assert reads_as_base(MinAggregator("m", ["a"])) and reads_as_base(made(Combines))
+    assert reads_as_base(FormulaAggregator("f", "a"))
+    assert not reads_as_base(GateAggregator("g", gate="a", threshold=0.5, inner="b"))
+    assert not reads_as_base(FunctionAggregator(lambda results: 1.0, name="fn"))
+    assert not reads_as_base(made(Writes))
     runner = GradingRunner(
         {"a": FunctionGrader(lambda response: 0.25, name="a")},
         aggregators=[Writes("writes"), Combines("reward")],
@@ -338,8 +341,8 @@ class _Lists(_Observer):
         super().__init__()
         self.lists: dict[str, list[float]] = {}
 
-    def durations(self, grader: str) -> list[float]:
-        return self.lists.setdefault(grader, [])
+    def _inline_sinks(self, graders: list[str]) -> list[list[float]]:
+        return [self.lists.setdefault(g, []) for g in graders]
 
 
 def _inline_runner() -> GradingRunner:
@@ -397,21 +400,6 @@ async def test_a_deadline_past_times_no_call_and_the_histogram_counts_calls() ->
         assert kinds["gold"] == ("invalid_input" if rec.index == 1 else "timeout")
     metrics.flush()
     assert count("rm_grader_call_duration_seconds_count", {"grader": "x"}) == 3  # none timed
-
-
-async def test_the_loop_clock_is_the_loops() -> None:
-    loop = asyncio.get_running_loop()
-    assert loop_clock() is time.monotonic
-    assert abs(loop_clock()() - loop.time()) < 0.5
-
-    def fake() -> float:
-        return 42.0
-
-    loop.time = fake  # type: ignore[method-assign]
-    try:
-        assert loop_clock() is fake
-    finally:
-        del loop.time  # type: ignore[method-assign]
 
 
 def test_an_input_that_raises_keeps_the_records_before_it() -> None:
