@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rm_service._result import GraderScore, RecordResult
-from rm_service._wire import USAGE_KEYS, record_json, usage_of
+from rm_service._result import RecordResult
+from rm_service._wire import USAGE_KEYS, plain_line, record_json, usage_of
 
 __all__ = ["ComponentStats", "JudgeTotals", "RunSummary", "summarize_jsonl"]
 
@@ -233,14 +233,6 @@ class JudgeTotals:
 _NO_USAGE = dict.fromkeys(USAGE_KEYS, 0)
 
 
-def _unjudged(metas: Mapping[str, Mapping[str, Any]]) -> bool:
-    """No component's metadata speaks of a judge call: none has ``usage`` or ``cached``, which
-    the usage totals and the metrics read. The keys are tested, not their values: an
-    aggregate's metadata may hold anything there (an array has no truth value), and the
-    general path, which reads them only where they count, takes such a record."""
-    return not any(meta.get("usage") is not None or "cached" in meta for meta in metas.values())
-
-
 def _judged(metadata: Any) -> list[Mapping[str, Any]]:
     """The components' metadata in a record's ``metadata`` that are judge calls' (they carry
     ``usage``)."""
@@ -306,10 +298,9 @@ class RunSummary:
         record was *plain* (below), how many scored each component, by name in the order
         first seen: all a face's metrics need of such records (every component ``ok``).
 
-        A plain record: every component a :class:`GraderScore` (by exact type) with no judge
-        call in its metadata (no ``usage``, not ``cached``), and a reward. Its wire record is
-        built and folded here with nothing to look up (no status to work out, no usage, no
-        errors); any other record takes ``record_json`` and :meth:`add`'s reading of it.
+        A plain record (:func:`~rm_service._wire.plain_line`: every component a score, a
+        reward, no judge call) is folded here with nothing to read back (no status, no usage,
+        no errors); any other record takes ``record_json`` and :meth:`add`'s reading of it.
 
         Why: ``POST /grade`` walked a batch's results three times (the wire records, this
         summary, the metrics), and each walk's per-record work was a visible share of a cheap
@@ -320,41 +311,18 @@ class RunSummary:
         plain = 0
         every = True
         for rec in results:
-            scores: dict[str, float] = {}
-            reasons: dict[str, str] = {}
-            metas: dict[str, dict[str, Any]] = {}
-            for name, comp in rec.components.items():
-                if type(comp) is not GraderScore:
-                    break
-                scores[name] = comp.score
-                reasons[name] = comp.reason
-                if comp.metadata:
-                    metas[name] = comp.metadata
-            else:
-                reward = scores.get(rec.reward_name) if rec.reward_name is not None else None
-                if reward is not None and (not metas or _unjudged(metas)):
-                    lines.append(
-                        {
-                            "id": rec.id,
-                            "index": rec.index,
-                            "reward": reward,
-                            "status": "ok",
-                            "scores": scores,
-                            "reasons": reasons,
-                            "errors": {},
-                            "usage": dict.fromkeys(USAGE_KEYS, 0),
-                            "metadata": metas if metadata else {},
-                        }
-                    )
-                    plain += 1
-                    for name, score in scores.items():
-                        column = scored.get(name)
-                        if column is None:
-                            if name not in components:
-                                components[name] = ComponentStats(name)
-                            column = scored[name] = []
-                        column.append(score)
-                    continue
+            line = plain_line(rec, metadata=metadata)
+            if line is not None:
+                lines.append(line)
+                plain += 1
+                for name, score in line["scores"].items():
+                    column = scored.get(name)
+                    if column is None:
+                        if name not in components:
+                            components[name] = ComponentStats(name)
+                        column = scored[name] = []
+                    column.append(score)
+                continue
             every = False
             line = record_json(rec, metadata=metadata)
             lines.append(line)

@@ -41,6 +41,7 @@ __all__ = [
     "USAGE_KEYS",
     "json_text",
     "plain_json",
+    "plain_line",
     "record_from_json",
     "record_json",
     "record_status",
@@ -153,17 +154,16 @@ def record_json(
         if comp.metadata:
             metas[name] = comp.metadata
     reward = scores.get(rec.reward_name) if rec.reward_name is not None else None
-    out: dict[str, Any] = {
-        "id": rec.id,
-        "index": rec.index,
-        "reward": reward,
-        "status": "ok" if reward is not None else rec.status,
-        "scores": scores,
-        "reasons": reasons,
-        "errors": errors,
-        "usage": usage_of(metas.values()) if metas else dict.fromkeys(USAGE_KEYS, 0),
-        "metadata": metas if metadata else {},
-    }
+    out = _line(
+        rec,
+        reward,
+        "ok" if reward is not None else rec.status,
+        scores,
+        reasons,
+        errors,
+        usage_of(metas.values()) if metas else dict.fromkeys(USAGE_KEYS, 0),
+        metas if metadata else {},
+    )
     if line is not None:
         out["line"] = line
         if out["id"] is None:
@@ -172,6 +172,64 @@ def record_json(
         for err in errors.values():
             err["error"] = err["error"].replace(old, new)
     return out
+
+
+def plain_line(rec: RecordResult, *, metadata: bool = True) -> dict[str, Any] | None:
+    """``record_json(rec, metadata=metadata)`` for a *plain* record, else ``None``: every
+    component a :class:`GraderScore` (by exact type), a reward, and no judge call in any
+    component's metadata (no ``usage`` or ``cached`` key). Such a line has no status to work
+    out, no errors and no usage to add up.
+
+    Why: ``POST /grade`` builds a line for every record it answers, and on a cheap reward the
+    general reading was a visible share of a record's cost; a face folding the line into a
+    summary can also skip reading it back (see ``RunSummary.add_results``)."""
+    scores: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    for name, comp in rec.components.items():
+        if type(comp) is not GraderScore:
+            return None
+        scores[name] = comp.score
+        reasons[name] = comp.reason
+        if comp.metadata:
+            metas[name] = comp.metadata
+    reward = scores.get(rec.reward_name) if rec.reward_name is not None else None
+    if reward is None or (metas and not _unjudged(metas)):
+        return None
+    usage = dict.fromkeys(USAGE_KEYS, 0)
+    return _line(rec, reward, "ok", scores, reasons, {}, usage, metas if metadata else {})
+
+
+def _unjudged(metas: Mapping[str, Mapping[str, Any]]) -> bool:
+    """No component's metadata speaks of a judge call: none has ``usage`` or ``cached``, which
+    the usage totals and the metrics read. The keys are tested, not their values: an
+    aggregate's metadata may hold anything there (an array has no truth value), and the
+    general reading, which reads them only where they count, takes such a record."""
+    return not any(meta.get("usage") is not None or "cached" in meta for meta in metas.values())
+
+
+def _line(
+    rec: RecordResult,
+    reward: float | None,
+    status: str,
+    scores: dict[str, float | None],
+    reasons: dict[str, str],
+    errors: dict[str, dict[str, str]],
+    usage: dict[str, int],
+    metadata: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The wire record's keys, in their order (see the module docstring)."""
+    return {
+        "id": rec.id,
+        "index": rec.index,
+        "reward": reward,
+        "status": status,
+        "scores": scores,
+        "reasons": reasons,
+        "errors": errors,
+        "usage": usage,
+        "metadata": metadata,
+    }
 
 
 def reindexed(rec: RecordResult, index: int) -> RecordResult:
