@@ -259,15 +259,7 @@ class JobSource:
 
     def _pull_sync(self) -> Any:
         if not self.pulled:
-            if self.prepare is None:  # a record at a time: what _read(1) does, unbuffered
-                try:
-                    return next(self.iter)  # type: ignore[arg-type]  # set when there is no lock
-                except StopIteration:
-                    return _END
-                except Exception as exc:
-                    self.error = exc
-                    return _END
-            self._read(PREPARE_AHEAD)
+            self._read(PREPARE_AHEAD if self.prepare is not None else 1)
         record = self.pulled.popleft()
         if type(record) is _Raise:
             raise record.interrupt
