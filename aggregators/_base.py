@@ -119,22 +119,7 @@ class BaseAggregator:
         # Every component a score (by exact type; ``isinstance`` would take it too): no policy
         # applies, and from here this is the general path's work with no metadata.
         out, error = self._combined(values)
-        if error is not None:
-            return error
-        if type(out) is tuple and len(out) == 2:
-            score, reason = out
-            name = self.name
-            if (
-                type(score) is float
-                and 0.0 <= score <= 1.0  # NaN fails here, as in plain_reward
-                and type(reason) is str
-                and type(name) is str
-            ):
-                # What _scored builds from this pair (plain_reward gives a float in range back
-                # as itself), without its general reading of the return.
-                fields = {"name": name, "score": score, "reason": reason, "metadata": {}}
-                return assembled(GraderScore, fields)
-        return self._scored(out, {})
+        return error if error is not None else self._scored(out, {})
 
     def _with_policy(
         self, results: Mapping[str, GraderResult], names: Sequence[str]
@@ -177,8 +162,22 @@ class BaseAggregator:
             return None, GraderError(name=self.name, error=f"{type(exc).__name__}: {exc}")
 
     def _scored(self, out: Any, metadata: dict[str, Any]) -> GraderResult:
-        """The result of what :meth:`combine` returned (``metadata``: the policy's so far)."""
+        """The result of what :meth:`combine` returned (``metadata``: the policy's so far).
+
+        A ``(float in [0, 1], str)`` pair, what the built-in aggregators return, is built as it
+        is: the general reading below would give the same (``plain_reward`` gives such a float
+        back as itself), at several times the cost, for every record."""
         reason: Any = ""
+        if type(out) is tuple and len(out) == 2:
+            value, reason = out
+            if (
+                type(value) is float
+                and 0.0 <= value <= 1.0  # NaN fails here, as in plain_reward
+                and type(reason) is str
+                and type(self.name) is str
+            ):
+                fields = {"name": self.name, "score": value, "reason": reason, "metadata": metadata}
+                return assembled(GraderScore, fields)
         extra: list[Any] = []
         if isinstance(out, tuple):
             if len(out) == 2:
