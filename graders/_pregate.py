@@ -26,7 +26,6 @@ empty and master-key gates in :mod:`graders._master_key`, the restate gate in
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -502,7 +501,6 @@ def _entry(response: str, fields: Mapping[str, str]) -> dict[object, str | None]
     return verdicts
 
 
-@functools.lru_cache(maxsize=256)
 def _extra_reads(reads: tuple[str, ...], against: tuple[str, ...]) -> tuple[str, ...]:
     """The fields a gate reads beyond the record's key (the reference, its ``against`` ones)."""
     return tuple(dict.fromkeys(f for f in (*reads, *against) if f not in _ASKING))
